@@ -1,0 +1,45 @@
+"""Compilation targets, by name. One registry instead of if-chains at every call site.
+
+- webgpu:   WGSL kernels + a wasm32 host module (system-lib), linked with the TVM wasm runtime.
+- wasm-cpu: everything on the wasm32 host, for browsers without WebGPU.
+- llvm:     native CPU build of the same model (reference and fallback server).
+- cuda:     native NVIDIA build (the ceiling WebGPU is benchmarked against).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import tvm
+
+WASM32_HOST = {"kind": "llvm", "mtriple": "wasm32-unknown-unknown-wasm"}
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    name: str
+    make: Callable[[], tvm.target.Target]
+    is_wasm: bool  # output is linked with emcc into a .wasm, else a native shared library
+    is_gpu: bool
+    device: str  # tvm device name used to run it natively ("cpu", "cuda"); wasm ones run in JS
+
+    def target(self) -> tvm.target.Target:
+        return self.make()
+
+
+TARGETS: dict[str, TargetSpec] = {
+    spec.name: spec
+    for spec in [
+        TargetSpec("webgpu", lambda: tvm.target.Target({"kind": "webgpu", "host": WASM32_HOST}), True, True, "webgpu"),
+        TargetSpec("wasm-cpu", lambda: tvm.target.Target(WASM32_HOST), True, False, "cpu"),
+        TargetSpec("llvm", lambda: tvm.target.Target({"kind": "llvm"}), False, False, "cpu"),
+        TargetSpec("cuda", lambda: tvm.target.Target({"kind": "cuda", "host": {"kind": "llvm"}}), False, True, "cuda"),
+    ]
+}
+
+
+def get_target(name: str) -> TargetSpec:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise ValueError(f"unknown target {name!r}; choose one of: {', '.join(TARGETS)}") from None

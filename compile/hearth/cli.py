@@ -1,0 +1,91 @@
+"""`hearth`: one entry point for the ML engineer's jobs.
+
+Subcommands are a small registry: each maps to a function taking the parsed args.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor(as_json=args.json)
+
+
+def cmd_runtime_build(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .runtime.build import RuntimeBuildError, build_runtime
+
+    t0 = time.perf_counter()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("TVM wasm runtime", total=None)
+
+        def progress(step: str, done: int, total: int) -> None:
+            bar.update(task, description=f"runtime: {step}", completed=done, total=total)
+
+        try:
+            out = build_runtime(force=args.force, progress=progress)
+        except RuntimeBuildError as e:
+            console.print(f"[red]runtime build failed[/]\n{e}")
+            return 1
+    console.print(f"runtime ready: {out} ({time.perf_counter() - t0:.1f} s)")
+    print(out)
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from .build.smoke import CASES, build_case
+
+    out = Path(args.out)
+    for name in args.case or list(CASES):
+        t0 = time.perf_counter()
+        build_case(CASES[name], out / name, target=args.target)
+        console.print(f"{name} [{args.target}] -> {out / name} ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hearth", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("doctor", help="check every piece of the toolchain")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_doctor)
+
+    runtime = sub.add_parser("runtime", help="the TVM WebAssembly runtime").add_subparsers(dest="action", required=True)
+    p = runtime.add_parser("build", help="build (once, cached by TVM version) the wasm runtime objects")
+    p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    p.set_defaults(func=cmd_runtime_build)
+
+    from .build.smoke import CASES
+    from .build.targets import TARGETS
+
+    p = sub.add_parser("smoke", help="compile the Linear-SiLU-Linear smoke cases")
+    p.add_argument("--out", default="dist/smoke", help="output folder (default: dist/smoke)")
+    p.add_argument("--target", default="webgpu", choices=list(TARGETS))
+    p.add_argument("--case", action="append", choices=list(CASES), help="only this case (repeatable)")
+    p.set_defaults(func=cmd_smoke)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Command = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
