@@ -1,0 +1,52 @@
+/** Worker-side engine: WebGPU device, tvmjs runtime, model-case runner. */
+export {
+  describeAdapter,
+  requestGPU,
+  WebGPUCapabilityError,
+  WebGPUUnavailableError,
+  type AdapterDescription,
+  type AdapterLimitName,
+  type AdapterLimits,
+  type GPUHandle,
+  type RequestGPUOptions,
+  type WebGPUUnavailableReason,
+} from "./gpu.js";
+export {
+  asDirectoryUrl,
+  loadTensorCache,
+  loadTVMLibrary,
+  loadTvmjs,
+  MemoryArtifactCache,
+  parseTensorCacheManifest,
+  type FetchLike,
+  type LoadedTensorCache,
+  type LoadTensorCacheOptions,
+  type LoadTVMLibraryOptions,
+  type Logger,
+  type TensorCacheManifest,
+  type TensorCacheRecord,
+  type TensorCacheShard,
+  type TVMLibrary,
+} from "./tvm.js";
+export type * from "./tvmjs-types.js";
+export {
+  decodeTensorData,
+  dtypeBytes,
+  encodeTensorData,
+  f16BitsToNumber,
+  isTensorDType,
+  numberToF16Bits,
+  numElements,
+  type TensorDType,
+} from "./dtype.js";
+export {
+  parseSmokeCase,
+  runCase,
+  type CaseRanResult,
+  type CaseResult,
+  type CaseSkippedResult,
+  type CaseTensor,
+  type CaseTimings,
+  type RunCaseDeps,
+  type SmokeCase,
+} from "./smoke.js";
