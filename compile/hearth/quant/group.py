@@ -1,0 +1,598 @@
+"""MLC-LLM group quantization (q4f16_1 / q4f32_1): numpy codec, nn layers, model/param rewriting.
+
+Layout (identical to MLC-LLM ``GroupQuantize`` with ``linear_weight_layout="NK"``; see
+``mlc_llm/quantization/group_quantization.py`` and ``utils.py``: ``_quantize``, ``pack_weight``,
+``convert_uint_to_float``, ``_dequantize``):
+
+* A weight W[..., K] is grouped along its LAST axis: K of a Linear weight [N, K] (the reduction
+  axis), hidden of an Embedding table [vocab, hidden]. Group g covers K indices [32g, 32g+32).
+* Per group, computed in the model dtype (f16 for q4f16_1, each op rounded to f16 as MLC's f16
+  TIR does):  scale = max|w| / 7;  q = clip(round(w / scale + 7), 0, 14)  (round half to even).
+  Dequantized value: (q - 7) * scale, again in the model dtype.
+* Packing: 8 codes per uint32, code of element k lands in word k // 8 at bits 4 * (k % 8),
+  i.e. the first element in the least significant nibble:
+      word = q[0] | q[1] << 4 | q[2] << 8 | ... | q[7] << 28
+* q_weight: uint32 [..., ceil(K/32) * 4], q_scale: model dtype [..., ceil(K/32)].
+* K not a multiple of 32: padded like MLC. The last group's scale uses only the real elements;
+  padded slots hold code 0 in the packed words; dequantization produces exactly K columns.
+* An all-zero group has scale 0. MLC divides 0/0 there (its llvm build then writes code 0); we write
+  code 7 (= zero). Both dequantize to zeros. Every other group is bit-identical to MLC's kernel
+  (tests/test_quant.py compiles a TE transcription of it and compares).
+
+Kernels: each quantized layer call is emitted as ONE TE PrimFunc ("dequantize" block + consumer
+block), the form MLC-LLM's pipeline reaches only through its extra Relax passes
+(FuseTransposeMatmul, FuseDequantizeMatmulEwise, FuseDequantizeTake); TVM's generic FuseOps alone
+would leave the dequantize as its own kernel writing the full float weight. dlight's GEMV
+(decode) / Matmul (prefill) rules inline the decode into the reduction; FuseOps still appends
+later elementwise ops (activations, residual adds). Matmuls accumulate in float32, bias included,
+and round once to the output dtype (also for f16 models).
+
+Which layers (MLC's rules): every nn.Linear and nn.Embedding, subclasses included, except modules
+with ``no_quantization = True``, MoE router gates (name ends with "gate", out_features <= 256),
+and, only for schemes with quantize_final_fc=False (none shipped), the final LM head.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tvm import te, tirx
+from tvm.relax.frontend import nn
+
+from .schemes import QuantScheme, get_scheme
+
+__all__ = [
+    "quantize_weight",
+    "unpack_codes",
+    "te_dequantize",
+    "te_dequantize_matmul_nt",
+    "te_dequantize_take",
+    "dequantize_weight",
+    "GroupQuantLinear",
+    "GroupQuantEmbedding",
+    "quantize_model",
+    "QuantPlan",
+    "ParamPlan",
+    "build_plan",
+    "quantize_params",
+]
+
+# Rows handled per step of the numpy codec: keeps temporaries cache/RAM friendly.
+_CHUNK_ELEMS = 1 << 22
+
+
+# ----------------------------------------------------------------------------------------------
+# numpy codec (offline: weights converter, tests)
+# ----------------------------------------------------------------------------------------------
+def _require_q4_uint32(scheme: QuantScheme) -> None:
+    if not scheme.is_quantized:
+        raise ValueError(f"{scheme.name} is not a group-quantization scheme")
+    if scheme.bits != 4 or scheme.storage_dtype != "uint32":
+        # The byte-pair packing below is specific to 4-bit codes in uint32 words.
+        raise NotImplementedError(f"{scheme.name}: only 4-bit codes in uint32 are implemented")
+
+
+def _round_to(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Round float32 intermediates to the model dtype and back (no-op for float32).
+
+    An f16 op (+, -, *, /) on f16 inputs equals the f32 op rounded once to f16 (f32 has
+    24 >= 2*11 + 2 bits), so this reproduces MLC's f16 TIR arithmetic exactly.
+    """
+    if dtype == np.float32:
+        return x
+    return x.astype(dtype).astype(np.float32)
+
+
+def _round_f16_inplace(x: np.ndarray) -> np.ndarray:
+    """Round float32 values to float16 precision in place (round half to even), staying float32.
+
+    Exact for values in f16's normal range; below it (|x| < 2**-14) it keeps 11 significant bits
+    instead of f16's fixed 2**-24 grid. Used only for w/scale (|x| <= 7), whose next step, x + 7,
+    rounds any such tiny x away identically. About 4x faster than astype(float16) and back.
+    """
+    u = x.view(np.uint32)
+    lsb = (u >> np.uint32(13)) & np.uint32(1)
+    u += np.uint32(0xFFF)
+    u += lsb
+    u &= np.uint32(0xFFFFE000)
+    return x
+
+
+def _quantize_rows(w: np.ndarray, scheme: QuantScheme, k_pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """w: [R, K] already in the model dtype. Returns (packed uint32 [R, k_pad/8], scale [R, G])."""
+    mdt = np.dtype(scheme.model_dtype)
+    rows, k = w.shape
+    gs = scheme.group_size
+    max_int = np.float32(scheme.max_int)
+    w32 = w.astype(np.float32)
+    if k_pad != k:
+        w32 = np.concatenate([w32, np.zeros((rows, k_pad - k), np.float32)], axis=1)
+    g = w32.reshape(rows, k_pad // gs, gs)
+    scale = _round_to(np.abs(g).max(axis=-1) / max_int, mdt)  # [R, G], exact model-dtype values
+    div = np.where(scale == 0, np.float32(1), scale)  # all-zero group: codes become max_int
+    t = g / div[..., None]
+    if mdt == np.float16:
+        _round_f16_inplace(t)
+        t += max_int
+        _round_f16_inplace(t)
+    else:
+        t += max_int
+    np.rint(t, out=t)  # round half to even, like LLVM's nearbyint for tirx.round
+    np.clip(t, 0, 2 * max_int, out=t)
+    codes = t.astype(np.uint8).reshape(rows, k_pad)
+    if k_pad != k:
+        codes[:, k:] = 0  # MLC's pack_weight writes 0 into slots past K
+    # two codes per byte (even index in the low nibble), four bytes per little-endian uint32:
+    # element i of each 8-group ends up at bits 4*i of the word.
+    packed_bytes = codes[:, 0::2] | (codes[:, 1::2] << 4)
+    packed = np.ascontiguousarray(packed_bytes).view("<u4").astype(np.uint32, copy=False)
+    return packed, scale.astype(mdt)
+
+
+def quantize_weight(w: np.ndarray, scheme: QuantScheme | str) -> tuple[np.ndarray, np.ndarray]:
+    """Group-quantize `w` along its last axis.
+
+    Returns (q_weight uint32 [..., ceil(K/32)*4], q_scale model-dtype [..., ceil(K/32)]).
+    `w` is first cast to the scheme's model dtype (MLC quantizes the model-dtype weight).
+    """
+    scheme = get_scheme(scheme)
+    _require_q4_uint32(scheme)
+    w = np.asarray(w)
+    if w.ndim < 1 or w.shape[-1] == 0:
+        raise ValueError(f"cannot group-quantize an array of shape {w.shape}")
+    if not np.issubdtype(w.dtype, np.floating):
+        raise TypeError(f"expected a floating-point weight, got {w.dtype}")
+    mdt = np.dtype(scheme.model_dtype)
+    lead, k = w.shape[:-1], w.shape[-1]
+    k_pad = scheme.num_groups(k) * scheme.group_size
+    w2 = w.reshape(-1, k)
+    rows = w2.shape[0]
+    qw_shape, qs_shape = scheme.quantized_shapes(w.shape)
+    q_weight = np.empty((rows, qw_shape[-1]), np.uint32)
+    q_scale = np.empty((rows, qs_shape[-1]), mdt)
+    step = max(1, _CHUNK_ELEMS // k_pad)
+    for r0 in range(0, rows, step):
+        r1 = min(rows, r0 + step)
+        with np.errstate(over="ignore"):  # overflow to inf is reported just below
+            chunk = w2[r0:r1].astype(mdt, copy=False)
+        if not np.all(np.isfinite(chunk)):
+            raise ValueError("weight has non-finite values (after the cast to the model dtype)")
+        q_weight[r0:r1], q_scale[r0:r1] = _quantize_rows(chunk, scheme, k_pad)
+    return q_weight.reshape(qw_shape), q_scale.reshape(qs_shape)
+
+
+def unpack_codes(q_weight: np.ndarray, k: int | None = None) -> np.ndarray:
+    """uint32 [..., W] -> uint8 codes [..., k] (default k = 8*W)."""
+    qw = np.ascontiguousarray(q_weight, dtype=np.uint32)
+    b = qw.astype("<u4", copy=False).view(np.uint8)  # [..., 4W] little-endian bytes
+    codes = np.empty((*b.shape[:-1], b.shape[-1] * 2), np.uint8)
+    codes[..., 0::2] = b & 0xF
+    codes[..., 1::2] = b >> 4
+    return codes if k is None else codes[..., :k]
+
+
+def dequantize_weight(
+    q_weight: np.ndarray,
+    q_scale: np.ndarray,
+    scheme: QuantScheme | str,
+    k: int | None = None,
+    out_dtype: str | None = None,
+) -> np.ndarray:
+    """Inverse of quantize_weight: (q - 7) * scale in the model dtype, [..., k] (k defaults to
+    the padded width ceil(K/32)*32; pass the original K to drop the padding)."""
+    scheme = get_scheme(scheme)
+    _require_q4_uint32(scheme)
+    mdt = np.dtype(scheme.model_dtype)
+    q_scale = np.asarray(q_scale)
+    k_pad = q_scale.shape[-1] * scheme.group_size
+    if q_weight.shape[-1] * scheme.elems_per_storage != k_pad or q_weight.shape[:-1] != q_scale.shape[:-1]:
+        raise ValueError(f"q_weight {q_weight.shape} and q_scale {q_scale.shape} do not match")
+    k = k_pad if k is None else int(k)
+    if not (k_pad - scheme.group_size < k <= k_pad):
+        raise ValueError(f"k={k} does not fit {q_scale.shape[-1]} groups of {scheme.group_size}")
+    lead = q_scale.shape[:-1]
+    n_groups = q_scale.shape[-1]
+    qw2 = q_weight.reshape(-1, q_weight.shape[-1])
+    qs2 = q_scale.reshape(-1, n_groups).astype(np.float32)
+    rows = qw2.shape[0]
+    out = np.empty((rows, k), mdt)
+    # (q - 7) is exact and (q - 7) * scale in f32 is exact, so one rounding = the f16 product.
+    lut = np.arange(16, dtype=np.float32) - np.float32(scheme.max_int)
+    step = max(1, _CHUNK_ELEMS // k_pad)
+    for r0 in range(0, rows, step):
+        r1 = min(rows, r0 + step)
+        vals = lut[unpack_codes(qw2[r0:r1])].reshape(r1 - r0, n_groups, scheme.group_size)
+        vals *= qs2[r0:r1, :, None]
+        out[r0:r1] = vals.reshape(r1 - r0, k_pad)[:, :k]
+    out = out.reshape(*lead, k)
+    return out if out_dtype is None else out.astype(out_dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# TE kernels. Each layer call is ONE PrimFunc whose first block decodes the packed weights and whose
+# second block consumes them (NT matmul, or row gather). This is the shape MLC-LLM's pipeline
+# reaches only after its own FuseTransposeMatmul / FuseDequantizeMatmulEwise / FuseDequantizeTake
+# passes (TVM's FuseOps does not fuse an injective producer into a matmul's input). Emitting it
+# directly means the generic pipeline (hearth.build.pipeline) already gives one kernel per layer:
+# dlight's GEMV / Matmul rules inline the "dequantize" block into the reduction; FuseOps still fuses
+# elementwise epilogues (bias add, activations) behind it.
+# ----------------------------------------------------------------------------------------------
+_ACC_DTYPE = "float32"  # matmul accumulator (also for f16 models; output cast back to f16)
+
+
+def _decode(scheme: QuantScheme, q_weight, q_scale, row, j):
+    """Model-dtype value of element (row..., j) of a packed weight (MLC's _dequantize)."""
+    sdt = scheme.storage_dtype
+    mdt = scheme.model_dtype
+    word = q_weight(*row, j // scheme.elems_per_storage)
+    shift = ((j % scheme.elems_per_storage) * scheme.bits).astype(sdt)
+    code = tirx.bitwise_and(tirx.shift_right(word, shift), tirx.const((1 << scheme.bits) - 1, sdt))
+    return (code.astype(mdt) - tirx.const(scheme.max_int, mdt)) * q_scale(*row, j // scheme.group_size)
+
+
+def te_dequantize(scheme: QuantScheme, q_weight: te.Tensor, q_scale: te.Tensor, k: int) -> te.Tensor:
+    """[..., K] model-dtype weight from q_weight [..., W] and q_scale [..., G]."""
+    out_shape = [*q_weight.shape[:-1], tirx.IntImm("int64", k)]
+    return te.compute(
+        out_shape,
+        lambda *idx: _decode(scheme, q_weight, q_scale, idx[:-1], idx[-1]),
+        name="dequantize",
+    )
+
+
+def te_dequantize_matmul_nt(
+    scheme: QuantScheme,
+    x: te.Tensor,
+    q_weight: te.Tensor,
+    q_scale: te.Tensor,
+    k: int,
+    out_dtype: str,
+    bias: te.Tensor | None = None,
+) -> te.Tensor:
+    """y[..., n] = sum_k x[..., k] * dequant(W)[n, k] (+ bias[n]), in float32, then cast once."""
+    w = te_dequantize(scheme, q_weight, q_scale, k)
+    r = te.reduce_axis((0, tirx.IntImm("int64", k)), name="k")
+    out_shape = [*x.shape[:-1], q_weight.shape[0]]
+    y = te.compute(
+        out_shape,
+        lambda *idx: te.sum(
+            x(*idx[:-1], r).astype(_ACC_DTYPE) * w(idx[-1], r).astype(_ACC_DTYPE), axis=r
+        ),
+        name="NT_matmul",
+    )
+    if bias is None and out_dtype == _ACC_DTYPE:
+        return y
+
+    def epilogue(*idx):
+        v = y(*idx)
+        if bias is not None:
+            v = v + bias(idx[-1]).astype(_ACC_DTYPE)
+        return v.astype(out_dtype)
+
+    return te.compute(out_shape, epilogue, name="T_add" if bias is not None else "cast")
+
+
+def te_dequantize_take(scheme: QuantScheme, q_weight: te.Tensor, q_scale: te.Tensor, ids: te.Tensor, k: int) -> te.Tensor:
+    """Rows ids[...] of the dequantized table: [*ids.shape, K]. Only the gathered rows are decoded.
+    Like relax take in its default mode, out-of-range ids are not checked."""
+    out_shape = [*ids.shape, tirx.IntImm("int64", k)]
+
+    def fcompute(*idx):
+        row = ids(*idx[:-1]).astype("int64")
+        return _decode(scheme, q_weight, q_scale, (row,), idx[-1])
+
+    return te.compute(out_shape, fcompute, name="dequantize_take")
+
+
+def _check_k(k: Any, what: str) -> int:
+    if not isinstance(k, int):
+        raise ValueError(f"{what}: the grouped dimension must be a static int, got {k!r}")
+    return k
+
+
+class GroupQuantLinear(nn.Module):
+    """nn.Linear with group-quantized weight (params: q_weight, q_scale, optional bias)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int | str | tirx.Var,
+        scheme: QuantScheme | str,
+        bias: bool = True,
+        out_dtype: str | None = None,
+        bias_dtype: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.scheme = get_scheme(scheme)
+        _require_q4_uint32(self.scheme)
+        self.in_features = _check_k(in_features, "GroupQuantLinear")
+        self.out_features = out_features
+        self.out_dtype = out_dtype
+        g = self.scheme.num_groups(in_features)
+        self.q_weight = nn.Parameter((out_features, g * self.scheme.storage_per_group), self.scheme.storage_dtype)
+        self.q_scale = nn.Parameter((out_features, g), self.scheme.scale_dtype)
+        if bias:
+            self.bias = nn.Parameter((out_features,), bias_dtype or out_dtype or self.scheme.model_dtype)
+        else:
+            self.bias = None
+
+    @staticmethod
+    def from_linear(src: nn.Linear, scheme: QuantScheme | str) -> "GroupQuantLinear":
+        out_features, in_features = src.weight.shape  # symbolic out_features stays a tirx.Var
+        src_bias = getattr(src, "bias", None)
+        layer = GroupQuantLinear(
+            in_features=in_features,
+            out_features=out_features,
+            scheme=scheme,
+            bias=src_bias is not None,
+            out_dtype=src.out_dtype,
+            bias_dtype=src_bias.dtype if src_bias is not None else None,
+        )
+        if layer.bias is not None:
+            layer.bias.attrs = dict(src_bias.attrs)
+        return layer
+
+    def dequantized_weight(self) -> nn.Tensor:
+        """[N, K] model-dtype weight as its own op (for debugging / non-matmul uses)."""
+        return nn.op.tensor_expr_op(
+            lambda w, s: te_dequantize(self.scheme, w, s, self.in_features),
+            name_hint="dequantize",
+            args=[self.q_weight, self.q_scale],
+        )
+
+    def forward(self, x: nn.Tensor) -> nn.Tensor:
+        if x.dtype != self.scheme.model_dtype:
+            raise TypeError(f"GroupQuantLinear({self.scheme.name}) got {x.dtype} input")
+        out_dtype = self.out_dtype or self.scheme.model_dtype
+        if self.bias is None:
+            return nn.op.tensor_expr_op(
+                lambda xx, w, s: te_dequantize_matmul_nt(self.scheme, xx, w, s, self.in_features, out_dtype),
+                name_hint="dequantize_NT_matmul",
+                args=[x, self.q_weight, self.q_scale],
+            )
+        # bias is added to the float32 accumulator, before the single cast to out_dtype
+        return nn.op.tensor_expr_op(
+            lambda xx, w, s, b: te_dequantize_matmul_nt(self.scheme, xx, w, s, self.in_features, out_dtype, b),
+            name_hint="dequantize_NT_matmul_add",
+            args=[x, self.q_weight, self.q_scale, self.bias],
+        )
+
+    def to(self, dtype: str | None = None) -> None:
+        """Packed weights and scales keep their dtypes; only the bias follows (as in MLC)."""
+        if self.bias is not None and self.out_dtype is None:
+            self.bias.to(dtype=dtype)
+
+
+class GroupQuantEmbedding(nn.Module):
+    """nn.Embedding with a group-quantized table (params: q_weight, q_scale).
+
+    forward(ids) gathers the packed rows and decodes only those (one kernel); lm_head_forward(x)
+    computes x @ dequant(table)^T (tied LM head) with float32 logits, like MLC's models.
+    """
+
+    def __init__(self, num: int | str | tirx.Var, dim: int, scheme: QuantScheme | str) -> None:
+        super().__init__()
+        self.scheme = get_scheme(scheme)
+        _require_q4_uint32(self.scheme)
+        self.num = num
+        self.dim = _check_k(dim, "GroupQuantEmbedding")
+        g = self.scheme.num_groups(dim)
+        self.q_weight = nn.Parameter((num, g * self.scheme.storage_per_group), self.scheme.storage_dtype)
+        self.q_scale = nn.Parameter((num, g), self.scheme.scale_dtype)
+
+    @staticmethod
+    def from_embedding(src: nn.Embedding, scheme: QuantScheme | str) -> "GroupQuantEmbedding":
+        num, dim = src.weight.shape
+        return GroupQuantEmbedding(num, dim, scheme)
+
+    def forward(self, x: nn.Tensor) -> nn.Tensor:
+        if not x.dtype.startswith("int"):
+            raise TypeError(f"GroupQuantEmbedding expects integer ids, got {x.dtype}")
+        return nn.op.tensor_expr_op(
+            lambda w, s, ids: te_dequantize_take(self.scheme, w, s, ids, self.dim),
+            name_hint="dequantize_take",
+            args=[self.q_weight, self.q_scale, x],
+        )
+
+    def lm_head_forward(self, x: nn.Tensor, out_dtype: str = "float32") -> nn.Tensor:
+        if x.dtype != self.scheme.model_dtype:
+            raise TypeError(f"GroupQuantEmbedding({self.scheme.name}).lm_head_forward got {x.dtype} input")
+        return nn.op.tensor_expr_op(
+            lambda xx, w, s: te_dequantize_matmul_nt(self.scheme, xx, w, s, self.dim, out_dtype),
+            name_hint="dequantize_NT_matmul",
+            args=[x, self.q_weight, self.q_scale],
+        )
+
+    def to(self, dtype: str | None = None) -> None:
+        """Packed tables keep their dtypes."""
+
+
+# ----------------------------------------------------------------------------------------------
+# model rewriting
+# ----------------------------------------------------------------------------------------------
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _check_weight_dtype(name: str, param: nn.Parameter, scheme: QuantScheme) -> None:
+    if param.dtype != scheme.model_dtype:
+        raise ValueError(
+            f"{_join(name, 'weight')} is {param.dtype} but {scheme.name} needs the model built in "
+            f"{scheme.model_dtype}"
+        )
+
+
+def _is_final_fc(name: str) -> bool:
+    return name in ("head", "lm_head", "lm_head.linear", "embed_out")  # MLC's is_final_fc
+
+
+def _is_moe_gate(name: str, node: nn.Linear) -> bool:  # MLC's is_moe_gate
+    return name.endswith("gate") and isinstance(node.out_features, int) and node.out_features <= 256
+
+
+class _QuantizeMutator(nn.Mutator):
+    def __init__(self, scheme: QuantScheme) -> None:
+        super().__init__()
+        self.scheme = scheme
+
+    def visit_module(self, name: str, node: nn.Module) -> Any:
+        if getattr(node, "no_quantization", False):  # MLC's opt-out flag
+            return node
+        if isinstance(node, nn.Linear) and not _is_moe_gate(name, node) and (
+            self.scheme.quantize_final_fc or not _is_final_fc(name)
+        ):
+            _check_weight_dtype(name, node.weight, self.scheme)
+            return GroupQuantLinear.from_linear(node, self.scheme)
+        if isinstance(node, nn.Embedding) and self.scheme.quantize_embedding:
+            _check_weight_dtype(name, node.weight, self.scheme)
+            return GroupQuantEmbedding.from_embedding(node, self.scheme)
+        return self.visit(name, node)
+
+
+def quantize_model(model: nn.Module, scheme: QuantScheme | str) -> nn.Module:
+    """Replace every nn.Linear / nn.Embedding (subclasses included) by its group-quantized layer
+    (exceptions: see the module docstring).
+
+    The model must already be built in scheme.model_dtype (checked for the replaced weights; no
+    implicit cast). q0 schemes return the model unchanged.
+    The model is mutated in place and returned (a quantized root module is returned as new).
+    """
+    scheme = get_scheme(scheme)
+    if not scheme.is_quantized:
+        return model
+    return _QuantizeMutator(scheme).visit_module("", model)
+
+
+# ----------------------------------------------------------------------------------------------
+# parameter conversion plan (streamable: one source tensor in, its output tensors out)
+# ----------------------------------------------------------------------------------------------
+def _named_modules(root: Any, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
+    """Modules with the dotted names export_tvm / named_parameters give their parameters."""
+    if isinstance(root, nn.ModuleList):
+        for i, sub in enumerate(root):
+            yield from _named_modules(sub, _join(prefix, str(i)))
+        return
+    if isinstance(root, nn.ModuleDict):
+        for k, sub in root.items():
+            yield from _named_modules(sub, _join(prefix, k))
+        return
+    if not isinstance(root, nn.Module):
+        return
+    yield prefix, root
+    for key, item in root.__dict__.items():
+        if isinstance(item, (nn.Module, nn.ModuleList, nn.ModuleDict)):
+            yield from _named_modules(item, _join(prefix, key))
+
+
+@dataclass(frozen=True)
+class ParamPlan:
+    """How one source tensor becomes model parameters."""
+
+    source: str  # source name, e.g. "model.layers.0.mlp.down_proj.weight"
+    kind: str  # "quantize" or "cast"
+    shape: tuple[int, ...]  # expected source shape
+    outputs: dict[str, tuple[tuple[int, ...], str]]  # output name -> (shape, dtype)
+
+
+@dataclass
+class QuantPlan:
+    """Source-name -> output-params plan, built by build_plan() from the (quantized) model.
+
+    A weights loader streams: for each checkpoint tensor (after renaming/concatenation into the
+    model's unquantized names, e.g. "...qkv_proj.weight"), quantize_param(name, array) returns
+    the finished params ({"...q_weight": uint32, "...q_scale": f16/f32} or {name: array in the
+    param's dtype}). Outputs come in the order tensors are fed, not export order.
+    """
+
+    scheme: QuantScheme
+    params: dict[str, ParamPlan] = field(default_factory=dict)  # by source name
+
+    def output_names(self) -> list[str]:
+        return [o for p in self.params.values() for o in p.outputs]
+
+    def quantize_param(self, name: str, array: np.ndarray) -> dict[str, np.ndarray]:
+        """Convert one source tensor; returns {output name: array} in the model's dtypes."""
+        try:
+            plan = self.params[name]
+        except KeyError:
+            raise KeyError(f"{name!r} is not a parameter of the model ({self.scheme.name})") from None
+        array = np.asarray(array)
+        if tuple(array.shape) != plan.shape:
+            raise ValueError(f"{name}: shape {array.shape} != expected {plan.shape}")
+        if plan.kind == "cast":
+            ((out, (_, dtype)),) = plan.outputs.items()
+            return {out: array.astype(dtype, copy=False)}
+        q_weight, q_scale = quantize_weight(array, self.scheme)
+        qw_name, qs_name = plan.outputs
+        return {qw_name: q_weight, qs_name: q_scale}
+
+    def bits_per_param(self) -> float:
+        """Stored bits per source parameter over the whole model (scales, norms, biases too)."""
+        n_src = sum(math.prod(p.shape) for p in self.params.values())
+        n_bits = sum(
+            math.prod(shape) * np.dtype(dtype).itemsize * 8
+            for p in self.params.values()
+            for shape, dtype in p.outputs.values()
+        )
+        return n_bits / n_src
+
+
+def _static_shape(shape, name: str) -> tuple[int, ...]:
+    if not all(isinstance(s, int) for s in shape):
+        raise ValueError(f"{name}: symbolic shape {shape} cannot be planned; bind it to ints first")
+    return tuple(shape)
+
+
+def build_plan(model: nn.Module, scheme: QuantScheme | str) -> QuantPlan:
+    """Plan from a model AFTER quantize_model (for q0 schemes: the plain model)."""
+    scheme = get_scheme(scheme)
+    plan = QuantPlan(scheme)
+    covered: set[str] = set()
+    for name, mod in _named_modules(model):
+        if isinstance(mod, (GroupQuantLinear, GroupQuantEmbedding)):
+            if mod.scheme != scheme:
+                raise ValueError(f"{name} was quantized with {mod.scheme.name}, not {scheme.name}")
+            k = mod.in_features if isinstance(mod, GroupQuantLinear) else mod.dim
+            qw = _join(name, "q_weight")
+            qs = _join(name, "q_scale")
+            qw_shape = _static_shape(mod.q_weight.shape, qw)
+            src = _join(name, "weight")
+            plan.params[src] = ParamPlan(
+                source=src,
+                kind="quantize",
+                shape=(qw_shape[0], k),
+                outputs={
+                    qw: (qw_shape, str(np.dtype(mod.q_weight.dtype))),
+                    qs: (_static_shape(mod.q_scale.shape, qs), str(np.dtype(mod.q_scale.dtype))),
+                },
+            )
+            covered.update((qw, qs))
+    for pname, param in model.named_parameters():
+        if pname in covered:
+            continue
+        shape = _static_shape(param.shape, pname)
+        plan.params[pname] = ParamPlan(pname, "cast", shape, {pname: (shape, str(np.dtype(param.dtype)))})
+    return plan
+
+
+def quantize_params(
+    params: Mapping[str, np.ndarray], model: nn.Module | QuantPlan, scheme: QuantScheme | str | None = None
+) -> dict[str, np.ndarray]:
+    """Convert a whole source state dict. `model` is the quantized model (or a prebuilt plan).
+    Every model parameter must be present; unknown source names raise KeyError."""
+    if isinstance(model, QuantPlan):
+        plan = model
+    else:
+        if scheme is None:
+            raise ValueError("quantize_params(params, model, scheme): scheme is required with a model")
+        plan = build_plan(model, scheme)
+    out: dict[str, np.ndarray] = {}
+    for name, array in params.items():
+        out.update(plan.quantize_param(name, array))
+    missing = [n for n in plan.params if n not in params]
+    if missing:
+        raise KeyError(f"source params missing for: {', '.join(missing)}")
+    return out

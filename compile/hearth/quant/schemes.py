@@ -1,0 +1,157 @@
+"""Quantization schemes, as data.
+
+The names and parameters are MLC-LLM's (``mlc_llm/quantization/quantization.py``), limited to
+the four Hearth ships:
+
+    q0f32    no quantization, float32 model
+    q0f16    no quantization, float16 model
+    q4f32_1  group quantization: int4 in uint32 words, 32 weights per group, float32 scales/compute
+    q4f16_1  group quantization: int4 in uint32 words, 32 weights per group, float16 scales/compute
+
+"_1" is MLC's "NK" weight layout: a Linear weight keeps PyTorch's [out_features=N, in_features=K]
+shape and groups run along K (the reduction axis); packed q_weight is [N, K/8], q_scale [N, K/32].
+As in MLC, the scale dtype is the model dtype.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "QuantScheme",
+    "SCHEMES",
+    "UnknownQuantizationError",
+    "get_scheme",
+    "bits_per_param",
+]
+
+
+class UnknownQuantizationError(ValueError):
+    """Raised for a quantization name that is not in SCHEMES."""
+
+    def __init__(self, name: str, known: Iterable[str]):
+        self.name = name
+        self.known = tuple(known)
+        super().__init__(
+            f"unknown quantization scheme {name!r}; known schemes: {', '.join(self.known)}"
+        )
+
+
+@dataclass(frozen=True)
+class QuantScheme:
+    """One quantization scheme. Fields not meaningful for kind="none" keep their defaults."""
+
+    name: str
+    kind: Literal["none", "group"]
+    model_dtype: Literal["float16", "float32"]
+    bits: int = 0  # bits per quantized element (4 for q4*); 0 for kind="none"
+    group_size: int = 0  # elements sharing one scale, along the grouped axis
+    storage_dtype: str = "uint32"  # word the quantized elements are packed into
+    linear_weight_layout: Literal["NK"] = "NK"
+    quantize_embedding: bool = True  # MLC quantizes the embedding table (and tied lm_head)
+    quantize_final_fc: bool = True  # ... and an untied lm_head Linear
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("none", "group"):
+            raise ValueError(f"{self.name}: kind must be 'none' or 'group', got {self.kind!r}")
+        if self.kind == "group":
+            if self.bits <= 0 or self.storage_bits % self.bits:
+                raise ValueError(f"{self.name}: {self.bits}-bit elements do not tile {self.storage_dtype}")
+            if self.group_size % self.elems_per_storage:
+                raise ValueError(
+                    f"{self.name}: group_size {self.group_size} is not a multiple of "
+                    f"{self.elems_per_storage} elements per {self.storage_dtype}"
+                )
+            if self.linear_weight_layout != "NK":
+                raise ValueError(f"{self.name}: only the NK layout is implemented")
+
+    # -- derived quantities (MLC's GroupQuantize.__post_init__) ---------------------------------
+    @property
+    def is_quantized(self) -> bool:
+        return self.kind == "group"
+
+    @property
+    def scale_dtype(self) -> str:
+        """MLC stores q_scale in the model dtype."""
+        return self.model_dtype
+
+    @property
+    def storage_bits(self) -> int:
+        return np.dtype(self.storage_dtype).itemsize * 8
+
+    @property
+    def elems_per_storage(self) -> int:
+        """Quantized elements per storage word: 8 for int4 in uint32."""
+        return self.storage_bits // self.bits
+
+    @property
+    def storage_per_group(self) -> int:
+        """Storage words per group: 4 for 32 int4 values in uint32."""
+        return self.group_size // self.elems_per_storage
+
+    @property
+    def max_int(self) -> int:
+        """Largest magnitude of the symmetric signed code: 2**(bits-1) - 1 = 7 for int4."""
+        return (1 << (self.bits - 1)) - 1
+
+    @property
+    def model_bits(self) -> int:
+        return np.dtype(self.model_dtype).itemsize * 8
+
+    def num_groups(self, k: int) -> int:
+        """Groups covering k elements (the last one zero-padded when k % group_size != 0)."""
+        return math.ceil(k / self.group_size)
+
+    def quantized_shapes(self, shape: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(q_weight shape, q_scale shape) for a weight of `shape`, grouped along its last axis."""
+        *lead, k = (int(s) for s in shape)
+        g = self.num_groups(k)
+        return (*lead, g * self.storage_per_group), (*lead, g)
+
+
+SCHEMES: dict[str, QuantScheme] = {
+    s.name: s
+    for s in [
+        QuantScheme(name="q0f32", kind="none", model_dtype="float32"),
+        QuantScheme(name="q0f16", kind="none", model_dtype="float16"),
+        QuantScheme(name="q4f16_1", kind="group", model_dtype="float16", bits=4, group_size=32),
+        QuantScheme(name="q4f32_1", kind="group", model_dtype="float32", bits=4, group_size=32),
+    ]
+}
+
+
+def get_scheme(name: str | QuantScheme) -> QuantScheme:
+    """Look a scheme up by name (a QuantScheme passes through)."""
+    if isinstance(name, QuantScheme):
+        return name
+    try:
+        return SCHEMES[name]
+    except KeyError:
+        raise UnknownQuantizationError(name, SCHEMES) from None
+
+
+def bits_per_param(scheme: QuantScheme | str, shapes: Iterable[Sequence[int]]) -> float:
+    """Effective stored bits per original parameter over weights of `shapes`, scales included.
+
+    Every shape is taken as a weight the scheme quantizes (grouped along its last axis, padding
+    included); for kind="none" it is just the model dtype's width. E.g. q4f16_1 on [4096, 4096]:
+    (4096*512*32 + 4096*128*16) / 4096**2 = 4 + 16/32 = 4.5.
+    """
+    scheme = get_scheme(scheme)
+    n_params = 0
+    n_bits = 0
+    for shape in shapes:
+        shape = tuple(int(s) for s in shape)
+        n_params += math.prod(shape)
+        if scheme.is_quantized:
+            qw, qs = scheme.quantized_shapes(shape)
+            n_bits += math.prod(qw) * scheme.storage_bits + math.prod(qs) * scheme.model_bits
+        else:
+            n_bits += math.prod(shape) * scheme.model_bits
+    if n_params == 0:
+        raise ValueError("bits_per_param: no parameters")
+    return n_bits / n_params
