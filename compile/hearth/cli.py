@@ -15,6 +15,20 @@ from rich.console import Console
 console = Console(stderr=True)
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors caused by bad input: reported as one clear line, no traceback."""
+    from .models import UnsupportedArchitectureError, UnsupportedConfigError
+    from .quant import UnknownQuantizationError
+    from .weights.manifest import IntegrityError
+    from .weights.reader import CheckpointError
+    from .weights.source import ModelSourceError
+
+    return (UnsupportedArchitectureError, UnsupportedConfigError, UnknownQuantizationError, IntegrityError, CheckpointError, ModelSourceError, FileNotFoundError, ValueError)
+
+
+USER_ERRORS = _user_errors()
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import run_doctor
 
@@ -54,6 +68,39 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .build.package import compile_package
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("compile", total=None)
+
+        def progress(step: str, done: int, total: int) -> None:
+            bar.update(task, description=f"compile: {step}", completed=done, total=total)
+
+        try:
+            result = compile_package(
+                args.model,
+                args.quant,
+                args.target or ["webgpu"],
+                Path(args.out),
+                context_window_size=args.context_window_size,
+                prefill_chunk_size=args.prefill_chunk_size,
+                force=args.force,
+                progress=progress,
+            )
+        except USER_ERRORS as e:
+            console.print(f"[red]hearth compile: {e}[/]")
+            return 2
+    m = result.manifest
+    size = sum(f["bytes"] for f in m["files"]) / 2**20
+    state = "up to date (cached)" if result.cached else f"built in {result.seconds['total']:.1f} s"
+    console.print(f"{result.package_dir}: {state}; {size:.1f} MiB, {m['bits_per_param']} bits/param, targets {', '.join(m['targets'])}")
+    print(result.package_dir)
+    return 0
+
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -72,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .build.smoke import CASES
     from .build.targets import TARGETS
+
+    p = sub.add_parser("compile", help="compile a Hugging Face checkpoint into a web package under dist/")
+    p.add_argument("model", help="local checkpoint folder, or a hub id (org/name) when online")
+    p.add_argument("--quant", default="q4f16_1", help="q0f32, q0f16, q4f16_1 (default), q4f32_1")
+    p.add_argument("--target", action="append", choices=list(TARGETS), help="repeatable; default webgpu")
+    p.add_argument("--out", default="dist", help="package root (default: dist)")
+    p.add_argument("--context-window-size", type=int, default=None)
+    p.add_argument("--prefill-chunk-size", type=int, default=None)
+    p.add_argument("--force", action="store_true", help="rebuild even if the package is up to date")
+    p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("smoke", help="compile the Linear-SiLU-Linear smoke cases")
     p.add_argument("--out", default="dist/smoke", help="output folder (default: dist/smoke)")

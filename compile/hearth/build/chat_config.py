@@ -1,0 +1,75 @@
+"""mlc-chat-config.json and the tokenizer files, following MLC's package conventions."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..models import DecoderConfig
+from ..quant import QuantScheme
+
+TOKENIZER_FILES = [
+    "tokenizer.json",
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "vocab.txt",
+]
+# Sampling defaults when generation_config.json says nothing (MLC's defaults).
+SAMPLING_DEFAULTS = {"temperature": 0.7, "top_p": 0.95, "presence_penalty": 0.0, "frequency_penalty": 0.0, "repetition_penalty": 1.0}
+
+
+def copy_tokenizer(src: Path, dst: Path) -> list[str]:
+    files = [name for name in TOKENIZER_FILES if (src / name).is_file()]
+    if not any(name in files for name in ("tokenizer.json", "tokenizer.model", "vocab.txt")):
+        raise FileNotFoundError(f"{src} has no tokenizer (tokenizer.json, tokenizer.model or vocab.txt); the package needs one")
+    for name in files:
+        shutil.copyfile(src / name, dst / name)
+    return files
+
+
+def _token_id(value: Any) -> int | list[int] | None:
+    return value if isinstance(value, (int, list)) else None
+
+
+def chat_config(
+    hf_config: dict[str, Any],
+    config: DecoderConfig,
+    scheme: QuantScheme,
+    src: Path,
+    tokenizer_files: list[str],
+    model_libs: dict[str, str],
+) -> dict[str, Any]:
+    tok_cfg = json.loads((src / "tokenizer_config.json").read_text()) if (src / "tokenizer_config.json").is_file() else {}
+    gen_file = src / "generation_config.json"
+    gen = json.loads(gen_file.read_text()) if gen_file.is_file() else {}
+    sampling = {k: gen.get(k, v) for k, v in SAMPLING_DEFAULTS.items()}
+    eos = _token_id(gen.get("eos_token_id", hf_config.get("eos_token_id")))
+    return {
+        "version": "0.1.0",
+        "model_type": config.model_type,
+        "model_task": "chat",
+        "quantization": scheme.name,
+        "model_config": hf_config,
+        "vocab_size": config.vocab_size,
+        "context_window_size": config.context_window_size,
+        "sliding_window_size": -1,
+        "prefill_chunk_size": config.prefill_chunk_size,
+        "attention_sink_size": -1,
+        "tensor_parallel_shards": 1,
+        "max_batch_size": config.max_batch_size,
+        **sampling,
+        "bos_token_id": _token_id(gen.get("bos_token_id", hf_config.get("bos_token_id"))),
+        "eos_token_id": eos,
+        "pad_token_id": _token_id(hf_config.get("pad_token_id")),
+        "tokenizer_files": tokenizer_files,
+        # Hearth renders the HF Jinja chat template itself (@huggingface/jinja in the SDK),
+        # so no MLC conv_template is needed; null when the checkpoint has none.
+        "chat_template": tok_cfg.get("chat_template"),
+        "conv_template": None,
+        "model_lib": model_libs,
+    }

@@ -1,0 +1,148 @@
+"""`hearth compile`: a Hugging Face checkpoint -> a verified web package.
+
+    source -> architecture + config -> nn.Module (per target) -> quantize -> export -> build
+           -> weights (quantized shards) -> tokenizer + mlc-chat-config.json -> manifest
+
+Everything is written into a temp folder and renamed into dist/<model-id>/<quant>/ at the
+end; the package's build key (a hash of every input) makes a rebuild of unchanged inputs a
+no-op.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tvm
+
+from .. import __version__
+from ..cache import atomic_dir, content_key, hash_files, sha256_file
+from ..models import config_from_hf, export_model, metadata
+from ..quant import build_plan, get_scheme, quantize_model
+from ..weights.convert import convert_weights
+from ..weights.manifest import MANIFEST, IntegrityError, verify_package, write_manifest
+from ..weights.reader import CheckpointReader
+from ..weights.source import resolve_source
+from .chat_config import chat_config, copy_tokenizer
+from .pipeline import compile_module
+from .targets import get_target
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class CompileResult:
+    package_dir: Path
+    cached: bool
+    seconds: dict[str, float] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def _build_key(src_path: Path, quant: str, targets: list[str], options: dict[str, Any]) -> str:
+    """Every input of the package: checkpoint files, recipe, compiler and Hearth's own code."""
+    code = Path(__file__).resolve().parents[1]
+    inputs = [p for p in src_path.iterdir() if p.is_file() and not p.name.startswith(".")]
+    # Hashing multi-GB weights each time would cost seconds; size+mtime is the usual proxy
+    # for large files, content for the small ones (configs, tokenizers).
+    parts: list[str | bytes] = [tvm.__version__, __version__, quant, ",".join(targets), json.dumps(options, sort_keys=True)]
+    for p in sorted(inputs):
+        st = p.stat()
+        parts.append(f"{p.name}:{st.st_size}:{int(st.st_mtime)}" if st.st_size > 64 << 20 else p.name + ":" + sha256_file(p))
+    parts.append(hash_files(code.rglob("*.py"), root=code))
+    return content_key(parts)
+
+
+def compile_package(
+    model: str,
+    quant: str = "q4f16_1",
+    targets: list[str] | None = None,
+    out_root: Path = Path("dist"),
+    *,
+    context_window_size: int | None = None,
+    prefill_chunk_size: int | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> CompileResult:
+    targets = targets or ["webgpu"]
+    note = progress or (lambda step, done, total: None)
+    t0 = time.perf_counter()
+    # Validate every input before any heavy work, so a typo fails in milliseconds.
+    scheme = get_scheme(quant)
+    specs = [get_target(t) for t in targets]
+    source = resolve_source(model)
+    arch, config = config_from_hf(source.config, context_window_size=context_window_size, prefill_chunk_size=prefill_chunk_size)
+    reader = CheckpointReader(source.path)
+
+    options = {"context_window_size": context_window_size, "prefill_chunk_size": prefill_chunk_size}
+    key = _build_key(source.path, quant, targets, options)
+    final = Path(out_root) / source.model_id / scheme.name
+    if not force and (final / MANIFEST).is_file():
+        try:
+            doc = verify_package(final)
+            if doc.get("build_key") == key:
+                return CompileResult(final, cached=True, manifest=doc)
+        except IntegrityError:
+            pass  # rebuild a damaged package
+
+    seconds: dict[str, float] = {}
+    steps = len(specs) + 3
+    with atomic_dir(final) as tmp:
+        libs: dict[str, str] = {}
+        named_params = None
+        for i, spec in enumerate(specs):
+            note(f"build {spec.name}", i, steps)
+            ts = time.perf_counter()
+            module = quantize_model(arch.model_class(config, dtype=scheme.model_dtype, target=spec.target()), scheme)
+            mod, named_params = export_model(module, spec.target())
+            executable = compile_module(mod, spec)
+            lib = f"{source.model_id}-{scheme.name}-{spec.name}.{'wasm' if spec.is_wasm else 'so'}"
+            if spec.is_wasm:
+                from .wasm_link import link_wasm
+
+                link_wasm(executable, tmp / lib)
+            else:
+                executable.export_library(str(tmp / lib))
+            libs[spec.name] = lib
+            seconds[f"build_{spec.name}"] = time.perf_counter() - ts
+
+        note("weights", len(specs), steps)
+        ts = time.perf_counter()
+        plan = build_plan(module, scheme)
+        written = convert_weights(reader, arch.param_map(config), plan, tmp, progress=lambda d, n: note(f"weights {d}/{n}", len(specs), steps))
+        expected = [name for name, _ in named_params]
+        if sorted(written) != sorted(expected):
+            raise RuntimeError(f"weights written ({len(written)}) do not match the model's parameters ({len(expected)})")
+        seconds["weights"] = time.perf_counter() - ts
+
+        note("package", len(specs) + 1, steps)
+        tokenizer_files = copy_tokenizer(source.path, tmp)
+        meta = metadata(config, scheme.name, named_params)
+        cfg = chat_config(source.config, config, scheme, source.path, tokenizer_files, libs)
+        cfg["params"] = meta["params"]  # packed order: the SDK fetches weights by these names
+        (tmp / "mlc-chat-config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        n_params = sum(math.prod(p.shape) for p in plan.params.values())
+        seconds["total"] = time.perf_counter() - t0
+        manifest_meta = {
+            "format": "hearth-package/1",
+            "model_id": source.model_id,
+            "source": source.origin,
+            "license": source.license,
+            "model_type": config.model_type,
+            "model_task": "chat",
+            "quantization": scheme.name,
+            "bits_per_param": round(plan.bits_per_param(), 4),
+            "source_params": n_params,
+            "targets": libs,
+            "build_key": key,
+            "tool": {"hearth": __version__, "tvm": tvm.__version__, "python": platform.python_version()},
+            "compile_seconds": {k: round(v, 2) for k, v in seconds.items()},
+        }
+        write_manifest(tmp, manifest_meta)
+        note("done", steps, steps)
+    doc = json.loads((final / MANIFEST).read_text())
+    return CompileResult(final, cached=False, seconds=seconds, manifest=doc)
