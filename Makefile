@@ -41,15 +41,21 @@ runtime: python
 doctor: setup
 	@$(HEARTH) doctor
 
+# The SDK and browser node tests run the f32 smoke case end to end (HEARTH_CASE_DIR);
+# pytest runs every case through both harnesses and natively.
+SMOKE_CASE = $$($(CURDIR)/$(HEARTH) smoke --case mlp-f32 2>/dev/null | tail -n 1)
+
 test: setup
 	$(PY) -m pytest
-	cd sdk && npm test
+	cd sdk && HEARTH_CASE_DIR=$(SMOKE_CASE) npm test
+	HEARTH_CASE_DIR=$(SMOKE_CASE) node --test --test-concurrency=1 tests/browser/
 
 test-py: setup
 	$(PY) -m pytest
 
 test-sdk: setup
-	cd sdk && npm test
+	cd sdk && HEARTH_CASE_DIR=$(SMOKE_CASE) npm test
+	HEARTH_CASE_DIR=$(SMOKE_CASE) node --test --test-concurrency=1 tests/browser/
 
 demo:
 	@echo "make demo: the local-RAG demo is not built yet (issue 7); see README status table." >&2; exit 1

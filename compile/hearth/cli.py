@@ -41,7 +41,7 @@ def cmd_runtime_build(args: argparse.Namespace) -> int:
     from .runtime.build import RuntimeBuildError, build_runtime
 
     t0 = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console) as bar:
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("TVM wasm runtime", total=None)
 
         def progress(step: str, done: int, total: int) -> None:
@@ -58,13 +58,17 @@ def cmd_runtime_build(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    from .build.smoke import CASES, build_case
+    """Build smoke cases; prints one case folder per line (cached by content unless --out)."""
+    from .build.smoke import CASES, build_case, cached_case
 
-    out = Path(args.out)
     for name in args.case or list(CASES):
         t0 = time.perf_counter()
-        build_case(CASES[name], out / name, target=args.target)
-        console.print(f"{name} [{args.target}] -> {out / name} ({time.perf_counter() - t0:.1f} s)")
+        if args.out:
+            folder = build_case(CASES[name], Path(args.out) / name, target=args.target)
+        else:
+            folder = cached_case(name, target=args.target)
+        console.print(f"{name} [{args.target}] -> {folder} ({time.perf_counter() - t0:.1f} s)")
+        print(folder)
     return 0
 
 
@@ -131,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("smoke", help="compile the Linear-SiLU-Linear smoke cases")
-    p.add_argument("--out", default="dist/smoke", help="output folder (default: dist/smoke)")
+    p.add_argument("--out", default=None, help="build into this folder (default: the content-hash cache)")
     p.add_argument("--target", default="webgpu", choices=list(TARGETS))
     p.add_argument("--case", action="append", choices=list(CASES), help="only this case (repeatable)")
     p.set_defaults(func=cmd_smoke)
