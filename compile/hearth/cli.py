@@ -91,6 +91,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
                 Path(args.out),
                 context_window_size=args.context_window_size,
                 prefill_chunk_size=args.prefill_chunk_size,
+                model_id=args.model_id,
                 force=args.force,
                 progress=progress,
             )
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="dist", help="package root (default: dist)")
     p.add_argument("--context-window-size", type=int, default=None)
     p.add_argument("--prefill-chunk-size", type=int, default=None)
+    p.add_argument("--model-id", default=None, help="package name under --out (default: the checkpoint folder name)")
     p.add_argument("--force", action="store_true", help="rebuild even if the package is up to date")
     p.set_defaults(func=cmd_compile)
 
