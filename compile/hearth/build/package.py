@@ -65,6 +65,7 @@ def compile_package(
     *,
     context_window_size: int | None = None,
     prefill_chunk_size: int | None = None,
+    model_id: str | None = None,
     force: bool = False,
     progress: Progress | None = None,
 ) -> CompileResult:
@@ -80,7 +81,8 @@ def compile_package(
 
     options = {"context_window_size": context_window_size, "prefill_chunk_size": prefill_chunk_size}
     key = _build_key(source.path, quant, targets, options)
-    final = Path(out_root) / source.model_id / scheme.name
+    model_id = model_id or source.model_id
+    final = Path(out_root) / model_id / scheme.name
     if not force and (final / MANIFEST).is_file():
         try:
             doc = verify_package(final)
@@ -100,7 +102,7 @@ def compile_package(
             module = quantize_model(arch.model_class(config, dtype=scheme.model_dtype, target=spec.target()), scheme)
             mod, named_params = export_model(module, spec.target())
             executable = compile_module(mod, spec)
-            lib = f"{source.model_id}-{scheme.name}-{spec.name}.{'wasm' if spec.is_wasm else 'so'}"
+            lib = f"{model_id}-{scheme.name}-{spec.name}.{'wasm' if spec.is_wasm else 'so'}"
             if spec.is_wasm:
                 from .wasm_link import link_wasm
 
@@ -129,7 +131,7 @@ def compile_package(
         seconds["total"] = time.perf_counter() - t0
         manifest_meta = {
             "format": "hearth-package/1",
-            "model_id": source.model_id,
+            "model_id": model_id,
             "source": source.origin,
             "license": source.license,
             "model_type": config.model_type,
