@@ -67,7 +67,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
             folder = build_case(CASES[name], Path(args.out) / name, target=args.target)
         else:
             folder = cached_case(name, target=args.target)
-        console.print(f"{name} [{args.target}] -> {folder} ({time.perf_counter() - t0:.1f} s)")
+        console.print(f"{name} ({args.target}) -> {folder} ({time.perf_counter() - t0:.1f} s)")
         print(folder)
     return 0
 
