@@ -60,8 +60,13 @@ test-sdk: setup
 demo:
 	@echo "make demo: the local-RAG demo is not built yet (issue 7); see README status table." >&2; exit 1
 
-compile:
-	@echo "make compile: decoder/encoder compilation is not built yet (issues 3, 4); see README status table." >&2; exit 1
+# make compile MODEL=<hf folder or hub id> [QUANT=q4f16_1] [TARGET="webgpu llvm"] [MODEL_ID=name]
+QUANT ?= q4f16_1
+TARGET ?= webgpu
+comma := ,
+compile: setup
+	@test -n "$(MODEL)" || { echo 'usage: make compile MODEL=<hf folder or hub id> [QUANT=q4f16_1] [TARGET="webgpu llvm"]' >&2; exit 2; }
+	$(HEARTH) compile "$(MODEL)" --quant $(QUANT) $(foreach t,$(subst $(comma), ,$(TARGET)),--target $(t)) $(if $(MODEL_ID),--model-id $(MODEL_ID))
 
 bench:
 	@echo "make bench: not built yet (issue 9); see README status table." >&2; exit 1

@@ -5,6 +5,7 @@ Each check returns a Check; the table shows status, details and, for failures, t
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -50,8 +51,9 @@ def check_tvm() -> Check:
 def check_emcc() -> Check:
     if not shutil.which("emcc"):
         return Check("emcc", False, "not on PATH", "apt-get install emscripten (or `sudo make setup`)")
-    out = _run(["emcc", "--version"]).stdout.splitlines()
-    return Check("emcc", True, out[0] if out else "?")
+    out = _run(["emcc", "--version"]).stdout
+    version = re.search(r"\d+\.\d+\.\d+", out)
+    return Check("emcc", True, f"emscripten {version.group(0) if version else '?'} ({shutil.which('emcc')})")
 
 
 def check_runtime() -> Check:
@@ -84,14 +86,16 @@ def _adapter_check(name: str, script: list[str], fix: str) -> Check:
     except subprocess.TimeoutExpired:
         return Check(name, False, "timed out", fix)
     if proc.returncode != 0:
-        msg = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-        return Check(name, False, msg[-1][:200] if msg else f"exit {proc.returncode}", fix)
+        lines = (proc.stderr + proc.stdout).splitlines()
+        # Node prints its own version last; the useful line is the error itself.
+        errors = [ln for ln in lines if "error" in ln.lower()] or lines
+        return Check(name, False, errors[0].strip()[:200] if errors else f"exit {proc.returncode}", fix)
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     limits = info.get("limits", {})
     mib = lambda v: f"{v / 2**20:.0f} MiB"  # noqa: E731
     detail = (
-        f"{info.get('description') or info.get('device') or info.get('vendor')}"
-        f" ({info.get('vendor')}), shader-f16: {'yes' if info.get('shaderF16') else 'no'}, "
+        f"{info.get('description') or info.get('device') or info.get('architecture') or '?'}"
+        f" (vendor {info.get('vendor') or '?'}), shader-f16: {'yes' if info.get('shaderF16') else 'no'}, "
         f"maxStorageBufferBinding {mib(limits.get('maxStorageBufferBindingSize', 0))}, "
         f"maxBuffer {mib(limits.get('maxBufferSize', 0))}"
     )
