@@ -5,6 +5,7 @@ Subcommands are a small registry: each maps to a function taking the parsed args
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -106,6 +107,17 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .serve.app import create_app
+
+    app_dir = Path(args.app) if args.app and Path(args.app).is_dir() else None
+    console.print(f"serving {args.dist}/ at /models/" + (f" and {app_dir}/ at /" if app_dir else "") + f" on http://{args.host}:{args.port}")
+    uvicorn.run(create_app(Path(args.dist), app_dir), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -124,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .build.smoke import CASES
     from .build.targets import TARGETS
+
+    p = sub.add_parser("serve", help="serve the demo app and dist/ packages (FastAPI)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    p.add_argument("--dist", default="dist", help="package root served at /models/")
+    p.add_argument("--app", default="demo_rag/dist", help="built web app served at / (if present)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("compile", help="compile a Hugging Face checkpoint into a web package under dist/")
     p.add_argument("model", help="local checkpoint folder, or a hub id (org/name) when online")

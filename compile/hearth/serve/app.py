@@ -1,0 +1,83 @@
+"""`hearth serve`: the FastAPI host for the demo app and the model packages under dist/.
+
+Everything runs in the browser; this server only hands out files (plus an opt-in native
+fallback API, off by default). Cross-origin isolation headers are set on every response so
+the page may use SharedArrayBuffer and precise timers.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from .. import __version__
+from .files import UnsafePath, file_response, safe_join
+
+ISOLATION_HEADERS = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def list_packages(dist: Path) -> list[dict]:
+    out = []
+    for manifest in sorted(dist.glob("*/*/hearth-manifest.json")):
+        doc = json.loads(manifest.read_text())
+        out.append({
+            "model_id": doc.get("model_id"),
+            "quantization": doc.get("quantization"),
+            "task": doc.get("model_task"),
+            "url": f"/models/{manifest.parent.relative_to(dist).as_posix()}/",
+            "bytes": sum(f["bytes"] for f in doc.get("files", [])),
+            "targets": doc.get("targets", {}),
+        })
+    return out
+
+
+def create_app(dist: Path, app_dir: Path | None = None) -> FastAPI:
+    app = FastAPI(title="Hearth", version=__version__, docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def isolation(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response: Response = await call_next(request)
+        for k, v in ISOLATION_HEADERS.items():
+            response.headers.setdefault(k, v)
+        return response
+
+    @app.get("/healthz")
+    def health() -> dict:
+        return {"status": "ok", "version": __version__, "packages": len(list_packages(dist)), "app": app_dir is not None}
+
+    @app.get("/models/")
+    def models() -> JSONResponse:
+        return JSONResponse(list_packages(dist), headers={"Cache-Control": "no-cache"})
+
+    def serve_from(root: Path, path: str, request: Request, spa_index: bool = False) -> Response:
+        try:
+            file = safe_join(root, path or "index.html")
+        except UnsafePath:
+            return Response("refused: path must be a plain relative path inside the served folder", 400)
+        if file.is_dir():
+            file = file / "index.html"
+        if not file.is_file():
+            if spa_index and "." not in Path(path).name and (root / "index.html").is_file():
+                file = root / "index.html"  # client-side routes fall back to the app shell
+            else:
+                return Response(f"not found: {path}", 404)
+        return file_response(request, file)
+
+    @app.api_route("/models/{path:path}", methods=["GET", "HEAD"])
+    def model_file(path: str, request: Request) -> Response:
+        return serve_from(dist, path, request)
+
+    @app.api_route("/{path:path}", methods=["GET", "HEAD"])
+    def app_file(path: str, request: Request) -> Response:
+        if app_dir is None:
+            return Response("no web app is being served (build demo_rag first)", 404)
+        return serve_from(app_dir, path, request, spa_index=True)
+
+    return app
