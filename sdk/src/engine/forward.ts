@@ -1,0 +1,148 @@
+/**
+ * The model's forward functions (MLC conventions, params "packed": ONE trailing argument holding the
+ * weights array):
+ *
+ *   embed(input_ids int32[n], params)               -> [n, hidden]
+ *   prefill(input_embed [1, n, hidden], kv, params) -> (logits f32[1, 1, vocab], kv)   (last token only)
+ *   decode(input_embed [1, 1, hidden], kv, params)  -> (logits f32[1, 1, vocab], kv)
+ *
+ * One call = upload the ids, embed, run prefill/decode inside the KV cache's begin/end_forward, copy the
+ * logits of the last token into a persistent host tensor, wait for the GPU, return them as float32.
+ * Nothing else is read back. Callers serialize calls (one in flight; see SerialQueue).
+ */
+import { decodeTensorData, isTensorDType } from "./dtype.js";
+import type { PagedKVCache } from "./kv-cache.js";
+import type { TvmArray, TvmDevice, TvmObject, TvmPackedFunc, TvmTensor, TvmVirtualMachine } from "./tvmjs-types.js";
+import { isTvmTensor, type TvmLLMInstance } from "./tvmjs-llm.js";
+
+export type ForwardKind = "prefill" | "decode";
+
+export interface ForwardTiming {
+  /** Host time to enqueue the GPU work (embed + model call + logits copy). */
+  submitMs: number;
+  /** Wait for the GPU and read the logits back. */
+  syncMs: number;
+}
+
+function required(vm: TvmVirtualMachine, name: string): TvmPackedFunc {
+  try {
+    return vm.getFunction(name);
+  } catch (err) {
+    throw new Error(`the model library does not export \`${name}\` (is this a Hearth/MLC decoder package?)`, { cause: err });
+  }
+}
+
+function asArray(x: unknown): TvmArray | undefined {
+  const a = x as Partial<TvmArray> | null;
+  return typeof a?.size === "function" && typeof a.get === "function" ? (a as TvmArray) : undefined;
+}
+
+export class DecoderFunctions {
+  private readonly embed: TvmPackedFunc;
+  private readonly prefill: TvmPackedFunc;
+  private readonly decode: TvmPackedFunc;
+  private readonly device: TvmDevice;
+  /** Host copy of the last logits; created on first use, reused (shape/dtype fixed per model). */
+  private logitsHost: TvmTensor | undefined;
+  private disposed = false;
+
+  /**
+   * Look the functions up on the VM. Call inside a tvmjs scope; the functions are detached and owned.
+   * `params` is the packed weights array (getParamsFromCacheByName), owned by the caller.
+   */
+  constructor(
+    private readonly tvm: TvmLLMInstance,
+    vm: TvmVirtualMachine,
+    private readonly params: TvmObject,
+  ) {
+    this.embed = tvm.detachFromCurrentScope(required(vm, "embed"));
+    this.prefill = tvm.detachFromCurrentScope(required(vm, "prefill"));
+    this.decode = tvm.detachFromCurrentScope(required(vm, "decode"));
+    this.device = tvm.webgpu();
+  }
+
+  /**
+   * Append `ids` to sequence `seqId` with one `kind` call; returns the logits for the next token.
+   * `ids.length` must fit the KV cache's prefill chunk (decode: exactly 1).
+   */
+  async run(kind: ForwardKind, ids: Int32Array, kv: PagedKVCache, seqId: number, timing?: ForwardTiming): Promise<Float32Array> {
+    if (this.disposed) throw new Error("DecoderFunctions disposed");
+    const n = ids.length;
+    if (n === 0) throw new RangeError(`${kind}: no tokens`);
+    if (kind === "decode" && n !== 1) throw new RangeError(`decode takes exactly one token, got ${n}`);
+    kv.checkAppend([seqId], [n]);
+    const tvm = this.tvm;
+    const t0 = performance.now();
+    tvm.beginScope();
+    try {
+      const input = tvm.empty([n], "int32", this.device).copyFrom(ids);
+      const logits = kv.forward([seqId], [n], () => {
+        const embedded = this.embed(input, this.params);
+        if (!isTvmTensor(embedded) || embedded.shape.length !== 2 || embedded.shape[0] !== n) {
+          throw new Error(`embed returned ${describe(embedded)}, expected a [${n}, hidden] tensor`);
+        }
+        const hidden = embedded.shape[1] as number;
+        const fn = kind === "prefill" ? this.prefill : this.decode;
+        const ret = fn(embedded.view([1, n, hidden]), kv.handle, this.params);
+        const out = asArray(ret)?.get(0) ?? ret;
+        if (!isTvmTensor(out)) throw new Error(`${kind} returned ${describe(ret)}, expected (logits, kv)`);
+        return out;
+      });
+      const host = this.hostFor(logits);
+      host.copyFrom(logits);
+      const t1 = performance.now();
+      await this.device.sync();
+      const raw = host.toRawBytes();
+      const values = toFloat32(host.dtype, raw);
+      if (timing !== undefined) {
+        timing.submitMs = t1 - t0;
+        timing.syncMs = performance.now() - t1;
+      }
+      // logits are [1, 1, vocab] (prefill keeps only the last position): exactly one row.
+      return values;
+    } finally {
+      tvm.endScope();
+    }
+  }
+
+  private hostFor(logits: TvmTensor): TvmTensor {
+    const h = this.logitsHost;
+    if (h !== undefined && h.dtype === logits.dtype && h.shape.join(",") === logits.shape.join(",")) return h;
+    if (logits.shape.length !== 3 || logits.shape[0] !== 1 || logits.shape[1] !== 1) {
+      throw new Error(`logits have shape [${logits.shape.join(", ")}], expected [1, 1, vocab]`);
+    }
+    h?.dispose();
+    const created = this.tvm.detachFromCurrentScope(this.tvm.empty([...logits.shape], logits.dtype, this.tvm.cpu()));
+    this.logitsHost = created;
+    return created;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.logitsHost?.dispose();
+    this.embed.dispose();
+    this.prefill.dispose();
+    this.decode.dispose();
+  }
+}
+
+function describe(x: unknown): string {
+  if (isTvmTensor(x)) return `a ${x.dtype}[${x.shape.join(", ")}] tensor`;
+  const a = asArray(x);
+  if (a !== undefined) return `a ${a.size()}-element array`;
+  return String(x);
+}
+
+/** Raw little-endian bytes of a float32 (or float16) tensor -> Float32Array. */
+function toFloat32(dtype: string, raw: Uint8Array): Float32Array {
+  if (dtype === "float32") {
+    // toRawBytes returns a fresh copy; still, only alias its buffer when it is aligned and exact.
+    if (raw.byteOffset % 4 === 0 && raw.byteLength === raw.buffer.byteLength) {
+      return new Float32Array(raw.buffer as ArrayBuffer, raw.byteOffset, raw.byteLength / 4);
+    }
+    return new Float32Array(raw.slice().buffer);
+  }
+  if (dtype === "float16" && isTensorDType(dtype)) return Float32Array.from(decodeTensorData(dtype, raw));
+  throw new Error(`logits dtype ${dtype} is not supported (expected float32)`);
+}

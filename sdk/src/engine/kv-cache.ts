@@ -1,0 +1,211 @@
+/**
+ * The model's paged KV cache (TVM's TIR `PagedKVCache`, created by the package's
+ * `create_tir_paged_kv_cache` / `create_paged_kv_cache`) and its bookkeeping, MLC/WebLLM style:
+ *
+ *   kv_state_add_sequence(kv, seq)                      a sequence exists before its first token
+ *   kv_state_begin_forward(kv, [seq...], [len...])     before each embed + prefill/decode call
+ *   <model function>(embeds, kv, params)               attention appends to / reads the pages
+ *   kv_state_end_forward(kv)                           after it
+ *   kv_state_clear(kv), kv_state_remove_sequence(kv, seq)
+ *
+ * Every method must run inside an open tvmjs scope (the caller's): the shape tuples made here are
+ * attached to it. The cache object and the functions are detached and owned by this class.
+ */
+import type { TvmObject, TvmPackedFunc, TvmVirtualMachine } from "./tvmjs-types.js";
+import type { TvmLLMInstance } from "./tvmjs-llm.js";
+
+export interface KVCacheOptions {
+  /** Sequences per forward (1 for single-stream chat). */
+  maxBatchSize: number;
+  /** Total tokens the cache holds over all sequences (the context window for one sequence). */
+  maxTotalSeqLen: number;
+  /** Most tokens one forward may append (the model's prefill_chunk_size). */
+  prefillChunkSize: number;
+  /** Tokens per page (MLC uses 16). */
+  pageSize?: number | undefined;
+}
+
+/** The sequence would outgrow the KV cache (the model's context window). */
+export class ContextWindowExceededError extends Error {
+  override readonly name = "ContextWindowExceededError";
+  readonly seqLen: number;
+  readonly appendLen: number;
+  readonly maxTotalSeqLen: number;
+  constructor(seqLen: number, appendLen: number, maxTotalSeqLen: number) {
+    super(
+      `appending ${appendLen} token(s) to a sequence of ${seqLen} exceeds the context window of ` +
+        `${maxTotalSeqLen} tokens; reset() the session or shorten the prompt`,
+    );
+    this.seqLen = seqLen;
+    this.appendLen = appendLen;
+    this.maxTotalSeqLen = maxTotalSeqLen;
+  }
+}
+
+/** KVCacheOptions with defaults filled in. */
+export interface KVCacheConfig {
+  maxBatchSize: number;
+  maxTotalSeqLen: number;
+  prefillChunkSize: number;
+  pageSize: number;
+}
+
+const CREATE_NAMES = ["create_tir_paged_kv_cache", "create_paged_kv_cache"] as const;
+
+function vmFunction(vm: TvmVirtualMachine, names: readonly string[]): TvmPackedFunc {
+  const errors: string[] = [];
+  for (const name of names) {
+    try {
+      return vm.getFunction(name);
+    } catch (err) {
+      errors.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  throw new Error(`the model library exports none of ${names.join(", ")} (${errors.join("; ")})`);
+}
+
+export class PagedKVCache {
+  readonly options: KVCacheConfig;
+  readonly handle: TvmObject;
+  private readonly fns: {
+    add: TvmPackedFunc;
+    remove: TvmPackedFunc;
+    clear: TvmPackedFunc;
+    begin: TvmPackedFunc;
+    end: TvmPackedFunc;
+  };
+  private readonly lengths = new Map<number, number>();
+  private disposed = false;
+
+  private constructor(
+    private readonly tvm: TvmLLMInstance,
+    handle: TvmObject,
+    fns: PagedKVCache["fns"],
+    options: KVCacheConfig,
+  ) {
+    this.handle = handle;
+    this.fns = fns;
+    this.options = options;
+  }
+
+  /** Create the cache on the VM's device. Call inside a tvmjs scope. */
+  static create(tvm: TvmLLMInstance, vm: TvmVirtualMachine, opts: KVCacheOptions): PagedKVCache {
+    const options: KVCacheConfig = {
+      maxBatchSize: opts.maxBatchSize,
+      maxTotalSeqLen: opts.maxTotalSeqLen,
+      prefillChunkSize: opts.prefillChunkSize,
+      pageSize: opts.pageSize ?? 16,
+    };
+    for (const [k, v] of Object.entries(options)) {
+      if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`KV cache option ${k} must be a positive integer, got ${v}`);
+    }
+    const create = vmFunction(vm, CREATE_NAMES);
+    const shape = (n: number) => tvm.makeShapeTuple([n]);
+    const handle = tvm.detachFromCurrentScope(
+      create(
+        shape(options.maxBatchSize),
+        shape(options.maxTotalSeqLen),
+        shape(options.prefillChunkSize),
+        shape(options.pageSize),
+        shape(0), // no sliding window
+      ) as TvmObject,
+    );
+    const global = (name: string) => tvm.detachFromCurrentScope(tvm.getGlobalFunc(`vm.builtin.${name}`));
+    const fns = {
+      add: global("kv_state_add_sequence"),
+      remove: global("kv_state_remove_sequence"),
+      clear: global("kv_state_clear"),
+      begin: global("kv_state_begin_forward"),
+      end: global("kv_state_end_forward"),
+    };
+    return new PagedKVCache(tvm, handle, fns, options);
+  }
+
+  private live(): void {
+    if (this.disposed) throw new Error("the KV cache has been disposed");
+  }
+
+  /** Tokens cached for `seqId` (undefined if the sequence does not exist). */
+  sequenceLength(seqId: number): number | undefined {
+    return this.lengths.get(seqId);
+  }
+
+  /** Total tokens cached over all sequences. */
+  get totalLength(): number {
+    let n = 0;
+    for (const v of this.lengths.values()) n += v;
+    return n;
+  }
+
+  addSequence(seqId: number): void {
+    this.live();
+    if (this.lengths.has(seqId)) throw new Error(`KV cache: sequence ${seqId} already exists`);
+    this.fns.add(this.handle, this.tvm.scalar(seqId, "int64"));
+    this.lengths.set(seqId, 0);
+  }
+
+  removeSequence(seqId: number): void {
+    this.live();
+    if (!this.lengths.has(seqId)) throw new Error(`KV cache: no sequence ${seqId}`);
+    this.fns.remove(this.handle, this.tvm.scalar(seqId, "int64"));
+    this.lengths.delete(seqId);
+  }
+
+  /** Drop every sequence and its pages. */
+  clear(): void {
+    this.live();
+    this.fns.clear(this.handle);
+    this.lengths.clear();
+  }
+
+  /**
+   * Check that the sequences can grow by `appendLengths` (exist, fit the chunk and the window) and
+   * throw before anything touches the cache.
+   */
+  checkAppend(seqIds: readonly number[], appendLengths: readonly number[]): void {
+    this.live();
+    if (seqIds.length !== appendLengths.length || seqIds.length === 0) {
+      throw new RangeError("KV cache: need one append length per sequence, and at least one sequence");
+    }
+    if (seqIds.length > this.options.maxBatchSize) {
+      throw new RangeError(`KV cache: ${seqIds.length} sequences in one forward, the cache was created for ${this.options.maxBatchSize}`);
+    }
+    const total = appendLengths.reduce((a, b) => a + b, 0);
+    if (total > this.options.prefillChunkSize) {
+      throw new RangeError(`KV cache: ${total} tokens in one forward exceed prefill_chunk_size ${this.options.prefillChunkSize}`);
+    }
+    if (this.totalLength + total > this.options.maxTotalSeqLen) {
+      const seq = seqIds.length === 1 ? (this.lengths.get(seqIds[0] as number) ?? 0) : this.totalLength;
+      throw new ContextWindowExceededError(seq, total, this.options.maxTotalSeqLen);
+    }
+    seqIds.forEach((s, i) => {
+      if (!this.lengths.has(s)) throw new Error(`KV cache: no sequence ${s} (addSequence first)`);
+      const n = appendLengths[i] as number;
+      if (!Number.isSafeInteger(n) || n <= 0) throw new RangeError(`KV cache: append length ${n} for sequence ${s}`);
+    });
+  }
+
+  /**
+   * Bracket one model call: begin_forward(seqIds, appendLengths), `fn()`, end_forward. The lengths are
+   * committed only when `fn` returns. Call inside a tvmjs scope.
+   */
+  forward<T>(seqIds: readonly number[], appendLengths: readonly number[], fn: () => T): T {
+    this.checkAppend(seqIds, appendLengths);
+    this.fns.begin(this.handle, this.tvm.makeShapeTuple([...seqIds]), this.tvm.makeShapeTuple([...appendLengths]));
+    let out: T;
+    try {
+      out = fn();
+    } finally {
+      this.fns.end(this.handle);
+    }
+    seqIds.forEach((s, i) => this.lengths.set(s, (this.lengths.get(s) ?? 0) + (appendLengths[i] as number)));
+    return out;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.handle.dispose();
+    for (const f of Object.values(this.fns)) f.dispose();
+  }
+}

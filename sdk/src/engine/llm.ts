@@ -1,0 +1,350 @@
+/**
+ * DecoderModel: a compiled decoder LLM package (Hearth / MLC-LLM conventions) running on WebGPU, with
+ * one KV-cache sequence: prefill a prompt (chunked), decode token by token, greedy generation, reset.
+ *
+ *   const model = await DecoderModel.load(url, { fetch });   // verified package -> GPU
+ *   const tokens = await model.greedy([1, 2, 3], 32, { stopTokens: model.config.eos_token_ids });
+ *   model.stats();                                          // load times, prefill/decode tok/s
+ *   await model.dispose();
+ *
+ * Pieces: ../load (fetch + SHA-256 verify + tvmjs load), kv-cache.ts (PagedKVCache bookkeeping),
+ * forward.ts (embed + prefill/decode + logits readback), serial-queue.ts (one GPU job at a time),
+ * sampling.ts (argmax). Every public method is queued, so concurrent calls never interleave on the GPU.
+ */
+import { requestGPU, type AdapterDescription } from "./gpu.js";
+import { DecoderFunctions, type ForwardKind, type ForwardTiming } from "./forward.js";
+import { ContextWindowExceededError, PagedKVCache } from "./kv-cache.js";
+import { argmax } from "./sampling.js";
+import { SerialQueue } from "./serial-queue.js";
+import type { TvmObject } from "./tvmjs-types.js";
+import { asLLMInstance } from "./tvmjs-llm.js";
+import { loadPackage, type LoadedPackage, type LoadPackageOptions, type PackageLoadTimings } from "../load/package.js";
+import type { ChatConfig } from "../load/chat-config.js";
+import type { PackageManifest } from "../load/manifest.js";
+
+export interface DecoderLoadOptions extends Omit<LoadPackageOptions, "device"> {
+  /**
+   * Device to run on (owned by the model from then on: dispose() destroys it). Default: a new device
+   * from `requestGPU({ gpu })`, with shader-f16 when the adapter has it.
+   */
+  device?: GPUDevice | undefined;
+  /** WebGPU entry point for the default device (default navigator.gpu). */
+  gpu?: GPU | undefined;
+  /** KV-cache capacity in tokens (default and maximum: the package's context_window_size). */
+  maxTotalSeqLen?: number | undefined;
+  /**
+   * Tokens per prefill call (default and maximum: the package's prefill_chunk_size). Smaller chunks
+   * bound the activation memory of long prompts; results match the native twin run with the same chunk.
+   */
+  prefillChunkSize?: number | undefined;
+}
+
+export interface GreedyOptions {
+  /**
+   * Stop after generating one of these ids (it is included as the last element). Default: none, so
+   * exactly `maxNewTokens` come back (what the native twin's `greedy` does).
+   */
+  stopTokens?: Iterable<number> | undefined;
+}
+
+export interface PhaseStats {
+  tokens: number;
+  /** Model calls (prefill: chunks). */
+  calls: number;
+  /** Wall time of those calls, logits readback included (ms). */
+  ms: number;
+  tokensPerSec: number;
+}
+
+export interface DecoderStats {
+  load: PackageLoadTimings & {
+    /** requestGPU (0 when a device was given). */
+    requestDeviceMs: number;
+    /** Params array + functions + KV cache creation. */
+    setupMs: number;
+    /** Whole DecoderModel.load. */
+    totalMs: number;
+    verifiedBytes: number;
+  };
+  prefill: PhaseStats;
+  decode: PhaseStats;
+  /** Time waiting for the GPU + logits readback, summed over all calls (ms). */
+  syncMs: number;
+}
+
+/** The model was disposed; or a forward failed midway and the KV cache needs reset(). */
+export class DecoderStateError extends Error {
+  override readonly name = "DecoderStateError";
+}
+
+const SEQ = 0; // the one sequence of this session
+
+function phase(): PhaseStats {
+  return { tokens: 0, calls: 0, ms: 0, tokensPerSec: 0 };
+}
+
+export class DecoderModel {
+  readonly config: ChatConfig;
+  readonly manifest: PackageManifest;
+  /** The package folder URL. */
+  readonly baseUrl: string;
+  /** The adapter, when load() requested the device itself; else null. */
+  readonly adapter: AdapterDescription | null;
+  readonly usesF16: boolean;
+
+  private readonly queue = new SerialQueue();
+  private readonly stats_: DecoderStats;
+  private state: "ready" | "broken" | "disposed" = "ready";
+
+  private constructor(
+    private readonly pkg: LoadedPackage,
+    private readonly params: TvmObject,
+    private readonly fns: DecoderFunctions,
+    private readonly kv: PagedKVCache,
+    /** Tokens per prefill call. */
+    readonly prefillChunkSize: number,
+    adapter: AdapterDescription | null,
+    load: DecoderStats["load"],
+  ) {
+    this.config = pkg.config;
+    this.manifest = pkg.manifest;
+    this.baseUrl = pkg.baseUrl;
+    this.usesF16 = pkg.usesF16;
+    this.adapter = adapter;
+    this.stats_ = { load, prefill: phase(), decode: phase(), syncMs: 0 };
+  }
+
+  /** Fetch + verify the package at `baseUrl` (see loadPackage), load it on WebGPU, create the KV cache. */
+  static async load(baseUrl: string, opts: DecoderLoadOptions = {}): Promise<DecoderModel> {
+    const t0 = performance.now();
+    let device = opts.device;
+    let adapter: AdapterDescription | null = null;
+    if (device === undefined) {
+      const handle = await requestGPU({ gpu: opts.gpu, label: "hearth-decoder" });
+      device = handle.device;
+      adapter = handle.info;
+    }
+    const t1 = performance.now();
+    let pkg: LoadedPackage;
+    try {
+      pkg = await loadPackage(baseUrl, { ...opts, device });
+    } catch (err) {
+      if (opts.device === undefined) device.destroy(); // ours; a caller's device stays theirs on early failures
+      throw err;
+    }
+    const t2 = performance.now();
+    const config = pkg.config;
+    const maxTotal = opts.maxTotalSeqLen ?? config.context_window_size;
+    if (!Number.isSafeInteger(maxTotal) || maxTotal <= 0 || maxTotal > config.context_window_size) {
+      pkg.dispose();
+      throw new RangeError(`maxTotalSeqLen must be an integer in [1, ${config.context_window_size}], got ${maxTotal}`);
+    }
+    const chunk = opts.prefillChunkSize ?? config.prefill_chunk_size;
+    if (!Number.isSafeInteger(chunk) || chunk <= 0 || chunk > config.prefill_chunk_size) {
+      pkg.dispose();
+      throw new RangeError(`prefillChunkSize must be an integer in [1, ${config.prefill_chunk_size}], got ${chunk}`);
+    }
+    const tvm = asLLMInstance(pkg.lib.tvm);
+    let params: TvmObject | undefined;
+    let fns: DecoderFunctions | undefined;
+    let kv: PagedKVCache | undefined;
+    let failure: { error: unknown } | undefined;
+    tvm.beginScope();
+    try {
+      params = tvm.detachFromCurrentScope(tvm.getParamsFromCacheByName(config.params.map((p) => p.name)));
+      fns = new DecoderFunctions(tvm, pkg.lib.vm, params);
+      kv = PagedKVCache.create(tvm, pkg.lib.vm, {
+        maxBatchSize: 1,
+        maxTotalSeqLen: maxTotal,
+        prefillChunkSize: config.prefill_chunk_size,
+      });
+      kv.addSequence(SEQ);
+    } catch (error) {
+      failure = { error };
+    } finally {
+      tvm.endScope();
+    }
+    if (failure !== undefined || params === undefined || fns === undefined || kv === undefined) {
+      // Detached objects first, then the runtime (and with it the device).
+      kv?.dispose();
+      fns?.dispose();
+      params?.dispose();
+      pkg.dispose();
+      throw failure?.error ?? new Error("decoder setup failed");
+    }
+    const t3 = performance.now();
+    return new DecoderModel(pkg, params, fns, kv, chunk, adapter, {
+      ...pkg.timings,
+      requestDeviceMs: t1 - t0,
+      setupMs: t3 - t2,
+      totalMs: t3 - t0,
+      verifiedBytes: pkg.verifiedBytes,
+    });
+  }
+
+  // -- public API (every call queued) -----------------------------------------------------------
+
+  /** Tokens in the KV cache (prompt + decoded so far). */
+  get sequenceLength(): number {
+    return this.kv.sequenceLength(SEQ) ?? 0;
+  }
+
+  /** KV-cache capacity in tokens. */
+  get maxSequenceLength(): number {
+    return this.kv.options.maxTotalSeqLen;
+  }
+
+  /**
+   * Append `ids` to the sequence (in prefill_chunk_size chunks); returns the float32 logits
+   * (length vocab) for the token after the last one.
+   */
+  prefill(ids: Int32Array | readonly number[]): Promise<Float32Array> {
+    return this.enqueue(ids, "prefill", (tokens) => this.prefillNow(tokens));
+  }
+
+  /** Append one token; returns the logits for the next. */
+  decode(token: number): Promise<Float32Array> {
+    return this.enqueue([token], "decode", (tokens) => this.forward("decode", tokens));
+  }
+
+  /**
+   * Greedy continuation: prefill `ids` (appended to the current sequence), then argmax + decode until
+   * `maxNewTokens` tokens, a stop token, or a full context window. As in the native twin, the last returned token has not been
+   * fed to the model yet (decode(it) continues the sequence).
+   */
+  greedy(ids: Int32Array | readonly number[], maxNewTokens: number, opts: GreedyOptions = {}): Promise<number[]> {
+    if (!Number.isSafeInteger(maxNewTokens) || maxNewTokens < 1) {
+      return Promise.reject(new RangeError(`maxNewTokens must be a positive integer, got ${maxNewTokens}`));
+    }
+    const stop = new Set(opts.stopTokens ?? []);
+    return this.enqueue(ids, "greedy", async (tokens) => {
+      const out = [argmax(await this.prefillNow(tokens))];
+      // Stops early at a stop token, or when the KV cache is full (the context window).
+      while (
+        out.length < maxNewTokens &&
+        !stop.has(out[out.length - 1] as number) &&
+        this.sequenceLength < this.maxSequenceLength
+      ) {
+        const logits = await this.forward("decode", Int32Array.of(out[out.length - 1] as number));
+        out.push(argmax(logits));
+      }
+      return out;
+    });
+  }
+
+  /** Clear the KV cache and start the sequence afresh (also recovers from a failed forward). */
+  reset(opts: { keepStats?: boolean } = {}): Promise<void> {
+    return this.queue.run(() => {
+      this.live(true);
+      const tvm = this.pkg.lib.tvm;
+      tvm.beginScope();
+      try {
+        this.kv.clear();
+        this.kv.addSequence(SEQ);
+      } finally {
+        tvm.endScope();
+      }
+      this.state = "ready";
+      if (opts.keepStats !== true) this.resetStats();
+    });
+  }
+
+  /** Timing statistics since load (or the last reset / resetStats). */
+  stats(): DecoderStats {
+    const s = this.stats_;
+    const rate = (p: PhaseStats): PhaseStats => ({ ...p, tokensPerSec: p.ms > 0 ? (p.tokens * 1000) / p.ms : 0 });
+    return { load: { ...s.load }, prefill: rate(s.prefill), decode: rate(s.decode), syncMs: s.syncMs };
+  }
+
+  resetStats(): void {
+    this.stats_.prefill = phase();
+    this.stats_.decode = phase();
+    this.stats_.syncMs = 0;
+  }
+
+  /** Release the GPU memory, the runtime and the device (after queued work finishes). Idempotent. */
+  dispose(): Promise<void> {
+    return this.queue.run(() => {
+      if (this.state === "disposed") return;
+      this.state = "disposed";
+      try {
+        this.kv.dispose();
+        this.fns.dispose();
+        this.params.dispose();
+      } finally {
+        this.pkg.dispose();
+      }
+    });
+  }
+
+  // -- internals (run inside the queue) ----------------------------------------------------------
+
+  private live(allowBroken = false): void {
+    if (this.state === "disposed") throw new DecoderStateError("the model has been disposed");
+    if (this.state === "broken" && !allowBroken) {
+      throw new DecoderStateError("a previous forward failed midway, so the KV cache is inconsistent: call reset()");
+    }
+  }
+
+  /**
+   * Validate and copy `ids` now (a caller may reuse its array), then queue `job`. Invalid ids reject
+   * the returned promise; nothing is queued for them.
+   */
+  private enqueue<T>(ids: Int32Array | readonly number[], what: string, job: (tokens: Int32Array) => Promise<T>): Promise<T> {
+    let tokens: Int32Array;
+    try {
+      tokens = this.validate(ids, what);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.queue.run(() => job(tokens));
+  }
+
+  private validate(ids: Int32Array | readonly number[], what: string): Int32Array {
+    if (ids.length === 0) throw new RangeError(`${what}: no token ids`);
+    const vocab = this.config.vocab_size;
+    for (let i = 0; i < ids.length; i++) {
+      const t = ids[i] as number;
+      if (!Number.isInteger(t) || t < 0 || t >= vocab) {
+        throw new RangeError(`${what}: token id ${t} at position ${i} is outside the vocabulary [0, ${vocab})`);
+      }
+    }
+    return Int32Array.from(ids); // a copy: the job may run after the caller changed its array
+  }
+
+  private async prefillNow(ids: Int32Array): Promise<Float32Array> {
+    this.live();
+    const chunk = this.prefillChunkSize;
+    // Refuse before touching the cache if the whole prompt cannot fit.
+    if (this.sequenceLength + ids.length > this.maxSequenceLength) {
+      throw new ContextWindowExceededError(this.sequenceLength, ids.length, this.maxSequenceLength);
+    }
+    let logits: Float32Array | undefined;
+    for (let start = 0; start < ids.length; start += chunk) {
+      // Always the `prefill` function, even for a 1-token chunk: the native twin does the same, so
+      // the two builds run the same kernels on the same inputs.
+      logits = await this.forward("prefill", ids.subarray(start, start + chunk));
+    }
+    return logits as Float32Array;
+  }
+
+  private async forward(kind: ForwardKind, ids: Int32Array): Promise<Float32Array> {
+    this.live();
+    this.kv.checkAppend([SEQ], [ids.length]); // window / chunk errors: thrown before the cache is touched
+    const timing: ForwardTiming = { submitMs: 0, syncMs: 0 };
+    const t0 = performance.now();
+    let logits: Float32Array;
+    try {
+      logits = await this.fns.run(kind, ids, this.kv, SEQ, timing);
+    } catch (err) {
+      this.state = "broken"; // failed midway: the cache's state is unknown until reset()
+      throw err;
+    }
+    const p = kind === "prefill" ? this.stats_.prefill : this.stats_.decode;
+    p.tokens += ids.length;
+    p.calls += 1;
+    p.ms += performance.now() - t0;
+    this.stats_.syncMs += timing.syncMs;
+    return logits;
+  }
+}

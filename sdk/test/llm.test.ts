@@ -1,0 +1,192 @@
+// DecoderModel end to end on Dawn WebGPU with a real compiled package (default
+// dist/tiny-llama-trained/q4f32_1, or HEARTH_LLM_PACKAGE): greedy determinism, reset, chunked prefill,
+// the serial queue, errors, stats, and a tampered copy failing with IntegrityError.
+// The package must exist: this test FAILS (does not skip) without it. `make test` builds it (pytest's
+// tests/test_webgpu_decoder.py runs first); or: .venv/bin/python -m pytest tests/test_webgpu_decoder.py
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type * as tvmjsTypes from "@mlc-ai/web-runtime";
+import { ContextWindowExceededError, DecoderModel, DecoderStateError } from "../src/engine/index.js";
+import type { TvmLLMInstance, TvmViewTensor } from "../src/engine/tvmjs-llm.js";
+import { argmax } from "../src/engine/sampling.js";
+import { IntegrityError } from "../src/load/index.js";
+import { installNodeGPU } from "./support/node-gpu.js";
+import { fileFetch } from "./support/file-fetch.js";
+
+// Compile-time contract: tvmjs's classes provide what the decoder uses beyond tvmjs-types.ts.
+type Assignable<From, To> = [From] extends [To] ? true : false;
+const contract: [Assignable<tvmjsTypes.Instance, TvmLLMInstance>, Assignable<tvmjsTypes.Tensor, TvmViewTensor>] = [true, true];
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const PACKAGE = resolve(process.env["HEARTH_LLM_PACKAGE"] ?? join(REPO, "dist/tiny-llama-trained/q4f32_1"));
+const PACKAGE_URL = pathToFileURL(PACKAGE).href + "/";
+// 40 token ids (deterministic, < vocab 2048 of the default package).
+const PROMPT = Array.from({ length: 40 }, (_, i) => (i * 37 + 5) % 1000);
+
+let gpu: GPU;
+let model: DecoderModel;
+
+before(async () => {
+  assert.ok(
+    existsSync(join(PACKAGE, "hearth-manifest.json")),
+    `no compiled package at ${PACKAGE}: build it with \`make test\` or ` +
+      "`.venv/bin/python -m pytest tests/test_webgpu_decoder.py` (or set HEARTH_LLM_PACKAGE)",
+  );
+  gpu = await installNodeGPU();
+  model = await DecoderModel.load(PACKAGE_URL, { gpu, fetch: fileFetch, logger: () => {} });
+});
+
+after(async () => {
+  await model?.dispose();
+});
+
+test("tvmjs type contract for the decoder holds (compile time)", () => {
+  assert.deepEqual(contract, [true, true]);
+});
+
+test("load: config, manifest, stats", () => {
+  assert.equal(model.manifest.format, "hearth-package/1");
+  assert.ok(model.config.vocab_size > 0);
+  assert.equal(model.prefillChunkSize, model.config.prefill_chunk_size);
+  assert.equal(model.maxSequenceLength, model.config.context_window_size);
+  assert.equal(model.sequenceLength, 0);
+  const { load } = model.stats();
+  assert.ok(load.totalMs > 0 && load.pipelinesMs > 0 && load.verifiedBytes > 0, JSON.stringify(load));
+  assert.ok(model.adapter !== null);
+});
+
+test("greedy is deterministic, and matches prefill + decode spelled out", async () => {
+  await model.reset();
+  const a = await model.greedy(PROMPT, 12);
+  assert.equal(a.length, 12);
+  // the last generated token is not fed yet (like the native twin)
+  assert.equal(model.sequenceLength, PROMPT.length + 11);
+  await model.reset();
+  const b = await model.greedy(Int32Array.from(PROMPT), 12);
+  assert.deepEqual(b, a);
+
+  await model.reset();
+  const logits = await model.prefill(PROMPT);
+  assert.ok(logits instanceof Float32Array);
+  assert.equal(logits.length, model.config.vocab_size);
+  assert.ok(logits.every(Number.isFinite));
+  const manual = [argmax(logits)];
+  while (manual.length < 12) manual.push(argmax(await model.decode(manual[manual.length - 1] as number)));
+  assert.deepEqual(manual, a);
+
+  const s = model.stats();
+  assert.equal(s.prefill.tokens, PROMPT.length);
+  assert.equal(s.decode.tokens, 11);
+  assert.ok(s.prefill.tokensPerSec > 0 && s.decode.tokensPerSec > 0);
+});
+
+test("reset clears the KV cache: the same prompt gives the same logits again", async () => {
+  await model.reset();
+  const first = await model.prefill(PROMPT);
+  const continued = await model.prefill(PROMPT); // appended: a different context
+  assert.equal(model.sequenceLength, 2 * PROMPT.length);
+  assert.notDeepEqual(continued, first);
+  await model.reset();
+  assert.equal(model.sequenceLength, 0);
+  assert.equal(model.stats().prefill.tokens, 0);
+  assert.deepEqual(await model.prefill(PROMPT), first);
+});
+
+test("stop tokens end greedy generation (the stop token is the last element)", async () => {
+  await model.reset();
+  const full = await model.greedy(PROMPT, 12);
+  const stop = full[4] as number;
+  await model.reset();
+  const stopped = await model.greedy(PROMPT, 12, { stopTokens: [stop] });
+  assert.deepEqual(stopped, full.slice(0, full.indexOf(stop) + 1));
+});
+
+test("calls are serialized: concurrent reset/greedy pairs run in order", async () => {
+  const jobs = [model.reset(), model.greedy(PROMPT, 6), model.reset(), model.greedy(PROMPT, 6), model.decode(3)];
+  const results = await Promise.all(jobs);
+  assert.deepEqual(results[1], results[3]);
+  assert.equal(model.sequenceLength, PROMPT.length + 5 + 1);
+});
+
+test("bad input is refused before the GPU is touched; the session stays usable", async () => {
+  await model.reset();
+  await assert.rejects(model.prefill([]), RangeError);
+  await assert.rejects(model.prefill([model.config.vocab_size]), /outside the vocabulary/);
+  await assert.rejects(model.prefill([1.5]), RangeError);
+  await assert.rejects(model.greedy(PROMPT, 0), RangeError);
+  const tooLong = new Array(model.maxSequenceLength + 1).fill(1);
+  await assert.rejects(model.prefill(tooLong), ContextWindowExceededError);
+  assert.equal(model.sequenceLength, 0);
+  assert.equal((await model.greedy(PROMPT, 3)).length, 3);
+});
+
+test("greedy stops at a full context window instead of failing", async () => {
+  await model.reset();
+  const room = model.maxSequenceLength - PROMPT.length;
+  const out = await model.greedy(PROMPT, room + 10);
+  assert.equal(out.length, room + 1); // prefill gives one token; `room` decodes fill the cache
+  assert.equal(model.sequenceLength, model.maxSequenceLength);
+  await assert.rejects(model.decode(1), ContextWindowExceededError);
+  await model.reset();
+});
+
+test("chunked prefill (prefillChunkSize 16) agrees with one-shot prefill", async () => {
+  await model.reset();
+  const whole = await model.prefill(PROMPT);
+  const wholeTokens = await model.greedy([argmax(whole)], 6);
+  const chunked = await DecoderModel.load(PACKAGE_URL, { gpu, fetch: fileFetch, logger: () => {}, prefillChunkSize: 16 });
+  try {
+    const logits = await chunked.prefill(PROMPT);
+    assert.equal(chunked.stats().prefill.calls, Math.ceil(PROMPT.length / 16));
+    let maxDiff = 0;
+    for (let i = 0; i < logits.length; i++) maxDiff = Math.max(maxDiff, Math.abs((logits[i] as number) - (whole[i] as number)));
+    assert.ok(maxDiff < 1e-3, `max |logit difference| ${maxDiff}`);
+    assert.equal(argmax(logits), argmax(whole));
+    assert.deepEqual(await chunked.greedy([argmax(logits)], 6), wholeTokens);
+  } finally {
+    await chunked.dispose();
+  }
+});
+
+test("a tampered copy of the package fails with IntegrityError naming params_shard_0.bin", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "hearth-tampered-"));
+  try {
+    cpSync(PACKAGE, dir, { recursive: true });
+    const shard = join(dir, "params_shard_0.bin");
+    const bytes = readFileSync(shard);
+    const at = Math.floor(bytes.length / 2);
+    bytes[at] = (bytes[at] as number) ^ 0x01;
+    writeFileSync(shard, bytes);
+    const manifest = JSON.parse(readFileSync(join(dir, "hearth-manifest.json"), "utf8")) as {
+      files: { path: string; sha256: string }[];
+    };
+    const expected = manifest.files.find((f) => f.path === "params_shard_0.bin")?.sha256;
+    await assert.rejects(
+      DecoderModel.load(pathToFileURL(dir).href, { gpu, fetch: fileFetch, logger: () => {} }),
+      (err: unknown) => {
+        assert.ok(err instanceof IntegrityError, `expected IntegrityError, got ${String(err)}`);
+        assert.equal(err.file, "params_shard_0.bin");
+        assert.equal(err.problem, "sha256");
+        assert.equal(err.expected, expected);
+        assert.notEqual(err.actual, expected);
+        assert.match(err.message, /params_shard_0\.bin/);
+        return true;
+      },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("dispose: later calls fail with DecoderStateError", async () => {
+  const m = await DecoderModel.load(PACKAGE_URL, { gpu, fetch: fileFetch, logger: () => {} });
+  const pending = m.greedy(PROMPT, 2); // queued before dispose: completes
+  await m.dispose();
+  assert.equal((await pending).length, 2);
+  await assert.rejects(m.prefill(PROMPT), DecoderStateError);
+  await m.dispose(); // idempotent
+});
