@@ -1,5 +1,8 @@
 /**
- * @hearth/sdk. Today this is the worker-side engine foundation (WebGPU device, tvmjs runtime,
- * tensor cache, model-case runner); the main-thread client API comes later.
+ * @hearth/sdk. Today this is the worker-side engine (WebGPU device, tvmjs runtime, tensor cache,
+ * model-case runner, DecoderModel) and verified package loading; the main-thread client API comes later.
  */
 export * from "./engine/index.js";
+export * from "./load/index.js";
+export * from "./tokenize/index.js";
+export * from "./sample/index.js";

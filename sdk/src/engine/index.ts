@@ -50,3 +50,16 @@ export {
   type RunCaseDeps,
   type SmokeCase,
 } from "./smoke.js";
+export {
+  DecoderModel,
+  DecoderStateError,
+  type DecoderLoadOptions,
+  type DecoderStats,
+  type GreedyOptions,
+  type PhaseStats,
+} from "./llm.js";
+export { ContextWindowExceededError, PagedKVCache, type KVCacheConfig, type KVCacheOptions } from "./kv-cache.js";
+export { DecoderFunctions, type ForwardKind, type ForwardTiming } from "./forward.js";
+export { argmax, NonFiniteLogitsError, topK } from "./sampling.js";
+export { SerialQueue } from "./serial-queue.js";
+export { asLLMInstance, type TvmLLMInstance, type TvmScalar, type TvmViewTensor } from "./tvmjs-llm.js";
