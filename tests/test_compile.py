@@ -142,3 +142,26 @@ def test_cli_reports_bad_input_without_traceback(checkpoint: Path, tmp_path: Pat
     rc = hearth_main(["compile", str(checkpoint), "--quant", "q9", "--target", "llvm", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and "unknown quantization scheme 'q9'" in err and "Traceback" not in err
+
+
+def test_sentencepiece_only_checkpoint_gets_tokenizer_json(tmp_path: Path) -> None:
+    """A checkpoint with only tokenizer.model still yields the tokenizer.json the SDK reads,
+    with the same ids transformers gives."""
+    import sys
+
+    from transformers import AutoTokenizer
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from make_test_models import ensure_test_model
+
+    src = tmp_path / "sp-only"
+    shutil.copytree(ensure_test_model("tiny-llama-sp"), src)
+    (src / "tokenizer.json").unlink()
+    pkg = compile_package(str(src), "q4f32_1", ["llvm"], tmp_path / "dist").package_dir
+    assert (pkg / "tokenizer.json").is_file() and (pkg / "tokenizer.model").is_file()
+    import tokenizers
+
+    text = (src / "heldout.txt").read_text()[:2000]
+    ours = tokenizers.Tokenizer.from_file(str(pkg / "tokenizer.json")).encode(text, add_special_tokens=False).ids
+    assert ours == AutoTokenizer.from_pretrained(src)(text, add_special_tokens=False)["input_ids"]
+    assert json.loads((pkg / "mlc-chat-config.json").read_text())["chat_template"]

@@ -13,6 +13,7 @@ TOKENIZER_FILES = [
     "tokenizer.json",
     "tokenizer.model",
     "tokenizer_config.json",
+    "chat_template.jinja",
     "special_tokens_map.json",
     "added_tokens.json",
     "vocab.json",
@@ -29,7 +30,36 @@ def copy_tokenizer(src: Path, dst: Path) -> list[str]:
         raise FileNotFoundError(f"{src} has no tokenizer (tokenizer.json, tokenizer.model or vocab.txt); the package needs one")
     for name in files:
         shutil.copyfile(src / name, dst / name)
+    if "tokenizer.json" not in files:
+        _write_tokenizer_json(src, dst)
+        files.append("tokenizer.json")
     return files
+
+
+def _write_tokenizer_json(src: Path, dst: Path) -> None:
+    """The SDK reads only tokenizer.json; derive it from tokenizer.model / vocab.txt the way
+    transformers does (its slow -> fast converters), so ids stay identical."""
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(src)
+    except Exception as e:  # noqa: BLE001 - converters raise many types
+        raise FileNotFoundError(f"{src} has no tokenizer.json and transformers could not convert its tokenizer ({e})") from e
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save_pretrained(tmp)
+        if not (Path(tmp) / "tokenizer.json").is_file():
+            raise FileNotFoundError(f"{src}: transformers did not produce a tokenizer.json for {type(tok).__name__}")
+        shutil.copyfile(Path(tmp) / "tokenizer.json", dst / "tokenizer.json")
+
+
+def read_chat_template(src: Path, tokenizer_config: dict[str, Any]) -> str | None:
+    """transformers >= 4.43 may keep the template in chat_template.jinja instead of the config."""
+    if (src / "chat_template.jinja").is_file():
+        return (src / "chat_template.jinja").read_text()
+    template = tokenizer_config.get("chat_template")
+    return template if isinstance(template, str) else None
 
 
 def _token_id(value: Any) -> int | list[int] | None:
@@ -69,7 +99,7 @@ def chat_config(
         "tokenizer_files": tokenizer_files,
         # Hearth renders the HF Jinja chat template itself (@huggingface/jinja in the SDK),
         # so no MLC conv_template is needed; null when the checkpoint has none.
-        "chat_template": tok_cfg.get("chat_template"),
+        "chat_template": read_chat_template(src, tok_cfg),
         "conv_template": None,
         "model_lib": model_libs,
     }
