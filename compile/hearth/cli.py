@@ -118,6 +118,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .eval.command import run_eval
+
+    return run_eval(args, console)
+
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -160,6 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="webgpu", choices=list(TARGETS))
     p.add_argument("--case", action="append", choices=list(CASES), help="only this case (repeatable)")
     p.set_defaults(func=cmd_smoke)
+
+    p = sub.add_parser("eval", help="measure a compiled decoder package against its source checkpoint (needs an llvm build)")
+    p.add_argument("packages", nargs="+", metavar="package", help="package folder; with --compare several (or earlier --json results)")
+    p.add_argument("--compare", action="store_true", help="evaluate every package given and compare them (table, ppl-vs-bits plot)")
+    p.add_argument("--json", default=None, help="write the full result as JSON here")
+    p.add_argument("--report", default=None, help="write a Markdown report here")
+    p.add_argument("--plots", default=None, help="write PNG plots into this folder (needs matplotlib)")
+    p.add_argument("--reference", default=None, help="Hugging Face folder to compare with (default: the package's source)")
+    p.add_argument("--budget", default=None, help="budgets TOML (e.g. budgets/tiny.toml); exit 1 if one is exceeded")
+    p.add_argument("--text", default=None, help="evaluation text file (default: the reference's heldout.txt, else generated)")
+    p.add_argument("--window", type=int, default=None, help="tokens per window (default: min(context, 1024))")
+    p.add_argument("--stride", type=int, default=None, help="window stride (default: window / 2)")
+    p.add_argument("--max-tokens", type=int, default=None, help="evaluate only the first N tokens of the text")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

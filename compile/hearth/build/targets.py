@@ -15,6 +15,12 @@ import tvm
 WASM32_HOST = {"kind": "llvm", "mtriple": "wasm32-unknown-unknown-wasm"}
 
 
+def native_cpu() -> dict:
+    """llvm for this host's CPU. Without -mcpu LLVM targets baseline x86-64, where every f16
+    conversion is a libcall (q4f16_1 ran ~20x slower); native builds run where they are built."""
+    return {"kind": "llvm", "mcpu": tvm.target.codegen.llvm_get_system_cpu()}
+
+
 @dataclass(frozen=True)
 class TargetSpec:
     name: str
@@ -32,7 +38,7 @@ TARGETS: dict[str, TargetSpec] = {
     for spec in [
         TargetSpec("webgpu", lambda: tvm.target.Target({"kind": "webgpu", "host": WASM32_HOST}), True, True, "webgpu"),
         TargetSpec("wasm-cpu", lambda: tvm.target.Target(WASM32_HOST), True, False, "cpu"),
-        TargetSpec("llvm", lambda: tvm.target.Target({"kind": "llvm"}), False, False, "cpu"),
+        TargetSpec("llvm", lambda: tvm.target.Target(native_cpu()), False, False, "cpu"),
         TargetSpec("cuda", lambda: tvm.target.Target({"kind": "cuda", "host": {"kind": "llvm"}}), False, True, "cuda"),
     ]
 }

@@ -1,0 +1,186 @@
+"""`hearth eval`: the CLI driver (argument handling, progress, outputs, budgets, exit codes).
+
+Exit codes: 0 all good; 1 a budget failed (a table of the failures is printed); 2 the package or
+an argument is unusable (tampered or incomplete package, no llvm build, bad budget file, ...).
+The last stdout line is a one-line JSON summary, for scripts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from .budget import BudgetError, check_budget, failed, load_budget
+
+COMPARE_FORMAT = "hearth-eval-compare/1"
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from ..models import UnsupportedArchitectureError, UnsupportedConfigError
+    from ..native import PackageTargetError
+    from ..quant import UnknownQuantizationError
+    from ..weights.manifest import IntegrityError
+    from ..weights.reader import CheckpointError
+    from ..weights.source import ModelSourceError
+    from .decoder import EvalError
+
+    return (
+        IntegrityError,
+        PackageTargetError,
+        EvalError,
+        BudgetError,
+        CheckpointError,
+        ModelSourceError,
+        UnsupportedArchitectureError,
+        UnsupportedConfigError,
+        UnknownQuantizationError,
+        FileNotFoundError,
+        ValueError,
+    )
+
+
+def _load_json_results(path: Path) -> list[dict[str, Any]]:
+    """A result written by `hearth eval --json` (single or --compare), reused without re-running."""
+    doc = json.loads(path.read_text())
+    if doc.get("format") == COMPARE_FORMAT:
+        return list(doc["results"])
+    if doc.get("format", "").startswith("hearth-eval/"):
+        return [doc]
+    raise ValueError(f"{path} is not a `hearth eval --json` result (format {doc.get('format')!r})")
+
+
+def _evaluate(package: Path, args: argparse.Namespace, console: Console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .decoder import evaluate_decoder
+
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
+    ) as bar:
+        task = bar.add_task(f"eval {package}", total=None)
+
+        def progress(step: str, done: int, total: int) -> None:
+            bar.update(task, description=f"eval {package.name}: {step}", completed=done, total=total)
+
+        return evaluate_decoder(
+            package,
+            reference=Path(args.reference) if args.reference else None,
+            text_file=Path(args.text) if args.text else None,
+            window=args.window,
+            stride=args.stride,
+            max_tokens=args.max_tokens,
+            progress=progress,
+        )
+
+
+def _plot_name(result: dict[str, Any], what: str) -> str:
+    p = result["package"]
+    return f"{p.get('model_id')}-{p.get('quantization')}-{what}.png"
+
+
+def run_eval(args: argparse.Namespace, console: Console) -> int:
+    errors = _user_errors()
+    t0 = time.perf_counter()
+    try:
+        budget = load_budget(Path(args.budget)) if args.budget else None
+        if len(args.packages) > 1 and not args.compare:
+            raise ValueError(f"{len(args.packages)} packages given; pass --compare to evaluate several and compare them")
+        results: list[dict[str, Any]] = []
+        kls: list[Any] = []
+        for item in map(Path, args.packages):
+            if args.compare and item.is_file() and item.suffix == ".json":
+                loaded = _load_json_results(item)
+                results += loaded
+                kls += [None] * len(loaded)
+                continue
+            ev = _evaluate(item, args, console)
+            results.append(ev.data)
+            kls.append(ev.kl)
+    except errors as e:
+        console.print(f"[red]hearth eval: {e}[/]", soft_wrap=True)  # unwrapped: paths stay copyable
+        return 2
+
+    budget_failed = False
+    for r in results:
+        if budget is None:
+            continue
+        checks = check_budget(budget, r)
+        bad = failed(checks)
+        budget_failed |= bool(bad)
+        r["budget"] = {"file": str(args.budget), "passed": not bad, "checks": [c.to_json() for c in checks]}
+
+    plots: list[Path] = []
+    if args.plots:
+        from .plots import kl_histogram, ppl_vs_bits_plot, weight_error_plot
+
+        out_dir = Path(args.plots)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if args.compare:
+                plots.append(ppl_vs_bits_plot(results, out_dir / "ppl_vs_bits.png"))
+            for r, kl in zip(results, kls):
+                if r.get("weights"):
+                    plots.append(weight_error_plot(r, out_dir / _plot_name(r, "weight_error")))
+                if kl is not None and len(kl):
+                    plots.append(kl_histogram(kl, r, out_dir / _plot_name(r, "kl")))
+        except RuntimeError as e:  # matplotlib missing
+            console.print(f"[red]hearth eval: {e}[/]")
+            return 2
+
+    from .report import budget_table, compare_markdown, compare_table, markdown_report, summary_table
+
+    if args.json:
+        doc = {"format": COMPARE_FORMAT, "results": results} if args.compare else results[0]
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    if args.report:
+        report_path = Path(args.report)
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        text = compare_markdown(results, plots, report_path) if args.compare else markdown_report(results[0], plots, report_path)
+        report_path.write_text(text + "\n")
+
+    # Piped/captured output is not a terminal: rich would wrap the tables at 80 columns.
+    width = None if console.is_terminal else 140
+    if args.compare:
+        console.print(compare_table(results), width=width)
+    else:
+        console.print(summary_table(results[0]), width=width)
+    for r in results:
+        b = r.get("budget")
+        if b:
+            from .budget import Check
+
+            checks = [Check(**c) for c in b["checks"]]
+            p = r["package"]
+            title = f"budget {args.budget}: {p.get('model_id')} {p.get('quantization')}"
+            if b["passed"]:
+                console.print(budget_table(checks, title), width=width)
+            else:
+                console.print(budget_table([c for c in checks if c.status == "FAIL"], title + ": FAILED"), width=width)
+    written = [x for x in (args.json, args.report) if x] + [str(p) for p in plots]
+    if written:
+        console.print("wrote " + ", ".join(written))
+    console.print(f"eval done in {time.perf_counter() - t0:.1f} s")
+
+    summary = [
+        {
+            "package": r["package"]["path"],
+            "quantization": r["package"].get("quantization"),
+            "ppl_reference": r["metrics"]["ppl_reference"],
+            "ppl_package": r["metrics"]["ppl_package"],
+            "ppl_increase_pct": r["metrics"]["ppl_increase_pct"],
+            "top1_agreement": r["metrics"]["top1_agreement"],
+            "kl_mean": r["metrics"]["kl_mean"],
+            "budget_passed": (r.get("budget") or {}).get("passed"),
+        }
+        for r in results
+    ]
+    print(json.dumps(summary if args.compare else summary[0]))
+    if budget_failed:
+        console.print("[bold red]hearth eval: budget exceeded (see the table above)[/]")
+        return 1
+    return 0

@@ -1,0 +1,275 @@
+"""`hearth eval` on the trained test model, compiled for llvm (packages shared with
+tests/test_compile_models.py through cache_root()/test-packages).
+
+- q0f32 reproduces fp32 transformers: Δppl ~ 0, top-1 agreement ~ 1, weight error exactly 0;
+- q4f32_1 / q4f16_1: a measurable, bounded perplexity increase and KL;
+- budgets pass and fail as they should (exit 1 + a table), unknown keys are an error (exit 2);
+- a tampered package and a package without an llvm build are refused with clear errors.
+
+Evaluations use the first few thousand held-out tokens (q4f16_1 fewer: LLVM emulates f16, ~20x
+slower per token) to keep the module around a minute on 2 cores.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hearth.build.package import compile_package
+from hearth.cache import cache_root
+from hearth.cli import main
+from hearth.eval.budget import BUDGETS, BudgetError, check_budget, failed, load_budget, validate_budget
+from hearth.eval.decoder import evaluate_decoder, plan_windows
+from hearth.eval.text import pydoc_heldout_text
+from hearth.eval.weights import TensorCacheReader, weight_errors
+from hearth.native import PackageTargetError
+from hearth.quant import dequantize_weight, get_scheme, quantize_weight
+from hearth.weights.manifest import MANIFEST, IntegrityError, write_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from make_test_models import ensure_test_model  # noqa: E402
+
+NAME = "tiny-llama-trained"
+PACKAGES = cache_root() / "test-packages"
+TOKENS = 2048
+TOKENS_F16 = 256
+
+
+def _package(quant: str) -> Path:
+    return compile_package(str(ensure_test_model(NAME)), quant, ["llvm"], PACKAGES, model_id=NAME).package_dir
+
+
+@pytest.fixture(scope="module")
+def q0f32():
+    return evaluate_decoder(_package("q0f32"), max_tokens=TOKENS)
+
+
+@pytest.fixture(scope="module")
+def q4f32():
+    return evaluate_decoder(_package("q4f32_1"), max_tokens=TOKENS)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pieces
+
+
+@pytest.mark.parametrize("n,window,stride", [(2, 4, 2), (10, 4, 2), (1000, 256, 128), (1000, 256, 256), (300, 256, 1), (257, 256, 128)])
+def test_windows_score_every_position_once(n: int, window: int, stride: int) -> None:
+    windows = plan_windows(n, window, stride)
+    scored = [j for w in windows for j in range(w.score_from, w.end)]
+    assert scored == list(range(n - 1))  # every position with a target, once, in order
+    for i, w in enumerate(windows):
+        assert w.begin <= w.score_from < w.end and w.end - w.begin <= window
+        if i:  # later windows give every scored position at least window - stride tokens of context
+            assert w.score_from - w.begin >= min(window - stride, w.score_from)
+
+
+def test_generated_text_is_the_test_models_heldout() -> None:
+    assert pydoc_heldout_text() == (ensure_test_model(NAME) / "heldout.txt").read_text()
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics
+
+
+def test_q0f32_reproduces_transformers(q0f32) -> None:
+    m = q0f32.data["metrics"]
+    assert m["tokens_scored"] == TOKENS - 1
+    assert 10 < m["ppl_reference"] < 200  # trained: far below uniform (2048)
+    assert abs(m["ppl_increase_pct"]) < 0.1
+    assert m["top1_agreement"] >= 0.999
+    assert m["kl_mean"] < 1e-6
+    w = q0f32.data["weights"]
+    assert w["summary"]["overall_rel_error"] == 0.0  # the shards hold the checkpoint's floats
+    assert {t["stored_as"] for t in w["tensors"]} == {"float32"}
+    assert q0f32.data["text"]["tokenizer"] == "package" and q0f32.data["text"]["tokenizer_matches_reference"]
+
+
+def test_q4f32_measurable_but_bounded(q4f32, q0f32) -> None:
+    m = q4f32.data["metrics"]
+    assert m["ppl_reference"] == pytest.approx(q0f32.data["metrics"]["ppl_reference"], rel=1e-9)  # same positions
+    assert 0.05 < m["ppl_increase_pct"] < 5.0
+    assert 0.8 < m["top1_agreement"] < 0.999
+    assert 1e-4 < m["kl_mean"] < 0.1
+    s = q4f32.data["weights"]["summary"]
+    assert 0.05 < s["overall_rel_error"] < 0.15  # 4-bit symmetric groups of 32
+    assert len(q4f32.data["weights"]["tensors"]) == 1 + 4 * 4  # embedding (tied head) + 4 per layer
+    assert q4f32.data["size"]["package_bytes"] < 0.5 * q0f32.data["size"]["package_bytes"]
+
+
+def test_q4f16_measurable_but_bounded() -> None:
+    ev = evaluate_decoder(_package("q4f16_1"), max_tokens=TOKENS_F16, with_weights=True)
+    m = ev.data["metrics"]
+    assert abs(m["ppl_increase_pct"]) < 10.0
+    assert 1e-4 < m["kl_mean"] < 0.1
+    assert 0.75 < m["top1_agreement"] < 1.0
+    assert 0.05 < ev.data["weights"]["summary"]["overall_rel_error"] < 0.15
+
+
+def test_weight_error_matches_an_independent_round_trip() -> None:
+    """The package's q_weight/q_scale are quantize(checkpoint): same error as a numpy round trip."""
+    pkg = _package("q4f32_1")
+    manifest = json.loads((pkg / MANIFEST).read_text())
+    config = json.loads((pkg / "mlc-chat-config.json").read_text())
+    errors = {e.name: e for e in weight_errors(pkg, ensure_test_model(NAME), manifest, config)}
+    from safetensors.numpy import load_file
+
+    state = load_file(str(ensure_test_model(NAME) / "model.safetensors"))
+    w = state["model.layers.1.mlp.down_proj.weight"]
+    deq = dequantize_weight(*quantize_weight(w, "q4f32_1"), get_scheme("q4f32_1"), k=w.shape[1], out_dtype="float32")
+    expect = np.linalg.norm(w.astype(np.float64) - deq) / np.linalg.norm(w.astype(np.float64))
+    assert errors["model.layers.1.mlp.down_proj.weight"].rel_error == pytest.approx(expect, rel=1e-9)
+    qkv = errors["model.layers.0.self_attn.qkv_proj.weight"]  # fused q|k|v compared fused
+    assert qkv.sources == [f"model.layers.0.self_attn.{p}_proj.weight" for p in "qkv"]
+    assert set(TensorCacheReader(pkg).names()) >= {"model.layers.0.self_attn.qkv_proj.q_weight", "model.layers.0.self_attn.qkv_proj.q_scale"}
+
+
+# ----------------------------------------------------------------------------------------------
+# Budgets
+
+
+def _err(capsys) -> str:
+    """stderr with rich's line wrapping undone."""
+    return " ".join(capsys.readouterr().err.split())
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_shipped_tiny_budget_is_valid_and_passes(q0f32, q4f32) -> None:
+    budget = load_budget(REPO / "budgets" / "tiny.toml")
+    assert budget and set(budget) <= set(BUDGETS)
+    for ev in (q0f32, q4f32):
+        checks = check_budget(budget, ev.data)
+        assert not failed(checks), checks
+
+
+def test_budget_checks(q4f32) -> None:
+    m = q4f32.data["metrics"]
+    checks = check_budget(
+        {"max_ppl_increase_pct": m["ppl_increase_pct"] / 2, "min_top1_agreement": 0.5, "min_cosine": 0.9, "max_package_mb": 100},
+        q4f32.data,
+    )
+    status = {c.key: c.status for c in checks}
+    assert status == {"max_ppl_increase_pct": "FAIL", "min_top1_agreement": "pass", "min_cosine": "not measured", "max_package_mb": "pass"}
+    nan = dict(q4f32.data, metrics=dict(m, top1_agreement=float("nan")))
+    assert failed(check_budget({"min_top1_agreement": 0.5}, nan))
+
+
+def test_unknown_or_bad_budget_keys_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(BudgetError, match="unknown budget key.*max_ppl_increse_pct.*valid keys: max_package_mb"):
+        load_budget(_write(tmp_path / "b.toml", "max_ppl_increse_pct = 1.0\n"))
+    with pytest.raises(BudgetError, match="must be a number"):
+        validate_budget({"max_package_mb": "8"})
+    with pytest.raises(BudgetError, match="outside"):
+        validate_budget({"min_top1_agreement": 1.5})
+    with pytest.raises(BudgetError, match="not valid TOML"):
+        load_budget(_write(tmp_path / "c.toml", "max_package_mb = \n"))
+
+
+def test_cli_budget_unknown_key_exits_2(tmp_path: Path, capsys) -> None:
+    bad = _write(tmp_path / "bad.toml", "max_package_mb = 8\nmin_top1 = 0.9\n")
+    assert main(["eval", str(_package("q0f32")), "--budget", str(bad)]) == 2
+    err = _err(capsys)
+    assert "unknown budget key(s) min_top1" in err and "min_top1_agreement" in err
+
+
+def test_cli_outputs_and_passing_budget(tmp_path: Path, capsys) -> None:
+    pkg = _package("q4f32_1")
+    out = tmp_path / "out"
+    code = main([
+        "eval", str(pkg), "--max-tokens", "512", "--budget", str(REPO / "budgets" / "tiny.toml"),
+        "--json", str(out / "r.json"), "--report", str(out / "r.md"), "--plots", str(out / "plots"),
+    ])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    doc = json.loads((out / "r.json").read_text())
+    assert doc["format"] == "hearth-eval/1" and doc["budget"]["passed"] is True
+    assert doc["metrics"]["tokens_scored"] == 511
+    assert json.loads(captured.out.strip().splitlines()[-1])["ppl_package"] == pytest.approx(doc["metrics"]["ppl_package"])
+    report = (out / "r.md").read_text()
+    for heading in ("## Summary", "## Budget", "## Weight quantization error", "## Plots", "## Settings"):
+        assert heading in report
+    pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert pngs == [f"{NAME}-q4f32_1-kl.png", f"{NAME}-q4f32_1-weight_error.png"]
+    for p in (out / "plots").glob("*.png"):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"plots/{p.name}" in report
+
+
+def test_cli_violated_budget_exits_1_with_table(tmp_path: Path, capsys) -> None:
+    budget = _write(tmp_path / "strict.toml", "max_package_mb = 0.5\nmax_ppl_increase_pct = -50\nmin_top1_agreement = 0.5\n")
+    code = main(["eval", str(_package("q4f32_1")), "--max-tokens", "256", "--budget", str(budget), "--json", str(tmp_path / "r.json")])
+    assert code == 1
+    err = _err(capsys)
+    assert "FAILED" in err and "budget exceeded" in err
+    assert "max_package_mb" in err and "max_ppl_increase_pct" in err and "package_mb" in err
+    assert "min_top1_agreement" not in err  # only the failures are tabled
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["budget"]["passed"] is False
+    assert {c["key"] for c in doc["budget"]["checks"] if c["status"] == "FAIL"} == {"max_package_mb", "max_ppl_increase_pct"}
+
+
+def test_cli_compare_reuses_json_and_plots_ppl_vs_bits(q0f32, q4f32, tmp_path: Path, capsys) -> None:
+    files = []
+    for ev in (q0f32, q4f32):
+        f = tmp_path / f"{ev.data['package']['quantization']}.json"
+        f.write_text(json.dumps(ev.data))
+        files.append(str(f))
+    code = main(["eval", "--compare", *files, "--plots", str(tmp_path / "plots"), "--report", str(tmp_path / "cmp.md"), "--json", str(tmp_path / "cmp.json")])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "plots" / "ppl_vs_bits.png").read_bytes()[:4] == b"\x89PNG"
+    report = (tmp_path / "cmp.md").read_text()
+    assert "q0f32" in report and "q4f32_1" in report and "ppl_vs_bits.png" in report
+    assert len(json.loads((tmp_path / "cmp.json").read_text())["results"]) == 2
+    assert main(["eval", *files]) == 2  # several packages need --compare
+    assert "--compare" in _err(capsys)
+
+
+# ----------------------------------------------------------------------------------------------
+# Refusals
+
+
+def _copy(pkg: Path, dst: Path) -> Path:
+    shutil.copytree(pkg, dst)
+    return dst
+
+
+def test_tampered_package_is_refused(tmp_path: Path, capsys) -> None:
+    pkg = _copy(_package("q0f32"), tmp_path / "pkg")
+    shard = pkg / "params_shard_0.bin"
+    original = shard.read_bytes()
+    data = bytearray(original)
+    data[1000] ^= 0x01
+    shard.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="params_shard_0.bin does not match its SHA-256"):
+        evaluate_decoder(pkg, max_tokens=64)
+    assert main(["eval", str(pkg)]) == 2
+    assert "corrupt or tampered" in _err(capsys)
+    shard.write_bytes(original)
+    (pkg / "tokenizer.json").unlink()
+    assert main(["eval", str(pkg)]) == 2
+    assert "tokenizer.json is missing" in _err(capsys)
+
+
+def test_package_without_llvm_build_is_refused(tmp_path: Path, capsys) -> None:
+    src = _package("q0f32")
+    pkg = _copy(src, tmp_path / "pkg")
+    manifest = json.loads((pkg / MANIFEST).read_text())
+    (pkg / manifest["targets"]["llvm"]).unlink()
+    (pkg / MANIFEST).unlink()
+    meta = {k: v for k, v in manifest.items() if k != "files"}
+    meta["targets"] = {}
+    write_manifest(pkg, meta)  # a consistent package, just without a native library
+    with pytest.raises(PackageTargetError, match="recompile with --target llvm"):
+        evaluate_decoder(pkg, max_tokens=64)
+    assert main(["eval", str(pkg)]) == 2
+    err = _err(capsys)
+    assert "no native 'llvm' library" in err and "--target llvm" in err
