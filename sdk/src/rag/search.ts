@@ -1,0 +1,206 @@
+/**
+ * Hybrid retrieval: BM25 and vector search, fused with reciprocal rank fusion, filtered by document
+ * metadata, with near-duplicate chunks collapsed.
+ *
+ * RRF (Cormack et al. 2009): score(chunk) = Σ over result lists of 1 / (k + rank), rank 1-based, k = 60.
+ * It needs no score calibration between BM25 and cosine, which is why it is used here.
+ */
+
+import { scoreBm25, tokenize, type Bm25Corpus, type Posting } from "./bm25.js";
+import type { ChunkRecord, DocumentRecord } from "./store.js";
+import { candidateCount, prescan, rerank, type VectorEntry, type VectorHit } from "./vectors.js";
+
+export const RRF_K = 60;
+
+export interface SearchFilter {
+  /** Only these documents. */
+  docId?: string | readonly string[];
+  /** Only these types (e.g. "application/pdf"). */
+  mime?: string | readonly string[];
+  /** Only documents added at or after this time (Date or ms since the epoch). */
+  from?: Date | number;
+  /** Only documents added at or before this time. */
+  to?: Date | number;
+}
+
+export interface SearchOptions {
+  /** Number of hits (default 8). */
+  k?: number;
+  filter?: SearchFilter;
+  /** "hybrid" (default), or one retriever alone. */
+  mode?: "hybrid" | "bm25" | "vector";
+  /**
+   * Collapse near-duplicate chunks (word-trigram Jaccard similarity at or above the threshold) into the
+   * best-ranked one. Default true with threshold 0.8; false turns it off.
+   */
+  collapseDuplicates?: boolean | { threshold: number };
+  signal?: AbortSignal;
+}
+
+export interface DuplicateRef {
+  chunkId: string;
+  docId: string;
+  page: number | null;
+}
+
+export interface SearchHit {
+  /** RRF score in hybrid mode; BM25 score or cosine with a single retriever. Higher is better. */
+  score: number;
+  chunk: ChunkRecord;
+  document: DocumentRecord;
+  /** First page of the chunk (PDF), else null. */
+  page: number | null;
+  /** Last page of the chunk (PDF), else null. */
+  pageEnd: number | null;
+  /** Char span of the chunk in the document's extracted text. */
+  start: number;
+  end: number;
+  /** 1-based rank in each retriever's list, null when the chunk was not in it. */
+  ranks: { bm25: number | null; vector: number | null };
+  /** Chunks collapsed into this one as near-duplicates. */
+  duplicates: DuplicateRef[];
+}
+
+/** Reciprocal rank fusion of ranked id lists. Ties are broken by first appearance. */
+export function reciprocalRankFusion(lists: ReadonlyArray<readonly string[]>, k = RRF_K): Array<{ id: string; score: number }> {
+  const scores = new Map<string, number>();
+  const order = new Map<string, number>();
+  for (const list of lists) {
+    list.forEach((id, i) => {
+      scores.set(id, (scores.get(id) ?? 0) + 1 / (k + i + 1));
+      if (!order.has(id)) order.set(id, order.size);
+    });
+  }
+  return [...scores]
+    .map(([id, score]) => ({ id, score }))
+    .sort((a, b) => b.score - a.score || (order.get(a.id) as number) - (order.get(b.id) as number));
+}
+
+function asTime(t: Date | number): number {
+  return t instanceof Date ? t.getTime() : t;
+}
+
+function asSet(v: string | readonly string[] | undefined): Set<string> | null {
+  if (v === undefined) return null;
+  return new Set(typeof v === "string" ? [v] : v);
+}
+
+/** Predicate over documents for a filter (undefined filter accepts everything). */
+export function documentFilter(filter: SearchFilter | undefined): (doc: DocumentRecord) => boolean {
+  if (filter === undefined) return () => true;
+  const ids = asSet(filter.docId);
+  const mimes = asSet(filter.mime);
+  const from = filter.from === undefined ? -Infinity : asTime(filter.from);
+  const to = filter.to === undefined ? Infinity : asTime(filter.to);
+  return (d) =>
+    (ids === null || ids.has(d.id)) && (mimes === null || mimes.has(d.mime)) && d.createdAt >= from && d.createdAt <= to;
+}
+
+/** Word trigrams (lowercase letters/digits), for near-duplicate detection. */
+export function shingles(text: string): Set<string> {
+  const words = text.normalize("NFKC").toLowerCase().match(/[\p{L}\p{M}\p{N}]+/gu) ?? [];
+  const out = new Set<string>();
+  if (words.length < 3) {
+    if (words.length > 0) out.add(words.join(" "));
+    return out;
+  }
+  for (let i = 0; i + 2 < words.length; i++) out.add(`${words[i]} ${words[i + 1]} ${words[i + 2]}`);
+  return out;
+}
+
+export function jaccard(a: ReadonlySet<string>, b: ReadonlySet<string>): number {
+  if (a.size === 0 && b.size === 0) return 1;
+  let inter = 0;
+  const [small, large] = a.size <= b.size ? [a, b] : [b, a];
+  for (const x of small) if (large.has(x)) inter++;
+  return inter / (a.size + b.size - inter);
+}
+
+/** Keep hits in order, folding each near-duplicate into the first (best-ranked) hit it resembles. */
+export function collapseNearDuplicates(hits: SearchHit[], threshold: number): SearchHit[] {
+  const kept: Array<{ hit: SearchHit; sh: Set<string> }> = [];
+  for (const hit of hits) {
+    const sh = shingles(hit.chunk.text);
+    const twin = kept.find((k) => jaccard(k.sh, sh) >= threshold);
+    if (twin !== undefined) {
+      twin.hit.duplicates.push({ chunkId: hit.chunk.id, docId: hit.chunk.docId, page: hit.page }, ...hit.duplicates);
+    } else {
+      kept.push({ hit, sh });
+    }
+  }
+  return kept.map((k) => k.hit);
+}
+
+/** What hybrid search needs from the open index. */
+export interface SearchContext {
+  docs: ReadonlyMap<string, DocumentRecord>;
+  chunkDoc: ReadonlyMap<string, string>;
+  vectors: Iterable<VectorEntry>;
+  corpus: Bm25Corpus;
+  embedQuery(query: string, signal?: AbortSignal): Promise<Float32Array>;
+  readPostings(terms: readonly string[]): Promise<Map<string, Posting[]>>;
+  readF32(chunkIds: string[]): Promise<Map<string, Float32Array>>;
+  readChunks(ids: readonly string[]): Promise<Map<string, ChunkRecord>>;
+}
+
+export async function hybridSearch(ctx: SearchContext, query: string, opts: SearchOptions = {}): Promise<SearchHit[]> {
+  const k = opts.k ?? 8;
+  if (!Number.isInteger(k) || k < 1) throw new RangeError(`k must be a positive integer, got ${k}`);
+  const mode = opts.mode ?? "hybrid";
+  const signal = opts.signal;
+  signal?.throwIfAborted();
+  const acceptDoc = documentFilter(opts.filter);
+  const allowed = new Set<string>();
+  for (const d of ctx.docs.values()) if (acceptDoc(d)) allowed.add(d.id);
+  if (allowed.size === 0 || query.trim() === "") return [];
+  const acceptChunk = (chunkId: string) => {
+    const docId = ctx.chunkDoc.get(chunkId);
+    return docId !== undefined && allowed.has(docId);
+  };
+  const depth = Math.max(50, 5 * k);
+
+  let bm25: Array<{ chunkId: string; score: number }> = [];
+  if (mode !== "vector") {
+    const terms = tokenize(query);
+    if (terms.length > 0) bm25 = scoreBm25(terms, await ctx.readPostings(terms), ctx.corpus, acceptChunk).slice(0, depth);
+  }
+  let vector: VectorHit[] = [];
+  if (mode !== "bm25") {
+    const q = await ctx.embedQuery(query, signal);
+    signal?.throwIfAborted();
+    const candidates = prescan(q, ctx.vectors, candidateCount(depth), acceptChunk);
+    vector = (await rerank(q, candidates, ctx.readF32)).slice(0, depth);
+  }
+  signal?.throwIfAborted();
+
+  const bm25Rank = new Map(bm25.map((h, i) => [h.chunkId, i + 1]));
+  const vectorRank = new Map(vector.map((h, i) => [h.chunkId, i + 1]));
+  let ranked: Array<{ id: string; score: number }>;
+  if (mode === "bm25") ranked = bm25.map((h) => ({ id: h.chunkId, score: h.score }));
+  else if (mode === "vector") ranked = vector.map((h) => ({ id: h.chunkId, score: h.score }));
+  else ranked = reciprocalRankFusion([bm25.map((h) => h.chunkId), vector.map((h) => h.chunkId)]);
+
+  const collapse = opts.collapseDuplicates ?? true;
+  const threshold = collapse === false ? null : collapse === true ? 0.8 : collapse.threshold;
+  // Fetch a few more than k so that collapsing duplicates still leaves k hits.
+  const take = ranked.slice(0, threshold === null ? k : Math.min(ranked.length, 3 * k));
+  const chunks = await ctx.readChunks(take.map((r) => r.id));
+  const hits: SearchHit[] = [];
+  for (const r of take) {
+    const chunk = chunks.get(r.id);
+    const document = chunk === undefined ? undefined : ctx.docs.get(chunk.docId);
+    if (chunk === undefined || document === undefined) continue; // removed meanwhile
+    hits.push({
+      score: r.score,
+      chunk,
+      document,
+      page: chunk.page,
+      pageEnd: chunk.pageEnd,
+      start: chunk.start,
+      end: chunk.end,
+      ranks: { bm25: bm25Rank.get(r.id) ?? null, vector: vectorRank.get(r.id) ?? null },
+      duplicates: [],
+    });
+  }
+  return (threshold === null ? hits : collapseNearDuplicates(hits, threshold)).slice(0, k);
+}

@@ -1,0 +1,181 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { idf, scoreBm25, termFrequencies, tokenize, type Posting } from "../src/rag/bm25.js";
+import {
+  collapseNearDuplicates,
+  documentFilter,
+  jaccard,
+  reciprocalRankFusion,
+  shingles,
+  type SearchHit,
+} from "../src/rag/search.js";
+import { candidateCount, cosine, dot, dotI8, normalize, prescan, quantize, rerank } from "../src/rag/vectors.js";
+import type { DocumentRecord } from "../src/rag/store.js";
+
+test("tokenize: lowercase, NFKC, unicode words, stopwords, CJK bigrams", () => {
+  assert.deepEqual(tokenize("The Quick brown FOX and the lazy dog"), ["quick", "brown", "fox", "lazy", "dog"]);
+  assert.deepEqual(tokenize("Café naïve Über ｆｕｌｌｗｉｄｔｈ"), ["café", "naïve", "über", "fullwidth"]);
+  assert.deepEqual(tokenize("Привет, мир! 42 x2"), ["привет", "мир", "42", "x2"]);
+  assert.deepEqual(tokenize("東京都に住む"), ["東京", "京都", "都に", "に住", "住む"]);
+  assert.deepEqual(tokenize("version3東京"), ["version3", "東京"]);
+  assert.deepEqual(tokenize("हिन्दी भाषा"), ["हिन्दी", "भाषा"]); // combining marks stay in the word
+  assert.deepEqual(tokenize("...!!! --- "), []);
+});
+
+test("termFrequencies counts terms and length", () => {
+  const { tf, length } = termFrequencies("apple banana apple the cherry apple");
+  assert.equal(length, 5);
+  assert.equal(tf.get("apple"), 3);
+  assert.equal(tf.get("the"), undefined);
+});
+
+function corpusOf(chunks: Record<string, string>) {
+  const postings = new Map<string, Posting[]>();
+  const lengths = new Map<string, number>();
+  let total = 0;
+  for (const [id, text] of Object.entries(chunks)) {
+    const { tf, length } = termFrequencies(text);
+    lengths.set(id, length);
+    total += length;
+    for (const [t, n] of tf) {
+      if (!postings.has(t)) postings.set(t, []);
+      postings.get(t)!.push([id, n]);
+    }
+  }
+  return {
+    postings,
+    corpus: { chunkCount: lengths.size, totalLength: total, lengthOf: (id: string) => lengths.get(id) },
+  };
+}
+
+test("BM25 ranking sanity: tf, idf and length normalisation", () => {
+  const { postings, corpus } = corpusOf({
+    a: "solar panels convert sunlight into electricity on the roof",
+    b: "solar solar solar energy is solar power from the sun",
+    c: "wind turbines generate electricity from moving air",
+    d: "the cat sat on the mat and looked at the garden for a long long long long time while solar",
+    e: "a recipe for bread with flour water salt and yeast",
+  });
+  const rank = (q: string) => scoreBm25(tokenize(q), postings, corpus).map((h) => h.chunkId);
+  assert.equal(rank("solar")[0], "b", "highest tf wins");
+  assert.deepEqual(rank("solar").slice(-1), ["d"], "a long chunk with one mention ranks last");
+  assert.equal(rank("bread yeast")[0], "e");
+  assert.deepEqual(rank("electricity wind"), ["c", "a"], "the rarer term (wind) lifts c above a");
+  assert.deepEqual(rank("quantum"), []);
+  assert.ok(idf(1, 100) > idf(50, 100));
+  // Filter applies before scoring.
+  assert.deepEqual(scoreBm25(tokenize("solar"), postings, corpus, (id) => id !== "b").map((h) => h.chunkId)[0], "a");
+});
+
+test("RRF: k=60 scores, agreement beats a single first place, ties by first appearance", () => {
+  const fused = reciprocalRankFusion([
+    ["x", "y", "z"],
+    ["y", "w", "x"],
+  ]);
+  const score = Object.fromEntries(fused.map((f) => [f.id, f.score]));
+  assert.ok(Math.abs(score["y"]! - (1 / 62 + 1 / 61)) < 1e-12);
+  assert.ok(Math.abs(score["x"]! - (1 / 61 + 1 / 63)) < 1e-12);
+  assert.ok(Math.abs(score["w"]! - 1 / 62) < 1e-12);
+  assert.deepEqual(
+    fused.map((f) => f.id),
+    ["y", "x", "w", "z"],
+  );
+  // Equal scores: the id seen first wins.
+  assert.deepEqual(
+    reciprocalRankFusion([["p"], ["q"]]).map((f) => f.id),
+    ["p", "q"],
+  );
+});
+
+test("int8 quantisation stays close to f32 and the pre-scan + re-rank equals brute force", async () => {
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+  const dim = 64;
+  const vecs = new Map<string, Float32Array>();
+  for (let i = 0; i < 800; i++) vecs.set(`c${i}`, normalize(Float32Array.from({ length: dim }, rand)));
+  const entries = [...vecs].map(([chunkId, v]) => ({ chunkId, ...quantize(v) }));
+  for (const e of entries.slice(0, 50)) {
+    const v = vecs.get(e.chunkId)!;
+    assert.ok(Math.abs(dotI8(v, e) - 1) < 0.02, "int8 self-similarity within 2%");
+  }
+  for (let q = 0; q < 10; q++) {
+    const query = normalize(Float32Array.from({ length: dim }, rand));
+    const k = 10;
+    const brute = [...vecs]
+      .map(([chunkId, v]) => ({ chunkId, score: dot(query, v) }))
+      .sort((a, b) => b.score - a.score)
+      .slice(0, k);
+    const candidates = prescan(query, entries, candidateCount(k));
+    assert.equal(candidates.length, candidateCount(k));
+    const reranked = (await rerank(query, candidates, async (ids) => new Map(ids.map((id) => [id, vecs.get(id)!])))).slice(0, k);
+    assert.deepEqual(
+      reranked.map((h) => h.chunkId),
+      brute.map((h) => h.chunkId),
+    );
+    for (let i = 0; i < k; i++) assert.equal(reranked[i]!.score, brute[i]!.score, "re-rank uses exact f32 scores");
+  }
+  assert.ok(Math.abs(cosine(Float32Array.of(1, 0), Float32Array.of(2, 0)) - 1) < 1e-9);
+  assert.throws(() => normalize(new Float32Array(4)), /all zeros/u);
+  assert.throws(() => normalize(Float32Array.of(1, Number.NaN)), /not finite/u);
+});
+
+function doc(id: string, mime: DocumentRecord["mime"], createdAt: number): DocumentRecord {
+  return { id, title: id, mime, contentHash: id, bytes: 1, createdAt, pages: null, meta: {}, chunkCount: 1, textLength: 1 };
+}
+
+test("documentFilter: docId, mime, date range", () => {
+  const docs = [doc("a", "text/plain", 1000), doc("b", "application/pdf", 2000), doc("c", "text/html", 3000)];
+  const ids = (f: Parameters<typeof documentFilter>[0]) => docs.filter(documentFilter(f)).map((d) => d.id);
+  assert.deepEqual(ids(undefined), ["a", "b", "c"]);
+  assert.deepEqual(ids({ docId: "b" }), ["b"]);
+  assert.deepEqual(ids({ docId: ["a", "c"] }), ["a", "c"]);
+  assert.deepEqual(ids({ mime: ["application/pdf", "text/html"] }), ["b", "c"]);
+  assert.deepEqual(ids({ from: 2000 }), ["b", "c"]);
+  assert.deepEqual(ids({ to: new Date(2000) }), ["a", "b"]);
+  assert.deepEqual(ids({ from: 1500, to: 2500, mime: "application/pdf" }), ["b"]);
+  assert.deepEqual(ids({ from: 1500, to: 2500, mime: "text/plain" }), []);
+});
+
+function hit(id: string, docId: string, text: string): SearchHit {
+  return {
+    score: 1,
+    chunk: { id, docId, ordinal: 0, text, page: null, pageEnd: null, start: 0, end: text.length, tokenCount: 1 },
+    document: doc(docId, "text/plain", 0),
+    page: null,
+    pageEnd: null,
+    start: 0,
+    end: text.length,
+    ranks: { bm25: null, vector: null },
+    duplicates: [],
+  };
+}
+
+test("near-duplicate collapse keeps the best-ranked copy and records the others", () => {
+  const base = "the quarterly report shows revenue grew by twelve percent in the northern region this year";
+  const hits = [
+    hit("1", "d1", base),
+    hit("2", "d2", "a completely different chunk about gardening and tomatoes in early spring"),
+    hit("3", "d3", `${base}.`), // same words
+    hit("4", "d4", base.replace("twelve", "eleven")), // one word changed: still near-duplicate at 0.6
+    hit("5", "d5", "the quarterly report"),
+  ];
+  assert.ok(jaccard(shingles(base), shingles(base.replace("twelve", "eleven"))) > 0.6);
+  const out = collapseNearDuplicates(hits, 0.6);
+  assert.deepEqual(
+    out.map((h) => h.chunk.id),
+    ["1", "2", "5"],
+  );
+  assert.deepEqual(
+    out[0]!.duplicates.map((d) => d.chunkId),
+    ["3", "4"],
+  );
+  // A strict threshold keeps the edited copy.
+  const strict = collapseNearDuplicates(
+    hits.map((h) => ({ ...h, duplicates: [] })),
+    0.95,
+  );
+  assert.deepEqual(
+    strict.map((h) => h.chunk.id),
+    ["1", "2", "4", "5"],
+  );
+});
