@@ -9,7 +9,7 @@ NPM_STAMP := sdk/node_modules/.hearth-installed
 SDK_STAMP := sdk/dist/.hearth-built
 SDK_SOURCES := $(shell find sdk/src -type f 2>/dev/null) sdk/tsconfig.json
 
-.PHONY: setup system python node sdk runtime doctor test test-py test-sdk demo compile bench clean
+.PHONY: packages setup system python node sdk runtime doctor test test-py test-sdk demo demo-models demo-app compile bench clean
 
 setup: system python node sdk runtime
 
@@ -45,7 +45,11 @@ doctor: setup
 # pytest runs every case through both harnesses and natively.
 SMOKE_CASE = $$($(CURDIR)/$(HEARTH) smoke --case mlp-f32 2>/dev/null | tail -n 1)
 
-test: setup
+# Compiled packages the SDK, browser and WebGPU tests load (cached; see scripts/build_packages.py).
+packages: setup
+	@$(PY) scripts/build_packages.py
+
+test: setup packages
 	$(PY) -m pytest
 	cd sdk && HEARTH_CASE_DIR=$(SMOKE_CASE) npm test
 	HEARTH_CASE_DIR=$(SMOKE_CASE) node --test --test-concurrency=1 tests/browser/
@@ -53,12 +57,25 @@ test: setup
 test-py: setup
 	$(PY) -m pytest
 
-test-sdk: setup
+test-sdk: setup packages
 	cd sdk && HEARTH_CASE_DIR=$(SMOKE_CASE) npm test
 	HEARTH_CASE_DIR=$(SMOKE_CASE) node --test --test-concurrency=1 tests/browser/
 
-demo:
-	@echo "make demo: the local-RAG demo is not built yet (issue 7); see README status table." >&2; exit 1
+# The main job: compile the default packages (cached), build the web app, serve it.
+PORT ?= 8000
+DEMO_STAMP := demo_rag/node_modules/.hearth-installed
+$(DEMO_STAMP): demo_rag/package.json demo_rag/package-lock.json $(SDK_STAMP)
+	@cd demo_rag && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo-models: setup
+	@$(PY) scripts/build_packages.py --demo
+
+demo-app: $(DEMO_STAMP)
+	@cd demo_rag && npm run --silent build
+
+demo: demo-models demo-app
+	$(HEARTH) serve --app demo_rag/dist --dist dist --port $(PORT)
 
 # make compile MODEL=<hf folder or hub id> [QUANT=q4f16_1] [TARGET="webgpu llvm"] [MODEL_ID=name]
 QUANT ?= q4f16_1

@@ -27,10 +27,10 @@ import pytest
 from tokenizers import Tokenizer
 
 from conftest import REPO
-from hearth.build.package import compile_package
 from hearth.native import load_decoder
 
 sys.path.insert(0, str(REPO / "scripts"))
+import build_packages  # noqa: E402
 import make_test_models as mtm  # noqa: E402
 
 GENERATE = REPO / "sdk" / "scripts" / "generate.mjs"
@@ -43,9 +43,7 @@ PROMPT_OFFSET = 64  # tokens skipped at the start of the held-out text (past the
 
 @functools.cache
 def package(name: str, quant: str) -> Path:
-    src = mtm.ensure_test_model(name)
-    result = compile_package(str(src), quant, ["webgpu", "llvm"], REPO / "dist", model_id=name)
-    return result.package_dir
+    return build_packages.ensure_package(name, quant)
 
 
 @functools.cache

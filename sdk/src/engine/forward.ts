@@ -49,16 +49,18 @@ export class DecoderFunctions {
   /**
    * Look the functions up on the VM. Call inside a tvmjs scope; the functions are detached and owned.
    * `params` is the packed weights array (getParamsFromCacheByName), owned by the caller.
+   * `device`: where the VM runs (default tvm.webgpu(); tvm.cpu() for a wasm-cpu package).
    */
   constructor(
     private readonly tvm: TvmLLMInstance,
     vm: TvmVirtualMachine,
     private readonly params: TvmObject,
+    device?: TvmDevice,
   ) {
     this.embed = tvm.detachFromCurrentScope(required(vm, "embed"));
     this.prefill = tvm.detachFromCurrentScope(required(vm, "prefill"));
     this.decode = tvm.detachFromCurrentScope(required(vm, "decode"));
-    this.device = tvm.webgpu();
+    this.device = device ?? tvm.webgpu();
   }
 
   /**

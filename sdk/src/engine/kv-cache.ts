@@ -7,6 +7,7 @@
  *   <model function>(embeds, kv, params)               attention appends to / reads the pages
  *   kv_state_end_forward(kv)                           after it
  *   kv_state_clear(kv), kv_state_remove_sequence(kv, seq)
+ *   kv_state_popn(kv, seq, n)                          drop a sequence's last n tokens (prefix reuse)
  *
  * Every method must run inside an open tvmjs scope (the caller's): the shape tuples made here are
  * attached to it. The cache object and the functions are detached and owned by this class.
@@ -75,6 +76,8 @@ export class PagedKVCache {
     end: TvmPackedFunc;
   };
   private readonly lengths = new Map<number, number>();
+  /** vm.builtin.kv_state_popn, looked up on first use (detached, owned). */
+  private popn: TvmPackedFunc | undefined;
   private disposed = false;
 
   private constructor(
@@ -151,6 +154,24 @@ export class PagedKVCache {
     this.lengths.delete(seqId);
   }
 
+  /**
+   * Drop the last `n` tokens of `seqId` (`vm.builtin.kv_state_popn`): the sequence continues from
+   * length - n, so a prompt that shares a prefix with what is cached only needs its suffix prefilled.
+   * Call inside a tvmjs scope, between forwards.
+   */
+  popN(seqId: number, n: number): void {
+    this.live();
+    const len = this.lengths.get(seqId);
+    if (len === undefined) throw new Error(`KV cache: no sequence ${seqId}`);
+    if (!Number.isSafeInteger(n) || n < 0 || n > len) {
+      throw new RangeError(`KV cache: cannot pop ${n} token(s) from sequence ${seqId} of length ${len}`);
+    }
+    if (n === 0) return;
+    this.popn ??= this.tvm.detachFromCurrentScope(this.tvm.getGlobalFunc("vm.builtin.kv_state_popn"));
+    this.popn(this.handle, this.tvm.scalar(seqId, "int64"), this.tvm.scalar(n, "int32"));
+    this.lengths.set(seqId, len - n);
+  }
+
   /** Drop every sequence and its pages. */
   clear(): void {
     this.live();
@@ -207,5 +228,6 @@ export class PagedKVCache {
     this.disposed = true;
     this.handle.dispose();
     for (const f of Object.values(this.fns)) f.dispose();
+    this.popn?.dispose();
   }
 }

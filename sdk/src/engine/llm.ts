@@ -11,14 +11,22 @@
  * forward.ts (embed + prefill/decode + logits readback), serial-queue.ts (one GPU job at a time),
  * sampling.ts (argmax). Every public method is queued, so concurrent calls never interleave on the GPU.
  */
-import { requestGPU, type AdapterDescription } from "./gpu.js";
+import { requestGPU, WebGPUUnavailableError, type AdapterDescription } from "./gpu.js";
+import { watchDeviceLost, type DeviceLossWatch, type DeviceLostError, type MemoryEstimate } from "./device.js";
 import { DecoderFunctions, type ForwardKind, type ForwardTiming } from "./forward.js";
 import { ContextWindowExceededError, PagedKVCache } from "./kv-cache.js";
 import { argmax } from "./sampling.js";
 import { SerialQueue } from "./serial-queue.js";
 import type { TvmObject } from "./tvmjs-types.js";
 import { asLLMInstance } from "./tvmjs-llm.js";
-import { loadPackage, type LoadedPackage, type LoadPackageOptions, type PackageLoadTimings } from "../load/package.js";
+import {
+  loadPackage,
+  PackageCompatibilityError,
+  type LoadedPackage,
+  type LoadPackageOptions,
+  type PackageCacheReport,
+  type PackageLoadTimings,
+} from "../load/package.js";
 import type { ChatConfig } from "../load/chat-config.js";
 import type { PackageManifest } from "../load/manifest.js";
 
@@ -37,6 +45,25 @@ export interface DecoderLoadOptions extends Omit<LoadPackageOptions, "device"> {
    * bound the activation memory of long prompts; results match the native twin run with the same chunk.
    */
   prefillChunkSize?: number | undefined;
+  /**
+   * Called once if the WebGPU device is lost (driver reset, GPU process crash, device.destroy() by
+   * someone else; not for dispose()). The model then rejects every call with that DeviceLostError;
+   * `reload()` loads it again on a new device (from the store, so without downloading).
+   */
+  onDeviceLost?: ((err: DeviceLostError) => void) | undefined;
+}
+
+/** What a load found: where the model runs, the store's report, the memory estimate. */
+export interface DecoderLoadInfo {
+  /** "webgpu", or "cpu" for a wasm-cpu package (no WebGPU here, or target "wasm-cpu"). */
+  deviceKind: "webgpu" | "cpu";
+  target: string;
+  /** The variant chosen (variant / variants options), else null. */
+  variant: string | null;
+  cache: PackageCacheReport;
+  memory: MemoryEstimate;
+  /** Why WebGPU was not used, when load() fell back to wasm-cpu by itself. */
+  webgpuUnavailable: string | null;
 }
 
 export interface GreedyOptions {
@@ -92,9 +119,15 @@ export class DecoderModel {
   readonly adapter: AdapterDescription | null;
   readonly usesF16: boolean;
 
+  readonly loadInfo: DecoderLoadInfo;
+
   private readonly queue = new SerialQueue();
   private readonly stats_: DecoderStats;
-  private state: "ready" | "broken" | "disposed" = "ready";
+  private state: "ready" | "broken" | "disposed" | "lost" = "ready";
+  private lossWatch: DeviceLossWatch | undefined;
+  private lost: DeviceLostError | null = null;
+  /** load()'s arguments, for reload(). */
+  private reloadArgs: { baseUrl: string; opts: DecoderLoadOptions } | undefined;
 
   private constructor(
     private readonly pkg: LoadedPackage,
@@ -105,7 +138,16 @@ export class DecoderModel {
     readonly prefillChunkSize: number,
     adapter: AdapterDescription | null,
     load: DecoderStats["load"],
+    webgpuUnavailable: string | null,
   ) {
+    this.loadInfo = {
+      deviceKind: pkg.deviceKind,
+      target: pkg.target,
+      variant: pkg.variant,
+      cache: pkg.cache,
+      memory: pkg.memory,
+      webgpuUnavailable,
+    };
     this.config = pkg.config;
     this.manifest = pkg.manifest;
     this.baseUrl = pkg.baseUrl;
@@ -114,22 +156,50 @@ export class DecoderModel {
     this.stats_ = { load, prefill: phase(), decode: phase(), syncMs: 0 };
   }
 
-  /** Fetch + verify the package at `baseUrl` (see loadPackage), load it on WebGPU, create the KV cache. */
+  /**
+   * Fetch + verify the package at `baseUrl` (see loadPackage), load it on WebGPU, create the KV cache.
+   * Without WebGPU (no navigator.gpu, no adapter, device request refused) and with no `device`/`target`
+   * given, the package's wasm-cpu build is loaded on the CPU instead; a package without one fails with
+   * WebGPUUnavailableError. `target: "wasm-cpu"` asks for the CPU build directly.
+   */
   static async load(baseUrl: string, opts: DecoderLoadOptions = {}): Promise<DecoderModel> {
     const t0 = performance.now();
     let device = opts.device;
     let adapter: AdapterDescription | null = null;
-    if (device === undefined) {
-      const handle = await requestGPU({ gpu: opts.gpu, label: "hearth-decoder" });
-      device = handle.device;
-      adapter = handle.info;
+    let target = opts.target;
+    let noWebGPU: WebGPUUnavailableError | undefined;
+    if (device === undefined && target !== "wasm-cpu") {
+      try {
+        const handle = await requestGPU({ gpu: opts.gpu, label: "hearth-decoder" });
+        device = handle.device;
+        adapter = handle.info;
+      } catch (err) {
+        if (!(err instanceof WebGPUUnavailableError) || target !== undefined) throw err;
+        noWebGPU = err;
+        target = "wasm-cpu";
+      }
     }
     const t1 = performance.now();
     let pkg: LoadedPackage;
     try {
-      pkg = await loadPackage(baseUrl, { ...opts, device });
+      pkg = await loadPackage(baseUrl, {
+        ...opts,
+        device,
+        target: target ?? "webgpu",
+        deviceCheck:
+          opts.deviceCheck === false
+            ? false
+            : { maxTotalSeqLen: opts.maxTotalSeqLen, prefillChunkSize: opts.prefillChunkSize, ...opts.deviceCheck },
+      });
     } catch (err) {
-      if (opts.device === undefined) device.destroy(); // ours; a caller's device stays theirs on early failures
+      if (opts.device === undefined) device?.destroy(); // ours; a caller's device stays theirs on early failures
+      if (noWebGPU !== undefined && err instanceof PackageCompatibilityError && err.missing.includes("target:wasm-cpu")) {
+        throw new WebGPUUnavailableError(
+          noWebGPU.reason,
+          `${noWebGPU.message} The package has no wasm-cpu build to fall back to (${err.message}).`,
+          { cause: err },
+        );
+      }
       throw err;
     }
     const t2 = performance.now();
@@ -152,7 +222,7 @@ export class DecoderModel {
     tvm.beginScope();
     try {
       params = tvm.detachFromCurrentScope(tvm.getParamsFromCacheByName(config.params.map((p) => p.name)));
-      fns = new DecoderFunctions(tvm, pkg.lib.vm, params);
+      fns = new DecoderFunctions(tvm, pkg.lib.vm, params, pkg.lib.device());
       kv = PagedKVCache.create(tvm, pkg.lib.vm, {
         maxBatchSize: 1,
         maxTotalSeqLen: maxTotal,
@@ -173,13 +243,56 @@ export class DecoderModel {
       throw failure?.error ?? new Error("decoder setup failed");
     }
     const t3 = performance.now();
-    return new DecoderModel(pkg, params, fns, kv, chunk, adapter, {
-      ...pkg.timings,
-      requestDeviceMs: t1 - t0,
-      setupMs: t3 - t2,
-      totalMs: t3 - t0,
-      verifiedBytes: pkg.verifiedBytes,
-    });
+    const model = new DecoderModel(
+      pkg,
+      params,
+      fns,
+      kv,
+      chunk,
+      adapter,
+      { ...pkg.timings, requestDeviceMs: t1 - t0, setupMs: t3 - t2, totalMs: t3 - t0, verifiedBytes: pkg.verifiedBytes },
+      noWebGPU === undefined ? null : noWebGPU.message,
+    );
+    model.reloadArgs = { baseUrl, opts };
+    if (device !== undefined && pkg.deviceKind === "webgpu") {
+      model.lossWatch = watchDeviceLost(device, (err) => model.deviceLostNow(err));
+    }
+    return model;
+  }
+
+  /** The device loss, once it happened (then every call rejects with it); else null. */
+  get deviceLost(): DeviceLostError | null {
+    return this.lost;
+  }
+
+  /**
+   * Load the same package again with the same options, on a new device (requestGPU with `gpu`; a
+   * `device` given to load() is not reused), after disposing this model: the way back from a device
+   * loss. Files come from the store when there is one (no download). `overrides` replace options.
+   */
+  async reload(overrides: DecoderLoadOptions = {}): Promise<DecoderModel> {
+    const args = this.reloadArgs;
+    if (args === undefined) throw new DecoderStateError("this model cannot be reloaded");
+    await this.dispose();
+    const { device: _device, ...rest } = args.opts;
+    return DecoderModel.load(args.baseUrl, { ...rest, ...overrides });
+  }
+
+  /** Verified bytes of a package file (e.g. "tokenizer.json"), from the store when it has them. */
+  readFile(path: string, signal?: AbortSignal): Promise<ArrayBuffer> {
+    return this.pkg.readFile(path, signal);
+  }
+
+  private deviceLostNow(err: DeviceLostError): void {
+    if (this.state === "disposed") return;
+    this.state = "lost";
+    this.lost = err;
+    // tvmjs disposed its runtime on the loss already (its own device.lost handler runs first).
+    try {
+      this.reloadArgs?.opts.onDeviceLost?.(err);
+    } catch {
+      // a throwing callback must not turn into an unhandled rejection here
+    }
   }
 
   // -- public API (every call queued) -----------------------------------------------------------
@@ -266,7 +379,10 @@ export class DecoderModel {
   dispose(): Promise<void> {
     return this.queue.run(() => {
       if (this.state === "disposed") return;
+      const wasLost = this.lost !== null;
       this.state = "disposed";
+      this.lossWatch?.expect(); // the loss our dispose causes is not an error
+      if (wasLost) return; // tvmjs already disposed the runtime; its objects are gone
       try {
         this.kv.dispose();
         this.fns.dispose();
@@ -281,6 +397,7 @@ export class DecoderModel {
 
   private live(allowBroken = false): void {
     if (this.state === "disposed") throw new DecoderStateError("the model has been disposed");
+    if (this.state === "lost" && this.lost !== null) throw this.lost;
     if (this.state === "broken" && !allowBroken) {
       throw new DecoderStateError("a previous forward failed midway, so the KV cache is inconsistent: call reset()");
     }
@@ -337,7 +454,7 @@ export class DecoderModel {
     try {
       logits = await this.fns.run(kind, ids, this.kv, SEQ, timing);
     } catch (err) {
-      this.state = "broken"; // failed midway: the cache's state is unknown until reset()
+      if (this.state !== "lost") this.state = "broken"; // failed midway: the cache's state is unknown until reset()
       throw err;
     }
     const p = kind === "prefill" ? this.stats_.prefill : this.stats_.decode;

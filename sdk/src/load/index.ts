@@ -1,22 +1,59 @@
-/** Package loading: manifest, integrity checks (SHA-256), chat config, verified tensor-cache loading. */
+/**
+ * Package loading: manifest, integrity checks (SHA-256), chat config, stores for verified files (Cache
+ * Storage, IndexedDB, memory, file system), quota checks, progress, verified tensor-cache loading on
+ * WebGPU or wasm-cpu.
+ */
 export { IntegrityError, sha256Hex, verifyFile, type IntegrityProblem, type ManifestFileEntry } from "./integrity.js";
 export {
   fetchManifest,
   manifestEntry,
   MANIFEST_FILE,
   PackageManifestError,
+  parseManifestText,
   parsePackageManifest,
   type PackageManifest,
 } from "./manifest.js";
 export { VerifiedArtifactCache, type VerifiedCacheStats } from "./verified-cache.js";
 export { ChatConfigError, configUsesF16, parseChatConfig, type ChatConfig, type ChatConfigParam } from "./chat-config.js";
 export {
+  artifactKey,
+  CacheStorageStore,
+  IndexedDBStore,
+  isQuotaExceeded,
+  keyDigest,
+  manifestKey,
+  MemoryArtifactStore,
+  packageKeyPrefix,
+  resolveStore,
+  STORE_NAMESPACE,
+  type ArtifactStore,
+  type CacheOption,
+} from "./store.js";
+export { FileSystemArtifactStore } from "./fs-store.js";
+export { checkQuota, defaultStorageManager, QuotaError, type QuotaCheck, type StorageManagerLike } from "./quota.js";
+export {
+  type DownloadProgress,
+  type GpuUploadProgress,
+  type LoadPhase,
+  type LoadProgress,
+  type ManifestProgress,
+  type ProgressCallback,
+  type ReadyProgress,
+  type ShaderCompileProgress,
+  type VerifyProgress,
+} from "./progress.js";
+export { DownloadError, PackageFiles, runPool, type EnsureOptions, type PackageFilesOptions, type PackageFilesStats } from "./files.js";
+export { instantiateRuntime, type InstantiateOptions, type RuntimeDeviceKind, type RuntimeLibrary } from "./runtime.js";
+export {
   CHAT_CONFIG_FILE,
+  JS_TARGETS,
   loadPackage,
   PackageCompatibilityError,
   packageUrl,
   TENSOR_CACHE_FILE,
+  type DeviceCheckOptions,
   type LoadedPackage,
   type LoadPackageOptions,
+  type PackageCacheReport,
   type PackageLoadTimings,
 } from "./package.js";

@@ -21,6 +21,12 @@ export interface PackageManifest {
 /** The manifest is malformed or cannot be fetched: the folder is not a (readable) Hearth package. */
 export class PackageManifestError extends Error {
   override readonly name = "PackageManifestError";
+  /** "network": the fetch itself failed (offline?); "http": an error status; "invalid": bad content. */
+  readonly reason: "network" | "http" | "invalid";
+  constructor(message: string, options?: { cause?: unknown; reason?: "network" | "http" | "invalid" }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.reason = options?.reason ?? "invalid";
+  }
 }
 
 function bad(msg: string): never {
@@ -81,7 +87,9 @@ export function parsePackageManifest(json: unknown): PackageManifest {
 
 /**
  * Fetch and validate `<baseUrl>/hearth-manifest.json`. The manifest is the root of trust: it is not
- * itself hashed (serve packages over HTTPS).
+ * itself hashed (serve packages over HTTPS). It is always revalidated with the server
+ * (`cache: "no-cache"`: a conditional request; `hearth serve` answers 304 by ETag), so an updated
+ * package is seen at once. An abort rejects with the signal's reason.
  */
 export async function fetchManifest(
   baseUrl: string,
@@ -89,23 +97,34 @@ export async function fetchManifest(
   signal?: AbortSignal,
 ): Promise<PackageManifest> {
   const url = new URL(MANIFEST_FILE, asDirectoryUrl(baseUrl)).href;
+  // Not an object literal, so a FetchLike typed with only {signal} accepts the extra field.
+  const init: { signal?: AbortSignal; cache: RequestCache } = { cache: "no-cache" };
+  if (signal !== undefined) init.signal = signal;
   let res: Response;
   try {
-    res = await fetchFn(url, signal === undefined ? {} : { signal });
+    res = await fetchFn(url, init);
   } catch (err) {
+    if (signal?.aborted === true) throw signal.reason;
     throw new PackageManifestError(`cannot fetch ${url}: ${err instanceof Error ? err.message : String(err)}`, {
       cause: err,
+      reason: "network",
     });
   }
   if (!res.ok) {
     throw new PackageManifestError(
       `GET ${url} failed: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ""}` +
         (res.status === 404 ? " (not a Hearth package folder? run `hearth compile`)" : ""),
+      { reason: "http" },
     );
   }
+  return parseManifestText(await res.text(), url);
+}
+
+/** Parse the text of a hearth-manifest.json (`url` names it in errors). */
+export function parseManifestText(text: string, url: string): PackageManifest {
   let json: unknown;
   try {
-    json = JSON.parse(await res.text());
+    json = JSON.parse(text);
   } catch (err) {
     throw new PackageManifestError(`${url} is not valid JSON`, { cause: err });
   }

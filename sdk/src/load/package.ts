@@ -1,85 +1,150 @@
 /**
- * Load a Hearth model package onto a WebGPU device, verifying every file first.
+ * Load a Hearth model package onto a WebGPU device (or, for a `wasm-cpu` build, onto tvmjs's CPU
+ * device), verifying every file first:
  *
- *   hearth-manifest.json ── the file list (size + SHA-256); the root of trust
- *   mlc-chat-config.json ── verified, parsed
- *   tensor-cache.json    ── verified, parsed (names the shards)
- *   <model>.wasm, shards ── fetched and verified (SHA-256) before tvmjs sees any byte
- *   then: instantiate the wasm (tvmjs), upload the weights through a {@link VerifiedArtifactCache}
+ *   hearth-manifest.json ── always revalidated; the file list (size + SHA-256), the root of trust
+ *   plan                 ── the package files this target uses; which ones the store already holds
+ *   quota                ── navigator.storage.persist() (best effort) + estimate(): QuotaError up front
+ *   mlc-chat-config.json ── first: f16 support and memory/limit checks (DeviceError) before the big files
+ *   everything else      ── downloaded (4 at a time, streamed, retried) or read back from the store;
+ *                           SHA-256 checked before anything uses a byte; stored as soon as verified
+ *   then: instantiate the wasm (tvmjs), compile the WebGPU pipelines, upload the weights through the
+ *   verified file set (tvmjs's artifact cache), purge older versions of the package from the store.
  *
  * A file that is missing, resized, altered or not in the manifest fails with an {@link IntegrityError}
- * naming it; nothing is instantiated or uploaded in that case.
+ * naming it; nothing is instantiated or uploaded in that case, and a bad store entry is evicted. Files
+ * verified before a failure or an abort stay in the store: the next load downloads only the rest.
  */
-import {
-  asDirectoryUrl,
-  loadTensorCache,
-  loadTVMLibrary,
-  parseTensorCacheManifest,
-  type FetchLike,
-  type LoadedTensorCache,
-  type Logger,
-  type TensorCacheManifest,
-  type TVMLibrary,
-} from "../engine/tvm.js";
+import { checkCpuFits, checkDeviceFits, estimateMemory, pickVariant, readDeviceLimits, type DeviceLimits, type MemoryEstimate } from "../engine/device.js";
+import { asDirectoryUrl, parseTensorCacheManifest, type FetchLike, type LoadedTensorCache, type Logger, type TensorCacheManifest } from "../engine/tvm.js";
 import type { TvmjsModule } from "../engine/tvmjs-types.js";
 import { configUsesF16, parseChatConfig, type ChatConfig } from "./chat-config.js";
-import { fetchManifest, PackageManifestError, type PackageManifest } from "./manifest.js";
-import { VerifiedArtifactCache } from "./verified-cache.js";
+import { PackageFiles, type PackageFilesStats } from "./files.js";
+import { fetchManifest, MANIFEST_FILE, PackageManifestError, parseManifestText, type PackageManifest } from "./manifest.js";
+import { safeProgress, type ProgressCallback } from "./progress.js";
+import { checkQuota, defaultStorageManager, type StorageManagerLike } from "./quota.js";
+import { instantiateRuntime, type RuntimeDeviceKind, type RuntimeLibrary } from "./runtime.js";
+import { manifestKey, resolveStore, type ArtifactStore, type CacheOption } from "./store.js";
 
 export const CHAT_CONFIG_FILE = "mlc-chat-config.json";
 export const TENSOR_CACHE_FILE = "tensor-cache.json";
+
+/** Targets tvmjs can run: "webgpu" (needs a device) and "wasm-cpu" (tvm.cpu(), no WebGPU). */
+export const JS_TARGETS = ["webgpu", "wasm-cpu"] as const;
+
+export interface DeviceCheckOptions {
+  /** Use these limits instead of the device's (tests, or to stay under a conservative cap). */
+  limits?: DeviceLimits | undefined;
+  /** KV-cache capacity the model will be run with (default: context_window_size). */
+  maxTotalSeqLen?: number | undefined;
+  /** Prefill chunk the model will be run with (default: prefill_chunk_size). */
+  prefillChunkSize?: number | undefined;
+  /** Fail when the estimated total (weights + KV cache + activations) exceeds this. */
+  memoryBudgetBytes?: number | undefined;
+}
 
 export interface LoadPackageOptions {
   /** Fetch for every package file (default: global fetch). In Node pass one that reads file:// URLs. */
   fetch?: FetchLike | undefined;
   /**
-   * The WebGPU device to run on. Once the wasm is instantiated on it, the package owns it: disposing the
-   * package destroys it (tvmjs's runtime dispose does), and so does a load that fails after that point.
-   * A load that fails earlier (manifest, integrity, compatibility checks) leaves the device untouched.
+   * The WebGPU device to run on (required for target "webgpu", unused for "wasm-cpu"). Once the wasm is
+   * instantiated on it, the package owns it: disposing the package destroys it (tvmjs's runtime dispose
+   * does), and so does a load that fails after that point. A load that fails earlier (manifest,
+   * integrity, quota, compatibility and limit checks) leaves the device untouched.
    */
-  device: GPUDevice;
+  device?: GPUDevice | undefined;
   /**
    * Quantization variant ("q4f16_1", "q4f32_1", ...). When given, `baseUrl` is the model folder and the
-   * package is `<baseUrl>/<variant>/`, whose manifest must say that quantization. When omitted,
-   * `baseUrl` is the package folder itself.
+   * package is `<baseUrl>/<variant>/`, whose manifest must say that quantization. When omitted (and no
+   * `variants`), `baseUrl` is the package folder itself.
    */
   variant?: string | undefined;
-  /** Which of the manifest's `targets` to load (default "webgpu"). */
+  /**
+   * Variants in preference order (`baseUrl` is then the model folder): the first one this device can
+   * run is loaded (an f16 variant needs `shader-f16`; wasm-cpu prefers f32). See engine/device.ts
+   * pickVariant, and variantsFromModelIndex for a `hearth serve` `/models/` index. Ignored when
+   * `variant` is given.
+   */
+  variants?: readonly string[] | undefined;
+  /** Which of the manifest's `targets` to load: "webgpu" (default) or "wasm-cpu". */
   target?: string | undefined;
   logger?: Logger | undefined;
   tvmjs?: TvmjsModule | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Where verified files are kept between loads: "cache-storage" (Cache Storage), "indexeddb",
+   * "none" (download every time), or any {@link ArtifactStore} (MemoryArtifactStore, FileSystemArtifactStore
+   * in Node). Default: Cache Storage where it exists, else none.
+   */
+  cache?: CacheOption | undefined;
+  /** Parallel downloads (default 4). */
+  concurrency?: number | undefined;
+  /** Retries per file for network failures and HTTP 408/429/5xx (default 2). */
+  retries?: number | undefined;
+  onProgress?: ProgressCallback | undefined;
+  /**
+   * StorageManager for persist()/estimate() (default: navigator.storage, when the store is Cache
+   * Storage or IndexedDB). null: skip the quota check.
+   */
+  storage?: StorageManagerLike | null | undefined;
+  /** Memory/limit checks before downloading the weights (default on); false to skip. */
+  deviceCheck?: DeviceCheckOptions | false | undefined;
+  /** Remove older versions of this package from the store after a successful load (default true). */
+  purge?: boolean | undefined;
 }
 
 export interface PackageLoadTimings {
   /** hearth-manifest.json fetch + parse. */
   manifestMs: number;
-  /** Config, tensor-cache.json, wasm and shards: fetch + SHA-256 (wall clock). */
+  /** Download + SHA-256 of every file (or read back + SHA-256 from the store); wall clock. */
   fetchVerifyMs: number;
   /** Of which hashing (summed over files). */
   verifyMs: number;
   instantiateMs: number;
-  /** WebGPU shader/pipeline compilation. */
+  /** WebGPU shader/pipeline compilation (0 on wasm-cpu). */
   pipelinesMs: number;
   vmMs: number;
-  /** Weights onto the GPU. */
+  /** Weights onto the device. */
   tensorCacheMs: number;
   totalMs: number;
+}
+
+export interface PackageCacheReport extends PackageFilesStats {
+  /** The store's kind ("cache-storage", "indexeddb", "memory", "fs", ...), null for none. */
+  store: string | null;
+  /** Keys of older package versions removed after this load. */
+  purged: string[];
+  /** The manifest came from the store because the network failed. */
+  offline: boolean;
+  /** navigator.storage.persist() result (null: not asked / unknown). */
+  persisted: boolean | null;
+  /** quota - usage before downloading (null: unknown or not checked). */
+  available: number | null;
 }
 
 export interface LoadedPackage {
   /** The package folder URL (ends with "/"). */
   baseUrl: string;
+  /** The variant loaded (when `variant`/`variants` was given), else null. */
+  variant: string | null;
   manifest: PackageManifest;
   config: ChatConfig;
   tensorCacheManifest: TensorCacheManifest;
-  lib: TVMLibrary;
+  lib: RuntimeLibrary;
   tensorCache: LoadedTensorCache;
+  /** Where the model runs: "webgpu", or "cpu" for a wasm-cpu package. */
+  deviceKind: RuntimeDeviceKind;
+  /** The target loaded ("webgpu" or "wasm-cpu"). */
+  target: string;
   /** The model computes in float16 (device has shader-f16, checked). */
   usesF16: boolean;
-  /** Bytes fetched and verified. */
+  /** Bytes verified (downloaded + read back from the store). */
   verifiedBytes: number;
+  memory: MemoryEstimate;
+  cache: PackageCacheReport;
   timings: PackageLoadTimings;
+  /** Verified bytes of any package file (e.g. tokenizer.json), from the store when it has them. */
+  readFile(path: string, signal?: AbortSignal): Promise<ArrayBuffer>;
   /** Dispose the runtime (weights, VM, device). */
   dispose(): void;
 }
@@ -128,6 +193,25 @@ function checkParams(config: ChatConfig, tc: TensorCacheManifest): void {
   }
 }
 
+/** The manifest: from the network, or (network failure only) the last good one in the store. */
+async function manifestFor(
+  base: string,
+  fetchFn: FetchLike,
+  store: ArtifactStore | null,
+  signal: AbortSignal | undefined,
+  log: Logger,
+): Promise<{ manifest: PackageManifest; offline: boolean }> {
+  try {
+    return { manifest: await fetchManifest(base, fetchFn, signal), offline: false };
+  } catch (err) {
+    if (!(err instanceof PackageManifestError) || err.reason !== "network" || store === null) throw err;
+    const saved = await store.get(manifestKey(base)).catch(() => undefined);
+    if (saved === undefined) throw err;
+    log(`${err.message}; using the manifest cached by the last successful load (offline)`);
+    return { manifest: parseManifestText(new TextDecoder().decode(saved), `cached ${MANIFEST_FILE} of ${base}`), offline: true };
+  }
+}
+
 /**
  * Fetch, verify and load a package: see the module comment. Afterwards
  * `lib.tvm.getParamsFromCacheByName(config.params.map(p => p.name))` returns the packed weights.
@@ -136,17 +220,31 @@ export async function loadPackage(baseUrl: string, opts: LoadPackageOptions): Pr
   const fetchFn: FetchLike = opts.fetch ?? ((url, init) => globalThis.fetch(url, init));
   const target = opts.target ?? "webgpu";
   const signal = opts.signal;
-  const base = packageUrl(baseUrl, opts.variant);
+  const log: Logger = opts.logger ?? ((msg) => console.warn(msg));
+  const emit = safeProgress(opts.onProgress, log);
+  signal?.throwIfAborted();
+  if (target === "webgpu" && opts.device === undefined) {
+    throw new TypeError('loadPackage: target "webgpu" needs a GPUDevice (opts.device); use target "wasm-cpu" to run without WebGPU');
+  }
+  const device = target === "webgpu" ? opts.device : undefined;
+  const variant =
+    opts.variant ??
+    (opts.variants === undefined
+      ? undefined
+      : pickVariant(opts.variants, { shaderF16: device?.features.has("shader-f16") ?? false, cpu: device === undefined }));
+  const base = packageUrl(baseUrl, variant);
+  const store = resolveStore(opts.cache);
   const t0 = performance.now();
 
-  const manifest = await fetchManifest(base, fetchFn, signal);
-  if (opts.variant !== undefined && manifest.quantization !== opts.variant) {
+  const { manifest, offline } = await manifestFor(base, fetchFn, store, signal, log);
+  emit({ phase: "manifest", url: new URL(MANIFEST_FILE, base).href, offline });
+  if (variant !== undefined && manifest.quantization !== variant) {
     throw new PackageManifestError(
-      `${base}: asked for variant ${JSON.stringify(opts.variant)}, the manifest says quantization ${JSON.stringify(manifest.quantization)}`,
+      `${base}: asked for variant ${JSON.stringify(variant)}, the manifest says quantization ${JSON.stringify(manifest.quantization)}`,
     );
   }
-  const wasmPath = manifest.targets[target];
-  if (wasmPath === undefined) {
+  const libPath = manifest.targets[target];
+  if (libPath === undefined) {
     const have = Object.keys(manifest.targets);
     throw new PackageCompatibilityError(
       `${base} has no ${JSON.stringify(target)} library (targets: ${have.length > 0 ? have.join(", ") : "none"}); ` +
@@ -154,66 +252,153 @@ export async function loadPackage(baseUrl: string, opts: LoadPackageOptions): Pr
       [`target:${target}`],
     );
   }
+  if (!(JS_TARGETS as readonly string[]).includes(target)) {
+    throw new PackageCompatibilityError(
+      `target ${JSON.stringify(target)} cannot run in JavaScript (tvmjs runs ${JS_TARGETS.join(" and ")})`,
+      [`target:${target}`],
+    );
+  }
   const t1 = performance.now();
 
-  const cache = new VerifiedArtifactCache(base, manifest, fetchFn);
+  const files = new PackageFiles({ baseUrl: base, manifest, fetch: fetchFn, store, retries: opts.retries, logger: log });
+  // Every file but the other targets' libraries (tokenizer files included: cached for readFile).
+  const otherLibs = new Set(Object.entries(manifest.targets).filter(([t]) => t !== target).map(([, p]) => p));
+  const paths = manifest.files.map((f) => f.path).filter((p) => !otherLibs.has(p));
+  if (!paths.includes(CHAT_CONFIG_FILE)) files.entry(CHAT_CONFIG_FILE); // throws "unlisted"
+  if (!paths.includes(TENSOR_CACHE_FILE)) files.entry(TENSOR_CACHE_FILE);
+
+  let lib: RuntimeLibrary | undefined;
   try {
-    const [configBuf, tcBuf] = await Promise.all([
-      cache.file(CHAT_CONFIG_FILE, signal),
-      cache.file(TENSOR_CACHE_FILE, signal),
-    ]);
-    const config = parseChatConfig(parseJson(configBuf, CHAT_CONFIG_FILE));
-    const tcManifest = parseTensorCacheManifest(parseJson(tcBuf, TENSOR_CACHE_FILE));
+    // Quota: what the store lacks must fit.
+    const { missing } = await files.plan(paths);
+    const needed = missing.reduce((n, e) => n + e.bytes, 0);
+    const storage =
+      opts.storage === null
+        ? undefined
+        : (opts.storage ?? (store !== null && (store.kind === "cache-storage" || store.kind === "indexeddb") ? defaultStorageManager() : undefined));
+    const quota = store === null ? { persisted: null, available: null } : await checkQuota(storage, needed);
+
+    let config: ChatConfig | undefined;
+    let memory: MemoryEstimate | undefined;
+    let usesF16 = false;
+    const deviceCheck = opts.deviceCheck;
+    await files.ensure(paths, {
+      signal,
+      concurrency: opts.concurrency,
+      onProgress: emit,
+      first: [CHAT_CONFIG_FILE],
+      afterFirst: async () => {
+        const cfg = parseChatConfig(parseJson(await files.bytes(CHAT_CONFIG_FILE, signal), CHAT_CONFIG_FILE));
+        config = cfg;
+        usesF16 = configUsesF16(cfg);
+        if (device !== undefined && usesF16 && !device.features.has("shader-f16")) {
+          throw new PackageCompatibilityError(
+            `${manifest.model_id || base} (${cfg.quantization}) computes in float16, but this WebGPU device has no ` +
+              `"shader-f16" feature. Use a float32 variant (e.g. q4f32_1) of the model, or a GPU/browser with shader-f16.`,
+            ["shader-f16"],
+          );
+        }
+        const check = deviceCheck === false ? {} : (deviceCheck ?? {});
+        memory = estimateMemory(cfg, { maxTotalSeqLen: check.maxTotalSeqLen, prefillChunkSize: check.prefillChunkSize });
+        if (deviceCheck !== false) {
+          const fit = { memoryBudgetBytes: check.memoryBudgetBytes, modelName: `${manifest.model_id || base} (${cfg.quantization || target})` };
+          if (device === undefined) checkCpuFits(memory, fit);
+          else checkDeviceFits(memory, check.limits ?? readDeviceLimits((device as { limits?: unknown }).limits), fit);
+        }
+      },
+    });
+    if (config === undefined || memory === undefined) throw new Error("internal: the config was not checked");
+    const tcManifest = parseTensorCacheManifest(parseJson(await files.bytes(TENSOR_CACHE_FILE, signal), TENSOR_CACHE_FILE));
     checkParams(config, tcManifest);
-    const usesF16 = configUsesF16(config);
-    if (usesF16 && !opts.device.features.has("shader-f16")) {
-      throw new PackageCompatibilityError(
-        `${manifest.model_id || base} (${config.quantization}) computes in float16, but this WebGPU device has no ` +
-          `"shader-f16" feature. Use a float32 variant (e.g. q4f32_1) of the model, or a GPU/browser with shader-f16.`,
-        ["shader-f16"],
-      );
-    }
-    // Everything tvmjs will read, verified before it reads any of it.
-    await cache.prefetch([wasmPath, ...tcManifest.records.map((s) => s.dataPath)], signal);
+    for (const shard of tcManifest.records) files.entry(shard.dataPath); // a shard the manifest lacks: IntegrityError
     const t2 = performance.now();
 
-    const lib = await loadTVMLibrary({
-      wasm: await cache.file(wasmPath),
-      device: opts.device,
+    // From here on tvmjs runs, on verified bytes only.
+    signal?.throwIfAborted();
+    const runtime = await instantiateRuntime({
+      wasm: await files.bytes(libPath, signal),
+      device,
       logger: opts.logger,
       tvmjs: opts.tvmjs,
+      onShaderProgress: (progress, done, total) => emit({ phase: "shader-compile", progress, done, total }),
     });
-    let tensorCache: LoadedTensorCache;
-    try {
-      tensorCache = await loadTensorCache(lib.tvm, base, { artifactCache: cache, signal });
-    } catch (err) {
-      lib.dispose();
-      throw err;
-    }
+    lib = runtime;
+    signal?.throwIfAborted();
+
+    const shards = tcManifest.records;
+    const totalBytes = shards.reduce((n, s) => n + s.nbytes, 0);
+    const upload = { done: 0, bytes: 0 };
+    const uploadEvent = () =>
+      emit({ phase: "gpu-upload", device: runtime.deviceKind, shardsDone: upload.done, shardCount: shards.length, loadedBytes: upload.bytes, totalBytes });
+    uploadEvent();
+    runtime.setProgressHandler((r) => {
+      // With every shard verified, tvmjs only reports "Loading model from cache[i/n]" (one per shard).
+      const m = /\[(\d+)\/(\d+)\]/.exec(r.text);
+      if (m === null || !r.text.startsWith("Loading")) return;
+      const done = Math.min(Number(m[1]), shards.length);
+      upload.done = done;
+      upload.bytes = shards.slice(0, done).reduce((n, s) => n + s.nbytes, 0);
+      uploadEvent();
+    });
     const t3 = performance.now();
-    const verifiedBytes = cache.stats.bytes;
+    await runtime.tvm.fetchTensorCache(base, runtime.device(), { artifactCache: files, ...(signal === undefined ? {} : { signal }) });
+    runtime.setProgressHandler(undefined);
+    const tensorCache: LoadedTensorCache = {
+      manifest: tcManifest,
+      names: shards.flatMap((s) => s.records.map((r) => r.name)),
+      totalBytes,
+      loadMs: performance.now() - t3,
+    };
+    signal?.throwIfAborted();
+
+    // Success: drop older versions of this package, remember the manifest for offline loads.
+    let purged: string[] = [];
+    if (store !== null) {
+      if (opts.purge !== false) {
+        purged = await files.purgeOldVersions().catch((err: unknown) => {
+          log(`purging old package versions failed: ${err instanceof Error ? err.message : String(err)}`);
+          return [];
+        });
+      }
+      if (!offline) {
+        await store.put(manifestKey(base), new TextEncoder().encode(JSON.stringify(manifest.raw)).buffer).catch(() => {});
+      }
+    }
+    files.endLoad();
+    const t4 = performance.now();
+    const stats = files.stats;
+    emit({ phase: "ready", totalMs: t4 - t0, downloadedBytes: stats.downloadedBytes, cachedBytes: stats.cachedBytes });
+    const ownedLib = runtime;
     return {
       baseUrl: base,
+      variant: variant ?? null,
       manifest,
       config,
       tensorCacheManifest: tcManifest,
-      lib,
+      lib: ownedLib,
       tensorCache,
+      deviceKind: ownedLib.deviceKind,
+      target,
       usesF16,
-      verifiedBytes,
+      verifiedBytes: stats.downloadedBytes + stats.cachedBytes,
+      memory,
+      cache: { ...stats, evicted: [...stats.evicted], store: store?.kind ?? null, purged, offline, persisted: quota.persisted, available: quota.available },
       timings: {
         manifestMs: t1 - t0,
         fetchVerifyMs: t2 - t1,
-        verifyMs: cache.stats.verifyMs,
-        instantiateMs: lib.timings.instantiateMs,
-        pipelinesMs: lib.timings.pipelinesMs,
-        vmMs: lib.timings.vmMs,
+        verifyMs: stats.verifyMs,
+        instantiateMs: ownedLib.timings.instantiateMs,
+        pipelinesMs: ownedLib.timings.pipelinesMs,
+        vmMs: ownedLib.timings.vmMs,
         tensorCacheMs: tensorCache.loadMs,
-        totalMs: t3 - t0,
+        totalMs: t4 - t0,
       },
-      dispose: () => lib.dispose(),
+      readFile: (path, sig) => files.bytes(path, sig),
+      dispose: () => ownedLib.dispose(),
     };
-  } finally {
-    cache.clear(); // the weights live on the GPU now (or the load failed): drop the CPU copies
+  } catch (err) {
+    lib?.dispose();
+    files.endLoad();
+    throw err;
   }
 }

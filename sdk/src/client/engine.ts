@@ -1,0 +1,228 @@
+/**
+ * createEngine(): the main-thread API. The model runs in a module Worker (or, with worker: "inline",
+ * behind an in-process MessageChannel, which is how Node and tests run it); this side only sends
+ * validated-on-arrival messages and turns replies into OpenAI-shaped results, async-iterable streams
+ * and typed errors.
+ *
+ *   const engine = await createEngine({ model: "https://host/models/m/q4f16_1/", onProgress: console.log });
+ *   const reply = await engine.chat.completions.create({ messages: [{ role: "user", content: "Hi" }] });
+ *   for await (const chunk of await engine.chat.completions.create({ messages, stream: true })) {
+ *     out.textContent += chunk.choices[0]?.delta.content ?? "";
+ *   }
+ *   await engine.unload();
+ */
+import { WorkerError } from "../engine/errors.js";
+import type {
+  EngineLoadOptions,
+  EngineRuntimeOptions,
+  EngineStats,
+  LoadProgressEvent,
+  ModelInfo,
+} from "../engine/engine-core.js";
+import type { MessageEndpoint } from "../engine/messages.js";
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  Completion,
+  CompletionChunk,
+  CompletionRequest,
+} from "../engine/openai.js";
+import { Connection, nodeWorkerEndpoint, type NodeWorkerLike } from "./connection.js";
+import { ChunkStream } from "./stream.js";
+
+export interface CreateEngineOptions extends EngineLoadOptions {
+  /** The package folder URL (or, with `variant`, the model folder). */
+  model: string;
+  /**
+   * Where the engine runs:
+   *  - a module `Worker` running `@hearth/sdk/worker` (or dist/browser/engine-worker.js), or any
+   *    MessageEndpoint (a MessagePort served by serveEngine), or a Node worker_threads Worker;
+   *  - "inline": in this thread, behind a MessageChannel (same messages, same validation);
+   *  - default: in a browser, a new module Worker from dist/browser/engine-worker.js (terminated by
+   *    unload()); elsewhere (Node), "inline".
+   */
+  worker?: Worker | MessageEndpoint | NodeWorkerLike | "inline" | undefined;
+  /** Load progress (the loader's phases, then "tokenizer" and "engine-ready"). */
+  onProgress?: ((event: LoadProgressEvent) => void) | undefined;
+  /** Cancels the load. */
+  signal?: AbortSignal | undefined;
+  /** Only with worker: "inline": realm-local engine options (fetch, gpu, logger). */
+  runtime?: EngineRuntimeOptions | undefined;
+  /** Terminate a Worker you passed in when the engine is unloaded (default: only workers it created). */
+  terminateWorker?: boolean | undefined;
+  /** Errors the engine could not attribute to a request (default: console.warn). */
+  onUnroutedError?: ((err: Error) => void) | undefined;
+}
+
+export interface CreateRequestOptions {
+  /** Cancels the request: it rejects (or its stream throws) with AbortError; the engine stops within a token. */
+  signal?: AbortSignal | undefined;
+}
+
+export type ChatCompletionCreateParamsStreaming = ChatCompletionRequest & { stream: true };
+export type ChatCompletionCreateParamsNonStreaming = ChatCompletionRequest & { stream?: false | null | undefined };
+export type CompletionCreateParamsStreaming = CompletionRequest & { stream: true };
+export type CompletionCreateParamsNonStreaming = CompletionRequest & { stream?: false | null | undefined };
+
+export interface ChatCompletions {
+  create(body: ChatCompletionCreateParamsStreaming, options?: CreateRequestOptions): Promise<ChunkStream<ChatCompletionChunk, ChatCompletion>>;
+  create(body: ChatCompletionCreateParamsNonStreaming, options?: CreateRequestOptions): Promise<ChatCompletion>;
+  create(body: ChatCompletionRequest, options?: CreateRequestOptions): Promise<ChunkStream<ChatCompletionChunk, ChatCompletion> | ChatCompletion>;
+}
+
+export interface Completions {
+  create(body: CompletionCreateParamsStreaming, options?: CreateRequestOptions): Promise<ChunkStream<CompletionChunk, Completion>>;
+  create(body: CompletionCreateParamsNonStreaming, options?: CreateRequestOptions): Promise<Completion>;
+  create(body: CompletionRequest, options?: CreateRequestOptions): Promise<ChunkStream<CompletionChunk, Completion> | Completion>;
+}
+
+interface Transport {
+  endpoint: MessageEndpoint;
+  dispose: () => void;
+}
+
+function isEndpoint(x: unknown): x is MessageEndpoint {
+  const e = x as Partial<MessageEndpoint> | null;
+  return typeof e?.postMessage === "function" && typeof e.addEventListener === "function";
+}
+
+function isNodeWorker(x: unknown): x is NodeWorkerLike {
+  const w = x as Partial<NodeWorkerLike> | null;
+  return typeof w?.postMessage === "function" && typeof w.on === "function" && typeof w.terminate === "function";
+}
+
+async function openTransport(opts: CreateEngineOptions): Promise<Transport> {
+  let worker = opts.worker;
+  const WorkerCtor = (globalThis as { Worker?: new (url: URL, options: { type: "module"; name?: string }) => Worker }).Worker;
+  const isBrowserLike = typeof WorkerCtor === "function" && typeof (globalThis as { process?: unknown }).process === "undefined";
+  if (worker === undefined && isBrowserLike) {
+    const created = new WorkerCtor(new URL("../browser/engine-worker.js", import.meta.url), { type: "module", name: "hearth-engine" });
+    return { endpoint: created, dispose: () => created.terminate() };
+  }
+  worker ??= "inline";
+  if (worker === "inline") {
+    const { serveEngine } = await import("../engine/serve.js");
+    const channel = new MessageChannel();
+    const server = serveEngine(channel.port1, opts.runtime ?? {});
+    return {
+      endpoint: channel.port2,
+      dispose: () => {
+        server.close();
+        channel.port1.close();
+        channel.port2.close();
+      },
+    };
+  }
+  if (opts.runtime !== undefined) {
+    throw new TypeError("createEngine: `runtime` options only apply to worker: \"inline\" (configure a Worker in its own script)");
+  }
+  const terminate = opts.terminateWorker === true;
+  if (isEndpoint(worker)) {
+    const w = worker as MessageEndpoint & { terminate?: () => void };
+    return { endpoint: w, dispose: () => (terminate ? w.terminate?.() : w.close?.()) };
+  }
+  if (isNodeWorker(worker)) {
+    const endpoint = nodeWorkerEndpoint(worker);
+    return { endpoint, dispose: () => (terminate ? endpoint.terminate() : undefined) };
+  }
+  throw new TypeError("createEngine: `worker` must be a Worker, a MessageEndpoint, a Node worker_threads Worker or \"inline\"");
+}
+
+/** Start the engine (Worker or inline), load `opts.model` in it, and return the client API. */
+export async function createEngine(opts: CreateEngineOptions): Promise<Engine> {
+  if (typeof opts?.model !== "string" || opts.model === "") throw new TypeError("createEngine: `model` (a package URL) is required");
+  const transport = await openTransport(opts);
+  const conn = new Connection(transport.endpoint, {
+    dispose: transport.dispose,
+    onUnroutedError: opts.onUnroutedError ?? ((err) => console.warn(`[hearth] engine error: ${err.name}: ${err.message}`)),
+  });
+  const { model, worker: _w, onProgress, signal, runtime: _r, terminateWorker: _t, onUnroutedError: _u, ...loadOptions } = opts;
+  try {
+    const info = (await conn.call("load", { model, options: stripUndefined(loadOptions) }, { onProgress, signal })) as ModelInfo;
+    return new Engine(conn, info);
+  } catch (err) {
+    conn.close(err instanceof Error ? err : new WorkerError(String(err)));
+    throw err;
+  }
+}
+
+/** Structured clone keeps `undefined` values, which the engine's strict validation would refuse. */
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+export class Engine {
+  /** The loaded model (from the engine's load reply). */
+  readonly model: ModelInfo;
+  readonly chat: { readonly completions: ChatCompletions };
+  readonly completions: Completions;
+  readonly #conn: Connection;
+
+  /** Use {@link createEngine}. */
+  constructor(conn: Connection, model: ModelInfo) {
+    this.#conn = conn;
+    this.model = model;
+    const chatCreate = ((body: ChatCompletionRequest, options: CreateRequestOptions = {}) =>
+      this.#create<ChatCompletionChunk, ChatCompletion>("chat", body, options)) as ChatCompletions["create"];
+    const completionCreate = ((body: CompletionRequest, options: CreateRequestOptions = {}) =>
+      this.#create<CompletionChunk, Completion>("completion", body, options)) as Completions["create"];
+    this.chat = { completions: { create: chatCreate } };
+    this.completions = { create: completionCreate };
+  }
+
+  async #create<Chunk, Final>(
+    type: "chat" | "completion",
+    body: ChatCompletionRequest | CompletionRequest,
+    options: CreateRequestOptions,
+  ): Promise<ChunkStream<Chunk, Final> | Final> {
+    const stream = (body as { stream?: unknown } | null)?.stream === true;
+    if (!stream) return (await this.#conn.call(type, { request: body }, { signal: options.signal })) as Final;
+    const out = new ChunkStream<Chunk, Final>();
+    let accepted!: () => void;
+    const acceptedP = new Promise<void>((resolve) => (accepted = resolve));
+    const { id, result } = this.#conn.start(type, { request: body }, {
+      signal: options.signal,
+      onAccepted: () => accepted(),
+      onChunk: (chunk) => out.push(chunk as Chunk),
+    });
+    out.onCancel = () => this.#conn.cancel(id);
+    result.then(
+      (final) => out.end(final as Final),
+      (err: unknown) => out.fail(err),
+    );
+    // Resolve once the engine accepted the request (a bad request rejects create() itself, as OpenAI's
+    // HTTP 400 does); later errors surface from the iterator.
+    await Promise.race([acceptedP, result]);
+    return out;
+  }
+
+  /** Stop the running generation: it completes with finish_reason "abort" and the text so far. */
+  async interrupt(): Promise<void> {
+    await this.#conn.call("interrupt", {});
+  }
+
+  /** Clear the KV cache (the next request prefills its whole prompt). */
+  async resetChat(): Promise<void> {
+    await this.#conn.call("reset", {});
+  }
+
+  async stats(): Promise<EngineStats> {
+    return (await this.#conn.call("stats", {})) as EngineStats;
+  }
+
+  /** Abort pending requests, release the model and close the connection (terminating a worker it created). */
+  async unload(): Promise<void> {
+    if (this.#conn.closed) return;
+    try {
+      await this.#conn.call("unload", {});
+    } finally {
+      this.#conn.close(new WorkerError("the engine was unloaded"));
+    }
+  }
+
+  /** The raw protocol endpoint (for tests and diagnostics). */
+  get endpoint(): MessageEndpoint {
+    return this.#conn.endpoint;
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * The main-thread client: createEngine() and the OpenAI-shaped API over the engine Worker. Importing
+ * this pulls in no npm packages, so it loads unbundled in a browser as well as through a bundler.
+ */
+export {
+  createEngine,
+  Engine,
+  type ChatCompletionCreateParamsNonStreaming,
+  type ChatCompletionCreateParamsStreaming,
+  type ChatCompletions,
+  type CompletionCreateParamsNonStreaming,
+  type CompletionCreateParamsStreaming,
+  type Completions,
+  type CreateEngineOptions,
+  type CreateRequestOptions,
+} from "./engine.js";
+export { ChunkStream } from "./stream.js";
+export { Connection, nodeWorkerEndpoint, type CallHandlers, type ConnectionOptions, type NodeWorkerLike } from "./connection.js";
+export {
+  AbortError,
+  deserializeError,
+  EngineNotLoadedError,
+  InvalidMessageError,
+  InvalidRequestError,
+  registerErrorClass,
+  RemoteError,
+  serializeError,
+  WorkerError,
+  type JsonValue,
+  type SerializedError,
+} from "../engine/errors.js";
+export { ContextWindowExceededError } from "../engine/kv-cache.js";
+export type * from "../engine/openai.js";
+export type {
+  EngineLoadOptions,
+  EngineRuntimeOptions,
+  EngineStats,
+  LoadProgressEvent,
+  ModelInfo,
+  RequestStats,
+} from "../engine/engine-core.js";
+export { PROTOCOL, type ClientMessage, type EngineMessage, type MessageEndpoint } from "../engine/messages.js";

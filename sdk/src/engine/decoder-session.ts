@@ -1,0 +1,141 @@
+/**
+ * One chat session over a {@link DecoderModel}: it mirrors which tokens the KV cache holds, so a new
+ * prompt that starts with them (the next turn of a conversation: previous prompt + reply + new message)
+ * only prefills its suffix. When the new prompt diverges inside the cached tokens (a re-tokenized reply,
+ * an edited message), the cache is rolled back to the longest common prefix with `kv_state_popn`
+ * instead of being cleared.
+ *
+ * Invariant: `model.sequenceLength === cached.length` whenever no call is running. Any failed call
+ * (or an unexpected length) marks the mirror stale, and the next prepare() starts from an empty cache.
+ */
+import { DecoderStateError, type DecoderModel } from "./llm.js";
+
+const SEQ = 0; // DecoderModel's one sequence
+
+/**
+ * Drop the last `n` tokens of the model's sequence.
+ *
+ * DecoderModel (llm.ts) has no public truncate yet, so its queue, KV cache and runtime are reached with
+ * TypeScript's element-access escape hatch (`model["kv"]`), which still type-checks against llm.ts: a
+ * rename there fails to compile here. The pop runs on the model's own queue, so it never interleaves
+ * with a forward. TODO(llm.ts owner): a public `DecoderModel.truncate(length)` would replace this.
+ */
+function popTokens(model: DecoderModel, n: number): Promise<void> {
+  const queue = model["queue"];
+  return queue.run(() => {
+    if (model["state"] !== "ready") throw new DecoderStateError(`cannot roll back the KV cache: the model is ${model["state"]}`);
+    const tvm = model["pkg"].lib.tvm;
+    tvm.beginScope();
+    try {
+      model["kv"].popN(SEQ, n);
+    } finally {
+      tvm.endScope();
+    }
+  });
+}
+
+export interface PrefillOutcome {
+  /** Logits after the last prompt token, or null when `shouldStop` ended the prefill early. */
+  logits: Float32Array | null;
+  /** Tokens prefilled (the suffix, or part of it when stopped). */
+  tokens: number;
+  ms: number;
+}
+
+export class DecoderSession {
+  /** Tokens whose keys/values are in the cache, in order. */
+  #cached: number[] = [];
+  #stale = false;
+
+  constructor(
+    readonly model: DecoderModel,
+    /** Reuse a cached prefix across requests (default true). */
+    readonly reuse = true,
+  ) {}
+
+  /** Tokens the KV cache holds. */
+  get cachedTokens(): number {
+    return this.#cached.length;
+  }
+
+  get maxSequenceLength(): number {
+    return this.model.maxSequenceLength;
+  }
+
+  /**
+   * Make the cache hold the longest prefix of `ids` it can reuse, leaving at least one token to prefill
+   * (its logits start the generation). Returns how many tokens of `ids` are already cached.
+   */
+  async prepare(ids: readonly number[]): Promise<number> {
+    if (ids.length === 0) throw new RangeError("empty prompt");
+    if (this.#stale || !this.reuse || this.model.sequenceLength !== this.#cached.length) {
+      await this.reset();
+      return 0;
+    }
+    const cached = this.#cached;
+    let common = 0;
+    const limit = Math.min(cached.length, ids.length - 1);
+    while (common < limit && cached[common] === ids[common]) common++;
+    const pop = cached.length - common;
+    if (pop === 0) return common;
+    if (common === 0) {
+      await this.reset();
+      return 0;
+    }
+    try {
+      await popTokens(this.model, pop);
+    } catch {
+      await this.reset(); // rollback unavailable (e.g. an old runtime): start afresh
+      return 0;
+    }
+    cached.length = common;
+    return common;
+  }
+
+  /**
+   * Append `ids` in prefill chunks of the model's size, checking `shouldStop` before each chunk.
+   * Each chunk is one model call, so a stop request waits at most one chunk.
+   */
+  async prefill(ids: readonly number[], shouldStop: () => boolean = () => false): Promise<PrefillOutcome> {
+    const chunk = this.model.prefillChunkSize;
+    const t0 = performance.now();
+    let logits: Float32Array | null = null;
+    let done = 0;
+    while (done < ids.length) {
+      if (shouldStop()) return { logits: null, tokens: done, ms: performance.now() - t0 };
+      const part = ids.slice(done, done + chunk);
+      logits = await this.#guard(this.model.prefill(part));
+      this.#cached.push(...part);
+      done += part.length;
+    }
+    return { logits, tokens: done, ms: performance.now() - t0 };
+  }
+
+  /** Append one token; the logits for the next. */
+  async decode(token: number): Promise<Float32Array> {
+    const logits = await this.#guard(this.model.decode(token));
+    this.#cached.push(token);
+    return logits;
+  }
+
+  /** Clear the cache (the model's stats are kept). */
+  async reset(): Promise<void> {
+    await this.model.reset({ keepStats: true });
+    this.#cached = [];
+    this.#stale = false;
+  }
+
+  /** The next prepare() clears the cache (after an error the mirror cannot be trusted). */
+  invalidate(): void {
+    this.#stale = true;
+  }
+
+  async #guard<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (err) {
+      this.#stale = true;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,390 @@
+/**
+ * Device checks for model packages: which package variant a device can run, whether the model fits the
+ * device's limits, what happens when the device is lost, and what to do without WebGPU.
+ *
+ * - Variants: a model folder holds one package per quantization (`<model>/q4f16_1/`, `<model>/q4f32_1/`,
+ *   the layout `hearth compile` writes and `hearth serve` lists at `/models/`). {@link pickVariant}
+ *   chooses the first variant of a preference list the device can run: an `f16` variant needs the
+ *   WebGPU `shader-f16` feature; without WebGPU (wasm-cpu) f32 variants are preferred.
+ *   {@link variantsFromModelIndex} builds that list from a `/models/` index.
+ * - Memory: {@link estimateMemory} sizes the weights (from mlc-chat-config.json `params`), the paged KV
+ *   cache for the chosen context (`model_config` layers / KV heads / head_dim) and the prefill
+ *   activations; {@link checkDeviceFits} compares the largest single buffers with
+ *   `maxStorageBufferBindingSize` and `maxBufferSize`, and the total with an optional budget, and throws
+ *   a {@link DeviceError} naming the limit and the shortfall.
+ * - Loss: {@link watchDeviceLost} turns `GPUDevice.lost` into a {@link DeviceLostError} callback (ignoring
+ *   losses caused by our own dispose).
+ */
+import type { ChatConfig } from "../load/chat-config.js";
+import { configUsesF16 } from "../load/chat-config.js";
+import type { FetchLike } from "./tvm.js";
+
+// -- memory estimate ----------------------------------------------------------------------------
+
+/** Bytes per element of a TVM dtype string ("float16" -> 2, "uint32" -> 4, "bool" -> 1). */
+export function dtypeByteSize(dtype: string): number {
+  if (dtype === "bool") return 1;
+  const m = /(\d+)(?:x(\d+))?$/.exec(dtype);
+  if (m === null) throw new Error(`unknown dtype ${JSON.stringify(dtype)}`);
+  const bits = Number(m[1]) * (m[2] === undefined ? 1 : Number(m[2]));
+  return Math.max(1, Math.ceil(bits / 8));
+}
+
+export interface MemoryEstimateOptions {
+  /** KV-cache capacity in tokens (default: the package's context_window_size). */
+  maxTotalSeqLen?: number | undefined;
+  /** Tokens per prefill call (default: the package's prefill_chunk_size). */
+  prefillChunkSize?: number | undefined;
+  /** KV-cache page size in tokens (default 16, as PagedKVCache uses). */
+  pageSize?: number | undefined;
+  maxBatchSize?: number | undefined;
+}
+
+export interface MemoryEstimate {
+  /** Sum of every weight tensor. */
+  weightsBytes: number;
+  largestParam: { name: string; bytes: number; shape: number[]; dtype: string };
+  /** Dtype of the KV cache and activations ("float16" for f16 packages, else "float32"). */
+  computeDtype: "float16" | "float32";
+  /**
+   * The paged KV cache: one buffer per layer of [pages, 2, kv_heads, page_size, head_dim]. null when
+   * mlc-chat-config.json's model_config lacks the layer/head sizes.
+   */
+  kvCache: { bytes: number; perLayerBytes: number; layers: number; kvHeads: number; headDim: number; pages: number } | null;
+  /** Rough upper bound of the prefill activations for one chunk (the memory planner reuses buffers). */
+  activationBytes: number;
+  /** weights + KV cache + activations. */
+  totalBytes: number;
+  /** The largest single buffer the model allocates (a weight, a KV-cache layer, or an activation). */
+  largestBufferBytes: number;
+  largestBuffer: string;
+  maxTotalSeqLen: number;
+  prefillChunkSize: number;
+}
+
+function numberField(doc: Record<string, unknown>, ...names: string[]): number | undefined {
+  for (const n of names) {
+    const v = doc[n];
+    if (typeof v === "number" && Number.isFinite(v) && v > 0) return v;
+  }
+  return undefined;
+}
+
+/** Estimate what a decoder package needs on the device (see {@link MemoryEstimate}). */
+export function estimateMemory(config: ChatConfig, opts: MemoryEstimateOptions = {}): MemoryEstimate {
+  const maxTotalSeqLen = opts.maxTotalSeqLen ?? config.context_window_size;
+  const chunk = opts.prefillChunkSize ?? config.prefill_chunk_size;
+  const pageSize = opts.pageSize ?? 16;
+  const batch = opts.maxBatchSize ?? 1;
+  const computeDtype = configUsesF16(config) ? "float16" : "float32";
+  const cBytes = computeDtype === "float16" ? 2 : 4;
+
+  let weightsBytes = 0;
+  let largestParam = { name: "", bytes: 0, shape: [] as number[], dtype: "" };
+  for (const p of config.params) {
+    const bytes = p.shape.reduce((a, b) => a * b, 1) * dtypeByteSize(p.dtype);
+    weightsBytes += bytes;
+    if (bytes > largestParam.bytes) largestParam = { name: p.name, bytes, shape: [...p.shape], dtype: p.dtype };
+  }
+
+  const mc = (config.raw["model_config"] ?? {}) as Record<string, unknown>;
+  const hidden = numberField(mc, "hidden_size", "n_embd", "d_model");
+  const heads = numberField(mc, "num_attention_heads", "n_head");
+  const layers = numberField(mc, "num_hidden_layers", "n_layer", "num_layers");
+  const kvHeads = numberField(mc, "num_key_value_heads", "num_kv_heads") ?? heads;
+  const headDim = numberField(mc, "head_dim") ?? (hidden !== undefined && heads !== undefined ? hidden / heads : undefined);
+  const intermediate = numberField(mc, "intermediate_size", "n_inner") ?? (hidden !== undefined ? 4 * hidden : 0);
+
+  let kvCache: MemoryEstimate["kvCache"] = null;
+  if (layers !== undefined && kvHeads !== undefined && headDim !== undefined) {
+    // TVM's paged cache: whole pages, plus one spare page per sequence slot.
+    const pages = Math.ceil(maxTotalSeqLen / pageSize) + batch;
+    const perLayerBytes = pages * 2 * kvHeads * pageSize * headDim * cBytes;
+    kvCache = { bytes: perLayerBytes * layers, perLayerBytes, layers, kvHeads, headDim, pages };
+  }
+
+  // Per prefill token: residual + norm + attention output (4 x hidden), fused QKV, gate+up (2 x
+  // intermediate) and the activated MLP input (intermediate); plus float32 logits of the last token.
+  const qkv = heads !== undefined && headDim !== undefined && kvHeads !== undefined ? (heads + 2 * kvHeads) * headDim : 3 * (hidden ?? 0);
+  const perToken = (4 * (hidden ?? 0) + qkv + 3 * intermediate) * cBytes;
+  const activationBytes = chunk * perToken + config.vocab_size * 4;
+  const biggestActivation = chunk * Math.max(2 * intermediate, qkv, hidden ?? 0) * cBytes;
+
+  const candidates: [string, number][] = [
+    [`weight ${largestParam.name}`, largestParam.bytes],
+    ["KV cache (one layer)", kvCache?.perLayerBytes ?? 0],
+    ["prefill activation", biggestActivation],
+  ];
+  const [largestBuffer, largestBufferBytes] = candidates.reduce((a, b) => (b[1] > a[1] ? b : a));
+  return {
+    weightsBytes,
+    largestParam,
+    computeDtype,
+    kvCache,
+    activationBytes,
+    totalBytes: weightsBytes + (kvCache?.bytes ?? 0) + activationBytes,
+    largestBufferBytes,
+    largestBuffer,
+    maxTotalSeqLen,
+    prefillChunkSize: chunk,
+  };
+}
+
+// -- limit checks -------------------------------------------------------------------------------
+
+/** What {@link checkDeviceFits} compares; "memoryBudget" is the optional caller budget, "wasm32Memory" the CPU build's 4 GiB. */
+export type DeviceLimit = "maxStorageBufferBindingSize" | "maxBufferSize" | "memoryBudget" | "wasm32Memory";
+
+export interface DeviceProblem {
+  limit: DeviceLimit;
+  /** What needs it ("weight model.embed_tokens.q_weight", "KV cache (one layer)", "total"). */
+  what: string;
+  needed: number;
+  available: number;
+  /** needed - available. */
+  shortBy: number;
+}
+
+function fmtBytes(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+/** The model does not fit this device: a buffer exceeds an adapter limit, or the total exceeds a budget. */
+export class DeviceError extends Error {
+  override readonly name = "DeviceError";
+  /** The first (most important) problem. */
+  readonly limit: DeviceLimit;
+  readonly needed: number;
+  readonly available: number;
+  readonly shortBy: number;
+  readonly problems: DeviceProblem[];
+  readonly estimate: MemoryEstimate;
+
+  constructor(problems: DeviceProblem[], estimate: MemoryEstimate, modelName = "the model") {
+    const first = problems[0];
+    if (first === undefined) throw new Error("DeviceError needs at least one problem");
+    const text = problems.map(
+      (p) => `${p.what} needs ${fmtBytes(p.needed)} (${p.needed} bytes) but ${p.limit} is ${fmtBytes(p.available)} (${p.available}): short by ${fmtBytes(p.shortBy)}`,
+    );
+    super(
+      `${modelName} does not fit this device: ${text.join("; ")}. ` +
+        "Use a smaller model or quantization, a shorter context (maxTotalSeqLen) or prefill chunk (prefillChunkSize), or a device with larger limits.",
+    );
+    this.limit = first.limit;
+    this.needed = first.needed;
+    this.available = first.available;
+    this.shortBy = first.shortBy;
+    this.problems = problems;
+    this.estimate = estimate;
+  }
+}
+
+/** The limits {@link checkDeviceFits} reads (plain numbers; GPUSupportedLimits, GPUDevice.limits and AdapterLimits all fit). */
+export interface DeviceLimits {
+  maxStorageBufferBindingSize?: number | undefined;
+  maxBufferSize?: number | undefined;
+}
+
+export interface DeviceFitOptions {
+  /** Fail when the estimated total exceeds this many bytes (no default: WebGPU does not expose VRAM size). */
+  memoryBudgetBytes?: number | undefined;
+  modelName?: string | undefined;
+}
+
+/** Read the limits of a GPUDevice / GPUAdapter (or a fake), tolerating missing fields. */
+export function readDeviceLimits(limits: unknown): DeviceLimits {
+  const l = (limits ?? {}) as Record<string, unknown>;
+  const n = (k: string): number | undefined => (typeof l[k] === "number" && Number.isFinite(l[k]) ? (l[k] as number) : undefined);
+  return { maxStorageBufferBindingSize: n("maxStorageBufferBindingSize"), maxBufferSize: n("maxBufferSize") };
+}
+
+/** The problems of running `estimate` under `limits` (empty when it fits). */
+export function deviceProblems(estimate: MemoryEstimate, limits: DeviceLimits, opts: DeviceFitOptions = {}): DeviceProblem[] {
+  const problems: DeviceProblem[] = [];
+  const check = (limit: DeviceLimit, available: number | undefined, what: string, needed: number) => {
+    if (available !== undefined && needed > available) problems.push({ limit, what, needed, available, shortBy: needed - available });
+  };
+  // Every weight, KV-cache layer and activation is one buffer bound as a storage buffer.
+  const buffers: [string, number][] = [
+    [`weight ${estimate.largestParam.name}`, estimate.largestParam.bytes],
+    ["KV cache (one layer)", estimate.kvCache?.perLayerBytes ?? 0],
+  ];
+  if (estimate.largestBuffer === "prefill activation") buffers.push(["prefill activation", estimate.largestBufferBytes]);
+  for (const [what, bytes] of buffers) {
+    check("maxStorageBufferBindingSize", limits.maxStorageBufferBindingSize, what, bytes);
+    check("maxBufferSize", limits.maxBufferSize, what, bytes);
+  }
+  check("memoryBudget", opts.memoryBudgetBytes, "total (weights + KV cache + activations)", estimate.totalBytes);
+  return problems;
+}
+
+/** Throw a {@link DeviceError} unless `estimate` fits `limits` (and the optional budget). */
+export function checkDeviceFits(estimate: MemoryEstimate, limits: DeviceLimits, opts: DeviceFitOptions = {}): void {
+  const problems = deviceProblems(estimate, limits, opts);
+  if (problems.length > 0) throw new DeviceError(problems, estimate, opts.modelName);
+}
+
+/** wasm32 address space: a wasm-cpu build holds weights, KV cache and activations in at most 4 GiB. */
+export const WASM32_MAX_BYTES = 4 * 1024 * 1024 * 1024;
+
+/** Throw a {@link DeviceError} when a wasm-cpu build cannot fit its weights + KV cache in wasm32 memory. */
+export function checkCpuFits(estimate: MemoryEstimate, opts: DeviceFitOptions = {}): void {
+  const problems: DeviceProblem[] = [];
+  const budget = Math.min(WASM32_MAX_BYTES, opts.memoryBudgetBytes ?? WASM32_MAX_BYTES);
+  if (estimate.totalBytes > budget) {
+    problems.push({
+      limit: budget < WASM32_MAX_BYTES ? "memoryBudget" : "wasm32Memory",
+      what: "total (weights + KV cache + activations)",
+      needed: estimate.totalBytes,
+      available: budget,
+      shortBy: estimate.totalBytes - budget,
+    });
+  }
+  if (problems.length > 0) throw new DeviceError(problems, estimate, opts.modelName);
+}
+
+// -- variants -----------------------------------------------------------------------------------
+
+/** Whether a quantization name computes in float16 ("q4f16_1", "q0f16" -> true; "q4f32_1" -> false). */
+export function isF16Variant(quantization: string): boolean {
+  return /f16/.test(quantization);
+}
+
+/** No listed variant can run on this device. */
+export class VariantSelectionError extends Error {
+  override readonly name = "VariantSelectionError";
+  readonly variants: string[];
+  constructor(message: string, variants: string[]) {
+    super(message);
+    this.variants = variants;
+  }
+}
+
+export interface VariantCapabilities {
+  /** The WebGPU device/adapter has `shader-f16`. */
+  shaderF16: boolean;
+  /** Running without WebGPU (wasm-cpu): prefer float32 variants. */
+  cpu?: boolean | undefined;
+}
+
+/**
+ * The variant to load: the first of `variants` (your preference order, e.g. `["q4f16_1", "q4f32_1"]`)
+ * that this device can run. On WebGPU an f16 variant needs `shader-f16`; on the CPU an f32 variant is
+ * taken when there is one (wasm has no fast float16), else the first.
+ */
+export function pickVariant(variants: readonly string[], caps: VariantCapabilities): string {
+  if (variants.length === 0) throw new VariantSelectionError("no package variants to choose from", []);
+  if (caps.cpu === true) return variants.find((v) => !isF16Variant(v)) ?? (variants[0] as string);
+  const ok = variants.find((v) => caps.shaderF16 || !isF16Variant(v));
+  if (ok === undefined) {
+    throw new VariantSelectionError(
+      `every variant (${variants.join(", ")}) computes in float16, and this WebGPU device has no "shader-f16" feature: ` +
+        "build a float32 variant (e.g. `hearth compile ... --quant q4f32_1`)",
+      [...variants],
+    );
+  }
+  return ok;
+}
+
+/** One entry of a `hearth serve` `/models/` index. */
+export interface ModelIndexEntry {
+  model_id: string;
+  quantization: string;
+  /** Package folder URL (absolute after {@link fetchModelIndex}). */
+  url: string;
+  bytes: number | null;
+  targets: Record<string, string>;
+}
+
+/** Fetch and validate a `/models/` index (a JSON array; see compile/hearth/serve/app.py). */
+export async function fetchModelIndex(indexUrl: string, fetchFn?: FetchLike, signal?: AbortSignal): Promise<ModelIndexEntry[]> {
+  const f: FetchLike = fetchFn ?? ((u, i) => globalThis.fetch(u, i));
+  const res = await f(indexUrl, signal === undefined ? {} : { signal });
+  if (!res.ok) throw new Error(`GET ${indexUrl} failed: HTTP ${res.status}`);
+  const json: unknown = JSON.parse(await res.text());
+  const list = Array.isArray(json) ? json : (json as { packages?: unknown } | null)?.packages;
+  if (!Array.isArray(list)) throw new Error(`${indexUrl} is not a model index (expected a JSON array)`);
+  return list.flatMap((e: unknown): ModelIndexEntry[] => {
+    const r = e as Partial<Record<keyof ModelIndexEntry, unknown>> | null;
+    if (typeof r?.model_id !== "string" || typeof r.quantization !== "string" || typeof r.url !== "string") return [];
+    const targets: Record<string, string> = {};
+    if (typeof r.targets === "object" && r.targets !== null) {
+      for (const [k, v] of Object.entries(r.targets)) if (typeof v === "string") targets[k] = v;
+    }
+    return [{ model_id: r.model_id, quantization: r.quantization, url: new URL(r.url, indexUrl).href, bytes: typeof r.bytes === "number" ? r.bytes : null, targets }];
+  });
+}
+
+/**
+ * The variants of `modelId` in an index, f16 first (use with {@link pickVariant} or loadPackage's
+ * `variants`); optionally only those with a given target. Returns the model folder (the variants'
+ * common parent) and the quantization names.
+ */
+export function variantsFromModelIndex(
+  entries: readonly ModelIndexEntry[],
+  modelId: string,
+  opts: { target?: string } = {},
+): { modelUrl: string; variants: string[] } {
+  const mine = entries.filter((e) => e.model_id === modelId && (opts.target === undefined || opts.target in e.targets));
+  if (mine.length === 0) throw new VariantSelectionError(`the model index has no package for ${JSON.stringify(modelId)}`, []);
+  const parent = (url: string) => new URL("../", url.endsWith("/") ? url : `${url}/`).href;
+  const modelUrl = parent((mine[0] as ModelIndexEntry).url);
+  const sameParent = mine.filter((e) => parent(e.url) === modelUrl);
+  const variants = sameParent.map((e) => e.quantization).sort((a, b) => Number(isF16Variant(b)) - Number(isF16Variant(a)));
+  return { modelUrl, variants };
+}
+
+// -- device loss --------------------------------------------------------------------------------
+
+/** The WebGPU device was lost (driver reset, GPU process crash, `device.destroy()` by someone else). */
+export class DeviceLostError extends Error {
+  override readonly name = "DeviceLostError";
+  /** GPUDeviceLostInfo.reason: "destroyed" or "unknown". */
+  readonly reason: string;
+  constructor(reason: string, detail: string) {
+    super(
+      `The WebGPU device was lost (${reason}${detail ? `: ${detail}` : ""}). The model's GPU state is gone; ` +
+        "reload it (DecoderModel.reload()) to continue.",
+    );
+    this.reason = reason;
+  }
+}
+
+export interface DeviceLossWatch {
+  /** Call before destroying the device yourself: the loss that follows is not reported. */
+  expect(): void;
+  /** Stop watching. */
+  stop(): void;
+  /** The loss, once it happened (and was not expected). */
+  readonly lost: DeviceLostError | null;
+}
+
+/** Report `device.lost` (unless {@link DeviceLossWatch.expect}ed) as a {@link DeviceLostError}. */
+export function watchDeviceLost(device: GPUDevice, onLost: (err: DeviceLostError) => void): DeviceLossWatch {
+  let active = true;
+  let lost: DeviceLostError | null = null;
+  const lostPromise = (device as { lost?: Promise<GPUDeviceLostInfo> }).lost;
+  lostPromise?.then(
+    (info) => {
+      if (!active) return;
+      active = false;
+      lost = new DeviceLostError(String(info?.reason ?? "unknown"), String(info?.message ?? ""));
+      onLost(lost);
+    },
+    () => {},
+  );
+  return {
+    expect() {
+      active = false;
+    },
+    stop() {
+      active = false;
+    },
+    get lost() {
+      return lost;
+    },
+  };
+}

@@ -1,0 +1,126 @@
+/**
+ * The generation loop of one request: reuse the cached prefix, prefill the rest (chunked), then
+ * sample -> stream text -> decode until a stop, the token limit, a full context window, or a stop request.
+ * Sampling, penalties, stop strings (with hold-back) and streaming detokenization are the sample/ and
+ * tokenize/ layers' (Generation); this file owns the model calls, timing and the stop checks.
+ */
+import type { DecoderSession } from "./decoder-session.js";
+import { Generation } from "../sample/generation.js";
+import type { GenerationParams } from "../sample/params.js";
+import type { TokenLogprob } from "../sample/sampler.js";
+import type { Tokenizer } from "../tokenize/tokenizer.js";
+
+export type StopRequest = "abort" | "interrupt";
+
+export type GenerateFinishReason = "stop" | "length" | "abort";
+
+export interface GeneratedToken {
+  token: number;
+  logprob?: number;
+  topLogprobs?: TokenLogprob[];
+}
+
+/** What one step produced: text that became final (may be "") and the token behind it. */
+export interface GeneratePiece {
+  text: string;
+  token: GeneratedToken;
+}
+
+export interface GenerateInput {
+  session: DecoderSession;
+  tokenizer: Tokenizer;
+  promptIds: readonly number[];
+  params: GenerationParams;
+  /** Ids that end generation unless ignore_eos (the package's eos_token_id list + the tokenizer's eos). */
+  eosTokenIds: readonly number[];
+  /** Polled before every model call; a non-null answer ends the loop within one token. */
+  stopRequested: () => StopRequest | null;
+  onPiece?: (piece: GeneratePiece) => void;
+}
+
+export interface GenerateResult {
+  tokens: GeneratedToken[];
+  text: string;
+  finishReason: GenerateFinishReason;
+  /** Which stop request ended it (null: it ended by itself). */
+  stoppedBy: StopRequest | null;
+  promptTokens: number;
+  /** Prompt tokens reused from the KV cache. */
+  cachedTokens: number;
+  prefilledTokens: number;
+  prefillMs: number;
+  /** Decode calls (each generated token after the first, unless the loop stopped before feeding it). */
+  decodeSteps: number;
+  decodeMs: number;
+  /** From the start of generate() (prefix reuse included) to the first sampled token; null if none. */
+  timeToFirstTokenMs: number | null;
+  totalMs: number;
+}
+
+export async function generate(input: GenerateInput): Promise<GenerateResult> {
+  const { session, tokenizer, promptIds, stopRequested } = input;
+  const t0 = performance.now();
+  const cachedTokens = await session.prepare(promptIds);
+  const suffix = promptIds.slice(cachedTokens);
+  const prefill = await session.prefill(suffix, () => stopRequested() !== null);
+  const result: GenerateResult = {
+    tokens: [],
+    text: "",
+    finishReason: "abort",
+    stoppedBy: null,
+    promptTokens: promptIds.length,
+    cachedTokens,
+    prefilledTokens: prefill.tokens,
+    prefillMs: prefill.ms,
+    decodeSteps: 0,
+    decodeMs: 0,
+    timeToFirstTokenMs: null,
+    totalMs: 0,
+  };
+  let logits = prefill.logits;
+  if (logits === null) {
+    result.stoppedBy = stopRequested();
+    result.totalMs = performance.now() - t0;
+    return result;
+  }
+
+  const gen = new Generation(tokenizer, input.params, { promptIds, eosTokenIds: [...input.eosTokenIds] });
+  const emit = (text: string, token: GeneratedToken): void => {
+    result.text += text;
+    input.onPiece?.({ text, token });
+  };
+  for (;;) {
+    const step = gen.step(logits);
+    const token: GeneratedToken = { token: step.token };
+    if (step.logprob !== undefined) token.logprob = step.logprob;
+    if (step.topLogprobs !== undefined) token.topLogprobs = step.topLogprobs;
+    result.tokens.push(token);
+    result.timeToFirstTokenMs ??= performance.now() - t0;
+    if (step.finishReason !== null) {
+      emit(step.text, token);
+      result.finishReason = step.finishReason;
+      break;
+    }
+    const stop = stopRequested();
+    if (stop !== null) {
+      // Text held back as a possible stop string is released: it was not one.
+      emit(step.text + gen.finish("length"), token);
+      result.finishReason = "abort";
+      result.stoppedBy = stop;
+      break;
+    }
+    if (session.cachedTokens >= session.maxSequenceLength) {
+      // The context window is full: this token cannot be fed.
+      emit(step.text + gen.finish("length"), token);
+      result.finishReason = gen.finishReason ?? "length";
+      break;
+    }
+    emit(step.text, token);
+    const t1 = performance.now();
+    logits = await session.decode(step.token);
+    result.decodeMs += performance.now() - t1;
+    result.decodeSteps++;
+  }
+  result.totalMs = performance.now() - t0;
+  return result;
+}

@@ -1,0 +1,189 @@
+/**
+ * OpenAI-shaped request and response types (chat completions and legacy text completions), as the engine
+ * accepts and returns them. Field names and nesting follow OpenAI's API reference; the objects are plain
+ * JSON, so they cross a Worker boundary unchanged.
+ *
+ * Differences from OpenAI, all additive:
+ *  - `finish_reason` may be "abort" (interrupt()).
+ *  - `usage` adds `prefill_tokens_per_s`, `decode_tokens_per_s`, `time_to_first_token_ms`; its
+ *    `prompt_tokens_details.cached_tokens` counts prompt tokens reused from the KV cache.
+ *  - Requests take the usual extensions `top_k`, `repetition_penalty`, `ignore_eos`, `stop_token_ids`
+ *    (vLLM / WebLLM spelling), `return_token_ids` (vLLM: adds `prompt_token_ids` / `token_ids`) and
+ *    `context_overflow` ("error" | "truncate").
+ */
+import type { ChatMessage } from "../tokenize/chat-template.js";
+
+export type { ChatMessage, ChatRole } from "../tokenize/chat-template.js";
+
+/** What to do when the prompt does not fit the context window. */
+export type ContextOverflow = "error" | "truncate";
+
+/** Fields shared by chat and text completion requests. */
+export interface BaseCompletionRequest {
+  /** Accepted and ignored: the engine serves the model it loaded (its id is echoed back). */
+  model?: string | null | undefined;
+  stream?: boolean | null | undefined;
+  stream_options?: { include_usage?: boolean | null | undefined } | null | undefined;
+  /** Most tokens to generate (chat: default until EOS or a full context; completions: default 16, as OpenAI). */
+  max_tokens?: number | null | undefined;
+  temperature?: number | null | undefined;
+  top_p?: number | null | undefined;
+  top_k?: number | null | undefined;
+  presence_penalty?: number | null | undefined;
+  frequency_penalty?: number | null | undefined;
+  repetition_penalty?: number | null | undefined;
+  /** Token id (as a string key) -> bias in -100..100. */
+  logit_bias?: Record<string, number> | null | undefined;
+  seed?: number | null | undefined;
+  stop?: string | string[] | null | undefined;
+  stop_token_ids?: number[] | null | undefined;
+  ignore_eos?: boolean | null | undefined;
+  /** Only 1 is supported. */
+  n?: number | null | undefined;
+  /** Accepted and ignored. */
+  user?: string | null | undefined;
+  /** Add the token ids to the response (vLLM's `return_token_ids`). */
+  return_token_ids?: boolean | null | undefined;
+  /** Default: the engine's `contextOverflow` load option ("error"). */
+  context_overflow?: ContextOverflow | null | undefined;
+}
+
+export interface ChatCompletionRequest extends BaseCompletionRequest {
+  messages: ChatMessage[];
+  /** Chat-only OpenAI alias of max_tokens (give one or the other). */
+  max_completion_tokens?: number | null | undefined;
+  logprobs?: boolean | null | undefined;
+  /** 0..20; needs logprobs: true. */
+  top_logprobs?: number | null | undefined;
+  /** Only {type: "text"}. */
+  response_format?: { type: "text" } | null | undefined;
+}
+
+export interface CompletionRequest extends BaseCompletionRequest {
+  /** Text (encoded with the tokenizer's special tokens, e.g. BOS), or token ids used as they are. */
+  prompt: string | number[];
+  /** Return this many top logprobs per token, 0..5 (OpenAI's legacy shape). */
+  logprobs?: number | null | undefined;
+  /** Only false. */
+  echo?: boolean | null | undefined;
+}
+
+export type FinishReason = "stop" | "length" | "abort";
+
+export interface CompletionUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
+  /** Prompt tokens actually prefilled (not reused) per second. 0 when nothing was prefilled. */
+  prefill_tokens_per_s: number;
+  /** Tokens per second over the decode steps (each generated token after the first). */
+  decode_tokens_per_s: number;
+  /** From the start of the request's turn on the GPU (after any queue wait) to its first token. */
+  time_to_first_token_ms: number;
+}
+
+export interface TopLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[] | null;
+}
+
+export interface ChatCompletionTokenLogprob extends TopLogprob {
+  top_logprobs: TopLogprob[];
+}
+
+export interface ChoiceLogprobs {
+  content: ChatCompletionTokenLogprob[] | null;
+  refusal: null;
+}
+
+export interface ChatCompletionMessage {
+  role: "assistant";
+  content: string;
+  refusal: null;
+}
+
+export interface ChatCompletionChoice {
+  index: number;
+  message: ChatCompletionMessage;
+  logprobs: ChoiceLogprobs | null;
+  finish_reason: FinishReason;
+  /** With return_token_ids. */
+  token_ids?: number[];
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: "chat.completion";
+  created: number;
+  model: string;
+  choices: ChatCompletionChoice[];
+  usage: CompletionUsage;
+  /** With return_token_ids. */
+  prompt_token_ids?: number[];
+}
+
+export interface ChatCompletionChunkDelta {
+  role?: "assistant";
+  content?: string;
+}
+
+export interface ChatCompletionChunkChoice {
+  index: number;
+  delta: ChatCompletionChunkDelta;
+  logprobs: ChoiceLogprobs | null;
+  finish_reason: FinishReason | null;
+  /** With return_token_ids: the tokens behind this chunk. */
+  token_ids?: number[];
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: "chat.completion.chunk";
+  created: number;
+  model: string;
+  /** Empty on the usage chunk (stream_options.include_usage). */
+  choices: ChatCompletionChunkChoice[];
+  /** With stream_options.include_usage: null on every chunk but the last, which carries it. */
+  usage?: CompletionUsage | null;
+  /** With return_token_ids, on the first chunk. */
+  prompt_token_ids?: number[];
+}
+
+/** OpenAI's legacy completions logprobs. */
+export interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Record<string, number>[] | null;
+  text_offset: number[];
+}
+
+export interface CompletionChoice {
+  index: number;
+  text: string;
+  logprobs: CompletionLogprobs | null;
+  finish_reason: FinishReason | null;
+  token_ids?: number[];
+}
+
+export interface Completion {
+  id: string;
+  object: "text_completion";
+  created: number;
+  model: string;
+  choices: CompletionChoice[];
+  usage: CompletionUsage;
+  prompt_token_ids?: number[];
+}
+
+/** A streamed text completion piece (OpenAI streams the same object type, with partial text). */
+export interface CompletionChunk {
+  id: string;
+  object: "text_completion";
+  created: number;
+  model: string;
+  choices: CompletionChoice[];
+  usage?: CompletionUsage | null;
+  prompt_token_ids?: number[];
+}

@@ -1,0 +1,103 @@
+/**
+ * Instantiate a package's model library with tvmjs on WebGPU or, for a `wasm-cpu` build, on the CPU
+ * (tvmjs's `tvm.cpu()` device: no initWebGPU, everything runs in the wasm module), and report shader
+ * compilation progress. Same result shape as engine/tvm.ts's loadTVMLibrary.
+ */
+import { loadTvmjs, type Logger, type TVMLibrary } from "../engine/tvm.js";
+import type { TvmDevice, TvmInitProgressReport, TvmjsModule, TvmVirtualMachine } from "../engine/tvmjs-types.js";
+
+export type RuntimeDeviceKind = "webgpu" | "cpu";
+
+export interface RuntimeLibrary extends TVMLibrary {
+  deviceKind: RuntimeDeviceKind;
+  /** The tvmjs device the VM, weights and KV cache live on (tvm.webgpu() or tvm.cpu()). */
+  device(): TvmDevice;
+  /**
+   * Route tvmjs's init-progress reports (shader compilation, tensor-cache loading) to `cb`; the
+   * loader switches the handler between phases. undefined: drop them.
+   */
+  setProgressHandler(cb: ((report: TvmInitProgressReport) => void) | undefined): void;
+}
+
+export interface InstantiateOptions {
+  wasm: ArrayBuffer | Uint8Array;
+  /** The WebGPU device; omit for a wasm-cpu library. */
+  device?: GPUDevice | undefined;
+  logger?: Logger | undefined;
+  tvmjs?: TvmjsModule | undefined;
+  /** Shader compilation progress (WebGPU only): fraction done and, when known, pipelines done/total. */
+  onShaderProgress?: ((progress: number, done: number | null, total: number | null) => void) | undefined;
+}
+
+/** "[12/40]" in tvmjs's report text. */
+function countsOf(text: string): { done: number; total: number } | undefined {
+  const m = /\[(\d+)\/(\d+)\]/.exec(text);
+  return m === null ? undefined : { done: Number(m[1]), total: Number(m[2]) };
+}
+
+export async function instantiateRuntime(opts: InstantiateOptions): Promise<RuntimeLibrary> {
+  const tvmjs = opts.tvmjs ?? (await loadTvmjs());
+  const logger: Logger = opts.logger ?? ((msg) => console.log(msg));
+  const t0 = performance.now();
+  const tvm = await tvmjs.instantiate(opts.wasm as ArrayBuffer, tvmjs.createPolyfillWASI(), logger);
+  const t1 = performance.now();
+  let handler: ((r: TvmInitProgressReport) => void) | undefined;
+  let vm: TvmVirtualMachine | undefined;
+  try {
+    tvm.registerInitProgressCallback((r) => handler?.(r));
+    const deviceKind: RuntimeDeviceKind = opts.device === undefined ? "cpu" : "webgpu";
+    const device = (): TvmDevice => (deviceKind === "cpu" ? tvm.cpu() : tvm.webgpu());
+    let t2 = t1;
+    tvm.beginScope();
+    try {
+      if (opts.device !== undefined) {
+        tvm.initWebGPU(opts.device);
+        const onShader = opts.onShaderProgress;
+        onShader?.(0, null, null);
+        handler = (r) => {
+          const c = countsOf(r.text);
+          onShader?.(r.progress, c?.done ?? null, c?.total ?? null);
+        };
+        // Every TVM object tvmjs returns is attached to the current scope, so one stays open across
+        // the await: nothing else uses this instance meanwhile.
+        await tvm.asyncLoadWebGPUPipelines(tvm.systemLib());
+        handler = undefined;
+        t2 = performance.now();
+      }
+      vm = tvm.detachFromCurrentScope(tvm.createVirtualMachine(device()));
+    } finally {
+      tvm.endScope();
+    }
+    const t3 = performance.now();
+    const ownedVm = vm;
+    let disposed = false;
+    return {
+      tvm,
+      vm: ownedVm,
+      deviceKind,
+      device,
+      timings: { instantiateMs: t1 - t0, pipelinesMs: t2 - t1, vmMs: t3 - t2 },
+      setProgressHandler(cb) {
+        handler = cb;
+      },
+      dispose() {
+        if (disposed) return;
+        disposed = true;
+        handler = undefined;
+        try {
+          ownedVm.dispose();
+        } finally {
+          tvm.dispose();
+        }
+      },
+    };
+  } catch (err) {
+    try {
+      vm?.dispose();
+      tvm.dispose();
+    } catch {
+      // keep the original error
+    }
+    throw err;
+  }
+}
