@@ -3,7 +3,8 @@
 // one without fails with a WebGPUUnavailableError that says so.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { DecoderModel } from "../src/engine/llm.js";
@@ -36,9 +37,26 @@ test("no navigator.gpu + a wasm-cpu build: load falls back to the CPU and genera
   }
 });
 
+/** A copy of `src` without its wasm-cpu library (file, manifest entry and target). */
+function webgpuOnlyCopy(src: string): string {
+  const dir = mkdtempSync(join(tmpdir(), "hearth-webgpu-only-"));
+  cpSync(src, dir, { recursive: true });
+  const manifestPath = join(dir, "hearth-manifest.json");
+  const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { targets: Record<string, string>; files: { path: string }[] };
+  const cpuLib = manifest.targets["wasm-cpu"];
+  if (cpuLib !== undefined) {
+    rmSync(join(dir, cpuLib));
+    delete manifest.targets["wasm-cpu"];
+    manifest.files = manifest.files.filter((f) => f.path !== cpuLib);
+    writeFileSync(manifestPath, JSON.stringify(manifest));
+  }
+  return dir;
+}
+
 test("no navigator.gpu + a webgpu-only package: WebGPUUnavailableError saying there is no wasm-cpu build", async () => {
   assert.ok(existsSync(join(WEBGPU_PACKAGE, "hearth-manifest.json")), `no compiled package at ${WEBGPU_PACKAGE}: run \`make test\``);
-  await assert.rejects(DecoderModel.load(pathToFileURL(WEBGPU_PACKAGE).href, { fetch: fileFetch, logger: () => {}, cache: "none" }), (err: unknown) => {
+  const webgpuOnly = webgpuOnlyCopy(WEBGPU_PACKAGE);
+  await assert.rejects(DecoderModel.load(pathToFileURL(webgpuOnly).href, { fetch: fileFetch, logger: () => {}, cache: "none" }), (err: unknown) => {
     assert.ok(err instanceof WebGPUUnavailableError, String(err));
     assert.equal(err.reason, "no-navigator-gpu");
     assert.match(err.message, /navigator\.gpu is undefined/);
