@@ -103,3 +103,30 @@ def chat_config(
         "conv_template": None,
         "model_lib": model_libs,
     }
+
+
+def embedding_config(
+    hf_config: dict[str, Any],
+    config: Any,
+    scheme: QuantScheme,
+    tokenizer_files: list[str],
+    model_libs: dict[str, str],
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    """mlc-chat-config.json of a text encoder (model_task "embedding"): no sampling or chat
+    fields; "embedding_metadata" lists the bucket functions, pooling and normalisation (see
+    hearth.models.encoder.encoder_metadata)."""
+    return {
+        "version": "0.1.0",
+        "model_type": config.model_type,
+        "model_task": "embedding",
+        "quantization": scheme.name,
+        "model_config": hf_config,
+        "vocab_size": config.vocab_size,
+        "context_window_size": config.max_seq_length,
+        "max_batch_size": max(k.batch for k in config.buckets),
+        "pad_token_id": _token_id(hf_config.get("pad_token_id")),
+        "tokenizer_files": tokenizer_files,
+        "model_lib": model_libs,
+        "embedding_metadata": {k: v for k, v in meta.items() if k != "params"},
+    }

@@ -22,15 +22,16 @@ import tvm
 
 from .. import __version__
 from ..cache import atomic_dir, content_key, hash_files, sha256_file
-from ..models import config_from_hf, export_model, metadata
+from ..models import config_from_hf, export_model, get_architecture, metadata
+from ..models.encoder import encoder_metadata, export_encoder
 from ..quant import build_plan, get_scheme, quantize_model
 from ..weights.convert import convert_weights
 from ..weights.manifest import MANIFEST, IntegrityError, verify_package, write_manifest
 from ..weights.reader import CheckpointReader
 from ..weights.source import resolve_source
-from .chat_config import chat_config, copy_tokenizer
-from .pipeline import compile_module
-from .targets import get_target
+from .chat_config import chat_config, copy_tokenizer, embedding_config
+from .pipeline import compile_module, relax_pipeline
+from .targets import TargetSpec, get_target
 
 Progress = Callable[[str, int, int], None]
 
@@ -57,6 +58,22 @@ def _build_key(src_path: Path, quant: str, targets: list[str], options: dict[str
     return content_key(parts)
 
 
+def _compile_encoder(mod: tvm.ir.IRModule, spec: TargetSpec) -> tvm.runtime.Executable:
+    """compile_module, plus CPU schedules for native llvm builds of encoders: TVM's generic CPU
+    pipeline leaves matmuls as naive single-threaded loops (~15x slower), and encoder packages
+    run natively for parity checks and evaluation (hearth.models.cpu_schedule)."""
+    if spec.is_gpu or spec.is_wasm:
+        return compile_module(mod, spec)
+    from tvm import relax
+
+    from ..models.cpu_schedule import schedule_cpu
+
+    target = spec.target()
+    pipeline = tvm.transform.Sequential([relax_pipeline(spec, target), schedule_cpu()])
+    with target:
+        return relax.build(mod, target=target, relax_pipeline=pipeline)
+
+
 def compile_package(
     model: str,
     quant: str = "q4f16_1",
@@ -66,9 +83,17 @@ def compile_package(
     context_window_size: int | None = None,
     prefill_chunk_size: int | None = None,
     model_id: str | None = None,
+    embed_batch_sizes: list[int] | None = None,
+    embed_seq_lens: list[int] | None = None,
     force: bool = False,
     progress: Progress | None = None,
 ) -> CompileResult:
+    """Compile `model` (folder or hub id) into out_root/<model_id>/<quant>/.
+
+    Decoders (task "chat"): context_window_size / prefill_chunk_size size the KV cache.
+    Encoders (task "embedding"): context_window_size caps max_seq_length; one function per
+    static shape bucket, embed_batch_sizes x embed_seq_lens (see hearth.models.encoder).
+    """
     targets = targets or ["webgpu"]
     note = progress or (lambda step, done, total: None)
     t0 = time.perf_counter()
@@ -76,10 +101,23 @@ def compile_package(
     scheme = get_scheme(quant)
     specs = [get_target(t) for t in targets]
     source = resolve_source(model)
-    arch, config = config_from_hf(source.config, context_window_size=context_window_size, prefill_chunk_size=prefill_chunk_size)
+    arch = get_architecture(source.config.get("model_type", "<missing model_type>"))
+    embedding = arch.task == "embedding"
+    options: dict[str, Any] = {"context_window_size": context_window_size, "prefill_chunk_size": prefill_chunk_size}
+    if embedding:
+        if prefill_chunk_size is not None:
+            raise ValueError(f"prefill_chunk_size applies to chat models; {arch.name} is an embedding model (its shapes are buckets)")
+        # Encoders also read the sentence-transformers files next to config.json (pooling).
+        config = arch.config_class.from_hf(
+            source.config, source.path, max_seq_length=context_window_size, batch_sizes=embed_batch_sizes, seq_lens=embed_seq_lens
+        )
+        options["embed_buckets"] = [[k.batch, k.seq] for k in config.buckets]
+    else:
+        if embed_batch_sizes or embed_seq_lens:
+            raise ValueError(f"embed_batch_sizes / embed_seq_lens apply to embedding models; {arch.name} is a {arch.task} model")
+        arch, config = config_from_hf(source.config, context_window_size=context_window_size, prefill_chunk_size=prefill_chunk_size)
     reader = CheckpointReader(source.path)
 
-    options = {"context_window_size": context_window_size, "prefill_chunk_size": prefill_chunk_size}
     key = _build_key(source.path, quant, targets, options)
     model_id = model_id or source.model_id
     final = Path(out_root) / model_id / scheme.name
@@ -100,8 +138,8 @@ def compile_package(
             note(f"build {spec.name}", i, steps)
             ts = time.perf_counter()
             module = quantize_model(arch.model_class(config, dtype=scheme.model_dtype, target=spec.target()), scheme)
-            mod, named_params = export_model(module, spec.target())
-            executable = compile_module(mod, spec)
+            mod, named_params = (export_encoder if embedding else export_model)(module, spec.target())
+            executable = _compile_encoder(mod, spec) if embedding else compile_module(mod, spec)
             lib = f"{model_id}-{scheme.name}-{spec.name}.{'wasm' if spec.is_wasm else 'so'}"
             if spec.is_wasm:
                 from .wasm_link import link_wasm
@@ -123,8 +161,12 @@ def compile_package(
 
         note("package", len(specs) + 1, steps)
         tokenizer_files = copy_tokenizer(source.path, tmp)
-        meta = metadata(config, scheme.name, named_params)
-        cfg = chat_config(source.config, config, scheme, source.path, tokenizer_files, libs)
+        if embedding:
+            meta = encoder_metadata(config, scheme.name, named_params)
+            cfg = embedding_config(source.config, config, scheme, tokenizer_files, libs, meta)
+        else:
+            meta = metadata(config, scheme.name, named_params)
+            cfg = chat_config(source.config, config, scheme, source.path, tokenizer_files, libs)
         cfg["params"] = meta["params"]  # packed order: the SDK fetches weights by these names
         (tmp / "mlc-chat-config.json").write_text(json.dumps(cfg, indent=2) + "\n")
         n_params = sum(math.prod(p.shape) for p in plan.params.values())
@@ -135,7 +177,7 @@ def compile_package(
             "source": source.origin,
             "license": source.license,
             "model_type": config.model_type,
-            "model_task": "chat",
+            "model_task": arch.task,
             "quantization": scheme.name,
             "bits_per_param": round(plan.bits_per_param(), 4),
             "source_params": n_params,

@@ -1,4 +1,4 @@
-"""Quantization schemes (MLC-LLM conventions): q0f32, q0f16, q4f16_1, q4f32_1."""
+"""Quantization schemes (MLC-LLM conventions): q0f32, q0f16, q4f16_1, q4f32_1; q8f16_1, q8f32_1."""
 from .group import (
     GroupQuantEmbedding,
     GroupQuantLinear,

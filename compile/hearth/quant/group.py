@@ -1,4 +1,5 @@
-"""MLC-LLM group quantization (q4f16_1 / q4f32_1): numpy codec, nn layers, model/param rewriting.
+"""MLC-LLM group quantization (q4f16_1 / q4f32_1, q8f16_1 / q8f32_1): numpy codec, nn layers,
+model/param rewriting.
 
 Layout (identical to MLC-LLM ``GroupQuantize`` with ``linear_weight_layout="NK"``; see
 ``mlc_llm/quantization/group_quantization.py`` and ``utils.py``: ``_quantize``, ``pack_weight``,
@@ -13,6 +14,10 @@ Layout (identical to MLC-LLM ``GroupQuantize`` with ``linear_weight_layout="NK"`
   i.e. the first element in the least significant nibble:
       word = q[0] | q[1] << 4 | q[2] << 8 | ... | q[7] << 28
 * q_weight: uint32 [..., ceil(K/32) * 4], q_scale: model dtype [..., ceil(K/32)].
+* 8-bit schemes (q8f16_1 / q8f32_1) are the same layout with bits=8: max_int = 127, codes
+  clip(round(w / scale + 127), 0, 254), 4 codes per uint32 (element k at bits 8 * (k % 4), the
+  first element in the least significant byte), q_weight [..., ceil(K/32) * 8]. The TE decode
+  kernel is shared (it is written for any bit width); only the numpy packing differs.
 * K not a multiple of 32: padded like MLC. The last group's scale uses only the real elements;
   padded slots hold code 0 in the packed words; dequantization produces exactly K columns.
 * An all-zero group has scale 0. MLC divides 0/0 there (its llvm build then writes code 0); we write
@@ -67,12 +72,12 @@ _CHUNK_ELEMS = 1 << 22
 # ----------------------------------------------------------------------------------------------
 # numpy codec (offline: weights converter, tests)
 # ----------------------------------------------------------------------------------------------
-def _require_q4_uint32(scheme: QuantScheme) -> None:
+def _require_packed_uint32(scheme: QuantScheme) -> None:
     if not scheme.is_quantized:
         raise ValueError(f"{scheme.name} is not a group-quantization scheme")
-    if scheme.bits != 4 or scheme.storage_dtype != "uint32":
-        # The byte-pair packing below is specific to 4-bit codes in uint32 words.
-        raise NotImplementedError(f"{scheme.name}: only 4-bit codes in uint32 are implemented")
+    if scheme.bits not in (4, 8) or scheme.storage_dtype != "uint32":
+        # The numpy packing below handles 4-bit (two per byte) and 8-bit (one per byte) codes.
+        raise NotImplementedError(f"{scheme.name}: only 4- and 8-bit codes in uint32 are implemented")
 
 
 def _round_to(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -125,9 +130,13 @@ def _quantize_rows(w: np.ndarray, scheme: QuantScheme, k_pad: int) -> tuple[np.n
     codes = t.astype(np.uint8).reshape(rows, k_pad)
     if k_pad != k:
         codes[:, k:] = 0  # MLC's pack_weight writes 0 into slots past K
-    # two codes per byte (even index in the low nibble), four bytes per little-endian uint32:
-    # element i of each 8-group ends up at bits 4*i of the word.
-    packed_bytes = codes[:, 0::2] | (codes[:, 1::2] << 4)
+    if scheme.bits == 4:
+        # two codes per byte (even index in the low nibble), four bytes per little-endian uint32:
+        # element i of each 8-group ends up at bits 4*i of the word.
+        packed_bytes = codes[:, 0::2] | (codes[:, 1::2] << 4)
+    else:
+        # 8-bit: one code per byte; element i of each 4-group ends up at bits 8*i of the word.
+        packed_bytes = codes
     packed = np.ascontiguousarray(packed_bytes).view("<u4").astype(np.uint32, copy=False)
     return packed, scale.astype(mdt)
 
@@ -139,7 +148,7 @@ def quantize_weight(w: np.ndarray, scheme: QuantScheme | str) -> tuple[np.ndarra
     `w` is first cast to the scheme's model dtype (MLC quantizes the model-dtype weight).
     """
     scheme = get_scheme(scheme)
-    _require_q4_uint32(scheme)
+    _require_packed_uint32(scheme)
     w = np.asarray(w)
     if w.ndim < 1 or w.shape[-1] == 0:
         raise ValueError(f"cannot group-quantize an array of shape {w.shape}")
@@ -164,10 +173,14 @@ def quantize_weight(w: np.ndarray, scheme: QuantScheme | str) -> tuple[np.ndarra
     return q_weight.reshape(qw_shape), q_scale.reshape(qs_shape)
 
 
-def unpack_codes(q_weight: np.ndarray, k: int | None = None) -> np.ndarray:
-    """uint32 [..., W] -> uint8 codes [..., k] (default k = 8*W)."""
+def unpack_codes(q_weight: np.ndarray, k: int | None = None, bits: int = 4) -> np.ndarray:
+    """uint32 [..., W] -> uint8 codes [..., k] (default k = 32*W/bits; bits is 4 or 8)."""
     qw = np.ascontiguousarray(q_weight, dtype=np.uint32)
     b = qw.astype("<u4", copy=False).view(np.uint8)  # [..., 4W] little-endian bytes
+    if bits == 8:
+        return b.copy() if k is None else b[..., :k].copy()
+    if bits != 4:
+        raise ValueError(f"unpack_codes: bits must be 4 or 8, got {bits}")
     codes = np.empty((*b.shape[:-1], b.shape[-1] * 2), np.uint8)
     codes[..., 0::2] = b & 0xF
     codes[..., 1::2] = b >> 4
@@ -181,10 +194,10 @@ def dequantize_weight(
     k: int | None = None,
     out_dtype: str | None = None,
 ) -> np.ndarray:
-    """Inverse of quantize_weight: (q - 7) * scale in the model dtype, [..., k] (k defaults to
-    the padded width ceil(K/32)*32; pass the original K to drop the padding)."""
+    """Inverse of quantize_weight: (q - max_int) * scale in the model dtype, [..., k] (k defaults
+    to the padded width ceil(K/32)*32; pass the original K to drop the padding)."""
     scheme = get_scheme(scheme)
-    _require_q4_uint32(scheme)
+    _require_packed_uint32(scheme)
     mdt = np.dtype(scheme.model_dtype)
     q_scale = np.asarray(q_scale)
     k_pad = q_scale.shape[-1] * scheme.group_size
@@ -199,12 +212,13 @@ def dequantize_weight(
     qs2 = q_scale.reshape(-1, n_groups).astype(np.float32)
     rows = qw2.shape[0]
     out = np.empty((rows, k), mdt)
-    # (q - 7) is exact and (q - 7) * scale in f32 is exact, so one rounding = the f16 product.
-    lut = np.arange(16, dtype=np.float32) - np.float32(scheme.max_int)
+    # (q - max_int) is exact and (q - max_int) * scale in f32 is exact (<= 8 + 11 significant
+    # bits), so one rounding = the f16 product.
+    lut = np.arange(1 << scheme.bits, dtype=np.float32) - np.float32(scheme.max_int)
     step = max(1, _CHUNK_ELEMS // k_pad)
     for r0 in range(0, rows, step):
         r1 = min(rows, r0 + step)
-        vals = lut[unpack_codes(qw2[r0:r1])].reshape(r1 - r0, n_groups, scheme.group_size)
+        vals = lut[unpack_codes(qw2[r0:r1], bits=scheme.bits)].reshape(r1 - r0, n_groups, scheme.group_size)
         vals *= qs2[r0:r1, :, None]
         out[r0:r1] = vals.reshape(r1 - r0, k_pad)[:, :k]
     out = out.reshape(*lead, k)
@@ -307,7 +321,7 @@ class GroupQuantLinear(nn.Module):
     ) -> None:
         super().__init__()
         self.scheme = get_scheme(scheme)
-        _require_q4_uint32(self.scheme)
+        _require_packed_uint32(self.scheme)
         self.in_features = _check_k(in_features, "GroupQuantLinear")
         self.out_features = out_features
         self.out_dtype = out_dtype
@@ -376,7 +390,7 @@ class GroupQuantEmbedding(nn.Module):
     def __init__(self, num: int | str | tirx.Var, dim: int, scheme: QuantScheme | str) -> None:
         super().__init__()
         self.scheme = get_scheme(scheme)
-        _require_q4_uint32(self.scheme)
+        _require_packed_uint32(self.scheme)
         self.num = num
         self.dim = _check_k(dim, "GroupQuantEmbedding")
         g = self.scheme.num_groups(dim)

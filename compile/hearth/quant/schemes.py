@@ -1,12 +1,20 @@
 """Quantization schemes, as data.
 
 The names and parameters are MLC-LLM's (``mlc_llm/quantization/quantization.py``), limited to
-the four Hearth ships:
+the ones Hearth ships:
 
     q0f32    no quantization, float32 model
     q0f16    no quantization, float16 model
     q4f32_1  group quantization: int4 in uint32 words, 32 weights per group, float32 scales/compute
     q4f16_1  group quantization: int4 in uint32 words, 32 weights per group, float16 scales/compute
+    q8f32_1  group quantization: int8 in uint32 words (4 per word), 32 weights per group, f32 scales
+    q8f16_1  group quantization: int8 in uint32 words (4 per word), 32 weights per group, f16 scales
+
+The q8 schemes are Hearth's (MLC ships no int8 group scheme under these names): the q4 layout
+with bits=8, so they reuse the same fused dequantize kernels. Symmetric, grouped rather than per
+output channel: 32-element groups along K bound the error by each group's own max|w| (robust to
+the outlier input features BERT-style encoders have) for 0.5 (f16) / 1 (f32) extra bits per
+weight. Meant for encoders, where q4 costs noticeable embedding accuracy.
 
 "_1" is MLC's "NK" weight layout: a Linear weight keeps PyTorch's [out_features=N, in_features=K]
 shape and groups run along K (the reduction axis); packed q_weight is [N, K/8], q_scale [N, K/32].
@@ -120,6 +128,8 @@ SCHEMES: dict[str, QuantScheme] = {
         QuantScheme(name="q0f16", kind="none", model_dtype="float16"),
         QuantScheme(name="q4f16_1", kind="group", model_dtype="float16", bits=4, group_size=32),
         QuantScheme(name="q4f32_1", kind="group", model_dtype="float32", bits=4, group_size=32),
+        QuantScheme(name="q8f16_1", kind="group", model_dtype="float16", bits=8, group_size=32),
+        QuantScheme(name="q8f32_1", kind="group", model_dtype="float32", bits=8, group_size=32),
     ]
 }
 

@@ -1,0 +1,186 @@
+"""CPU (llvm) schedules for the encoder's kernels.
+
+TVM's generic CPU pipeline leaves every kernel as the naive loop nest LegalizeOps wrote: one
+thread, the reduction innermost over a strided weight row. Encoders run natively for parity
+checks and evaluation over thousands of tokens, where that is ~50x too slow. Three dlight-style
+rules fix the hot spots; anything they do not recognise keeps TVM's default lowering, so a rule
+that cannot apply costs speed, never correctness (summation order inside a dot product may
+differ, as in any BLAS):
+
+- WeightMatmul: y[..., n] = sum_k x[..., k] * W[n, k] (nn.Linear after FuseTransposeMatmul, and
+  the fused dequantize + matmul of quantized layers). Tiles (rows x 16 outputs); for each tile
+  the W rows (dequantized when quantized: once per tile instead of once per row) are copied into
+  a [K, 16] buffer, so the inner loop is a 16-wide vector FMA with unit stride.
+- BatchedMatmul: out[..., i, j] = sum_k a[..., i, k] * b[..., k, j] with j contiguous (attention
+  scores against the transposed keys, probabilities x values): reduction moved outside j.
+- Parallel: the outermost spatial loop of every other loop nest runs on the thread pool
+  (dlight's CPU Reduction rule first gets the softmax / LayerNorm kernels).
+
+Only for native llvm builds: the wasm-cpu target has no thread pool, and GPU targets use dlight.
+"""
+from __future__ import annotations
+
+import tvm
+from tvm import s_tir, tirx
+from tvm.s_tir import dlight as dl
+from tvm.s_tir.dlight.cpu.base import CPUScheduleRule
+from tvm.target import Target
+
+VECTOR = 16  # output columns per tile: two AVX / four SSE float32 registers
+ROW_TILES = (64, 32, 16, 8, 4, 2, 1)  # rows per tile: the largest that divides the row count
+
+
+def _root_blocks(sch: s_tir.Schedule) -> list:
+    return sch.get_child_blocks(sch.get_sblock("root"))
+
+
+def _iter_kinds(block: tirx.SBlock) -> str:
+    kinds = {tirx.IterVar.DataPar: "S", tirx.IterVar.CommReduce: "R"}
+    return "".join(kinds.get(int(iv.iter_type), "O") for iv in block.iter_vars)
+
+
+def _buffer(region) -> tirx.Buffer:
+    """The buffer of a block read/write region (TVM 0.27 calls it `source`)."""
+    return region.source if hasattr(region, "source") else region.buffer
+
+
+def _as_vars(indices) -> list:
+    return [i if isinstance(i, tirx.Var) else None for i in indices]
+
+
+def _extent(loop_sref) -> int | None:
+    extent = loop_sref.stmt.extent
+    return int(extent) if isinstance(extent, tirx.IntImm) else None
+
+
+class WeightMatmul(CPUScheduleRule):
+    def apply(self, func: tirx.PrimFunc, target: Target, _: bool):
+        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
+            return None
+        try:
+            return self._apply(func)
+        except Exception:  # noqa: BLE001 - any schedule error means "rule does not apply"
+            return None
+
+    def _apply(self, func: tirx.PrimFunc):
+        sch = s_tir.Schedule(func)
+        for block_rv in _root_blocks(sch):
+            block = sch.get(block_rv)
+            kinds = _iter_kinds(block)
+            if not (kinds.endswith("SR") and kinds.count("R") == 1 and len(kinds) >= 3 and set(kinds) <= {"S", "R"}):
+                continue
+            loops = sch.get_loops(block_rv)
+            if len(loops) != len(kinds):
+                continue
+            store = block.body
+            if not isinstance(store, tirx.BufferStore) or not isinstance(store.value, tirx.Add):
+                continue
+            n_var, k_var = block.iter_vars[-2].var, block.iter_vars[-1].var
+            # The weight operand: read as W[n, k] (two plain iterator indices).
+            weight = [i for i, r in enumerate(block.reads) if _as_vars([rg.min for rg in r.region]) == [n_var, k_var]]
+            if len(weight) != 1 or len(block.reads) != 2:
+                continue
+            return self._schedule(sch, block_rv, loops, weight[0], _buffer(block.reads[weight[0]]))
+        return None
+
+    def _schedule(self, sch, block_rv, loops, w_index, w_buffer):
+        *rows, n, k = loops
+        n_extent = _extent(sch.get_sref(n))
+        if n_extent is None or n_extent % VECTOR:
+            return None
+        m = sch.fuse(*rows) if len(rows) > 1 else rows[0]
+        m_extent = _extent(sch.get_sref(m))
+        if m_extent is None:
+            return None
+        tile = next(t for t in ROW_TILES if m_extent % t == 0)
+        mo, mi = sch.split(m, [None, tile])
+        no, ni = sch.split(n, [None, VECTOR])
+        sch.reorder(mo, no, mi, k, ni)
+        outer = sch.fuse(mo, no)
+        # parallel/vectorize before decompose_reduction: they need a block with its init
+        sch.parallel(outer)
+        sch.vectorize(ni)
+        # W[n-tile, :] into a [K, 16] buffer; a dequantize producer is inlined into that copy,
+        # so each tile is decoded once per row tile.
+        producers = [p for p in sch.get_producers(block_rv) if _buffer(sch.get(p).writes[0]).same_as(w_buffer)]
+        cache = sch.cache_read(block_rv, w_index, "global")
+        for p in producers:
+            sch.compute_inline(p)
+        sch.compute_at(cache, outer)
+        sch.transform_layout(cache, ("write", 0), lambda i, j: (j, i))
+        cache_loops = sch.get_loops(cache)[1:]
+        sch.reorder(cache_loops[1], cache_loops[0])  # walk it k-major (the new layout)
+        init = sch.decompose_reduction(block_rv, k)
+        sch.vectorize(sch.get_loops(init)[-1])
+        _parallel_other_nests(sch, skip=block_rv)
+        return sch
+
+
+class BatchedMatmul(CPUScheduleRule):
+    def apply(self, func: tirx.PrimFunc, target: Target, _: bool):
+        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
+            return None
+        try:
+            return self._apply(func)
+        except Exception:  # noqa: BLE001 - any schedule error means "rule does not apply"
+            return None
+
+    def _apply(self, func: tirx.PrimFunc):
+        sch = s_tir.Schedule(func)
+        for block_rv in _root_blocks(sch):
+            block = sch.get(block_rv)
+            kinds = _iter_kinds(block)
+            if not (kinds.endswith("SSR") and kinds.count("R") == 1 and set(kinds) <= {"S", "R"}):
+                continue
+            loops = sch.get_loops(block_rv)
+            if len(loops) != len(kinds) or len(block.reads) != 2:
+                continue
+            j_var, k_var = block.iter_vars[-2].var, block.iter_vars[-1].var
+            # b[..., k, j]: the second operand's last two indices are (k, j).
+            if not any(_as_vars([rg.min for rg in r.region])[-2:] == [k_var, j_var] for r in block.reads):
+                continue
+            *outer, j, k = loops
+            sch.reorder(k, j)
+            sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
+            sch.vectorize(j)
+            init = sch.decompose_reduction(block_rv, k)
+            sch.vectorize(sch.get_loops(init)[-1])
+            _parallel_other_nests(sch, skip=block_rv)
+            return sch
+        return None
+
+
+def _parallel_other_nests(sch: s_tir.Schedule, skip=None) -> bool:
+    """Parallelise the outermost loop of each root-level nest whose block is data-parallel there."""
+    changed = False
+    for block_rv in _root_blocks(sch):
+        if skip is not None and sch.get(block_rv).same_as(sch.get(skip)):
+            continue
+        loops = sch.get_loops(block_rv)
+        if not loops:
+            continue
+        loop = sch.get(loops[0])
+        if loop.kind != tirx.ForKind.SERIAL:
+            continue
+        try:
+            sch.parallel(loops[0])
+            changed = True
+        except Exception:  # noqa: BLE001 - e.g. a reduction loop outermost
+            continue
+    return changed
+
+
+class Parallel(CPUScheduleRule):
+    def apply(self, func: tirx.PrimFunc, target: Target, _: bool):
+        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
+            return None
+        try:
+            sch = s_tir.Schedule(func)
+            return sch if _parallel_other_nests(sch) else None
+        except Exception:  # noqa: BLE001 - any schedule error means "rule does not apply"
+            return None
+
+
+def schedule_cpu() -> tvm.transform.Pass:
+    """The module pass: apply after the Relax pipeline (PrimFuncs fused, not yet lowered)."""
+    return dl.ApplyDefaultSchedule(WeightMatmul(), BatchedMatmul(), dl.cpu.Reduction(), Parallel())
