@@ -58,7 +58,9 @@ class BertConfig:
     max_position_embeddings: int
     type_vocab_size: int
     # Position ids are offset + 0..S-1: 0 for BERT; pad_token_id + 1 for RoBERTa, whose
-    # positions count from after the padding index (exact for right-padded rows).
+    # positions count from after the padding index. HF RoBERTa numbers only tokens != pad id,
+    # so the two agree for right-padded rows unless a text holds the literal pad token
+    # ("<pad>" in the text), which HF then skips in the numbering and Hearth does not.
     position_offset: int
     max_seq_length: int  # longest input, [CLS] and [SEP] included (the largest bucket)
     pooling: PoolingConfig

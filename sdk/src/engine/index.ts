@@ -90,3 +90,37 @@ export { DecoderFunctions, type ForwardKind, type ForwardTiming } from "./forwar
 export { argmax, NonFiniteLogitsError, topK } from "./sampling.js";
 export { SerialQueue } from "./serial-queue.js";
 export { asLLMInstance, type TvmLLMInstance, type TvmScalar, type TvmViewTensor } from "./tvmjs-llm.js";
+// -- Text encoders (sentence embeddings): EncoderModel implements the RAG layer's Embedder -------
+export {
+  EncoderModel,
+  EncoderStateError,
+  InputTooLongError,
+  type EmbedDetailedResult,
+  type EmbedOptions,
+  type EncoderLoadInfo,
+  type EncoderLoadOptions,
+  type EncoderStats,
+  type TruncationPolicy,
+  type TruncationReport,
+} from "./encoder.js";
+export {
+  bucketLargestBuffer,
+  EncoderConfigError,
+  encoderUsesF16,
+  parseEncoderConfig,
+  type EncoderBucket,
+  type EncoderConfig,
+} from "./encoder-config.js";
+export { fitBuckets, loadEncoderPackage, type EncoderPackageLoadOptions, type LoadedEncoderPackage } from "./encoder-load.js";
+export {
+  buildInputs,
+  maxBucketSeq,
+  pickBatch,
+  planBatches,
+  runPlanned,
+  SequenceTooLongError,
+  type BucketRunner,
+  type PlannedCall,
+  type PlannedResult,
+} from "./encoder-plan.js";
+export { tokenizeBatchForEncoder, tokenizeForEncoder, truncatedIndices, type EncoderBatchTokens, type EncoderTokens } from "./encoder-tokens.js";

@@ -1,0 +1,395 @@
+/**
+ * Wiring of the demo. Order of events:
+ *
+ *  1. service worker registration (offline shell), WebGPU probe (adapter, shader-f16)
+ *  2. planModels(): GET /models/, pick a chat model and a text encoder, f16 or f32 variant
+ *  3. in parallel: the chat engine (SDK engine worker) and the RAG worker (encoder + IndexedDB index),
+ *     each with per-phase load progress; documents can be added as soon as the encoder is ready
+ *  4. ask: the RAG worker retrieves and builds the prompt, the page streams the completion from the
+ *     engine back to it, and the answer appears with clickable [n] citations
+ *
+ * State for tests and curious people: window.hearthDemo.
+ */
+import "./ui/styles.css";
+import type { CompletionUsage } from "@hearth/sdk/client";
+import type { DocumentRecord } from "@hearth/sdk/rag";
+import { loadChatEngine, type ChatEngine } from "./chat-engine.ts";
+import { errorMessage, explainIngestError, explainLoadError } from "./errors.ts";
+import { PlanError, planModels, probeGpu, readContextWindow, type ModelPlan } from "./models.ts";
+import { registerServiceWorker, warmOfflineCache } from "./pwa.ts";
+import { RagClient, type CallHandle } from "./rag-client.ts";
+import { AskPanel } from "./ui/ask.ts";
+import { DiagnosticsPanel } from "./ui/diagnostics.ts";
+import { formatBytes, formatMs, formatRate, h } from "./ui/dom.ts";
+import { DocumentsPanel } from "./ui/documents.ts";
+import { buildLayout, showAlert } from "./ui/layout.ts";
+import { ModelCard } from "./ui/model-card.ts";
+import { PassageDialog } from "./ui/passage.ts";
+import type { AskOutcome, IndexStatsView, LoadPhases, SourceView } from "./workers/protocol.ts";
+
+/** IndexedDB index name (database "hearth-rag:hearth-demo"). */
+const INDEX_NAME = "hearth-demo";
+/** KV-cache cap: RAG prompts are a few thousand tokens at most; a 32k cache would waste GPU memory. */
+const MAX_CONTEXT = 4096;
+/** Passages retrieved per question (the prompt keeps those that fit the context). */
+const TOP_K = 6;
+
+interface DemoState {
+  phase: "loading" | "ready" | "error";
+  plan: ModelPlan | null;
+  gpu: Awaited<ReturnType<typeof probeGpu>> | null;
+  ttiMs: number | null;
+  embedderReadyMs: number | null;
+  llmReadyMs: number | null;
+  firstAnswer: { firstTokenMs: number; engineTtftMs: number; totalMs: number } | null;
+  lastUsage: CompletionUsage | null;
+  lastAnswer: (AskOutcome & { sources: SourceView[]; pieces: number }) | null;
+  documents: DocumentRecord[];
+  errors: string[];
+  sw: string;
+}
+
+const state: DemoState = {
+  phase: "loading",
+  plan: null,
+  gpu: null,
+  ttiMs: null,
+  embedderReadyMs: null,
+  llmReadyMs: null,
+  firstAnswer: null,
+  lastUsage: null,
+  lastAnswer: null,
+  documents: [],
+  errors: [],
+  sw: "pending",
+};
+(window as unknown as { hearthDemo: DemoState }).hearthDemo = state;
+
+// -- UI ------------------------------------------------------------------------------------------
+
+const layout = buildLayout();
+document.body.append(layout.root);
+document.body.dataset["state"] = "loading";
+
+const llmCard = new ModelCard("chat", "Chat model");
+const embedCard = new ModelCard("embedder", "Text encoder");
+layout.models.append(h("section", { class: "card" }, h("header", { class: "card-head" }, h("h2", null, "Models")), llmCard.el, embedCard.el));
+
+const rag = new RagClient();
+const passage = new PassageDialog();
+document.body.append(passage.el);
+const openSource = (s: SourceView) => passage.open(s, rag.passage(s.docId, s.start, s.end));
+
+let current: CallHandle<AskOutcome> | null = null;
+const askPanel = new AskPanel(
+  (q) => void ask(q),
+  () => current?.cancel(),
+);
+const docsPanel = new DocumentsPanel(
+  (files) => void ingest(files),
+  (doc) => void removeDoc(doc),
+);
+const diag = new DiagnosticsPanel();
+layout.main.append(askPanel.el, diag.el);
+layout.side.append(docsPanel.el);
+
+function fail(kind: string, title: string, detail: string, hint?: string): void {
+  state.errors.push(`${title}: ${detail}`);
+  showAlert(layout.alerts, kind, title, detail, hint);
+}
+
+async function refreshStorage(): Promise<void> {
+  try {
+    const est = await navigator.storage.estimate();
+    const persisted = await navigator.storage.persisted?.().catch(() => false);
+    diag.set("storage", `${formatBytes(est.usage ?? null)} / ${formatBytes(est.quota ?? null)}${persisted ? " · persistent" : ""}`);
+  } catch {
+    diag.set("storage", "unavailable");
+  }
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+function indexSummary(s: IndexStatsView): string {
+  return `${plural(s.documents, "doc")} · ${plural(s.chunks, "chunk")} · ${formatBytes(s.bytes)} · ${s.embeddingModel}`;
+}
+
+async function refreshIndex(): Promise<void> {
+  const [docs, stats] = await Promise.all([rag.list(), rag.stats()]);
+  state.documents = docs;
+  docsPanel.render(docs);
+  diag.set("index", indexSummary(stats));
+}
+
+function checkInteractive(): void {
+  if (state.embedderReadyMs === null || state.llmReadyMs === null || state.ttiMs !== null) return;
+  state.ttiMs = performance.now();
+  state.phase = "ready";
+  document.body.dataset["state"] = "ready";
+  diag.set("tti", formatMs(state.ttiMs), "from navigation start until both models were loaded and the question box was enabled");
+  askPanel.setReady(true, state.documents.length === 0 ? "Ready. Add documents, then ask about them." : "Ready. Ask about your documents.");
+  void refreshStorage();
+  const plan = state.plan;
+  if (plan !== null) {
+    void warmOfflineCache(plan.indexUrl, [plan.llm.entry.url, plan.embedder.entry.url]).then((n) => {
+      if (n > 0) diag.set("sw", `${state.sw} · model metadata cached (${n} files)`);
+    });
+  }
+}
+
+// -- startup -------------------------------------------------------------------------------------
+
+async function start(): Promise<void> {
+  void registerServiceWorker().then((s) => {
+    state.sw = s;
+    diag.set("sw", s);
+  });
+  const gpu = await probeGpu();
+  state.gpu = gpu;
+  diag.set("adapter", gpu.adapter === null ? `none (${gpu.reason})` : [gpu.adapter.vendor, gpu.adapter.architecture, gpu.adapter.description].filter(Boolean).join(" · ") + (gpu.adapter.isFallback ? " (software fallback)" : ""));
+  diag.set("f16", gpu.available ? (gpu.shaderF16 ? "yes (f16 packages)" : "no (f32 packages)") : "–");
+  void refreshStorage();
+
+  let plan: ModelPlan;
+  try {
+    plan = await planModels(gpu);
+  } catch (err) {
+    planFailed(err, gpu);
+    return;
+  }
+  state.plan = plan;
+  if (!gpu.available) {
+    showAlert(layout.alerts, "cpu-fallback", "No WebGPU: running on the CPU", `${gpu.reason}. The packages have a wasm-cpu build, so the models run on the CPU instead (much slower).`);
+  }
+  const { llm, embedder } = plan;
+  llmCard.setPackage(llm.entry.modelId, llm.entry.quantization, llm.target);
+  embedCard.setPackage(embedder.entry.modelId, embedder.entry.quantization, embedder.target);
+  diag.set("llm", `${llm.entry.modelId} · ${llm.entry.quantization}${llm.variants.length > 1 ? ` (of ${llm.variants.join(", ")})` : ""} · ${formatBytes(llm.entry.bytes)}`);
+  diag.set("embedder", `${embedder.entry.modelId} · ${embedder.entry.quantization}${embedder.variants.length > 1 ? ` (of ${embedder.variants.join(", ")})` : ""} · ${formatBytes(embedder.entry.bytes)}`);
+  addModelPicker(plan);
+
+  let maxContext: number;
+  try {
+    maxContext = Math.min(MAX_CONTEXT, await readContextWindow(llm.entry.url));
+  } catch (err) {
+    const x = explainLoadError(err);
+    llmCard.fail(x);
+    fail("network", "Cannot read the chat model's configuration", errorMessage(err));
+    return;
+  }
+
+  const chatLoad = loadChatEngine(llm.entry.url, { maxTotalSeqLen: maxContext, target: llm.target, onProgress: (e) => llmCard.onProgress(e) }).then(
+    (chat: ChatEngine) => {
+      state.llmReadyMs = performance.now();
+      const info = chat.engine.model;
+      llmCard.ready(info.loadMs);
+      diag.set("llmLoad", `${formatMs(info.loadMs)} · context ${info.maxSequenceLength} tokens${info.adapter === null ? " · CPU" : ""}`);
+      void chat.engine.stats().then((s) => {
+        if (s.decoder !== null) diag.set("llmLoad", `${formatMs(info.loadMs)} (${phases(s.decoder.load)}) · context ${info.maxSequenceLength} tokens${info.adapter === null ? " · CPU" : ""}`);
+      });
+      rag.chat = chat.runner((usage) => {
+        state.lastUsage = usage;
+      });
+      updateCacheDiag();
+      checkInteractive();
+    },
+    (err: unknown) => {
+      const x = explainLoadError(err);
+      llmCard.fail(x);
+      fail(x.kind, `Chat model: ${x.title}`, x.detail, x.hint);
+      state.phase = "error";
+      document.body.dataset["state"] = "error";
+      askPanel.setReady(false, "The chat model could not be loaded; documents can still be added and searched once the encoder is ready.");
+    },
+  );
+
+  const ragLoad = rag
+    .init(INDEX_NAME, { url: embedder.entry.url, target: embedder.target }, { url: llm.entry.url, maxContext }, (e) => {
+      if (e.type === "load") embedCard.onProgress({ phase: e.phase, ...e.detail });
+    })
+    .then(
+      (r) => {
+        state.embedderReadyMs = performance.now();
+        embedCard.ready(r.embedder.loadMs);
+        diag.set("embedderLoad", `${formatMs(r.embedder.loadMs)} (${phases(r.embedder.phases)}) · dim ${r.embedder.dim} · ${r.chunkTokens}-token chunks · ${r.embedder.device}`);
+        embedderCache = r.embedder.cache;
+        state.documents = r.documents;
+        docsPanel.render(r.documents);
+        docsPanel.setEnabled(true);
+        diag.set("index", indexSummary(r.stats));
+        if (state.llmReadyMs === null) askPanel.setReady(false, "Text encoder ready: you can add documents while the chat model loads.");
+        updateCacheDiag();
+        checkInteractive();
+      },
+      (err: unknown) => {
+        const x = explainLoadError(err);
+        embedCard.fail(x);
+        fail(x.kind, `Text encoder: ${x.title}`, x.detail, x.hint);
+        state.phase = "error";
+        document.body.dataset["state"] = "error";
+      },
+    );
+  await Promise.allSettled([chatLoad, ragLoad]);
+}
+
+/** "files 1.2 s · shaders 20 s · upload 0.3 s" from the SDK's load timings. */
+function phases(t: LoadPhases): string {
+  return `files ${formatMs(t.fetchVerifyMs)} · shaders ${formatMs(t.pipelinesMs)} · upload ${formatMs(t.tensorCacheMs)}`;
+}
+
+/** No plan: say why, per model where we know which one is missing. */
+function planFailed(err: unknown, gpu: NonNullable<DemoState["gpu"]>): void {
+  state.phase = "error";
+  document.body.dataset["state"] = "error";
+  askPanel.setReady(false, "The models could not be loaded (see above).");
+  if (!gpu.available) {
+    fail(
+      "webgpu",
+      "WebGPU is not available",
+      gpu.reason ?? "",
+      "This demo runs its models on the GPU through WebGPU: use a current Chrome or Edge (or Safari 26, Firefox 141 on Windows) with hardware acceleration on. " +
+        "Without WebGPU a model can only run on the CPU if its package has a wasm-cpu build (hearth compile --target wasm-cpu).",
+    );
+  }
+  if (err instanceof PlanError) {
+    const hint = gpu.available ? "Compile the demo packages with `make demo` (see docs/demo.md)." : "Compile it with `--target wasm-cpu` to run it without WebGPU.";
+    const missing = new Set(err.problems.map((p) => p.kind));
+    for (const p of err.problems) (p.kind === "chat" ? llmCard : embedCard).fail({ kind: "no-package", title: "No package this device can run", detail: p.message, hint });
+    if (!missing.has("chat")) llmCard.skip("not loaded: the text encoder is missing");
+    if (!missing.has("embedding")) embedCard.skip("not loaded: the chat model is missing");
+    if (gpu.available) fail("no-package", "No model package to load", err.message, hint);
+    return;
+  }
+  const x = explainLoadError(err);
+  const unreachable = x.kind === "error";
+  fail(unreachable ? "network" : x.kind, unreachable ? "Cannot read the model list" : x.title, x.detail, unreachable ? "Is `hearth serve` running? The first visit needs the server; after that the app works offline." : x.hint);
+  llmCard.fail(x);
+  embedCard.fail(x);
+}
+
+let embedderCache: { filesFromCache: number; filesDownloaded: number; bytesFromCache: number; bytesDownloaded: number } | null = null;
+
+function updateCacheDiag(): void {
+  const parts: string[] = [];
+  const t = llmCard.tally;
+  if (state.llmReadyMs !== null) parts.push(`chat ${t.filesFromCache}/${t.filesFromCache + t.filesDownloaded} files (${formatBytes(t.bytesDownloaded)} downloaded)`);
+  if (embedderCache !== null) {
+    const e = embedderCache;
+    parts.push(`encoder ${e.filesFromCache}/${e.filesFromCache + e.filesDownloaded} files (${formatBytes(e.bytesDownloaded)} downloaded)`);
+  }
+  diag.set("cache", parts.join(" · ") || "–");
+}
+
+function addModelPicker(plan: ModelPlan): void {
+  if (plan.llmOptions.length < 2) return;
+  const select = h(
+    "select",
+    { class: "model-picker", "aria-label": "Chat model" },
+    ...plan.llmOptions.map((id) => h("option", { value: id, selected: id === plan.llm.entry.modelId }, id)),
+  );
+  select.addEventListener("change", () => {
+    const url = new URL(location.href);
+    url.searchParams.set("llm", select.value);
+    location.href = url.href;
+  });
+  llmCard.el.querySelector("header")?.append(select);
+}
+
+// -- documents -----------------------------------------------------------------------------------
+
+async function ingest(files: File[]): Promise<void> {
+  const rows = files.map((f) => docsPanel.startIngest(f));
+  const t0 = performance.now();
+  const handle = rag.add(files, (e) => {
+    if (e.type === "ingest") rows[e.index]?.progress(e.phase, e.embedded, e.chunks);
+  });
+  try {
+    const results = await handle.result;
+    let chunks = 0;
+    results.forEach((r, i) => {
+      const row = rows[i];
+      if (row === undefined) return;
+      if (r.status === "added" && r.document) {
+        chunks += r.document.chunkCount;
+        row.added(r.document, r.ms, r.warnings ?? []);
+      } else if (r.status === "duplicate" && r.document) {
+        row.duplicate(r.document);
+      } else {
+        row.failed(explainIngestError(r.error));
+      }
+    });
+    const ms = performance.now() - t0;
+    diag.set("ingest", `${files.length} file${files.length === 1 ? "" : "s"} · ${chunks} chunks embedded · ${formatMs(ms)}${chunks > 0 ? ` · ${formatRate((chunks * 1000) / ms, "chunks/s")}` : ""}`);
+  } catch (err) {
+    for (const row of rows) row.failed(explainIngestError(err));
+  }
+  await refreshIndex();
+  void refreshStorage();
+  if (state.ttiMs !== null) askPanel.setReady(true, "Ready. Ask about your documents.");
+}
+
+async function removeDoc(doc: DocumentRecord): Promise<void> {
+  try {
+    await rag.remove(doc.id);
+  } catch (err) {
+    fail("error", `Could not delete “${doc.title}”`, errorMessage(err));
+  }
+  await refreshIndex();
+  void refreshStorage();
+}
+
+// -- asking --------------------------------------------------------------------------------------
+
+async function ask(question: string): Promise<void> {
+  const turn = askPanel.newTurn(question, openSource);
+  askPanel.setBusy(true);
+  state.lastUsage = null;
+  let sources: SourceView[] = [];
+  let pieces = 0;
+  const handle = rag.ask(question, TOP_K, (e) => {
+    if (e.type === "sources") {
+      sources = e.sources;
+      turn.setSources(e.sources, e.dropped, e.retrievalMs);
+      diag.set("retrieval", `${formatMs(e.retrievalMs)} · ${plural(e.sources.length, "source")} in the prompt (${e.promptTokens} tokens)`);
+    } else if (e.type === "piece") {
+      pieces++;
+      turn.addPiece(e.text);
+    }
+  });
+  current = handle;
+  try {
+    const out = await handle.result;
+    const usage = state.lastUsage as CompletionUsage | null;
+    const firstTokenMs = turn.firstPieceAt === null ? null : turn.firstPieceAt - turn.started;
+    const totalMs = performance.now() - turn.started;
+    state.lastAnswer = { ...out, sources, pieces };
+    const metrics = [`first token ${formatMs(firstTokenMs)}`, `total ${formatMs(totalMs)}`];
+    if (usage !== null) {
+      metrics.push(`${usage.completion_tokens} tokens`, `prefill ${formatRate(usage.prefill_tokens_per_s)}`, `decode ${formatRate(usage.decode_tokens_per_s)}`);
+      diag.set("ttft", `${formatMs(usage.time_to_first_token_ms)} in the engine · ${formatMs(firstTokenMs)} from the question`);
+      diag.set("prefill", `${formatRate(usage.prefill_tokens_per_s)} · ${usage.prompt_tokens} prompt tokens (${usage.prompt_tokens_details.cached_tokens} reused from the KV cache)`);
+      diag.set("decode", `${formatRate(usage.decode_tokens_per_s)} · ${usage.completion_tokens} tokens`);
+      if (state.firstAnswer === null && firstTokenMs !== null) {
+        state.firstAnswer = { firstTokenMs, engineTtftMs: usage.time_to_first_token_ms, totalMs };
+        diag.set("firstInference", `${formatMs(firstTokenMs)} from the question (${formatMs(usage.time_to_first_token_ms)} in the engine) · answer done in ${formatMs(totalMs)}`);
+      }
+    }
+    turn.finish(out.cited, metrics);
+  } catch (err) {
+    const name = (err as { name?: string }).name;
+    if (name === "AbortError") turn.fail("Stopped.", "");
+    else turn.fail(explainLoadError(err).title + ":", errorMessage(err));
+  } finally {
+    current = null;
+    askPanel.setBusy(false);
+  }
+}
+
+void start().catch((err: unknown) => {
+  const x = explainLoadError(err);
+  fail(x.kind, x.title, x.detail, x.hint);
+  state.phase = "error";
+  document.body.dataset["state"] = "error";
+});
