@@ -49,7 +49,7 @@ SMOKE_CASE = $$($(CURDIR)/$(HEARTH) smoke --case mlp-f32 2>/dev/null | tail -n 1
 packages: setup
 	@$(PY) scripts/build_packages.py
 
-test: setup packages
+test: setup packages demo-app
 	$(PY) -m pytest
 	cd sdk && HEARTH_CASE_DIR=$(SMOKE_CASE) npm test
 	HEARTH_CASE_DIR=$(SMOKE_CASE) node --test --test-concurrency=1 tests/browser/
@@ -64,15 +64,20 @@ test-sdk: setup packages
 # The main job: compile the default packages (cached), build the web app, serve it.
 PORT ?= 8000
 DEMO_STAMP := demo_rag/node_modules/.hearth-installed
-$(DEMO_STAMP): demo_rag/package.json demo_rag/package-lock.json $(SDK_STAMP)
+DEMO_SOURCES := $(shell find demo_rag/src demo_rag/public demo_rag/tools -type f 2>/dev/null) demo_rag/index.html demo_rag/vite.config.ts $(wildcard demo_rag/tsconfig*.json)
+
+$(DEMO_STAMP): demo_rag/package.json demo_rag/package-lock.json
 	@cd demo_rag && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+demo_rag/dist/index.html: $(DEMO_STAMP) $(SDK_STAMP) $(DEMO_SOURCES)
+	@echo "setup: building the demo app"
+	@cd demo_rag && npm run --silent build
+
+demo-app: setup demo_rag/dist/index.html
+
 demo-models: setup
 	@$(PY) scripts/build_packages.py --demo
-
-demo-app: $(DEMO_STAMP)
-	@cd demo_rag && npm run --silent build
 
 demo: demo-models demo-app
 	$(HEARTH) serve --app demo_rag/dist --dist dist --port $(PORT)
