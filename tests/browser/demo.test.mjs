@@ -161,7 +161,8 @@ async function waitReady(what) {
 }
 
 before(async () => {
-  if (skip !== null) return;
+  // `make test` builds the packages and installs demo_rag first; missing prerequisites are a failure.
+  assert.equal(skip, null, `demo prerequisites missing: ${skip} (run \`make test\`, which builds them)`);
   if (process.env.HEARTH_DEMO_NO_BUILD !== "1") {
     execFileSync("npm", ["run", "--silent", "build"], { cwd: DEMO, stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 });
   }
@@ -194,7 +195,7 @@ after(async () => {
   if (Object.keys(timings).length > 0) process.stderr.write(`demo timings: ${JSON.stringify(timings)}\n`);
 });
 
-test("demo: load, ingest a PDF, ask, cited page 2, refusals", { skip: skip ?? false, timeout: 1_200_000 }, async (t) => {
+test("demo: load, ingest a PDF, ask, cited page 2, refusals", { timeout: 1_200_000 }, async (t) => {
   const t0 = performance.now();
   await page.goto(`${origin}/`, { timeout: 60_000 });
   // Mid-load: the per-phase progress (download / verify / shader compile / GPU upload) is visible.
@@ -300,7 +301,7 @@ test("demo: load, ingest a PDF, ask, cited page 2, refusals", { skip: skip ?? fa
   t.diagnostic(`screenshots: ${join(OUT, `demo${suffix}.png`)}, ${join(OUT, `demo${suffix}-passage.png`)}`);
 });
 
-test("demo: reload keeps the documents (IndexedDB) and loads the models from the local store", { skip: skip ?? false, timeout: 900_000 }, async (t) => {
+test("demo: reload keeps the documents (IndexedDB) and loads the models from the local store", { timeout: 900_000 }, async (t) => {
   await page.reload({ timeout: 60_000 });
   timings.reloadMs = Math.round(await waitReady("reload"));
   const docs = await page.$$eval("#doc-list .doc .doc-title", (els) => els.map((e) => e.textContent));
@@ -311,7 +312,7 @@ test("demo: reload keeps the documents (IndexedDB) and loads the models from the
   assert.match(cache, /encoder (\d+)\/\1 files \(0 B downloaded\)/, "the encoder should load from the local store");
 });
 
-test("demo: with the server stopped, a reload still works (service worker + local model store)", { skip: skip ?? false, timeout: 900_000 }, async (t) => {
+test("demo: with the server stopped, a reload still works (service worker + local model store)", { timeout: 900_000 }, async (t) => {
   await stopServer();
   await assert.rejects(fetch(`${origin}/healthz`), "the server should be down");
   await page.reload({ timeout: 60_000 });
@@ -378,7 +379,7 @@ async function chatCardOutcome(name, dist, prepare) {
   }
 }
 
-test("demo: a corrupted model file is refused (integrity check) and explained", { skip: skip ?? false, timeout: 600_000 }, async (t) => {
+test("demo: a corrupted model file is refused (integrity check) and explained", { timeout: 600_000 }, async (t) => {
   // A package root with the two f32 packages, one byte of the chat model's weights flipped.
   const root = mkdtempSync(join(tmpdir(), "hearth-demo-bad-dist-"));
   try {
@@ -397,7 +398,7 @@ test("demo: a corrupted model file is refused (integrity check) and explained", 
   }
 });
 
-test("demo: not enough storage quota is explained", { skip: skip ?? false, timeout: 600_000 }, async (t) => {
+test("demo: not enough storage quota is explained", { timeout: 600_000 }, async (t) => {
   const out = await chatCardOutcome("quota", DIST, async (_page, cdp, own) => {
     // 1 MB for the origin: less than either package needs.
     await cdp.send("Storage.overrideQuotaForOrigin", { origin: own, quotaSize: 1_000_000 });
