@@ -165,3 +165,15 @@ def test_sentencepiece_only_checkpoint_gets_tokenizer_json(tmp_path: Path) -> No
     ours = tokenizers.Tokenizer.from_file(str(pkg / "tokenizer.json")).encode(text, add_special_tokens=False).ids
     assert ours == AutoTokenizer.from_pretrained(src)(text, add_special_tokens=False)["input_ids"]
     assert json.loads((pkg / "mlc-chat-config.json").read_text())["chat_template"]
+
+
+def test_metadata_function_is_exported(package: Path) -> None:
+    """MLC's `_metadata()` VM function returns the same params list as mlc-chat-config.json."""
+    import tvm
+
+    lib = tvm.runtime.load_module(str(package / "rand-llama-q4f32_1-llvm.so"))
+    vm = tvm.relax.VirtualMachine(lib, tvm.cpu())
+    meta = json.loads(str(vm["_metadata"]()))
+    cfg = json.loads((package / "mlc-chat-config.json").read_text())
+    assert meta["quantization"] == "q4f32_1" and meta["model_type"] == "llama"
+    assert [p["name"] for p in meta["params"]] == [p["name"] for p in cfg["params"]]

@@ -30,6 +30,7 @@ from ..weights.manifest import MANIFEST, IntegrityError, verify_package, write_m
 from ..weights.reader import CheckpointReader
 from ..weights.source import resolve_source
 from .chat_config import chat_config, copy_tokenizer, embedding_config
+from .metadata import attach_metadata
 from .pipeline import compile_module, relax_pipeline
 from .targets import TargetSpec, get_target
 
@@ -139,6 +140,8 @@ def compile_package(
             ts = time.perf_counter()
             module = quantize_model(arch.model_class(config, dtype=scheme.model_dtype, target=spec.target()), scheme)
             mod, named_params = (export_encoder if embedding else export_model)(module, spec.target())
+            describe = encoder_metadata if embedding else metadata
+            mod = attach_metadata(mod, describe(config, scheme.name, named_params))
             executable = _compile_encoder(mod, spec) if embedding else compile_module(mod, spec)
             lib = f"{model_id}-{scheme.name}-{spec.name}.{'wasm' if spec.is_wasm else 'so'}"
             if spec.is_wasm:
