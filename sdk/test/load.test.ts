@@ -18,7 +18,6 @@ import {
   parsePackageManifest,
   sha256Hex,
   verifyFile,
-  VerifiedArtifactCache,
 } from "../src/load/index.js";
 import type { TvmjsModule } from "../src/engine/tvmjs-types.js";
 import { fileFetch } from "./support/file-fetch.js";
@@ -106,30 +105,6 @@ test("fetchManifest: 404 and bad JSON are PackageManifestErrors", async () => {
     await assert.rejects(fetchManifest(pathToFileURL(dir).href, fileFetch), /HTTP 404.*not a Hearth package/);
     writeFileSync(join(dir, "hearth-manifest.json"), "{nope");
     await assert.rejects(fetchManifest(pathToFileURL(dir).href, fileFetch), PackageManifestError);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test("VerifiedArtifactCache serves verified bytes only", async () => {
-  const dir = makePackage({ "a.json": '{"x": 1}', "b.bin": "bbbb", "c.bin": "cccc" });
-  try {
-    const base = pathToFileURL(dir).href + "/";
-    const manifest = await fetchManifest(base, fileFetch);
-    writeFileSync(join(dir, "c.bin"), "cccd"); // same size, altered
-    writeFileSync(join(dir, "unlisted.bin"), "zz");
-    const cache = new VerifiedArtifactCache(base, manifest, fileFetch);
-    assert.deepEqual(await cache.fetchWithCache(base + "a.json", "json"), { x: 1 });
-    assert.equal(await cache.hasAllKeys([base + "b.bin"]), false);
-    await cache.addToCache(base + "b.bin");
-    assert.equal(await cache.hasAllKeys([base + "b.bin", base + "a.json"]), true);
-    await assert.rejects(cache.fetchWithCache(base + "c.bin", "arraybuffer"), { name: "IntegrityError", file: "c.bin", problem: "sha256" });
-    await assert.rejects(cache.fetchWithCache(base + "unlisted.bin", "arraybuffer"), { name: "IntegrityError", problem: "unlisted" });
-    await assert.rejects(cache.fetchWithCache("file:///etc/hostname", "arraybuffer"), { name: "IntegrityError", problem: "unlisted" });
-    rmSync(join(dir, "b.bin"));
-    await cache.deleteInCache(base + "b.bin");
-    await assert.rejects(cache.addToCache(base + "b.bin"), { name: "IntegrityError", file: "b.bin", problem: "missing" });
-    assert.equal(cache.stats.files, 2);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

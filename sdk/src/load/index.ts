@@ -13,7 +13,6 @@ export {
   parsePackageManifest,
   type PackageManifest,
 } from "./manifest.js";
-export { VerifiedArtifactCache, type VerifiedCacheStats } from "./verified-cache.js";
 export { ChatConfigError, configUsesF16, parseChatConfig, type ChatConfig, type ChatConfigParam } from "./chat-config.js";
 export {
   artifactKey,
