@@ -132,8 +132,8 @@ export async function fetchCatalog(indexUrl: string, signal?: AbortSignal): Prom
 }
 
 /**
- * Preference among the variants of one model: 4-bit before unquantized (a quarter of the download and
- * of the memory; what `make demo` builds), then f16 before f32 where the device has shader-f16.
+ * Preference among the variants of one model: quantized (q4, q8) before unquantized (a quarter or
+ * half of the download and of the memory; what `make demo` builds), then f16 before f32 where the device has shader-f16.
  */
 function variantRank(quantization: string, f16ok: boolean): number {
   const quantized = /^q[1-8]/.test(quantization) && !quantization.startsWith("q0") ? 0 : 2;

@@ -1,12 +1,12 @@
 // End to end: the local-RAG demo (demo_rag/) served by `hearth serve`, in headless Chromium (SwiftShader
-// WebGPU, so the float32 packages: q4f32_1). Loads both models, ingests a generated PDF whose page 2
+// WebGPU, so the float32 packages: q4f32_1 LLM, q8f32_1 encoder). Loads both models, ingests a generated PDF whose page 2
 // holds a distinctive fact, asks about it, checks the streamed answer and that the cited source is that
 // PDF's page 2 (the tiny test LLM's words are not smart; the sources come from retrieval, which is what
 // we check), checks refusals, reloads (documents persist), then stops the server and reloads again (the
 // service worker serves the app; the models come from the SDK's verified store). Saves a screenshot to
 // tests/browser/out/demo.png.
 //
-// Needs: the packages dist/tiny-llama-trained/q4f32_1 and dist/all-MiniLM-L6-v2/q4f32_1 (make demo builds
+// Needs: the packages dist/tiny-llama-trained/q4f32_1 and dist/all-MiniLM-L6-v2/q8f32_1 (make demo builds
 // them; HEARTH_DEMO_DIST=<folder> uses another package root), demo_rag/node_modules (npm ci in demo_rag).
 // The app is rebuilt first (npm run build, ~10 s) unless HEARTH_DEMO_NO_BUILD=1. HEARTH_DEMO_WEBGPU=0 runs
 // Chromium without WebGPU: the app must fall back to the packages' wasm-cpu builds.
@@ -29,7 +29,7 @@ const APP = join(DEMO, "dist");
 const DIST = process.env.HEARTH_DEMO_DIST ?? join(REPO, "dist");
 const HEARTH = join(REPO, ".venv", "bin", "hearth");
 const OUT = join(here, "out");
-const NEEDED = [join(DIST, "tiny-llama-trained", "q4f32_1"), join(DIST, "all-MiniLM-L6-v2", "q4f32_1")];
+const NEEDED = [join(DIST, "tiny-llama-trained", "q4f32_1"), join(DIST, "all-MiniLM-L6-v2", "q8f32_1")];
 const LOAD_TIMEOUT_MS = Number(process.env.HEARTH_DEMO_LOAD_TIMEOUT_MS ?? 420_000);
 const STEP_TIMEOUT_MS = 240_000;
 const WEBGPU = process.env.HEARTH_DEMO_WEBGPU !== "0";
