@@ -254,6 +254,25 @@ def test_tiny_encoders_match_reference(model_type: str, pooling: str | None, nor
     assert np.abs(out.embeddings - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
 
 
+def test_cli_bucket_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`hearth compile --embed-batch-sizes/--embed-seq-lens` choose the static shape buckets; bad lists are refused."""
+    from hearth.cli import main as hearth_main
+
+    folder = _tiny_checkpoint(tmp_path / "tiny-bert", "bert", "mean", True)
+    argv = ["compile", str(folder), "--quant", "q0f32", "--target", "llvm", "--out", str(tmp_path / "dist")]
+    rc = hearth_main([*argv, "--embed-batch-sizes", "2,1", "--embed-seq-lens", "16,32"])
+    pkg = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0
+    meta = json.loads((pkg / "mlc-chat-config.json").read_text())["embedding_metadata"]
+    # max_seq_length (48 from sentence_bert_config.json) is always a bucket, so every text fits one.
+    assert [k["function"] for k in meta["buckets"]] == [f"embed_b{b}_s{s}" for s in (16, 32, 48) for b in (1, 2)]
+    for bad in ("0,8", "a,b", ""):
+        with pytest.raises(SystemExit) as exit_info:
+            hearth_main([*argv, "--embed-batch-sizes", bad])
+        assert exit_info.value.code == 2
+        assert "--embed-batch-sizes" in capsys.readouterr().err
+
+
 def test_no_pooling_config_uses_default_with_warning(tmp_path: Path) -> None:
     bare = tmp_path / "bare"
     bare.mkdir()
@@ -330,6 +349,19 @@ def test_bucket_options_only_for_encoders(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------
 # Buckets and the q8 codec (no compilation)
+
+
+def test_unused_checkpoint_tensors_are_known() -> None:
+    """MiniLM's position_ids buffer and BERT pooler are skipped quietly; real weights are not."""
+    from safetensors import safe_open
+
+    from hearth.models import is_unused_hf_tensor
+
+    with safe_open(str(MINILM / "model.safetensors"), "np") as f:
+        names = list(f.keys())
+    assert sorted(n for n in names if is_unused_hf_tensor(n)) == ["embeddings.position_ids", "pooler.dense.bias", "pooler.dense.weight"]
+    assert not is_unused_hf_tensor("encoder.layer.0.attention.self.query.weight")
+    assert is_unused_hf_tensor("cls.predictions.transform.dense.weight") and is_unused_hf_tensor("bert.pooler.dense.bias")
 
 
 def test_bucket_set() -> None:

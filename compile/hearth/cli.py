@@ -73,6 +73,17 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(text: str) -> list[int]:
+    """argparse type for "1,8,32": positive integers, comma-separated."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,8,32, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers such as 1,8,32, got {text!r}")
+    return sorted(set(values))
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -93,6 +104,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
                 context_window_size=args.context_window_size,
                 prefill_chunk_size=args.prefill_chunk_size,
                 model_id=args.model_id,
+                embed_batch_sizes=args.embed_batch_sizes,
+                embed_seq_lens=args.embed_seq_lens,
                 force=args.force,
                 progress=progress,
             )
@@ -114,7 +127,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     app_dir = Path(args.app) if args.app and Path(args.app).is_dir() else None
     console.print(f"serving {args.dist}/ at /models/" + (f" and {app_dir}/ at /" if app_dir else "") + f" on http://{args.host}:{args.port}")
-    uvicorn.run(create_app(Path(args.dist), app_dir), host=args.host, port=args.port, log_level="warning")
+    if args.native_api:
+        console.print("native fallback API on: /v1/chat/completions, /v1/embeddings, /v1/models (llvm builds; prompts sent to it leave the browser)")
+    uvicorn.run(create_app(Path(args.dist), app_dir, native_api=args.native_api), host=args.host, port=args.port, log_level="warning")
     return 0
 
 
@@ -148,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     p.add_argument("--dist", default="dist", help="package root served at /models/")
     p.add_argument("--app", default="demo_rag/dist", help="built web app served at / (if present)")
+    p.add_argument(
+        "--native-api",
+        action="store_true",
+        default=os.environ.get("HEARTH_NATIVE_API", "") not in ("", "0"),
+        help="also serve OpenAI-compatible /v1/chat/completions and /v1/embeddings, running the packages' llvm builds natively (off by default; env HEARTH_NATIVE_API=1)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("compile", help="compile a Hugging Face checkpoint into a web package under dist/")
@@ -158,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context-window-size", type=int, default=None)
     p.add_argument("--prefill-chunk-size", type=int, default=None)
     p.add_argument("--model-id", default=None, help="package name under --out (default: the checkpoint folder name)")
+    p.add_argument(
+        "--embed-batch-sizes", type=_int_list, default=None, metavar="N,N,...",
+        help="encoders: batch sizes of the static shape buckets (default 1,8,32)",
+    )
+    p.add_argument(
+        "--embed-seq-lens", type=_int_list, default=None, metavar="N,N,...",
+        help="encoders: sequence lengths of the buckets, capped at max_seq_length (default 32,64,128,256,512)",
+    )
     p.add_argument("--force", action="store_true", help="rebuild even if the package is up to date")
     p.set_defaults(func=cmd_compile)
 

@@ -63,11 +63,22 @@ def decoder_param_map(config: DecoderConfig) -> dict[str, ParamSource]:
     return m
 
 
+# Checkpoint tensors no parameter reads, that a strict loader should not complain about.
+_UNUSED_SUFFIXES = (
+    "rotary_emb.inv_freq",  # RoPE tables some decoder exports include; the KV cache computes RoPE itself
+    "embeddings.position_ids",  # BERT-family buffer (0..max_len-1), not a weight
+)
+_UNUSED_PREFIXES = (
+    "pooler.",  # BERT's [CLS] pooler head: sentence embedders pool with their own config instead
+    "cls.",  # BERT pre-training heads (MLM / next sentence), in checkpoints saved with them
+)
+
+
 def is_unused_hf_tensor(name: str) -> bool:
-    """Checkpoint tensors no parameter reads, that a strict loader should not complain about:
-    RoPE tables some exports include (the KV cache computes RoPE itself), and lm_head.weight
-    duplicated into tied checkpoints."""
-    return name.endswith("rotary_emb.inv_freq") or name == "lm_head.weight"
+    """True for tensors a compiled model never needs: the tables above, and lm_head.weight
+    duplicated into tied decoder checkpoints."""
+    bare = name.removeprefix("bert.").removeprefix("roberta.")
+    return name == "lm_head.weight" or name.endswith(_UNUSED_SUFFIXES) or bare.startswith(_UNUSED_PREFIXES)
 
 
 def gather_params(
