@@ -32,7 +32,22 @@ export {
   type StopRequest,
 } from "./engine/generate.js";
 export { serveEngine, type EngineServer } from "./engine/serve.js";
-export { importValibot, validateChatRequest, validateClientMessage, validateCompletionRequest } from "./engine/validate.js";
+export {
+  importValibot,
+  MAX_EMBEDDING_INPUTS,
+  validateChatRequest,
+  validateClientMessage,
+  validateCompletionRequest,
+  validateEmbeddingRequest,
+} from "./engine/validate.js";
+export {
+  createEmbeddings,
+  describeEmbedder,
+  float32ToBase64,
+  loadEmbedder,
+  type EmbedderInfo,
+  type EmbedderLoadOptions,
+} from "./engine/embeddings.js";
 export {
   AbortError,
   deserializeError,
@@ -41,6 +56,7 @@ export {
   InvalidRequestError,
   isSerializedError,
   registerErrorClass,
+  registeredErrorClass,
   RemoteError,
   serializeError,
   WorkerError,
@@ -66,6 +82,10 @@ export type {
   CompletionRequest,
   CompletionUsage,
   ContextOverflow,
+  CreateEmbeddingResponse,
+  Embedding,
+  EmbeddingCreateParams,
+  EmbeddingTruncation,
   FinishReason as CompletionFinishReason,
   TopLogprob,
 } from "./engine/openai.js";
@@ -85,5 +105,7 @@ export {
   type ConnectionOptions,
   type CreateEngineOptions,
   type CreateRequestOptions,
+  type EmbedderSpec,
+  type Embeddings,
   type NodeWorkerLike,
 } from "./client/index.js";

@@ -48,19 +48,19 @@ test("errors keep their class, message and fields across the boundary", () => {
   assert.equal(roundTrip("plain string").message, "plain string");
 
   // Unknown classes come back as RemoteError with the original name and fields.
-  class DeviceLostError extends Error {
-    override readonly name = "DeviceLostError";
-    readonly reason = "destroyed";
+  class PluginLostError extends Error {
+    override readonly name = "PluginLostError";
+    readonly reason = "unplugged";
   }
-  const remote = roundTrip(new DeviceLostError("gone"));
+  const remote = roundTrip(new PluginLostError("gone"));
   assert.ok(remote instanceof RemoteError);
-  assert.equal(remote.name, "DeviceLostError");
-  assert.deepEqual((remote as RemoteError).fields, { reason: "destroyed" });
+  assert.equal(remote.name, "PluginLostError");
+  assert.deepEqual((remote as RemoteError).fields, { reason: "unplugged" });
   // ... or as the class once registered
-  registerErrorClass("DeviceLostError", DeviceLostError);
-  const typed = roundTrip(new DeviceLostError("gone"));
-  assert.ok(typed instanceof DeviceLostError);
-  assert.equal((typed as DeviceLostError).reason, "destroyed");
+  registerErrorClass("PluginLostError", PluginLostError);
+  const typed = roundTrip(new PluginLostError("gone"));
+  assert.ok(typed instanceof PluginLostError);
+  assert.equal((typed as PluginLostError).reason, "unplugged");
   // fields that are not JSON (functions, class instances) are dropped, not thrown
   const odd = Object.assign(new Error("x"), { fn: () => 1, when: new Date(0), n: Number.NaN, nested: { a: [1, "b"] } });
   assert.deepEqual(serializeError(odd).fields, { n: null, nested: { a: [1, "b"] } });

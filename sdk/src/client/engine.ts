@@ -10,6 +10,13 @@
  *     out.textContent += chunk.choices[0]?.delta.content ?? "";
  *   }
  *   await engine.unload();
+ *
+ * Embeddings: name a text-encoder package (model_task "embedding") as `embedder`, beside the chat model
+ * or alone; both run in the same Worker, one GPU job at a time.
+ *
+ *   const engine = await createEngine({ model: chatUrl, embedder: "https://host/models/all-MiniLM-L6-v2/q0f32/" });
+ *   const { data } = await engine.embeddings.create({ input: ["first text", "second text"] });
+ *   const embedOnly = await createEngine({ embedder: encoderUrl });   // engine.model is null
  */
 import { WorkerError } from "../engine/errors.js";
 import type {
@@ -20,6 +27,7 @@ import type {
   ModelInfo,
 } from "../engine/engine-core.js";
 import type { MessageEndpoint } from "../engine/messages.js";
+import type { EmbedderInfo, EmbedderLoadOptions } from "../engine/embeddings.js";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -27,13 +35,27 @@ import type {
   Completion,
   CompletionChunk,
   CompletionRequest,
+  CreateEmbeddingResponse,
+  EmbeddingCreateParams,
 } from "../engine/openai.js";
 import { Connection, nodeWorkerEndpoint, type NodeWorkerLike } from "./connection.js";
 import { ChunkStream } from "./stream.js";
 
+/** A text encoder for engine.embeddings: its package URL, or the URL with load options. */
+export type EmbedderSpec = string | ({ model: string } & EmbedderLoadOptions);
+
 export interface CreateEngineOptions extends EngineLoadOptions {
-  /** The package folder URL (or, with `variant`, the model folder). */
-  model: string;
+  /**
+   * The chat model's package folder URL (or, with `variant`, the model folder). May be left out when
+   * `embedder` is given (an embeddings-only engine).
+   */
+  model?: string | undefined;
+  /**
+   * A text-encoder package (model_task "embedding") for `engine.embeddings.create`: its URL, or
+   * `{ model: url, variant?, truncation?, modelId?, packageOptions? }`. Loaded after the chat model, in
+   * the same Worker; progress events carry `model: "embedder"`.
+   */
+  embedder?: EmbedderSpec | undefined;
   /**
    * Where the engine runs:
    *  - a module `Worker` running `@hearth/sdk/worker` (or dist/browser/engine-worker.js), or any
@@ -64,6 +86,11 @@ export type ChatCompletionCreateParamsStreaming = ChatCompletionRequest & { stre
 export type ChatCompletionCreateParamsNonStreaming = ChatCompletionRequest & { stream?: false | null | undefined };
 export type CompletionCreateParamsStreaming = CompletionRequest & { stream: true };
 export type CompletionCreateParamsNonStreaming = CompletionRequest & { stream?: false | null | undefined };
+
+export interface Embeddings {
+  /** OpenAI embeddings: `input` a string or an array of strings; vectors in input order. */
+  create(body: EmbeddingCreateParams, options?: CreateRequestOptions): Promise<CreateEmbeddingResponse>;
+}
 
 export interface ChatCompletions {
   create(body: ChatCompletionCreateParamsStreaming, options?: CreateRequestOptions): Promise<ChunkStream<ChatCompletionChunk, ChatCompletion>>;
@@ -129,18 +156,38 @@ async function openTransport(opts: CreateEngineOptions): Promise<Transport> {
   throw new TypeError("createEngine: `worker` must be a Worker, a MessageEndpoint, a Node worker_threads Worker or \"inline\"");
 }
 
-/** Start the engine (Worker or inline), load `opts.model` in it, and return the client API. */
-export async function createEngine(opts: CreateEngineOptions): Promise<Engine> {
-  if (typeof opts?.model !== "string" || opts.model === "") throw new TypeError("createEngine: `model` (a package URL) is required");
+function embedderSpec(spec: unknown): { model: string; options: EmbedderLoadOptions } | undefined {
+  if (spec === undefined) return undefined;
+  if (typeof spec === "string" && spec !== "") return { model: spec, options: {} };
+  if (typeof spec === "object" && spec !== null && typeof (spec as { model?: unknown }).model === "string" && (spec as { model: string }).model !== "") {
+    const { model, ...options } = spec as { model: string } & EmbedderLoadOptions;
+    return { model, options: stripUndefined(options) };
+  }
+  throw new TypeError("createEngine: `embedder` must be an encoder package URL or { model: <package URL>, ...options }");
+}
+
+/** Start the engine (Worker or inline), load the chat model and/or the text encoder in it, and return the client API. */
+export async function createEngine(opts: CreateEngineOptions & { model: string }): Promise<Engine>;
+export async function createEngine(opts: CreateEngineOptions & { model?: undefined; embedder: EmbedderSpec }): Promise<Engine<null>>;
+export async function createEngine(opts: CreateEngineOptions): Promise<Engine<ModelInfo | null>>;
+export async function createEngine(opts: CreateEngineOptions): Promise<Engine<ModelInfo | null>> {
+  const hasModel = typeof opts?.model === "string" && opts.model !== "";
+  if (opts?.model !== undefined && !hasModel) throw new TypeError("createEngine: `model` must be a package URL");
+  const embedder = embedderSpec(opts?.embedder);
+  if (!hasModel && embedder === undefined) {
+    throw new TypeError("createEngine: give `model` (a chat package URL), `embedder` (a text-encoder package URL), or both");
+  }
   const transport = await openTransport(opts);
   const conn = new Connection(transport.endpoint, {
     dispose: transport.dispose,
     onUnroutedError: opts.onUnroutedError ?? ((err) => console.warn(`[hearth] engine error: ${err.name}: ${err.message}`)),
   });
-  const { model, worker: _w, onProgress, signal, runtime: _r, terminateWorker: _t, onUnroutedError: _u, ...loadOptions } = opts;
+  const { model, embedder: _e, worker: _w, onProgress, signal, runtime: _r, terminateWorker: _t, onUnroutedError: _u, ...loadOptions } = opts;
   try {
-    const info = (await conn.call("load", { model, options: stripUndefined(loadOptions) }, { onProgress, signal })) as ModelInfo;
-    return new Engine(conn, info);
+    const info = hasModel ? ((await conn.call("load", { model: model as string, options: stripUndefined(loadOptions) }, { onProgress, signal })) as ModelInfo) : null;
+    const embedderInfo =
+      embedder === undefined ? null : ((await conn.call("load-embedder", { model: embedder.model, options: embedder.options }, { onProgress, signal })) as EmbedderInfo);
+    return new Engine(conn, info, embedderInfo);
   } catch (err) {
     conn.close(err instanceof Error ? err : new WorkerError(String(err)));
     throw err;
@@ -152,17 +199,26 @@ function stripUndefined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
-export class Engine {
-  /** The loaded model (from the engine's load reply). */
-  readonly model: ModelInfo;
+/** The client API. `M`: ModelInfo with a chat model, null for an embeddings-only engine. */
+export class Engine<M extends ModelInfo | null = ModelInfo> {
+  /** The loaded chat model (from the engine's load reply); null for an embeddings-only engine. */
+  readonly model: M;
+  /** The loaded text encoder, or null when createEngine had no `embedder`. */
+  readonly embedder: EmbedderInfo | null;
   readonly chat: { readonly completions: ChatCompletions };
   readonly completions: Completions;
+  readonly embeddings: Embeddings;
   readonly #conn: Connection;
 
   /** Use {@link createEngine}. */
-  constructor(conn: Connection, model: ModelInfo) {
+  constructor(conn: Connection, model: M, embedder: EmbedderInfo | null = null) {
     this.#conn = conn;
     this.model = model;
+    this.embedder = embedder;
+    this.embeddings = {
+      create: async (body: EmbeddingCreateParams, options: CreateRequestOptions = {}) =>
+        (await this.#conn.call("embeddings", { request: body }, { signal: options.signal })) as CreateEmbeddingResponse,
+    };
     const chatCreate = ((body: ChatCompletionRequest, options: CreateRequestOptions = {}) =>
       this.#create<ChatCompletionChunk, ChatCompletion>("chat", body, options)) as ChatCompletions["create"];
     const completionCreate = ((body: CompletionRequest, options: CreateRequestOptions = {}) =>

@@ -21,7 +21,9 @@ import type { FetchLike, Logger } from "./tvm.js";
 import type { TvmjsModule } from "./tvmjs-types.js";
 import { AbortError, EngineNotLoadedError, InvalidRequestError } from "./errors.js";
 import { generate, type GeneratedToken, type GeneratePiece, type GenerateResult, type StopRequest } from "./generate.js";
-import { validateChatRequest, validateCompletionRequest } from "./validate.js";
+import { validateChatRequest, validateCompletionRequest, validateEmbeddingRequest } from "./validate.js";
+import type { EncoderModel, EncoderStats } from "./encoder.js";
+import { createEmbeddings, describeEmbedder, loadEmbedder, type EmbedderInfo, type EmbedderLoadOptions } from "./embeddings.js";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -35,6 +37,7 @@ import type {
   CompletionRequest,
   CompletionUsage,
   ContextOverflow,
+  CreateEmbeddingResponse,
   FinishReason,
 } from "./openai.js";
 import { ChatTemplate } from "../tokenize/chat-template.js";
@@ -140,6 +143,10 @@ export interface EngineStats {
   requests: number;
   lastRequest: RequestStats | null;
   decoder: DecoderStats | null;
+  /** The text encoder (loadEmbedder), or null. */
+  embedder: EmbedderInfo | null;
+  /** Its load timings and embedding counters (texts/s, tokens/s, calls per bucket). */
+  encoder: EncoderStats | null;
 }
 
 export interface EngineRequestOptions<Chunk> {
@@ -202,6 +209,7 @@ export class EngineCore {
   readonly #runtime: EngineRuntimeOptions;
   readonly #queue = new SerialQueue();
   #loaded: Loaded | null = null;
+  #embedder: { model: EncoderModel; info: EmbedderInfo } | null = null;
   #running: Running | null = null;
   /** Controllers of queued and running requests (unload() aborts them). */
   readonly #pending = new Set<AbortController>();
@@ -215,6 +223,73 @@ export class EngineCore {
   /** The loaded model's description, or null. */
   get model(): ModelInfo | null {
     return this.#loaded?.info ?? null;
+  }
+
+  /** The loaded text encoder's description, or null. */
+  get embedder(): EmbedderInfo | null {
+    return this.#embedder?.info ?? null;
+  }
+
+  /**
+   * Load a text-encoder package (model_task "embedding") for embeddings(), beside the chat model;
+   * replaces the current encoder after queued requests finish.
+   */
+  loadEmbedder(url: string, opts: EmbedderLoadOptions & EngineRuntimeOptions & EngineLoadHooks = {}): Promise<EmbedderInfo> {
+    return this.#queue.run(async () => {
+      await this.#disposeEmbedder();
+      const t0 = performance.now();
+      const model = await loadEmbedder(url, opts, {
+        fetch: opts.fetch ?? this.#runtime.fetch,
+        gpu: opts.gpu ?? this.#runtime.gpu,
+        logger: opts.logger ?? this.#runtime.logger,
+        tvmjs: opts.tvmjs ?? this.#runtime.tvmjs,
+        signal: opts.signal,
+        onProgress: (event) => {
+          try {
+            opts.onProgress?.({ ...event, model: "embedder" } as LoadProgressEvent);
+          } catch {
+            // a progress callback never breaks a load
+          }
+        },
+      });
+      const info = describeEmbedder(model, performance.now() - t0);
+      this.#embedder = { model, info };
+      try {
+        opts.onProgress?.({ phase: "engine-ready", model: "embedder", totalMs: info.loadMs });
+      } catch {
+        // as above
+      }
+      return info;
+    });
+  }
+
+  /**
+   * OpenAI embeddings: one vector per input, in order; inputs length-bucketed into batches by the
+   * encoder. Queued with the chat requests (one GPU job at a time); the signal cancels it between
+   * bucket calls (AbortError).
+   */
+  async embeddings(request: unknown, opts: { signal?: AbortSignal | undefined; onStart?: (() => void) | undefined } = {}): Promise<CreateEmbeddingResponse> {
+    const req = await validateEmbeddingRequest(request, this.#embedder?.info.dim);
+    const signal = opts.signal;
+    if (signal?.aborted === true) throw new AbortError("the request was aborted before it started");
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort(new AbortError("the request was aborted"));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.#pending.add(controller);
+    try {
+      return await this.#queue.run(async () => {
+        controller.signal.throwIfAborted();
+        const e = this.#embedder;
+        if (e === null) {
+          throw new EngineNotLoadedError("no text encoder is loaded: pass `embedder` (an encoder package URL) to createEngine, or call loadEmbedder()");
+        }
+        opts.onStart?.();
+        return await createEmbeddings(e.model, req, controller.signal);
+      });
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      this.#pending.delete(controller);
+    }
   }
 
   /** Load a package (replacing the current model, after queued requests finish). */
@@ -428,7 +503,13 @@ export class EngineCore {
   unload(): Promise<void> {
     for (const c of this.#pending) c.abort(new AbortError("the engine was unloaded"));
     this.#stopRunning("abort");
-    return this.#queue.run(() => this.#dispose());
+    return this.#queue.run(async () => {
+      try {
+        await this.#dispose();
+      } finally {
+        await this.#disposeEmbedder();
+      }
+    });
   }
 
   stats(): EngineStats {
@@ -440,6 +521,8 @@ export class EngineCore {
       requests: this.#requests,
       lastRequest: this.#last,
       decoder: l?.model.stats() ?? null,
+      embedder: this.#embedder?.info ?? null,
+      encoder: this.#embedder?.model.stats() ?? null,
     };
   }
 
@@ -451,6 +534,12 @@ export class EngineCore {
       r.stop = by;
       r.stopInfo = { by, atToken: r.generated, endedAtToken: r.generated };
     }
+  }
+
+  async #disposeEmbedder(): Promise<void> {
+    const e = this.#embedder;
+    this.#embedder = null;
+    await e?.model.dispose();
   }
 
   async #dispose(): Promise<void> {

@@ -18,6 +18,12 @@ import { IntegrityError } from "../load/integrity.js";
 import { PackageManifestError } from "../load/manifest.js";
 import { ChatConfigError } from "../load/chat-config.js";
 import { PackageCompatibilityError } from "../load/package.js";
+import { DownloadError } from "../load/files.js";
+import { QuotaError } from "../load/quota.js";
+import { DeviceError, DeviceLostError, VariantSelectionError } from "./device.js";
+import { EncoderConfigError } from "./encoder-config.js";
+import { EncoderStateError, InputTooLongError } from "./encoder.js";
+import { SequenceTooLongError } from "./encoder-plan.js";
 
 /**
  * A request the engine refuses before running it: a bad field (`param` says which, as a dot path such
@@ -91,6 +97,11 @@ type ErrorClass = abstract new (...args: never[]) => Error;
 
 const registry = new Map<string, ErrorClass>();
 
+/** The class errors named `name` are rebuilt as, or undefined (they come back as RemoteError). */
+export function registeredErrorClass(name: string): ErrorClass | undefined {
+  return registry.get(name);
+}
+
 /** Make errors named `name` come back as instances of `cls` (for error classes added later). */
 export function registerErrorClass(name: string, cls: ErrorClass): void {
   registry.set(name, cls);
@@ -117,6 +128,15 @@ const BUILTIN: [string, ErrorClass][] = [
   ["PackageManifestError", PackageManifestError],
   ["ChatConfigError", ChatConfigError],
   ["PackageCompatibilityError", PackageCompatibilityError],
+  ["DownloadError", DownloadError],
+  ["QuotaError", QuotaError],
+  ["DeviceError", DeviceError],
+  ["DeviceLostError", DeviceLostError],
+  ["VariantSelectionError", VariantSelectionError],
+  ["EncoderConfigError", EncoderConfigError],
+  ["EncoderStateError", EncoderStateError],
+  ["InputTooLongError", InputTooLongError],
+  ["SequenceTooLongError", SequenceTooLongError],
   ["TypeError", TypeError],
   ["RangeError", RangeError],
   ["SyntaxError", SyntaxError],

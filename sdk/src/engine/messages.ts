@@ -8,6 +8,8 @@
  *   chat        {request}          OpenAI chat completion; answered by accepted, chunk* (when
  *                                   request.stream), then result (the whole ChatCompletion)
  *   completion  {request}          the same for text completions
+ *   load-embedder {model, options} load a text-encoder package; progress* then result (EmbedderInfo)
+ *   embeddings  {request}          OpenAI embeddings; answered by accepted, then result
  *   abort       {target}           cancel request `target` (queued or running); result {found}
  *   interrupt / reset / stats / unload                              result
  *
@@ -20,6 +22,7 @@
  */
 import type { SerializedError } from "./errors.js";
 import type { EngineLoadOptions, LoadProgressEvent } from "./engine-core.js";
+import type { EmbedderLoadOptions } from "./embeddings.js";
 import type { ChatCompletionChunk, CompletionChunk } from "./openai.js";
 
 export const PROTOCOL = "hearth-engine/1";
@@ -31,6 +34,8 @@ export type ClientMessage =
   | { type: "load"; id: number; model: string; options?: WireEngineLoadOptions | undefined }
   | { type: "chat"; id: number; request: unknown }
   | { type: "completion"; id: number; request: unknown }
+  | { type: "load-embedder"; id: number; model: string; options?: EmbedderLoadOptions | undefined }
+  | { type: "embeddings"; id: number; request: unknown }
   | { type: "abort"; id: number; target: number }
   | { type: "interrupt"; id: number }
   | { type: "reset"; id: number }

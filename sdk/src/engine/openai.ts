@@ -187,3 +187,53 @@ export interface CompletionChunk {
   usage?: CompletionUsage | null;
   prompt_token_ids?: number[];
 }
+
+// -- Embeddings ------------------------------------------------------------------------------------
+
+/**
+ * OpenAI's `POST /v1/embeddings` body. `input` is a string or an array of strings (token-id inputs are
+ * refused: the engine tokenizes with the encoder package's own tokenizer). Extension: `truncation`.
+ */
+export interface EmbeddingCreateParams {
+  input: string | string[];
+  /** Checked against the loaded text encoder (its id, the manifest's model_id, or its package URL). */
+  model?: string | null | undefined;
+  /** "float" (default): number arrays; "base64": little-endian float32 bytes, base64 (as OpenAI). */
+  encoding_format?: "float" | "base64" | null | undefined;
+  /** Only the model's own dimension (vectors are not shortened). */
+  dimensions?: number | null | undefined;
+  /** Accepted and ignored. */
+  user?: string | null | undefined;
+  /**
+   * An input longer than the encoder's limit: "truncate" (cut to max_tokens, listed in the response's
+   * `truncated`) or "error" (rejected with InputTooLongError). Default: the engine's embedder option
+   * (itself "truncate" by default, as sentence-transformers does).
+   */
+  truncation?: "truncate" | "error" | null | undefined;
+}
+
+export interface Embedding {
+  object: "embedding";
+  index: number;
+  /** number[] with encoding_format "float", a base64 string with "base64". */
+  embedding: number[] | string;
+}
+
+/** An input that was longer than the encoder's limit and was cut to it (never silently). */
+export interface EmbeddingTruncation {
+  index: number;
+  /** Its tokens before truncation (special tokens included). */
+  tokens: number;
+  /** What it was cut to. */
+  max_tokens: number;
+}
+
+export interface CreateEmbeddingResponse {
+  object: "list";
+  data: Embedding[];
+  model: string;
+  /** prompt_tokens = total_tokens = tokens embedded (after truncation, special tokens included). */
+  usage: { prompt_tokens: number; total_tokens: number };
+  /** Extension: the inputs that were truncated (empty when none was). */
+  truncated: EmbeddingTruncation[];
+}

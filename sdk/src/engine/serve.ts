@@ -11,7 +11,7 @@ import { EngineCore, type EngineRuntimeOptions, type LoadProgressEvent } from ".
 import { InvalidMessageError, serializeError } from "./errors.js";
 import type { ChatCompletionChunk, CompletionChunk } from "./openai.js";
 import { PROTOCOL, type ClientMessage, type EngineMessage, type MessageEndpoint } from "./messages.js";
-import { validateChatRequest, validateClientMessage, validateCompletionRequest } from "./validate.js";
+import { validateChatRequest, validateClientMessage, validateCompletionRequest, validateEmbeddingRequest } from "./validate.js";
 
 export interface EngineServer {
   readonly core: EngineCore;
@@ -98,6 +98,28 @@ export function serveEngine(endpoint: MessageEndpoint, runtime: EngineRuntimeOpt
             post({ type: "accepted", id });
             start(id, (signal) => core.completion(request, { signal, onChunk: request.stream === true ? onChunk : undefined }));
           }
+        } catch (err) {
+          fail(id, err);
+        }
+        return;
+      }
+      case "load-embedder": {
+        const options = msg.options ?? {};
+        start(id, (signal) =>
+          core.loadEmbedder(msg.model, {
+            ...options,
+            signal,
+            onProgress: (event: LoadProgressEvent) => post({ type: "progress", id, event }),
+          }),
+        );
+        return;
+      }
+      case "embeddings": {
+        try {
+          // Validated here too, so create() rejects a bad request before it queues (core re-checks `dimensions`).
+          const request = await validateEmbeddingRequest(msg.request, core.embedder?.dim);
+          post({ type: "accepted", id });
+          start(id, (signal) => core.embeddings(request, { signal }));
         } catch (err) {
           fail(id, err);
         }

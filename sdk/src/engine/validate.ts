@@ -11,7 +11,7 @@
  */
 import type * as V from "valibot";
 import { InvalidMessageError, InvalidRequestError } from "./errors.js";
-import type { ChatCompletionRequest, CompletionRequest } from "./openai.js";
+import type { ChatCompletionRequest, CompletionRequest, EmbeddingCreateParams } from "./openai.js";
 
 type Valibot = typeof V;
 
@@ -29,6 +29,9 @@ export function importValibot(): Promise<Valibot> {
   });
   return loading;
 }
+
+/** Most inputs in one embeddings request (OpenAI's own limit). */
+export const MAX_EMBEDDING_INPUTS = 2048;
 
 /** OpenAI request fields this engine knows but does not implement: refused with code "unsupported_parameter". */
 const UNSUPPORTED: Record<string, string> = {
@@ -102,6 +105,19 @@ function buildSchemas(v: Valibot) {
     echo: opt(v.literal(false, "echo is not supported")),
   });
 
+  // OpenAI caps a request at 2048 inputs; the same bound keeps one message from queueing unbounded GPU work.
+  const embeddings = v.strictObject({
+    input: v.union(
+      [v.string(), v.pipe(v.array(v.string("must be a string (token-id inputs are not supported)")), v.minLength(1, "must have at least one input"), v.maxLength(MAX_EMBEDDING_INPUTS, `at most ${MAX_EMBEDDING_INPUTS} inputs per request`))],
+      "must be a string or an array of strings",
+    ),
+    model: opt(v.string()),
+    encoding_format: opt(v.picklist(["float", "base64"])),
+    dimensions: opt(v.pipe(int, v.minValue(1))),
+    user: opt(v.string()),
+    truncation: opt(v.picklist(["truncate", "error"])),
+  });
+
   // -- Worker protocol (client -> worker) -------------------------------------------------------
   const id = v.pipe(int, v.minValue(1));
   const json = v.unknown(); // structured-clone data; its contents are validated where used
@@ -115,10 +131,19 @@ function buildSchemas(v: Valibot) {
     modelId: v.optional(v.string()),
     packageOptions: v.optional(v.record(v.string(), json)),
   });
+  const embedderOptions = v.strictObject({
+    variant: v.optional(v.string()),
+    target: v.optional(v.string()),
+    truncation: v.optional(v.picklist(["truncate", "error"])),
+    modelId: v.optional(v.string()),
+    packageOptions: v.optional(v.record(v.string(), json)),
+  });
   const clientMessage = v.variant("type", [
     v.strictObject({ type: v.literal("load"), id, model: nonEmpty, options: v.optional(loadOptions) }),
     v.strictObject({ type: v.literal("chat"), id, request: json }),
     v.strictObject({ type: v.literal("completion"), id, request: json }),
+    v.strictObject({ type: v.literal("load-embedder"), id, model: nonEmpty, options: v.optional(embedderOptions) }),
+    v.strictObject({ type: v.literal("embeddings"), id, request: json }),
     v.strictObject({ type: v.literal("abort"), id, target: id }),
     v.strictObject({ type: v.literal("interrupt"), id }),
     v.strictObject({ type: v.literal("reset"), id }),
@@ -126,13 +151,15 @@ function buildSchemas(v: Valibot) {
     v.strictObject({ type: v.literal("unload"), id }),
     v.strictObject({ type: v.literal("hello"), id }),
   ]);
-  return { chat, completion, loadOptions, clientMessage };
+  return { chat, completion, embeddings, loadOptions, embedderOptions, clientMessage };
 }
 
 type Schemas = ReturnType<typeof buildSchemas>;
 
 /** A validated client -> worker message. */
 export type ClientMessage = V.InferOutput<Schemas["clientMessage"]>;
+/** Embedder load options as they travel over the wire (validated). */
+export type WireEmbedderOptions = V.InferOutput<Schemas["embedderOptions"]>;
 /** Load options as they travel over the wire (validated). */
 export type WireLoadOptions = V.InferOutput<Schemas["loadOptions"]>;
 
@@ -141,7 +168,8 @@ type Assignable<From, To> = [From] extends [To] ? true : false;
 const schemaContract: [
   Assignable<V.InferOutput<Schemas["chat"]>, ChatCompletionRequest>,
   Assignable<V.InferOutput<Schemas["completion"]>, CompletionRequest>,
-] = [true, true];
+  Assignable<V.InferOutput<Schemas["embeddings"]>, EmbeddingCreateParams>,
+] = [true, true, true];
 void schemaContract;
 
 let schemas: Schemas | undefined;
@@ -232,6 +260,28 @@ export async function validateCompletionRequest(request: unknown): Promise<Compl
   if (!result.success) throw requestError(result.issues);
   const r = result.output as CompletionRequest;
   commonChecks(r);
+  return r;
+}
+
+/**
+ * Validate an embeddings request; throws {@link InvalidRequestError} naming the first bad field.
+ * `dim`, when known, is the loaded encoder's vector length (`dimensions` must equal it).
+ */
+export async function validateEmbeddingRequest(request: unknown, dim?: number): Promise<EmbeddingCreateParams> {
+  const v = await importValibot();
+  const s = await getSchemas();
+  const rec = checkObject(request);
+  // Token-id input (number[] or number[][]) is valid OpenAI; name it rather than report a type mismatch.
+  const input = rec["input"];
+  if (Array.isArray(input) && input.length > 0 && input.every((x) => typeof x === "number" || Array.isArray(x))) {
+    throw new InvalidRequestError("input: token-id arrays are not supported; pass the text (a string or an array of strings)", "input", "unsupported_parameter");
+  }
+  const result = v.safeParse(s.embeddings, rec);
+  if (!result.success) throw requestError(result.issues);
+  const r = result.output as EmbeddingCreateParams;
+  if (dim !== undefined && r.dimensions != null && r.dimensions !== dim) {
+    throw new InvalidRequestError(`dimensions: this encoder makes ${dim}-dimensional vectors and does not shorten them; omit dimensions or pass ${dim}`, "dimensions", "unsupported_parameter");
+  }
   return r;
 }
 
