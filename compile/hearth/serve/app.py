@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from .. import __version__
 from .files import UnsafePath, file_response, safe_join
+from .native_api import disabled_router, native_router
 
 ISOLATION_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
@@ -38,7 +39,8 @@ def list_packages(dist: Path) -> list[dict]:
     return out
 
 
-def create_app(dist: Path, app_dir: Path | None = None) -> FastAPI:
+def create_app(dist: Path, app_dir: Path | None = None, native_api: bool = False) -> FastAPI:
+    """`native_api`: mount the OpenAI-compatible native fallback endpoints (native_api.py) at /v1/."""
     app = FastAPI(title="Hearth", version=__version__, docs_url=None, redoc_url=None)
 
     @app.middleware("http")
@@ -50,7 +52,10 @@ def create_app(dist: Path, app_dir: Path | None = None) -> FastAPI:
 
     @app.get("/healthz")
     def health() -> dict:
-        return {"status": "ok", "version": __version__, "packages": len(list_packages(dist)), "app": app_dir is not None}
+        return {"status": "ok", "version": __version__, "packages": len(list_packages(dist)), "app": app_dir is not None, "native_api": native_api}
+
+    # Before the app's catch-all route, so /v1/ never falls through to the HTML shell.
+    app.include_router(native_router(dist) if native_api else disabled_router())
 
     @app.get("/models/")
     def models() -> JSONResponse:

@@ -1,0 +1,281 @@
+"""The packages behind the optional native API (`hearth serve --native-api`): find them, load them
+lazily, and run them natively through TVM (their `llvm` build) with the same tokenizer and chat
+template the browser uses.
+
+Everything here is synchronous and single-threaded per model: the router (native_api.py) calls it
+from worker threads and holds the model's lock around every call, because a NativeDecoder's KV cache
+is one mutable object.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NATIVE_TARGET = "llvm"
+# For a bare model id (no "/quant"): the variants that suit a CPU best first. f16 arithmetic is
+# emulated on most CPUs, so f32 variants win when both exist.
+QUANT_PREFERENCE = ["q4f32_1", "q0f32", "q4f16_1", "q0f16"]
+
+
+class ModelNotFound(LookupError):
+    """No package under dist/ answers to this model id (or it has no native build)."""
+
+
+class PromptTooLong(ValueError):
+    """The prompt (plus the requested completion) does not fit the model's context window."""
+
+
+@dataclass
+class PackageInfo:
+    """A package with a native library, as listed by /v1/models (nothing loaded yet)."""
+
+    id: str  # "<model_id>/<quantization>": the package folder relative to dist/
+    model_id: str
+    quantization: str
+    task: str  # "chat" or "embedding"
+    path: Path
+    created: int
+
+
+def find_native_packages(dist: Path) -> list[PackageInfo]:
+    """Every package under dist/ whose manifest lists a native (llvm) library."""
+    out: list[PackageInfo] = []
+    for manifest in sorted(dist.glob("*/*/hearth-manifest.json")):
+        doc = json.loads(manifest.read_text())
+        if NATIVE_TARGET not in doc.get("targets", {}):
+            continue
+        task = "embedding" if doc.get("model_task") == "embedding" else "chat"
+        out.append(
+            PackageInfo(
+                id=manifest.parent.relative_to(dist).as_posix(),
+                model_id=str(doc.get("model_id") or manifest.parent.parent.name),
+                quantization=str(doc.get("quantization") or manifest.parent.name),
+                task=task,
+                path=manifest.parent,
+                created=int(manifest.stat().st_mtime),
+            )
+        )
+    return out
+
+
+# -- sampling ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Sampling:
+    temperature: float
+    top_p: float
+    rng: np.random.Generator
+
+
+def sample(logits: np.ndarray, s: Sampling) -> int:
+    """Greedy at temperature 0 (argmax, exactly what NativeDecoder.greedy does); else softmax with
+    temperature, then nucleus (top-p) filtering, then one draw from the seeded generator."""
+    if s.temperature <= 0.0:
+        return int(np.argmax(logits))
+    z = logits.astype(np.float64) / s.temperature
+    z -= z.max()
+    p = np.exp(z)
+    p /= p.sum()
+    if s.top_p < 1.0:
+        order = np.argsort(-p, kind="stable")
+        cum = np.cumsum(p[order])
+        # Keep the smallest prefix whose mass reaches top_p (always at least the best token).
+        keep = order[: int(np.searchsorted(cum, s.top_p) + 1)]
+        q = np.zeros_like(p)
+        q[keep] = p[keep]
+        p = q / q.sum()
+    return int(s.rng.choice(len(p), p=p))
+
+
+# -- text streaming ----------------------------------------------------------------------------
+
+
+def _holdback(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest tail of `text` that could still grow into a stop string."""
+    best = 0
+    for stop in stops:
+        for n in range(min(len(stop) - 1, len(text)), best, -1):
+            if stop.startswith(text[-n:]):
+                best = n
+                break
+    return best
+
+
+@dataclass
+class Generation:
+    """One completion in progress: feed it tokens, take text deltas out.
+
+    Text is re-decoded from all generated ids each step (a tokenizer's pieces are not always
+    independent: byte fallback, SentencePiece spaces), and held back while it ends in an unfinished
+    UTF-8 sequence or in what may be the start of a stop string, so a stop string never leaks out.
+    """
+
+    tokenizer: Any
+    eos_ids: set[int]
+    stops: list[str]
+    max_tokens: int
+    ids: list[int] = field(default_factory=list)
+    emitted: str = ""
+    finish_reason: str | None = None
+
+    def push(self, token: int) -> str:
+        """Add one sampled token; the new text that is safe to show (may be empty)."""
+        if token in self.eos_ids:
+            self.finish_reason = "stop"
+            return self._flush()
+        self.ids.append(token)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        for stop in self.stops:
+            at = text.find(stop, max(0, len(self.emitted) - len(stop)))
+            if at != -1:
+                self.finish_reason = "stop"
+                return self._take(text[:at])
+        if len(self.ids) >= self.max_tokens:
+            self.finish_reason = "length"
+            return self._take(text)
+        if text.endswith("\ufffd"):
+            return ""  # an incomplete multi-byte character: wait for its other bytes
+        return self._take(text[: len(text) - _holdback(text, self.stops)])
+
+    def _flush(self) -> str:
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        return self._take(text)
+
+    def _take(self, text: str) -> str:
+        if not text.startswith(self.emitted):
+            return ""  # the decoded prefix changed (rare); never retract what was sent
+        delta = text[len(self.emitted) :]
+        self.emitted = text
+        return delta
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+class ChatModel:
+    """A chat package's native decoder, tokenizer and chat template."""
+
+    def __init__(self, info: PackageInfo) -> None:
+        from transformers import AutoTokenizer
+
+        from ..native import load_decoder
+
+        self.info = info
+        self.decoder, self.config = load_decoder(info.path, NATIVE_TARGET)  # verifies every file first
+        self.context_window = int(self.config["context_window_size"])
+        self.tokenizer = AutoTokenizer.from_pretrained(str(info.path))
+        # The browser renders the tokenizer's template, else mlc-chat-config's (ChatTemplate.fromSources).
+        self.chat_template: str | None = getattr(self.tokenizer, "chat_template", None) or self.config.get("chat_template")
+        eos = self.config.get("eos_token_id")
+        self.eos_ids = {int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None}
+        if self.tokenizer.eos_token_id is not None:
+            self.eos_ids.add(int(self.tokenizer.eos_token_id))
+        self.default_temperature = float(self.config.get("temperature", 1.0))
+        self.default_top_p = float(self.config.get("top_p", 1.0))
+
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        """What the SDK's EngineCore prefills: the rendered template (with the generation prompt),
+        encoded without adding special tokens again."""
+        if self.chat_template is None:
+            raise ValueError(f"{self.info.id} has no chat template; it cannot take chat messages")
+        text = self.tokenizer.apply_chat_template(messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def check_fits(self, prompt_tokens: int, max_tokens: int | None) -> int:
+        """The completion budget; PromptTooLong when the prompt (plus max_tokens) exceeds the context."""
+        room = self.context_window - prompt_tokens
+        if room < 1:
+            raise PromptTooLong(
+                f"the prompt is {prompt_tokens} tokens; {self.info.id} has a {self.context_window}-token context window "
+                "(prompt plus completion); shorten the messages"
+            )
+        if max_tokens is not None and max_tokens > room:
+            raise PromptTooLong(
+                f"the prompt ({prompt_tokens} tokens) plus max_tokens ({max_tokens}) exceeds {self.info.id}'s "
+                f"{self.context_window}-token context window; ask for at most {room} tokens"
+            )
+        return max_tokens if max_tokens is not None else room
+
+    def start(self, prompt_ids: list[int], sampling: Sampling, gen: Generation) -> str:
+        """Reset the KV cache, prefill the prompt, sample the first token."""
+        self.decoder.reset()
+        self._last = sample(self.decoder.prefill(prompt_ids), sampling)
+        return gen.push(self._last)
+
+    def step(self, sampling: Sampling, gen: Generation) -> str:
+        """Decode one more token (after start)."""
+        self._last = sample(self.decoder.decode(self._last), sampling)
+        return gen.push(self._last)
+
+
+class EmbeddingModel:
+    def __init__(self, info: PackageInfo) -> None:
+        from ..models.encoder_driver import NativeEncoder
+
+        self.info = info
+        self.encoder = NativeEncoder.from_package(info.path, NATIVE_TARGET)  # verifies every file first
+
+    def embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """(float32 [n, hidden] embeddings, total tokens)."""
+        result = self.encoder.embed(texts)
+        return result.embeddings, sum(result.token_counts)
+
+
+class ModelSlot:
+    """One package, loaded on first use. `lock` serialises every use of the loaded model."""
+
+    def __init__(self, info: PackageInfo) -> None:
+        self.info = info
+        self.lock = threading.Lock()
+        self._model: ChatModel | EmbeddingModel | None = None
+
+    def get(self) -> ChatModel | EmbeddingModel:
+        """Load (under the lock's holder: callers hold `lock`) and return the model."""
+        if self._model is None:
+            self._model = ChatModel(self.info) if self.info.task == "chat" else EmbeddingModel(self.info)
+        return self._model
+
+
+class NativeModels:
+    """The native packages under dist/, by id. The list is re-read per request (a package compiled
+    while the server runs shows up); a loaded model stays loaded."""
+
+    def __init__(self, dist: Path) -> None:
+        self.dist = dist
+        self._slots: dict[str, ModelSlot] = {}
+        self._guard = threading.Lock()
+
+    def list(self) -> list[PackageInfo]:
+        return find_native_packages(self.dist)
+
+    def resolve(self, model: str, task: str) -> ModelSlot:
+        """The slot for `model` ("<model_id>/<quant>", or a bare model id: its best CPU variant)."""
+        candidates = [p for p in self.list() if p.task == task]
+        exact = [p for p in candidates if p.id == model]
+        if not exact:
+            same = [p for p in candidates if p.model_id == model]
+            rank = {q: i for i, q in enumerate(QUANT_PREFERENCE)}
+            exact = sorted(same, key=lambda p: rank.get(p.quantization, len(rank)))[:1]
+        if not exact:
+            others = [p for p in self.list() if p.id == model or p.model_id == model]
+            if others:
+                kind = others[0].task
+                raise ModelNotFound(f"model {model!r} is {'an' if kind == 'embedding' else 'a'} {kind} model; this endpoint needs {'an' if task == 'embedding' else 'a'} {task} model")
+            names = ", ".join(p.id for p in candidates) or "none"
+            raise ModelNotFound(
+                f"no {task} package {model!r} with a native ({NATIVE_TARGET}) build under {self.dist}/ "
+                f"(available: {names}); compile it with --target {NATIVE_TARGET}"
+            )
+        info = exact[0]
+        with self._guard:
+            slot = self._slots.get(info.id)
+            if slot is None:
+                slot = self._slots[info.id] = ModelSlot(info)
+            return slot
