@@ -18,7 +18,7 @@ import {
   type RagIndex,
 } from "../src/rag/index.js";
 import { buildRecords } from "../src/rag/ingest.js";
-import { openDatabase, writeDocument, writeTransaction, type RagDB } from "../src/rag/store.js";
+import { docIndexOf, openDatabase, type PreparedDocument, type RagDB } from "../src/rag/store.js";
 import { HashingTestEmbedder, makePdf, ScriptedChatModel } from "./support/rag-fixtures.js";
 
 const SOLAR = [
@@ -82,7 +82,7 @@ async function storeCounts(factory: IDBFactory, name: string): Promise<Record<st
   const db = await openDatabase(name, { dbFactory: factory });
   try {
     const out: Record<string, number> = {};
-    for (const s of ["documents", "texts", "chunks", "vectors", "postings"] as const) out[s] = await db.count(s);
+    for (const s of ["documents", "texts", "chunks", "vectors", "docindex"] as const) out[s] = await db.count(s);
     return out;
   } finally {
     db.close();
@@ -125,7 +125,7 @@ test("ingest, dedupe, list, stats, remove, and persistence across reopen", async
   assert.equal(stats.documents, 3);
   assert.equal(stats.chunks, solar!.chunkCount + bread!.chunkCount + pdf!.chunkCount);
   assert.equal(stats.bytes, solar!.bytes + bread!.bytes + pdf!.bytes);
-  assert.equal(stats.schemaVersion, 2);
+  assert.equal(stats.schemaVersion, 3);
   assert.deepEqual(stats.embedding, { modelId: s.embedder.modelId, dim: 64 });
 
   // Same content again (even with another title) → duplicate, nothing embedded.
@@ -162,6 +162,7 @@ test("ingest, dedupe, list, stats, remove, and persistence across reopen", async
   assert.equal(counts["texts"], 2);
   assert.equal(counts["chunks"], stats.chunks);
   assert.equal(counts["vectors"], stats.chunks);
+  assert.equal(counts["docindex"], 2);
 
   // Reopen: everything is still there and searchable.
   const reopened = await s.open();
@@ -183,12 +184,12 @@ test("a failure in the middle of the write transaction leaves no partial documen
   const before = await storeCounts(s.factory, s.name);
   const statsBefore = await index.stats();
 
-  // Fault injection: the first write to "postings" throws, after documents, texts, chunks and vectors were
+  // Fault injection: the write to "docindex" throws, after documents, texts, chunks and vectors were
   // already written in the same transaction.
   const realPut = IDBObjectStore.prototype.put;
   let armed = true;
   IDBObjectStore.prototype.put = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore["put"]>) {
-    if (armed && this.name === "postings") {
+    if (armed && this.name === "docindex") {
       armed = false;
       throw new DOMException("simulated write failure", "UnknownError");
     }
@@ -263,42 +264,89 @@ test("too-large files are refused before they are read; continueOnError collects
   index.close();
 });
 
-test("schema migration v1 → v2 keeps data and adds the by-createdAt / by-mime indexes", async () => {
+/**
+ * Write `prepared` in the v1/v2 on-disk format (what SDK builds before schema v3 wrote): per-chunk vectors
+ * with their int8 code, global per-term postings lists "t:<term>", per-document "d:<docId>" chunk lengths
+ * and terms, and the "bm25" totals in meta.
+ */
+async function writeLegacyDocument(db: RagDB, prepared: PreparedDocument): Promise<void> {
+  const tx = (db as unknown as { transaction(s: string[], m: "readwrite"): { objectStore(n: string): { put(v: unknown, k?: string): Promise<unknown> }; done: Promise<void> } }).transaction(
+    ["documents", "texts", "chunks", "vectors", "postings", "meta"],
+    "readwrite",
+  );
+  const puts: Array<Promise<unknown>> = [tx.objectStore("documents").put(prepared.document), tx.objectStore("texts").put(prepared.text)];
+  for (const c of prepared.chunks) puts.push(tx.objectStore("chunks").put(c));
+  for (const v of prepared.vectors) puts.push(tx.objectStore("vectors").put({ chunkId: v.chunkId, docId: v.docId, modelId: v.modelId, f32: v.f32, i8: v.i8, scale: v.scale }));
+  const byTerm = new Map<string, Array<[string, number]>>();
+  let total = 0;
+  for (const t of prepared.terms) {
+    total += t.length;
+    for (const [term, tf] of t.tf) byTerm.set(term, [...(byTerm.get(term) ?? []), [t.chunkId, tf]]);
+  }
+  for (const [term, entries] of byTerm) puts.push(tx.objectStore("postings").put({ kind: "term", entries }, `t:${term}`));
+  puts.push(
+    tx.objectStore("postings").put({ kind: "doc", lengths: prepared.terms.map((t) => [t.chunkId, t.length]), terms: [...byTerm.keys()] }, `d:${prepared.document.id}`),
+    tx.objectStore("meta").put({ chunkCount: prepared.chunks.length, totalLength: total }, "bm25"),
+  );
+  await Promise.all(puts);
+  await tx.done;
+}
+
+test("schema migrations v1 → v2 → v3 keep data: indexes added, postings converted to per-document docindex records", async () => {
   const s = setup();
-  // Build a v1 database with one document, the way a v1 build of the SDK wrote it.
+  // Build a v1 database with two documents, the way a v1 build of the SDK wrote them.
   const v1 = await openDatabase(s.name, { dbFactory: s.factory, migrations: MIGRATIONS.slice(0, 1) });
   assert.equal(v1.version, 1);
   assert.deepEqual([...v1.transaction("documents").store.indexNames], ["by-hash"]);
-  const { prepared } = await buildRecords(
+  const opts = { embedder: s.embedder, chunkMaxTokens: s.embedder.maxTokens, overlapTokens: undefined, batchSize: 16, signal: undefined, onPhase: () => undefined };
+  const legacy = await buildRecords(
     { id: "doc-legacy", title: "Legacy", mime: "text/plain", contentHash: "ab".repeat(32), bytes: BREAD.length, createdAt: 5, pages: null, meta: {} },
     BREAD,
     null,
-    { embedder: s.embedder, chunkMaxTokens: s.embedder.maxTokens, overlapTokens: undefined, batchSize: 16, signal: undefined, onPhase: () => undefined },
+    opts,
   );
-  await writeTransaction(v1, async (tx) => {
-    await writeDocument(tx, prepared);
-    await tx.objectStore("meta").put({ modelId: s.embedder.modelId, dim: s.embedder.dim }, "model");
-  });
+  const solar = await buildRecords(
+    { id: "doc-solar", title: "Solar", mime: "text/markdown", contentHash: "cd".repeat(32), bytes: SOLAR.length, createdAt: 6, pages: null, meta: {} },
+    SOLAR,
+    null,
+    opts,
+  );
+  await writeLegacyDocument(v1, legacy.prepared);
+  await writeLegacyDocument(v1, solar.prepared);
+  await v1.put("meta", { modelId: s.embedder.modelId, dim: s.embedder.dim }, "model");
   assert.deepEqual(await v1.get("meta", "schema"), { version: 1, analyzer: 1 });
   v1.close();
 
+  // v2 on the way (the step an older SDK would have made), then the current schema.
+  const v2 = await openDatabase(s.name, { dbFactory: s.factory, migrations: MIGRATIONS.slice(0, 2) });
+  assert.equal(v2.version, 2);
+  v2.close();
+
   const index = await s.open();
   const stats = await index.stats();
-  assert.equal(stats.schemaVersion, 2);
-  assert.equal(stats.documents, 1);
+  assert.equal(stats.schemaVersion, 3);
+  assert.equal(stats.documents, 2);
+  assert.equal(stats.chunks, legacy.prepared.chunks.length + solar.prepared.chunks.length);
   assert.equal((await index.search("sourdough", { mode: "bm25" }))[0]?.document.id, "doc-legacy");
+  assert.equal((await index.search("inverters alternating current", { mode: "vector" }))[0]?.document.id, "doc-solar");
   index.close();
 
   const db: RagDB = await openDatabase(s.name, { dbFactory: s.factory });
-  assert.equal(db.version, 2);
+  assert.equal(db.version, 3);
+  assert.deepEqual([...db.objectStoreNames].sort(), ["chunks", "docindex", "documents", "meta", "texts", "vectors"]);
   assert.deepEqual([...db.transaction("documents").store.indexNames].sort(), ["by-createdAt", "by-hash", "by-mime"]);
-  // The new indexes cover the document written before they existed.
+  // The new indexes cover the documents written before they existed.
   assert.deepEqual(
     (await db.getAllFromIndex("documents", "by-mime", "text/plain")).map((d) => d.id),
     ["doc-legacy"],
   );
-  assert.equal(await db.countFromIndex("documents", "by-createdAt", IDBKeyRange.upperBound(10)), 1);
-  assert.deepEqual(await db.get("meta", "schema"), { version: 2, analyzer: 1 });
+  assert.equal(await db.countFromIndex("documents", "by-createdAt", IDBKeyRange.upperBound(5)), 1);
+  // The converted docindex records equal what the current code writes for the same documents.
+  for (const p of [legacy.prepared, solar.prepared]) assert.deepEqual(await db.get("docindex", p.document.id), docIndexOf(p));
+  // Vectors keep only the f32 copy; the v2 BM25 totals are gone (derived in memory now).
+  for (const v of await db.getAll("vectors")) assert.deepEqual(Object.keys(v).sort(), ["chunkId", "docId", "f32", "modelId"]);
+  assert.equal(await db.get("meta", "bm25" as never), undefined);
+  assert.deepEqual(await db.get("meta", "schema"), { version: 3, analyzer: 1 });
   db.close();
 });
 
@@ -333,7 +381,10 @@ test("another embedding model: EmbeddingModelMismatchError, or {reembed: true} r
   for (const v of await raw.getAll("vectors")) {
     assert.equal(v.modelId, "test/other-model");
     assert.equal(v.f32.length, 32);
-    assert.equal(v.i8.length, 32);
+  }
+  for (const d of await raw.getAll("docindex")) {
+    assert.equal(d.modelId, "test/other-model");
+    assert.equal(d.codes.length, 32 * d.chunkIds.length);
   }
   raw.close();
   // Now the old model is the mismatch.
@@ -514,8 +565,14 @@ test("export → import round trip into a fresh index gives the same documents a
   const va = await rawA.getAll("vectors");
   const vb = await rawB.getAll("vectors");
   assert.deepEqual(
-    vb.map((v) => [v.chunkId, Array.from(v.f32), Array.from(v.i8), v.scale]),
-    va.map((v) => [v.chunkId, Array.from(v.f32), Array.from(v.i8), v.scale]),
+    vb.map((v) => [v.chunkId, Array.from(v.f32)]),
+    va.map((v) => [v.chunkId, Array.from(v.f32)]),
+  );
+  const da = await rawA.getAll("docindex");
+  const db = await rawB.getAll("docindex");
+  assert.deepEqual(
+    db.map((d) => [d.docId, d.chunkIds, Array.from(d.codes), Array.from(d.scales)]),
+    da.map((d) => [d.docId, d.chunkIds, Array.from(d.codes), Array.from(d.scales)]),
   );
   rawA.close();
   rawB.close();
@@ -549,7 +606,7 @@ test("export → import round trip into a fresh index gives the same documents a
   a.close();
   b.close();
   const counts = await storeCounts(dst.factory, dst.name);
-  assert.deepEqual(counts, { documents: 0, texts: 0, chunks: 0, vectors: 0, postings: 0 });
+  assert.deepEqual(counts, { documents: 0, texts: 0, chunks: 0, vectors: 0, docindex: 0 });
 });
 
 test("two connections to one index: a change in one is seen by the other", async () => {

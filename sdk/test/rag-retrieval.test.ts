@@ -10,7 +10,8 @@ import {
   type SearchHit,
 } from "../src/rag/search.js";
 import { candidateCount, cosine, dot, dotI8, normalize, prescan, quantize, rerank } from "../src/rag/vectors.js";
-import type { DocumentRecord } from "../src/rag/store.js";
+import type { DocumentRecord, PreparedDocument } from "../src/rag/store.js";
+import { Catalog } from "../src/rag/catalog.js";
 
 test("tokenize: lowercase, NFKC, unicode words, stopwords, CJK bigrams", () => {
   assert.deepEqual(tokenize("The Quick brown FOX and the lazy dog"), ["quick", "brown", "fox", "lazy", "dog"]);
@@ -178,4 +179,80 @@ test("near-duplicate collapse keeps the best-ranked copy and records the others"
     strict.map((h) => h.chunk.id),
     ["1", "2", "4", "5"],
   );
+});
+
+/** A PreparedDocument of `texts` (one chunk each) with the given unit vectors, for Catalog tests. */
+function preparedDoc(id: string, texts: string[], vecs: Float32Array[]): PreparedDocument {
+  const chunks = texts.map((text, i) => ({ id: `${id}:${i}`, docId: id, ordinal: i, text, page: null, pageEnd: null, start: 0, end: text.length, tokenCount: 1 }));
+  return {
+    document: { ...doc(id, "text/plain", 1), chunkCount: texts.length },
+    text: { docId: id, text: texts.join("\n\n"), pages: null },
+    chunks,
+    vectors: chunks.map((c, i) => ({ chunkId: c.id, docId: id, modelId: "m", f32: vecs[i]!, ...quantize(vecs[i]!) })),
+    terms: chunks.map((c) => ({ chunkId: c.id, ...termFrequencies(c.text) })),
+  };
+}
+
+test("Catalog (in-memory typed arrays, WebAssembly SIMD scan) equals the reference BM25 and pre-scan, across removes and slot reuse", () => {
+  let seed = 11;
+  const rand = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+  const words = ["solar", "panel", "wind", "turbine", "bread", "flour", "garden", "tomato", "river", "bridge", "stone", "winter"];
+  const dim = 48; // a multiple of 16: the SIMD path
+  const docs: PreparedDocument[] = [];
+  for (let d = 0; d < 12; d++) {
+    const texts = Array.from({ length: 9 }, () => Array.from({ length: 6 + Math.floor((rand() + 1) * 6) }, () => words[Math.floor((rand() + 1) * 6) % 12]).join(" "));
+    docs.push(preparedDoc(`d${d}`, texts, texts.map(() => normalize(Float32Array.from({ length: dim }, rand)))));
+  }
+  const simd = new Catalog("m");
+  const plain = new Catalog("m", { simd: false });
+  for (const p of docs) {
+    simd.add(p);
+    plain.add(p);
+  }
+  assert.equal(simd.simd, true, "WebAssembly SIMD is available in Node; the SIMD scan must be the one in use");
+  assert.equal(plain.simd, false);
+  // Remove three documents, then add one back (its slots are reused) and one new.
+  for (const id of ["d1", "d5", "d6"]) {
+    simd.remove(id);
+    plain.remove(id);
+  }
+  const extra = preparedDoc("dx", ["winter river bridge stone", "solar solar solar panel"], [normalize(Float32Array.from({ length: dim }, rand)), normalize(Float32Array.from({ length: dim }, rand))]);
+  for (const p of [docs[5]!, extra]) {
+    simd.add(p);
+    plain.add(p);
+  }
+  const live = [...docs.filter((p) => !["d1", "d6"].includes(p.document.id)), extra];
+  const allChunks = live.flatMap((p) => p.chunks.map((c, i) => ({ id: c.id, docId: p.document.id, text: c.text, v: p.vectors[i]! })));
+  assert.equal(simd.chunkCount, allChunks.length);
+
+  const { postings, corpus } = corpusOf(Object.fromEntries(allChunks.map((c) => [c.id, c.text])));
+  const entries = allChunks.map((c) => ({ chunkId: c.id, i8: c.v.i8, scale: c.v.scale }));
+  for (const [q, filter] of [
+    ["solar panel", null],
+    ["winter bridge tomato", null],
+    ["river", new Set(["d0", "dx"])],
+  ] as const) {
+    const mask = filter === null ? null : simd.mask(filter);
+    const accept = (id: string) => filter === null || filter.has(id.split(":")[0]!);
+    // Every scored chunk (n = all), ordered by (score rounded to 1e-9, id): the small vocabulary makes exact
+    // ties common, and the two break them differently (slot vs id order).
+    const canon = (hits: Array<{ chunkId: string; score: number }>) =>
+      hits.map((h) => [Math.round(h.score * 1e9) / 1e9, h.chunkId] as const).sort((a, b) => b[0] - a[0] || (a[1] < b[1] ? -1 : 1));
+    const want = scoreBm25(tokenize(q), postings, corpus, accept);
+    assert.ok(want.length > 5);
+    for (const cat of [simd, plain]) {
+      const got = cat.bm25(tokenize(q), 1000, mask).map((h) => ({ chunkId: cat.chunkId(h.slot), score: h.score }));
+      assert.deepEqual(canon(got), canon(want), q);
+      assert.deepEqual(got.slice(0, 5).map((h) => h.score), want.slice(0, 5).map((h) => h.score));
+    }
+    const query = normalize(Float32Array.from({ length: dim }, rand));
+    const ref = prescan(query, entries, 15, accept);
+    for (const cat of [simd, plain]) {
+      const got = cat.prescan(query, 15, mask).map((h) => ({ chunkId: cat.chunkId(h.slot), score: h.score }));
+      assert.deepEqual(got.map((h) => h.chunkId), ref.map((h) => h.chunkId), `prescan ${q}`);
+      // SIMD quantises the query to int16: scores agree to ~1e-4.
+      got.forEach((h, i) => assert.ok(Math.abs(h.score - ref[i]!.score) < 1e-3, `${h.score} vs ${ref[i]!.score}`));
+      assert.ok(got.every((h) => accept(h.chunkId)));
+    }
+  }
 });

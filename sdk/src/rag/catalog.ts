@@ -1,95 +1,318 @@
 /**
- * The in-memory side of an open index: document records, int8 vector codes, and BM25 chunk lengths and
- * totals. Loaded once from IndexedDB on open, then kept in step with every committed transaction (and
- * reloaded when another tab changes the same index). Chunk text and f32 vectors stay in IndexedDB and are
- * read per query.
+ * The in-memory side of an open index: document records, and everything a query scans, in typed arrays:
  *
- * Memory: about `dim` bytes per chunk for the int8 codes plus small per-chunk maps; for 10 000 chunks of a
- * 384-dimensional model that is roughly 4-5 MB.
+ * - an int8 code matrix (one row of `dim` bytes per chunk "slot") with per-slot scales, scanned whole per query;
+ * - BM25: per-slot lengths and an inverted index term → (slots, tfs) in growable typed arrays.
+ *
+ * Loaded once from the `docindex` store on open (one getAll), then kept in step with every committed
+ * transaction (and reloaded when another tab changes the same index). Chunk text and f32 vectors stay in
+ * IndexedDB and are read per query only for the few hits and re-rank candidates.
+ *
+ * Slots of removed documents are freed and reused; the BM25 lists of the removed document's terms are
+ * compacted at once, so scoring never sees a dead slot.
+ *
+ * Memory: `dim` bytes per chunk for the codes plus ~6 bytes per posting; for 100 000 chunks of a
+ * 384-dimensional model with ~60 distinct terms per chunk that is about 38 MB + 36 MB.
  */
 
-import type { Bm25Corpus } from "./bm25.js";
-import {
-  readDocPostings,
-  readQuantized,
-  readStats,
-  type Bm25Stats,
-  type DocumentRecord,
-  type PreparedDocument,
-  type RagDB,
-} from "./store.js";
-import type { VectorEntry } from "./vectors.js";
+import { DEFAULT_BM25, idf, type Bm25Params } from "./bm25.js";
+import { CodeMatrix } from "./codes.js";
+import { readDocIndex, type DocIndexRecord, type DocumentRecord, type PreparedDocument, type RagDB, docIndexOf } from "./store.js";
 
-export interface CatalogVector extends VectorEntry {
-  docId: string;
+/** A growable list of (slot, tf) pairs. */
+class PostingList {
+  slots = new Int32Array(4);
+  tfs = new Uint16Array(4);
+  n = 0;
+
+  push(slot: number, tf: number): void {
+    if (this.n === this.slots.length) {
+      const slots = new Int32Array(this.n * 2);
+      slots.set(this.slots);
+      this.slots = slots;
+      const tfs = new Uint16Array(this.n * 2);
+      tfs.set(this.tfs);
+      this.tfs = tfs;
+    }
+    this.slots[this.n] = slot;
+    this.tfs[this.n] = tf;
+    this.n++;
+  }
+
+  /** Drop the entries whose slot is marked in `dead`. */
+  compact(dead: Uint8Array): void {
+    let w = 0;
+    for (let r = 0; r < this.n; r++) {
+      const s = this.slots[r] as number;
+      if (dead[s] === 1) continue;
+      this.slots[w] = s;
+      this.tfs[w] = this.tfs[r] as number;
+      w++;
+    }
+    this.n = w;
+  }
 }
 
-export class Catalog implements Bm25Corpus {
+export interface SlotHit {
+  slot: number;
+  score: number;
+}
+
+/**
+ * The best `n` of `count` scores, by descending score (ties by slot). `scoreOf` is called once per candidate
+ * slot; `accept` (a slot mask) filters. A bounded binary min-heap: O(count log n).
+ */
+function topN(n: number, candidates: Iterable<number> | null, count: number, scoreOf: (slot: number) => number, accept: Uint8Array | null): SlotHit[] {
+  const heapS = new Float64Array(n);
+  const heapI = new Int32Array(n);
+  let size = 0;
+  const worse = (a: number, b: number) => (heapS[a] as number) < (heapS[b] as number) || ((heapS[a] as number) === (heapS[b] as number) && (heapI[a] as number) > (heapI[b] as number));
+  const swap = (a: number, b: number) => {
+    const s = heapS[a] as number;
+    heapS[a] = heapS[b] as number;
+    heapS[b] = s;
+    const i = heapI[a] as number;
+    heapI[a] = heapI[b] as number;
+    heapI[b] = i;
+  };
+  const offer = (slot: number) => {
+    if (accept !== null && accept[slot] !== 1) return;
+    const score = scoreOf(slot);
+    if (size === n) {
+      if (score < (heapS[0] as number) || (score === heapS[0] && slot > (heapI[0] as number))) return;
+      heapS[0] = score;
+      heapI[0] = slot;
+      // sift down
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < size && worse(l, m)) m = l;
+        if (r < size && worse(r, m)) m = r;
+        if (m === i) break;
+        swap(i, m);
+        i = m;
+      }
+      return;
+    }
+    heapS[size] = score;
+    heapI[size] = slot;
+    let i = size++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!worse(i, p)) break;
+      swap(i, p);
+      i = p;
+    }
+  };
+  if (candidates === null) for (let s = 0; s < count; s++) offer(s);
+  else for (const s of candidates) offer(s);
+  const out: SlotHit[] = [];
+  for (let i = 0; i < size; i++) out.push({ slot: heapI[i] as number, score: heapS[i] as number });
+  return out.sort((a, b) => b.score - a.score || a.slot - b.slot);
+}
+
+export class Catalog {
   readonly docs = new Map<string, DocumentRecord>();
-  readonly vectors = new Map<string, CatalogVector>();
-  readonly lengths = new Map<string, number>();
-  readonly chunkDoc = new Map<string, string>();
+  /** Slot → chunk id and owning document ("" for a free slot). */
+  private slotChunk: string[] = [];
+  private slotDoc: string[] = [];
+  private codes: CodeMatrix | null = null;
+  private scales = new Float32Array(0);
+  private lengths = new Float64Array(0);
+  /** 1 = free slot. */
+  private dead = new Uint8Array(0);
+  /** Slots in use (≤ capacity) and free slots below it. */
+  private used = 0;
+  private free: number[] = [];
+  private readonly postings = new Map<string, PostingList>();
+  /** Document → its slots and its distinct terms (for remove). */
+  private readonly docSlots = new Map<string, { slots: Int32Array; terms: string[] }>();
+  private readonly slotOf = new Map<string, number>();
   chunkCount = 0;
   totalLength = 0;
+  private dim = 0;
 
-  static async load(db: RagDB, modelId: string): Promise<Catalog> {
-    const c = new Catalog();
-    const [docs, docPostings, quantized, stats] = await Promise.all([
+  constructor(
+    readonly modelId: string,
+    private readonly opts: { simd?: boolean } = {},
+  ) {}
+
+  /** Whether the vector pre-scan runs as WebAssembly SIMD (see codes.ts). */
+  get simd(): boolean {
+    return this.codes?.simd ?? false;
+  }
+
+  static async load(db: RagDB, modelId: string, opts: { simd?: boolean } = {}): Promise<Catalog> {
+    const c = new Catalog(modelId, opts);
+    const [docs, records] = await Promise.all([
       db.getAllFromIndex("documents", "by-createdAt"), // schema v2 index
-      readDocPostings(db),
-      readQuantized(db, modelId),
-      readStats(db),
+      readDocIndex(db),
     ]);
     for (const d of docs) c.docs.set(d.id, d);
-    for (const [docId, p] of docPostings) {
-      for (const [chunkId, len] of p.lengths) {
-        c.lengths.set(chunkId, len);
-        c.chunkDoc.set(chunkId, docId);
-      }
-    }
-    for (const v of quantized) c.vectors.set(v.chunkId, v);
-    c.setStats(stats);
+    let total = 0;
+    for (const r of records) total += r.chunkIds.length;
+    c.reserve(total);
+    for (const r of records) if (c.docs.has(r.docId)) c.addRecord(r);
     return c;
   }
 
-  private setStats(s: Bm25Stats): void {
-    this.chunkCount = s.chunkCount;
-    this.totalLength = s.totalLength;
+  /** Grow the slot arrays to hold at least `n` slots. */
+  private reserve(n: number): void {
+    const cap = this.scales.length;
+    if (n <= cap) return;
+    const next = Math.max(n, cap * 2, 64);
+    const grow = <T extends Float32Array | Float64Array | Uint8Array>(old: T, make: (len: number) => T): T => {
+      const a = make(next);
+      a.set(old as never);
+      return a;
+    };
+    this.scales = grow(this.scales, (l) => new Float32Array(l));
+    this.lengths = grow(this.lengths, (l) => new Float64Array(l));
+    this.dead = grow(this.dead, (l) => new Uint8Array(l));
+    this.codes?.reserve(next);
   }
 
-  lengthOf(chunkId: string): number | undefined {
-    return this.lengths.get(chunkId);
+  private allocSlot(): number {
+    const reused = this.free.pop();
+    if (reused !== undefined) return reused;
+    this.reserve(this.used + 1);
+    return this.used++;
+  }
+
+  private addRecord(r: DocIndexRecord): void {
+    const n = r.chunkIds.length;
+    const vectorsUsable = r.modelId === this.modelId && r.dim > 0;
+    if (vectorsUsable && this.codes === null) {
+      this.dim = r.dim;
+      this.codes = new CodeMatrix(r.dim, this.opts);
+      this.codes.reserve(this.scales.length);
+    }
+    const slots = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const slot = this.allocSlot();
+      slots[i] = slot;
+      const chunkId = r.chunkIds[i] as string;
+      this.slotChunk[slot] = chunkId;
+      this.slotDoc[slot] = r.docId;
+      this.slotOf.set(chunkId, slot);
+      this.dead[slot] = 0;
+      const len = r.lengths[i] as number;
+      this.lengths[slot] = len;
+      this.totalLength += len;
+      if (vectorsUsable && r.dim === this.dim) {
+        this.codes?.setRow(slot, r.codes, i * this.dim);
+        this.scales[slot] = r.scales[i] as number;
+      } else {
+        this.codes?.clearRow(slot); // no usable vector: scores 0
+        this.scales[slot] = 0;
+      }
+    }
+    for (let t = 0; t < r.terms.length; t++) {
+      const term = r.terms[t] as string;
+      let list = this.postings.get(term);
+      if (list === undefined) this.postings.set(term, (list = new PostingList()));
+      for (let p = r.termStart[t] as number; p < (r.termStart[t + 1] as number); p++) list.push(slots[r.postChunk[p] as number] as number, r.postTf[p] as number);
+    }
+    this.chunkCount += n;
+    this.docSlots.set(r.docId, { slots, terms: r.terms });
   }
 
   /** Mirror a committed `writeDocument`. */
   add(p: PreparedDocument): void {
     this.docs.set(p.document.id, p.document);
-    for (const t of p.terms) {
-      this.lengths.set(t.chunkId, t.length);
-      this.chunkDoc.set(t.chunkId, p.document.id);
-      this.totalLength += t.length;
-    }
-    this.chunkCount += p.terms.length;
-    for (const v of p.vectors) this.vectors.set(v.chunkId, { chunkId: v.chunkId, docId: v.docId, i8: v.i8, scale: v.scale });
+    this.addRecord(docIndexOf(p));
   }
 
   /** Mirror a committed `deleteDocument`. */
   remove(docId: string): void {
     this.docs.delete(docId);
-    for (const [chunkId, d] of this.chunkDoc) {
-      if (d !== docId) continue;
-      this.totalLength -= this.lengths.get(chunkId) ?? 0;
-      this.chunkCount -= 1;
-      this.lengths.delete(chunkId);
-      this.chunkDoc.delete(chunkId);
-      this.vectors.delete(chunkId);
+    const entry = this.docSlots.get(docId);
+    if (entry === undefined) return;
+    this.docSlots.delete(docId);
+    for (const slot of entry.slots) {
+      this.dead[slot] = 1;
+      this.slotOf.delete(this.slotChunk[slot] as string);
+      this.slotChunk[slot] = "";
+      this.slotDoc[slot] = "";
+      this.totalLength -= this.lengths[slot] as number;
+      this.lengths[slot] = 0;
+      this.scales[slot] = 0;
     }
-    this.chunkCount = Math.max(0, this.chunkCount);
-    this.totalLength = Math.max(0, this.totalLength);
+    for (const term of entry.terms) {
+      const list = this.postings.get(term);
+      if (list === undefined) continue;
+      list.compact(this.dead);
+      if (list.n === 0) this.postings.delete(term);
+    }
+    // Slots become reusable only after every list has dropped them.
+    for (const slot of entry.slots) this.free.push(slot);
+    this.chunkCount -= entry.slots.length;
+    if (this.chunkCount === 0) this.totalLength = 0;
   }
 
   /** Documents by creation time (then id). */
   list(): DocumentRecord[] {
     return [...this.docs.values()].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  chunkId(slot: number): string {
+    return this.slotChunk[slot] as string;
+  }
+
+  docOf(slot: number): string {
+    return this.slotDoc[slot] as string;
+  }
+
+  slotFor(chunkId: string): number | undefined {
+    return this.slotOf.get(chunkId);
+  }
+
+  /** Slot mask of the chunks of `docIds` (null = every live chunk, no mask needed). */
+  mask(docIds: ReadonlySet<string> | null): Uint8Array | null {
+    if (docIds === null) {
+      if (this.free.length === 0) return null;
+      const m = new Uint8Array(this.used);
+      for (let s = 0; s < this.used; s++) m[s] = this.dead[s] === 1 ? 0 : 1;
+      return m;
+    }
+    const m = new Uint8Array(this.used);
+    for (const id of docIds) {
+      const e = this.docSlots.get(id);
+      if (e !== undefined) for (const s of e.slots) m[s] = 1;
+    }
+    return m;
+  }
+
+  /** BM25 top `n` (Lucene BM25 with the +1 idf), over the in-memory postings. */
+  bm25(terms: readonly string[], n: number, accept: Uint8Array | null, params: Bm25Params = DEFAULT_BM25): SlotHit[] {
+    const N = this.chunkCount;
+    if (N === 0) return [];
+    const avgdl = this.totalLength / N || 1;
+    const scores = new Float64Array(this.used);
+    const touched: number[] = [];
+    const { k1, b } = params;
+    for (const term of new Set(terms)) {
+      const list = this.postings.get(term);
+      if (list === undefined || list.n === 0) continue;
+      const w = idf(list.n, N);
+      for (let i = 0; i < list.n; i++) {
+        const slot = list.slots[i] as number;
+        const tf = list.tfs[i] as number;
+        const len = this.lengths[slot] as number;
+        if (scores[slot] === 0) touched.push(slot);
+        scores[slot] = (scores[slot] as number) + (w * tf * (k1 + 1)) / (tf + k1 * (1 - b + (b * len) / avgdl));
+      }
+    }
+    return topN(n, touched, this.used, (s) => scores[s] as number, accept);
+  }
+
+  /** Approximate cosine top `n` by the int8 codes (`query` L2-normalised): one pass over the code matrix. */
+  prescan(query: Float32Array, n: number, accept: Uint8Array | null): SlotHit[] {
+    if (this.codes === null || this.used === 0) return [];
+    const scores = this.codes.scan(query, this.used, this.scales);
+    const live = accept ?? (this.free.length > 0 ? this.mask(null) : null);
+    return topN(n, null, this.used, (s) => scores[s] as number, live);
   }
 }

@@ -26,6 +26,7 @@ import {
   sha256Hex,
   type AddInput,
   type IngestPhase,
+  type IngestTimings,
 } from "./ingest.js";
 import { buildPrompt, type PromptOptions, type PromptSource } from "./prompt.js";
 import { hybridSearch, type SearchHit, type SearchOptions } from "./search.js";
@@ -36,7 +37,6 @@ import {
   readChunks,
   readF32,
   readModel,
-  readPostings,
   readSchema,
   writeDocument,
   writeTransaction,
@@ -45,20 +45,21 @@ import {
   type Migration,
   type ModelMeta,
   type PreparedDocument,
+  type PreparedVector,
   type RagDB,
-  type VectorRecord,
 } from "./store.js";
 import type { ChatModel, Embedder } from "./types.js";
 import { quantize } from "./vectors.js";
 
 export * from "./types.js";
 export * from "./errors.js";
-export type { AddInput, FileInput, TextInput } from "./ingest.js";
+export type { AddInput, FileInput, IngestTimings, TextInput } from "./ingest.js";
+export { newIngestTimings } from "./ingest.js";
 export type { ChunkRecord, DocumentRecord, JsonValue, Migration, VectorRecord } from "./store.js";
 export { MIGRATIONS, SCHEMA_VERSION, databaseName } from "./store.js";
 export type { ChunkWarning, TextChunk, ChunkOptions, ChunkResult } from "./chunk.js";
 export { chunkText } from "./chunk.js";
-export type { SearchFilter, SearchHit, SearchOptions, DuplicateRef } from "./search.js";
+export type { SearchFilter, SearchHit, SearchOptions, SearchTimings, DuplicateRef } from "./search.js";
 export { reciprocalRankFusion, RRF_K } from "./search.js";
 export type { BuiltPrompt, PromptOptions, PromptSource } from "./prompt.js";
 export { buildPrompt, DEFAULT_SYSTEM_PROMPT } from "./prompt.js";
@@ -112,6 +113,8 @@ export interface AddOptions {
    * added (each document is atomic). true: failures are returned as {status: "failed"} entries.
    */
   continueOnError?: boolean;
+  /** An object to which the time spent per ingest stage is added (ms), for profiling. */
+  timings?: IngestTimings;
 }
 
 export type AddResult =
@@ -280,7 +283,13 @@ class Index implements RagIndex {
     return run;
   }
 
-  private async commit(p: PreparedDocument, signal: AbortSignal | undefined, replace: boolean): Promise<DocumentRecord | null> {
+  private async commit(
+    p: PreparedDocument,
+    signal: AbortSignal | undefined,
+    replace: boolean,
+    timings?: IngestTimings,
+  ): Promise<DocumentRecord | null> {
+    const t0 = performance.now();
     const existing = await writeTransaction(
       this.db,
       async (tx) => {
@@ -295,10 +304,15 @@ class Index implements RagIndex {
       },
       signal,
     );
+    const t1 = performance.now();
     if (existing === null) {
       if (replace) this.catalog.remove(p.document.id);
       this.catalog.add(p);
       this.changed();
+    }
+    if (timings !== undefined) {
+      timings.writeMs += t1 - t0;
+      timings.memoryIndexMs += performance.now() - t1;
     }
     return existing;
   }
@@ -316,7 +330,7 @@ class Index implements RagIndex {
           opts.onProgress?.({ index, total: inputs.length, name, phase, ...extra });
         try {
           opts.signal?.throwIfAborted();
-          results.push(await this.addOne(item, opts.signal, progress));
+          results.push(await this.addOne(item, opts.signal, progress, opts.timings));
         } catch (err) {
           progress("failed");
           // An abort stops the whole call; so does any failure unless continueOnError.
@@ -332,6 +346,7 @@ class Index implements RagIndex {
     item: AddInput,
     signal: AbortSignal | undefined,
     progress: (phase: AddProgress["phase"], extra?: Partial<AddProgress>) => void,
+    timings: IngestTimings | undefined,
   ): Promise<AddResult> {
     const maxBytes = this.opts.maxBytes ?? DEFAULT_MAX_BYTES;
     const raw = await readInput(item, maxBytes);
@@ -342,6 +357,7 @@ class Index implements RagIndex {
       return { status: "duplicate", document: known };
     }
     const { prepared, warnings, chunkWarnings } = await prepareDocument(raw, contentHash, {
+      timings,
       embedder: this.embedder,
       maxBytes,
       chunkMaxTokens: this.chunkMaxTokens,
@@ -353,7 +369,7 @@ class Index implements RagIndex {
       onPhase: (phase, detail) => progress(phase, detail ?? {}),
     });
     progress("store");
-    const dup = await this.commit(prepared, signal, false);
+    const dup = await this.commit(prepared, signal, false, timings);
     if (dup !== null) {
       progress("duplicate");
       return { status: "duplicate", document: dup };
@@ -366,12 +382,8 @@ class Index implements RagIndex {
     const catalog = await this.fresh();
     return hybridSearch(
       {
-        docs: catalog.docs,
-        chunkDoc: catalog.chunkDoc,
-        vectors: catalog.vectors.values(),
-        corpus: catalog,
+        catalog,
         embedQuery: (q, signal) => embedQuery(this.embedder, q, signal),
-        readPostings: (terms) => readPostings(this.db, terms),
         readF32: (ids) => readF32(this.db, ids),
         readChunks: (ids) => readChunks(this.db, ids),
       },
@@ -516,7 +528,7 @@ class Index implements RagIndex {
         let prepared: PreparedDocument;
         if (sameModel) {
           const chunks: ChunkRecord[] = sd.chunks.map((c, i) => ({ ...c, id: chunkIdFor(document.id, i), docId: document.id, ordinal: i }));
-          const vectors: VectorRecord[] = chunks.map((c, i) => {
+          const vectors: PreparedVector[] = chunks.map((c, i) => {
             const f32 = base64ToF32(sd.vectors[i] as string, this.model.dim);
             if (!f32.every(Number.isFinite)) throw new InvalidSnapshotError(`invalid snapshot: a vector of ${document.id} is not finite`);
             const q = quantize(f32);
@@ -554,10 +566,9 @@ class Index implements RagIndex {
     this.check();
     return this.serial(async () => {
       await writeTransaction(this.db, async (tx) => {
-        for (const store of ["documents", "texts", "chunks", "vectors", "postings"] as const) await tx.objectStore(store).clear();
-        await tx.objectStore("meta").put({ chunkCount: 0, totalLength: 0 }, "bm25");
+        await Promise.all((["documents", "texts", "chunks", "vectors", "docindex"] as const).map((store) => tx.objectStore(store).clear()));
       });
-      this.catalog = new Catalog();
+      this.catalog = new Catalog(this.model.modelId);
       this.changed();
     });
   }
@@ -589,14 +600,20 @@ class Index implements RagIndex {
         if (fits) {
           chunks.sort((a, b) => a.ordinal - b.ordinal);
           const vecs = await embedAll(embedder, chunks.map((c) => c.text), { batchSize: opts.embedBatchSize ?? 16 });
-          await writeTransaction(db, async (wtx) => {
-            const store = wtx.objectStore("vectors");
-            for (let i = 0; i < chunks.length; i++) {
-              const c = chunks[i] as ChunkRecord;
+          // Same chunks, new vectors: the document is rewritten whole (its docindex record holds the int8 codes).
+          const prepared: PreparedDocument = {
+            document,
+            text: text ?? { docId: document.id, text: "", pages: null },
+            chunks,
+            vectors: chunks.map((c, i) => {
               const f32 = vecs[i] as Float32Array;
-              const q = quantize(f32);
-              await store.put({ chunkId: c.id, docId: document.id, modelId: embedder.modelId, f32, i8: q.i8, scale: q.scale });
-            }
+              return { chunkId: c.id, docId: document.id, modelId: embedder.modelId, f32, ...quantize(f32) };
+            }),
+            terms: chunks.map((c) => ({ chunkId: c.id, ...termFrequencies(c.text) })),
+          };
+          await writeTransaction(db, async (wtx) => {
+            await deleteDocument(wtx, document.id);
+            await writeDocument(wtx, prepared);
           });
         } else {
           // Chunks too long for the new tokenizer: re-chunk from the stored text (replaces the document's data).

@@ -10,7 +10,7 @@ import { embedAll } from "./embed.js";
 import { FileTooLargeError } from "./errors.js";
 import { extract, type Extracted, type SupportedMime } from "./extract.js";
 import { pageAt, type PdfjsLoader } from "./extract-pdf.js";
-import type { ChunkRecord, DocumentRecord, JsonValue, PreparedDocument, VectorRecord } from "./store.js";
+import type { ChunkRecord, DocumentRecord, JsonValue, PreparedDocument, PreparedVector } from "./store.js";
 import type { Embedder } from "./types.js";
 import { quantize } from "./vectors.js";
 
@@ -93,6 +93,23 @@ export function chunkIdFor(docId: string, ordinal: number): string {
 
 export type IngestPhase = "extract" | "chunk" | "embed" | "store";
 
+/** Time spent per ingest stage (ms), summed over documents. */
+export interface IngestTimings {
+  extractMs: number;
+  chunkMs: number;
+  embedMs: number;
+  /** BM25 term analysis + int8 quantisation. */
+  analyzeMs: number;
+  /** The IndexedDB write transaction, until committed. */
+  writeMs: number;
+  /** Updating the in-memory search state (codes, postings). */
+  memoryIndexMs: number;
+}
+
+export function newIngestTimings(): IngestTimings {
+  return { extractMs: 0, chunkMs: 0, embedMs: 0, analyzeMs: 0, writeMs: 0, memoryIndexMs: 0 };
+}
+
 export interface PrepareOptions {
   embedder: Embedder;
   maxBytes: number;
@@ -103,6 +120,7 @@ export interface PrepareOptions {
   now: () => number;
   signal: AbortSignal | undefined;
   onPhase: (phase: IngestPhase, detail?: { embedded: number; chunks: number }) => void;
+  timings?: IngestTimings | undefined;
 }
 
 export interface Prepared {
@@ -124,9 +142,15 @@ export async function buildRecords(
   document: Omit<DocumentRecord, "chunkCount" | "textLength">,
   text: string,
   pages: Extracted["pages"],
-  opts: Pick<PrepareOptions, "embedder" | "chunkMaxTokens" | "overlapTokens" | "batchSize" | "signal" | "onPhase">,
+  opts: Pick<PrepareOptions, "embedder" | "chunkMaxTokens" | "overlapTokens" | "batchSize" | "signal" | "onPhase" | "timings">,
 ): Promise<{ prepared: PreparedDocument; chunkWarnings: ChunkWarning[] }> {
   opts.onPhase("chunk");
+  let t = performance.now();
+  const lap = (key: keyof IngestTimings) => {
+    const now = performance.now();
+    if (opts.timings !== undefined) opts.timings[key] += now - t;
+    t = now;
+  };
   const { chunks, warnings } = chunkText(text, {
     countTokens: (t) => opts.embedder.countTokens(t),
     maxTokens: opts.chunkMaxTokens,
@@ -144,18 +168,21 @@ export async function buildRecords(
     end: c.end,
     tokenCount: c.tokenCount,
   }));
+  lap("chunkMs");
   opts.onPhase("embed", { embedded: 0, chunks: chunkRecords.length });
   const vecs = await embedAll(
     opts.embedder,
     chunkRecords.map((c) => c.text),
     { batchSize: opts.batchSize, signal: opts.signal, onBatch: (done) => opts.onPhase("embed", { embedded: done, chunks: chunkRecords.length }) },
   );
-  const vectors: VectorRecord[] = chunkRecords.map((c, i) => {
+  lap("embedMs");
+  const vectors: PreparedVector[] = chunkRecords.map((c, i) => {
     const f32 = vecs[i] as Float32Array;
     const q = quantize(f32);
     return { chunkId: c.id, docId: document.id, modelId: opts.embedder.modelId, f32, i8: q.i8, scale: q.scale };
   });
   const terms = chunkRecords.map((c) => ({ chunkId: c.id, ...termFrequencies(c.text) }));
+  lap("analyzeMs");
   return {
     prepared: {
       document: { ...document, chunkCount: chunkRecords.length, textLength: text.length },
@@ -171,10 +198,12 @@ export async function buildRecords(
 /** Extract, chunk and embed one read input whose hash is `contentHash`. */
 export async function prepareDocument(raw: RawInput, contentHash: string, opts: PrepareOptions): Promise<Prepared> {
   opts.onPhase("extract");
+  const t0 = performance.now();
   const ex = await extract({ bytes: raw.bytes, name: raw.name, declaredType: raw.declaredType }, {
     maxBytes: opts.maxBytes,
     ...(opts.pdfjs === undefined ? {} : { pdfjs: opts.pdfjs }),
   });
+  if (opts.timings !== undefined) opts.timings.extractMs += performance.now() - t0;
   opts.signal?.throwIfAborted();
   const id = documentIdFor(contentHash);
   const base = {

@@ -6,9 +6,10 @@
  * It needs no score calibration between BM25 and cosine, which is why it is used here.
  */
 
-import { scoreBm25, tokenize, type Bm25Corpus, type Posting } from "./bm25.js";
+import { tokenize } from "./bm25.js";
+import type { Catalog } from "./catalog.js";
 import type { ChunkRecord, DocumentRecord } from "./store.js";
-import { candidateCount, prescan, rerank, type VectorEntry, type VectorHit } from "./vectors.js";
+import { candidateCount, rerank, type VectorHit } from "./vectors.js";
 
 export const RRF_K = 60;
 
@@ -35,6 +36,8 @@ export interface SearchOptions {
    */
   collapseDuplicates?: boolean | { threshold: number };
   signal?: AbortSignal;
+  /** An object to fill with where this search spent its time (for profiling). */
+  timings?: SearchTimings;
 }
 
 export interface DuplicateRef {
@@ -131,14 +134,19 @@ export function collapseNearDuplicates(hits: SearchHit[], threshold: number): Se
   return kept.map((k) => k.hit);
 }
 
+/** Where one search spent its time (ms), filled in when `SearchOptions.timings` is given. */
+export interface SearchTimings {
+  bm25Ms: number;
+  embedMs: number;
+  prescanMs: number;
+  rerankMs: number;
+  fetchMs: number;
+}
+
 /** What hybrid search needs from the open index. */
 export interface SearchContext {
-  docs: ReadonlyMap<string, DocumentRecord>;
-  chunkDoc: ReadonlyMap<string, string>;
-  vectors: Iterable<VectorEntry>;
-  corpus: Bm25Corpus;
+  catalog: Catalog;
   embedQuery(query: string, signal?: AbortSignal): Promise<Float32Array>;
-  readPostings(terms: readonly string[]): Promise<Map<string, Posting[]>>;
   readF32(chunkIds: string[]): Promise<Map<string, Float32Array>>;
   readChunks(ids: readonly string[]): Promise<Map<string, ChunkRecord>>;
 }
@@ -149,27 +157,37 @@ export async function hybridSearch(ctx: SearchContext, query: string, opts: Sear
   const mode = opts.mode ?? "hybrid";
   const signal = opts.signal;
   signal?.throwIfAborted();
+  const catalog = ctx.catalog;
   const acceptDoc = documentFilter(opts.filter);
   const allowed = new Set<string>();
-  for (const d of ctx.docs.values()) if (acceptDoc(d)) allowed.add(d.id);
+  for (const d of catalog.docs.values()) if (acceptDoc(d)) allowed.add(d.id);
   if (allowed.size === 0 || query.trim() === "") return [];
-  const acceptChunk = (chunkId: string) => {
-    const docId = ctx.chunkDoc.get(chunkId);
-    return docId !== undefined && allowed.has(docId);
-  };
+  // No filter: no mask (every live slot); otherwise a slot mask of the allowed documents' chunks.
+  const mask = opts.filter === undefined ? null : catalog.mask(allowed);
   const depth = Math.max(50, 5 * k);
+  const timings = opts.timings;
+  let t = performance.now();
+  const lap = (key: keyof SearchTimings) => {
+    const now = performance.now();
+    if (timings !== undefined) timings[key] = now - t;
+    t = now;
+  };
 
   let bm25: Array<{ chunkId: string; score: number }> = [];
   if (mode !== "vector") {
     const terms = tokenize(query);
-    if (terms.length > 0) bm25 = scoreBm25(terms, await ctx.readPostings(terms), ctx.corpus, acceptChunk).slice(0, depth);
+    if (terms.length > 0) bm25 = catalog.bm25(terms, depth, mask).map((h) => ({ chunkId: catalog.chunkId(h.slot), score: h.score }));
   }
+  lap("bm25Ms");
   let vector: VectorHit[] = [];
   if (mode !== "bm25") {
     const q = await ctx.embedQuery(query, signal);
     signal?.throwIfAborted();
-    const candidates = prescan(q, ctx.vectors, candidateCount(depth), acceptChunk);
+    lap("embedMs");
+    const candidates = catalog.prescan(q, candidateCount(depth), mask).map((h) => ({ chunkId: catalog.chunkId(h.slot), score: h.score }));
+    lap("prescanMs");
     vector = (await rerank(q, candidates, ctx.readF32)).slice(0, depth);
+    lap("rerankMs");
   }
   signal?.throwIfAborted();
 
@@ -182,25 +200,34 @@ export async function hybridSearch(ctx: SearchContext, query: string, opts: Sear
 
   const collapse = opts.collapseDuplicates ?? true;
   const threshold = collapse === false ? null : collapse === true ? 0.8 : collapse.threshold;
-  // Fetch a few more than k so that collapsing duplicates still leaves k hits.
-  const take = ranked.slice(0, threshold === null ? k : Math.min(ranked.length, 3 * k));
-  const chunks = await ctx.readChunks(take.map((r) => r.id));
-  const hits: SearchHit[] = [];
-  for (const r of take) {
-    const chunk = chunks.get(r.id);
-    const document = chunk === undefined ? undefined : ctx.docs.get(chunk.docId);
-    if (chunk === undefined || document === undefined) continue; // removed meanwhile
-    hits.push({
-      score: r.score,
-      chunk,
-      document,
-      page: chunk.page,
-      pageEnd: chunk.pageEnd,
-      start: chunk.start,
-      end: chunk.end,
-      ranks: { bm25: bm25Rank.get(r.id) ?? null, vector: vectorRank.get(r.id) ?? null },
-      duplicates: [],
-    });
+  // Read chunk records in rounds: k plus a margin for collapsed duplicates first, more only if collapsing
+  // left fewer than k (each read is an IndexedDB request).
+  let hits: SearchHit[] = [];
+  let read = 0;
+  while (read < ranked.length) {
+    const take = ranked.slice(read, read + (threshold === null ? k : read === 0 ? k + Math.ceil(k / 2) : 2 * k));
+    read += take.length;
+    const chunks = await ctx.readChunks(take.map((r) => r.id));
+    for (const r of take) {
+      const chunk = chunks.get(r.id);
+      const document = chunk === undefined ? undefined : catalog.docs.get(chunk.docId);
+      if (chunk === undefined || document === undefined) continue; // removed meanwhile
+      hits.push({
+        score: r.score,
+        chunk,
+        document,
+        page: chunk.page,
+        pageEnd: chunk.pageEnd,
+        start: chunk.start,
+        end: chunk.end,
+        ranks: { bm25: bm25Rank.get(r.id) ?? null, vector: vectorRank.get(r.id) ?? null },
+        duplicates: [],
+      });
+    }
+    if (threshold !== null) hits = collapseNearDuplicates(hits, threshold);
+    if (hits.length >= k || read >= 3 * k + k) break;
   }
-  return (threshold === null ? hits : collapseNearDuplicates(hits, threshold)).slice(0, k);
+  const out = hits.slice(0, k);
+  lap("fetchMs");
+  return out;
 }
