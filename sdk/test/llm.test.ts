@@ -96,6 +96,23 @@ test("reset clears the KV cache: the same prompt gives the same logits again", a
   assert.deepEqual(await model.prefill(PROMPT), first);
 });
 
+test("truncate(n) rolls the KV cache back to its first n tokens: the same continuation as a fresh prefill", async () => {
+  await model.reset();
+  const fresh = await model.prefill(PROMPT);
+  await model.prefill(PROMPT.slice(0, 5)); // extend past the prompt, then roll back to it
+  assert.equal(model.sequenceLength, PROMPT.length + 5);
+  await model.truncate(PROMPT.length - 1);
+  assert.equal(model.sequenceLength, PROMPT.length - 1);
+  const again = await model.prefill(PROMPT.slice(-1)); // the last prompt token on the kept prefix
+  assert.equal(model.sequenceLength, PROMPT.length);
+  const close = fresh.every((x, i) => Math.abs(x - (again[i] as number)) < 1e-3);
+  assert.ok(close && argmax(again) === argmax(fresh), "logits after truncate + refill differ from the fresh prefill");
+  await assert.rejects(model.truncate(PROMPT.length + 1), RangeError);
+  await assert.rejects(model.truncate(-1), RangeError);
+  await model.truncate(PROMPT.length); // no-op
+  assert.equal(model.sequenceLength, PROMPT.length);
+});
+
 test("stop tokens end greedy generation (the stop token is the last element)", async () => {
   await model.reset();
   const full = await model.greedy(PROMPT, 12);

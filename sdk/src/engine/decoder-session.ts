@@ -8,31 +8,7 @@
  * Invariant: `model.sequenceLength === cached.length` whenever no call is running. Any failed call
  * (or an unexpected length) marks the mirror stale, and the next prepare() starts from an empty cache.
  */
-import { DecoderStateError, type DecoderModel } from "./llm.js";
-
-const SEQ = 0; // DecoderModel's one sequence
-
-/**
- * Drop the last `n` tokens of the model's sequence.
- *
- * DecoderModel (llm.ts) has no public truncate yet, so its queue, KV cache and runtime are reached with
- * TypeScript's element-access escape hatch (`model["kv"]`), which still type-checks against llm.ts: a
- * rename there fails to compile here. The pop runs on the model's own queue, so it never interleaves
- * with a forward. TODO(llm.ts owner): a public `DecoderModel.truncate(length)` would replace this.
- */
-function popTokens(model: DecoderModel, n: number): Promise<void> {
-  const queue = model["queue"];
-  return queue.run(() => {
-    if (model["state"] !== "ready") throw new DecoderStateError(`cannot roll back the KV cache: the model is ${model["state"]}`);
-    const tvm = model["pkg"].lib.tvm;
-    tvm.beginScope();
-    try {
-      model["kv"].popN(SEQ, n);
-    } finally {
-      tvm.endScope();
-    }
-  });
-}
+import type { DecoderModel } from "./llm.js";
 
 export interface PrefillOutcome {
   /** Logits after the last prompt token, or null when `shouldStop` ended the prefill early. */
@@ -83,7 +59,7 @@ export class DecoderSession {
       return 0;
     }
     try {
-      await popTokens(this.model, pop);
+      await this.model.truncate(common);
     } catch {
       await this.reset(); // rollback unavailable (e.g. an old runtime): start afresh
       return 0;

@@ -345,6 +345,29 @@ export class DecoderModel {
     });
   }
 
+  /**
+   * Keep only the first `length` tokens of the KV cache (drop the rest with `kv_state_popn`), so a
+   * prompt that diverges inside the cache reuses the common prefix. Queued like a forward; refuses a
+   * model that is broken, lost or disposed, and a length outside [0, sequenceLength].
+   */
+  truncate(length: number): Promise<void> {
+    return this.queue.run(() => {
+      this.live();
+      const current = this.kv.sequenceLength(SEQ) ?? 0;
+      if (!Number.isSafeInteger(length) || length < 0 || length > current) {
+        throw new RangeError(`truncate(${length}): the KV cache holds ${current} tokens; pass a length in [0, ${current}]`);
+      }
+      if (length === current) return;
+      const tvm = this.pkg.lib.tvm;
+      tvm.beginScope();
+      try {
+        this.kv.popN(SEQ, current - length);
+      } finally {
+        tvm.endScope();
+      }
+    });
+  }
+
   /** Clear the KV cache and start the sequence afresh (also recovers from a failed forward). */
   reset(opts: { keepStats?: boolean } = {}): Promise<void> {
     return this.queue.run(() => {
