@@ -6,7 +6,8 @@
  *  3. in parallel: the chat engine (SDK engine worker) and the RAG worker (encoder + IndexedDB index),
  *     each with per-phase load progress; documents can be added as soon as the encoder is ready
  *  4. ask: the RAG worker retrieves and builds the prompt, the page streams the completion from the
- *     engine back to it, and the answer appears with clickable [n] citations
+ *     engine back to it (or, only with "local only" switched off and `hearth serve --native-api`,
+ *     from the server: server-chat.ts), and the answer appears with clickable [n] citations
  *
  * State for tests and curious people: window.hearthDemo.
  */
@@ -17,8 +18,9 @@ import { loadChatEngine, type ChatEngine } from "./chat-engine.ts";
 import { errorMessage, explainIngestError, explainLoadError } from "./errors.ts";
 import { PlanError, planModels, probeGpu, readContextWindow, type ModelPlan } from "./models.ts";
 import { registerServiceWorker, warmOfflineCache } from "./pwa.ts";
-import { RagClient, type CallHandle } from "./rag-client.ts";
-import { AskPanel } from "./ui/ask.ts";
+import { RagClient, type CallHandle, type ChatRunner } from "./rag-client.ts";
+import { probeNativeApi, serverModelFor, serverRunner, type ServerUsage } from "./server-chat.ts";
+import { AskPanel, type AnswerRoute } from "./ui/ask.ts";
 import { DiagnosticsPanel } from "./ui/diagnostics.ts";
 import { formatBytes, formatMs, formatRate, h } from "./ui/dom.ts";
 import { DocumentsPanel } from "./ui/documents.ts";
@@ -43,6 +45,9 @@ interface DemoState {
   llmReadyMs: number | null;
   firstAnswer: { firstTokenMs: number; engineTtftMs: number; totalMs: number } | null;
   lastUsage: CompletionUsage | null;
+  lastServerUsage: ServerUsage | null;
+  /** Where the last answer was generated. */
+  lastRoute: AnswerRoute | null;
   lastAnswer: (AskOutcome & { sources: SourceView[]; pieces: number }) | null;
   documents: DocumentRecord[];
   errors: string[];
@@ -58,6 +63,8 @@ const state: DemoState = {
   llmReadyMs: null,
   firstAnswer: null,
   lastUsage: null,
+  lastServerUsage: null,
+  lastRoute: null,
   lastAnswer: null,
   documents: [],
   errors: [],
@@ -92,6 +99,22 @@ const docsPanel = new DocumentsPanel(
 const diag = new DiagnosticsPanel();
 layout.main.append(askPanel.el, diag.el);
 layout.side.append(docsPanel.el);
+
+/** The in-browser chat model's runner (set once it is loaded); the server's is made per question. */
+let localRunner: ChatRunner | null = null;
+
+function describeRoute(): void {
+  const remote = layout.localOnly.serverAnswers;
+  askPanel.setLocalOnly(!remote);
+  diag.set(
+    "route",
+    remote
+      ? `by the server (native TVM, ${layout.localOnly.serverModel}): questions and retrieved passages are sent to it`
+      : `on this device${state.plan === null ? "" : state.plan.llm.target === "wasm-cpu" ? " (CPU)" : " (WebGPU)"} · local only`,
+  );
+}
+layout.localOnly.onChange(describeRoute);
+describeRoute();
 
 function fail(kind: string, title: string, detail: string, hint?: string): void {
   state.errors.push(`${title}: ${detail}`);
@@ -169,6 +192,17 @@ async function start(): Promise<void> {
   diag.set("llm", `${llm.entry.modelId} · ${llm.entry.quantization}${llm.variants.length > 1 ? ` (of ${llm.variants.join(", ")})` : ""} · ${formatBytes(llm.entry.bytes)}`);
   diag.set("embedder", `${embedder.entry.modelId} · ${embedder.entry.quantization}${embedder.variants.length > 1 ? ` (of ${embedder.variants.join(", ")})` : ""} · ${formatBytes(embedder.entry.bytes)}`);
   addModelPicker(plan);
+  describeRoute();
+  // The optional server fallback (off unless `hearth serve --native-api`); only used when the user
+  // turns "local only" off.
+  void probeNativeApi().then((models) => {
+    const model = models === null ? null : serverModelFor(models, llm.entry.url);
+    layout.localOnly.setServer(
+      model !== null
+        ? { kind: "available", model }
+        : { kind: "off", reason: models === null ? "the server's native API is off (start it with `hearth serve --native-api`)" : `the server has no native build of ${llm.entry.modelId}` },
+    );
+  });
 
   let maxContext: number;
   try {
@@ -189,7 +223,7 @@ async function start(): Promise<void> {
       void chat.engine.stats().then((s) => {
         if (s.decoder !== null) diag.set("llmLoad", `${formatMs(info.loadMs)} (${phases(s.decoder.load)}) · context ${info.maxSequenceLength} tokens${info.adapter === null ? " · CPU" : ""}`);
       });
-      rag.chat = chat.runner((usage) => {
+      localRunner = chat.runner((usage) => {
         state.lastUsage = usage;
       });
       updateCacheDiag();
@@ -342,10 +376,23 @@ async function removeDoc(doc: DocumentRecord): Promise<void> {
 
 // -- asking --------------------------------------------------------------------------------------
 
+/** This question's chat runner: the server's only when "local only" is off and the server offers it. */
+function chooseRoute(): { route: AnswerRoute; runner: ChatRunner | null } {
+  const model = layout.localOnly.serverModel;
+  if (layout.localOnly.serverAnswers && model !== null) {
+    return { route: { kind: "server", model }, runner: serverRunner(model, (u) => (state.lastServerUsage = u)) };
+  }
+  return { route: { kind: "device", backend: state.plan?.llm.target === "wasm-cpu" ? "CPU" : "WebGPU" }, runner: localRunner };
+}
+
 async function ask(question: string): Promise<void> {
-  const turn = askPanel.newTurn(question, openSource);
+  const { route, runner } = chooseRoute();
+  rag.chat = runner;
+  state.lastRoute = route;
+  const turn = askPanel.newTurn(question, openSource, route);
   askPanel.setBusy(true);
   state.lastUsage = null;
+  state.lastServerUsage = null;
   let sources: SourceView[] = [];
   let pieces = 0;
   const handle = rag.ask(question, TOP_K, (e) => {
@@ -366,6 +413,11 @@ async function ask(question: string): Promise<void> {
     const totalMs = performance.now() - turn.started;
     state.lastAnswer = { ...out, sources, pieces };
     const metrics = [`first token ${formatMs(firstTokenMs)}`, `total ${formatMs(totalMs)}`];
+    const server = state.lastServerUsage as ServerUsage | null;
+    if (route.kind === "server" && server !== null) {
+      // The server's timings include the network; they are not the device's, so the prefill/decode rows stay as they were.
+      metrics.push(`${server.completionTokens} tokens`, `server ${server.model}`);
+    }
     if (usage !== null) {
       metrics.push(`${usage.completion_tokens} tokens`, `prefill ${formatRate(usage.prefill_tokens_per_s)}`, `decode ${formatRate(usage.decode_tokens_per_s)}`);
       diag.set("ttft", `${formatMs(usage.time_to_first_token_ms)} in the engine · ${formatMs(firstTokenMs)} from the question`);

@@ -6,6 +6,7 @@ export const DIAG_ROWS = [
   ["f16", "shader-f16"],
   ["llm", "Chat model"],
   ["embedder", "Text encoder"],
+  ["route", "Answers generated"],
   ["tti", "Time to interactive"],
   ["llmLoad", "Chat model load"],
   ["embedderLoad", "Encoder load"],

@@ -1,5 +1,6 @@
 /** Page frame: header with the "local only" indicator and network state, alert area, two columns. */
 import { h } from "./dom.ts";
+import { LocalOnlyIndicator } from "./local-only.ts";
 
 export interface Layout {
   root: HTMLElement;
@@ -8,22 +9,13 @@ export interface Layout {
   side: HTMLElement;
   main: HTMLElement;
   net: HTMLElement;
+  localOnly: LocalOnlyIndicator;
 }
 
 export function buildLayout(): Layout {
   const net = h("span", { class: "net", id: "net-state" }, navigator.onLine ? "online" : "offline");
-  const local = h(
-    "details",
-    { class: "local-only", id: "local-only" },
-    h("summary", null, h("span", { class: "dot", "aria-hidden": "true" }), "Local only"),
-    h(
-      "div",
-      { class: "local-pop" },
-      h("p", null, h("strong", null, "Everything runs on this device."), " The chat model and the text encoder run in your browser on WebGPU; your documents are parsed, embedded and stored in this browser's IndexedDB."),
-      h("p", null, "The server only hands out the app and the model files. The app never uploads a document, a question or an answer: the server has no endpoint that accepts one, the page's Content-Security-Policy allows connections to this origin only, and once installed the service worker refuses every request the page or its workers make to another origin."),
-      h("p", null, "After the first visit the app and the models work offline."),
-    ),
-  );
+  const localOnly = new LocalOnlyIndicator();
+  const local = localOnly.el;
   const header = h(
     "header",
     { class: "top" },
@@ -42,7 +34,7 @@ export function buildLayout(): Layout {
   addEventListener("online", updateNet);
   addEventListener("offline", updateNet);
   updateNet();
-  return { root, alerts, models, side, main, net };
+  return { root, alerts, models, side, main, net, localOnly };
 }
 
 export function showAlert(alerts: HTMLElement, kind: string, title: string, detail: string, hint?: string): HTMLElement {
