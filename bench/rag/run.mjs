@@ -102,6 +102,8 @@ try {
   await page.waitForFunction(() => window.benchPageReady === true);
   const afterReload = await run({ task: "estimate" });
   const onDisk = du(idbDir);
+  // Chromium keeps values over its wrapping threshold as blob files next to LevelDB: report both parts.
+  const folders = Object.fromEntries(readdirSync(idbDir).map((f) => [f.replace(/^http_127\.0\.0\.1_\d+/u, "origin"), du(join(idbDir, f))]));
   const rawVectors = stats.chunks * DIM * 4;
   // Raw text = the UTF-8 bytes of the documents' text (the synthetic text is ASCII, so characters = bytes).
   const rawText = (await run({ task: "textBytes" })).bytes;
@@ -129,6 +131,7 @@ try {
       estimateDeltaBytes: afterIngest.usage - before.usage,
       estimateDeltaAfterReloadBytes: afterReload.usage - before.usage,
       indexedDbFolderBytes: onDisk,
+      indexedDbFolders: folders,
     },
   };
   if (rawText !== null) {
