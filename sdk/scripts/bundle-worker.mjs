@@ -3,9 +3,11 @@
 // the SDK without a bundler. Browsers cannot resolve bare specifiers such as "valibot" (and module
 // Workers have no import maps), so raw dist/ can run the engine only through this file.
 //
-// What stays outside the bundle: tvmjs, which tvm.ts imports at run time from "../vendor/tvmjs.js"
-// relative to the importing module. This bundle sits one folder below dist/, like dist/engine/, so the
-// same relative URL reaches dist/vendor/tvmjs.js (written by vendor-tvmjs.mjs).
+// tvmjs is in the bundle too: the entry below hands the vendored ES wrapper (dist/vendor/tvmjs.js, from
+// vendor-tvmjs.mjs) to tvm.ts's provideTvmjs(), so the run-time import of "../vendor/tvmjs.js" relative
+// to the module never happens. The file is self-contained: a bundler that copies it as an asset (Vite
+// does, for createEngine's default `new URL("../browser/engine-worker.js", import.meta.url)`) moves it
+// away from dist/vendor/, and a relative tvmjs URL would then point nowhere.
 //
 // With a bundler (Vite, webpack, esbuild), import "@hearth/sdk/worker" from your own worker file instead:
 // the bundler resolves the same dependencies from node_modules and dedupes them with your app's.
@@ -15,11 +17,24 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const entry = fileURLToPath(new URL("../dist/engine/worker.js", import.meta.url));
+const vendor = fileURLToPath(new URL("../dist/vendor/tvmjs.js", import.meta.url));
+if (!existsSync(vendor)) throw new Error(`bundle-worker: ${vendor} is missing (run vendor-tvmjs.mjs first)`);
 const out = fileURLToPath(new URL("../dist/browser/engine-worker.js", import.meta.url));
 if (!existsSync(entry)) throw new Error(`bundle-worker: ${entry} is missing (run tsc first)`);
 mkdirSync(dirname(out), { recursive: true });
 const result = await build({
-  entryPoints: [entry],
+  // worker.js only starts listening; tvmjs is first needed by a load message, after this module ran.
+  stdin: {
+    contents: [
+      'import tvmjs from "../vendor/tvmjs.js";',
+      'import { provideTvmjs } from "../engine/tvm.js";',
+      'import "../engine/worker.js";',
+      "provideTvmjs(tvmjs);",
+    ].join("\n"),
+    resolveDir: dirname(entry),
+    sourcefile: "engine-worker-entry.js",
+    loader: "js",
+  },
   outfile: out,
   bundle: true,
   format: "esm",
@@ -30,11 +45,14 @@ const result = await build({
   legalComments: "eof",
   logLevel: "warning",
   metafile: true,
+  // tvmjs's Node-only branches require() these; they never run in a browser Worker.
+  external: ["fs", "path", "perf_hooks", "ws"],
 });
 const inputs = Object.keys(result.metafile.inputs);
 const deps = [...new Set(inputs.filter((p) => p.includes("node_modules/")).map((p) => p.replace(/.*node_modules\/((@[^/]+\/)?[^/]+).*/, "$1")))];
 for (const want of ["@huggingface/tokenizers", "@huggingface/jinja", "valibot"]) {
   if (!deps.includes(want)) throw new Error(`bundle-worker: ${want} did not end up in the bundle (deps: ${deps.join(", ")})`);
 }
+if (!inputs.some((p) => p.endsWith("vendor/tvmjs.js"))) throw new Error("bundle-worker: tvmjs did not end up in the bundle");
 const bytes = result.metafile.outputs[Object.keys(result.metafile.outputs).find((k) => k.endsWith("engine-worker.js"))].bytes;
-console.log(`bundle-worker: wrote ${out} (${(bytes / 1024).toFixed(0)} KiB; bundled ${deps.join(", ")})`);
+console.log(`bundle-worker: wrote ${out} (${(bytes / 1024).toFixed(0)} KiB; bundled tvmjs, ${deps.join(", ")})`);

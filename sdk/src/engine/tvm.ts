@@ -66,6 +66,15 @@ async function importTvmjs(): Promise<TvmjsModule> {
 let tvmjsPromise: Promise<TvmjsModule> | undefined;
 
 /**
+ * Use `mod` as this realm's tvmjs instead of importing it. The prebuilt worker bundle
+ * (dist/browser/engine-worker.js) calls this with the tvmjs it embeds, so the bundle needs no
+ * `../vendor/tvmjs.js` beside it: copied anywhere (a bundler's assets folder), it still runs.
+ */
+export function provideTvmjs(mod: unknown): void {
+  tvmjsPromise = Promise.resolve(asTvmjs(mod, "provideTvmjs()"));
+}
+
+/**
  * The tvmjs module, loaded once per realm. (It must be cached: in Node, tvmjs's emscripten glue
  * overwrites its own CommonJS `module.exports` the first time createPolyfillWASI() runs.)
  */

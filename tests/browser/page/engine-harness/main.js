@@ -2,7 +2,7 @@
 // runs here, unbundled, from /sdk/dist/client/index.js; createEngine() starts the engine in a module Worker
 // (by default /sdk/dist/browser/engine-worker.js, the bundled worker entry). window.hearthRun(task) is the
 // harness contract (lib/harness.mjs): it resolves to {ok, result} or {ok: false, error}.
-import { createEngine, InvalidRequestError, AbortError, ContextWindowExceededError } from "/sdk/dist/client/index.js";
+import { createEngine, InvalidRequestError, AbortError, ContextWindowExceededError, InputTooLongError } from "/sdk/dist/client/index.js";
 
 function plainError(err) {
   return { name: err?.name ?? "Error", message: String(err?.message ?? err), stack: err?.stack ?? null };
@@ -17,15 +17,17 @@ async function collect(stream) {
 const tasks = {
   /**
    * Load the package at `modelUrl` in a module Worker, stream a greedy chat, repeat it without streaming
-   * (the KV prefix is reused), check typed errors across the Worker boundary, unload.
+   * (the KV prefix is reused), check typed errors across the Worker boundary; with `embedderUrl`, the
+   * text encoder is loaded in the same Worker and `embedTexts` are embedded after the chat; unload.
    */
-  async chat({ modelUrl, messages, maxTokens = 32 }) {
+  async chat({ modelUrl, embedderUrl, embedTexts = [], messages, maxTokens = 32 }) {
     const phases = [];
     const t0 = performance.now();
     // No `worker`: createEngine starts /sdk/dist/browser/engine-worker.js itself (relative to the client).
     const engine = await createEngine({
       model: new URL(modelUrl, location.href).href,
-      onProgress: (e) => phases.push(e.phase),
+      embedder: embedderUrl === undefined ? undefined : new URL(embedderUrl, location.href).href,
+      onProgress: (e) => phases.push(e.model === "embedder" ? `embedder:${e.phase}` : e.phase),
       onUnroutedError: () => {}, // the raw malformed message below is answered to an id the client never used
     });
     const loadMs = performance.now() - t0;
@@ -66,6 +68,23 @@ const tasks = {
       } catch (err) {
         errors.abort = { ...plainError(err), typed: err instanceof AbortError, seen };
       }
+      let embed = null;
+      if (embedderUrl !== undefined) {
+        // load -> chat -> embed: after the chat requests, in the same Worker.
+        const te = performance.now();
+        const r = await engine.embeddings.create({ input: embedTexts });
+        embed = { response: r, ms: performance.now() - te, info: engine.embedder };
+        try {
+          await engine.embeddings.create({ input: ["ok", "word ".repeat(300)], truncation: "error" });
+        } catch (err) {
+          errors.tooLong = { ...plainError(err), typed: err instanceof InputTooLongError, indices: err.indices ?? null, maxTokens: err.maxTokens ?? null };
+        }
+        try {
+          await engine.embeddings.create({ input: [[101, 102]] });
+        } catch (err) {
+          errors.badInput = { ...plainError(err), typed: err instanceof InvalidRequestError, param: err.param ?? null };
+        }
+      }
       let stats = await engine.stats();
       for (let i = 0; i < 100 && stats.lastRequest?.stop === null; i++) {
         await new Promise((r) => setTimeout(r, 20));
@@ -84,12 +103,27 @@ const tasks = {
         errors,
         abortStop: stats.lastRequest?.stop ?? null,
         decoder: stats.decoder,
+        embed,
+        encoder: stats.encoder,
         adapter: engine.model.adapter,
       };
     } finally {
       await engine.unload();
     }
   },
+};
+
+/** Load `modelUrl` (and `embedderUrl`) again and unload: with the Cache Storage filled by `chat`, a warm load. */
+tasks.load = async ({ modelUrl, embedderUrl }) => {
+  const t0 = performance.now();
+  const engine = await createEngine({
+    model: new URL(modelUrl, location.href).href,
+    embedder: embedderUrl === undefined ? undefined : new URL(embedderUrl, location.href).href,
+  });
+  const loadMs = performance.now() - t0;
+  const stats = await engine.stats();
+  await engine.unload();
+  return { loadMs, modelLoadMs: engine.model.loadMs, embedderLoadMs: engine.embedder?.loadMs ?? null, decoderLoad: stats.decoder?.load ?? null, encoderLoad: stats.encoder?.load ?? null };
 };
 
 window.hearthRun = async (task) => {
