@@ -10,7 +10,7 @@ import {
   type SearchHit,
 } from "../src/rag/search.js";
 import { candidateCount, cosine, dot, dotI8, normalize, prescan, quantize, rerank } from "../src/rag/vectors.js";
-import type { DocumentRecord, PreparedDocument } from "../src/rag/store.js";
+import { docIndexOf, SEGMENT_MAX_CHUNKS, type DocumentRecord, type PreparedDocument } from "../src/rag/store.js";
 import { Catalog } from "../src/rag/catalog.js";
 
 test("tokenize: lowercase, NFKC, unicode words, stopwords, CJK bigrams", () => {
@@ -255,4 +255,35 @@ test("Catalog (in-memory typed arrays, WebAssembly SIMD scan) equals the referen
       assert.ok(got.every((h) => accept(h.chunkId)));
     }
   }
+});
+
+test("docindex segments: a large document is split below 64 KiB per record and 255 chunks, and loads back whole", () => {
+  let seed = 5;
+  const rand = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+  const dim = 384;
+  const texts = Array.from({ length: 300 }, (_, i) => Array.from({ length: 40 }, (_, j) => `w${(i * 7 + j * 13) % 997}`).join(" "));
+  const p = preparedDoc("big", texts, texts.map(() => normalize(Float32Array.from({ length: dim }, rand))));
+  const segments = docIndexOf(p);
+  assert.ok(segments.length >= 3, `${segments.length} segments`);
+  assert.deepEqual(segments.flatMap((s) => s.chunkIds), p.chunks.map((c) => c.id));
+  for (const s of segments) {
+    assert.ok(s.chunkIds.length <= SEGMENT_MAX_CHUNKS);
+    const bytes = s.codes.byteLength + s.scales.byteLength + s.lengths.byteLength + s.termStart.byteLength + s.postChunk.byteLength + s.postTf.byteLength + 2 * s.terms.length + s.chunkIds.reduce((n, id) => n + 2 * id.length, 0);
+    assert.ok(bytes < 64 * 1024, `segment ${s.key}: ${bytes} bytes`);
+  }
+  const cat = new Catalog("m");
+  cat.add(p);
+  assert.equal(cat.chunkCount, 300);
+  const { postings, corpus } = corpusOf(Object.fromEntries(p.chunks.map((c) => [c.id, c.text])));
+  // Many chunks tie here: compare the top-10 scores, and each hit's score with the reference's for that chunk.
+  const want = scoreBm25(["w5", "w500"], postings, corpus);
+  const wantScore = new Map(want.map((h) => [h.chunkId, h.score]));
+  const got = cat.bm25(["w5", "w500"], 10, null);
+  assert.deepEqual(got.map((h) => h.score), want.slice(0, 10).map((h) => h.score));
+  for (const h of got) assert.equal(h.score, wantScore.get(cat.chunkId(h.slot)));
+  const q = p.vectors[250]!.f32;
+  assert.equal(cat.chunkId(cat.prescan(q, 1, null)[0]!.slot), "big:250");
+  cat.remove("big");
+  assert.equal(cat.chunkCount, 0);
+  assert.deepEqual(cat.bm25(["w5"], 10, null), []);
 });

@@ -209,20 +209,29 @@ export class Catalog {
         this.scales[slot] = 0;
       }
     }
-    for (let t = 0; t < r.terms.length; t++) {
-      const term = r.terms[t] as string;
+    const terms = r.terms === "" ? [] : r.terms.split("\n");
+    for (let t = 0; t < terms.length; t++) {
+      const term = terms[t] as string;
       let list = this.postings.get(term);
       if (list === undefined) this.postings.set(term, (list = new PostingList()));
       for (let p = r.termStart[t] as number; p < (r.termStart[t + 1] as number); p++) list.push(slots[r.postChunk[p] as number] as number, r.postTf[p] as number);
     }
     this.chunkCount += n;
-    this.docSlots.set(r.docId, { slots, terms: r.terms });
+    // A document of several segments: append.
+    const prev = this.docSlots.get(r.docId);
+    if (prev === undefined) this.docSlots.set(r.docId, { slots, terms });
+    else {
+      const all = new Int32Array(prev.slots.length + n);
+      all.set(prev.slots);
+      all.set(slots, prev.slots.length);
+      this.docSlots.set(r.docId, { slots: all, terms: [...new Set([...prev.terms, ...terms])] });
+    }
   }
 
   /** Mirror a committed `writeDocument`. */
   add(p: PreparedDocument): void {
     this.docs.set(p.document.id, p.document);
-    this.addRecord(docIndexOf(p));
+    for (const segment of docIndexOf(p)) this.addRecord(segment);
   }
 
   /** Mirror a committed `deleteDocument`. */

@@ -7,10 +7,10 @@
  *   chunks     keyPath id        chunk text + char span + page + tokenCount; index by-doc
  *   vectors    keyPath chunkId   the L2-normalised f32 vector + modelId; index by-doc (read per query only for
  *                                the re-rank candidates, and by export)
- *   docindex   keyPath docId     (v3) everything search keeps in memory for one document, in typed arrays: the
- *                                int8 codes of all its chunks (one Int8Array n*dim + per-chunk scales), the BM25
- *                                chunk lengths and its postings in CSR form (distinct terms; per term the chunk
- *                                ordinals and term frequencies). One getAll() of this store loads an index.
+ *   docindex   keyPath key       (v3) everything search keeps in memory, per document segment ("<docId>#0000"),
+ *                                in typed arrays: the int8 codes of its chunks (one Int8Array n*dim + scales),
+ *                                the BM25 chunk lengths and postings in CSR form (distinct terms; per term the
+ *                                chunk ordinals and term frequencies). One getAll() of this store loads an index.
  *   meta       out-of-line keys  "model" {modelId, dim}, "schema" {version, analyzer}
  *
  * Why per-document records (v3) and not per-term postings lists (v1/v2 "postings" store): a global list per
@@ -88,12 +88,19 @@ export interface PreparedVector extends VectorRecord {
 }
 
 /**
- * Per-document search data (schema v3), all typed arrays. Chunk `i` of the document is `chunkIds[i]`; its
- * int8 code is `codes[i*dim .. (i+1)*dim)` with scale `scales[i]`, its BM25 length `lengths[i]`. Postings in
- * CSR form: term `terms[t]` occurs in chunks `postChunk[termStart[t] .. termStart[t+1])` with frequencies
- * `postTf[...]` (clamped to 65535).
+ * Search data of one segment of a document (schema v3), all typed arrays. A document's chunks are split into
+ * segments of at most SEGMENT_MAX_CHUNKS chunks and about SEGMENT_BYTES bytes, so that every record stays
+ * below Chromium's 64 KiB threshold above which IndexedDB moves a value into a separate blob file (reading
+ * 1000 such blobs made opening a 100k-chunk index take 17 s).
+ *
+ * Chunk `i` of the segment is `chunkIds[i]`; its int8 code is `codes[i*dim .. (i+1)*dim)` with scale
+ * `scales[i]`, its BM25 length `lengths[i]`. Postings in CSR form: term `t` (the t-th line of `terms`) occurs
+ * in chunks `postChunk[termStart[t] .. termStart[t+1])` with frequencies `postTf[...]`, clamped to 255 (BM25
+ * saturates long before: with k1 = 1.2 the tf factor at 255 is within 0.5% of its limit).
  */
 export interface DocIndexRecord {
+  /** `${docId}#${segment, 4 digits}`. */
+  key: string;
   docId: string;
   modelId: string;
   dim: number;
@@ -101,11 +108,15 @@ export interface DocIndexRecord {
   codes: Int8Array;
   scales: Float32Array;
   lengths: Uint32Array;
-  terms: string[];
+  /** Distinct terms, sorted, joined by "\n" (one string clones and stores far smaller than an array). */
+  terms: string;
   termStart: Uint32Array;
-  postChunk: Uint16Array | Uint32Array;
-  postTf: Uint16Array;
+  postChunk: Uint8Array;
+  postTf: Uint8Array;
 }
+
+export const SEGMENT_MAX_CHUNKS = 255;
+export const SEGMENT_BYTES = 48 * 1024;
 
 export interface ModelMeta {
   modelId: string;
@@ -150,8 +161,16 @@ export interface ChunkIndexInput {
   scale: number;
 }
 
-/** Pack one document's chunks into its DocIndexRecord. */
-export function buildDocIndex(docId: string, modelId: string, dim: number, chunks: readonly ChunkIndexInput[]): DocIndexRecord {
+function segmentKey(docId: string, segment: number): string {
+  return `${docId}#${String(segment).padStart(4, "0")}`;
+}
+
+/** Key range of all segments of a document. */
+export function segmentRange(docId: string): IDBKeyRange {
+  return IDBKeyRange.bound(`${docId}#`, `${docId}#\uffff`);
+}
+
+function packSegment(docId: string, segment: number, modelId: string, dim: number, chunks: readonly ChunkIndexInput[]): DocIndexRecord {
   const n = chunks.length;
   const codes = new Int8Array(n * dim);
   const scales = new Float32Array(n);
@@ -173,19 +192,58 @@ export function buildDocIndex(docId: string, modelId: string, dim: number, chunk
   // Sorted: the record is canonical (the same document gives the same bytes, however it was built).
   const terms = [...byTerm.keys()].sort();
   const termStart = new Uint32Array(terms.length + 1);
-  const postChunk = n <= 0x10000 ? new Uint16Array(postings) : new Uint32Array(postings);
-  const postTf = new Uint16Array(postings);
+  const postChunk = new Uint8Array(postings);
+  const postTf = new Uint8Array(postings);
   let at = 0;
   terms.forEach((term, t) => {
     termStart[t] = at;
     for (const [i, tf] of byTerm.get(term) as Array<[number, number]>) {
       postChunk[at] = i;
-      postTf[at] = Math.min(tf, 0xffff);
+      postTf[at] = Math.min(tf, 255);
       at++;
     }
   });
   termStart[terms.length] = at;
-  return { docId, modelId, dim, chunkIds: chunks.map((c) => c.chunkId), codes, scales, lengths, terms, termStart, postChunk, postTf };
+  return {
+    key: segmentKey(docId, segment),
+    docId,
+    modelId,
+    dim,
+    chunkIds: chunks.map((c) => c.chunkId),
+    codes,
+    scales,
+    lengths,
+    terms: terms.join("\n"),
+    termStart,
+    postChunk,
+    postTf,
+  };
+}
+
+/** Pack one document's chunks (in order) into its docindex segments. */
+export function buildDocIndex(docId: string, modelId: string, dim: number, chunks: readonly ChunkIndexInput[]): DocIndexRecord[] {
+  const out: DocIndexRecord[] = [];
+  let start = 0;
+  let bytes = 0;
+  const seen = new Set<string>();
+  for (let i = 0; i < chunks.length; i++) {
+    const c = chunks[i] as ChunkIndexInput;
+    // Upper estimate of what this chunk adds: code, scale, length, id, and 2 bytes per posting plus its term.
+    let add = dim + 8 + 2 * c.chunkId.length + 8;
+    for (const term of c.tf.keys()) add += 2 + (seen.has(term) ? 0 : 2 * term.length + 5);
+    if (i > start && (bytes + add > SEGMENT_BYTES || i - start >= SEGMENT_MAX_CHUNKS)) {
+      out.push(packSegment(docId, out.length, modelId, dim, chunks.slice(start, i)));
+      start = i;
+      bytes = 0;
+      seen.clear();
+      add = dim + 8 + 2 * c.chunkId.length + 8;
+      for (const term of c.tf.keys()) add += 2 + 2 * term.length + 5;
+    }
+    for (const term of c.tf.keys()) seen.add(term);
+    bytes += add;
+  }
+  if (start < chunks.length) out.push(packSegment(docId, out.length, modelId, dim, chunks.slice(start)));
+  return out;
 }
 
 interface LegacyPostings {
@@ -205,7 +263,7 @@ interface LegacyVector extends VectorRecord {
  * store and the "bm25" meta entry. Request callbacks chained inside the versionchange transaction.
  */
 function migrateToDocIndex(db: IDBDatabase, tx: IDBTransaction): void {
-  db.createObjectStore("docindex", { keyPath: "docId" });
+  db.createObjectStore("docindex", { keyPath: "key" });
   const termLists = new Map<string, Array<[string, number]>>();
   const docLengths = new Map<string, Array<[string, number]>>();
   const postingsReq = tx.objectStore("postings").openCursor();
@@ -258,7 +316,7 @@ function migrateToDocIndex(db: IDBDatabase, tx: IDBTransaction): void {
           dim = code.i8.length;
           inputs.push({ chunkId, tf: docTfs[i] as Map<string, number>, length, i8: code.i8, scale: code.scale });
         });
-        if (inputs.length > 0) store.put(buildDocIndex(docId, modelId, dim, inputs));
+        for (const segment of buildDocIndex(docId, modelId, dim, inputs)) store.put(segment);
       }
       db.deleteObjectStore("postings");
       tx.objectStore("meta").delete("bm25");
@@ -380,8 +438,18 @@ export interface PreparedDocument {
   terms: Array<{ chunkId: string; tf: Map<string, number>; length: number }>;
 }
 
-/** The docindex record of a prepared document (vectors and terms are in chunk order). */
-export function docIndexOf(p: PreparedDocument): DocIndexRecord {
+const segmentsOf = new WeakMap<PreparedDocument, DocIndexRecord[]>();
+
+/** The docindex segments of a prepared document (vectors and terms are in chunk order); built once. */
+export function docIndexOf(p: PreparedDocument): DocIndexRecord[] {
+  const cached = segmentsOf.get(p);
+  if (cached !== undefined) return cached;
+  const built = buildSegments(p);
+  segmentsOf.set(p, built);
+  return built;
+}
+
+function buildSegments(p: PreparedDocument): DocIndexRecord[] {
   const first = p.vectors[0];
   const dim = first === undefined ? 0 : first.i8.length;
   const modelId = first === undefined ? "" : first.modelId;
@@ -410,7 +478,8 @@ export async function writeDocument(tx: WriteTx, p: PreparedDocument): Promise<v
     for (const c of p.chunks) pending.push(chunks.add(c));
     const vectors = tx.objectStore("vectors");
     for (const v of p.vectors) pending.push(vectors.put({ chunkId: v.chunkId, docId: v.docId, modelId: v.modelId, f32: v.f32 }));
-    pending.push(tx.objectStore("docindex").put(index));
+    const docindex = tx.objectStore("docindex");
+    for (const segment of index) pending.push(docindex.put(segment));
   } catch (err) {
     // A request that throws synchronously: the caller aborts the transaction, which rejects the queued ones.
     for (const r of pending) r.catch(() => undefined);
@@ -430,7 +499,7 @@ export async function deleteDocument(tx: WriteTx, docId: string): Promise<boolea
   await Promise.all([
     ...chunkKeys.map((k) => tx.objectStore("chunks").delete(k)),
     ...vectorKeys.map((k) => tx.objectStore("vectors").delete(k)),
-    tx.objectStore("docindex").delete(docId),
+    tx.objectStore("docindex").delete(segmentRange(docId)),
     tx.objectStore("texts").delete(docId),
     tx.objectStore("documents").delete(docId),
   ]);
