@@ -79,8 +79,9 @@ demo-app: setup demo_rag/dist/index.html
 demo-models: setup
 	@$(PY) scripts/build_packages.py --demo
 
+# NATIVE_API=1: also the optional native fallback endpoints (/v1/*; docs/demo.md)
 demo: demo-models demo-app
-	$(HEARTH) serve --app demo_rag/dist --dist dist --port $(PORT)
+	$(HEARTH) serve --app demo_rag/dist --dist dist --port $(PORT)$(if $(filter-out 0,$(NATIVE_API)), --native-api)
 
 # make compile MODEL=<hf folder or hub id> [QUANT=q4f16_1] [TARGET="webgpu llvm"] [MODEL_ID=name]
 QUANT ?= q4f16_1
@@ -90,8 +91,13 @@ compile: setup
 	@test -n "$(MODEL)" || { echo 'usage: make compile MODEL=<hf folder or hub id> [QUANT=q4f16_1] [TARGET="webgpu llvm"]' >&2; exit 2; }
 	$(HEARTH) compile "$(MODEL)" --quant $(QUANT) $(foreach t,$(subst $(comma), ,$(TARGET)),--target $(t)) $(if $(MODEL_ID),--model-id $(MODEL_ID))
 
-bench:
-	@echo "make bench: not built yet (issue 9); see README status table." >&2; exit 1
+# make bench [BENCH=quick]: LLM, build and embeddings suites on this machine (docs/benchmarks.md);
+# numbers on stdout, compact JSON in bench/results/, plots in docs/images/. The H200 run is
+# bench/gpu/ (device tool). matplotlib is a bench-only dependency, installed here once.
+BENCH ?= full
+bench: setup packages
+	@$(PY) -c "import matplotlib" 2>/dev/null || $(VENV)/bin/pip install -q --disable-pip-version-check matplotlib
+	@$(PY) bench/run.py $(if $(filter quick,$(BENCH)),--quick,)
 
 clean:
 	rm -rf dist sdk/dist $(PY_STAMP) $(NPM_STAMP)

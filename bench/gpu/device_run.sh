@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs ON the H200 machine (device tool), from the repo root, with .gpu carried (bench/gpu/prepare.py).
+# Usage: bash bench/gpu/device_run.sh <runs> <decode_new> <package-glob>   e.g. 5 128 'qwen*'
+# Writes $OUT/results.jsonl (one JSON line per engine x package) and $OUT/env.txt.
+set -u
+RUNS=${1:-5}; NEW=${2:-128}; GLOB=${3:-*}
+G=/tmp/g; mkdir -p $G
+for f in .gpu/debs/*.deb; do dpkg -x $f /; done; ldconfig
+export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+[ -x $G/node ] || { xz -dc .gpu/node.xz > $G/node && chmod +x $G/node; }
+[ -d $G/js ] || tar xJf .gpu/js.tar.xz -C $G
+[ -d $G/site ] || tar xJf .gpu/site.tar.xz -C $G
+export PYTHONPATH=$G/site LD_LIBRARY_PATH=$G/site/tvm/lib:$G/site/tvm_ffi/lib:${LD_LIBRARY_PATH:-}
+{ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv; nproc; python3 --version;
+  python3 -c 'import torch;print("torch", torch.__version__, torch.cuda.get_device_name())'; $G/node --version; } > $OUT/env.txt 2>&1
+cat $OUT/env.txt
+: > $OUT/results.jsonl
+for src in .gpu/pkgs/$GLOB; do
+  name=$(basename $src); p=$G/pkgs/$name
+  if [ ! -d $p ]; then mkdir -p $G/pkgs && cp -r $src $p && python3 bench/gpu/make_shards.py $p; fi
+  ctx=$(python3 -c "import json;print(json.load(open('$p/mlc-chat-config.json'))['context_window_size'])")
+  echo "== $name (ctx $ctx)"
+  w=$($G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-$name.err | tail -1)
+  echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+  n=$(python3 bench/gpu/native_tvm.py $p $p/cuda.so --device cuda --runs $RUNS --decode-new $NEW 2>$OUT/native-$name.err | tail -1)
+  echo "{\"package\":\"$name\",\"engine\":\"native-cuda\",\"result\":${n:-null}}" >> $OUT/results.jsonl
+  t=$(python3 bench/gpu/torch_ref.py $p/hf-config.json --device cuda --runs $RUNS --decode-new $NEW --max-seq $ctx 2>$OUT/torch-$name.err | tail -1)
+  echo "{\"package\":\"$name\",\"engine\":\"torch-eager-cuda\",\"result\":${t:-null}}" >> $OUT/results.jsonl
+  tail -3 $OUT/results.jsonl | cut -c1-400
+done
+# Error logs are many small files; keep only the tails, in one file (8 files at most come back).
+for f in $OUT/*.err; do echo "### $f"; tail -15 $f; done > $OUT/errors.txt 2>/dev/null; rm -f $OUT/*.err

@@ -1,0 +1,102 @@
+"""Device side: the TVM-native build of a decoder package (CUDA on the H200, or llvm to test it
+here), driven like hearth.models.kv_driver, with only TVM's *runtime* (no libtvm_compiler.so, so
+no hearth import: hearth pulls in the compiler).
+
+    python bench/gpu/native_tvm.py <package_dir> <lib.so> --device cuda [--runs 5] [--decode-new 128]
+
+Weights come from the package's params_shard_*.bin (random ones on the H200: make_shards.py);
+prints one JSON line with the same samples as sdk/scripts/bench-llm.mjs.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tvm
+from tvm.contrib import tvmjs
+from tvm.runtime.vm import VirtualMachine
+from tvm_ffi import Shape
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from protocol import run_protocol  # noqa: E402
+
+
+def load_cuda_runtime() -> None:
+    """The wheel's CUDA runtime sidecar registers device_api.cuda; load it explicitly in runtime-only mode."""
+    lib = Path(tvm.__file__).parent / "lib" / "libtvm_runtime_cuda.so"
+    ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
+
+
+class Decoder:
+    def __init__(self, pkg: Path, lib: Path, dev: tvm.runtime.Device) -> None:
+        cfg = json.loads((pkg / "mlc-chat-config.json").read_text())
+        self.cfg = cfg
+        params, _ = tvmjs.load_tensor_cache(str(pkg), dev)
+        self.params = [params[p["name"]] for p in cfg["params"]]
+        self.dev = dev
+        self.vm = VirtualMachine(tvm.runtime.load_module(str(lib)), dev)
+        self.chunk = int(cfg["prefill_chunk_size"])
+        self.kv = self.vm["create_paged_kv_cache"](
+            Shape([1]), Shape([int(cfg["context_window_size"])]), Shape([self.chunk]), Shape([16]), Shape([0])
+        )
+        g = tvm.get_global_func
+        self._add, self._clear = g("vm.builtin.kv_state_add_sequence"), g("vm.builtin.kv_state_clear")
+        self._begin, self._end = g("vm.builtin.kv_state_begin_forward"), g("vm.builtin.kv_state_end_forward")
+        self.reset()
+
+    def reset(self) -> None:
+        self._clear(self.kv)
+        self._add(self.kv, 0)
+
+    def _forward(self, fn: str, ids: list[int]) -> int:
+        self._begin(self.kv, Shape([0]), Shape([len(ids)]))
+        emb = self.vm["embed"](tvm.runtime.tensor(np.array(ids, dtype="int32"), self.dev), self.params)
+        out = self.vm[fn](emb._create_view((1, len(ids), emb.shape[-1])), self.kv, self.params)
+        self._end(self.kv)
+        # Logits back to the host, as the WebGPU engine reads them back; argmax there.
+        return int(np.argmax(out[0].numpy().reshape(-1)))
+
+    def prefill(self, ids: list[int]) -> int:
+        tok = 0
+        for s in range(0, len(ids), self.chunk):
+            tok = self._forward("prefill", ids[s : s + self.chunk])
+        return tok
+
+    def decode(self, tok: int) -> int:
+        return self._forward("decode", [tok])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("package", type=Path)
+    ap.add_argument("lib", type=Path)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--decode-new", type=int, default=128)
+    args = ap.parse_args()
+    if args.device == "cuda":
+        load_cuda_runtime()
+    dev = tvm.device(args.device, 0)
+    loads = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        dec = Decoder(args.package, args.lib, dev)
+        dev.sync()
+        loads.append((time.perf_counter() - t0) * 1000)
+    cfg = dec.cfg
+    samples, skipped = run_protocol(
+        dec.reset, dec.prefill, dec.decode, int(cfg["vocab_size"]), int(cfg["context_window_size"]),
+        args.runs, [128, 512], args.decode_new,
+    )
+    samples["load_cold_ms"], samples["load_warm_ms"] = [loads[0]], [loads[1]]
+    print(json.dumps({"runtime": f"tvm-native-{args.device}", "samples": samples, "skipped": skipped}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

