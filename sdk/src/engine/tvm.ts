@@ -13,6 +13,8 @@ import type {
   TvmjsModule,
   TvmVirtualMachine,
 } from "./tvmjs-types.js";
+// runtime.ts imports loadTvmjs from here: a cycle of function references only, resolved before any call.
+import { instantiateRuntime } from "../load/runtime.js";
 
 export type Logger = (msg: string) => void;
 
@@ -110,54 +112,11 @@ export interface TVMLibrary {
  * Instantiate a TVM wasm library on a WebGPU device:
  * `instantiate(bytes, createPolyfillWASI(), logger)`, `initWebGPU(device)`,
  * `await asyncLoadWebGPUPipelines(systemLib())`, `createVirtualMachine(webgpu())`.
+ * One implementation: this is ../load/runtime.ts's instantiateRuntime (which the package loaders use,
+ * with progress and the wasm-cpu case) on a WebGPU device.
  */
 export async function loadTVMLibrary(opts: LoadTVMLibraryOptions): Promise<TVMLibrary> {
-  const tvmjs = opts.tvmjs ?? (await loadTvmjs());
-  const logger: Logger = opts.logger ?? ((msg) => console.log(msg));
-  const t0 = performance.now();
-  // WebAssembly.instantiate accepts any BufferSource; tvmjs only forwards it.
-  const tvm = await tvmjs.instantiate(opts.wasm as ArrayBuffer, tvmjs.createPolyfillWASI(), logger);
-  const t1 = performance.now();
-  let vm: TvmVirtualMachine | undefined;
-  try {
-    tvm.initWebGPU(opts.device);
-    // Every TVM object tvmjs returns (systemLib() included) is attached to the current scope, so one
-    // must be open. The scope stays open across the await: nothing else uses this instance meanwhile.
-    let t2: number;
-    tvm.beginScope();
-    try {
-      await tvm.asyncLoadWebGPUPipelines(tvm.systemLib());
-      t2 = performance.now();
-      vm = tvm.detachFromCurrentScope(tvm.createVirtualMachine(tvm.webgpu()));
-    } finally {
-      tvm.endScope();
-    }
-    const t3 = performance.now();
-    const ownedVm = vm;
-    let disposed = false;
-    return {
-      tvm,
-      vm: ownedVm,
-      timings: { instantiateMs: t1 - t0, pipelinesMs: t2 - t1, vmMs: t3 - t2 },
-      dispose() {
-        if (disposed) return;
-        disposed = true;
-        try {
-          ownedVm.dispose();
-        } finally {
-          tvm.dispose();
-        }
-      },
-    };
-  } catch (err) {
-    try {
-      vm?.dispose();
-      tvm.dispose();
-    } catch {
-      // keep the original error
-    }
-    throw err;
-  }
+  return instantiateRuntime({ wasm: opts.wasm, device: opts.device, logger: opts.logger, tvmjs: opts.tvmjs });
 }
 
 /** Ensure a base URL ends with "/" so relative names resolve inside it. */
