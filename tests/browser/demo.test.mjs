@@ -211,6 +211,10 @@ test("demo: load, ingest a PDF, ask, cited page 2, refusals", { timeout: 1_200_0
   assert.equal(state.plan.embedder.entry.modelId, "all-MiniLM-L6-v2");
   assert.equal(state.plan.embedder.entry.quantization, "q4f32_1");
   assert.match(await page.textContent("#local-only summary"), /Local only/);
+  // "Local only" is on by default; this server has no --native-api, so the switch cannot be turned off.
+  await page.waitForFunction(() => !document.querySelector("#local-only .server-note")?.textContent?.startsWith("Checking"), undefined, { timeout: 30_000 });
+  assert.equal(await page.isChecked("#local-only-switch"), true);
+  assert.equal(await page.isDisabled("#local-only-switch"), true);
   if (WEBGPU) {
     assert.match(await page.textContent('dd[data-key="adapter"]'), /swiftshader/i);
     assert.equal(state.plan.llm.target, "webgpu");
@@ -275,6 +279,7 @@ test("demo: load, ingest a PDF, ask, cited page 2, refusals", { timeout: 1_200_0
   t.diagnostic(`sources: ${JSON.stringify(turn.sources)}; usage ${JSON.stringify(turn.demo.lastUsage)}; first token ${turn.demo.firstAnswer?.firstTokenMs?.toFixed(0)} ms`);
   timings.firstTokenMs = Math.round(turn.demo.firstAnswer?.firstTokenMs ?? -1);
   assert.equal(turn.state, "done");
+  assert.equal(await page.textContent(".turn .route-badge"), `answered on this device (${WEBGPU ? "WebGPU" : "CPU"})`);
   assert.ok(turn.answer.trim().length > 0, "the answer is empty");
   assert.ok(turn.demo.pieces >= 2, `the answer should arrive in several streamed pieces, got ${turn.demo.pieces}`);
   assert.ok(turn.demo.lastUsage.completion_tokens >= 2, "fewer than 2 tokens generated");
