@@ -45,6 +45,11 @@ class CompileResult:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
+# Hearth's own folders whose code goes into a package (model definitions, quantization, weight
+# conversion, compile/link, the wasm runtime).
+PACKAGE_CODE = ("build", "models", "quant", "weights", "runtime")
+
+
 def _build_key(src_path: Path, quant: str, targets: list[str], options: dict[str, Any]) -> str:
     """Every input of the package: checkpoint files, recipe, compiler and Hearth's own code."""
     code = Path(__file__).resolve().parents[1]
@@ -55,7 +60,9 @@ def _build_key(src_path: Path, quant: str, targets: list[str], options: dict[str
     for p in sorted(inputs):
         st = p.stat()
         parts.append(f"{p.name}:{st.st_size}:{int(st.st_mtime)}" if st.st_size > 64 << 20 else p.name + ":" + sha256_file(p))
-    parts.append(hash_files(code.rglob("*.py"), root=code))
+    # Only the code that shapes a package: editing the server, eval or CLI must not rebuild them.
+    sources = [f for d in PACKAGE_CODE for f in (code / d).rglob("*.py")] + [code / "__init__.py", code / "cache.py"]
+    parts.append(hash_files(sources, root=code))
     return content_key(parts)
 
 
