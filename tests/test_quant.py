@@ -427,3 +427,65 @@ def test_webgpu_compiles_fused_dequant_kernels(name: str) -> None:
     assert sorted(set(kernels)) == sorted(prims)
     assert ("enable f16;" in wgsl) == (scheme.model_dtype == "float16")
     assert "workgroupBarrier" in wgsl or "@workgroup_size" in wgsl
+
+
+# ------------------------------------------------------------------------------------------------
+# q4f16_mse / q4f32_mse: q4's layout and kernels, MSE-searched scales + row gain
+# ------------------------------------------------------------------------------------------------
+MSE = ["q4f32_mse", "q4f16_mse"]
+MSE_BASE = {"q4f32_mse": "q4f32_1", "q4f16_mse": "q4f16_1"}
+
+
+def _heavy_tailed(rows: int, k: int, seed: int = 0) -> np.ndarray:
+    """Student-t weights (outliers, like trained checkpoints), row scales over 3 decades."""
+    rng = np.random.default_rng(seed)
+    return (rng.standard_t(4, (rows, k)) * rng.choice([1e-3, 0.05, 2.0], (rows, 1))).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", MSE)
+def test_mse_scheme_has_the_base_layout_and_bits(name: str) -> None:
+    mse, base = get_scheme(name), get_scheme(MSE_BASE[name])
+    assert (mse.bits, mse.group_size, mse.model_dtype, mse.storage_dtype, mse.max_int) == (
+        base.bits, base.group_size, base.model_dtype, base.storage_dtype, base.max_int)
+    assert mse.scale_method == "mse" and base.scale_method == "absmax"
+    shapes = [(352, 128), (2048, 128), (7, 40)]
+    assert bits_per_param(mse, shapes) == bits_per_param(base, shapes)
+    w = _heavy_tailed(9, 40)
+    (qw, qs), (bw, bs) = quantize_weight(w, mse), quantize_weight(w, base)
+    assert qw.shape == bw.shape and qs.shape == bs.shape and qw.dtype == bw.dtype and qs.dtype == bs.dtype
+    assert (unpack_codes(qw)[:, 40:] == 0).all() and unpack_codes(qw).max() <= 14  # padding, code range
+
+
+@pytest.mark.parametrize("name", MSE)
+def test_mse_scheme_beats_round_to_nearest(name: str) -> None:
+    """Lower error than RTN on every row scale, and each row keeps its projection <w, w_hat> = |w|^2
+    (the gain correction), up to the scale's rounding to the model dtype."""
+    w = _heavy_tailed(300, 200)
+    scheme = get_scheme(name)
+    wm = w.astype(scheme.model_dtype).astype(np.float64)
+    d = dequantize_weight(*quantize_weight(w, name), name, k=200).astype(np.float64)
+    d0 = dequantize_weight(*quantize_weight(w, MSE_BASE[name]), MSE_BASE[name], k=200).astype(np.float64)
+    err, err0 = np.linalg.norm(d - wm, axis=1), np.linalg.norm(d0 - wm, axis=1)
+    assert err.sum() < 0.97 * err0.sum(), (err.sum(), err0.sum())
+    proj = (d * wm).sum(1) / (wm * wm).sum(1)
+    np.testing.assert_allclose(proj, 1.0, atol=2e-3 if scheme.model_dtype == "float16" else 1e-5)
+
+
+def test_mse_scheme_zero_rows_and_groups() -> None:
+    w = np.zeros((3, 64), np.float32)
+    w[1, :32] = np.linspace(-1, 1, 32)
+    qw, qs = quantize_weight(w, "q4f16_mse")
+    d = dequantize_weight(qw, qs, "q4f16_mse", k=64)
+    assert np.all(d[0] == 0) and np.all(d[2] == 0) and np.all(d[1, 32:] == 0)
+    assert np.all(np.isfinite(qs)) and qs[0].max() == 0
+    assert np.abs(d[1, :32].astype(np.float64) - w[1, :32]).max() < 0.1
+
+
+def test_q4f16_mse_llvm_matches_dequantized_reference() -> None:
+    """The _mse schemes reuse q4f16_1's kernels: same bounds as test_q4f16_1_llvm_matches_dequantized_reference."""
+    (y, ry), (lg, rlg), (yo, ryo), (rows, rrows) = _run_llvm("q4f16_mse", 7)
+    for got, ref in [(y, ry), (yo, ryo)]:
+        err = np.abs(got.astype(np.float64) - ref)
+        assert np.all(err <= 5e-4 * np.abs(ref) + 1e-5), float(err.max())
+    assert np.abs(lg - rlg).max() <= 1e-4
+    np.testing.assert_array_equal(rows, rrows)

@@ -173,7 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="compile a Hugging Face checkpoint into a web package under dist/")
     p.add_argument("model", help="local checkpoint folder, or a hub id (org/name) when online")
-    p.add_argument("--quant", default="q4f16_1", help="q0f32, q0f16, q4f16_1 (default), q4f32_1")
+    p.add_argument(
+        "--quant", default="q4f16_1",
+        help="q0f32, q0f16, q4f16_1 (default), q4f32_1, q8f16_1, q8f32_1; q4f16_mse / q4f32_mse: q4's layout "
+        "and kernels with MSE-searched scales (lower error, same size; docs/eval.md)",
+    )
     p.add_argument("--target", action="append", choices=list(TARGETS), help="repeatable; default webgpu")
     p.add_argument("--out", default="dist", help="package root (default: dist)")
     p.add_argument("--context-window-size", type=int, default=None)
@@ -196,9 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case", action="append", choices=list(CASES), help="only this case (repeatable)")
     p.set_defaults(func=cmd_smoke)
 
-    p = sub.add_parser("eval", help="measure a compiled decoder package against its source checkpoint (needs an llvm build)")
+    p = sub.add_parser("eval", help="measure a compiled package (decoder: perplexity/top-1/KL; encoder: cosine/recall) against its source checkpoint (needs an llvm build)")
     p.add_argument("packages", nargs="+", metavar="package", help="package folder; with --compare several (or earlier --json results)")
-    p.add_argument("--compare", action="store_true", help="evaluate every package given and compare them (table, ppl-vs-bits plot)")
+    p.add_argument("--compare", action="store_true", help="evaluate every package given and compare them (table, ppl- or cosine-vs-bits plot)")
     p.add_argument("--json", default=None, help="write the full result as JSON here")
     p.add_argument("--report", default=None, help="write a Markdown report here")
     p.add_argument("--plots", default=None, help="write PNG plots into this folder (needs matplotlib)")

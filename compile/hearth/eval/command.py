@@ -53,7 +53,8 @@ def _load_json_results(path: Path) -> list[dict[str, Any]]:
     raise ValueError(f"{path} is not a `hearth eval --json` result (format {doc.get('format')!r})")
 
 
-def _evaluate(package: Path, args: argparse.Namespace, console: Console):
+def _evaluate(package: Path, args: argparse.Namespace, console: Console) -> tuple[dict[str, Any], Any]:
+    """(JSON result, per-item array for the histogram: KL per position or cosine per text)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .decoder import evaluate_decoder
@@ -66,7 +67,14 @@ def _evaluate(package: Path, args: argparse.Namespace, console: Console):
         def progress(step: str, done: int, total: int) -> None:
             bar.update(task, description=f"eval {package.name}: {step}", completed=done, total=total)
 
-        return evaluate_decoder(
+        from .decoder import read_manifest
+
+        if read_manifest(package).get("model_task") == "embedding":
+            from .encoder import evaluate_encoder
+
+            enc = evaluate_encoder(package, reference=Path(args.reference) if args.reference else None, progress=progress)
+            return enc.data, enc.cosines
+        dec = evaluate_decoder(
             package,
             reference=Path(args.reference) if args.reference else None,
             text_file=Path(args.text) if args.text else None,
@@ -75,11 +83,26 @@ def _evaluate(package: Path, args: argparse.Namespace, console: Console):
             max_tokens=args.max_tokens,
             progress=progress,
         )
+        return dec.data, dec.kl
 
 
 def _plot_name(result: dict[str, Any], what: str) -> str:
     p = result["package"]
     return f"{p.get('model_id')}-{p.get('quantization')}-{what}.png"
+
+
+_SUMMARY_METRICS = {
+    "decoder": ("ppl_reference", "ppl_package", "ppl_increase_pct", "top1_agreement", "kl_mean"),
+    "encoder": ("min_cosine", "mean_cosine", "recall_at_1", "recall_at_10", "mrr", "reference_recall_at_1"),
+}
+
+
+def _summary_line(r: dict[str, Any]) -> dict[str, Any]:
+    kind = r.get("kind", "decoder")
+    out: dict[str, Any] = {"package": r["package"]["path"], "kind": kind, "quantization": r["package"].get("quantization")}
+    out.update({k: r["metrics"][k] for k in _SUMMARY_METRICS[kind]})
+    out["budget_passed"] = (r.get("budget") or {}).get("passed")
+    return out
 
 
 def run_eval(args: argparse.Namespace, console: Console) -> int:
@@ -97,9 +120,13 @@ def run_eval(args: argparse.Namespace, console: Console) -> int:
                 results += loaded
                 kls += [None] * len(loaded)
                 continue
-            ev = _evaluate(item, args, console)
-            results.append(ev.data)
-            kls.append(ev.kl)
+            data, per_item = _evaluate(item, args, console)
+            results.append(data)
+            kls.append(per_item)
+        if args.compare:
+            from .report import compare_header_rows
+
+            compare_header_rows(results)  # one kind only: fails before any output is written
     except errors as e:
         console.print(f"[red]hearth eval: {e}[/]", soft_wrap=True)  # unwrapped: paths stay copyable
         return 2
@@ -115,18 +142,25 @@ def run_eval(args: argparse.Namespace, console: Console) -> int:
 
     plots: list[Path] = []
     if args.plots:
-        from .plots import kl_histogram, ppl_vs_bits_plot, weight_error_plot
+        from .plots import cosine_histogram, cosine_vs_bits_plot, kl_histogram, ppl_vs_bits_plot, weight_error_plot
 
         out_dir = Path(args.plots)
         out_dir.mkdir(parents=True, exist_ok=True)
+        encoders = any(r.get("kind") == "encoder" for r in results)
         try:
             if args.compare:
-                plots.append(ppl_vs_bits_plot(results, out_dir / "ppl_vs_bits.png"))
-            for r, kl in zip(results, kls):
+                if encoders:
+                    plots.append(cosine_vs_bits_plot(results, out_dir / "cosine_vs_bits.png"))
+                else:
+                    plots.append(ppl_vs_bits_plot(results, out_dir / "ppl_vs_bits.png"))
+            for r, per_item in zip(results, kls):
                 if r.get("weights"):
                     plots.append(weight_error_plot(r, out_dir / _plot_name(r, "weight_error")))
-                if kl is not None and len(kl):
-                    plots.append(kl_histogram(kl, r, out_dir / _plot_name(r, "kl")))
+                if per_item is not None and len(per_item):
+                    if r.get("kind") == "encoder":
+                        plots.append(cosine_histogram(per_item, r, out_dir / _plot_name(r, "cosine")))
+                    else:
+                        plots.append(kl_histogram(per_item, r, out_dir / _plot_name(r, "kl")))
         except RuntimeError as e:  # matplotlib missing
             console.print(f"[red]hearth eval: {e}[/]")
             return 2
@@ -166,19 +200,7 @@ def run_eval(args: argparse.Namespace, console: Console) -> int:
         console.print("wrote " + ", ".join(written))
     console.print(f"eval done in {time.perf_counter() - t0:.1f} s")
 
-    summary = [
-        {
-            "package": r["package"]["path"],
-            "quantization": r["package"].get("quantization"),
-            "ppl_reference": r["metrics"]["ppl_reference"],
-            "ppl_package": r["metrics"]["ppl_package"],
-            "ppl_increase_pct": r["metrics"]["ppl_increase_pct"],
-            "top1_agreement": r["metrics"]["top1_agreement"],
-            "kl_mean": r["metrics"]["kl_mean"],
-            "budget_passed": (r.get("budget") or {}).get("passed"),
-        }
-        for r in results
-    ]
+    summary = [_summary_line(r) for r in results]
     print(json.dumps(summary if args.compare else summary[0]))
     if budget_failed:
         console.print("[bold red]hearth eval: budget exceeded (see the table above)[/]")

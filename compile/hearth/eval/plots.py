@@ -3,6 +3,8 @@
     weight_error_plot(result, path)   per-layer weight-quantization error, one bar per matrix kind
     kl_histogram(kl, result, path)    distribution of per-position KL(reference || package)
     ppl_vs_bits_plot(results, path)   perplexity and top-1 agreement vs bits/param across schemes
+    cosine_histogram(cos, result, path)   encoder: distribution of per-text cosine to the reference
+    cosine_vs_bits_plot(results, path)    encoder: min/mean cosine and recall@1 vs bits/param
 """
 from __future__ import annotations
 
@@ -97,5 +99,56 @@ def ppl_vs_bits_plot(results: list[dict[str, Any]], path: Path) -> Path:
     ax_ppl.legend(fontsize="small")
     ax_top1.set_ylabel("top-1 agreement with fp32 reference [%]")
     ax_top1.set_title("Top-1 agreement vs bits/param")
+    fig.savefig(path)
+    return path
+
+
+def cosine_histogram(cos: np.ndarray, result: dict[str, Any], path: Path) -> Path:
+    """Per-text 1 - cosine on a log axis (the interesting tail is the low cosines)."""
+    fig = _figure(6.0, 3.6)
+    ax = fig.add_subplot()
+    gap = np.clip(1.0 - np.asarray(cos, dtype=np.float64), 1e-9, None)
+    bins = np.logspace(np.log10(gap.min()), np.log10(max(gap.max(), gap.min() * 10)), 50)
+    ax.hist(gap, bins=bins, color="tab:green", alpha=0.8)
+    ax.set_xscale("log")
+    m = result["metrics"]
+    ax.axvline(1 - m["min_cosine"], color="tab:red", linestyle="--", label=f"min cosine {m['min_cosine']:.4f}")
+    ax.axvline(1 - m["mean_cosine"], color="tab:blue", linestyle=":", label=f"mean cosine {m['mean_cosine']:.5f}")
+    ax.set_xlabel("1 - cosine(package, reference) per text (clipped at 1e-9)")
+    ax.set_ylabel("texts")
+    ax.set_title(f"Embedding parity: {_label(result)}")
+    ax.legend(fontsize="small")
+    fig.savefig(path)
+    return path
+
+
+def cosine_vs_bits_plot(results: list[dict[str, Any]], path: Path) -> Path:
+    """Min and mean cosine (left) and retrieval recall@1 (right) vs bits/param; one point per package."""
+    fig = _figure(10.0, 4.0)
+    ax_cos, ax_rec = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        by_model.setdefault(r["package"].get("model_id") or "?", []).append(r)
+    for model, rs in by_model.items():
+        rs = sorted(rs, key=lambda r: r["package"].get("bits_per_param") or 0)
+        bits = [r["package"].get("bits_per_param") or np.nan for r in rs]
+        line = ax_cos.plot(bits, [r["metrics"]["min_cosine"] for r in rs], "o-", label=f"{model} min")[0]
+        ax_cos.plot(bits, [r["metrics"]["mean_cosine"] for r in rs], "s--", color=line.get_color(), label=f"{model} mean")
+        ax_rec.plot(bits, [100 * r["metrics"]["recall_at_1"] for r in rs], "o-", color=line.get_color(), label=f"{model} package")
+        ax_rec.axhline(100 * rs[0]["metrics"]["reference_recall_at_1"], color=line.get_color(), linestyle=":", label=f"{model} reference")
+        for r, b in zip(rs, bits):
+            q = r["package"].get("quantization")
+            ax_cos.annotate(q, (b, r["metrics"]["min_cosine"]), textcoords="offset points", xytext=(4, 4), fontsize="small")
+            ax_rec.annotate(q, (b, 100 * r["metrics"]["recall_at_1"]), textcoords="offset points", xytext=(4, -10), fontsize="small")
+    for ax in (ax_cos, ax_rec):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("stored bits / parameter")
+        ax.grid(alpha=0.3)
+    ax_cos.set_ylabel("cosine to the reference")
+    ax_cos.set_title("Embedding cosine vs bits/param")
+    ax_cos.legend(fontsize="small")
+    ax_rec.set_ylabel("retrieval recall@1 [%]")
+    ax_rec.set_title("Retrieval recall@1 vs bits/param")
+    ax_rec.legend(fontsize="small")
     fig.savefig(path)
     return path

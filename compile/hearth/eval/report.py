@@ -28,7 +28,32 @@ def _pct(x: float, signed: bool = False) -> str:
     return f"{x:+.3f} %" if signed else f"{x:.2f} %"
 
 
+def is_encoder(r: dict[str, Any]) -> bool:
+    return r.get("kind") == "encoder"
+
+
+def encoder_summary_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    m, s, t, x = r["metrics"], r["size"], r["timing"], r["texts"]
+    ks = sorted(int(k.rsplit("_", 1)[1]) for k in m if k.startswith("recall_at_"))
+    return [
+        ("min cosine to the reference", _num(m["min_cosine"], 6)),
+        ("mean / 1st-percentile cosine", f"{_num(m['mean_cosine'], 6)} / {_num(m['p1_cosine'], 6)}"),
+        ("texts", f"{m['texts']} ({x['parity']} parity texts, {x['retrieval_passages']} passages, {x['retrieval_queries']} queries; "
+                  f"{x['truncated']} truncated, {x['token_mismatches']} token-id mismatches)"),
+        ("recall@k, package", " / ".join(f"@{k} {_pct(100 * m[f'recall_at_{k}'])}" for k in ks)),
+        ("recall@k, reference", " / ".join(f"@{k} {_pct(100 * m[f'reference_recall_at_{k}'])}" for k in ks)),
+        ("MRR package / reference", f"{m['mrr']:.4f} / {m['reference_mrr']:.4f}"),
+        ("retrieval top-1 agreement", _pct(100 * m["retrieval_top1_agreement"])),
+        ("bits / param", str(r["package"].get("bits_per_param"))),
+        ("package size", f"{s['package_mb']:.3f} MiB ({s['package_bytes']:,} bytes, {s['files']} files)"),
+        ("first-load bytes", f"{s['first_load_bytes']:,}"),
+        ("eval time", f"{t['total_s']:.1f} s (package {t['package_s']:.1f} s, reference {t['reference_s']:.1f} s)"),
+    ]
+
+
 def summary_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    if is_encoder(r):
+        return encoder_summary_rows(r)
     m, s, t = r["metrics"], r["size"], r["timing"]
     rows = [
         ("perplexity, fp32 transformers reference", _num(m["ppl_reference"], 6)),
@@ -77,13 +102,48 @@ def budget_table(checks: list[Check], title: str = "budget") -> Table:
     return table
 
 
+DECODER_COLUMNS = ["package", "bits/param", "MiB", "ppl ref", "ppl pkg", "Δppl", "top-1", "KL mean", "weight err", "time"]
+ENCODER_COLUMNS = ["package", "bits/param", "MiB", "min cos", "mean cos", "p1 cos", "recall@1", "recall@3", "recall@10", "MRR", "time"]
+
+
 def compare_table(results: list[dict[str, Any]]) -> Table:
     table = Table(title="hearth eval --compare")
-    for col in ("package", "bits/param", "MiB", "ppl ref", "ppl pkg", "Δppl", "top-1", "KL mean", "weight err", "time"):
+    header, rows = compare_header_rows(results)
+    for col in header:
         table.add_column(col, justify="left" if col == "package" else "right")
-    for row in compare_rows(results):
+    for row in rows:
         table.add_row(*row)
     return table
+
+
+def compare_header_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Decoder and encoder results have different metrics: all must be of one kind."""
+    kinds = {("encoder" if is_encoder(r) else "decoder") for r in results}
+    if len(kinds) > 1:
+        raise ValueError("--compare mixes decoder and encoder packages; compare one kind at a time")
+    if kinds == {"encoder"}:
+        return list(ENCODER_COLUMNS), encoder_compare_rows(results)
+    return list(DECODER_COLUMNS), compare_rows(results)
+
+
+def encoder_compare_rows(results: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        m, p = r["metrics"], r["package"]
+        rows.append([
+            f"{p.get('model_id')} {p.get('quantization')}",
+            str(p.get("bits_per_param")),
+            f"{r['size']['package_mb']:.3f}",
+            _num(m["min_cosine"], 6),
+            _num(m["mean_cosine"], 6),
+            _num(m["p1_cosine"], 6),
+            _pct(100 * m["recall_at_1"]),
+            _pct(100 * m["recall_at_3"]),
+            _pct(100 * m["recall_at_10"]),
+            f"{m['mrr']:.4f}",
+            f"{r['timing']['total_s']:.1f} s",
+        ])
+    return rows
 
 
 def compare_rows(results: list[dict[str, Any]]) -> list[list[str]]:
@@ -190,12 +250,44 @@ def _settings_md(r: dict[str, Any]) -> list[str]:
     return ["## Settings", "", _md_table(["", ""], rows), ""]
 
 
+def _encoder_md(r: dict[str, Any]) -> list[str]:
+    p, x = r["package"], r["texts"]
+    worst = [[str(w["index"]), w["category"], _num(w["cosine"], 6), w["text"]] for w in r["worst"]]
+    queries = [[q["question"], q["gold"], str(q["rank"]), str(q["reference_rank"])] for q in r["retrieval"]["queries"]]
+    settings = [
+        ["package", f"`{p['path']}`"],
+        ["quantization", str(p.get("quantization"))],
+        ["run on", r.get("evaluated_on", "llvm")],
+        ["reference", f"`{r['reference']['path']}` ({r['reference']['chosen_by']}), {r['reference']['runtime']}"],
+        ["texts", x["source"]],
+        ["max_seq_length / pooling", f"{p.get('max_seq_length')} / {p.get('pooling')}"],
+        ["passages sha256", f"`{x['passages_sha256'][:16]}…`"],
+        ["timing", ", ".join(f"{k} {v}" for k, v in r["timing"].items())],
+        ["versions", ", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items())],
+    ]
+    return [
+        "## Lowest cosines", "", _md_table(["#", "category", "cosine", "text"], worst), "",
+        "## Retrieval", "",
+        "Rank of the gold passage among the pydoc-topic passages (1 = retrieved first), package and reference.", "",
+        "<details><summary>Per query</summary>", "", _md_table(["question", "gold topic", "rank", "reference rank"], queries), "", "</details>", "",
+        "## Settings", "", _md_table(["", ""], settings), "",
+    ]
+
+
 def markdown_report(
     r: dict[str, Any],
     plots: list[Path] | None = None,
     report_path: Path | None = None,
 ) -> str:
     p = r["package"]
+    if is_encoder(r):
+        out = [f"# hearth eval: {p.get('model_id')} {p.get('quantization')}", ""]
+        out += ["## Summary", "", _md_table(["metric", "value"], [list(x) for x in summary_rows(r)]), ""]
+        if r.get("budget"):
+            out += _budget_md([Check(**c) for c in r["budget"]["checks"]], r["budget"].get("file"))
+        if plots:
+            out += ["## Plots", ""] + [f"![{pl.stem}]({_rel(pl, report_path)})" for pl in plots] + [""]
+        return "\n".join(out + _encoder_md(r))
     out = [f"# hearth eval: {p.get('model_id')} {p.get('quantization')}", ""]
     out += ["## Summary", "", _md_table(["metric", "value"], [list(x) for x in summary_rows(r)]), ""]
     budget = r.get("budget")
@@ -209,22 +301,28 @@ def markdown_report(
 
 
 def compare_markdown(results: list[dict[str, Any]], plots: list[Path] | None = None, report_path: Path | None = None) -> str:
-    header = ["package", "bits/param", "MiB", "ppl ref", "ppl pkg", "Δppl", "top-1", "KL mean", "weight err", "time"]
-    rows = compare_rows(results)
+    header, rows = compare_header_rows(results)
     if any(r.get("budget") for r in results):
         header.append("budget")
         for row, r in zip(rows, results):
             b = r.get("budget")
             row.append("-" if not b else ("pass" if b["passed"] else "FAIL: " + ", ".join(c["key"] for c in b["checks"] if c["status"] == "FAIL")))
     out = ["# hearth eval: comparison", "", _md_table(header, rows), ""]
-    out += ["Δppl: package perplexity vs its fp32 transformers reference on the same positions; top-1: "
-            "argmax agreement; KL: mean KL(reference ‖ package) in nats; weight err: overall relative "
-            "Frobenius weight error.", ""]
+    if any(is_encoder(r) for r in results):
+        out += ["cos: cosine of package vs reference embeddings over the parity texts, retrieval passages "
+                "and queries; recall@k / MRR: retrieval of the gold pydoc passage with the package's embeddings.", ""]
+    else:
+        out += ["Δppl: package perplexity vs its fp32 transformers reference on the same positions; top-1: "
+                "argmax agreement; KL: mean KL(reference ‖ package) in nats; weight err: overall relative "
+                "Frobenius weight error.", ""]
     if plots:
         out += ["## Plots", ""] + [f"![{pl.stem}]({_rel(pl, report_path)})" for pl in plots] + [""]
     for r in results:
         p = r["package"]
         out += [f"## {p.get('model_id')} {p.get('quantization')}", ""]
         out += [_md_table(["metric", "value"], [list(x) for x in summary_rows(r)]), ""]
-        out += [f"Package `{p['path']}`; text: {r['text']['source']}; {r['windows']['count']} windows of ≤ {r['windows']['window']} tokens, stride {r['windows']['stride']}.", ""]
+        if is_encoder(r):
+            out += [f"Package `{p['path']}`; texts: {r['texts']['source']}.", ""]
+        else:
+            out += [f"Package `{p['path']}`; text: {r['text']['source']}; {r['windows']['count']} windows of ≤ {r['windows']['window']} tokens, stride {r['windows']['stride']}.", ""]
     return "\n".join(out)

@@ -20,6 +20,8 @@ Layout (identical to MLC-LLM ``GroupQuantize`` with ``linear_weight_layout="NK"`
   kernel is shared (it is written for any bit width); only the numpy packing differs.
 * K not a multiple of 32: padded like MLC. The last group's scale uses only the real elements;
   padded slots hold code 0 in the packed words; dequantization produces exactly K columns.
+* scale_method="mse" (q4f16_mse / q4f32_mse) keeps all of the above except how the scale is
+  chosen: see _mse_codes (clip search per group, then a gain per row).
 * An all-zero group has scale 0. MLC divides 0/0 there (its llvm build then writes code 0); we write
   code 7 (= zero). Both dequantize to zeros. Every other group is bit-identical to MLC's kernel
   (tests/test_quant.py compiles a TE transcription of it and compares).
@@ -116,6 +118,9 @@ def _quantize_rows(w: np.ndarray, scheme: QuantScheme, k_pad: int) -> tuple[np.n
     if k_pad != k:
         w32 = np.concatenate([w32, np.zeros((rows, k_pad - k), np.float32)], axis=1)
     g = w32.reshape(rows, k_pad // gs, gs)
+    if scheme.scale_method == "mse":
+        codes, scale = _mse_codes(g, scheme, mdt)
+        return _pack(codes.reshape(rows, k_pad), scheme, k), scale.astype(mdt)
     scale = _round_to(np.abs(g).max(axis=-1) / max_int, mdt)  # [R, G], exact model-dtype values
     div = np.where(scale == 0, np.float32(1), scale)  # all-zero group: codes become max_int
     t = g / div[..., None]
@@ -127,8 +132,13 @@ def _quantize_rows(w: np.ndarray, scheme: QuantScheme, k_pad: int) -> tuple[np.n
         t += max_int
     np.rint(t, out=t)  # round half to even, like LLVM's nearbyint for tirx.round
     np.clip(t, 0, 2 * max_int, out=t)
-    codes = t.astype(np.uint8).reshape(rows, k_pad)
-    if k_pad != k:
+    return _pack(t.reshape(rows, k_pad), scheme, k), scale.astype(mdt)
+
+
+def _pack(t: np.ndarray, scheme: QuantScheme, k: int) -> np.ndarray:
+    """Codes [R, k_pad] (float values in 0..2*max_int) -> packed uint32 [R, k_pad*bits/32]."""
+    codes = t.astype(np.uint8)
+    if codes.shape[1] != k:
         codes[:, k:] = 0  # MLC's pack_weight writes 0 into slots past K
     if scheme.bits == 4:
         # two codes per byte (even index in the low nibble), four bytes per little-endian uint32:
@@ -137,8 +147,54 @@ def _quantize_rows(w: np.ndarray, scheme: QuantScheme, k_pad: int) -> tuple[np.n
     else:
         # 8-bit: one code per byte; element i of each 4-group ends up at bits 8*i of the word.
         packed_bytes = codes
-    packed = np.ascontiguousarray(packed_bytes).view("<u4").astype(np.uint32, copy=False)
-    return packed, scale.astype(mdt)
+    return np.ascontiguousarray(packed_bytes).view("<u4").astype(np.uint32, copy=False)
+
+
+# Clip factors tried per group by scale_method="mse": scale = factor * max|w| / max_int. 1.0 is
+# round-to-nearest's own scale, so each group's error is at most RTN's before the row gain.
+_CLIP_GRID = np.linspace(1.0, 0.6, 33, dtype=np.float32)
+_ROW_GAIN_LIMITS = (0.5, 2.0)  # a sane bound; measured gains are within a few percent of 1
+
+
+def _mse_codes(g: np.ndarray, scheme: QuantScheme, mdt: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """scale_method="mse": g [R, G, gs] float32 (model-dtype values) -> (codes [R, G, gs] as
+    float32 in 0..2*max_int, scale [R, G] float32 holding model-dtype values).
+
+    1. Per group, the clip factor of _CLIP_GRID whose scale (rounded to the model dtype) gives the
+       smallest squared error sum((q * s - w)^2), codes q = clip(round(w / s), -max_int, max_int).
+    2. Per row (output channel of a Linear, token of an embedding table), one gain c on all its
+       scales with <w, c * w_hat> = |w|^2: the least-squares codes shrink a row (clipped outliers),
+       which for a tied LM head lowers the logit temperature and costs perplexity although the
+       KL to the reference drops. Codes stay as chosen; only the stored scales change.
+    Decoding is the unchanged (code - max_int) * scale, so the kernels are q4f16_1's.
+    """
+    max_int = np.float32(scheme.max_int)
+    amax = np.abs(g).max(axis=-1)  # [R, G]
+    best_err = np.full(amax.shape, np.inf, np.float32)
+    best_scale = np.zeros(amax.shape, np.float32)
+    for factor in _CLIP_GRID:
+        s = _round_to(amax * (factor / max_int), mdt)
+        div = np.where(s == 0, np.float32(1), s)[..., None]
+        t = np.rint(g / div)
+        np.clip(t, -max_int, max_int, out=t)
+        t *= div
+        t -= g
+        err = np.einsum("rgk,rgk->rg", t, t)
+        better = err < best_err
+        best_err = np.where(better, err, best_err)
+        best_scale = np.where(better, s, best_scale)
+    div = np.where(best_scale == 0, np.float32(1), best_scale)[..., None]
+    q = np.clip(np.rint(g / div), -max_int, max_int)  # all-zero group: s = 0, q = 0 (code max_int)
+    w_hat = q * best_scale[..., None]
+    num = np.einsum("rgk,rgk->r", g, g, dtype=np.float64)
+    den = np.einsum("rgk,rgk->r", g, w_hat, dtype=np.float64)
+    gain = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
+    gain = np.clip(gain, *_ROW_GAIN_LIMITS).astype(np.float32)
+    scale = _round_to(best_scale * gain[:, None], mdt)
+    with np.errstate(over="ignore"):
+        if not np.all(np.isfinite(scale)):
+            raise ValueError(f"{scheme.name}: a scale overflows {mdt} (weights near the dtype's limit)")
+    return q + max_int, scale
 
 
 def quantize_weight(w: np.ndarray, scheme: QuantScheme | str) -> tuple[np.ndarray, np.ndarray]:

@@ -9,12 +9,22 @@ the ones Hearth ships:
     q4f16_1  group quantization: int4 in uint32 words, 32 weights per group, float16 scales/compute
     q8f32_1  group quantization: int8 in uint32 words (4 per word), 32 weights per group, f32 scales
     q8f16_1  group quantization: int8 in uint32 words (4 per word), 32 weights per group, f16 scales
+    q4f16_mse  q4f16_1's layout and kernels; scales chosen by MSE search + per-row gain correction
+    q4f32_mse  the same for q4f32_1
 
 The q8 schemes are Hearth's (MLC ships no int8 group scheme under these names): the q4 layout
 with bits=8, so they reuse the same fused dequantize kernels. Symmetric, grouped rather than per
 output channel: 32-element groups along K bound the error by each group's own max|w| (robust to
 the outlier input features BERT-style encoders have) for 0.5 (f16) / 1 (f32) extra bits per
 weight. Meant for encoders, where q4 costs noticeable embedding accuracy.
+
+The "_mse" schemes are Hearth's (not MLC's): the SAME stored layout, codes and decode as q4f16_1 /
+q4f32_1 ((code - 7) * scale, 32-element groups, f16/f32 scales), so the packages cost the same bits
+per parameter and run on the same fused dequantize-matmul kernels (WebGPU included); only the
+offline choice of each group's scale differs (``scale_method="mse"``, see
+``hearth.quant.group._mse_scales``): clip factor per group minimising the group's squared error,
+then one gain per output row that restores <w, w_hat> = |w|^2 (clipping alone shrinks rows and
+shifts the logit temperature of a tied LM head). No calibration data is needed.
 
 "_1" is MLC's "NK" weight layout: a Linear weight keeps PyTorch's [out_features=N, in_features=K]
 shape and groups run along K (the reduction axis); packed q_weight is [N, K/8], q_scale [N, K/32].
@@ -62,6 +72,9 @@ class QuantScheme:
     linear_weight_layout: Literal["NK"] = "NK"
     quantize_embedding: bool = True  # MLC quantizes the embedding table (and tied lm_head)
     quantize_final_fc: bool = True  # ... and an untied lm_head Linear
+    # How q_scale is chosen offline (decode is the same either way): "absmax" = max|w| / max_int
+    # (MLC, round-to-nearest); "mse" = clip search + row gain correction (the _mse schemes).
+    scale_method: Literal["absmax", "mse"] = "absmax"
 
     def __post_init__(self) -> None:
         if self.kind not in ("none", "group"):
@@ -74,6 +87,8 @@ class QuantScheme:
                     f"{self.name}: group_size {self.group_size} is not a multiple of "
                     f"{self.elems_per_storage} elements per {self.storage_dtype}"
                 )
+            if self.scale_method not in ("absmax", "mse"):
+                raise ValueError(f"{self.name}: scale_method must be 'absmax' or 'mse', got {self.scale_method!r}")
             if self.linear_weight_layout != "NK":
                 raise ValueError(f"{self.name}: only the NK layout is implemented")
 
@@ -130,6 +145,8 @@ SCHEMES: dict[str, QuantScheme] = {
         QuantScheme(name="q4f32_1", kind="group", model_dtype="float32", bits=4, group_size=32),
         QuantScheme(name="q8f16_1", kind="group", model_dtype="float16", bits=8, group_size=32),
         QuantScheme(name="q8f32_1", kind="group", model_dtype="float32", bits=8, group_size=32),
+        QuantScheme(name="q4f16_mse", kind="group", model_dtype="float16", bits=4, group_size=32, scale_method="mse"),
+        QuantScheme(name="q4f32_mse", kind="group", model_dtype="float32", bits=4, group_size=32, scale_method="mse"),
     ]
 }
 
