@@ -132,13 +132,16 @@ export async function fetchCatalog(indexUrl: string, signal?: AbortSignal): Prom
 }
 
 /**
- * Preference among the variants of one model: quantized (q4, q8) before unquantized (a quarter or
- * half of the download and of the memory; what `make demo` builds), then f16 before f32 where the device has shader-f16.
+ * Preference among the variants of one model: quantized before unquantized (a quarter or half of the
+ * download and of the memory; what `make demo` builds), then f16 before f32 where the device has
+ * shader-f16. Encoders take int8 before 4-bit: plain 4-bit costs MiniLM too much (min cosine 0.81 vs
+ * 0.9994, docs/eval.md), so a q4 encoder package is used only when no q8 one is served.
  */
-function variantRank(quantization: string, f16ok: boolean): number {
-  const quantized = /^q[1-8]/.test(quantization) && !quantization.startsWith("q0") ? 0 : 2;
+function variantRank(quantization: string, f16ok: boolean, task: string): number {
+  const quantized = /^q[1-8]/.test(quantization) && !quantization.startsWith("q0");
+  const precision = !quantized ? 4 : task === "embedding" && quantization.startsWith("q4") ? 2 : 0;
   const f16 = isF16Variant(quantization) ? (f16ok ? 0 : 1) : f16ok ? 1 : 0;
-  return quantized + f16;
+  return precision + f16;
 }
 
 /** The variant of `modelId` this device runs, or null when none can run here. */
@@ -149,7 +152,7 @@ function chooseVariant(catalog: readonly PackageEntry[], modelId: string, task: 
   if (runnable.length === 0) return null;
   // On the CPU, f32 (wasm has no fast float16); on WebGPU, f16 only with shader-f16 (pickVariant checks).
   const f16ok = gpu.available && gpu.shaderF16;
-  const ordered = [...runnable].sort((a, b) => variantRank(a.quantization, f16ok) - variantRank(b.quantization, f16ok));
+  const ordered = [...runnable].sort((a, b) => variantRank(a.quantization, f16ok, task) - variantRank(b.quantization, f16ok, task));
   try {
     const q = pickVariant(
       ordered.map((e) => e.quantization),

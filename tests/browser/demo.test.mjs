@@ -206,10 +206,11 @@ test("demo: load, ingest a PDF, ask, cited page 2, refusals", { timeout: 1_200_0
   const state = await page.evaluate(() => window.hearthDemo);
   timings.ttiMs = Math.round(state.ttiMs);
   t.diagnostic(`first visit: ready in ${(performance.now() - t0).toFixed(0)} ms (app TTI ${state.ttiMs.toFixed(0)} ms since navigation)`);
-  // SwiftShader has no shader-f16 and the CPU prefers f32: the 4-bit f32 variants must be picked.
+  // SwiftShader has no shader-f16 and the CPU prefers f32: the f32 variants must be picked (4-bit LLM,
+  // int8 encoder, even where an older dist/ still holds a q4 encoder package).
   assert.equal(state.plan.llm.entry.quantization, "q4f32_1");
   assert.equal(state.plan.embedder.entry.modelId, "all-MiniLM-L6-v2");
-  assert.equal(state.plan.embedder.entry.quantization, "q4f32_1");
+  assert.equal(state.plan.embedder.entry.quantization, "q8f32_1");
   assert.match(await page.textContent("#local-only summary"), /Local only/);
   // "Local only" is on by default; this server has no --native-api, so the switch cannot be turned off.
   await page.waitForFunction(() => !document.querySelector("#local-only .server-note")?.textContent?.startsWith("Checking"), undefined, { timeout: 30_000 });
