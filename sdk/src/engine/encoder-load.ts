@@ -3,7 +3,8 @@
  * ../load/package.ts's loadPackage: PackageFiles (download or read back from the store, size + SHA-256
  * of every file before anything uses a byte), the artifact store, quota check, progress events,
  * instantiateRuntime (tvmjs wasm + WebGPU pipelines), and the tensor cache uploaded through the verified
- * file set. What differs from loadPackage is only the config: an encoder's mlc-chat-config.json has
+ * file set; the steps the two loaders share (manifest with offline fallback, library choice, weight
+ * check, upload, purge) are package.ts's exported helpers, called from both. What differs from loadPackage is only the config: an encoder's mlc-chat-config.json has
  * bucket functions and no KV cache / prefill chunk (loadPackage's decoder config parser and memory
  * estimate reject it), so it is parsed by {@link parseEncoderConfig} and checked against the device's
  * buffer limits per bucket.
@@ -13,20 +14,25 @@ import { bucketLargestBuffer, encoderUsesF16, parseEncoderConfig, type EncoderBu
 import { parseTensorCacheManifest, type FetchLike, type Logger, type TensorCacheManifest } from "./tvm.js";
 import type { TvmjsModule } from "./tvmjs-types.js";
 import { PackageFiles } from "../load/files.js";
-import { fetchManifest, MANIFEST_FILE, PackageManifestError, parseManifestText, type PackageManifest } from "../load/manifest.js";
+import { MANIFEST_FILE, PackageManifestError, type PackageManifest } from "../load/manifest.js";
 import {
   CHAT_CONFIG_FILE,
-  JS_TARGETS,
+  checkParams,
+  finishStore,
+  libraryFor,
+  manifestFor,
   PackageCompatibilityError,
   packageUrl,
+  parseJsonFile,
   TENSOR_CACHE_FILE,
+  uploadWeights,
   type PackageCacheReport,
   type PackageLoadTimings,
 } from "../load/package.js";
 import { safeProgress, type ProgressCallback } from "../load/progress.js";
 import { checkQuota, defaultStorageManager, type StorageManagerLike } from "../load/quota.js";
 import { instantiateRuntime, type RuntimeDeviceKind, type RuntimeLibrary } from "../load/runtime.js";
-import { manifestKey, resolveStore, type ArtifactStore, type CacheOption } from "../load/store.js";
+import { resolveStore, type CacheOption } from "../load/store.js";
 
 /** The options of loadPackage that apply to encoders (same meaning; see LoadPackageOptions). */
 export interface EncoderPackageLoadOptions {
@@ -71,32 +77,6 @@ export interface LoadedEncoderPackage {
   dispose(): void;
 }
 
-function parseJson(buf: ArrayBuffer, file: string): unknown {
-  try {
-    return JSON.parse(new TextDecoder().decode(buf)) as unknown;
-  } catch (err) {
-    throw new PackageManifestError(`${file} is not valid JSON`, { cause: err });
-  }
-}
-
-function checkParams(config: EncoderConfig, tc: TensorCacheManifest): void {
-  const records = new Map(tc.records.flatMap((s) => s.records.map((r) => [r.name, r] as const)));
-  const problems: string[] = [];
-  for (const p of config.params) {
-    const r = records.get(p.name);
-    if (r === undefined) problems.push(`${p.name}: not in ${TENSOR_CACHE_FILE}`);
-    else if (r.dtype !== p.dtype || r.shape.join(",") !== p.shape.join(",")) {
-      problems.push(`${p.name}: ${r.dtype}[${r.shape.join(",")}] in ${TENSOR_CACHE_FILE}, ${p.dtype}[${p.shape.join(",")}] in ${CHAT_CONFIG_FILE}`);
-    }
-  }
-  if (problems.length > 0) {
-    throw new PackageCompatibilityError(
-      `${CHAT_CONFIG_FILE} and ${TENSOR_CACHE_FILE} disagree on ${problems.length} weight(s): ${problems.slice(0, 5).join("; ")}`,
-      problems,
-    );
-  }
-}
-
 function mib(n: number): string {
   return `${(n / 2 ** 20).toFixed(1)} MiB`;
 }
@@ -136,24 +116,6 @@ export function fitBuckets(
   return { buckets, skipped };
 }
 
-async function manifestFor(
-  base: string,
-  fetchFn: FetchLike,
-  store: ArtifactStore | null,
-  signal: AbortSignal | undefined,
-  log: Logger,
-): Promise<{ manifest: PackageManifest; offline: boolean }> {
-  try {
-    return { manifest: await fetchManifest(base, fetchFn, signal), offline: false };
-  } catch (err) {
-    if (!(err instanceof PackageManifestError) || err.reason !== "network" || store === null) throw err;
-    const saved = await store.get(manifestKey(base)).catch(() => undefined);
-    if (saved === undefined) throw err;
-    log(`${err.message}; using the manifest cached by the last successful load (offline)`);
-    return { manifest: parseManifestText(new TextDecoder().decode(saved), `cached ${MANIFEST_FILE} of ${base}`), offline: true };
-  }
-}
-
 /** Fetch, verify and load an encoder package (see the module comment). */
 export async function loadEncoderPackage(baseUrl: string, opts: EncoderPackageLoadOptions): Promise<LoadedEncoderPackage> {
   const fetchFn: FetchLike = opts.fetch ?? ((url, init) => globalThis.fetch(url, init));
@@ -189,18 +151,7 @@ export async function loadEncoderPackage(baseUrl: string, opts: EncoderPackageLo
       [`model_task:${String(task)}`],
     );
   }
-  const libPath = manifest.targets[target];
-  if (libPath === undefined) {
-    const have = Object.keys(manifest.targets);
-    throw new PackageCompatibilityError(
-      `${base} has no ${JSON.stringify(target)} library (targets: ${have.length > 0 ? have.join(", ") : "none"}); ` +
-        `recompile with \`hearth compile --target ${target}\``,
-      [`target:${target}`],
-    );
-  }
-  if (!(JS_TARGETS as readonly string[]).includes(target)) {
-    throw new PackageCompatibilityError(`target ${JSON.stringify(target)} cannot run in JavaScript (tvmjs runs ${JS_TARGETS.join(" and ")})`, [`target:${target}`]);
-  }
+  const libPath = libraryFor(manifest, base, target);
   const t1 = performance.now();
   const modelName = `${manifest.model_id || base} (${manifest.quantization ?? target})`;
 
@@ -229,7 +180,7 @@ export async function loadEncoderPackage(baseUrl: string, opts: EncoderPackageLo
       onProgress: emit,
       first: [CHAT_CONFIG_FILE],
       afterFirst: async () => {
-        const cfg = parseEncoderConfig(parseJson(await files.bytes(CHAT_CONFIG_FILE, signal), CHAT_CONFIG_FILE));
+        const cfg = parseEncoderConfig(parseJsonFile(await files.bytes(CHAT_CONFIG_FILE, signal), CHAT_CONFIG_FILE));
         config = cfg;
         usesF16 = encoderUsesF16(cfg);
         if (device !== undefined && usesF16 && !device.features.has("shader-f16")) {
@@ -246,7 +197,7 @@ export async function loadEncoderPackage(baseUrl: string, opts: EncoderPackageLo
     });
     if (config === undefined || fit === undefined) throw new Error("internal: the config was not checked");
     for (const s of fit.skipped) log(`${modelName}: bucket ${s.bucket.fn} skipped (${s.reason})`);
-    const tcManifest = parseTensorCacheManifest(parseJson(await files.bytes(TENSOR_CACHE_FILE, signal), TENSOR_CACHE_FILE));
+    const tcManifest = parseTensorCacheManifest(parseJsonFile(await files.bytes(TENSOR_CACHE_FILE, signal), TENSOR_CACHE_FILE));
     checkParams(config, tcManifest);
     for (const shard of tcManifest.records) files.entry(shard.dataPath);
     const t2 = performance.now();
@@ -262,36 +213,9 @@ export async function loadEncoderPackage(baseUrl: string, opts: EncoderPackageLo
     lib = runtime;
     signal?.throwIfAborted();
 
-    const shards = tcManifest.records;
-    const totalBytes = shards.reduce((n, s) => n + s.nbytes, 0);
-    const upload = { done: 0, bytes: 0 };
-    const uploadEvent = () =>
-      emit({ phase: "gpu-upload", device: runtime.deviceKind, shardsDone: upload.done, shardCount: shards.length, loadedBytes: upload.bytes, totalBytes });
-    uploadEvent();
-    runtime.setProgressHandler((r) => {
-      const m = /\[(\d+)\/(\d+)\]/.exec(r.text);
-      if (m === null || !r.text.startsWith("Loading")) return;
-      const done = Math.min(Number(m[1]), shards.length);
-      upload.done = done;
-      upload.bytes = shards.slice(0, done).reduce((n, s) => n + s.nbytes, 0);
-      uploadEvent();
-    });
-    const t3 = performance.now();
-    await runtime.tvm.fetchTensorCache(base, runtime.device(), { artifactCache: files, ...(signal === undefined ? {} : { signal }) });
-    runtime.setProgressHandler(undefined);
-    const tensorCacheMs = performance.now() - t3;
+    const { loadMs: tensorCacheMs } = await uploadWeights(runtime, base, files, tcManifest, emit, signal);
     signal?.throwIfAborted();
-
-    let purged: string[] = [];
-    if (store !== null) {
-      if (opts.purge !== false) {
-        purged = await files.purgeOldVersions().catch((err: unknown) => {
-          log(`purging old package versions failed: ${err instanceof Error ? err.message : String(err)}`);
-          return [];
-        });
-      }
-      if (!offline) await store.put(manifestKey(base), new TextEncoder().encode(JSON.stringify(manifest.raw)).buffer).catch(() => {});
-    }
+    const purged = await finishStore(store, files, base, manifest, { offline, purge: opts.purge, log });
     files.endLoad();
     const t4 = performance.now();
     const stats = files.stats;

@@ -160,7 +160,8 @@ export class PackageCompatibilityError extends Error {
   }
 }
 
-function parseJson(buf: ArrayBuffer, file: string): unknown {
+/** A package JSON file's bytes, parsed; invalid JSON is a PackageManifestError naming the file. */
+export function parseJsonFile(buf: ArrayBuffer, file: string): unknown {
   try {
     return JSON.parse(new TextDecoder().decode(buf)) as unknown;
   } catch (err) {
@@ -175,7 +176,7 @@ export function packageUrl(baseUrl: string, variant?: string): string {
 }
 
 /** Check the weights the model functions take against the tensor cache (names, shapes, dtypes). */
-function checkParams(config: ChatConfig, tc: TensorCacheManifest): void {
+export function checkParams(config: { params: readonly { name: string; shape: readonly number[]; dtype: string }[] }, tc: TensorCacheManifest): void {
   const records = new Map(tc.records.flatMap((s) => s.records.map((r) => [r.name, r] as const)));
   const problems: string[] = [];
   for (const p of config.params) {
@@ -193,8 +194,28 @@ function checkParams(config: ChatConfig, tc: TensorCacheManifest): void {
   }
 }
 
+/** The manifest's library file for `target`; PackageCompatibilityError when it has none or tvmjs cannot run it. */
+export function libraryFor(manifest: PackageManifest, base: string, target: string): string {
+  const libPath = manifest.targets[target];
+  if (libPath === undefined) {
+    const have = Object.keys(manifest.targets);
+    throw new PackageCompatibilityError(
+      `${base} has no ${JSON.stringify(target)} library (targets: ${have.length > 0 ? have.join(", ") : "none"}); ` +
+        `recompile with \`hearth compile --target ${target}\``,
+      [`target:${target}`],
+    );
+  }
+  if (!(JS_TARGETS as readonly string[]).includes(target)) {
+    throw new PackageCompatibilityError(
+      `target ${JSON.stringify(target)} cannot run in JavaScript (tvmjs runs ${JS_TARGETS.join(" and ")})`,
+      [`target:${target}`],
+    );
+  }
+  return libPath;
+}
+
 /** The manifest: from the network, or (network failure only) the last good one in the store. */
-async function manifestFor(
+export async function manifestFor(
   base: string,
   fetchFn: FetchLike,
   store: ArtifactStore | null,
@@ -210,6 +231,64 @@ async function manifestFor(
     log(`${err.message}; using the manifest cached by the last successful load (offline)`);
     return { manifest: parseManifestText(new TextDecoder().decode(saved), `cached ${MANIFEST_FILE} of ${base}`), offline: true };
   }
+}
+
+/**
+ * Weights onto the device from the verified file set (tvmjs's fetchTensorCache reads `files`, which
+ * only hands out verified bytes), with "gpu-upload" progress per shard.
+ */
+export async function uploadWeights(
+  runtime: RuntimeLibrary,
+  base: string,
+  files: PackageFiles,
+  tcManifest: TensorCacheManifest,
+  emit: ProgressCallback,
+  signal: AbortSignal | undefined,
+): Promise<LoadedTensorCache> {
+  const shards = tcManifest.records;
+  const totalBytes = shards.reduce((n, s) => n + s.nbytes, 0);
+  const upload = { done: 0, bytes: 0 };
+  const uploadEvent = () =>
+    emit({ phase: "gpu-upload", device: runtime.deviceKind, shardsDone: upload.done, shardCount: shards.length, loadedBytes: upload.bytes, totalBytes });
+  uploadEvent();
+  runtime.setProgressHandler((r) => {
+    // With every shard verified, tvmjs only reports "Loading model from cache[i/n]" (one per shard).
+    const m = /\[(\d+)\/(\d+)\]/.exec(r.text);
+    if (m === null || !r.text.startsWith("Loading")) return;
+    const done = Math.min(Number(m[1]), shards.length);
+    upload.done = done;
+    upload.bytes = shards.slice(0, done).reduce((n, s) => n + s.nbytes, 0);
+    uploadEvent();
+  });
+  const t0 = performance.now();
+  try {
+    await runtime.tvm.fetchTensorCache(base, runtime.device(), { artifactCache: files, ...(signal === undefined ? {} : { signal }) });
+  } finally {
+    runtime.setProgressHandler(undefined);
+  }
+  return { manifest: tcManifest, names: shards.flatMap((s) => s.records.map((r) => r.name)), totalBytes, loadMs: performance.now() - t0 };
+}
+
+/** After a successful load: drop older versions of this package, remember the manifest for offline loads. */
+export async function finishStore(
+  store: ArtifactStore | null,
+  files: PackageFiles,
+  base: string,
+  manifest: PackageManifest,
+  opts: { offline: boolean; purge: boolean | undefined; log: Logger },
+): Promise<string[]> {
+  if (store === null) return [];
+  let purged: string[] = [];
+  if (opts.purge !== false) {
+    purged = await files.purgeOldVersions().catch((err: unknown) => {
+      opts.log(`purging old package versions failed: ${err instanceof Error ? err.message : String(err)}`);
+      return [];
+    });
+  }
+  if (!opts.offline) {
+    await store.put(manifestKey(base), new TextEncoder().encode(JSON.stringify(manifest.raw)).buffer).catch(() => {});
+  }
+  return purged;
 }
 
 /**
@@ -243,21 +322,7 @@ export async function loadPackage(baseUrl: string, opts: LoadPackageOptions): Pr
       `${base}: asked for variant ${JSON.stringify(variant)}, the manifest says quantization ${JSON.stringify(manifest.quantization)}`,
     );
   }
-  const libPath = manifest.targets[target];
-  if (libPath === undefined) {
-    const have = Object.keys(manifest.targets);
-    throw new PackageCompatibilityError(
-      `${base} has no ${JSON.stringify(target)} library (targets: ${have.length > 0 ? have.join(", ") : "none"}); ` +
-        `recompile with \`hearth compile --target ${target}\``,
-      [`target:${target}`],
-    );
-  }
-  if (!(JS_TARGETS as readonly string[]).includes(target)) {
-    throw new PackageCompatibilityError(
-      `target ${JSON.stringify(target)} cannot run in JavaScript (tvmjs runs ${JS_TARGETS.join(" and ")})`,
-      [`target:${target}`],
-    );
-  }
+  const libPath = libraryFor(manifest, base, target);
   const t1 = performance.now();
 
   const files = new PackageFiles({ baseUrl: base, manifest, fetch: fetchFn, store, retries: opts.retries, logger: log });
@@ -288,7 +353,7 @@ export async function loadPackage(baseUrl: string, opts: LoadPackageOptions): Pr
       onProgress: emit,
       first: [CHAT_CONFIG_FILE],
       afterFirst: async () => {
-        const cfg = parseChatConfig(parseJson(await files.bytes(CHAT_CONFIG_FILE, signal), CHAT_CONFIG_FILE));
+        const cfg = parseChatConfig(parseJsonFile(await files.bytes(CHAT_CONFIG_FILE, signal), CHAT_CONFIG_FILE));
         config = cfg;
         usesF16 = configUsesF16(cfg);
         if (device !== undefined && usesF16 && !device.features.has("shader-f16")) {
@@ -308,7 +373,7 @@ export async function loadPackage(baseUrl: string, opts: LoadPackageOptions): Pr
       },
     });
     if (config === undefined || memory === undefined) throw new Error("internal: the config was not checked");
-    const tcManifest = parseTensorCacheManifest(parseJson(await files.bytes(TENSOR_CACHE_FILE, signal), TENSOR_CACHE_FILE));
+    const tcManifest = parseTensorCacheManifest(parseJsonFile(await files.bytes(TENSOR_CACHE_FILE, signal), TENSOR_CACHE_FILE));
     checkParams(config, tcManifest);
     for (const shard of tcManifest.records) files.entry(shard.dataPath); // a shard the manifest lacks: IntegrityError
     const t2 = performance.now();
@@ -325,45 +390,9 @@ export async function loadPackage(baseUrl: string, opts: LoadPackageOptions): Pr
     lib = runtime;
     signal?.throwIfAborted();
 
-    const shards = tcManifest.records;
-    const totalBytes = shards.reduce((n, s) => n + s.nbytes, 0);
-    const upload = { done: 0, bytes: 0 };
-    const uploadEvent = () =>
-      emit({ phase: "gpu-upload", device: runtime.deviceKind, shardsDone: upload.done, shardCount: shards.length, loadedBytes: upload.bytes, totalBytes });
-    uploadEvent();
-    runtime.setProgressHandler((r) => {
-      // With every shard verified, tvmjs only reports "Loading model from cache[i/n]" (one per shard).
-      const m = /\[(\d+)\/(\d+)\]/.exec(r.text);
-      if (m === null || !r.text.startsWith("Loading")) return;
-      const done = Math.min(Number(m[1]), shards.length);
-      upload.done = done;
-      upload.bytes = shards.slice(0, done).reduce((n, s) => n + s.nbytes, 0);
-      uploadEvent();
-    });
-    const t3 = performance.now();
-    await runtime.tvm.fetchTensorCache(base, runtime.device(), { artifactCache: files, ...(signal === undefined ? {} : { signal }) });
-    runtime.setProgressHandler(undefined);
-    const tensorCache: LoadedTensorCache = {
-      manifest: tcManifest,
-      names: shards.flatMap((s) => s.records.map((r) => r.name)),
-      totalBytes,
-      loadMs: performance.now() - t3,
-    };
+    const tensorCache = await uploadWeights(runtime, base, files, tcManifest, emit, signal);
     signal?.throwIfAborted();
-
-    // Success: drop older versions of this package, remember the manifest for offline loads.
-    let purged: string[] = [];
-    if (store !== null) {
-      if (opts.purge !== false) {
-        purged = await files.purgeOldVersions().catch((err: unknown) => {
-          log(`purging old package versions failed: ${err instanceof Error ? err.message : String(err)}`);
-          return [];
-        });
-      }
-      if (!offline) {
-        await store.put(manifestKey(base), new TextEncoder().encode(JSON.stringify(manifest.raw)).buffer).catch(() => {});
-      }
-    }
+    const purged = await finishStore(store, files, base, manifest, { offline, purge: opts.purge, log });
     files.endLoad();
     const t4 = performance.now();
     const stats = files.stats;
