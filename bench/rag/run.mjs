@@ -124,6 +124,7 @@ try {
       last: ingest.batches[ingest.batches.length - 1],
     },
     openMs: reopen.openMs,
+    openSplitMs: reopen.load,
     query,
     size: {
       rawFloat32VectorsBytes: rawVectors,

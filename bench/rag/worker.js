@@ -110,7 +110,8 @@ class RandomUnitEmbedder {
 const embedder = new RandomUnitEmbedder();
 let index = null;
 const NAME = "bench";
-const open = async () => (index ??= await openIndex(NAME, { embedder, embedBatchSize: 64 }));
+let lastLoad = null;
+const open = async () => (index ??= await openIndex(NAME, { embedder, embedBatchSize: 64, onLoad: (t) => (lastLoad = t) }));
 
 function pct(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -168,7 +169,7 @@ const tasks = {
     index = null;
     const t0 = performance.now();
     await open();
-    return { openMs: performance.now() - t0, stats: await index.stats() };
+    return { openMs: performance.now() - t0, load: lastLoad, stats: await index.stats() };
   },
   async query({ n, k, warmup, seed }) {
     const idx = await open();

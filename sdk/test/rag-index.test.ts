@@ -329,6 +329,9 @@ test("schema migrations v1 → v2 → v3 keep data: indexes added, postings conv
   assert.equal(stats.chunks, legacy.prepared.chunks.length + solar.prepared.chunks.length);
   assert.equal((await index.search("sourdough", { mode: "bm25" }))[0]?.document.id, "doc-legacy");
   assert.equal((await index.search("inverters alternating current", { mode: "vector" }))[0]?.document.id, "doc-solar");
+  // v3 stores only the text no chunk holds; the full text comes back exactly.
+  assert.equal(await index.getText("doc-legacy"), BREAD);
+  assert.equal(await index.getText("doc-solar"), solar.prepared.text.text);
   index.close();
 
   const db: RagDB = await openDatabase(s.name, { dbFactory: s.factory });
@@ -345,6 +348,10 @@ test("schema migrations v1 → v2 → v3 keep data: indexes added, postings conv
   for (const p of [legacy.prepared, solar.prepared]) assert.deepEqual(await db.getAll("docindex", segmentRange(p.document.id)), docIndexOf(p));
   // Vectors keep only the f32 copy; the v2 BM25 totals are gone (derived in memory now).
   for (const v of await db.getAll("vectors")) assert.deepEqual(Object.keys(v).sort(), ["chunkId", "docId", "f32", "modelId"]);
+  for (const t of await db.getAll("texts")) {
+    assert.deepEqual(Object.keys(t).sort(), ["docId", "gaps", "length", "pages"]);
+    assert.ok(t.gaps.join("").length < 20, "texts keep only the whitespace between chunks");
+  }
   assert.equal(await db.get("meta", "bm25" as never), undefined);
   assert.deepEqual(await db.get("meta", "schema"), { version: 3, analyzer: 1 });
   db.close();

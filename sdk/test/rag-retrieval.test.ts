@@ -10,7 +10,7 @@ import {
   type SearchHit,
 } from "../src/rag/search.js";
 import { candidateCount, cosine, dot, dotI8, normalize, prescan, quantize, rerank } from "../src/rag/vectors.js";
-import { docIndexOf, SEGMENT_MAX_CHUNKS, type DocumentRecord, type PreparedDocument } from "../src/rag/store.js";
+import { compactText, docIndexOf, expandText, SEGMENT_MAX_CHUNKS, type DocumentRecord, type PreparedDocument } from "../src/rag/store.js";
 import { Catalog } from "../src/rag/catalog.js";
 
 test("tokenize: lowercase, NFKC, unicode words, stopwords, CJK bigrams", () => {
@@ -286,4 +286,19 @@ test("docindex segments: a large document is split below 64 KiB per record and 2
   cat.remove("big");
   assert.equal(cat.chunkCount, 0);
   assert.deepEqual(cat.bm25(["w5"], 10, null), []);
+});
+
+test("stored text: only what no chunk holds is kept, and the full text is rebuilt exactly (gaps, overlaps, edges)", () => {
+  const text = "  Alpha beta gamma. Delta epsilon.\n\nZeta eta theta iota.  \n";
+  const span = (start: number, end: number, ordinal: number) => ({ id: `d:${ordinal}`, docId: "d", ordinal, text: text.slice(start, end), page: null, pageEnd: null, start, end, tokenCount: 1 });
+  const a = text.indexOf("Alpha");
+  const d = text.indexOf("Delta");
+  const z = text.indexOf("Zeta");
+  // Chunk 1 overlaps chunk 0 ("Delta epsilon." repeated), chunk 2 follows a paragraph gap.
+  const chunks = [span(a, text.indexOf("Delta") + 14, 0), span(d, text.indexOf("\n\n"), 1), span(z, text.indexOf("iota.") + 5, 2)];
+  const stored = compactText({ docId: "d", text, pages: null }, chunks);
+  assert.deepEqual(stored.gaps, ["  ", "", "\n\n", "  \n"]);
+  assert.equal(expandText(stored, [...chunks].reverse()).text, text);
+  assert.equal(expandText(compactText({ docId: "d", text: "", pages: null }, []), []).text, "");
+  assert.throws(() => compactText({ docId: "d", text: text.replace("beta", "BETA"), pages: null }, chunks), /differs from its span/u);
 });

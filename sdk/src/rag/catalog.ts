@@ -128,11 +128,13 @@ export class Catalog {
   private free: number[] = [];
   private readonly postings = new Map<string, PostingList>();
   /** Document → its slots and its distinct terms (for remove). */
-  private readonly docSlots = new Map<string, { slots: Int32Array; terms: string[] }>();
+  private readonly docSlots = new Map<string, { slots: Int32Array[]; terms: string[][] }>();
   private readonly slotOf = new Map<string, number>();
   chunkCount = 0;
   totalLength = 0;
   private dim = 0;
+  /** How long the last load took: the IndexedDB reads, and building the in-memory state. */
+  loadTimings: { readMs: number; buildMs: number } | null = null;
 
   constructor(
     readonly modelId: string,
@@ -146,15 +148,18 @@ export class Catalog {
 
   static async load(db: RagDB, modelId: string, opts: { simd?: boolean } = {}): Promise<Catalog> {
     const c = new Catalog(modelId, opts);
+    const t0 = performance.now();
     const [docs, records] = await Promise.all([
       db.getAllFromIndex("documents", "by-createdAt"), // schema v2 index
       readDocIndex(db),
     ]);
+    const tRead = performance.now();
     for (const d of docs) c.docs.set(d.id, d);
     let total = 0;
     for (const r of records) total += r.chunkIds.length;
     c.reserve(total);
     for (const r of records) if (c.docs.has(r.docId)) c.addRecord(r);
+    c.loadTimings = { readMs: tRead - t0, buildMs: performance.now() - tRead };
     return c;
   }
 
@@ -219,12 +224,10 @@ export class Catalog {
     this.chunkCount += n;
     // A document of several segments: append.
     const prev = this.docSlots.get(r.docId);
-    if (prev === undefined) this.docSlots.set(r.docId, { slots, terms });
+    if (prev === undefined) this.docSlots.set(r.docId, { slots: [slots], terms: [terms] });
     else {
-      const all = new Int32Array(prev.slots.length + n);
-      all.set(prev.slots);
-      all.set(slots, prev.slots.length);
-      this.docSlots.set(r.docId, { slots: all, terms: [...new Set([...prev.terms, ...terms])] });
+      prev.slots.push(slots);
+      prev.terms.push(terms);
     }
   }
 
@@ -240,7 +243,8 @@ export class Catalog {
     const entry = this.docSlots.get(docId);
     if (entry === undefined) return;
     this.docSlots.delete(docId);
-    for (const slot of entry.slots) {
+    const slots = entry.slots.flatMap((s) => Array.from(s));
+    for (const slot of slots) {
       this.dead[slot] = 1;
       this.slotOf.delete(this.slotChunk[slot] as string);
       this.slotChunk[slot] = "";
@@ -249,15 +253,15 @@ export class Catalog {
       this.lengths[slot] = 0;
       this.scales[slot] = 0;
     }
-    for (const term of entry.terms) {
+    for (const term of new Set(entry.terms.flat())) {
       const list = this.postings.get(term);
       if (list === undefined) continue;
       list.compact(this.dead);
       if (list.n === 0) this.postings.delete(term);
     }
     // Slots become reusable only after every list has dropped them.
-    for (const slot of entry.slots) this.free.push(slot);
-    this.chunkCount -= entry.slots.length;
+    for (const slot of slots) this.free.push(slot);
+    this.chunkCount -= slots.length;
     if (this.chunkCount === 0) this.totalLength = 0;
   }
 
@@ -289,7 +293,7 @@ export class Catalog {
     const m = new Uint8Array(this.used);
     for (const id of docIds) {
       const e = this.docSlots.get(id);
-      if (e !== undefined) for (const s of e.slots) m[s] = 1;
+      if (e !== undefined) for (const seg of e.slots) for (const s of seg) m[s] = 1;
     }
     return m;
   }

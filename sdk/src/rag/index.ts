@@ -34,10 +34,12 @@ import { base64ToF32, f32ToBase64, readSnapshot, SNAPSHOT_FORMAT, SNAPSHOT_VERSI
 import {
   deleteDocument,
   openDatabase,
+  expandText,
   readChunks,
   readF32,
   readModel,
   readSchema,
+  readText,
   writeDocument,
   writeTransaction,
   type ChunkRecord,
@@ -90,6 +92,8 @@ export interface OpenIndexOptions {
   pdfjs?: PdfjsLoader;
   /** Clock for createdAt (default Date.now). */
   now?: () => number;
+  /** Called after the in-memory search state is (re)loaded: ms for the IndexedDB reads and for building it. */
+  onLoad?: (t: { readMs: number; buildMs: number; chunks: number }) => void;
   /** Schema migrations (default MIGRATIONS). Only for tests of migrations. */
   migrations?: readonly Migration[];
 }
@@ -176,6 +180,10 @@ export interface RagIndex {
   import(snapshot: IndexSnapshot | string | Blob, opts?: { reembed?: boolean; signal?: AbortSignal }): Promise<ImportResult>;
   clear(): Promise<void>;
   close(): void;
+}
+
+function assertNever(message: string): never {
+  throw new Error(message);
 }
 
 function asError(err: unknown): Error {
@@ -463,7 +471,7 @@ class Index implements RagIndex {
 
   async getText(docId: string): Promise<string | undefined> {
     this.check();
-    return (await this.db.get("texts", docId))?.text;
+    return (await readText(this.db, docId))?.text;
   }
 
   async stats(): Promise<IndexStats> {
@@ -484,12 +492,13 @@ class Index implements RagIndex {
         tx.objectStore("vectors").index("by-doc").getAll(document.id),
       ]);
       await tx.done;
+      const full = text === undefined ? undefined : expandText(text, chunks);
       chunks.sort((a, b) => a.ordinal - b.ordinal);
       const byChunk = new Map(vectors.map((v) => [v.chunkId, v]));
       documents.push({
         document,
-        text: text?.text ?? "",
-        pages: text?.pages ?? null,
+        text: full?.text ?? "",
+        pages: full?.pages ?? null,
         chunks,
         vectors: chunks.map((c) => {
           const v = byChunk.get(c.id);
@@ -588,12 +597,13 @@ class Index implements RagIndex {
     let done = 0;
     for (const document of docs) {
       const tx = db.transaction(["chunks", "vectors", "texts"], "readonly");
-      const [chunks, vectors, text] = await Promise.all([
+      const [chunks, vectors, stored] = await Promise.all([
         tx.objectStore("chunks").index("by-doc").getAll(document.id),
         tx.objectStore("vectors").index("by-doc").getAll(document.id),
         tx.objectStore("texts").get(document.id),
       ]);
       await tx.done;
+      const text = stored === undefined ? undefined : expandText(stored, chunks);
       const current = vectors.every((v) => v.modelId === embedder.modelId && v.f32.length === embedder.dim) && vectors.length === chunks.length;
       if (!current) {
         const fits = chunks.every((c) => embedder.countTokens(c.text) <= chunkMaxTokens);
@@ -603,7 +613,7 @@ class Index implements RagIndex {
           // Same chunks, new vectors: the document is rewritten whole (its docindex record holds the int8 codes).
           const prepared: PreparedDocument = {
             document,
-            text: text ?? { docId: document.id, text: "", pages: null },
+            text: text ?? assertNever(`internal: document ${document.id} has no stored text`),
             chunks,
             vectors: chunks.map((c, i) => {
               const f32 = vecs[i] as Float32Array;
@@ -665,6 +675,7 @@ export async function openIndex(name: string, opts: OpenIndexOptions): Promise<R
     }
     const schema = await readSchema(db);
     const catalog = await Catalog.load(db, current.modelId);
+    if (catalog.loadTimings !== null) opts.onLoad?.({ ...catalog.loadTimings, chunks: catalog.chunkCount });
     return new Index(name, db, catalog, current, schema?.version ?? 0, opts);
   } catch (err) {
     db.close();

@@ -3,7 +3,8 @@
  *
  * Stores (schema v3):
  *   documents  keyPath id        one record per document; indexes by-hash (unique), by-createdAt, by-mime (v2)
- *   texts      keyPath docId     the extracted text + page spans (for re-chunking on a model change)
+ *   texts      keyPath docId     page spans + the part of the extracted text that no chunk holds (v3; the full
+ *                                text is rebuilt with the chunks: getText, export, re-chunking on a model change)
  *   chunks     keyPath id        chunk text + char span + page + tokenCount; index by-doc
  *   vectors    keyPath chunkId   the L2-normalised f32 vector + modelId; index by-doc (read per query only for
  *                                the re-rank candidates, and by export)
@@ -55,6 +56,60 @@ export interface TextRecord {
   docId: string;
   text: string;
   pages: PageSpan[] | null;
+}
+
+/**
+ * How a document's text is stored (v3): only what its chunks do not already hold. `gaps[i]` is the text
+ * between the end of what chunks 0..i-1 cover and the start of chunk i (chunks in start order), `gaps[n]` the
+ * text after the last chunk. The chunks' own text is the rest, so the full text is rebuilt exactly from the
+ * chunk records (see expandText) and is not stored twice (it was half of the text bytes of an index).
+ */
+export interface StoredText {
+  docId: string;
+  pages: PageSpan[] | null;
+  gaps: string[];
+  length: number;
+}
+
+function inStartOrder(chunks: readonly ChunkRecord[]): ChunkRecord[] {
+  return [...chunks].sort((a, b) => a.start - b.start || a.ordinal - b.ordinal);
+}
+
+/** The stored form of `text`, given the document's chunks (each must equal its span of the text). */
+export function compactText(text: TextRecord, chunks: readonly ChunkRecord[]): StoredText {
+  const gaps: string[] = [];
+  let covered = 0;
+  for (const c of inStartOrder(chunks)) {
+    if (text.text.slice(c.start, c.end) !== c.text) throw new Error(`internal: chunk ${c.id} differs from its span of the document text`);
+    gaps.push(c.start > covered ? text.text.slice(covered, c.start) : "");
+    covered = Math.max(covered, c.end);
+  }
+  gaps.push(text.text.slice(covered));
+  return { docId: text.docId, pages: text.pages, gaps, length: text.text.length };
+}
+
+/** Rebuild the full text from its stored form and the document's chunks. */
+export function expandText(stored: StoredText, chunks: readonly ChunkRecord[]): TextRecord {
+  const sorted = inStartOrder(chunks);
+  if (stored.gaps.length !== sorted.length + 1) throw new Error(`internal: stored text of ${stored.docId} does not match its ${sorted.length} chunks`);
+  let out = "";
+  let covered = 0;
+  sorted.forEach((c, i) => {
+    out += stored.gaps[i] as string;
+    if (c.end > covered) out += c.text.slice(Math.max(0, covered - c.start));
+    covered = Math.max(covered, c.end);
+  });
+  out += stored.gaps[sorted.length] as string;
+  if (out.length !== stored.length) throw new Error(`internal: rebuilt text of ${stored.docId} has ${out.length} characters, stored ${stored.length}`);
+  return { docId: stored.docId, text: out, pages: stored.pages };
+}
+
+/** A document's full text (texts + chunks, one read transaction). */
+export async function readText(db: RagDB, docId: string): Promise<TextRecord | undefined> {
+  const tx = db.transaction(["texts", "chunks"], "readonly");
+  const [stored, chunks] = await Promise.all([tx.objectStore("texts").get(docId), tx.objectStore("chunks").index("by-doc").getAll(docId)]);
+  await tx.done;
+  return stored === undefined ? undefined : expandText(stored, chunks);
 }
 
 export interface ChunkRecord {
@@ -132,7 +187,7 @@ export type MetaValue = ModelMeta | SchemaMeta;
 
 export interface RagDBSchema extends DBSchema {
   documents: { key: string; value: DocumentRecord; indexes: { "by-hash": string; "by-createdAt": number; "by-mime": string } };
-  texts: { key: string; value: TextRecord };
+  texts: { key: string; value: StoredText };
   chunks: { key: string; value: ChunkRecord; indexes: { "by-doc": string } };
   vectors: { key: string; value: VectorRecord; indexes: { "by-doc": string } };
   docindex: { key: string; value: DocIndexRecord };
@@ -320,6 +375,18 @@ function migrateToDocIndex(db: IDBDatabase, tx: IDBTransaction): void {
       }
       db.deleteObjectStore("postings");
       tx.objectStore("meta").delete("bm25");
+      // Texts: keep only what the chunks do not hold.
+      const textsReq = tx.objectStore("texts").openCursor();
+      textsReq.onsuccess = () => {
+        const tc = textsReq.result;
+        if (tc === null) return;
+        const legacy = tc.value as TextRecord;
+        const chunksReq = tx.objectStore("chunks").index("by-doc").getAll(legacy.docId);
+        chunksReq.onsuccess = () => {
+          tc.update(compactText(legacy, chunksReq.result as ChunkRecord[]));
+          tc.continue();
+        };
+      };
     };
   };
 }
@@ -349,7 +416,8 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 3,
-    description: "docindex: per-document int8 codes + BM25 postings in typed arrays; vectors keep f32 only; postings store dropped",
+    description:
+      "docindex: per-document int8 codes + BM25 postings in typed arrays; vectors keep f32 only; postings store dropped; texts keep only what chunks do not hold",
     up: migrateToDocIndex,
   },
 ];
@@ -473,7 +541,7 @@ export async function writeDocument(tx: WriteTx, p: PreparedDocument): Promise<v
   const index = docIndexOf(p);
   const pending: Array<Promise<unknown>> = [];
   try {
-    pending.push(tx.objectStore("documents").add(p.document), tx.objectStore("texts").put(p.text));
+    pending.push(tx.objectStore("documents").add(p.document), tx.objectStore("texts").put(compactText(p.text, p.chunks)));
     const chunks = tx.objectStore("chunks");
     for (const c of p.chunks) pending.push(chunks.add(c));
     const vectors = tx.objectStore("vectors");
