@@ -57,10 +57,14 @@ export class CodeMatrix {
   ) {
     const module = opts.simd === false || dim % 16 !== 0 || dim > MAX_SIMD_DIM ? null : scanModule();
     if (module !== null) {
-      const exports = new WebAssembly.Instance(module, {}).exports as unknown as ScanExports;
-      exports._initialize?.();
-      this.wasm = exports;
-      this.base = ((exports.__heap_base.value as number) + 15) & ~15;
+      try {
+        const exports = new WebAssembly.Instance(module, {}).exports as unknown as ScanExports;
+        exports._initialize?.();
+        this.wasm = exports;
+        this.base = ((exports.__heap_base.value as number) + 15) & ~15;
+      } catch {
+        // e.g. a Content-Security-Policy without 'wasm-unsafe-eval': the JavaScript scan below still works.
+      }
     }
   }
 

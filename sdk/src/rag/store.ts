@@ -145,8 +145,8 @@ export interface PreparedVector extends VectorRecord {
 /**
  * Search data of one segment of a document (schema v3), all typed arrays. A document's chunks are split into
  * segments of at most SEGMENT_MAX_CHUNKS chunks and about SEGMENT_BYTES bytes, so that every record stays
- * below Chromium's 64 KiB threshold above which IndexedDB moves a value into a separate blob file (reading
- * 1000 such blobs made opening a 100k-chunk index take 17 s).
+ * below Chromium's 64 KiB threshold above which IndexedDB wraps a value into a separate blob file (an extra
+ * file read per record on open).
  *
  * Chunk `i` of the segment is `chunkIds[i]`; its int8 code is `codes[i*dim .. (i+1)*dim)` with scale
  * `scales[i]`, its BM25 length `lengths[i]`. Postings in CSR form: term `t` (the t-th line of `terms`) occurs
