@@ -15,28 +15,28 @@
  * 384-dimensional model with ~60 distinct terms per chunk that is about 38 MB + 36 MB.
  */
 
-import { DEFAULT_BM25, idf, type Bm25Params } from "./bm25.js";
+import { DEFAULT_BM25, hashTerm, idf, type Bm25Params } from "./bm25.js";
 import { CodeMatrix } from "./codes.js";
 import { readDocIndex, type DocIndexRecord, type DocumentRecord, type PreparedDocument, type RagDB, docIndexOf } from "./store.js";
 
 /** A growable list of (slot, tf) pairs. */
 class PostingList {
-  slots = new Int32Array(4);
-  tfs = new Uint16Array(4);
+  slots = new Int32Array(0);
+  tfs = new Uint16Array(0);
   n = 0;
 
-  push(slot: number, tf: number): void {
-    if (this.n === this.slots.length) {
-      const slots = new Int32Array(this.n * 2);
-      slots.set(this.slots);
-      this.slots = slots;
-      const tfs = new Uint16Array(this.n * 2);
-      tfs.set(this.tfs);
-      this.tfs = tfs;
-    }
-    this.slots[this.n] = slot;
-    this.tfs[this.n] = tf;
-    this.n++;
+  constructor(readonly id: number) {}
+
+  /** Room for at least `n` entries (grows by doubling). */
+  reserve(n: number): void {
+    if (n <= this.slots.length) return;
+    const cap = Math.max(n, this.slots.length * 2, 4);
+    const slots = new Int32Array(cap);
+    slots.set(this.slots.subarray(0, this.n));
+    this.slots = slots;
+    const tfs = new Uint16Array(cap);
+    tfs.set(this.tfs.subarray(0, this.n));
+    this.tfs = tfs;
   }
 
   /** Drop the entries whose slot is marked in `dead`. */
@@ -51,6 +51,78 @@ class PostingList {
     }
     this.n = w;
   }
+}
+
+/** Open-addressing hash table: 64-bit term hash (hi, lo) → PostingList. Typed arrays, linear probing. */
+class TermTable {
+  private hi = new Uint32Array(1 << 12);
+  private lo = new Uint32Array(1 << 12);
+  /** Index into `lists`, -1 = empty. */
+  private at = new Int32Array(1 << 12).fill(-1);
+  readonly lists: PostingList[] = [];
+
+  private find(hi: number, lo: number): number {
+    const mask = this.at.length - 1;
+    let i = (Math.imul(lo ^ hi, 0x9e3779b1) >>> 0) & mask;
+    for (;;) {
+      const j = this.at[i] as number;
+      if (j === -1 || (this.hi[i] === hi && this.lo[i] === lo)) return i;
+      i = (i + 1) & mask;
+    }
+  }
+
+  get(hi: number, lo: number): PostingList | undefined {
+    const j = this.at[this.find(hi, lo)] as number;
+    return j === -1 ? undefined : this.lists[j];
+  }
+
+  getOrAdd(hi: number, lo: number): PostingList {
+    let i = this.find(hi, lo);
+    const j = this.at[i] as number;
+    if (j !== -1) return this.lists[j] as PostingList;
+    if (2 * (this.lists.length + 1) > this.at.length) {
+      this.grow();
+      i = this.find(hi, lo);
+    }
+    const list = new PostingList(this.lists.length);
+    this.hi[i] = hi;
+    this.lo[i] = lo;
+    this.at[i] = this.lists.length;
+    this.lists.push(list);
+    return list;
+  }
+
+  private grow(): void {
+    const { hi, lo, at } = this;
+    this.hi = new Uint32Array(at.length * 2);
+    this.lo = new Uint32Array(at.length * 2);
+    this.at = new Int32Array(at.length * 2).fill(-1);
+    for (let i = 0; i < at.length; i++) {
+      if (at[i] === -1) continue;
+      const k = this.find(hi[i] as number, lo[i] as number);
+      this.hi[k] = hi[i] as number;
+      this.lo[k] = lo[i] as number;
+      this.at[k] = at[i] as number;
+    }
+  }
+}
+
+/** Append segment postings [from, to) to a list's arrays at `w`, mapping segment chunk ordinals to slots. */
+function fillPostings(
+  ls: Int32Array,
+  lt: Uint16Array,
+  w: number,
+  slots: Int32Array,
+  postChunk: Uint8Array,
+  postTf: Uint8Array,
+  from: number,
+  to: number,
+): number {
+  for (let p = from; p < to; p++, w++) {
+    ls[w] = slots[postChunk[p] as number] as number;
+    lt[w] = postTf[p] as number;
+  }
+  return w;
 }
 
 export interface SlotHit {
@@ -126,9 +198,9 @@ export class Catalog {
   /** Slots in use (≤ capacity) and free slots below it. */
   private used = 0;
   private free: number[] = [];
-  private readonly postings = new Map<string, PostingList>();
+  private readonly postings = new TermTable();
   /** Document → its slots and its distinct terms (for remove). */
-  private readonly docSlots = new Map<string, { slots: Int32Array[]; terms: string[][] }>();
+  private readonly docSlots = new Map<string, { slots: Int32Array[]; terms: Uint32Array[] }>();
   private readonly slotOf = new Map<string, number>();
   chunkCount = 0;
   totalLength = 0;
@@ -158,7 +230,9 @@ export class Catalog {
     let total = 0;
     for (const r of records) total += r.chunkIds.length;
     c.reserve(total);
-    for (const r of records) if (c.docs.has(r.docId)) c.addRecord(r);
+    const live = records.filter((r) => c.docs.has(r.docId));
+    c.sizePostings(live);
+    for (const r of live) c.addRecord(r);
     c.loadTimings = { readMs: tRead - t0, buildMs: performance.now() - tRead };
     return c;
   }
@@ -184,6 +258,28 @@ export class Catalog {
     if (reused !== undefined) return reused;
     this.reserve(this.used + 1);
     return this.used++;
+  }
+
+  /**
+   * Give every posting list of `records` its final capacity at once. Growing ~30k typed arrays by doubling
+   * while filling them was most of the load time at 100k chunks (allocation and copying, not the fill).
+   */
+  private sizePostings(records: readonly DocIndexRecord[]): void {
+    let need = new Int32Array(1024);
+    for (const r of records) {
+      const hashes = r.termHash;
+      const start = r.termStart;
+      for (let t = 0; 2 * t + 1 < hashes.length; t++) {
+        const list = this.postings.getOrAdd(hashes[2 * t] as number, hashes[2 * t + 1] as number);
+        if (list.id >= need.length) {
+          const grown = new Int32Array(Math.max(need.length * 2, list.id + 1));
+          grown.set(need);
+          need = grown;
+        }
+        need[list.id] = (need[list.id] as number) + (start[t + 1] as number) - (start[t] as number);
+      }
+    }
+    for (const list of this.postings.lists) list.reserve(list.n + (need[list.id] ?? 0));
   }
 
   private addRecord(r: DocIndexRecord): void {
@@ -214,12 +310,17 @@ export class Catalog {
         this.scales[slot] = 0;
       }
     }
-    const terms = r.terms === "" ? [] : r.terms.split("\n");
-    for (let t = 0; t < terms.length; t++) {
-      const term = terms[t] as string;
-      let list = this.postings.get(term);
-      if (list === undefined) this.postings.set(term, (list = new PostingList()));
-      for (let p = r.termStart[t] as number; p < (r.termStart[t + 1] as number); p++) list.push(slots[r.postChunk[p] as number] as number, r.postTf[p] as number);
+    const terms = r.termHash;
+    const nTerms = terms.length >> 1;
+    const termStart = r.termStart;
+    const postChunk = r.postChunk;
+    const postTf = r.postTf;
+    for (let t = 0; t < nTerms; t++) {
+      const list = this.postings.getOrAdd(terms[2 * t] as number, terms[2 * t + 1] as number);
+      const from = termStart[t] as number;
+      const to = termStart[t + 1] as number;
+      list.reserve(list.n + to - from);
+      list.n = fillPostings(list.slots, list.tfs, list.n, slots, postChunk, postTf, from, to);
     }
     this.chunkCount += n;
     // A document of several segments: append.
@@ -253,12 +354,14 @@ export class Catalog {
       this.lengths[slot] = 0;
       this.scales[slot] = 0;
     }
-    for (const term of new Set(entry.terms.flat())) {
-      const list = this.postings.get(term);
-      if (list === undefined) continue;
-      list.compact(this.dead);
-      if (list.n === 0) this.postings.delete(term);
+    const lists = new Set<PostingList>();
+    for (const hashes of entry.terms) {
+      for (let t = 0; t + 1 < hashes.length; t += 2) {
+        const list = this.postings.get(hashes[t] as number, hashes[t + 1] as number);
+        if (list !== undefined) lists.add(list);
+      }
     }
+    for (const list of lists) list.compact(this.dead);
     // Slots become reusable only after every list has dropped them.
     for (const slot of slots) this.free.push(slot);
     this.chunkCount -= slots.length;
@@ -306,8 +409,10 @@ export class Catalog {
     const scores = new Float64Array(this.used);
     const touched: number[] = [];
     const { k1, b } = params;
+    const h = new Uint32Array(2);
     for (const term of new Set(terms)) {
-      const list = this.postings.get(term);
+      hashTerm(term, h, 0);
+      const list = this.postings.get(h[0] as number, h[1] as number);
       if (list === undefined || list.n === 0) continue;
       const w = idf(list.n, N);
       for (let i = 0; i < list.n; i++) {

@@ -26,7 +26,7 @@
  */
 
 import { wrap, type DBSchema, type IDBPDatabase, type IDBPTransaction, type StoreNames } from "idb";
-import { ANALYZER_VERSION } from "./bm25.js";
+import { ANALYZER_VERSION, hashTerm } from "./bm25.js";
 import type { SupportedMime } from "./extract.js";
 import type { PageSpan } from "./extract-pdf.js";
 import { quantize } from "./vectors.js";
@@ -149,8 +149,8 @@ export interface PreparedVector extends VectorRecord {
  * file read per record on open).
  *
  * Chunk `i` of the segment is `chunkIds[i]`; its int8 code is `codes[i*dim .. (i+1)*dim)` with scale
- * `scales[i]`, its BM25 length `lengths[i]`. Postings in CSR form: term `t` (the t-th line of `terms`) occurs
- * in chunks `postChunk[termStart[t] .. termStart[t+1])` with frequencies `postTf[...]`, clamped to 255 (BM25
+ * `scales[i]`, its BM25 length `lengths[i]`. Postings in CSR form: term `t` (64-bit hash
+ * `termHash[2t..2t+1]`, see bm25.hashTerm) occurs in chunks `postChunk[termStart[t] .. termStart[t+1])` with frequencies `postTf[...]`, clamped to 255 (BM25
  * saturates long before: with k1 = 1.2 the tf factor at 255 is within 0.5% of its limit).
  */
 export interface DocIndexRecord {
@@ -163,8 +163,8 @@ export interface DocIndexRecord {
   codes: Int8Array;
   scales: Float32Array;
   lengths: Uint32Array;
-  /** Distinct terms, sorted, joined by "\n" (one string clones and stores far smaller than an array). */
-  terms: string;
+  /** Hashes of the distinct terms (sorted by term), two uint32 per term: hi, lo. */
+  termHash: Uint32Array;
   termStart: Uint32Array;
   postChunk: Uint8Array;
   postTf: Uint8Array;
@@ -259,6 +259,8 @@ function packSegment(docId: string, segment: number, modelId: string, dim: numbe
     }
   });
   termStart[terms.length] = at;
+  const termHash = new Uint32Array(2 * terms.length);
+  terms.forEach((term, t) => hashTerm(term, termHash, 2 * t));
   return {
     key: segmentKey(docId, segment),
     docId,
@@ -268,7 +270,7 @@ function packSegment(docId: string, segment: number, modelId: string, dim: numbe
     codes,
     scales,
     lengths,
-    terms: terms.join("\n"),
+    termHash,
     termStart,
     postChunk,
     postTf,
@@ -283,16 +285,15 @@ export function buildDocIndex(docId: string, modelId: string, dim: number, chunk
   const seen = new Set<string>();
   for (let i = 0; i < chunks.length; i++) {
     const c = chunks[i] as ChunkIndexInput;
-    // Upper estimate of what this chunk adds: code, scale, length, id, and 2 bytes per posting plus its term.
+    // Upper estimate of what this chunk adds: code, scale, length, id, and 2 bytes per posting plus 12 per new term.
     let add = dim + 8 + 2 * c.chunkId.length + 8;
-    for (const term of c.tf.keys()) add += 2 + (seen.has(term) ? 0 : 2 * term.length + 5);
+    for (const term of c.tf.keys()) add += 2 + (seen.has(term) ? 0 : 12);
     if (i > start && (bytes + add > SEGMENT_BYTES || i - start >= SEGMENT_MAX_CHUNKS)) {
       out.push(packSegment(docId, out.length, modelId, dim, chunks.slice(start, i)));
       start = i;
       bytes = 0;
       seen.clear();
-      add = dim + 8 + 2 * c.chunkId.length + 8;
-      for (const term of c.tf.keys()) add += 2 + 2 * term.length + 5;
+      add = dim + 8 + 2 * c.chunkId.length + 8 + 14 * c.tf.size;
     }
     for (const term of c.tf.keys()) seen.add(term);
     bytes += add;
