@@ -2,7 +2,8 @@
  * The in-memory side of an open index: document records, and everything a query scans, in typed arrays:
  *
  * - an int8 code matrix (one row of `dim` bytes per chunk "slot") with per-slot scales, scanned whole per query;
- * - BM25: per-slot lengths and an inverted index term → (slots, tfs) in growable typed arrays.
+ * - BM25: per-slot lengths and an inverted index term hash (64-bit, bm25.hashTerm) → (slots, tfs), in an
+ *   open-addressing table and growable typed arrays.
  *
  * Loaded once from the `docindex` store on open (one getAll), then kept in step with every committed
  * transaction (and reloaded when another tab changes the same index). Chunk text and f32 vectors stay in
