@@ -378,8 +378,11 @@ def test_plan_batches() -> None:
     lengths = [3] * 41 + [100] * 9 + [256]
     plan = plan_batches(lengths, buckets)
     assert sorted(i for _, idx in plan for i in idx) == list(range(len(lengths)))
-    # the longest text sets s256 for the first 32 texts; the 19 left fill more than half of b32
-    assert [(k.batch, k.seq, len(idx)) for k, idx in plan] == [(32, 256, 32), (32, 32, 19)]
+    # Batch sizes count only the texts that need the bucket: the one 256-token text goes alone (it
+    # used to pad 31 short texts to 256), the nine 100s take b8 + b1 at s128, the 41 short ones 32 + 8 + 1.
+    assert [(k.batch, k.seq, len(idx)) for k, idx in plan] == [(1, 256, 1), (8, 128, 8), (1, 128, 1), (32, 32, 32), (8, 32, 8), (1, 32, 1)]
+    # Free rows take the next shorter texts: 5 texts of 100 + 3 of 3 -> one b8_s128 call.
+    assert [(k.batch, k.seq, len(idx)) for k, idx in plan_batches([100] * 5 + [3] * 3, buckets)] == [(8, 128, 8)]
     for bucket, idx in plan:
         assert len(idx) <= bucket.batch and all(lengths[i] <= bucket.seq for i in idx)
     assert plan_batches([5], buckets) == [(Bucket(1, 32), [0])]

@@ -168,10 +168,16 @@ describe("bucket planning (same algorithm as hearth.models.encoder_driver.plan_b
   });
 
   test("longest text picks the smallest fitting sequence bucket; ties keep input order", () => {
-    // 5 texts, the longest 200 tokens: one b8_s256 call (5 >= 8/2 rounds up), rows longest first.
+    // Batch sizes count only the texts that NEED the bucket: the 200-token text alone in s256 (it must not
+    // pad four short texts to 256), 40 alone in s64, then the three that fit s32 (3 < 8/2: b1 calls).
     assert.deepEqual(
       planBatches([5, 40, 5, 200, 31], BUCKETS).map((c) => [c.bucket.fn, c.indices]),
-      [["embed_b8_s256", [3, 1, 4, 0, 2]]],
+      [["embed_b1_s256", [3]], ["embed_b1_s64", [1]], ["embed_b1_s32", [4]], ["embed_b1_s32", [0]], ["embed_b1_s32", [2]]],
+    );
+    // 5 texts need s256 (5 >= 8/2: b8); the free rows take the next texts, longest first.
+    assert.deepEqual(
+      planBatches([200, 5, 200, 200, 40, 200, 200, 31], BUCKETS).map((c) => [c.bucket.fn, c.indices]),
+      [["embed_b8_s256", [0, 2, 3, 5, 6, 4, 7, 1]]],
     );
     // 3 texts: 3 < 8/2, so b1 calls, each in the smallest sequence bucket that fits it.
     assert.deepEqual(

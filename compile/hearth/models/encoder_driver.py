@@ -12,9 +12,12 @@ bucket's. An empty or whitespace-only text tokenizes to just [CLS] [SEP] and get
 sequence's embedding (a fixed, finite vector), as in sentence-transformers.
 
 Bucketing: texts are sorted by length; each call takes the longest remaining text's smallest
-fitting sequence bucket and as many texts as the largest batch bucket of that length allows
-(a remainder uses the next batch size up when it fills at least half of it, else the next
-size down). Unused rows are all padding and their outputs are dropped.
+fitting sequence bucket S, and its batch size is chosen for the texts that NEED S (longer than
+the next smaller bucket): the largest batch bucket of length S, or for a remainder the next
+size up when they fill at least half of it, else the next size down. Rows the needy texts
+leave free take the next (shorter) texts, which ride along at no cost; rows past the texts are
+all padding and their outputs are dropped. Counting only the needy texts keeps one long text
+from padding 31 short ones to its length (padded tokens are what software WebGPU pays for).
 """
 from __future__ import annotations
 
@@ -51,8 +54,10 @@ def plan_batches(lengths: Sequence[int], buckets: Sequence[Bucket]) -> list[tupl
         if not fitting:
             raise ValueError(f"a text has {longest} tokens, more than the largest bucket ({seqs[-1]}); truncate first")
         seq = fitting[0]
+        shorter = max((s for s in seqs if s < seq), default=0)
+        needy = sum(1 for i in order[pos:] if lengths[i] > shorter)  # contiguous: order is by length
         sizes = sorted(k.batch for k in buckets if k.seq == seq)
-        batch = _pick_batch(sizes, len(order) - pos)
+        batch = _pick_batch(sizes, needy)
         take = order[pos : pos + batch]
         calls.append((Bucket(batch, seq), take))
         pos += len(take)

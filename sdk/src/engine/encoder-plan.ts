@@ -5,9 +5,12 @@
  * the same inputs:
  *
  *   texts are sorted by token count, longest first (ties: input order); each call takes the longest
- *   remaining text's smallest fitting sequence bucket and as many texts as the largest batch bucket of
- *   that length allows; a remainder uses the next batch size up when it fills at least half of it, else
- *   the next size down. Unused rows are all padding (attention_mask 0) and their outputs are dropped.
+ *   remaining text's smallest fitting sequence bucket S, and its batch size is chosen for the texts that
+ *   NEED S (longer than the next smaller bucket): the largest batch bucket of length S, or for a
+ *   remainder the next size up when they fill at least half of it, else the next size down. Rows they
+ *   leave free take the next (shorter) texts at no cost; rows past the texts are all padding
+ *   (attention_mask 0) and their outputs are dropped. Counting only the needy texts keeps one long text
+ *   from padding 31 short ones to its length: padded tokens are what software WebGPU pays for.
  */
 import type { EncoderBucket } from "./encoder-config.js";
 
@@ -64,7 +67,10 @@ export function planBatches(lengths: readonly number[], buckets: readonly Encode
     const seq = seqs.find((s) => s >= longest);
     if (seq === undefined) throw new SequenceTooLongError(longest, maxSeq);
     const sizes = (bySeq.get(seq) as EncoderBucket[]).map((k) => k.batch);
-    const batch = pickBatch(sizes, order.length - pos);
+    const shorter = seqs.filter((s) => s < seq).pop() ?? 0;
+    let needy = 0; // contiguous from pos: order is by length
+    while (pos + needy < order.length && (lengths[order[pos + needy] as number] as number) > shorter) needy++;
+    const batch = pickBatch(sizes, needy);
     const bucket = (bySeq.get(seq) as EncoderBucket[]).find((k) => k.batch === batch) as EncoderBucket;
     const indices = order.slice(pos, pos + batch);
     calls.push({ bucket, indices });
