@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import tvm
+import tvm.support.nvcc  # noqa: F401 - registers tvm_callback_cuda_compile: without it the .so keeps CUDA source and compiles it at load
 
 from hearth.build.metadata import attach_metadata
 from hearth.build.pipeline import compile_module

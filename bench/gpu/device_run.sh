@@ -11,18 +11,26 @@ export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d
 [ -x $G/node ] || { xz -dc .gpu/node.xz > $G/node && chmod +x $G/node; }
 [ -d $G/js ] || tar xJf .gpu/js.tar.xz -C $G
 [ -d $G/site ] || tar xJf .gpu/site.tar.xz -C $G
+rm -rf $G/src && mkdir -p $G/src && tar xJf .gpu/pkgs.tar.xz -C $G/src
 export PYTHONPATH=$G/site LD_LIBRARY_PATH=$G/site/tvm/lib:$G/site/tvm_ffi/lib:${LD_LIBRARY_PATH:-}
 { nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv; nproc; python3 --version;
   python3 -c 'import torch;print("torch", torch.__version__, torch.cuda.get_device_name())'; $G/node --version; } > $OUT/env.txt 2>&1
 cat $OUT/env.txt
 : > $OUT/results.jsonl
-for src in .gpu/pkgs/$GLOB; do
+for src in $G/src/pkgs/$GLOB; do
   name=$(basename $src); p=$G/pkgs/$name
   if [ ! -d $p ]; then mkdir -p $G/pkgs && cp -r $src $p && python3 bench/gpu/make_shards.py $p; fi
   ctx=$(python3 -c "import json;print(json.load(open('$p/mlc-chat-config.json'))['context_window_size'])")
   echo "== $name (ctx $ctx)"
-  w=$($G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-$name.err | tail -1)
+  # f16 packages need Dawn's vulkan_enable_f16_on_nvidia toggle (off by default, also in Chrome).
+  flags=""; case $name in *f16*) flags="enable-dawn-features=vulkan_enable_f16_on_nvidia";; esac
+  w=$(HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-$name.err | tail -1)
   echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+  # Optional second WebGPU run with extra Dawn toggles (attribution only: browsers keep these off).
+  if [ -n "${EXTRA_FLAGS:-}" ]; then
+    w=$(HEARTH_DAWN_FLAGS="enable-dawn-features=$EXTRA_FLAGS${flags:+,vulkan_enable_f16_on_nvidia}" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-x-$name.err | tail -1)
+    echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+$EXTRA_FLAGS\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+  fi
   n=$(python3 bench/gpu/native_tvm.py $p $p/cuda.so --device cuda --runs $RUNS --decode-new $NEW 2>$OUT/native-$name.err | tail -1)
   echo "{\"package\":\"$name\",\"engine\":\"native-cuda\",\"result\":${n:-null}}" >> $OUT/results.jsonl
   t=$(python3 bench/gpu/torch_ref.py $p/hf-config.json --device cuda --runs $RUNS --decode-new $NEW --max-seq $ctx 2>$OUT/torch-$name.err | tail -1)

@@ -5,7 +5,7 @@
     .gpu/js.tar.xz           bench-llm.mjs bundled with the SDK (esbuild), dawn.node, tvmjs
     .gpu/site.tar.xz         TVM's runtime (the wheel's tvm/ without libtvm_compiler.so), a cp312
                              apache-tvm-ffi, libcudart.so.13
-    .gpu/pkgs/<name>/        per package: wasm, CUDA .so, configs, tensor-cache.json (no shards:
+    .gpu/pkgs.tar.xz         pkgs/<name>/ per package: wasm, CUDA .so, configs, tensor-cache.json (no shards:
                              bench/gpu/make_shards.py fills them with random values on the device)
 
     .venv/bin/python bench/gpu/prepare.py [--skip-node] [--skip-site]
@@ -76,8 +76,9 @@ def site() -> None:
 
 
 def pkgs() -> None:
-    out = GPU / "pkgs"
+    out = GPU / "stage-pkgs"
     shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(GPU / "pkgs", ignore_errors=True)
     for pkg, cuda in packages():
         dst = out / f"{pkg.parent.name}-{pkg.name}"
         dst.mkdir(parents=True)
@@ -87,6 +88,8 @@ def pkgs() -> None:
             shutil.copy(f, dst / f.name)
         shutil.copy(cuda, dst / "cuda.so")
         shutil.copy(hf_source(pkg.parent.name) / "config.json", dst / "hf-config.json")  # for torch_ref.py
+    xz_tar(out, GPU / "pkgs.tar.xz", "pkgs")  # wasm and .so compress ~3x: the carry limit is 64 MiB
+    shutil.rmtree(out)
 
 
 def hf_source(model_id: str) -> Path:

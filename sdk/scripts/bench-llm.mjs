@@ -71,7 +71,16 @@ try {
   const { DecoderModel } = await import("../src/engine/llm.ts");
   const { FileSystemArtifactStore } = await import("../src/load/fs-store.ts");
 
-  const gpu = await installNodeGPU();
+  // HEARTH_DAWN_FLAGS: Dawn options for create(), e.g. "enable-dawn-features=vulkan_enable_f16_on_nvidia"
+  // (Dawn hides shader-f16 on NVIDIA's Vulkan driver unless that toggle is on; Chrome has the same flag).
+  let gpu;
+  if (process.env.HEARTH_DAWN_FLAGS) {
+    const { configureVulkanEnv } = await import("../test/support/node-gpu.ts");
+    configureVulkanEnv();
+    const { create, globals } = await import("webgpu");
+    Object.assign(globalThis, globals);
+    gpu = create(process.env.HEARTH_DAWN_FLAGS.split(" ").filter(Boolean));
+  } else gpu = await installNodeGPU();
   const url = pathToFileURL(resolve(positionals[0]) + "/").href;
   storeDir = mkdtempSync(join(tmpdir(), "hearth-bench-store-"));
   const store = new FileSystemArtifactStore(storeDir);
@@ -90,6 +99,7 @@ try {
   const vocab = model.config.vocab_size;
   const maxSeq = model.maxSequenceLength;
   const skipped = {};
+  let breakdown = null;
   const samples = { load_cold_ms: [loadCold.ms], load_warm_ms: [loadWarm.ms] };
 
   // Warm-up: first calls of each function pay for lazy pipeline creation and buffer allocation.
@@ -140,6 +150,14 @@ try {
       xs.push((decodeNew * 1000) / (performance.now() - t0));
     }
     samples.decode_tok_s = xs;
+    // Where a decode step's time goes (last run; stats cover its 1 prefill + decodeNew decodes):
+    // host-side encoding and submission of the dispatches vs waiting for the GPU + logits readback.
+    const st = model.stats();
+    breakdown = {
+      decodeMsPerToken: st.decode.ms / st.decode.calls,
+      syncMsPerCall: st.syncMs / (st.decode.calls + st.prefill.calls),
+      calls: st.decode.calls + st.prefill.calls,
+    };
   } else skipped.decode_tok_s = `${decodePrompt} + ${decodeNew} tokens exceed the context window (${maxSeq})`;
 
   console.log(
@@ -152,7 +170,9 @@ try {
       prefillChunkSize: model.prefillChunkSize,
       contextWindow: maxSeq,
       adapter: model.adapter,
+      dawnFlags: process.env.HEARTH_DAWN_FLAGS ?? null,
       runs,
+      breakdown,
       samples,
       skipped,
       load: { cold: loadCold.stats, warm: loadWarm.stats },

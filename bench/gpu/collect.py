@@ -1,0 +1,102 @@
+"""Turn the H200 run's results.jsonl (bench/gpu/device_run.sh) into bench/results/h200.json, a
+table on stdout and docs/images/bench-llm-h200.png.
+
+    .venv/bin/python bench/gpu/collect.py <results.jsonl> [<env.txt>] [--command "..."]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import IMAGES, REPO, RESULTS, git_rev, print_table, summarize  # noqa: E402
+
+ENGINES = ["webgpu-node-vulkan", "native-cuda", "torch-eager-cuda"]
+METRICS = ["prefill_128_tok_s", "prefill_512_tok_s", "decode_tok_s", "ttft_ms", "load_cold_ms", "load_warm_ms"]
+
+
+def collect(lines: list[str]) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        if not line.strip():
+            continue
+        doc = json.loads(line)
+        row = rows.setdefault(doc["package"], {"package": doc["package"], "engines": {}})
+        res = doc["result"]
+        if res is None or "error" in res:
+            row["engines"][doc["engine"]] = {"error": (res or {}).get("error", "no output (see errors.txt)")}
+            continue
+        entry = {k: summarize(v) for k, v in res["samples"].items()}
+        entry["skipped"] = res.get("skipped", {})
+        if doc["engine"].startswith("webgpu"):
+            entry["adapter"] = (res.get("adapter") or {}).get("description")
+            entry["dawn_flags"] = res.get("dawnFlags")
+            entry["breakdown"] = {k: round(v, 3) for k, v in (res.get("breakdown") or {}).items()}
+            entry["pipelines_ms"] = {k: round(v["pipelinesMs"]) for k, v in res["load"].items()}
+        row["engines"][doc["engine"]] = entry
+    for row in rows.values():
+        w, n, t = (row["engines"].get(e, {}) for e in ENGINES)
+        row["ratios"] = {
+            f"{m}/{ref}": round(w[m]["median"] / r[m]["median"], 3)
+            for ref, r in (("native-cuda", n), ("torch-eager-cuda", t))
+            for m in ("prefill_128_tok_s", "prefill_512_tok_s", "decode_tok_s")
+            if m in w and m in r
+        }
+    return list(rows.values())
+
+
+def plot(rows: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, metric in zip(axes, ["prefill_128_tok_s", "prefill_512_tok_s", "decode_tok_s"]):
+        x = np.arange(len(rows))
+        for i, eng in enumerate(ENGINES):
+            vals = [r["engines"].get(eng, {}).get(metric, {}).get("median", 0) for r in rows]
+            ax.bar(x + (i - 1) * 0.27, vals, 0.27, label=eng)
+        ax.set_xticks(x, [r["package"].replace("-q4", "\nq4") for r in rows], fontsize=7)
+        ax.set_yscale("log")
+        ax.set_title(metric.replace("_", " "))
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Hearth LLM on one NVIDIA H200: WebGPU (Node + Dawn, Vulkan) vs TVM-native CUDA vs PyTorch eager (median of 5)")
+    fig.tight_layout()
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    fig.savefig(IMAGES / "bench-llm-h200.png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("results", type=Path, nargs="+")
+    ap.add_argument("--env", type=Path)
+    ap.add_argument("--command", default="bash bench/gpu/device_run.sh 5 128 '*' (device tool, nvidia-h200)")
+    args = ap.parse_args()
+    lines = [ln for f in args.results for ln in f.read_text().splitlines()]
+    rows = collect(lines)
+    for row in rows:
+        print_table(f"H200 {row['package']} (median [min-max])", ["engine", *METRICS],
+                    [[e, *([row["engines"][e].get(m) for m in METRICS] if "error" not in row["engines"][e] else [row["engines"][e]["error"][:60]])]
+                     for e in [*ENGINES, *(x for x in row["engines"] if x not in ENGINES)] if e in row["engines"]])
+        for e, v in row["engines"].items():
+            if v.get("breakdown"):
+                print(f"  {e} decode breakdown: {v['breakdown']}")
+        print("  ratios: " + ", ".join(f"{k} {v}" for k, v in row["ratios"].items()))
+    doc = {"suite": "h200", "command": args.command, "git_rev": git_rev(),
+           "machine": args.env.read_text().strip().splitlines() if args.env else None, "results": rows}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "h200.json").write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    plot(rows)
+    print(f"wrote {(RESULTS / 'h200.json').relative_to(REPO)}, docs/images/bench-llm-h200.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
