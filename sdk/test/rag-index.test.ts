@@ -10,6 +10,7 @@ import {
   FileTooLargeError,
   InvalidSnapshotError,
   MIGRATIONS,
+  NOT_FOUND_ANSWER,
   openIndex,
   RagError,
   UnsupportedTypeError,
@@ -524,7 +525,7 @@ test("ask(): numbered sources in the prompt, streamed answer, validated citation
 
   // Abort while streaming.
   const ac = new AbortController();
-  const aborted = index.ask("anything", { stream: true, signal: ac.signal });
+  const aborted = index.ask("solar panels and light", { stream: true, signal: ac.signal });
   await assert.rejects(
     (async () => {
       for await (const _ of aborted) ac.abort();
@@ -642,6 +643,33 @@ test("an embedder that breaks its contract is reported (EmbedderOutputError) and
   s.embedder.embed = async (texts) => texts.map(() => new Float32Array(64));
   await assert.rejects(index.add({ text: SOLAR }), /all zeros/u);
   assert.deepEqual(await storeCounts(s.factory, s.name), before);
+  index.close();
+});
+
+test("ask(): nothing relevant retrieved → the not-found answer, without calling the chat model", async () => {
+  const s = setup();
+  const chat = new ScriptedChatModel("must not be used [1]");
+  const index = await s.open({ chat });
+  await index.add([{ text: SOLAR, mime: "text/markdown" }, { text: BREAD, title: "Bread" }]);
+  // No query word occurs in the documents (no BM25 match); the vector hits are below the cosine bar.
+  const q = "zebra migration across savannah grasslands";
+  const hits = await index.search(q, { k: 3 });
+  assert.ok(hits.length > 0 && hits.every((h) => h.scores.bm25 === null && h.scores.vector !== null && h.scores.vector < 0.9));
+  const r = await index.ask(q, { minVectorScore: 0.9 });
+  assert.equal(r.notFound, true);
+  assert.equal(r.answer, NOT_FOUND_ANSWER);
+  assert.deepEqual(r.sources, []);
+  assert.deepEqual(r.citations.cited, []);
+  assert.equal(chat.prompts.length, 0, "the chat model was not called");
+  const pieces: string[] = [];
+  const stream = index.ask(q, { stream: true, minVectorScore: 0.9, notFoundAnswer: "Not in your files." });
+  for await (const p of stream) pieces.push(p);
+  assert.deepEqual(pieces, ["Not in your files."]);
+  assert.equal((await stream.result).notFound, true);
+  // A question that matches a document goes to the model as before.
+  const ok = await index.ask("sourdough starter", { minVectorScore: 0.9 });
+  assert.equal(ok.notFound, false);
+  assert.equal(chat.prompts.length, 1);
   index.close();
 });
 

@@ -19,6 +19,7 @@ function hit(i: number, words: number, page: number | null = null): SearchHit {
     start: 10 * i,
     end: 10 * i + text.length,
     ranks: { bm25: i + 1, vector: i + 1 },
+    scores: { bm25: 10 - i, vector: 0.9 - i / 100 },
     duplicates: [],
   };
 }

@@ -147,6 +147,7 @@ function hit(id: string, docId: string, text: string): SearchHit {
     start: 0,
     end: text.length,
     ranks: { bm25: null, vector: null },
+    scores: { bm25: null, vector: null },
     duplicates: [],
   };
 }

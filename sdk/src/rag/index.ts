@@ -135,9 +135,24 @@ export interface IndexStats {
   schemaVersion: number;
 }
 
+/** The answer ask() gives, without calling the chat model, when retrieval finds nothing relevant. */
+export const NOT_FOUND_ANSWER = "I could not find this in your documents.";
+
+/** Default for AskOptions.minVectorScore. */
+export const DEFAULT_MIN_VECTOR_SCORE = 0.3;
+
 export interface AskOptions extends PromptOptions {
   /** Sources to retrieve before sizing (default 8). */
   k?: number;
+  /**
+   * A hit counts as relevant when it matched a query term (BM25) or its cosine with the query is at least
+   * this (default 0.3, fit for sentence-transformers models such as all-MiniLM-L6-v2, whose unrelated
+   * passages score mostly below 0.2; set it for your embedder). With no relevant hit, ask() answers
+   * `notFoundAnswer` without calling the chat model, and `notFound` is true.
+   */
+  minVectorScore?: number;
+  /** Default NOT_FOUND_ANSWER. */
+  notFoundAnswer?: string;
   filter?: SearchOptions["filter"];
   signal?: AbortSignal;
   stream?: boolean;
@@ -151,6 +166,8 @@ export interface AskResult {
   /** Retrieved hits that did not fit the context. */
   dropped: SearchHit[];
   promptTokens: number;
+  /** True when retrieval found nothing relevant and `answer` is the not-found answer (no model call). */
+  notFound: boolean;
 }
 
 /** ask(…, {stream: true}): iterate for answer text as it is generated; `result` resolves at the end. */
@@ -428,6 +445,12 @@ class Index implements RagIndex {
       ...(opts.filter === undefined ? {} : { filter: opts.filter }),
       ...(opts.signal === undefined ? {} : { signal: opts.signal }),
     });
+    const minVector = opts.minVectorScore ?? DEFAULT_MIN_VECTOR_SCORE;
+    if (!hits.some((h) => h.scores.bm25 !== null || (h.scores.vector !== null && h.scores.vector >= minVector))) {
+      const answer = opts.notFoundAnswer ?? NOT_FOUND_ANSWER;
+      onPiece(answer);
+      return { answer, citations: resolveCitations(answer, []), sources: [], dropped: hits, promptTokens: 0, notFound: true };
+    }
     const prompt = buildPrompt(question, hits, chat, opts);
     let answer = "";
     for await (const piece of chat.stream(prompt.messages, {
@@ -445,6 +468,7 @@ class Index implements RagIndex {
       sources: prompt.sources,
       dropped: prompt.dropped,
       promptTokens: prompt.promptTokens,
+      notFound: false,
     };
   }
 

@@ -60,6 +60,8 @@ export interface SearchHit {
   end: number;
   /** 1-based rank in each retriever's list, null when the chunk was not in it. */
   ranks: { bm25: number | null; vector: number | null };
+  /** Each retriever's own score (BM25; cosine with the query), null when the chunk was not in its list. */
+  scores: { bm25: number | null; vector: number | null };
   /** Chunks collapsed into this one as near-duplicates. */
   duplicates: DuplicateRef[];
 }
@@ -193,6 +195,8 @@ export async function hybridSearch(ctx: SearchContext, query: string, opts: Sear
 
   const bm25Rank = new Map(bm25.map((h, i) => [h.chunkId, i + 1]));
   const vectorRank = new Map(vector.map((h, i) => [h.chunkId, i + 1]));
+  const bm25Score = new Map(bm25.map((h) => [h.chunkId, h.score]));
+  const vectorScore = new Map(vector.map((h) => [h.chunkId, h.score]));
   let ranked: Array<{ id: string; score: number }>;
   if (mode === "bm25") ranked = bm25.map((h) => ({ id: h.chunkId, score: h.score }));
   else if (mode === "vector") ranked = vector.map((h) => ({ id: h.chunkId, score: h.score }));
@@ -221,6 +225,7 @@ export async function hybridSearch(ctx: SearchContext, query: string, opts: Sear
         start: chunk.start,
         end: chunk.end,
         ranks: { bm25: bm25Rank.get(r.id) ?? null, vector: vectorRank.get(r.id) ?? null },
+        scores: { bm25: bm25Score.get(r.id) ?? null, vector: vectorScore.get(r.id) ?? null },
         duplicates: [],
       });
     }
