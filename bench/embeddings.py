@@ -213,7 +213,11 @@ def run(quick: bool = False, all_batches: bool = False, runs: int | None = None,
     with tempfile.TemporaryDirectory(prefix="hearth-bench-embed-") as tmp:
         work = Path(tmp)
         # transformers.js first: its runtimes are fast and the WASM one anchors every ratio.
-        ch = chromium_run(pkg, onnx_root, browser, texts, runs, warmup, work)
+        try:
+            ch = chromium_run(pkg, onnx_root, browser, texts, runs, warmup, work) if browser else {"runtimes": {}}
+        except (RuntimeError, OSError, ValueError) as e:  # e.g. no Chromium: keep the other runtimes' numbers
+            errors["chromium"] = str(e)
+            ch = {"runtimes": {}}
         info["chromium"] = ch.get("chromium")
         for name, r in ch["runtimes"].items():
             if "error" in r:
