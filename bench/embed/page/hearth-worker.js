@@ -1,6 +1,6 @@
 // Hearth's EncoderModel in a module Worker (bundled by bench/embed/browser.mjs with esbuild from
 // sdk/dist, as an app would bundle it; tvmjs loaded at run time from ../vendor/tvmjs.js).
-// Adapted from the `bench` task of tests/browser/page/encoder-harness/worker.js.
+// Embeds batches of 128-token texts with the SDK's EncoderModel and times them.
 import { EncoderModel } from "@hearth/sdk/engine";
 import { log, serve, timeBatches } from "./common.js";
 
