@@ -193,7 +193,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         row["ratios"] = ratios(row["engines"])
         results.append(row)
         print_rows([row])
-    doc = write_result("llm", results, {"mode": "quick" if quick else "full", "runs": runs})
+        # Written after every model, so a long run that is stopped still leaves its finished rows.
+        doc = write_result("llm", results, {"mode": "quick" if quick else "full", "runs": runs})
     plot(doc)
     return doc
 

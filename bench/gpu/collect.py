@@ -61,7 +61,7 @@ def plot(rows: list[dict[str, Any]]) -> None:
         for i, eng in enumerate(ENGINES):
             vals = [r["engines"].get(eng, {}).get(metric, {}).get("median", 0) for r in rows]
             ax.bar(x + (i - 1) * 0.27, vals, 0.27, label=eng)
-        ax.set_xticks(x, [r["package"].replace("-q4", "\nq4") for r in rows], fontsize=7)
+        ax.set_xticks(x, [r["package"].replace("qwen2.5-0.5b-shaped", "0.5B").replace("tiny-llama-trained", "tiny").replace("-q4", "\nq4") for r in rows], fontsize=8)
         ax.set_yscale("log")
         ax.set_title(metric.replace("_", " "))
         ax.grid(axis="y", alpha=0.3)
