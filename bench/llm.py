@@ -10,6 +10,8 @@ Every engine gets the same token ids and the same protocol (bench-llm.mjs's head
 prompt, TTFT = prefill(128) + argmax, load cold (first) and warm (second). Ratios are taken
 within the same run. Models: tiny-llama-trained (q4f16_1, q4f32_1), tiny-qwen2-bpe (q4f16_1) and
 a Qwen2.5-0.5B-shaped random-weight checkpoint (q4f16_1, q4f32_1; scripts/make_shaped_checkpoint.py).
+BENCH_LLM_MODELS=tiny-llama-trained (comma-separated ids) restricts the run to those models.
+Chromium is not measured by this suite yet (see docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -78,6 +80,12 @@ def shaped_package(quant: str) -> Path:
 
 
 def cases(quick: bool) -> list[Case]:
+    """The models of the suite; BENCH_LLM_MODELS (comma-separated model ids) keeps only those."""
+    keep = [m for m in os.environ.get("BENCH_LLM_MODELS", "").split(",") if m]
+    return [c for c in _all_cases(quick) if not keep or c.model in keep]
+
+
+def _all_cases(quick: bool) -> list[Case]:
     out = [
         Case("tiny-llama-trained", q, lambda q=q: dist_package("tiny-llama-trained", q), lambda: test_model("tiny-llama-trained"))
         for q in ("q4f16_1", "q4f32_1")
