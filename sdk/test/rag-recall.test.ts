@@ -239,14 +239,12 @@ test("recall@5 on a labelled set from pydoc_data.topics: BM25, dense and hybrid 
   assert.ok(recall.hybrid > Math.min(recall.bm25, recall.vector), line);
 });
 
-// The issue's bar. Not met on this set (measured: BM25 0.779, trigram stand-in 0.664, hybrid 0.771; with the
-// real all-MiniLM-L6-v2: BM25 0.686, dense 0.521, hybrid 0.650): equal-weight RRF lets the weaker retriever
-// push some of BM25's top-5 answers out. Kept as a TODO test so that it runs and shows, without failing CI.
-test(
-  "recall@5: hybrid >= max(BM25, dense)",
-  { todo: "equal-weight RRF falls below BM25 on keyword-style questions; see docs/benchmarks.md" },
-  async () => {
-    const { recall, line } = await evaluated();
-    assert.ok(recall.hybrid >= Math.max(recall.bm25, recall.vector), line);
-  },
-);
+// The issue's bar. Met with the default half-weight dense list (HYBRID_WEIGHTS; measured with the test
+// embedder: BM25 0.779, dense 0.664, hybrid 0.793). NOT met with the real all-MiniLM-L6-v2
+// (HEARTH_RAG_RECALL_EMBEDDER=minilm: BM25 0.686, dense 0.521, hybrid 0.664), where this test fails: the
+// small general-purpose encoder is weak on these keyword-style questions.
+test("recall@5: hybrid >= max(BM25, dense)", async (t) => {
+  const { recall, line } = await evaluated();
+  t.diagnostic(line);
+  assert.ok(recall.hybrid >= Math.max(recall.bm25, recall.vector), line);
+});
