@@ -47,7 +47,7 @@ SMOKE_CASE = $$($(CURDIR)/$(HEARTH) smoke --case mlp-f32 2>/dev/null | tail -n 1
 
 # Compiled packages the SDK, browser and WebGPU tests load (cached; see scripts/build_packages.py).
 packages: setup
-	@$(PY) scripts/build_packages.py
+	@$(PY) scripts/build_packages.py --tests
 
 test: setup packages demo-app
 	$(PY) -m pytest

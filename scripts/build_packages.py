@@ -5,7 +5,8 @@ One registry, one target list per package: every caller (Makefile, pytest, node 
 the same build, so nothing rebuilds because two callers disagree on targets.
 
     python scripts/build_packages.py            # everything
-    python scripts/build_packages.py --demo     # only what the demo serves
+    python scripts/build_packages.py --demo     # only what the demo serves (make demo)
+    python scripts/build_packages.py --tests    # only what the tests load (make test)
 """
 from __future__ import annotations
 
@@ -38,16 +39,18 @@ SOURCES = {
     "tiny-llama-trained": lambda: ensure_test_model("tiny-llama-trained"),
     "tiny-qwen2-bpe": lambda: ensure_test_model("tiny-qwen2-bpe"),
 }
-# (model id, quantization, served by the demo)
+# (model id, quantization, served by the demo, loaded by the tests). Tests on software WebGPU run the
+# f32 encoder only (Chromium's SwiftShader has no shader-f16), so the f16 one is built for the demo alone:
+# each MiniLM package is minutes of compilation on a fresh machine.
 PACKAGES = [
-    ("tiny-llama-trained", "q4f16_1", True),
-    ("tiny-llama-trained", "q4f32_1", True),
+    ("tiny-llama-trained", "q4f16_1", True, True),
+    ("tiny-llama-trained", "q4f32_1", True, True),
     # int8 for the encoder: plain 4-bit costs MiniLM too much (min cosine 0.81 vs 0.9994 for q8;
     # docs/eval.md), and at 23 MB q8 is still a small download.
-    ("all-MiniLM-L6-v2", "q8f16_1", True),
-    ("all-MiniLM-L6-v2", "q8f32_1", True),
-    ("all-MiniLM-L6-v2", "q0f32", False),
-    ("tiny-qwen2-bpe", "q4f16_1", False),
+    ("all-MiniLM-L6-v2", "q8f16_1", True, False),
+    ("all-MiniLM-L6-v2", "q8f32_1", True, True),
+    ("all-MiniLM-L6-v2", "q0f32", False, True),
+    ("tiny-qwen2-bpe", "q4f16_1", False, True),
 ]
 
 
@@ -57,11 +60,13 @@ def ensure_package(model_id: str, quant: str) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--demo", action="store_true", help="only the packages the demo serves")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--demo", action="store_true", help="only the packages the demo serves")
+    only.add_argument("--tests", action="store_true", help="only the packages the tests load")
     args = parser.parse_args()
     console = Console(stderr=True)
-    for model_id, quant, in_demo in PACKAGES:
-        if args.demo and not in_demo:
+    for model_id, quant, in_demo, in_tests in PACKAGES:
+        if (args.demo and not in_demo) or (args.tests and not in_tests):
             continue
         result = compile_package(str(SOURCES[model_id]()), quant, TARGETS, DIST, model_id=model_id)
         state = "cached" if result.cached else f"built in {result.seconds['total']:.0f} s"
