@@ -7,6 +7,7 @@ suite does not stop the others):
     llm         bench/llm.py         LLM prefill/decode/TTFT/load: WebGPU (Node+Dawn) vs native llvm vs PyTorch
     build       bench/build.py       runtime build, per-model link, end-to-end compile
     embeddings  bench/embeddings.py  encoder sentences/s: WebGPU vs transformers.js vs sentence-transformers
+    rag         bench/rag_index.py   RAG index in Chromium: 100k chunks (quick: 20k), query p50, size, ingest
 The H200 run is separate (bench/gpu/README.md): it needs the device tool, not this machine.
 Benchmarks print numbers; they are not pass/fail tests. Exit status 1 only if a suite crashed.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-SUITES = {"llm": "llm", "build": "build", "embeddings": "embeddings"}
+SUITES = {"llm": "llm", "build": "build", "embeddings": "embeddings", "rag": "rag_index"}
 
 
 def main() -> int:
