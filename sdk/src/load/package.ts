@@ -161,7 +161,7 @@ export class PackageCompatibilityError extends Error {
 }
 
 /** A package JSON file's bytes, parsed; invalid JSON is a PackageManifestError naming the file. */
-export function parseJsonFile(buf: ArrayBuffer, file: string): unknown {
+function parseJsonFile(buf: ArrayBuffer, file: string): unknown {
   try {
     return JSON.parse(new TextDecoder().decode(buf)) as unknown;
   } catch (err) {
@@ -176,7 +176,7 @@ export function packageUrl(baseUrl: string, variant?: string): string {
 }
 
 /** Check the weights the model functions take against the tensor cache (names, shapes, dtypes). */
-export function checkParams(config: { params: readonly { name: string; shape: readonly number[]; dtype: string }[] }, tc: TensorCacheManifest): void {
+function checkParams(config: { params: readonly { name: string; shape: readonly number[]; dtype: string }[] }, tc: TensorCacheManifest): void {
   const records = new Map(tc.records.flatMap((s) => s.records.map((r) => [r.name, r] as const)));
   const problems: string[] = [];
   for (const p of config.params) {
@@ -195,7 +195,7 @@ export function checkParams(config: { params: readonly { name: string; shape: re
 }
 
 /** The manifest's library file for `target`; PackageCompatibilityError when it has none or tvmjs cannot run it. */
-export function libraryFor(manifest: PackageManifest, base: string, target: string): string {
+function libraryFor(manifest: PackageManifest, base: string, target: string): string {
   const libPath = manifest.targets[target];
   if (libPath === undefined) {
     const have = Object.keys(manifest.targets);
@@ -215,7 +215,7 @@ export function libraryFor(manifest: PackageManifest, base: string, target: stri
 }
 
 /** The manifest: from the network, or (network failure only) the last good one in the store. */
-export async function manifestFor(
+async function manifestFor(
   base: string,
   fetchFn: FetchLike,
   store: ArtifactStore | null,
@@ -237,7 +237,7 @@ export async function manifestFor(
  * Weights onto the device from the verified file set (tvmjs's fetchTensorCache reads `files`, which
  * only hands out verified bytes), with "gpu-upload" progress per shard.
  */
-export async function uploadWeights(
+async function uploadWeights(
   runtime: RuntimeLibrary,
   base: string,
   files: PackageFiles,
@@ -270,7 +270,7 @@ export async function uploadWeights(
 }
 
 /** After a successful load: drop older versions of this package, remember the manifest for offline loads. */
-export async function finishStore(
+async function finishStore(
   store: ArtifactStore | null,
   files: PackageFiles,
   base: string,
@@ -291,11 +291,39 @@ export async function finishStore(
   return purged;
 }
 
+/** The options every package loader takes (LoadPackageOptions and the encoder's are supersets). */
+export type PackageLoadCommonOptions = Omit<LoadPackageOptions, "deviceCheck">;
+
+/** What differs between kinds of package (chat model, text encoder): their mlc-chat-config.json. */
+export interface PackageKind<C extends { params: readonly { name: string; shape: readonly number[]; dtype: string }[] }, X> {
+  /** The loader's name, for error messages. */
+  loader: string;
+  /** Refuse a manifest of another kind (e.g. a chat package handed to the encoder loader). */
+  checkManifest?(manifest: PackageManifest, base: string): void;
+  parseConfig(raw: unknown): C;
+  usesF16(config: C): boolean;
+  /**
+   * Device checks on the verified config, before the big downloads (throw DeviceError /
+   * PackageCompatibilityError); returns what the kind derives from them (memory estimate, buckets).
+   */
+  checkConfig(config: C, ctx: { device: GPUDevice | undefined; modelName: string; target: string }): X;
+}
+
+/** loadVerifiedPackage's result: the shared fields, the kind's config, and what checkConfig derived. */
+export interface LoadedPackageOf<C, X> extends Omit<LoadedPackage, "config" | "memory"> {
+  config: C;
+  checked: X;
+}
+
 /**
- * Fetch, verify and load a package: see the module comment. Afterwards
- * `lib.tvm.getParamsFromCacheByName(config.params.map(p => p.name))` returns the packed weights.
+ * The verified-loading pipeline of the module comment, for any kind of package: manifest, plan, quota,
+ * config first (the kind's parse + checks), every file verified, then tvmjs, weights and store cleanup.
  */
-export async function loadPackage(baseUrl: string, opts: LoadPackageOptions): Promise<LoadedPackage> {
+export async function loadVerifiedPackage<C extends { params: readonly { name: string; shape: readonly number[]; dtype: string }[] }, X>(
+  baseUrl: string,
+  opts: PackageLoadCommonOptions,
+  kind: PackageKind<C, X>,
+): Promise<LoadedPackageOf<C, X>> {
   const fetchFn: FetchLike = opts.fetch ?? ((url, init) => globalThis.fetch(url, init));
   const target = opts.target ?? "webgpu";
   const signal = opts.signal;
@@ -303,7 +331,7 @@ export async function loadPackage(baseUrl: string, opts: LoadPackageOptions): Pr
   const emit = safeProgress(opts.onProgress, log);
   signal?.throwIfAborted();
   if (target === "webgpu" && opts.device === undefined) {
-    throw new TypeError('loadPackage: target "webgpu" needs a GPUDevice (opts.device); use target "wasm-cpu" to run without WebGPU');
+    throw new TypeError(`${kind.loader}: target "webgpu" needs a GPUDevice (opts.device); use target "wasm-cpu" to run without WebGPU`);
   }
   const device = target === "webgpu" ? opts.device : undefined;
   const variant =
@@ -322,6 +350,7 @@ export async function loadPackage(baseUrl: string, opts: LoadPackageOptions): Pr
       `${base}: asked for variant ${JSON.stringify(variant)}, the manifest says quantization ${JSON.stringify(manifest.quantization)}`,
     );
   }
+  kind.checkManifest?.(manifest, base);
   const libPath = libraryFor(manifest, base, target);
   const t1 = performance.now();
 
@@ -343,36 +372,28 @@ export async function loadPackage(baseUrl: string, opts: LoadPackageOptions): Pr
         : (opts.storage ?? (store !== null && (store.kind === "cache-storage" || store.kind === "indexeddb") ? defaultStorageManager() : undefined));
     const quota = store === null ? { persisted: null, available: null } : await checkQuota(storage, needed);
 
-    let config: ChatConfig | undefined;
-    let memory: MemoryEstimate | undefined;
-    let usesF16 = false;
-    const deviceCheck = opts.deviceCheck;
+    let checkedConfig: { config: C; checked: X; usesF16: boolean } | undefined;
     await files.ensure(paths, {
       signal,
       concurrency: opts.concurrency,
       onProgress: emit,
       first: [CHAT_CONFIG_FILE],
       afterFirst: async () => {
-        const cfg = parseChatConfig(parseJsonFile(await files.bytes(CHAT_CONFIG_FILE, signal), CHAT_CONFIG_FILE));
-        config = cfg;
-        usesF16 = configUsesF16(cfg);
+        const config = kind.parseConfig(parseJsonFile(await files.bytes(CHAT_CONFIG_FILE, signal), CHAT_CONFIG_FILE));
+        const usesF16 = kind.usesF16(config);
+        const modelName = `${manifest.model_id || base} (${manifest.quantization || target})`;
         if (device !== undefined && usesF16 && !device.features.has("shader-f16")) {
           throw new PackageCompatibilityError(
-            `${manifest.model_id || base} (${cfg.quantization}) computes in float16, but this WebGPU device has no ` +
-              `"shader-f16" feature. Use a float32 variant (e.g. q4f32_1) of the model, or a GPU/browser with shader-f16.`,
+            `${modelName} computes in float16, but this WebGPU device has no "shader-f16" feature. ` +
+              "Use a float32 variant (e.g. q4f32_1 or q0f32) of the model, or a GPU/browser with shader-f16.",
             ["shader-f16"],
           );
         }
-        const check = deviceCheck === false ? {} : (deviceCheck ?? {});
-        memory = estimateMemory(cfg, { maxTotalSeqLen: check.maxTotalSeqLen, prefillChunkSize: check.prefillChunkSize });
-        if (deviceCheck !== false) {
-          const fit = { memoryBudgetBytes: check.memoryBudgetBytes, modelName: `${manifest.model_id || base} (${cfg.quantization || target})` };
-          if (device === undefined) checkCpuFits(memory, fit);
-          else checkDeviceFits(memory, check.limits ?? readDeviceLimits((device as { limits?: unknown }).limits), fit);
-        }
+        checkedConfig = { config, usesF16, checked: kind.checkConfig(config, { device, modelName, target }) };
       },
     });
-    if (config === undefined || memory === undefined) throw new Error("internal: the config was not checked");
+    if (checkedConfig === undefined) throw new Error("internal: the config was not checked");
+    const { config, checked, usesF16 } = checkedConfig;
     const tcManifest = parseTensorCacheManifest(parseJsonFile(await files.bytes(TENSOR_CACHE_FILE, signal), TENSOR_CACHE_FILE));
     checkParams(config, tcManifest);
     for (const shard of tcManifest.records) files.entry(shard.dataPath); // a shard the manifest lacks: IntegrityError
@@ -397,37 +418,60 @@ export async function loadPackage(baseUrl: string, opts: LoadPackageOptions): Pr
     const t4 = performance.now();
     const stats = files.stats;
     emit({ phase: "ready", totalMs: t4 - t0, downloadedBytes: stats.downloadedBytes, cachedBytes: stats.cachedBytes });
-    const ownedLib = runtime;
     return {
       baseUrl: base,
       variant: variant ?? null,
       manifest,
       config,
+      checked,
       tensorCacheManifest: tcManifest,
-      lib: ownedLib,
+      lib: runtime,
       tensorCache,
-      deviceKind: ownedLib.deviceKind,
+      deviceKind: runtime.deviceKind,
       target,
       usesF16,
       verifiedBytes: stats.downloadedBytes + stats.cachedBytes,
-      memory,
       cache: { ...stats, evicted: [...stats.evicted], store: store?.kind ?? null, purged, offline, persisted: quota.persisted, available: quota.available },
       timings: {
         manifestMs: t1 - t0,
         fetchVerifyMs: t2 - t1,
         verifyMs: stats.verifyMs,
-        instantiateMs: ownedLib.timings.instantiateMs,
-        pipelinesMs: ownedLib.timings.pipelinesMs,
-        vmMs: ownedLib.timings.vmMs,
+        instantiateMs: runtime.timings.instantiateMs,
+        pipelinesMs: runtime.timings.pipelinesMs,
+        vmMs: runtime.timings.vmMs,
         tensorCacheMs: tensorCache.loadMs,
         totalMs: t4 - t0,
       },
       readFile: (path, sig) => files.bytes(path, sig),
-      dispose: () => ownedLib.dispose(),
+      dispose: () => runtime.dispose(),
     };
   } catch (err) {
     lib?.dispose();
     files.endLoad();
     throw err;
   }
+}
+
+/**
+ * Fetch, verify and load a chat-model package: see the module comment. Afterwards
+ * `lib.tvm.getParamsFromCacheByName(config.params.map(p => p.name))` returns the packed weights.
+ */
+export async function loadPackage(baseUrl: string, opts: LoadPackageOptions): Promise<LoadedPackage> {
+  const deviceCheck = opts.deviceCheck;
+  const { checked: memory, ...loaded } = await loadVerifiedPackage(baseUrl, opts, {
+    loader: "loadPackage",
+    parseConfig: parseChatConfig,
+    usesF16: configUsesF16,
+    checkConfig: (cfg: ChatConfig, { device, modelName }): MemoryEstimate => {
+      const check = deviceCheck === false ? {} : (deviceCheck ?? {});
+      const memory = estimateMemory(cfg, { maxTotalSeqLen: check.maxTotalSeqLen, prefillChunkSize: check.prefillChunkSize });
+      if (deviceCheck !== false) {
+        const fit = { memoryBudgetBytes: check.memoryBudgetBytes, modelName };
+        if (device === undefined) checkCpuFits(memory, fit);
+        else checkDeviceFits(memory, check.limits ?? readDeviceLimits((device as { limits?: unknown }).limits), fit);
+      }
+      return memory;
+    },
+  });
+  return { ...loaded, memory };
 }
