@@ -25,7 +25,8 @@
  *
  * Every GPU job goes through one SerialQueue, so concurrent embed calls never interleave on the device.
  */
-import { requestGPU, WebGPUUnavailableError, type AdapterDescription } from "./gpu.js";
+import type { AdapterDescription } from "./gpu.js";
+import { chooseLoadDevice, loadOn } from "./load-device.js";
 import { watchDeviceLost, type DeviceLossWatch, type DeviceLostError } from "./device.js";
 import type { EncoderBucket, EncoderConfig } from "./encoder-config.js";
 import { loadEncoderPackage, type EncoderPackageLoadOptions, type LoadedEncoderPackage } from "./encoder-load.js";
@@ -243,34 +244,12 @@ export class EncoderModel implements Embedder {
    */
   static async load(baseUrl: string, opts: EncoderLoadOptions = {}): Promise<EncoderModel> {
     const t0 = performance.now();
-    let device = opts.device;
-    let adapter: AdapterDescription | null = null;
-    let target = opts.target;
-    let noWebGPU: WebGPUUnavailableError | undefined;
-    if (device === undefined && target !== "wasm-cpu") {
-      try {
-        const handle = await requestGPU({ gpu: opts.gpu, label: "hearth-encoder" });
-        device = handle.device;
-        adapter = handle.info;
-      } catch (err) {
-        if (!(err instanceof WebGPUUnavailableError) || target !== undefined) throw err;
-        noWebGPU = err;
-        target = "wasm-cpu";
-      }
-    }
+    const chosen = await chooseLoadDevice(opts, "hearth-encoder");
+    const { device, adapter, noWebGPU } = chosen;
     const t1 = performance.now();
-    let pkg: LoadedEncoderPackage;
-    try {
-      pkg = await loadEncoderPackage(baseUrl, { ...opts, device, target: target ?? "webgpu" });
-    } catch (err) {
-      if (opts.device === undefined) device?.destroy();
-      if (noWebGPU !== undefined && err instanceof PackageCompatibilityError && err.missing.includes("target:wasm-cpu")) {
-        throw new WebGPUUnavailableError(noWebGPU.reason, `${noWebGPU.message} The package has no wasm-cpu build to fall back to (${err.message}).`, {
-          cause: err,
-        });
-      }
-      throw err;
-    }
+    const pkg: LoadedEncoderPackage = await loadOn(chosen, () =>
+      loadEncoderPackage(baseUrl, { ...opts, device, target: chosen.target }),
+    );
     const t2 = performance.now();
     let tokenizer: Tokenizer;
     let tokenizerMs: number;

@@ -11,7 +11,8 @@
  * forward.ts (embed + prefill/decode + logits readback), serial-queue.ts (one GPU job at a time),
  * sampling.ts (argmax). Every public method is queued, so concurrent calls never interleave on the GPU.
  */
-import { requestGPU, WebGPUUnavailableError, type AdapterDescription } from "./gpu.js";
+import type { AdapterDescription } from "./gpu.js";
+import { chooseLoadDevice, loadOn } from "./load-device.js";
 import { watchDeviceLost, type DeviceLossWatch, type DeviceLostError, type MemoryEstimate } from "./device.js";
 import { DecoderFunctions, type ForwardKind, type ForwardTiming } from "./forward.js";
 import { ContextWindowExceededError, PagedKVCache } from "./kv-cache.js";
@@ -21,7 +22,6 @@ import type { TvmObject } from "./tvmjs-types.js";
 import { asLLMInstance } from "./tvmjs-llm.js";
 import {
   loadPackage,
-  PackageCompatibilityError,
   type LoadedPackage,
   type LoadPackageOptions,
   type PackageCacheReport,
@@ -164,44 +164,20 @@ export class DecoderModel {
    */
   static async load(baseUrl: string, opts: DecoderLoadOptions = {}): Promise<DecoderModel> {
     const t0 = performance.now();
-    let device = opts.device;
-    let adapter: AdapterDescription | null = null;
-    let target = opts.target;
-    let noWebGPU: WebGPUUnavailableError | undefined;
-    if (device === undefined && target !== "wasm-cpu") {
-      try {
-        const handle = await requestGPU({ gpu: opts.gpu, label: "hearth-decoder" });
-        device = handle.device;
-        adapter = handle.info;
-      } catch (err) {
-        if (!(err instanceof WebGPUUnavailableError) || target !== undefined) throw err;
-        noWebGPU = err;
-        target = "wasm-cpu";
-      }
-    }
+    const chosen = await chooseLoadDevice(opts, "hearth-decoder");
+    const { device, adapter, noWebGPU } = chosen;
     const t1 = performance.now();
-    let pkg: LoadedPackage;
-    try {
-      pkg = await loadPackage(baseUrl, {
+    const pkg: LoadedPackage = await loadOn(chosen, () =>
+      loadPackage(baseUrl, {
         ...opts,
         device,
-        target: target ?? "webgpu",
+        target: chosen.target,
         deviceCheck:
           opts.deviceCheck === false
             ? false
             : { maxTotalSeqLen: opts.maxTotalSeqLen, prefillChunkSize: opts.prefillChunkSize, ...opts.deviceCheck },
-      });
-    } catch (err) {
-      if (opts.device === undefined) device?.destroy(); // ours; a caller's device stays theirs on early failures
-      if (noWebGPU !== undefined && err instanceof PackageCompatibilityError && err.missing.includes("target:wasm-cpu")) {
-        throw new WebGPUUnavailableError(
-          noWebGPU.reason,
-          `${noWebGPU.message} The package has no wasm-cpu build to fall back to (${err.message}).`,
-          { cause: err },
-        );
-      }
-      throw err;
-    }
+      }),
+    );
     const t2 = performance.now();
     const config = pkg.config;
     const maxTotal = opts.maxTotalSeqLen ?? config.context_window_size;
