@@ -27,6 +27,26 @@ def _label(result: dict[str, Any]) -> str:
     return f"{p.get('model_id')} {p.get('quantization')}"
 
 
+
+def _log_histogram(ax: Any, values: Any, floor: float, color: str) -> None:
+    """Histogram on log-spaced bins (values clipped at `floor`), log x axis: for long-tailed errors."""
+    vals = np.clip(np.asarray(values, dtype=np.float64), floor, None)
+    bins = np.logspace(np.log10(vals.min()), np.log10(max(vals.max(), vals.min() * 10)), 50)
+    ax.hist(vals, bins=bins, color=color, alpha=0.8)
+    ax.set_xscale("log")
+
+
+def _by_model(results: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]], list[float]]]:
+    """Results grouped by model id, each group sorted by bits/param: (model, results, bits)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault(r["package"].get("model_id") or "?", []).append(r)
+    out = []
+    for model, rs in groups.items():
+        rs = sorted(rs, key=lambda r: r["package"].get("bits_per_param") or 0)
+        out.append((model, rs, [r["package"].get("bits_per_param") or np.nan for r in rs]))
+    return out
+
 def _layer_order(layer: str) -> tuple[int, int]:
     if layer == "embed":
         return (0, 0)
@@ -59,10 +79,7 @@ def weight_error_plot(result: dict[str, Any], path: Path) -> Path:
 def kl_histogram(kl: np.ndarray, result: dict[str, Any], path: Path) -> Path:
     fig = _figure(6.0, 3.6)
     ax = fig.add_subplot()
-    vals = np.clip(np.asarray(kl, dtype=np.float64), 1e-16, None)
-    bins = np.logspace(np.log10(vals.min()), np.log10(max(vals.max(), vals.min() * 10)), 50)
-    ax.hist(vals, bins=bins, color="tab:blue", alpha=0.8)
-    ax.set_xscale("log")
+    _log_histogram(ax, kl, 1e-16, "tab:blue")
     m = result["metrics"]
     ax.axvline(m["kl_mean"], color="tab:red", linestyle="--", label=f"mean {m['kl_mean']:.2e}")
     ax.set_xlabel("KL(reference || package) per position [nats] (clipped at 1e-16)")
@@ -77,12 +94,7 @@ def ppl_vs_bits_plot(results: list[dict[str, Any]], path: Path) -> Path:
     """Perplexity (left) and top-1 agreement (right) vs bits/param; one point per package."""
     fig = _figure(10.0, 4.0)
     ax_ppl, ax_top1 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    by_model: dict[str, list[dict[str, Any]]] = {}
-    for r in results:
-        by_model.setdefault(r["package"].get("model_id") or "?", []).append(r)
-    for model, rs in by_model.items():
-        rs = sorted(rs, key=lambda r: r["package"].get("bits_per_param") or 0)
-        bits = [r["package"].get("bits_per_param") or np.nan for r in rs]
+    for model, rs, bits in _by_model(results):
         line = ax_ppl.plot(bits, [r["metrics"]["ppl_package"] for r in rs], "o-", label=f"{model} (package)")[0]
         ax_ppl.axhline(rs[0]["metrics"]["ppl_reference"], color=line.get_color(), linestyle=":", label=f"{model} fp32 transformers")
         ax_top1.plot(bits, [100 * r["metrics"]["top1_agreement"] for r in rs], "o-", color=line.get_color(), label=model)
@@ -107,10 +119,7 @@ def cosine_histogram(cos: np.ndarray, result: dict[str, Any], path: Path) -> Pat
     """Per-text 1 - cosine on a log axis (the interesting tail is the low cosines)."""
     fig = _figure(6.0, 3.6)
     ax = fig.add_subplot()
-    gap = np.clip(1.0 - np.asarray(cos, dtype=np.float64), 1e-9, None)
-    bins = np.logspace(np.log10(gap.min()), np.log10(max(gap.max(), gap.min() * 10)), 50)
-    ax.hist(gap, bins=bins, color="tab:green", alpha=0.8)
-    ax.set_xscale("log")
+    _log_histogram(ax, 1.0 - np.asarray(cos, dtype=np.float64), 1e-9, "tab:green")
     m = result["metrics"]
     ax.axvline(1 - m["min_cosine"], color="tab:red", linestyle="--", label=f"min cosine {m['min_cosine']:.4f}")
     ax.axvline(1 - m["mean_cosine"], color="tab:blue", linestyle=":", label=f"mean cosine {m['mean_cosine']:.5f}")
@@ -126,12 +135,7 @@ def cosine_vs_bits_plot(results: list[dict[str, Any]], path: Path) -> Path:
     """Min and mean cosine (left) and retrieval recall@1 (right) vs bits/param; one point per package."""
     fig = _figure(10.0, 4.0)
     ax_cos, ax_rec = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    by_model: dict[str, list[dict[str, Any]]] = {}
-    for r in results:
-        by_model.setdefault(r["package"].get("model_id") or "?", []).append(r)
-    for model, rs in by_model.items():
-        rs = sorted(rs, key=lambda r: r["package"].get("bits_per_param") or 0)
-        bits = [r["package"].get("bits_per_param") or np.nan for r in rs]
+    for model, rs, bits in _by_model(results):
         line = ax_cos.plot(bits, [r["metrics"]["min_cosine"] for r in rs], "o-", label=f"{model} min")[0]
         ax_cos.plot(bits, [r["metrics"]["mean_cosine"] for r in rs], "s--", color=line.get_color(), label=f"{model} mean")
         ax_rec.plot(bits, [100 * r["metrics"]["recall_at_1"] for r in rs], "o-", color=line.get_color(), label=f"{model} package")
