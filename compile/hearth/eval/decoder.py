@@ -237,6 +237,18 @@ def _load_tokenizer(package_dir: Path, reference_dir: Path):
         return AutoTokenizer.from_pretrained(reference_dir), "reference (the package's tokenizer files did not load)"
 
 
+def package_info(manifest: dict[str, Any], package_dir: Path, **extra: Any) -> dict[str, Any]:
+    """The report's "package" section: what was evaluated, from its manifest, plus kind-specific facts."""
+    keys = ("model_id", "quantization", "bits_per_param", "source")
+    return {
+        "path": str(package_dir.resolve()),
+        **{k: manifest.get(k) for k in keys},
+        "targets": manifest.get("targets", {}),
+        "build_key": manifest.get("build_key"),
+        **extra,
+    }
+
+
 def size_info(manifest: dict[str, Any], package_dir: Path) -> dict[str, Any]:
     files = manifest.get("files", [])
     libs = set(manifest.get("targets", {}).values())
@@ -382,16 +394,7 @@ def evaluate_decoder(
     data = {
         "format": EVAL_FORMAT,
         "kind": "decoder",
-        "package": {
-            "path": str(package_dir.resolve()),
-            "model_id": manifest.get("model_id"),
-            "quantization": manifest.get("quantization"),
-            "bits_per_param": manifest.get("bits_per_param"),
-            "source": manifest.get("source"),
-            "targets": manifest.get("targets", {}),
-            "build_key": manifest.get("build_key"),
-            "context_window_size": ctx,
-        },
+        "package": package_info(manifest, package_dir, context_window_size=ctx),
         "evaluated_on": "llvm (native TVM, CPU)",
         "reference": {"path": str(ref_dir.resolve()), "chosen_by": ref_how, "dtype": "float32", "runtime": "transformers"},
         "size": size_info(manifest, package_dir),

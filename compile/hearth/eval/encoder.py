@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .decoder import EVAL_FORMAT, EvalError, Progress, read_manifest, resolve_reference, size_info
+from .decoder import EVAL_FORMAT, EvalError, Progress, package_info, read_manifest, resolve_reference, size_info
 
 
 @dataclass
@@ -127,17 +127,9 @@ def evaluate_encoder(package_dir: Path, *, reference: Path | None = None, progre
     data = {
         "format": EVAL_FORMAT,
         "kind": "encoder",
-        "package": {
-            "path": str(package_dir.resolve()),
-            "model_id": manifest.get("model_id"),
-            "quantization": manifest.get("quantization"),
-            "bits_per_param": manifest.get("bits_per_param"),
-            "source": manifest.get("source"),
-            "targets": manifest.get("targets", {}),
-            "build_key": manifest.get("build_key"),
-            "max_seq_length": meta["max_seq_length"],
-            "pooling": meta["pooling"] + (" + L2" if meta["normalize"] else ""),
-        },
+        "package": package_info(
+            manifest, package_dir, max_seq_length=meta["max_seq_length"], pooling=meta["pooling"] + (" + L2" if meta["normalize"] else "")
+        ),
         "evaluated_on": "llvm (native TVM, CPU)",
         "reference": {"path": str(ref_dir.resolve()), "chosen_by": ref_how, "dtype": "float32", "runtime": "sentence-transformers" if (ref_dir / "modules.json").is_file() else "transformers"},
         "size": size_info(manifest, package_dir),
