@@ -11,35 +11,21 @@
  */
 import { dtypeByteSize, readDeviceLimits } from "./device.js";
 import { bucketLargestBuffer, encoderUsesF16, parseEncoderConfig, type EncoderBucket, type EncoderConfig } from "./encoder-config.js";
-import type { FetchLike, Logger, TensorCacheManifest } from "./tvm.js";
-import type { TvmjsModule } from "./tvmjs-types.js";
+import type { Logger, TensorCacheManifest } from "./tvm.js";
 import type { PackageManifest } from "../load/manifest.js";
-import { loadVerifiedPackage, PackageCompatibilityError, type PackageCacheReport, type PackageLoadTimings } from "../load/package.js";
-import type { ProgressCallback } from "../load/progress.js";
-import type { StorageManagerLike } from "../load/quota.js";
+import {
+  loadVerifiedPackage,
+  PackageCompatibilityError,
+  type PackageCacheReport,
+  type PackageLoadCommonOptions,
+  type PackageLoadTimings,
+} from "../load/package.js";
 import type { RuntimeDeviceKind, RuntimeLibrary } from "../load/runtime.js";
-import type { CacheOption } from "../load/store.js";
 
-/** The options of loadPackage that apply to encoders (same meaning; see LoadPackageOptions). */
-export interface EncoderPackageLoadOptions {
-  fetch?: FetchLike | undefined;
-  /** Required for target "webgpu"; owned by the package once the wasm is instantiated on it. */
-  device?: GPUDevice | undefined;
-  variant?: string | undefined;
-  variants?: readonly string[] | undefined;
-  /** "webgpu" (default) or "wasm-cpu". */
-  target?: string | undefined;
-  logger?: Logger | undefined;
-  tvmjs?: TvmjsModule | undefined;
-  signal?: AbortSignal | undefined;
-  cache?: CacheOption | undefined;
-  concurrency?: number | undefined;
-  retries?: number | undefined;
-  onProgress?: ProgressCallback | undefined;
-  storage?: StorageManagerLike | null | undefined;
+/** loadPackage's options (same meaning; see LoadPackageOptions), with the encoder's own device check. */
+export interface EncoderPackageLoadOptions extends PackageLoadCommonOptions {
   /** Limit checks before the big downloads (default on; false to skip). `limits` overrides the device's. */
   deviceCheck?: { limits?: { maxStorageBufferBindingSize?: number | undefined; maxBufferSize?: number | undefined } | undefined } | false | undefined;
-  purge?: boolean | undefined;
 }
 
 export interface LoadedEncoderPackage {
