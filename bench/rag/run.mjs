@@ -26,6 +26,7 @@ const { values: args } = parseArgs({
     queries: { type: "string", default: "200" },
     batch: { type: "string", default: "20" },
     out: { type: "string", default: join(REPO, "bench", "results", "rag.json") },
+    "keep-profile": { type: "boolean", default: false },
   },
 });
 const CHUNKS = Number(args.chunks);
@@ -62,19 +63,26 @@ await esbuild.build({
 });
 const server = await startStaticServer({ "/page/": here, "/bundle/": bundleDir });
 const { chromium } = requireFromSdk("playwright-core");
-const context = await chromium.launchPersistentContext(profileDir, {
-  executablePath: CHROMIUM,
-  headless: false,
-  args: BASE_FLAGS,
-  timeout: 60_000,
-  env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? profileDir },
-});
-try {
-  const page = context.pages()[0] ?? (await context.newPage());
+const launch = () =>
+  chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM,
+    headless: false,
+    args: BASE_FLAGS,
+    timeout: 60_000,
+    env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? profileDir },
+  });
+let context = await launch();
+let page;
+const openPage = async () => {
+  page = context.pages()[0] ?? (await context.newPage());
   page.on("pageerror", (e) => log(`[pageerror] ${e.message}`));
   page.on("console", (m) => log(`[chromium] ${m.text()}`));
   await page.goto(`${server.origin}/page/page.html`);
   await page.waitForFunction(() => window.benchPageReady === true);
+};
+try {
+  await openPage();
+  const browserVersion = (await context.browser()?.version()) ?? "chromium";
   const run = async (task) => {
     const r = await page.evaluate((t) => window.benchRun(t), task);
     if (!r.ok) throw new Error(`${task.task}: ${r.error.message}\n${r.error.stack ?? ""}`);
@@ -98,10 +106,35 @@ try {
   log(`query p50 ${query.p50.toFixed(1)} ms p95 ${query.p95.toFixed(1)} ms ${JSON.stringify(query.parts)}`);
   const stats = await run({ task: "stats" });
   // Reload the page: the Worker and its connection go away, LevelDB flushes; then measure the folder.
-  await page.reload();
-  await page.waitForFunction(() => window.benchPageReady === true);
+  // Restart the browser on the same profile (and origin): LevelDB deletes the files that finished compactions
+  // superseded when it opens, so the folder holds live data only (before that, a reading could include one
+  // compaction's inputs and outputs together: 48.8 or 71.9 MB for the same 20k index).
+  await context.close();
+  context = await launch();
+  await openPage();
+  await run({ task: "stats" });
   const afterReload = await run({ task: "estimate" });
-  const onDisk = du(idbDir);
+  // LevelDB compacts in the background: files superseded by a compaction linger until it finishes, so the
+  // folder is measured until two readings 3 s apart agree (at most ~60 s); the first reading is kept too.
+  const onDiskFirst = du(idbDir);
+  let onDisk = onDiskFirst;
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 3000));
+    const now = du(idbDir);
+    if (now === onDisk) break;
+    onDisk = now;
+  }
+  const files = [];
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else files.push([p.slice(idbDir.length + 1).replace(/^http_127\.0\.0\.1_\d+/u, "origin"), statSync(p).size]);
+    }
+  };
+  walk(idbDir);
+  const logBytes = files.filter(([f]) => f.endsWith(".log")).reduce((n, [, b]) => n + b, 0);
+  log(`IndexedDB folder ${onDiskFirst} -> ${onDisk} bytes (.log ${logBytes})`);
   // Chromium keeps values over its wrapping threshold as blob files next to LevelDB: report both parts.
   const folders = Object.fromEntries(readdirSync(idbDir).map((f) => [f.replace(/^http_127\.0\.0\.1_\d+/u, "origin"), du(join(idbDir, f))]));
   const rawVectors = stats.chunks * DIM * 4;
@@ -110,7 +143,7 @@ try {
   const result = {
     date: new Date().toISOString(),
     command: `node bench/rag/run.mjs --chunks ${CHUNKS} --per-doc ${PER_DOC} --queries ${QUERIES}`,
-    browser: (await context.browser()?.version()) ?? "chromium",
+    browser: browserVersion,
     data: "synthetic: Zipf pseudo-word text (80 words, ~500 chars per chunk), pseudo-random 384-d unit vectors (stand-in embedder, not a model)",
     chunks: stats.chunks,
     documents: stats.documents,
@@ -132,6 +165,9 @@ try {
       estimateDeltaBytes: afterIngest.usage - before.usage,
       estimateDeltaAfterReloadBytes: afterReload.usage - before.usage,
       indexedDbFolderBytes: onDisk,
+      indexedDbFolderFirstReadingBytes: onDiskFirst,
+      leveldbLogBytes: logBytes,
+      indexedDbFiles: files.length,
       indexedDbFolders: folders,
     },
   };
@@ -147,6 +183,7 @@ try {
 } finally {
   await context.close().catch(() => undefined);
   await server.close();
-  rmSync(profileDir, { recursive: true, force: true });
+  if (args["keep-profile"]) log(`profile kept: ${profileDir}`);
+  else rmSync(profileDir, { recursive: true, force: true });
   rmSync(bundleDir, { recursive: true, force: true });
 }

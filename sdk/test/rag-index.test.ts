@@ -19,7 +19,7 @@ import {
   type RagIndex,
 } from "../src/rag/index.js";
 import { buildRecords } from "../src/rag/ingest.js";
-import { docIndexOf, openDatabase, segmentRange, type PreparedDocument, type RagDB } from "../src/rag/store.js";
+import { CHUNK_GROUP, decodeTerms, openDatabase, readDocChunks, readDocVectors, segmentRange, type ChunkRecord, type PreparedDocument, type RagDB } from "../src/rag/store.js";
 import { HashingTestEmbedder, makePdf, ScriptedChatModel } from "./support/rag-fixtures.js";
 
 const SOLAR = [
@@ -78,12 +78,14 @@ function setup(embedder = new HashingTestEmbedder()): Setup & { name: string } {
   };
 }
 
-/** Direct look at the stores (counts), through a second connection. */
+/** Direct look at the stores (records; chunks and vectors: the chunks their grouped records hold), through a second connection. */
 async function storeCounts(factory: IDBFactory, name: string): Promise<Record<string, number>> {
   const db = await openDatabase(name, { dbFactory: factory });
   try {
     const out: Record<string, number> = {};
-    for (const s of ["documents", "texts", "chunks", "vectors", "docindex"] as const) out[s] = await db.count(s);
+    for (const s of ["documents", "texts", "docindex", "terms"] as const) out[s] = await db.count(s);
+    out["chunks"] = (await db.getAll("chunks")).reduce((n, g) => n + g.texts.length, 0);
+    out["vectors"] = (await db.getAll("vectors")).reduce((n, g) => n + g.f32.length / g.dim, 0);
     return out;
   } finally {
     db.close();
@@ -126,7 +128,7 @@ test("ingest, dedupe, list, stats, remove, and persistence across reopen", async
   assert.equal(stats.documents, 3);
   assert.equal(stats.chunks, solar!.chunkCount + bread!.chunkCount + pdf!.chunkCount);
   assert.equal(stats.bytes, solar!.bytes + bread!.bytes + pdf!.bytes);
-  assert.equal(stats.schemaVersion, 3);
+  assert.equal(stats.schemaVersion, 4);
   assert.deepEqual(stats.embedding, { modelId: s.embedder.modelId, dim: 64 });
 
   // Same content again (even with another title) → duplicate, nothing embedded.
@@ -265,6 +267,13 @@ test("too-large files are refused before they are read; continueOnError collects
   index.close();
 });
 
+/** Every stored chunk (all documents), read back from the grouped v4 records. */
+async function allChunks(db: RagDB): Promise<ChunkRecord[]> {
+  const out: ChunkRecord[] = [];
+  for (const id of await db.getAllKeys("documents")) out.push(...(await readDocChunks(db.transaction("chunks").store, id)));
+  return out;
+}
+
 /**
  * Write `prepared` in the v1/v2 on-disk format (what SDK builds before schema v3 wrote): per-chunk vectors
  * with their int8 code, global per-term postings lists "t:<term>", per-document "d:<docId>" chunk lengths
@@ -293,69 +302,126 @@ async function writeLegacyDocument(db: RagDB, prepared: PreparedDocument): Promi
   await tx.done;
 }
 
-test("schema migrations v1 → v2 → v3 keep data: indexes added, postings converted to per-document docindex records", async () => {
-  const s = setup();
-  // Build a v1 database with two documents, the way a v1 build of the SDK wrote them.
+/** Three documents written in the v1 format: two short texts and a long paged one (several chunk and vector groups). */
+async function legacyFixture(s: ReturnType<typeof setup>) {
   const v1 = await openDatabase(s.name, { dbFactory: s.factory, migrations: MIGRATIONS.slice(0, 1) });
   assert.equal(v1.version, 1);
   assert.deepEqual([...v1.transaction("documents").store.indexNames], ["by-hash"]);
   const opts = { embedder: s.embedder, chunkMaxTokens: s.embedder.maxTokens, overlapTokens: undefined, batchSize: 16, signal: undefined, onPhase: () => undefined };
-  const legacy = await buildRecords(
-    { id: "doc-legacy", title: "Legacy", mime: "text/plain", contentHash: "ab".repeat(32), bytes: BREAD.length, createdAt: 5, pages: null, meta: {} },
-    BREAD,
-    null,
-    opts,
-  );
-  const solar = await buildRecords(
-    { id: "doc-solar", title: "Solar", mime: "text/markdown", contentHash: "cd".repeat(32), bytes: SOLAR.length, createdAt: 6, pages: null, meta: {} },
-    SOLAR,
-    null,
-    opts,
-  );
-  await writeLegacyDocument(v1, legacy.prepared);
-  await writeLegacyDocument(v1, solar.prepared);
+  const doc = (id: string, title: string, mime: "text/plain" | "text/markdown", text: string, createdAt: number) =>
+    ({ id, title, mime, contentHash: id.padEnd(64, "0"), bytes: text.length, createdAt, pages: null, meta: {} }) as const;
+  const legacy = await buildRecords(doc("doc-legacy", "Legacy", "text/plain", BREAD, 5), BREAD, null, opts);
+  const solar = await buildRecords(doc("doc-solar", "Solar", "text/markdown", SOLAR, 6), SOLAR, null, opts);
+  const longText = Array.from({ length: 45 }, (_, i) => `Section ${i} covers turbine${i % 7} blades, gearbox${i % 5} oil and tower${i} bolts. Inspect item ${i} yearly.`).join("\n\n");
+  const half = longText.indexOf("Section 20");
+  const pages = [
+    { page: 1, start: 0, end: half },
+    { page: 2, start: half, end: longText.length },
+  ];
+  const long = await buildRecords({ ...doc("doc-long", "Manual", "text/plain", longText, 7), pages: 2 }, longText, pages, { ...opts, chunkMaxTokens: 24 });
+  assert.ok(long.prepared.chunks.length > 2 * CHUNK_GROUP, `${long.prepared.chunks.length} chunks`);
+  for (const p of [legacy, solar, long]) await writeLegacyDocument(v1, p.prepared);
   await v1.put("meta", { modelId: s.embedder.modelId, dim: s.embedder.dim }, "model");
   assert.deepEqual(await v1.get("meta", "schema"), { version: 1, analyzer: 1 });
   v1.close();
+  return [legacy.prepared, solar.prepared, long.prepared];
+}
 
-  // v2 on the way (the step an older SDK would have made), then the current schema.
-  const v2 = await openDatabase(s.name, { dbFactory: s.factory, migrations: MIGRATIONS.slice(0, 2) });
-  assert.equal(v2.version, 2);
-  v2.close();
-
+/** After migrating to v4: the stored chunks, vectors and BM25 terms equal what was written in v1. */
+async function assertMigrated(s: ReturnType<typeof setup>, prepared: PreparedDocument[]): Promise<void> {
   const index = await s.open();
   const stats = await index.stats();
-  assert.equal(stats.schemaVersion, 3);
-  assert.equal(stats.documents, 2);
-  assert.equal(stats.chunks, legacy.prepared.chunks.length + solar.prepared.chunks.length);
+  assert.equal(stats.schemaVersion, 4);
+  assert.equal(stats.documents, prepared.length);
+  assert.equal(stats.chunks, prepared.reduce((n, p) => n + p.chunks.length, 0));
   assert.equal((await index.search("sourdough", { mode: "bm25" }))[0]?.document.id, "doc-legacy");
-  assert.equal((await index.search("inverters alternating current", { mode: "vector" }))[0]?.document.id, "doc-solar");
-  // v3 stores only the text no chunk holds; the full text comes back exactly.
-  assert.equal(await index.getText("doc-legacy"), BREAD);
-  assert.equal(await index.getText("doc-solar"), solar.prepared.text.text);
+  const notLong = { docId: ["doc-legacy", "doc-solar"] };
+  assert.equal((await index.search("inverters alternating current", { mode: "vector", filter: notLong }))[0]?.document.id, "doc-solar");
+  const hit = (await index.search("tower33 bolts", { k: 1 }))[0];
+  assert.equal(hit?.chunk.id, prepared[2]!.chunks.find((c) => c.text.includes("tower33"))!.id);
+  assert.equal(hit?.page, 2);
+  for (const p of prepared) assert.equal(await index.getText(p.document.id), p.text.text);
   index.close();
 
   const db: RagDB = await openDatabase(s.name, { dbFactory: s.factory });
-  assert.equal(db.version, 3);
-  assert.deepEqual([...db.objectStoreNames].sort(), ["chunks", "docindex", "documents", "meta", "texts", "vectors"]);
+  assert.equal(db.version, 4);
+  assert.deepEqual([...db.objectStoreNames].sort(), ["chunks", "docindex", "documents", "meta", "terms", "texts", "vectors"]);
+  assert.deepEqual([...db.transaction("chunks").store.indexNames], []);
+  assert.deepEqual([...db.transaction("vectors").store.indexNames], []);
   assert.deepEqual([...db.transaction("documents").store.indexNames].sort(), ["by-createdAt", "by-hash", "by-mime"]);
-  // The new indexes cover the documents written before they existed.
-  assert.deepEqual(
-    (await db.getAllFromIndex("documents", "by-mime", "text/plain")).map((d) => d.id),
-    ["doc-legacy"],
-  );
+  // The v2 indexes cover the documents written before they existed.
+  assert.deepEqual((await db.getAllFromIndex("documents", "by-mime", "text/markdown")).map((d) => d.id), ["doc-solar"]);
   assert.equal(await db.countFromIndex("documents", "by-createdAt", IDBKeyRange.upperBound(5)), 1);
-  // The converted docindex records equal what the current code writes for the same documents.
-  for (const p of [legacy.prepared, solar.prepared]) assert.deepEqual(await db.getAll("docindex", segmentRange(p.document.id)), docIndexOf(p));
-  // Vectors keep only the f32 copy; the v2 BM25 totals are gone (derived in memory now).
-  for (const v of await db.getAll("vectors")) assert.deepEqual(Object.keys(v).sort(), ["chunkId", "docId", "f32", "modelId"]);
+  const dictionary = (await db.getAll("terms")).flatMap((r) => r.terms);
+  for (const p of prepared) {
+    const id = p.document.id;
+    assert.deepEqual(await readDocChunks(db.transaction("chunks").store, id), p.chunks);
+    assert.deepEqual(
+      (await readDocVectors(db.transaction("vectors").store, id)).map((v) => [v.chunkId, v.modelId, Array.from(v.f32)]),
+      p.vectors.map((v) => [v.chunkId, v.modelId, Array.from(v.f32)]),
+    );
+    // docindex: int8 codes and the BM25 forward index (term ids → the terms) of every chunk.
+    const segments = await db.getAll("docindex", segmentRange(id));
+    assert.deepEqual(segments.map((g) => [g.first, g.count]), segments.map((g, i) => [segments.slice(0, i).reduce((n, x) => n + x.count, 0), g.count]));
+    const codes = segments.flatMap((g) => Array.from(g.codes));
+    assert.deepEqual(codes, p.vectors.flatMap((v) => Array.from(v.i8)));
+    const terms = segments.flatMap((g) => {
+      const d = decodeTerms(g.terms, g.count);
+      return Array.from(d.lengths, (length, i) => ({
+        length,
+        tf: new Map(Array.from(d.ids.subarray(d.termStart[i], d.termStart[i + 1]), (t, k) => [dictionary[t]!, d.tfs[d.termStart[i]! + k]!])),
+      }));
+    });
+    assert.deepEqual(terms, p.terms.map((t) => ({ length: t.length, tf: new Map([...t.tf].sort((a, b) => dictionary.indexOf(a[0]) - dictionary.indexOf(b[0]))) })));
+  }
+  assert.equal(new Set(dictionary).size, dictionary.length, "each term once in the dictionary");
   for (const t of await db.getAll("texts")) {
     assert.deepEqual(Object.keys(t).sort(), ["docId", "gaps", "length", "pages"]);
-    assert.ok(t.gaps.join("").length < 20, "texts keep only the whitespace between chunks");
+    assert.ok(t.gaps.join("").trim() === "", "texts keep only the whitespace between chunks");
   }
   assert.equal(await db.get("meta", "bm25" as never), undefined);
-  assert.deepEqual(await db.get("meta", "schema"), { version: 3, analyzer: 1 });
+  assert.deepEqual(await db.get("meta", "schema"), { version: 4, analyzer: 1 });
   db.close();
+}
+
+test("schema migrations v1 → v2 → v3 → v4, one version at a time, keep data", async () => {
+  const s = setup();
+  const prepared = await legacyFixture(s);
+  // v2, then v3 (the steps an older SDK would have made), then the current schema.
+  const v2 = await openDatabase(s.name, { dbFactory: s.factory, migrations: MIGRATIONS.slice(0, 2) });
+  assert.equal(v2.version, 2);
+  v2.close();
+  const v3 = await openDatabase(s.name, { dbFactory: s.factory, migrations: MIGRATIONS.slice(0, 3) });
+  assert.equal(v3.version, 3);
+  const raw = v3 as unknown as { getAll(store: string): Promise<Array<Record<string, unknown>>>; objectStoreNames: DOMStringList };
+  assert.deepEqual([...raw.objectStoreNames].sort(), ["chunks", "docindex", "documents", "meta", "texts", "vectors"]);
+  // v3 format: one chunk and one vector record per chunk; docindex segments with chunk ids and term hashes.
+  const nChunks = prepared.reduce((n, p) => n + p.chunks.length, 0);
+  assert.equal((await raw.getAll("chunks")).length, nChunks);
+  for (const v of await raw.getAll("vectors")) assert.deepEqual(Object.keys(v).sort(), ["chunkId", "docId", "f32", "modelId"]);
+  const v3Segments = await raw.getAll("docindex");
+  assert.equal(v3Segments.reduce((n, g) => n + (g["chunkIds"] as string[]).length, 0), nChunks);
+  assert.ok(v3Segments.every((g) => g["termHash"] instanceof Uint32Array));
+  v3.close();
+  await assertMigrated(s, prepared);
+});
+
+test("schema migration v1 → v4 in one upgrade (all steps in one versionchange transaction) keeps data", async () => {
+  const s = setup();
+  const prepared = await legacyFixture(s);
+  await assertMigrated(s, prepared);
+});
+
+test("a failing migration step aborts the upgrade: the database stays at its old version with its data", async () => {
+  const s = setup();
+  const prepared = await legacyFixture(s);
+  const broken = [...MIGRATIONS.slice(0, 3), { version: 4, description: "fails", up: async () => Promise.reject(new Error("step failed")) }];
+  await assert.rejects(openDatabase(s.name, { dbFactory: s.factory, migrations: broken }), /step failed/u);
+  const v3 = await openDatabase(s.name, { dbFactory: s.factory, migrations: MIGRATIONS.slice(0, 1) }).catch((e: Error) => e);
+  // Still version 1 (the upgrade to 4 rolled back entirely, including steps 2 and 3).
+  assert.ok(v3 instanceof Error || (v3 as RagDB).version === 1);
+  if (!(v3 instanceof Error)) v3.close();
+  await assertMigrated(s, prepared);
 });
 
 test("another embedding model: EmbeddingModelMismatchError, or {reembed: true} re-embeds every chunk", async () => {
@@ -388,11 +454,12 @@ test("another embedding model: EmbeddingModelMismatchError, or {reembed: true} r
   const raw = await openDatabase(s.name, { dbFactory: s.factory });
   for (const v of await raw.getAll("vectors")) {
     assert.equal(v.modelId, "test/other-model");
-    assert.equal(v.f32.length, 32);
+    assert.equal(v.dim, 32);
+    assert.ok(v.f32.length > 0 && v.f32.length % 32 === 0);
   }
   for (const d of await raw.getAll("docindex")) {
     assert.equal(d.modelId, "test/other-model");
-    assert.equal(d.codes.length, 32 * d.chunkIds.length);
+    assert.equal(d.codes.length, 32 * d.count);
   }
   raw.close();
   // Now the old model is the mismatch.
@@ -417,7 +484,7 @@ test("re-embedding is resumable and re-chunks documents whose chunks exceed the 
   // The first document was finished in the first run and is skipped: 2 documents → 2 embed calls.
   assert.equal(small.calls.length - firstRunCalls, 2);
   const raw = await openDatabase(s.name, { dbFactory: s.factory });
-  const chunks = await raw.getAll("chunks");
+  const chunks = await allChunks(raw);
   raw.close();
   for (const c of chunks) assert.ok(small.countTokens(c.text) <= 20, `chunk of ${small.countTokens(c.text)} tokens`);
   const solar = (await b.list()).find((d) => d.mime === "text/markdown")!;
@@ -573,14 +640,15 @@ test("export → import round trip into a fresh index gives the same documents a
   const va = await rawA.getAll("vectors");
   const vb = await rawB.getAll("vectors");
   assert.deepEqual(
-    vb.map((v) => [v.chunkId, Array.from(v.f32)]),
-    va.map((v) => [v.chunkId, Array.from(v.f32)]),
+    vb.map((v) => [v.modelId, Array.from(v.f32)]),
+    va.map((v) => [v.modelId, Array.from(v.f32)]),
   );
+  assert.deepEqual(await rawB.getAllKeys("vectors"), await rawA.getAllKeys("vectors"));
   const da = await rawA.getAll("docindex");
   const db = await rawB.getAll("docindex");
   assert.deepEqual(
-    db.map((d) => [d.docId, d.chunkIds, Array.from(d.codes), Array.from(d.scales)]),
-    da.map((d) => [d.docId, d.chunkIds, Array.from(d.codes), Array.from(d.scales)]),
+    db.map((d) => [d.docId, d.first, d.count, Array.from(d.codes), Array.from(d.scales)]),
+    da.map((d) => [d.docId, d.first, d.count, Array.from(d.codes), Array.from(d.scales)]),
   );
   rawA.close();
   rawB.close();
@@ -614,7 +682,7 @@ test("export → import round trip into a fresh index gives the same documents a
   a.close();
   b.close();
   const counts = await storeCounts(dst.factory, dst.name);
-  assert.deepEqual(counts, { documents: 0, texts: 0, chunks: 0, vectors: 0, docindex: 0 });
+  assert.deepEqual(counts, { documents: 0, texts: 0, chunks: 0, vectors: 0, docindex: 0, terms: 0 });
 });
 
 test("two connections to one index: a change in one is seen by the other", async () => {

@@ -10,7 +10,7 @@ import {
   type SearchHit,
 } from "../src/rag/search.js";
 import { candidateCount, cosine, dot, dotI8, normalize, prescan, quantize, rerank } from "../src/rag/vectors.js";
-import { compactText, docIndexOf, expandText, SEGMENT_MAX_CHUNKS, type DocumentRecord, type PreparedDocument } from "../src/rag/store.js";
+import { compactText, decodeTerms, docIndexOf, encodeTerms, expandText, SEGMENT_MAX_CHUNKS, type DocumentRecord, type PreparedDocument } from "../src/rag/store.js";
 import { Catalog } from "../src/rag/catalog.js";
 
 test("tokenize: lowercase, NFKC, unicode words, stopwords, CJK bigrams", () => {
@@ -266,10 +266,11 @@ test("docindex segments: a large document is split below 64 KiB per record and 2
   const p = preparedDoc("big", texts, texts.map(() => normalize(Float32Array.from({ length: dim }, rand))));
   const segments = docIndexOf(p);
   assert.ok(segments.length >= 3, `${segments.length} segments`);
-  assert.deepEqual(segments.flatMap((s) => s.chunkIds), p.chunks.map((c) => c.id));
+  assert.deepEqual(segments.map((s) => s.first), segments.map((_, i) => segments.slice(0, i).reduce((n, x) => n + x.count, 0)));
+  assert.equal(segments.reduce((n, s) => n + s.count, 0), p.chunks.length);
   for (const s of segments) {
-    assert.ok(s.chunkIds.length <= SEGMENT_MAX_CHUNKS);
-    const bytes = s.codes.byteLength + s.scales.byteLength + s.lengths.byteLength + s.termStart.byteLength + s.postChunk.byteLength + s.postTf.byteLength + s.termHash.byteLength + s.chunkIds.reduce((n, id) => n + 2 * id.length, 0);
+    assert.ok(s.count <= SEGMENT_MAX_CHUNKS);
+    const bytes = s.codes.byteLength + s.scales.byteLength + s.terms.byteLength;
     assert.ok(bytes < 64 * 1024, `segment ${s.key}: ${bytes} bytes`);
   }
   const cat = new Catalog("m");
@@ -302,4 +303,25 @@ test("stored text: only what no chunk holds is kept, and the full text is rebuil
   assert.equal(expandText(stored, [...chunks].reverse()).text, text);
   assert.equal(expandText(compactText({ docId: "d", text: "", pages: null }, []), []).text, "");
   assert.throws(() => compactText({ docId: "d", text: text.replace("beta", "BETA"), pages: null }, chunks), /differs from its span/u);
+});
+
+test("BM25 forward index (docindex v4): varint encoding round-trips large ids and clamps tf at 255", () => {
+  const ids = new Map([
+    ["a", 0],
+    ["b", 1],
+    ["c", 2 ** 31 + 5],
+    ["d", 300],
+  ]);
+  const chunks = [
+    { tf: new Map([["c", 1], ["a", 3], ["d", 1000]]), length: 1004 },
+    { tf: new Map<string, number>(), length: 0 },
+    { tf: new Map([["b", 2]]), length: 2 },
+  ];
+  const bytes = encodeTerms(chunks, (t) => ids.get(t)!);
+  const d = decodeTerms(bytes, chunks.length);
+  assert.deepEqual(Array.from(d.lengths), [1004, 0, 2]);
+  assert.deepEqual(Array.from(d.termStart), [0, 3, 3, 4]);
+  assert.deepEqual(Array.from(d.ids), [0, 300, 2 ** 31 + 5, 1]);
+  assert.deepEqual(Array.from(d.tfs), [3, 255, 1, 2]);
+  assert.throws(() => decodeTerms(bytes.subarray(0, bytes.length - 1), chunks.length), /truncated/u);
 });

@@ -191,7 +191,7 @@ test("module Worker, real IndexedDB: ingest three documents (Markdown, HTML, PDF
   });
   assert.equal(again[0].status, "duplicate");
   const dbs = await ragRun({ task: "databases" });
-  assert.ok(dbs.some((d) => d.name === "hearth-rag:browser-test" && d.version === 3), JSON.stringify(dbs));
+  assert.ok(dbs.some((d) => d.name === "hearth-rag:browser-test" && d.version === 4), JSON.stringify(dbs));
 });
 
 test("after a page reload (new Worker, new connection) the documents are still there", async () => {

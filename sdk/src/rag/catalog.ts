@@ -2,10 +2,10 @@
  * The in-memory side of an open index: document records, and everything a query scans, in typed arrays:
  *
  * - an int8 code matrix (one row of `dim` bytes per chunk "slot") with per-slot scales, scanned whole per query;
- * - BM25: per-slot lengths and an inverted index term hash (64-bit, bm25.hashTerm) → (slots, tfs), in an
- *   open-addressing table and growable typed arrays.
+ * - BM25: per-slot lengths and an inverted index term id (the `terms` dictionary) → (slots, tfs), in growable
+ *   typed arrays.
  *
- * Loaded once from the `docindex` store on open (one getAll), then kept in step with every committed
+ * Loaded once from the `docindex` and `terms` stores on open (one getAll each), then kept in step with every committed
  * transaction (and reloaded when another tab changes the same index). Chunk text and f32 vectors stay in
  * IndexedDB and are read per query only for the few hits and re-rank candidates.
  *
@@ -16,9 +16,20 @@
  * 384-dimensional model with ~60 distinct terms per chunk that is about 38 MB + 36 MB.
  */
 
-import { DEFAULT_BM25, hashTerm, idf, type Bm25Params } from "./bm25.js";
+import { DEFAULT_BM25, idf, type Bm25Params } from "./bm25.js";
 import { CodeMatrix } from "./codes.js";
-import { readDocIndex, type DocIndexRecord, type DocumentRecord, type PreparedDocument, type RagDB, docIndexOf } from "./store.js";
+import {
+  chunkIdFor,
+  decodeTerms,
+  documentRecords,
+  readDocIndex,
+  TermDictionary,
+  type DocIndexRecord,
+  type DocumentRecord,
+  type PreparedDocument,
+  type RagDB,
+  type WrittenDocument,
+} from "./store.js";
 
 /** A growable list of (slot, tf) pairs. */
 class PostingList {
@@ -52,78 +63,6 @@ class PostingList {
     }
     this.n = w;
   }
-}
-
-/** Open-addressing hash table: 64-bit term hash (hi, lo) → PostingList. Typed arrays, linear probing. */
-class TermTable {
-  private hi = new Uint32Array(1 << 12);
-  private lo = new Uint32Array(1 << 12);
-  /** Index into `lists`, -1 = empty. */
-  private at = new Int32Array(1 << 12).fill(-1);
-  readonly lists: PostingList[] = [];
-
-  private find(hi: number, lo: number): number {
-    const mask = this.at.length - 1;
-    let i = (Math.imul(lo ^ hi, 0x9e3779b1) >>> 0) & mask;
-    for (;;) {
-      const j = this.at[i] as number;
-      if (j === -1 || (this.hi[i] === hi && this.lo[i] === lo)) return i;
-      i = (i + 1) & mask;
-    }
-  }
-
-  get(hi: number, lo: number): PostingList | undefined {
-    const j = this.at[this.find(hi, lo)] as number;
-    return j === -1 ? undefined : this.lists[j];
-  }
-
-  getOrAdd(hi: number, lo: number): PostingList {
-    let i = this.find(hi, lo);
-    const j = this.at[i] as number;
-    if (j !== -1) return this.lists[j] as PostingList;
-    if (2 * (this.lists.length + 1) > this.at.length) {
-      this.grow();
-      i = this.find(hi, lo);
-    }
-    const list = new PostingList(this.lists.length);
-    this.hi[i] = hi;
-    this.lo[i] = lo;
-    this.at[i] = this.lists.length;
-    this.lists.push(list);
-    return list;
-  }
-
-  private grow(): void {
-    const { hi, lo, at } = this;
-    this.hi = new Uint32Array(at.length * 2);
-    this.lo = new Uint32Array(at.length * 2);
-    this.at = new Int32Array(at.length * 2).fill(-1);
-    for (let i = 0; i < at.length; i++) {
-      if (at[i] === -1) continue;
-      const k = this.find(hi[i] as number, lo[i] as number);
-      this.hi[k] = hi[i] as number;
-      this.lo[k] = lo[i] as number;
-      this.at[k] = at[i] as number;
-    }
-  }
-}
-
-/** Append segment postings [from, to) to a list's arrays at `w`, mapping segment chunk ordinals to slots. */
-function fillPostings(
-  ls: Int32Array,
-  lt: Uint16Array,
-  w: number,
-  slots: Int32Array,
-  postChunk: Uint8Array,
-  postTf: Uint8Array,
-  from: number,
-  to: number,
-): number {
-  for (let p = from; p < to; p++, w++) {
-    ls[w] = slots[postChunk[p] as number] as number;
-    lt[w] = postTf[p] as number;
-  }
-  return w;
 }
 
 export interface SlotHit {
@@ -199,8 +138,10 @@ export class Catalog {
   /** Slots in use (≤ capacity) and free slots below it. */
   private used = 0;
   private free: number[] = [];
-  private readonly postings = new TermTable();
-  /** Document → its slots and its distinct terms (for remove). */
+  /** The term dictionary; posting list of term id t: postings[t]. */
+  readonly terms = new TermDictionary();
+  private postings: Array<PostingList | undefined> = [];
+  /** Document → its slots and its distinct term ids (for remove). */
   private readonly docSlots = new Map<string, { slots: Int32Array[]; terms: Uint32Array[] }>();
   private readonly slotOf = new Map<string, number>();
   chunkCount = 0;
@@ -222,18 +163,20 @@ export class Catalog {
   static async load(db: RagDB, modelId: string, opts: { simd?: boolean } = {}): Promise<Catalog> {
     const c = new Catalog(modelId, opts);
     const t0 = performance.now();
-    const [docs, records] = await Promise.all([
+    const [docs, { segments, terms }] = await Promise.all([
       db.getAllFromIndex("documents", "by-createdAt"), // schema v2 index
       readDocIndex(db),
     ]);
     const tRead = performance.now();
     for (const d of docs) c.docs.set(d.id, d);
+    for (const r of terms.sort((a, b) => a.first - b.first)) c.terms.append(r);
+    const live = segments.filter((r) => c.docs.has(r.docId));
     let total = 0;
-    for (const r of records) total += r.chunkIds.length;
+    for (const r of live) total += r.count;
     c.reserve(total);
-    const live = records.filter((r) => c.docs.has(r.docId));
-    c.sizePostings(live);
-    for (const r of live) c.addRecord(r);
+    const decoded = live.map((r) => decodeTerms(r.terms, r.count));
+    c.sizePostings(decoded);
+    live.forEach((r, i) => c.addRecord(r, decoded[i] as ReturnType<typeof decodeTerms>));
     c.loadTimings = { readMs: tRead - t0, buildMs: performance.now() - tRead };
     return c;
   }
@@ -261,30 +204,31 @@ export class Catalog {
     return this.used++;
   }
 
+  private postingList(id: number): PostingList {
+    let list = this.postings[id];
+    if (list === undefined) {
+      list = new PostingList(id);
+      this.postings[id] = list;
+    }
+    return list;
+  }
+
   /**
    * Give every posting list of `records` its final capacity at once. Growing ~30k typed arrays by doubling
    * while filling them was most of the load time at 100k chunks (allocation and copying, not the fill).
    */
-  private sizePostings(records: readonly DocIndexRecord[]): void {
-    let need = new Int32Array(1024);
-    for (const r of records) {
-      const hashes = r.termHash;
-      const start = r.termStart;
-      for (let t = 0; 2 * t + 1 < hashes.length; t++) {
-        const list = this.postings.getOrAdd(hashes[2 * t] as number, hashes[2 * t + 1] as number);
-        if (list.id >= need.length) {
-          const grown = new Int32Array(Math.max(need.length * 2, list.id + 1));
-          grown.set(need);
-          need = grown;
-        }
-        need[list.id] = (need[list.id] as number) + (start[t + 1] as number) - (start[t] as number);
-      }
+  private sizePostings(records: ReadonlyArray<ReturnType<typeof decodeTerms>>): void {
+    const need = new Int32Array(this.terms.next);
+    for (const r of records) for (const id of r.ids) need[id] = (need[id] as number) + 1;
+    for (let id = 0; id < need.length; id++) {
+      if (need[id] === 0) continue;
+      const list = this.postingList(id);
+      list.reserve(list.n + (need[id] as number));
     }
-    for (const list of this.postings.lists) list.reserve(list.n + (need[list.id] ?? 0));
   }
 
-  private addRecord(r: DocIndexRecord): void {
-    const n = r.chunkIds.length;
+  private addRecord(r: DocIndexRecord, t = decodeTerms(r.terms, r.count)): void {
+    const n = r.count;
     const vectorsUsable = r.modelId === this.modelId && r.dim > 0;
     if (vectorsUsable && this.codes === null) {
       this.dim = r.dim;
@@ -295,12 +239,12 @@ export class Catalog {
     for (let i = 0; i < n; i++) {
       const slot = this.allocSlot();
       slots[i] = slot;
-      const chunkId = r.chunkIds[i] as string;
+      const chunkId = chunkIdFor(r.docId, r.first + i);
       this.slotChunk[slot] = chunkId;
       this.slotDoc[slot] = r.docId;
       this.slotOf.set(chunkId, slot);
       this.dead[slot] = 0;
-      const len = r.lengths[i] as number;
+      const len = t.lengths[i] as number;
       this.lengths[slot] = len;
       this.totalLength += len;
       if (vectorsUsable && r.dim === this.dim) {
@@ -310,19 +254,16 @@ export class Catalog {
         this.codes?.clearRow(slot); // no usable vector: scores 0
         this.scales[slot] = 0;
       }
+      for (let p = t.termStart[i] as number, end = t.termStart[i + 1] as number; p < end; p++) {
+        const list = this.postingList(t.ids[p] as number);
+        if (list.n === list.slots.length) list.reserve(list.n + 1);
+        list.slots[list.n] = slot;
+        list.tfs[list.n] = t.tfs[p] as number;
+        list.n++;
+      }
     }
-    const terms = r.termHash;
-    const nTerms = terms.length >> 1;
-    const termStart = r.termStart;
-    const postChunk = r.postChunk;
-    const postTf = r.postTf;
-    for (let t = 0; t < nTerms; t++) {
-      const list = this.postings.getOrAdd(terms[2 * t] as number, terms[2 * t + 1] as number);
-      const from = termStart[t] as number;
-      const to = termStart[t + 1] as number;
-      list.reserve(list.n + to - from);
-      list.n = fillPostings(list.slots, list.tfs, list.n, slots, postChunk, postTf, from, to);
-    }
+    const distinct = new Set(t.ids);
+    const terms = Uint32Array.from(distinct);
     this.chunkCount += n;
     // A document of several segments: append.
     const prev = this.docSlots.get(r.docId);
@@ -333,10 +274,18 @@ export class Catalog {
     }
   }
 
-  /** Mirror a committed `writeDocument`. */
+  /** Mirror a committed `writeDocument` (its segments and new terms). */
+  addWritten(document: DocumentRecord, written: WrittenDocument): void {
+    if (written.terms !== null) this.terms.append(written.terms);
+    this.docs.set(document.id, document);
+    for (const segment of written.segments) this.addRecord(segment);
+  }
+
+  /** Add a prepared document that is not stored (tests, in-memory use): new terms are numbered here. */
   add(p: PreparedDocument): void {
-    this.docs.set(p.document.id, p.document);
-    for (const segment of docIndexOf(p)) this.addRecord(segment);
+    const alloc = this.terms.allocator();
+    const { segments } = documentRecords(p.document.id, p.chunks, p.vectors, p.terms, alloc.id);
+    this.addWritten(p.document, { segments, terms: alloc.record() });
   }
 
   /** Mirror a committed `deleteDocument`. */
@@ -356,9 +305,9 @@ export class Catalog {
       this.scales[slot] = 0;
     }
     const lists = new Set<PostingList>();
-    for (const hashes of entry.terms) {
-      for (let t = 0; t + 1 < hashes.length; t += 2) {
-        const list = this.postings.get(hashes[t] as number, hashes[t + 1] as number);
+    for (const ids of entry.terms) {
+      for (const id of ids) {
+        const list = this.postings[id];
         if (list !== undefined) lists.add(list);
       }
     }
@@ -410,10 +359,9 @@ export class Catalog {
     const scores = new Float64Array(this.used);
     const touched: number[] = [];
     const { k1, b } = params;
-    const h = new Uint32Array(2);
     for (const term of new Set(terms)) {
-      hashTerm(term, h, 0);
-      const list = this.postings.get(h[0] as number, h[1] as number);
+      const id = this.terms.ids.get(term);
+      const list = id === undefined ? undefined : this.postings[id];
       if (list === undefined || list.n === 0) continue;
       const w = idf(list.n, N);
       for (let i = 0; i < list.n; i++) {

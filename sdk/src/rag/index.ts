@@ -36,10 +36,13 @@ import {
   openDatabase,
   expandText,
   readChunks,
+  readDocChunks,
+  readDocVectors,
   readF32,
   readModel,
   readSchema,
   readText,
+  TermDictionary,
   writeDocument,
   writeTransaction,
   type ChunkRecord,
@@ -315,24 +318,25 @@ class Index implements RagIndex {
     timings?: IngestTimings,
   ): Promise<DocumentRecord | null> {
     const t0 = performance.now();
-    const existing = await writeTransaction(
+    const catalog = this.catalog;
+    const result = await writeTransaction(
       this.db,
       async (tx) => {
         if (replace) {
           await deleteDocument(tx, p.document.id);
         } else {
           const dup = await tx.objectStore("documents").index("by-hash").get(p.document.contentHash);
-          if (dup !== undefined) return dup;
+          if (dup !== undefined) return { dup };
         }
-        await writeDocument(tx, p);
-        return null;
+        return { written: await writeDocument(tx, p, catalog.terms) };
       },
       signal,
     );
     const t1 = performance.now();
-    if (existing === null) {
-      if (replace) this.catalog.remove(p.document.id);
-      this.catalog.add(p);
+    const existing = "dup" in result ? result.dup : null;
+    if ("written" in result) {
+      if (replace) catalog.remove(p.document.id);
+      catalog.addWritten(p.document, result.written);
       this.changed();
     }
     if (timings !== undefined) {
@@ -512,8 +516,8 @@ class Index implements RagIndex {
       const tx = this.db.transaction(["texts", "chunks", "vectors"], "readonly");
       const [text, chunks, vectors] = await Promise.all([
         tx.objectStore("texts").get(document.id),
-        tx.objectStore("chunks").index("by-doc").getAll(document.id),
-        tx.objectStore("vectors").index("by-doc").getAll(document.id),
+        readDocChunks(tx.objectStore("chunks"), document.id),
+        readDocVectors(tx.objectStore("vectors"), document.id),
       ]);
       await tx.done;
       const full = text === undefined ? undefined : expandText(text, chunks);
@@ -599,7 +603,7 @@ class Index implements RagIndex {
     this.check();
     return this.serial(async () => {
       await writeTransaction(this.db, async (tx) => {
-        await Promise.all((["documents", "texts", "chunks", "vectors", "docindex"] as const).map((store) => tx.objectStore(store).clear()));
+        await Promise.all((["documents", "texts", "chunks", "vectors", "docindex", "terms"] as const).map((store) => tx.objectStore(store).clear()));
       });
       this.catalog = new Catalog(this.model.modelId);
       this.changed();
@@ -618,12 +622,22 @@ class Index implements RagIndex {
   static async reembed(db: RagDB, opts: OpenIndexOptions, chunkMaxTokens: number): Promise<void> {
     const embedder = opts.embedder;
     const docs = await db.getAll("documents");
+    // Filled from the terms store by the first write (writeDocument brings it up to date).
+    const dict = new TermDictionary();
+    const rewrite = (prepared: PreparedDocument) =>
+      writeTransaction(db, async (wtx) => {
+        await deleteDocument(wtx, prepared.document.id);
+        const written = await writeDocument(wtx, prepared, dict);
+        return written.terms;
+      }).then((terms) => {
+        if (terms !== null) dict.append(terms);
+      });
     let done = 0;
     for (const document of docs) {
       const tx = db.transaction(["chunks", "vectors", "texts"], "readonly");
       const [chunks, vectors, stored] = await Promise.all([
-        tx.objectStore("chunks").index("by-doc").getAll(document.id),
-        tx.objectStore("vectors").index("by-doc").getAll(document.id),
+        readDocChunks(tx.objectStore("chunks"), document.id),
+        readDocVectors(tx.objectStore("vectors"), document.id),
         tx.objectStore("texts").get(document.id),
       ]);
       await tx.done;
@@ -645,10 +659,7 @@ class Index implements RagIndex {
             }),
             terms: chunks.map((c) => ({ chunkId: c.id, ...termFrequencies(c.text) })),
           };
-          await writeTransaction(db, async (wtx) => {
-            await deleteDocument(wtx, document.id);
-            await writeDocument(wtx, prepared);
-          });
+          await rewrite(prepared);
         } else {
           // Chunks too long for the new tokenizer: re-chunk from the stored text (replaces the document's data).
           if (text === undefined) throw new Error(`internal: document ${document.id} has no stored text to re-chunk`);
@@ -660,10 +671,7 @@ class Index implements RagIndex {
             signal: undefined,
             onPhase: () => undefined,
           });
-          await writeTransaction(db, async (wtx) => {
-            await deleteDocument(wtx, document.id);
-            await writeDocument(wtx, prepared);
-          });
+          await rewrite(prepared);
         }
       }
       opts.onReembedProgress?.({ documents: ++done, total: docs.length });

@@ -10,7 +10,7 @@ import { embedAll } from "./embed.js";
 import { FileTooLargeError } from "./errors.js";
 import { extract, type Extracted, type SupportedMime } from "./extract.js";
 import { pageAt, type PdfjsLoader } from "./extract-pdf.js";
-import type { ChunkRecord, DocumentRecord, JsonValue, PreparedDocument, PreparedVector } from "./store.js";
+import { chunkIdFor, type ChunkRecord, type DocumentRecord, type JsonValue, type PreparedDocument, type PreparedVector } from "./store.js";
 import type { Embedder } from "./types.js";
 import { quantize } from "./vectors.js";
 
@@ -87,9 +87,7 @@ export function documentIdFor(contentHash: string): string {
   return `doc-${contentHash.slice(0, 32)}`;
 }
 
-export function chunkIdFor(docId: string, ordinal: number): string {
-  return `${docId}:${ordinal}`;
-}
+export { chunkIdFor } from "./store.js";
 
 export type IngestPhase = "extract" | "chunk" | "embed" | "store";
 

@@ -1,32 +1,41 @@
 /**
  * IndexedDB persistence of the RAG index (through `idb`).
  *
- * Stores (schema v3):
- *   documents  keyPath id        one record per document; indexes by-hash (unique), by-createdAt, by-mime (v2)
- *   texts      keyPath docId     page spans + the part of the extracted text that no chunk holds (v3; the full
- *                                text is rebuilt with the chunks: getText, export, re-chunking on a model change)
- *   chunks     keyPath id        chunk text + char span + page + tokenCount; index by-doc
- *   vectors    keyPath chunkId   the L2-normalised f32 vector + modelId; index by-doc (read per query only for
- *                                the re-rank candidates, and by export)
- *   docindex   keyPath key       (v3) everything search keeps in memory, per document segment ("<docId>#0000"),
- *                                in typed arrays: the int8 codes of its chunks (one Int8Array n*dim + scales),
- *                                the BM25 chunk lengths and postings in CSR form (distinct terms; per term the
- *                                chunk ordinals and term frequencies). One getAll() of this store loads an index.
+ * Stores (schema v4). Keys of per-document records are `<docId>#<n, 6 digits>`, so one key range holds all
+ * of a document's records (no `by-doc` index: an index entry per record cost as much as the key itself).
+ *   documents  keyPath id        one record per document; indexes by-hash (unique: dedupe), by-createdAt, by-mime
+ *   texts      keyPath docId     page spans + the part of the extracted text that no chunk holds (the full text
+ *                                is rebuilt with the chunks: getText, export, re-chunking on a model change)
+ *   chunks     out-of-line key   CHUNK_GROUP consecutive chunks per record (`<docId>#<ordinal / CHUNK_GROUP>`):
+ *                                their texts, and span start, token count and pages as typed arrays
+ *   vectors    out-of-line key   VECTOR_GROUP consecutive chunks' L2-normalised f32 vectors in one Float32Array,
+ *                                with the embedding model id (read per query only for the re-rank candidates)
+ *   docindex   keyPath key       everything search keeps in memory, per document segment: the int8 codes of
+ *                                its chunks (one Int8Array n*dim + scales) and the BM25 postings as a
+ *                                varint-coded forward index over global term ids (see encodeTerms). One
+ *                                getAll() of this store (and of `terms`) loads an index.
+ *   terms      keyPath first     the BM25 term dictionary: each record the terms one write added, numbered
+ *                                from `first` on (append-only; ids are what docindex stores)
  *   meta       out-of-line keys  "model" {modelId, dim}, "schema" {version, analyzer}
  *
- * Why per-document records (v3) and not per-term postings lists (v1/v2 "postings" store): a global list per
- * term has to be read, grown and rewritten by every document that uses the term, which made ingest quadratic
- * (21 ms per chunk at 5k chunks in Chromium) and left LevelDB full of superseded copies; and a query had to
- * read and deserialise whole lists of common terms. Per-document records are written once and deleted once,
- * and the inverted index is built in memory at open (catalog.ts).
+ * Why grouped records (v4) and not one record per chunk (v3): Chromium's IndexedDB pays ~110-140 bytes per
+ * record (the LevelDB entry, an "exists" entry, the UTF-16 key, the value envelope) plus as much again per
+ * index entry, which with the chunk and vector records and their by-doc indexes was ~0.3 x the raw vectors +
+ * text. Why global term ids: a per-segment 64-bit hash of every distinct term (v3) was 8 + 4 bytes per term
+ * per segment, most of the postings' bytes.
+ *
+ * Why per-document records (v3 on) and not per-term postings lists (v1/v2 "postings" store): a global list
+ * per term has to be read, grown and rewritten by every document that uses the term, which made ingest
+ * quadratic.
  *
  * Atomicity: every document is written (or removed) in ONE readwrite transaction over all stores, after all
  * the slow work (extraction, chunking, embedding) is done, so a crash, a closed tab, an abort signal or a
- * failed write leaves either the whole document or none of it.
+ * failed write leaves either the whole document or none of it. New terms are added to the dictionary in the
+ * same transaction.
  */
 
 import { wrap, type DBSchema, type IDBPDatabase, type IDBPTransaction, type StoreNames } from "idb";
-import { ANALYZER_VERSION, hashTerm } from "./bm25.js";
+import { ANALYZER_VERSION, hashTerm, termFrequencies } from "./bm25.js";
 import type { SupportedMime } from "./extract.js";
 import type { PageSpan } from "./extract-pdf.js";
 import { quantize } from "./vectors.js";
@@ -104,14 +113,6 @@ export function expandText(stored: StoredText, chunks: readonly ChunkRecord[]): 
   return { docId: stored.docId, text: out, pages: stored.pages };
 }
 
-/** A document's full text (texts + chunks, one read transaction). */
-export async function readText(db: RagDB, docId: string): Promise<TextRecord | undefined> {
-  const tx = db.transaction(["texts", "chunks"], "readonly");
-  const [stored, chunks] = await Promise.all([tx.objectStore("texts").get(docId), tx.objectStore("chunks").index("by-doc").getAll(docId)]);
-  await tx.done;
-  return stored === undefined ? undefined : expandText(stored, chunks);
-}
-
 export interface ChunkRecord {
   id: string;
   docId: string;
@@ -142,36 +143,63 @@ export interface PreparedVector extends VectorRecord {
   scale: number;
 }
 
+/** Chunks per `chunks` record (~8 KB of text at 500 characters a chunk; one read per search hit). */
+export const CHUNK_GROUP = 16;
+/** Vectors per `vectors` record (6 KB at 384 dimensions; one read per re-rank candidate). */
+export const VECTOR_GROUP = 4;
+
+/** A `chunks` record (v4): chunks `n * CHUNK_GROUP ..` of a document, key `<docId>#<n>`. */
+export interface ChunkGroupRecord {
+  texts: string[];
+  /** Char offset of each chunk in the document's extracted text (it ends at start + text length). */
+  start: Uint32Array;
+  /** Embedder tokens of each chunk. */
+  tokens: Uint32Array;
+  /** First and last page of each chunk (PDF; -1 = none), null where the document has no pages. */
+  page: Int32Array | null;
+  pageEnd: Int32Array | null;
+}
+
+/** A `vectors` record (v4): the f32 vectors of chunks `n * VECTOR_GROUP ..` of a document, key `<docId>#<n>`. */
+export interface VectorGroupRecord {
+  modelId: string;
+  dim: number;
+  /** rows x dim, L2-normalised rows. */
+  f32: Float32Array;
+}
+
 /**
- * Search data of one segment of a document (schema v3), all typed arrays. A document's chunks are split into
+ * Search data of one segment of a document (v4), everything typed arrays. A document's chunks are split into
  * segments of at most SEGMENT_MAX_CHUNKS chunks and about SEGMENT_BYTES bytes, so that every record stays
- * below Chromium's 64 KiB threshold above which IndexedDB wraps a value into a separate blob file (an extra
- * file read per record on open).
+ * below Chromium's 64 KiB threshold above which IndexedDB wraps a value into a separate blob file.
  *
- * Chunk `i` of the segment is `chunkIds[i]`; its int8 code is `codes[i*dim .. (i+1)*dim)` with scale
- * `scales[i]`, its BM25 length `lengths[i]`. Postings in CSR form: term `t` (64-bit hash
- * `termHash[2t..2t+1]`, see bm25.hashTerm) occurs in chunks `postChunk[termStart[t] .. termStart[t+1])` with frequencies `postTf[...]`, clamped to 255 (BM25
- * saturates long before: with k1 = 1.2 the tf factor at 255 is within 0.5% of its limit).
+ * The segment holds chunks `first .. first + count - 1` (ordinals; chunk ids are `<docId>:<ordinal>`). Chunk
+ * `i`'s int8 code is `codes[i*dim .. (i+1)*dim)` with scale `scales[i]`; its BM25 length and terms are in
+ * `terms` (see encodeTerms).
  */
 export interface DocIndexRecord {
-  /** `${docId}#${segment, 4 digits}`. */
+  /** `<docId>#<segment>`. */
   key: string;
   docId: string;
   modelId: string;
   dim: number;
-  chunkIds: string[];
+  first: number;
+  count: number;
   codes: Int8Array;
   scales: Float32Array;
-  lengths: Uint32Array;
-  /** Hashes of the distinct terms (sorted by term), two uint32 per term: hi, lo. */
-  termHash: Uint32Array;
-  termStart: Uint32Array;
-  postChunk: Uint8Array;
-  postTf: Uint8Array;
+  terms: Uint8Array;
+}
+
+/** A `terms` record: terms numbered `first`, `first + 1`, … (added by one write). */
+export interface TermsRecord {
+  first: number;
+  terms: string[];
 }
 
 export const SEGMENT_MAX_CHUNKS = 255;
 export const SEGMENT_BYTES = 48 * 1024;
+/** BM25 term frequencies are stored clamped to this (with k1 = 1.2 the tf factor at 255 is within 0.5% of its limit). */
+export const MAX_TF = 255;
 
 export interface ModelMeta {
   modelId: string;
@@ -188,9 +216,10 @@ export type MetaValue = ModelMeta | SchemaMeta;
 export interface RagDBSchema extends DBSchema {
   documents: { key: string; value: DocumentRecord; indexes: { "by-hash": string; "by-createdAt": number; "by-mime": string } };
   texts: { key: string; value: StoredText };
-  chunks: { key: string; value: ChunkRecord; indexes: { "by-doc": string } };
-  vectors: { key: string; value: VectorRecord; indexes: { "by-doc": string } };
+  chunks: { key: string; value: ChunkGroupRecord };
+  vectors: { key: string; value: VectorGroupRecord };
   docindex: { key: string; value: DocIndexRecord };
+  terms: { key: number; value: TermsRecord };
   meta: { key: string; value: MetaValue };
 }
 
@@ -198,34 +227,385 @@ export type RagDB = IDBPDatabase<RagDBSchema>;
 type AllStores = StoreNames<RagDBSchema>[];
 export type WriteTx = IDBPTransaction<RagDBSchema, AllStores, "readwrite">;
 
-export const ALL_STORES: AllStores = ["documents", "texts", "chunks", "vectors", "docindex", "meta"];
+export const ALL_STORES: AllStores = ["documents", "texts", "chunks", "vectors", "docindex", "terms", "meta"];
 
-/** One schema step. `up` runs inside the versionchange transaction (IDB rules: requests, no awaits). */
+/**
+ * One schema step. `up` runs inside the versionchange transaction: IndexedDB requests only (awaiting them is
+ * fine, awaiting anything else lets the transaction commit). A step that returns a promise is finished when it
+ * resolves; the next step starts then.
+ */
 export interface Migration {
   version: number;
   description: string;
-  up(db: IDBDatabase, tx: IDBTransaction): void;
+  up(db: IDBDatabase, tx: IDBTransaction): void | Promise<void>;
+}
+
+export function chunkIdFor(docId: string, ordinal: number): string {
+  return `${docId}:${ordinal}`;
+}
+
+/** Key of a document's record number `n` in chunks, vectors and docindex (v4). */
+export function recordKey(docId: string, n: number): string {
+  return `${docId}#${String(n).padStart(6, "0")}`;
+}
+
+/** Key range of all of a document's records in chunks, vectors and docindex. */
+export function segmentRange(docId: string): IDBKeyRange {
+  return IDBKeyRange.bound(`${docId}#`, `${docId}#\uffff`);
+}
+
+function recordNumber(key: string): number {
+  return Number(key.slice(key.lastIndexOf("#") + 1));
+}
+
+/** Where chunk `chunkId` lives: its document, ordinal, and the key and row of its group of `size`. */
+function locate(chunkId: string, size: number): { docId: string; ordinal: number; key: string; row: number } | null {
+  const at = chunkId.lastIndexOf(":");
+  const ordinal = Number(chunkId.slice(at + 1));
+  if (at < 0 || !Number.isInteger(ordinal) || ordinal < 0) return null;
+  const docId = chunkId.slice(0, at);
+  return { docId, ordinal, key: recordKey(docId, Math.floor(ordinal / size)), row: ordinal % size };
+}
+
+/** The BM25 term dictionary (term → id) of an index, as loaded from the `terms` store. */
+export class TermDictionary {
+  readonly ids = new Map<string, number>();
+  /** The next id to give out (= number of terms). */
+  next = 0;
+
+  /** Add a `terms` record; it must be the next one. */
+  append(r: TermsRecord): void {
+    if (r.first !== this.next) throw new Error(`internal: term dictionary record ${r.first} does not follow term ${this.next}`);
+    for (const t of r.terms) this.ids.set(t, this.next++);
+  }
+
+  /** Ids for one write: known terms keep theirs; new ones are numbered from `next` on (added at `append`). */
+  allocator(): { id(term: string): number; record(): TermsRecord | null } {
+    const fresh = new Map<string, number>();
+    const first = this.next;
+    return {
+      id: (term) => {
+        const known = this.ids.get(term) ?? fresh.get(term);
+        if (known !== undefined) return known;
+        const id = first + fresh.size;
+        fresh.set(term, id);
+        return id;
+      },
+      record: () => (fresh.size === 0 ? null : { first, terms: [...fresh.keys()] }),
+    };
+  }
 }
 
 /** One chunk's BM25 analysis and int8 code, the input of `buildDocIndex`. */
 export interface ChunkIndexInput {
-  chunkId: string;
   tf: ReadonlyMap<string, number>;
   length: number;
   i8: Int8Array;
   scale: number;
 }
 
-function segmentKey(docId: string, segment: number): string {
-  return `${docId}#${String(segment).padStart(4, "0")}`;
+/** Growable byte buffer for varints. */
+class ByteWriter {
+  buf = new Uint8Array(256);
+  n = 0;
+
+  varint(v: number): void {
+    if (this.n + 10 > this.buf.length) {
+      const grown = new Uint8Array(this.buf.length * 2);
+      grown.set(this.buf);
+      this.buf = grown;
+    }
+    while (v >= 128) {
+      this.buf[this.n++] = (v % 128) | 128;
+      v = Math.floor(v / 128);
+    }
+    this.buf[this.n++] = v;
+  }
 }
 
-/** Key range of all segments of a document. */
-export function segmentRange(docId: string): IDBKeyRange {
-  return IDBKeyRange.bound(`${docId}#`, `${docId}#\uffff`);
+/**
+ * The BM25 forward index of some chunks, as unsigned LEB128 varints: per chunk its BM25 length, its number
+ * of distinct terms, then per term in ascending id order `(id - previous id) * 2 + (tf > 1 ? 1 : 0)`,
+ * followed by `tf - 2` when tf > 1 (tf clamped to MAX_TF). With ids numbered by first appearance, frequent
+ * terms have small ids, and a posting takes ~2 bytes (v3: ~10, most of it a 64-bit term hash per segment).
+ */
+export function encodeTerms(chunks: ReadonlyArray<{ tf: ReadonlyMap<string, number>; length: number }>, idOf: (term: string) => number): Uint8Array {
+  const w = new ByteWriter();
+  for (const c of chunks) {
+    const entries: Array<[number, number]> = [];
+    for (const [term, tf] of c.tf) entries.push([idOf(term), Math.min(tf, MAX_TF)]);
+    entries.sort((a, b) => a[0] - b[0]);
+    w.varint(c.length);
+    w.varint(entries.length);
+    let prev = 0;
+    for (const [id, tf] of entries) {
+      w.varint((id - prev) * 2 + (tf > 1 ? 1 : 0));
+      if (tf > 1) w.varint(tf - 2);
+      prev = id;
+    }
+  }
+  return w.buf.slice(0, w.n);
 }
 
-function packSegment(docId: string, segment: number, modelId: string, dim: number, chunks: readonly ChunkIndexInput[]): DocIndexRecord {
+/** A decoded forward index: chunk i has terms `ids[termStart[i] .. termStart[i+1])` with `tfs[…]`. */
+export interface DecodedTerms {
+  lengths: Uint32Array;
+  termStart: Uint32Array;
+  ids: Uint32Array;
+  tfs: Uint16Array;
+}
+
+export function decodeTerms(bytes: Uint8Array, count: number): DecodedTerms {
+  let at = 0;
+  const next = (): number => {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      const b = bytes[at++];
+      if (b === undefined) throw new Error("internal: truncated BM25 terms");
+      v += (b & 127) * mul;
+      if (b < 128) return v;
+      mul *= 128;
+    }
+  };
+  const lengths = new Uint32Array(count);
+  const termStart = new Uint32Array(count + 1);
+  // At least 1 byte per posting: bytes.length bounds the postings.
+  let ids = new Uint32Array(Math.max(16, bytes.length >> 1));
+  let tfs = new Uint16Array(ids.length);
+  let p = 0;
+  for (let i = 0; i < count; i++) {
+    lengths[i] = next();
+    const n = next();
+    termStart[i] = p;
+    if (p + n > ids.length) {
+      const cap = Math.max(p + n, ids.length * 2);
+      const gi = new Uint32Array(cap);
+      gi.set(ids);
+      ids = gi;
+      const gt = new Uint16Array(cap);
+      gt.set(tfs);
+      tfs = gt;
+    }
+    let id = 0;
+    for (let t = 0; t < n; t++, p++) {
+      const v = next();
+      id += Math.floor(v / 2);
+      ids[p] = id;
+      tfs[p] = v % 2 === 1 ? next() + 2 : 1;
+    }
+  }
+  termStart[count] = p;
+  return { lengths, termStart, ids: ids.subarray(0, p), tfs: tfs.subarray(0, p) };
+}
+
+/** Pack one document's chunks (in ordinal order, from 0) into its docindex segments. */
+export function buildDocIndex(
+  docId: string,
+  modelId: string,
+  dim: number,
+  chunks: readonly ChunkIndexInput[],
+  idOf: (term: string) => number,
+): DocIndexRecord[] {
+  const encoded = chunks.map((c) => encodeTerms([c], idOf));
+  const out: DocIndexRecord[] = [];
+  const pack = (from: number, to: number) => {
+    const n = to - from;
+    const codes = new Int8Array(n * dim);
+    const scales = new Float32Array(n);
+    let bytes = 0;
+    for (let i = from; i < to; i++) bytes += (encoded[i] as Uint8Array).length;
+    const terms = new Uint8Array(bytes);
+    let at = 0;
+    for (let i = from; i < to; i++) {
+      const c = chunks[i] as ChunkIndexInput;
+      if (dim > 0) codes.set(c.i8, (i - from) * dim);
+      scales[i - from] = c.scale;
+      terms.set(encoded[i] as Uint8Array, at);
+      at += (encoded[i] as Uint8Array).length;
+    }
+    out.push({ key: recordKey(docId, out.length), docId, modelId, dim, first: from, count: n, codes, scales, terms });
+  };
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < chunks.length; i++) {
+    const add = dim + 4 + (encoded[i] as Uint8Array).length;
+    if (i > start && (bytes + add > SEGMENT_BYTES || i - start >= SEGMENT_MAX_CHUNKS)) {
+      pack(start, i);
+      start = i;
+      bytes = 0;
+    }
+    bytes += add;
+  }
+  if (start < chunks.length) pack(start, chunks.length);
+  return out;
+}
+
+/** The records of one document in chunks, vectors and docindex (v4), and the new terms it brings. */
+export interface DocumentRecords {
+  chunkGroups: Array<[string, ChunkGroupRecord]>;
+  vectorGroups: Array<[string, VectorGroupRecord]>;
+  segments: DocIndexRecord[];
+  terms: TermsRecord | null;
+}
+
+function groupChunks(docId: string, chunks: readonly ChunkRecord[]): Array<[string, ChunkGroupRecord]> {
+  const paged = chunks.some((c) => c.page !== null || c.pageEnd !== null);
+  const out: Array<[string, ChunkGroupRecord]> = [];
+  for (let from = 0; from < chunks.length; from += CHUNK_GROUP) {
+    const part = chunks.slice(from, from + CHUNK_GROUP);
+    out.push([
+      recordKey(docId, from / CHUNK_GROUP),
+      {
+        texts: part.map((c) => c.text),
+        start: Uint32Array.from(part, (c) => c.start),
+        tokens: Uint32Array.from(part, (c) => c.tokenCount),
+        page: paged ? Int32Array.from(part, (c) => c.page ?? -1) : null,
+        pageEnd: paged ? Int32Array.from(part, (c) => c.pageEnd ?? -1) : null,
+      },
+    ]);
+  }
+  return out;
+}
+
+function groupVectors(docId: string, vectors: readonly VectorRecord[]): Array<[string, VectorGroupRecord]> {
+  const out: Array<[string, VectorGroupRecord]> = [];
+  for (let from = 0; from < vectors.length; from += VECTOR_GROUP) {
+    const part = vectors.slice(from, from + VECTOR_GROUP);
+    const first = part[0] as VectorRecord;
+    const dim = first.f32.length;
+    const f32 = new Float32Array(part.length * dim);
+    part.forEach((v, i) => {
+      if (v.f32.length !== dim || v.modelId !== first.modelId) throw new Error(`internal: vectors of ${docId} differ in model or dimension`);
+      f32.set(v.f32, i * dim);
+    });
+    out.push([recordKey(docId, from / VECTOR_GROUP), { modelId: first.modelId, dim, f32 }]);
+  }
+  return out;
+}
+
+/**
+ * A document's v4 records. `chunks` must be its chunks in ordinal order with ordinals 0..n-1 and ids
+ * `chunkIdFor(docId, ordinal)`; `vectors`, `codes` and `terms` are per chunk in the same order.
+ */
+export function documentRecords(
+  docId: string,
+  chunks: readonly ChunkRecord[],
+  vectors: readonly PreparedVector[],
+  terms: ReadonlyArray<{ tf: ReadonlyMap<string, number>; length: number }>,
+  idOf: (term: string) => number,
+): Omit<DocumentRecords, "terms"> {
+  chunks.forEach((c, i) => {
+    if (c.ordinal !== i || c.id !== chunkIdFor(docId, i)) throw new Error(`internal: chunk ${c.id} of ${docId} is not chunk ${i}`);
+    if (vectors[i]?.chunkId !== c.id) throw new Error(`internal: vectors and chunks of ${docId} are not in the same order`);
+  });
+  if (terms.length !== chunks.length) throw new Error(`internal: terms and chunks of ${docId} differ in number`);
+  const first = vectors[0];
+  const dim = first === undefined ? 0 : first.i8.length;
+  const modelId = first === undefined ? "" : first.modelId;
+  return {
+    chunkGroups: groupChunks(docId, chunks),
+    vectorGroups: groupVectors(docId, vectors),
+    segments: buildDocIndex(
+      docId,
+      modelId,
+      dim,
+      terms.map((t, i) => ({ tf: t.tf, length: t.length, i8: (vectors[i] as PreparedVector).i8, scale: (vectors[i] as PreparedVector).scale })),
+      idOf,
+    ),
+  };
+}
+
+/** The docindex segments of a prepared document with the term ids of `dict` (new terms numbered after it). */
+export function docIndexOf(p: PreparedDocument, dict: TermDictionary = new TermDictionary()): DocIndexRecord[] {
+  return documentRecords(p.document.id, p.chunks, p.vectors, p.terms, dict.allocator().id).segments;
+}
+
+function chunkOf(docId: string, n: number, g: ChunkGroupRecord, row: number): ChunkRecord {
+  const ordinal = n * CHUNK_GROUP + row;
+  const text = g.texts[row] as string;
+  const start = g.start[row] as number;
+  const page = g.page === null ? -1 : (g.page[row] as number);
+  const pageEnd = g.pageEnd === null ? -1 : (g.pageEnd[row] as number);
+  return {
+    id: chunkIdFor(docId, ordinal),
+    docId,
+    ordinal,
+    text,
+    page: page < 0 ? null : page,
+    pageEnd: pageEnd < 0 ? null : pageEnd,
+    start,
+    end: start + text.length,
+    tokenCount: g.tokens[row] as number,
+  };
+}
+
+/** The stores `readDocChunks` / `readDocVectors` read from (an idb object store of any transaction). */
+interface GroupSource<V> {
+  getAll(query: IDBKeyRange): Promise<V[]>;
+  getAllKeys(query: IDBKeyRange): Promise<string[]>;
+}
+
+/** All chunks of a document, in ordinal order. */
+export async function readDocChunks(store: GroupSource<ChunkGroupRecord>, docId: string): Promise<ChunkRecord[]> {
+  const range = segmentRange(docId);
+  const [keys, groups] = await Promise.all([store.getAllKeys(range), store.getAll(range)]);
+  const out: ChunkRecord[] = [];
+  groups.forEach((g, i) => {
+    const n = recordNumber(keys[i] as string);
+    for (let row = 0; row < g.texts.length; row++) out.push(chunkOf(docId, n, g, row));
+  });
+  return out.sort((a, b) => a.ordinal - b.ordinal);
+}
+
+/** All vectors of a document, in chunk order. */
+export async function readDocVectors(store: GroupSource<VectorGroupRecord>, docId: string): Promise<VectorRecord[]> {
+  const range = segmentRange(docId);
+  const [keys, groups] = await Promise.all([store.getAllKeys(range), store.getAll(range)]);
+  const out: Array<VectorRecord & { ordinal: number }> = [];
+  groups.forEach((g, i) => {
+    const n = recordNumber(keys[i] as string);
+    for (let row = 0; row * g.dim < g.f32.length; row++) {
+      const ordinal = n * VECTOR_GROUP + row;
+      out.push({ chunkId: chunkIdFor(docId, ordinal), docId, modelId: g.modelId, f32: g.f32.slice(row * g.dim, (row + 1) * g.dim), ordinal });
+    }
+  });
+  return out.sort((a, b) => a.ordinal - b.ordinal).map(({ ordinal: _, ...v }) => v);
+}
+
+/** A document's full text (texts + chunks, one read transaction). */
+export async function readText(db: RagDB, docId: string): Promise<TextRecord | undefined> {
+  const tx = db.transaction(["texts", "chunks"], "readonly");
+  const [stored, chunks] = await Promise.all([tx.objectStore("texts").get(docId), readDocChunks(tx.objectStore("chunks"), docId)]);
+  await tx.done;
+  return stored === undefined ? undefined : expandText(stored, chunks);
+}
+
+// ---- Schema v1-v3 formats, for the migrations ----
+
+/** v3 docindex record: per segment the chunk ids, int8 codes, and BM25 postings in CSR form over 64-bit term hashes. */
+interface LegacyDocIndexRecord {
+  key: string;
+  docId: string;
+  modelId: string;
+  dim: number;
+  chunkIds: string[];
+  codes: Int8Array;
+  scales: Float32Array;
+  lengths: Uint32Array;
+  termHash: Uint32Array;
+  termStart: Uint32Array;
+  postChunk: Uint8Array;
+  postTf: Uint8Array;
+}
+
+interface LegacyChunkIndexInput extends ChunkIndexInput {
+  chunkId: string;
+}
+
+const LEGACY_SEGMENT_BYTES = 48 * 1024;
+
+function legacyPackSegment(docId: string, segment: number, modelId: string, dim: number, chunks: readonly LegacyChunkIndexInput[]): LegacyDocIndexRecord {
   const n = chunks.length;
   const codes = new Int8Array(n * dim);
   const scales = new Float32Array(n);
@@ -262,7 +642,7 @@ function packSegment(docId: string, segment: number, modelId: string, dim: numbe
   const termHash = new Uint32Array(2 * terms.length);
   terms.forEach((term, t) => hashTerm(term, termHash, 2 * t));
   return {
-    key: segmentKey(docId, segment),
+    key: `${docId}#${String(segment).padStart(4, "0")}`,
     docId,
     modelId,
     dim,
@@ -277,19 +657,19 @@ function packSegment(docId: string, segment: number, modelId: string, dim: numbe
   };
 }
 
-/** Pack one document's chunks (in order) into its docindex segments. */
-export function buildDocIndex(docId: string, modelId: string, dim: number, chunks: readonly ChunkIndexInput[]): DocIndexRecord[] {
-  const out: DocIndexRecord[] = [];
+/** v3: pack one document's chunks (in order) into its docindex segments. */
+function legacyBuildDocIndex(docId: string, modelId: string, dim: number, chunks: readonly LegacyChunkIndexInput[]): LegacyDocIndexRecord[] {
+  const out: LegacyDocIndexRecord[] = [];
   let start = 0;
   let bytes = 0;
   const seen = new Set<string>();
   for (let i = 0; i < chunks.length; i++) {
-    const c = chunks[i] as ChunkIndexInput;
+    const c = chunks[i] as LegacyChunkIndexInput;
     // Upper estimate of what this chunk adds: code, scale, length, id, and 2 bytes per posting plus 12 per new term.
     let add = dim + 8 + 2 * c.chunkId.length + 8;
     for (const term of c.tf.keys()) add += 2 + (seen.has(term) ? 0 : 12);
-    if (i > start && (bytes + add > SEGMENT_BYTES || i - start >= SEGMENT_MAX_CHUNKS)) {
-      out.push(packSegment(docId, out.length, modelId, dim, chunks.slice(start, i)));
+    if (i > start && (bytes + add > LEGACY_SEGMENT_BYTES || i - start >= SEGMENT_MAX_CHUNKS)) {
+      out.push(legacyPackSegment(docId, out.length, modelId, dim, chunks.slice(start, i)));
       start = i;
       bytes = 0;
       seen.clear();
@@ -298,7 +678,7 @@ export function buildDocIndex(docId: string, modelId: string, dim: number, chunk
     for (const term of c.tf.keys()) seen.add(term);
     bytes += add;
   }
-  if (start < chunks.length) out.push(packSegment(docId, out.length, modelId, dim, chunks.slice(start)));
+  if (start < chunks.length) out.push(legacyPackSegment(docId, out.length, modelId, dim, chunks.slice(start)));
   return out;
 }
 
@@ -318,7 +698,7 @@ interface LegacyVector extends VectorRecord {
  * chunk lengths) and the vectors' int8 codes, strip the codes from the vector records, drop the postings
  * store and the "bm25" meta entry. Request callbacks chained inside the versionchange transaction.
  */
-function migrateToDocIndex(db: IDBDatabase, tx: IDBTransaction): void {
+function migrateToDocIndex(db: IDBDatabase, tx: IDBTransaction, done: () => void): void {
   db.createObjectStore("docindex", { keyPath: "key" });
   const termLists = new Map<string, Array<[string, number]>>();
   const docLengths = new Map<string, Array<[string, number]>>();
@@ -362,7 +742,7 @@ function migrateToDocIndex(db: IDBDatabase, tx: IDBTransaction): void {
       const store = tx.objectStore("docindex");
       for (const [docId, lengths] of docLengths) {
         const docTfs = tfs.get(docId) as Array<Map<string, number>>;
-        const inputs: ChunkIndexInput[] = [];
+        const inputs: LegacyChunkIndexInput[] = [];
         let modelId = "";
         let dim = 0;
         lengths.forEach(([chunkId, length], i) => {
@@ -372,7 +752,7 @@ function migrateToDocIndex(db: IDBDatabase, tx: IDBTransaction): void {
           dim = code.i8.length;
           inputs.push({ chunkId, tf: docTfs[i] as Map<string, number>, length, i8: code.i8, scale: code.scale });
         });
-        for (const segment of buildDocIndex(docId, modelId, dim, inputs)) store.put(segment);
+        for (const segment of legacyBuildDocIndex(docId, modelId, dim, inputs)) store.put(segment);
       }
       db.deleteObjectStore("postings");
       tx.objectStore("meta").delete("bm25");
@@ -380,7 +760,10 @@ function migrateToDocIndex(db: IDBDatabase, tx: IDBTransaction): void {
       const textsReq = tx.objectStore("texts").openCursor();
       textsReq.onsuccess = () => {
         const tc = textsReq.result;
-        if (tc === null) return;
+        if (tc === null) {
+          done();
+          return;
+        }
         const legacy = tc.value as TextRecord;
         const chunksReq = tx.objectStore("chunks").index("by-doc").getAll(legacy.docId);
         chunksReq.onsuccess = () => {
@@ -390,6 +773,62 @@ function migrateToDocIndex(db: IDBDatabase, tx: IDBTransaction): void {
       };
     };
   };
+}
+
+
+function request<T>(r: IDBRequest<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error ?? new Error("IndexedDB request failed"));
+  });
+}
+
+/**
+ * v3 → v4: chunks and vectors from one record per chunk (with by-doc indexes) to groups of CHUNK_GROUP /
+ * VECTOR_GROUP chunks; docindex segments rebuilt with global term ids (the v3 segments hold only term
+ * hashes, so the terms come from the chunk texts again, with the same analyzer) and a `terms` dictionary.
+ * One document at a time; texts are unchanged (their gaps depend only on the chunk spans).
+ */
+async function migrateToGroups(db: IDBDatabase, tx: IDBTransaction): Promise<void> {
+  tx.objectStore("chunks").name = "chunks-v3";
+  tx.objectStore("vectors").name = "vectors-v3";
+  db.deleteObjectStore("docindex");
+  const chunksOut = db.createObjectStore("chunks");
+  const vectorsOut = db.createObjectStore("vectors");
+  const docindexOut = db.createObjectStore("docindex", { keyPath: "key" });
+  const termsOut = db.createObjectStore("terms", { keyPath: "first" });
+  const oldChunks = tx.objectStore("chunks-v3").index("by-doc");
+  const oldVectors = tx.objectStore("vectors-v3").index("by-doc");
+  const dict = new TermDictionary();
+  const docIds = (await request(tx.objectStore("documents").getAllKeys())) as string[];
+  for (const docId of docIds) {
+    const [chunks, vectors] = await Promise.all([request(oldChunks.getAll(docId)), request(oldVectors.getAll(docId))]);
+    const byChunk = new Map((vectors as VectorRecord[]).map((v) => [v.chunkId, v]));
+    const sorted = (chunks as ChunkRecord[]).sort((a, b) => a.ordinal - b.ordinal);
+    const dim = (vectors as VectorRecord[])[0]?.f32.length ?? 0;
+    const modelId = (vectors as VectorRecord[])[0]?.modelId ?? "";
+    // Ordinals 0..n-1 (they always were; renumbered if not, which changes those chunk ids).
+    const renumbered = sorted.map((c, i) => ({ ...c, ordinal: i, id: chunkIdFor(docId, i) }));
+    const prepared: PreparedVector[] = sorted.map((c, i) => {
+      // A chunk without a vector (not written by any version) gets a zero vector: found by BM25 only.
+      const f32 = byChunk.get(c.id)?.f32 ?? new Float32Array(dim);
+      return { chunkId: chunkIdFor(docId, i), docId, modelId: byChunk.get(c.id)?.modelId ?? modelId, f32, ...quantize(f32) };
+    });
+    const alloc = dict.allocator();
+    const records = documentRecords(docId, renumbered, prepared, renumbered.map((c) => termFrequencies(c.text)), alloc.id);
+    const terms = alloc.record();
+    const puts: Array<Promise<unknown>> = [];
+    for (const [key, g] of records.chunkGroups) puts.push(request(chunksOut.put(g, key)));
+    for (const [key, g] of records.vectorGroups) puts.push(request(vectorsOut.put(g, key)));
+    for (const s of records.segments) puts.push(request(docindexOut.put(s)));
+    if (terms !== null) {
+      puts.push(request(termsOut.put(terms)));
+      dict.append(terms);
+    }
+    await Promise.all(puts);
+  }
+  db.deleteObjectStore("chunks-v3");
+  db.deleteObjectStore("vectors-v3");
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -419,7 +858,13 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 3,
     description:
       "docindex: per-document int8 codes + BM25 postings in typed arrays; vectors keep f32 only; postings store dropped; texts keep only what chunks do not hold",
-    up: migrateToDocIndex,
+    up: (db, tx) => new Promise<void>((resolve) => migrateToDocIndex(db, tx, resolve)),
+  },
+  {
+    version: 4,
+    description:
+      "chunks and vectors grouped per document (no by-doc indexes); docindex postings as varints over global term ids; terms dictionary",
+    up: migrateToGroups,
   },
 ];
 
@@ -447,17 +892,28 @@ export async function openDatabase(name: string, opts: OpenDatabaseOptions = {})
   const migrations = [...(opts.migrations ?? MIGRATIONS)].sort((a, b) => a.version - b.version);
   const version = (migrations[migrations.length - 1] as Migration).version;
   const request = factory.open(databaseName(name), version);
+  let upgradeError: unknown = undefined;
   request.addEventListener("upgradeneeded", (event) => {
     const db = request.result;
     const tx = request.transaction as IDBTransaction;
-    for (const m of migrations) if (m.version > event.oldVersion && m.version <= version) m.up(db, tx);
-    const schema: SchemaMeta = { version, analyzer: ANALYZER_VERSION };
-    tx.objectStore("meta").put(schema, "schema");
+    const run = async () => {
+      for (const m of migrations) if (m.version > event.oldVersion && m.version <= version) await m.up(db, tx);
+      const schema: SchemaMeta = { version, analyzer: ANALYZER_VERSION };
+      tx.objectStore("meta").put(schema, "schema");
+    };
+    run().catch((err: unknown) => {
+      upgradeError = err;
+      try {
+        tx.abort();
+      } catch {
+        // already finished
+      }
+    });
   });
   request.addEventListener("blocked", () => opts.onBlocked?.());
   const raw = await new Promise<IDBDatabase>((resolve, reject) => {
     request.addEventListener("success", () => resolve(request.result));
-    request.addEventListener("error", () => reject(request.error ?? new Error("IndexedDB open failed")));
+    request.addEventListener("error", () => reject(upgradeError ?? request.error ?? new Error("IndexedDB open failed")));
   });
   raw.addEventListener("versionchange", () => {
     raw.close();
@@ -501,74 +957,64 @@ export async function writeTransaction<T>(db: RagDB, body: (tx: WriteTx) => Prom
 export interface PreparedDocument {
   document: DocumentRecord;
   text: TextRecord;
+  /** In ordinal order, ordinals 0..n-1, ids chunkIdFor(docId, ordinal). */
   chunks: ChunkRecord[];
+  /** One per chunk, in chunk order. */
   vectors: PreparedVector[];
   /** Per chunk: BM25 term frequencies and length. */
   terms: Array<{ chunkId: string; tf: Map<string, number>; length: number }>;
 }
 
-const segmentsOf = new WeakMap<PreparedDocument, DocIndexRecord[]>();
-
-/** The docindex segments of a prepared document (vectors and terms are in chunk order); built once. */
-export function docIndexOf(p: PreparedDocument): DocIndexRecord[] {
-  const cached = segmentsOf.get(p);
-  if (cached !== undefined) return cached;
-  const built = buildSegments(p);
-  segmentsOf.set(p, built);
-  return built;
+/** What `writeDocument` stored that the in-memory state needs: the docindex segments and the new terms. */
+export interface WrittenDocument {
+  segments: DocIndexRecord[];
+  terms: TermsRecord | null;
 }
 
-function buildSegments(p: PreparedDocument): DocIndexRecord[] {
-  const first = p.vectors[0];
-  const dim = first === undefined ? 0 : first.i8.length;
-  const modelId = first === undefined ? "" : first.modelId;
-  return buildDocIndex(
-    p.document.id,
-    modelId,
-    dim,
-    p.terms.map((t, i) => {
-      const v = p.vectors[i] as PreparedVector;
-      if (v.chunkId !== t.chunkId) throw new Error(`internal: vectors and terms of ${p.document.id} are not in the same order`);
-      return { chunkId: t.chunkId, tf: t.tf, length: t.length, i8: v.i8, scale: v.scale };
-    }),
-  );
+/** Bring `dict` up to date with terms committed since it was loaded (by this or another connection). */
+export async function syncTerms(tx: WriteTx, dict: TermDictionary): Promise<void> {
+  for (const r of await tx.objectStore("terms").getAll(IDBKeyRange.lowerBound(dict.next))) dict.append(r);
 }
 
 /**
  * Write a prepared document. Must run inside `writeTransaction`. All requests are queued at once and then
- * awaited together (one round of waiting instead of one per record).
+ * awaited together (one round of waiting instead of one per record). The terms new to `dict` are numbered
+ * here and written in the same transaction; `dict` itself gets them only when the caller appends
+ * `terms` after the commit.
  */
-export async function writeDocument(tx: WriteTx, p: PreparedDocument): Promise<void> {
-  const index = docIndexOf(p);
+export async function writeDocument(tx: WriteTx, p: PreparedDocument, dict: TermDictionary): Promise<WrittenDocument> {
+  await syncTerms(tx, dict);
+  const alloc = dict.allocator();
+  const records = documentRecords(p.document.id, p.chunks, p.vectors, p.terms, alloc.id);
+  const terms = alloc.record();
   const pending: Array<Promise<unknown>> = [];
   try {
     pending.push(tx.objectStore("documents").add(p.document), tx.objectStore("texts").put(compactText(p.text, p.chunks)));
     const chunks = tx.objectStore("chunks");
-    for (const c of p.chunks) pending.push(chunks.add(c));
+    for (const [key, g] of records.chunkGroups) pending.push(chunks.put(g, key));
     const vectors = tx.objectStore("vectors");
-    for (const v of p.vectors) pending.push(vectors.put({ chunkId: v.chunkId, docId: v.docId, modelId: v.modelId, f32: v.f32 }));
+    for (const [key, g] of records.vectorGroups) pending.push(vectors.put(g, key));
     const docindex = tx.objectStore("docindex");
-    for (const segment of index) pending.push(docindex.put(segment));
+    for (const segment of records.segments) pending.push(docindex.put(segment));
+    if (terms !== null) pending.push(tx.objectStore("terms").add(terms));
   } catch (err) {
     // A request that throws synchronously: the caller aborts the transaction, which rejects the queued ones.
     for (const r of pending) r.catch(() => undefined);
     throw err;
   }
   await Promise.all(pending);
+  return { segments: records.segments, terms };
 }
 
 /** Delete a document and everything derived from it. Must run inside `writeTransaction`. Returns false if absent. */
 export async function deleteDocument(tx: WriteTx, docId: string): Promise<boolean> {
   const existing = await tx.objectStore("documents").get(docId);
   if (existing === undefined) return false;
-  const [chunkKeys, vectorKeys] = await Promise.all([
-    tx.objectStore("chunks").index("by-doc").getAllKeys(docId),
-    tx.objectStore("vectors").index("by-doc").getAllKeys(docId),
-  ]);
+  const range = segmentRange(docId);
   await Promise.all([
-    ...chunkKeys.map((k) => tx.objectStore("chunks").delete(k)),
-    ...vectorKeys.map((k) => tx.objectStore("vectors").delete(k)),
-    tx.objectStore("docindex").delete(segmentRange(docId)),
+    tx.objectStore("chunks").delete(range),
+    tx.objectStore("vectors").delete(range),
+    tx.objectStore("docindex").delete(range),
     tx.objectStore("texts").delete(docId),
     tx.objectStore("documents").delete(docId),
   ]);
@@ -583,28 +1029,47 @@ export async function readSchema(db: RagDB): Promise<SchemaMeta | undefined> {
   return (await db.get("meta", "schema")) as SchemaMeta | undefined;
 }
 
-async function getMany<S extends "chunks" | "vectors">(db: RagDB, store: S, keys: readonly string[]) {
+/** Read the groups holding `ids` from `store` (one request per distinct group, one transaction). */
+async function readGroups<S extends "chunks" | "vectors", V>(
+  db: RagDB,
+  store: S,
+  ids: readonly string[],
+  size: number,
+  pick: (docId: string, n: number, group: V, row: number) => unknown,
+): Promise<Map<string, unknown>> {
+  const where = ids.map((id) => locate(id, size));
+  const keys = [...new Set(where.flatMap((w) => (w === null ? [] : [w.key])))];
   const tx = db.transaction(store, "readonly");
-  const recs = await Promise.all(keys.map((k) => tx.store.get(k)));
+  const groups = await Promise.all(keys.map((k) => tx.store.get(k)));
   await tx.done;
-  return recs;
+  const byKey = new Map(keys.map((k, i) => [k, groups[i] as V | undefined]));
+  const out = new Map<string, unknown>();
+  ids.forEach((id, i) => {
+    const w = where[i];
+    const g = w === null || w === undefined ? undefined : byKey.get(w.key);
+    if (w === null || w === undefined || g === undefined) return;
+    const value = pick(w.docId, Math.floor(w.ordinal / size), g, w.row);
+    if (value !== undefined) out.set(id, value);
+  });
+  return out;
 }
 
 export async function readChunks(db: RagDB, ids: readonly string[]): Promise<Map<string, ChunkRecord>> {
-  const recs = await getMany(db, "chunks", ids);
-  const out = new Map<string, ChunkRecord>();
-  for (const r of recs) if (r !== undefined) out.set(r.id, r as ChunkRecord);
-  return out;
+  return (await readGroups<"chunks", ChunkGroupRecord>(db, "chunks", ids, CHUNK_GROUP, (docId, n, g, row) =>
+    row < g.texts.length ? chunkOf(docId, n, g, row) : undefined,
+  )) as Map<string, ChunkRecord>;
 }
 
 export async function readF32(db: RagDB, chunkIds: readonly string[]): Promise<Map<string, Float32Array>> {
-  const recs = await getMany(db, "vectors", chunkIds);
-  const out = new Map<string, Float32Array>();
-  for (const r of recs) if (r !== undefined) out.set((r as VectorRecord).chunkId, (r as VectorRecord).f32);
-  return out;
+  return (await readGroups<"vectors", VectorGroupRecord>(db, "vectors", chunkIds, VECTOR_GROUP, (_docId, _n, g, row) =>
+    (row + 1) * g.dim <= g.f32.length ? g.f32.subarray(row * g.dim, (row + 1) * g.dim) : undefined,
+  )) as Map<string, Float32Array>;
 }
 
-/** Every document's search data (one getAll). */
-export async function readDocIndex(db: RagDB): Promise<DocIndexRecord[]> {
-  return db.getAll("docindex");
+/** Every document's search data and the term dictionary (one read transaction). */
+export async function readDocIndex(db: RagDB): Promise<{ segments: DocIndexRecord[]; terms: TermsRecord[] }> {
+  const tx = db.transaction(["docindex", "terms"], "readonly");
+  const [segments, terms] = await Promise.all([tx.objectStore("docindex").getAll(), tx.objectStore("terms").getAll()]);
+  await tx.done;
+  return { segments, terms };
 }
