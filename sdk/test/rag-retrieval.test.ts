@@ -4,6 +4,7 @@ import { idf, scoreBm25, termFrequencies, tokenize, type Posting } from "../src/
 import {
   collapseNearDuplicates,
   documentFilter,
+  convexFusion,
   jaccard,
   reciprocalRankFusion,
   shingles,
@@ -324,4 +325,24 @@ test("BM25 forward index (docindex v4): varint encoding round-trips large ids an
   assert.deepEqual(Array.from(d.ids), [0, 300, 2 ** 31 + 5, 1]);
   assert.deepEqual(Array.from(d.tfs), [3, 255, 1, 2]);
   assert.throws(() => decodeTerms(bytes.subarray(0, bytes.length - 1), chunks.length), /truncated/u);
+});
+
+test("convex fusion: min-max normalised scores, weighted; a confident hit of one list is not overtaken by rank alone", () => {
+  // BM25 is sure of "a" (far ahead), dense is flat: RRF with equal weights ranks "x" (2nd in both) first.
+  const bm25 = [
+    { id: "a", score: 20 },
+    { id: "x", score: 5 },
+    { id: "c", score: 4 },
+  ];
+  const dense = [
+    { id: "b", score: 0.52 },
+    { id: "x", score: 0.51 },
+    { id: "d", score: 0.4 },
+  ];
+  assert.equal(reciprocalRankFusion([bm25.map((h) => h.id), dense.map((h) => h.id)])[0]?.id, "x");
+  const fused = convexFusion([bm25, dense], [0.55, 0.45]);
+  assert.deepEqual(fused.map((h) => h.id), ["a", "b", "x", "c", "d"]);
+  assert.ok(Math.abs(fused[0]!.score - 0.55) < 1e-12);
+  // A list of equal scores (or one hit) counts as all-best; an empty list adds nothing.
+  assert.deepEqual(convexFusion([[{ id: "q", score: 3 }], []], [0.5, 0.5]), [{ id: "q", score: 0.5 }]);
 });

@@ -64,8 +64,8 @@ export type { ChunkRecord, DocumentRecord, JsonValue, Migration, VectorRecord } 
 export { MIGRATIONS, SCHEMA_VERSION, databaseName } from "./store.js";
 export type { ChunkWarning, TextChunk, ChunkOptions, ChunkResult } from "./chunk.js";
 export { chunkText } from "./chunk.js";
-export type { SearchFilter, SearchHit, SearchOptions, SearchTimings, DuplicateRef } from "./search.js";
-export { reciprocalRankFusion, RRF_K } from "./search.js";
+export type { Fusion, SearchFilter, SearchHit, SearchOptions, SearchTimings, DuplicateRef } from "./search.js";
+export { convexFusion, DEFAULT_FUSION, reciprocalRankFusion, RRF_K } from "./search.js";
 export type { BuiltPrompt, PromptOptions, PromptSource } from "./prompt.js";
 export { buildPrompt, DEFAULT_SYSTEM_PROMPT } from "./prompt.js";
 export type { Citation, CitationMarker, CitationReport, CitedSource, InvalidCitation } from "./citations.js";
