@@ -19,10 +19,10 @@
  *   meta       out-of-line keys  "model" {modelId, dim}, "schema" {version, analyzer}
  *
  * Why grouped records (v4) and not one record per chunk (v3): Chromium's IndexedDB pays ~110-140 bytes per
- * record (the LevelDB entry, an "exists" entry, the UTF-16 key, the value envelope) plus as much again per
- * index entry, which with the chunk and vector records and their by-doc indexes was ~0.3 x the raw vectors +
- * text. Why global term ids: a per-segment 64-bit hash of every distinct term (v3) was 8 + 4 bytes per term
- * per segment, most of the postings' bytes.
+ * record (the LevelDB entry, an "exists" entry, the UTF-16 key, the value envelope) plus about as much again
+ * per index entry. Why global term ids: a per-segment 64-bit hash of every distinct term (v3) was 8 + 4 bytes
+ * per term per segment, most of the postings' bytes (568 bytes a chunk serialised; the v4 forward index: 97).
+ * Together: 1.61 → 1.19 x the raw f32 vectors + text at 100k chunks (bench/rag/run.mjs, docs/benchmarks.md).
  *
  * Why per-document records (v3 on) and not per-term postings lists (v1/v2 "postings" store): a global list
  * per term has to be read, grown and rewritten by every document that uses the term, which made ingest
@@ -356,13 +356,15 @@ export interface DecodedTerms {
 }
 
 export function decodeTerms(bytes: Uint8Array, count: number): DecodedTerms {
+  const len = bytes.length;
   let at = 0;
-  const next = (): number => {
-    let v = 0;
-    let mul = 1;
+  // One varint (LEB128), inlined by hand below: a closure per value was ~20% of the load time at 100k chunks.
+  const slow = (first: number): number => {
+    let v = first & 127;
+    let mul = 128;
     for (;;) {
-      const b = bytes[at++];
-      if (b === undefined) throw new Error("internal: truncated BM25 terms");
+      if (at >= len) throw new Error("internal: truncated BM25 terms");
+      const b = bytes[at++] as number;
       v += (b & 127) * mul;
       if (b < 128) return v;
       mul *= 128;
@@ -371,28 +373,29 @@ export function decodeTerms(bytes: Uint8Array, count: number): DecodedTerms {
   const lengths = new Uint32Array(count);
   const termStart = new Uint32Array(count + 1);
   // At least 1 byte per posting: bytes.length bounds the postings.
-  let ids = new Uint32Array(Math.max(16, bytes.length >> 1));
-  let tfs = new Uint16Array(ids.length);
+  const ids = new Uint32Array(len);
+  const tfs = new Uint16Array(len);
   let p = 0;
   for (let i = 0; i < count; i++) {
-    lengths[i] = next();
-    const n = next();
+    if (at >= len) throw new Error("internal: truncated BM25 terms");
+    let b = bytes[at++] as number;
+    lengths[i] = b < 128 ? b : slow(b);
+    if (at >= len) throw new Error("internal: truncated BM25 terms");
+    b = bytes[at++] as number;
+    const n = b < 128 ? b : slow(b);
     termStart[i] = p;
-    if (p + n > ids.length) {
-      const cap = Math.max(p + n, ids.length * 2);
-      const gi = new Uint32Array(cap);
-      gi.set(ids);
-      ids = gi;
-      const gt = new Uint16Array(cap);
-      gt.set(tfs);
-      tfs = gt;
-    }
     let id = 0;
     for (let t = 0; t < n; t++, p++) {
-      const v = next();
+      if (at >= len) throw new Error("internal: truncated BM25 terms");
+      b = bytes[at++] as number;
+      const v = b < 128 ? b : slow(b);
       id += Math.floor(v / 2);
       ids[p] = id;
-      tfs[p] = v % 2 === 1 ? next() + 2 : 1;
+      if (v % 2 === 1) {
+        if (at >= len) throw new Error("internal: truncated BM25 terms");
+        b = bytes[at++] as number;
+        tfs[p] = (b < 128 ? b : slow(b)) + 2;
+      } else tfs[p] = 1;
     }
   }
   termStart[count] = p;
