@@ -698,6 +698,34 @@ test("two connections to one index: a change in one is seen by the other", async
   two.close();
 });
 
+test("two connections adding documents: the term dictionary stays consistent (ids of the other's new terms are read in the write)", async () => {
+  const s = setup();
+  const one = await s.open();
+  const two = await s.open();
+  // No waiting for the other connection's change notice between the writes.
+  await one.add({ text: BREAD, title: "Bread" });
+  await two.add({ text: SOLAR, mime: "text/markdown" });
+  await one.add({ text: "Kites need steady wind and a long line. Sourdough is not involved." });
+  const fresh = await s.open();
+  for (const index of [fresh, one, two]) {
+    for (let i = 0; i < 50 && (await index.list()).length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal((await index.search("sourdough", { mode: "bm25" })).length, 2);
+    assert.equal((await index.search("inverters", { mode: "bm25" }))[0]?.document.mime, "text/markdown");
+    assert.equal((await index.search("kites", { mode: "bm25" })).length, 1);
+  }
+  for (const index of [fresh, one, two]) index.close();
+  const db = await openDatabase(s.name, { dbFactory: s.factory });
+  const records = await db.getAll("terms");
+  let next = 0;
+  for (const r of records) {
+    assert.equal(r.first, next);
+    next += r.terms.length;
+  }
+  const all = records.flatMap((r) => r.terms);
+  assert.equal(new Set(all).size, all.length, "no term twice");
+  db.close();
+});
+
 test("an embedder that breaks its contract is reported (EmbedderOutputError) and nothing is stored", async () => {
   const s = setup();
   const index = await s.open();
