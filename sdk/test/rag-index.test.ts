@@ -726,6 +726,24 @@ test("two connections adding documents: the term dictionary stays consistent (id
   db.close();
 });
 
+test("clear() in one connection while another still holds the old term dictionary: the other's next write reloads, terms stay searchable", async () => {
+  const s = setup();
+  const one = await s.open();
+  const two = await s.open();
+  await one.add({ text: BREAD, title: "Bread" });
+  for (let i = 0; i < 50 && (await two.list()).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal((await two.list()).length, 1); // two has loaded the dictionary with BREAD's terms
+  await one.clear();
+  // At once (before the change notice): "sourdough" is a term two's dictionary knows, the store no longer.
+  await two.add({ text: "Sourdough pancakes use the discard of the starter." });
+  one.close();
+  two.close();
+  const fresh = await s.open();
+  assert.equal((await fresh.list()).length, 1);
+  assert.equal((await fresh.search("sourdough", { mode: "bm25" })).length, 1);
+  fresh.close();
+});
+
 test("an embedder that breaks its contract is reported (EmbedderOutputError) and nothing is stored", async () => {
   const s = setup();
   const index = await s.open();

@@ -43,6 +43,7 @@ import {
   readSchema,
   readText,
   TermDictionary,
+  TermsResetError,
   writeDocument,
   writeTransaction,
   type ChunkRecord,
@@ -318,20 +319,30 @@ class Index implements RagIndex {
     timings?: IngestTimings,
   ): Promise<DocumentRecord | null> {
     const t0 = performance.now();
-    const catalog = this.catalog;
-    const result = await writeTransaction(
-      this.db,
-      async (tx) => {
-        if (replace) {
-          await deleteDocument(tx, p.document.id);
-        } else {
-          const dup = await tx.objectStore("documents").index("by-hash").get(p.document.contentHash);
-          if (dup !== undefined) return { dup };
-        }
-        return { written: await writeDocument(tx, p, catalog.terms) };
-      },
-      signal,
-    );
+    const write = (catalog: Catalog) =>
+      writeTransaction(
+        this.db,
+        async (tx) => {
+          if (replace) {
+            await deleteDocument(tx, p.document.id);
+          } else {
+            const dup = await tx.objectStore("documents").index("by-hash").get(p.document.contentHash);
+            if (dup !== undefined) return { dup };
+          }
+          return { written: await writeDocument(tx, p, catalog.terms) };
+        },
+        signal,
+      );
+    let catalog = this.catalog;
+    let result: Awaited<ReturnType<typeof write>>;
+    try {
+      result = await write(catalog);
+    } catch (err) {
+      if (!(err instanceof TermsResetError)) throw err;
+      // Another connection cleared the index since this one loaded it: reload, then write again.
+      catalog = this.catalog = await Catalog.load(this.db, this.model.modelId);
+      result = await write(catalog);
+    }
     const t1 = performance.now();
     const existing = "dup" in result ? result.dup : null;
     if ("written" in result) {

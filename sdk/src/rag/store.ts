@@ -974,9 +974,25 @@ export interface WrittenDocument {
   terms: TermsRecord | null;
 }
 
-/** Bring `dict` up to date with terms committed since it was loaded (by this or another connection). */
+/** The stored term dictionary is shorter than the one in memory: another connection cleared the index. */
+export class TermsResetError extends Error {
+  constructor() {
+    super("the index was cleared by another connection; reload it");
+    this.name = "TermsResetError";
+  }
+}
+
+/**
+ * Bring `dict` up to date with terms committed since it was loaded (by this or another connection). Throws
+ * TermsResetError when the stored dictionary ends before `dict` does (clear() in another connection): ids
+ * that `dict` knows would then point at nothing.
+ */
 export async function syncTerms(tx: WriteTx, dict: TermDictionary): Promise<void> {
-  for (const r of await tx.objectStore("terms").getAll(IDBKeyRange.lowerBound(dict.next))) dict.append(r);
+  const store = tx.objectStore("terms");
+  const last = await store.openCursor(null, "prev");
+  const end = last === null ? 0 : last.value.first + last.value.terms.length;
+  if (end < dict.next) throw new TermsResetError();
+  if (end > dict.next) for (const r of await store.getAll(IDBKeyRange.lowerBound(dict.next))) dict.append(r);
 }
 
 /**
