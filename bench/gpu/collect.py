@@ -15,6 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import IMAGES, REPO, RESULTS, git_rev, print_table, summarize  # noqa: E402
 
 ENGINES = ["webgpu-node-vulkan", "native-cuda", "torch-eager-cuda"]
+# device_run.sh DISPATCH_AB=1: the same WebGPU run with tvmjs's own launch encoding (the "before").
+BEFORE = "webgpu-node-vulkan+tvmjs-dispatch"
 METRICS = ["prefill_128_tok_s", "prefill_512_tok_s", "decode_tok_s", "ttft_ms", "load_cold_ms", "load_warm_ms"]
 
 
@@ -34,16 +36,18 @@ def collect(lines: list[str]) -> list[dict[str, Any]]:
         if doc["engine"].startswith("webgpu"):
             entry["adapter"] = (res.get("adapter") or {}).get("description")
             entry["dawn_flags"] = res.get("dawnFlags")
-            entry["breakdown"] = {k: round(v, 3) for k, v in (res.get("breakdown") or {}).items()}
+            entry["breakdown"] = {k: round(v, 3) if isinstance(v, float) else v for k, v in (res.get("breakdown") or {}).items()}
             entry["pipelines_ms"] = {k: round(v["pipelinesMs"]) for k, v in res["load"].items()}
         row["engines"][doc["engine"]] = entry
     for row in rows.values():
         w, n, t = (row["engines"].get(e, {}) for e in ENGINES)
+        b = row["engines"].get(BEFORE, {})
         row["ratios"] = {
-            f"{m}/{ref}": round(w[m]["median"] / r[m]["median"], 3)
+            f"{prefix}{m}/{ref}": round(x[m]["median"] / r[m]["median"], 3)
+            for prefix, x in (("", w), ("tvmjs-dispatch:", b))
             for ref, r in (("native-cuda", n), ("torch-eager-cuda", t))
             for m in ("prefill_128_tok_s", "prefill_512_tok_s", "decode_tok_s")
-            if m in w and m in r
+            if m in x and m in r
         }
     return list(rows.values())
 
@@ -58,9 +62,12 @@ def plot(rows: list[dict[str, Any]]) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     for ax, metric in zip(axes, ["prefill_128_tok_s", "prefill_512_tok_s", "decode_tok_s"]):
         x = np.arange(len(rows))
-        for i, eng in enumerate(ENGINES):
+        engines = [BEFORE, *ENGINES] if any(BEFORE in r["engines"] for r in rows) else ENGINES
+        width = 0.8 / len(engines)
+        for i, eng in enumerate(engines):
             vals = [r["engines"].get(eng, {}).get(metric, {}).get("median", 0) for r in rows]
-            ax.bar(x + (i - 1) * 0.27, vals, 0.27, label=eng)
+            label = "webgpu, tvmjs launch path (before)" if eng == BEFORE else eng
+            ax.bar(x + (i - (len(engines) - 1) / 2) * width, vals, width, label=label)
         ax.set_xticks(x, [r["package"].replace("qwen2.5-0.5b-shaped", "0.5B").replace("tiny-llama-trained", "tiny").replace("-q4", "\nq4") for r in rows], fontsize=8)
         ax.set_yscale("log")
         ax.set_title(metric.replace("_", " "))

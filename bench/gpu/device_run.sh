@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs ON the H200 machine (device tool), from the repo root, with .gpu carried (bench/gpu/prepare.py).
 # Usage: bash bench/gpu/device_run.sh <runs> <decode_new> <package-glob>   e.g. 5 128 'qwen*'
+# Env: DISPATCH_AB=1 adds a WebGPU run with tvmjs's own launch encoding; SKIP_TORCH=1 skips PyTorch;
+#      EXTRA_FLAGS=<dawn toggles> adds a WebGPU run with those toggles.
 # Writes $OUT/results.jsonl (one JSON line per engine x package) and $OUT/env.txt.
 set -u
 RUNS=${1:-5}; NEW=${2:-128}; GLOB=${3:-*}
@@ -26,6 +28,11 @@ for src in $G/src/pkgs/$GLOB; do
   flags=""; case $name in *f16*) flags="enable-dawn-features=vulkan_enable_f16_on_nvidia";; esac
   w=$(HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-$name.err | tail -1)
   echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+  # Optional A/B run with tvmjs's own kernel-launch encoding (sdk/src/engine/webgpu-dispatch.ts is the default).
+  if [ -n "${DISPATCH_AB:-}" ]; then
+    w=$(HEARTH_DISPATCH=tvmjs HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-tvmjs-$name.err | tail -1)
+    echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+tvmjs-dispatch\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+  fi
   # Optional second WebGPU run with extra Dawn toggles (attribution only: browsers keep these off).
   if [ -n "${EXTRA_FLAGS:-}" ]; then
     w=$(HEARTH_DAWN_FLAGS="enable-dawn-features=$EXTRA_FLAGS${flags:+,vulkan_enable_f16_on_nvidia}" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-x-$name.err | tail -1)
@@ -33,9 +40,9 @@ for src in $G/src/pkgs/$GLOB; do
   fi
   n=$(python3 bench/gpu/native_tvm.py $p $p/cuda.so --device cuda --runs $RUNS --decode-new $NEW 2>$OUT/native-$name.err | tail -1)
   echo "{\"package\":\"$name\",\"engine\":\"native-cuda\",\"result\":${n:-null}}" >> $OUT/results.jsonl
-  t=$(python3 bench/gpu/torch_ref.py $p/hf-config.json --device cuda --runs $RUNS --decode-new $NEW --max-seq $ctx 2>$OUT/torch-$name.err | tail -1)
-  echo "{\"package\":\"$name\",\"engine\":\"torch-eager-cuda\",\"result\":${t:-null}}" >> $OUT/results.jsonl
-  tail -3 $OUT/results.jsonl | cut -c1-400
+  [ -n "${SKIP_TORCH:-}" ] || t=$(python3 bench/gpu/torch_ref.py $p/hf-config.json --device cuda --runs $RUNS --decode-new $NEW --max-seq $ctx 2>$OUT/torch-$name.err | tail -1)
+  [ -n "${SKIP_TORCH:-}" ] || echo "{\"package\":\"$name\",\"engine\":\"torch-eager-cuda\",\"result\":${t:-null}}" >> $OUT/results.jsonl
+  tail -4 $OUT/results.jsonl | cut -c1-400
 done
 # Error logs are many small files; keep only the tails, in one file (8 files at most come back).
 for f in $OUT/*.err; do echo "### $f"; tail -15 $f; done > $OUT/errors.txt 2>/dev/null; rm -f $OUT/*.err

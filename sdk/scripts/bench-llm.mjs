@@ -81,12 +81,14 @@ try {
     Object.assign(globalThis, globals);
     gpu = create(process.env.HEARTH_DAWN_FLAGS.split(" ").filter(Boolean));
   } else gpu = await installNodeGPU();
+  // HEARTH_DISPATCH=tvmjs: tvmjs's own kernel-launch encoding instead of Hearth's (A/B of webgpu-dispatch.ts).
+  const dispatch = process.env.HEARTH_DISPATCH ?? "hearth";
   const url = pathToFileURL(resolve(positionals[0]) + "/").href;
   storeDir = mkdtempSync(join(tmpdir(), "hearth-bench-store-"));
   const store = new FileSystemArtifactStore(storeDir);
   const load = async () => {
     const t0 = performance.now();
-    const m = await DecoderModel.load(url, { gpu, fetch: fileFetch, cache: store, logger: (s) => console.error(`[tvmjs] ${s}`) });
+    const m = await DecoderModel.load(url, { gpu, fetch: fileFetch, cache: store, dispatch, logger: (s) => console.error(`[tvmjs] ${s}`) });
     return { m, ms: performance.now() - t0 };
   };
   const cold = await load();
@@ -156,6 +158,8 @@ try {
     breakdown = {
       decodeMsPerToken: st.decode.ms / st.decode.calls,
       syncMsPerCall: st.syncMs / (st.decode.calls + st.prefill.calls),
+      submitMsPerCall: st.submitMs / (st.decode.calls + st.prefill.calls),
+      dispatch: st.dispatch ?? null,
       calls: st.decode.calls + st.prefill.calls,
     };
   } else skipped.decode_tok_s = `${decodePrompt} + ${decodeNew} tokens exceed the context window (${maxSeq})`;
@@ -171,6 +175,7 @@ try {
       contextWindow: maxSeq,
       adapter: model.adapter,
       dawnFlags: process.env.HEARTH_DAWN_FLAGS ?? null,
+      dispatch,
       runs,
       breakdown,
       samples,

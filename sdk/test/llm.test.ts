@@ -169,6 +169,33 @@ test("chunked prefill (prefillChunkSize 16) agrees with one-shot prefill", async
   }
 });
 
+test("Hearth's kernel-launch path (cached bind groups, one pass) gives bit-identical logits to tvmjs's own", async () => {
+  // Same kernels, same buffers: only the encoding of the launches differs, so the logits must be equal
+  // bit for bit, through prefill, decode, reset (buffer reuse) and a second prompt.
+  const plain = await DecoderModel.load(PACKAGE_URL, { gpu, fetch: fileFetch, logger: () => {}, dispatch: "tvmjs" });
+  try {
+    assert.equal(plain.stats().dispatch, undefined);
+    for (const prompt of [PROMPT, PROMPT.slice(0, 7)]) {
+      await model.reset();
+      await plain.reset();
+      let a = await model.prefill(prompt);
+      let b = await plain.prefill(prompt);
+      for (let step = 0; step < 12; step++) {
+        assert.deepEqual(a, b, `logits differ at step ${step}`);
+        const next = argmax(a);
+        a = await model.decode(next);
+        b = await plain.decode(next);
+      }
+    }
+    const d = model.stats().dispatch;
+    assert.ok(d !== undefined, "the default load uses the fast launch path");
+    // After the first decode step, launches reuse their bind groups.
+    assert.ok(d.hits > 4 * d.misses, `bind-group cache hits ${d.hits}, misses ${d.misses}, uncached ${d.uncached}`);
+  } finally {
+    await plain.dispose();
+  }
+});
+
 test("a tampered copy of the package fails with IntegrityError naming params_shard_0.bin", async () => {
   const dir = mkdtempSync(join(tmpdir(), "hearth-tampered-"));
   try {

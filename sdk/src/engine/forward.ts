@@ -44,6 +44,11 @@ export class DecoderFunctions {
   private readonly device: TvmDevice;
   /** Host copy of the last logits; created on first use, reused (shape/dtype fixed per model). */
   private logitsHost: TvmTensor | undefined;
+  /**
+   * The decode step's one-token input on the device, reused: a fresh tensor per token would create and
+   * destroy a GPU buffer every step (and invalidate the launches cached on it, see webgpu-dispatch.ts).
+   */
+  private decodeInput: TvmTensor | undefined;
   private disposed = false;
 
   /**
@@ -77,7 +82,7 @@ export class DecoderFunctions {
     const t0 = performance.now();
     tvm.beginScope();
     try {
-      const input = tvm.empty([n], "int32", this.device).copyFrom(ids);
+      const input = kind === "decode" ? this.decodeInputTensor().copyFrom(ids) : tvm.empty([n], "int32", this.device).copyFrom(ids);
       const logits = kv.forward([seqId], [n], () => {
         const embedded = this.embed(input, this.params);
         if (!isTvmTensor(embedded) || embedded.shape.length !== 2 || embedded.shape[0] !== n) {
@@ -107,6 +112,11 @@ export class DecoderFunctions {
     }
   }
 
+  private decodeInputTensor(): TvmTensor {
+    this.decodeInput ??= this.tvm.detachFromCurrentScope(this.tvm.empty([1], "int32", this.device));
+    return this.decodeInput;
+  }
+
   private hostFor(logits: TvmTensor): TvmTensor {
     const h = this.logitsHost;
     if (h !== undefined && h.dtype === logits.dtype && h.shape.join(",") === logits.shape.join(",")) return h;
@@ -123,6 +133,7 @@ export class DecoderFunctions {
     if (this.disposed) return;
     this.disposed = true;
     this.logitsHost?.dispose();
+    this.decodeInput?.dispose();
     this.embed.dispose();
     this.prefill.dispose();
     this.decode.dispose();

@@ -11,6 +11,7 @@
  * forward.ts (embed + prefill/decode + logits readback), serial-queue.ts (one GPU job at a time),
  * sampling.ts (argmax). Every public method is queued, so concurrent calls never interleave on the GPU.
  */
+import type { FastDispatchStats } from "./webgpu-dispatch.js";
 import type { AdapterDescription } from "./gpu.js";
 import { chooseLoadDevice, loadOn } from "./load-device.js";
 import { watchDeviceLost, type DeviceLossWatch, type DeviceLostError, type MemoryEstimate } from "./device.js";
@@ -97,6 +98,10 @@ export interface DecoderStats {
   decode: PhaseStats;
   /** Time waiting for the GPU + logits readback, summed over all calls (ms). */
   syncMs: number;
+  /** Host time enqueueing the GPU work (id upload, embed + model call, logits copy), summed over all calls (ms). */
+  submitMs: number;
+  /** Kernel launches by the fast WebGPU launch path since load (undefined with dispatch "tvmjs" or on the CPU). */
+  dispatch?: FastDispatchStats;
 }
 
 /** The model was disposed; or a forward failed midway and the KV cache needs reset(). */
@@ -153,7 +158,7 @@ export class DecoderModel {
     this.baseUrl = pkg.baseUrl;
     this.usesF16 = pkg.usesF16;
     this.adapter = adapter;
-    this.stats_ = { load, prefill: phase(), decode: phase(), syncMs: 0 };
+    this.stats_ = { load, prefill: phase(), decode: phase(), syncMs: 0, submitMs: 0 };
   }
 
   /**
@@ -365,13 +370,15 @@ export class DecoderModel {
   stats(): DecoderStats {
     const s = this.stats_;
     const rate = (p: PhaseStats): PhaseStats => ({ ...p, tokensPerSec: p.ms > 0 ? (p.tokens * 1000) / p.ms : 0 });
-    return { load: { ...s.load }, prefill: rate(s.prefill), decode: rate(s.decode), syncMs: s.syncMs };
+    const d = this.pkg.lib.dispatchStats;
+    return { load: { ...s.load }, prefill: rate(s.prefill), decode: rate(s.decode), syncMs: s.syncMs, submitMs: s.submitMs, ...(d === undefined ? {} : { dispatch: { ...d } }) };
   }
 
   resetStats(): void {
     this.stats_.prefill = phase();
     this.stats_.decode = phase();
     this.stats_.syncMs = 0;
+    this.stats_.submitMs = 0;
   }
 
   /** Release the GPU memory, the runtime and the device (after queued work finishes). Idempotent. */
@@ -461,6 +468,7 @@ export class DecoderModel {
     p.calls += 1;
     p.ms += performance.now() - t0;
     this.stats_.syncMs += timing.syncMs;
+    this.stats_.submitMs += timing.submitMs;
     return logits;
   }
 }

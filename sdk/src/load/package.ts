@@ -18,6 +18,7 @@
 import { checkCpuFits, checkDeviceFits, estimateMemory, pickVariant, readDeviceLimits, type DeviceLimits, type MemoryEstimate } from "../engine/device.js";
 import { asDirectoryUrl, parseTensorCacheManifest, type FetchLike, type LoadedTensorCache, type Logger, type TensorCacheManifest } from "../engine/tvm.js";
 import type { TvmjsModule } from "../engine/tvmjs-types.js";
+import type { DispatchMode } from "../engine/webgpu-dispatch.js";
 import { configUsesF16, parseChatConfig, type ChatConfig } from "./chat-config.js";
 import { PackageFiles, type PackageFilesStats } from "./files.js";
 import { fetchManifest, MANIFEST_FILE, PackageManifestError, parseManifestText, type PackageManifest } from "./manifest.js";
@@ -70,6 +71,11 @@ export interface LoadPackageOptions {
   target?: string | undefined;
   logger?: Logger | undefined;
   tvmjs?: TvmjsModule | undefined;
+  /**
+   * How kernel launches are encoded on WebGPU: "hearth" (default: cached bind groups, one compute pass
+   * per submit; engine/webgpu-dispatch.ts) or "tvmjs" (tvmjs's own path, kept for A/B benchmarks).
+   */
+  dispatch?: DispatchMode | undefined;
   signal?: AbortSignal | undefined;
   /**
    * Where verified files are kept between loads: "cache-storage" (Cache Storage), "indexeddb",
@@ -406,6 +412,7 @@ export async function loadVerifiedPackage<C extends { params: readonly { name: s
       device,
       logger: opts.logger,
       tvmjs: opts.tvmjs,
+      dispatch: opts.dispatch,
       onShaderProgress: (progress, done, total) => emit({ phase: "shader-compile", progress, done, total }),
     });
     lib = runtime;

@@ -4,6 +4,7 @@
  * compilation progress. Same result shape as engine/tvm.ts's loadTVMLibrary.
  */
 import { loadTvmjs, type Logger, type TVMLibrary } from "../engine/tvm.js";
+import { installFastDispatch, type DispatchMode, type FastDispatchStats } from "../engine/webgpu-dispatch.js";
 import type { TvmDevice, TvmInitProgressReport, TvmjsModule, TvmVirtualMachine } from "../engine/tvmjs-types.js";
 
 export type RuntimeDeviceKind = "webgpu" | "cpu";
@@ -17,6 +18,8 @@ export interface RuntimeLibrary extends TVMLibrary {
    * loader switches the handler between phases. undefined: drop them.
    */
   setProgressHandler(cb: ((report: TvmInitProgressReport) => void) | undefined): void;
+  /** Counters of the fast kernel-launch path; undefined on the CPU or with dispatch "tvmjs". */
+  dispatchStats: FastDispatchStats | undefined;
 }
 
 export interface InstantiateOptions {
@@ -25,6 +28,8 @@ export interface InstantiateOptions {
   device?: GPUDevice | undefined;
   logger?: Logger | undefined;
   tvmjs?: TvmjsModule | undefined;
+  /** Kernel-launch encoding on WebGPU (default "hearth"; see engine/webgpu-dispatch.ts). */
+  dispatch?: DispatchMode | undefined;
   /** Shader compilation progress (WebGPU only): fraction done and, when known, pipelines done/total. */
   onShaderProgress?: ((progress: number, done: number | null, total: number | null) => void) | undefined;
 }
@@ -43,6 +48,7 @@ export async function instantiateRuntime(opts: InstantiateOptions): Promise<Runt
   const t1 = performance.now();
   let handler: ((r: TvmInitProgressReport) => void) | undefined;
   let vm: TvmVirtualMachine | undefined;
+  let dispatchStats: FastDispatchStats | undefined;
   try {
     tvm.registerInitProgressCallback((r) => handler?.(r));
     const deviceKind: RuntimeDeviceKind = opts.device === undefined ? "cpu" : "webgpu";
@@ -52,6 +58,8 @@ export async function instantiateRuntime(opts: InstantiateOptions): Promise<Runt
     try {
       if (opts.device !== undefined) {
         tvm.initWebGPU(opts.device);
+        // Before the pipelines are created: the fast path wraps each kernel as tvmjs creates it.
+        if ((opts.dispatch ?? "hearth") === "hearth") dispatchStats = installFastDispatch(tvm);
         const onShader = opts.onShaderProgress;
         onShader?.(0, null, null);
         handler = (r) => {
@@ -77,6 +85,7 @@ export async function instantiateRuntime(opts: InstantiateOptions): Promise<Runt
       deviceKind,
       device,
       timings: { instantiateMs: t1 - t0, pipelinesMs: t2 - t1, vmMs: t3 - t2 },
+      dispatchStats,
       setProgressHandler(cb) {
         handler = cb;
       },

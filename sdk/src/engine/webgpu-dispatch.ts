@@ -1,0 +1,304 @@
+/**
+ * A faster kernel-launch path for tvmjs's WebGPU runtime.
+ *
+ * Why: on a real GPU the decode step of a 0.5B model is bound by host-side launch cost, not by the
+ * GPU (docs/benchmarks.md, H200: 8.4 of 14.7 ms per token before the submit). tvmjs 0.27 encodes
+ * every kernel launch as a new compute pass + a `queue.writeBuffer` of the scalar arguments into a
+ * pooled uniform buffer + a new bind group: ~6 calls into the WebGPU implementation, two of them
+ * allocating descriptor objects, per dispatch, and a decode step has hundreds of dispatches.
+ *
+ * What changes (installed on one tvmjs WebGPU context, before the library's shaders are created):
+ *   - One compute pass stays open across consecutive dispatches; it is ended only where the command
+ *     encoder must carry something else (a buffer copy) or is submitted. WebGPU orders storage-buffer
+ *     accesses between the dispatches of one pass, so kernels still see their predecessors' writes.
+ *   - Bind groups are cached per kernel by (buffer handles, scalar arguments), each entry with its own
+ *     uniform buffer written once at creation. A decode step launches the same kernels on the same
+ *     buffers with the same scalars every token (the VM's pooled allocator hands the same buffers
+ *     back), so after the first token a launch is setPipeline + setBindGroup + dispatchWorkgroups.
+ *     Entries that reference a buffer are dropped when tvmjs frees it (its handle can be reused).
+ *   - A kernel whose scalars keep changing (a new cache entry on most launches) falls back to the
+ *     uncached encoding for its remaining launches, so the cache cannot grow without bound.
+ * Everything else (buffer table, copies, readback, sync) stays tvmjs's own.
+ */
+
+/** "hearth": this module's launch path; "tvmjs": tvmjs's own (kept for A/B benchmarks and as an escape hatch). */
+export type DispatchMode = "hearth" | "tvmjs";
+
+/** The launch metadata tvmjs's codegen attaches to each WGSL kernel. */
+interface ShaderInfo {
+  name: string;
+  arg_types: string[];
+  launch_param_tags: string[];
+}
+
+/** The parts of tvmjs's (untyped, internal) WebGPUContext this module reads and overrides. */
+interface TvmjsWebGPUContext {
+  device: GPUDevice;
+  pendingEncoder: GPUCommandEncoder | null;
+  shaderSubmitCounter: number;
+  gpuBufferFromPtr(ptr: number): GPUBuffer;
+  getUniformFromPool(nbytes: number): GPUBuffer;
+  createShadeInternal(finfo: ShaderInfo, code: string, asyncMode: boolean): unknown;
+  flushCommands(): void;
+  deviceCopyWithinGPU(from: number, fromOffset: number, to: number, toOffset: number, nbytes: number): void;
+  deviceFreeDataSpace(ptr: number): void;
+  dispose(): void;
+  /** Set by installFastDispatch (idempotence guard and counters). */
+  hearthFastDispatch?: FastDispatchStats;
+}
+
+export interface FastDispatchStats {
+  /** Launches served from the bind-group cache. */
+  hits: number;
+  /** Launches that created a cache entry. */
+  misses: number;
+  /** Launches encoded the uncached way (kernels whose scalar arguments keep changing). */
+  uncached: number;
+}
+
+/**
+ * A kernel is launched uncached once one set of buffers has come with this many different sets of scalar
+ * arguments (e.g. a prefill kernel given each prompt's length). A few are normal: the KV-append kernel
+ * runs on the same buffers with prefill's and decode's token counts.
+ */
+const VOLATILE_AFTER_SCALAR_SETS = 8;
+
+interface CachedLaunch {
+  kernel: KernelLaunches;
+  key: string;
+  bindGroup: GPUBindGroup;
+  /** Buffer-table handles this bind group references (to drop it when one is freed). */
+  ptrs: number[];
+}
+
+class KernelLaunches {
+  /** (buffers, scalars) key -> cached launch. */
+  readonly entries = new Map<string, CachedLaunch>();
+  /** buffers key -> the scalar sets seen with those buffers. */
+  readonly scalarSets = new Map<string, Set<string>>();
+  volatile = false;
+}
+
+/**
+ * Install the fast launch path on tvmjs's WebGPU context of `tvm` (call right after initWebGPU, before
+ * asyncLoadWebGPUPipelines). Returns the counters, or undefined when `tvm` has no WebGPU context.
+ */
+export function installFastDispatch(tvm: unknown): FastDispatchStats | undefined {
+  const ctx = (tvm as { lib?: { webGPUContext?: TvmjsWebGPUContext } }).lib?.webGPUContext;
+  if (ctx === undefined) return undefined;
+  if (ctx.hearthFastDispatch !== undefined) return ctx.hearthFastDispatch;
+  for (const m of ["createShadeInternal", "flushCommands", "deviceCopyWithinGPU", "deviceFreeDataSpace", "gpuBufferFromPtr", "getUniformFromPool"] as const) {
+    if (typeof ctx[m] !== "function") {
+      throw new Error(`tvmjs WebGPUContext has no ${m}(): this tvmjs version is not supported by the fast dispatch path`);
+    }
+  }
+  const stats: FastDispatchStats = { hits: 0, misses: 0, uncached: 0 };
+  ctx.hearthFastDispatch = stats;
+
+  const device = ctx.device;
+  let pass: GPUComputePassEncoder | null = null;
+  let passPipeline: GPUComputePipeline | null = null;
+  /** buffer handle -> the cache entries that bind it. */
+  const users = new Map<number, Set<CachedLaunch>>();
+  const drop = (entry: CachedLaunch): void => {
+    entry.kernel.entries.delete(entry.key);
+    for (const p of entry.ptrs) users.get(p)?.delete(entry);
+  };
+
+  const endPass = (): void => {
+    if (pass !== null) {
+      pass.end();
+      pass = null;
+      passPipeline = null;
+    }
+  };
+
+  const flushCommands = ctx.flushCommands.bind(ctx);
+  ctx.flushCommands = () => {
+    endPass();
+    flushCommands();
+  };
+  const copyWithin = ctx.deviceCopyWithinGPU.bind(ctx);
+  ctx.deviceCopyWithinGPU = (from, fromOffset, to, toOffset, nbytes) => {
+    endPass();
+    copyWithin(from, fromOffset, to, toOffset, nbytes);
+  };
+  const free = ctx.deviceFreeDataSpace.bind(ctx);
+  ctx.deviceFreeDataSpace = (ptr) => {
+    const refs = users.get(ptr);
+    if (refs !== undefined) {
+      for (const entry of [...refs]) drop(entry);
+      users.delete(ptr);
+    }
+    free(ptr); // flushes (ends the pass) before destroying the buffer
+  };
+  const dispose = ctx.dispose.bind(ctx);
+  ctx.dispose = () => {
+    endPass();
+    users.clear();
+    dispose();
+  };
+
+  ctx.createShadeInternal = (finfo: ShaderInfo, code: string, asyncMode: boolean) => {
+    const launch = parseLaunch(finfo);
+    const bindGroupLayout = device.createBindGroupLayout({ entries: launch.layoutEntries });
+    const pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout] });
+    const kernel = new KernelLaunches();
+    const nBuffers = launch.bufferArgIndices.length;
+    const nPods = launch.podArgIndices.length;
+    const nArgs = nBuffers + nPods;
+
+    const uniformBytes = (args: number[], packDimX: number): Int32Array => {
+      const i32 = new Int32Array(nPods + 1);
+      const u32 = new Uint32Array(i32.buffer);
+      const f32 = new Float32Array(i32.buffer);
+      for (let i = 0; i < nPods; ++i) {
+        const value = args[launch.podArgIndices[i] as number] as number;
+        const kind = launch.podKinds[i];
+        if (kind === "int") i32[i] = value;
+        else if (kind === "uint") u32[i] = value;
+        else f32[i] = value;
+      }
+      u32[nPods] = packDimX; // tvmjs always passes the packed grid's x size last
+      return i32;
+    };
+
+    const bindGroupFor = (args: number[], uniform: GPUBuffer, uniformSize: number): GPUBindGroup => {
+      const entries: GPUBindGroupEntry[] = [];
+      for (let i = 0; i < nBuffers; ++i) {
+        entries.push({ binding: i, resource: { buffer: ctx.gpuBufferFromPtr(args[launch.bufferArgIndices[i] as number] as number) } });
+      }
+      entries.push({ binding: nBuffers, resource: { buffer: uniform, size: uniformSize } });
+      return device.createBindGroup({ layout: bindGroupLayout, entries });
+    };
+
+    const makeSubmit = (pipeline: GPUComputePipeline) => (...args: number[]): void => {
+      if (args.length !== nArgs + launch.dispatchToDim.length) {
+        throw new Error(`WebGPU kernel ${finfo.name}: expected ${nArgs + launch.dispatchToDim.length} launch arguments, got ${args.length}`);
+      }
+      const grid = packGrid(launch.dispatchToDim, args, nArgs);
+      if (ctx.pendingEncoder === null) ctx.pendingEncoder = device.createCommandEncoder();
+      // The pass belongs to the pending encoder; tvmjs replaces the encoder only through flushCommands.
+      if (pass === null) pass = ctx.pendingEncoder.beginComputePass();
+
+      let bindGroup: GPUBindGroup;
+      if (kernel.volatile) {
+        stats.uncached++;
+        const values = uniformBytes(args, grid.packDimX);
+        const uniform = ctx.getUniformFromPool(values.byteLength);
+        device.queue.writeBuffer(uniform, 0, values);
+        bindGroup = bindGroupFor(args, uniform, values.byteLength);
+      } else {
+        let buffersKey = "";
+        for (let i = 0; i < nBuffers; ++i) buffersKey += args[launch.bufferArgIndices[i] as number] + ",";
+        let scalarsKey = String(grid.packDimX);
+        for (let i = 0; i < nPods; ++i) scalarsKey += "," + args[launch.podArgIndices[i] as number];
+        const key = buffersKey + "|" + scalarsKey;
+        const hit = kernel.entries.get(key);
+        if (hit !== undefined) {
+          stats.hits++;
+          bindGroup = hit.bindGroup;
+        } else {
+          stats.misses++;
+          const values = uniformBytes(args, grid.packDimX);
+          // A fresh buffer per entry: written once, here, before any pass can read it.
+          const uniform = device.createBuffer({ size: values.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+          device.queue.writeBuffer(uniform, 0, values);
+          bindGroup = bindGroupFor(args, uniform, values.byteLength);
+          const ptrs: number[] = [];
+          for (let i = 0; i < nBuffers; ++i) ptrs.push(args[launch.bufferArgIndices[i] as number] as number);
+          const entry: CachedLaunch = { kernel, key, bindGroup, ptrs };
+          for (const p of ptrs) {
+            let set = users.get(p);
+            if (set === undefined) users.set(p, (set = new Set()));
+            set.add(entry);
+          }
+          kernel.entries.set(key, entry);
+          let sets = kernel.scalarSets.get(buffersKey);
+          if (sets === undefined) kernel.scalarSets.set(buffersKey, (sets = new Set()));
+          sets.add(scalarsKey);
+          if (sets.size >= VOLATILE_AFTER_SCALAR_SETS) {
+            kernel.volatile = true;
+            for (const e of [...kernel.entries.values()]) drop(e);
+            kernel.scalarSets.clear();
+          }
+        }
+      }
+      if (passPipeline !== pipeline) {
+        pass.setPipeline(pipeline);
+        passPipeline = pipeline;
+      }
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(grid.x, grid.y, grid.z);
+      ctx.shaderSubmitCounter += 1;
+    };
+
+    const shaderModule = device.createShaderModule({ code, compilationHints: [{ entryPoint: "main", layout: pipelineLayout }] } as GPUShaderModuleDescriptor);
+    const descriptor: GPUComputePipelineDescriptor = { layout: pipelineLayout, compute: { module: shaderModule, entryPoint: finfo.name } };
+    if (asyncMode) return device.createComputePipelineAsync(descriptor).then(makeSubmit);
+    return makeSubmit(device.createComputePipeline(descriptor));
+  };
+  return stats;
+}
+
+interface Launch {
+  /** For each launch-extent argument: grid dimension 0-2 (blockIdx) or 3-5 (threadIdx). */
+  dispatchToDim: number[];
+  bufferArgIndices: number[];
+  podArgIndices: number[];
+  podKinds: ("int" | "uint" | "float")[];
+  layoutEntries: GPUBindGroupLayoutEntry[];
+}
+
+/** tvmjs's reading of the kernel metadata (same bindings, same order), done once per kernel. */
+function parseLaunch(finfo: ShaderInfo): Launch {
+  const dispatchToDim: number[] = [];
+  let paramWriteAccess: number[] = [];
+  for (const tag of finfo.launch_param_tags) {
+    const axis = tag.charCodeAt(tag.length - 1) - "x".charCodeAt(0);
+    if (tag.startsWith("blockIdx.") && axis >= 0 && axis < 3) dispatchToDim.push(axis);
+    else if (tag.startsWith("threadIdx.") && axis >= 0 && axis < 3) dispatchToDim.push(axis + 3);
+    else if (tag.startsWith("paramWriteAccess:")) paramWriteAccess = JSON.parse(tag.substring(17)) as number[];
+    else throw new Error(`WebGPU kernel ${finfo.name}: cannot handle launch tag ${tag}`);
+  }
+  const layoutEntries: GPUBindGroupLayoutEntry[] = [];
+  const bufferArgIndices: number[] = [];
+  const podArgIndices: number[] = [];
+  const podKinds: ("int" | "uint" | "float")[] = [];
+  finfo.arg_types.forEach((dtype, i) => {
+    if (dtype === "handle") {
+      const type: GPUBufferBindingType = paramWriteAccess[bufferArgIndices.length] ? "storage" : "read-only-storage";
+      layoutEntries.push({ binding: bufferArgIndices.length, visibility: GPUShaderStage.COMPUTE, buffer: { type } });
+      bufferArgIndices.push(i);
+    } else if (dtype.startsWith("int") || dtype.startsWith("uint") || dtype.startsWith("float")) {
+      podArgIndices.push(i);
+      podKinds.push(dtype.startsWith("int") ? "int" : dtype.startsWith("uint") ? "uint" : "float");
+    } else {
+      throw new Error(`WebGPU kernel ${finfo.name}: cannot handle argument type ${dtype}`);
+    }
+  });
+  if (paramWriteAccess.length !== bufferArgIndices.length) {
+    throw new Error(`WebGPU kernel ${finfo.name}: paramWriteAccess lists ${paramWriteAccess.length} buffers, the signature has ${bufferArgIndices.length}`);
+  }
+  // Scalars travel in one uniform buffer bound after the storage buffers.
+  layoutEntries.push({ binding: bufferArgIndices.length, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } });
+  return { dispatchToDim, bufferArgIndices, podArgIndices, podKinds, layoutEntries };
+}
+
+/**
+ * The workgroup grid of one launch. tvmjs reserves blockIdx.z: a grid.x of 65536 or more is folded
+ * into z (the kernel unpacks it with the x size passed as the last uniform), exactly as tvmjs does.
+ */
+function packGrid(dispatchToDim: number[], args: number[], first: number): { x: number; y: number; z: number; packDimX: number } {
+  const dim = [1, 1, 1, 1, 1, 1];
+  for (let i = 0; i < dispatchToDim.length; ++i) dim[dispatchToDim[i] as number] = args[first + i] as number;
+  if (dim[2] !== 1) throw new Error("WebGPU: blockIdx.z is reserved for internal use");
+  const packDimX = dim[0] as number;
+  let x = packDimX;
+  let z = 1;
+  while (x >= 1 << 16) {
+    x = x % 2 === 0 ? x / 2 : (x + 1) / 2;
+    z *= 2;
+  }
+  return { x, y: dim[1] as number, z, packDimX };
+}
