@@ -7,7 +7,8 @@
 // Usage: node bench/embed/browser.mjs <config.json>     (bench/embeddings.py writes the config)
 //   config: {package, onnxRoot, modelId, runtimes: ["hearth-chromium","tfjs-webgpu","tfjs-wasm"],
 //            batches: {runtime: [1,8,32]},
-//            runs, warmup, benchTexts: [32 texts of 128 tokens], verifyTexts: [...], wasmThreads}
+//            runs, warmup, benchTexts: [32 texts of 128 tokens], verifyTexts: [...], wasmThreads,
+//            hearthPipelines?: "lazy" | "eager" (EncoderModel's pipelines option; default lazy)}
 // stdout: one JSON line {chromium, runtimes: {name: {load, verify: {vectors}, batches: [...]} | {error}}}
 // stderr: progress and the browser console.
 //
@@ -136,7 +137,7 @@ async function main() {
       try {
         err(`chromium: ${name}: loading`);
         const load = name === "hearth-chromium"
-          ? await run({ worker, task: "load", url: "/pkg/" })
+          ? await run({ worker, task: "load", url: "/pkg/", pipelines: cfg.hearthPipelines })
           : await run({ worker, task: "load", device: name === "tfjs-webgpu" ? "webgpu" : "wasm", modelRoot: "/models/", modelId: cfg.modelId, ortDir: "/ort/", threads: cfg.wasmThreads });
         err(`chromium: ${name}: loaded in ${load.loadMs.toFixed(0)} ms`);
         const verify = await run({ worker, task: "embed", texts: cfg.verifyTexts });

@@ -77,6 +77,8 @@ try {
     variant: values.variant,
     target: values.target,
     cache: "none",
+    // HEARTH_PIPELINES=eager: compile every bucket's pipelines while loading (the encoder's default is lazy).
+    ...(process.env.HEARTH_PIPELINES ? { pipelines: process.env.HEARTH_PIPELINES } : {}),
     logger: (m) => console.error(`[hearth] ${m}`),
     onTruncate: (r) => truncatedSeen.push(r),
   });

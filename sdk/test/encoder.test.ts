@@ -415,6 +415,24 @@ describe("EncoderModel on Dawn WebGPU (compiled all-MiniLM-L6-v2)", () => {
     assert.deepEqual(await model.embed([]), []);
   });
 
+  test("pipelines: lazy (the encoder's default) compiles only the buckets used, with the same bits as eager", async () => {
+    const before = model.stats().dispatch;
+    assert.ok(before !== undefined, "WebGPU load uses Hearth's launch path");
+    const eager = await EncoderModel.load(pathToFileURL(PACKAGE).href + "/", { gpu: await installNodeGPU(), fetch: fileFetch, cache: "none", logger: () => {}, pipelines: "eager" });
+    try {
+      const texts = ["lazy pipelines", "compile at the first launch of each kernel, not while loading the package"];
+      const [a, b] = [await model.embed(texts), await eager.embed(texts)];
+      texts.forEach((_, i) => assert.deepEqual(Array.from(a[i] as Float32Array), Array.from(b[i] as Float32Array)));
+      const lazyStats = model.stats().dispatch;
+      const eagerStats = eager.stats().dispatch;
+      assert.ok(lazyStats !== undefined && eagerStats !== undefined);
+      // Every kernel of every bucket is compiled eagerly; lazily only those of the buckets run so far.
+      assert.ok(lazyStats.pipelinesCompiled > 0 && lazyStats.pipelinesCompiled < eagerStats.pipelinesCompiled / 2, `lazy ${lazyStats.pipelinesCompiled}, eager ${eagerStats.pipelinesCompiled}`);
+    } finally {
+      await eager.dispose();
+    }
+  });
+
   test("dispose: later calls reject with EncoderStateError (last test)", async () => {
     const other = model;
     await other.dispose();

@@ -7,9 +7,9 @@ import { log, serve, timeBatches } from "./common.js";
 let model;
 
 serve({
-  async load({ url }) {
+  async load({ url, pipelines }) {
     const t0 = performance.now();
-    model = await EncoderModel.load(new URL(url, self.location.href).href, { cache: "none", logger: log });
+    model = await EncoderModel.load(new URL(url, self.location.href).href, { cache: "none", logger: log, ...(pipelines ? { pipelines } : {}) });
     return { loadMs: performance.now() - t0, adapter: model.adapter, usesF16: model.usesF16, modelId: model.modelId, loadStats: model.stats().load };
   },
 
@@ -24,6 +24,7 @@ serve({
     if (!tokens.every((n) => n === 128)) throw new Error(`bench texts are not 128 tokens: ${tokens.join(",")}`);
     model.resetStats();
     const r = await timeBatches((chunk) => model.embed(chunk), texts, { batch, runs, warmup });
-    return { ...r, calls: model.stats().embed.bucketCalls };
+    const stats = model.stats();
+    return { ...r, calls: stats.embed.bucketCalls, dispatch: stats.dispatch };
   },
 });

@@ -92,7 +92,9 @@ export function fitBuckets(
 export async function loadEncoderPackage(baseUrl: string, opts: EncoderPackageLoadOptions): Promise<LoadedEncoderPackage> {
   const log: Logger = opts.logger ?? ((msg) => console.warn(msg));
   const deviceCheck = opts.deviceCheck;
-  const { checked: fit, tensorCache: _weights, ...loaded } = await loadVerifiedPackage(baseUrl, opts, {
+  // Lazy pipelines: a session runs two or three of the library's static-shape buckets, and compiling all
+  // of them at load took minutes in Chromium on SwiftShader (docs/benchmarks.md, embeddings).
+  const { checked: fit, tensorCache: _weights, ...loaded } = await loadVerifiedPackage(baseUrl, { ...opts, pipelines: opts.pipelines ?? "lazy" }, {
     loader: "loadEncoderPackage",
     checkManifest: (manifest, base) => {
       const task = manifest.raw["model_task"];

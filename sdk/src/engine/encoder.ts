@@ -25,6 +25,7 @@
  *
  * Every GPU job goes through one SerialQueue, so concurrent embed calls never interleave on the device.
  */
+import type { FastDispatchStats } from "./webgpu-dispatch.js";
 import type { AdapterDescription } from "./gpu.js";
 import { chooseLoadDevice, loadOn } from "./load-device.js";
 import { watchDeviceLost, type DeviceLossWatch, type DeviceLostError } from "./device.js";
@@ -125,6 +126,8 @@ export interface EncoderStats {
     textsPerSec: number;
     tokensPerSec: number;
   };
+  /** The WebGPU launch path's counters since load, incl. pipelines compiled at first launch (absent on the CPU). */
+  dispatch?: FastDispatchStats;
 }
 
 /** The model was disposed (or its device lost). */
@@ -501,9 +504,11 @@ export class EncoderModel implements Embedder {
   stats(): EncoderStats {
     const e = this.embedStats;
     const sec = e.ms / 1000;
+    const d = this.pkg.lib.dispatchStats;
     return {
       load: { ...this.loadStats },
       embed: { ...e, bucketCalls: { ...e.bucketCalls }, textsPerSec: sec > 0 ? e.texts / sec : 0, tokensPerSec: sec > 0 ? e.tokens / sec : 0 },
+      ...(d === undefined ? {} : { dispatch: { ...d } }),
     };
   }
 

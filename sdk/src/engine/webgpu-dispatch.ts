@@ -21,6 +21,18 @@
  * Everything else (buffer table, copies, readback, sync) stays tvmjs's own.
  */
 
+/**
+ * When each kernel's compute pipeline is compiled: "eager" (default) while the package loads, as tvmjs
+ * does; "lazy" at the kernel's first launch. Lazy suits libraries whose kernels are mostly never run in a
+ * session, like an encoder's static-shape buckets (12 shapes, of which a RAG session uses two or three):
+ * pipeline creation dominates their load time (Chromium on SwiftShader: minutes).
+ */
+export type PipelineMode = "eager" | "lazy";
+
+export interface FastDispatchOptions {
+  pipelines?: PipelineMode | undefined;
+}
+
 /** "hearth": this module's launch path; "tvmjs": tvmjs's own (kept for A/B benchmarks and as an escape hatch). */
 export type DispatchMode = "hearth" | "tvmjs";
 
@@ -54,6 +66,10 @@ export interface FastDispatchStats {
   misses: number;
   /** Launches encoded the uncached way (kernels whose scalar arguments keep changing). */
   uncached: number;
+  /** Compute pipelines compiled so far (with pipelines "lazy": only the kernels launched). */
+  pipelinesCompiled: number;
+  /** Time spent compiling pipelines at first launch (pipelines "lazy"; eager ones count in the load). */
+  pipelineMs: number;
 }
 
 /**
@@ -83,7 +99,7 @@ class KernelLaunches {
  * Install the fast launch path on tvmjs's WebGPU context of `tvm` (call right after initWebGPU, before
  * asyncLoadWebGPUPipelines). Returns the counters, or undefined when `tvm` has no WebGPU context.
  */
-export function installFastDispatch(tvm: unknown): FastDispatchStats | undefined {
+export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}): FastDispatchStats | undefined {
   const ctx = (tvm as { lib?: { webGPUContext?: TvmjsWebGPUContext } }).lib?.webGPUContext;
   if (ctx === undefined) return undefined;
   if (ctx.hearthFastDispatch !== undefined) return ctx.hearthFastDispatch;
@@ -92,7 +108,8 @@ export function installFastDispatch(tvm: unknown): FastDispatchStats | undefined
       throw new Error(`tvmjs WebGPUContext has no ${m}(): this tvmjs version is not supported by the fast dispatch path`);
     }
   }
-  const stats: FastDispatchStats = { hits: 0, misses: 0, uncached: 0 };
+  const stats: FastDispatchStats = { hits: 0, misses: 0, uncached: 0, pipelinesCompiled: 0, pipelineMs: 0 };
+  const lazy = opts.pipelines === "lazy";
   ctx.hearthFastDispatch = stats;
 
   const device = ctx.device;
@@ -233,10 +250,27 @@ export function installFastDispatch(tvm: unknown): FastDispatchStats | undefined
       ctx.shaderSubmitCounter += 1;
     };
 
-    const shaderModule = device.createShaderModule({ code, compilationHints: [{ entryPoint: "main", layout: pipelineLayout }] } as GPUShaderModuleDescriptor);
-    const descriptor: GPUComputePipelineDescriptor = { layout: pipelineLayout, compute: { module: shaderModule, entryPoint: finfo.name } };
-    if (asyncMode) return device.createComputePipelineAsync(descriptor).then(makeSubmit);
-    return makeSubmit(device.createComputePipeline(descriptor));
+    const descriptor = (): GPUComputePipelineDescriptor => {
+      const module = device.createShaderModule({ code, compilationHints: [{ entryPoint: "main", layout: pipelineLayout }] } as GPUShaderModuleDescriptor);
+      return { layout: pipelineLayout, compute: { module, entryPoint: finfo.name } };
+    };
+    if (lazy) {
+      // Compiled synchronously at the first launch; later launches go straight to the cached submit.
+      let submit: ((...args: number[]) => void) | undefined;
+      const first = (...args: number[]): void => {
+        if (submit === undefined) {
+          const t0 = performance.now();
+          submit = makeSubmit(device.createComputePipeline(descriptor()));
+          stats.pipelinesCompiled++;
+          stats.pipelineMs += performance.now() - t0;
+        }
+        submit(...args);
+      };
+      return asyncMode ? Promise.resolve(first) : first;
+    }
+    stats.pipelinesCompiled++;
+    if (asyncMode) return device.createComputePipelineAsync(descriptor()).then(makeSubmit);
+    return makeSubmit(device.createComputePipeline(descriptor()));
   };
   return stats;
 }

@@ -18,7 +18,7 @@
 import { checkCpuFits, checkDeviceFits, estimateMemory, pickVariant, readDeviceLimits, type DeviceLimits, type MemoryEstimate } from "../engine/device.js";
 import { asDirectoryUrl, parseTensorCacheManifest, type FetchLike, type LoadedTensorCache, type Logger, type TensorCacheManifest } from "../engine/tvm.js";
 import type { TvmjsModule } from "../engine/tvmjs-types.js";
-import type { DispatchMode } from "../engine/webgpu-dispatch.js";
+import type { DispatchMode, PipelineMode } from "../engine/webgpu-dispatch.js";
 import { configUsesF16, parseChatConfig, type ChatConfig } from "./chat-config.js";
 import { PackageFiles, type PackageFilesStats } from "./files.js";
 import { fetchManifest, MANIFEST_FILE, PackageManifestError, parseManifestText, type PackageManifest } from "./manifest.js";
@@ -76,6 +76,11 @@ export interface LoadPackageOptions {
    * per submit; engine/webgpu-dispatch.ts) or "tvmjs" (tvmjs's own path, kept for A/B benchmarks).
    */
   dispatch?: DispatchMode | undefined;
+  /**
+   * When the kernels' GPU pipelines are compiled: "eager" (while loading; the decoder's default) or "lazy"
+   * (at each kernel's first launch; the encoder's default, whose static-shape buckets are mostly unused).
+   */
+  pipelines?: PipelineMode | undefined;
   signal?: AbortSignal | undefined;
   /**
    * Where verified files are kept between loads: "cache-storage" (Cache Storage), "indexeddb",
@@ -413,6 +418,7 @@ export async function loadVerifiedPackage<C extends { params: readonly { name: s
       logger: opts.logger,
       tvmjs: opts.tvmjs,
       dispatch: opts.dispatch,
+      pipelines: opts.pipelines,
       onShaderProgress: (progress, done, total) => emit({ phase: "shader-compile", progress, done, total }),
     });
     lib = runtime;

@@ -4,7 +4,7 @@
  * compilation progress. Same result shape as engine/tvm.ts's loadTVMLibrary.
  */
 import { loadTvmjs, type Logger, type TVMLibrary } from "../engine/tvm.js";
-import { installFastDispatch, type DispatchMode, type FastDispatchStats } from "../engine/webgpu-dispatch.js";
+import { installFastDispatch, type DispatchMode, type FastDispatchStats, type PipelineMode } from "../engine/webgpu-dispatch.js";
 import type { TvmDevice, TvmInitProgressReport, TvmjsModule, TvmVirtualMachine } from "../engine/tvmjs-types.js";
 
 export type RuntimeDeviceKind = "webgpu" | "cpu";
@@ -30,6 +30,8 @@ export interface InstantiateOptions {
   tvmjs?: TvmjsModule | undefined;
   /** Kernel-launch encoding on WebGPU (default "hearth"; see engine/webgpu-dispatch.ts). */
   dispatch?: DispatchMode | undefined;
+  /** When kernels' pipelines compile (default "eager"; "lazy" needs dispatch "hearth"). */
+  pipelines?: PipelineMode | undefined;
   /** Shader compilation progress (WebGPU only): fraction done and, when known, pipelines done/total. */
   onShaderProgress?: ((progress: number, done: number | null, total: number | null) => void) | undefined;
 }
@@ -59,7 +61,7 @@ export async function instantiateRuntime(opts: InstantiateOptions): Promise<Runt
       if (opts.device !== undefined) {
         tvm.initWebGPU(opts.device);
         // Before the pipelines are created: the fast path wraps each kernel as tvmjs creates it.
-        if ((opts.dispatch ?? "hearth") === "hearth") dispatchStats = installFastDispatch(tvm);
+        if ((opts.dispatch ?? "hearth") === "hearth") dispatchStats = installFastDispatch(tvm, { pipelines: opts.pipelines });
         const onShader = opts.onShaderProgress;
         onShader?.(0, null, null);
         handler = (r) => {
