@@ -2,6 +2,8 @@
 packages, on the same CPU, in one run:
 
     Hearth WebGPU   Node + Dawn (lavapipe here)             sdk/scripts/bench-llm.mjs
+    Hearth WebGPU   headless Chromium (SwiftShader here),   bench/embed/browser.mjs, runtime
+                    in a module Worker                      hearth-llm-chromium (same protocol module)
     Hearth native   the same package's `llvm` build (TVM VM) hearth.native.load_decoder
     PyTorch eager   transformers, float32, same checkpoint   AutoModelForCausalLM
 
@@ -11,7 +13,8 @@ prompt, TTFT = prefill(128) + argmax, load cold (first) and warm (second). Ratio
 within the same run. Models: tiny-llama-trained (q4f16_1, q4f32_1), tiny-qwen2-bpe (q4f16_1) and
 a Qwen2.5-0.5B-shaped random-weight checkpoint (q4f16_1, q4f32_1; scripts/make_shaped_checkpoint.py).
 BENCH_LLM_MODELS=tiny-llama-trained (comma-separated ids) restricts the run to those models.
-Chromium is not measured by this suite yet (see docs/benchmarks.md).
+Chromium runs the tiny models' f32 packages only: SwiftShader has no shader-f16, and the 0.5B shape takes
+minutes per decode step on it; those rows list the reason under "skipped".
 """
 from __future__ import annotations
 
@@ -117,6 +120,45 @@ def bench_webgpu_node(pkg: Path, runs: int, prefill_lens: list[int], decode_new:
     }
 
 
+def bench_webgpu_chromium(pkg: Path, runs: int, prefill_lens: list[int], decode_new: int) -> dict[str, Any]:
+    """The same protocol (sdk/scripts/bench-llm-protocol.mjs) in a module Worker of headless Chromium."""
+    from embeddings import EMBED_DIR, ensure_node_modules
+
+    ensure_node_modules()
+    cfg = {
+        "package": "/nonexistent", "onnxRoot": "/nonexistent", "modelId": "", "runtimes": ["hearth-llm-chromium"],
+        "batches": {}, "runs": runs, "warmup": 0, "benchTexts": [], "verifyTexts": [], "wasmThreads": 1,
+        "llmPackage": str(pkg),
+        "llm": {"runs": runs, "prefillLens": prefill_lens, "decodeNew": decode_new, "decodePrompt": 16, "ttftPrompt": 128},
+    }
+    f = TMP / "llm-chromium.json"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps(cfg))
+    proc = subprocess.run(["node", str(EMBED_DIR / "browser.mjs"), str(f)], cwd=REPO, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"browser.mjs printed no result (exit {proc.returncode}); stderr tail:\n{proc.stderr[-2000:]}")
+    doc = json.loads(lines[-1])
+    res = (doc.get("runtimes") or {}).get("hearth-llm-chromium") or {"error": doc.get("error", "no result")}
+    if "error" in res:
+        raise RuntimeError(f"Chromium: {res['error']}")
+    adapter = res.get("adapter") or {}
+    return {
+        "samples": res["samples"], "skipped": res["skipped"],
+        "detail": {"chromium": doc.get("chromium"), "adapter": adapter.get("architecture"), "breakdown": res.get("breakdown"),
+                   "pipelines_ms_cold": res["load"]["cold"]["pipelinesMs"], "pipelines_ms_warm": res["load"]["warm"]["pipelinesMs"]},
+    }
+
+
+def chromium_skip(case: Case) -> str | None:
+    """Why Chromium (SwiftShader) does not run this case, or None."""
+    if "f16" in case.quant:
+        return "SwiftShader (Chromium's software WebGPU) has no shader-f16"
+    if case.model == SHAPED:
+        return "the 0.5B shape on SwiftShader takes minutes per decode step on 2 cores"
+    return None
+
+
 def bench_native(pkg: Path, runs: int, prefill_lens: list[int], decode_new: int) -> dict[str, Any]:
     from hearth.native import load_decoder
 
@@ -179,11 +221,15 @@ def run(quick: bool = False) -> dict[str, Any]:
         decode_new = 32 if quick and case.model == SHAPED else 128
         engines: dict[str, Callable[[], dict[str, Any]]] = {
             "webgpu-node": lambda: bench_webgpu_node(pkg, runs, prefill_lens, decode_new),
+            "webgpu-chromium": lambda: bench_webgpu_chromium(pkg, runs, prefill_lens, decode_new),
             "native-llvm": lambda: bench_native(pkg, runs, prefill_lens, decode_new),
             "torch-eager-cpu": lambda: bench_torch(case.source(), max_seq, runs, prefill_lens, decode_new),
         }
         row: dict[str, Any] = {"model": case.model, "quant": case.quant, "decode_new": decode_new, "engines": {}}
         for name, fn in engines.items():
+            if name == "webgpu-chromium" and (why := chromium_skip(case)) is not None:
+                row["engines"][name] = {"skipped": {"all": why}}
+                continue
             print(f"[llm] {case.model} {case.quant} {name} ...", flush=True)
             la0 = loadavg()
             t0 = time.perf_counter()
@@ -210,12 +256,14 @@ def run(quick: bool = False) -> dict[str, Any]:
 def ratios(engines: dict[str, dict[str, Any]]) -> dict[str, float]:
     """WebGPU / reference, medians of the same run; > 1 means WebGPU is faster (for tok/s)."""
     out: dict[str, float] = {}
-    w = engines.get("webgpu-node", {})
-    for ref in ("native-llvm", "torch-eager-cpu"):
-        e = engines.get(ref, {})
-        for m in ("prefill_128_tok_s", "prefill_512_tok_s", "decode_tok_s"):
-            if m in w and m in e:
-                out[f"{m}/{ref}"] = round(w[m]["median"] / e[m]["median"], 3)
+    for web in ("webgpu-node", "webgpu-chromium"):
+        w = engines.get(web, {})
+        prefix = "" if web == "webgpu-node" else "chromium:"
+        for ref in ("native-llvm", "torch-eager-cpu"):
+            e = engines.get(ref, {})
+            for m in ("prefill_128_tok_s", "prefill_512_tok_s", "decode_tok_s"):
+                if m in w and m in e:
+                    out[f"{prefix}{m}/{ref}"] = round(w[m]["median"] / e[m]["median"], 3)
     return out
 
 
@@ -223,6 +271,9 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         table = []
         for name, e in row["engines"].items():
+            if "all" in e.get("skipped", {}):
+                table.append([name, f"skipped: {e['skipped']['all']}"] + [None] * (len(METRICS) - 1))
+                continue
             table.append([name] + ([e.get(m) for m in METRICS] if "error" not in e else ["error"] + [None] * (len(METRICS) - 1)))
         print_table(f"{row['model']} {row['quant']} (decode {row['decode_new']} tokens; median [min-max])", ["engine", *METRICS], table)
         if row.get("ratios"):
@@ -242,13 +293,13 @@ def plot(doc: dict[str, Any]) -> None:
     from common import IMAGES
 
     rows = doc["results"]
-    engines = ["webgpu-node", "native-llvm", "torch-eager-cpu"]
+    engines = ["webgpu-node", "webgpu-chromium", "native-llvm", "torch-eager-cpu"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric in zip(axes, ["prefill_128_tok_s", "decode_tok_s"]):
         x = np.arange(len(rows))
         for i, eng in enumerate(engines):
             vals = [r["engines"].get(eng, {}).get(metric, {}).get("median", 0) for r in rows]
-            ax.bar(x + (i - 1) * 0.27, vals, 0.27, label=eng)
+            ax.bar(x + (i - 1.5) * 0.2, vals, 0.2, label=eng)
         ax.set_xticks(x, [f"{r['model']}\n{r['quant']}" for r in rows], fontsize=7)
         ax.set_yscale("log")
         ax.set_title(metric.replace("_", " "))

@@ -8,7 +8,10 @@
 //   config: {package, onnxRoot, modelId, runtimes: ["hearth-chromium","tfjs-webgpu","tfjs-wasm"],
 //            batches: {runtime: [1,8,32]},
 //            runs, warmup, benchTexts: [32 texts of 128 tokens], verifyTexts: [...], wasmThreads,
-//            hearthPipelines?: "lazy" | "eager" (EncoderModel's pipelines option; default lazy)}
+//            hearthPipelines?: "lazy" | "eager" (EncoderModel's pipelines option; default lazy),
+//            llmPackage?, llm?: {runs, prefillLens, decodeNew, decodePrompt, ttftPrompt}}
+//   runtime "hearth-llm-chromium": a decoder package (llmPackage) through sdk/scripts/bench-llm-protocol.mjs
+//   instead of the embeddings protocol; its result is that protocol's {samples, skipped, breakdown, load}.
 // stdout: one JSON line {chromium, runtimes: {name: {load, verify: {vectors}, batches: [...]} | {error}}}
 // stderr: progress and the browser console.
 //
@@ -84,6 +87,12 @@ async function bundle(outDir) {
     outfile: join(outDir, "hearth", "worker.js"),
     plugins: [{ name: "hearth-sdk-engine", setup: (b) => b.onResolve({ filter: /^@hearth\/sdk\/engine$/ }, () => ({ path: engine })) }],
   });
+  await esbuild.build({
+    ...common,
+    entryPoints: [join(HERE, "page", "hearth-llm-worker.js")],
+    outfile: join(outDir, "hearth-llm", "worker.js"),
+    plugins: [{ name: "hearth-sdk-engine", setup: (b) => b.onResolve({ filter: /^@hearth\/sdk\/engine$/ }, () => ({ path: engine })) }],
+  });
   await esbuild.build({ ...common, entryPoints: [join(HERE, "page", "tfjs-worker.js")], outfile: join(outDir, "tfjs", "worker.js") });
 }
 
@@ -106,6 +115,7 @@ async function main() {
       "/bundle/": join(work, "bundle"),
       "/bundle/vendor/": join(SDK, "dist", "vendor"), // the SDK imports ../vendor/tvmjs.js relative to its bundle
       "/pkg/": cfg.package,
+      ...(cfg.llmPackage ? { "/llm/": cfg.llmPackage } : {}),
       "/models/": cfg.onnxRoot,
       "/ort/": join(HERE, "node_modules", "onnxruntime-web", "dist"),
     });
@@ -131,9 +141,21 @@ async function main() {
 
     const out = { chromium: version, runtimes: {} };
     for (const name of cfg.runtimes) {
-      if (!["hearth-chromium", "tfjs-webgpu", "tfjs-wasm"].includes(name)) throw new Error(`unknown runtime ${name}`);
-      const worker = name === "hearth-chromium" ? "hearth" : "tfjs";
+      if (!["hearth-chromium", "tfjs-webgpu", "tfjs-wasm", "hearth-llm-chromium"].includes(name)) throw new Error(`unknown runtime ${name}`);
+      const worker = name === "hearth-chromium" ? "hearth" : name === "hearth-llm-chromium" ? "hearth-llm" : "tfjs";
       const t0 = performance.now();
+      if (name === "hearth-llm-chromium") {
+        try {
+          err(`chromium: ${name}: ${cfg.llmPackage}`);
+          out.runtimes[name] = { ...(await run({ worker, task: "llm", url: "/llm/", ...cfg.llm })), wallMs: performance.now() - t0 };
+        } catch (e) {
+          err(`chromium: ${name}: FAILED: ${e.message}`);
+          out.runtimes[name] = { error: String(e.message), wallMs: performance.now() - t0 };
+        } finally {
+          await run({ worker, task: "terminate" }).catch(() => {});
+        }
+        continue;
+      }
       try {
         err(`chromium: ${name}: loading`);
         const load = name === "hearth-chromium"

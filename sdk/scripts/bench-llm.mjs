@@ -8,18 +8,15 @@
 //   load_cold_ms   first DecoderModel.load into an empty FileSystemArtifactStore (read + SHA-256 + store,
 //                  shader compilation, weights upload): what a first visit costs
 //   load_warm_ms   a second load from that store, on a new device, in the same process
-//   prefill_<L>    L-token prompt, one prefill() (chunked by the package's prefill_chunk_size), tok/s
-//   decode         --decode-new decode() calls after a --decode-prompt prompt, greedy on the host,
-//                  EOS ignored, tok/s
-//   ttft_ms        prefill of --ttft-prompt tokens + argmax of the logits
-// Every metric lists all --runs samples; the caller takes medians. Lengths that do not fit the
-// package's context window are reported under "skipped" with the reason.
+//   the rest       scripts/bench-llm-protocol.mjs (prefill_<L>_tok_s, decode_tok_s, ttft_ms, breakdown), the
+//                  protocol the Chromium benchmark (bench/embed/browser.mjs, runtime hearth-llm-chromium) shares
 // Exit: 0 ok, 2 error (a JSON line {"error": ...} is still printed).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { measureDecoder } from "./bench-llm-protocol.mjs";
 
 // In the repo the SDK's .ts sources load through tsx; the H200 bundle (esbuild) has them inlined.
 if (!globalThis.__HEARTH_BUNDLED__) {
@@ -31,19 +28,6 @@ function positive(s, what) {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${what} must be a positive integer, got ${s}`);
   return n;
-}
-
-// Deterministic token ids spread over the vocabulary (values do not change the speed).
-function promptIds(n, vocab, salt = 0) {
-  const out = new Array(n);
-  for (let i = 0; i < n; i++) out[i] = (i * 7919 + 104729 * salt + 13) % vocab;
-  return out;
-}
-
-function argmax(a) {
-  let best = 0;
-  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
-  return best;
 }
 
 let model;
@@ -98,71 +82,9 @@ try {
   model = warm.m;
   const loadWarm = { ms: warm.ms, stats: model.stats().load };
 
-  const vocab = model.config.vocab_size;
-  const maxSeq = model.maxSequenceLength;
-  const skipped = {};
-  let breakdown = null;
-  const samples = { load_cold_ms: [loadCold.ms], load_warm_ms: [loadWarm.ms] };
-
-  // Warm-up: first calls of each function pay for lazy pipeline creation and buffer allocation.
-  await model.reset();
-  let tok = argmax(await model.prefill(promptIds(Math.min(decodePrompt, maxSeq - 4), vocab, 9)));
-  for (let i = 0; i < 3; i++) tok = argmax(await model.decode(tok));
-  for (const L of prefillLens) {
-    if (L + 1 > maxSeq) continue;
-    await model.reset();
-    await model.prefill(promptIds(L, vocab, 8));
-  }
-
-  for (const L of prefillLens) {
-    if (L > maxSeq) {
-      skipped[`prefill_${L}`] = `prompt of ${L} tokens exceeds the context window (${maxSeq})`;
-      continue;
-    }
-    const xs = [];
-    for (let r = 0; r < runs; r++) {
-      await model.reset();
-      const ids = promptIds(L, vocab, r + 1);
-      const t0 = performance.now();
-      await model.prefill(ids);
-      xs.push((L * 1000) / (performance.now() - t0));
-    }
-    samples[`prefill_${L}_tok_s`] = xs;
-  }
-
-  if (ttftPrompt <= maxSeq) {
-    const xs = [];
-    for (let r = 0; r < runs; r++) {
-      await model.reset();
-      const ids = promptIds(ttftPrompt, vocab, r + 11);
-      const t0 = performance.now();
-      argmax(await model.prefill(ids));
-      xs.push(performance.now() - t0);
-    }
-    samples.ttft_ms = xs;
-  } else skipped.ttft_ms = `prompt of ${ttftPrompt} tokens exceeds the context window (${maxSeq})`;
-
-  if (decodePrompt + decodeNew <= maxSeq) {
-    const xs = [];
-    for (let r = 0; r < runs; r++) {
-      await model.reset();
-      let t = argmax(await model.prefill(promptIds(decodePrompt, vocab, r + 21)));
-      const t0 = performance.now();
-      for (let i = 0; i < decodeNew; i++) t = argmax(await model.decode(t));
-      xs.push((decodeNew * 1000) / (performance.now() - t0));
-    }
-    samples.decode_tok_s = xs;
-    // Where a decode step's time goes (last run; stats cover its 1 prefill + decodeNew decodes):
-    // host-side encoding and submission of the dispatches vs waiting for the GPU + logits readback.
-    const st = model.stats();
-    breakdown = {
-      decodeMsPerToken: st.decode.ms / st.decode.calls,
-      syncMsPerCall: st.syncMs / (st.decode.calls + st.prefill.calls),
-      submitMsPerCall: st.submitMs / (st.decode.calls + st.prefill.calls),
-      dispatch: st.dispatch ?? null,
-      calls: st.decode.calls + st.prefill.calls,
-    };
-  } else skipped.decode_tok_s = `${decodePrompt} + ${decodeNew} tokens exceed the context window (${maxSeq})`;
+  const measured = await measureDecoder(model, { runs, prefillLens, decodeNew, decodePrompt, ttftPrompt });
+  const samples = { load_cold_ms: [loadCold.ms], load_warm_ms: [loadWarm.ms], ...measured.samples };
+  const { skipped, breakdown } = measured;
 
   console.log(
     JSON.stringify({
@@ -172,7 +94,7 @@ try {
       quantization: model.config.quantization,
       usesF16: model.usesF16,
       prefillChunkSize: model.prefillChunkSize,
-      contextWindow: maxSeq,
+      contextWindow: model.maxSequenceLength,
       adapter: model.adapter,
       dawnFlags: process.env.HEARTH_DAWN_FLAGS ?? null,
       dispatch,

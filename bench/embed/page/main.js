@@ -1,9 +1,10 @@
-// Embeddings benchmark page (bench/embed/browser.mjs mounts this folder at /page/). Each runtime runs in
+// Browser benchmark page (embeddings; and the LLM protocol in the hearth-llm worker) (bench/embed/browser.mjs mounts this folder at /page/). Each runtime runs in
 // its own module Worker, started on first use and terminated by the `terminate` task, so one runtime's
 // threads and GPU memory are gone before the next one is timed.
 // window.benchRun({worker, task, ...args}) resolves to {ok, result} | {ok: false, error}.
 const WORKERS = {
   hearth: "/bundle/hearth/worker.js",
+  "hearth-llm": "/bundle/hearth-llm/worker.js",
   tfjs: "/bundle/tfjs/worker.js",
 };
 const live = new Map(); // name -> {worker, pending}

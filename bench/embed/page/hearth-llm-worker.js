@@ -1,0 +1,42 @@
+// Hearth's DecoderModel in a module Worker (bundled by bench/embed/browser.mjs from sdk/dist, as an app
+// would bundle it): the LLM speed protocol of sdk/scripts/bench-llm-protocol.mjs, the same one the Node
+// benchmark runs, so the Chromium and Node figures compare directly.
+import { DecoderModel } from "@hearth/sdk/engine";
+import { measureDecoder } from "../../../sdk/scripts/bench-llm-protocol.mjs";
+import { log, serve } from "./common.js";
+
+serve({
+  /**
+   * load_cold_ms: first load into this (fresh) profile's Cache Storage (download + SHA-256 + store, shader
+   * compilation, weights upload); load_warm_ms: a second load from Cache Storage. Then the protocol.
+   */
+  async llm({ url, runs, prefillLens, decodeNew, decodePrompt, ttftPrompt }) {
+    const href = new URL(url, self.location.href).href;
+    const load = async () => {
+      const t0 = performance.now();
+      const model = await DecoderModel.load(href, { cache: "cache-storage", logger: log });
+      return { model, ms: performance.now() - t0 };
+    };
+    const cold = await load();
+    const coldStats = cold.model.stats().load;
+    await cold.model.dispose();
+    const warm = await load();
+    const model = warm.model;
+    try {
+      const warmStats = model.stats().load;
+      const r = await measureDecoder(model, { runs, prefillLens, decodeNew, decodePrompt, ttftPrompt });
+      return {
+        runtime: "chromium",
+        adapter: model.adapter,
+        usesF16: model.usesF16,
+        contextWindow: model.maxSequenceLength,
+        samples: { load_cold_ms: [cold.ms], load_warm_ms: [warm.ms], ...r.samples },
+        skipped: r.skipped,
+        breakdown: r.breakdown,
+        load: { cold: coldStats, warm: warmStats },
+      };
+    } finally {
+      await model.dispose();
+    }
+  },
+});

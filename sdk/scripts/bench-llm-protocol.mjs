@@ -1,0 +1,97 @@
+// The LLM speed protocol shared by the Node benchmark (scripts/bench-llm.mjs) and the Chromium one
+// (bench/embed/page/hearth-llm-worker.js): the same token ids, the same warm-up, the same timings around
+// the public DecoderModel calls (logits readback included). Plain JavaScript, no Node or DOM imports.
+//
+//   prefill_<L>_tok_s  L-token prompt, one prefill() (chunked by the package's prefill_chunk_size)
+//   decode_tok_s       decodeNew decode() calls after a decodePrompt-token prompt, greedy on the host, EOS ignored
+//   ttft_ms            prefill of ttftPrompt tokens + argmax of the logits
+// Every metric lists all `runs` samples; the caller takes medians. Lengths that do not fit the model's
+// context window are reported under `skipped` with the reason.
+
+// Deterministic token ids spread over the vocabulary (values do not change the speed).
+export function promptIds(n, vocab, salt = 0) {
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 7919 + 104729 * salt + 13) % vocab;
+  return out;
+}
+
+export function argmax(a) {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
+  return best;
+}
+
+/**
+ * Run the protocol on a loaded DecoderModel. Returns {samples, skipped, breakdown}: breakdown says where a
+ * decode step's time goes (the last decode run's stats: host-side submission vs waiting for the GPU +
+ * logits readback, and the launch cache's counters).
+ */
+export async function measureDecoder(model, { runs, prefillLens, decodeNew, decodePrompt, ttftPrompt }) {
+  const vocab = model.config.vocab_size;
+  const maxSeq = model.maxSequenceLength;
+  const skipped = {};
+  let breakdown = null;
+  const samples = {};
+
+  // Warm-up: first calls of each function pay for lazy pipeline creation and buffer allocation.
+  await model.reset();
+  let tok = argmax(await model.prefill(promptIds(Math.min(decodePrompt, maxSeq - 4), vocab, 9)));
+  for (let i = 0; i < 3; i++) tok = argmax(await model.decode(tok));
+  for (const L of prefillLens) {
+    if (L + 1 > maxSeq) continue;
+    await model.reset();
+    await model.prefill(promptIds(L, vocab, 8));
+  }
+
+  for (const L of prefillLens) {
+    if (L > maxSeq) {
+      skipped[`prefill_${L}`] = `prompt of ${L} tokens exceeds the context window (${maxSeq})`;
+      continue;
+    }
+    const xs = [];
+    for (let r = 0; r < runs; r++) {
+      await model.reset();
+      const ids = promptIds(L, vocab, r + 1);
+      const t0 = performance.now();
+      await model.prefill(ids);
+      xs.push((L * 1000) / (performance.now() - t0));
+    }
+    samples[`prefill_${L}_tok_s`] = xs;
+  }
+
+  if (ttftPrompt <= maxSeq) {
+    const xs = [];
+    for (let r = 0; r < runs; r++) {
+      await model.reset();
+      const ids = promptIds(ttftPrompt, vocab, r + 11);
+      const t0 = performance.now();
+      argmax(await model.prefill(ids));
+      xs.push(performance.now() - t0);
+    }
+    samples.ttft_ms = xs;
+  } else skipped.ttft_ms = `prompt of ${ttftPrompt} tokens exceeds the context window (${maxSeq})`;
+
+  if (decodePrompt + decodeNew <= maxSeq) {
+    const xs = [];
+    for (let r = 0; r < runs; r++) {
+      await model.reset();
+      let t = argmax(await model.prefill(promptIds(decodePrompt, vocab, r + 21)));
+      const t0 = performance.now();
+      for (let i = 0; i < decodeNew; i++) t = argmax(await model.decode(t));
+      xs.push((decodeNew * 1000) / (performance.now() - t0));
+    }
+    samples.decode_tok_s = xs;
+    // Where a decode step's time goes (last run; stats cover its 1 prefill + decodeNew decodes):
+    // host-side encoding and submission of the dispatches vs waiting for the GPU + logits readback.
+    const st = model.stats();
+    breakdown = {
+      decodeMsPerToken: st.decode.ms / st.decode.calls,
+      syncMsPerCall: st.syncMs / (st.decode.calls + st.prefill.calls),
+      submitMsPerCall: st.submitMs / (st.decode.calls + st.prefill.calls),
+      dispatch: st.dispatch ?? null,
+      calls: st.decode.calls + st.prefill.calls,
+    };
+  } else skipped.decode_tok_s = `${decodePrompt} + ${decodeNew} tokens exceed the context window (${maxSeq})`;
+
+  return { samples, skipped, breakdown };
+}
