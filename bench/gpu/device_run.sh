@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs ON the H200 machine (device tool), from the repo root, with .gpu carried (bench/gpu/prepare.py).
 # Usage: bash bench/gpu/device_run.sh <runs> <decode_new> <package-glob>   e.g. 5 128 'qwen*'
-# Env: DISPATCH_AB=1 adds a WebGPU run with tvmjs's own launch encoding; SKIP_TORCH=1 skips PyTorch;
+# Env: DISPATCH_AB=1 adds a WebGPU run with tvmjs's own launch encoding; ARGMAX_AB=1 one with the greedy
+#      argmax on the GPU; SKIP_TORCH=1 skips PyTorch;
 #      EXTRA_FLAGS=<dawn toggles> adds a WebGPU run with those toggles.
 # Writes $OUT/results.jsonl (one JSON line per engine x package) and $OUT/env.txt.
 set -u
@@ -32,6 +33,11 @@ for src in $G/src/pkgs/$GLOB; do
   if [ -n "${DISPATCH_AB:-}" ]; then
     w=$(HEARTH_DISPATCH=tvmjs HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-tvmjs-$name.err | tail -1)
     echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+tvmjs-dispatch\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+  fi
+  # Optional run with the greedy argmax on the GPU (only the token id read back per decode step).
+  if [ -n "${ARGMAX_AB:-}" ]; then
+    w=$(HEARTH_GPU_ARGMAX=1 HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-argmax-$name.err | tail -1)
+    echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+gpu-argmax\",\"result\":${w:-null}}" >> $OUT/results.jsonl
   fi
   # Optional second WebGPU run with extra Dawn toggles (attribution only: browsers keep these off).
   if [ -n "${EXTRA_FLAGS:-}" ]; then

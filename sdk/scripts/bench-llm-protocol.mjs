@@ -26,7 +26,11 @@ export function argmax(a) {
  * decode step's time goes (the last decode run's stats: host-side submission vs waiting for the GPU +
  * logits readback, and the launch cache's counters).
  */
-export async function measureDecoder(model, { runs, prefillLens, decodeNew, decodePrompt, ttftPrompt }) {
+export async function measureDecoder(model, { runs, prefillLens, decodeNew, decodePrompt, ttftPrompt, gpuArgmax = false }) {
+  // gpuArgmax: decode steps use model.decodeArgmax (argmax on the GPU, only the token id read back)
+  // instead of decode() + a host argmax over the logits. Same tokens; the native and torch references
+  // always read the logits back.
+  const step = gpuArgmax ? (t) => model.decodeArgmax(t) : async (t) => argmax(await model.decode(t));
   const vocab = model.config.vocab_size;
   const maxSeq = model.maxSequenceLength;
   const skipped = {};
@@ -77,7 +81,7 @@ export async function measureDecoder(model, { runs, prefillLens, decodeNew, deco
       await model.reset();
       let t = argmax(await model.prefill(promptIds(decodePrompt, vocab, r + 21)));
       const t0 = performance.now();
-      for (let i = 0; i < decodeNew; i++) t = argmax(await model.decode(t));
+      for (let i = 0; i < decodeNew; i++) t = await step(t);
       xs.push((decodeNew * 1000) / (performance.now() - t0));
     }
     samples.decode_tok_s = xs;

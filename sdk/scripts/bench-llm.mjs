@@ -82,7 +82,9 @@ try {
   model = warm.m;
   const loadWarm = { ms: warm.ms, stats: model.stats().load };
 
-  const measured = await measureDecoder(model, { runs, prefillLens, decodeNew, decodePrompt, ttftPrompt });
+  // HEARTH_GPU_ARGMAX=1: greedy decode steps take the argmax on the GPU (DecoderModel.decodeArgmax).
+  const gpuArgmax = process.env.HEARTH_GPU_ARGMAX === "1";
+  const measured = await measureDecoder(model, { runs, prefillLens, decodeNew, decodePrompt, ttftPrompt, gpuArgmax });
   const samples = { load_cold_ms: [loadCold.ms], load_warm_ms: [loadWarm.ms], ...measured.samples };
   const { skipped, breakdown } = measured;
 
@@ -98,6 +100,7 @@ try {
       adapter: model.adapter,
       dawnFlags: process.env.HEARTH_DAWN_FLAGS ?? null,
       dispatch,
+      gpuArgmax,
       runs,
       breakdown,
       samples,

@@ -12,7 +12,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import type * as tvmjsTypes from "@mlc-ai/web-runtime";
 import { ContextWindowExceededError, DecoderModel, DecoderStateError } from "../src/engine/index.js";
 import type { TvmLLMInstance, TvmViewTensor } from "../src/engine/tvmjs-llm.js";
-import { argmax } from "../src/engine/sampling.js";
+import { argmax, topK } from "../src/engine/sampling.js";
 import { IntegrityError } from "../src/load/index.js";
 import { installNodeGPU } from "./support/node-gpu.js";
 import { fileFetch } from "./support/file-fetch.js";
@@ -82,6 +82,24 @@ test("greedy is deterministic, and matches prefill + decode spelled out", async 
   assert.equal(s.prefill.tokens, PROMPT.length);
   assert.equal(s.decode.tokens, 11);
   assert.ok(s.prefill.tokensPerSec > 0 && s.decode.tokensPerSec > 0);
+});
+
+test("decodeArgmax (argmax on the GPU, 8 bytes read back) picks argmax(decode()) at every step", async () => {
+  // Two sequences from the same prompt: one stepped with decode + host argmax, one with decodeArgmax.
+  await model.reset();
+  const host = [argmax(await model.prefill(PROMPT))];
+  const margins: number[] = [];
+  for (let i = 0; i < 16; i++) {
+    const logits = await model.decode(host[host.length - 1] as number);
+    const top = topK(logits, 2);
+    margins.push((top[0]?.logit ?? 0) - (top[1]?.logit ?? 0));
+    host.push(argmax(logits));
+  }
+  await model.reset();
+  const gpu = [argmax(await model.prefill(PROMPT))];
+  for (let i = 0; i < 16; i++) gpu.push(await model.decodeArgmax(gpu[gpu.length - 1] as number));
+  assert.deepEqual(gpu, host, `margins ${margins.map((m) => m.toFixed(4)).join(",")}`);
+  assert.ok(new Set(host).size > 1, "the sequence should not be one repeated token (a weak check otherwise)");
 });
 
 test("reset clears the KV cache: the same prompt gives the same logits again", async () => {

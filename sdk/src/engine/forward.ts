@@ -14,8 +14,14 @@ import { decodeTensorData, isTensorDType } from "./dtype.js";
 import type { PagedKVCache } from "./kv-cache.js";
 import type { TvmArray, TvmDevice, TvmObject, TvmPackedFunc, TvmTensor, TvmVirtualMachine } from "./tvmjs-types.js";
 import { isTvmTensor, type TvmLLMInstance } from "./tvmjs-llm.js";
+import { GpuArgmax } from "./gpu-argmax.js";
+import { argmax } from "./sampling.js";
+import { gpuAccess, type TvmjsGpuAccess } from "./webgpu-dispatch.js";
 
 export type ForwardKind = "prefill" | "decode";
+
+/** DLPack's device type of WebGPU (kDLWebGPU). */
+const DL_WEBGPU = 15;
 
 export interface ForwardTiming {
   /** Host time to enqueue the GPU work (embed + model call + logits copy). */
@@ -49,6 +55,9 @@ export class DecoderFunctions {
    * destroy a GPU buffer every step (and invalidate the launches cached on it, see webgpu-dispatch.ts).
    */
   private decodeInput: TvmTensor | undefined;
+  /** tvmjs's WebGPU context (undefined on the CPU): where runArgmax finds the logits' GPU buffer. */
+  private readonly gpu: { access: TvmjsGpuAccess } | undefined;
+  private argmaxKernel: GpuArgmax | undefined;
   private disposed = false;
 
   /**
@@ -66,6 +75,8 @@ export class DecoderFunctions {
     this.prefill = tvm.detachFromCurrentScope(required(vm, "prefill"));
     this.decode = tvm.detachFromCurrentScope(required(vm, "decode"));
     this.device = device ?? tvm.webgpu();
+    const access = this.device.deviceType === DL_WEBGPU ? gpuAccess(tvm) : undefined;
+    this.gpu = access === undefined ? undefined : { access };
   }
 
   /**
@@ -73,6 +84,52 @@ export class DecoderFunctions {
    * `ids.length` must fit the KV cache's prefill chunk (decode: exactly 1).
    */
   async run(kind: ForwardKind, ids: Int32Array, kv: PagedKVCache, seqId: number, timing?: ForwardTiming): Promise<Float32Array> {
+    return this.step(kind, ids, kv, seqId, timing, async (logits) => {
+      const host = this.hostFor(logits);
+      host.copyFrom(logits);
+      const submitted = performance.now();
+      await this.device.sync();
+      return { value: toFloat32(host.dtype, host.toRawBytes()), submitted };
+    });
+  }
+
+  /**
+   * Like run, but returns the greedy next token: the argmax of the logits, computed on the GPU where it
+   * can be (WebGPU, float32 logits; gpu-argmax.ts), so only the token id comes back. Elsewhere the
+   * logits are read back and scanned on the host, with the same result.
+   */
+  async runArgmax(kind: ForwardKind, ids: Int32Array, kv: PagedKVCache, seqId: number, timing?: ForwardTiming): Promise<number> {
+    const gpu = this.gpu;
+    if (gpu === undefined) return argmax(await this.run(kind, ids, kv, seqId, timing));
+    return this.step(kind, ids, kv, seqId, timing, async (logits) => {
+      if (logits.dtype !== "float32") {
+        const host = this.hostFor(logits);
+        host.copyFrom(logits);
+        const submitted = performance.now();
+        await this.device.sync();
+        return { value: argmax(toFloat32(host.dtype, host.toRawBytes())), submitted };
+      }
+      gpu.access.flush(); // submit the model's work first: the argmax is queued after it
+      const submitted = performance.now();
+      const buffer = gpu.access.bufferOf(logits.getDataPtr());
+      this.argmaxKernel ??= new GpuArgmax(gpu.access.device);
+      return { value: await this.argmaxKernel.argmax(buffer, byteOffsetOf(logits) / 4, logits.shape[2] as number), submitted };
+    });
+  }
+
+  /**
+   * One forward call: upload the ids, embed, run prefill/decode inside the KV cache's begin/end_forward,
+   * then `finish` turns the last position's logits (still on the device) into the result, inside the same
+   * tvmjs scope. `submitted`: when the host had enqueued everything (the rest is waiting for the GPU).
+   */
+  private async step<T>(
+    kind: ForwardKind,
+    ids: Int32Array,
+    kv: PagedKVCache,
+    seqId: number,
+    timing: ForwardTiming | undefined,
+    finish: (logits: TvmTensor) => Promise<{ value: T; submitted: number }>,
+  ): Promise<T> {
     if (this.disposed) throw new Error("DecoderFunctions disposed");
     const n = ids.length;
     if (n === 0) throw new RangeError(`${kind}: no tokens`);
@@ -95,18 +152,16 @@ export class DecoderFunctions {
         if (!isTvmTensor(out)) throw new Error(`${kind} returned ${describe(ret)}, expected (logits, kv)`);
         return out;
       });
-      const host = this.hostFor(logits);
-      host.copyFrom(logits);
-      const t1 = performance.now();
-      await this.device.sync();
-      const raw = host.toRawBytes();
-      const values = toFloat32(host.dtype, raw);
-      if (timing !== undefined) {
-        timing.submitMs = t1 - t0;
-        timing.syncMs = performance.now() - t1;
-      }
       // logits are [1, 1, vocab] (prefill keeps only the last position): exactly one row.
-      return values;
+      if (logits.shape.length !== 3 || logits.shape[0] !== 1 || logits.shape[1] !== 1) {
+        throw new Error(`logits have shape [${logits.shape.join(", ")}], expected [1, 1, vocab]`);
+      }
+      const { value, submitted } = await finish(logits);
+      if (timing !== undefined) {
+        timing.submitMs = submitted - t0;
+        timing.syncMs = performance.now() - submitted;
+      }
+      return value;
     } finally {
       tvm.endScope();
     }
@@ -120,9 +175,6 @@ export class DecoderFunctions {
   private hostFor(logits: TvmTensor): TvmTensor {
     const h = this.logitsHost;
     if (h !== undefined && h.dtype === logits.dtype && h.shape.join(",") === logits.shape.join(",")) return h;
-    if (logits.shape.length !== 3 || logits.shape[0] !== 1 || logits.shape[1] !== 1) {
-      throw new Error(`logits have shape [${logits.shape.join(", ")}], expected [1, 1, vocab]`);
-    }
     h?.dispose();
     const created = this.tvm.detachFromCurrentScope(this.tvm.empty([...logits.shape], logits.dtype, this.tvm.cpu()));
     this.logitsHost = created;
@@ -134,10 +186,23 @@ export class DecoderFunctions {
     this.disposed = true;
     this.logitsHost?.dispose();
     this.decodeInput?.dispose();
+    this.argmaxKernel?.dispose();
     this.embed.dispose();
     this.prefill.dispose();
     this.decode.dispose();
   }
+}
+
+/**
+ * Byte offset of a tensor's first element in its buffer. tvmjs keeps it in a field its typings mark private
+ * (it reads it from the DLTensor); read it defensively rather than widen the typed surface.
+ */
+function byteOffsetOf(t: TvmTensor): number {
+  const off = (t as unknown as { byteOffset?: unknown }).byteOffset;
+  if (typeof off !== "number" || !Number.isSafeInteger(off) || off % 4 !== 0) {
+    throw new Error(`tvmjs tensor byteOffset is ${String(off)}; expected a multiple of 4 (is this tvmjs version supported?)`);
+  }
+  return off;
 }
 
 function describe(x: unknown): string {

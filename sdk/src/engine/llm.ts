@@ -9,7 +9,7 @@
  *
  * Pieces: ../load (fetch + SHA-256 verify + tvmjs load), kv-cache.ts (PagedKVCache bookkeeping),
  * forward.ts (embed + prefill/decode + logits readback), serial-queue.ts (one GPU job at a time),
- * sampling.ts (argmax). Every public method is queued, so concurrent calls never interleave on the GPU.
+ * sampling.ts (argmax on the host), gpu-argmax.ts (greedy's argmax on the GPU: decodeArgmax, greedy). Every public method is queued, so concurrent calls never interleave on the GPU.
  */
 import type { FastDispatchStats } from "./webgpu-dispatch.js";
 import type { AdapterDescription } from "./gpu.js";
@@ -302,6 +302,14 @@ export class DecoderModel {
   }
 
   /**
+   * Append one token; returns the greedy next token, argmax(decode(token)), computed on the GPU on
+   * WebGPU so that only the token id is read back (gpu-argmax.ts); the same token as the host argmax.
+   */
+  decodeArgmax(token: number): Promise<number> {
+    return this.enqueue([token], "decode", (tokens) => this.forwardArgmax("decode", tokens));
+  }
+
+  /**
    * Greedy continuation: prefill `ids` (appended to the current sequence), then argmax + decode until
    * `maxNewTokens` tokens, a stop token, or a full context window. As in the native twin, the last returned token has not been
    * fed to the model yet (decode(it) continues the sequence).
@@ -319,8 +327,7 @@ export class DecoderModel {
         !stop.has(out[out.length - 1] as number) &&
         this.sequenceLength < this.maxSequenceLength
       ) {
-        const logits = await this.forward("decode", Int32Array.of(out[out.length - 1] as number));
-        out.push(argmax(logits));
+        out.push(await this.forwardArgmax("decode", Int32Array.of(out[out.length - 1] as number)));
       }
       return out;
     });
@@ -451,14 +458,23 @@ export class DecoderModel {
     return logits as Float32Array;
   }
 
-  private async forward(kind: ForwardKind, ids: Int32Array): Promise<Float32Array> {
+  private forward(kind: ForwardKind, ids: Int32Array): Promise<Float32Array> {
+    return this.timed(kind, ids, (timing) => this.fns.run(kind, ids, this.kv, SEQ, timing));
+  }
+
+  /** forward, returning the greedy next token instead of the logits (computed on the GPU where it can be). */
+  private forwardArgmax(kind: ForwardKind, ids: Int32Array): Promise<number> {
+    return this.timed(kind, ids, (timing) => this.fns.runArgmax(kind, ids, this.kv, SEQ, timing));
+  }
+
+  private async timed<T>(kind: ForwardKind, ids: Int32Array, call: (timing: ForwardTiming) => Promise<T>): Promise<T> {
     this.live();
     this.kv.checkAppend([SEQ], [ids.length]); // window / chunk errors: thrown before the cache is touched
     const timing: ForwardTiming = { submitMs: 0, syncMs: 0 };
     const t0 = performance.now();
-    let logits: Float32Array;
+    let out: T;
     try {
-      logits = await this.fns.run(kind, ids, this.kv, SEQ, timing);
+      out = await call(timing);
     } catch (err) {
       if (this.state !== "lost") this.state = "broken"; // failed midway: the cache's state is unknown until reset()
       throw err;
@@ -469,6 +485,6 @@ export class DecoderModel {
     p.ms += performance.now() - t0;
     this.stats_.syncMs += timing.syncMs;
     this.stats_.submitMs += timing.submitMs;
-    return logits;
+    return out;
   }
 }

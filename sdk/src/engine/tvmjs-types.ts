@@ -33,6 +33,8 @@ export interface TvmTensor extends TvmObject {
   copyFromRawBytes(data: Uint8Array): this;
   /** CPU tensors only. */
   toRawBytes(): Uint8Array;
+  /** The data pointer: on WebGPU, the handle of the GPU buffer in tvmjs's buffer table. */
+  getDataPtr(): number;
 }
 
 export interface TvmArray extends TvmObject {

@@ -95,6 +95,21 @@ class KernelLaunches {
   volatile = false;
 }
 
+/** What Hearth's own GPU work (gpu-argmax.ts) needs from tvmjs's WebGPU context. */
+export interface TvmjsGpuAccess {
+  device: GPUDevice;
+  /** The GPUBuffer behind a tensor's data pointer. */
+  bufferOf(ptr: number): GPUBuffer;
+  /** Submit tvmjs's pending commands (so work queued after them sees their results). */
+  flush(): void;
+}
+
+export function gpuAccess(tvm: unknown): TvmjsGpuAccess | undefined {
+  const ctx = (tvm as { lib?: { webGPUContext?: TvmjsWebGPUContext } }).lib?.webGPUContext;
+  if (ctx === undefined) return undefined;
+  return { device: ctx.device, bufferOf: (ptr) => ctx.gpuBufferFromPtr(ptr), flush: () => ctx.flushCommands() };
+}
+
 /**
  * Install the fast launch path on tvmjs's WebGPU context of `tvm` (call right after initWebGPU, before
  * asyncLoadWebGPUPipelines). Returns the counters, or undefined when `tvm` has no WebGPU context.
