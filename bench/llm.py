@@ -226,6 +226,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             "torch-eager-cpu": lambda: bench_torch(case.source(), max_seq, runs, prefill_lens, decode_new),
         }
         row: dict[str, Any] = {"model": case.model, "quant": case.quant, "decode_new": decode_new, "engines": {}}
+        results.append(row)
         for name, fn in engines.items():
             if name == "webgpu-chromium" and (why := chromium_skip(case)) is not None:
                 row["engines"][name] = {"skipped": {"all": why}}
@@ -244,11 +245,10 @@ def run(quick: bool = False) -> dict[str, Any]:
             entry["loadavg"] = [la0, loadavg()]
             entry["wall_s"] = round(time.perf_counter() - t0, 1)
             row["engines"][name] = entry
-        row["ratios"] = ratios(row["engines"])
-        results.append(row)
+            row["ratios"] = ratios(row["engines"])
+            # Written after every engine, so a long run that is stopped still leaves what it measured.
+            doc = write_result("llm", results, {"mode": "quick" if quick else "full", "runs": runs})
         print_rows([row])
-        # Written after every model, so a long run that is stopped still leaves its finished rows.
-        doc = write_result("llm", results, {"mode": "quick" if quick else "full", "runs": runs})
     plot(doc)
     return doc
 
