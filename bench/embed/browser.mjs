@@ -72,7 +72,7 @@ async function serve(mounts) {
   };
 }
 
-/** Bundle both workers as an app would: Hearth from sdk/dist (+ its npm deps), transformers.js from bench/embed/node_modules. */
+/** Bundle the workers as an app would: Hearth from sdk/dist (+ its npm deps), transformers.js from bench/embed/node_modules. */
 async function bundle(outDir) {
   const esbuild = requireFromSdk("esbuild");
   const engine = join(SDK, "dist", "engine", "index.js");
@@ -81,16 +81,11 @@ async function bundle(outDir) {
     throw new Error("bench/embed/node_modules is missing: run `npm ci --ignore-scripts` in bench/embed/");
   }
   const common = { bundle: true, format: "esm", platform: "browser", target: "es2022", logLevel: "warning" };
+  // Both Hearth workers (embeddings, LLM) in one build: out/hearth/worker.js and out/hearth-llm/worker.js.
   await esbuild.build({
     ...common,
-    entryPoints: [join(HERE, "page", "hearth-worker.js")],
-    outfile: join(outDir, "hearth", "worker.js"),
-    plugins: [{ name: "hearth-sdk-engine", setup: (b) => b.onResolve({ filter: /^@hearth\/sdk\/engine$/ }, () => ({ path: engine })) }],
-  });
-  await esbuild.build({
-    ...common,
-    entryPoints: [join(HERE, "page", "hearth-llm-worker.js")],
-    outfile: join(outDir, "hearth-llm", "worker.js"),
+    entryPoints: { "hearth/worker": join(HERE, "page", "hearth-worker.js"), "hearth-llm/worker": join(HERE, "page", "hearth-llm-worker.js") },
+    outdir: outDir,
     plugins: [{ name: "hearth-sdk-engine", setup: (b) => b.onResolve({ filter: /^@hearth\/sdk\/engine$/ }, () => ({ path: engine })) }],
   });
   await esbuild.build({ ...common, entryPoints: [join(HERE, "page", "tfjs-worker.js")], outfile: join(outDir, "tfjs", "worker.js") });

@@ -3,12 +3,7 @@ import sim
 from sim import *
 W = {n: ORIG[n + ".weight"] for n in LINEARS}
 def run(label, ws_lin, b):
-    t=time.time()
-    ws = {n + ".weight": ws_lin[n] for n in LINEARS}
-    ws.update(word_emb())
-    load(ws); e = embed(TEXTS); load({})
-    c = cos(e, REF); o = np.argsort(c)
-    print(f"| {label} | {b:.3f} | {c.min():.4f} | {c.mean():.4f} | " + "; ".join(f"{TEXTS[i][:12]!r}={c[i]:.3f}" for i in o[:4]) + f" | {time.time()-t:.0f}s", flush=True)
+    report_linears(label, ws_lin, b, worst=4)
 # degenerate calibration texts: runs of one docstring word / one symbol (not the parity ones)
 rng = random.Random(7)
 words = [w for t in sim.CALIB for w in t.split() if w.isalpha() and 2 <= len(w) <= 8]

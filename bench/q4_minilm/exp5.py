@@ -12,12 +12,7 @@ def pkg_bits(lin_bits):
         else: tot += n * 16
     return tot / sum(NP.values())
 def run(label, ws_lin, lin_bits):
-    t=time.time()
-    ws = {n + ".weight": ws_lin[n] for n in LINEARS}
-    ws.update(word_emb())
-    load(ws); e = embed(TEXTS); load({})
-    c = cos(e, REF); o = np.argsort(c)
-    print(f"| {label} | {pkg_bits(lin_bits):.3f} | {c.min():.4f} | {c.mean():.4f} | " + "; ".join(f"{TEXTS[i][:12]!r}={c[i]:.3f}" for i in o[:3]) + f" | {time.time()-t:.0f}s", flush=True)
+    report_linears(label, ws_lin, pkg_bits(lin_bits))
 print("RTN q4f16 pkg bits", pkg_bits({n: 4.5 for n in LINEARS}), "q8f16", pkg_bits({n: 8.5 for n in LINEARS}))
 Q = torch.load("q_gptq_asym_deg.pt")
 Q8 = {n: hearth_rtn(W[n], "q8f32_1") for n in LINEARS}

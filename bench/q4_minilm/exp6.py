@@ -3,12 +3,7 @@ import sim
 from sim import *
 W = {n: ORIG[n + ".weight"] for n in LINEARS}
 def run(label, ws_lin, b):
-    t=time.time()
-    ws = {n + ".weight": ws_lin[n] for n in LINEARS}
-    ws.update(word_emb())
-    load(ws); e = embed(TEXTS); load({})
-    c = cos(e, REF); o = np.argsort(c)
-    print(f"| {label} | {b} | {c.min():.4f} | {c.mean():.4f} | " + "; ".join(f"{TEXTS[i][:12]!r}={c[i]:.3f}" for i in o[:3]) + f" | {time.time()-t:.0f}s", flush=True)
+    report_linears(label, ws_lin, b)
 S = torch.load("stats_fp.pt")
 def herr(Wd, H): D = Wd.double(); return float(torch.einsum("nk,kl,nl->", D, H, D))
 A, G = {}, {}

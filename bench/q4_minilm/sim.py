@@ -82,6 +82,20 @@ def evaluate(weights: dict[str, torch.Tensor]) -> tuple[float, float, str]:
     return float(c.min()), float(c.mean()), repr(TEXTS[i][:20])
 
 
+def report_linears(label: str, ws_lin: dict[str, torch.Tensor], bits: float | str, worst: int = 3) -> None:
+    """Print one results-table row: the Linears from `ws_lin` (name -> weight), the word embeddings 4-bit
+    (word_embeddings: q4*_1 RTN), then min / mean cosine over the parity texts and the `worst` texts."""
+    t = time.time()
+    ws = {n + ".weight": ws_lin[n] for n in LINEARS}
+    ws.update(word_emb())
+    load(ws)
+    c = cos(embed(TEXTS), REF)
+    load({})
+    tail = "; ".join(f"{TEXTS[i][:12]!r}={c[i]:.3f}" for i in np.argsort(c)[:worst])
+    b = f"{bits:.3f}" if isinstance(bits, float) else str(bits)
+    print(f"| {label} | {b} | {c.min():.4f} | {c.mean():.4f} | {tail} | {time.time() - t:.0f}s", flush=True)
+
+
 # ----------------------------------------------------------------------------------------------
 # calibration texts: stdlib docstrings (not pydoc_data.topics, which the parity texts sample)
 def calibration_texts(n: int = 256, seed: int = 1) -> list[str]:

@@ -84,13 +84,7 @@ export class DecoderFunctions {
    * `ids.length` must fit the KV cache's prefill chunk (decode: exactly 1).
    */
   async run(kind: ForwardKind, ids: Int32Array, kv: PagedKVCache, seqId: number, timing?: ForwardTiming): Promise<Float32Array> {
-    return this.step(kind, ids, kv, seqId, timing, async (logits) => {
-      const host = this.hostFor(logits);
-      host.copyFrom(logits);
-      const submitted = performance.now();
-      await this.device.sync();
-      return { value: toFloat32(host.dtype, host.toRawBytes()), submitted };
-    });
+    return this.step(kind, ids, kv, seqId, timing, (logits) => this.readBack(logits));
   }
 
   /**
@@ -103,11 +97,8 @@ export class DecoderFunctions {
     if (gpu === undefined) return argmax(await this.run(kind, ids, kv, seqId, timing));
     return this.step(kind, ids, kv, seqId, timing, async (logits) => {
       if (logits.dtype !== "float32") {
-        const host = this.hostFor(logits);
-        host.copyFrom(logits);
-        const submitted = performance.now();
-        await this.device.sync();
-        return { value: argmax(toFloat32(host.dtype, host.toRawBytes())), submitted };
+        const { value, submitted } = await this.readBack(logits);
+        return { value: argmax(value), submitted };
       }
       gpu.access.flush(); // submit the model's work first: the argmax is queued after it
       const submitted = performance.now();
@@ -165,6 +156,15 @@ export class DecoderFunctions {
     } finally {
       tvm.endScope();
     }
+  }
+
+  /** Copy the logits into the persistent host tensor, wait for the GPU, return them as float32. */
+  private async readBack(logits: TvmTensor): Promise<{ value: Float32Array; submitted: number }> {
+    const host = this.hostFor(logits);
+    host.copyFrom(logits);
+    const submitted = performance.now();
+    await this.device.sync();
+    return { value: toFloat32(host.dtype, host.toRawBytes()), submitted };
   }
 
   private decodeInputTensor(): TvmTensor {
