@@ -50,13 +50,16 @@ class CompileResult:
 PACKAGE_CODE = ("build", "models", "quant", "weights", "runtime")
 
 
-def _build_key(src_path: Path, quant: str, targets: list[str], options: dict[str, Any]) -> str:
-    """Every input of the package: checkpoint files, recipe, compiler and Hearth's own code."""
+def _build_key(src_path: Path, quant: str, targets: list[str], options: dict[str, Any], source_sha: str | None = None) -> str:
+    """Every input of the package: checkpoint files (a GGUF source: the file's SHA-256), recipe,
+    compiler and Hearth's own code."""
     code = Path(__file__).resolve().parents[1]
     inputs = [p for p in src_path.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if source_sha:  # the converted folder is a function of the file (and of Hearth's code, hashed below)
+        inputs = [p for p in inputs if p.suffix != ".safetensors"]
     # Hashing multi-GB weights each time would cost seconds; size+mtime is the usual proxy
     # for large files, content for the small ones (configs, tokenizers).
-    parts: list[str | bytes] = [tvm.__version__, __version__, quant, ",".join(targets), json.dumps(options, sort_keys=True)]
+    parts: list[str | bytes] = [tvm.__version__, __version__, quant, ",".join(targets), json.dumps(options, sort_keys=True), source_sha or ""]
     for p in sorted(inputs):
         st = p.stat()
         parts.append(f"{p.name}:{st.st_size}:{int(st.st_mtime)}" if st.st_size > 64 << 20 else p.name + ":" + sha256_file(p))
@@ -126,7 +129,7 @@ def compile_package(
         arch, config = config_from_hf(source.config, context_window_size=context_window_size, prefill_chunk_size=prefill_chunk_size)
     reader = CheckpointReader(source.path)
 
-    key = _build_key(source.path, quant, targets, options)
+    key = _build_key(source.path, quant, targets, options, source.gguf["sha256"] if source.gguf else None)
     model_id = model_id or source.model_id
     final = Path(out_root) / model_id / scheme.name
     if not force and (final / MANIFEST).is_file():
@@ -185,6 +188,7 @@ def compile_package(
             "format": "hearth-package/1",
             "model_id": model_id,
             "source": source.origin,
+            **({"source_file": source.gguf} if source.gguf else {}),
             "license": source.license,
             "model_type": config.model_type,
             "model_task": arch.task,

@@ -1,10 +1,11 @@
-"""Where a checkpoint comes from: a local folder always; a hub id when the network is up."""
+"""Where a checkpoint comes from: a local folder or GGUF file always; a hub id when the network is up."""
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CHECKPOINT_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.txt", "LICENSE*", "README.md"]
 
@@ -17,12 +18,17 @@ class ModelSourceError(Exception):
 class ModelSource:
     model_id: str  # e.g. "Qwen2.5-0.5B-Instruct" (folder-safe)
     path: Path
-    origin: str  # "local:<path>" or "hub:<repo id>@<revision>"
+    origin: str  # "local:<path>", "hub:<repo id>" or "gguf:<file path>"
     config: dict
+    # For a GGUF source: file, sha256, file type, tensor type counts (weights.gguf_checkpoint);
+    # `path` is then the cached HF folder converted from it.
+    gguf: dict[str, Any] | None = None
 
     @property
     def license(self) -> str:
         """Best effort: config/README front matter, else 'unknown' (recorded, never guessed)."""
+        if self.gguf and self.gguf.get("license"):
+            return str(self.gguf["license"])
         readme = self.path / "README.md"
         if readme.exists():
             m = re.search(r"^license:\s*(\S+)", readme.read_text(errors="replace"), re.MULTILINE)
@@ -36,17 +42,25 @@ def _is_hub_id(model: str) -> bool:
 
 
 def resolve_source(model: str) -> ModelSource:
-    """Resolve a local folder or a hub id ("org/name") to a folder with config.json."""
+    """Resolve a local folder, a GGUF file (or a folder holding one) or a hub id ("org/name") to
+    a folder with config.json."""
+    from .gguf_checkpoint import converted_folder, find_gguf, model_id_from_file
+
     path = Path(model).expanduser()
+    gguf_file = find_gguf(path) if path.exists() else None
+    if gguf_file is not None:
+        folder, info = converted_folder(gguf_file)
+        config = json.loads((folder / "config.json").read_text())
+        return ModelSource(model_id_from_file(gguf_file), folder, f"gguf:{gguf_file.resolve()}", config, gguf=info)
     if path.exists():
         origin = f"local:{path.resolve()}"
     elif _is_hub_id(model):
         path, origin = _download(model)
     else:
-        raise ModelSourceError(f"model {model!r} is neither an existing folder nor a hub id like 'org/name'")
+        raise ModelSourceError(f"model {model!r} is neither an existing folder or .gguf file nor a hub id like 'org/name'")
     config_file = path / "config.json"
     if not config_file.is_file():
-        raise ModelSourceError(f"{path} has no config.json: pass the folder of a Hugging Face checkpoint (config.json + *.safetensors)")
+        raise ModelSourceError(f"{path} has no config.json: pass the folder of a Hugging Face checkpoint (config.json + *.safetensors) or a .gguf file")
     try:
         config = json.loads(config_file.read_text())
     except json.JSONDecodeError as e:
