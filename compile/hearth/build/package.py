@@ -3,15 +3,17 @@
     source -> architecture + config -> nn.Module (per target) -> quantize -> export -> build
            -> weights (quantized shards) -> tokenizer + mlc-chat-config.json -> manifest
 
-Everything is written into a temp folder and renamed into dist/<model-id>/<quant>/ at the
-end; the package's build key (a hash of every input) makes a rebuild of unchanged inputs a
-no-op.
+Everything is written into a temp folder and renamed into place at the end. The package's build
+key (a hash of every input) names its copy in the shared store, <cache>/packages/<key>/ (outside
+any checkout, so a second clone, `make test` and `make demo` reuse it), and dist/<model-id>/<quant>/
+is a verified copy of that: a rebuild of unchanged inputs is a copy, or a no-op.
 """
 from __future__ import annotations
 
 import json
 import math
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from typing import Any
 import tvm
 
 from .. import __version__
-from ..cache import atomic_dir, content_key, hash_files, sha256_file
+from ..cache import atomic_dir, cache_root, content_key, hash_files, sha256_file
 from ..models import config_from_hf, export_model, get_architecture, metadata
 from ..models.encoder import encoder_metadata, export_encoder
 from ..quant import build_plan, get_scheme, quantize_model
@@ -132,17 +134,19 @@ def compile_package(
     key = _build_key(source.path, quant, targets, options, source.gguf["sha256"] if source.gguf else None)
     model_id = model_id or source.model_id
     final = Path(out_root) / model_id / scheme.name
-    if not force and (final / MANIFEST).is_file():
-        try:
-            doc = verify_package(final)
-            if doc.get("build_key") == key:
-                return CompileResult(final, cached=True, manifest=doc)
-        except IntegrityError:
-            pass  # rebuild a damaged package
+    if not force and _is_valid_build(final, key):
+        return CompileResult(final, cached=True, manifest=json.loads((final / MANIFEST).read_text()))
+    # The model id is part of the package (file names, manifest), so it is part of the store key.
+    stored = package_store() / content_key([key, model_id])
+    if not force and _is_valid_build(stored, key):
+        note("copy from the package store", 0, 1)
+        with atomic_dir(final) as tmp:
+            shutil.copytree(stored, tmp, dirs_exist_ok=True)
+        return CompileResult(final, cached=True, manifest=verify_package(final))
 
     seconds: dict[str, float] = {}
     steps = len(specs) + 3
-    with atomic_dir(final) as tmp:
+    with atomic_dir(stored) as tmp:
         libs: dict[str, str] = {}
         named_params = None
         for i, spec in enumerate(specs):
@@ -202,5 +206,22 @@ def compile_package(
         }
         write_manifest(tmp, manifest_meta)
         note("done", steps, steps)
+    with atomic_dir(final) as tmp:
+        shutil.copytree(stored, tmp, dirs_exist_ok=True)
     doc = json.loads((final / MANIFEST).read_text())
     return CompileResult(final, cached=False, seconds=seconds, manifest=doc)
+
+
+def package_store() -> Path:
+    """Where every built package is kept by build key, shared by all checkouts (`$HEARTH_CACHE`)."""
+    return cache_root() / "packages"
+
+
+def _is_valid_build(folder: Path, key: str) -> bool:
+    """A complete, undamaged package of exactly this build key (a damaged one is rebuilt)."""
+    if not (folder / MANIFEST).is_file():
+        return False
+    try:
+        return verify_package(folder).get("build_key") == key
+    except (IntegrityError, json.JSONDecodeError, KeyError):
+        return False
