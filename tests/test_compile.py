@@ -177,3 +177,17 @@ def test_metadata_function_is_exported(package: Path) -> None:
     cfg = json.loads((package / "mlc-chat-config.json").read_text())
     assert meta["quantization"] == "q4f32_1" and meta["model_type"] == "llama"
     assert [p["name"] for p in meta["params"]] == [p["name"] for p in cfg["params"]]
+
+
+def test_another_checkout_copies_from_the_package_store(checkpoint: Path, package: Path, tmp_path: Path) -> None:
+    """A second dist/ (another clone, `make test` vs `make demo`) gets the package from the shared
+    store by build key instead of compiling it again: identical files, no build time."""
+    from hearth.build.package import package_store
+    from hearth.cache import cache_root
+
+    assert package_store().is_relative_to(cache_root())
+    result = compile_package(str(checkpoint), "q4f32_1", ["llvm"], tmp_path / "other-dist")
+    assert result.cached and result.package_dir == tmp_path / "other-dist" / "rand-llama" / "q4f32_1"
+    assert verify_package(result.package_dir)["build_key"] == verify_package(package)["build_key"]
+    ours = {p.name: p.read_bytes() for p in result.package_dir.iterdir()}
+    assert ours == {p.name: p.read_bytes() for p in package.iterdir()}
