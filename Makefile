@@ -83,12 +83,12 @@ demo-models: setup
 demo: demo-models demo-app
 	$(HEARTH) serve --app demo_rag/dist --dist dist --port $(PORT)$(if $(filter-out 0,$(NATIVE_API)), --native-api)
 
-# make compile MODEL=<hf folder or hub id> [QUANT=q4f16_1] [TARGET="webgpu llvm"] [MODEL_ID=name]
+# make compile MODEL=<hf folder, .gguf file or hub id> [QUANT=q4f16_1] [TARGET="webgpu llvm"] [MODEL_ID=name]
 QUANT ?= q4f16_1
 TARGET ?= webgpu
 comma := ,
 compile: setup
-	@test -n "$(MODEL)" || { echo 'usage: make compile MODEL=<hf folder or hub id> [QUANT=q4f16_1] [TARGET="webgpu llvm"]' >&2; exit 2; }
+	@test -n "$(MODEL)" || { echo 'usage: make compile MODEL=<hf folder, .gguf file or hub id> [QUANT=q4f16_1] [TARGET="webgpu llvm"]' >&2; exit 2; }
 	$(HEARTH) compile "$(MODEL)" --quant $(QUANT) $(foreach t,$(subst $(comma), ,$(TARGET)),--target $(t)) $(if $(MODEL_ID),--model-id $(MODEL_ID))
 
 # make bench [BENCH=quick]: LLM, build and embeddings suites on this machine (docs/benchmarks.md);
