@@ -282,8 +282,13 @@ def test_param_map_covers_named_parameters_and_metadata() -> None:
         pmap = arch.param_map(config)
         assert sorted(pmap) == sorted(names)
         assert ("lm_head.weight" in pmap) == (not config.tie_word_embeddings)
+        if model_type == "llama":
+            assert "model.layers.1.self_attn.qkv_proj.weight" in pmap
+            assert "model.layers.1.mlp.gate_up_proj.weight" in pmap
         if model_type == "qwen2":
-            assert pmap["model.layers.1.self_attn.qkv_proj.bias"].hf_names == tuple(
+            # MLC's (and WebLLM's) name for Qwen2's fused q|k|v; Llama keeps qkv_proj.
+            assert "model.layers.1.self_attn.qkv_proj.weight" not in pmap
+            assert pmap["model.layers.1.self_attn.c_attn.bias"].hf_names == tuple(
                 f"model.layers.1.self_attn.{p}_proj.bias" for p in "qkv")
         _, named = export_model(model)
         meta = metadata(config, "q0f16", named)

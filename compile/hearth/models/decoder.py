@@ -3,7 +3,12 @@
 Llama, Mistral (full attention), SmolLM and Qwen2 share one block:
     x = x + o_proj(attention(rope(qkv_proj(rms_norm(x)))))
     x = x + down_proj(silu(gate) * up),  gate|up = gate_up_proj(rms_norm(x))
-and differ only in biases, RoPE settings and head counts, which `DecoderConfig` captures.
+and differ only in biases, RoPE settings, head counts and one parameter name, which
+`DecoderConfig` captures.
+
+Parameter names are MLC-LLM's for each family (WebLLM fetches weights by them): HF's
+`model.*` names, with q|k|v fused as `self_attn.qkv_proj` (Llama, Mistral) or
+`self_attn.c_attn` (Qwen2) and gate|up fused as `mlp.gate_up_proj`.
 
 The exported functions and their calling conventions follow MLC-LLM, so WebLLM-style engines
 can drive the compiled package (all with param_mode "packed": the weights come as one tuple,
@@ -85,6 +90,9 @@ class DecoderConfig:
 
     # HF model_type values this config class accepts; set by the family subclasses.
     hf_model_types: ClassVar[tuple[str, ...]] = ()
+    # MLC-LLM's name for the fused q|k|v projection in this family. WebLLM's prebuilt model
+    # libraries look weights up by MLC's names, so a package must use the same ones.
+    qkv_proj_name: ClassVar[str] = "qkv_proj"
 
     @classmethod
     def from_hf(
@@ -195,18 +203,22 @@ class DecoderAttention(nn.Module):
         self.num_kv_heads = config.num_key_value_heads
         # One GEMM instead of three: decode is weight-bandwidth bound, and one launch reads the
         # activation once. Rows are [q | k | v], the order the KV cache splits them in.
-        self.qkv_proj = nn.Linear(
+        # Its attribute name is the parameter name, which is MLC's for the family (qkv_proj or c_attn).
+        self.qkv_name = config.qkv_proj_name
+        qkv_proj = nn.Linear(
             config.hidden_size,
             (self.num_q_heads + 2 * self.num_kv_heads) * self.head_dim,
             bias=config.qkv_bias,
             dtype=dtype,
         )
+        setattr(self, self.qkv_name, qkv_proj)
         self.o_proj = nn.Linear(self.num_q_heads * self.head_dim, config.hidden_size, bias=config.o_proj_bias, dtype=dtype)
 
     def forward(self, x: Tensor, paged_kv_cache: PagedKVCache, layer_id: int) -> Tensor:
         b, s, _ = x.shape
         h_q, h_kv, d = self.num_q_heads, self.num_kv_heads, self.head_dim
-        qkv = op.reshape(self.qkv_proj(x), (b, s, h_q + 2 * h_kv, d))
+        qkv_proj = getattr(self, self.qkv_name)
+        qkv = op.reshape(qkv_proj(x), (b, s, h_q + 2 * h_kv, d))
         # The cache applies RoPE to q and k (RopeMode.NORMAL), appends k/v to its pages, then
         # attends over everything the sequence has cached so far (causal within the chunk).
         out = paged_kv_cache.attention_with_fused_qkv(layer_id, qkv, h_q, sm_scale=d**-0.5)
@@ -240,8 +252,8 @@ class DecoderLayer(nn.Module):
 
 
 class DecoderModel(nn.Module):
-    """Embedding, layers and final norm; attribute names mirror HF's `model.*` so that most
-    parameter names are identical to the checkpoint's."""
+    """Embedding, layers and final norm; attribute names mirror HF's `model.*` (as MLC's do) so
+    that most parameter names are identical to the checkpoint's."""
 
     def __init__(self, config: DecoderConfig, dtype: str) -> None:
         self.embed_tokens = Embedding(config.vocab_size, config.hidden_size, dtype=dtype)

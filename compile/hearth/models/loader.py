@@ -39,14 +39,15 @@ def _one(name: str) -> ParamSource:
 
 def decoder_param_map(config: DecoderConfig) -> dict[str, ParamSource]:
     """The map for `decoder.DecoderForCausalLM` (Llama, Mistral, Qwen2): HF names except for the
-    fused qkv_proj and gate_up_proj, and no lm_head when the embeddings are tied."""
+    fused q|k|v (named `config.qkv_proj_name`, MLC's name: qkv_proj, or c_attn for Qwen2) and
+    gate_up_proj, and no lm_head when the embeddings are tied."""
     m: dict[str, ParamSource] = {"model.embed_tokens.weight": _one("model.embed_tokens.weight")}
     for i in range(config.num_hidden_layers):
         layer = f"model.layers.{i}"
         attn, mlp = f"{layer}.self_attn", f"{layer}.mlp"
         kinds = ["weight"] + (["bias"] if config.qkv_bias else [])
         for kind in kinds:
-            m[f"{attn}.qkv_proj.{kind}"] = ParamSource(
+            m[f"{attn}.{config.qkv_proj_name}.{kind}"] = ParamSource(
                 tuple(f"{attn}.{p}_proj.{kind}" for p in ("q", "k", "v")), _concat_rows
             )
         m[f"{attn}.o_proj.weight"] = _one(f"{attn}.o_proj.weight")

@@ -1,4 +1,5 @@
-"""Qwen2 / Qwen2.5: the Llama decoder with a bias on the q, k and v projections (none on o)."""
+"""Qwen2 / Qwen2.5: the Llama decoder with a bias on the q, k and v projections (none on o),
+whose fused q|k|v projection MLC names `c_attn`."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,6 +10,8 @@ from .loader import ParamSource, decoder_param_map
 
 class Qwen2Config(DecoderConfig):
     hf_model_types = ("qwen2",)
+    # MLC-LLM (and so WebLLM's prebuilt Qwen2 libraries) keeps Qwen-1's name for the fused q|k|v.
+    qkv_proj_name = "c_attn"
 
     def _family_overrides(self, cfg: dict[str, Any]) -> None:
         self.qkv_bias = True
@@ -24,7 +27,7 @@ class Qwen2Config(DecoderConfig):
 
 
 class Qwen2ForCausalLM(DecoderForCausalLM):
-    """The shared decoder; Qwen2's difference (qkv bias) comes from Qwen2Config."""
+    """The shared decoder; Qwen2's differences (qkv bias, the c_attn name) come from Qwen2Config."""
 
 
 def param_map(config: Qwen2Config) -> dict[str, ParamSource]:
