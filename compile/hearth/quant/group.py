@@ -1,5 +1,5 @@
-"""MLC-LLM group quantization (q4f16_1 / q4f32_1, q8f16_1 / q8f32_1): numpy codec, nn layers,
-model/param rewriting.
+"""MLC-LLM group quantization (q4f16_1 / q4f32_1, q8f16_1 / q8f32_1): numpy codec, TE kernels,
+nn layers. Which modules get replaced, and the parameter conversion plan: hearth.quant.plan.
 
 Layout (identical to MLC-LLM ``GroupQuantize`` with ``linear_weight_layout="NK"``; see
 ``mlc_llm/quantization/group_quantization.py`` and ``utils.py``: ``_quantize``, ``pack_weight``,
@@ -33,16 +33,9 @@ would leave the dequantize as its own kernel writing the full float weight. dlig
 (decode) / Matmul (prefill) rules inline the decode into the reduction; FuseOps still appends
 later elementwise ops (activations, residual adds). Matmuls accumulate in float32, bias included,
 and round once to the output dtype (also for f16 models).
-
-Which layers (MLC's rules): every nn.Linear and nn.Embedding, subclasses included, except modules
-with ``no_quantization = True``, MoE router gates (name ends with "gate", out_features <= 256),
-and, only for schemes with quantize_final_fc=False (none shipped), the final LM head.
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,14 +50,10 @@ __all__ = [
     "te_dequantize",
     "te_dequantize_matmul_nt",
     "te_dequantize_take",
+    "te_matmul_nt",
     "dequantize_weight",
     "GroupQuantLinear",
     "GroupQuantEmbedding",
-    "quantize_model",
-    "QuantPlan",
-    "ParamPlan",
-    "build_plan",
-    "quantize_params",
 ]
 
 # Rows handled per step of the numpy codec: keeps temporaries cache/RAM friendly.
@@ -75,8 +64,12 @@ _CHUNK_ELEMS = 1 << 22
 # numpy codec (offline: weights converter, tests)
 # ----------------------------------------------------------------------------------------------
 def _require_packed_uint32(scheme: QuantScheme) -> None:
-    if not scheme.is_quantized:
-        raise ValueError(f"{scheme.name} is not a group-quantization scheme")
+    if scheme.kind != "group":
+        hint = (
+            " (it stores a GGUF's block codes with a minimum per group: hearth.quant.asym, dequantize_asym)"
+            if scheme.carries_gguf else ""
+        )
+        raise ValueError(f"{scheme.name} is not a symmetric group-quantization scheme{hint}")
     if scheme.bits not in (4, 8) or scheme.storage_dtype != "uint32":
         # The numpy packing below handles 4-bit (two per byte) and 8-bit (one per byte) codes.
         raise NotImplementedError(f"{scheme.name}: only 4- and 8-bit codes in uint32 are implemented")
@@ -323,9 +316,14 @@ def te_dequantize_matmul_nt(
     bias: te.Tensor | None = None,
 ) -> te.Tensor:
     """y[..., n] = sum_k x[..., k] * dequant(W)[n, k] (+ bias[n]), in float32, then cast once."""
-    w = te_dequantize(scheme, q_weight, q_scale, k)
+    return te_matmul_nt(x, te_dequantize(scheme, q_weight, q_scale, k), k, out_dtype, bias)
+
+
+def te_matmul_nt(x: te.Tensor, w: te.Tensor, k: int, out_dtype: str, bias: te.Tensor | None = None) -> te.Tensor:
+    """The consumer block of every fused dequantize-matmul: x [..., K] times w [N, K] (a
+    "dequantize" compute that dlight inlines), float32 accumulation, bias, one cast."""
     r = te.reduce_axis((0, tirx.IntImm("int64", k)), name="k")
-    out_shape = [*x.shape[:-1], q_weight.shape[0]]
+    out_shape = [*x.shape[:-1], w.shape[0]]
     y = te.compute(
         out_shape,
         lambda *idx: te.sum(
@@ -478,191 +476,3 @@ class GroupQuantEmbedding(nn.Module):
 
     def to(self, dtype: str | None = None) -> None:
         """Packed tables keep their dtypes."""
-
-
-# ----------------------------------------------------------------------------------------------
-# model rewriting
-# ----------------------------------------------------------------------------------------------
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
-def _check_weight_dtype(name: str, param: nn.Parameter, scheme: QuantScheme) -> None:
-    if param.dtype != scheme.model_dtype:
-        raise ValueError(
-            f"{_join(name, 'weight')} is {param.dtype} but {scheme.name} needs the model built in "
-            f"{scheme.model_dtype}"
-        )
-
-
-def _is_final_fc(name: str) -> bool:
-    return name in ("head", "lm_head", "lm_head.linear", "embed_out")  # MLC's is_final_fc
-
-
-def _is_moe_gate(name: str, node: nn.Linear) -> bool:  # MLC's is_moe_gate
-    return name.endswith("gate") and isinstance(node.out_features, int) and node.out_features <= 256
-
-
-class _QuantizeMutator(nn.Mutator):
-    def __init__(self, scheme: QuantScheme) -> None:
-        super().__init__()
-        self.scheme = scheme
-
-    def visit_module(self, name: str, node: nn.Module) -> Any:
-        if getattr(node, "no_quantization", False):  # MLC's opt-out flag
-            return node
-        if isinstance(node, nn.Linear) and not _is_moe_gate(name, node) and (
-            self.scheme.quantize_final_fc or not _is_final_fc(name)
-        ):
-            _check_weight_dtype(name, node.weight, self.scheme)
-            return GroupQuantLinear.from_linear(node, self.scheme)
-        if isinstance(node, nn.Embedding) and self.scheme.quantize_embedding:
-            _check_weight_dtype(name, node.weight, self.scheme)
-            return GroupQuantEmbedding.from_embedding(node, self.scheme)
-        return self.visit(name, node)
-
-
-def quantize_model(model: nn.Module, scheme: QuantScheme | str) -> nn.Module:
-    """Replace every nn.Linear / nn.Embedding (subclasses included) by its group-quantized layer
-    (exceptions: see the module docstring).
-
-    The model must already be built in scheme.model_dtype (checked for the replaced weights; no
-    implicit cast). q0 schemes return the model unchanged.
-    The model is mutated in place and returned (a quantized root module is returned as new).
-    """
-    scheme = get_scheme(scheme)
-    if not scheme.is_quantized:
-        return model
-    return _QuantizeMutator(scheme).visit_module("", model)
-
-
-# ----------------------------------------------------------------------------------------------
-# parameter conversion plan (streamable: one source tensor in, its output tensors out)
-# ----------------------------------------------------------------------------------------------
-def _named_modules(root: Any, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
-    """Modules with the dotted names export_tvm / named_parameters give their parameters."""
-    if isinstance(root, nn.ModuleList):
-        for i, sub in enumerate(root):
-            yield from _named_modules(sub, _join(prefix, str(i)))
-        return
-    if isinstance(root, nn.ModuleDict):
-        for k, sub in root.items():
-            yield from _named_modules(sub, _join(prefix, k))
-        return
-    if not isinstance(root, nn.Module):
-        return
-    yield prefix, root
-    for key, item in root.__dict__.items():
-        if isinstance(item, (nn.Module, nn.ModuleList, nn.ModuleDict)):
-            yield from _named_modules(item, _join(prefix, key))
-
-
-@dataclass(frozen=True)
-class ParamPlan:
-    """How one source tensor becomes model parameters."""
-
-    source: str  # source name, e.g. "model.layers.0.mlp.down_proj.weight"
-    kind: str  # "quantize" or "cast"
-    shape: tuple[int, ...]  # expected source shape
-    outputs: dict[str, tuple[tuple[int, ...], str]]  # output name -> (shape, dtype)
-
-
-@dataclass
-class QuantPlan:
-    """Source-name -> output-params plan, built by build_plan() from the (quantized) model.
-
-    A weights loader streams: for each checkpoint tensor (after renaming/concatenation into the
-    model's unquantized names, e.g. "...qkv_proj.weight"), quantize_param(name, array) returns
-    the finished params ({"...q_weight": uint32, "...q_scale": f16/f32} or {name: array in the
-    param's dtype}). Outputs come in the order tensors are fed, not export order.
-    """
-
-    scheme: QuantScheme
-    params: dict[str, ParamPlan] = field(default_factory=dict)  # by source name
-
-    def output_names(self) -> list[str]:
-        return [o for p in self.params.values() for o in p.outputs]
-
-    def quantize_param(self, name: str, array: np.ndarray) -> dict[str, np.ndarray]:
-        """Convert one source tensor; returns {output name: array} in the model's dtypes."""
-        try:
-            plan = self.params[name]
-        except KeyError:
-            raise KeyError(f"{name!r} is not a parameter of the model ({self.scheme.name})") from None
-        array = np.asarray(array)
-        if tuple(array.shape) != plan.shape:
-            raise ValueError(f"{name}: shape {array.shape} != expected {plan.shape}")
-        if plan.kind == "cast":
-            ((out, (_, dtype)),) = plan.outputs.items()
-            return {out: array.astype(dtype, copy=False)}
-        q_weight, q_scale = quantize_weight(array, self.scheme)
-        qw_name, qs_name = plan.outputs
-        return {qw_name: q_weight, qs_name: q_scale}
-
-    def bits_per_param(self) -> float:
-        """Stored bits per source parameter over the whole model (scales, norms, biases too)."""
-        n_src = sum(math.prod(p.shape) for p in self.params.values())
-        n_bits = sum(
-            math.prod(shape) * np.dtype(dtype).itemsize * 8
-            for p in self.params.values()
-            for shape, dtype in p.outputs.values()
-        )
-        return n_bits / n_src
-
-
-def _static_shape(shape, name: str) -> tuple[int, ...]:
-    if not all(isinstance(s, int) for s in shape):
-        raise ValueError(f"{name}: symbolic shape {shape} cannot be planned; bind it to ints first")
-    return tuple(shape)
-
-
-def build_plan(model: nn.Module, scheme: QuantScheme | str) -> QuantPlan:
-    """Plan from a model AFTER quantize_model (for q0 schemes: the plain model)."""
-    scheme = get_scheme(scheme)
-    plan = QuantPlan(scheme)
-    covered: set[str] = set()
-    for name, mod in _named_modules(model):
-        if isinstance(mod, (GroupQuantLinear, GroupQuantEmbedding)):
-            if mod.scheme != scheme:
-                raise ValueError(f"{name} was quantized with {mod.scheme.name}, not {scheme.name}")
-            k = mod.in_features if isinstance(mod, GroupQuantLinear) else mod.dim
-            qw = _join(name, "q_weight")
-            qs = _join(name, "q_scale")
-            qw_shape = _static_shape(mod.q_weight.shape, qw)
-            src = _join(name, "weight")
-            plan.params[src] = ParamPlan(
-                source=src,
-                kind="quantize",
-                shape=(qw_shape[0], k),
-                outputs={
-                    qw: (qw_shape, str(np.dtype(mod.q_weight.dtype))),
-                    qs: (_static_shape(mod.q_scale.shape, qs), str(np.dtype(mod.q_scale.dtype))),
-                },
-            )
-            covered.update((qw, qs))
-    for pname, param in model.named_parameters():
-        if pname in covered:
-            continue
-        shape = _static_shape(param.shape, pname)
-        plan.params[pname] = ParamPlan(pname, "cast", shape, {pname: (shape, str(np.dtype(param.dtype)))})
-    return plan
-
-
-def quantize_params(
-    params: Mapping[str, np.ndarray], model: nn.Module | QuantPlan, scheme: QuantScheme | str | None = None
-) -> dict[str, np.ndarray]:
-    """Convert a whole source state dict. `model` is the quantized model (or a prebuilt plan).
-    Every model parameter must be present; unknown source names raise KeyError."""
-    if isinstance(model, QuantPlan):
-        plan = model
-    else:
-        if scheme is None:
-            raise ValueError("quantize_params(params, model, scheme): scheme is required with a model")
-        plan = build_plan(model, scheme)
-    out: dict[str, np.ndarray] = {}
-    for name, array in params.items():
-        out.update(plan.quantize_param(name, array))
-    missing = [n for n in plan.params if n not in params]
-    if missing:
-        raise KeyError(f"source params missing for: {', '.join(missing)}")
-    return out

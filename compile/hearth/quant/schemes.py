@@ -11,6 +11,8 @@ the ones Hearth ships:
     q8f16_1  group quantization: int8 in uint32 words (4 per word), 32 weights per group, f16 scales
     q4f16_mse  q4f16_1's layout and kernels; scales chosen by MSE search + per-row gain correction
     q4f32_mse  the same for q4f32_1
+    q4f16_gguf  a GGUF's own block codes carried over (Q4_0, Q4_1, Q8_0), asymmetric group-32, f16
+    q4f32_gguf  the same with float32 scales/minimums/compute
 
 The q8 schemes are Hearth's (MLC ships no int8 group scheme under these names): the q4 layout
 with bits=8, so they reuse the same fused dequantize kernels. Symmetric, grouped rather than per
@@ -25,6 +27,25 @@ offline choice of each group's scale differs (``scale_method="mse"``, see
 ``hearth.quant.group._mse_scales``): clip factor per group minimising the group's squared error,
 then one gain per output row that restores <w, w_hat> = |w|^2 (clipping alone shrinks rows and
 shifts the logit temperature of a tied LM head). No calibration data is needed.
+
+The "_gguf" schemes are Hearth's: they never round a weight. They take the block codes of a GGUF
+file (llama.cpp's Q4_0 / Q4_1 / Q8_0: blocks of 32 along K with an f16 scale d, Q4_1 also with an
+f16 minimum m) and store them in an asymmetric group-32 layout with the same packing as q4f16_1:
+q_weight uint32 (element i of a word at bits bits*i), q_scale and q_min in the model dtype, and
+decode w = code * scale + min, computed in float32 for both model dtypes (so an f16 model sees
+exactly the f32 values the GGUF dequantizes to; only its activations are f16). Block mapping:
+    Q4_1: scale = d, min = m,      4-bit code q
+    Q4_0: scale = d, min = -8 d,   4-bit code q
+    Q8_0: scale = d, min = -128 d, 8-bit code q + 128
+d, m and these minimums are exact in f16 and f32, so the package holds the GGUF's values bit for bit.
+Bits per layer are scheme fields, not read from the file: Linears use `bits` (4); the embedding
+table (and tied LM head) and an untied LM head use `embedding_bits` (8), where llama.cpp keeps
+more precision (SmolLM2's Q4_1 file: Q8_0 token_embd). A 4-bit block fits the 8-bit layout
+exactly, so a file with Q4 embeddings still carries over; an 8-bit block where the scheme has 4
+bits (a Q8_0 Linear), and any other block type (K-quants, IQ, Q5_*) cannot be carried and is
+refused with an error pointing at q4f16_1 / q4f16_mse, which quantize the dequantized weights.
+Sizes: Q4_1 linears cost 4 + 2*16/32 = 5.0 bits/param with f16 scales (the GGUF's own), 6.0 with
+f32; the Q8_0 table 9.0 / 10.0 (the GGUF: 8.5; q_min is redundant there but keeps one layout).
 
 "_1" is MLC's "NK" weight layout: a Linear weight keeps PyTorch's [out_features=N, in_features=K]
 shape and groups run along K (the reduction axis); packed q_weight is [N, K/8], q_scale [N, K/32].
@@ -64,9 +85,9 @@ class QuantScheme:
     """One quantization scheme. Fields not meaningful for kind="none" keep their defaults."""
 
     name: str
-    kind: Literal["none", "group"]
+    kind: Literal["none", "group", "gguf"]
     model_dtype: Literal["float16", "float32"]
-    bits: int = 0  # bits per quantized element (4 for q4*); 0 for kind="none"
+    bits: int = 0  # bits per quantized element (4 for q4*); 0 for kind="none"; Linears for "gguf"
     group_size: int = 0  # elements sharing one scale, along the grouped axis
     storage_dtype: str = "uint32"  # word the quantized elements are packed into
     linear_weight_layout: Literal["NK"] = "NK"
@@ -75,18 +96,16 @@ class QuantScheme:
     # How q_scale is chosen offline (decode is the same either way): "absmax" = max|w| / max_int
     # (MLC, round-to-nearest); "mse" = clip search + row gain correction (the _mse schemes).
     scale_method: Literal["absmax", "mse"] = "absmax"
+    # kind="gguf" only: code width of the embedding table and of an untied LM head (0: `bits`).
+    embedding_bits: int = 0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("none", "group"):
-            raise ValueError(f"{self.name}: kind must be 'none' or 'group', got {self.kind!r}")
-        if self.kind == "group":
-            if self.bits <= 0 or self.storage_bits % self.bits:
-                raise ValueError(f"{self.name}: {self.bits}-bit elements do not tile {self.storage_dtype}")
-            if self.group_size % self.elems_per_storage:
-                raise ValueError(
-                    f"{self.name}: group_size {self.group_size} is not a multiple of "
-                    f"{self.elems_per_storage} elements per {self.storage_dtype}"
-                )
+        if self.kind not in ("none", "group", "gguf"):
+            raise ValueError(f"{self.name}: kind must be 'none', 'group' or 'gguf', got {self.kind!r}")
+        if self.is_quantized:
+            for b in {self.bits, self.embedding_bits or self.bits}:
+                if b <= 0 or self.storage_bits % b or self.group_size % (self.storage_bits // b):
+                    raise ValueError(f"{self.name}: {b}-bit elements do not tile {self.storage_dtype} groups of {self.group_size}")
             if self.scale_method not in ("absmax", "mse"):
                 raise ValueError(f"{self.name}: scale_method must be 'absmax' or 'mse', got {self.scale_method!r}")
             if self.linear_weight_layout != "NK":
@@ -95,7 +114,18 @@ class QuantScheme:
     # -- derived quantities (MLC's GroupQuantize.__post_init__) ---------------------------------
     @property
     def is_quantized(self) -> bool:
-        return self.kind == "group"
+        return self.kind != "none"
+
+    @property
+    def carries_gguf(self) -> bool:
+        """True for the schemes that store a GGUF's block codes instead of quantizing floats."""
+        return self.kind == "gguf"
+
+    def layer_bits(self, layer: Literal["linear", "embedding", "final_fc"]) -> int:
+        """Code width of one kind of layer (see the module docstring for the _gguf schemes)."""
+        if layer == "linear" or not self.embedding_bits:
+            return self.bits
+        return self.embedding_bits
 
     @property
     def scale_dtype(self) -> str:
@@ -147,6 +177,8 @@ SCHEMES: dict[str, QuantScheme] = {
         QuantScheme(name="q8f32_1", kind="group", model_dtype="float32", bits=8, group_size=32),
         QuantScheme(name="q4f16_mse", kind="group", model_dtype="float16", bits=4, group_size=32, scale_method="mse"),
         QuantScheme(name="q4f32_mse", kind="group", model_dtype="float32", bits=4, group_size=32, scale_method="mse"),
+        QuantScheme(name="q4f16_gguf", kind="gguf", model_dtype="float16", bits=4, group_size=32, embedding_bits=8),
+        QuantScheme(name="q4f32_gguf", kind="gguf", model_dtype="float32", bits=4, group_size=32, embedding_bits=8),
     ]
 }
 
@@ -165,7 +197,8 @@ def bits_per_param(scheme: QuantScheme | str, shapes: Iterable[Sequence[int]]) -
     """Effective stored bits per original parameter over weights of `shapes`, scales included.
 
     Every shape is taken as a weight the scheme quantizes (grouped along its last axis, padding
-    included); for kind="none" it is just the model dtype's width. E.g. q4f16_1 on [4096, 4096]:
+    included, `bits` wide: the _gguf schemes' Linears, with their q_min); for kind="none" it is
+    just the model dtype's width. E.g. q4f16_1 on [4096, 4096]:
     (4096*512*32 + 4096*128*16) / 4096**2 = 4 + 16/32 = 4.5.
     """
     scheme = get_scheme(scheme)
@@ -176,7 +209,8 @@ def bits_per_param(scheme: QuantScheme | str, shapes: Iterable[Sequence[int]]) -
         n_params += math.prod(shape)
         if scheme.is_quantized:
             qw, qs = scheme.quantized_shapes(shape)
-            n_bits += math.prod(qw) * scheme.storage_bits + math.prod(qs) * scheme.model_bits
+            per_group = 2 if scheme.carries_gguf else 1  # q_scale, and q_min for the asymmetric layout
+            n_bits += math.prod(qw) * scheme.storage_bits + per_group * math.prod(qs) * scheme.model_bits
         else:
             n_bits += math.prod(shape) * scheme.model_bits
     if n_params == 0:
