@@ -154,8 +154,11 @@ class QuantPlan:
         return {qw_name: q_weight, qs_name: q_scale}
 
     def _carry(self, plan: ParamPlan, blocks: np.ndarray | BlockCodes) -> dict[str, np.ndarray]:
+        if plan.kind == "cast" and isinstance(blocks, BlockCodes):
+            # a float parameter (e.g. a MoE router gate) stored quantized in the file: its exact values
+            return self.quantize_param(plan.source, blocks.dequantize())
         if plan.kind != "carry":
-            raise TypeError(f"{plan.source}: {self.scheme.name} stores it as {plan.kind!r}, from a float array, not block codes")
+            raise TypeError(f"{plan.source}: {self.scheme.name} quantizes it from a float array, not from block codes")
         if not isinstance(blocks, BlockCodes):
             raise TypeError(
                 f"{plan.source}: {self.scheme.name} carries a GGUF file's block codes over and cannot quantize a float "
