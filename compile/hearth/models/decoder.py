@@ -25,6 +25,9 @@ the LAST argument; effect_mode "none"):
     create_tir_paged_kv_cache(...same...)                       -> kv   (WebLLM's name; added by
                                                                          export_model as an alias)
     softmax_with_temperature(logits[batch, 1, vocab] f32, temperature[batch] f32) -> probs
+    apply_*_inplace, argsort_probs, sample_with_top_p              (WebGPU builds only: MLC's
+                                                                    sampler set, which WebLLM
+                                                                    requires; see engine_funcs)
 
 The KV cache is TVM's TIR paged cache (`TIRPagedKVCache`): its attention kernels are TIR, so
 they compile for WebGPU as well as for CPU (FlashInfer is CUDA-only). Which kernel set it
@@ -42,6 +45,7 @@ from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import Tensor, op
 from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode, TIRPagedKVCache
 
+from .engine_funcs import attach_engine_functions
 from .layers import Embedding
 
 # Why 2048 and not MLC's 8192: prefill activations scale with the chunk, and WebGPU caps a
@@ -499,6 +503,10 @@ def export_model(model: DecoderForCausalLM, target: Any = None):
             # it simplify the shape arithmetic there.
             func = func.with_attr("tir_non_negative_var", ["vocab_size"])
             mod[gv] = func
+    target = tgt or tvm.target.Target.current(allow_none=True)
+    if target is not None and target.kind.name == "webgpu":
+        # WebLLM's engine requires MLC's logit-processor and sampler functions (see engine_funcs).
+        mod = attach_engine_functions(mod, target, model.config.max_batch_size)
     return mod, named_params
 
 
