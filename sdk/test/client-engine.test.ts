@@ -25,6 +25,8 @@ before(async () => {
   const phases: string[] = [];
   engine = await createEngine({
     model: PACKAGE_URL,
+    // Dawn's lavapipe is a software adapter: without this the SDK would take the wasm-cpu build.
+    target: "webgpu",
     worker: "inline",
     runtime: { fetch: fileFetch, gpu, logger: () => {} },
     onProgress: (e) => phases.push(e.phase),
@@ -166,7 +168,7 @@ test("resetChat, stats, and concurrent requests from the client are served in or
 });
 
 test("unload: later calls fail with WorkerError (connection closed)", async () => {
-  const e2 = await createEngine({ model: PACKAGE_URL, worker: "inline", runtime: { fetch: fileFetch, gpu, logger: () => {} } });
+  const e2 = await createEngine({ model: PACKAGE_URL, target: "webgpu", worker: "inline", runtime: { fetch: fileFetch, gpu, logger: () => {} } });
   const pending = assert.rejects(e2.chat.completions.create({ ...greedy, max_tokens: 100 }), (err: unknown) => err instanceof AbortError || err instanceof WorkerError);
   await e2.unload();
   await pending;

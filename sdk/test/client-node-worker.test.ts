@@ -22,7 +22,7 @@ test("worker_threads transport: same greedy tokens as inline; typed errors; unlo
   const worker = engineWorker();
   let exited = false;
   worker.on("exit", () => (exited = true));
-  const threaded = await createEngine({ model: PACKAGE_URL, worker, terminateWorker: true });
+  const threaded = await createEngine({ model: PACKAGE_URL, target: "webgpu", worker, terminateWorker: true });
   let threadedTokens: number[] | undefined;
   try {
     const r = await threaded.chat.completions.create(request);
@@ -43,7 +43,7 @@ test("worker_threads transport: same greedy tokens as inline; typed errors; unlo
   await assert.rejects(threaded.stats(), WorkerError);
 
   const gpu = await installNodeGPU();
-  const inline = await createEngine({ model: PACKAGE_URL, worker: "inline", runtime: { fetch: fileFetch, gpu, logger: () => {} } });
+  const inline = await createEngine({ model: PACKAGE_URL, target: "webgpu", worker: "inline", runtime: { fetch: fileFetch, gpu, logger: () => {} } });
   try {
     const r = await inline.chat.completions.create(request);
     assert.equal(threadedTokens?.length, 16);

@@ -92,18 +92,19 @@ test("DeviceError names the limit and the shortfall (fake adapter limits), befor
   // The KV cache layer vs maxBufferSize: a long context on a small limit.
   const kvLayer = est.kvCache?.perLayerBytes ?? 0;
   await assert.rejects(
-    DecoderModel.load(URL_, { gpu, fetch: fileFetch, logger: () => {}, cache: "none", deviceCheck: { limits: { maxBufferSize: kvLayer - 1 } } }),
+    DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, cache: "none", deviceCheck: { limits: { maxBufferSize: kvLayer - 1 } } }),
     (err: unknown) => err instanceof DeviceError && err.problems.some((p) => p.limit === "maxBufferSize" && p.what === "KV cache (one layer)" && p.shortBy === 1),
   );
   // A budget on the total.
   await assert.rejects(
-    DecoderModel.load(URL_, { gpu, fetch: fileFetch, logger: () => {}, cache: "none", deviceCheck: { memoryBudgetBytes: 1 << 20 } }),
+    DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, cache: "none", deviceCheck: { memoryBudgetBytes: 1 << 20 } }),
     { name: "DeviceError", limit: "memoryBudget" },
   );
   // maxTotalSeqLen reaches the check: a context that fits nothing less than its KV layer.
   const short = estimateMemory(config, { maxTotalSeqLen: 32 });
   const m = await DecoderModel.load(URL_, {
     gpu,
+    target: "webgpu",
     fetch: fileFetch,
     logger: () => {},
     cache: "none",
@@ -152,7 +153,7 @@ test("variants option on dist/tiny-llama-trained: picks q4f16_1 with shader-f16,
 
 test("device.lost (device.destroy() on Dawn) -> DeviceLostError callback, calls reject, reload() works", async (t) => {
   const reference = await (async () => {
-    const m = await DecoderModel.load(URL_, { gpu, fetch: fileFetch, logger: () => {}, cache: "none" });
+    const m = await DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, cache: "none" });
     try {
       return await m.greedy(PROMPT, 12);
     } finally {
@@ -194,7 +195,7 @@ test("device.lost (device.destroy() on Dawn) -> DeviceLostError callback, calls 
     await m.dispose(); // idempotent, no crash on the lost runtime
     await again.dispose();
     // Our own dispose is not reported as a loss.
-    const calm = await DecoderModel.load(URL_, { gpu, fetch: fileFetch, logger: () => {}, cache: "none", onDeviceLost: () => assert.fail("dispose is not a loss") });
+    const calm = await DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, cache: "none", onDeviceLost: () => assert.fail("dispose is not a loss") });
     await calm.dispose();
     await new Promise((r) => setTimeout(r, 50));
   } finally {
@@ -206,7 +207,7 @@ test("wasm-cpu build: tvm.cpu() (no WebGPU) gives the same greedy tokens as the 
   assert.ok(existsSync(join(CPU_PACKAGE, "hearth-manifest.json")), `no wasm-cpu test package at ${CPU_PACKAGE}; build it (from the repo root) with:\n  ${CPU_PACKAGE_BUILD}`);
   const manifest = JSON.parse(readFileSync(join(CPU_PACKAGE, "hearth-manifest.json"), "utf8")) as { targets: Record<string, string> };
   assert.ok("wasm-cpu" in manifest.targets && "webgpu" in manifest.targets, JSON.stringify(manifest.targets));
-  const gpuModel = await DecoderModel.load(CPU_URL, { gpu, fetch: fileFetch, logger: () => {}, cache: "none" });
+  const gpuModel = await DecoderModel.load(CPU_URL, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, cache: "none" });
   const events: LoadProgress[] = [];
   const t0 = performance.now();
   const cpuModel = await DecoderModel.load(CPU_URL, { target: "wasm-cpu", fetch: fileFetch, logger: () => {}, cache: "none", onProgress: (e) => events.push(e) });

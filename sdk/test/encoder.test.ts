@@ -329,6 +329,7 @@ describe("EncoderModel on Dawn WebGPU (compiled all-MiniLM-L6-v2)", () => {
     const gpu = await installNodeGPU();
     model = await EncoderModel.load(pathToFileURL(PACKAGE).href + "/", {
       gpu,
+      target: "webgpu", // lavapipe is a software adapter: force WebGPU
       fetch: fileFetch,
       cache: "none",
       logger: () => {},
@@ -418,7 +419,7 @@ describe("EncoderModel on Dawn WebGPU (compiled all-MiniLM-L6-v2)", () => {
   test("pipelines: lazy (the encoder's default) compiles only the buckets used, with the same bits as eager", async () => {
     const before = model.stats().dispatch;
     assert.ok(before !== undefined, "WebGPU load uses Hearth's launch path");
-    const eager = await EncoderModel.load(pathToFileURL(PACKAGE).href + "/", { gpu: await installNodeGPU(), fetch: fileFetch, cache: "none", logger: () => {}, pipelines: "eager" });
+    const eager = await EncoderModel.load(pathToFileURL(PACKAGE).href + "/", { gpu: await installNodeGPU(), target: "webgpu", fetch: fileFetch, cache: "none", logger: () => {}, pipelines: "eager" });
     try {
       const texts = ["lazy pipelines", "compile at the first launch of each kernel, not while loading the package"];
       const [a, b] = [await model.embed(texts), await eager.embed(texts)];

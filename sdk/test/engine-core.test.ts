@@ -21,7 +21,8 @@ before(async () => {
   requirePackage();
   gpu = await installNodeGPU();
   core = new EngineCore({ fetch: fileFetch, gpu, logger: () => {} });
-  await core.load(PACKAGE_URL);
+  // Dawn's lavapipe is a software adapter: without target "webgpu" the SDK would take the wasm-cpu build.
+  await core.load(PACKAGE_URL, { target: "webgpu" });
 });
 
 after(async () => {
@@ -49,7 +50,7 @@ test("load: model info, progress events from the loader and the engine", async (
   const phases: string[] = [];
   const c2 = new EngineCore({ fetch: fileFetch, gpu, logger: () => {} });
   try {
-    const info = await c2.load(PACKAGE_URL, { onProgress: (e) => phases.push(e.phase), modelId: "tiny" });
+    const info = await c2.load(PACKAGE_URL, { target: "webgpu", onProgress: (e) => phases.push(e.phase), modelId: "tiny" });
     assert.equal(info.model, "tiny");
     assert.equal(info.hasChatTemplate, true);
     assert.ok(info.maxSequenceLength > 0 && info.vocabSize > 0);
@@ -84,7 +85,7 @@ test("greedy chat: tokens equal DecoderModel.greedy and hearth.native (Python) o
   // The prompt is the chat template's rendering, tokenized without extra special tokens.
   assert.ok(prompt.length > 10);
 
-  const ref = await DecoderModel.load(PACKAGE_URL, { gpu, fetch: fileFetch, logger: () => {} });
+  const ref = await DecoderModel.load(PACKAGE_URL, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {} });
   try {
     assert.deepEqual(tokenIds(r), await ref.greedy(prompt, 24));
   } finally {
@@ -163,7 +164,7 @@ test("KV prefix reuse gives the same tokens as a fresh run (next turn, edited hi
   // With kvReuse off every request prefills its whole prompt.
   const noReuse = new EngineCore({ fetch: fileFetch, gpu, logger: () => {} });
   try {
-    await noReuse.load(PACKAGE_URL, { kvReuse: false });
+    await noReuse.load(PACKAGE_URL, { target: "webgpu", kvReuse: false });
     await noReuse.chatCompletion(greedy());
     const again = await noReuse.chatCompletion(greedy());
     assert.equal(again.usage.prompt_tokens_details.cached_tokens, 0);
@@ -273,7 +274,7 @@ test("completions: token-id prompts equal DecoderModel.greedy; default max_token
   const r = await core.completion({ prompt: ids, temperature: 0, ignore_eos: true, return_token_ids: true });
   assert.equal(r.object, "text_completion");
   assert.equal(r.choices[0]?.token_ids?.length, 16);
-  const ref = await DecoderModel.load(PACKAGE_URL, { gpu, fetch: fileFetch, logger: () => {} });
+  const ref = await DecoderModel.load(PACKAGE_URL, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {} });
   try {
     assert.deepEqual(r.choices[0]?.token_ids, await ref.greedy(ids, 16));
   } finally {

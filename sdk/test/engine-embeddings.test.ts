@@ -74,7 +74,9 @@ before(async () => {
   gpu = await installNodeGPU();
   engine = await createEngine({
     model: PACKAGE_URL,
-    embedder: { model: ENCODER_URL, packageOptions: { cache: "none" } },
+    // Dawn's lavapipe is a software adapter: force WebGPU for both models (the SDK would take wasm-cpu).
+    target: "webgpu",
+    embedder: { model: ENCODER_URL, target: "webgpu", packageOptions: { cache: "none" } },
     worker: "inline",
     runtime: { fetch: fileFetch, gpu, logger: () => {} },
     onProgress: (e) => phases.push(`${String(e["model"] ?? "chat")}:${e.phase}`),
@@ -196,7 +198,7 @@ test("AbortSignal: an aborted request rejects with AbortError and is never run",
 });
 
 test("an embeddings-only engine: model is null, chat is refused, same vectors; createEngine needs model or embedder", async () => {
-  const only = await createEngine({ embedder: ENCODER_URL, worker: "inline", runtime: { fetch: fileFetch, gpu, logger: () => {} } });
+  const only = await createEngine({ embedder: { model: ENCODER_URL, target: "webgpu" }, worker: "inline", runtime: { fetch: fileFetch, gpu, logger: () => {} } });
   try {
     assert.equal(only.model, null);
     const r = await only.embeddings.create({ input: ["A man is playing a guitar."] });

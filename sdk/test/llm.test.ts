@@ -37,7 +37,7 @@ before(async () => {
       "`.venv/bin/python -m pytest tests/test_webgpu_decoder.py` (or set HEARTH_LLM_PACKAGE)",
   );
   gpu = await installNodeGPU();
-  model = await DecoderModel.load(PACKAGE_URL, { gpu, fetch: fileFetch, logger: () => {} });
+  model = await DecoderModel.load(PACKAGE_URL, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {} });
 });
 
 after(async () => {
@@ -173,7 +173,7 @@ test("chunked prefill (prefillChunkSize 16) agrees with one-shot prefill", async
   await model.reset();
   const whole = await model.prefill(PROMPT);
   const wholeTokens = await model.greedy([argmax(whole)], 6);
-  const chunked = await DecoderModel.load(PACKAGE_URL, { gpu, fetch: fileFetch, logger: () => {}, prefillChunkSize: 16 });
+  const chunked = await DecoderModel.load(PACKAGE_URL, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, prefillChunkSize: 16 });
   try {
     const logits = await chunked.prefill(PROMPT);
     assert.equal(chunked.stats().prefill.calls, Math.ceil(PROMPT.length / 16));
@@ -190,7 +190,7 @@ test("chunked prefill (prefillChunkSize 16) agrees with one-shot prefill", async
 test("Hearth's kernel-launch path (cached bind groups, one pass) gives bit-identical logits to tvmjs's own", async () => {
   // Same kernels, same buffers: only the encoding of the launches differs, so the logits must be equal
   // bit for bit, through prefill, decode, reset (buffer reuse) and a second prompt.
-  const plain = await DecoderModel.load(PACKAGE_URL, { gpu, fetch: fileFetch, logger: () => {}, dispatch: "tvmjs" });
+  const plain = await DecoderModel.load(PACKAGE_URL, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, dispatch: "tvmjs" });
   try {
     assert.equal(plain.stats().dispatch, undefined);
     for (const prompt of [PROMPT, PROMPT.slice(0, 7)]) {
@@ -228,7 +228,7 @@ test("a tampered copy of the package fails with IntegrityError naming params_sha
     };
     const expected = manifest.files.find((f) => f.path === "params_shard_0.bin")?.sha256;
     await assert.rejects(
-      DecoderModel.load(pathToFileURL(dir).href, { gpu, fetch: fileFetch, logger: () => {} }),
+      DecoderModel.load(pathToFileURL(dir).href, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {} }),
       (err: unknown) => {
         assert.ok(err instanceof IntegrityError, `expected IntegrityError, got ${String(err)}`);
         assert.equal(err.file, "params_shard_0.bin");
@@ -245,7 +245,7 @@ test("a tampered copy of the package fails with IntegrityError naming params_sha
 });
 
 test("dispose: later calls fail with DecoderStateError", async () => {
-  const m = await DecoderModel.load(PACKAGE_URL, { gpu, fetch: fileFetch, logger: () => {} });
+  const m = await DecoderModel.load(PACKAGE_URL, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {} });
   const pending = m.greedy(PROMPT, 2); // queued before dispose: completes
   await m.dispose();
   assert.equal((await pending).length, 2);

@@ -40,7 +40,7 @@ before(async () => {
   manifest = JSON.parse(readFileSync(join(WEBGPU_PACKAGE, "hearth-manifest.json"), "utf8")) as PackageManifest;
   const libs = new Set(Object.entries(manifest.targets).filter(([t]) => t !== "webgpu").map(([, p]) => p));
   used = manifest.files.map((f) => f.path).filter((p) => !libs.has(p)).sort();
-  const m = await DecoderModel.load(URL_, { gpu, fetch: fileFetch, logger: () => {}, cache: "none" });
+  const m = await DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, cache: "none" });
   reference = await m.greedy(PROMPT, 12);
   await m.dispose();
 });
@@ -55,7 +55,7 @@ test("cold then warm load through a memory store: the warm one fetches only the 
   const cold = new CountingFetch();
   const events: LoadProgress[] = [];
   const t0 = performance.now();
-  const a = await DecoderModel.load(URL_, { gpu, fetch: cold.fetch, cache: store, logger: () => {}, onProgress: (e) => events.push(e) });
+  const a = await DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: cold.fetch, cache: store, logger: () => {}, onProgress: (e) => events.push(e) });
   const coldMs = performance.now() - t0;
   assert.equal(cold.files()[0], "hearth-manifest.json");
   assert.deepEqual(cold.files().slice(1).sort(), used);
@@ -90,7 +90,7 @@ test("cold then warm load through a memory store: the warm one fetches only the 
   const warm = new CountingFetch();
   const warmEvents: LoadProgress[] = [];
   const t1 = performance.now();
-  const b = await DecoderModel.load(URL_, { gpu, fetch: warm.fetch, cache: store, logger: () => {}, onProgress: (e) => warmEvents.push(e) });
+  const b = await DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: warm.fetch, cache: store, logger: () => {}, onProgress: (e) => warmEvents.push(e) });
   const warmMs = performance.now() - t1;
   assert.deepEqual(warm.files(), ["hearth-manifest.json"]);
   assert.equal(b.loadInfo.cache.downloadedFiles, 0);
@@ -162,7 +162,7 @@ test("resume: a connection dropped mid-wasm; the next load fetches only what was
   for (const p of used) if (!(await store.has(keyOf(p)))) missing.push(p);
 
   const counting = new CountingFetch();
-  const m = await DecoderModel.load(URL_, { gpu, fetch: counting.fetch, cache: store, logger: () => {} });
+  const m = await DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: counting.fetch, cache: store, logger: () => {} });
   assert.deepEqual(counting.files()[0], "hearth-manifest.json");
   assert.deepEqual(counting.files().slice(1).sort(), missing.sort());
   assert.equal(counting.count("params_shard_0.bin"), 0, "the verified shard is not fetched again");
@@ -173,7 +173,7 @@ test("resume: a connection dropped mid-wasm; the next load fetches only what was
 
 test("a corrupted cache entry of the real shard: IntegrityError, device untouched, entry evicted, next load heals", async () => {
   const store = new MemoryArtifactStore();
-  const warmup = await DecoderModel.load(URL_, { gpu, fetch: fileFetch, cache: store, logger: () => {} });
+  const warmup = await DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: fileFetch, cache: store, logger: () => {} });
   await warmup.dispose();
   const key = keyOf("params_shard_0.bin");
   const bytes = new Uint8Array((await store.get(key)) as ArrayBuffer).slice();
@@ -189,7 +189,7 @@ test("a corrupted cache entry of the real shard: IntegrityError, device untouche
   });
   assert.equal(await store.has(key), false);
   const f = new CountingFetch();
-  const m = await DecoderModel.load(URL_, { gpu, fetch: f.fetch, cache: store, logger: () => {} });
+  const m = await DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: f.fetch, cache: store, logger: () => {} });
   assert.deepEqual(f.files(), ["hearth-manifest.json", "params_shard_0.bin"]);
   assert.deepEqual(await m.greedy(PROMPT, 12), reference);
   await m.dispose();
@@ -197,18 +197,18 @@ test("a corrupted cache entry of the real shard: IntegrityError, device untouche
 
 test("offline: the network is down, the store has the package: the last good manifest is used", async () => {
   const store = new MemoryArtifactStore();
-  await (await DecoderModel.load(URL_, { gpu, fetch: fileFetch, cache: store, logger: () => {} })).dispose();
+  await (await DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: fileFetch, cache: store, logger: () => {} })).dispose();
   const down: typeof fileFetch = async () => {
     throw new TypeError("fetch failed (offline)");
   };
   const events: LoadProgress[] = [];
-  const m = await DecoderModel.load(URL_, { gpu, fetch: down, cache: store, logger: () => {}, onProgress: (e) => events.push(e) });
+  const m = await DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: down, cache: store, logger: () => {}, onProgress: (e) => events.push(e) });
   assert.equal(m.loadInfo.cache.offline, true);
   assert.ok(events[0]?.phase === "manifest" && events[0].offline);
   assert.deepEqual(await m.greedy(PROMPT, 12), reference);
   await m.dispose();
   // Without a stored manifest the network error stands.
-  await assert.rejects(DecoderModel.load(URL_, { gpu, fetch: down, cache: new MemoryArtifactStore(), logger: () => {} }), {
+  await assert.rejects(DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: down, cache: new MemoryArtifactStore(), logger: () => {} }), {
     name: "PackageManifestError",
     reason: "network",
   });
@@ -221,7 +221,7 @@ test("after a successful load, older versions of the package are purged from the
   for (const k of old) await store.put(k, new ArrayBuffer(8));
   const f16 = artifactKey(manifest.model_id, "q4f16_1", sha("f16 sibling"));
   await store.put(f16, new ArrayBuffer(8));
-  const m = await DecoderModel.load(URL_, { gpu, fetch: fileFetch, cache: store, logger: () => {} });
+  const m = await DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: fileFetch, cache: store, logger: () => {} });
   assert.deepEqual([...m.loadInfo.cache.purged].sort(), [...old].sort());
   await m.dispose();
   for (const k of old) assert.equal(await store.has(k), false);

@@ -18,6 +18,7 @@
 import type { ChatConfig } from "../load/chat-config.js";
 import { configUsesF16 } from "../load/chat-config.js";
 import type { FetchLike } from "./tvm.js";
+import { softwareAdapterName, type AdapterIdentity } from "./gpu.js";
 
 // -- memory estimate ----------------------------------------------------------------------------
 
@@ -266,8 +267,42 @@ export class VariantSelectionError extends Error {
 export interface VariantCapabilities {
   /** The WebGPU device/adapter has `shader-f16`. */
   shaderF16: boolean;
-  /** Running without WebGPU (wasm-cpu): prefer float32 variants. */
+  /**
+   * Running without WebGPU (wasm-cpu): prefer float32 variants. Also true when {@link chooseBackend}
+   * took the wasm-cpu build because the adapter is a software one.
+   */
   cpu?: boolean | undefined;
+}
+
+/** Where a package runs by default, and why (see {@link chooseBackend}). */
+export interface BackendChoice {
+  target: "webgpu" | "wasm-cpu";
+  /** The software adapter's name ("SwiftShader", "llvmpipe", ...) when that decided it; else null. */
+  software: string | null;
+  /** Why WebGPU is not used (no WebGPU, or a software adapter); null on WebGPU. */
+  reason: string | null;
+}
+
+export interface BackendChoiceOptions {
+  /** The targets the package has (its manifest's / index's `targets`); undefined: not known yet. */
+  packageTargets?: readonly string[] | undefined;
+  /** Use WebGPU even on a software adapter (the SDK's `target: "webgpu"`, the demo's `?webgpu=force`). */
+  forceWebGPU?: boolean | undefined;
+}
+
+/**
+ * The default backend: WebGPU on a hardware adapter; the package's wasm-cpu build when there is no
+ * WebGPU adapter (`adapter` null) or the adapter is a software rasterizer (SwiftShader, llvmpipe/lavapipe,
+ * WARP, or `isFallbackAdapter`), unless `forceWebGPU`. Software WebGPU emulates every shader invocation on
+ * the CPU: SmolLM2-135M's first token took 16 min on SwiftShader against seconds on wasm-cpu. A package
+ * known to have no wasm-cpu build stays on the software adapter (slow beats nothing).
+ */
+export function chooseBackend(adapter: AdapterIdentity | null, opts: BackendChoiceOptions = {}): BackendChoice {
+  const hasCpu = opts.packageTargets === undefined || opts.packageTargets.includes("wasm-cpu");
+  if (adapter === null) return { target: "wasm-cpu", software: null, reason: "no WebGPU adapter" };
+  const software = softwareAdapterName(adapter);
+  if (software === null || opts.forceWebGPU === true || !hasCpu) return { target: "webgpu", software, reason: null };
+  return { target: "wasm-cpu", software, reason: `software WebGPU adapter (${software}): using the CPU build` };
 }
 
 /**

@@ -18,7 +18,7 @@ import { InvalidRequestError } from "./errors.js";
 export interface EmbedderLoadOptions {
   /** Quantization variant: the URL is then the model folder and the package `<url>/<variant>/`. */
   variant?: string | undefined;
-  /** "webgpu" (default) or "wasm-cpu". */
+  /** "webgpu" or "wasm-cpu"; default: WebGPU on a GPU, wasm-cpu without WebGPU or on a software adapter (chooseBackend). */
   target?: string | undefined;
   /** Inputs longer than the encoder's limit: "truncate" (default; reported in the response) or "error". */
   truncation?: TruncationPolicy | undefined;

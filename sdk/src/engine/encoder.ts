@@ -27,7 +27,7 @@
  */
 import type { FastDispatchStats } from "./webgpu-dispatch.js";
 import type { AdapterDescription } from "./gpu.js";
-import { chooseLoadDevice, loadOn } from "./load-device.js";
+import { chooseLoadDevice, loadOn, webgpuSkippedReason } from "./load-device.js";
 import { watchDeviceLost, type DeviceLossWatch, type DeviceLostError } from "./device.js";
 import type { EncoderBucket, EncoderConfig } from "./encoder-config.js";
 import { loadEncoderPackage, type EncoderPackageLoadOptions, type LoadedEncoderPackage } from "./encoder-load.js";
@@ -248,11 +248,11 @@ export class EncoderModel implements Embedder {
   static async load(baseUrl: string, opts: EncoderLoadOptions = {}): Promise<EncoderModel> {
     const t0 = performance.now();
     const chosen = await chooseLoadDevice(opts, "hearth-encoder");
-    const { device, adapter, noWebGPU } = chosen;
     const t1 = performance.now();
-    const pkg: LoadedEncoderPackage = await loadOn(chosen, () =>
-      loadEncoderPackage(baseUrl, { ...opts, device, target: chosen.target }),
+    const { value: pkg, used } = await loadOn(chosen, (on): Promise<LoadedEncoderPackage> =>
+      loadEncoderPackage(baseUrl, { ...opts, device: on.device, target: on.target }),
     );
+    const { device, adapter } = used;
     const t2 = performance.now();
     let tokenizer: Tokenizer;
     let tokenizerMs: number;
@@ -315,7 +315,7 @@ export class EncoderModel implements Embedder {
         verifiedBytes: pkg.verifiedBytes,
       },
       opts,
-      noWebGPU === undefined ? null : noWebGPU.message,
+      webgpuSkippedReason(used),
     );
     if (device !== undefined && pkg.deviceKind === "webgpu") {
       model.lossWatch = watchDeviceLost(device, (err) => model.deviceLostNow(err));

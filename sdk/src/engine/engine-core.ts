@@ -61,7 +61,10 @@ export interface EngineRuntimeOptions {
 export interface EngineLoadOptions {
   /** Quantization variant: `model` is then the model folder and the package is `<model>/<variant>/`. */
   variant?: string | undefined;
-  /** Which manifest target to load (default "webgpu"). */
+  /**
+   * Which manifest target to load: "webgpu" forces WebGPU (also on a software adapter), "wasm-cpu" the CPU
+   * build. Default: WebGPU on a GPU, wasm-cpu without WebGPU or on a software adapter (device.ts chooseBackend).
+   */
   target?: string | undefined;
   /** KV-cache capacity in tokens (default and maximum: the package's context_window_size). */
   maxTotalSeqLen?: number | undefined;
@@ -652,6 +655,7 @@ export class EngineCore {
     if (req.stop != null) p.stop = req.stop;
     if (req.stop_token_ids != null) p.stop_token_ids = req.stop_token_ids;
     if (req.ignore_eos != null) p.ignore_eos = req.ignore_eos;
+    if (req.stop_on_repeat != null) p.stop_on_repeat = req.stop_on_repeat;
     if (maxTokens !== null) p.max_tokens = maxTokens;
     if (logprobs !== null) {
       p.logprobs = true;

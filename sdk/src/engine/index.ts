@@ -2,9 +2,11 @@
 export {
   describeAdapter,
   requestGPU,
+  softwareAdapterName,
   WebGPUCapabilityError,
   WebGPUUnavailableError,
   type AdapterDescription,
+  type AdapterIdentity,
   type AdapterLimitName,
   type AdapterLimits,
   type GPUHandle,
@@ -52,6 +54,7 @@ export {
 } from "./smoke.js";
 export {
   checkCpuFits,
+  chooseBackend,
   checkDeviceFits,
   DeviceError,
   DeviceLostError,
@@ -75,6 +78,8 @@ export {
   type MemoryEstimateOptions,
   type ModelIndexEntry,
   type VariantCapabilities,
+  type BackendChoice,
+  type BackendChoiceOptions,
 } from "./device.js";
 export {
   DecoderModel,

@@ -13,7 +13,7 @@
  */
 import type { FastDispatchStats } from "./webgpu-dispatch.js";
 import type { AdapterDescription } from "./gpu.js";
-import { chooseLoadDevice, loadOn } from "./load-device.js";
+import { chooseLoadDevice, loadOn, webgpuSkippedReason } from "./load-device.js";
 import { watchDeviceLost, type DeviceLossWatch, type DeviceLostError, type MemoryEstimate } from "./device.js";
 import { DecoderFunctions, type ForwardKind, type ForwardTiming } from "./forward.js";
 import { ContextWindowExceededError, PagedKVCache } from "./kv-cache.js";
@@ -165,24 +165,26 @@ export class DecoderModel {
    * Fetch + verify the package at `baseUrl` (see loadPackage), load it on WebGPU, create the KV cache.
    * Without WebGPU (no navigator.gpu, no adapter, device request refused) and with no `device`/`target`
    * given, the package's wasm-cpu build is loaded on the CPU instead; a package without one fails with
-   * WebGPUUnavailableError. `target: "wasm-cpu"` asks for the CPU build directly.
+   * WebGPUUnavailableError. On a software adapter (SwiftShader, llvmpipe/lavapipe, `isFallbackAdapter`:
+   * device.ts chooseBackend) the wasm-cpu build is taken too when the package has one.
+   * `target: "wasm-cpu"` asks for the CPU build directly; `target: "webgpu"` (or a `device`) forces WebGPU.
    */
   static async load(baseUrl: string, opts: DecoderLoadOptions = {}): Promise<DecoderModel> {
     const t0 = performance.now();
     const chosen = await chooseLoadDevice(opts, "hearth-decoder");
-    const { device, adapter, noWebGPU } = chosen;
     const t1 = performance.now();
-    const pkg: LoadedPackage = await loadOn(chosen, () =>
+    const { value: pkg, used } = await loadOn(chosen, (on): Promise<LoadedPackage> =>
       loadPackage(baseUrl, {
         ...opts,
-        device,
-        target: chosen.target,
+        device: on.device,
+        target: on.target,
         deviceCheck:
           opts.deviceCheck === false
             ? false
             : { maxTotalSeqLen: opts.maxTotalSeqLen, prefillChunkSize: opts.prefillChunkSize, ...opts.deviceCheck },
       }),
     );
+    const { device, adapter } = used;
     const t2 = performance.now();
     const config = pkg.config;
     const maxTotal = opts.maxTotalSeqLen ?? config.context_window_size;
@@ -232,7 +234,7 @@ export class DecoderModel {
       chunk,
       adapter,
       { ...pkg.timings, requestDeviceMs: t1 - t0, setupMs: t3 - t2, totalMs: t3 - t0, verifiedBytes: pkg.verifiedBytes },
-      noWebGPU === undefined ? null : noWebGPU.message,
+      webgpuSkippedReason(used),
     );
     model.reloadArgs = { baseUrl, opts };
     if (device !== undefined && pkg.deviceKind === "webgpu") {

@@ -8,8 +8,8 @@
  *  - `usage` adds `prefill_tokens_per_s`, `decode_tokens_per_s`, `time_to_first_token_ms`; its
  *    `prompt_tokens_details.cached_tokens` counts prompt tokens reused from the KV cache.
  *  - Requests take the usual extensions `top_k`, `repetition_penalty`, `ignore_eos`, `stop_token_ids`
- *    (vLLM / WebLLM spelling), `return_token_ids` (vLLM: adds `prompt_token_ids` / `token_ids`) and
- *    `context_overflow` ("error" | "truncate").
+ *    (vLLM / WebLLM spelling), `return_token_ids` (vLLM: adds `prompt_token_ids` / `token_ids`),
+ *    `context_overflow` ("error" | "truncate") and Hearth's `stop_on_repeat` (a guard against loops).
  */
 import type { ChatMessage } from "../tokenize/chat-template.js";
 
@@ -38,6 +38,8 @@ export interface BaseCompletionRequest {
   stop?: string | string[] | null | undefined;
   stop_token_ids?: number[] | null | undefined;
   ignore_eos?: boolean | null | undefined;
+  /** End at the first sentence or line that repeats an earlier one of the answer (not returned): a loop guard. */
+  stop_on_repeat?: boolean | null | undefined;
   /** Only 1 is supported. */
   n?: number | null | undefined;
   /** Accepted and ignored. */

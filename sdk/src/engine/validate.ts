@@ -83,6 +83,7 @@ function buildSchemas(v: Valibot) {
     stop: opt(v.union([nonEmpty, v.array(nonEmpty)])),
     stop_token_ids: opt(v.array(tokenId)),
     ignore_eos: opt(v.boolean()),
+    stop_on_repeat: opt(v.boolean()),
     n: opt(v.literal(1, "only n = 1 is supported")),
     user: opt(v.string()),
     return_token_ids: opt(v.boolean()),

@@ -1,7 +1,8 @@
 /**
  * One request's decoding loop state, between the model's logits and the text a caller sees: sample a
  * token, record it for the penalties, turn it into complete text (StreamDecoder), hold back possible stop
- * strings (StopStringMatcher), and decide when to finish (EOS, stop token, stop string, max_tokens).
+ * strings (StopStringMatcher), optionally end a loop (RepeatGuard, `stop_on_repeat`), and decide when to
+ * finish (EOS, stop token, stop string, repeated sentence, max_tokens).
  * The engine owns the model calls; it feeds each position's logits to step() until finishReason is set.
  */
 import type { StreamDecoder } from "../tokenize/stream.js";
@@ -9,6 +10,7 @@ import type { Tokenizer } from "../tokenize/tokenizer.js";
 import { TokenHistory } from "./history.js";
 import { resolveStopParams, type GenerationParams, type ResolvedStopParams } from "./params.js";
 import { Sampler, type TokenLogprob } from "./sampler.js";
+import { RepeatGuard } from "./repeat.js";
 import { StopStringMatcher } from "./stop.js";
 
 export type FinishReason = "stop" | "length";
@@ -48,6 +50,7 @@ export class Generation {
   readonly #stopIds: ReadonlySet<number>;
   readonly #decoder: StreamDecoder;
   readonly #stops: StopStringMatcher;
+  readonly #repeat: RepeatGuard | null;
   #finish: FinishReason | null = null;
   #text = "";
 
@@ -62,6 +65,25 @@ export class Generation {
     const context = Array.from(prompt).slice(-DECODE_CONTEXT);
     this.#decoder = tokenizer.streamDecoder({ skipSpecialTokens: true, context });
     this.#stops = new StopStringMatcher(this.stopParams.stop);
+    this.#repeat = this.stopParams.stop_on_repeat ? new RepeatGuard() : null;
+  }
+
+  /** Generation ended because a sentence repeated (`stop_on_repeat`). */
+  get stoppedOnRepeat(): boolean {
+    return this.#repeat?.stopped ?? false;
+  }
+
+  /** Stop strings first (they cut the text), then the repeat guard; `end`: nothing more comes. */
+  #filter(text: string, end: boolean): { text: string; stopped: boolean } {
+    const pushed = this.#stops.push(text);
+    let out = pushed.text + (end || pushed.stopped ? this.#stops.flush() : "");
+    let stopped = pushed.stopped;
+    if (this.#repeat !== null) {
+      const r = this.#repeat.push(out);
+      out = r.text + (end || stopped || r.stopped ? this.#repeat.flush() : "");
+      stopped ||= r.stopped;
+    }
+    return { text: out, stopped };
   }
 
   get finishReason(): FinishReason | null {
@@ -92,9 +114,9 @@ export class Generation {
     if (this.#stopIds.has(token) || (!ignore_eos && this.#eos.has(token))) {
       // The stop token itself is not text; what was held back is.
       this.#finish = "stop";
-      text = this.#stops.push(this.#decoder.flush()).text + this.#stops.flush();
+      text = this.#filter(this.#decoder.flush(), true).text;
     } else {
-      const pushed = this.#stops.push(this.#decoder.push(token));
+      const pushed = this.#filter(this.#decoder.push(token), false);
       text = pushed.text;
       if (pushed.stopped) {
         this.#finish = "stop";
@@ -118,9 +140,9 @@ export class Generation {
   }
 
   #end(reason: FinishReason): string {
-    const tail = this.#stops.push(this.#decoder.flush());
-    // A stop string completed by the flushed text still counts as a stop.
+    const tail = this.#filter(this.#decoder.flush(), true);
+    // A stop string (or a repeat) completed by the flushed text still counts as a stop.
     this.#finish = tail.stopped ? "stop" : reason;
-    return tail.text + this.#stops.flush();
+    return tail.text;
   }
 }

@@ -13,6 +13,7 @@ export { TokenHistory } from "./history.js";
 export { InvalidLogitsError, processLogits } from "./logits.js";
 export { Sampler, type SampledToken, type TokenLogprob } from "./sampler.js";
 export { StopStringMatcher, type StopPush } from "./stop.js";
+export { RepeatGuard, type RepeatGuardOptions, type RepeatPush } from "./repeat.js";
 export {
   Generation,
   GenerationFinishedError,

@@ -43,6 +43,11 @@ export interface GenerationParams extends SamplingParams {
   stop_token_ids?: readonly number[];
   /** Keep generating past EOS tokens (benchmarks). Default false. */
   ignore_eos?: boolean;
+  /**
+   * End generation at the first sentence or line that repeats an earlier one of the same output (which is
+   * not returned): a guard against small models looping (repeat.ts). Default false.
+   */
+  stop_on_repeat?: boolean;
 }
 
 export class SamplingParamsError extends RangeError {
@@ -71,6 +76,7 @@ export interface ResolvedStopParams {
   stop: readonly string[];
   stop_token_ids: readonly number[];
   ignore_eos: boolean;
+  stop_on_repeat: boolean;
 }
 
 function bad(msg: string): never {
@@ -130,5 +136,6 @@ export function resolveStopParams(params: GenerationParams): ResolvedStopParams 
     stop,
     stop_token_ids: stopIds,
     ignore_eos: params.ignore_eos ?? false,
+    stop_on_repeat: params.stop_on_repeat ?? false,
   };
 }

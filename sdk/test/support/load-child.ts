@@ -21,6 +21,7 @@ const f = new CountingFetch(fileFetch);
 const t0 = performance.now();
 const model = await DecoderModel.load(pathToFileURL(pkgDir).href + "/", {
   gpu,
+  target: "webgpu", // lavapipe is a software adapter: force WebGPU
   fetch: f.fetch,
   cache: new FileSystemArtifactStore(storeDir),
   logger: () => {},

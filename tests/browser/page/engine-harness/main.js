@@ -26,7 +26,9 @@ const tasks = {
     // No `worker`: createEngine starts /sdk/dist/browser/engine-worker.js itself (relative to the client).
     const engine = await createEngine({
       model: new URL(modelUrl, location.href).href,
-      embedder: embedderUrl === undefined ? undefined : new URL(embedderUrl, location.href).href,
+      // SwiftShader is a software adapter: the SDK would take the wasm-cpu builds; this test is about WebGPU.
+      target: "webgpu",
+      embedder: embedderUrl === undefined ? undefined : { model: new URL(embedderUrl, location.href).href, target: "webgpu" },
       onProgress: (e) => phases.push(e.model === "embedder" ? `embedder:${e.phase}` : e.phase),
       onUnroutedError: () => {}, // the raw malformed message below is answered to an id the client never used
     });
@@ -118,7 +120,8 @@ tasks.load = async ({ modelUrl, embedderUrl }) => {
   const t0 = performance.now();
   const engine = await createEngine({
     model: new URL(modelUrl, location.href).href,
-    embedder: embedderUrl === undefined ? undefined : new URL(embedderUrl, location.href).href,
+    target: "webgpu",
+    embedder: embedderUrl === undefined ? undefined : { model: new URL(embedderUrl, location.href).href, target: "webgpu" },
   });
   const loadMs = performance.now() - t0;
   const stats = await engine.stats();

@@ -47,6 +47,8 @@ const tasks = {
     const phases = {};
     const t0 = performance.now();
     const model = await DecoderModel.load(new URL(url, self.location.href).href, {
+      // SwiftShader is a software adapter: the SDK would take the wasm-cpu build; this test is about WebGPU.
+      target: "webgpu",
       fetch: fetchFn,
       ...(cache === undefined ? {} : { cache }),
       logger: (m) => log(m),
