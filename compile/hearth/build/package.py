@@ -28,6 +28,7 @@ from ..models import config_from_hf, export_model, get_architecture, metadata
 from ..models.encoder import encoder_metadata, export_encoder
 from ..quant import build_plan, get_scheme, quantize_model
 from ..weights.convert import convert_weights
+from ..weights.gguf_blocks import check_carry_over
 from ..weights.manifest import MANIFEST, IntegrityError, verify_package, write_manifest
 from ..weights.reader import CheckpointReader
 from ..weights.source import resolve_source
@@ -114,6 +115,7 @@ def compile_package(
     scheme = get_scheme(quant)
     specs = [get_target(t) for t in targets]
     source = resolve_source(model)
+    check_carry_over(scheme, source)  # a *_gguf scheme needs a GGUF whose block types it can carry exactly
     arch = get_architecture(source.config.get("model_type", "<missing model_type>"))
     embedding = arch.task == "embedding"
     options: dict[str, Any] = {"context_window_size": context_window_size, "prefill_chunk_size": prefill_chunk_size}
@@ -170,7 +172,9 @@ def compile_package(
         note("weights", len(specs), steps)
         ts = time.perf_counter()
         plan = build_plan(module, scheme)
-        written = convert_weights(reader, arch.param_map(config), plan, tmp, progress=lambda d, n: note(f"weights {d}/{n}", len(specs), steps))
+        written = convert_weights(
+            reader, arch.param_map(config), plan, tmp, progress=lambda d, n: note(f"weights {d}/{n}", len(specs), steps), source=source
+        )
         expected = [name for name, _ in named_params]
         if sorted(written) != sorted(expected):
             raise RuntimeError(f"weights written ({len(written)}) do not match the model's parameters ({len(expected)})")

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..models import config_from_hf
-from ..quant import dequantize_weight, get_scheme
+from ..quant import dequantize_asym, dequantize_weight, get_scheme
 from ..weights.reader import CheckpointReader
 
 _ROWS_PER_STEP_ELEMS = 1 << 22
@@ -117,7 +117,7 @@ def weight_errors(package_dir: Path, reference_dir: Path, manifest: dict[str, An
     have = set(names)
     out: list[TensorError] = []
     for name in names:
-        if name.endswith(".q_scale"):
+        if name.endswith((".q_scale", ".q_min")):
             continue
         if name.endswith(".q_weight"):
             base = name.removesuffix(".q_weight")
@@ -144,9 +144,17 @@ def weight_errors(package_dir: Path, reference_dir: Path, manifest: dict[str, An
                 raise ValueError(f"{name}: package rows {qw.shape[:-1]} != checkpoint {param} {w.shape}")
             k = w.shape[-1]
             qw2, qs2 = qw.reshape(-1, qw.shape[-1]), qs.reshape(-1, qs.shape[-1])
-            sq_err, sq_norm = _sq_error(
-                w, lambda r0, r1: dequantize_weight(np.asarray(qw2[r0:r1]), np.asarray(qs2[r0:r1]), scheme, k=k, out_dtype="float32")
-            )
+            if scheme.carries_gguf:  # asymmetric layout: code * scale + min (hearth.quant.asym)
+                qm2 = cache.get(base + ".q_min").reshape(-1, qs.shape[-1])
+
+                def rows(r0: int, r1: int) -> np.ndarray:
+                    return dequantize_asym(np.asarray(qw2[r0:r1]), np.asarray(qs2[r0:r1]), np.asarray(qm2[r0:r1]), out_dtype="float32")
+            else:
+
+                def rows(r0: int, r1: int) -> np.ndarray:
+                    return dequantize_weight(np.asarray(qw2[r0:r1]), np.asarray(qs2[r0:r1]), scheme, k=k, out_dtype="float32")
+
+            sq_err, sq_norm = _sq_error(w, rows)
         else:
             if stored.shape != w.shape:
                 raise ValueError(f"{name}: package shape {stored.shape} != checkpoint {w.shape}")
