@@ -109,10 +109,10 @@ def test_uncarriable_blocks_are_refused() -> None:
 
 
 def test_schemes_and_bits() -> None:
-    for name, dt in [("q4f16_gguf", "float16"), ("q4f32_gguf", "float32")]:
+    for name, dt, bits in [("q4f16_gguf", "float16", 4), ("q4f32_gguf", "float32", 4), ("q8f16_gguf", "float16", 8), ("q8f32_gguf", "float32", 8)]:
         s = get_scheme(name)
         assert s.carries_gguf and s.is_quantized and s.model_dtype == dt and s.group_size == 32
-        assert (s.layer_bits("linear"), s.layer_bits("embedding"), s.layer_bits("final_fc")) == (4, 8, 8)
+        assert (s.layer_bits("linear"), s.layer_bits("embedding"), s.layer_bits("final_fc")) == (bits, 8, 8)
     # Q4_1's own cost: 4 bits + f16 d and m per 32 = 5.0; with f32 scales 6.0
     assert bits_per_param("q4f16_gguf", [(576, 576)]) == 5.0
     assert bits_per_param("q4f32_gguf", [(576, 576)]) == 6.0
@@ -155,6 +155,13 @@ def test_gguf_with_uncarriable_types_is_refused() -> None:
         check_carry_over(get_scheme("q4f32_gguf"), source)
 
 
+def test_gguf_with_8bit_linears_needs_the_q8_scheme() -> None:
+    source = resolve_source(str(make_test_gguf.ensure_test_gguf(linear_type="Q8_0")))
+    with pytest.raises(GGUFCarryError, match=r"14 tensors hold 8-bit blocks where q4f16_gguf keeps 4-bit codes.*use q8f16_gguf"):
+        check_carry_over(get_scheme("q4f16_gguf"), source)
+    check_carry_over(get_scheme("q8f16_gguf"), source)
+
+
 def test_compile_refuses_non_gguf_source_before_building(tmp_path: Path) -> None:
     import make_test_models as mtm
     from hearth.build.package import compile_package
@@ -176,14 +183,16 @@ def _package(quant: str, targets: tuple[str, ...], linear_type: str = "Q4_1") ->
     return compile_package(str(gguf), quant, list(targets), out, model_id=f"tiny-llama-gguf-{linear_type}-{'-'.join(targets)}").package_dir
 
 
-@pytest.mark.parametrize("quant", ["q4f32_gguf", "q4f16_gguf"])
-@pytest.mark.parametrize("linear_type", ["Q4_1", "Q4_0"])
+@pytest.mark.parametrize(
+    ("quant", "linear_type"),
+    [("q4f32_gguf", "Q4_1"), ("q4f16_gguf", "Q4_1"), ("q4f32_gguf", "Q4_0"), ("q4f16_gguf", "Q4_0"), ("q8f32_gguf", "Q8_0")],
+)
 def test_package_holds_the_gguf_values(quant: str, linear_type: str) -> None:
     from tvm.contrib import tvmjs
 
     pkg = _package(quant, ("llvm",), linear_type)
     manifest = json.loads((pkg / "hearth-manifest.json").read_text())
-    assert manifest["quantization"] == quant and manifest["source_file"]["tensor_types"][linear_type] == 14
+    assert manifest["quantization"] == quant and manifest["source_file"]["tensor_types"][linear_type] >= 14
     params, _ = tvmjs.load_tensor_cache(str(pkg), None)
     ref = CheckpointReader(resolve_source(str(make_test_gguf.ensure_test_gguf(linear_type=linear_type))).path)
     split = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}

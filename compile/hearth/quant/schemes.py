@@ -13,6 +13,7 @@ the ones Hearth ships:
     q4f32_mse  the same for q4f32_1
     q4f16_gguf  a GGUF's own block codes carried over (Q4_0, Q4_1, Q8_0), asymmetric group-32, f16
     q4f32_gguf  the same with float32 scales/minimums/compute
+    q8f16_gguf / q8f32_gguf  the same with 8-bit Linears, for files with Q8_0 Linears
 
 The q8 schemes are Hearth's (MLC ships no int8 group scheme under these names): the q4 layout
 with bits=8, so they reuse the same fused dequantize kernels. Symmetric, grouped rather than per
@@ -41,9 +42,10 @@ d, m and these minimums are exact in f16 and f32, so the package holds the GGUF'
 Bits per layer are scheme fields, not read from the file: Linears use `bits` (4); the embedding
 table (and tied LM head) and an untied LM head use `embedding_bits` (8), where llama.cpp keeps
 more precision (SmolLM2's Q4_1 file: Q8_0 token_embd). A 4-bit block fits the 8-bit layout
-exactly, so a file with Q4 embeddings still carries over; an 8-bit block where the scheme has 4
-bits (a Q8_0 Linear), and any other block type (K-quants, IQ, Q5_*) cannot be carried and is
-refused with an error pointing at q4f16_1 / q4f16_mse, which quantize the dequantized weights.
+exactly, so a file with Q4 embeddings still carries over. An 8-bit block where the scheme has 4
+bits (a Q8_0 Linear) needs q8f16_gguf / q8f32_gguf (8-bit Linears); any other block type
+(K-quants, IQ, Q5_*) cannot be carried and is refused with an error pointing at q4f16_1 /
+q4f16_mse, which quantize the dequantized weights.
 Sizes: Q4_1 linears cost 4 + 2*16/32 = 5.0 bits/param with f16 scales (the GGUF's own), 6.0 with
 f32; the Q8_0 table 9.0 / 10.0 (the GGUF: 8.5; q_min is redundant there but keeps one layout).
 
@@ -179,6 +181,8 @@ SCHEMES: dict[str, QuantScheme] = {
         QuantScheme(name="q4f32_mse", kind="group", model_dtype="float32", bits=4, group_size=32, scale_method="mse"),
         QuantScheme(name="q4f16_gguf", kind="gguf", model_dtype="float16", bits=4, group_size=32, embedding_bits=8),
         QuantScheme(name="q4f32_gguf", kind="gguf", model_dtype="float32", bits=4, group_size=32, embedding_bits=8),
+        QuantScheme(name="q8f16_gguf", kind="gguf", model_dtype="float16", bits=8, group_size=32, embedding_bits=8),
+        QuantScheme(name="q8f32_gguf", kind="gguf", model_dtype="float32", bits=8, group_size=32, embedding_bits=8),
     ]
 }
 

@@ -71,6 +71,35 @@ def check_carry_over(scheme: QuantScheme, source: ModelSource) -> None:
             f"which {scheme.name} cannot carry over exactly. {scheme.name} carries {', '.join(CARRIED_TYPES)} blocks "
             f"(and {', '.join(FLOAT_TYPES)} tensors); use {_alternatives(scheme)}."
         )
+    _check_widths(scheme, gguf_path(source))
+
+
+def _role(gguf_name: str) -> str:
+    """Which of the scheme's layer widths a GGUF tensor lands in (llama.cpp's names)."""
+    if gguf_name.startswith("token_embd."):
+        return "embedding"
+    return "final_fc" if gguf_name.startswith("output.") else "linear"
+
+
+def _check_widths(scheme: QuantScheme, path: Path) -> None:
+    """Every carried block fits the width of the layer it lands in (headers only: cheap)."""
+    from gguf import GGUFReader
+
+    try:
+        tensors = GGUFReader(str(path)).tensors
+    except Exception as e:  # noqa: BLE001 - memmap/struct/ValueError for damaged files
+        raise CheckpointError(f"{path.name} is not a readable GGUF file ({type(e).__name__}: {e}); it is truncated or corrupt") from e
+    wide = [
+        f"{t.name} ({t.tensor_type.name})"
+        for t in tensors
+        if t.tensor_type.name in CARRIED_TYPES and CARRIED_TYPES[t.tensor_type.name][0] > scheme.layer_bits(_role(t.name))  # type: ignore[arg-type]
+    ]
+    if wide:
+        wider = scheme.name.replace("q4", "q8", 1)
+        raise GGUFCarryError(
+            f"{path.name}: {len(wide)} tensors hold 8-bit blocks where {scheme.name} keeps {scheme.bits}-bit codes, e.g. "
+            f"{', '.join(wide[:3])}; use {wider} (8-bit Linears, carried exactly) or {_alternatives(scheme)}."
+        )
 
 
 def block_codes(raw: np.ndarray, type_name: str) -> BlockCodes:
