@@ -8,6 +8,7 @@ from typing import Any
 
 from ..models import DecoderConfig
 from ..quant import QuantScheme
+from .conv_template import mlc_conv_template, tokenizer_info
 
 TOKENIZER_FILES = [
     "tokenizer.json",
@@ -79,6 +80,9 @@ def chat_config(
     gen = json.loads(gen_file.read_text()) if gen_file.is_file() else {}
     sampling = {k: gen.get(k, v) for k, v in SAMPLING_DEFAULTS.items()}
     eos = _token_id(gen.get("eos_token_id", hf_config.get("eos_token_id")))
+    template = read_chat_template(src, tok_cfg)
+    tok_json = json.loads((src / "tokenizer.json").read_text()) if (src / "tokenizer.json").is_file() else None
+    eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
     return {
         "version": "0.1.0",
         "model_type": config.model_type,
@@ -97,10 +101,12 @@ def chat_config(
         "eos_token_id": eos,
         "pad_token_id": _token_id(hf_config.get("pad_token_id")),
         "tokenizer_files": tokenizer_files,
-        # Hearth renders the HF Jinja chat template itself (@huggingface/jinja in the SDK),
-        # so no MLC conv_template is needed; null when the checkpoint has none.
-        "chat_template": read_chat_template(src, tok_cfg),
-        "conv_template": None,
+        # Hearth's SDK renders the HF Jinja chat template itself (@huggingface/jinja); null when
+        # the checkpoint has none. WebLLM needs an MLC conv_template instead: written when one
+        # provably renders the same prompts (ChatML models), else null (see conv_template.py).
+        "chat_template": template,
+        "conv_template": mlc_conv_template(template, tok_cfg, tok_json, eos_ids),
+        "tokenizer_info": tokenizer_info(tok_json),
         "model_lib": model_libs,
     }
 
