@@ -5,6 +5,7 @@
  */
 import { createEngine, type CompletionUsage, type Engine, type LoadProgressEvent } from "@hearth/sdk/client";
 import type { ChatRunner } from "./rag-client.ts";
+import { ANSWER_SAMPLING } from "./sampling.ts";
 
 export interface ChatEngine {
   engine: Engine;
@@ -29,7 +30,9 @@ export async function loadChatEngine(packageUrl: string, opts: ChatLoadOptions):
     maxTotalSeqLen: opts.maxTotalSeqLen,
     // Reuse the KV cache when a prompt starts like the previous one (same instructions).
     kvReuse: true,
-    ...(opts.target === "wasm-cpu" ? { target: "wasm-cpu" } : {}),
+    // Always explicit: the SDK's own default would take the CPU build on a software adapter, and the
+    // demo has decided already (models.ts; ?webgpu=force).
+    target: opts.target,
     onProgress: opts.onProgress,
     ...(opts.signal === undefined ? {} : { signal: opts.signal }),
   });
@@ -39,7 +42,7 @@ export async function loadChatEngine(packageUrl: string, opts: ChatLoadOptions):
       async function* (messages, maxTokens, signal) {
         const t0 = performance.now();
         const stream = await engine.chat.completions.create(
-          { messages, stream: true, max_tokens: maxTokens, stream_options: { include_usage: true } },
+          { messages, stream: true, max_tokens: maxTokens, ...ANSWER_SAMPLING, stream_options: { include_usage: true } },
           { signal },
         );
         for await (const chunk of stream) {

@@ -75,6 +75,9 @@ export function explainLoadError(err: unknown): Explained {
       return { kind: "no-package", title: "No model package to load", detail: message, hint: "Compile the demo packages with `make demo` (see docs/demo.md)." };
     case "AbortError":
       return { kind: "abort", title: "Cancelled", detail: message };
+    case "QuestionTooLongError":
+    case "PromptTooLongError":
+      return { kind: "question-too-long", title: "Question too long", detail: message };
     default:
       return { kind: "error", title: name === "Error" ? "Something went wrong" : name, detail: message };
   }

@@ -171,7 +171,12 @@ async function start(): Promise<void> {
   });
   const gpu = await probeGpu();
   state.gpu = gpu;
-  diag.set("adapter", gpu.adapter === null ? `none (${gpu.reason})` : [gpu.adapter.vendor, gpu.adapter.architecture, gpu.adapter.description].filter(Boolean).join(" · ") + (gpu.adapter.isFallback ? " (software fallback)" : ""));
+  diag.set(
+    "adapter",
+    gpu.adapter === null
+      ? `none (${gpu.reason})`
+      : [gpu.adapter.vendor, gpu.adapter.architecture, gpu.adapter.description].filter(Boolean).join(" · ") + (gpu.software !== null ? ` (software: ${gpu.software})` : ""),
+  );
   diag.set("f16", gpu.available ? (gpu.shaderF16 ? "yes (f16 packages)" : "no (f32 packages)") : "–");
   void refreshStorage();
 
@@ -187,6 +192,17 @@ async function start(): Promise<void> {
     showAlert(layout.alerts, "cpu-fallback", "No WebGPU: running on the CPU", `${gpu.reason}. The packages have a wasm-cpu build, so the models run on the CPU instead (much slower).`);
   }
   const { llm, embedder } = plan;
+  diag.set("backend", describeBackend(plan));
+  const softwareNote = llm.note ?? embedder.note;
+  if (softwareNote !== null) {
+    showAlert(
+      layout.alerts,
+      "software-gpu",
+      "Software WebGPU: running on the CPU build",
+      `${softwareNote}: this WebGPU adapter emulates the GPU on the CPU, which is far slower than the models' WebAssembly CPU build.`,
+      "Add ?webgpu=force to the address to use the software adapter anyway.",
+    );
+  }
   llmCard.setPackage(llm.entry.modelId, llm.entry.quantization, llm.target);
   embedCard.setPackage(embedder.entry.modelId, embedder.entry.quantization, embedder.target);
   diag.set("llm", `${llm.entry.modelId} · ${llm.entry.quantization}${llm.variants.length > 1 ? ` (of ${llm.variants.join(", ")})` : ""} · ${formatBytes(llm.entry.bytes)}`);
@@ -266,6 +282,14 @@ async function start(): Promise<void> {
       },
     );
   await Promise.allSettled([chatLoad, ragLoad]);
+}
+
+/** Where each model runs and why: "chat: CPU (software WebGPU adapter (SwiftShader): using the CPU build; ?webgpu=force to override)". */
+function describeBackend(plan: ModelPlan): string {
+  const one = (c: ModelPlan["llm"]) => (c.target === "wasm-cpu" ? "CPU (wasm)" : "WebGPU") + (c.note === null ? "" : ` (${c.note}; ?webgpu=force to override)`);
+  const [a, b] = [one(plan.llm), one(plan.embedder)];
+  const forced = plan.forceWebGPU && state.gpu?.software != null ? ` · forced onto the software adapter (${state.gpu.software}) by ?webgpu=force` : "";
+  return (a === b ? a : `chat: ${a} · encoder: ${b}`) + forced;
 }
 
 /** "files 1.2 s · shaders 20 s · upload 0.3 s" from the SDK's load timings. */

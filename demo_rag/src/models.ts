@@ -7,10 +7,15 @@
  * (q4f16_1, q0f16) needs the WebGPU feature "shader-f16", so without it the float32 one (q4f32_1,
  * q0f32) is taken. Without WebGPU only packages with a `wasm-cpu` library can run (on the CPU).
  *
+ * A software WebGPU adapter (SwiftShader, llvmpipe/lavapipe, WARP, `isFallbackAdapter`) is not a GPU: it
+ * emulates every shader on the CPU, so a package with a wasm-cpu build runs that instead (the SDK's rule,
+ * chooseBackend; SmolLM2-135M's first token came after 16 min on SwiftShader, in seconds on wasm-cpu).
+ *
  * Overrides (query parameters): ?llm=<model_id> and ?embedder=<model_id> pick by id; ?llm_url=<package
- * URL> and ?embedder_url=<package URL> bypass the list entirely; ?models=<index URL> reads another list.
+ * URL> and ?embedder_url=<package URL> bypass the list entirely; ?models=<index URL> reads another list;
+ * ?webgpu=force runs on a software WebGPU adapter anyway.
  */
-import { isF16Variant, pickVariant } from "@hearth/sdk/engine";
+import { chooseBackend, isF16Variant, pickVariant, softwareAdapterName } from "@hearth/sdk/engine";
 
 export interface PackageEntry {
   modelId: string;
@@ -28,14 +33,18 @@ export interface GpuProbe {
   reason: string | null;
   shaderF16: boolean;
   adapter: { vendor: string; architecture: string; description: string; isFallback: boolean } | null;
+  /** The software rasterizer behind the adapter ("SwiftShader", "llvmpipe", ...), or null for a GPU. */
+  software: string | null;
 }
 
 export interface ModelChoice {
   entry: PackageEntry;
   /** Other variants of the same model, for the diagnostics panel. */
   variants: string[];
-  /** "webgpu", or "wasm-cpu" when WebGPU is missing and the package has a CPU build. */
+  /** "webgpu", or "wasm-cpu" when WebGPU is missing or the adapter is a software one, and the package has a CPU build. */
   target: "webgpu" | "wasm-cpu";
+  /** Why not WebGPU, for the diagnostics ("software WebGPU adapter (SwiftShader): using the CPU build"); else null. */
+  note: string | null;
 }
 
 export interface ModelPlan {
@@ -43,6 +52,8 @@ export interface ModelPlan {
   catalog: PackageEntry[];
   llm: ModelChoice;
   embedder: ModelChoice;
+  /** ?webgpu=force: WebGPU even on a software adapter. */
+  forceWebGPU: boolean;
   /** Chat models on the list that this device can run (for the model picker). */
   llmOptions: string[];
   embedderOptions: string[];
@@ -67,8 +78,12 @@ export class PlanError extends Error {
   }
 }
 
-/** Chat models preferred when the list has several (the first one present wins); else the largest non-test model. */
-const PREFERRED_LLMS = ["Qwen2.5-0.5B-Instruct", "SmolLM2-360M-Instruct", "Qwen2.5-1.5B-Instruct", "Llama-3.2-1B-Instruct"];
+/**
+ * Chat models preferred when the list has several (the first one present wins); else the largest non-test
+ * model. SmolLM2-135M-Instruct first: it is what `make demo` builds, small enough to answer at a usable
+ * speed on the CPU build too.
+ */
+const PREFERRED_LLMS = ["SmolLM2-135M-Instruct", "Qwen2.5-0.5B-Instruct", "SmolLM2-360M-Instruct", "Qwen2.5-1.5B-Instruct", "Llama-3.2-1B-Instruct"];
 const PREFERRED_EMBEDDERS = ["all-MiniLM-L6-v2", "bge-small-en-v1.5"];
 const TEST_MODEL = /^tiny-/;
 
@@ -83,28 +98,31 @@ export async function probeGpu(): Promise<GpuProbe> {
         : "WebGPU needs a secure context (https:// or http://localhost)",
       shaderF16: false,
       adapter: null,
+      software: null,
     };
   }
   let adapter: GPUAdapter | null = null;
   try {
     adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
   } catch (err) {
-    return { available: false, reason: `requestAdapter failed: ${String(err)}`, shaderF16: false, adapter: null };
+    return { available: false, reason: `requestAdapter failed: ${String(err)}`, shaderF16: false, adapter: null, software: null };
   }
   if (adapter === null) {
-    return { available: false, reason: "no WebGPU adapter (the GPU is blocklisted or WebGPU is disabled)", shaderF16: false, adapter: null };
+    return { available: false, reason: "no WebGPU adapter (the GPU is blocklisted or WebGPU is disabled)", shaderF16: false, adapter: null, software: null };
   }
   const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).info;
+  const described = {
+    vendor: info?.vendor ?? "",
+    architecture: info?.architecture ?? "",
+    description: info?.description ?? "",
+    isFallback: info?.isFallbackAdapter ?? false,
+  };
   return {
     available: true,
     reason: null,
     shaderF16: adapter.features.has("shader-f16"),
-    adapter: {
-      vendor: info?.vendor ?? "",
-      architecture: info?.architecture ?? "",
-      description: info?.description ?? "",
-      isFallback: info?.isFallbackAdapter ?? false,
-    },
+    adapter: described,
+    software: softwareAdapterName(described),
   };
 }
 
@@ -144,30 +162,37 @@ function variantRank(quantization: string, f16ok: boolean, task: string): number
   return precision + f16;
 }
 
+/** WebGPU or the CPU build for a package with these targets (undefined: not known), and why not WebGPU. */
+export function backendFor(gpu: GpuProbe, packageTargets: readonly string[] | undefined, forceWebGPU: boolean): { target: "webgpu" | "wasm-cpu"; note: string | null } {
+  if (!gpu.available) return { target: "wasm-cpu", note: null };
+  const choice = chooseBackend(gpu.adapter, { packageTargets, forceWebGPU });
+  return { target: choice.target, note: choice.reason };
+}
+
 /** The variant of `modelId` this device runs, or null when none can run here. */
-function chooseVariant(catalog: readonly PackageEntry[], modelId: string, task: string, gpu: GpuProbe): ModelChoice | null {
+function chooseVariant(catalog: readonly PackageEntry[], modelId: string, task: string, gpu: GpuProbe, forceWebGPU: boolean): ModelChoice | null {
   const mine = catalog.filter((e) => e.modelId === modelId && e.task === task);
-  const target = gpu.available ? "webgpu" : "wasm-cpu";
+  const { target, note } = backendFor(gpu, [...new Set(mine.flatMap((e) => e.targets))], forceWebGPU);
   const runnable = mine.filter((e) => e.targets.includes(target));
   if (runnable.length === 0) return null;
   // On the CPU, f32 (wasm has no fast float16); on WebGPU, f16 only with shader-f16 (pickVariant checks).
-  const f16ok = gpu.available && gpu.shaderF16;
+  const f16ok = target === "webgpu" && gpu.shaderF16;
   const ordered = [...runnable].sort((a, b) => variantRank(a.quantization, f16ok, task) - variantRank(b.quantization, f16ok, task));
   try {
     const q = pickVariant(
       ordered.map((e) => e.quantization),
-      gpu.available ? { shaderF16: gpu.shaderF16 } : { shaderF16: false, cpu: true },
+      target === "webgpu" ? { shaderF16: gpu.shaderF16 } : { shaderF16: false, cpu: true },
     );
     const entry = ordered.find((e) => e.quantization === q) as PackageEntry;
-    return { entry, variants: mine.map((e) => e.quantization), target };
+    return { entry, variants: mine.map((e) => e.quantization), target, note };
   } catch {
     return null;
   }
 }
 
-function runnableIds(catalog: readonly PackageEntry[], task: string, gpu: GpuProbe): string[] {
+function runnableIds(catalog: readonly PackageEntry[], task: string, gpu: GpuProbe, forceWebGPU: boolean): string[] {
   const ids = [...new Set(catalog.filter((e) => e.task === task).map((e) => e.modelId))];
-  return ids.filter((id) => chooseVariant(catalog, id, task, gpu) !== null);
+  return ids.filter((id) => chooseVariant(catalog, id, task, gpu, forceWebGPU) !== null);
 }
 
 function defaultId(ids: readonly string[], preferred: readonly string[], catalog: readonly PackageEntry[]): string | undefined {
@@ -195,13 +220,15 @@ function entryFromUrl(url: string, task: string): PackageEntry {
 export async function planModels(gpu: GpuProbe, params: URLSearchParams = new URLSearchParams(location.search)): Promise<ModelPlan> {
   const indexUrl = new URL(params.get("models") ?? "/models/", location.href).href;
   const catalog = await fetchCatalog(indexUrl);
-  const llmOptions = runnableIds(catalog, "chat", gpu);
-  const embedderOptions = runnableIds(catalog, "embedding", gpu);
+  const forceWebGPU = params.get("webgpu") === "force";
+  const llmOptions = runnableIds(catalog, "chat", gpu, forceWebGPU);
+  const embedderOptions = runnableIds(catalog, "embedding", gpu, forceWebGPU);
 
   const pick = (task: "chat" | "embedding", idParam: string, urlParam: string, options: string[], preferred: string[]): ModelChoice => {
     const url = params.get(urlParam);
     if (url !== null) {
-      return { entry: entryFromUrl(url, task), variants: [], target: gpu.available ? "webgpu" : "wasm-cpu" };
+      // The package's targets are not known here: the CPU build on a software adapter (its load says so if missing).
+      return { entry: entryFromUrl(url, task), variants: [], ...backendFor(gpu, undefined, forceWebGPU) };
     }
     const wanted = params.get(idParam) ?? defaultId(options, preferred, catalog);
     const what = task === "chat" ? "chat model" : "text encoder (embedding model)";
@@ -214,7 +241,7 @@ export async function planModels(gpu: GpuProbe, params: URLSearchParams = new UR
           : `${indexUrl} lists no ${what}: compile one first (see docs/demo.md)`,
       );
     }
-    const choice = chooseVariant(catalog, wanted, task, gpu);
+    const choice = chooseVariant(catalog, wanted, task, gpu, forceWebGPU);
     if (choice === null) {
       const known = catalog.some((e) => e.modelId === wanted);
       throw new NoPackageError(
@@ -240,7 +267,7 @@ export async function planModels(gpu: GpuProbe, params: URLSearchParams = new UR
   const llm = attempt(() => pick("chat", "llm", "llm_url", llmOptions, PREFERRED_LLMS));
   const embedder = attempt(() => pick("embedding", "embedder", "embedder_url", embedderOptions, PREFERRED_EMBEDDERS));
   if (llm === null || embedder === null) throw new PlanError(problems);
-  return { indexUrl, catalog, llm, embedder, llmOptions, embedderOptions };
+  return { indexUrl, catalog, llm, embedder, forceWebGPU, llmOptions, embedderOptions };
 }
 
 /** context_window_size of a chat package (its mlc-chat-config.json), to size the KV cache before loading. */

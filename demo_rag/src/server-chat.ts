@@ -7,6 +7,7 @@
  * Same origin only (the page's CSP allows nothing else), so this is the server that served the app.
  */
 import type { ChatRunner } from "./rag-client.ts";
+import { ANSWER_SAMPLING } from "./sampling.ts";
 
 export interface NativeApiModel {
   id: string; // "<model_id>/<quantization>"
@@ -59,7 +60,8 @@ export function serverRunner(model: string, onUsage: (usage: ServerUsage) => voi
     const res = await fetch("/v1/chat/completions", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ model, messages, max_tokens: maxTokens, stream: true, stream_options: { include_usage: true } }),
+      // The server's OpenAI API has no loop guard: the sampling settings alone.
+      body: JSON.stringify({ model, messages, max_tokens: maxTokens, temperature: ANSWER_SAMPLING.temperature, top_p: ANSWER_SAMPLING.top_p, stream: true, stream_options: { include_usage: true } }),
       signal,
     });
     if (!res.ok || res.body === null) {

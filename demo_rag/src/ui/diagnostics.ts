@@ -4,6 +4,7 @@ import { h } from "./dom.ts";
 export const DIAG_ROWS = [
   ["adapter", "GPU adapter"],
   ["f16", "shader-f16"],
+  ["backend", "Models run on"],
   ["llm", "Chat model"],
   ["embedder", "Text encoder"],
   ["route", "Answers generated"],

@@ -25,7 +25,7 @@ export async function loadEmbedder(
   const t0 = performance.now();
   const model = await EncoderModel.load(spec.url, {
     signal,
-    ...(spec.target === "wasm-cpu" ? { target: "wasm-cpu" } : {}),
+    target: spec.target, // decided by the page (models.ts), software adapter or not
     onProgress: (e) => {
       const { phase, ...detail } = e;
       onProgress(phase, detail as Record<string, unknown>);

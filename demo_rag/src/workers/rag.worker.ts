@@ -23,6 +23,7 @@ import {
 } from "@hearth/sdk/rag";
 import { ProxyChat } from "./chat-proxy.ts";
 import { loadEmbedder, type LoadedEmbedder } from "./embedder.ts";
+import { checkQuestion } from "./question.ts";
 import type { AddOutcome, AskOutcome, FromWorker, IndexStatsView, InitResult, PassageView, RagEvent, RagRequest, SourceView, ToWorker } from "./protocol.ts";
 
 const scope = self as unknown as {
@@ -39,9 +40,13 @@ function chunkTokensFor(contextWindow: number, embedderMax: number): number {
   return Math.max(32, Math.min(embedderMax, 200, Math.floor(contextWindow / 6)));
 }
 
-/** Prompt options for a context window: short instructions and a shorter answer when every token counts. */
+/**
+ * Prompt options for a context window: short instructions and a shorter answer when every token counts.
+ * Answers from passages are a sentence or two: 256 tokens is ample, and leaves the rest of a 2048-4096
+ * window to the passages (a 512-token reserve would only make a looping answer longer).
+ */
 function promptOptionsFor(contextWindow: number): PromptOptions {
-  if (contextWindow >= 1024) return {};
+  if (contextWindow >= 1024) return { maxAnswerTokens: 256 };
   return { system: "Answer from the numbered sources only. Cite them like [1].", maxAnswerTokens: Math.min(64, Math.floor(contextWindow / 5)) };
 }
 
@@ -230,11 +235,14 @@ async function add(files: File[], emit: (e: RagEvent) => void, signal: AbortSign
  */
 async function ask(question: string, k: number, emit: (e: RagEvent) => void, signal: AbortSignal): Promise<AskOutcome> {
   const idx = requireIndex();
-  if (chat === null) throw new Error("the chat model is not ready");
+  if (chat === null || embedder === null) throw new Error("the chat model is not ready");
+  const opts = promptOptionsFor(chat.contextWindow);
+  // Before the question is embedded or searched: a too-long question fails here, having cost nothing.
+  checkQuestion(question, chat, opts, embedder.embedder.maxTokens);
   const t0 = performance.now();
   const hits = await idx.search(question, { k, signal });
   const retrievalMs = performance.now() - t0;
-  const prompt = fitPrompt(question, hits, chat, promptOptionsFor(chat.contextWindow));
+  const prompt = fitPrompt(question, hits, chat, opts);
   const sources: SourceView[] = prompt.sources.map(({ n, hit }) => ({
     n,
     docId: hit.document.id,
