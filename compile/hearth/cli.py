@@ -212,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=None, help="tokens per window (default: min(context, 1024))")
     p.add_argument("--stride", type=int, default=None, help="window stride (default: window / 2)")
     p.add_argument("--max-tokens", type=int, default=None, help="evaluate only the first N tokens of the text")
+    p.add_argument(
+        "--qa", default=None, metavar="PROMPTS",
+        help="document-QA answer accuracy instead: answer the RAG prompts in PROMPTS (bench/qa/retrieve.mjs) with the "
+        "reference and each package (native llvm, greedy); --json writes every answer",
+    )
     p.set_defaults(func=cmd_eval)
     return parser
 

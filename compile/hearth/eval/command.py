@@ -106,6 +106,10 @@ def _summary_line(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_eval(args: argparse.Namespace, console: Console) -> int:
+    if getattr(args, "qa", None):  # document-QA accuracy on stored RAG prompts: its own driver (qa.py)
+        from .qa import run_qa_eval
+
+        return run_qa_eval(args, console)
     errors = _user_errors()
     t0 = time.perf_counter()
     try:

@@ -383,7 +383,7 @@ def run_qa_eval(args: Any, console: Any) -> int:
     t0 = time.perf_counter()
     try:
         with Bar(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                 console=console, transient=console.is_terminal) as bar:
+                 console=console, transient=True, disable=not console.is_terminal) as bar:
             task = bar.add_task("qa", total=None)
             last = [0.0]
 
