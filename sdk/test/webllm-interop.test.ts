@@ -166,3 +166,131 @@ test("chat completion: WebLLM's conv_template prompt and greedy reply equal Hear
   assert.deepEqual((choice.logprobs?.content ?? []).map((c: { token: string }) => c.token), tokenTexts(expected));
   assert.ok(new Set(expected).size > 1, "the reply should not be one repeated token (a weak check otherwise)");
 });
+
+// The pieces of WebLLM's pipeline this test drives directly (private in TypeScript, present at run time).
+interface PipelineInternals {
+  tvm: {
+    empty(shape: number[], dtype: string, dev: unknown): TvmTensor;
+    cpu(): unknown;
+    beginScope(): void;
+    endScope(): void;
+  };
+  /** tvm.webgpu(): the device tensors live on. */
+  device: { sync(): Promise<void> };
+  fargsortProbs: (probs: TvmTensor) => { get(i: number): TvmTensor };
+  fsampleWithTopP: (...args: TvmTensor[]) => TvmTensor;
+  fapplyLogitBias: (...args: TvmTensor[]) => void;
+  fapplyPenalty: (...args: TvmTensor[]) => void;
+  fapplyBitmask: (...args: TvmTensor[]) => void;
+}
+interface TvmTensor {
+  copyFrom(data: ArrayLike<number> | TvmTensor): TvmTensor;
+  toArray(): Float32Array | Int32Array;
+}
+
+function pipelineInternals(): PipelineInternals {
+  const pipelines = (engine as unknown as { loadedModelIdToPipeline?: Map<string, Partial<PipelineInternals>> }).loadedModelIdToPipeline;
+  const p = pipelines?.get(MODEL_ID);
+  const names = ["tvm", "device", "fargsortProbs", "fsampleWithTopP", "fapplyLogitBias", "fapplyPenalty", "fapplyBitmask"] as const;
+  const missing = names.filter((n) => p?.[n] === undefined);
+  assert.deepEqual(missing, [], "WebLLM's pipeline internals changed; update this test");
+  return p as PipelineInternals;
+}
+
+test("the sampler functions Hearth's WebGPU build carries for WebLLM: argsort_probs and sample_with_top_p", async () => {
+  const { tvm, device: dev, fargsortProbs, fsampleWithTopP } = pipelineInternals();
+  const vocab = (config as unknown as { vocab_size: number }).vocab_size;
+  // Probabilities with many exact ties (20 levels), so the tie order (lower id first) matters.
+  const raw = Array.from({ length: vocab }, (_, i) => ((i * 7919) % 20) + 1 + (i === 5 ? 100 : 0));
+  const sum = raw.reduce((a, b) => a + b, 0);
+  const probs = Float32Array.from(raw, (r) => r / sum);
+  const order = Array.from({ length: vocab }, (_, i) => i).sort((a, b) => probs[b]! - probs[a]! || a - b);
+
+  tvm.beginScope();
+  try {
+    const onGpu = (data: ArrayLike<number>, dtype: string): TvmTensor => tvm.empty([1, data.length], dtype, dev).copyFrom(data);
+    const sorted = fargsortProbs(onGpu(probs, "float32"));
+    const sortedP = tvm.empty([1, vocab], "float32", tvm.cpu()).copyFrom(sorted.get(0));
+    const sortedI = tvm.empty([1, vocab], "int32", tvm.cpu()).copyFrom(sorted.get(1));
+    await dev.sync();
+    assert.deepEqual(Array.from(sortedI.toArray()), order);
+    assert.deepEqual(Array.from(sortedP.toArray()), order.map((i) => probs[i]!));
+
+    // sample_with_top_p keeps the shortest prefix of the sorted row whose mass reaches top_p, and picks
+    // the first entry whose cumulative mass (renormalised over the prefix) exceeds the uniform sample.
+    const cum: number[] = [];
+    order.reduce((acc, i) => (cum.push(acc + probs[i]!), acc + probs[i]!), 0);
+    for (const topP of [0.05, 0.3, 1.0]) {
+      const cut = cum.findIndex((c) => c >= topP);
+      const kept = cut < 0 ? vocab - 1 : cut;
+      // Ranks around multiples of 32: where a blocked prefix sum would go wrong.
+      for (const pick of [0, 1, 2, 31, 32, 33, 63, 64, 65, 127, 128, 129, Math.floor(kept / 2), kept].filter((x) => x <= kept)) {
+        const lo = pick === 0 ? 0 : cum[pick - 1]!;
+        const u = (lo + cum[pick]!) / 2 / cum[kept]!; // the middle of the pick's interval
+        const out = fsampleWithTopP(
+          sorted.get(0),
+          sorted.get(1),
+          tvm.empty([1], "float32", dev).copyFrom([u]),
+          tvm.empty([1], "int32", dev).copyFrom([0]),
+          tvm.empty([1], "float32", dev).copyFrom([topP]),
+        );
+        const host = tvm.empty([1], "int32", tvm.cpu()).copyFrom(out);
+        await dev.sync();
+        assert.equal(host.toArray()[0], order[pick], `top_p ${topP}, u ${u.toFixed(4)}: expected rank ${pick}`);
+      }
+    }
+  } finally {
+    tvm.endScope();
+  }
+});
+
+test("the logit processors Hearth's WebGPU build carries for WebLLM: logit bias, penalties, bitmask", async () => {
+  const { tvm, device: dev, fapplyLogitBias, fapplyPenalty, fapplyBitmask } = pipelineInternals();
+  const vocab = (config as unknown as { vocab_size: number }).vocab_size;
+  const base = Float32Array.from({ length: vocab }, (_, i) => ((i * 37) % 11) - 5 + 0.25);
+  const f32 = (d: ArrayLike<number>, shape = [d.length]) => tvm.empty(shape, "float32", dev).copyFrom(d);
+  const i32 = (d: ArrayLike<number>, shape = [d.length]) => tvm.empty(shape, "int32", dev).copyFrom(d);
+  const read = async (t: TvmTensor) => {
+    const host = tvm.empty([1, vocab], "float32", tvm.cpu()).copyFrom(t);
+    await dev.sync();
+    return Array.from(host.toArray());
+  };
+  tvm.beginScope();
+  try {
+    // logit_bias: logits[row(pos), token] += bias
+    const tokens = [3, 17, vocab - 1];
+    let logits = f32(base, [1, vocab]);
+    fapplyLogitBias(logits, i32([0, 0, 0]), i32(tokens), f32([1.5, -2, 4]));
+    const biased = Array.from(base);
+    tokens.forEach((t, k) => (biased[t]! += [1.5, -2, 4][k]!));
+    assert.deepEqual(await read(logits), biased.map(Math.fround));
+
+    // penalties (presence, frequency, repetition): l -= presence + count * frequency, then l < 0 ? l * r : l / r
+    logits = f32(base, [1, vocab]);
+    const counts = [1, 3, 2];
+    const [presence, frequency, repetition] = [0.5, 0.25, 1.3];
+    fapplyPenalty(logits, i32([0]), i32([0, 0, 0]), i32(tokens), i32(counts), f32([presence, frequency, repetition], [1, 3]));
+    const penalised = Array.from(base);
+    tokens.forEach((t, k) => {
+      const l = Math.fround(penalised[t]! - Math.fround(presence + counts[k]! * frequency));
+      penalised[t] = l < 0 ? l * repetition : l / repetition;
+    });
+    const got = await read(logits);
+    got.forEach((v, i) => assert.ok(Math.abs(v - penalised[i]!) <= 1e-5, `token ${i}: ${v} vs ${penalised[i]}`));
+
+    // bitmask: tokens whose bit is 0 get the lowest float (alternate words: every other bit, all bits)
+    logits = f32(base, [1, vocab]);
+    const words = Math.ceil(vocab / 32);
+    const mask = Int32Array.from({ length: words }, (_, w) => (w % 2 === 0 ? 0x55555555 : -1));
+    fapplyBitmask(logits, i32([0]), i32(mask, [1, words]));
+    const masked = await read(logits);
+    masked.forEach((v, i) => {
+      const allowed = ((mask[i >> 5]! >>> (i & 31)) & 1) === 1;
+      // Masked: the lowest float as TVM's WGSL literal spells it (-3.402823e+38, a few ulps above -FLT_MAX).
+      if (allowed) assert.equal(v, Math.fround(base[i]!), `token ${i}`);
+      else assert.ok(v <= -3.4e38, `token ${i}: ${v}`);
+    });
+  } finally {
+    tvm.endScope();
+  }
+});

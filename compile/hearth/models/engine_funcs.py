@@ -11,15 +11,17 @@ WebLLM's engine looks these up by name when it loads a model and refuses a libra
     sample_with_top_p(sorted_probs, sorted_indices, uniform_samples[k] f32, sample_indices[k] i32,
                       top_p[b] f32)                     -> token ids [k] i32
 
-They are ported from MLC-LLM's `compiler_pass/attach_logit_processor.py` and
-`attach_sampler.py` (Apache-2.0), the GPU variants only: WebLLM runs WebGPU libraries alone, and
-MLC itself attaches no GPU sampler to CPU targets. Hearth's own SDK does not call them.
+The logit processors are MLC-LLM's (`compiler_pass/attach_logit_processor.py`, Apache-2.0), GPU
+variants only: WebLLM runs WebGPU libraries alone. The two sampler functions keep MLC's signatures
+and semantics (`attach_sampler.py`) but are serial kernels, one GPU thread per row: MLC's build on
+TVM's GPU sort and cumsum, and with TVM 0.27 the sort does not compile for WebGPU (blockIdx.z) and
+the cumsum gave wrong prefix sums on Dawn/lavapipe. WebLLM samples one sequence at a time, so a
+serial pass over the vocabulary per token is affordable. Hearth's own SDK calls none of them.
 """
 from __future__ import annotations
 
 import tvm
-from tvm import relax, te, tirx
-from tvm.relax.frontend import nn
+from tvm import relax, tirx
 from tvm.script import tirx as T
 
 # The bounds MLC gives the sampler's symbolic sizes (static memory planning needs them).
@@ -208,8 +210,49 @@ def _attach_argsort_probs(bb: relax.BlockBuilder) -> relax.GlobalVar:
         return bb.emit_func_output(output)
 
 
-def _reshape(x: relax.Expr, shape: relax.ShapeExpr, dtype: str) -> relax.Expr:
-    return relax.call_pure_packed("vm.builtin.reshape", x, shape, ty_args=relax.TensorType(shape, dtype))
+@T.prim_func
+def _sample_top_p(
+    var_sorted: T.handle, var_indices: T.handle, var_uniform: T.handle, var_rows: T.handle, var_top_p: T.handle, var_out: T.handle
+):
+    """MLC's top-p sampling from a sorted row (tvm.relax.frontend.nn.sample_top_p_top_k_from_sorted_prob
+    without top-k): keep the shortest prefix whose mass reaches top_p, renormalise it, and pick the
+    first entry whose cumulative mass exceeds the uniform sample.
+
+    Serial, one GPU thread per sample: TVM 0.27's WebGPU cumsum, which MLC's version builds on,
+    gave wrong prefix sums on Dawn/lavapipe (sampled ranks snapped to multiples of 32).
+    """
+    T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
+    batch_size = T.int32()
+    vocab_size = T.int32()
+    num_samples = T.int32()
+    sorted_probs = T.match_buffer(var_sorted, (batch_size, vocab_size), "float32")
+    sorted_indices = T.match_buffer(var_indices, (batch_size, vocab_size), "int32")
+    uniform = T.match_buffer(var_uniform, (num_samples,), "float32")
+    rows = T.match_buffer(var_rows, (num_samples,), "int32")
+    top_p = T.match_buffer(var_top_p, (batch_size,), "float32")
+    out = T.match_buffer(var_out, (num_samples,), "int32")
+    sample = T.launch_thread("blockIdx.x", num_samples)
+    _ = T.launch_thread("threadIdx.x", 1)
+    mass = T.alloc_buffer((2,), "float32", scope="local")  # running sum, the kept prefix's mass
+    found = T.alloc_buffer((2,), "int32", scope="local")  # done flag, chosen token
+    found[0] = 0
+    mass[0] = T.float32(0)
+    for j in range(vocab_size):
+        if found[0] == 0:
+            mass[0] = mass[0] + sorted_probs[rows[sample], j]
+            if mass[0] >= top_p[rows[sample]] or j == vocab_size - 1:
+                mass[1] = mass[0]
+                found[0] = 1
+    found[0] = 0
+    found[1] = sorted_indices[rows[sample], vocab_size - 1]
+    mass[0] = T.float32(0)
+    for j in range(vocab_size):
+        if found[0] == 0:
+            mass[0] = mass[0] + sorted_probs[rows[sample], j]
+            if uniform[sample] < mass[0] / mass[1]:
+                found[1] = sorted_indices[rows[sample], j]
+                found[0] = 1
+    out[sample] = found[1]
 
 
 def _attach_sample_with_top_p(bb: relax.BlockBuilder) -> relax.GlobalVar:
@@ -221,29 +264,12 @@ def _attach_sample_with_top_p(bb: relax.BlockBuilder) -> relax.GlobalVar:
     uniform_samples = relax.Var("uniform_samples", relax.TensorType((num_samples,), "float32"))
     sample_indices = relax.Var("sample_indices", relax.TensorType((num_samples,), "int32"))
     top_p = relax.Var("top_p", relax.TensorType((batch_size,), "float32"))
-    with bb.function("sample_with_top_p", [sorted_probs, sorted_indices, uniform_samples, sample_indices, top_p]):
+    args = [sorted_probs, sorted_indices, uniform_samples, sample_indices, top_p]
+    with bb.function("sample_with_top_p", args):
         with bb.dataflow():
-            per_sample = relax.ShapeExpr([num_samples, 1])
-            per_row = relax.ShapeExpr([batch_size, 1])
-            # No top-k in this function: every row keeps the whole vocabulary.
-            # (sorted_probs is an input only so that its shape binds vocab_size in the kernel.)
-            top_k = bb.emit_te(
-                lambda p: te.compute((p.shape[0], 1), lambda i, j: p.shape[1].astype("int32"), name="full"),
-                sorted_probs,
-                primfunc_name_hint="full",
-            )
-            result = nn.sample_top_p_top_k_from_sorted_prob(
-                nn.wrap_nested(sorted_probs, name="sorted_probs"),
-                nn.wrap_nested(sorted_indices, name="sorted_indices"),
-                nn.wrap_nested(_reshape(top_p, per_row, "float32"), name="top_p"),
-                nn.wrap_nested(top_k, name="top_k"),
-                nn.wrap_nested(_reshape(uniform_samples, per_sample, "float32"), name="uniform_samples"),
-                nn.wrap_nested(_reshape(sample_indices, per_sample, "int32"), name="sample_indices"),
-            )
-            output = bb.emit_output(
-                relax.call_pure_packed("vm.builtin.reshape", result._expr, sample_indices.ty.shape, ty_args=sample_indices.ty)
-            )
-        return bb.emit_func_output(output)
+            kernel = bb.add_func(_sample_top_p, "sample_top_p")
+            out = bb.emit_output(relax.call_tir(kernel, args, out_ty=relax.TensorType((num_samples,), "int32")))
+        return bb.emit_func_output(out)
 
 
 __all__ = ["attach_engine_functions"]
