@@ -146,3 +146,23 @@ def test_converted_folder_keeps_its_description(tmp_path: Path) -> None:
     copy.parent.mkdir()
     shutil.copyfile(smollm2_gguf(), copy)
     assert resolve_source(str(copy)).path == source.path
+
+
+def test_gguf_without_chat_template_gets_the_default(tmp_path: Path, empty_cache: Path) -> None:
+    """A GGUF that carries no chat template compiles with Hearth's documented default (ChatML) and a warning."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from make_test_gguf import build_test_gguf
+
+    from hearth.weights.gguf_checkpoint import DEFAULT_CHAT_TEMPLATE
+
+    gguf_file = build_test_gguf(tmp_path / "no-template.gguf", chat_template=None)
+    with pytest.warns(UserWarning, match="has no chat template; using Hearth's default ChatML template"):
+        source = resolve_source(str(gguf_file))
+    assert (source.path / "chat_template.jinja").read_text() == DEFAULT_CHAT_TEMPLATE
+    package = compile_package(str(gguf_file), "q4f32_1", ["llvm"], tmp_path / "dist").package_dir
+    cfg = json.loads((package / "mlc-chat-config.json").read_text())
+    assert cfg["chat_template"] == DEFAULT_CHAT_TEMPLATE
+    manifest = json.loads((package / "hearth-manifest.json").read_text())
+    assert manifest["source_file"]["sha256"] == source.gguf["sha256"] and manifest["source"].startswith("gguf:")
