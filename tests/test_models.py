@@ -265,8 +265,11 @@ def test_compiles_for_webgpu(name: str, tmp_path: Path, record_property) -> None
     print(f"\n{name}: webgpu compile {seconds:.1f}s")
     text = ex.as_text()
     for fn in ("embed", "prefill", "decode", "batch_prefill", "batch_decode",
-               "create_paged_kv_cache", "create_tir_paged_kv_cache", "softmax_with_temperature"):
+               "create_paged_kv_cache", "create_tir_paged_kv_cache", "softmax_with_temperature",
+               "argsort_probs", "sample_with_top_p"):  # the last two: WebLLM requires them (engine_funcs)
         assert f"@{fn}:" in text, f"{fn} missing from the webgpu executable"
+    for fn in ("apply_logit_bias_inplace", "apply_penalty_inplace", "apply_bitmask_inplace"):  # TIR, for WebLLM
+        assert ex.mod.implements_function(fn, query_imports=True), f"{fn} missing from the webgpu library"
     kinds = [m.kind for m in ex.mod.imports[0].imports] if ex.mod.imports else []
     assert "webgpu" in kinds, f"no WGSL module was generated: {kinds}"
 
