@@ -218,8 +218,10 @@ test("the sampler functions Hearth's WebGPU build carries for WebLLM: argsort_pr
 
     // sample_with_top_p keeps the shortest prefix of the sorted row whose mass reaches top_p, and picks
     // the first entry whose cumulative mass (renormalised over the prefix) exceeds the uniform sample.
+    // Prefix sums in float32, added in order as the kernel does (in float64 they drift apart by more
+    // than one entry's mass over a 49152-token vocabulary).
     const cum: number[] = [];
-    order.reduce((acc, i) => (cum.push(acc + probs[i]!), acc + probs[i]!), 0);
+    order.reduce((acc, i) => (cum.push(Math.fround(acc + probs[i]!)), Math.fround(acc + probs[i]!)), 0);
     for (const topP of [0.05, 0.3, 1.0]) {
       const cut = cum.findIndex((c) => c >= topP);
       const kept = cut < 0 ? vocab - 1 : cut;
