@@ -243,8 +243,7 @@ def test_llvm_logits_match_transformers_on_dequantized_weights() -> None:
 @pytest.mark.parametrize(("quant", "target"), [("q4f32_gguf", "webgpu"), ("q4f16_gguf", "webgpu"), ("q4f32_gguf", "wasm-cpu")])
 def test_browser_targets_greedy_match_native(quant: str, target: str) -> None:
     """WebGPU (Node + Dawn on lavapipe) and the wasm-cpu build give the native build's greedy tokens.
-    generate.mjs loads the package's wasm-cpu build by itself on a software adapter (lavapipe) when the
-    package has one, and WebGPU when it has only the webgpu build."""
+    generate.mjs runs the build `--target` names (WebGPU also on the software adapter lavapipe)."""
     from test_webgpu_decoder import divergence_report, run_webgpu
 
     from hearth.native import load_decoder
@@ -252,6 +251,7 @@ def test_browser_targets_greedy_match_native(quant: str, target: str) -> None:
     pkg = _package(quant, ("llvm", target))
     dec, _ = load_decoder(pkg, target="llvm")
     native = dec.greedy(PROMPT, 12)
-    result = run_webgpu(pkg, PROMPT, 12)
+    result = run_webgpu(pkg, PROMPT, 12, "--target", target)
+    assert result["deviceKind"] == ("webgpu" if target == "webgpu" else "cpu")
     assert result["quantization"] == quant and result["usesF16"] == ("f16" in quant)
     assert result["tokens"] == native, divergence_report(pkg, PROMPT, native, result["tokens"])

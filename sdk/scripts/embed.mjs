@@ -52,7 +52,7 @@ try {
       batch: { type: "string" },
       repeat: { type: "string", default: "1" },
       ids: { type: "boolean", default: false },
-      target: { type: "string" },
+      target: { type: "string", default: "webgpu" }, // "webgpu" also on a software adapter: tests compare the WebGPU build
       "no-vectors": { type: "boolean", default: false },
     },
   });

@@ -42,6 +42,7 @@ try {
   engine = await createEngine({
     model: pathToFileURL(resolve(positionals[0]) + "/").href,
     variant: values.variant,
+    target: "webgpu", // also on a software adapter (lavapipe): the tests compare the WebGPU build with native
     worker: "inline",
     runtime: { fetch: fileFetch, gpu, logger: (m) => console.error(`[tvmjs] ${m}`) },
   });

@@ -3,8 +3,12 @@
 // {tokens, stats, adapter, ...} on stdout (runtime logs go to stderr).
 //
 // Usage: node scripts/generate.mjs <packageDir> --ids 1,2,3 [--max-new 32] [--stop 2,0] [--variant q4f16_1]
-//                                  [--trace K] [--repeat N] [--prefill-chunk N]
+//                                  [--trace K] [--repeat N] [--prefill-chunk N] [--target webgpu|wasm-cpu|auto]
 //   <packageDir>  the package folder (with hearth-manifest.json), or the model folder with --variant
+//   --target      which build runs (default webgpu, also on a software adapter such as lavapipe: this
+//                 script is how tests compare the WebGPU build with the native one); "auto" is the SDK's
+//                 own choice (the wasm-cpu build on a software adapter); "deviceKind" in the output says
+//                 which ran
 //   --stop        stop token ids (default: none, exactly --max-new tokens, like the native greedy)
 //   --trace K     also report, for every generated position, the top K (token, logit) pairs and the
 //                 margin between the best two logits (same calls as greedy: prefill, then decode)
@@ -44,6 +48,7 @@ try {
       trace: { type: "string" },
       repeat: { type: "string", default: "1" },
       "prefill-chunk": { type: "string" },
+      target: { type: "string", default: "webgpu" },
     },
   });
   if (positionals.length !== 1 || values.ids === undefined) {
@@ -68,6 +73,7 @@ try {
     gpu,
     fetch: fileFetch,
     variant: values.variant,
+    ...(values.target === "auto" ? {} : { target: values.target }),
     prefillChunkSize: prefillChunk,
     logger: (m) => console.error(`[tvmjs] ${m}`),
   });
@@ -101,6 +107,7 @@ try {
     model_id: model.manifest.model_id,
     quantization: model.config.quantization,
     usesF16: model.usesF16,
+    deviceKind: model.loadInfo.deviceKind,
     promptTokens: prompt.length,
     prefillChunkSize: model.prefillChunkSize,
     tokens,

@@ -14,7 +14,7 @@ serve({
     const href = new URL(url, self.location.href).href;
     const load = async () => {
       const t0 = performance.now();
-      const model = await DecoderModel.load(href, { cache: "cache-storage", logger: log });
+      const model = await DecoderModel.load(href, { cache: "cache-storage", target: "webgpu", logger: log });
       return { model, ms: performance.now() - t0 };
     };
     const cold = await load();

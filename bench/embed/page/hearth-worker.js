@@ -9,7 +9,7 @@ let model;
 serve({
   async load({ url, pipelines }) {
     const t0 = performance.now();
-    model = await EncoderModel.load(new URL(url, self.location.href).href, { cache: "none", logger: log, ...(pipelines ? { pipelines } : {}) });
+    model = await EncoderModel.load(new URL(url, self.location.href).href, { cache: "none", target: "webgpu", logger: log, ...(pipelines ? { pipelines } : {}) });
     return { loadMs: performance.now() - t0, adapter: model.adapter, usesF16: model.usesF16, modelId: model.modelId, loadStats: model.stats().load };
   },
 
