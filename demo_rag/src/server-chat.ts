@@ -61,7 +61,7 @@ export function serverRunner(model: string, onUsage: (usage: ServerUsage) => voi
       method: "POST",
       headers: { "Content-Type": "application/json" },
       // The server's OpenAI API has no loop guard: the sampling settings alone.
-      body: JSON.stringify({ model, messages, max_tokens: maxTokens, temperature: ANSWER_SAMPLING.temperature, top_p: ANSWER_SAMPLING.top_p, stream: true, stream_options: { include_usage: true } }),
+      body: JSON.stringify({ model, messages, max_tokens: maxTokens, temperature: ANSWER_SAMPLING.temperature, top_p: ANSWER_SAMPLING.top_p, seed: ANSWER_SAMPLING.seed, stream: true, stream_options: { include_usage: true } }),
       signal,
     });
     if (!res.ok || res.body === null) {

@@ -566,8 +566,9 @@ test("ask(): numbered sources in the prompt, streamed answer, validated citation
   assert.equal(r.answer, chat.answer);
   const prompt = chat.prompts[0]!;
   assert.equal(prompt[0]!.role, "system");
-  assert.match(prompt[1]!.content, /^Sources:\n\n\[1\] Solar power at home\n/u);
-  assert.match(prompt[1]!.content, /Question: How much light do solar panels convert\?$/u);
+  // The question's turn comes last (after the prompt builder's worked examples).
+  assert.match(prompt.at(-1)!.content, /^Sources:\n\n\[1\] Solar power at home\n/u);
+  assert.match(prompt.at(-1)!.content, /Question: How much light do solar panels convert\?\n[^\n]+$/u);
   assert.equal(chat.options[0]!.maxTokens, 100);
   assert.ok(r.sources.length >= 2);
   assert.deepEqual(r.citations.cited, [1, 2]);

@@ -1,16 +1,18 @@
-// End to end: the local-RAG demo (demo_rag/) served by `hearth serve`, in headless Chromium (SwiftShader
-// WebGPU, so the float32 packages: q4f32_1 LLM, q8f32_1 encoder). Loads both models, ingests a generated PDF whose page 2
-// holds a distinctive fact, asks about it, checks the streamed answer and that the cited source is that
-// PDF's page 2 (the tiny test LLM's words are not smart; the sources come from retrieval, which is what
-// we check), checks refusals, reloads (documents persist), then stops the server and reloads again (the
-// service worker serves the app; the models come from the SDK's verified store). Saves a screenshot to
-// tests/browser/out/demo.png.
+// End to end: the local-RAG demo (demo_rag/) served by `hearth serve`, in headless Chromium. Chromium's only
+// WebGPU adapter here is SwiftShader, a software one, so the demo runs the models' wasm-cpu builds (float32:
+// SmolLM2-135M-Instruct q4f32_1, the default chat model, and the q8f32_1 encoder) and says so. Loads both
+// models, ingests a generated PDF whose pages hold distinctive facts, asks about them, and requires at least
+// one answer to contain its expected fact and cite the page that holds it; checks refusals (bad files, a
+// too-long question, refused before anything is embedded), reloads (documents persist), then stops the server
+// and reloads again (the service worker serves the app; the models come from the SDK's verified store).
+// ?webgpu=force puts the models on the software adapter (checked on the plan; the tiny test model).
+// Saves screenshots to tests/browser/out/.
 //
-// Needs: the packages dist/tiny-llama-trained/q4f32_1 and dist/all-MiniLM-L6-v2/q8f32_1 (make demo builds
-// them; HEARTH_DEMO_DIST=<folder> uses another package root), demo_rag/node_modules (npm ci in demo_rag).
-// The app is rebuilt first (npm run build, ~10 s) unless HEARTH_DEMO_NO_BUILD=1. HEARTH_DEMO_WEBGPU=0 runs
-// Chromium without WebGPU: the app must fall back to the packages' wasm-cpu builds.
-// Run: node --test tests/browser/demo.test.mjs          (about 4-6 minutes on 2 CPU cores)
+// Needs: the packages dist/SmolLM2-135M-Instruct/q4f32_1, dist/all-MiniLM-L6-v2/q8f32_1 and
+// dist/tiny-llama-trained/q4f32_1 (make demo builds them; HEARTH_DEMO_DIST=<folder> uses another package
+// root), demo_rag/node_modules (npm ci in demo_rag). The app is rebuilt first (npm run build, ~10 s) unless
+// HEARTH_DEMO_NO_BUILD=1. HEARTH_DEMO_WEBGPU=0 runs Chromium without WebGPU: the same CPU builds, another reason.
+// Run: node --test tests/browser/demo.test.mjs
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -29,7 +31,10 @@ const APP = join(DEMO, "dist");
 const DIST = process.env.HEARTH_DEMO_DIST ?? join(REPO, "dist");
 const HEARTH = join(REPO, ".venv", "bin", "hearth");
 const OUT = join(here, "out");
-const NEEDED = [join(DIST, "tiny-llama-trained", "q4f32_1"), join(DIST, "all-MiniLM-L6-v2", "q8f32_1")];
+const CHAT = join(DIST, "SmolLM2-135M-Instruct", "q4f32_1");
+const ENCODER = join(DIST, "all-MiniLM-L6-v2", "q8f32_1");
+const TINY = join(DIST, "tiny-llama-trained", "q4f32_1");
+const NEEDED = [CHAT, ENCODER, TINY];
 const LOAD_TIMEOUT_MS = Number(process.env.HEARTH_DEMO_LOAD_TIMEOUT_MS ?? 420_000);
 const STEP_TIMEOUT_MS = 240_000;
 const WEBGPU = process.env.HEARTH_DEMO_WEBGPU !== "0";
@@ -78,24 +83,34 @@ function makePdf(pages) {
   return Buffer.from(out, "latin1");
 }
 
-// Page 1: general text; page 2: the fact the question asks about.
+// A short report about a fictional company (short, so the prompt stays short: SmolLM2 on the CPU build in
+// Chromium prefills ~8-10 tokens/s). Each page holds facts a question asks about.
+// Page 1 is long enough (about 150 encoder tokens, ending in a sentence longer than the chunk overlap) that
+// page 2 becomes a chunk of its own: "cites the right page" then means something.
 const PDF_PAGES = [
   [
-    "Annual report of the North Sea Coastal Trust.",
-    "The trust maintains footpaths, dunes and two small harbours along the coast.",
-    "Volunteers planted marram grass on the southern dunes in March and April.",
-    "The footpath between the two harbours was resurfaced after the winter storms.",
-    "Visitor numbers rose slightly compared with the previous year.",
+    "Quillmere Robotics was founded in 2011 in the harbour town of Wexcombe.",
+    "The company designs small autonomous boats that measure water quality",
+    "in lakes and rivers. In its first year it sold eleven boats, mostly to",
+    "universities and water boards. Its flagship boat, the Heron 4, is 1.8 metres",
+    "long and runs for nine hours on one charge. Every summer the company runs a",
+    "free sailing school for children in Wexcombe, and in 2022 it gave twenty of",
+    "its older boats to the Lake Ossery conservation trust, which uses them to count",
+    "the fish in the lake and to measure how warm the water gets in August.",
   ],
   [
-    "Lighthouses.",
-    "The lighthouse on Skarvik island is kept by Ottoline Brask,",
-    "who has tended its lamp every night since 1987.",
-    "Its beam can be seen forty kilometres out to sea.",
+    "Leadership.",
+    "The chief executive officer of Quillmere Robotics is Marisol Thornbury,",
+    "who joined the company in 2016 after ten years at a shipyard.",
   ],
 ];
-const FACT = "Ottoline Brask";
-const QUESTION = "Who keeps the lighthouse on Skarvik island?";
+/** Questions about the PDF with the fact the answer must contain and the page that holds it. */
+const QA = [
+  { question: "Who is the CEO of Quillmere Robotics?", fact: "Marisol Thornbury", page: 2 },
+  { question: "When was Quillmere Robotics founded?", fact: "2011", page: 1 },
+];
+const PDF_NAME = "quillmere-report.pdf";
+const PDF_TITLE = PDF_NAME;
 const MARKDOWN = "# Allotment rules\n\nEvery plot holder waters their own plot. Compost bins are shared, and the gate code changes each spring.\n";
 
 async function freePort() {
@@ -195,7 +210,42 @@ after(async () => {
   if (Object.keys(timings).length > 0) process.stderr.write(`demo timings: ${JSON.stringify(timings)}\n`);
 });
 
-test("demo: load, ingest a PDF, ask, cited page 2, refusals", { timeout: 1_200_000 }, async (t) => {
+/** Ask `question` and wait for its turn to finish; the turn's state, answer, sources and the app's numbers. */
+async function ask(question) {
+  const before = await page.$$eval(".turn", (els) => els.length);
+  await page.fill("#question", question);
+  await page.click("#ask");
+  await page.waitForFunction(
+    (n) => {
+      const turns = document.querySelectorAll(".turn");
+      return turns.length > n && ["done", "error"].includes(turns[0]?.dataset.state ?? "");
+    },
+    before,
+    { timeout: STEP_TIMEOUT_MS },
+  );
+  return page.evaluate(() => {
+    const turn = document.querySelector(".turn");
+    const d = window.hearthDemo;
+    return {
+      state: turn?.dataset.state,
+      text: turn?.textContent ?? "",
+      answer: turn?.querySelector(".answer")?.textContent ?? "",
+      // The app's own record of the sources (page and pageEnd: a chunk can span pages); the list on the page
+      // while a turn failed.
+      sources:
+        turn?.dataset.state === "done" && d.lastAnswer
+          ? d.lastAnswer.sources.map((x) => ({ n: x.n, page: x.page, pageEnd: x.pageEnd ?? x.page, title: x.title }))
+          : [...(turn?.querySelectorAll(".source") ?? [])].map((li) => ({ n: Number(li.dataset.n), page: Number(li.dataset.page), pageEnd: Number(li.dataset.page), title: li.querySelector(".source-title")?.textContent })),
+      cited: d.lastAnswer?.cited ?? [],
+      rawAnswer: d.lastAnswer?.answer ?? "",
+      pieces: d.lastAnswer?.pieces ?? 0,
+      usage: d.lastUsage,
+      firstAnswer: d.firstAnswer,
+    };
+  });
+}
+
+test("demo: load SmolLM2 on the CPU build, ingest a PDF, answers with the right fact and page, refusals", { timeout: 1_500_000 }, async (t) => {
   const t0 = performance.now();
   await page.goto(`${origin}/`, { timeout: 60_000 });
   // Mid-load: the per-phase progress (download / verify / shader compile / GPU upload) is visible.
@@ -206,29 +256,37 @@ test("demo: load, ingest a PDF, ask, cited page 2, refusals", { timeout: 1_200_0
   const state = await page.evaluate(() => window.hearthDemo);
   timings.ttiMs = Math.round(state.ttiMs);
   t.diagnostic(`first visit: ready in ${(performance.now() - t0).toFixed(0)} ms (app TTI ${state.ttiMs.toFixed(0)} ms since navigation)`);
-  // SwiftShader has no shader-f16 and the CPU prefers f32: the f32 variants must be picked (4-bit LLM,
-  // int8 encoder, even where an older dist/ still holds a q4 encoder package).
+  // The default chat model is SmolLM2 (not the tiny test model, which is served too); the CPU build takes
+  // the f32 variants (4-bit LLM, int8 encoder, even where an older dist/ still holds a q4 encoder package).
+  assert.equal(state.plan.llm.entry.modelId, "SmolLM2-135M-Instruct");
   assert.equal(state.plan.llm.entry.quantization, "q4f32_1");
   assert.equal(state.plan.embedder.entry.modelId, "all-MiniLM-L6-v2");
   assert.equal(state.plan.embedder.entry.quantization, "q8f32_1");
+  assert.ok(state.plan.llmOptions.includes("tiny-llama-trained"), "the test model stays on the list (model picker)");
   assert.match(await page.textContent("#local-only summary"), /Local only/);
   // "Local only" is on by default; this server has no --native-api, so the switch cannot be turned off.
   await page.waitForFunction(() => !document.querySelector("#local-only .server-note")?.textContent?.startsWith("Checking"), undefined, { timeout: 30_000 });
   assert.equal(await page.isChecked("#local-only-switch"), true);
   assert.equal(await page.isDisabled("#local-only-switch"), true);
+  // Either way the models run on their wasm-cpu builds: SwiftShader is a software adapter, not a GPU.
+  assert.equal(state.plan.llm.target, "wasm-cpu");
+  assert.equal(state.plan.embedder.target, "wasm-cpu");
+  const backend = await page.textContent('dd[data-key="backend"]');
+  t.diagnostic(`backend: ${backend}`);
   if (WEBGPU) {
-    assert.match(await page.textContent('dd[data-key="adapter"]'), /swiftshader/i);
-    assert.equal(state.plan.llm.target, "webgpu");
+    assert.match(await page.textContent('dd[data-key="adapter"]'), /swiftshader.*\(software: SwiftShader\)/i);
+    assert.equal(backend, "CPU (wasm) (software WebGPU adapter (SwiftShader): using the CPU build; ?webgpu=force to override)");
+    assert.match(await page.textContent(".alert[data-kind='software-gpu']"), /Software WebGPU/);
   } else {
-    assert.equal(state.plan.llm.target, "wasm-cpu");
-    assert.equal(state.plan.embedder.target, "wasm-cpu");
+    assert.equal(backend, "CPU (wasm)");
     assert.match(await page.textContent(".alert[data-kind='cpu-fallback']"), /running on the CPU/);
   }
+  assert.match(await page.textContent('dd[data-key="llmLoad"]'), /context 4096 tokens · CPU/);
 
   // Ingest: the PDF, a Markdown distractor, and three files the index must refuse.
   const tIngest = performance.now();
   await page.setInputFiles("#file-input", [
-    { name: "coastal-trust.pdf", mimeType: "application/pdf", buffer: makePdf(PDF_PAGES) },
+    { name: PDF_NAME, mimeType: "application/pdf", buffer: makePdf(PDF_PAGES) },
     { name: "allotment.md", mimeType: "text/markdown", buffer: Buffer.from(MARKDOWN) },
     { name: "empty.txt", mimeType: "text/plain", buffer: Buffer.alloc(0) },
     { name: "photo.png", mimeType: "image/png", buffer: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3, 4]) },
@@ -241,7 +299,7 @@ test("demo: load, ingest a PDF, ask, cited page 2, refusals", { timeout: 1_200_0
   const rows = await page.$$eval(".ingest", (els) => els.map((e) => ({ name: e.dataset.name, state: e.dataset.state, text: e.textContent })));
   t.diagnostic(`ingest ${timings.ingestMs} ms: ${JSON.stringify(rows.map((r) => [r.name, r.state]))}`);
   const byName = Object.fromEntries(rows.map((r) => [r.name, r]));
-  assert.equal(byName["coastal-trust.pdf"]?.state, "ok", JSON.stringify(byName["coastal-trust.pdf"]));
+  assert.equal(byName[PDF_NAME]?.state, "ok", JSON.stringify(byName[PDF_NAME]));
   assert.equal(byName["allotment.md"]?.state, "ok", JSON.stringify(byName["allotment.md"]));
   assert.equal(byName["empty.txt"]?.state, "bad");
   assert.match(byName["empty.txt"].text, /Empty document/);
@@ -250,7 +308,7 @@ test("demo: load, ingest a PDF, ask, cited page 2, refusals", { timeout: 1_200_0
   assert.equal(byName["broken.pdf"]?.state, "bad");
   assert.match(byName["broken.pdf"].text, /Broken PDF|PDF/);
   const docs = await page.$$eval("#doc-list .doc .doc-title", (els) => els.map((e) => e.textContent));
-  assert.deepEqual(docs.sort(), ["Allotment rules", "coastal-trust.pdf"], "only the two good files are indexed (refusals leave the index intact)");
+  assert.deepEqual(docs.sort(), ["Allotment rules", PDF_TITLE], "only the two good files are indexed (refusals leave the index intact)");
   assert.match(await page.textContent('#doc-list .doc[data-doc-id] .doc-meta'), /chunk/);
 
   // Drag and drop (the same Markdown again): recognised as a duplicate by its SHA-256, nothing re-indexed.
@@ -263,41 +321,62 @@ test("demo: load, ingest a PDF, ask, cited page 2, refusals", { timeout: 1_200_0
   await page.waitForSelector(".ingest[data-name='allotment-copy.md'][data-state='dup']", { timeout: STEP_TIMEOUT_MS });
   assert.equal(await page.$$eval("#doc-list .doc", (els) => els.length), 2);
 
-  // Ask: the answer streams (several pieces), the sources come from retrieval: [1] is the PDF's page 2.
-  const tAsk = performance.now();
-  await page.fill("#question", QUESTION);
-  await page.click("#ask");
-  await page.waitForSelector(".turn[data-state='generating'], .turn[data-state='done'], .turn[data-state='error']", { timeout: STEP_TIMEOUT_MS });
-  await page.waitForFunction(() => ["done", "error"].includes(document.querySelector(".turn")?.dataset.state ?? ""), undefined, { timeout: STEP_TIMEOUT_MS });
-  timings.firstAnswerMs = Math.round(performance.now() - tAsk);
-  const turn = await page.evaluate(() => ({
-    state: document.querySelector(".turn")?.dataset.state,
-    answer: document.querySelector(".turn .answer")?.textContent ?? "",
-    sources: [...document.querySelectorAll(".turn .source")].map((li) => ({ n: li.dataset.n, page: li.dataset.page, title: li.querySelector(".source-title")?.textContent })),
-    demo: { firstAnswer: window.hearthDemo.firstAnswer, lastUsage: window.hearthDemo.lastUsage, pieces: window.hearthDemo.lastAnswer?.pieces ?? 0, cited: window.hearthDemo.lastAnswer?.cited },
-  }));
-  t.diagnostic(`answer in ${timings.firstAnswerMs} ms: ${JSON.stringify(turn.answer.slice(0, 160))}`);
-  t.diagnostic(`sources: ${JSON.stringify(turn.sources)}; usage ${JSON.stringify(turn.demo.lastUsage)}; first token ${turn.demo.firstAnswer?.firstTokenMs?.toFixed(0)} ms`);
-  timings.firstTokenMs = Math.round(turn.demo.firstAnswer?.firstTokenMs ?? -1);
-  assert.equal(turn.state, "done");
-  assert.equal(await page.textContent(".turn .route-badge"), `answered on this device (${WEBGPU ? "WebGPU" : "CPU"})`);
-  assert.ok(turn.answer.trim().length > 0, "the answer is empty");
-  assert.ok(turn.demo.pieces >= 2, `the answer should arrive in several streamed pieces, got ${turn.demo.pieces}`);
-  assert.ok(turn.demo.lastUsage.completion_tokens >= 2, "fewer than 2 tokens generated");
-  assert.ok(turn.sources.length >= 1, "no sources shown");
-  assert.equal(turn.sources[0].n, "1");
-  assert.match(turn.sources[0].title, /coastal-trust\.pdf/);
-  assert.equal(turn.sources[0].page, "2", `source [1] should be page 2 of the PDF: ${JSON.stringify(turn.sources)}`);
+  // A question too long for the prompt is refused before it is embedded or searched: no sources, no retrieval.
+  const retrievalBefore = await page.textContent('dd[data-key="retrieval"]');
+  const long = await ask(`${"Please tell me everything about the boats and the people and the towns. ".repeat(60)}Who is the CEO?`);
+  assert.equal(long.state, "error");
+  assert.match(long.text, /Question too long/);
+  assert.match(long.text, /Your question is \d+ tokens long; at most \d+ fit/);
+  assert.equal(long.sources.length, 0);
+  assert.equal(await page.textContent('dd[data-key="retrieval"]'), retrievalBefore, "nothing was retrieved");
 
-  // The citation opens the passage: page 2, the fact highlighted.
-  await page.click(".turn .source[data-n='1'] button.cite");
+  // The questions: each answer streams with its sources; at least one must state its fact and cite its page.
+  const results = [];
+  for (const qa of QA) {
+    const tAsk = performance.now();
+    const r = await ask(qa.question);
+    const ms = Math.round(performance.now() - tAsk);
+    const cited = r.cited.map((n) => r.sources.find((s) => s.n === n)).filter((x) => x !== undefined);
+    const citedPages = cited.map((x) => (x.page === x.pageEnd ? x.page : `${x.page}-${x.pageEnd}`));
+    const hasFact = r.answer.toLowerCase().includes(qa.fact.toLowerCase());
+    // The cited source is that page of the PDF (a chunk of its own, see PDF_PAGES).
+    const citesPage = cited.some((x) => x.title === PDF_TITLE && x.page === qa.page && x.pageEnd === qa.page);
+    results.push({ ...qa, ms, answer: r.rawAnswer, cited: r.cited, citedPages, hasFact, citesPage, usage: r.usage });
+    t.diagnostic(`Q ${JSON.stringify(qa.question)} (${ms} ms): ${JSON.stringify(r.rawAnswer)} cited ${JSON.stringify(r.cited)} -> pages ${JSON.stringify(citedPages)}; fact ${hasFact}, page ${citesPage}`);
+    t.diagnostic(`  sources ${JSON.stringify(r.sources.map((s) => [s.n, s.page, s.title]))}; usage ${JSON.stringify(r.usage)}`);
+    assert.equal(r.state, "done", r.text);
+    assert.equal(await page.textContent(".turn .route-badge"), "answered on this device (CPU)");
+    assert.ok(r.answer.trim().length > 0, "the answer is empty");
+    assert.ok(r.pieces >= 2, `the answer should arrive in several streamed pieces, got ${r.pieces}`);
+    assert.ok(r.sources.some((s) => s.title === PDF_TITLE && s.page === qa.page && s.pageEnd === qa.page), `retrieval should bring page ${qa.page}: ${JSON.stringify(r.sources)}`);
+    assert.ok(r.usage.completion_tokens < 256, `the answer ran to the 256-token limit (a loop?): ${JSON.stringify(r.rawAnswer)}`);
+    if (timings.firstTokenMs === undefined) {
+      timings.firstAnswerMs = ms;
+      timings.firstTokenMs = Math.round(r.firstAnswer?.firstTokenMs ?? -1);
+      timings.engineTtftMs = Math.round(r.firstAnswer?.engineTtftMs ?? -1);
+      timings.promptTokens = r.usage.prompt_tokens;
+      timings.prefillTokS = Math.round(r.usage.prefill_tokens_per_s * 10) / 10;
+      timings.decodeTokS = Math.round(r.usage.decode_tokens_per_s * 100) / 100;
+    }
+  }
+  timings.correct = results.filter((r) => r.hasFact && r.citesPage).length;
+  assert.ok(
+    results.some((r) => r.hasFact && r.citesPage),
+    `no answer both states its fact and cites its page: ${JSON.stringify(results.map(({ question, answer, cited, citedPages }) => ({ question, answer, cited, citedPages })))}`,
+  );
+
+  // A citation opens the passage: its page, the fact highlighted.
+  const firstTurnSources = await page.$$eval(".turn:first-child .source", (els) => els.map((li) => ({ n: li.dataset.n, page: li.dataset.page })));
+  const target = firstTurnSources.find((s) => s.page === String(QA.at(-1).page));
+  assert.ok(target !== undefined, `the last question's sources include page ${QA.at(-1).page}: ${JSON.stringify(firstTurnSources)}`);
+  await page.click(`.turn:first-child .source[data-n='${target.n}'] button.cite`);
   await page.waitForSelector("dialog#passage[open] #passage-mark", { timeout: 30_000 });
   const passage = await page.evaluate(() => ({
     page: document.querySelector("dialog#passage .passage-page")?.textContent,
     mark: document.querySelector("dialog#passage #passage-mark")?.textContent,
   }));
-  assert.equal(passage.page, "Page 2");
-  assert.match(passage.mark, new RegExp(FACT));
+  assert.equal(passage.page, `Page ${QA.at(-1).page}`);
+  assert.match(passage.mark, new RegExp(QA.at(-1).fact));
   mkdirSync(OUT, { recursive: true });
   const suffix = WEBGPU ? "" : "-cpu";
   await page.screenshot({ path: join(OUT, `demo${suffix}-passage.png`) });
@@ -311,7 +390,7 @@ test("demo: reload keeps the documents (IndexedDB) and loads the models from the
   await page.reload({ timeout: 60_000 });
   timings.reloadMs = Math.round(await waitReady("reload"));
   const docs = await page.$$eval("#doc-list .doc .doc-title", (els) => els.map((e) => e.textContent));
-  assert.deepEqual(docs.sort(), ["Allotment rules", "coastal-trust.pdf"]);
+  assert.deepEqual(docs.sort(), ["Allotment rules", PDF_TITLE]);
   const cache = await page.textContent('dd[data-key="cache"]');
   t.diagnostic(`reload: ready in ${timings.reloadMs} ms; ${cache}`);
   assert.match(cache, /chat (\d+)\/\1 files \(0 B downloaded\)/, "the chat model should load from the local store");
@@ -324,18 +403,26 @@ test("demo: with the server stopped, a reload still works (service worker + loca
   await page.reload({ timeout: 60_000 });
   timings.offlineReloadMs = Math.round(await waitReady("offline reload"));
   const docs = await page.$$eval("#doc-list .doc .doc-title", (els) => els.map((e) => e.textContent));
-  assert.deepEqual(docs.sort(), ["Allotment rules", "coastal-trust.pdf"]);
+  assert.deepEqual(docs.sort(), ["Allotment rules", PDF_TITLE]);
   t.diagnostic(`offline reload: ready in ${timings.offlineReloadMs} ms; service worker: ${await page.textContent('dd[data-key="sw"]')}`);
-  // Retrieval and generation work offline too.
-  await page.fill("#question", "Since when is the Skarvik lamp tended?");
+  // Retrieval and generation work offline too: the sources come back, the answer starts to stream (then
+  // Stop: a whole answer from SmolLM2 on the CPU build is another minute, and the questions above covered it).
+  const before = await page.$$eval(".turn", (els) => els.length);
+  await page.fill("#question", QA[0].question);
   await page.click("#ask");
+  await page.waitForFunction((n) => document.querySelectorAll(".turn").length > n && (document.querySelector(".turn .answer")?.textContent ?? "").length > 0, before, {
+    timeout: STEP_TIMEOUT_MS,
+  });
+  await page.click("#stop");
   await page.waitForFunction(() => ["done", "error"].includes(document.querySelector(".turn")?.dataset.state ?? ""), undefined, { timeout: STEP_TIMEOUT_MS });
   const turn = await page.evaluate(() => ({
     state: document.querySelector(".turn")?.dataset.state,
+    text: document.querySelector(".turn")?.textContent ?? "",
     sources: [...document.querySelectorAll(".turn .source")].map((li) => ({ n: li.dataset.n, page: li.dataset.page })),
   }));
-  assert.equal(turn.state, "done");
-  assert.equal(turn.sources[0]?.page, "2", JSON.stringify(turn.sources));
+  t.diagnostic(`offline answer (stopped): ${JSON.stringify(turn.text.slice(0, 200))}`);
+  assert.ok(turn.state === "done" || /Stopped/.test(turn.text), JSON.stringify(turn));
+  assert.ok(turn.sources.some((s) => s.page === String(QA[0].page)), `retrieval works offline: ${JSON.stringify(turn.sources)}`);
   await page.screenshot({ path: join(OUT, WEBGPU ? "demo-offline.png" : "demo-cpu-offline.png"), fullPage: true });
 
   // Delete a document: gone from the list and from the index.
@@ -349,7 +436,7 @@ test("demo: with the server stopped, a reload still works (service worker + loca
  * before the page opens. Returns the chat model card's state and error text once it has failed (or
  * loaded); saves tests/browser/out/demo-<name>.png.
  */
-async function chatCardOutcome(name, dist, prepare) {
+async function chatCardOutcome(name, dist, prepare, query = "") {
   const port = await freePort();
   const own = `http://127.0.0.1:${port}`;
   const child = startServer(port, dist);
@@ -368,11 +455,17 @@ async function chatCardOutcome(name, dist, prepare) {
     });
     const p = ctx.pages()[0] ?? (await ctx.newPage());
     await prepare?.(p, await ctx.newCDPSession(p), own);
-    await p.goto(`${own}/`, { timeout: 60_000 });
+    await p.goto(`${own}/${query}`, { timeout: 60_000 });
     await p.waitForSelector(".model-card[data-role='chat'][data-state='error'], .model-card[data-role='chat'][data-state='ready']", { state: "attached", timeout: LOAD_TIMEOUT_MS });
     const out = await p.evaluate(() => {
       const card = document.querySelector(".model-card[data-role='chat']");
-      return { state: card?.dataset.state, text: card?.querySelector(".card-error")?.textContent ?? "" };
+      return {
+        state: card?.dataset.state,
+        text: card?.querySelector(".card-error")?.textContent ?? "",
+        llm: window.hearthDemo.plan?.llm ?? null,
+        backend: document.querySelector('dd[data-key="backend"]')?.textContent ?? "",
+        llmLoad: document.querySelector('dd[data-key="llmLoad"]')?.textContent ?? "",
+      };
     });
     await p.screenshot({ path: join(OUT, `demo-${name}.png`) }).catch(() => undefined);
     return out;
@@ -386,11 +479,11 @@ async function chatCardOutcome(name, dist, prepare) {
 }
 
 test("demo: a corrupted model file is refused (integrity check) and explained", { timeout: 600_000 }, async (t) => {
-  // A package root with the two f32 packages, one byte of the chat model's weights flipped.
+  // A package root with the f32 packages, one byte of the default chat model's weights flipped.
   const root = mkdtempSync(join(tmpdir(), "hearth-demo-bad-dist-"));
   try {
     for (const p of NEEDED) cpSync(p, join(root, p.slice(DIST.length + 1)), { recursive: true });
-    const shard = join(root, "tiny-llama-trained", "q4f32_1", "params_shard_0.bin");
+    const shard = join(root, "SmolLM2-135M-Instruct", "q4f32_1", "params_shard_0.bin");
     const bytes = readFileSync(shard);
     bytes[bytes.length >> 1] ^= 0xff;
     writeFileSync(shard, bytes);
@@ -412,4 +505,16 @@ test("demo: not enough storage quota is explained", { timeout: 600_000 }, async 
   t.diagnostic(`chat card: ${out.state}: ${out.text}`);
   assert.equal(out.state, "error");
   assert.match(out.text, /Not enough storage/);
+});
+
+test("demo: ?webgpu=force runs the chat model on the software adapter (SwiftShader) instead of the CPU build", { skip: !WEBGPU && "no WebGPU in this run", timeout: 600_000 }, async (t) => {
+  // The tiny test model: a WebGPU load on SwiftShader compiles its shaders in software (minutes for SmolLM2).
+  const out = await chatCardOutcome("webgpu-force", DIST, undefined, "?webgpu=force&llm=tiny-llama-trained");
+  t.diagnostic(`chat card: ${out.state} ${out.text}; backend: ${out.backend}; ${out.llmLoad}`);
+  assert.equal(out.llm?.entry.modelId, "tiny-llama-trained");
+  assert.equal(out.llm?.target, "webgpu");
+  assert.equal(out.llm?.note, null);
+  assert.match(out.backend, /^WebGPU · forced onto the software adapter \(SwiftShader\) by \?webgpu=force$/);
+  assert.equal(out.state, "ready", out.text);
+  assert.doesNotMatch(out.llmLoad, /CPU/);
 });

@@ -68,7 +68,7 @@ export { chunkText } from "./chunk.js";
 export type { Fusion, SearchFilter, SearchHit, SearchOptions, SearchTimings, DuplicateRef } from "./search.js";
 export { convexFusion, DEFAULT_FUSION, reciprocalRankFusion, RRF_K } from "./search.js";
 export type { BuiltPrompt, PromptOptions, PromptSource } from "./prompt.js";
-export { buildPrompt, DEFAULT_SYSTEM_PROMPT } from "./prompt.js";
+export { buildPrompt, DEFAULT_ANSWER_INSTRUCTION, DEFAULT_PROMPT_EXAMPLES, DEFAULT_SYSTEM_PROMPT, type PromptExample } from "./prompt.js";
 export type { Citation, CitationMarker, CitationReport, CitedSource, InvalidCitation } from "./citations.js";
 export { parseCitations, resolveCitations } from "./citations.js";
 export type { IndexSnapshot, SnapshotDocument } from "./snapshot.js";
