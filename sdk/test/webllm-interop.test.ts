@@ -209,36 +209,59 @@ test("the sampler functions Hearth's WebGPU build carries for WebLLM: argsort_pr
   tvm.beginScope();
   try {
     const onGpu = (data: ArrayLike<number>, dtype: string): TvmTensor => tvm.empty([1, data.length], dtype, dev).copyFrom(data);
-    const sorted = fargsortProbs(onGpu(probs, "float32"));
-    const sortedP = tvm.empty([1, vocab], "float32", tvm.cpu()).copyFrom(sorted.get(0));
-    const sortedI = tvm.empty([1, vocab], "int32", tvm.cpu()).copyFrom(sorted.get(1));
+    const result = fargsortProbs(onGpu(probs, "float32"));
+    const sortedP = tvm.empty([1, vocab], "float32", tvm.cpu()).copyFrom(result.get(0));
+    const sortedI = tvm.empty([1, vocab], "int32", tvm.cpu()).copyFrom(result.get(1));
     await dev.sync();
     assert.deepEqual(Array.from(sortedI.toArray()), order);
     assert.deepEqual(Array.from(sortedP.toArray()), order.map((i) => probs[i]!));
 
+    // Any shape WebLLM may pass: two rows of a length that is not a power of two, each sorted alone.
+    const rows = [0, 1].map((r) => Float32Array.from({ length: 1000 }, (_, i) => (((i + 1) * (r ? 613 : 389)) % 37) / 37));
+    const both = fargsortProbs(tvm.empty([2, 1000], "float32", dev).copyFrom(Float32Array.from([...rows[0]!, ...rows[1]!])));
+    const bothI = tvm.empty([2, 1000], "int32", tvm.cpu()).copyFrom(both.get(1));
+    await dev.sync();
+    const flat = Array.from(bothI.toArray());
+    rows.forEach((row, r) => {
+      const want = Array.from({ length: 1000 }, (_, i) => i).sort((a, b) => row[b]! - row[a]! || a - b);
+      assert.deepEqual(flat.slice(r * 1000, (r + 1) * 1000), want, `row ${r}`);
+    });
+
     // sample_with_top_p keeps the shortest prefix of the sorted row whose mass reaches top_p, and picks
-    // the first entry whose cumulative mass (renormalised over the prefix) exceeds the uniform sample.
-    // Prefix sums in float32, added in order as the kernel does (in float64 they drift apart by more
-    // than one entry's mass over a 49152-token vocabulary).
+    // the first entry whose cumulative mass (divided by the prefix's) exceeds the uniform sample. The
+    // prefix sums here are float32 and grouped like the kernel's (256 contiguous chunks, then within a
+    // chunk in order): grouped differently, float32 sums over 49152 entries drift by more than one
+    // entry's mass.
+    const chunk = Math.ceil(vocab / 256);
+    const sorted = order.map((i) => probs[i]!);
+    const sums = Array.from({ length: 256 }, (_, c) =>
+      sorted.slice(c * chunk, (c + 1) * chunk).reduce((a, q) => Math.fround(a + q), 0),
+    );
     const cum: number[] = [];
-    order.reduce((acc, i) => (cum.push(Math.fround(acc + probs[i]!)), Math.fround(acc + probs[i]!)), 0);
+    sums.forEach((_, c) => {
+      let acc = sums.slice(0, c).reduce((a, q) => Math.fround(a + q), 0);
+      for (const q of sorted.slice(c * chunk, (c + 1) * chunk)) cum.push((acc = Math.fround(acc + q)));
+    });
+    const total = sums.reduce((a, q) => Math.fround(a + q), 0);
     for (const topP of [0.05, 0.3, 1.0]) {
-      const cut = cum.findIndex((c) => c >= topP);
+      const cut = cum.findIndex((c) => c >= Math.fround(topP));
       const kept = cut < 0 ? vocab - 1 : cut;
-      // Ranks around multiples of 32: where a blocked prefix sum would go wrong.
-      for (const pick of [0, 1, 2, 31, 32, 33, 63, 64, 65, 127, 128, 129, Math.floor(kept / 2), kept].filter((x) => x <= kept)) {
-        const lo = pick === 0 ? 0 : cum[pick - 1]!;
-        const u = (lo + cum[pick]!) / 2 / cum[kept]!; // the middle of the pick's interval
+      const keptMass = cut < 0 ? total : cum[cut]!;
+      // Ranks around multiples of 32 (where a blocked prefix sum went wrong) and the chunk edges.
+      const picks = [0, 1, 2, 31, 32, 33, 63, 64, 65, chunk - 1, chunk, Math.floor(kept / 2), kept];
+      for (const pick of picks.filter((x) => x <= kept)) {
+        const lo = pick === 0 ? 0 : Math.fround(cum[pick - 1]! / keptMass);
+        const u = (lo + Math.fround(cum[pick]! / keptMass)) / 2; // the middle of the pick's interval
         const out = fsampleWithTopP(
-          sorted.get(0),
-          sorted.get(1),
+          result.get(0),
+          result.get(1),
           tvm.empty([1], "float32", dev).copyFrom([u]),
           tvm.empty([1], "int32", dev).copyFrom([0]),
           tvm.empty([1], "float32", dev).copyFrom([topP]),
         );
         const host = tvm.empty([1], "int32", tvm.cpu()).copyFrom(out);
         await dev.sync();
-        assert.equal(host.toArray()[0], order[pick], `top_p ${topP}, u ${u.toFixed(4)}: expected rank ${pick}`);
+        assert.equal(host.toArray()[0], order[pick], `top_p ${topP}, u ${u.toFixed(6)}: expected rank ${pick}`);
       }
     }
   } finally {

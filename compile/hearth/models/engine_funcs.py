@@ -13,10 +13,9 @@ WebLLM's engine looks these up by name when it loads a model and refuses a libra
 
 The logit processors are MLC-LLM's (`compiler_pass/attach_logit_processor.py`, Apache-2.0), GPU
 variants only: WebLLM runs WebGPU libraries alone. The two sampler functions keep MLC's signatures
-and semantics (`attach_sampler.py`) but are serial kernels, one GPU thread per row: MLC's build on
-TVM's GPU sort and cumsum, and with TVM 0.27 the sort does not compile for WebGPU (blockIdx.z) and
-the cumsum gave wrong prefix sums on Dawn/lavapipe. WebLLM samples one sequence at a time, so a
-serial pass over the vocabulary per token is affordable. Hearth's own SDK calls none of them.
+and semantics (`attach_sampler.py`) with kernels of their own: MLC's build on TVM's GPU sort and
+cumsum, and with TVM 0.27 the sort does not compile for WebGPU (blockIdx.z) and the cumsum gave
+wrong prefix sums on Dawn/lavapipe. Hearth's own SDK calls none of them.
 """
 from __future__ import annotations
 
@@ -141,9 +140,12 @@ def _apply_bitmask_inplace(tx: int) -> tirx.PrimFunc:
 def _argsort_desc(var_probs: T.handle, var_sorted: T.handle, var_indices: T.handle):
     """Each row sorted by probability, descending (ties: lower token id first), with its ids.
 
-    A heap sort, one GPU thread per row. MLC sorts with TVM's GPU merge sort, which in TVM 0.27
-    launches on blockIdx.z, and WebGPU has no z grid ("blockIdx.z is not supported in WebGPU").
-    O(vocab log vocab) serial steps per row is fine for WebLLM's single sequence.
+    A bitonic sort in global memory, one kernel launch per compare-exchange step (~log2(v)^2 / 2
+    launches, 171 for v = 151936). The variant whose first step of each merge compares mirror
+    images always moves the larger key to the lower index, so a row whose length is not a power
+    of two sorts as if padded with -inf: a pair whose upper element is past the end is left alone.
+    (MLC sorts with TVM's GPU merge sort, which launches on blockIdx.z; TVM 0.27's WebGPU codegen
+    rejects that: "blockIdx.z is not supported in WebGPU".)
     """
     T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
     batch_size = T.int32()
@@ -151,45 +153,30 @@ def _argsort_desc(var_probs: T.handle, var_sorted: T.handle, var_indices: T.hand
     probs = T.match_buffer(var_probs, (batch_size, vocab_size), "float32")
     sp = T.match_buffer(var_sorted, (batch_size, vocab_size), "float32")
     si = T.match_buffer(var_indices, (batch_size, vocab_size), "int32")
-    row = T.launch_thread("blockIdx.x", batch_size)
-    _ = T.launch_thread("threadIdx.x", 1)
-    st = T.alloc_buffer((4,), "int32", scope="local")  # sift-down node, its child, heap end, keep going
-    tmp_p = T.alloc_buffer((1,), "float32", scope="local")
-    tmp_i = T.alloc_buffer((1,), "int32", scope="local")
-    for j in range(vocab_size):
-        sp[row, j] = probs[row, j]
-        si[row, j] = j
-    # A min-heap on (prob, -id): steps < vocab/2 build it bottom-up; each later step swaps the
-    # minimum to the end of the shrinking heap, which leaves the row in descending order.
-    for step in range(vocab_size // 2 + vocab_size - 1):
-        if step >= vocab_size // 2:
-            st[2] = vocab_size - 1 - (step - vocab_size // 2)
-            tmp_p[0] = sp[row, 0]
-            tmp_i[0] = si[row, 0]
-            sp[row, 0] = sp[row, st[2]]
-            si[row, 0] = si[row, st[2]]
-            sp[row, st[2]] = tmp_p[0]
-            si[row, st[2]] = tmp_i[0]
-            st[0] = 0
-        else:
-            st[2] = vocab_size
-            st[0] = vocab_size // 2 - 1 - step
-        st[3] = 1
-        while st[3] == 1 and st[0] * 2 + 1 < st[2]:
-            st[1] = st[0] * 2 + 1
-            if st[1] + 1 < st[2]:
-                if sp[row, st[1] + 1] < sp[row, st[1]] or (sp[row, st[1] + 1] == sp[row, st[1]] and si[row, st[1] + 1] > si[row, st[1]]):
-                    st[1] = st[1] + 1
-            if sp[row, st[1]] < sp[row, st[0]] or (sp[row, st[1]] == sp[row, st[0]] and si[row, st[1]] > si[row, st[0]]):
-                tmp_p[0] = sp[row, st[0]]
-                tmp_i[0] = si[row, st[0]]
-                sp[row, st[0]] = sp[row, st[1]]
-                si[row, st[0]] = si[row, st[1]]
-                sp[row, st[1]] = tmp_p[0]
-                si[row, st[1]] = tmp_i[0]
-                st[0] = st[1]
-            else:
-                st[3] = 0
+    for b in T.thread_binding((vocab_size + 255) // 256, thread="blockIdx.x"):
+        for row in T.thread_binding(batch_size, thread="blockIdx.y"):
+            for t in T.thread_binding(256, thread="threadIdx.x"):
+                if b * 256 + t < vocab_size:
+                    sp[row, b * 256 + t] = probs[row, b * 256 + t]
+                    si[row, b * 256 + t] = b * 256 + t
+    for stage in range(31):  # merges of blocks of 2^(stage+1), while 2^stage < vocab_size
+        if (1 << stage) < vocab_size:
+            for step in range(stage + 1):
+                for b in T.thread_binding((vocab_size + 255) // 256, thread="blockIdx.x"):
+                    for row in T.thread_binding(batch_size, thread="blockIdx.y"):
+                        for t in T.thread_binding(256, thread="threadIdx.x"):
+                            pair = b * 256 + t
+                            half = 1 << (stage - step)
+                            lo = (pair // half) * 2 * half + pair % half
+                            hi = T.if_then_else(step == 0, (pair // half) * 2 * half + 2 * half - 1 - pair % half, lo + half)
+                            if hi < vocab_size:
+                                if sp[row, hi] > sp[row, lo] or (sp[row, hi] == sp[row, lo] and si[row, hi] < si[row, lo]):
+                                    p = sp[row, lo]
+                                    i = si[row, lo]
+                                    sp[row, lo] = sp[row, hi]
+                                    si[row, lo] = si[row, hi]
+                                    sp[row, hi] = p
+                                    si[row, hi] = i
 
 
 def _attach_argsort_probs(bb: relax.BlockBuilder) -> relax.GlobalVar:
@@ -216,10 +203,12 @@ def _sample_top_p(
 ):
     """MLC's top-p sampling from a sorted row (tvm.relax.frontend.nn.sample_top_p_top_k_from_sorted_prob
     without top-k): keep the shortest prefix whose mass reaches top_p, renormalise it, and pick the
-    first entry whose cumulative mass exceeds the uniform sample.
+    first entry whose cumulative mass, divided by the prefix's, exceeds the uniform sample.
 
-    Serial, one GPU thread per sample: TVM 0.27's WebGPU cumsum, which MLC's version builds on,
-    gave wrong prefix sums on Dawn/lavapipe (sampled ranks snapped to multiples of 32).
+    One workgroup of 256 threads per sample: each thread sums a contiguous chunk of the row, thread 0
+    turns the 256 sums into chunk offsets, and the one chunk that crosses the threshold finds the
+    entry. (MLC's version builds on TVM 0.27's WebGPU cumsum, which gave wrong prefix sums on
+    Dawn/lavapipe: sampled ranks snapped to multiples of 32.)
     """
     T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
     batch_size = T.int32()
@@ -231,28 +220,71 @@ def _sample_top_p(
     rows = T.match_buffer(var_rows, (num_samples,), "int32")
     top_p = T.match_buffer(var_top_p, (batch_size,), "float32")
     out = T.match_buffer(var_out, (num_samples,), "int32")
-    sample = T.launch_thread("blockIdx.x", num_samples)
-    _ = T.launch_thread("threadIdx.x", 1)
-    mass = T.alloc_buffer((2,), "float32", scope="local")  # running sum, the kept prefix's mass
-    found = T.alloc_buffer((2,), "int32", scope="local")  # done flag, chosen token
-    found[0] = 0
-    mass[0] = T.float32(0)
-    for j in range(vocab_size):
-        if found[0] == 0:
-            mass[0] = mass[0] + sorted_probs[rows[sample], j]
-            if mass[0] >= top_p[rows[sample]] or j == vocab_size - 1:
-                mass[1] = mass[0]
-                found[0] = 1
-    found[0] = 0
-    found[1] = sorted_indices[rows[sample], vocab_size - 1]
-    mass[0] = T.float32(0)
-    for j in range(vocab_size):
-        if found[0] == 0:
-            mass[0] = mass[0] + sorted_probs[rows[sample], j]
-            if uniform[sample] < mass[0] / mass[1]:
-                found[1] = sorted_indices[rows[sample], j]
-                found[0] = 1
-    out[sample] = found[1]
+    for sample in T.thread_binding(num_samples, thread="blockIdx.x"):
+        for t in T.thread_binding(256, thread="threadIdx.x"):
+            # Shared arrays are written only at a thread's own slot, each followed by a barrier: TVM
+            # cannot place barriers inside conditionals.
+            sums = T.alloc_buffer((256,), "float32", scope="shared")  # each chunk's mass
+            cuts = T.alloc_buffer((256,), "float32", scope="shared")  # prefix mass where a chunk reaches top_p, else -1
+            picks = T.alloc_buffer((256,), "int32", scope="shared")  # the token a chunk picks, else -1
+            acc = T.alloc_buffer((4,), "float32", scope="local")  # running sum, mass before the chunk, row total, kept mass
+            found = T.alloc_buffer((2,), "int32", scope="local")  # done flag, result
+            row = rows[sample]
+            chunk = (vocab_size + 255) // 256
+            acc[0] = T.float32(0)
+            for k in range(chunk):
+                if t * chunk + k < vocab_size:
+                    acc[0] = acc[0] + sorted_probs[row, t * chunk + k]
+            sums[t] = acc[0]
+            T.tvm_storage_sync("shared")
+            acc[1] = T.float32(0)
+            acc[2] = T.float32(0)
+            for c in range(256):
+                if c < t:
+                    acc[1] = acc[1] + sums[c]
+                acc[2] = acc[2] + sums[c]
+            # The kept prefix ends at the first entry whose cumulative mass reaches top_p; only one
+            # chunk starts below top_p and reaches it.
+            acc[3] = T.float32(-1)
+            if acc[1] < top_p[row]:
+                acc[0] = acc[1]
+                found[0] = 0
+                for k in range(chunk):
+                    if found[0] == 0 and t * chunk + k < vocab_size:
+                        acc[0] = acc[0] + sorted_probs[row, t * chunk + k]
+                        if acc[0] >= top_p[row]:
+                            acc[3] = acc[0]
+                            found[0] = 1
+            cuts[t] = acc[3]
+            T.tvm_storage_sync("shared")
+            acc[3] = acc[2]  # top_p beyond the whole row's mass keeps everything
+            found[0] = 0
+            for c in range(256):
+                acc[0] = cuts[c]  # (shared reads may not sit in a condition)
+                if found[0] == 0 and acc[0] >= T.float32(0):
+                    acc[3] = acc[0]
+                    found[0] = 1
+            found[1] = -1
+            if not (uniform[sample] < acc[1] / acc[3]):
+                acc[0] = acc[1]
+                found[0] = 0
+                for k in range(chunk):
+                    if found[0] == 0 and t * chunk + k < vocab_size:
+                        acc[0] = acc[0] + sorted_probs[row, t * chunk + k]
+                        if uniform[sample] < acc[0] / acc[3]:
+                            found[1] = sorted_indices[row, t * chunk + k]
+                            found[0] = 1
+            picks[t] = found[1]
+            T.tvm_storage_sync("shared")
+            if t == 0:
+                found[1] = sorted_indices[row, vocab_size - 1]
+                found[0] = 0
+                for c in range(256):
+                    pick = picks[c]
+                    if found[0] == 0 and pick >= 0:
+                        found[1] = pick
+                        found[0] = 1
+                out[sample] = found[1]
 
 
 def _attach_sample_with_top_p(bb: relax.BlockBuilder) -> relax.GlobalVar:
