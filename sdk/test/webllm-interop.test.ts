@@ -130,7 +130,7 @@ test("text completion: WebLLM's greedy tokens equal Hearth's on the same prompt"
   assert.ok(upTo.length >= 4, `too few tokens to compare (${upTo.length}): pick a prompt that does not stop at once`);
 });
 
-test("chat completion: WebLLM's conv_template prompt and greedy reply equal Hearth's (Jinja chat template)", async () => {
+test("chat completion: WebLLM's conv_template prompt and greedy reply equal Hearth's (Jinja chat template)", async (t) => {
   assert.ok(
     config.conv_template !== null,
     `${PACKAGE} has no conv_template (its chat template is not ChatML), so WebLLM cannot chat with it ` +
@@ -165,6 +165,13 @@ test("chat completion: WebLLM's conv_template prompt and greedy reply equal Hear
   assert.equal(out.usage?.prompt_tokens, ids.length, "WebLLM's conv_template prompt has a different length from the Jinja one");
   assert.deepEqual((choice.logprobs?.content ?? []).map((c: { token: string }) => c.token), tokenTexts(expected));
   assert.ok(new Set(expected).size > 1, "the reply should not be one repeated token (a weak check otherwise)");
+  // Speeds of the two engines on the same build (informative only: on a software adapter, under load).
+  const h = hearth.stats();
+  const w = out.usage?.extra;
+  t.diagnostic(
+    `prefill tok/s: WebLLM ${w?.prefill_tokens_per_s?.toFixed(1)}, Hearth ${h.prefill.tokensPerSec.toFixed(1)}; ` +
+      `decode tok/s: WebLLM ${w?.decode_tokens_per_s?.toFixed(1)}, Hearth ${h.decode.tokensPerSec.toFixed(1)}`,
+  );
 });
 
 // The pieces of WebLLM's pipeline this test drives directly (private in TypeScript, present at run time).
