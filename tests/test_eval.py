@@ -344,6 +344,8 @@ def test_line_progress_every_10_percent_or_30_seconds_with_eta() -> None:
     p("slow", 1000, 1000)
     p("slow", 1000, 1000)
     assert len(lines) == 5 and all("(0 %)" in line for line in lines[1:4]) and "(100 %)" in lines[4]
+    # No ETA until a rate exists (one unit done is not a rate); then it comes from that rate.
+    assert "ETA -" in lines[1] and "ETA 8h35m" in lines[2]  # 998 left at 1 per 31 s
 
 
 def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:

@@ -85,9 +85,7 @@ class LineProgress:
             elif self.first is not None and done > self.first[1] and now > self.first[0]:
                 rate = (done - self.first[1]) / (now - self.first[0])
                 parts.append(f"ETA {fmt_duration((total - done) / rate)}")
-            elif done > 0 and step_s > 0:
-                parts.append(f"ETA {fmt_duration(step_s * (total - done) / done)}")
-            else:
+            else:  # no rate yet: an estimate from the set-up alone is wild (17 h printed for 25 min)
                 parts.append("ETA -")
         parts.append(f"elapsed {fmt_duration(now - self.t0)}")
         self.last_t = now
