@@ -452,7 +452,7 @@ async function ask(question: string): Promise<void> {
         diag.set("firstInference", `${formatMs(firstTokenMs)} from the question (${formatMs(usage.time_to_first_token_ms)} in the engine) · answer done in ${formatMs(totalMs)}`);
       }
     }
-    turn.finish(out.cited, metrics);
+    turn.finish(out.cited, metrics, out.citedBy, out.unsupported);
   } catch (err) {
     const name = (err as { name?: string }).name;
     if (name === "AbortError") turn.fail("Stopped.", "");

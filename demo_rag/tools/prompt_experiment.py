@@ -245,7 +245,7 @@ def main() -> None:
                 both += hit and cite
                 n += 1
                 rows.append({"variant": variant, "question": q, "position": pos, "want": want_n, "answer": text, "fact": hit, "cite": cite,
-                             "prompt_tokens": int(ids["input_ids"].shape[1])})
+                             "prompt_tokens": int(ids["input_ids"].shape[1]), "sources": [p.text for p in order]})
                 print(f"{variant} {pos:6} fact={int(hit)} cite={int(cite)} [{want_n}] {text[:140]!r}", flush=True)
         print(f"== {variant}: fact {hits}/{n}, cites right source {cites}/{n}, both {both}/{n} ({time.time() - t0:.0f} s)", flush=True)
     if args.json:

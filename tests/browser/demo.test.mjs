@@ -48,69 +48,16 @@ function missing() {
   return null;
 }
 
-/** A minimal valid PDF (Helvetica, ASCII lines; one array of lines per page). */
-function makePdf(pages) {
-  const objects = [];
-  const add = (body) => objects.push(body);
-  const str = (s) => `(${s.replace(/[\\()]/g, (c) => `\\${c}`)})`;
-  add("");
-  add("");
-  add("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>");
-  const kids = [];
-  for (const lines of pages) {
-    const ops = ["BT", "/F1 12 Tf", "14 TL", "72 720 Td"];
-    lines.forEach((line, i) => {
-      if (i > 0) ops.push("T*");
-      ops.push(`${str(line)} Tj`);
-    });
-    ops.push("ET");
-    const content = ops.join("\n");
-    const stream = add(`<< /Length ${content.length} >>\nstream\n${content}\nendstream`);
-    kids.push(add(`<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents ${stream} 0 R >>`));
-  }
-  objects[0] = "<< /Type /Catalog /Pages 2 0 R >>";
-  objects[1] = `<< /Type /Pages /Kids [${kids.map((k) => `${k} 0 R`).join(" ")}] /Count ${kids.length} >>`;
-  let out = "%PDF-1.4\n";
-  const offsets = [];
-  objects.forEach((body, i) => {
-    offsets.push(out.length);
-    out += `${i + 1} 0 obj\n${body}\nendobj\n`;
-  });
-  const xref = out.length;
-  out += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
-  for (const off of offsets) out += `${String(off).padStart(10, "0")} 00000 n \n`;
-  out += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
-  return Buffer.from(out, "latin1");
-}
-
-// A short report about a fictional company (short, so the prompt stays short: SmolLM2 on the CPU build in
-// Chromium prefills ~8-10 tokens/s). Each page holds facts a question asks about.
-// Page 1 is long enough (about 150 encoder tokens, ending in a sentence longer than the chunk overlap) that
-// page 2 becomes a chunk of its own: "cites the right page" then means something.
-const PDF_PAGES = [
-  [
-    "Quillmere Robotics was founded in 2011 in the harbour town of Wexcombe.",
-    "The company designs small autonomous boats that measure water quality",
-    "in lakes and rivers. In its first year it sold eleven boats, mostly to",
-    "universities and water boards. Its flagship boat, the Heron 4, is 1.8 metres",
-    "long and runs for nine hours on one charge. Every summer the company runs a",
-    "free sailing school for children in Wexcombe, and in 2022 it gave twenty of",
-    "its older boats to the Lake Ossery conservation trust, which uses them to count",
-    "the fish in the lake and to measure how warm the water gets in August.",
-  ],
-  [
-    "Leadership.",
-    "The chief executive officer of Quillmere Robotics is Marisol Thornbury,",
-    "who joined the company in 2016 after ten years at a shipyard.",
-  ],
-];
-/** Questions about the PDF with the fact the answer must contain and the page that holds it. */
-const QA = [
-  { question: "Who is the CEO of Quillmere Robotics?", fact: "Marisol Thornbury", page: 2 },
-  { question: "When was Quillmere Robotics founded?", fact: "2011", page: 1 },
-];
-const PDF_NAME = "quillmere-report.pdf";
-const PDF_TITLE = PDF_NAME;
+// A document of the project's QA set (scripts/make_qa_set.py, committed at bench/qa/data; /work/notes/qa-set.md):
+// a 4-page PDF about a fictional company, with labelled questions (answer, accepted variants, page). Small
+// on purpose: SmolLM2 on the CPU build in Chromium prefills ~5-10 tokens/s, so every passage is seconds.
+const QA_DIR = join(REPO, "bench", "qa", "data");
+const QA_SET = JSON.parse(readFileSync(join(QA_DIR, "questions.json"), "utf8"));
+const PDF_DOC = QA_SET.documents.find((d) => d.file === "docs/marrhaven-optics.pdf");
+const PDF_NAME = "marrhaven-optics.pdf";
+const PDF_TITLE = PDF_NAME; // the demo titles an uploaded file by its name
+/** Asked in this order until one answer states its fact and cites its page: the CEO (page 2), then page 1's facts. */
+const QA = ["q003", "q001", "q002"].map((id) => QA_SET.questions.find((q) => q.id === id));
 const MARKDOWN = "# Allotment rules\n\nEvery plot holder waters their own plot. Compost bins are shared, and the gate code changes each spring.\n";
 
 async function freePort() {
@@ -234,9 +181,11 @@ async function ask(question) {
       // while a turn failed.
       sources:
         turn?.dataset.state === "done" && d.lastAnswer
-          ? d.lastAnswer.sources.map((x) => ({ n: x.n, page: x.page, pageEnd: x.pageEnd ?? x.page, title: x.title }))
-          : [...(turn?.querySelectorAll(".source") ?? [])].map((li) => ({ n: Number(li.dataset.n), page: Number(li.dataset.page), pageEnd: Number(li.dataset.page), title: li.querySelector(".source-title")?.textContent })),
+          ? d.lastAnswer.sources.map((x) => ({ n: x.n, page: x.page, pageEnd: x.pageEnd ?? x.page, title: x.title, text: x.text }))
+          : [...(turn?.querySelectorAll(".source") ?? [])].map((li) => ({ n: Number(li.dataset.n), page: Number(li.dataset.page), pageEnd: Number(li.dataset.page), title: li.querySelector(".source-title")?.textContent, text: "" })),
       cited: d.lastAnswer?.cited ?? [],
+      citedBy: d.lastAnswer?.citedBy ?? null,
+      unsupported: d.lastAnswer?.unsupported ?? [],
       rawAnswer: d.lastAnswer?.answer ?? "",
       pieces: d.lastAnswer?.pieces ?? 0,
       usage: d.lastUsage,
@@ -286,7 +235,7 @@ test("demo: load SmolLM2 on the CPU build, ingest a PDF, answers with the right 
   // Ingest: the PDF, a Markdown distractor, and three files the index must refuse.
   const tIngest = performance.now();
   await page.setInputFiles("#file-input", [
-    { name: PDF_NAME, mimeType: "application/pdf", buffer: makePdf(PDF_PAGES) },
+    { name: PDF_NAME, mimeType: "application/pdf", buffer: readFileSync(join(QA_DIR, PDF_DOC.file)) },
     { name: "allotment.md", mimeType: "text/markdown", buffer: Buffer.from(MARKDOWN) },
     { name: "empty.txt", mimeType: "text/plain", buffer: Buffer.alloc(0) },
     { name: "photo.png", mimeType: "image/png", buffer: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3, 4]) },
@@ -330,25 +279,26 @@ test("demo: load SmolLM2 on the CPU build, ingest a PDF, answers with the right 
   assert.equal(long.sources.length, 0);
   assert.equal(await page.textContent('dd[data-key="retrieval"]'), retrievalBefore, "nothing was retrieved");
 
-  // The questions: each answer streams with its sources; at least one must state its fact and cite its page.
+  // The questions: each answer streams with its sources; stop at the first that states its fact and cites
+  // the passage holding it (a chunk can span pages: its page range must include the fact's page).
   const results = [];
   for (const qa of QA) {
     const tAsk = performance.now();
     const r = await ask(qa.question);
     const ms = Math.round(performance.now() - tAsk);
-    const cited = r.cited.map((n) => r.sources.find((s) => s.n === n)).filter((x) => x !== undefined);
-    const citedPages = cited.map((x) => (x.page === x.pageEnd ? x.page : `${x.page}-${x.pageEnd}`));
-    const hasFact = r.answer.toLowerCase().includes(qa.fact.toLowerCase());
-    // The cited source is that page of the PDF (a chunk of its own, see PDF_PAGES).
-    const citesPage = cited.some((x) => x.title === PDF_TITLE && x.page === qa.page && x.pageEnd === qa.page);
-    results.push({ ...qa, ms, answer: r.rawAnswer, cited: r.cited, citedPages, hasFact, citesPage, usage: r.usage });
-    t.diagnostic(`Q ${JSON.stringify(qa.question)} (${ms} ms): ${JSON.stringify(r.rawAnswer)} cited ${JSON.stringify(r.cited)} -> pages ${JSON.stringify(citedPages)}; fact ${hasFact}, page ${citesPage}`);
-    t.diagnostic(`  sources ${JSON.stringify(r.sources.map((s) => [s.n, s.page, s.title]))}; usage ${JSON.stringify(r.usage)}`);
+    const holds = (x) => x.title === PDF_TITLE && x.page <= qa.page && qa.page <= x.pageEnd && x.text.includes(qa.answer);
+    const cited = r.cited.map((n) => r.sources.find((x) => x.n === n)).filter((x) => x !== undefined);
+    const citedPages = cited.map((x) => (x.page === x.pageEnd ? `${x.page}` : `${x.page}-${x.pageEnd}`));
+    const hasFact = qa.accepted.some((a) => r.answer.toLowerCase().includes(a.toLowerCase()));
+    const citesPage = cited.some(holds);
+    results.push({ id: qa.id, question: qa.question, expected: qa.answer, ms, answer: r.rawAnswer, cited: r.cited, citedBy: r.citedBy, unsupported: r.unsupported, citedPages, hasFact, citesPage, usage: r.usage });
+    t.diagnostic(`${qa.id} ${JSON.stringify(qa.question)} (${ms} ms): ${JSON.stringify(r.rawAnswer)}; cited ${JSON.stringify(r.cited)} by ${r.citedBy} (model's unsupported: ${JSON.stringify(r.unsupported)}) -> pages ${JSON.stringify(citedPages)}; fact ${hasFact}, page ${citesPage}`);
+    t.diagnostic(`  sources ${JSON.stringify(r.sources.map((x) => [x.n, x.page, x.pageEnd, x.title]))}; usage ${JSON.stringify(r.usage)}`);
     assert.equal(r.state, "done", r.text);
     assert.equal(await page.textContent(".turn .route-badge"), "answered on this device (CPU)");
     assert.ok(r.answer.trim().length > 0, "the answer is empty");
     assert.ok(r.pieces >= 2, `the answer should arrive in several streamed pieces, got ${r.pieces}`);
-    assert.ok(r.sources.some((s) => s.title === PDF_TITLE && s.page === qa.page && s.pageEnd === qa.page), `retrieval should bring page ${qa.page}: ${JSON.stringify(r.sources)}`);
+    assert.ok(r.sources.some(holds), `retrieval should bring the passage with ${JSON.stringify(qa.answer)} (page ${qa.page}): ${JSON.stringify(r.sources)}`);
     assert.ok(r.usage.completion_tokens < 256, `the answer ran to the 256-token limit (a loop?): ${JSON.stringify(r.rawAnswer)}`);
     if (timings.firstTokenMs === undefined) {
       timings.firstAnswerMs = ms;
@@ -358,25 +308,28 @@ test("demo: load SmolLM2 on the CPU build, ingest a PDF, answers with the right 
       timings.prefillTokS = Math.round(r.usage.prefill_tokens_per_s * 10) / 10;
       timings.decodeTokS = Math.round(r.usage.decode_tokens_per_s * 100) / 100;
     }
+    if (hasFact && citesPage) break;
   }
-  timings.correct = results.filter((r) => r.hasFact && r.citesPage).length;
+  timings.answers = results.map(({ id, hasFact, citesPage, citedBy }) => ({ id, hasFact, citesPage, citedBy }));
   assert.ok(
     results.some((r) => r.hasFact && r.citesPage),
-    `no answer both states its fact and cites its page: ${JSON.stringify(results.map(({ question, answer, cited, citedPages }) => ({ question, answer, cited, citedPages })))}`,
+    `no answer both states its fact and cites its page: ${JSON.stringify(results.map(({ id, answer, cited, citedBy, citedPages }) => ({ id, answer, cited, citedBy, citedPages })))}`,
   );
 
-  // A citation opens the passage: its page, the fact highlighted.
-  const firstTurnSources = await page.$$eval(".turn:first-child .source", (els) => els.map((li) => ({ n: li.dataset.n, page: li.dataset.page })));
-  const target = firstTurnSources.find((s) => s.page === String(QA.at(-1).page));
-  assert.ok(target !== undefined, `the last question's sources include page ${QA.at(-1).page}: ${JSON.stringify(firstTurnSources)}`);
-  await page.click(`.turn:first-child .source[data-n='${target.n}'] button.cite`);
+  // A citation opens the passage: its page, the answer highlighted.
+  const right = results.find((r) => r.hasFact && r.citesPage);
+  const qaRight = QA.find((q) => q.id === right.id);
+  const n = right.cited.find((c) => c !== undefined);
+  await page.click(`.turn:first-child .answer button.cite[data-n='${n}']`);
   await page.waitForSelector("dialog#passage[open] #passage-mark", { timeout: 30_000 });
   const passage = await page.evaluate(() => ({
     page: document.querySelector("dialog#passage .passage-page")?.textContent,
     mark: document.querySelector("dialog#passage #passage-mark")?.textContent,
   }));
-  assert.equal(passage.page, `Page ${QA.at(-1).page}`);
-  assert.match(passage.mark, new RegExp(QA.at(-1).fact));
+  t.diagnostic(`passage: ${passage.page}`);
+  const [from, to = from] = (passage.page ?? "").replace(/^Pages? /u, "").split("–").map(Number);
+  assert.ok(from <= qaRight.page && qaRight.page <= to, `the passage's pages (${passage.page}) include page ${qaRight.page}`);
+  assert.ok(passage.mark.includes(qaRight.answer), passage.mark);
   mkdirSync(OUT, { recursive: true });
   const suffix = WEBGPU ? "" : "-cpu";
   await page.screenshot({ path: join(OUT, `demo${suffix}-passage.png`) });
@@ -422,7 +375,7 @@ test("demo: with the server stopped, a reload still works (service worker + loca
   }));
   t.diagnostic(`offline answer (stopped): ${JSON.stringify(turn.text.slice(0, 200))}`);
   assert.ok(turn.state === "done" || /Stopped/.test(turn.text), JSON.stringify(turn));
-  assert.ok(turn.sources.some((s) => s.page === String(QA[0].page)), `retrieval works offline: ${JSON.stringify(turn.sources)}`);
+  assert.ok(turn.sources.some((s) => s.page !== ""), `retrieval works offline (a page of the PDF among the sources): ${JSON.stringify(turn.sources)}`);
   await page.screenshot({ path: join(OUT, WEBGPU ? "demo-offline.png" : "demo-cpu-offline.png"), fullPage: true });
 
   // Delete a document: gone from the list and from the index.

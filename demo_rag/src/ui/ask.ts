@@ -135,7 +135,7 @@ export class Turn {
     this.answerEl.replaceChildren(...nodes);
   }
 
-  finish(cited: number[], metrics: string[]): void {
+  finish(cited: number[], metrics: string[], citedBy: "model" | "app" | "none" = "model", unsupported: number[] = []): void {
     this.el.dataset["state"] = "done";
     this.answerEl.dataset["state"] = "done";
     this.renderAnswer(true);
@@ -146,7 +146,15 @@ export class Turn {
         li.querySelector(".source-main")?.append(h("span", { class: "badge" }, "cited"));
       }
     }
-    this.statusEl.textContent = cited.length > 0 ? `answer cites ${cited.map((n) => `[${n}]`).join(" ")}` : "answered · the model cited no source by number; the sources below are what it was given";
+    const list = (ns: number[]) => ns.map((n) => `[${n}]`).join(" ");
+    const wrong = unsupported.length > 0 ? `the model cited ${list(unsupported)}, which does not hold the answer's words; ` : "the model cited no source; ";
+    this.el.dataset["citedBy"] = citedBy;
+    this.statusEl.textContent =
+      citedBy === "model"
+        ? `answer cites ${list(cited)}`
+        : citedBy === "app"
+          ? `${wrong}the app matched the answer to ${list(cited)}`
+          : `answered · ${unsupported.length > 0 ? `the model cited ${list(unsupported)}, which does not hold the answer's words` : "the model cited no source by number"}; the sources below are what it was given`;
     this.metricsEl.textContent = metrics.join(" · ");
   }
 

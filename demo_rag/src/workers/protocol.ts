@@ -81,8 +81,15 @@ export interface AddOutcome {
 
 export interface AskOutcome {
   answer: string;
-  /** Valid cited source numbers in order of first appearance. */
+  /** Cited source numbers that hold the answer (the model's, else the app's match). */
   cited: number[];
+  /**
+   * Who cited: "model" (at least one of its [n] holds the answer's words), "app" (the model cited none that
+   * does; the app matched the source and appended its [n]: attribute.ts), "none" (no source matches).
+   */
+  citedBy: "model" | "app" | "none";
+  /** The model's citations whose source does not hold the answer's words (left in the text, not counted). */
+  unsupported: number[];
   /** Markers that cite no given source. */
   invalid: { marker: string; n: number }[];
   retrievalMs: number;

@@ -23,6 +23,7 @@ import {
 } from "@hearth/sdk/rag";
 import { ProxyChat } from "./chat-proxy.ts";
 import { loadEmbedder, type LoadedEmbedder } from "./embedder.ts";
+import { attributeAnswer } from "./attribute.ts";
 import { checkQuestion } from "./question.ts";
 import type { AddOutcome, AskOutcome, FromWorker, IndexStatsView, InitResult, PassageView, RagEvent, RagRequest, SourceView, ToWorker } from "./protocol.ts";
 
@@ -263,10 +264,26 @@ async function ask(question: string, k: number, emit: (e: RagEvent) => void, sig
     emit({ type: "piece", text: piece });
   }
   signal.throwIfAborted();
-  const report = resolveCitations(answer, prompt.sources);
+  let report = resolveCitations(answer, prompt.sources);
+  // The model's citations are kept where the cited source holds the answer's words; when none does (or it
+  // cited nothing), the app cites the source the answer came from and says so (attribute.ts).
+  const texts = prompt.sources.map((x) => x.hit.chunk.text);
+  const matched = attributeAnswer(answer, question, texts);
+  const supported = report.cited.filter((n) => attributeAnswer(answer, question, [texts[n - 1] ?? ""]) !== null);
+  const unsupported = report.cited.filter((n) => !supported.includes(n));
+  let citedBy: AskOutcome["citedBy"] = supported.length > 0 ? "model" : "none";
+  if (supported.length === 0 && matched !== null) {
+    const marker = ` [${matched}]`;
+    answer += marker;
+    emit({ type: "piece", text: marker });
+    report = resolveCitations(answer, prompt.sources);
+    citedBy = "app";
+  }
   return {
     answer,
-    cited: report.cited,
+    cited: report.cited.filter((n) => !unsupported.includes(n)),
+    citedBy,
+    unsupported,
     invalid: report.invalid.map((c) => ({ marker: c.marker, n: c.n })),
     retrievalMs,
     promptTokens: prompt.promptTokens,
