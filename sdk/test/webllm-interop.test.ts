@@ -38,7 +38,6 @@ interface ChatConfigJson {
   model_lib: Record<string, string>;
   quantization: string;
   conv_template: { stop_token_ids: number[] } | null;
-  params: { name: string }[];
 }
 
 let config: ChatConfigJson;
