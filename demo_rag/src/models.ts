@@ -152,14 +152,17 @@ export async function fetchCatalog(indexUrl: string, signal?: AbortSignal): Prom
 /**
  * Preference among the variants of one model: quantized before unquantized (a quarter or half of the
  * download and of the memory; what `make demo` builds), then f16 before f32 where the device has
- * shader-f16. Encoders take int8 before 4-bit: plain 4-bit costs MiniLM too much (min cosine 0.81 vs
+ * shader-f16, then a GGUF's carried-over codes before a re-rounding of them. Encoders take int8 before 4-bit: plain 4-bit costs MiniLM too much (min cosine 0.81 vs
  * 0.9994, docs/eval.md), so a q4 encoder package is used only when no q8 one is served.
  */
 function variantRank(quantization: string, f16ok: boolean, task: string): number {
   const quantized = /^q[1-8]/.test(quantization) && !quantization.startsWith("q0");
-  const precision = !quantized ? 4 : task === "embedding" && quantization.startsWith("q4") ? 2 : 0;
-  const f16 = isF16Variant(quantization) ? (f16ok ? 0 : 1) : f16ok ? 1 : 0;
-  return precision + f16;
+  const precision = !quantized ? 8 : task === "embedding" && quantization.startsWith("q4") ? 4 : 0;
+  const f16 = isF16Variant(quantization) ? (f16ok ? 0 : 2) : f16ok ? 2 : 0;
+  // A GGUF checkpoint's own 4-bit codes carried over (q4f32_gguf, q4f16_gguf) before the same checkpoint
+  // rounded a second time (q4f32_1: +35.9 % perplexity on SmolLM2, and the wrong CEO; docs/eval.md).
+  const reRounded = /_gguf$/.test(quantization) ? 0 : 1;
+  return precision + f16 + reRounded;
 }
 
 /** WebGPU or the CPU build for a package with these targets (undefined: not known), and why not WebGPU. */

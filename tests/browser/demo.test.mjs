@@ -31,7 +31,7 @@ const APP = join(DEMO, "dist");
 const DIST = process.env.HEARTH_DEMO_DIST ?? join(REPO, "dist");
 const HEARTH = join(REPO, ".venv", "bin", "hearth");
 const OUT = join(here, "out");
-const CHAT = join(DIST, "SmolLM2-135M-Instruct", "q4f32_1");
+const CHAT = join(DIST, "SmolLM2-135M-Instruct", "q4f32_1"); // and q4f32_gguf where built (preferred)
 const ENCODER = join(DIST, "all-MiniLM-L6-v2", "q8f32_1");
 const TINY = join(DIST, "tiny-llama-trained", "q4f32_1");
 const NEEDED = [CHAT, ENCODER, TINY];
@@ -208,7 +208,9 @@ test("demo: load SmolLM2 on the CPU build, ingest a PDF, answers with the right 
   // The default chat model is SmolLM2 (not the tiny test model, which is served too); the CPU build takes
   // the f32 variants (4-bit LLM, int8 encoder, even where an older dist/ still holds a q4 encoder package).
   assert.equal(state.plan.llm.entry.modelId, "SmolLM2-135M-Instruct");
-  assert.equal(state.plan.llm.entry.quantization, "q4f32_1");
+  // f32 on the CPU; the GGUF's own codes carried over (q4f32_gguf) where served, else q4f32_1.
+  const carried = state.plan.catalog.some((e) => e.modelId === "SmolLM2-135M-Instruct" && e.quantization === "q4f32_gguf");
+  assert.equal(state.plan.llm.entry.quantization, carried ? "q4f32_gguf" : "q4f32_1");
   assert.equal(state.plan.embedder.entry.modelId, "all-MiniLM-L6-v2");
   assert.equal(state.plan.embedder.entry.quantization, "q8f32_1");
   assert.ok(state.plan.llmOptions.includes("tiny-llama-trained"), "the test model stays on the list (model picker)");
