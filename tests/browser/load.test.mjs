@@ -50,14 +50,14 @@ test("Cache Storage and IndexedDB stores work against Chromium's APIs", async (t
 });
 
 test("default store (Cache Storage): cold load downloads, a fresh Worker loads warm (manifest only), same tokens", async (t) => {
-  const cold = await run(h, { task: "load", url: "/pkg/" });
+  const cold = await run(h, { task: "load", url: "/pkg/", target: "webgpu" });
   assert.equal(cold.deviceKind, "webgpu");
   assert.equal(cold.cache.store, "cache-storage");
   assert.equal(cold.fetched[0], "hearth-manifest.json");
   assert.deepEqual(cold.fetched.slice(1).sort(), usedBy("webgpu"));
   assert.equal(cold.cache.downloadedFiles, usedBy("webgpu").length);
   assert.ok(cold.cache.available > 0, "navigator.storage.estimate() was consulted");
-  const warm = await run(h, { task: "load", url: "/pkg/" });
+  const warm = await run(h, { task: "load", url: "/pkg/", target: "webgpu" });
   assert.deepEqual(warm.fetched, ["hearth-manifest.json"]);
   assert.equal(warm.cache.cachedFiles, usedBy("webgpu").length);
   assert.deepEqual(warm.tokens, cold.tokens);
@@ -66,10 +66,10 @@ test("default store (Cache Storage): cold load downloads, a fresh Worker loads w
 });
 
 test("IndexedDB store: cold then warm from a fresh Worker", async (t) => {
-  const cold = await run(h, { task: "load", url: "/pkg/", cache: "indexeddb" });
+  const cold = await run(h, { task: "load", url: "/pkg/", cache: "indexeddb", target: "webgpu" });
   assert.equal(cold.cache.store, "indexeddb");
   assert.deepEqual(cold.fetched.slice(1).sort(), usedBy("webgpu"));
-  const warm = await run(h, { task: "load", url: "/pkg/", cache: "indexeddb" });
+  const warm = await run(h, { task: "load", url: "/pkg/", cache: "indexeddb", target: "webgpu" });
   assert.deepEqual(warm.fetched, ["hearth-manifest.json"]);
   assert.deepEqual(warm.tokens, cold.tokens);
   t.diagnostic(`IndexedDB: cold ${cold.loadMs.toFixed(0)} ms, warm ${warm.loadMs.toFixed(0)} ms`);
@@ -88,4 +88,14 @@ test("Chromium without WebGPU: the wasm-cpu build loads on the CPU and gives the
   } finally {
     await noGpu.close();
   }
+});
+
+test("Chromium on SwiftShader, no target asked: the SDK takes the wasm-cpu build and says why", async () => {
+  const r = await run(h, { task: "load", url: "/pkg/" });
+  assert.equal(r.deviceKind, "cpu");
+  assert.match(r.webgpuUnavailable, /software WebGPU adapter \(SwiftShader\): using the package's wasm-cpu build/);
+  // The shared files come from the cache the earlier tests filled; the one library fetched is the CPU build.
+  assert.deepEqual(r.fetched.filter((f) => f.endsWith(".wasm")), [manifest.targets["wasm-cpu"]]);
+  assert.ok(webgpuTokens !== undefined, "the WebGPU test ran first");
+  assert.deepEqual(r.tokens, webgpuTokens);
 });

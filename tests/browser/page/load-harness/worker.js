@@ -38,7 +38,7 @@ const tasks = {
     };
   },
 
-  async load({ url, cache, n = 16 }) {
+  async load({ url, cache, target, n = 16 }) {
     const fetched = [];
     const fetchFn = (u, init) => {
       fetched.push(decodeURIComponent(u.slice(u.lastIndexOf("/") + 1)));
@@ -47,8 +47,9 @@ const tasks = {
     const phases = {};
     const t0 = performance.now();
     const model = await DecoderModel.load(new URL(url, self.location.href).href, {
-      // SwiftShader is a software adapter: the SDK would take the wasm-cpu build; this test is about WebGPU.
-      target: "webgpu",
+      // SwiftShader is a software adapter, where the SDK takes the wasm-cpu build by itself: the WebGPU
+      // tests pass target "webgpu"; the no-WebGPU test passes none and checks the SDK's own fallback.
+      ...(target === undefined ? {} : { target }),
       fetch: fetchFn,
       ...(cache === undefined ? {} : { cache }),
       logger: (m) => log(m),
