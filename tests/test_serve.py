@@ -132,3 +132,117 @@ def test_app_shell_and_missing_files(server) -> None:  # type: ignore[no-untyped
     assert status == 200 and b"<title>demo</title>" in body
     status, _, _ = get(server, "/missing.js")
     assert status == 404
+
+
+# -- issue 19: symlinks, broken packages, unfinished builds ---------------------------------------
+
+
+def _start_server(app) -> tuple[uvicorn.Server, threading.Thread, int]:  # type: ignore[no-untyped-def]
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert srv.started
+    return srv, thread, port
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, Path]]:
+    """A dist/ and app/ full of what an outside probe tried: symlinks out of the roots (a folder's
+    index.html, a folder, the app shell itself), symlink loops, a broken manifest, a hidden
+    `.<quant>.tmp-*` build folder holding a manifest, and one good package beside them."""
+    root = tmp_path_factory.mktemp("hostile")
+    dist, app_dir = root / "dist", root / "app"
+    secret = root / "secret.txt"
+    secret.write_text("do not serve")
+    good = dist / "good" / "q4f32_1"
+    good.mkdir(parents=True)
+    (good / "mlc-chat-config.json").write_text("{}")
+    write_manifest(good, {"model_id": "good", "quantization": "q4f32_1", "model_task": "chat"})
+    (dist / "evil").mkdir()
+    (dist / "evil" / "index.html").symlink_to(secret)  # the folder's index page links out
+    (dist / "outdir").symlink_to(root)  # a folder linking out
+    (dist / "loop").symlink_to(dist / "loop")  # a symlink loop
+    (dist / "good" / "self").symlink_to(dist / "good" / "self")
+    broken = dist / "zz" / "q"
+    broken.mkdir(parents=True)
+    (broken / "hearth-manifest.json").write_text('{"files": [')
+    (broken / "file.json").write_text("{}")
+    hidden = dist / "good" / ".q4f16_1.tmp-1-abc"
+    hidden.mkdir()
+    (hidden / "x.json").write_text("{}")
+    write_manifest(hidden, {"model_id": "ghost", "quantization": "q4f16_1", "model_task": "chat"})
+    (dist / "linked" / "q").mkdir(parents=True)  # a package folder that links outside dist/
+    outside_pkg = root / "outside_pkg"
+    outside_pkg.mkdir()
+    write_manifest(outside_pkg, {"model_id": "linked", "quantization": "q"})
+    (dist / "linked" / "q").rmdir()
+    (dist / "linked" / "q").symlink_to(outside_pkg)
+    app_dir.mkdir()
+    (app_dir / "index.html").symlink_to(secret)  # the SPA shell itself links out
+    (app_dir / "sub").mkdir()
+    (app_dir / "sub" / "index.html").symlink_to(secret)
+    (app_dir / "app.js").write_text("ok")
+    srv, thread, port = _start_server(create_app(dist, app_dir, native_api=True))
+    yield "127.0.0.1", port, dist
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("path", [
+    "/models/evil/",
+    "/models/evil/index.html",
+    "/models/evil",
+    "/models/outdir/secret.txt",
+    "/models/outdir/",
+    "/models/linked/q/hearth-manifest.json",
+    "/",
+    "/index.html",
+    "/a/client/route",
+    "/sub/",
+    "/sub",
+])
+def test_symlinks_out_of_the_roots_are_refused(hostile, path: str) -> None:  # type: ignore[no-untyped-def]
+    status, _, body = get(hostile, path)
+    assert status in (400, 404), (path, status, body[:80])
+    assert b"do not serve" not in body
+
+
+@pytest.mark.parametrize("path", ["/models/loop/", "/models/loop/x.json", "/models/good/self/", "/models/good/self/a.bin"])
+def test_symlink_loops_are_not_found(hostile, path: str) -> None:  # type: ignore[no-untyped-def]
+    status, _, _ = get(hostile, path)
+    assert status == 404, (path, status)
+
+
+def test_broken_manifest_is_skipped_and_others_unaffected(hostile, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level("WARNING", logger="hearth.serve")
+    from hearth.serve import catalog
+
+    catalog._report = catalog._ReportOnce()  # this test wants to see the line, whichever test listed first
+    status, _, body = get(hostile, "/models/")
+    assert status == 200
+    assert [e["url"] for e in json.loads(body)] == ["/models/good/q4f32_1/"]  # no broken, hidden or outside one
+    assert any("zz/q" in r.getMessage() and "not valid JSON" in r.getMessage() for r in caplog.records)
+    status, _, body = get(hostile, "/healthz")
+    health = json.loads(body)
+    assert status == 200 and health["packages"] == 1
+    assert {b["path"] for b in health["broken_packages"]} == {"zz/q", "linked/q", "outdir/outside_pkg"}
+    status, _, body = get(hostile, "/v1/models")
+    assert status == 200 and json.loads(body)["data"] == []  # no llvm builds here; no 500 either
+    status, _, _ = get(hostile, "/models/good/q4f32_1/mlc-chat-config.json")
+    assert status == 200
+    status, headers, body = get(hostile, "/models/zz/q/file.json")
+    assert status == 200 and body == b"{}"  # served as a plain file: the broken manifest vouches for nothing
+    status, _, body = get(hostile, "/v1/chat/completions", method="GET")
+    assert status != 500
+
+
+def test_hidden_build_folders_are_never_listed_or_served(hostile) -> None:  # type: ignore[no-untyped-def]
+    status, _, body = get(hostile, "/models/")
+    assert "ghost" not in body.decode() and ".tmp-" not in body.decode()
+    for path in ("/models/good/.q4f16_1.tmp-1-abc/hearth-manifest.json", "/models/good/.q4f16_1.tmp-1-abc/x.json"):
+        status, _, _ = get(hostile, path)
+        assert status == 404, path

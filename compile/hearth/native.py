@@ -1,40 +1,71 @@
 """Open a compiled package natively (llvm/cuda) in Python: for tests, eval and the fallback server.
 
-The package is verified against its manifest first, the same guarantee the SDK gives.
+The package is verified against its manifest first, the same guarantee the SDK gives: a well-formed
+manifest whose paths stay inside the package, every listed file intact, and nothing read that the
+manifest does not list (`open_package`).
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tvm
 from tvm.contrib import tvmjs
 
 from .build.targets import get_target
 from .models.kv_driver import NativeDecoder
-from .weights.manifest import verify_package
+from .weights.manifest import TENSOR_CACHE, require_all_listed, require_listed, tensor_cache_index, verify_package
+
+CHAT_CONFIG = "mlc-chat-config.json"
 
 
 class PackageTargetError(Exception):
     """The package was not built for the requested target."""
 
 
-def load_decoder(package_dir: Path, target: str = "llvm", max_total_seq_len: int | None = None) -> tuple[NativeDecoder, dict]:
+@dataclass
+class OpenedPackage:
+    manifest: dict[str, Any]
+    config: dict[str, Any]  # mlc-chat-config.json
+    library: Path  # the target's native library
+    device: Any  # tvm.runtime.Device
+    params: dict[str, Any]  # name -> tvm tensor, from the tensor cache
+
+
+def open_package(package_dir: Path, target: str = "llvm", reads: tuple[str, ...] = ()) -> OpenedPackage:
+    """Verify `package_dir` and load its config, library path and weights for `target`.
+
+    `reads`: other package files the caller will read (tokenizer.json, ...); each must be listed.
+    IntegrityError for a malformed manifest, a damaged or unlisted file, or a path outside the package.
+    """
+    package_dir = Path(package_dir)
     manifest = verify_package(package_dir)
-    config = json.loads((package_dir / "mlc-chat-config.json").read_text())
+    require_all_listed(package_dir, manifest)
+    require_listed(package_dir, manifest, [CHAT_CONFIG, *reads])
+    config = json.loads((package_dir / CHAT_CONFIG).read_text())
     lib = manifest.get("targets", {}).get(target)
     spec = get_target(target)
-    if lib is None or spec.is_wasm:
+    if not isinstance(lib, str) or spec.is_wasm:
         raise PackageTargetError(
             f"{package_dir} has no native {target!r} library (it has: {', '.join(manifest.get('targets', {}))}); "
             f"recompile with --target {target}"
         )
+    require_listed(package_dir, manifest, [lib])
+    tensor_cache_index(package_dir, manifest)  # the cache file and every shard it names are listed
     dev = tvm.device(spec.device, 0)
-    params, _ = tvmjs.load_tensor_cache(str(package_dir), dev)
+    params, _ = tvmjs.load_tensor_cache(str(package_dir / TENSOR_CACHE), dev)
+    return OpenedPackage(manifest, config, package_dir / lib, dev, params)
+
+
+def load_decoder(package_dir: Path, target: str = "llvm", max_total_seq_len: int | None = None) -> tuple[NativeDecoder, dict]:
+    pkg = open_package(package_dir, target)
+    config = pkg.config
     decoder = NativeDecoder(
-        tvm.runtime.load_module(str(package_dir / lib)),
-        [params[p["name"]] for p in config["params"]],
-        dev,
+        tvm.runtime.load_module(str(pkg.library)),
+        [pkg.params[p["name"]] for p in config["params"]],
+        pkg.device,
         max_total_seq_len=max_total_seq_len or config["context_window_size"],
         prefill_chunk_size=config["prefill_chunk_size"],
     )

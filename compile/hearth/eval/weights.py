@@ -24,6 +24,7 @@ import numpy as np
 
 from ..models import config_from_hf
 from ..quant import dequantize_asym, dequantize_weight, get_scheme
+from ..weights.manifest import tensor_cache_index, verify_package
 from ..weights.reader import CheckpointReader
 
 _ROWS_PER_STEP_ELEMS = 1 << 22
@@ -58,10 +59,13 @@ def _layer_of(name: str) -> tuple[str, str]:
 
 class TensorCacheReader:
     """Reads tensors of a package's tensor-cache (tensor-cache.json + raw shards) as numpy,
-    memory-mapped, one at a time."""
+    memory-mapped, one at a time. Only shards the package's manifest lists (and so verified) are
+    read: `manifest` is the verified manifest; without it the package is verified here."""
 
-    def __init__(self, package_dir: Path) -> None:
-        doc = json.loads((package_dir / "tensor-cache.json").read_text())
+    def __init__(self, package_dir: Path, manifest: dict[str, Any] | None = None) -> None:
+        if manifest is None:
+            manifest = verify_package(package_dir)
+        doc = tensor_cache_index(package_dir, manifest)
         self.records: dict[str, tuple[Path, dict[str, Any]]] = {}
         for shard in doc["records"]:
             if shard.get("format", "raw-shard") != "raw-shard":
@@ -112,7 +116,7 @@ def weight_errors(package_dir: Path, reference_dir: Path, manifest: dict[str, An
     arch, config = config_from_hf(ref_config, context_window_size=chat_config.get("context_window_size"))
     param_map = arch.param_map(config)
     checkpoint = CheckpointReader(reference_dir)
-    cache = TensorCacheReader(package_dir)
+    cache = TensorCacheReader(package_dir, manifest)  # the manifest load_decoder verified
     names = cache.names()
     have = set(names)
     out: list[TensorError] = []

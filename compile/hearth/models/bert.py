@@ -29,7 +29,7 @@ import numpy as np
 from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import Tensor, op
 
-from .decoder import UnsupportedConfigError
+from .config_checks import UnsupportedConfigError, config_float, config_int
 from .encoder import (
     Bucket,
     PoolingConfig,
@@ -103,13 +103,24 @@ class BertConfig:
         act = cfg.get("hidden_act", "gelu")
         if act != "gelu":
             raise UnsupportedConfigError(f"hidden_act {act!r} is not supported (only 'gelu', the exact erf GELU of BERT)")
-        hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
+        # Types and ranges are checked before any build work (config_checks).
+        hidden, heads = config_int(cfg, "hidden_size"), config_int(cfg, "num_attention_heads")
         if hidden % heads:
             raise UnsupportedConfigError(f"hidden_size {hidden} is not a multiple of num_attention_heads {heads}")
+        vocab = config_int(cfg, "vocab_size")
+        layers = config_int(cfg, "num_hidden_layers")
+        max_positions = config_int(cfg, "max_position_embeddings", minimum=2)
+        type_vocab = config_int(cfg, "type_vocab_size", default=2)
+        layer_norm_eps = config_float(cfg, "layer_norm_eps", 1e-12)
 
-        pad = int(cfg.get("pad_token_id") or 0)
+        pad = config_int(cfg, "pad_token_id", minimum=0, default=0)
         offset = pad + 1 if model_type in ("roberta", "xlm-roberta") else 0
-        n_positions = int(cfg["max_position_embeddings"]) - offset
+        n_positions = max_positions - offset
+        if n_positions < 2:
+            raise UnsupportedConfigError(
+                f"config.json: max_position_embeddings {max_positions} leaves {n_positions} positions after the "
+                f"{model_type} offset (pad_token_id + 1 = {offset}); at least 2 are needed"
+            )
 
         folder = Path(source_dir) if source_dir is not None else None
         if pooling is None:
@@ -127,17 +138,17 @@ class BertConfig:
         if weight_prefix is None:
             weight_prefix = _detect_weight_prefix(folder) if folder is not None else ""
 
-        intermediate = int(cfg["intermediate_size"])
+        intermediate = config_int(cfg, "intermediate_size")
         return cls(
             model_type=model_type,
-            vocab_size=int(cfg["vocab_size"]),
+            vocab_size=vocab,
             hidden_size=hidden,
             intermediate_size=intermediate,
-            num_hidden_layers=int(cfg["num_hidden_layers"]),
+            num_hidden_layers=layers,
             num_attention_heads=heads,
-            layer_norm_eps=float(cfg.get("layer_norm_eps", 1e-12)),
-            max_position_embeddings=int(cfg["max_position_embeddings"]),
-            type_vocab_size=int(cfg.get("type_vocab_size", 2)),
+            layer_norm_eps=layer_norm_eps,
+            max_position_embeddings=max_positions,
+            type_vocab_size=type_vocab,
             position_offset=offset,
             max_seq_length=max_seq_length,
             pooling=pooling,

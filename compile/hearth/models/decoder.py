@@ -45,6 +45,7 @@ from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import Tensor, op
 from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode, TIRPagedKVCache
 
+from .config_checks import UnsupportedConfigError, check_divisible, config_bool, config_float, config_int
 from .engine_funcs import attach_engine_functions
 from .layers import Embedding
 
@@ -52,10 +53,6 @@ from .layers import Embedding
 # single storage buffer (128 MiB on some adapters). A [2048, 2 * 14336] f16 gate|up output of
 # an 8B model is 117 MiB; 8192 tokens would not fit in one binding.
 DEFAULT_PREFILL_CHUNK = 2048
-
-
-class UnsupportedConfigError(ValueError):
-    """The checkpoint's config.json uses a feature these model definitions do not implement."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -117,42 +114,49 @@ class DecoderConfig:
         if act != "silu":
             raise UnsupportedConfigError(f"hidden_act {act!r} is not supported (only 'silu', as in Llama/Qwen2)")
 
-        hidden = int(cfg["hidden_size"])
-        n_heads = int(cfg["num_attention_heads"])
-        n_kv = int(cfg.get("num_key_value_heads") or n_heads)  # absent/None means plain MHA
-        if n_heads % n_kv:
-            raise UnsupportedConfigError(f"num_attention_heads {n_heads} is not a multiple of num_key_value_heads {n_kv}")
+        # Every value is checked for type and range here, before any build work (config_checks).
+        hidden = config_int(cfg, "hidden_size")
+        n_heads = config_int(cfg, "num_attention_heads")
+        n_kv = config_int(cfg, "num_key_value_heads", default=n_heads)  # absent/None means plain MHA
+        check_divisible("num_attention_heads", n_heads, "num_key_value_heads", n_kv)
         # Mistral-Nemo, Qwen3 and others set head_dim explicitly with hidden != heads * head_dim.
-        head_dim = int(cfg.get("head_dim") or hidden // n_heads)
+        if cfg.get("head_dim") is None:
+            check_divisible("hidden_size", hidden, "num_attention_heads", n_heads)
+        head_dim = config_int(cfg, "head_dim", default=hidden // n_heads)
+        if head_dim % 2:
+            raise UnsupportedConfigError(f"config.json: head_dim {head_dim} is odd; rotary embeddings need an even head_dim")
 
         if context_window_size is None:
-            context_window_size = cfg.get("max_position_embeddings") or cfg.get("max_sequence_length")
-            if not context_window_size:
+            if not (cfg.get("max_position_embeddings") or cfg.get("max_sequence_length")):
                 raise UnsupportedConfigError(
                     "cannot tell the context window: config.json has neither max_position_embeddings "
                     "nor max_sequence_length; pass context_window_size explicitly"
                 )
-        context_window_size = int(context_window_size)
+            key = "max_position_embeddings" if cfg.get("max_position_embeddings") else "max_sequence_length"
+            context_window_size = config_int(cfg, key)
+        else:
+            context_window_size = config_int({"context_window_size": context_window_size}, "context_window_size")
         if prefill_chunk_size is None:
             prefill_chunk_size = DEFAULT_PREFILL_CHUNK
+        prefill_chunk_size = config_int({"prefill_chunk_size": prefill_chunk_size}, "prefill_chunk_size")
         # A chunk longer than the whole context could never be filled.
-        prefill_chunk_size = min(int(prefill_chunk_size), context_window_size)
+        prefill_chunk_size = min(prefill_chunk_size, context_window_size)
 
         rope_theta, rope_scaling = _parse_rope(cfg)
         config = cls(
             model_type=model_type,
-            vocab_size=int(cfg["vocab_size"]),
+            vocab_size=config_int(cfg, "vocab_size"),
             hidden_size=hidden,
-            intermediate_size=int(cfg["intermediate_size"]),
-            num_hidden_layers=int(cfg["num_hidden_layers"]),
+            intermediate_size=config_int(cfg, "intermediate_size"),
+            num_hidden_layers=config_int(cfg, "num_hidden_layers"),
             num_attention_heads=n_heads,
             num_key_value_heads=n_kv,
             head_dim=head_dim,
-            rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
+            rms_norm_eps=config_float(cfg, "rms_norm_eps", 1e-6),
             rope_theta=rope_theta,
             rope_scaling=rope_scaling,
             # Llama, Mistral and Qwen2 all default to untied heads when the key is absent.
-            tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+            tie_word_embeddings=config_bool(cfg, "tie_word_embeddings", False),
             context_window_size=context_window_size,
             prefill_chunk_size=prefill_chunk_size,
             max_batch_size=int(max_batch_size),
@@ -178,16 +182,17 @@ def _parse_rope(cfg: dict[str, Any]) -> tuple[float, dict[str, Any]]:
         params = dict(cfg.get("rope_scaling") or {})
         params.setdefault("rope_theta", cfg.get("rope_theta", 10000.0))
     params = dict(params)
-    theta = float(params.pop("rope_theta"))
+    theta = config_float(params, "rope_theta", 10000.0)
+    params.pop("rope_theta", None)
     rope_type = params.get("rope_type", params.get("type", "default")) or "default"
     if rope_type == "default":
         return theta, {}
     if rope_type == "llama3":
         keys = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
-        missing = [k for k in keys if k not in params]
+        missing = [k for k in keys if params.get(k) is None]
         if missing:
             raise UnsupportedConfigError(f"llama3 rope scaling is missing {missing}")
-        return theta, {"rope_type": "llama3", **{k: float(params[k]) for k in keys}}
+        return theta, {"rope_type": "llama3", **{k: config_float(params, k, 0.0) for k in keys}}
     raise UnsupportedConfigError(
         f"RoPE type {rope_type!r} is not supported; supported: default, llama3. "
         "(linear/dynamic/yarn/longrope scaling would need validation against transformers first.)"

@@ -104,28 +104,20 @@ class NativeEncoder:
 
     @classmethod
     def from_package(cls, package_dir: Path, target: str = "llvm") -> "NativeEncoder":
-        from tvm.contrib import tvmjs
-
-        from ..build.targets import get_target
-        from ..weights.manifest import verify_package
+        from ..native import PackageTargetError, open_package
 
         package_dir = Path(package_dir)
-        manifest = verify_package(package_dir)
-        config = json.loads((package_dir / "mlc-chat-config.json").read_text())
+        try:
+            # Verifies the manifest and every file, and that everything read here is listed.
+            pkg = open_package(package_dir, target, reads=("tokenizer.json",))
+        except PackageTargetError as e:
+            raise ValueError(str(e)) from e
+        config, params, dev = pkg.config, pkg.params, pkg.device
         if config.get("model_task") != "embedding":
             raise ValueError(f"{package_dir} is a {config.get('model_task')!r} package, not an embedding model")
-        spec = get_target(target)
-        lib = manifest.get("targets", {}).get(target)
-        if lib is None or spec.is_wasm:
-            raise ValueError(
-                f"{package_dir} has no native {target!r} library (it has: {', '.join(manifest.get('targets', {}))}); "
-                f"recompile with --target {target}"
-            )
-        dev = tvm.device(spec.device, 0)
-        params, _ = tvmjs.load_tensor_cache(str(package_dir), dev)
         meta = config["embedding_metadata"]
         return cls(
-            tvm.runtime.load_module(str(package_dir / lib)),
+            tvm.runtime.load_module(str(pkg.library)),
             [params[p["name"]] for p in config["params"]],
             dev,
             [Bucket(k["batch_size"], k["seq_len"]) for k in meta["buckets"]],

@@ -6,14 +6,14 @@ the page may use SharedArrayBuffer and precise timers.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from .. import __version__
-from .files import UnsafePath, file_response, safe_join
+from .catalog import package_listing, scan_packages
+from .files import UnsafePath, file_response, resolve_served
 from .native_api import disabled_router, native_router
 
 ISOLATION_HEADERS = {
@@ -22,21 +22,6 @@ ISOLATION_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
 }
-
-
-def list_packages(dist: Path) -> list[dict]:
-    out = []
-    for manifest in sorted(dist.glob("*/*/hearth-manifest.json")):
-        doc = json.loads(manifest.read_text())
-        out.append({
-            "model_id": doc.get("model_id"),
-            "quantization": doc.get("quantization"),
-            "task": doc.get("model_task"),
-            "url": f"/models/{manifest.parent.relative_to(dist).as_posix()}/",
-            "bytes": sum(f["bytes"] for f in doc.get("files", [])),
-            "targets": doc.get("targets", {}),
-        })
-    return out
 
 
 def create_app(dist: Path, app_dir: Path | None = None, native_api: bool = False) -> FastAPI:
@@ -52,32 +37,38 @@ def create_app(dist: Path, app_dir: Path | None = None, native_api: bool = False
 
     @app.get("/healthz")
     def health() -> dict:
-        return {"status": "ok", "version": __version__, "packages": len(list_packages(dist)), "app": app_dir is not None, "native_api": native_api}
+        good, broken = scan_packages(dist)
+        return {
+            "status": "ok",
+            "version": __version__,
+            "packages": len(good),
+            # Left out of /models/ and /v1/models (and logged); listed here so they are not invisible.
+            "broken_packages": [{"path": b.rel, "error": b.error} for b in broken],
+            "app": app_dir is not None,
+            "native_api": native_api,
+        }
 
     # Before the app's catch-all route, so /v1/ never falls through to the HTML shell.
     app.include_router(native_router(dist) if native_api else disabled_router())
 
     @app.get("/models/")
     def models() -> JSONResponse:
-        return JSONResponse(list_packages(dist), headers={"Cache-Control": "no-cache"})
+        return JSONResponse(package_listing(dist), headers={"Cache-Control": "no-cache"})
 
-    def serve_from(root: Path, path: str, request: Request, spa_index: bool = False) -> Response:
+    def serve_from(root: Path, path: str, request: Request, spa_index: bool = False, hidden: bool = True) -> Response:
         try:
-            file = safe_join(root, path or "index.html")
+            file = resolve_served(root, path, hidden=hidden)
+            if file is None and spa_index and "." not in PurePosixPath(path).name:
+                file = resolve_served(root, "index.html")  # client-side routes fall back to the app shell
         except UnsafePath:
             return Response("refused: path must be a plain relative path inside the served folder", 400)
-        if file.is_dir():
-            file = file / "index.html"
-        if not file.is_file():
-            if spa_index and "." not in Path(path).name and (root / "index.html").is_file():
-                file = root / "index.html"  # client-side routes fall back to the app shell
-            else:
-                return Response(f"not found: {path}", 404)
-        return file_response(request, file)
+        if file is None:
+            return Response(f"not found: {path}", 404)
+        return file_response(request, file, root.resolve())
 
     @app.api_route("/models/{path:path}", methods=["GET", "HEAD"])
     def model_file(path: str, request: Request) -> Response:
-        return serve_from(dist, path, request)
+        return serve_from(dist, path, request, hidden=False)  # .<quant>.tmp-* folders are unfinished builds
 
     @app.api_route("/{path:path}", methods=["GET", "HEAD"])
     def app_file(path: str, request: Request) -> Response:

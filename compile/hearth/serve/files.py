@@ -1,7 +1,8 @@
 """Safe, cache-aware file responses for the demo app and the model packages.
 
 - Paths are resolved strictly inside a root: `..`, encoded dots/slashes, absolute paths,
-  backslashes and NUL are refused before touching the filesystem.
+  backslashes and NUL are refused before touching the filesystem; the path left after every
+  rewrite (a folder's index.html) is resolved once and must lie inside the root (symlinks).
 - Files listed in a package's hearth-manifest.json get their SHA-256 as a strong ETag, and
   are `immutable` when the URL names that hash (`?sha256=...`): content-addressed.
 - Range requests (206/416) come from Starlette's FileResponse.
@@ -9,7 +10,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 import mimetypes
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +17,8 @@ from pathlib import Path, PurePosixPath
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
+
+from ..weights.manifest import MANIFEST, IntegrityError, read_manifest_doc
 
 MIME = {
     ".wasm": "application/wasm",
@@ -42,17 +44,37 @@ class UnsafePath(Exception):
     pass
 
 
-def safe_join(root: Path, url_path: str) -> Path:
-    """`root/url_path`, or UnsafePath if it could escape root or is not a plain relative path."""
+def check_spelling(url_path: str) -> None:
+    """UnsafePath unless `url_path` is a plain relative path (checked before touching the filesystem)."""
     if "\\" in url_path or "\0" in url_path or "%" in url_path:
         raise UnsafePath(url_path)  # the router already decoded once; a second encoding is an attack
     parts = PurePosixPath(url_path).parts
     if url_path.startswith("/") or any(p in ("..", ".") for p in parts) or ":" in url_path:
         raise UnsafePath(url_path)
-    resolved = (root / url_path).resolve()
-    if not resolved.is_relative_to(root.resolve()):
+
+
+def resolve_served(root: Path, url_path: str, *, hidden: bool = True) -> Path | None:
+    """The file to serve for `url_path` under `root` (a folder means its index.html), or None when
+    there is none. UnsafePath when the spelling is refused or the file lies outside `root`.
+
+    The path is resolved once, after every rewrite (the index.html appended to a folder included),
+    and only that resolved path is checked and served: a symlink anywhere on the way, the final
+    index.html too, cannot lead outside the root. `hidden=False` refuses dot-names (unfinished builds).
+    """
+    check_spelling(url_path)
+    if not hidden and any(part.startswith(".") for part in PurePosixPath(url_path).parts):
+        return None
+    try:
+        base = root.resolve(strict=True)
+        candidate = root / url_path if url_path else root
+        if candidate.is_dir():
+            candidate = candidate / "index.html"
+        resolved = candidate.resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, a name too long, a symlink loop (RuntimeError before 3.13)
+        return None
+    if not resolved.is_relative_to(base):
         raise UnsafePath(url_path)  # a symlink pointing outside
-    return resolved
+    return resolved if resolved.is_file() else None
 
 
 def content_type(path: Path) -> str:
@@ -67,23 +89,29 @@ class ManifestEntry:
 
 @lru_cache(maxsize=256)
 def _manifest_entries(manifest: Path, mtime_ns: int) -> dict[str, ManifestEntry]:
-    doc = json.loads(manifest.read_text())
-    return {f["path"]: ManifestEntry(f["sha256"], f["bytes"]) for f in doc.get("files", [])}
+    try:
+        doc = read_manifest_doc(manifest.parent)
+    except IntegrityError:
+        return {}  # a damaged manifest vouches for nothing: its files get plain ETags
+    return {f["path"]: ManifestEntry(f["sha256"].lower(), f["bytes"]) for f in doc["files"]}
 
 
-def manifest_entry(file: Path) -> ManifestEntry | None:
-    """The entry for `file` in the nearest enclosing hearth-manifest.json, if any."""
+def manifest_entry(file: Path, root: Path) -> ManifestEntry | None:
+    """The entry for `file` in the nearest enclosing hearth-manifest.json inside `root`, if any."""
     for folder in file.parents:
-        manifest = folder / "hearth-manifest.json"
+        if not folder.is_relative_to(root):
+            break
+        manifest = folder / MANIFEST
         if manifest.is_file():
             entries = _manifest_entries(manifest, manifest.stat().st_mtime_ns)
             return entries.get(file.relative_to(folder).as_posix())
     return None
 
 
-def file_response(request: Request, file: Path) -> Response:
+def file_response(request: Request, file: Path, root: Path) -> Response:
+    """`file` as resolved by resolve_served under `root` (resolved too)."""
     ctype = content_type(file)
-    entry = manifest_entry(file)
+    entry = manifest_entry(file, root)
     headers: dict[str, str] = {}
     if entry is not None and entry.size == file.stat().st_size:
         etag = f'"{entry.sha256}"'

@@ -8,7 +8,6 @@ is one mutable object.
 """
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .catalog import scan_packages
 
 NATIVE_TARGET = "llvm"
 # For a bare model id (no "/quant"): the variants that suit a CPU best first. f16 arithmetic is
@@ -44,21 +45,23 @@ class PackageInfo:
 
 
 def find_native_packages(dist: Path) -> list[PackageInfo]:
-    """Every package under dist/ whose manifest lists a native (llvm) library."""
+    """Every good package under dist/ whose manifest lists a native (llvm) library (broken ones are
+    skipped and logged by scan_packages; loading verifies every file)."""
     out: list[PackageInfo] = []
-    for manifest in sorted(dist.glob("*/*/hearth-manifest.json")):
-        doc = json.loads(manifest.read_text())
-        if NATIVE_TARGET not in doc.get("targets", {}):
+    for pkg in scan_packages(dist)[0]:
+        doc = pkg.doc
+        targets = doc.get("targets")
+        if not isinstance(targets, dict) or NATIVE_TARGET not in targets:
             continue
         task = "embedding" if doc.get("model_task") == "embedding" else "chat"
         out.append(
             PackageInfo(
-                id=manifest.parent.relative_to(dist).as_posix(),
-                model_id=str(doc.get("model_id") or manifest.parent.parent.name),
-                quantization=str(doc.get("quantization") or manifest.parent.name),
+                id=pkg.rel,
+                model_id=str(doc.get("model_id") or pkg.folder.parent.name),
+                quantization=str(doc.get("quantization") or pkg.folder.name),
                 task=task,
-                path=manifest.parent,
-                created=int(manifest.stat().st_mtime),
+                path=pkg.folder,
+                created=pkg.mtime,
             )
         )
     return out
