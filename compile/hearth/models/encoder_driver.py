@@ -21,7 +21,6 @@ from padding 31 short ones to its length (padded tokens are what software WebGPU
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
