@@ -23,7 +23,7 @@ from typing import Any
 import tvm
 
 from .. import __version__
-from ..cache import atomic_dir, cache_root, content_key, hash_files, sha256_file
+from ..cache import atomic_dir, cache_root, clean_stale_temps, content_key, hash_files, sha256_file
 from ..models import config_from_hf, export_model, get_architecture, metadata
 from ..models.encoder import encoder_metadata, export_encoder
 from ..quant import build_plan, get_scheme, quantize_model
@@ -33,6 +33,7 @@ from ..weights.manifest import MANIFEST, IntegrityError, verify_package, write_m
 from ..weights.reader import CheckpointReader
 from ..weights.source import resolve_source
 from .chat_config import chat_config, copy_tokenizer, embedding_config
+from .input_checks import check_tokenizer
 from .metadata import attach_metadata
 from .pipeline import compile_module, relax_pipeline
 from .targets import TargetSpec, get_target
@@ -116,6 +117,7 @@ def compile_package(
     specs = [get_target(t) for t in targets]
     source = resolve_source(model)
     check_carry_over(scheme, source)  # a *_gguf scheme needs a GGUF whose block types it can carry exactly
+    check_tokenizer(source.path)  # an invalid tokenizer.json fails here, not at load
     arch = get_architecture(source.config.get("model_type", "<missing model_type>"))
     embedding = arch.task == "embedding"
     options: dict[str, Any] = {"context_window_size": context_window_size, "prefill_chunk_size": prefill_chunk_size}
@@ -136,6 +138,7 @@ def compile_package(
     key = _build_key(source.path, quant, targets, options, source.gguf["sha256"] if source.gguf else None)
     model_id = model_id or source.model_id
     final = Path(out_root) / model_id / scheme.name
+    clean_stale_temps(final)  # leftovers of killed compiles (atomic_dir cleans when it runs)
     if not force and _is_valid_build(final, key):
         return CompileResult(final, cached=True, manifest=json.loads((final / MANIFEST).read_text()))
     # The model id is part of the package (file names, manifest), so it is part of the store key.
