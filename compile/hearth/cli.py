@@ -171,12 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("compile", help="compile a Hugging Face checkpoint into a web package under dist/")
-    p.add_argument("model", help="local checkpoint folder, or a hub id (org/name) when online")
+    p = sub.add_parser("compile", help="compile a Hugging Face checkpoint or a GGUF file into a web package under dist/")
+    p.add_argument("model", help="local checkpoint folder, a .gguf file (or a folder holding one), or a hub id (org/name) when online")
     p.add_argument(
         "--quant", default="q4f16_1",
         help="q0f32, q0f16, q4f16_1 (default), q4f32_1, q8f16_1, q8f32_1; q4f16_mse / q4f32_mse: q4's layout "
-        "and kernels with MSE-searched scales (lower error, same size; docs/eval.md)",
+        "and kernels with MSE-searched scales (lower error, same size; docs/eval.md); q4f16_gguf / q4f32_gguf: "
+        "a GGUF's own Q4_0/Q4_1/Q8_0 codes, no second rounding (q8f16_gguf / q8f32_gguf for Q8_0 Linears; docs/gguf.md)",
     )
     p.add_argument("--target", action="append", choices=list(TARGETS), help="repeatable; default webgpu")
     p.add_argument("--out", default="dist", help="package root (default: dist)")
