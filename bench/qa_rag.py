@@ -129,20 +129,25 @@ def reference_entry(prompts: list[qa.QaPrompt], pkg: Path, tokens_file: Path | N
                 "rows": rows, "reference": {"path": str(folder), "how": how}}
     t0 = time.perf_counter()
     engine = qa.ReferenceEngine(folder)
-    entry = engine_entry("reference fp32", engine, prompts, time.perf_counter() - t0)
+    entry = engine_entry("reference fp32", engine, prompts, time.perf_counter() - t0, TMP / "qa" / "engine-reference.json")
     entry["device"] = "cpu"
     entry["reference"] = {"path": str(folder), "how": how}
     return entry
 
 
-def engine_entry(name: str, engine: Any, prompts: list[qa.QaPrompt], load_s: float) -> dict[str, Any]:
+def engine_entry(name: str, engine: Any, prompts: list[qa.QaPrompt], load_s: float, partial: Path | None = None) -> dict[str, Any]:
+    """Answers one prompt at a time; with `partial`, the entry so far is written after each answer, so a run
+    stopped early (a busy 2-core machine) keeps what it measured."""
     t0 = time.perf_counter()
-
-    def progress(_: str, done: int, total: int) -> None:
-        log(f"{name}: {done}/{total} answers ({time.perf_counter() - t0:.0f} s)")
-
-    rows = qa.answer_rows(engine, prompts, qa.DEFAULT_MAX_NEW_TOKENS, progress)
-    return {"engine": name, "load_seconds": round(load_s, 1), "metrics": qa.summarize(rows), "rows": rows}
+    rows: list[dict[str, Any]] = []
+    entry: dict[str, Any] = {"engine": name, "load_seconds": round(load_s, 1)}
+    for i, p in enumerate(prompts):
+        rows += qa.answer_rows(engine, [p], qa.DEFAULT_MAX_NEW_TOKENS)
+        log(f"{name}: {i + 1}/{len(prompts)} answers ({time.perf_counter() - t0:.0f} s)")
+        entry.update(metrics=qa.summarize(rows), rows=rows, complete=i + 1 == len(prompts))
+        if partial is not None:
+            partial.write_text(json.dumps(entry) + "\n")
+    return entry
 
 
 def run_one(what: str, prompts: list[qa.QaPrompt], packages: dict[str, Path], roots: list[Path], work: Path,
@@ -159,7 +164,7 @@ def run_one(what: str, prompts: list[qa.QaPrompt], packages: dict[str, Path], ro
     else:
         t0 = time.perf_counter()
         engine = qa.PackageEngine(packages[what])
-        entry = engine_entry(f"{what} native", engine, prompts, time.perf_counter() - t0)
+        entry = engine_entry(f"{what} native", engine, prompts, time.perf_counter() - t0, work / f"engine-{what}.json")
         entry["package"] = str(packages[what])
     (work / f"engine-{what}.json").write_text(json.dumps(entry) + "\\n")
     return entry

@@ -162,3 +162,14 @@ def test_prompts_file_errors(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"format": qa.PROMPTS_FORMAT, "prompts": []}))
     with pytest.raises(qa.QaError, match="no prompts"):
         qa.load_prompts(bad)
+
+
+def test_eval_qa_cli_names_the_missing_prompts(tmp_path: Path) -> None:
+    """`hearth eval --qa` with no prompts file: exit 2 and say how to write one (before loading any model)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "hearth.cli", "eval", "--qa", str(tmp_path / "none.json"), str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 2, out.stdout + out.stderr
+    said = out.stdout + out.stderr
+    assert "none.json does not exist" in said and "retrieve.mjs" in said
