@@ -189,6 +189,23 @@ def render(variant: str, question: str, passages: list[Passage]) -> list[dict[st
     raise ValueError(variant)
 
 
+def load_qa_set(questions_json: str, extracted_json: str) -> None:
+    """Replace QUESTIONS/PASSAGES with the QA set's PDF questions; each page of a PDF is one passage (page
+    numbers made unique across documents: doc index * 100 + page)."""
+    qs = json.loads(Path(questions_json).read_text())
+    text = json.loads(Path(extracted_json).read_text())
+    PASSAGES.clear()
+    QUESTIONS.clear()
+    pdfs = [d["file"] for d in qs["documents"] if d["format"] == "pdf"]
+    for i, f in enumerate(pdfs):
+        doc = text[f]
+        for p in doc["pages"]:
+            PASSAGES.append(Passage(i * 100 + p["page"], doc["text"][p["start"]:p["end"]].strip()))
+    for q in qs["questions"]:
+        if q["document"] in pdfs:
+            QUESTIONS.append((q["question"], q["answer"], pdfs.index(q["document"]) * 100 + q["page"]))
+
+
 def cited_numbers(text: str) -> set[int]:
     out: set[int] = set()
     for m in re.finditer(r"\[(\d+(?:\s*,\s*\d+)*)\]", text):
@@ -207,7 +224,12 @@ def main() -> None:
     ap.add_argument("--positions", default="first,middle", help="where the right passage sits: first, middle")
     ap.add_argument("--passages", type=int, default=4, help="passages in the prompt (the right one and distractors), 1-5")
     ap.add_argument("--json", help="write every answer here")
+    ap.add_argument("--qa", help="the QA set's PDF questions instead of the built-in report: questions.json of bench/qa/data, "
+                                 "with --qa-text the SDK's extraction of its documents (cd sdk && node --import tsx ../bench/qa/extract.mjs ../bench/qa/data)")
+    ap.add_argument("--qa-text")
     args = ap.parse_args()
+    if args.qa:
+        load_qa_set(args.qa, args.qa_text)
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     if dev == "cpu":
@@ -221,7 +243,8 @@ def main() -> None:
         t0 = time.time()
         for q, fact, page in QUESTIONS:
             right = next(p for p in PASSAGES if p.page == page)
-            others = [p for p in PASSAGES if p.page != page]
+            # Distractors: the same document's other pages first (what retrieval brings), then the rest.
+            others = sorted((p for p in PASSAGES if p.page != page), key=lambda p: (p.page // 100 != page // 100, p.page))
             for pos in args.positions.split(","):
                 # Retrieval usually ranks the right passage first; "middle" checks the model reads past [1].
                 k = args.passages
