@@ -1,14 +1,14 @@
 // End to end: the local-RAG demo (demo_rag/) served by `hearth serve`, in headless Chromium. Chromium's only
 // WebGPU adapter here is SwiftShader, a software one, so the demo runs the models' wasm-cpu builds (float32:
-// SmolLM2-135M-Instruct q4f32_1, the default chat model, and the q8f32_1 encoder) and says so. Loads both
-// models, ingests a generated PDF whose pages hold distinctive facts, asks about them, and requires at least
-// one answer to contain its expected fact and cite the page that holds it; checks refusals (bad files, a
+// SmolLM2-135M-Instruct q4f32_gguf, the default chat model, and the q8f32_1 encoder) and says so. Loads both
+// models, ingests a PDF of the project's QA set (bench/qa/data), asks its labelled questions, and requires at
+// least one answer to contain its expected fact and cite the passage (page) that holds it; checks refusals (bad files, a
 // too-long question, refused before anything is embedded), reloads (documents persist), then stops the server
 // and reloads again (the service worker serves the app; the models come from the SDK's verified store).
 // ?webgpu=force puts the models on the software adapter (checked on the plan; the tiny test model).
 // Saves screenshots to tests/browser/out/.
 //
-// Needs: the packages dist/SmolLM2-135M-Instruct/q4f32_1, dist/all-MiniLM-L6-v2/q8f32_1 and
+// Needs: the packages dist/SmolLM2-135M-Instruct/q4f32_gguf, dist/all-MiniLM-L6-v2/q8f32_1 and
 // dist/tiny-llama-trained/q4f32_1 (make demo builds them; HEARTH_DEMO_DIST=<folder> uses another package
 // root), demo_rag/node_modules (npm ci in demo_rag). The app is rebuilt first (npm run build, ~10 s) unless
 // HEARTH_DEMO_NO_BUILD=1. HEARTH_DEMO_WEBGPU=0 runs Chromium without WebGPU: the same CPU builds, another reason.
@@ -31,7 +31,8 @@ const APP = join(DEMO, "dist");
 const DIST = process.env.HEARTH_DEMO_DIST ?? join(REPO, "dist");
 const HEARTH = join(REPO, ".venv", "bin", "hearth");
 const OUT = join(here, "out");
-const CHAT = join(DIST, "SmolLM2-135M-Instruct", "q4f32_1"); // and q4f32_gguf where built (preferred)
+// The f32 variant with the GGUF's own codes carried over: what `make demo` builds and the CPU build runs.
+const CHAT = join(DIST, "SmolLM2-135M-Instruct", "q4f32_gguf");
 const ENCODER = join(DIST, "all-MiniLM-L6-v2", "q8f32_1");
 const TINY = join(DIST, "tiny-llama-trained", "q4f32_1");
 const NEEDED = [CHAT, ENCODER, TINY];
@@ -208,9 +209,8 @@ test("demo: load SmolLM2 on the CPU build, ingest a PDF, answers with the right 
   // The default chat model is SmolLM2 (not the tiny test model, which is served too); the CPU build takes
   // the f32 variants (4-bit LLM, int8 encoder, even where an older dist/ still holds a q4 encoder package).
   assert.equal(state.plan.llm.entry.modelId, "SmolLM2-135M-Instruct");
-  // f32 on the CPU; the GGUF's own codes carried over (q4f32_gguf) where served, else q4f32_1.
-  const carried = state.plan.catalog.some((e) => e.modelId === "SmolLM2-135M-Instruct" && e.quantization === "q4f32_gguf");
-  assert.equal(state.plan.llm.entry.quantization, carried ? "q4f32_gguf" : "q4f32_1");
+  // f32 on the CPU, and the GGUF's own codes carried over (preferred over a stale re-rounded q4f32_1 in dist/).
+  assert.equal(state.plan.llm.entry.quantization, "q4f32_gguf");
   assert.equal(state.plan.embedder.entry.modelId, "all-MiniLM-L6-v2");
   assert.equal(state.plan.embedder.entry.quantization, "q8f32_1");
   assert.ok(state.plan.llmOptions.includes("tiny-llama-trained"), "the test model stays on the list (model picker)");
@@ -438,7 +438,7 @@ test("demo: a corrupted model file is refused (integrity check) and explained", 
   const root = mkdtempSync(join(tmpdir(), "hearth-demo-bad-dist-"));
   try {
     for (const p of NEEDED) cpSync(p, join(root, p.slice(DIST.length + 1)), { recursive: true });
-    const shard = join(root, "SmolLM2-135M-Instruct", "q4f32_1", "params_shard_0.bin");
+    const shard = join(root, "SmolLM2-135M-Instruct", "q4f32_gguf", "params_shard_0.bin");
     const bytes = readFileSync(shard);
     bytes[bytes.length >> 1] ^= 0xff;
     writeFileSync(shard, bytes);
