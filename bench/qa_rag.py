@@ -111,6 +111,14 @@ def webgpu_entry(pkg: Path, prompts: list[qa.QaPrompt], max_new: int, work: Path
     cmd = ["node", "--import", "tsx", str(REPO / "bench/qa/webgpu.mjs"), str(pkg), "--in", str(work / "webgpu-in.json"), "--out", str(out)]
     log(" ".join(cmd))
     subprocess.run(cmd, cwd=REPO / "sdk", check=True)
+    return webgpu_entry_from(pkg, prompts, out)
+
+
+def webgpu_entry_from(pkg: Path, prompts: list[qa.QaPrompt], out: Path) -> dict[str, Any]:
+    """Score bench/qa/webgpu.mjs's output (written after every answer, so a stopped run counts too)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(pkg))
     res = json.loads(out.read_text())
     rows = rows_from_tokens(tok, {r["id"]: r["tokens"] for r in res["prompts"]}, prompts, {r["id"]: round(r["ms"], 1) for r in res["prompts"]})
     return {"engine": f"{WEBGPU_QUANT} webgpu (Node, Dawn)", "adapter": res.get("adapter"), "load_seconds": round(res["loadMs"] / 1000, 1),
@@ -259,8 +267,11 @@ def run(quick: bool, package_root: list[str] | None = None, embedder: str | None
     if merge:
         for what in ["reference", *packages, "webgpu"]:
             f = work / f"engine-{what}.json"
+            wg_pkg = find_package(roots, MODEL, WEBGPU_QUANT, "webgpu")[0] if what == "webgpu" else None
             if f.is_file():
                 entries.append(json.loads(f.read_text()))
+            elif wg_pkg is not None and (work / "webgpu-out.json").is_file():
+                entries.append(webgpu_entry_from(wg_pkg, prompts, work / "webgpu-out.json"))
             else:
                 skipped.append({"engine": what, "reason": f"no {f.relative_to(REPO)} (not run)"})
     else:
