@@ -52,6 +52,7 @@ packages: setup
 test: setup packages demo-app
 	$(PY) -m pytest
 	cd sdk && HEARTH_CASE_DIR=$(SMOKE_CASE) npm test
+	cd sdk && node --import tsx --test ../demo_rag/test/*.test.ts
 	HEARTH_CASE_DIR=$(SMOKE_CASE) node --test --test-concurrency=1 tests/browser/
 
 test-py: setup
@@ -59,6 +60,7 @@ test-py: setup
 
 test-sdk: setup packages
 	cd sdk && HEARTH_CASE_DIR=$(SMOKE_CASE) npm test
+	cd sdk && node --import tsx --test ../demo_rag/test/*.test.ts
 	HEARTH_CASE_DIR=$(SMOKE_CASE) node --test --test-concurrency=1 tests/browser/
 
 # The main job: compile the default packages (cached), build the web app, serve it.
