@@ -11,6 +11,9 @@ Stage 2: greedy answers (at most 64 new tokens) on the same prompts from the tra
 checked token for token against the native build of the same package.
 Scores: answer accuracy, citation accuracy, retrieval recall@k. Results: bench/results/qa.json (quick:
 qa-quick.json), with every answer.
+Cost: every engine prefills ~1250 prompt tokens per question; on the 2-core machine under load 10-16 that
+took 10-37 min per question and engine (docs/benchmarks.md), so split the engines over processes
+(--only ENGINE, then --merge) or run fewer questions (--limit N).
 
 Packages are looked up as <root>/SmolLM2-135M-Instruct/<quant> under dist/ and every --package-root (or
 HEARTH_QA_PACKAGES, colon-separated); a missing one is skipped with the reason printed.
@@ -174,7 +177,7 @@ def run_one(what: str, prompts: list[qa.QaPrompt], packages: dict[str, Path], ro
         engine = qa.PackageEngine(packages[what])
         entry = engine_entry(f"{what} native", engine, prompts, time.perf_counter() - t0, work / f"engine-{what}.json")
         entry["package"] = str(packages[what])
-    (work / f"engine-{what}.json").write_text(json.dumps(entry) + "\\n")
+    (work / f"engine-{what}.json").write_text(json.dumps(entry) + "\n")
     return entry
 
 
@@ -256,8 +259,8 @@ def run(quick: bool, package_root: list[str] | None = None, embedder: str | None
         log(f"stage 1 in {time.perf_counter() - t0:.0f} s")
     prompts_doc = json.loads(prompts_file.read_text())
     _, all_prompts = qa.load_prompts(prompts_file)
-    prompts = subset(all_prompts, limit if limit is not None else (24 if quick else None))
-    n_webgpu = webgpu if webgpu is not None else (2 if quick else 6)
+    prompts = subset(all_prompts, limit if limit is not None else (12 if quick else None))
+    n_webgpu = webgpu if webgpu is not None else (1 if quick else 6)
     out_name = "qa-quick" if quick else "qa"
 
     if only is not None:
@@ -294,11 +297,11 @@ def qa_reference(pkg: Path) -> tuple[Path, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="24 of the 72 questions, 2 on WebGPU")
+    ap.add_argument("--quick", action="store_true", help="12 of the 72 questions (one per document), 1 on WebGPU")
     ap.add_argument("--package-root", action="append", default=[], help="another folder holding <model>/<quant> packages")
     ap.add_argument("--embedder", default=None, help="encoder package dir for retrieval, or 'test' (default: dist's MiniLM)")
-    ap.add_argument("--webgpu", type=int, default=None, help="questions answered on WebGPU (default 6; quick 2; 0: none)")
-    ap.add_argument("--limit", type=int, default=None, help="questions for stage 2 (default all; quick 24)")
+    ap.add_argument("--webgpu", type=int, default=None, help="questions answered on WebGPU (default 6; quick 1; 0: none)")
+    ap.add_argument("--limit", type=int, default=None, help="questions for stage 2, spread over the documents (default all 72; quick 12)")
     ap.add_argument("--prompts", type=Path, default=None, help="reuse a stage-1 prompts.json instead of running stage 1")
     ap.add_argument("--only", default=None, help="run one engine (reference, a quantization, webgpu) into bench/tmp/qa/engine-*.json")
     ap.add_argument("--merge", action="store_true", help="assemble the result from the bench/tmp/qa/engine-*.json of --only runs")
