@@ -27,18 +27,10 @@ from hearth.models.bert import BertConfig
 from hearth.models.encoder_driver import NativeEncoder
 from hearth.native import load_decoder
 from hearth.weights.manifest import MANIFEST, IntegrityError, verify_package, write_manifest
+from test_compile import _write_tokenizer  # the same tiny byte-level BPE tokenizer the compile tests use
 
 LLAMA = dict(hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, vocab_size=256, max_position_embeddings=256, tie_word_embeddings=True)
-
-
-def _write_tokenizer(folder: Path) -> None:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel()
-    tok.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}"}))
 
 
 @pytest.fixture(scope="module")
