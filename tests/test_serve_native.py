@@ -6,21 +6,19 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import socket
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 
 from hearth.serve.app import create_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from build_packages import DIST, ensure_package  # noqa: E402
+from test_serve import _start_server as _start  # noqa: E402 - one way to run a test server
 
 CHAT = ("tiny-llama-trained", "q4f32_1")  # the demo's chat package (f32: the CPU variant)
 EMBED = ("all-MiniLM-L6-v2", "q8f32_1")  # the demo's encoder package (make demo builds it too)
@@ -29,24 +27,6 @@ MESSAGES = [
     {"role": "system", "content": "Answer from the sources."},
     {"role": "user", "content": "[1] The river is wide. Question: how wide is the river?"},
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(app) -> tuple[uvicorn.Server, threading.Thread, int]:  # type: ignore[no-untyped-def]
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started
-    return srv, thread, port
 
 
 @pytest.fixture(scope="module")
