@@ -14,26 +14,16 @@ from fastapi.responses import JSONResponse, Response
 from .. import __version__
 from .catalog import package_listing, scan_packages
 from .files import UnsafePath, file_response, resolve_served
+from .headers import IsolationHeaders
 from .native_api import disabled_router, native_router
 
-ISOLATION_HEADERS = {
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Embedder-Policy": "require-corp",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "X-Content-Type-Options": "nosniff",
-}
 
 
 def create_app(dist: Path, app_dir: Path | None = None, native_api: bool = False) -> FastAPI:
     """`native_api`: mount the OpenAI-compatible native fallback endpoints (native_api.py) at /v1/."""
     app = FastAPI(title="Hearth", version=__version__, docs_url=None, redoc_url=None)
-
-    @app.middleware("http")
-    async def isolation(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response: Response = await call_next(request)
-        for k, v in ISOLATION_HEADERS.items():
-            response.headers.setdefault(k, v)
-        return response
+    # Pure ASGI, not @app.middleware("http"): that one delays cancelling a streaming endpoint (headers.py).
+    app.add_middleware(IsolationHeaders)
 
     @app.get("/healthz")
     def health() -> dict:
