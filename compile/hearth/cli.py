@@ -129,7 +129,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     console.print(f"serving {args.dist}/ at /models/" + (f" and {app_dir}/ at /" if app_dir else "") + f" on http://{args.host}:{args.port}")
     if args.native_api:
         console.print("native fallback API on: /v1/chat/completions, /v1/embeddings, /v1/models (llvm builds; prompts sent to it leave the browser)")
-    uvicorn.run(create_app(Path(args.dist), app_dir, native_api=args.native_api), host=args.host, port=args.port, log_level="warning")
+    app = create_app(
+        Path(args.dist), app_dir, native_api=args.native_api,
+        bound_host=args.host, allowed_hosts=args.allow_host or (), allowed_origins=args.allow_origin or (),
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 
@@ -168,6 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=os.environ.get("HEARTH_NATIVE_API", "") not in ("", "0"),
         help="also serve OpenAI-compatible /v1/chat/completions and /v1/embeddings, running the packages' llvm builds natively (off by default; env HEARTH_NATIVE_API=1)",
+    )
+    p.add_argument(
+        "--allow-host", action="append", metavar="NAME",
+        help="also answer requests whose Host is NAME (repeatable; '*' for any). Default: loopback names, IP addresses "
+        "and --host only, which stops DNS-rebinding pages",
+    )
+    p.add_argument(
+        "--allow-origin", action="append", metavar="ORIGIN",
+        help="also accept POSTs from pages at ORIGIN, e.g. http://localhost:5173 (repeatable; '*' for any). Default: "
+        "this server's own origin only, so other sites cannot use the models through a visitor's browser",
     )
     p.set_defaults(func=cmd_serve)
 

@@ -6,26 +6,39 @@ the page may use SharedArrayBuffer and precise timers.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from .. import __version__
 from .catalog import package_listing, scan_packages
-from .files import UnsafePath, file_response, resolve_served
+from .files import MAX_URL_PATH, PathTooLong, UnsafePath, file_response, resolve_served
+from .guard import RequestGuard
 from .headers import IsolationHeaders
 from .native_api import disabled_router, native_router
 
 
-
-def create_app(dist: Path, app_dir: Path | None = None, native_api: bool = False) -> FastAPI:
-    """`native_api`: mount the OpenAI-compatible native fallback endpoints (native_api.py) at /v1/."""
+def create_app(
+    dist: Path,
+    app_dir: Path | None = None,
+    native_api: bool = False,
+    *,
+    bound_host: str | None = None,
+    allowed_hosts: Iterable[str] = (),
+    allowed_origins: Iterable[str] = (),
+) -> FastAPI:
+    """`native_api`: mount the OpenAI-compatible native fallback endpoints (native_api.py) at /v1/.
+    `bound_host`, `allowed_hosts`, `allowed_origins`: which Host and Origin headers are answered
+    besides loopback names and the server's own origin (guard.py: DNS rebinding, cross-site POSTs)."""
     app = FastAPI(title="Hearth", version=__version__, docs_url=None, redoc_url=None)
-    # Pure ASGI, not @app.middleware("http"): that one delays cancelling a streaming endpoint (headers.py).
+    # Pure ASGI layers, not @app.middleware("http"): that one delays cancelling a streaming endpoint
+    # (headers.py). The last added is the outermost: refusals get the isolation headers too.
+    app.add_middleware(RequestGuard, bound_host=bound_host, allowed_hosts=tuple(allowed_hosts), allowed_origins=tuple(allowed_origins))
     app.add_middleware(IsolationHeaders)
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     def health() -> dict:
         good, broken = scan_packages(dist)
         return {
@@ -41,7 +54,7 @@ def create_app(dist: Path, app_dir: Path | None = None, native_api: bool = False
     # Before the app's catch-all route, so /v1/ never falls through to the HTML shell.
     app.include_router(native_router(dist) if native_api else disabled_router())
 
-    @app.get("/models/")
+    @app.api_route("/models/", methods=["GET", "HEAD"])
     def models() -> JSONResponse:
         return JSONResponse(package_listing(dist), headers={"Cache-Control": "no-cache"})
 
@@ -50,10 +63,12 @@ def create_app(dist: Path, app_dir: Path | None = None, native_api: bool = False
             file = resolve_served(root, path, hidden=hidden)
             if file is None and spa_index and "." not in PurePosixPath(path).name:
                 file = resolve_served(root, "index.html")  # client-side routes fall back to the app shell
+        except PathTooLong:
+            return PlainTextResponse(f"refused: the path is longer than {MAX_URL_PATH} characters", 414)
         except UnsafePath:
-            return Response("refused: path must be a plain relative path inside the served folder", 400)
+            return PlainTextResponse("refused: path must be a plain relative path inside the served folder", 400)
         if file is None:
-            return Response(f"not found: {path}", 404)
+            return PlainTextResponse(f"not found: {path}", 404)
         return file_response(request, file, root.resolve())
 
     @app.api_route("/models/{path:path}", methods=["GET", "HEAD"])
@@ -62,8 +77,11 @@ def create_app(dist: Path, app_dir: Path | None = None, native_api: bool = False
 
     @app.api_route("/{path:path}", methods=["GET", "HEAD"])
     def app_file(path: str, request: Request) -> Response:
+        if path == "v1" or path.startswith("v1/"):
+            # A /v1 path no API route took (a HEAD, say): an API answer, never the app's HTML shell.
+            return JSONResponse({"error": {"message": f"no such endpoint: {request.method} /{path}", "type": "invalid_request_error", "param": None, "code": "not_found"}}, 404)
         if app_dir is None:
-            return Response("no web app is being served (build demo_rag first)", 404)
+            return PlainTextResponse("no web app is being served (build demo_rag first)", 404)
         return serve_from(app_dir, path, request, spa_index=True)
 
     return app
