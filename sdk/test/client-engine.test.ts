@@ -183,3 +183,15 @@ test("createEngine: a missing package rejects with the loader's typed error", as
   );
   await assert.rejects(createEngine({ model: "" }), TypeError);
 });
+
+test("createEngine: packageOptions.cache that is no cache kind rejects with InvalidRequestError across the boundary", async () => {
+  await assert.rejects(
+    createEngine({ model: PACKAGE_URL, target: "webgpu", worker: "inline", packageOptions: { cache: "bogus" }, runtime: { fetch: fileFetch, gpu } }),
+    (err: unknown) => {
+      assert.ok(err instanceof InvalidRequestError, String(err));
+      assert.equal(err.param, "packageOptions.cache");
+      assert.match(err.message, /"bogus" is not a cache kind; use "cache-storage", "indexeddb", "none", or an ArtifactStore object/);
+      return true;
+    },
+  );
+});

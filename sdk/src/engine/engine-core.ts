@@ -46,6 +46,7 @@ import type { Tokenizer } from "../tokenize/tokenizer.js";
 import type { GenerationParams } from "../sample/params.js";
 import { IntegrityError, verifyFile } from "../load/integrity.js";
 import { manifestEntry } from "../load/manifest.js";
+import { checkCacheOption } from "../load/store.js";
 
 /** Options that only make sense in the realm that runs the engine (functions, GPU objects). */
 export interface EngineRuntimeOptions {
@@ -204,6 +205,24 @@ function numberOr<T>(value: unknown, fallback: T): number | T {
   return typeof value === "number" && Number.isFinite(value) ? value : fallback;
 }
 
+/**
+ * Whether a failed load may have failed for lack of memory (so that freeing the current model could let
+ * it succeed): tvmjs destroys the device when a buffer allocation fails (a DeviceLostError follows), and
+ * JS / wasm allocations fail with these messages.
+ */
+export function mayBeOutOfMemory(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === "DeviceLostError" || err.name === "GPUOutOfMemoryError") return true;
+  return /out of memory|out-of-memory|allocation failed|cannot enlarge memory|could not allocate|failed to grow/i.test(err.message);
+}
+
+/** The error with `note` appended to its message (errors that are not Error objects become one). */
+function withNote(err: unknown, note: string): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  e.message = `${e.message} ${note}`;
+  return e;
+}
+
 function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -239,7 +258,7 @@ export class EngineCore {
    */
   loadEmbedder(url: string, opts: EmbedderLoadOptions & EngineRuntimeOptions & EngineLoadHooks = {}): Promise<EmbedderInfo> {
     return this.#queue.run(async () => {
-      await this.#disposeEmbedder();
+      // The current encoder stays until the new one is ready (a failed load leaves it working).
       const t0 = performance.now();
       const model = await loadEmbedder(url, opts, {
         fetch: opts.fetch ?? this.#runtime.fetch,
@@ -256,7 +275,9 @@ export class EngineCore {
         },
       });
       const info = describeEmbedder(model, performance.now() - t0);
+      const previous = this.#embedder;
       this.#embedder = { model, info };
+      await previous?.model.dispose();
       try {
         opts.onProgress?.({ phase: "engine-ready", model: "embedder", totalMs: info.loadMs });
       } catch {
@@ -295,12 +316,37 @@ export class EngineCore {
     }
   }
 
-  /** Load a package (replacing the current model, after queued requests finish). */
+  /**
+   * Load a package, replacing the current model after queued requests finish. The current model keeps
+   * serving until the new one is ready, so a load that fails (bad URL, corrupt file, bad option, abort)
+   * leaves it loaded and working. Only when the new load runs out of memory beside it is the current
+   * model released and the load tried once more; if that fails too, the error says the old model is gone.
+   */
   load(modelUrl: string, opts: EngineCoreLoadOptions = {}): Promise<ModelInfo> {
     return this.#queue.run(async () => {
-      await this.#dispose();
-      this.#loaded = await this.#load(modelUrl, opts);
-      return this.#loaded.info;
+      checkCacheOption(opts.packageOptions?.["cache"], "packageOptions.cache");
+      const old = this.#loaded;
+      let loaded: Loaded;
+      try {
+        loaded = await this.#load(modelUrl, opts);
+      } catch (err) {
+        if (old === null || opts.signal?.aborted === true || !mayBeOutOfMemory(err)) throw err;
+        this.#loaded = null;
+        await old.model.dispose();
+        try {
+          loaded = await this.#load(modelUrl, opts);
+        } catch (retryErr) {
+          throw withNote(
+            retryErr,
+            `The previously loaded model (${old.info.model}) was unloaded to free memory for this load, so no model is loaded now; load it again or a smaller one.`,
+          );
+        }
+        this.#loaded = loaded;
+        return loaded.info;
+      }
+      this.#loaded = loaded;
+      await old?.model.dispose();
+      return loaded.info;
     });
   }
 

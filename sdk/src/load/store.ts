@@ -16,6 +16,8 @@
  * - Your own: anything implementing {@link ArtifactStore}.
  */
 
+import { InvalidRequestError } from "../engine/request-error.js";
+
 /** Persistent storage for verified package files, keyed by {@link artifactKey}. */
 export interface ArtifactStore {
   /** A short name for logs and reports ("cache-storage", "indexeddb", "memory", "fs", ...). */
@@ -270,12 +272,36 @@ export class IndexedDBStore implements ArtifactStore {
 /** The `cache` option of loadPackage. */
 export type CacheOption = "cache-storage" | "indexeddb" | "none" | ArtifactStore;
 
+const CACHE_NAMES = ["cache-storage", "indexeddb", "none"] as const;
+const STORE_METHODS = ["get", "has", "put", "delete", "keys"] as const;
+
+/**
+ * Refuse a `cache` option that is neither a known name nor an {@link ArtifactStore}, naming the field
+ * (`param`, e.g. "packageOptions.cache" when it came through the engine) and the values allowed. Options
+ * can arrive as plain data from another realm (a Worker message), so the type alone proves nothing.
+ */
+export function checkCacheOption(cache: unknown, param = "cache"): asserts cache is CacheOption | undefined {
+  if (cache === undefined) return;
+  const allowed = `${CACHE_NAMES.map((n) => JSON.stringify(n)).join(", ")}, or an ArtifactStore object (with ${STORE_METHODS.join(", ")} methods)`;
+  if (typeof cache === "string") {
+    if ((CACHE_NAMES as readonly string[]).includes(cache)) return;
+    throw new InvalidRequestError(`${param}: ${JSON.stringify(cache.slice(0, 64))} is not a cache kind; use ${allowed}`, param);
+  }
+  if (typeof cache === "object" && cache !== null) {
+    const missing = STORE_METHODS.filter((m) => typeof (cache as Record<string, unknown>)[m] !== "function");
+    if (missing.length === 0) return;
+    throw new InvalidRequestError(`${param}: the object given is not an ArtifactStore (no ${missing.join(", ")} method); use ${allowed}`, param);
+  }
+  throw new InvalidRequestError(`${param}: expected ${allowed}, got ${cache === null ? "null" : typeof cache}`, param, "invalid_type");
+}
+
 /**
  * The store for a `cache` option. Default ("cache-storage" when omitted): Cache Storage where it exists,
  * else none (Node has no Cache Storage: pass a MemoryArtifactStore or FileSystemArtifactStore there).
  * Returns null for "none".
  */
 export function resolveStore(cache: CacheOption | undefined): ArtifactStore | null {
+  checkCacheOption(cache);
   if (cache === undefined) return CacheStorageStore.available() ? new CacheStorageStore() : null;
   if (cache === "none") return null;
   if (cache === "cache-storage") {
