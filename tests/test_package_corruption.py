@@ -11,9 +11,9 @@ scripts/build_packages.py with webgpu, wasm-cpu and llvm libraries). Then:
 An outcome is `refused` (an error), `same` (it loaded and the tokens equal the untouched package's) or
 `wrong` (it loaded and the tokens differ: a corruption went unnoticed). Every corruption damages
 something a load needs, so both loaders must refuse all 20; the untouched package must load on both
-(a matrix that refuses everything proves nothing). Half the corruptions leave the manifest lying
-(it no longer vouches for the files); the other half rewrite it to vouch for the damage, so only the
-loaders' own checks (paths inside the package, shapes, sizes) can catch them.
+(a matrix that refuses everything proves nothing). Twelve corruptions leave the manifest lying (it no
+longer vouches for the files); eight make it vouch for the damage (rewritten hashes, paths out of the
+package, links out), so only the loaders' other checks (paths, links, shapes, sizes) can catch them.
 """
 from __future__ import annotations
 

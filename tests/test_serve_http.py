@@ -249,7 +249,9 @@ def test_unmatched_v1_paths_are_api_errors_not_the_app_shell(site) -> None:  # t
     port, _ = site
     for method, path in (("HEAD", "/v1/models"), ("GET", "/v1/nope"), ("HEAD", "/v1/chat/completions")):
         status, headers, body = fetch(port, path, method=method)
-        assert status in (404, 405) and headers["content-type"] == "application/json", (method, path, status, headers)
+        # HEAD /v1/models may answer as its GET does; never with the app's HTML.
+        assert status in ((200, 404, 405) if path == "/v1/models" else (404, 405)), (method, path, status)
+        assert headers["content-type"] == "application/json", (method, path, status, headers)
         assert APP_SHELL not in body
 
 
@@ -265,6 +267,19 @@ def test_allowed_hosts_and_origins_are_configurable(tmp_path: Path) -> None:
         status, _, body = fetch(port, "/v1/chat/completions", {**json_post, "Origin": "http://localhost:5173"}, "POST", CHAT_BODY)
         assert status == 404 and _openai_error(body)["code"] == "model_not_found"
         assert fetch(port, "/v1/chat/completions", {**json_post, "Origin": "http://localhost:5174"}, "POST", CHAT_BODY)[0] == 403
+        # An allowed origin gets CORS, or its page could neither send a JSON POST (preflighted) nor read a reply.
+        preflight = {"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,authorization"}
+        status, headers, _ = fetch(port, "/v1/chat/completions", preflight, "OPTIONS")
+        assert status == 204 and headers["access-control-allow-origin"] == "http://localhost:5173", headers
+        assert "POST" in headers["access-control-allow-methods"] and headers["access-control-allow-headers"] == "content-type,authorization"
+        status, headers, _ = fetch(port, "/v1/chat/completions", {**preflight, "Origin": "http://localhost:5174"}, "OPTIONS")
+        assert status >= 400 and "access-control-allow-origin" not in headers
+        _, headers, _ = fetch(port, "/v1/chat/completions", {**json_post, "Origin": "http://localhost:5173"}, "POST", CHAT_BODY)
+        assert headers["access-control-allow-origin"] == "http://localhost:5173" and "Origin" in headers["vary"]
+        _, headers, _ = fetch(port, "/healthz", {"Origin": "http://localhost:5173"})
+        assert headers["access-control-allow-origin"] == "http://localhost:5173"
+        _, headers, _ = fetch(port, "/healthz", {"Origin": f"http://127.0.0.1:{port}"})
+        assert "access-control-allow-origin" not in headers  # same origin: no CORS needed, none given
     finally:
         srv.should_exit = True
         thread.join(timeout=10)

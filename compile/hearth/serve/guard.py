@@ -11,7 +11,9 @@ be able to use it through the visitor's browser:
 - **Origin** on requests that change or compute something (every method but GET/HEAD/OPTIONS): a
   browser always sends it on a cross-origin POST, so it must equal this server's own origin
   (`http://<Host>`) or be in `allowed_origins` (`--allow-origin`, `*` for any). A request without
-  Origin is not from a page (curl, the `openai` client) and passes. Else 403.
+  Origin is not from a page (curl, the `openai` client) and passes. Else 403. Origins in
+  `allowed_origins` also get CORS (preflight answered, Access-Control-Allow-Origin on replies): without
+  it their pages could not send a JSON POST or read any reply. Other origins get no CORS headers.
 - **Content-Type** on POST /v1/*: `application/json` only. A cross-site form or a `text/plain` fetch
   needs no CORS preflight, so without this a page could POST JSON text and have the model run even
   though it cannot read the answer. Else 415.
@@ -25,7 +27,7 @@ from collections.abc import Iterable
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
@@ -84,7 +86,38 @@ class RequestGuard:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        granted = self._cors_origin(headers.get("origin"))
+        if granted is None:
+            await self.app(scope, receive, send)
+            return
+        cors = [(b"access-control-allow-origin", granted.encode("latin-1")), (b"vary", b"Origin")]
+        if scope["method"].upper() == "OPTIONS" and "access-control-request-method" in headers:
+            preflight = {
+                "Access-Control-Allow-Methods": "GET, HEAD, POST",
+                "Access-Control-Allow-Headers": headers.get("access-control-request-headers", "content-type"),
+                "Access-Control-Max-Age": "600",
+            }
+            response = Response(status_code=204, headers=preflight)
+            response.raw_headers.extend(cors)
+            await response(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *cors]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+    def _cors_origin(self, origin: str | None) -> str | None:
+        """The Origin to grant CORS to: only one named by `allowed_origins` (a same-origin page needs none),
+        so that such a page can also send the JSON POSTs (which need a preflight) and read the answers."""
+        if origin is None or not self.allowed_origins:
+            return None
+        origin = origin.strip()
+        normal = origin.rstrip("/").lower()
+        return origin if "*" in self.allowed_origins or normal in self.allowed_origins else None
 
     def check(self, scope: Scope) -> Response | None:
         headers = Headers(scope=scope)
