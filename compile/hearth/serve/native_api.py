@@ -4,240 +4,342 @@ OpenAI-compatible endpoints that run the same dist/ packages natively through TV
 build), for a client that cannot or will not run the model itself:
 
     GET  /v1/models
-    POST /v1/chat/completions   messages, max_tokens, temperature, top_p, seed, stop, stream
-    POST /v1/embeddings         input: a string or a list of strings
+    GET  /v1/models/{id}
+    POST /v1/chat/completions   (request bodies: native_schemas.py)
+    POST /v1/embeddings
 
 Model ids are package folders relative to dist/ ("tiny-llama-trained/q4f32_1"); a bare model id
-picks its best CPU variant. Errors are OpenAI-shaped: {"error": {"message", "type", "param", "code"}}.
-Inference runs in worker threads, never on the event loop, one request per model at a time.
-When the API is off every /v1/ path answers 404 saying how to turn it on.
+picks its best CPU variant. Every /v1 error, unknown paths and wrong methods included, is
+OpenAI-shaped: {"error": {"message", "type", "param", "code"}} (openai_errors.py). Inference runs in
+worker threads, one request per model at a time, and stops when the client goes away
+(native_runner.py); request size and work are bounded (limits.py). When the API is off every /v1/
+path answers 404 saying how to turn it on.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import re
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
 
+from .limits import ServeLimits
 from .native_models import (
+    Cancelled,
     ChatModel,
     EmbeddingModel,
     Generation,
     ModelNotFound,
     ModelSlot,
     NativeModels,
+    PackageInfo,
     PromptTooLong,
+    Sampled,
     Sampling,
 )
+from .native_runner import ClientGone, Runner, watch_disconnect
+from .native_schemas import UNSUPPORTED_CHAT, ChatRequest, EmbeddingRequest, openapi_body
+from .openai_errors import ApiError, error, validation_error
 
 ENABLE_HINT = "start the server with `hearth serve --native-api` (or `make demo NATIVE_API=1`)"
-MAX_EMBED_INPUTS = 2048
+# The client never sees it (it left); nginx's code for "client closed request", for the access log.
+CLIENT_GONE = 499
 
 # -- request bodies ----------------------------------------------------------------------------
-
-
-class Message(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-class StreamOptions(BaseModel):
-    include_usage: bool = False
-
-
-class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    model: str = Field(min_length=1)
-    messages: list[Message] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    n: Literal[1] = 1
-    user: str | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _stops(cls, v: str | list[str] | None) -> list[str]:
-        stops = [v] if isinstance(v, str) else (v or [])
-        if len(stops) > 4:
-            raise ValueError("at most 4 stop sequences")
-        if any(s == "" for s in stops):
-            raise ValueError("a stop sequence must not be empty")
-        return stops
-
-
-class EmbeddingRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    model: str = Field(min_length=1)
-    input: str | Annotated[list[str], Field(min_length=1, max_length=MAX_EMBED_INPUTS)]
-    encoding_format: Literal["float", "base64"] = "float"
-    user: str | None = None
-
-
-# -- errors ------------------------------------------------------------------------------------
-
-
-def error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None, code: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status)
-
-
-def _validation_message(err: ValidationError) -> tuple[str, str | None]:
-    parts = []
-    for e in err.errors():
-        where = ".".join(str(x) for x in e["loc"]) or "body"
-        parts.append(f"{where}: {e['msg']}")
-    first = err.errors()[0]["loc"] if err.errors() else ()
-    return "invalid request: " + "; ".join(parts), (str(first[0]) if first else None)
-
 
 M = TypeVar("M", bound=BaseModel)
 
 
-async def parse(request: Request, schema: type[M]) -> M | JSONResponse:
-    """The body as `schema`, or a 400 (not JSON) / 422 (wrong fields) naming the problem."""
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 past `limit` bytes (before reading it all when Content-Length says so)."""
+    too_big = ApiError(
+        413,
+        f"the request body is larger than {limit} bytes; send less (fewer or shorter inputs), or raise "
+        "HEARTH_SERVE_MAX_BODY_BYTES when starting the server",
+        code="request_too_large",
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def parse(request: Request, schema: type[M], limits: ServeLimits, precheck: Callable[[dict], None] | None = None) -> M:
+    """The body as `schema`; ApiError 400 (not JSON), 413 (too big) or 422 (wrong fields) naming the problem."""
+    raw = await read_body(request, limits.max_body_bytes)
     try:
-        body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        return error(400, f"the request body is not valid JSON ({e}); send a JSON object with Content-Type: application/json")
+        body = json.loads(raw, parse_constant=_no_constants)
+    except RecursionError:
+        raise ApiError(400, "the request body nests JSON arrays or objects too deeply to parse; send a flat JSON object") from None
+    except ValueError as e:  # JSONDecodeError, bad UTF-8, NaN/Infinity, an integer past 4300 digits
+        raise _not_json(raw, e) from None
     if not isinstance(body, dict):
-        return error(400, "the request body must be a JSON object")
+        raise ApiError(400, "the request body must be a JSON object")
+    if precheck is not None:
+        precheck(body)
     try:
         return schema.model_validate(body)
     except ValidationError as e:
-        message, param = _validation_message(e)
-        return error(422, message, param=param)
+        raise validation_error(e) from None
+    except RecursionError:
+        raise ApiError(400, "the request body nests too deeply; send a flat JSON object") from None
 
 
-# -- running models off the event loop ---------------------------------------------------------
-
-T = TypeVar("T")
+_HUGE_INT = re.compile(rb'"([^"\\]{1,64})"\s*:\s*\[?\s*-?[0-9]{4000}')
 
 
-class Runner:
-    """Model calls in worker threads. Per model: an asyncio lock held for a whole request (a
-    streamed completion spans many calls and owns the KV cache meanwhile) and the slot's thread
-    lock around each call (a call still running after its client went away finishes first)."""
-
-    def __init__(self) -> None:
-        self._request_locks: dict[str, asyncio.Lock] = {}
-
-    def request_lock(self, slot: ModelSlot) -> asyncio.Lock:
-        return self._request_locks.setdefault(slot.info.id, asyncio.Lock())
-
-    async def call(self, slot: ModelSlot, fn: Callable[..., T], *args: Any) -> T:
-        def locked() -> T:
-            with slot.lock:
-                return fn(*args)
-
-        return await asyncio.to_thread(locked)
+def _not_json(raw: bytes, e: ValueError) -> ApiError:
+    if "integer string conversion" in str(e):
+        # Python refuses to convert integers past 4,300 digits; say which field, not how to lift the limit.
+        m = _HUGE_INT.search(raw)
+        field = m.group(1).decode("utf-8", "replace") if m else None
+        where = f"{field}: " if field else ""
+        return ApiError(400, f"{where}a number in the request body has thousands of digits; send a value in the field's range", param=field)
+    return ApiError(400, f"the request body is not valid JSON ({e}); send a JSON object with Content-Type: application/json")
 
 
-def _load_error(slot: ModelSlot, e: Exception) -> JSONResponse:
-    return error(500, f"could not load {slot.info.id} natively: {e}", kind="server_error", code="model_load_failed")
+def _chat_precheck(body: dict) -> None:
+    for name, what in UNSUPPORTED_CHAT.items():
+        if body.get(name) not in (None, False, [], {}):
+            raise ApiError(400, f"{name}: {what} is not supported by hearth's native API; leave {name} out", param=name, code="unsupported_parameter")
 
 
 # -- the router --------------------------------------------------------------------------------
 
 
-def native_router(dist: Path) -> APIRouter:
+def _model_entry(p: PackageInfo) -> dict[str, Any]:
+    return {"id": p.id, "object": "model", "created": p.created, "owned_by": "hearth", "task": p.task, "model_id": p.model_id, "quantization": p.quantization}
+
+
+ROUTES: dict[str, tuple[str, ...]] = {
+    "models": ("GET", "HEAD"),
+    "chat/completions": ("POST",),
+    "embeddings": ("POST",),
+}
+
+
+def _allowed(path: str) -> tuple[str, ...] | None:
+    """The methods a known /v1 path takes (None: no such endpoint)."""
+    path = path.strip("/")
+    if path in ROUTES:
+        return ROUTES[path]
+    if path.startswith("models/") and len(path) > len("models/"):
+        return ROUTES["models"]
+    return None
+
+
+def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
+    """The /v1 routes. `limits`: ServeLimits.from_env() (HEARTH_SERVE_* variables) unless given."""
+    limits = limits or ServeLimits.from_env()
     router = APIRouter(prefix="/v1")
     models = NativeModels(dist)
-    runner = Runner()
+    runner = Runner(limits.max_waiting)
 
-    @router.get("/models")
-    def list_models() -> dict:
-        return {
-            "object": "list",
-            "data": [
-                {"id": p.id, "object": "model", "created": p.created, "owned_by": "hearth", "task": p.task, "model_id": p.model_id, "quantization": p.quantization}
-                for p in models.list()
-            ],
-        }
+    def api(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
+        """Every ApiError below a handler becomes its OpenAI-shaped response."""
 
-    @router.post("/chat/completions", response_model=None)
-    async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
-        req = await parse(request, ChatRequest)
-        if isinstance(req, JSONResponse):
-            return req
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as e:
+                return e.response()
+            except ClientGone:
+                return error(CLIENT_GONE, "the client closed the connection", code="client_closed_request")
+
+        wrapped.__name__ = handler.__name__
+        wrapped.__doc__ = handler.__doc__
+        return wrapped
+
+    async def load(slot: ModelSlot) -> ChatModel | EmbeddingModel:
         try:
-            slot = models.resolve(req.model, "chat")
-        except ModelNotFound as e:
-            return error(404, str(e), param="model", code="model_not_found")
-        try:
-            model = await runner.call(slot, slot.get)
+            return await runner.call(slot, slot.get)
         except Exception as e:  # noqa: BLE001 - a broken package must not take the server down
-            return _load_error(slot, e)
+            raise ApiError(500, f"could not load {slot.info.id} natively: {e}", code="model_load_failed") from e
+
+    def resolve(model: str, task: str) -> ModelSlot:
+        try:
+            return models.resolve(model, task)
+        except ModelNotFound as e:
+            raise ApiError(404, str(e), param="model", code="model_not_found") from None
+
+    @router.api_route("/models", methods=["GET", "HEAD"])
+    def list_models() -> dict:
+        return {"object": "list", "data": [_model_entry(p) for p in models.list()]}
+
+    @router.api_route("/models/{model_id:path}", methods=["GET", "HEAD"], response_model=None)
+    def retrieve_model(model_id: str) -> dict | JSONResponse:
+        found = [p for p in models.list() if p.id == model_id]
+        if not found:
+            names = ", ".join(p.id for p in models.list()) or "none"
+            return error(404, f"no model {model_id!r} with a native build under {dist}/ (available: {names})", param="model", code="model_not_found")
+        return _model_entry(found[0])
+
+    # -- chat ------------------------------------------------------------------------------------
+
+    @router.post("/chat/completions", response_model=None, openapi_extra=openapi_body(ChatRequest))
+    @api
+    async def chat_completions(request: Request) -> Response:
+        req = await parse(request, ChatRequest, limits, _chat_precheck)
+        slot = resolve(req.model, "chat")
+        model = await load(slot)
         assert isinstance(model, ChatModel)
-        messages = [m.model_dump(include={"role", "content"}) for m in req.messages]
+        for tok in req.logit_bias or {}:
+            if int(tok) >= model.vocab_size:
+                raise ApiError(400, f"logit_bias names token {tok}, but {slot.info.id} has {model.vocab_size} tokens", param="logit_bias")
+        messages = [{"role": m.template_role(), "content": m.text()} for m in req.messages]
         try:
             prompt = await runner.call(slot, model.prompt_ids, messages)
-            budget = model.check_fits(len(prompt), req.max_completion_tokens or req.max_tokens)
-        except PromptTooLong as e:
-            return error(400, str(e), param="messages", code="context_length_exceeded")
         except ValueError as e:
-            return error(400, str(e), param="messages")
+            raise ApiError(400, str(e), param="messages") from None
+        asked = req.max_completion_tokens or req.max_tokens
+        if asked is not None and asked > limits.max_completion_tokens:
+            which = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
+            raise ApiError(
+                400,
+                f"{which} is {asked}; this server generates at most {limits.max_completion_tokens} tokens per request "
+                "(HEARTH_SERVE_MAX_COMPLETION_TOKENS)",
+                param=which,
+            )
+        try:
+            budget = min(model.check_fits(len(prompt), asked), limits.max_completion_tokens)
+        except PromptTooLong as e:
+            raise ApiError(400, str(e), param="messages", code="context_length_exceeded") from None
         sampling = Sampling(
             temperature=model.default_temperature if req.temperature is None else req.temperature,
             top_p=model.default_top_p if req.top_p is None else req.top_p,
-            rng=np.random.default_rng(req.seed),
+            rng=np.random.default_rng(None if req.seed is None else req.seed % (1 << 64)),
+            presence_penalty=req.presence_penalty or 0.0,
+            frequency_penalty=req.frequency_penalty or 0.0,
+            logit_bias={int(k): v for k, v in (req.logit_bias or {}).items()},
+            logprobs=bool(req.logprobs),
+            top_logprobs=req.top_logprobs or 0,
         )
         gen = Generation(model.tokenizer, model.eos_ids, list(req.stop or []), budget)
         meta = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": slot.info.id}
-        lock = runner.request_lock(slot)
+        gate = runner.gate(slot)
+        await gate.acquire(request)
+        cancel = threading.Event()
         if req.stream:
-            include_usage = req.stream_options is not None and req.stream_options.include_usage
-            stream = _stream(runner, slot, model, prompt, sampling, gen, meta, include_usage, lock)
-            return StreamingResponse(stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        async with lock:
-            text = await runner.call(slot, model.start, prompt, sampling, gen)
-            while gen.finish_reason is None:
-                text += await runner.call(slot, model.step, sampling, gen)
+            include_usage = bool(req.stream_options and req.stream_options.include_usage)
+            queue: asyncio.Queue[str | None] = asyncio.Queue()
+            # Owns the gate from here on, and always releases it: see native_runner's docstring.
+            runner.spawn(_produce(runner, slot, model, prompt, sampling, gen, meta, include_usage, bool(req.logprobs), queue, cancel, request, gate.release))
+            return StreamingResponse(_drain(queue, cancel), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        try:
+            async with watch_disconnect(request, cancel):
+                text = await runner.call(slot, model.start, prompt, sampling, gen)
+                while gen.finish_reason is None:
+                    if cancel.is_set():
+                        raise ClientGone()
+                    text += await runner.call(slot, model.step, sampling, gen)
+        finally:
+            gate.release()
+        logprobs = {"content": model.logprobs_content(gen.sampled), "refusal": None} if req.logprobs else None
         return JSONResponse({
             **meta,
             "object": "chat.completion",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": gen.finish_reason, "logprobs": None}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": gen.finish_reason, "logprobs": logprobs}],
             "usage": _usage(len(prompt), gen),
             "system_fingerprint": f"hearth-native-{slot.info.id}",
         })
 
-    @router.post("/embeddings", response_model=None)
-    async def embeddings(request: Request) -> JSONResponse:
-        req = await parse(request, EmbeddingRequest)
-        if isinstance(req, JSONResponse):
-            return req
-        try:
-            slot = models.resolve(req.model, "embedding")
-        except ModelNotFound as e:
-            return error(404, str(e), param="model", code="model_not_found")
+    # -- embeddings ------------------------------------------------------------------------------
+
+    @router.post("/embeddings", response_model=None, openapi_extra=openapi_body(EmbeddingRequest))
+    @api
+    async def embeddings(request: Request) -> Response:
+        req = await parse(request, EmbeddingRequest, limits)
         texts = [req.input] if isinstance(req.input, str) else list(req.input)
-        try:
-            model = await runner.call(slot, slot.get)
-        except Exception as e:  # noqa: BLE001
-            return _load_error(slot, e)
+        if len(texts) > limits.max_embedding_inputs:
+            raise ApiError(
+                400,
+                f"input has {len(texts)} items; this server embeds at most {limits.max_embedding_inputs} per request: "
+                "split them over several requests (or raise HEARTH_SERVE_MAX_EMBEDDING_INPUTS)",
+                param="input",
+            )
+        slot = resolve(req.model, "embedding")
+        model = await load(slot)
         assert isinstance(model, EmbeddingModel)
-        async with runner.request_lock(slot):
-            vectors, tokens = await runner.call(slot, model.embed, texts)
+        tokens = await runner.call(slot, model.tokenize, texts)
+        total = sum(len(t) for t in tokens.ids)
+        if total > limits.max_embedding_tokens:
+            raise ApiError(
+                400,
+                f"input is {total} tokens (after truncation to {model.max_tokens} per input); this server embeds at most "
+                f"{limits.max_embedding_tokens} per request: split it over several requests (or raise HEARTH_SERVE_MAX_EMBEDDING_TOKENS)",
+                param="input",
+            )
+        if req.truncation == "error" and tokens.truncated:
+            i, n = tokens.truncated[0]
+            raise ApiError(
+                400,
+                f"{len(tokens.truncated)} input(s) exceed {slot.info.id}'s {model.max_tokens}-token limit (input {i}: {n} tokens); "
+                'split them, or leave truncation out (or set it to "truncate") to have them cut',
+                param="input",
+                code="input_too_long",
+            )
+        gate = runner.gate(slot)
+        await gate.acquire(request)
+        cancel = threading.Event()
+        try:
+            async with watch_disconnect(request, cancel):
+                if req.dimensions is not None and req.dimensions != (dim := await runner.call(slot, lambda: model.dimension)):
+                    raise ApiError(
+                        400,
+                        f"dimensions: {slot.info.id} makes {dim}-dimensional vectors and cannot shorten them; leave dimensions out or pass {dim}",
+                        param="dimensions",
+                        code="unsupported_parameter",
+                    )
+                try:
+                    vectors = await runner.call(slot, model.embed_ids, tokens.ids, cancel.is_set)
+                except Cancelled:
+                    raise ClientGone() from None
+        finally:
+            gate.release()
         data = []
         for i, v in enumerate(vectors):
             row = v.astype("<f4")
             value: list[float] | str = base64.b64encode(row.tobytes()).decode() if req.encoding_format == "base64" else row.tolist()
             data.append({"object": "embedding", "index": i, "embedding": value})
-        return JSONResponse({"object": "list", "data": data, "model": slot.info.id, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        return JSONResponse({
+            "object": "list",
+            "data": data,
+            "model": slot.info.id,
+            "usage": {"prompt_tokens": total, "total_tokens": total},
+            # As the SDK's engine reports it (openai.ts EmbeddingTruncation): never cut silently.
+            "truncated": [{"index": i, "tokens": n, "max_tokens": model.max_tokens} for i, n in tokens.truncated],
+        }, headers={"X-Hearth-Truncated-Inputs": str(len(tokens.truncated))})
+
+    # -- everything else under /v1 ---------------------------------------------------------------
+
+    @router.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False)
+    def unknown(path: str, request: Request) -> JSONResponse:
+        allowed = _allowed(path)
+        if allowed is not None:
+            return error(405, f"{request.method} is not allowed on /v1/{path}; use {' or '.join(allowed)}", code="method_not_allowed", headers={"Allow": ", ".join(allowed)})
+        endpoints = "GET /v1/models, GET /v1/models/{id}, POST /v1/chat/completions, POST /v1/embeddings"
+        return error(404, f"no endpoint /v1/{path[:200]}; the native API serves {endpoints}", code="unknown_url")
 
     return router
 
@@ -252,7 +354,7 @@ def _sse(obj: dict) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
-async def _stream(
+async def _produce(
     runner: Runner,
     slot: ModelSlot,
     model: ChatModel,
@@ -261,33 +363,56 @@ async def _stream(
     gen: Generation,
     meta: dict[str, Any],
     include_usage: bool,
-    lock: asyncio.Lock,
-) -> AsyncIterator[str]:
-    """OpenAI chunk stream: a role chunk, content deltas, a finish chunk, [usage], [DONE].
-    Holds the model's request lock from its first chunk to its end (released also when the client
-    goes away mid-stream: the generator is cancelled inside `async with`)."""
+    logprobs: bool,
+    queue: asyncio.Queue[str | None],
+    cancel: threading.Event,
+    request: Request,
+    release: Callable[[], None],
+) -> None:
+    """OpenAI's chunk stream into `queue`: a role chunk, content deltas, a finish chunk, [usage],
+    [DONE], then None. Owns the model (the gate) until it returns, and always returns: at the end of
+    the answer, at an error (reported in-band: the headers are sent), or once `cancel` is set."""
     base = {**meta, "object": "chat.completion.chunk", "system_fingerprint": f"hearth-native-{slot.info.id}"}
+    sent = 0  # tokens whose logprobs went out
 
     def chunk(delta: dict[str, str], finish: str | None = None) -> str:
-        return _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
+        nonlocal sent
+        lp = None
+        if logprobs and (finish is not None or "content" in delta):
+            fresh: list[Sampled] = gen.sampled[sent:]
+            sent = len(gen.sampled)
+            lp = {"content": model.logprobs_content(fresh), "refusal": None}
+        return _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": lp}]})
 
-    async with lock:
-        yield chunk({"role": "assistant", "content": ""})
-        try:
+    try:
+        async with watch_disconnect(request, cancel):
+            queue.put_nowait(chunk({"role": "assistant", "content": ""}))
             piece = await runner.call(slot, model.start, prompt, sampling, gen)
-            while True:
+            while not cancel.is_set():
                 if piece:
-                    yield chunk({"content": piece})
+                    queue.put_nowait(chunk({"content": piece}))
                 if gen.finish_reason is not None:
                     break
                 piece = await runner.call(slot, model.step, sampling, gen)
-        except Exception as e:  # noqa: BLE001 - headers are sent: report in-band, as OpenAI does
-            yield _sse({"error": {"message": f"generation failed: {e}", "type": "server_error", "param": None, "code": None}})
-            return
-        yield chunk({}, gen.finish_reason)
-        if include_usage:
-            yield _sse({**base, "choices": [], "usage": _usage(len(prompt), gen)})
-        yield "data: [DONE]\n\n"
+            if gen.finish_reason is not None:
+                queue.put_nowait(chunk({}, gen.finish_reason))
+                if include_usage:
+                    queue.put_nowait(_sse({**base, "choices": [], "usage": _usage(len(prompt), gen)}))
+                queue.put_nowait("data: [DONE]\n\n")
+    except Exception as e:  # noqa: BLE001 - headers are sent: report in-band, as OpenAI does
+        queue.put_nowait(_sse({"error": {"message": f"generation failed: {e}", "type": "server_error", "param": None, "code": None}}))
+    finally:
+        release()
+        queue.put_nowait(None)
+
+
+async def _drain(queue: asyncio.Queue[str | None], cancel: threading.Event) -> AsyncIterator[str]:
+    """The response body: what _produce queued. Leaving early (the client went away) cancels it."""
+    try:
+        while (item := await queue.get()) is not None:
+            yield item
+    finally:
+        cancel.set()
 
 
 def disabled_router() -> APIRouter:
@@ -296,6 +421,6 @@ def disabled_router() -> APIRouter:
 
     @router.api_route("/{path:path}", methods=["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH"])
     def off(path: str) -> JSONResponse:
-        return error(404, f"the native fallback API (/v1/{path}) is off; {ENABLE_HINT}", code="native_api_disabled")
+        return error(404, f"the native fallback API (/v1/{path[:200]}) is off; {ENABLE_HINT}", code="native_api_disabled")
 
     return router

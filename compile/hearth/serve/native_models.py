@@ -9,7 +9,8 @@ is one mutable object.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,31 +71,83 @@ def find_native_packages(dist: Path) -> list[PackageInfo]:
 # -- sampling ----------------------------------------------------------------------------------
 
 
+class BadLogits(RuntimeError):
+    """The model produced NaN logits: a broken package or a numerics bug, never the request's fault."""
+
+
 @dataclass
 class Sampling:
+    """One request's sampling settings (OpenAI's semantics; the same as the SDK's sample/params.ts)."""
+
     temperature: float
     top_p: float
     rng: np.random.Generator
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: dict[int, float] = field(default_factory=dict)
+    logprobs: bool = False
+    top_logprobs: int = 0
 
 
-def sample(logits: np.ndarray, s: Sampling) -> int:
-    """Greedy at temperature 0 (argmax, exactly what NativeDecoder.greedy does); else softmax with
-    temperature, then nucleus (top-p) filtering, then one draw from the seeded generator."""
-    if s.temperature <= 0.0:
-        return int(np.argmax(logits))
-    z = logits.astype(np.float64) / s.temperature
-    z -= z.max()
-    p = np.exp(z)
-    p /= p.sum()
-    if s.top_p < 1.0:
-        order = np.argsort(-p, kind="stable")
-        cum = np.cumsum(p[order])
-        # Keep the smallest prefix whose mass reaches top_p (always at least the best token).
-        keep = order[: int(np.searchsorted(cum, s.top_p) + 1)]
-        q = np.zeros_like(p)
-        q[keep] = p[keep]
-        p = q / q.sum()
-    return int(s.rng.choice(len(p), p=p))
+@dataclass
+class Sampled:
+    token: int
+    logprob: float | None = None  # under the model's raw distribution (before bias, penalties, temperature)
+    top: list[tuple[int, float]] = field(default_factory=list)  # best first
+
+
+def _log_softmax_at(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    m = raw.max()
+    return raw[ids] - (m + np.log(np.exp(raw - m).sum()))
+
+
+def sample(logits: np.ndarray, s: Sampling, counts: Mapping[int, int] | None = None) -> Sampled:
+    """logit_bias, then presence/frequency penalties over the tokens generated so far (OpenAI:
+    logit -= frequency * count + presence), then greedy at temperature 0 (argmax, exactly what
+    NativeDecoder.greedy does) or softmax with temperature, nucleus (top-p) filtering and one draw
+    from the seeded generator. Logprobs describe the raw logits, as the SDK's (vLLM's default)."""
+    raw = np.asarray(logits, dtype=np.float64).reshape(-1)
+    if raw.size == 0 or np.isnan(raw).any():
+        raise BadLogits("the model produced NaN logits; the package may be damaged (recompile it)")
+    x = raw
+    penalise = counts and (s.presence_penalty != 0.0 or s.frequency_penalty != 0.0)
+    if s.logit_bias or penalise:
+        x = raw.copy()
+        for tok, bias in s.logit_bias.items():
+            x[tok] += bias
+        if penalise:
+            assert counts is not None
+            ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            n = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            ok = ids < x.size
+            x[ids[ok]] -= s.frequency_penalty * n[ok] + s.presence_penalty
+    top = float(x.max())
+    if s.temperature <= 0.0 or not np.isfinite(top):
+        token = int(np.argmax(x))
+    else:
+        # Subtract the maximum before dividing: with a tiny temperature (1e-310) x / T overflows to
+        # inf and inf - inf is NaN, while (x - max) / T is 0 for the best token and -inf elsewhere.
+        z = (x - top) / s.temperature
+        p = np.exp(z)
+        p /= p.sum()
+        if s.top_p < 1.0:
+            order = np.argsort(-p, kind="stable")
+            cum = np.cumsum(p[order])
+            # Keep the smallest prefix whose mass reaches top_p (always at least the best token).
+            keep = order[: int(np.searchsorted(cum, s.top_p) + 1)]
+            q = np.zeros_like(p)
+            q[keep] = p[keep]
+            p = q / q.sum()
+        token = int(s.rng.choice(len(p), p=p))
+    out = Sampled(token)
+    if s.logprobs:
+        out.logprob = float(_log_softmax_at(raw, np.array([token]))[0])
+        if s.top_logprobs > 0:
+            k = min(s.top_logprobs, raw.size)
+            best = np.argpartition(-raw, k - 1)[:k]
+            best = best[np.lexsort((best, -raw[best]))]  # by logit, ties to the lower id
+            out.top = [(int(t), float(lp)) for t, lp in zip(best, _log_softmax_at(raw, best))]
+    return out
 
 
 # -- text streaming ----------------------------------------------------------------------------
@@ -127,13 +180,17 @@ class Generation:
     ids: list[int] = field(default_factory=list)
     emitted: str = ""
     finish_reason: str | None = None
+    counts: Counter[int] = field(default_factory=Counter)  # generated tokens, for the penalties
+    sampled: list[Sampled] = field(default_factory=list)  # one per token in `ids` (their logprobs)
 
-    def push(self, token: int) -> str:
+    def push(self, token: int, sampled: Sampled | None = None) -> str:
         """Add one sampled token; the new text that is safe to show (may be empty)."""
         if token in self.eos_ids:
             self.finish_reason = "stop"
             return self._flush()
         self.ids.append(token)
+        self.counts[token] += 1
+        self.sampled.append(sampled or Sampled(token))
         text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
         for stop in self.stops:
             at = text.find(stop, max(0, len(self.emitted) - len(stop)))
@@ -206,29 +263,103 @@ class ChatModel:
             )
         return max_tokens if max_tokens is not None else room
 
+    @property
+    def vocab_size(self) -> int:
+        return int(self.config.get("vocab_size") or len(self.tokenizer))
+
     def start(self, prompt_ids: list[int], sampling: Sampling, gen: Generation) -> str:
         """Reset the KV cache, prefill the prompt, sample the first token."""
         self.decoder.reset()
-        self._last = sample(self.decoder.prefill(prompt_ids), sampling)
-        return gen.push(self._last)
+        got = sample(self.decoder.prefill(prompt_ids), sampling, gen.counts)
+        self._last = got.token
+        return gen.push(got.token, got)
 
     def step(self, sampling: Sampling, gen: Generation) -> str:
         """Decode one more token (after start)."""
-        self._last = sample(self.decoder.decode(self._last), sampling)
-        return gen.push(self._last)
+        got = sample(self.decoder.decode(self._last), sampling, gen.counts)
+        self._last = got.token
+        return gen.push(got.token, got)
+
+    def token_logprob(self, token: int, logprob: float) -> dict[str, Any]:
+        """OpenAI's {token, logprob, bytes} for one token (bytes null when the token holds part of a
+        multi-byte character: its text decodes to U+FFFD and its bytes are not known here; the SDK's rule)."""
+        text = self.tokenizer.decode([token], skip_special_tokens=False)
+        return {"token": text, "logprob": logprob, "bytes": None if "\ufffd" in text else list(text.encode("utf-8"))}
+
+    def logprobs_content(self, sampled: Sequence[Sampled]) -> list[dict[str, Any]]:
+        """OpenAI's choice.logprobs.content for these tokens."""
+        return [
+            {**self.token_logprob(t.token, t.logprob or 0.0), "top_logprobs": [self.token_logprob(i, lp) for i, lp in t.top]}
+            for t in sampled
+        ]
+
+
+class Cancelled(Exception):
+    """The client went away; the work was stopped between two model calls."""
+
+
+# Most token slots (batch x sequence length) one encoder call may take, so that a request whose
+# client went away stops within about one call (b32_s256 measured 19 s on 2 busy cores, b8_s128 ~1 s),
+# at the same throughput: bigger batches are not faster per input on a CPU.
+ENCODER_CALL_SLOTS = 1024
+
+
+@dataclass
+class Tokenized:
+    ids: list[list[int]]  # per text, truncated to the encoder's limit, [CLS]/[SEP] included
+    truncated: list[tuple[int, int]]  # (index, tokens before truncation) of the texts that were cut
 
 
 class EmbeddingModel:
     def __init__(self, info: PackageInfo) -> None:
+        from tokenizers import Tokenizer
+
         from ..models.encoder_driver import NativeEncoder
 
         self.info = info
         self.encoder = NativeEncoder.from_package(info.path, NATIVE_TARGET)  # verifies every file first
+        self.max_tokens = int(self.encoder.max_seq_length)
+        assert self.encoder.tokenizer is not None
+        # A second copy without truncation, to tell how long a cut text was (reported, as the SDK does).
+        self._untruncated = Tokenizer.from_str(self.encoder.tokenizer.to_str())
+        self._untruncated.no_truncation()
+        self._untruncated.no_padding()
+        self._dimension: int | None = None
 
-    def embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
-        """(float32 [n, hidden] embeddings, total tokens)."""
-        result = self.encoder.embed(texts)
-        return result.embeddings, sum(result.token_counts)
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = int(self.embed_ids([[0, 0]], lambda: False).shape[1])
+        return self._dimension
+
+    def tokenize(self, texts: Sequence[str]) -> Tokenized:
+        ids, truncated = self.encoder.tokenize(texts)
+        full = [len(e.ids) for e in self._untruncated.encode_batch([texts[i] for i in truncated])] if truncated else []
+        return Tokenized(ids, list(zip(truncated, full)))
+
+    def embed_ids(self, ids: Sequence[Sequence[int]], cancelled: Callable[[], bool]) -> np.ndarray:
+        """float32 [n, hidden] embeddings of tokenized texts, in order; Cancelled when `cancelled()`
+        turns true between two encoder calls."""
+        from ..models.encoder_driver import plan_batches
+
+        enc = self.encoder
+        smallest = {b.seq: min(k.batch for k in enc.buckets if k.seq == b.seq) for b in enc.buckets}
+        buckets = [b for b in enc.buckets if b.batch * b.seq <= ENCODER_CALL_SLOTS or b.batch == smallest[b.seq]]
+        lengths = [len(t) for t in ids]
+        out: np.ndarray | None = None
+        for bucket, idx in plan_batches(lengths, buckets):
+            if cancelled():
+                raise Cancelled()
+            batch_ids = np.zeros((bucket.batch, bucket.seq), "int32")
+            mask = np.zeros((bucket.batch, bucket.seq), "int32")
+            for row, i in enumerate(idx):
+                batch_ids[row, : lengths[i]] = ids[i]
+                mask[row, : lengths[i]] = 1
+            emb = enc.run_bucket(bucket, batch_ids, mask)
+            if out is None:
+                out = np.empty((len(ids), emb.shape[1]), np.float32)
+            out[idx] = emb[: len(idx)]
+        return out if out is not None else np.empty((0, 0), np.float32)
 
 
 class ModelSlot:

@@ -1,0 +1,201 @@
+"""The request bodies of the native API (/v1/chat/completions, /v1/embeddings) as pydantic models,
+and their JSON Schema for /openapi.json (so clients and fuzzers see what a valid body is).
+
+What the `openai` client sends is accepted where the native engine can honour it (the same set the
+SDK's engine takes: penalties, logprobs, logit_bias, seed, stop, the `developer` role, text content
+parts); fields it cannot honour (tools, non-text response formats, images, token-id embedding inputs)
+are refused by name instead of being ignored.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+INT64_MIN, UINT64_MAX = -(1 << 63), (1 << 64) - 1
+MAX_INT32 = (1 << 31) - 1
+
+
+def _utf8(s: str) -> str:
+    # JSON may spell lone UTF-16 surrogates ("\ud800"); they are not text and every tokenizer rejects them.
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"contains a lone UTF-16 surrogate (\\u{ord(s[e.start]):04x} at character {e.start}); send valid Unicode text") from None
+    return s
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
+
+# Fields of OpenAI's chat API that the native engine cannot honour: refused by name (code
+# "unsupported_parameter") rather than dropped, so a client never believes they took effect.
+UNSUPPORTED_CHAT = {
+    "tools": "tool calling",
+    "tool_choice": "tool calling",
+    "parallel_tool_calls": "tool calling",
+    "functions": "function calling",
+    "function_call": "function calling",
+    "audio": "audio output",
+    "modalities": "output modalities other than text",
+    "prediction": "predicted outputs",
+    "store": "stored completions",
+    "metadata": "stored completions",
+    "service_tier": "service tiers",
+    "reasoning_effort": "reasoning models",
+    "web_search_options": "web search",
+    "best_of": "best_of",
+    "suffix": "suffix (insertion)",
+}
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["text"]
+    text: Text
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _only_text(cls, v: object) -> object:
+        if v != "text":
+            raise ValueError(f"only text content parts are supported (got type {v!r}); send the text as {{\"type\": \"text\", \"text\": ...}}")
+        return v
+
+
+class Message(BaseModel):
+    # Assistant messages echoed back from a response carry refusal/annotations/...: ignored when empty.
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant"]
+    content: Text | Annotated[list[TextPart], Field(min_length=1)]
+    name: Text | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_tool_calls(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key in ("tool_calls", "function_call", "audio"):
+                if data.get(key):
+                    raise ValueError(f"{key} in messages is not supported (the native API has no tool calling or audio)")
+        return data
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _role(cls, v: object) -> object:
+        if v in ("tool", "function"):
+            raise ValueError(f"{v!r} messages are not supported (the native API has no tool calling)")
+        return v
+
+    def text(self) -> str:
+        # Text parts join with a newline, as vLLM does for text-only content.
+        return self.content if isinstance(self.content, str) else "\n".join(p.text for p in self.content)
+
+    def template_role(self) -> str:
+        # `developer` is OpenAI's newer name for `system` instructions; chat templates know only `system`.
+        return "system" if self.role == "developer" else self.role
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    include_usage: bool | None = False
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["text"]
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _only_text(cls, v: object) -> object:
+        if v != "text":
+            raise ValueError(f"response_format {v!r} is not supported by the native API (structured output is not implemented); omit response_format or use {{\"type\": \"text\"}}")
+        return v
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: Text = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_INT32)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_INT32)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    logit_bias: dict[Annotated[str, Field(pattern=r"^[0-9]{1,10}$")], Annotated[float, Field(ge=-100.0, le=100.0)]] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    # OpenAI documents an int64 seed; negative ones are valid there (folded into numpy's unsigned range).
+    seed: int | None = Field(default=None, ge=INT64_MIN, le=UINT64_MAX)
+    stop: Text | Annotated[list[Text], Field(max_length=4)] | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
+    n: Literal[1] | None = 1
+    user: Text | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, v: str | list[str] | None) -> list[str]:
+        stops = [v] if isinstance(v, str) else (v or [])
+        if len(stops) > 4:
+            raise ValueError("at most 4 stop sequences")
+        if any(s == "" for s in stops):
+            raise ValueError("a stop sequence must not be empty")
+        return stops
+
+    @model_validator(mode="after")
+    def _top_logprobs_needs_logprobs(self) -> "ChatRequest":
+        if self.top_logprobs and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
+        return self
+
+
+def _refuse_token_ids(v: object) -> object:
+    if isinstance(v, list) and v and all(isinstance(x, int) or (isinstance(x, list) and all(isinstance(y, int) for y in x)) for x in v):
+        raise ValueError(
+            "token-id inputs are not supported: ids of another tokenizer mean nothing to this encoder, which tokenizes "
+            "with its own package's tokenizer; send the text (a string or a list of strings)"
+        )
+    return v
+
+
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: Text = Field(min_length=1)
+    input: Text | Annotated[list[Text], Field(min_length=1)]
+    encoding_format: Literal["float", "base64"] | None = "float"
+    dimensions: int | None = Field(default=None, ge=1, le=MAX_INT32)
+    user: Text | None = None
+    # The SDK's extension: "truncate" (default; reported in `truncated`) or "error" (400 naming the input).
+    truncation: Literal["truncate", "error"] | None = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _no_token_ids(cls, v: object) -> object:
+        return _refuse_token_ids(v)
+
+
+# -- JSON Schema for /openapi.json -------------------------------------------------------------
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(copy.deepcopy(defs[ref[len("#/$defs/") :]]), defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def request_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON Schema with every $ref inlined: an OpenAPI document resolves "#/..." against
+    itself, where pydantic's "#/$defs/..." would not exist (none of these models is recursive)."""
+    schema = model.model_json_schema()
+    return _inline(schema, schema.get("$defs", {}))
+
+
+def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads `model` from its JSON body itself."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": request_schema(model)}}}}
