@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chunkText, paragraphSpans, type ChunkResult } from "../src/rag/chunk.js";
+import { chunkText, chunkTextAsync, HUGE_SENTENCE_FACTOR, paragraphSpans, type ChunkResult } from "../src/rag/chunk.js";
 import { HashingTestEmbedder } from "./support/rag-fixtures.js";
 
 const emb = new HashingTestEmbedder();
@@ -156,4 +156,92 @@ test("the real token count is enforced even when counts are not additive", () =>
 test("empty and whitespace-only text give no chunks; a too-small limit is rejected", () => {
   assert.deepEqual(chunkText(" \n\n \t", { countTokens: count, maxTokens: 10 }).chunks, []);
   assert.throws(() => chunkText("hello", { countTokens: count, maxTokens: 2 }), RangeError);
+});
+
+/** One line of `chars` characters: words, no sentence end, no newline (the shape that could not be interrupted). */
+function singleLine(chars: number): string {
+  const vocab = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"];
+  const parts: string[] = [];
+  let len = 0;
+  for (let i = 0; len < chars; i++) {
+    const w = vocab[(i * 7) % vocab.length]!;
+    parts.push(w);
+    len += w.length + 1;
+  }
+  return parts.join(" ");
+}
+
+test("chunkTextAsync: chunkText's exact result, with turns of the event loop while it works", async () => {
+  const text = [singleLine(120_000), sentence(9, 1) + " " + sentence(12, 2), singleLine(30_000) + "."].join("\n\n");
+  const opts = { countTokens: count, maxTokens: 48 };
+  const sync = chunkText(text, opts);
+  let turns = 0;
+  let ticking = true;
+  const tick = (): void => {
+    if (!ticking) return;
+    turns++;
+    setImmediate(tick);
+  };
+  setImmediate(tick);
+  const async = await chunkTextAsync(text, { ...opts, sliceMs: 1 });
+  ticking = false;
+  assert.deepEqual(async, sync);
+  checkInvariants(text, async, 48);
+  assert.ok(turns >= 2, `the event loop ran ${turns} times while chunking`);
+});
+
+test("chunkTextAsync: an abort during chunking stops it at the next step (AbortError), not at the end", async () => {
+  const text = singleLine(400_000);
+  let calls = 0;
+  const counting = (t: string): number => {
+    calls++;
+    return count(t);
+  };
+  chunkText(text, { countTokens: counting, maxTokens: 48 });
+  const full = calls;
+  calls = 0;
+  const ac = new AbortController();
+  let atAbort = -1;
+  const aborting = (t: string): number => {
+    calls++;
+    if (calls === 200) {
+      ac.abort();
+      atAbort = calls;
+    }
+    return count(t);
+  };
+  await assert.rejects(chunkTextAsync(text, { countTokens: aborting, maxTokens: 48, signal: ac.signal }), { name: "AbortError" });
+  // The step in progress finishes (a handful of probes of one piece); nothing after it runs.
+  assert.ok(calls - atAbort <= 40, `${calls - atAbort} token counts after the abort (a full run makes ${full})`);
+  assert.ok(full > 10 * calls, `a full run makes ${full} token counts, the aborted one ${calls}`);
+  // Aborted before it starts: no work at all.
+  calls = 0;
+  await assert.rejects(chunkTextAsync(text, { countTokens: aborting, maxTokens: 48, signal: AbortSignal.abort() }), { name: "AbortError" });
+  assert.equal(calls, 0);
+});
+
+test("a sentence far over the limit is never tokenized whole: every counted span stays bounded", () => {
+  const text = singleLine(1_000_000);
+  const max = 64;
+  let longest = 0;
+  const r = chunkText(text, {
+    countTokens: (t) => {
+      longest = Math.max(longest, t.length);
+      return count(t);
+    },
+    maxTokens: max,
+  });
+  for (const c of r.chunks) {
+    assert.equal(c.text, text.slice(c.start, c.end));
+    assert.ok(c.tokenCount <= max);
+  }
+  assert.ok(r.chunks.length > 1000);
+  assert.equal(r.chunks.at(-1)!.end, text.length);
+  // The probe of the sentence's start, or a piece's probes (at most 4·max + 8 words of at most 8 chars).
+  assert.ok(longest <= Math.max(HUGE_SENTENCE_FACTOR * max, (4 * max + 8) * 8), `a ${longest}-character span was tokenized`);
+  assert.equal(r.warnings.length, 1);
+  assert.equal(r.warnings[0]!.kind, "sentence-split-on-words");
+  // Reported as the pieces' sum (special tokens once), which equals the whole count for this tokenizer.
+  assert.equal(r.warnings[0]!.tokens, count(text));
+  assert.match(r.warnings[0]!.message, /^a sentence of about \d+ tokens/);
 });

@@ -2,6 +2,8 @@
 import "fake-indexeddb/auto";
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { IDBFactory, IDBObjectStore } from "fake-indexeddb";
 import {
   EmbeddingModelMismatchError,
@@ -21,6 +23,8 @@ import {
 import { buildRecords } from "../src/rag/ingest.js";
 import { CHUNK_GROUP, decodeTerms, openDatabase, readDocChunks, readDocVectors, segmentRange, type ChunkRecord, type PreparedDocument, type RagDB } from "../src/rag/store.js";
 import { HashingTestEmbedder, makePdf, ScriptedChatModel } from "./support/rag-fixtures.js";
+import { loadTokenizer } from "../src/tokenize/load.js";
+import { REPO } from "./support/engine-fixtures.js";
 
 const SOLAR = [
   "# Solar power at home",
@@ -232,6 +236,63 @@ test("abort signal during embedding, and failed extractions, leave the index int
   await assert.rejects(index.add(scanned), /scanned PDF, no text layer: OCR it first/u);
   await assert.rejects(index.add(new File([], "empty.txt", { type: "text/plain" })), EmptyDocumentError);
   await assert.rejects(index.add(new File(["x"], "img.png", { type: "image/png" })), UnsupportedTypeError);
+  assert.deepEqual(await storeCounts(s.factory, s.name), before);
+  assert.equal((await index.stats()).documents, 1);
+  index.close();
+});
+
+test("abort 300 ms into chunking a 20 MB single-line text (real MiniLM tokenizer): honoured within 1 s, nothing written", async (t) => {
+  const dir = join(REPO, "dist/all-MiniLM-L6-v2/q0f32");
+  const tokenizer = await loadTokenizer({
+    tokenizerJson: readFileSync(join(dir, "tokenizer.json"), "utf8"),
+    tokenizerConfig: JSON.parse(readFileSync(join(dir, "tokenizer_config.json"), "utf8")) as Record<string, unknown>,
+  });
+  /** The test embedder's vectors, counted in the real encoder's tokens (chunking is what is under test). */
+  class MiniLMCounting extends HashingTestEmbedder {
+    override countTokens(text: string): number {
+      return tokenizer.encode(text).length;
+    }
+  }
+  const s = setup(new MiniLMCounting({ maxTokens: 256 }));
+  const index = await s.open();
+  await index.add({ text: SOLAR, mime: "text/markdown" });
+  const before = await storeCounts(s.factory, s.name);
+  const embedCalls = s.embedder.calls.length;
+
+  const vocab = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "the", "quick", "brown", "fox"];
+  const words: string[] = [];
+  for (let i = 0, len = 0; len < 20_000_000; i++) {
+    const w = vocab[(i * 7) % vocab.length] as string;
+    words.push(w);
+    len += w.length + 1;
+  }
+  const ac = new AbortController();
+  let phase = "";
+  let phaseAtAbort = "";
+  let sentAt = 0;
+  const pending = index.add(
+    { text: words.join(" "), title: "one line" },
+    {
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (p.phase === "chunk" && phase !== "chunk") {
+          setTimeout(() => {
+            phaseAtAbort = phase;
+            sentAt = performance.now();
+            ac.abort();
+          }, 300);
+        }
+        phase = p.phase;
+      },
+    },
+  );
+  await assert.rejects(pending, { name: "AbortError" });
+  const latencyMs = performance.now() - sentAt;
+  t.diagnostic(`abort honoured ${latencyMs.toFixed(0)} ms after it was sent`);
+  // The abort's timer ran while chunking was still going on (a chunker that never yields runs it after).
+  assert.equal(phaseAtAbort, "chunk");
+  assert.ok(latencyMs < 1000, `abort honoured only after ${latencyMs.toFixed(0)} ms`);
+  assert.equal(s.embedder.calls.length, embedCalls, "nothing of the aborted text was embedded");
   assert.deepEqual(await storeCounts(s.factory, s.name), before);
   assert.equal((await index.stats()).documents, 1);
   index.close();

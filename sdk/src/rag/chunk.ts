@@ -12,6 +12,11 @@
  * - Limit: every chunk satisfies `countTokens(chunk.text) <= maxTokens`, checked with the real tokenizer.
  *   Nothing is ever truncated: a sentence longer than the limit is split on words (and a word longer than
  *   the limit on characters), and each such split is reported in `warnings`.
+ * - Interruptible: the work is a generator that yields after every sentence, piece and chunk, so
+ *   {@link chunkTextAsync} can give the event loop a turn every few milliseconds and honour an AbortSignal
+ *   promptly (a 20 MB single-line text takes tens of seconds to chunk on a slow CPU). No single step
+ *   tokenizes more than a bounded span: a sentence longer than {@link HUGE_SENTENCE_FACTOR} × maxTokens
+ *   characters is known to be over the limit from its first such characters, and is never counted whole.
  */
 
 export interface ChunkOptions {
@@ -32,11 +37,21 @@ export interface TextChunk {
   tokenCount: number;
 }
 
+export interface ChunkAsyncOptions extends ChunkOptions {
+  /** Stops chunking (rejecting with the signal's reason) at the next step once aborted. */
+  signal?: AbortSignal | undefined;
+  /** Longest run of work between two turns of the event loop, in ms (default 10). */
+  sliceMs?: number | undefined;
+}
+
 export interface ChunkWarning {
   kind: "sentence-split-on-words" | "word-split-on-characters";
   start: number;
   end: number;
-  /** Tokens of the unit that had to be split. */
+  /**
+   * Tokens of the unit that had to be split (for a sentence over HUGE_SENTENCE_FACTOR × maxTokens
+   * characters, which is never tokenized whole: the sum over its pieces, special tokens counted once).
+   */
   tokens: number;
   maxTokens: number;
   message: string;
@@ -68,24 +83,30 @@ function trimSpan(text: string, start: number, end: number): Span | null {
 
 /** Paragraph spans: separated by lines that are empty or whitespace only. */
 export function paragraphSpans(text: string): Span[] {
-  const out: Span[] = [];
+  return [...paragraphs(text)];
+}
+
+function* paragraphs(text: string): Generator<Span, void, void> {
   const sep = /\n[^\S\n]*\n\s*/gu;
   let last = 0;
   for (const m of text.matchAll(sep)) {
     const s = trimSpan(text, last, m.index ?? 0);
-    if (s !== null) out.push(s);
+    if (s !== null) yield s;
     last = (m.index ?? 0) + m[0].length;
   }
   const s = trimSpan(text, last, text.length);
-  if (s !== null) out.push(s);
-  return out;
+  if (s !== null) yield s;
 }
 
 let segmenter: Intl.Segmenter | null | undefined;
 
 /** Sentence spans inside [start, end) of `text`. */
 export function sentenceSpans(text: string, start: number, end: number): Span[] {
-  const out: Span[] = [];
+  return [...sentences(text, start, end)];
+}
+
+/** Sentence spans, lazily: the segmenter finds each boundary only when asked. */
+function* sentences(text: string, start: number, end: number): Generator<Span, void, void> {
   const slice = text.slice(start, end);
   if (segmenter === undefined) {
     segmenter = typeof Intl !== "undefined" && typeof Intl.Segmenter === "function" ? new Intl.Segmenter(undefined, { granularity: "sentence" }) : null;
@@ -93,17 +114,70 @@ export function sentenceSpans(text: string, start: number, end: number): Span[] 
   if (segmenter !== null) {
     for (const seg of segmenter.segment(slice)) {
       const s = trimSpan(text, start + seg.index, start + seg.index + seg.segment.length);
-      if (s !== null) out.push(s);
+      if (s !== null) yield s;
     }
-    return out;
+    return;
   }
   const re = /[^.!?\u3002\uff01\uff1f\n]*(?:[.!?\u3002\uff01\uff1f]+["'\u201d\u2019)\]]*|\n|$)/gu;
   for (const m of slice.matchAll(re)) {
     if (m[0].length === 0) continue;
     const s = trimSpan(text, start + (m.index ?? 0), start + (m.index ?? 0) + m[0].length);
-    if (s !== null) out.push(s);
+    if (s !== null) yield s;
   }
-  return out;
+}
+
+/**
+ * A sentence of more than this many characters per token of the limit is tested on its first
+ * `HUGE_SENTENCE_FACTOR * maxTokens` characters instead of being tokenized whole.
+ */
+export const HUGE_SENTENCE_FACTOR = 32;
+
+/**
+ * Words of [start, end) read on demand, keeping only a window in memory (a 20 MB sentence has millions).
+ * Indices are global; `at(i)` is valid for i >= the last index passed to `release`.
+ */
+class Words {
+  readonly #re = /\S+/gu;
+  readonly #starts: number[] = [];
+  readonly #ends: number[] = [];
+  #base = 0;
+  #done = false;
+
+  constructor(
+    readonly text: string,
+    readonly start: number,
+    readonly end: number,
+  ) {
+    this.#re.lastIndex = start;
+  }
+
+  /** The number of words up to `want` (fewer when the span has fewer words). */
+  fill(want: number): number {
+    while (!this.#done && this.#base + this.#starts.length < want) {
+      const m = this.#re.exec(this.text);
+      if (m === null || m.index >= this.end) {
+        this.#done = true;
+        break;
+      }
+      this.#starts.push(m.index);
+      this.#ends.push(Math.min(m.index + m[0].length, this.end));
+      if (m.index + m[0].length >= this.end) this.#done = true;
+    }
+    return this.#base + this.#starts.length;
+  }
+
+  at(i: number): Span {
+    return { start: this.#starts[i - this.#base] as number, end: this.#ends[i - this.#base] as number };
+  }
+
+  /** Words before `i` are no longer needed. */
+  release(i: number): void {
+    const drop = i - this.#base;
+    if (drop < 4096) return;
+    this.#starts.splice(0, drop);
+    this.#ends.splice(0, drop);
+    this.#base = i;
+  }
 }
 
 /**
@@ -133,49 +207,57 @@ function largestFitting(lo: number, limit: number, fits: (a: number, b: number) 
   return good;
 }
 
-/** Split one over-long sentence into pieces that fit, on words, else on characters. */
-function splitOversized(
+/**
+ * Split one over-long sentence into pieces that fit, on words, else on characters. `tokens` is the
+ * sentence's count, or null when it was too long to count whole (then the pieces' sum is reported).
+ */
+function* splitOversized(
   text: string,
   unit: Span,
-  tokens: number,
+  tokens: number | null,
   para: number,
   count: (t: string) => number,
   max: number,
   warnings: ChunkWarning[],
-): Unit[] {
-  warnings.push({
-    kind: "sentence-split-on-words",
-    start: unit.start,
-    end: unit.end,
-    tokens,
-    maxTokens: max,
-    message: `a sentence of ${tokens} tokens (chars ${unit.start}-${unit.end}) is longer than the ${max}-token limit and was split on words`,
-  });
-  const words: Span[] = [];
-  for (const m of text.slice(unit.start, unit.end).matchAll(/\S+/gu)) {
-    const s = unit.start + (m.index ?? 0);
-    words.push({ start: s, end: s + m[0].length });
-  }
+): Generator<void, Unit[], void> {
+  const warningAt = warnings.length;
+  const words = new Words(text, unit.start, unit.end);
+  // A piece that fits holds at most about `max` words (every word is at least one token); the window
+  // leaves room for tokenizers that drop some words, and only bounds how much one probe tokenizes.
+  const window = 4 * max + 8;
   const out: Unit[] = [];
   let i = 0;
-  while (i < words.length) {
-    const first = words[i] as Span;
+  while (words.fill(i + 1) > i) {
+    yield;
+    words.release(i);
+    const first = words.at(i);
     const firstTokens = count(text.slice(first.start, first.end));
     if (firstTokens > max) {
-      out.push(...splitWord(text, first, firstTokens, para, count, max, warnings));
+      for (const u of yield* splitWord(text, first, firstTokens, para, count, max, warnings)) out.push(u);
       i++;
       continue;
     }
-    const fits = (a: number, b: number) => count(text.slice((words[a] as Span).start, (words[b - 1] as Span).end)) <= max;
-    const j = largestFitting(i, words.length, fits);
-    const piece = { start: first.start, end: (words[j - 1] as Span).end };
+    const limit = words.fill(i + window);
+    const fits = (a: number, b: number) => count(text.slice(words.at(a).start, words.at(b - 1).end)) <= max;
+    const j = largestFitting(i, limit, fits);
+    const piece = { start: first.start, end: words.at(j - 1).end };
     out.push({ ...piece, tokens: count(text.slice(piece.start, piece.end)), para });
     i = j;
   }
+  const base = count("");
+  const total = tokens ?? out.reduce((n, u) => n + u.tokens - base, base);
+  warnings.splice(warningAt, 0, {
+    kind: "sentence-split-on-words",
+    start: unit.start,
+    end: unit.end,
+    tokens: total,
+    maxTokens: max,
+    message: `a sentence of ${tokens === null ? "about " : ""}${total} tokens (chars ${unit.start}-${unit.end}) is longer than the ${max}-token limit and was split on words`,
+  });
   return out;
 }
 
-function splitWord(
+function* splitWord(
   text: string,
   word: Span,
   tokens: number,
@@ -183,7 +265,7 @@ function splitWord(
   count: (t: string) => number,
   max: number,
   warnings: ChunkWarning[],
-): Unit[] {
+): Generator<void, Unit[], void> {
   warnings.push({
     kind: "word-split-on-characters",
     start: word.start,
@@ -204,6 +286,7 @@ function splitWord(
   const out: Unit[] = [];
   let i = 0;
   while (i < n) {
+    yield;
     const fits = (a: number, b: number) => count(text.slice(cuts[a] as number, cuts[b] as number)) <= max;
     if (!fits(i, i + 1)) {
       throw new RangeError(`the embedder counts more than maxTokens=${max} tokens for the single character at ${cuts[i]}; maxTokens is too small`);
@@ -217,8 +300,60 @@ function splitWord(
   return out;
 }
 
-/** Chunk `text`. Pure and deterministic for a given tokenizer. */
+/** Chunk `text`. Pure and deterministic for a given tokenizer. Runs to the end without yielding. */
 export function chunkText(text: string, opts: ChunkOptions): ChunkResult {
+  const steps = chunkSteps(text, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** A turn of the event loop (a macrotask), so that timers and messages (an abort) get to run. */
+export function yieldToEventLoop(): Promise<void> {
+  const g = globalThis as { setImmediate?: (cb: () => void) => unknown };
+  if (typeof g.setImmediate === "function") {
+    const setImmediate = g.setImmediate;
+    return new Promise((resolve) => setImmediate(resolve));
+  }
+  if (typeof MessageChannel === "function") {
+    // Unlike setTimeout(0), not clamped to 4 ms when nested.
+    const channel = new MessageChannel();
+    return new Promise((resolve) => {
+      channel.port1.onmessage = () => {
+        channel.port1.close();
+        resolve();
+      };
+      channel.port2.postMessage(null);
+    });
+  }
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * {@link chunkText}, the same result, in slices of at most about `sliceMs` with a turn of the event loop
+ * between them; checks `signal` at every step and rejects with its reason once it is aborted.
+ */
+export async function chunkTextAsync(text: string, opts: ChunkAsyncOptions): Promise<ChunkResult> {
+  const signal = opts.signal;
+  const sliceMs = opts.sliceMs ?? 10;
+  signal?.throwIfAborted();
+  const steps = chunkSteps(text, opts);
+  let sliceStart = performance.now();
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    signal?.throwIfAborted();
+    if (performance.now() - sliceStart >= sliceMs) {
+      await yieldToEventLoop();
+      signal?.throwIfAborted();
+      sliceStart = performance.now();
+    }
+  }
+}
+
+/** The chunker itself: yields after every bounded piece of work, returns the result. */
+function* chunkSteps(text: string, opts: ChunkOptions): Generator<void, ChunkResult, void> {
   const count = opts.countTokens;
   const max = opts.maxTokens;
   const base = count("");
@@ -231,14 +366,22 @@ export function chunkText(text: string, opts: ChunkOptions): ChunkResult {
   // 1. Units (sentences, pre-split so each fits on its own), grouped by paragraph.
   const units: Unit[] = [];
   const paraEnd: number[] = []; // paraEnd[p] = index after the last unit of paragraph p
-  paragraphSpans(text).forEach((para, p) => {
-    for (const s of sentenceSpans(text, para.start, para.end)) {
+  const huge = HUGE_SENTENCE_FACTOR * max;
+  let p = 0;
+  for (const para of paragraphs(text)) {
+    for (const s of sentences(text, para.start, para.end)) {
+      yield;
+      if (s.end - s.start > huge && count(text.slice(s.start, s.start + huge)) > max) {
+        for (const u of yield* splitOversized(text, s, null, p, count, max, warnings)) units.push(u);
+        continue;
+      }
       const tokens = count(text.slice(s.start, s.end));
       if (tokens <= max) units.push({ ...s, tokens, para: p });
-      else units.push(...splitOversized(text, s, tokens, p, count, max, warnings));
+      else for (const u of yield* splitOversized(text, s, tokens, p, count, max, warnings)) units.push(u);
     }
     paraEnd[p] = units.length;
-  });
+    p++;
+  }
   const n = units.length;
   if (n === 0) return { chunks: [], warnings };
 
@@ -279,6 +422,7 @@ export function chunkText(text: string, opts: ChunkOptions): ChunkResult {
   let fresh = 0; // units before `fresh` in the current chunk are overlap from the previous chunk
   let b = 0;
   for (;;) {
+    yield;
     if (b === n) {
       if (b === fresh) break;
       const done = flush(a, fresh, b);

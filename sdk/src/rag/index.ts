@@ -63,8 +63,8 @@ export type { AddInput, FileInput, IngestTimings, TextInput } from "./ingest.js"
 export { newIngestTimings } from "./ingest.js";
 export type { ChunkRecord, DocumentRecord, JsonValue, Migration, VectorRecord } from "./store.js";
 export { MIGRATIONS, SCHEMA_VERSION, databaseName } from "./store.js";
-export type { ChunkWarning, TextChunk, ChunkOptions, ChunkResult } from "./chunk.js";
-export { chunkText } from "./chunk.js";
+export type { ChunkWarning, TextChunk, ChunkAsyncOptions, ChunkOptions, ChunkResult } from "./chunk.js";
+export { chunkText, chunkTextAsync } from "./chunk.js";
 export type { Fusion, SearchFilter, SearchHit, SearchOptions, SearchTimings, DuplicateRef } from "./search.js";
 export { convexFusion, DEFAULT_FUSION, reciprocalRankFusion, RRF_K } from "./search.js";
 export type { BuiltPrompt, PromptOptions, PromptSource } from "./prompt.js";

@@ -5,7 +5,7 @@
  */
 
 import { termFrequencies } from "./bm25.js";
-import { chunkText, type ChunkWarning } from "./chunk.js";
+import { chunkTextAsync, type ChunkWarning } from "./chunk.js";
 import { embedAll } from "./embed.js";
 import { FileTooLargeError } from "./errors.js";
 import { extract, type Extracted, type SupportedMime } from "./extract.js";
@@ -149,9 +149,12 @@ export async function buildRecords(
     if (opts.timings !== undefined) opts.timings[key] += now - t;
     t = now;
   };
-  const { chunks, warnings } = chunkText(text, {
+  // In slices with event-loop turns between them: a long text takes seconds to chunk, and an abort sent
+  // meanwhile (a message to the worker) must be able to arrive and stop it.
+  const { chunks, warnings } = await chunkTextAsync(text, {
     countTokens: (t) => opts.embedder.countTokens(t),
     maxTokens: opts.chunkMaxTokens,
+    signal: opts.signal,
     ...(opts.overlapTokens === undefined ? {} : { overlapTokens: opts.overlapTokens }),
   });
   opts.signal?.throwIfAborted();
