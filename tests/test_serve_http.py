@@ -198,6 +198,10 @@ def test_cross_site_text_plain_post_is_refused(site) -> None:  # type: ignore[no
     assert status == 403
     status, _, _ = fetch(port, "/v1/chat/completions", {"Content-Type": "application/json", "Origin": "null"}, "POST", CHAT_BODY)
     assert status == 403  # a sandboxed frame or a file:// page is no origin of ours
+    # A CORS-mode read from another site is refused too (the browser would hide it; the server need not answer).
+    for path in ("/models/", "/v1/models", JSON_FILE):
+        assert fetch(port, path, {"Origin": "http://evil.example", "Sec-Fetch-Mode": "cors"})[0] == 403, path
+        assert fetch(port, path, {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Mode": "cors"})[0] == 200, path
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "attacker.test.", "127.0.0.1.nip.io:{port}", "localhost.evil.example"])
@@ -473,3 +477,73 @@ def test_absolute_form_request_targets_do_not_escape(traversal_site) -> None:  #
     for target in (f"http://127.0.0.1:{port}/models/../secret.txt", f"http://127.0.0.1:{port}/models/file_abs", "http://evil.example/../secret.txt"):
         status, _, body = fetch(port, target)
         assert SECRET not in body and status >= 400, (target, status)
+
+
+# -- the same in a real browser ---------------------------------------------------------------------
+
+
+class _Recorder:
+    """Outermost ASGI layer: every request the server received and the status it answered."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+        self.seen: list[dict[str, str | int | None]] = []
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        record: dict[str, str | int | None] = {
+            "method": scope["method"], "path": scope["path"], "host": headers.get("host"),
+            "origin": headers.get("origin"), "content-type": headers.get("content-type"), "status": None,
+        }
+        self.seen.append(record)
+
+        async def recording_send(message) -> None:  # type: ignore[no-untyped-def]
+            if message["type"] == "http.response.start":
+                record["status"] = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, recording_send)
+
+
+def test_cross_site_and_rebinding_in_chromium(tmp_path: Path) -> None:
+    """Headless Chromium (tests/support/browser_cross_site.mjs): a page on another site (evil.test, mapped
+    to 127.0.0.1 as DNS rebinding would) tries a no-cors text/plain POST, a text/plain form POST and a JSON
+    POST to /v1/chat/completions, and reads /models/; then the rebound page itself loads. None of it may
+    reach an endpoint. The server's own page still POSTs JSON as the demo does."""
+    chromium = Path(os.environ.get("HEARTH_CHROMIUM", "/usr/bin/chromium"))
+    assert chromium.exists(), f"Chromium not found at {chromium}"
+    dist, app_dir = tmp_path / "dist", tmp_path / "app"
+    dist.mkdir()
+    app_dir.mkdir()
+    (app_dir / "index.html").write_bytes(APP_SHELL)
+    recorder = _Recorder(create_app(dist, app_dir, native_api=True, bound_host="127.0.0.1"))
+    srv, thread, port = _start_server(recorder)
+    try:
+        proc = subprocess.run(["node", str(REPO / "tests" / "support" / "browser_cross_site.mjs"), str(port)],
+                              capture_output=True, text=True, timeout=180, cwd=REPO / "sdk")
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+    lines = proc.stdout.strip().splitlines()
+    assert proc.returncode == 0 and lines, f"browser_cross_site failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    seen = json.loads(lines[-1])
+    evil_origin = seen["evilOrigin"]
+    foreign = [r for r in recorder.seen if r["origin"] == evil_origin or str(r["host"]).startswith("evil.test")]
+    print(f"Chromium cross-site: {len(foreign)} foreign requests reached the server: {[(r['method'], r['path'], r['status']) for r in foreign]}")
+    # Every foreign request (the preflight and the CORS-mode GET too) was refused before any route ran.
+    assert foreign and all(r["status"] in (403, 421) for r in foreign), foreign
+    assert any(r["method"] == "GET" and r["path"] == "/models/" and r["status"] == 403 for r in foreign), foreign
+    posts = [r for r in foreign if r["method"] == "POST" and r["path"] == "/v1/chat/completions"]
+    assert {(r["host"] == f"127.0.0.1:{port}", r["status"]) for r in posts} >= {(True, 403), (False, 421)}, posts
+    assert any(str(r["content-type"]).startswith("text/plain") and r["status"] == 403 for r in posts), "the form/no-cors POST arrived and was refused"
+    assert sum(1 for r in posts if r["host"] == f"127.0.0.1:{port}") >= 2, "both the no-cors fetch and the form reached the guard"
+    assert "error" in seen["evil"]["json"] and "error" in seen["evil"]["read"], seen["evil"]  # nothing readable cross-site
+    assert seen["rebound"]["status"] == 421, seen["rebound"]
+    # The server's own page, as the demo: a same-origin JSON POST passes the guard and reaches the API.
+    own = seen["own"]
+    assert own["status"] == 404 and own["json"]["error"]["code"] == "model_not_found" and own["models"] == 200, own
+    own_posts = [r for r in recorder.seen if r["origin"] == f"http://127.0.0.1:{port}" and r["method"] == "POST"]
+    assert own_posts and all(r["status"] == 404 for r in own_posts)

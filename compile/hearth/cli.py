@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--allow-origin", action="append", metavar="ORIGIN",
-        help="also accept POSTs from pages at ORIGIN, e.g. http://localhost:5173 (repeatable; '*' for any). Default: "
+        help="also answer pages at ORIGIN, with CORS, e.g. http://localhost:5173 (repeatable; '*' for any). Default: "
         "this server's own origin only, so other sites cannot use the models through a visitor's browser",
     )
     p.set_defaults(func=cmd_serve)

@@ -8,10 +8,12 @@ be able to use it through the visitor's browser:
   default: loopback names (`localhost`, `*.localhost`, 127.0.0.0/8, ::1), IP literals (a rebinding
   attack needs a DNS name it controls, an address cannot be re-pointed), and the name the server is
   bound to; more with `allowed_hosts` (`hearth serve --allow-host`, `*` for any). Else 421.
-- **Origin** on requests that change or compute something (every method but GET/HEAD/OPTIONS): a
-  browser always sends it on a cross-origin POST, so it must equal this server's own origin
-  (`http://<Host>`) or be in `allowed_origins` (`--allow-origin`, `*` for any). A request without
-  Origin is not from a page (curl, the `openai` client) and passes. Else 403. Origins in
+- **Origin**: a browser always sends it on a cross-origin POST and on every CORS-mode request, so when
+  present it must equal this server's own origin (`http://<Host>`) or be in `allowed_origins`
+  (`--allow-origin`, `*` for any). A request without Origin is not from another site's script (curl,
+  the `openai` client, a same-origin GET, a no-cors load, which Cross-Origin-Resource-Policy already
+  keeps from other sites) and passes. Else 403, whatever the method: a foreign page learns nothing,
+  not even by timing a GET. Origins in
   `allowed_origins` also get CORS (preflight answered, Access-Control-Allow-Origin on replies): without
   it their pages could not send a JSON POST or read any reply. Other origins get no CORS headers.
 - **Content-Type** on POST /v1/*: `application/json` only. A cross-site form or a `text/plain` fetch
@@ -29,7 +31,6 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
@@ -133,7 +134,7 @@ class RequestGuard:
             )
         method = scope["method"].upper()
         origin = headers.get("origin")
-        if method not in SAFE_METHODS and origin is not None and not self._origin_allowed(origin, host):
+        if origin is not None and not self._origin_allowed(origin, host):
             return _refuse(
                 api, 403, "cross_origin_request",
                 f"refused: a {method} from the page at {origin!r} (another origin); only this server's own "
