@@ -77,9 +77,6 @@ def create_app(
 
     @app.api_route("/{path:path}", methods=["GET", "HEAD"])
     def app_file(path: str, request: Request) -> Response:
-        if path == "v1" or path.startswith("v1/"):
-            # A /v1 path no API route took (a HEAD, say): an API answer, never the app's HTML shell.
-            return JSONResponse({"error": {"message": f"no such endpoint: {request.method} /{path}", "type": "invalid_request_error", "param": None, "code": "not_found"}}, 404)
         if app_dir is None:
             return PlainTextResponse("no web app is being served (build demo_rag first)", 404)
         return serve_from(app_dir, path, request, spa_index=True)

@@ -28,8 +28,10 @@ import ipaddress
 from collections.abc import Iterable
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .openai_errors import error as openai_error
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::", "[::]"})
@@ -162,5 +164,5 @@ class RequestGuard:
 
 def _refuse(api: bool, status: int, code: str, message: str, param: str | None = None) -> Response:
     if api:
-        return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}, status_code=status)
+        return openai_error(status, message, kind="invalid_request_error", param=param, code=code)
     return PlainTextResponse(message, status_code=status)
