@@ -20,7 +20,7 @@ class ServeLimits:
     # Inputs in one /v1/embeddings request (OpenAI allows 2,048; the encoder runs ~100 short inputs/s on 2 cores).
     max_embedding_inputs: int = 256
     # Tokens embedded by one /v1/embeddings request, after truncation, [CLS]/[SEP] included.
-    max_embedding_tokens: int = 32768
+    max_embedding_tokens: int = 16384
     # Tokens one chat completion may generate (the context window bounds it too).
     max_completion_tokens: int = 2048
     # Requests waiting for one busy model; more get 429 (the openai client retries those).

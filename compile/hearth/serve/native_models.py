@@ -127,7 +127,8 @@ def sample(logits: np.ndarray, s: Sampling, counts: Mapping[int, int] | None = N
     else:
         # Subtract the maximum before dividing: with a tiny temperature (1e-310) x / T overflows to
         # inf and inf - inf is NaN, while (x - max) / T is 0 for the best token and -inf elsewhere.
-        z = (x - top) / s.temperature
+        with np.errstate(over="ignore"):
+            z = (x - top) / s.temperature
         p = np.exp(z)
         p /= p.sum()
         if s.top_p < 1.0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 INT64_MIN, UINT64_MAX = -(1 << 63), (1 << 64) - 1
 MAX_INT32 = (1 << 31) - 1
@@ -143,11 +143,12 @@ class ChatRequest(BaseModel):
             raise ValueError("a stop sequence must not be empty")
         return stops
 
-    @model_validator(mode="after")
-    def _top_logprobs_needs_logprobs(self) -> "ChatRequest":
-        if self.top_logprobs and not self.logprobs:
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_logprobs_needs_logprobs(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if v and not info.data.get("logprobs"):
             raise ValueError("top_logprobs needs logprobs: true")
-        return self
+        return v
 
 
 def _refuse_token_ids(v: object) -> object:

@@ -48,12 +48,20 @@ def _where(loc: tuple[int | str, ...]) -> str:
 
 
 def validation_error(err: ValidationError) -> ApiError:
-    """A 422 naming every field that failed (the openai client raises UnprocessableEntityError)."""
-    seen: list[str] = []
-    for e in err.errors(include_url=False):
-        line = f"{_where(tuple(e['loc']))}: {e['msg']}"
-        if line not in seen:
-            seen.append(line)
-    first = err.errors(include_url=False)[0]["loc"] if err.errors() else ()
-    param = _where(tuple(first)) if first else None
-    return ApiError(422, "invalid request: " + "; ".join(seen[:8]) + (f"; and {len(seen) - 8} more" if len(seen) > 8 else ""), param=param)
+    """A 422 naming every field that failed (the openai client raises UnprocessableEntityError).
+
+    A value that fits no branch of a union (content: a string or a list of parts) fails once per
+    branch; only the most telling failures are kept: the deepest path, and at one path a failed check
+    ("contains a lone surrogate") over a mere wrong type ("Input should be a valid list")."""
+    found = [(_where(tuple(e["loc"])), e["type"], e["msg"]) for e in err.errors(include_url=False)]
+    paths = {p for p, _, _ in found}
+    found = [f for f in found if not any(q.startswith(f[0] + ".") for q in paths)]
+    checked = {p for p, kind, _ in found if not kind.endswith("_type")}
+    found = [f for f in found if f[0] not in checked or not f[1].endswith("_type")]
+    lines: list[str] = []
+    for path, _, msg in found:
+        line = f"{path}: {msg}"
+        if line not in lines:
+            lines.append(line)
+    more = f"; and {len(lines) - 8} more" if len(lines) > 8 else ""
+    return ApiError(422, "invalid request: " + "; ".join(lines[:8]) + more, param=found[0][0] if found else None)
