@@ -76,8 +76,10 @@ export function explainLoadError(err: unknown): Explained {
     case "AbortError":
       return { kind: "abort", title: "Cancelled", detail: message };
     case "QuestionTooLongError":
-    case "PromptTooLongError":
+      // Its message is a whole sentence for a person (workers/question.ts).
       return { kind: "question-too-long", title: "Question too long", detail: message };
+    case "PromptTooLongError":
+      return { kind: "prompt-too-long", title: "Question too long", detail: message, hint: "Shorten the question." };
     default:
       return { kind: "error", title: name === "Error" ? "Something went wrong" : name, detail: message };
   }

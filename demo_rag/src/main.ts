@@ -455,8 +455,11 @@ async function ask(question: string): Promise<void> {
     turn.finish(out.cited, metrics, out.citedBy, out.unsupported);
   } catch (err) {
     const name = (err as { name?: string }).name;
+    const explained = explainLoadError(err);
     if (name === "AbortError") turn.fail("Stopped.", "");
-    else turn.fail(explainLoadError(err).title + ":", errorMessage(err));
+    // Its message is the whole sentence ("Your question is too long (31,032 characters); ...").
+    else if (explained.kind === "question-too-long") turn.fail("", explained.detail);
+    else turn.fail(explained.title + ":", errorMessage(err));
   } finally {
     current = null;
     askPanel.setBusy(false);

@@ -23,10 +23,18 @@ export interface ServerUsage {
   wallMs: number;
 }
 
-/** The server's native models, or null when the API is off / unreachable (it is off by default). */
-export async function probeNativeApi(signal?: AbortSignal): Promise<NativeApiModel[] | null> {
+/**
+ * The server's native models, or null when the API is off / unreachable (it is off by default). Asks
+ * /healthz first, whose `native_api` flag says whether /v1 exists: probing /v1/models on a server without
+ * it would log a 404 in the console on every page load. `origin`: the page's own by default (tests pass one).
+ */
+export async function probeNativeApi(signal?: AbortSignal, origin = ""): Promise<NativeApiModel[] | null> {
+  const init: RequestInit = { cache: "no-store", ...(signal === undefined ? {} : { signal }) };
   try {
-    const res = await fetch("/v1/models", { cache: "no-store", ...(signal === undefined ? {} : { signal }) });
+    const health = await fetch(`${origin}/healthz`, init);
+    if (!health.ok) return null;
+    if (((await health.json()) as { native_api?: unknown }).native_api !== true) return null;
+    const res = await fetch(`${origin}/v1/models`, init);
     if (!res.ok) return null;
     const doc = (await res.json()) as { data?: NativeApiModel[] };
     return Array.isArray(doc.data) ? doc.data : null;

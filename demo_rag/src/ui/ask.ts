@@ -33,6 +33,15 @@ function pagesLabel(s: { page: number | null; pageEnd: number | null }): string 
   return s.pageEnd !== null && s.pageEnd !== s.page ? `pages ${s.page}–${s.pageEnd}` : `page ${s.page}`;
 }
 
+/** Longest question shown whole in its turn; a longer one (a document pasted by mistake) is cut. */
+export const SHOWN_QUESTION_CHARS = 400;
+
+/** The question as its turn shows it: whole, or its start and its length. */
+export function shownQuestion(question: string): string {
+  if (question.length <= SHOWN_QUESTION_CHARS) return question;
+  return `${question.slice(0, SHOWN_QUESTION_CHARS).trimEnd()}… (${question.length.toLocaleString("en-US")} characters)`;
+}
+
 export class Turn {
   readonly el: HTMLElement;
   private readonly answerEl: HTMLElement;
@@ -66,7 +75,7 @@ export class Turn {
     this.el = h(
       "article",
       { class: "turn", dataset: { state: "retrieving" } },
-      h("div", { class: "question" }, h("span", { class: "q-mark" }, "Q"), h("span", null, question), this.routeEl),
+      h("div", { class: "question" }, h("span", { class: "q-mark" }, "Q"), h("span", null, shownQuestion(question)), this.routeEl),
       this.statusEl,
       this.answerEl,
       h("div", { class: "sources-head" }, "Sources"),
@@ -162,7 +171,7 @@ export class Turn {
     this.el.dataset["state"] = "error";
     this.statusEl.textContent = "";
     this.answerEl.dataset["state"] = "error";
-    this.answerEl.append(h("div", { class: "inline-error" }, h("strong", null, title), ` ${detail}`));
+    this.answerEl.append(h("div", { class: "inline-error" }, title === "" ? null : h("strong", null, title), title === "" ? detail : ` ${detail}`));
   }
 }
 

@@ -10,13 +10,21 @@ import type { ChatMessage, ChatModel, ChatStreamOptions } from "@hearth/sdk/rag"
 /** Asks the page to run a streamed completion; returns the pieces as they arrive. */
 export type ChatTransport = (messages: ChatMessage[], maxTokens: number, signal: AbortSignal | undefined) => AsyncIterable<string>;
 
-async function readVerified(baseUrl: string, file: string, manifest: Awaited<ReturnType<typeof fetchManifest>>, required: boolean): Promise<string | undefined> {
+type Fetch = (url: string, init?: RequestInit) => Promise<Response>;
+
+async function readVerified(
+  baseUrl: string,
+  file: string,
+  manifest: Awaited<ReturnType<typeof fetchManifest>>,
+  required: boolean,
+  fetchFn: Fetch,
+): Promise<string | undefined> {
   const entry = manifestEntry(manifest, file);
   if (entry === undefined) {
     if (!required) return undefined;
     throw new IntegrityError(file, "unlisted", null, null, `${file} is not listed in ${baseUrl}hearth-manifest.json`);
   }
-  const res = await fetch(new URL(file, baseUrl));
+  const res = await fetchFn(new URL(file, baseUrl).href);
   if (!res.ok) throw new Error(`GET ${baseUrl}${file}: HTTP ${res.status}`);
   const bytes = new Uint8Array(await res.arrayBuffer());
   await verifyFile(bytes, entry);
@@ -31,14 +39,17 @@ export class ProxyChat implements ChatModel {
     private readonly transport: ChatTransport,
   ) {}
 
-  /** Read the chat package's tokenizer and template. `maxContext` caps the window (the engine's KV capacity). */
-  static async open(baseUrl: string, maxContext: number, transport: ChatTransport): Promise<ProxyChat> {
+  /**
+   * Read the chat package's tokenizer and template. `maxContext` caps the window (the engine's KV capacity).
+   * `fetchFn`: the page's fetch by default (tests pass one that reads file:// URLs).
+   */
+  static async open(baseUrl: string, maxContext: number, transport: ChatTransport, fetchFn: Fetch = (u, i) => fetch(u, i)): Promise<ProxyChat> {
     const base = baseUrl.endsWith("/") ? baseUrl : `${baseUrl}/`;
-    const manifest = await fetchManifest(base, (u, i) => fetch(u, i));
+    const manifest = await fetchManifest(base, (u, i) => fetchFn(u, i));
     const [tokenizerJson, tokenizerConfigText, chatConfigText] = await Promise.all([
-      readVerified(base, "tokenizer.json", manifest, true),
-      readVerified(base, "tokenizer_config.json", manifest, false),
-      readVerified(base, "mlc-chat-config.json", manifest, true),
+      readVerified(base, "tokenizer.json", manifest, true, fetchFn),
+      readVerified(base, "tokenizer_config.json", manifest, false, fetchFn),
+      readVerified(base, "mlc-chat-config.json", manifest, true, fetchFn),
     ]);
     const chatConfig = JSON.parse(chatConfigText as string) as Record<string, unknown>;
     const tokenizerConfig = tokenizerConfigText === undefined ? undefined : (JSON.parse(tokenizerConfigText) as Record<string, unknown>);

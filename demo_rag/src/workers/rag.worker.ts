@@ -24,7 +24,7 @@ import {
 import { ProxyChat } from "./chat-proxy.ts";
 import { loadEmbedder, type LoadedEmbedder } from "./embedder.ts";
 import { attributeAnswer } from "./attribute.ts";
-import { checkQuestion } from "./question.ts";
+import { checkQuestion, promptOptionsFor } from "./question.ts";
 import type { AddOutcome, AskOutcome, FromWorker, IndexStatsView, InitResult, PassageView, RagEvent, RagRequest, SourceView, ToWorker } from "./protocol.ts";
 
 const scope = self as unknown as {
@@ -39,16 +39,6 @@ const post = (m: FromWorker): void => scope.postMessage(m);
  */
 function chunkTokensFor(contextWindow: number, embedderMax: number): number {
   return Math.max(32, Math.min(embedderMax, 200, Math.floor(contextWindow / 6)));
-}
-
-/**
- * Prompt options for a context window: short instructions and a shorter answer when every token counts.
- * Answers from passages are a sentence or two: 256 tokens is ample, and leaves the rest of a 2048-4096
- * window to the passages (a 512-token reserve would only make a looping answer longer).
- */
-function promptOptionsFor(contextWindow: number): PromptOptions {
-  if (contextWindow >= 1024) return { maxAnswerTokens: 256 };
-  return { system: "Answer from the numbered sources only. Cite them like [1].", maxAnswerTokens: Math.min(64, Math.floor(contextWindow / 5)) };
 }
 
 /**
