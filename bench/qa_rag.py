@@ -4,7 +4,7 @@
 
 Stage 1 (Node, bench/qa/retrieve.mjs): the SDK's RAG path ingests bench/qa/data (12 PDF/Markdown/HTML
 documents), retrieves the top 6 hybrid hits per question with all-MiniLM-L6-v2 on WebGPU (Dawn), builds each
-prompt with the SDK's buildPrompt for a 2048-token context (the demo's), and writes the prompts.
+prompt with the SDK's buildPrompt for a 4096-token context (the demo's), and writes the prompts.
 Stage 2: greedy answers (at most 64 new tokens) on the same prompts from the transformers fp32 reference
 (the GGUF's own dequantized weights) and from each SmolLM2 package's native llvm build
 (compile/hearth/eval/qa.py, also `hearth eval --qa`), then from the WebGPU build in Node on a subset,
@@ -15,8 +15,8 @@ Cost: every engine prefills ~1250 prompt tokens per question; on the 2-core mach
 took 10-37 min per question and engine (docs/benchmarks.md), so split the engines over processes
 (--only ENGINE, then --merge) or run fewer questions (--limit N).
 
-Packages are looked up as <root>/SmolLM2-135M-Instruct/<quant> under dist/ and every --package-root (or
-HEARTH_QA_PACKAGES, colon-separated); a missing one is skipped with the reason printed.
+Packages are looked up as <root>/SmolLM2-135M-Instruct/<quant> under every --package-root (and
+HEARTH_QA_PACKAGES, colon-separated), then dist/; a missing one is skipped with the reason printed.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ QUANTS = ["q4f16_1", "q4f32_1", "q4f32_mse", "q4f32_gguf"]
 ENCODER = "all-MiniLM-L6-v2"
 ENCODER_QUANTS = ["q8f32_1", "q0f32"]  # f32 activations: lavapipe runs f16 too, but the demo's default is f32 here
 SET = REPO / "bench" / "qa" / "data"
-CONTEXT = 2048  # the demo's context for SmolLM2
+CONTEXT = 4096  # the demo's context for SmolLM2 (demo_rag/src/main.ts MAX_CONTEXT)
 K = 6  # the demo's TOP_K
 WEBGPU_QUANT = "q4f32_1"
 
@@ -51,7 +51,8 @@ def log(msg: str) -> None:
 
 def package_roots(extra: list[str]) -> list[Path]:
     env = [p for p in os.environ.get("HEARTH_QA_PACKAGES", "").split(":") if p]
-    return [REPO / "dist", *map(Path, extra), *map(Path, env)]
+    # Named roots first: they hold the builds asked for; dist/ is the fallback.
+    return [*map(Path, extra), *map(Path, env), REPO / "dist"]
 
 
 def find_package(roots: list[Path], model: str, quant: str, target: str) -> tuple[Path | None, str]:

@@ -73,10 +73,10 @@ def _build_key(src_path: Path, quant: str, targets: list[str], options: dict[str
     return content_key(parts)
 
 
-def _compile_encoder(mod: tvm.ir.IRModule, spec: TargetSpec) -> tvm.runtime.Executable:
-    """compile_module, plus CPU schedules for native llvm builds of encoders: TVM's generic CPU
-    pipeline leaves matmuls as naive single-threaded loops (~15x slower), and encoder packages
-    run natively for parity checks and evaluation (hearth.models.cpu_schedule)."""
+def _compile_native(mod: tvm.ir.IRModule, spec: TargetSpec) -> tvm.runtime.Executable:
+    """compile_module, plus CPU schedules for native llvm builds: TVM's generic CPU pipeline
+    leaves matmuls as naive single-threaded loops (~15x slower), and native packages run parity
+    checks, evaluation and the document-QA benchmark (hearth.models.cpu_schedule)."""
     if spec.is_gpu or spec.is_wasm:
         return compile_module(mod, spec)
     from tvm import relax
@@ -161,7 +161,7 @@ def compile_package(
             mod, named_params = (export_encoder if embedding else export_model)(module, spec.target())
             describe = encoder_metadata if embedding else metadata
             mod = attach_metadata(mod, describe(config, scheme.name, named_params))
-            executable = _compile_encoder(mod, spec) if embedding else compile_module(mod, spec)
+            executable = _compile_native(mod, spec)
             lib = f"{model_id}-{scheme.name}-{spec.name}.{'wasm' if spec.is_wasm else 'so'}"
             if spec.is_wasm:
                 from .wasm_link import link_wasm

@@ -90,13 +90,17 @@ class WeightMatmul(CPUScheduleRule):
             return None
         m = sch.fuse(*rows) if len(rows) > 1 else rows[0]
         m_extent = _extent(sch.get_sref(m))
-        if m_extent is None:
-            return None
-        tile = next(t for t in ROW_TILES if m_extent % t == 0)
-        mo, mi = sch.split(m, [None, tile])
         no, ni = sch.split(n, [None, VECTOR])
-        sch.reorder(mo, no, mi, k, ni)
-        outer = sch.fuse(mo, no)
+        if m_extent is None:
+            # Rows = tokens of a prefill chunk (dynamic): parallel over output tiles, all rows
+            # inside, so each W tile is decoded once per call however many tokens there are.
+            sch.reorder(no, m, k, ni)
+            outer = no
+        else:
+            tile = next(t for t in ROW_TILES if m_extent % t == 0)
+            mo, mi = sch.split(m, [None, tile])
+            sch.reorder(mo, no, mi, k, ni)
+            outer = sch.fuse(mo, no)
         # parallel/vectorize before decompose_reduction: they need a block with its init
         sch.parallel(outer)
         sch.vectorize(ni)
