@@ -11,6 +11,7 @@ Models: tiny-llama-trained q4f16_1 (both modes) and the Qwen2.5-0.5B shape (full
 Runs: 5 for link and the cached runtime (quick 3); compile and e2e of the 0.5B shape once
 (minutes each on 2 cores), of the tiny model 3 times (quick 1).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,9 @@ def runtime_build(cache: str | None) -> float:
     if cache is not None:
         env["HEARTH_CACHE"] = cache
     t0 = time.perf_counter()
-    subprocess.run([str(REPO / ".venv" / "bin" / "hearth"), "runtime", "build"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [str(REPO / ".venv" / "bin" / "hearth"), "runtime", "build"], env=env, check=True, capture_output=True
+    )
     return time.perf_counter() - t0
 
 
@@ -86,20 +89,41 @@ def run(quick: bool = False) -> dict[str, Any]:
             compiles, exe = [], None
             for _ in range(n):
                 t0 = time.perf_counter()
-                arch, config = config_from_hf(source.config, context_window_size=2048 if model.endswith("shaped") else None)
-                module = quantize_model(arch.model_class(config, dtype=scheme.model_dtype, target=spec.target()), scheme)
+                arch, config = config_from_hf(
+                    source.config, context_window_size=2048 if model.endswith("shaped") else None
+                )
+                module = quantize_model(
+                    arch.model_class(config, dtype=scheme.model_dtype, target=spec.target()), scheme
+                )
                 mod, named = export_model(module, spec.target())
                 exe = compile_module(attach_metadata(mod, metadata(config, scheme.name, named)), spec)
                 compiles.append(time.perf_counter() - t0)
             record(f"compile_{model}_{quant}_s", compiles, "webgpu relax.build, no link")
             out = Path(tmp) / "m.wasm"
-            record(f"link_{model}_{quant}_s", [timed(lambda: link_wasm(exe, out)) for _ in range(runs if n > 1 else 1)],
-                   f"{out.stat().st_size / 2**20:.1f} MiB wasm")
+            record(
+                f"link_{model}_{quant}_s",
+                [timed(lambda: link_wasm(exe, out)) for _ in range(runs if n > 1 else 1)],
+                f"{out.stat().st_size / 2**20:.1f} MiB wasm",
+            )
             e2e = []
             for i in range(n):
-                e2e.append(timed(lambda: compile_package(str(src), quant, ["webgpu"], Path(tmp) / f"pkgs{i}", model_id=model,
-                                                         context_window_size=2048 if model.endswith("shaped") else None, force=True)))
+                e2e.append(
+                    timed(
+                        lambda: compile_package(
+                            str(src),
+                            quant,
+                            ["webgpu"],
+                            Path(tmp) / f"pkgs{i}",
+                            model_id=model,
+                            context_window_size=2048 if model.endswith("shaped") else None,
+                            force=True,
+                        )
+                    )
+                )
             record(f"e2e_{model}_{quant}_s", e2e, "compile_package, webgpu only, weights included")
-    print_table("build (seconds; median [min-max])", ["metric", "time", "note"],
-                [[r["metric"], {k: r[k] for k in ("median", "min", "max")}, r["note"]] for r in results])
+    print_table(
+        "build (seconds; median [min-max])",
+        ["metric", "time", "note"],
+        [[r["metric"], {k: r[k] for k in ("median", "min", "max")}, r["note"]] for r in results],
+    )
     return write_result("build", results, {"mode": "quick" if quick else "full"})

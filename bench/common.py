@@ -3,6 +3,7 @@
 Every suite returns {"suite", "machine", "versions", "command", "git_rev", "results": [...]}
 and writes it compactly to bench/results/<suite>.json for regression tracking.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,12 @@ def summarize(samples: Sequence[float]) -> dict[str, float | int]:
 
 def git_rev() -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -89,7 +89,9 @@ def cosines(a: list[list[float]], b: Any) -> list[float]:
     return [float(v) for v in (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))]
 
 
-def sentence_transformers_run(texts: list[str], batches: list[int], runs: int, warmup: int) -> tuple[dict[int, list[float]], Any, str]:
+def sentence_transformers_run(
+    texts: list[str], batches: list[int], runs: int, warmup: int
+) -> tuple[dict[int, list[float]], Any, str]:
     """sentences/s per batch on the CPU (torch), and the reference vectors of VERIFY_TEXTS."""
     import torch
     from sentence_transformers import SentenceTransformer
@@ -100,7 +102,9 @@ def sentence_transformers_run(texts: list[str], batches: list[int], runs: int, w
     model = SentenceTransformer(str(minilm_folder()), device="cpu")
     tok = model.tokenizer(texts[: max(batches)], padding=True, truncation=True, return_tensors="pt")
     if tuple(tok["input_ids"].shape) != (max(batches), SEQ):
-        raise RuntimeError(f"bench texts are not {SEQ} tokens for sentence-transformers: {tuple(tok['input_ids'].shape)}")
+        raise RuntimeError(
+            f"bench texts are not {SEQ} tokens for sentence-transformers: {tuple(tok['input_ids'].shape)}"
+        )
     ref = model.encode(VERIFY_TEXTS, batch_size=len(VERIFY_TEXTS), normalize_embeddings=True, convert_to_numpy=True)
     out: dict[int, list[float]] = {}
     with torch.inference_mode():
@@ -118,13 +122,26 @@ def sentence_transformers_run(texts: list[str], batches: list[int], runs: int, w
     return out, ref, f"torch {torch.__version__} threads {torch.get_num_threads()}"
 
 
-def hearth_node_run(pkg: Path, texts: list[str], batches: list[int], runs: int, warmup: int, work: Path) -> dict[str, Any]:
+def hearth_node_run(
+    pkg: Path, texts: list[str], batches: list[int], runs: int, warmup: int, work: Path
+) -> dict[str, Any]:
     """sdk/scripts/embed.mjs once per batch size: `warmup + runs` repeats of one batch (repeat 0..warmup-1 dropped)."""
     res: dict[str, Any] = {"batches": {}}
     for b in batches:
         f = work / f"texts-{b}.json"
         f.write_text(json.dumps(texts[:b]))
-        cmd = ["node", "scripts/embed.mjs", str(pkg), "--texts", str(f), "--batch", str(b), "--repeat", str(warmup + runs), "--no-vectors"]
+        cmd = [
+            "node",
+            "scripts/embed.mjs",
+            str(pkg),
+            "--texts",
+            str(f),
+            "--batch",
+            str(b),
+            "--repeat",
+            str(warmup + runs),
+            "--no-vectors",
+        ]
         done = subprocess.run(cmd, cwd=REPO / "sdk", capture_output=True, text=True)
         last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "{}"
         summary = json.loads(last)
@@ -141,13 +158,22 @@ def hearth_node_run(pkg: Path, texts: list[str], batches: list[int], runs: int, 
     return res
 
 
-def chromium_run(pkg: Path, onnx_root: Path, runtimes: dict[str, list[int]], texts: list[str], runs: int, warmup: int, work: Path) -> dict[str, Any]:
+def chromium_run(
+    pkg: Path, onnx_root: Path, runtimes: dict[str, list[int]], texts: list[str], runs: int, warmup: int, work: Path
+) -> dict[str, Any]:
     """bench/embed/browser.mjs: all browser runtimes in ONE Chromium, in dict order. runtimes: name -> batches."""
     import os
 
     cfg = {
-        "package": str(pkg), "onnxRoot": str(onnx_root), "modelId": "all-MiniLM-L6-v2", "runtimes": list(runtimes),
-        "batches": runtimes, "runs": runs, "warmup": warmup, "benchTexts": texts, "verifyTexts": VERIFY_TEXTS,
+        "package": str(pkg),
+        "onnxRoot": str(onnx_root),
+        "modelId": "all-MiniLM-L6-v2",
+        "runtimes": list(runtimes),
+        "batches": runtimes,
+        "runs": runs,
+        "warmup": warmup,
+        "benchTexts": texts,
+        "verifyTexts": VERIFY_TEXTS,
         "wasmThreads": os.cpu_count() or 1,
     }
     f = work / "chromium.json"
@@ -184,7 +210,9 @@ def plan(quick: bool, all_batches: bool, only: list[int] | None = None) -> tuple
     return per, skipped
 
 
-def run(quick: bool = False, all_batches: bool = False, runs: int | None = None, batches: list[int] | None = None) -> dict[str, Any]:
+def run(
+    quick: bool = False, all_batches: bool = False, runs: int | None = None, batches: list[int] | None = None
+) -> dict[str, Any]:
     runs = runs if runs is not None else (3 if quick else 5)
     warmup = 1
     load_start = loadavg()
@@ -224,7 +252,9 @@ def run(quick: bool = False, all_batches: bool = False, runs: int | None = None,
                 errors[name] = r["error"]
                 continue
             samples[name] = {b["batch"]: b["sentencesPerSec"] for b in r["batches"]}
-            info[name] = {k: v for k, v in r["load"].items() if k != "loadStats"} | {"wall_s": round(r["wallMs"] / 1000, 1)}
+            info[name] = {k: v for k, v in r["load"].items() if k != "loadStats"} | {
+                "wall_s": round(r["wallMs"] / 1000, 1)
+            }
             cos[name] = cosines(r["verify"]["vectors"], ref)
         if per["hearth-node"]:
             try:
@@ -238,7 +268,12 @@ def run(quick: bool = False, all_batches: bool = False, runs: int | None = None,
     for name, per_batch in samples.items():
         for b, xs in sorted(per_batch.items()):
             results.append({"runtime": name, "batch": b, "seq": SEQ, "sentences_per_s": summarize(xs)})
-    ratio_pairs = [("hearth-chromium", "tfjs-webgpu"), ("hearth-chromium", "tfjs-wasm"), ("hearth-node", "sentence-transformers"), ("tfjs-wasm", "sentence-transformers")]
+    ratio_pairs = [
+        ("hearth-chromium", "tfjs-webgpu"),
+        ("hearth-chromium", "tfjs-wasm"),
+        ("hearth-node", "sentence-transformers"),
+        ("tfjs-wasm", "sentence-transformers"),
+    ]
     ratios = []
     for a, b in ratio_pairs:
         for batch in BATCHES:
@@ -246,7 +281,9 @@ def run(quick: bool = False, all_batches: bool = False, runs: int | None = None,
                 ma = summarize(samples[a][batch])["median"]
                 mb = summarize(samples[b][batch])["median"]
                 ratios.append({"of": a, "to": b, "batch": batch, "ratio": round(ma / mb, 4) if mb else None})
-    parity = {name: {"min_cosine": round(min(c), 6), "texts": len(c), "ok": min(c) >= MIN_COSINE} for name, c in cos.items()}
+    parity = {
+        name: {"min_cosine": round(min(c), 6), "texts": len(c), "ok": min(c) >= MIN_COSINE} for name, c in cos.items()
+    }
     extra = {
         "machine": host,
         "mode": "quick" if quick else ("all" if all_batches else "full") + (f" batches {batches}" if batches else ""),
@@ -259,7 +296,10 @@ def run(quick: bool = False, all_batches: bool = False, runs: int | None = None,
         "parity_vs_sentence_transformers": parity,
         "ratios": ratios,
         "runtime_info": info,
-        "npm": {"@huggingface/transformers": npm_version("@huggingface/transformers"), "onnxruntime-web": npm_version("onnxruntime-web")},
+        "npm": {
+            "@huggingface/transformers": npm_version("@huggingface/transformers"),
+            "onnxruntime-web": npm_version("onnxruntime-web"),
+        },
         "loadavg_end": loadavg(),
         "loadavg_start": load_start,
         "wall_s": round(time.perf_counter() - t_start, 1),
@@ -277,12 +317,21 @@ def print_rows(doc: dict[str, Any]) -> None:
     names = list(dict.fromkeys(r["runtime"] for r in doc["results"]))
     table = {(r["runtime"], r["batch"]): r["sentences_per_s"] for r in doc["results"]}
     rows = [[n, *[table.get((n, b)) for b in BATCHES]] for n in names]
-    print_table(f"all-MiniLM-L6-v2, {SEQ}-token texts, sentences/s: median [min-max] of {doc['runs']} ({doc['mode']})",
-                ["runtime", *[f"batch {b}" for b in BATCHES]], rows)
+    print_table(
+        f"all-MiniLM-L6-v2, {SEQ}-token texts, sentences/s: median [min-max] of {doc['runs']} ({doc['mode']})",
+        ["runtime", *[f"batch {b}" for b in BATCHES]],
+        rows,
+    )
     if doc["ratios"]:
-        print_table("ratios of medians (same run)", ["of", "to", "batch", "ratio"], [[r["of"], r["to"], r["batch"], r["ratio"]] for r in doc["ratios"]])
+        print_table(
+            "ratios of medians (same run)",
+            ["of", "to", "batch", "ratio"],
+            [[r["of"], r["to"], r["batch"], r["ratio"]] for r in doc["ratios"]],
+        )
     for name, p in doc["parity_vs_sentence_transformers"].items():
-        print(f"parity {name} vs sentence-transformers: min cosine {p['min_cosine']} over {p['texts']} texts ({'ok' if p['ok'] else 'MISMATCH'})")
+        print(
+            f"parity {name} vs sentence-transformers: min cosine {p['min_cosine']} over {p['texts']} texts ({'ok' if p['ok'] else 'MISMATCH'})"
+        )
     for s in doc["skipped"]:
         print(f"skipped: {s}")
     for name, e in doc["errors"].items():
@@ -313,8 +362,11 @@ def plot(doc: dict[str, Any]) -> None:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     m = doc["machine"]
-    ax.set_title(f"all-MiniLM-L6-v2, {SEQ} tokens, {m['cores']} CPU cores (loadavg {doc['loadavg_start'][0]}-{doc['loadavg_end'][0]}), "
-                 f"median of {doc['runs']}, {doc['mode']}", fontsize=9)
+    ax.set_title(
+        f"all-MiniLM-L6-v2, {SEQ} tokens, {m['cores']} CPU cores (loadavg {doc['loadavg_start'][0]}-{doc['loadavg_end'][0]}), "
+        f"median of {doc['runs']}, {doc['mode']}",
+        fontsize=9,
+    )
     fig.tight_layout()
     IMAGES.mkdir(parents=True, exist_ok=True)
     out = IMAGES / ("bench-embeddings-quick.png" if doc["mode"] == "quick" else "bench-embeddings.png")
@@ -325,10 +377,16 @@ def plot(doc: dict[str, Any]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 runs; skip hearth-chromium, batch 8/32 on software WebGPU, batch 32 on tfjs-wasm")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 runs; skip hearth-chromium, batch 8/32 on software WebGPU, batch 32 on tfjs-wasm",
+    )
     parser.add_argument("--all", action="store_true", help="also batch 32 on software WebGPU (adds many minutes)")
     parser.add_argument("--runs", type=int, help="timed runs per metric (default 5, quick 3)")
-    parser.add_argument("--batches", help="comma-separated subset of 1,8,32 for every runtime (overrides the defaults above)")
+    parser.add_argument(
+        "--batches", help="comma-separated subset of 1,8,32 for every runtime (overrides the defaults above)"
+    )
     args = parser.parse_args()
     if args.runs is not None and args.runs < 1:
         parser.error("--runs must be >= 1")
@@ -339,7 +397,9 @@ def main() -> int:
         except ValueError:
             parser.error(f"--batches takes integers from {BATCHES}, comma-separated: got {args.batches!r}")
         if not only or any(b not in BATCHES for b in only):
-            parser.error(f"--batches takes a non-empty subset of {BATCHES} (the compiled 128-token buckets): got {args.batches!r}")
+            parser.error(
+                f"--batches takes a non-empty subset of {BATCHES} (the compiled 128-token buckets): got {args.batches!r}"
+            )
     run(args.quick, args.all, args.runs, only)
     return 0
 

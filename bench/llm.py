@@ -16,6 +16,7 @@ BENCH_LLM_MODELS=tiny-llama-trained (comma-separated ids) restricts the run to t
 Chromium runs the tiny models' f32 packages only: SwiftShader has no shader-f16, and the 0.5B shape takes
 minutes per decode step on it; those rows list the reason under "skipped".
 """
+
 from __future__ import annotations
 
 import json
@@ -68,7 +69,9 @@ def test_model(model: str) -> Path:
 def shaped_source() -> Path:
     out = TMP / SHAPED
     if not (out / "config.json").exists():
-        subprocess.run([sys.executable, str(REPO / "scripts" / "make_shaped_checkpoint.py"), "qwen2.5-0.5b", str(out)], check=True)
+        subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "make_shaped_checkpoint.py"), "qwen2.5-0.5b", str(out)], check=True
+        )
     return out
 
 
@@ -77,8 +80,13 @@ def shaped_package(quant: str) -> Path:
     from hearth.build.package import compile_package
 
     return compile_package(
-        str(shaped_source()), quant, ["webgpu", "llvm"], TMP / "dist", model_id=SHAPED,
-        context_window_size=SHAPED_CONTEXT, prefill_chunk_size=SHAPED_CHUNK,
+        str(shaped_source()),
+        quant,
+        ["webgpu", "llvm"],
+        TMP / "dist",
+        model_id=SHAPED,
+        context_window_size=SHAPED_CONTEXT,
+        prefill_chunk_size=SHAPED_CHUNK,
     ).package_dir
 
 
@@ -90,11 +98,23 @@ def cases(quick: bool) -> list[Case]:
 
 def _all_cases(quick: bool) -> list[Case]:
     out = [
-        Case("tiny-llama-trained", q, lambda q=q: dist_package("tiny-llama-trained", q), lambda: test_model("tiny-llama-trained"))
+        Case(
+            "tiny-llama-trained",
+            q,
+            lambda q=q: dist_package("tiny-llama-trained", q),
+            lambda: test_model("tiny-llama-trained"),
+        )
         for q in ("q4f16_1", "q4f32_1")
     ]
     if not quick:
-        out.append(Case("tiny-qwen2-bpe", "q4f16_1", lambda: dist_package("tiny-qwen2-bpe", "q4f16_1"), lambda: test_model("tiny-qwen2-bpe")))
+        out.append(
+            Case(
+                "tiny-qwen2-bpe",
+                "q4f16_1",
+                lambda: dist_package("tiny-qwen2-bpe", "q4f16_1"),
+                lambda: test_model("tiny-qwen2-bpe"),
+            )
+        )
     for q in ("q4f16_1",) if quick else ("q4f16_1", "q4f32_1"):
         out.append(Case(SHAPED, q, lambda q=q: shaped_package(q), shaped_source))
     return out
@@ -102,21 +122,34 @@ def _all_cases(quick: bool) -> list[Case]:
 
 def bench_webgpu_node(pkg: Path, runs: int, prefill_lens: list[int], decode_new: int) -> dict[str, Any]:
     cmd = [
-        "node", "scripts/bench-llm.mjs", str(pkg), "--runs", str(runs),
-        "--prefill", ",".join(map(str, prefill_lens)), "--decode-new", str(decode_new),
+        "node",
+        "scripts/bench-llm.mjs",
+        str(pkg),
+        "--runs",
+        str(runs),
+        "--prefill",
+        ",".join(map(str, prefill_lens)),
+        "--decode-new",
+        str(decode_new),
     ]
     proc = subprocess.run(cmd, cwd=REPO / "sdk", capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if not lines:
-        raise RuntimeError(f"bench-llm.mjs printed no result (exit {proc.returncode}); stderr tail:\n{proc.stderr[-2000:]}")
+        raise RuntimeError(
+            f"bench-llm.mjs printed no result (exit {proc.returncode}); stderr tail:\n{proc.stderr[-2000:]}"
+        )
     doc = json.loads(lines[-1])
     if "error" in doc:
         raise RuntimeError(f"bench-llm.mjs failed on {pkg}: {doc['error']}")
     adapter = doc.get("adapter") or {}
     return {
-        "samples": doc["samples"], "skipped": doc["skipped"],
-        "detail": {"adapter": adapter.get("description"), "pipelines_ms_cold": doc["load"]["cold"]["pipelinesMs"],
-                   "pipelines_ms_warm": doc["load"]["warm"]["pipelinesMs"]},
+        "samples": doc["samples"],
+        "skipped": doc["skipped"],
+        "detail": {
+            "adapter": adapter.get("description"),
+            "pipelines_ms_cold": doc["load"]["cold"]["pipelinesMs"],
+            "pipelines_ms_warm": doc["load"]["warm"]["pipelinesMs"],
+        },
     }
 
 
@@ -126,10 +159,24 @@ def bench_webgpu_chromium(pkg: Path, runs: int, prefill_lens: list[int], decode_
 
     ensure_node_modules()
     cfg = {
-        "package": "/nonexistent", "onnxRoot": "/nonexistent", "modelId": "", "runtimes": ["hearth-llm-chromium"],
-        "batches": {}, "runs": runs, "warmup": 0, "benchTexts": [], "verifyTexts": [], "wasmThreads": 1,
+        "package": "/nonexistent",
+        "onnxRoot": "/nonexistent",
+        "modelId": "",
+        "runtimes": ["hearth-llm-chromium"],
+        "batches": {},
+        "runs": runs,
+        "warmup": 0,
+        "benchTexts": [],
+        "verifyTexts": [],
+        "wasmThreads": 1,
         "llmPackage": str(pkg),
-        "llm": {"runs": runs, "prefillLens": prefill_lens, "decodeNew": decode_new, "decodePrompt": 16, "ttftPrompt": 128},
+        "llm": {
+            "runs": runs,
+            "prefillLens": prefill_lens,
+            "decodeNew": decode_new,
+            "decodePrompt": 16,
+            "ttftPrompt": 128,
+        },
     }
     f = TMP / "llm-chromium.json"
     f.parent.mkdir(parents=True, exist_ok=True)
@@ -137,16 +184,24 @@ def bench_webgpu_chromium(pkg: Path, runs: int, prefill_lens: list[int], decode_
     proc = subprocess.run(["node", str(EMBED_DIR / "browser.mjs"), str(f)], cwd=REPO, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if not lines:
-        raise RuntimeError(f"browser.mjs printed no result (exit {proc.returncode}); stderr tail:\n{proc.stderr[-2000:]}")
+        raise RuntimeError(
+            f"browser.mjs printed no result (exit {proc.returncode}); stderr tail:\n{proc.stderr[-2000:]}"
+        )
     doc = json.loads(lines[-1])
     res = (doc.get("runtimes") or {}).get("hearth-llm-chromium") or {"error": doc.get("error", "no result")}
     if "error" in res:
         raise RuntimeError(f"Chromium: {res['error']}")
     adapter = res.get("adapter") or {}
     return {
-        "samples": res["samples"], "skipped": res["skipped"],
-        "detail": {"chromium": doc.get("chromium"), "adapter": adapter.get("architecture"), "breakdown": res.get("breakdown"),
-                   "pipelines_ms_cold": res["load"]["cold"]["pipelinesMs"], "pipelines_ms_warm": res["load"]["warm"]["pipelinesMs"]},
+        "samples": res["samples"],
+        "skipped": res["skipped"],
+        "detail": {
+            "chromium": doc.get("chromium"),
+            "adapter": adapter.get("architecture"),
+            "breakdown": res.get("breakdown"),
+            "pipelines_ms_cold": res["load"]["cold"]["pipelinesMs"],
+            "pipelines_ms_warm": res["load"]["warm"]["pipelinesMs"],
+        },
     }
 
 
@@ -169,8 +224,14 @@ def bench_native(pkg: Path, runs: int, prefill_lens: list[int], decode_new: int)
         loads.append((time.perf_counter() - t0) * 1000)
     vocab = int(cfg["vocab_size"])
     samples, skipped = run_protocol(
-        dec.reset, lambda ids: int(np.argmax(dec.prefill(ids))), lambda t: int(np.argmax(dec.decode(t))),
-        vocab, int(cfg["context_window_size"]), runs, prefill_lens, decode_new,
+        dec.reset,
+        lambda ids: int(np.argmax(dec.prefill(ids))),
+        lambda t: int(np.argmax(dec.decode(t))),
+        vocab,
+        int(cfg["context_window_size"]),
+        runs,
+        prefill_lens,
+        decode_new,
     )
     samples["load_cold_ms"], samples["load_warm_ms"] = [loads[0]], [loads[1]]
     return {"samples": samples, "skipped": skipped, "detail": {"threads": os.environ.get("TVM_NUM_THREADS", "default")}}
@@ -274,8 +335,14 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
             if "all" in e.get("skipped", {}):
                 table.append([name, f"skipped: {e['skipped']['all']}"] + [None] * (len(METRICS) - 1))
                 continue
-            table.append([name] + ([e.get(m) for m in METRICS] if "error" not in e else ["error"] + [None] * (len(METRICS) - 1)))
-        print_table(f"{row['model']} {row['quant']} (decode {row['decode_new']} tokens; median [min-max])", ["engine", *METRICS], table)
+            table.append(
+                [name] + ([e.get(m) for m in METRICS] if "error" not in e else ["error"] + [None] * (len(METRICS) - 1))
+            )
+        print_table(
+            f"{row['model']} {row['quant']} (decode {row['decode_new']} tokens; median [min-max])",
+            ["engine", *METRICS],
+            table,
+        )
         if row.get("ratios"):
             print("  ratios: " + ", ".join(f"{k} {v}" for k, v in row["ratios"].items()))
 
@@ -305,7 +372,9 @@ def plot(doc: dict[str, Any]) -> None:
         ax.set_title(metric.replace("_", " "))
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"Hearth LLM on CPU ({doc['machine']['cores']} cores, loadavg {doc['machine']['loadavg_start'][0]}), median of {doc['runs']}")
+    fig.suptitle(
+        f"Hearth LLM on CPU ({doc['machine']['cores']} cores, loadavg {doc['machine']['loadavg_start'][0]}), median of {doc['runs']}"
+    )
     fig.tight_layout()
     IMAGES.mkdir(parents=True, exist_ok=True)
     fig.savefig(IMAGES / "bench-llm-cpu.png", dpi=110)

@@ -1,6 +1,7 @@
 """The measurement protocol every engine follows (same as sdk/scripts/bench-llm.mjs), with no
 dependencies beyond the standard library, so device-side drivers (bench/gpu/) can use it too.
 """
+
 from __future__ import annotations
 
 import time
@@ -13,8 +14,15 @@ def prompt_ids(n: int, vocab: int, salt: int = 0) -> list[int]:
 
 
 def run_protocol(
-    reset: Callable[[], None], prefill: Callable[[list[int]], int], decode: Callable[[int], int],
-    vocab: int, max_seq: int, runs: int, prefill_lens: list[int], decode_new: int, decode_prompt: int = 16,
+    reset: Callable[[], None],
+    prefill: Callable[[list[int]], int],
+    decode: Callable[[int], int],
+    vocab: int,
+    max_seq: int,
+    runs: int,
+    prefill_lens: list[int],
+    decode_new: int,
+    decode_prompt: int = 16,
 ) -> tuple[dict[str, list[float]], dict[str, str]]:
     """bench-llm.mjs's measurement loop, for Python engines. prefill/decode return the argmax id."""
     samples: dict[str, list[float]] = {}

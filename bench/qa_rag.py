@@ -18,6 +18,7 @@ took 10-37 min per question and engine (docs/benchmarks.md), so split the engine
 Packages are looked up as <root>/SmolLM2-135M-Instruct/<quant> under every --package-root (and
 HEARTH_QA_PACKAGES, colon-separated), then dist/; a missing one is skipped with the reason printed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,25 +83,51 @@ def subset(prompts: list[qa.QaPrompt], n: int | None) -> list[qa.QaPrompt]:
 
 
 def stage1(chat_pkg: Path, embedder: str, out: Path) -> dict[str, Any]:
-    cmd = ["node", "--import", "tsx", str(REPO / "bench/qa/retrieve.mjs"), "--set", str(SET), "--chat", str(chat_pkg),
-           "--embedder", embedder, "--out", str(out), "--k", str(K), "--context", str(CONTEXT)]
+    cmd = [
+        "node",
+        "--import",
+        "tsx",
+        str(REPO / "bench/qa/retrieve.mjs"),
+        "--set",
+        str(SET),
+        "--chat",
+        str(chat_pkg),
+        "--embedder",
+        embedder,
+        "--out",
+        str(out),
+        "--k",
+        str(K),
+        "--context",
+        str(CONTEXT),
+    ]
     log(" ".join(cmd))
     subprocess.run(cmd, cwd=REPO / "sdk", check=True)
     return json.loads(out.read_text())
 
 
-def rows_from_tokens(tokenizer: Any, tokens_by_id: dict[str, list[int]], prompts: list[qa.QaPrompt], ms: dict[str, float]) -> list[dict[str, Any]]:
+def rows_from_tokens(
+    tokenizer: Any, tokens_by_id: dict[str, list[int]], prompts: list[qa.QaPrompt], ms: dict[str, float]
+) -> list[dict[str, Any]]:
     """Score answers generated elsewhere (WebGPU, a reference run on another machine)."""
     rows = []
     for p in prompts:
         if p.id not in tokens_by_id:
             continue
         answer = str(tokenizer.decode(tokens_by_id[p.id], skip_special_tokens=True))
-        rows.append({
-            "id": p.id, "tokens": tokens_by_id[p.id], "answer": answer, "answer_correct": qa.answer_correct(answer, p.accepted),
-            "citations": qa.parse_citations(answer), "citation_correct": qa.citation_correct(answer, p.sources, p.sentence),
-            "recall": p.recall, "in_prompt": p.in_prompt, "ms": ms.get(p.id, 0.0),
-        })
+        rows.append(
+            {
+                "id": p.id,
+                "tokens": tokens_by_id[p.id],
+                "answer": answer,
+                "answer_correct": qa.answer_correct(answer, p.accepted),
+                "citations": qa.parse_citations(answer),
+                "citation_correct": qa.citation_correct(answer, p.sources, p.sentence),
+                "recall": p.recall,
+                "in_prompt": p.in_prompt,
+                "ms": ms.get(p.id, 0.0),
+            }
+        )
     return rows
 
 
@@ -108,11 +135,26 @@ def webgpu_entry(pkg: Path, prompts: list[qa.QaPrompt], max_new: int, work: Path
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(pkg))
-    template = getattr(tok, "chat_template", None) or json.loads((pkg / "mlc-chat-config.json").read_text()).get("chat_template")
-    job = {"maxNewTokens": max_new, "prompts": [{"id": p.id, "ids": qa._render_ids(tok, p.messages, template)} for p in prompts]}
+    template = getattr(tok, "chat_template", None) or json.loads((pkg / "mlc-chat-config.json").read_text()).get(
+        "chat_template"
+    )
+    job = {
+        "maxNewTokens": max_new,
+        "prompts": [{"id": p.id, "ids": qa._render_ids(tok, p.messages, template)} for p in prompts],
+    }
     (work / "webgpu-in.json").write_text(json.dumps(job))
     out = work / "webgpu-out.json"
-    cmd = ["node", "--import", "tsx", str(REPO / "bench/qa/webgpu.mjs"), str(pkg), "--in", str(work / "webgpu-in.json"), "--out", str(out)]
+    cmd = [
+        "node",
+        "--import",
+        "tsx",
+        str(REPO / "bench/qa/webgpu.mjs"),
+        str(pkg),
+        "--in",
+        str(work / "webgpu-in.json"),
+        "--out",
+        str(out),
+    ]
     log(" ".join(cmd))
     subprocess.run(cmd, cwd=REPO / "sdk", check=True)
     return webgpu_entry_from(pkg, prompts, out)
@@ -124,9 +166,19 @@ def webgpu_entry_from(pkg: Path, prompts: list[qa.QaPrompt], out: Path) -> dict[
 
     tok = AutoTokenizer.from_pretrained(str(pkg))
     res = json.loads(out.read_text())
-    rows = rows_from_tokens(tok, {r["id"]: r["tokens"] for r in res["prompts"]}, prompts, {r["id"]: round(r["ms"], 1) for r in res["prompts"]})
-    return {"engine": f"{WEBGPU_QUANT} webgpu (Node, Dawn)", "adapter": res.get("adapter"), "load_seconds": round(res["loadMs"] / 1000, 1),
-            "metrics": qa.summarize(rows), "rows": rows}
+    rows = rows_from_tokens(
+        tok,
+        {r["id"]: r["tokens"] for r in res["prompts"]},
+        prompts,
+        {r["id"]: round(r["ms"], 1) for r in res["prompts"]},
+    )
+    return {
+        "engine": f"{WEBGPU_QUANT} webgpu (Node, Dawn)",
+        "adapter": res.get("adapter"),
+        "load_seconds": round(res["loadMs"] / 1000, 1),
+        "metrics": qa.summarize(rows),
+        "rows": rows,
+    }
 
 
 def reference_entry(prompts: list[qa.QaPrompt], pkg: Path, tokens_file: Path | None) -> dict[str, Any]:
@@ -135,19 +187,33 @@ def reference_entry(prompts: list[qa.QaPrompt], pkg: Path, tokens_file: Path | N
         from transformers import AutoTokenizer
 
         res = json.loads(tokens_file.read_text())
-        rows = rows_from_tokens(AutoTokenizer.from_pretrained(folder), {r["id"]: r["tokens"] for r in res["prompts"]}, prompts,
-                                {r["id"]: r["ms"] for r in res["prompts"]})
-        return {"engine": "reference fp32", "device": res.get("device"), "from": str(tokens_file), "metrics": qa.summarize(rows),
-                "rows": rows, "reference": {"path": str(folder), "how": how}}
+        rows = rows_from_tokens(
+            AutoTokenizer.from_pretrained(folder),
+            {r["id"]: r["tokens"] for r in res["prompts"]},
+            prompts,
+            {r["id"]: r["ms"] for r in res["prompts"]},
+        )
+        return {
+            "engine": "reference fp32",
+            "device": res.get("device"),
+            "from": str(tokens_file),
+            "metrics": qa.summarize(rows),
+            "rows": rows,
+            "reference": {"path": str(folder), "how": how},
+        }
     t0 = time.perf_counter()
     engine = qa.ReferenceEngine(folder)
-    entry = engine_entry("reference fp32", engine, prompts, time.perf_counter() - t0, TMP / "qa" / "engine-reference.json")
+    entry = engine_entry(
+        "reference fp32", engine, prompts, time.perf_counter() - t0, TMP / "qa" / "engine-reference.json"
+    )
     entry["device"] = "cpu"
     entry["reference"] = {"path": str(folder), "how": how}
     return entry
 
 
-def engine_entry(name: str, engine: Any, prompts: list[qa.QaPrompt], load_s: float, partial: Path | None = None) -> dict[str, Any]:
+def engine_entry(
+    name: str, engine: Any, prompts: list[qa.QaPrompt], load_s: float, partial: Path | None = None
+) -> dict[str, Any]:
     """Answers one prompt at a time; with `partial`, the entry so far is written after each answer, so a run
     stopped early (a busy 2-core machine) keeps what it measured."""
     t0 = time.perf_counter()
@@ -162,8 +228,14 @@ def engine_entry(name: str, engine: Any, prompts: list[qa.QaPrompt], load_s: flo
     return entry
 
 
-def run_one(what: str, prompts: list[qa.QaPrompt], packages: dict[str, Path], roots: list[Path], work: Path,
-            reference_tokens: Path | None) -> dict[str, Any] | None:
+def run_one(
+    what: str,
+    prompts: list[qa.QaPrompt],
+    packages: dict[str, Path],
+    roots: list[Path],
+    work: Path,
+    reference_tokens: Path | None,
+) -> dict[str, Any] | None:
     """One engine's entry ("reference", a quantization, or "webgpu"), also saved as work/engine-<what>.json."""
     if what == "reference":
         entry = reference_entry(prompts, next(iter(packages.values())), reference_tokens)
@@ -182,8 +254,14 @@ def run_one(what: str, prompts: list[qa.QaPrompt], packages: dict[str, Path], ro
     return entry
 
 
-def assemble(entries: list[dict[str, Any]], prompts_doc: dict[str, Any], prompts: list[qa.QaPrompt], skipped: list[dict[str, str]],
-             out_name: str, seconds: float) -> dict[str, Any]:
+def assemble(
+    entries: list[dict[str, Any]],
+    prompts_doc: dict[str, Any],
+    prompts: list[qa.QaPrompt],
+    skipped: list[dict[str, str]],
+    out_name: str,
+    seconds: float,
+) -> dict[str, Any]:
     """Agreement columns, the table, bench/results/<out_name>.json."""
     ids = {p.id for p in prompts}
     ref = next((e for e in entries if e["engine"].startswith("reference")), None)
@@ -198,8 +276,14 @@ def assemble(entries: list[dict[str, Any]], prompts_doc: dict[str, Any], prompts
             sub = {r["id"] for r in e["rows"]}
             e["reference_on_same_questions"] = qa.summarize([r for r in ref["rows"] if r["id"] in sub])
     stage1 = {k: v for k, v in prompts_doc.items() if k != "prompts"}
-    extra = {"stage1": stage1, "skipped": skipped, "questions": sorted(ids), "max_new_tokens": qa.DEFAULT_MAX_NEW_TOKENS,
-             "seconds": round(seconds, 1), "loadavg": loadavg()}
+    extra = {
+        "stage1": stage1,
+        "skipped": skipped,
+        "questions": sorted(ids),
+        "max_new_tokens": qa.DEFAULT_MAX_NEW_TOKENS,
+        "seconds": round(seconds, 1),
+        "loadavg": loadavg(),
+    }
     write_result(out_name, entries, extra)
 
     def pct(x: float | None) -> str:
@@ -209,9 +293,22 @@ def assemble(entries: list[dict[str, Any]], prompts_doc: dict[str, Any], prompts
     for e in entries:
         m = e["metrics"]
         agree = e.get("vs_native") or e.get("vs_reference")
-        same = "-" if agree is None else f"{agree['identical']}/{agree['compared']}" + (" native" if "vs_native" in e else " ref")
-        table.append([e["engine"], m["n"], pct(m["answer_accuracy"]), pct(m["citation_accuracy"]), pct(m["recall_at_k"]), same,
-                      f"{m['seconds']:.0f}"])
+        same = (
+            "-"
+            if agree is None
+            else f"{agree['identical']}/{agree['compared']}" + (" native" if "vs_native" in e else " ref")
+        )
+        table.append(
+            [
+                e["engine"],
+                m["n"],
+                pct(m["answer_accuracy"]),
+                pct(m["citation_accuracy"]),
+                pct(m["recall_at_k"]),
+                same,
+                f"{m['seconds']:.0f}",
+            ]
+        )
     emb = prompts_doc["embedder"]
     print_table(
         f"document QA: {len(ids)} questions, greedy <= {qa.DEFAULT_MAX_NEW_TOKENS} tokens; retrieval {emb['modelId']} ({emb['kind']}), "
@@ -225,9 +322,17 @@ def assemble(entries: list[dict[str, Any]], prompts_doc: dict[str, Any], prompts
     return {"results": entries, **extra}
 
 
-def run(quick: bool, package_root: list[str] | None = None, embedder: str | None = None, webgpu: int | None = None,
-        limit: int | None = None, prompts_file: Path | None = None, only: str | None = None, merge: bool = False,
-        reference_tokens: Path | None = None) -> dict[str, Any] | None:
+def run(
+    quick: bool,
+    package_root: list[str] | None = None,
+    embedder: str | None = None,
+    webgpu: int | None = None,
+    limit: int | None = None,
+    prompts_file: Path | None = None,
+    only: str | None = None,
+    merge: bool = False,
+    reference_tokens: Path | None = None,
+) -> dict[str, Any] | None:
     t_start = time.perf_counter()
     roots = package_roots(package_root or [])
     work = TMP / "qa"
@@ -242,7 +347,9 @@ def run(quick: bool, package_root: list[str] | None = None, embedder: str | None
         else:
             packages[quant] = pkg
     if not packages:
-        raise RuntimeError(f"no {MODEL} package with an llvm build under {', '.join(map(str, roots))}: run `make packages` first")
+        raise RuntimeError(
+            f"no {MODEL} package with an llvm build under {', '.join(map(str, roots))}: run `make packages` first"
+        )
 
     if prompts_file is None:
         if embedder is None:
@@ -265,7 +372,9 @@ def run(quick: bool, package_root: list[str] | None = None, embedder: str | None
     out_name = "qa-quick" if quick else "qa"
 
     if only is not None:
-        run_one(only, subset(prompts, n_webgpu) if only == "webgpu" else prompts, packages, roots, work, reference_tokens)
+        run_one(
+            only, subset(prompts, n_webgpu) if only == "webgpu" else prompts, packages, roots, work, reference_tokens
+        )
         return None
     entries: list[dict[str, Any]] = []
     if merge:
@@ -299,17 +408,50 @@ def qa_reference(pkg: Path) -> tuple[Path, str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="12 of the 72 questions (one per document), 1 on WebGPU")
-    ap.add_argument("--package-root", action="append", default=[], help="another folder holding <model>/<quant> packages")
-    ap.add_argument("--embedder", default=None, help="encoder package dir for retrieval, or 'test' (default: dist's MiniLM)")
-    ap.add_argument("--webgpu", type=int, default=None, help="questions answered on WebGPU (default 6; quick 1; 0: none)")
-    ap.add_argument("--limit", type=int, default=None, help="questions for stage 2, spread over the documents (default all 72; quick 12)")
-    ap.add_argument("--prompts", type=Path, default=None, help="reuse a stage-1 prompts.json instead of running stage 1")
-    ap.add_argument("--only", default=None, help="run one engine (reference, a quantization, webgpu) into bench/tmp/qa/engine-*.json")
-    ap.add_argument("--merge", action="store_true", help="assemble the result from the bench/tmp/qa/engine-*.json of --only runs")
-    ap.add_argument("--reference-tokens", type=Path, default=None,
-                    help="reference answers computed elsewhere (bench/qa/reference_ids.py), instead of running transformers here")
+    ap.add_argument(
+        "--package-root", action="append", default=[], help="another folder holding <model>/<quant> packages"
+    )
+    ap.add_argument(
+        "--embedder", default=None, help="encoder package dir for retrieval, or 'test' (default: dist's MiniLM)"
+    )
+    ap.add_argument(
+        "--webgpu", type=int, default=None, help="questions answered on WebGPU (default 6; quick 1; 0: none)"
+    )
+    ap.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="questions for stage 2, spread over the documents (default all 72; quick 12)",
+    )
+    ap.add_argument(
+        "--prompts", type=Path, default=None, help="reuse a stage-1 prompts.json instead of running stage 1"
+    )
+    ap.add_argument(
+        "--only",
+        default=None,
+        help="run one engine (reference, a quantization, webgpu) into bench/tmp/qa/engine-*.json",
+    )
+    ap.add_argument(
+        "--merge", action="store_true", help="assemble the result from the bench/tmp/qa/engine-*.json of --only runs"
+    )
+    ap.add_argument(
+        "--reference-tokens",
+        type=Path,
+        default=None,
+        help="reference answers computed elsewhere (bench/qa/reference_ids.py), instead of running transformers here",
+    )
     args = ap.parse_args()
-    run(args.quick, args.package_root, args.embedder, args.webgpu, args.limit, args.prompts, args.only, args.merge, args.reference_tokens)
+    run(
+        args.quick,
+        args.package_root,
+        args.embedder,
+        args.webgpu,
+        args.limit,
+        args.prompts,
+        args.only,
+        args.merge,
+        args.reference_tokens,
+    )
     return 0
 
 

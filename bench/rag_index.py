@@ -3,6 +3,7 @@
 Full mode: 100k chunks of 384-d vectors (the issue's size); quick mode: 20k. Synthetic text and random
 unit vectors: the index's speed and size do not depend on what the vectors mean.
 """
+
 from __future__ import annotations
 
 import json

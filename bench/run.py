@@ -12,6 +12,7 @@ suite does not stop the others):
 The H200 run is separate (bench/gpu/README.md): it needs the device tool, not this machine.
 Benchmarks print numbers; they are not pass/fail tests. Exit status 1 only if a suite crashed.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -8,6 +8,7 @@ the same build, so nothing rebuilds because two callers disagree on targets.
     python scripts/build_packages.py --demo     # only what the demo serves (make demo)
     python scripts/build_packages.py --tests    # only what the tests load (make test)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,7 +74,9 @@ CONTEXT = {"SmolLM2-135M-Instruct": 4096}
 
 
 def _compile(model_id: str, quant: str):  # noqa: ANN202 - CompileResult
-    return compile_package(str(SOURCES[model_id]()), quant, TARGETS, DIST, model_id=model_id, context_window_size=CONTEXT.get(model_id))
+    return compile_package(
+        str(SOURCES[model_id]()), quant, TARGETS, DIST, model_id=model_id, context_window_size=CONTEXT.get(model_id)
+    )
 
 
 def ensure_package(model_id: str, quant: str) -> Path:

@@ -19,6 +19,7 @@ sentences carry no digits and no names of other entities, so no two documents an
 Each fact sentence names its entity, so one retrieved passage is enough to answer it.
 --check regenerates into a temporary folder and exits 1 if <out> differs (CI: the committed set is current).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,25 +45,141 @@ FORMATS = ("pdf", "md", "html")
 MIMES = {"pdf": "application/pdf", "md": "text/markdown", "html": "text/html"}
 
 # Syllables for names that should not belong to anything real; combinations are checked for repeats.
-_PRE = ["Brack", "Quor", "Ell", "Marr", "Vant", "Holl", "Dunn", "Cael", "Orsk", "Penn", "Thal", "Wyn", "Rook", "Sel",
-        "Ashen", "Fenn", "Galv", "Ister", "Lum", "Norv", "Tavel", "Corr", "Brin", "Elst", "Harl", "Kest", "Mord", "Quill"]
-_SUF = ["fold", "mere", "wick", "stead", "holm", "ridge", "thorpe", "combe", "ley", "haven", "moor", "bury", "dale", "gate"]
-_FIRST = ["Mara", "Tobias", "Ilse", "Corwin", "Anouk", "Bastian", "Liesel", "Oren", "Petra", "Ramon", "Saskia", "Tamsin",
-          "Ulric", "Vesna", "Wendel", "Yara", "Edda", "Florin", "Greta", "Hollis", "Ingmar", "Jorun", "Kasimir", "Linnea",
-          "Marek", "Nadia", "Osric", "Priya", "Quentin", "Rosalind"]
+_PRE = [
+    "Brack",
+    "Quor",
+    "Ell",
+    "Marr",
+    "Vant",
+    "Holl",
+    "Dunn",
+    "Cael",
+    "Orsk",
+    "Penn",
+    "Thal",
+    "Wyn",
+    "Rook",
+    "Sel",
+    "Ashen",
+    "Fenn",
+    "Galv",
+    "Ister",
+    "Lum",
+    "Norv",
+    "Tavel",
+    "Corr",
+    "Brin",
+    "Elst",
+    "Harl",
+    "Kest",
+    "Mord",
+    "Quill",
+]
+_SUF = [
+    "fold",
+    "mere",
+    "wick",
+    "stead",
+    "holm",
+    "ridge",
+    "thorpe",
+    "combe",
+    "ley",
+    "haven",
+    "moor",
+    "bury",
+    "dale",
+    "gate",
+]
+_FIRST = [
+    "Mara",
+    "Tobias",
+    "Ilse",
+    "Corwin",
+    "Anouk",
+    "Bastian",
+    "Liesel",
+    "Oren",
+    "Petra",
+    "Ramon",
+    "Saskia",
+    "Tamsin",
+    "Ulric",
+    "Vesna",
+    "Wendel",
+    "Yara",
+    "Edda",
+    "Florin",
+    "Greta",
+    "Hollis",
+    "Ingmar",
+    "Jorun",
+    "Kasimir",
+    "Linnea",
+    "Marek",
+    "Nadia",
+    "Osric",
+    "Priya",
+    "Quentin",
+    "Rosalind",
+]
 _SURNAME_SUF = ["worth", "ington", "ford", "ers", "strom", "ard", "well", "mann", "ley", "holt"]
 _INDUSTRY = ["Robotics", "Instruments", "Textiles", "Optics", "Ceramics", "Analytics", "Marine Systems", "Acoustics"]
-_PRODUCT_NOUN = ["kettle", "bicycle lamp", "weather station", "drawing tablet", "water filter", "hiking stove",
-                 "sewing machine", "telescope"]
-_PRODUCT_MODEL = ["Aster", "Basalt", "Cinder", "Dune", "Ember", "Fjord", "Glacier", "Heron", "Juniper", "Kestrel",
-                  "Lantern", "Meridian", "Nimbus", "Orchid", "Pike", "Quartz"]
-_FIELD = ["marine biology", "structural engineering", "medieval history", "soil chemistry", "astronomy",
-          "linguistics", "glass design", "orchestral composition"]
+_PRODUCT_NOUN = [
+    "kettle",
+    "bicycle lamp",
+    "weather station",
+    "drawing tablet",
+    "water filter",
+    "hiking stove",
+    "sewing machine",
+    "telescope",
+]
+_PRODUCT_MODEL = [
+    "Aster",
+    "Basalt",
+    "Cinder",
+    "Dune",
+    "Ember",
+    "Fjord",
+    "Glacier",
+    "Heron",
+    "Juniper",
+    "Kestrel",
+    "Lantern",
+    "Meridian",
+    "Nimbus",
+    "Orchid",
+    "Pike",
+    "Quartz",
+]
+_FIELD = [
+    "marine biology",
+    "structural engineering",
+    "medieval history",
+    "soil chemistry",
+    "astronomy",
+    "linguistics",
+    "glass design",
+    "orchestral composition",
+]
 _INSTRUMENT = ["cello", "oboe", "harp", "bassoon", "viola", "trombone", "clarinet", "accordion"]
 _PRIZE = ["Lanterne", "Ostrava Circle", "Northlight", "Silver Quill", "Meridian", "Halvard", "Copperleaf", "Tidewater"]
 _FESTIVAL = ["Lantern", "Herring", "Kite", "Cider", "Lamplight", "Driftwood", "Rowing", "Chestnut"]
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 _BOOK_A = ["The Quiet", "A Map of the", "Notes on the", "Letters from the", "The Long", "Under the"]
 _BOOK_B = ["Harbour", "Salt Marsh", "Lighthouse", "Orchard", "Glasshouse", "Observatory", "Tideline", "Ferry"]
 
@@ -144,19 +261,63 @@ def _company(e: str, d: Draw) -> list[tuple[int, Fact]]:
     product = f"{d.pick(_PRODUCT_MODEL)} {d.word()}"
     revenue, rev_year = d.number(120, 990), d.year(int(year) + 10, 2024)
     return [
-        (0, Fact("founded", f"{e} was founded in {year} by a group of former railway engineers.",
-                 f"In what year was {e} founded?", year)),
-        (0, Fact("headquarters", f"{e} has its headquarters in the city of {city}.",
-                 f"In which city is {e} headquartered?", city)),
-        (1, Fact("ceo", f"The chief executive officer of {e} is {ceo}.", f"Who is the CEO of {e}?", ceo,
-                 [ceo.split()[-1]])),
-        (2, Fact("employees", f"{e} employs {staff} people across its offices and workshops.",
-                 f"How many people does {e} employ?", staff, _number_variants(staff))),
-        (2, Fact("product", f"The best-selling product of {e} is the {product}.",
-                 f"What is the best-selling product of {e}?", product)),
-        (3, Fact("revenue", f"In {rev_year}, {e} reported annual revenue of {revenue} million euros.",
-                 f"What annual revenue did {e} report in {rev_year}?", f"{revenue} million euros",
-                 [f"{revenue} million", *(f"{v} million" for v in _number_variants(revenue))])),
+        (
+            0,
+            Fact(
+                "founded",
+                f"{e} was founded in {year} by a group of former railway engineers.",
+                f"In what year was {e} founded?",
+                year,
+            ),
+        ),
+        (
+            0,
+            Fact(
+                "headquarters",
+                f"{e} has its headquarters in the city of {city}.",
+                f"In which city is {e} headquartered?",
+                city,
+            ),
+        ),
+        (
+            1,
+            Fact(
+                "ceo",
+                f"The chief executive officer of {e} is {ceo}.",
+                f"Who is the CEO of {e}?",
+                ceo,
+                [ceo.split()[-1]],
+            ),
+        ),
+        (
+            2,
+            Fact(
+                "employees",
+                f"{e} employs {staff} people across its offices and workshops.",
+                f"How many people does {e} employ?",
+                staff,
+                _number_variants(staff),
+            ),
+        ),
+        (
+            2,
+            Fact(
+                "product",
+                f"The best-selling product of {e} is the {product}.",
+                f"What is the best-selling product of {e}?",
+                product,
+            ),
+        ),
+        (
+            3,
+            Fact(
+                "revenue",
+                f"In {rev_year}, {e} reported annual revenue of {revenue} million euros.",
+                f"What annual revenue did {e} report in {rev_year}?",
+                f"{revenue} million euros",
+                [f"{revenue} million", *(f"{v} million" for v in _number_variants(revenue))],
+            ),
+        ),
     ]
 
 
@@ -167,14 +328,40 @@ def _person(e: str, d: Draw) -> list[tuple[int, Fact]]:
     prize, prize_year, instrument = d.pick(_PRIZE), d.year(int(year) + 28, int(year) + 70), d.pick(_INSTRUMENT)
     return [
         (0, Fact("born", f"{e} was born in {year}.", f"In what year was {e} born?", year)),
-        (0, Fact("village", f"{e} grew up in the village of {village}.", f"In which village did {e} grow up?", village)),
-        (1, Fact("university", f"{e} studied {subject} at the University of {uni}.",
-                 f"At which university did {e} study {subject}?", f"University of {uni}", [uni])),
+        (
+            0,
+            Fact("village", f"{e} grew up in the village of {village}.", f"In which village did {e} grow up?", village),
+        ),
+        (
+            1,
+            Fact(
+                "university",
+                f"{e} studied {subject} at the University of {uni}.",
+                f"At which university did {e} study {subject}?",
+                f"University of {uni}",
+                [uni],
+            ),
+        ),
         (2, Fact("book", f"{e} wrote a book titled {book}.", f"What is the title of the book written by {e}?", book)),
-        (2, Fact("prize", f"In {prize_year}, {e} received the {prize} Prize.", f"Which prize did {e} receive in {prize_year}?",
-                 f"{prize} Prize", [prize])),
-        (3, Fact("instrument", f"{e} plays the {instrument} in a local orchestra.", f"Which instrument does {e} play?",
-                 instrument)),
+        (
+            2,
+            Fact(
+                "prize",
+                f"In {prize_year}, {e} received the {prize} Prize.",
+                f"Which prize did {e} receive in {prize_year}?",
+                f"{prize} Prize",
+                [prize],
+            ),
+        ),
+        (
+            3,
+            Fact(
+                "instrument",
+                f"{e} plays the {instrument} in a local orchestra.",
+                f"Which instrument does {e} play?",
+                instrument,
+            ),
+        ),
     ]
 
 
@@ -182,34 +369,114 @@ def _place(e: str, d: Draw) -> list[tuple[int, Fact]]:
     population, river, mayor, charter = d.number(2100, 48000), d.word(), d.person(), d.year()
     festival, month, height = d.pick(_FESTIVAL), d.pick(_MONTHS), d.number(130, 940)
     return [
-        (0, Fact("charter", f"{e} was granted its town charter in {charter}.",
-                 f"In what year was {e} granted its town charter?", charter)),
-        (0, Fact("river", f"{e} lies on the banks of the {river} River.", f"On which river does {e} lie?", f"{river} River",
-                 [river])),
-        (1, Fact("population", f"The town of {e} has a population of {population}.", f"What is the population of {e}?",
-                 population, _number_variants(population))),
+        (
+            0,
+            Fact(
+                "charter",
+                f"{e} was granted its town charter in {charter}.",
+                f"In what year was {e} granted its town charter?",
+                charter,
+            ),
+        ),
+        (
+            0,
+            Fact(
+                "river",
+                f"{e} lies on the banks of the {river} River.",
+                f"On which river does {e} lie?",
+                f"{river} River",
+                [river],
+            ),
+        ),
+        (
+            1,
+            Fact(
+                "population",
+                f"The town of {e} has a population of {population}.",
+                f"What is the population of {e}?",
+                population,
+                _number_variants(population),
+            ),
+        ),
         (2, Fact("mayor", f"The mayor of {e} is {mayor}.", f"Who is the mayor of {e}?", mayor, [mayor.split()[-1]])),
-        (3, Fact("festival", f"Every {month}, {e} hosts the {festival} Festival.",
-                 f"In which month does {e} host the {festival} Festival?", month)),
-        (3, Fact("elevation", f"The town hall of {e} stands {height} metres above sea level.",
-                 f"How many metres above sea level is the town hall of {e}?", height, _number_variants(height))),
+        (
+            3,
+            Fact(
+                "festival",
+                f"Every {month}, {e} hosts the {festival} Festival.",
+                f"In which month does {e} host the {festival} Festival?",
+                month,
+            ),
+        ),
+        (
+            3,
+            Fact(
+                "elevation",
+                f"The town hall of {e} stands {height} metres above sea level.",
+                f"How many metres above sea level is the town hall of {e}?",
+                height,
+                _number_variants(height),
+            ),
+        ),
     ]
 
 
 def _product(e: str, d: Draw) -> list[tuple[int, Fact]]:
     maker = f"{d.word()} {d.pick(_INDUSTRY)}"
-    year, price, weight, hours, designer = d.year(), d.number(40, 990), d.number(1050, 4800), d.number(11, 96), d.person()
+    year, price, weight, hours, designer = (
+        d.year(),
+        d.number(40, 990),
+        d.number(1050, 4800),
+        d.number(11, 96),
+        d.person(),
+    )
     return [
         (0, Fact("maker", f"The {e} is made by {maker}.", f"Which company makes the {e}?", maker, [maker.split()[0]])),
-        (0, Fact("released", f"The {e} was first released in {year}.", f"In what year was the {e} first released?", year)),
-        (1, Fact("designer", f"The {e} was designed by {designer}.", f"Who designed the {e}?", designer,
-                 [designer.split()[-1]])),
-        (2, Fact("price", f"The {e} sells for {price} euros.", f"How much does the {e} cost?", f"{price} euros",
-                 [*(f"{v} euros" for v in _number_variants(price))])),
-        (2, Fact("weight", f"The {e} weighs {weight} grams.", f"How much does the {e} weigh?", f"{weight} grams",
-                 [*(f"{v} grams" for v in _number_variants(weight))])),
-        (3, Fact("battery", f"The battery of the {e} lasts {hours} hours on a single charge.",
-                 f"How many hours does the battery of the {e} last on a single charge?", hours)),
+        (
+            0,
+            Fact(
+                "released", f"The {e} was first released in {year}.", f"In what year was the {e} first released?", year
+            ),
+        ),
+        (
+            1,
+            Fact(
+                "designer",
+                f"The {e} was designed by {designer}.",
+                f"Who designed the {e}?",
+                designer,
+                [designer.split()[-1]],
+            ),
+        ),
+        (
+            2,
+            Fact(
+                "price",
+                f"The {e} sells for {price} euros.",
+                f"How much does the {e} cost?",
+                f"{price} euros",
+                [*(f"{v} euros" for v in _number_variants(price))],
+            ),
+        ),
+        (
+            2,
+            Fact(
+                "weight",
+                f"The {e} weighs {weight} grams.",
+                f"How much does the {e} weigh?",
+                f"{weight} grams",
+                [*(f"{v} grams" for v in _number_variants(weight))],
+            ),
+        ),
+        (
+            3,
+            Fact(
+                "battery",
+                f"The battery of the {e} lasts {hours} hours on a single charge.",
+                f"How many hours does the battery of the {e} last on a single charge?",
+                hours,
+            ),
+        ),
     ]
 
 
@@ -418,10 +685,22 @@ def render_md(doc: Document) -> bytes:
 
 def render_html(doc: Document) -> bytes:
     e = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">', f"<title>{e(doc.title)}</title>",
-             "</head>", "<body>", f"<h1>{e(doc.title)}</h1>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{e(doc.title)}</title>",
+        "</head>",
+        "<body>",
+        f"<h1>{e(doc.title)}</h1>",
+    ]
     for s in doc.sections:
-        parts += ["<section>", f"<h2>{e(s.title)}</h2>"] + [f"<p>{e(' '.join(p))}</p>" for p in s.paragraphs] + ["</section>"]
+        parts += (
+            ["<section>", f"<h2>{e(s.title)}</h2>"]
+            + [f"<p>{e(' '.join(p))}</p>" for p in s.paragraphs]
+            + ["</section>"]
+        )
     parts += ["</body>", "</html>", ""]
     return "\n".join(parts).encode()
 
@@ -492,7 +771,9 @@ def load(folder: Path = DEFAULT_OUT) -> dict[str, object]:
     """The questions.json of a generated set, with a clear error when it is missing."""
     path = folder / "questions.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: generate the QA set with `python scripts/make_qa_set.py --out {folder}`")
+        raise FileNotFoundError(
+            f"{path} is missing: generate the QA set with `python scripts/make_qa_set.py --out {folder}`"
+        )
     return json.loads(path.read_text())
 
 
@@ -504,7 +785,9 @@ def _same_tree(a: Path, b: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT.relative_to(REPO)})")
+    ap.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT.relative_to(REPO)})"
+    )
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--check", action="store_true", help="exit 1 if --out differs from a fresh generation")
     args = ap.parse_args(argv)
@@ -513,13 +796,17 @@ def main(argv: list[str] | None = None) -> int:
             fresh = Path(tmp) / "set"
             generate(fresh, args.seed)
             if not args.out.is_dir() or not _same_tree(fresh, args.out):
-                print(f"{args.out} is not what make_qa_set.py --seed {args.seed} writes: regenerate it", file=sys.stderr)
+                print(
+                    f"{args.out} is not what make_qa_set.py --seed {args.seed} writes: regenerate it", file=sys.stderr
+                )
                 return 1
         print(f"{args.out}: up to date")
         return 0
     labels = generate(args.out, args.seed)
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
-    print(f"{args.out}: {len(labels['documents'])} documents, {len(labels['questions'])} questions, {size / 1024:.1f} KiB")  # type: ignore[arg-type]
+    print(
+        f"{args.out}: {len(labels['documents'])} documents, {len(labels['questions'])} questions, {size / 1024:.1f} KiB"
+    )  # type: ignore[arg-type]
     return 0
 
 

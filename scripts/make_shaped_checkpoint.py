@@ -3,6 +3,7 @@ measurements (speed does not depend on weight values; no hub access is needed).
 
     python scripts/make_shaped_checkpoint.py qwen2.5-0.5b /tmp/qwen2.5-0.5b-shaped
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,15 +18,33 @@ from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 SHAPES = {
     # Qwen/Qwen2.5-0.5B-Instruct config.json
     "qwen2.5-0.5b": lambda: Qwen2Config(
-        hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-        num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768, rope_theta=1000000.0,
-        rms_norm_eps=1e-6, tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151645,
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        vocab_size=151936,
+        max_position_embeddings=32768,
+        rope_theta=1000000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=True,
+        bos_token_id=151643,
+        eos_token_id=151645,
     ),
     # HuggingFaceTB/SmolLM2-135M-Instruct config.json
     "smollm2-135m": lambda: LlamaConfig(
-        hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-        num_key_value_heads=3, vocab_size=49152, max_position_embeddings=8192, rope_theta=100000.0,
-        rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2,
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        vocab_size=49152,
+        max_position_embeddings=8192,
+        rope_theta=100000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
     ),
 }
 

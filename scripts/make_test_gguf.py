@@ -19,6 +19,7 @@ gguf.quants.quantize (Q4_1 by default), the embedding table Q8_0, norms F32. tra
 Files are cached in `cache_root()/test-models/tiny-llama-gguf-<key>/`; the key hashes the
 arguments, BUILD_VERSION and the versions of the libraries that shape the bytes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,13 +64,18 @@ def _permute(w: np.ndarray, n_head: int, n_head_kv: int | None) -> np.ndarray:
 def _random_weights(vocab: int, seed: int) -> dict[str, np.ndarray]:
     """HF-named float32 weights of the tiny llama (numpy RNG: no torch needed to write a file)."""
     rng = np.random.default_rng(seed)
-    h, i, nh, nkv = (SHAPE[k] for k in ("hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads"))
+    h, i, nh, nkv = (
+        SHAPE[k] for k in ("hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads")
+    )
     hd = h // nh
 
     def mat(rows: int, cols: int) -> np.ndarray:
         return (rng.standard_normal((rows, cols)) * INIT_STD / np.sqrt(cols / 64)).astype(np.float32)
 
-    w = {"model.embed_tokens.weight": mat(vocab, h), "model.norm.weight": (1 + 0.1 * rng.standard_normal(h)).astype(np.float32)}
+    w = {
+        "model.embed_tokens.weight": mat(vocab, h),
+        "model.norm.weight": (1 + 0.1 * rng.standard_normal(h)).astype(np.float32),
+    }
     for layer in range(SHAPE["num_hidden_layers"]):
         p = f"model.layers.{layer}"
         w[f"{p}.self_attn.q_proj.weight"] = mat(nh * hd, h)
@@ -158,7 +164,12 @@ def build_test_gguf(
     w.add_layer_norm_rms_eps(SHAPE["rms_norm_eps"])
     w.add_rope_dimension_count(SHAPE["hidden_size"] // nh)
     w.add_vocab_size(len(tokens))
-    file_type = {"Q4_0": LlamaFileType.MOSTLY_Q4_0, "Q4_1": LlamaFileType.MOSTLY_Q4_1, "Q8_0": LlamaFileType.MOSTLY_Q8_0, "F16": LlamaFileType.MOSTLY_F16}
+    file_type = {
+        "Q4_0": LlamaFileType.MOSTLY_Q4_0,
+        "Q4_1": LlamaFileType.MOSTLY_Q4_1,
+        "Q8_0": LlamaFileType.MOSTLY_Q8_0,
+        "F16": LlamaFileType.MOSTLY_F16,
+    }
     w.add_file_type(int(file_type.get(linear_type, LlamaFileType.ALL_F32)))
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("qwen2")
@@ -176,7 +187,9 @@ def build_test_gguf(
             array = _permute(array, nh, nh)
         elif hf.endswith("k_proj.weight"):
             array = _permute(array, nh, nkv)
-        kind = GGMLQuantizationType[embed_type if hf == "model.embed_tokens.weight" else linear_type if array.ndim == 2 else "F32"]
+        kind = GGMLQuantizationType[
+            embed_type if hf == "model.embed_tokens.weight" else linear_type if array.ndim == 2 else "F32"
+        ]
         if kind == GGMLQuantizationType.F32:
             w.add_tensor(_gguf_name(hf), array)
         elif kind == GGMLQuantizationType.F16:
@@ -193,7 +206,14 @@ def build_test_gguf(
 def _key(options: dict) -> str:
     versions = {lib: metadata.version(lib) for lib in ("gguf", "numpy")}
     tok_dir = mtm.model_dir(TOKENIZER_MODEL).name
-    return content_key([f"build-version={BUILD_VERSION}", json.dumps(options, sort_keys=True), json.dumps(versions, sort_keys=True), tok_dir])
+    return content_key(
+        [
+            f"build-version={BUILD_VERSION}",
+            json.dumps(options, sort_keys=True),
+            json.dumps(versions, sort_keys=True),
+            tok_dir,
+        ]
+    )
 
 
 def ensure_test_gguf(
@@ -205,7 +225,13 @@ def ensure_test_gguf(
     seed: int = 0,
 ) -> Path:
     """build_test_gguf into the test-model cache (built once per set of arguments); the file's path."""
-    options = {"linear_type": linear_type, "embed_type": embed_type, "architecture": architecture, "chat_template": chat_template, "seed": seed}
+    options = {
+        "linear_type": linear_type,
+        "embed_type": embed_type,
+        "architecture": architecture,
+        "chat_template": chat_template,
+        "seed": seed,
+    }
     folder = cache_root() / "test-models" / f"tiny-llama-gguf-{_key(options)}"
     path = folder / FILE_NAME.format(kind=linear_type)
     if path.is_file():

@@ -22,6 +22,7 @@ Usage:
 
 See docs/test-models.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,9 +58,7 @@ HELDOUT_PERCENT = 10
 KEY_LIBRARIES = ("torch", "transformers", "tokenizers", "sentencepiece", "safetensors")
 
 # Qwen2's pre-tokenizer split (same as transformers' Qwen2Tokenizer, which rebuilds this pipeline).
-QWEN2_PRETOKENIZE_REGEX = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
+QWEN2_PRETOKENIZE_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 
 # Llama-2-chat's template (as published with meta-llama/Llama-2-7b-chat-hf), verbatim.
 LLAMA2_CHAT_TEMPLATE = (
@@ -505,7 +504,11 @@ def _build_sentencepiece_tokenizer(recipe: Recipe, train_docs: dict[str, str], o
     for i, piece in enumerate(pieces):
         if sp.is_byte(i) or sp.is_control(i) or sp.is_unknown(i) or len(piece) < 2:
             continue
-        splits = [(vocab[piece[:j]], vocab[piece[j:]], j) for j in range(1, len(piece)) if piece[:j] in vocab and piece[j:] in vocab]
+        splits = [
+            (vocab[piece[:j]], vocab[piece[j:]], j)
+            for j in range(1, len(piece))
+            if piece[:j] in vocab and piece[j:] in vocab
+        ]
         merges += [(piece[:j], piece[j:]) for _, _, j in sorted(splits)]
 
     tok = LlamaTokenizer(
@@ -521,7 +524,9 @@ def _build_sentencepiece_tokenizer(recipe: Recipe, train_docs: dict[str, str], o
     )
     tok.chat_template = recipe.chat_template
     # Spelled out for readers other than transformers 5 (older transformers, JS tokenizers).
-    _save_tokenizer(tok, out, extra={"add_bos_token": special["add_bos_token"], "add_eos_token": False, "legacy": False})
+    _save_tokenizer(
+        tok, out, extra={"add_bos_token": special["add_bos_token"], "add_eos_token": False, "legacy": False}
+    )
     tok = _reload_tokenizer(out)
     assert len(tok) == n, (len(tok), n)
 
@@ -542,7 +547,17 @@ def _build_sentencepiece_tokenizer(recipe: Recipe, train_docs: dict[str, str], o
 
 def _build_bytelevel_tokenizer(recipe: Recipe, train_docs: dict[str, str], out: Path):
     """Train a byte-level BPE tokenizer.json with `tokenizers`, Qwen2's pre-tokenizer pipeline."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     s = recipe.tokenizer
@@ -579,7 +594,9 @@ def _build_bytelevel_tokenizer(recipe: Recipe, train_docs: dict[str, str], out: 
         eos_token=s["eos_token"],
         pad_token=s["pad_token"],
         unk_token=s["unk_token"],
-        additional_special_tokens=[t for t in specials if t not in {s["bos_token"], s["eos_token"], s["pad_token"], s["unk_token"]}],
+        additional_special_tokens=[
+            t for t in specials if t not in {s["bos_token"], s["eos_token"], s["pad_token"], s["unk_token"]}
+        ],
         clean_up_tokenization_spaces=False,
     )
     tok.chat_template = recipe.chat_template
@@ -668,7 +685,14 @@ def _unigram_perplexity(train_ids: list[int], eval_ids: list[int], vocab: int) -
 def _train(recipe: Recipe, model, tok, train_docs: dict[str, str], heldout_text: str, console) -> dict:
     import torch
     import torch.nn.functional as F
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     cfg = recipe.train
     assert cfg is not None
@@ -767,7 +791,9 @@ def _train(recipe: Recipe, model, tok, train_docs: dict[str, str], heldout_text:
         f"held-out ppl {ppl:.1f} (init {init_ppl:.0f}, unigram {unigram:.0f}, uniform {len(tok)})"
     )
     if stopped_by != "steps":
-        console.print(f"  [yellow]warning: stopped by max_seconds={cfg['max_seconds']} before {steps} steps; weights are not reproducible")
+        console.print(
+            f"  [yellow]warning: stopped by max_seconds={cfg['max_seconds']} before {steps} steps; weights are not reproducible"
+        )
     return result
 
 
@@ -815,7 +841,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"models to build: {', '.join(MODELS)} (default: all)")
     parser.add_argument("--all", action="store_true", help="build every model")
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
-    parser.add_argument("--list", action="store_true", help="list models, their cache folders and whether they are built")
+    parser.add_argument(
+        "--list", action="store_true", help="list models, their cache folders and whether they are built"
+    )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in MODELS]
     if unknown:

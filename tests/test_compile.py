@@ -3,6 +3,7 @@
 Uses a small random Llama made here (the trained test models are covered by
 tests/test_compile_models.py); everything is a real TVM build for `llvm`.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,15 +31,25 @@ def _write_tokenizer(folder: Path) -> None:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel()
     tok.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}"}))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}"})
+    )
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("ckpt") / "rand-llama"
     torch.manual_seed(0)
-    cfg = LlamaConfig(hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, vocab_size=256, max_position_embeddings=256, tie_word_embeddings=True)
+    cfg = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=176,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=256,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+    )
     LlamaForCausalLM(cfg).save_pretrained(folder)
     _write_tokenizer(folder)
     return folder
@@ -52,8 +63,14 @@ def package(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_package_layout_and_manifest(package: Path) -> None:
     names = {p.name for p in package.iterdir()}
-    assert {"mlc-chat-config.json", "tensor-cache.json", "tokenizer.json", "tokenizer_config.json",
-            "hearth-manifest.json", "rand-llama-q4f32_1-llvm.so"} <= names
+    assert {
+        "mlc-chat-config.json",
+        "tensor-cache.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "hearth-manifest.json",
+        "rand-llama-q4f32_1-llvm.so",
+    } <= names
     assert all(p.stat().st_size <= 32 * 2**20 for p in package.glob("params_shard_*.bin"))
     manifest = verify_package(package)
     listed = {f["path"] for f in manifest["files"]}
@@ -138,7 +155,9 @@ def test_offline_hub_id_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         compile_package("hearth-test/does-not-exist", "q4f32_1", ["llvm"], tmp_path / "dist")
 
 
-def test_cli_reports_bad_input_without_traceback(checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_bad_input_without_traceback(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rc = hearth_main(["compile", str(checkpoint), "--quant", "q9", "--target", "llvm", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and "unknown quantization scheme 'q9'" in err and "Traceback" not in err

@@ -5,6 +5,7 @@
 - q4f32_1 vs transformers running the *dequantized* weights (same math, fp32): the only
   difference left is summation order, so logits agree within 1e-3 too.
 """
+
 from __future__ import annotations
 
 import sys
@@ -38,7 +39,7 @@ def _prompt(model_dir: Path, n: int = 64) -> list[int]:
 def _hf_greedy(model: torch.nn.Module, ids: list[int], n: int) -> list[int]:
     with torch.no_grad():
         out = model.generate(torch.tensor([ids]), max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
-    return out[0, len(ids):].tolist()
+    return out[0, len(ids) :].tolist()
 
 
 def _package(name: str, quant: str) -> Path:

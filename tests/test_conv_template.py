@@ -3,6 +3,7 @@ WebLLM would render the same prompts as the Jinja chat template, and MLC's token
 
 The real WebLLM renders the emitted template in sdk/test/webllm-interop.test.ts; here the port of its
 prompt assembly is checked on templates that must and must not get one."""
+
 from __future__ import annotations
 
 import json
@@ -37,11 +38,17 @@ LLAMA2 = (
     "{% for message in messages %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + message['content'] + ' [/INST]' }}"
     "{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + ' ' + eos_token }}{% endif %}{% endfor %}"
 )
-TOKENIZER_JSON = {"added_tokens": [{"id": 7, "content": "<|im_end|>"}, {"id": 8, "content": "<|im_start|>"}], "model": {"vocab": {}}}
+TOKENIZER_JSON = {
+    "added_tokens": [{"id": 7, "content": "<|im_end|>"}, {"id": 8, "content": "<|im_start|>"}],
+    "model": {"vocab": {}},
+}
 
 
 def test_chatml_with_default_system_gets_a_template_that_renders_like_jinja() -> None:
-    for template, default in [(QWEN2_STYLE, "You are a helpful assistant."), (SMOLLM2, "You are a helpful AI assistant named SmolLM, trained by Hugging Face")]:
+    for template, default in [
+        (QWEN2_STYLE, "You are a helpful assistant."),
+        (SMOLLM2, "You are a helpful AI assistant named SmolLM, trained by Hugging Face"),
+    ]:
         conv = mlc_conv_template(template, {}, TOKENIZER_JSON, [2])
         assert conv is not None
         assert conv["system_message"] == default
@@ -85,10 +92,31 @@ def test_the_qwen2_test_model_gets_one() -> None:
 def test_tokenizer_info_follows_mlc_detection() -> None:
     assert tokenizer_info(None) is None
     byte_level = {"decoder": {"type": "ByteLevel"}, "normalizer": None}
-    assert tokenizer_info(byte_level) == {"token_postproc_method": "byte_level", "prepend_space_in_encode": False, "strip_space_in_decode": False}
-    sentencepiece = {
-        "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"}, {"type": "Replace"}]},
-        "decoder": {"type": "Sequence", "decoders": [{"type": "Replace"}, {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+    assert tokenizer_info(byte_level) == {
+        "token_postproc_method": "byte_level",
+        "prepend_space_in_encode": False,
+        "strip_space_in_decode": False,
     }
-    assert tokenizer_info(sentencepiece) == {"token_postproc_method": "byte_fallback", "prepend_space_in_encode": True, "strip_space_in_decode": True}
-    assert tokenizer_info({"decoder": {"type": "WordPiece"}})["token_postproc_method"] == "byte_fallback"  # MLC's default
+    sentencepiece = {
+        "normalizer": {
+            "type": "Sequence",
+            "normalizers": [{"type": "Prepend", "prepend": "\u2581"}, {"type": "Replace"}],
+        },
+        "decoder": {
+            "type": "Sequence",
+            "decoders": [
+                {"type": "Replace"},
+                {"type": "ByteFallback"},
+                {"type": "Fuse"},
+                {"type": "Strip", "content": " ", "start": 1, "stop": 0},
+            ],
+        },
+    }
+    assert tokenizer_info(sentencepiece) == {
+        "token_postproc_method": "byte_fallback",
+        "prepend_space_in_encode": True,
+        "strip_space_in_decode": True,
+    }
+    assert (
+        tokenizer_info({"decoder": {"type": "WordPiece"}})["token_postproc_method"] == "byte_fallback"
+    )  # MLC's default

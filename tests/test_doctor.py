@@ -1,4 +1,5 @@
 """`hearth doctor`: every piece reported; a missing one named, with its fix, and exit 1."""
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,9 @@ def _results(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     return rc, {c["name"]: c for c in json.loads(capsys.readouterr().out)}
 
 
-def test_everything_present_on_a_set_up_machine(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_everything_present_on_a_set_up_machine(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     rc, checks = _results(monkeypatch, capsys)
     assert len(checks) == len(CHECKS)
     assert rc == 0, {k: v for k, v in checks.items() if not v["ok"]}
@@ -25,7 +28,9 @@ def test_everything_present_on_a_set_up_machine(monkeypatch: pytest.MonkeyPatch,
     assert "shader-f16: no" in checks["Chromium WebGPU"]["detail"]  # SwiftShader
 
 
-def test_missing_runtime_is_named_with_its_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_runtime_is_named_with_its_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("HEARTH_CACHE", str(tmp_path))
     rc, checks = _results(monkeypatch, capsys)
     assert rc == 1
@@ -33,7 +38,9 @@ def test_missing_runtime_is_named_with_its_fix(tmp_path: Path, monkeypatch: pyte
     assert not runtime["ok"] and "hearth runtime build" in runtime["fix"]
 
 
-def test_missing_emcc_and_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_emcc_and_chromium(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     node = shutil.which("node")

@@ -17,6 +17,7 @@ Packages are cached by build key under cache_root()/test-packages: the first run
 quantization once (~30-90 s each on 2 busy cores, ~12 min for the module); with the packages
 cached the parity runs dominate (~40-90 s per quantization: 241 texts, 29 of them 256 tokens).
 """
+
 from __future__ import annotations
 
 import functools
@@ -86,7 +87,13 @@ def test_package_layout() -> None:
     pkg = minilm_package("q0f32")
     manifest = verify_package(pkg)
     names = {p.name for p in pkg.iterdir()}
-    assert {"mlc-chat-config.json", "tensor-cache.json", "tokenizer.json", "vocab.txt", f"{MODEL_ID}-q0f32-llvm.so"} <= names
+    assert {
+        "mlc-chat-config.json",
+        "tensor-cache.json",
+        "tokenizer.json",
+        "vocab.txt",
+        f"{MODEL_ID}-q0f32-llvm.so",
+    } <= names
     assert manifest["model_task"] == "embedding" and manifest["model_type"] == "bert"
     assert manifest["source_params"] == 22_565_376  # BertModel's 22.7M minus the unused pooler (148k)
     cfg = json.loads((pkg / "mlc-chat-config.json").read_text())
@@ -108,7 +115,9 @@ def test_minilm_parity(quant: str, texts, reference) -> None:
     detail = "; ".join(f"{cos[i]:.5f} {texts[i][0]} {texts[i][1][:30]!r}" for i in worst)
     print(f"\n{quant}: min {cos.min():.6f} mean {cos.mean():.6f} over {len(texts)} texts; worst: {detail}")
     min_ok, mean_ok = PARITY[quant]
-    assert cos.min() >= min_ok and cos.mean() >= mean_ok, f"{quant}: min {cos.min():.6f} mean {cos.mean():.6f}; worst: {detail}"
+    assert cos.min() >= min_ok and cos.mean() >= mean_ok, (
+        f"{quant}: min {cos.min():.6f} mean {cos.mean():.6f}; worst: {detail}"
+    )
     assert np.allclose(np.linalg.norm(out.embeddings, axis=1), 1, atol=1e-4)  # Normalize module honoured
 
 
@@ -158,7 +167,9 @@ def test_cli_compiles_minilm_llvm(tmp_path: Path, capsys: pytest.CaptureFixture[
     from hearth.cli import main as hearth_main
 
     out = minilm_package("q0f32").parents[1]  # same inputs: the CLI finds the cached package
-    rc = hearth_main(["compile", str(MINILM), "--quant", "q0f32", "--target", "llvm", "--out", str(out), "--model-id", MODEL_ID])
+    rc = hearth_main(
+        ["compile", str(MINILM), "--quant", "q0f32", "--target", "llvm", "--out", str(out), "--model-id", MODEL_ID]
+    )
     assert rc == 0 and capsys.readouterr().out.strip().endswith(f"{MODEL_ID}/q0f32")
 
 
@@ -178,7 +189,19 @@ def test_webgpu_package_compiles() -> None:
 CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
 # [PAD] is 1, RoBERTa's padding_idx, for every family; no text token can be 1.
 VOCAB = ["[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]", *CHARS, *".,!?'\"()", *(f"##{c}" for c in CHARS)] + [
-    "the", "##s", "##ing", "and", "of", "to", "in", "is", "python", "function", "return", "value", "class",
+    "the",
+    "##s",
+    "##ing",
+    "and",
+    "of",
+    "to",
+    "in",
+    "is",
+    "python",
+    "function",
+    "return",
+    "value",
+    "class",
 ]
 
 
@@ -195,12 +218,24 @@ def _tiny_checkpoint(folder: Path, model_type: str, pooling: str | None, normali
     )
     tok.decoder = decoders.WordPiece()
     PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
     ).save_pretrained(folder)
     offset = 2 if model_type != "bert" else 0  # RoBERTa positions start after pad_token_id (1)
     cfg = AutoConfig.for_model(
-        model_type, vocab_size=len(VOCAB), hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-        max_position_embeddings=64 + offset, pad_token_id=1, type_vocab_size=2 if model_type == "bert" else 1,
+        model_type,
+        vocab_size=len(VOCAB),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=64 + offset,
+        pad_token_id=1,
+        type_vocab_size=2 if model_type == "bert" else 1,
     )
     torch.manual_seed(0)
     model = AutoModel.from_config(cfg, add_pooling_layer=False)
@@ -210,14 +245,20 @@ def _tiny_checkpoint(folder: Path, model_type: str, pooling: str | None, normali
                 p.copy_(torch.randn_like(p) * 0.2 + (1.0 if name.endswith("weight") else 0.0))
     model.save_pretrained(folder)
     if pooling is not None:
-        modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+        modules = [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ]
         if normalize:
-            modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+            modules.append(
+                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+            )
         (folder / "modules.json").write_text(json.dumps(modules))
         (folder / "1_Pooling").mkdir()
         keys = {"cls": "pooling_mode_cls_token", "mean": "pooling_mode_mean_tokens", "max": "pooling_mode_max_tokens"}
-        (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 64, **{k: k == keys[pooling] for k in keys.values()}}))
+        (folder / "1_Pooling" / "config.json").write_text(
+            json.dumps({"word_embedding_dimension": 64, **{k: k == keys[pooling] for k in keys.values()}})
+        )
         (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 48, "do_lower_case": False}))
     return folder
 
@@ -231,17 +272,26 @@ TINY = [  # (model_type, pooling in modules.json or None for none, Normalize mod
 
 
 @pytest.mark.parametrize("model_type,pooling,normalize", TINY, ids=[f"{m}-{p or 'default'}" for m, p, _ in TINY])
-def test_tiny_encoders_match_reference(model_type: str, pooling: str | None, normalize: bool, tmp_path: Path, texts) -> None:
+def test_tiny_encoders_match_reference(
+    model_type: str, pooling: str | None, normalize: bool, tmp_path: Path, texts
+) -> None:
     folder = _tiny_checkpoint(tmp_path / f"tiny-{model_type}", model_type, pooling, normalize)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pkg = compile_package(str(folder), "q0f32", ["llvm"], tmp_path / "dist", embed_batch_sizes=[1, 4], embed_seq_lens=[16]).package_dir
+        pkg = compile_package(
+            str(folder), "q0f32", ["llvm"], tmp_path / "dist", embed_batch_sizes=[1, 4], embed_seq_lens=[16]
+        ).package_dir
     defaulted = [w for w in caught if issubclass(w.category, NoPoolingConfigWarning)]
     assert bool(defaulted) == (pooling is None)
     meta = json.loads((pkg / "mlc-chat-config.json").read_text())["embedding_metadata"]
     want_len = 48 if pooling else 64
     assert (meta["pooling"], meta["normalize"], meta["max_seq_length"]) == (pooling or "mean", normalize, want_len)
-    assert [k["function"] for k in meta["buckets"]] == ["embed_b1_s16", "embed_b4_s16", f"embed_b1_s{want_len}", f"embed_b4_s{want_len}"]
+    assert [k["function"] for k in meta["buckets"]] == [
+        "embed_b1_s16",
+        "embed_b4_s16",
+        f"embed_b1_s{want_len}",
+        f"embed_b4_s{want_len}",
+    ]
 
     strings = [t for _, t in texts[::6]] + ["", "  ", "the python function returns a value " * 20]
     enc = NativeEncoder.from_package(pkg)
@@ -359,9 +409,15 @@ def test_unused_checkpoint_tensors_are_known() -> None:
 
     with safe_open(str(MINILM / "model.safetensors"), "np") as f:
         names = list(f.keys())
-    assert sorted(n for n in names if is_unused_hf_tensor(n)) == ["embeddings.position_ids", "pooler.dense.bias", "pooler.dense.weight"]
+    assert sorted(n for n in names if is_unused_hf_tensor(n)) == [
+        "embeddings.position_ids",
+        "pooler.dense.bias",
+        "pooler.dense.weight",
+    ]
     assert not is_unused_hf_tensor("encoder.layer.0.attention.self.query.weight")
-    assert is_unused_hf_tensor("cls.predictions.transform.dense.weight") and is_unused_hf_tensor("bert.pooler.dense.bias")
+    assert is_unused_hf_tensor("cls.predictions.transform.dense.weight") and is_unused_hf_tensor(
+        "bert.pooler.dense.bias"
+    )
 
 
 def test_bucket_set() -> None:
@@ -370,7 +426,16 @@ def test_bucket_set() -> None:
     assert len(make_buckets(256, num_attention_heads=12, intermediate_size=1536)) == 12
     base = make_buckets(512, num_attention_heads=12, intermediate_size=3072)
     assert Bucket(32, 512) not in base and Bucket(8, 512) in base and Bucket(1, 512) in base
-    assert [k.seq for k in make_buckets(200, num_attention_heads=4, intermediate_size=64, batch_sizes=[4])] == [32, 32, 64, 64, 128, 128, 200, 200]
+    assert [k.seq for k in make_buckets(200, num_attention_heads=4, intermediate_size=64, batch_sizes=[4])] == [
+        32,
+        32,
+        64,
+        64,
+        128,
+        128,
+        200,
+        200,
+    ]
 
 
 def test_plan_batches() -> None:
@@ -380,7 +445,14 @@ def test_plan_batches() -> None:
     assert sorted(i for _, idx in plan for i in idx) == list(range(len(lengths)))
     # Batch sizes count only the texts that need the bucket: the one 256-token text goes alone (it
     # used to pad 31 short texts to 256), the nine 100s take b8 + b1 at s128, the 41 short ones 32 + 8 + 1.
-    assert [(k.batch, k.seq, len(idx)) for k, idx in plan] == [(1, 256, 1), (8, 128, 8), (1, 128, 1), (32, 32, 32), (8, 32, 8), (1, 32, 1)]
+    assert [(k.batch, k.seq, len(idx)) for k, idx in plan] == [
+        (1, 256, 1),
+        (8, 128, 8),
+        (1, 128, 1),
+        (32, 32, 32),
+        (8, 32, 8),
+        (1, 32, 1),
+    ]
     # Free rows take the next shorter texts: 5 texts of 100 + 3 of 3 -> one b8_s128 call.
     assert [(k.batch, k.seq, len(idx)) for k, idx in plan_batches([100] * 5 + [3] * 3, buckets)] == [(8, 128, 8)]
     for bucket, idx in plan:

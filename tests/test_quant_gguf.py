@@ -11,6 +11,7 @@ never rounded a second time.
 - errors: a non-GGUF source, a GGUF with block types that cannot be carried, an 8-bit block in a
   4-bit layer, a minimum out of f16 range, float weights fed to a carry plan.
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,7 +27,6 @@ from conftest import REPO
 from hearth.cache import cache_root
 from hearth.quant import (
     AsymCarryError,
-    BlockCodes,
     bits_per_param,
     build_plan,
     dequantize_asym,
@@ -48,7 +48,9 @@ PROMPT = [341, 220, 557, 332, 74, 283, 349, 86, 77, 284, 78, 87, 220, 73, 84, 33
 def _same_bits(got: np.ndarray, want: np.ndarray) -> bool:
     """Bit-identical, except that gguf's Q4_0 / Q8_0 code d * 0 gives -0.0 for a negative d where
     code * d + min gives +0.0 (equal values; no product or sum can tell them apart from 0 here)."""
-    return np.array_equal(np.where(want == 0, 0, got).view(np.uint32), np.where(want == 0, 0, want).view(np.uint32)) and np.array_equal(got == 0, want == 0)
+    return np.array_equal(
+        np.where(want == 0, 0, got).view(np.uint32), np.where(want == 0, 0, want).view(np.uint32)
+    ) and np.array_equal(got == 0, want == 0)
 
 
 def _gguf_blocks(w: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +112,12 @@ def test_uncarriable_blocks_are_refused() -> None:
 
 
 def test_schemes_and_bits() -> None:
-    for name, dt, bits in [("q4f16_gguf", "float16", 4), ("q4f32_gguf", "float32", 4), ("q8f16_gguf", "float16", 8), ("q8f32_gguf", "float32", 8)]:
+    for name, dt, bits in [
+        ("q4f16_gguf", "float16", 4),
+        ("q4f32_gguf", "float32", 4),
+        ("q8f16_gguf", "float16", 8),
+        ("q8f32_gguf", "float32", 8),
+    ]:
         s = get_scheme(name)
         assert s.carries_gguf and s.is_quantized and s.model_dtype == dt and s.group_size == 32
         assert (s.layer_bits("linear"), s.layer_bits("embedding"), s.layer_bits("final_fc")) == (bits, 8, 8)
@@ -145,20 +152,26 @@ def test_non_gguf_source_is_refused() -> None:
     import make_test_models as mtm
 
     source = resolve_source(str(mtm.ensure_test_model("tiny-qwen2-bpe")))
-    with pytest.raises(GGUFCarryError, match=r"q4f16_gguf carries a GGUF file's own block codes.*not a GGUF file.*q4f16_1 or q4f16_mse"):
+    with pytest.raises(
+        GGUFCarryError, match=r"q4f16_gguf carries a GGUF file's own block codes.*not a GGUF file.*q4f16_1 or q4f16_mse"
+    ):
         check_carry_over(get_scheme("q4f16_gguf"), source)
     check_carry_over(get_scheme("q4f16_1"), source)  # other schemes: no-op
 
 
 def test_gguf_with_uncarriable_types_is_refused() -> None:
     source = resolve_source(str(make_test_gguf.ensure_test_gguf(linear_type="Q5_1")))
-    with pytest.raises(GGUFCarryError, match=r"Q5_1 \(14 tensors\).*q4f32_gguf carries Q4_0, Q4_1, Q8_0 blocks.*q4f32_1 or q4f32_mse"):
+    with pytest.raises(
+        GGUFCarryError, match=r"Q5_1 \(14 tensors\).*q4f32_gguf carries Q4_0, Q4_1, Q8_0 blocks.*q4f32_1 or q4f32_mse"
+    ):
         check_carry_over(get_scheme("q4f32_gguf"), source)
 
 
 def test_gguf_with_8bit_linears_needs_the_q8_scheme() -> None:
     source = resolve_source(str(make_test_gguf.ensure_test_gguf(linear_type="Q8_0")))
-    with pytest.raises(GGUFCarryError, match=r"14 tensors hold 8-bit blocks where q4f16_gguf keeps 4-bit codes.*use q8f16_gguf"):
+    with pytest.raises(
+        GGUFCarryError, match=r"14 tensors hold 8-bit blocks where q4f16_gguf keeps 4-bit codes.*use q8f16_gguf"
+    ):
         check_carry_over(get_scheme("q4f16_gguf"), source)
     check_carry_over(get_scheme("q8f16_gguf"), source)
 
@@ -223,7 +236,9 @@ def test_q_rows_are_in_hf_order() -> None:
 
     pkg = _package("q4f32_gguf")
     params, _ = tvmjs.load_tensor_cache(str(pkg), None)
-    qkv = dequantize_asym(*(params[f"model.layers.1.self_attn.qkv_proj.{p}"].numpy() for p in ("q_weight", "q_scale", "q_min")))
+    qkv = dequantize_asym(
+        *(params[f"model.layers.1.self_attn.qkv_proj.{p}"].numpy() for p in ("q_weight", "q_scale", "q_min"))
+    )
     tokens, *_ = make_test_gguf._tokenizer()
     original = make_test_gguf._random_weights(len(tokens), seed=0)["model.layers.1.self_attn.q_proj.weight"]
     _, want = _gguf_blocks(original, "Q4_1")  # quantized alone, rows never permuted
@@ -250,9 +265,8 @@ def test_llvm_logits_match_transformers_on_dequantized_weights() -> None:
 @pytest.mark.parametrize("quant", ["q4f32_gguf", "q4f16_gguf"])
 def test_webgpu_greedy_matches_native(quant: str) -> None:
     """WebGPU (Node + Dawn on lavapipe) gives the native build's greedy tokens."""
-    from test_webgpu_decoder import divergence_report, run_webgpu
-
     from hearth.native import load_decoder
+    from test_webgpu_decoder import divergence_report, run_webgpu
 
     pkg = _package(quant)
     dec, _ = load_decoder(pkg, target="llvm")
@@ -272,7 +286,10 @@ def test_wasm_cpu_greedy_matches_native() -> None:
     script = REPO / "tests" / "support" / "wasm_cpu_greedy.mjs"
     proc = subprocess.run(
         ["node", "--import", "tsx", str(script), str(pkg), ",".join(map(str, PROMPT)), "12"],
-        capture_output=True, text=True, timeout=600, cwd=REPO / "sdk",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO / "sdk",
     )
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1]) if lines else {"error": "no output"}

@@ -1,4 +1,5 @@
 """The wasm runtime build: cached by key, and a failure is loud and leaves nothing behind."""
+
 from __future__ import annotations
 
 import time
@@ -32,5 +33,7 @@ def test_failed_build_names_command_and_log_and_caches_nothing(tmp_path: Path, m
     final = runtime_dir()
     assert not final.exists(), "nothing half-built is cached as good"
     # the lock file (concurrent builds wait on it) and logs/ (holding the failure log) stay; no build folder may
-    leftovers = [p for p in final.parent.iterdir() if p.suffix != ".lock" and p.name != "logs"] if final.parent.exists() else []
+    leftovers = (
+        [p for p in final.parent.iterdir() if p.suffix != ".lock" and p.name != "logs"] if final.parent.exists() else []
+    )
     assert leftovers == [], f"temp build folders left behind: {leftovers}"

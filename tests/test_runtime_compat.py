@@ -3,6 +3,7 @@
 The wasm runtime is built from them, so a wrong byte order or rounding here would corrupt
 every executable loaded in the browser. Built with g++ under ASan/UBSan.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -23,9 +24,25 @@ def _compile(src: Path, out: Path, extra: list[str]) -> None:
     if not shutil.which("g++"):
         pytest.fail("g++ is required to test the runtime compat headers (apt-get install g++)")
     c = compat_dir()
-    cmd = ["g++", "-std=c++17", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-           "-Wall", "-Wextra", f"-I{c / 'include'}", f"-I{c / 'src'}", f"-I{c / '3rdparty' / 'compiler-rt'}",
-           f"-I{FFI / 'include'}", f"-I{FFI / '3rdparty' / 'dlpack' / 'include'}", str(src), "-o", str(out), *extra]
+    cmd = [
+        "g++",
+        "-std=c++17",
+        "-O1",
+        "-g",
+        "-fsanitize=address,undefined",
+        "-fno-sanitize-recover=all",
+        "-Wall",
+        "-Wextra",
+        f"-I{c / 'include'}",
+        f"-I{c / 'src'}",
+        f"-I{c / '3rdparty' / 'compiler-rt'}",
+        f"-I{FFI / 'include'}",
+        f"-I{FFI / '3rdparty' / 'dlpack' / 'include'}",
+        str(src),
+        "-o",
+        str(out),
+        *extra,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
@@ -42,10 +59,31 @@ def test_fp16_conversions_match_numpy(tmp_path: Path) -> None:
     exe = tmp_path / "fp16_test"
     _compile(HERE / "compat_fp16_test.cc", exe, [])
     rng = np.random.default_rng(0)
-    specials = [0.0, -0.0, np.inf, -np.inf, np.nan, 65504.0, 65520.0, 65519.99, 6e-8, 2.98e-8, 5.96e-8, 1.0 + 2**-11, 1.0 + 3 * 2**-11]
-    f32 = np.concatenate([np.array(specials, np.float32), rng.standard_normal(200_000).astype(np.float32) * 1000,
-                          np.frombuffer(rng.bytes(4 * 200_000), np.float32)])
-    f64 = np.concatenate([np.array(specials, np.float64), rng.standard_normal(100_000) * 10, rng.standard_normal(50_000) * 1e-6])
+    specials = [
+        0.0,
+        -0.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+        65504.0,
+        65520.0,
+        65519.99,
+        6e-8,
+        2.98e-8,
+        5.96e-8,
+        1.0 + 2**-11,
+        1.0 + 3 * 2**-11,
+    ]
+    f32 = np.concatenate(
+        [
+            np.array(specials, np.float32),
+            rng.standard_normal(200_000).astype(np.float32) * 1000,
+            np.frombuffer(rng.bytes(4 * 200_000), np.float32),
+        ]
+    )
+    f64 = np.concatenate(
+        [np.array(specials, np.float64), rng.standard_normal(100_000) * 10, rng.standard_normal(50_000) * 1e-6]
+    )
     f32.tofile(tmp_path / "f32.bin")
     f64.tofile(tmp_path / "f64.bin")
     subprocess.run([str(exe)], cwd=tmp_path, check=True, timeout=120)

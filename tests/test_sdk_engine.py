@@ -11,6 +11,7 @@ which reuses the KV cache's prefix. Checked here:
 - the text equals transformers' decode of prompt + generated ids past the prompt's text (the streamed
   detokenization is right), and the streamed run (KV reuse) has the same tokens and text.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,9 @@ def run_engine(pkg: Path, messages: list[dict], max_tokens: int) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO / "sdk")
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1]) if lines else {"error": "no output"}
-    assert proc.returncode == 0 and "error" not in result, f"engine-chat failed ({proc.returncode}): {result}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0 and "error" not in result, (
+        f"engine-chat failed ({proc.returncode}): {result}\n{proc.stderr[-3000:]}"
+    )
     return result
 
 

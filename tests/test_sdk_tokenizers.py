@@ -5,6 +5,7 @@ package is installed), a few hundred varied texts are encoded by transformers' A
 the SDK (`node sdk/scripts/tokenize.mjs`, one process per batch); ids, decoded text, streamed text,
 truncation, special-token ids and rendered chat templates must be identical.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,44 +44,168 @@ pytestmark = pytest.mark.skipif(
 # Texts
 
 FIXED_TEXTS = [
-    "", " ", "  ", "\n", "\n\n\n", "\t", " \t \n ", "a", "A", "Hello world", "Hello  world", " Hello world",
-    "Hello world ", "hello\nworld", "hello\r\nworld", "line one\n\nline two\n", "   leading", "trailing   ",
-    "multiple     spaces     here", "tabs\t\tand\tmore\ttabs", "\n  \n\t\n", "word " * 40,
+    "",
+    " ",
+    "  ",
+    "\n",
+    "\n\n\n",
+    "\t",
+    " \t \n ",
+    "a",
+    "A",
+    "Hello world",
+    "Hello  world",
+    " Hello world",
+    "Hello world ",
+    "hello\nworld",
+    "hello\r\nworld",
+    "line one\n\nline two\n",
+    "   leading",
+    "trailing   ",
+    "multiple     spaces     here",
+    "tabs\t\tand\tmore\ttabs",
+    "\n  \n\t\n",
+    "word " * 40,
     # case, accents, normalisation (NFC vs decomposed), ligatures, special casing
-    "HELLO World", "Ça va? Très bien, merci.", "naïve café résumé", "e\u0301 vs \u00e9", "Straße groß", "İstanbul ıi",
-    "ﬁne ﬂow", "ÅNGSTRÖM", "Ωmega Σίσυφος", "Привет, мир!", "Zürich Köln Ærø",
+    "HELLO World",
+    "Ça va? Très bien, merci.",
+    "naïve café résumé",
+    "e\u0301 vs \u00e9",
+    "Straße groß",
+    "İstanbul ıi",
+    "ﬁne ﬂow",
+    "ÅNGSTRÖM",
+    "Ωmega Σίσυφος",
+    "Привет, мир!",
+    "Zürich Köln Ærø",
     # scripts
-    "日本語のテキストです。", "中文分词测试，你好世界！", "한국어 문장입니다.", "ภาษาไทยไม่มีช่องว่าง", "العربية من اليمين",
-    "हिन्दी भाषा", "עברית", "mixed 日本 and English 中文 text",
+    "日本語のテキストです。",
+    "中文分词测试，你好世界！",
+    "한국어 문장입니다.",
+    "ภาษาไทยไม่มีช่องว่าง",
+    "العربية من اليمين",
+    "हिन्दी भाषा",
+    "עברית",
+    "mixed 日本 and English 中文 text",
     # emoji (multi-codepoint sequences split across byte-level tokens)
-    "😀", "emoji 😀👍🏽 ok", "👨\u200d👩\u200d👧\u200d👦 family", "🇯🇵🇫🇷 flags", "❤️‍🔥", "🤖🦀🐍", "a😀b😀c",
+    "😀",
+    "emoji 😀👍🏽 ok",
+    "👨\u200d👩\u200d👧\u200d👦 family",
+    "🇯🇵🇫🇷 flags",
+    "❤️‍🔥",
+    "🤖🦀🐍",
+    "a😀b😀c",
     # code
-    "def f(x):\n    return x ** 2  # square\n", "for (int i = 0; i < n; ++i) { sum += a[i]; }",
-    "const x = {a: 1, 'b': [2, 3]};", "<div class=\"x\">&amp;</div>", "SELECT * FROM t WHERE id=42;",
-    "if __name__ == '__main__':\n\tmain()", "x=>x*2", "$ ls -la | grep '.py'", "path/to/file.txt",
-    "https://example.com/a?b=c&d=e#f", "user@example.org", "C:\\Windows\\System32",
+    "def f(x):\n    return x ** 2  # square\n",
+    "for (int i = 0; i < n; ++i) { sum += a[i]; }",
+    "const x = {a: 1, 'b': [2, 3]};",
+    '<div class="x">&amp;</div>',
+    "SELECT * FROM t WHERE id=42;",
+    "if __name__ == '__main__':\n\tmain()",
+    "x=>x*2",
+    "$ ls -la | grep '.py'",
+    "path/to/file.txt",
+    "https://example.com/a?b=c&d=e#f",
+    "user@example.org",
+    "C:\\Windows\\System32",
     # numbers
-    "0", "42", "1234567890", "12345678901234567890", "3.14159", "-273.15", "1e-10", "1,000,000", "0x1F",
-    "phone: +1 (555) 123-4567", "2024-01-31T12:00:00Z", "½ ¾ ² ³ ①",
+    "0",
+    "42",
+    "1234567890",
+    "12345678901234567890",
+    "3.14159",
+    "-273.15",
+    "1e-10",
+    "1,000,000",
+    "0x1F",
+    "phone: +1 (555) 123-4567",
+    "2024-01-31T12:00:00Z",
+    "½ ¾ ² ³ ①",
     # contractions and punctuation (Qwen's case-insensitive contraction regex)
-    "don't I'm we'll they've she'd it's", "DON'T I'M WE'LL", "Hello, world! How are you? Fine...",
-    "«quotes» “curly” ‘single’", "em—dash en–dash", "...!!!???", "(parens) [brackets] {braces}",
+    "don't I'm we'll they've she'd it's",
+    "DON'T I'M WE'LL",
+    "Hello, world! How are you? Fine...",
+    "«quotes» “curly” ‘single’",
+    "em—dash en–dash",
+    "...!!!???",
+    "(parens) [brackets] {braces}",
     # special-token strings inside text
-    "<s>", "</s>", "<unk>", "<s>inside</s>", "<|im_start|>user\nhi<|im_end|>", "<|endoftext|>", "[CLS] [SEP] [MASK]",
-    "text <|im_end|> more", "<|im_start|><|im_end|>",
+    "<s>",
+    "</s>",
+    "<unk>",
+    "<s>inside</s>",
+    "<|im_start|>user\nhi<|im_end|>",
+    "<|endoftext|>",
+    "[CLS] [SEP] [MASK]",
+    "text <|im_end|> more",
+    "<|im_start|><|im_end|>",
     # whitespace oddities and control characters
-    "\u00a0nbsp\u00a0", "ideographic\u3000space", "zero\u200bwidth", "\u2028line sep", "bell\x07 del\x7f",
-    "nul\x00char", "\ufeffbom", "replacement \ufffd char", "\x0bvt\x0cff",
+    "\u00a0nbsp\u00a0",
+    "ideographic\u3000space",
+    "zero\u200bwidth",
+    "\u2028line sep",
+    "bell\x07 del\x7f",
+    "nul\x00char",
+    "\ufeffbom",
+    "replacement \ufffd char",
+    "\x0bvt\x0cff",
     # long tokens
-    "a" * 300, "supercalifragilisticexpialidocious" * 5, "😀" * 20, "1" * 50,
+    "a" * 300,
+    "supercalifragilisticexpialidocious" * 5,
+    "😀" * 20,
+    "1" * 50,
 ]
 
 FUZZ_PIECES = [
-    *"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", *".,;:!?'\"()[]{}<>/\\|-_+=*&^%$#@~`",
-    " ", "  ", "   ", "\t", "\n", "\r\n", "\n\n", "é", "e\u0301", "ß", "İ", "ﬁ", "Ω", "ü", "日本", "中文", "한국어", "ไทย",
-    "العربية", "हिन्दी", "😀", "👍🏽", "👨\u200d👩\u200d👧", "🇯🇵", "\u200b", "\u00a0", "\u3000", "<s>", "</s>",
-    "<|im_end|>", "<|endoftext|>", "[CLS]", "[MASK]", "'s", "'LL", "123456", "3.14", "0x1F", "the", " the", "The",
-    "function", " return", "def", "    ", "class", "import",
+    *"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+    *".,;:!?'\"()[]{}<>/\\|-_+=*&^%$#@~`",
+    " ",
+    "  ",
+    "   ",
+    "\t",
+    "\n",
+    "\r\n",
+    "\n\n",
+    "é",
+    "e\u0301",
+    "ß",
+    "İ",
+    "ﬁ",
+    "Ω",
+    "ü",
+    "日本",
+    "中文",
+    "한국어",
+    "ไทย",
+    "العربية",
+    "हिन्दी",
+    "😀",
+    "👍🏽",
+    "👨\u200d👩\u200d👧",
+    "🇯🇵",
+    "\u200b",
+    "\u00a0",
+    "\u3000",
+    "<s>",
+    "</s>",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "[CLS]",
+    "[MASK]",
+    "'s",
+    "'LL",
+    "123456",
+    "3.14",
+    "0x1F",
+    "the",
+    " the",
+    "The",
+    "function",
+    " return",
+    "def",
+    "    ",
+    "class",
+    "import",
 ]
 
 
@@ -203,7 +328,9 @@ def test_decode_matches_transformers_and_round_trips(name: str, texts_file: Path
     want = [tok.decode(i) for i in ids]
     want_skip = [tok.decode(i, skip_special_tokens=True) for i in ids]
     assert out["decoded"] == want, mismatches(name, "decode", out["decoded"], want)
-    assert out["decoded_skip"] == want_skip, mismatches(name, "decode(skip_special_tokens)", out["decoded_skip"], want_skip)
+    assert out["decoded_skip"] == want_skip, mismatches(
+        name, "decode(skip_special_tokens)", out["decoded_skip"], want_skip
+    )
     # Round trip without special tokens: wherever HF gets the text back, the SDK does too.
     bare = sdk_run(name, texts_file, "--no-special-tokens", "--decode")
     hf_back = [tok.decode(tok(t, add_special_tokens=False)["input_ids"]) for t in texts()]
@@ -252,12 +379,20 @@ def test_vocab_size_and_special_ids(name: str) -> None:
     out = sdk(name)
     assert out["vocab_size"] == len(tok)
     assert out["special"] == {
-        "bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id, "unk": tok.unk_token_id
+        "bos": tok.bos_token_id,
+        "eos": tok.eos_token_id,
+        "pad": tok.pad_token_id,
+        "unk": tok.unk_token_id,
     }
 
 
 CONVERSATIONS: list[dict[str, Any]] = [
-    {"messages": [{"role": "user", "content": "What is a list?"}, {"role": "assistant", "content": "A mutable sequence."}]},
+    {
+        "messages": [
+            {"role": "user", "content": "What is a list?"},
+            {"role": "assistant", "content": "A mutable sequence."},
+        ]
+    },
     {"messages": [{"role": "user", "content": "Hi!"}], "add_generation_prompt": True},
     {
         "messages": [
@@ -269,7 +404,10 @@ CONVERSATIONS: list[dict[str, Any]] = [
         "add_generation_prompt": True,
     },
     {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "  padded  \n"}]},
-    {"messages": [{"role": "user", "content": "日本語 😀 <s> {{ not jinja }} {% raw %}"}], "add_generation_prompt": True},
+    {
+        "messages": [{"role": "user", "content": "日本語 😀 <s> {{ not jinja }} {% raw %}"}],
+        "add_generation_prompt": True,
+    },
     {"messages": [{"role": "user", "content": "\u3000wide space\u3000"}, {"role": "assistant", "content": "\tok\n"}]},
     {"messages": [{"role": "user", "content": ""}], "add_generation_prompt": True},
     # roles out of order: the Llama-2 template calls raise_exception
@@ -279,7 +417,7 @@ CONVERSATIONS: list[dict[str, Any]] = [
         "messages": [
             {"role": "user", "content": "Weather?"},
             {"role": "assistant", "content": "Calling the tool."},
-            {"role": "tool", "content": "{\"temp\": 21}"},
+            {"role": "tool", "content": '{"temp": 21}'},
         ]
     },
 ]

@@ -4,6 +4,7 @@
 - as a WebGPU wasm in Node on Dawn (lavapipe: real WGSL on a Vulkan driver);
 - as the same wasm in headless Chromium (SwiftShader) inside a module Worker.
 """
+
 from __future__ import annotations
 
 import pytest

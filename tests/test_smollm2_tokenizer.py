@@ -12,6 +12,7 @@ first time, then cached). Checked:
   default system prompt), with and without add_generation_prompt; and the rendered prompts
   tokenize to the same ids on both sides (what the model is actually fed).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,10 @@ RAG_PROMPT = (
 SMOLLM2_CONVERSATIONS: list[dict[str, Any]] = [
     # single turn with a system message, without and with the generation prompt
     {"messages": [{"role": "system", "content": "You are concise."}, {"role": "user", "content": "What is 2 + 2?"}]},
-    {"messages": [{"role": "system", "content": "You are concise."}, {"role": "user", "content": "What is 2 + 2?"}], "add_generation_prompt": True},
+    {
+        "messages": [{"role": "system", "content": "You are concise."}, {"role": "user", "content": "What is 2 + 2?"}],
+        "add_generation_prompt": True,
+    },
     # multi-turn with a system message
     *[
         {
@@ -71,7 +75,13 @@ SMOLLM2_CONVERSATIONS: list[dict[str, Any]] = [
     ],
     # no system message: the template inserts SmolLM's default one
     {"messages": [{"role": "user", "content": "Hello!"}], "add_generation_prompt": True},
-    {"messages": [{"role": "user", "content": "Hello!"}, {"role": "assistant", "content": "Hi."}, {"role": "user", "content": "Bye."}]},
+    {
+        "messages": [
+            {"role": "user", "content": "Hello!"},
+            {"role": "assistant", "content": "Hi."},
+            {"role": "user", "content": "Bye."},
+        ]
+    },
 ]
 
 
@@ -96,7 +106,9 @@ def hf():
 
 
 def run_sdk(*args: str) -> dict[str, Any]:
-    proc = subprocess.run(["node", str(SCRIPT), str(smollm2_folder()), *args], capture_output=True, text=True, timeout=300, cwd=SDK)
+    proc = subprocess.run(
+        ["node", str(SCRIPT), str(smollm2_folder()), *args], capture_output=True, text=True, timeout=300, cwd=SDK
+    )
     assert proc.returncode == 0, f"tokenize.mjs failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     return json.loads(proc.stdout.strip().split("\n")[-1])
 
@@ -112,7 +124,7 @@ def corpus() -> tuple[str, ...]:
         "<repo_name>x<file_sep>y<filename>z",  # SmolLM2's other added tokens
         RAG_PROMPT,
         heldout,  # the whole held-out text `hearth eval` scores (~9.8k tokens)
-        *heldout.split("\n\n")[:: 15][:40],
+        *heldout.split("\n\n")[::15][:40],
     ]
     return tuple(dict.fromkeys([*texts(), *extra]))
 
@@ -166,7 +178,9 @@ def test_decode_and_stream_match_transformers(sdk_out: dict[str, Any]) -> None:
     want = [tok.decode(i) for i in out["ids"]]
     assert out["decoded"] == want, _diff("decode", corpus(), out["decoded"], want)
     want_skip = [tok.decode(i, skip_special_tokens=True) for i in out["ids"]]
-    assert out["decoded_skip"] == want_skip, _diff("decode(skip_special_tokens)", corpus(), out["decoded_skip"], want_skip)
+    assert out["decoded_skip"] == want_skip, _diff(
+        "decode(skip_special_tokens)", corpus(), out["decoded_skip"], want_skip
+    )
     want_stream = [tok.decode(i, clean_up_tokenization_spaces=False) for i in out["ids"]]
     assert out["streamed"] == want_stream, _diff("streamed text", corpus(), out["streamed"], want_stream)
 
@@ -175,7 +189,12 @@ def test_vocab_size_and_special_ids() -> None:
     tok = hf()
     out = run_sdk()
     assert out["vocab_size"] == len(tok) == 49152
-    assert out["special"] == {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id, "unk": tok.unk_token_id}
+    assert out["special"] == {
+        "bos": tok.bos_token_id,
+        "eos": tok.eos_token_id,
+        "pad": tok.pad_token_id,
+        "unk": tok.unk_token_id,
+    }
     assert tok.convert_ids_to_tokens(out["special"]["eos"]) == "<|im_end|>"
 
 
@@ -187,7 +206,11 @@ def test_chat_template_matches_apply_chat_template(tmp_path: Path) -> None:
     want: list[Any] = []
     for conv in convs:
         try:
-            want.append(tok.apply_chat_template(conv["messages"], tokenize=False, add_generation_prompt=conv.get("add_generation_prompt", False)))
+            want.append(
+                tok.apply_chat_template(
+                    conv["messages"], tokenize=False, add_generation_prompt=conv.get("add_generation_prompt", False)
+                )
+            )
         except jinja2.TemplateError as err:
             want.append({"error": str(err)})
     assert all(isinstance(w, str) for w in want), "SmolLM2's template raises for none of these"
@@ -199,7 +222,9 @@ def test_chat_template_matches_apply_chat_template(tmp_path: Path) -> None:
         assert g == w, conv
 
     # The cases say what they claim to: system kept, default system inserted, generation prompt appended.
-    assert want[1].startswith("<|im_start|>system\nYou are concise.<|im_end|>\n") and want[1].endswith("<|im_start|>assistant\n")
+    assert want[1].startswith("<|im_start|>system\nYou are concise.<|im_end|>\n") and want[1].endswith(
+        "<|im_start|>assistant\n"
+    )
     assert not want[0].endswith("<|im_start|>assistant\n") and want[0].count("<|im_start|>") == 2
     assert want[3].count("<|im_start|>") == 5 and DEFAULT_SYSTEM not in want[3]
     assert want[6].startswith(f"<|im_start|>system\n{DEFAULT_SYSTEM}<|im_end|>\n")
@@ -211,4 +236,6 @@ def test_chat_template_matches_apply_chat_template(tmp_path: Path) -> None:
     want_ids = [tok(w, verbose=False)["input_ids"] for w in want]
     assert ids == want_ids, _diff("rendered-prompt ids", tuple(want), ids, want_ids)
     direct = tok.apply_chat_template(convs[1]["messages"], tokenize=True, add_generation_prompt=True)
-    assert want_ids[1] == (direct if isinstance(direct, list) else direct["input_ids"])  # transformers 5 returns a BatchEncoding
+    assert want_ids[1] == (
+        direct if isinstance(direct, list) else direct["input_ids"]
+    )  # transformers 5 returns a BatchEncoding

@@ -3,6 +3,7 @@
 The first run builds the models into the cache (a few seconds for the random ones, a few
 minutes for tiny-llama-trained on a busy 2-core machine); later runs are cache hits.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -171,8 +172,16 @@ def test_cache_hit_does_not_import_torch_and_cli_prints_dirs(built: dict[str, Pa
 def test_folder_layout_and_metadata(built: dict[str, Path], name: str) -> None:
     path = built[name]
     recipe = mtm.MODELS[name]
-    for f in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-              "tokenizer_config.json", "README.md", "heldout.txt", "hearth-test-model.json"):
+    for f in (
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "README.md",
+        "heldout.txt",
+        "hearth-test-model.json",
+    ):
         assert (path / f).is_file(), f"{name} lacks {f}"
     if recipe.tokenizer_kind == "sentencepiece-bpe":
         assert (path / "tokenizer.model").is_file()
@@ -297,7 +306,11 @@ def test_sentencepiece_model_matches_tokenizer_json(built: dict[str, Path]) -> N
         assert ids == sp.encode(text), text[:60]
         assert tok.decode(ids) == text == sp.decode(ids)
     # byte fallback: a character surely absent from the vocabulary becomes UTF-8 byte tokens
-    assert tok.convert_ids_to_tokens(tok("\u4e2d", add_special_tokens=False)["input_ids"])[-3:] == ["<0xE4>", "<0xB8>", "<0xAD>"]
+    assert tok.convert_ids_to_tokens(tok("\u4e2d", add_special_tokens=False)["input_ids"])[-3:] == [
+        "<0xE4>",
+        "<0xB8>",
+        "<0xAD>",
+    ]
 
 
 @pytest.mark.parametrize("name", ["tiny-qwen2-bpe", "tiny-llama-trained"])

@@ -13,6 +13,7 @@ can be told from a real bug.
 Packages are (re)built by `compile_package` into dist/ when missing or stale (cached by build key).
 Timings (prefill/decode tok/s on this adapter) are printed; run with `-s` to see them.
 """
+
 from __future__ import annotations
 
 import functools
@@ -65,7 +66,9 @@ def run_webgpu(pkg: Path, prompt: list[int], new_tokens: int, *extra: str) -> di
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1]) if lines else {"error": "no output"}
-    assert proc.returncode == 0 and "error" not in result, f"{' '.join(cmd[:3])} failed ({proc.returncode}): {result}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0 and "error" not in result, (
+        f"{' '.join(cmd[:3])} failed ({proc.returncode}): {result}\n{proc.stderr[-3000:]}"
+    )
     return result
 
 
@@ -83,12 +86,14 @@ def native_trace(pkg: Path, prompt: list[int], new_tokens: int, chunk: int | Non
         logits = dec.decode(steps[-1]["token"])
 
 
-def divergence_report(pkg: Path, prompt: list[int], native: list[int], webgpu: list[int], chunk: int | None = None) -> str:
+def divergence_report(
+    pkg: Path, prompt: list[int], native: list[int], webgpu: list[int], chunk: int | None = None
+) -> str:
     i = next((j for j, (a, b) in enumerate(zip(native, webgpu)) if a != b), min(len(native), len(webgpu)))
     extra = ["--trace", "3"] + (["--prefill-chunk", str(chunk)] if chunk else [])
     wg = run_webgpu(pkg, prompt, len(native), *extra)["steps"]
     nt = native_trace(pkg, prompt, len(native), chunk)
-    lines = [f"first divergence at generated position {i}: native {native[i:i+1]} vs webgpu {webgpu[i:i+1]}"]
+    lines = [f"first divergence at generated position {i}: native {native[i : i + 1]} vs webgpu {webgpu[i : i + 1]}"]
     if i < len(nt) and i < len(wg):
         n_top, w_top = nt[i]["top"], wg[i]["top"]
         lines.append(f"  native top-3 {n_top} (margin {n_top[0][1] - n_top[1][1]:.6g})")
@@ -149,7 +154,11 @@ def test_generate_cli_reports_integrity_errors(tmp_path: Path) -> None:
     data[len(data) // 3] ^= 0x80
     shard.write_bytes(bytes(data))
     proc = subprocess.run(
-        ["node", str(GENERATE), str(bad), "--ids", "1,2,3", "--max-new", "2"], capture_output=True, text=True, timeout=300, cwd=REPO
+        ["node", str(GENERATE), str(bad), "--ids", "1,2,3", "--max-new", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])

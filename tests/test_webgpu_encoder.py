@@ -28,6 +28,7 @@ Slow on software Vulkan: lavapipe runs these kernels at ~40 padded tokens/s on 2
 take a fixed subset of the parity texts (every category, every edge case, a few long and truncated
 ones: ~50 texts); HEARTH_ENCODER_FULL=1 runs all 241 (~10-15 min per quantization).
 """
+
 from __future__ import annotations
 
 import functools
@@ -98,7 +99,9 @@ def run_sdk(pkg: Path, strings: list[str], tmp_path: Path, *extra: str, timeout:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     summary = lines[-1] if lines else {"error": "no output"}
-    assert proc.returncode == 0 and "error" not in summary, f"{' '.join(cmd[:3])} failed ({proc.returncode}): {summary}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0 and "error" not in summary, (
+        f"{' '.join(cmd[:3])} failed ({proc.returncode}): {summary}\n{proc.stderr[-3000:]}"
+    )
     return lines[:-1], summary
 
 
@@ -123,7 +126,9 @@ def check_package(quant: str, tmp_path: Path, record_property) -> dict:
     mismatched = [i for i, line in enumerate(lines) if line["ids"] != nat_ids[i]]
     assert not mismatched, f"token ids differ for texts {mismatched[:10]}: {[strings[i][:40] for i in mismatched[:3]]}"
     assert summary["truncatedIndices"] == sorted(nat.truncated)
-    assert [line["tokens"] > summary["maxTokens"] for line in lines] == [i in set(nat.truncated) for i in range(len(strings))]
+    assert [line["tokens"] > summary["maxTokens"] for line in lines] == [
+        i in set(nat.truncated) for i in range(len(strings))
+    ]
     assert summary["calls"] == dict(nat.calls), (summary["calls"], dict(nat.calls))
 
     cos_native = cosine(sdk, nat.embeddings)
@@ -145,11 +150,15 @@ def check_package(quant: str, tmp_path: Path, record_property) -> dict:
         "adapter": (summary.get("adapter") or {}).get("description"),
     }
     record_property(f"encoder_{quant}", json.dumps(numbers))
-    print(f"\n{MODEL}/{quant} WebGPU vs llvm: min cos {numbers['min_cos_vs_native']:.7f} (worst {worst(cos_native)}); "
-          f"vs sentence-transformers: min {numbers['min_cos_vs_reference']:.7f} mean {numbers['mean_cos_vs_reference']:.7f} "
-          f"(llvm vs sentence-transformers: min {numbers['native_min_cos_vs_reference']:.7f}); "
-          f"{len(strings)} texts in {numbers['run']['ms'] / 1000:.1f} s incl. first-use shader JIT, calls {summary['calls']}")
-    assert cos_native.min() >= MIN_COSINE, f"{quant}: WebGPU vs native min cosine {cos_native.min():.7f}; worst: {worst(cos_native)}"
+    print(
+        f"\n{MODEL}/{quant} WebGPU vs llvm: min cos {numbers['min_cos_vs_native']:.7f} (worst {worst(cos_native)}); "
+        f"vs sentence-transformers: min {numbers['min_cos_vs_reference']:.7f} mean {numbers['mean_cos_vs_reference']:.7f} "
+        f"(llvm vs sentence-transformers: min {numbers['native_min_cos_vs_reference']:.7f}); "
+        f"{len(strings)} texts in {numbers['run']['ms'] / 1000:.1f} s incl. first-use shader JIT, calls {summary['calls']}"
+    )
+    assert cos_native.min() >= MIN_COSINE, (
+        f"{quant}: WebGPU vs native min cosine {cos_native.min():.7f}; worst: {worst(cos_native)}"
+    )
 
     # Empty / whitespace-only texts: [CLS] [SEP], one shared finite unit vector, equal to the reference's.
     blank = [i for i, s in enumerate(strings) if s.strip() == ""]  # "", " ", "\n", "\t", "\u3000", "\u00a0\u00a0", ...
@@ -190,7 +199,9 @@ def test_embed_cli_reports_integrity_errors(tmp_path: Path) -> None:
     shard.write_bytes(bytes(data))
     src = tmp_path / "t.json"
     src.write_text('["hello"]')
-    proc = subprocess.run(["node", str(EMBED), str(bad), "--texts", str(src)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    proc = subprocess.run(
+        ["node", str(EMBED), str(bad), "--texts", str(src)], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["errorName"] == "IntegrityError" and result["file"] == "params_shard_0.bin", result

@@ -6,6 +6,7 @@ runs on WebGPU: a short held-out prompt of tiny-llama-trained is continued greed
 tokens must equal the native ones (same package, same dtype). Quality: docs/eval.md (hearth eval).
 Helpers and the divergence report come from test_webgpu_decoder.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -94,8 +94,12 @@ def export(root: Path = DEFAULT_ROOT) -> Path:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+        ) -> torch.Tensor:
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
     tmp = root / f".{MODEL_ID}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -108,13 +112,21 @@ def export(root: Path = DEFAULT_ROOT) -> Path:
     axes = {n: {0: "batch_size", 1: "sequence_length"} for n in [*names, "last_hidden_state"]}
     with torch.no_grad():
         torch.onnx.export(
-            LastHidden(model), (ids, mask, torch.zeros_like(ids)), str(tmp / "onnx" / "model.onnx"),
-            dynamo=False, input_names=names, output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=OPSET,
+            LastHidden(model),
+            (ids, mask, torch.zeros_like(ids)),
+            str(tmp / "onnx" / "model.onnx"),
+            dynamo=False,
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=OPSET,
         )
     for name in SIDE_FILES:
         if (src / name).exists():
             shutil.copy2(src / name, tmp / name)
-    (tmp / "hearth-export.json").write_text(json.dumps({"key": key, "source": str(src), "opset": OPSET, "torch": torch.__version__}))
+    (tmp / "hearth-export.json").write_text(
+        json.dumps({"key": key, "source": str(src), "opset": OPSET, "torch": torch.__version__})
+    )
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest
@@ -122,7 +134,9 @@ def export(root: Path = DEFAULT_ROOT) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=DEFAULT_ROOT, help="root folder (transformers.js env.localModelPath)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_ROOT, help="root folder (transformers.js env.localModelPath)"
+    )
     args = parser.parse_args()
     print(export(args.out))
     return 0

@@ -8,6 +8,7 @@ context_window_size / prefill_chunk_size, so the function signatures and the pac
 order match the package's tensor-cache.json (checked). No GPU is needed: CUDA C is compiled to a
 cubin by nvcc (TVM_CUDA_COMPILE_MODE=nvcc; CUDA_PATH, default /usr/local/cuda) or NVRTC.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,19 @@ def cuda_spec(arch: str) -> TargetSpec:
     # Host code runs on the device machine's CPU: baseline x86-64, not this machine's -mcpu.
     return TargetSpec(
         "cuda",
-        lambda: tvm.target.Target({"kind": "cuda", "arch": arch, "max_threads_per_block": 1024,
-                                   "max_shared_memory_per_block": 49152, "thread_warp_size": 32,
-                                   "host": {"kind": "llvm", "mtriple": "x86_64-pc-linux-gnu"}}),
-        False, True, "cuda",
+        lambda: tvm.target.Target(
+            {
+                "kind": "cuda",
+                "arch": arch,
+                "max_threads_per_block": 1024,
+                "max_shared_memory_per_block": 49152,
+                "thread_warp_size": 32,
+                "host": {"kind": "llvm", "mtriple": "x86_64-pc-linux-gnu"},
+            }
+        ),
+        False,
+        True,
+        "cuda",
     )
 
 
@@ -69,7 +79,11 @@ def main() -> int:
     executable = compile_module(mod, spec)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     executable.export_library(str(args.out))
-    print(json.dumps({"out": str(args.out), "seconds": round(time.perf_counter() - t0, 1), "bytes": args.out.stat().st_size}))
+    print(
+        json.dumps(
+            {"out": str(args.out), "seconds": round(time.perf_counter() - t0, 1), "bytes": args.out.stat().st_size}
+        )
+    )
     return 0
 
 

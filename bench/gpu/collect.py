@@ -3,6 +3,7 @@ table on stdout and docs/images/bench-llm-h200.png.
 
     .venv/bin/python bench/gpu/collect.py <results.jsonl> [<env.txt>] [--command "..."]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,9 @@ def collect(lines: list[str]) -> list[dict[str, Any]]:
         if doc["engine"].startswith("webgpu"):
             entry["adapter"] = (res.get("adapter") or {}).get("description")
             entry["dawn_flags"] = res.get("dawnFlags")
-            entry["breakdown"] = {k: round(v, 3) if isinstance(v, float) else v for k, v in (res.get("breakdown") or {}).items()}
+            entry["breakdown"] = {
+                k: round(v, 3) if isinstance(v, float) else v for k, v in (res.get("breakdown") or {}).items()
+            }
             entry["pipelines_ms"] = {k: round(v["pipelinesMs"]) for k, v in res["load"].items()}
         row["engines"][doc["engine"]] = entry
     for row in rows.values():
@@ -68,12 +71,24 @@ def plot(rows: list[dict[str, Any]]) -> None:
             vals = [r["engines"].get(eng, {}).get(metric, {}).get("median", 0) for r in rows]
             label = "webgpu, tvmjs launch path (before)" if eng == BEFORE else eng
             ax.bar(x + (i - (len(engines) - 1) / 2) * width, vals, width, label=label)
-        ax.set_xticks(x, [r["package"].replace("qwen2.5-0.5b-shaped", "0.5B").replace("tiny-llama-trained", "tiny").replace("-q4", "\nq4") for r in rows], fontsize=8)
+        ax.set_xticks(
+            x,
+            [
+                r["package"]
+                .replace("qwen2.5-0.5b-shaped", "0.5B")
+                .replace("tiny-llama-trained", "tiny")
+                .replace("-q4", "\nq4")
+                for r in rows
+            ],
+            fontsize=8,
+        )
         ax.set_yscale("log")
         ax.set_title(metric.replace("_", " "))
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("Hearth LLM on one NVIDIA H200: WebGPU (Node + Dawn, Vulkan) vs TVM-native CUDA vs PyTorch eager (median of 5)")
+    fig.suptitle(
+        "Hearth LLM on one NVIDIA H200: WebGPU (Node + Dawn, Vulkan) vs TVM-native CUDA vs PyTorch eager (median of 5)"
+    )
     fig.tight_layout()
     IMAGES.mkdir(parents=True, exist_ok=True)
     fig.savefig(IMAGES / "bench-llm-h200.png", dpi=110)
@@ -89,15 +104,33 @@ def main() -> int:
     lines = [ln for f in args.results for ln in f.read_text().splitlines()]
     rows = collect(lines)
     for row in rows:
-        print_table(f"H200 {row['package']} (median [min-max])", ["engine", *METRICS],
-                    [[e, *([row["engines"][e].get(m) for m in METRICS] if "error" not in row["engines"][e] else [row["engines"][e]["error"][:60]])]
-                     for e in [*ENGINES, *(x for x in row["engines"] if x not in ENGINES)] if e in row["engines"]])
+        print_table(
+            f"H200 {row['package']} (median [min-max])",
+            ["engine", *METRICS],
+            [
+                [
+                    e,
+                    *(
+                        [row["engines"][e].get(m) for m in METRICS]
+                        if "error" not in row["engines"][e]
+                        else [row["engines"][e]["error"][:60]]
+                    ),
+                ]
+                for e in [*ENGINES, *(x for x in row["engines"] if x not in ENGINES)]
+                if e in row["engines"]
+            ],
+        )
         for e, v in row["engines"].items():
             if v.get("breakdown"):
                 print(f"  {e} decode breakdown: {v['breakdown']}")
         print("  ratios: " + ", ".join(f"{k} {v}" for k, v in row["ratios"].items()))
-    doc = {"suite": "h200", "command": args.command, "git_rev": git_rev(),
-           "machine": args.env.read_text().strip().splitlines() if args.env else None, "results": rows}
+    doc = {
+        "suite": "h200",
+        "command": args.command,
+        "git_rev": git_rev(),
+        "machine": args.env.read_text().strip().splitlines() if args.env else None,
+        "results": rows,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "h200.json").write_text(json.dumps(doc, separators=(",", ":")) + "\n")
     plot(rows)

@@ -8,6 +8,7 @@ the SDK's integrity check passes on the result.
 
     python3 bench/gpu/make_shards.py <package_dir>      # in place
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,7 +30,11 @@ def fill(pkg: Path, seed: int = 0) -> None:
             dtype = rec["dtype"]
             if dtype in ("float16", "float32", "bfloat16"):
                 arr = rng.uniform(0.002, 0.02, n).astype("float16" if dtype == "bfloat16" else dtype)
-                raw = arr.tobytes() if dtype != "bfloat16" else arr.astype("float32").view("uint32").__rshift__(16).astype("uint16").tobytes()
+                raw = (
+                    arr.tobytes()
+                    if dtype != "bfloat16"
+                    else arr.astype("float32").view("uint32").__rshift__(16).astype("uint16").tobytes()
+                )
             else:
                 raw = rng.integers(0, 256, rec["nbytes"], dtype=np.uint8).tobytes()
             if len(raw) != rec["nbytes"]:

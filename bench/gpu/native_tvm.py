@@ -7,6 +7,7 @@ no hearth import: hearth pulls in the compiler).
 Weights come from the package's params_shard_*.bin (random ones on the H200: make_shards.py);
 prints one JSON line with the same samples as sdk/scripts/bench-llm.mjs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -119,8 +120,14 @@ def main() -> int:
         loads.append((time.perf_counter() - t0) * 1000)
     cfg = dec.cfg
     samples, skipped = run_protocol(
-        dec.reset, dec.prefill, dec.decode, int(cfg["vocab_size"]), int(cfg["context_window_size"]),
-        args.runs, [128, 512], args.decode_new,
+        dec.reset,
+        dec.prefill,
+        dec.decode,
+        int(cfg["vocab_size"]),
+        int(cfg["context_window_size"]),
+        args.runs,
+        [128, 512],
+        args.decode_new,
     )
     samples["load_cold_ms"], samples["load_warm_ms"] = [loads[0]], [loads[1]]
     print(json.dumps({"runtime": f"tvm-native-{args.device}", "samples": samples, "skipped": skipped}))

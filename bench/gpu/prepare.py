@@ -12,6 +12,7 @@
 
 Must stay under the device tool's 64 MiB carry limit (checked at the end).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,12 @@ def bundle_js() -> None:
     wg = SDK / "node_modules" / "webgpu"
     for f in ("index.js", "package.json"):
         shutil.copy(wg / f, stage / "node_modules" / "webgpu" / f)
-    shutil.copy(wg / "dist" / "linux-x64" / "dawn.node", stage / "node_modules" / "webgpu" / "dist" / "linux-x64" / "dawn.node")
-    shutil.copytree(SDK / "node_modules" / "@mlc-ai" / "web-runtime", stage / "node_modules" / "@mlc-ai" / "web-runtime")
+    shutil.copy(
+        wg / "dist" / "linux-x64" / "dawn.node", stage / "node_modules" / "webgpu" / "dist" / "linux-x64" / "dawn.node"
+    )
+    shutil.copytree(
+        SDK / "node_modules" / "@mlc-ai" / "web-runtime", stage / "node_modules" / "@mlc-ai" / "web-runtime"
+    )
     xz_tar(stage, GPU / "js.tar.xz", "js")
     shutil.rmtree(stage)
 
@@ -65,10 +70,14 @@ def site() -> None:
     stage.mkdir(parents=True)
     src = Path(tvm.__file__).parent
     skip = {"src", "include", "3rdparty", "licenses", "cmake", "lib64", "__pycache__"}
-    shutil.copytree(src, stage / "tvm", ignore=lambda d, names: [n for n in names if n in skip or n == "libtvm_compiler.so"])
+    shutil.copytree(
+        src, stage / "tvm", ignore=lambda d, names: [n for n in names if n in skip or n == "libtvm_compiler.so"]
+    )
     wheels = sorted((REPO / "bench" / "tmp" / "gpu-dl").glob("apache_tvm_ffi-*-cp312-*.whl"))
     if not wheels:
-        raise SystemExit("no cp312 apache-tvm-ffi wheel in bench/tmp/gpu-dl: pip download apache-tvm-ffi==0.1.15.post2 --python-version 3.12 ...")
+        raise SystemExit(
+            "no cp312 apache-tvm-ffi wheel in bench/tmp/gpu-dl: pip download apache-tvm-ffi==0.1.15.post2 --python-version 3.12 ..."
+        )
     sh([sys.executable, "-m", "zipfile", "-e", str(wheels[-1]), str(stage)])
     shutil.copy(Path("/usr/local/cuda/lib/libcudart.so.13"), stage / "tvm" / "lib" / "libcudart.so.13")
     xz_tar(stage, GPU / "site.tar.xz", "site")
@@ -104,9 +113,12 @@ def hf_source(model_id: str) -> Path:
 def packages() -> list[tuple[Path, Path]]:
     cuda = REPO / "bench" / "tmp" / "cuda"
     found = []
-    for pkg in [REPO / "dist" / "tiny-llama-trained" / "q4f16_1", REPO / "dist" / "tiny-llama-trained" / "q4f32_1",
-                REPO / "bench" / "tmp" / "dist" / "qwen2.5-0.5b-shaped" / "q4f16_1",
-                REPO / "bench" / "tmp" / "dist" / "qwen2.5-0.5b-shaped" / "q4f32_1"]:
+    for pkg in [
+        REPO / "dist" / "tiny-llama-trained" / "q4f16_1",
+        REPO / "dist" / "tiny-llama-trained" / "q4f32_1",
+        REPO / "bench" / "tmp" / "dist" / "qwen2.5-0.5b-shaped" / "q4f16_1",
+        REPO / "bench" / "tmp" / "dist" / "qwen2.5-0.5b-shaped" / "q4f32_1",
+    ]:
         lib = cuda / f"{pkg.parent.name}-{pkg.name}-cuda.so"
         if pkg.is_dir() and lib.is_file():
             found.append((pkg, lib))

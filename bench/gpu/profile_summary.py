@@ -3,6 +3,7 @@
 
     python3 bench/gpu/profile_summary.py <file.cpuprofile> [top]
 """
+
 from __future__ import annotations
 
 import collections

@@ -4,6 +4,7 @@ random weights (speed does not depend on them), the same protocol as every other
 
     python3 bench/gpu/torch_ref.py <config.json> [--device cuda] [--runs 5] [--decode-new 128] [--max-seq N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,9 +51,21 @@ def main() -> int:
         return int(out.logits[0, -1].argmax())  # .item(): the token id back on the host, a sync
 
     max_seq = args.max_seq or int(config.max_position_embeddings)
-    samples, skipped = run_protocol(reset, step, lambda t: step([t]), int(config.vocab_size), max_seq, args.runs, [128, 512], args.decode_new)
+    samples, skipped = run_protocol(
+        reset, step, lambda t: step([t]), int(config.vocab_size), max_seq, args.runs, [128, 512], args.decode_new
+    )
     samples["load_cold_ms"], samples["load_warm_ms"] = [loads[0]], [loads[1]]
-    print(json.dumps({"runtime": f"torch-eager-{dev.type}", "dtype": str(dtype), "torch": torch.__version__, "samples": samples, "skipped": skipped}))
+    print(
+        json.dumps(
+            {
+                "runtime": f"torch-eager-{dev.type}",
+                "dtype": str(dtype),
+                "torch": torch.__version__,
+                "samples": samples,
+                "skipped": skipped,
+            }
+        )
+    )
     return 0
 
 

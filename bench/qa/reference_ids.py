@@ -10,6 +10,7 @@ tokens.json: {"device", "torch", "transformers", "prompts": [{"id", "tokens", "m
 With --gguf-file the weights are the GGUF's own, dequantized to f32 by transformers' GGUF loader (the same
 conversion `hearth compile` caches). On CUDA, TF32 is off so matrix products stay fp32.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,11 +53,23 @@ def main() -> int:
                 tokens.append(tok)
                 if len(tokens) >= job["maxNewTokens"]:
                     break
-                res = model(torch.tensor([[tok]], device=args.device), past_key_values=res.past_key_values, use_cache=True)
+                res = model(
+                    torch.tensor([[tok]], device=args.device), past_key_values=res.past_key_values, use_cache=True
+                )
             out.append({"id": p["id"], "tokens": tokens, "ms": round((time.perf_counter() - t1) * 1000, 1)})
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    args.out.write_text(json.dumps({"device": device, "torch": torch.__version__, "transformers": transformers.__version__,
-                                    "load_seconds": round(load_s, 1), "prompts": out}) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "device": device,
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "load_seconds": round(load_s, 1),
+                "prompts": out,
+            }
+        )
+        + "\n"
+    )
     print(f"{len(out)} answers on {device} in {sum(r['ms'] for r in out) / 1000:.1f} s (load {load_s:.1f} s)")
     return 0
 

@@ -1,4 +1,5 @@
 """Hearth: compile Hugging Face LLMs and text encoders into WebGPU packages with Apache TVM."""
+
 from importlib.metadata import PackageNotFoundError, version
 
 try:

@@ -3,6 +3,7 @@
 Everything is keyed by a hash of its inputs, written to a temporary sibling folder and
 renamed into place only when complete, so an interrupted build never looks valid.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -83,7 +84,9 @@ def clean_stale_temps(final: Path) -> list[Path]:
     for tmp in siblings:
         pid_text = tmp.name[len(prefix) :].split("-", 1)[0]
         try:
-            stale = not _owner_alive(int(pid_text)) if pid_text.isdigit() else now - tmp.lstat().st_mtime > STALE_UNOWNED_S
+            stale = (
+                not _owner_alive(int(pid_text)) if pid_text.isdigit() else now - tmp.lstat().st_mtime > STALE_UNOWNED_S
+            )
         except OSError:
             continue
         if stale:

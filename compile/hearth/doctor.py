@@ -2,6 +2,7 @@
 
 Each check returns a Check; the table shows status, details and, for failures, the fix.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,12 @@ def check_tvm() -> Check:
         llvm = tvm.target.codegen.llvm_version_major()
         return Check("TVM + LLVM wasm32", True, f"tvm {tvm.__version__}, LLVM {llvm}, wasm32 codegen ok")
     except Exception as e:  # noqa: BLE001 - any failure here means the same fix
-        return Check("TVM + LLVM wasm32", False, f"{type(e).__name__}: {e}"[:200], "run `make setup` (installs apache-tvm==0.27.0.post1 into .venv)")
+        return Check(
+            "TVM + LLVM wasm32",
+            False,
+            f"{type(e).__name__}: {e}"[:200],
+            "run `make setup` (installs apache-tvm==0.27.0.post1 into .venv)",
+        )
 
 
 def check_emcc() -> Check:
@@ -112,7 +118,9 @@ def check_node_webgpu() -> Check:
 
 def check_chromium_webgpu() -> Check:
     if not shutil.which("chromium"):
-        return Check("Chromium WebGPU", False, "chromium not installed", "apt-get install chromium (or `sudo make setup`)")
+        return Check(
+            "Chromium WebGPU", False, "chromium not installed", "apt-get install chromium (or `sudo make setup`)"
+        )
     return _adapter_check(
         "Chromium WebGPU",
         ["node", str(BROWSER_TESTS / "probe-adapter.mjs")],

@@ -4,6 +4,7 @@ The package is verified against its manifest first, the same guarantee the SDK g
 manifest whose paths stay inside the package, every listed file intact, and nothing read that the
 manifest does not list (`open_package`).
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,9 @@ def open_package(package_dir: Path, target: str = "llvm", reads: tuple[str, ...]
     return OpenedPackage(manifest, config, package_dir / lib, dev, params)
 
 
-def load_decoder(package_dir: Path, target: str = "llvm", max_total_seq_len: int | None = None) -> tuple[NativeDecoder, dict]:
+def load_decoder(
+    package_dir: Path, target: str = "llvm", max_total_seq_len: int | None = None
+) -> tuple[NativeDecoder, dict]:
     pkg = open_package(package_dir, target)
     config = pkg.config
     decoder = NativeDecoder(

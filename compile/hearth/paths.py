@@ -1,4 +1,5 @@
 """Where things live in a Hearth checkout (the CLI runs from the repo's .venv)."""
+
 from __future__ import annotations
 
 from pathlib import Path

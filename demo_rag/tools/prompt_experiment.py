@@ -8,6 +8,7 @@ include the source that holds it. Greedy unless --sample.
 
     .venv/bin/python demo_rag/tools/prompt_experiment.py [--model DIR] [--variants v0,v2] [--sample]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,20 +33,35 @@ class Passage:
 
 # A fictional company report, one chunk per page (the demo's chunks are up to 200 encoder tokens).
 PASSAGES = [
-    Passage(1, "Quillmere Robotics was founded in 2011 in the harbour town of Wexcombe. The company designs small "
-               "autonomous boats that measure water quality in lakes and rivers. In its first year it sold eleven "
-               "boats, mostly to universities."),
-    Passage(2, "Leadership. The chief executive officer of Quillmere Robotics is Marisol Thornbury, who joined the "
-               "company in 2016 after ten years at a shipyard. The chief engineer, Dariusz Okafor, leads a team of "
-               "forty engineers in Wexcombe."),
-    Passage(3, "Products. The flagship boat, the Heron 4, is 1.8 metres long and runs for nine hours on one "
-               "charge. In 2023 the company sold 3,400 boats. Its newest model, the Kestrel, can dive to a depth of "
-               "twelve metres."),
-    Passage(4, "Offices. Besides the headquarters in Wexcombe, Quillmere Robotics has a sales office in Lisbon and "
-               "a repair workshop in Tromso. The company employs 260 people. Its annual revenue in 2023 was 48 "
-               "million euros."),
-    Passage(5, "Community. Every summer the company runs a free sailing school for children in Wexcombe. In 2022 "
-               "it donated twenty boats to the Lake Ossery conservation trust, which uses them to count fish."),
+    Passage(
+        1,
+        "Quillmere Robotics was founded in 2011 in the harbour town of Wexcombe. The company designs small "
+        "autonomous boats that measure water quality in lakes and rivers. In its first year it sold eleven "
+        "boats, mostly to universities.",
+    ),
+    Passage(
+        2,
+        "Leadership. The chief executive officer of Quillmere Robotics is Marisol Thornbury, who joined the "
+        "company in 2016 after ten years at a shipyard. The chief engineer, Dariusz Okafor, leads a team of "
+        "forty engineers in Wexcombe.",
+    ),
+    Passage(
+        3,
+        "Products. The flagship boat, the Heron 4, is 1.8 metres long and runs for nine hours on one "
+        "charge. In 2023 the company sold 3,400 boats. Its newest model, the Kestrel, can dive to a depth of "
+        "twelve metres.",
+    ),
+    Passage(
+        4,
+        "Offices. Besides the headquarters in Wexcombe, Quillmere Robotics has a sales office in Lisbon and "
+        "a repair workshop in Tromso. The company employs 260 people. Its annual revenue in 2023 was 48 "
+        "million euros.",
+    ),
+    Passage(
+        5,
+        "Community. Every summer the company runs a free sailing school for children in Wexcombe. In 2022 "
+        "it donated twenty boats to the Lake Ossery conservation trust, which uses them to count fish.",
+    ),
 ]
 
 QUESTIONS = [
@@ -67,7 +83,7 @@ CURRENT_SYSTEM = (
 SHORT_SYSTEM = "Answer the question using the numbered sources. Cite the source number in square brackets, like [1]."
 EXAMPLE_SYSTEM = (
     "Answer the question in one short sentence using the numbered sources, and cite the source number in "
-    "square brackets. Example: \"The museum opened in 1998 [2].\""
+    'square brackets. Example: "The museum opened in 1998 [2]."'
 )
 
 
@@ -87,25 +103,43 @@ def render(variant: str, question: str, passages: list[Passage]) -> list[dict[st
     """The variants. v0 is what prompt.ts rendered before this experiment."""
     if variant == "v0":
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
-        return [{"role": "system", "content": CURRENT_SYSTEM}, {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}"}]
+        return [
+            {"role": "system", "content": CURRENT_SYSTEM},
+            {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}"},
+        ]
     if variant == "v1":  # shorter instructions
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
-        return [{"role": "system", "content": SHORT_SYSTEM}, {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}"}]
+        return [
+            {"role": "system", "content": SHORT_SYSTEM},
+            {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}"},
+        ]
     if variant == "v2":  # instruction repeated after the question (recency helps small models)
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
         tail = "Answer in one sentence and cite the source number in square brackets, like [1]."
-        return [{"role": "system", "content": SHORT_SYSTEM}, {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}\n{tail}"}]
+        return [
+            {"role": "system", "content": SHORT_SYSTEM},
+            {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}\n{tail}"},
+        ]
     if variant == "v3":  # labelled sources
         srcs = "\n\n".join(src_labelled(i + 1, p) for i, p in enumerate(passages))
         tail = "Answer in one sentence and cite the source number in square brackets, like [1]."
-        return [{"role": "system", "content": SHORT_SYSTEM}, {"role": "user", "content": f"{srcs}\n\nQuestion: {question}\n{tail}"}]
+        return [
+            {"role": "system", "content": SHORT_SYSTEM},
+            {"role": "user", "content": f"{srcs}\n\nQuestion: {question}\n{tail}"},
+        ]
     if variant == "v4":  # example answer in the system prompt
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
-        return [{"role": "system", "content": EXAMPLE_SYSTEM}, {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}"}]
+        return [
+            {"role": "system", "content": EXAMPLE_SYSTEM},
+            {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}"},
+        ]
     if variant == "v5":  # example + the instruction after the question
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
         tail = "Answer in one sentence and cite the source number in square brackets, like [1]."
-        return [{"role": "system", "content": EXAMPLE_SYSTEM}, {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}\n{tail}"}]
+        return [
+            {"role": "system", "content": EXAMPLE_SYSTEM},
+            {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}\n{tail}"},
+        ]
     if variant == "v7":  # no system message (the template then adds SmolLM's own), all instructions in the user turn
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
         tail = "Answer the question in one sentence using the sources, and cite the source number in square brackets, like [1]."
@@ -113,19 +147,37 @@ def render(variant: str, question: str, passages: list[Passage]) -> list[dict[st
     if variant == "v8":  # plain "[n] text" sources (no title/page line), example system, instruction after
         srcs = "\n\n".join(f"[{i + 1}] {p.text}" for i, p in enumerate(passages))
         tail = "Answer in one sentence and cite the source number in square brackets, like [1]."
-        return [{"role": "system", "content": EXAMPLE_SYSTEM}, {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}\n{tail}"}]
+        return [
+            {"role": "system", "content": EXAMPLE_SYSTEM},
+            {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}\n{tail}"},
+        ]
     if variant == "v9":  # v5 with the example phrased after the question
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
         tail = "Answer in one short sentence that copies the answer from the source and ends with its number, like: The museum opened in 1998 [2]."
-        return [{"role": "system", "content": SHORT_SYSTEM}, {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}\n{tail}"}]
+        return [
+            {"role": "system", "content": SHORT_SYSTEM},
+            {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}\n{tail}"},
+        ]
     if variant == "v10":  # the citation first: "[2] The museum opened in 1998."
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
         tail = "Start your answer with the number of the source you use in square brackets, like: [2] The museum opened in 1998."
-        return [{"role": "system", "content": SHORT_SYSTEM}, {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}\n{tail}"}]
-    if variant in ("v11", "v12"):  # one worked example as an earlier turn (v12: with v2's instruction after the question)
-        ex_srcs = ("[1] museum-guide.pdf, page 3\nThe gift shop sells postcards and maps.\n\n"
-                   "[2] museum-guide.pdf, page 1\nThe Harbour Museum opened in 1998. Its director is Ines Dahl.")
-        tail = "\nAnswer in one sentence and cite the source number in square brackets, like [1]." if variant == "v12" else ""
+        return [
+            {"role": "system", "content": SHORT_SYSTEM},
+            {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}\n{tail}"},
+        ]
+    if variant in (
+        "v11",
+        "v12",
+    ):  # one worked example as an earlier turn (v12: with v2's instruction after the question)
+        ex_srcs = (
+            "[1] museum-guide.pdf, page 3\nThe gift shop sells postcards and maps.\n\n"
+            "[2] museum-guide.pdf, page 1\nThe Harbour Museum opened in 1998. Its director is Ines Dahl."
+        )
+        tail = (
+            "\nAnswer in one sentence and cite the source number in square brackets, like [1]."
+            if variant == "v12"
+            else ""
+        )
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
         return [
             {"role": "system", "content": SHORT_SYSTEM},
@@ -133,30 +185,53 @@ def render(variant: str, question: str, passages: list[Passage]) -> list[dict[st
             {"role": "assistant", "content": "The Harbour Museum opened in 1998 [2]."},
             {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}{tail}"},
         ]
-    if variant in ("v13", "v14"):  # a worked example whose answer is in source [1] (v14: no instruction after the question)
-        ex_srcs = ("[1] museum-guide.pdf, page 1\nThe Harbour Museum opened in 1998. Its director is Ines Dahl.\n\n"
-                   "[2] museum-guide.pdf, page 3\nThe gift shop sells postcards and maps.")
-        tail = "\nAnswer in one sentence and cite the source number in square brackets, like [1]." if variant == "v13" else ""
+    if variant in (
+        "v13",
+        "v14",
+    ):  # a worked example whose answer is in source [1] (v14: no instruction after the question)
+        ex_srcs = (
+            "[1] museum-guide.pdf, page 1\nThe Harbour Museum opened in 1998. Its director is Ines Dahl.\n\n"
+            "[2] museum-guide.pdf, page 3\nThe gift shop sells postcards and maps."
+        )
+        tail = (
+            "\nAnswer in one sentence and cite the source number in square brackets, like [1]."
+            if variant == "v13"
+            else ""
+        )
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
         return [
             {"role": "system", "content": SHORT_SYSTEM},
-            {"role": "user", "content": f"Sources:\n\n{ex_srcs}\n\nQuestion: Who is the director of the Harbour Museum?{tail}"},
+            {
+                "role": "user",
+                "content": f"Sources:\n\n{ex_srcs}\n\nQuestion: Who is the director of the Harbour Museum?{tail}",
+            },
             {"role": "assistant", "content": "The director of the Harbour Museum is Ines Dahl [1]."},
             {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}{tail}"},
         ]
     if variant in ("v15", "v16"):  # v13 with bare "[n] text" sources (no title/page line); v16: "Source [n]:" label
+
         def bare(n: int, text: str) -> str:
             return f"[{n}] {text}" if variant == "v15" else f"Source [{n}]: {text}"
-        ex_srcs = bare(1, "The Harbour Museum opened in 1998. Its director is Ines Dahl.") + "\n\n" + bare(2, "The gift shop sells postcards and maps.")
+
+        ex_srcs = (
+            bare(1, "The Harbour Museum opened in 1998. Its director is Ines Dahl.")
+            + "\n\n"
+            + bare(2, "The gift shop sells postcards and maps.")
+        )
         tail = "\nAnswer in one sentence and cite the source number in square brackets, like [1]."
         srcs = "\n\n".join(bare(i + 1, p.text) for i, p in enumerate(passages))
         return [
             {"role": "system", "content": SHORT_SYSTEM},
-            {"role": "user", "content": f"Sources:\n\n{ex_srcs}\n\nQuestion: Who is the director of the Harbour Museum?{tail}"},
+            {
+                "role": "user",
+                "content": f"Sources:\n\n{ex_srcs}\n\nQuestion: Who is the director of the Harbour Museum?{tail}",
+            },
             {"role": "assistant", "content": "The director of the Harbour Museum is Ines Dahl [1]."},
             {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}{tail}"},
         ]
-    if variant == "v18":  # two worked examples, both citing [1] (the best-ranked source, where retrieval puts the answer most often)
+    if (
+        variant == "v18"
+    ):  # two worked examples, both citing [1] (the best-ranked source, where retrieval puts the answer most often)
         tail = "\nAnswer in one sentence and cite the source number in square brackets, like [1]."
         ex1 = "[1] museum-guide.pdf, page 1\nThe Harbour Museum opened in 1998.\n\n[2] museum-guide.pdf, page 3\nThe gift shop sells postcards and maps."
         ex2 = "[1] museum-guide.pdf, page 2\nThe director of the museum is Ines Dahl.\n\n[2] museum-guide.pdf, page 3\nThe gift shop sells postcards and maps."
@@ -185,7 +260,10 @@ def render(variant: str, question: str, passages: list[Passage]) -> list[dict[st
     if variant == "v6":  # question first, then sources, then the instruction
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
         tail = "Answer the question in one sentence and cite the source number in square brackets, like [1]."
-        return [{"role": "system", "content": SHORT_SYSTEM}, {"role": "user", "content": f"Question: {question}\n\nSources:\n\n{srcs}\n\n{tail}"}]
+        return [
+            {"role": "system", "content": SHORT_SYSTEM},
+            {"role": "user", "content": f"Question: {question}\n\nSources:\n\n{srcs}\n\n{tail}"},
+        ]
     raise ValueError(variant)
 
 
@@ -200,7 +278,7 @@ def load_qa_set(questions_json: str, extracted_json: str) -> None:
     for i, f in enumerate(pdfs):
         doc = text[f]
         for p in doc["pages"]:
-            PASSAGES.append(Passage(i * 100 + p["page"], doc["text"][p["start"]:p["end"]].strip()))
+            PASSAGES.append(Passage(i * 100 + p["page"], doc["text"][p["start"] : p["end"]].strip()))
     for q in qs["questions"]:
         if q["document"] in pdfs:
             QUESTIONS.append((q["question"], q["answer"], pdfs.index(q["document"]) * 100 + q["page"]))
@@ -216,16 +294,23 @@ def cited_numbers(text: str) -> set[int]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
-    ap.add_argument("--gguf", help="load the weights from this GGUF file (in --model's folder) instead of model.safetensors")
+    ap.add_argument(
+        "--gguf", help="load the weights from this GGUF file (in --model's folder) instead of model.safetensors"
+    )
     ap.add_argument("--variants", default="v0,v1,v2,v3,v4,v5,v6")
     ap.add_argument("--sample", action="store_true", help="temperature 0.2, top_p 0.9 (seeded) instead of greedy")
     ap.add_argument("--repetition-penalty", type=float, default=1.0)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--positions", default="first,middle", help="where the right passage sits: first, middle")
-    ap.add_argument("--passages", type=int, default=4, help="passages in the prompt (the right one and distractors), 1-5")
+    ap.add_argument(
+        "--passages", type=int, default=4, help="passages in the prompt (the right one and distractors), 1-5"
+    )
     ap.add_argument("--json", help="write every answer here")
-    ap.add_argument("--qa", help="the QA set's PDF questions instead of the built-in report: questions.json of bench/qa/data, "
-                                 "with --qa-text the SDK's extraction of its documents (cd sdk && node --import tsx ../bench/qa/extract.mjs ../bench/qa/data)")
+    ap.add_argument(
+        "--qa",
+        help="the QA set's PDF questions instead of the built-in report: questions.json of bench/qa/data, "
+        "with --qa-text the SDK's extraction of its documents (cd sdk && node --import tsx ../bench/qa/extract.mjs ../bench/qa/data)",
+    )
     ap.add_argument("--qa-text")
     args = ap.parse_args()
     if args.qa:
@@ -244,14 +329,26 @@ def main() -> None:
         for q, fact, page in QUESTIONS:
             right = next(p for p in PASSAGES if p.page == page)
             # Distractors: the same document's other pages first (what retrieval brings), then the rest.
-            others = sorted((p for p in PASSAGES if p.page != page), key=lambda p: (p.page // 100 != page // 100, p.page))
+            others = sorted(
+                (p for p in PASSAGES if p.page != page), key=lambda p: (p.page // 100 != page // 100, p.page)
+            )
             for pos in args.positions.split(","):
                 # Retrieval usually ranks the right passage first; "middle" checks the model reads past [1].
                 k = args.passages
-                order = [right, *others[: k - 1]] if pos == "first" else [*others[: (k - 1) // 2 + (k - 1) % 2], right, *others[(k - 1) // 2 + (k - 1) % 2 : k - 1]]
+                order = (
+                    [right, *others[: k - 1]]
+                    if pos == "first"
+                    else [*others[: (k - 1) // 2 + (k - 1) % 2], right, *others[(k - 1) // 2 + (k - 1) % 2 : k - 1]]
+                )
                 msgs = render(variant, q, order)
-                ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True).to(dev)
-                gen = dict(max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty, pad_token_id=tok.eos_token_id)
+                ids = tok.apply_chat_template(
+                    msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True
+                ).to(dev)
+                gen = dict(
+                    max_new_tokens=args.max_new_tokens,
+                    repetition_penalty=args.repetition_penalty,
+                    pad_token_id=tok.eos_token_id,
+                )
                 if args.sample:
                     torch.manual_seed(n)
                     gen.update(do_sample=True, temperature=0.2, top_p=0.9)
@@ -259,7 +356,7 @@ def main() -> None:
                     gen.update(do_sample=False)
                 with torch.no_grad():
                     out = model.generate(**ids, **gen)
-                text = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+                text = tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
                 want_n = order.index(right) + 1
                 hit = fact.lower().replace(",", "") in text.lower().replace(",", "")
                 cite = want_n in cited_numbers(text)
@@ -267,10 +364,24 @@ def main() -> None:
                 cites += cite
                 both += hit and cite
                 n += 1
-                rows.append({"variant": variant, "question": q, "position": pos, "want": want_n, "answer": text, "fact": hit, "cite": cite,
-                             "prompt_tokens": int(ids["input_ids"].shape[1]), "sources": [p.text for p in order]})
+                rows.append(
+                    {
+                        "variant": variant,
+                        "question": q,
+                        "position": pos,
+                        "want": want_n,
+                        "answer": text,
+                        "fact": hit,
+                        "cite": cite,
+                        "prompt_tokens": int(ids["input_ids"].shape[1]),
+                        "sources": [p.text for p in order],
+                    }
+                )
                 print(f"{variant} {pos:6} fact={int(hit)} cite={int(cite)} [{want_n}] {text[:140]!r}", flush=True)
-        print(f"== {variant}: fact {hits}/{n}, cites right source {cites}/{n}, both {both}/{n} ({time.time() - t0:.0f} s)", flush=True)
+        print(
+            f"== {variant}: fact {hits}/{n}, cites right source {cites}/{n}, both {both}/{n} ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

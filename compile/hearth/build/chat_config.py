@@ -1,4 +1,5 @@
 """mlc-chat-config.json and the tokenizer files, following MLC's package conventions."""
+
 from __future__ import annotations
 
 import json
@@ -22,13 +23,21 @@ TOKENIZER_FILES = [
     "vocab.txt",
 ]
 # Sampling defaults when generation_config.json says nothing (MLC's defaults).
-SAMPLING_DEFAULTS = {"temperature": 0.7, "top_p": 0.95, "presence_penalty": 0.0, "frequency_penalty": 0.0, "repetition_penalty": 1.0}
+SAMPLING_DEFAULTS = {
+    "temperature": 0.7,
+    "top_p": 0.95,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+    "repetition_penalty": 1.0,
+}
 
 
 def copy_tokenizer(src: Path, dst: Path) -> list[str]:
     files = [name for name in TOKENIZER_FILES if (src / name).is_file()]
     if not any(name in files for name in ("tokenizer.json", "tokenizer.model", "vocab.txt")):
-        raise FileNotFoundError(f"{src} has no tokenizer (tokenizer.json, tokenizer.model or vocab.txt); the package needs one")
+        raise FileNotFoundError(
+            f"{src} has no tokenizer (tokenizer.json, tokenizer.model or vocab.txt); the package needs one"
+        )
     for name in files:
         shutil.copyfile(src / name, dst / name)
     if "tokenizer.json" not in files:
@@ -47,7 +56,9 @@ def _write_tokenizer_json(src: Path, dst: Path) -> None:
     try:
         tok = AutoTokenizer.from_pretrained(src)
     except Exception as e:  # noqa: BLE001 - converters raise many types
-        raise FileNotFoundError(f"{src} has no tokenizer.json and transformers could not convert its tokenizer ({e})") from e
+        raise FileNotFoundError(
+            f"{src} has no tokenizer.json and transformers could not convert its tokenizer ({e})"
+        ) from e
     with tempfile.TemporaryDirectory() as tmp:
         tok.save_pretrained(tmp)
         if not (Path(tmp) / "tokenizer.json").is_file():
@@ -75,7 +86,9 @@ def chat_config(
     tokenizer_files: list[str],
     model_libs: dict[str, str],
 ) -> dict[str, Any]:
-    tok_cfg = json.loads((src / "tokenizer_config.json").read_text()) if (src / "tokenizer_config.json").is_file() else {}
+    tok_cfg = (
+        json.loads((src / "tokenizer_config.json").read_text()) if (src / "tokenizer_config.json").is_file() else {}
+    )
     gen_file = src / "generation_config.json"
     gen = json.loads(gen_file.read_text()) if gen_file.is_file() else {}
     sampling = {k: gen.get(k, v) for k, v in SAMPLING_DEFAULTS.items()}

@@ -10,6 +10,7 @@
 - `tokenizer_info`: how MLC post-processes the token table (WebLLM uses it for JSON mode), detected
   from tokenizer.json as MLC's own tokenizer loader does.
 """
+
 from __future__ import annotations
 
 import re
@@ -48,7 +49,10 @@ def render_jinja(chat_template: str, messages: list[dict[str, str]], tokenizer_c
     from transformers.utils.chat_template_utils import render_jinja_template
 
     rendered, _ = render_jinja_template(
-        conversations=[messages], chat_template=chat_template, add_generation_prompt=True, **_special_tokens(tokenizer_config)
+        conversations=[messages],
+        chat_template=chat_template,
+        add_generation_prompt=True,
+        **_special_tokens(tokenizer_config),
     )
     return rendered[0]
 

@@ -5,6 +5,7 @@ fail in the browser. Here it must load with the `tokenizers` library (the refere
 tokenizer is tested against), and tokenizer_config.json, read later for the chat template, must be
 a JSON object. A folder with no tokenizer at all is refused here too, not after the build.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,9 @@ def check_tokenizer(src: Path) -> None:
                 "replace it with the checkpoint's original tokenizer.json"
             ) from e
     elif not any((src / name).is_file() for name in ("tokenizer.model", "vocab.txt")):
-        raise TokenizerCheckError(f"{src} has no tokenizer (tokenizer.json, tokenizer.model or vocab.txt); the package needs one")
+        raise TokenizerCheckError(
+            f"{src} has no tokenizer (tokenizer.json, tokenizer.model or vocab.txt); the package needs one"
+        )
     config = src / "tokenizer_config.json"
     if config.is_file():
         try:

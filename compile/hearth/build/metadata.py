@@ -1,6 +1,7 @@
 """The `_metadata` function MLC packages export: a no-argument VM function returning the model's
 metadata JSON (quantization, context size, params in packed order...). WebLLM-style engines
 call it at load time; Hearth's SDK reads the same data from mlc-chat-config.json."""
+
 from __future__ import annotations
 
 import json

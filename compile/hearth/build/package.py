@@ -8,6 +8,7 @@ key (a hash of every input) names its copy in the shared store, <cache>/packages
 any checkout, so a second clone, `make test` and `make demo` reuse it), and dist/<model-id>/<quant>/
 is a verified copy of that: a rebuild of unchanged inputs is a copy, or a no-op.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,7 +55,9 @@ class CompileResult:
 PACKAGE_CODE = ("build", "models", "quant", "weights", "runtime")
 
 
-def _build_key(src_path: Path, quant: str, targets: list[str], options: dict[str, Any], source_sha: str | None = None) -> str:
+def _build_key(
+    src_path: Path, quant: str, targets: list[str], options: dict[str, Any], source_sha: str | None = None
+) -> str:
     """Every input of the package: checkpoint files (a GGUF source: the file's SHA-256), recipe,
     compiler and Hearth's own code."""
     code = Path(__file__).resolve().parents[1]
@@ -63,10 +66,19 @@ def _build_key(src_path: Path, quant: str, targets: list[str], options: dict[str
         inputs = [p for p in inputs if p.suffix != ".safetensors"]
     # Hashing multi-GB weights each time would cost seconds; size+mtime is the usual proxy
     # for large files, content for the small ones (configs, tokenizers).
-    parts: list[str | bytes] = [tvm.__version__, __version__, quant, ",".join(targets), json.dumps(options, sort_keys=True), source_sha or ""]
+    parts: list[str | bytes] = [
+        tvm.__version__,
+        __version__,
+        quant,
+        ",".join(targets),
+        json.dumps(options, sort_keys=True),
+        source_sha or "",
+    ]
     for p in sorted(inputs):
         st = p.stat()
-        parts.append(f"{p.name}:{st.st_size}:{int(st.st_mtime)}" if st.st_size > 64 << 20 else p.name + ":" + sha256_file(p))
+        parts.append(
+            f"{p.name}:{st.st_size}:{int(st.st_mtime)}" if st.st_size > 64 << 20 else p.name + ":" + sha256_file(p)
+        )
     # Only the code that shapes a package: editing the server, eval or CLI must not rebuild them.
     sources = [f for d in PACKAGE_CODE for f in (code / d).rglob("*.py")] + [code / "__init__.py", code / "cache.py"]
     parts.append(hash_files(sources, root=code))
@@ -123,16 +135,26 @@ def compile_package(
     options: dict[str, Any] = {"context_window_size": context_window_size, "prefill_chunk_size": prefill_chunk_size}
     if embedding:
         if prefill_chunk_size is not None:
-            raise ValueError(f"prefill_chunk_size applies to chat models; {arch.name} is an embedding model (its shapes are buckets)")
+            raise ValueError(
+                f"prefill_chunk_size applies to chat models; {arch.name} is an embedding model (its shapes are buckets)"
+            )
         # Encoders also read the sentence-transformers files next to config.json (pooling).
         config = arch.config_class.from_hf(
-            source.config, source.path, max_seq_length=context_window_size, batch_sizes=embed_batch_sizes, seq_lens=embed_seq_lens
+            source.config,
+            source.path,
+            max_seq_length=context_window_size,
+            batch_sizes=embed_batch_sizes,
+            seq_lens=embed_seq_lens,
         )
         options["embed_buckets"] = [[k.batch, k.seq] for k in config.buckets]
     else:
         if embed_batch_sizes or embed_seq_lens:
-            raise ValueError(f"embed_batch_sizes / embed_seq_lens apply to embedding models; {arch.name} is a {arch.task} model")
-        arch, config = config_from_hf(source.config, context_window_size=context_window_size, prefill_chunk_size=prefill_chunk_size)
+            raise ValueError(
+                f"embed_batch_sizes / embed_seq_lens apply to embedding models; {arch.name} is a {arch.task} model"
+            )
+        arch, config = config_from_hf(
+            source.config, context_window_size=context_window_size, prefill_chunk_size=prefill_chunk_size
+        )
     reader = CheckpointReader(source.path)
 
     key = _build_key(source.path, quant, targets, options, source.gguf["sha256"] if source.gguf else None)
@@ -176,11 +198,18 @@ def compile_package(
         ts = time.perf_counter()
         plan = build_plan(module, scheme)
         written = convert_weights(
-            reader, arch.param_map(config), plan, tmp, progress=lambda d, n: note(f"weights {d}/{n}", len(specs), steps), source=source
+            reader,
+            arch.param_map(config),
+            plan,
+            tmp,
+            progress=lambda d, n: note(f"weights {d}/{n}", len(specs), steps),
+            source=source,
         )
         expected = [name for name, _ in named_params]
         if sorted(written) != sorted(expected):
-            raise RuntimeError(f"weights written ({len(written)}) do not match the model's parameters ({len(expected)})")
+            raise RuntimeError(
+                f"weights written ({len(written)}) do not match the model's parameters ({len(expected)})"
+            )
         seconds["weights"] = time.perf_counter() - ts
 
         note("package", len(specs) + 1, steps)

@@ -3,6 +3,7 @@
 It is TVM's generic pipeline (dispatch, legalize, fuse, dlight schedules, lower), spelled
 out here so model-specific passes (e.g. fused dequantize-GEMV) have one place to go.
 """
+
 from __future__ import annotations
 
 import tvm

@@ -5,6 +5,7 @@ dumped with `dump_tensor_cache`, plus a `case.json` holding inputs and a float64
 reference. The SDK's runners (Node on Dawn, Chromium in a module Worker) execute a case
 and report the max abs error against that reference.
 """
+
 from __future__ import annotations
 
 import json
@@ -111,9 +112,15 @@ def build_case(case: SmokeCase, out_dir: Path, target: str = "webgpu") -> Path:
         "wasm" if spec.is_wasm else "library": lib_name,
         "function": "forward",
         "requires_f16": case.requires_f16,
-        "inputs": [{"name": "x", "shape": list(x.shape), "dtype": case.dtype, "data": x.astype(np.float64).ravel().tolist()}],
+        "inputs": [
+            {"name": "x", "shape": list(x.shape), "dtype": case.dtype, "data": x.astype(np.float64).ravel().tolist()}
+        ],
         "params": param_names,
-        "expected": {"shape": [case.batch, case.d_in], "dtype": case.dtype, "data": reference(x, params).ravel().tolist()},
+        "expected": {
+            "shape": [case.batch, case.d_in],
+            "dtype": case.dtype,
+            "data": reference(x, params).ravel().tolist(),
+        },
         "tolerance": case.tolerance,
     }
     (out_dir / "case.json").write_text(json.dumps(doc))

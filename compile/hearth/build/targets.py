@@ -5,6 +5,7 @@
 - llvm:     native CPU build of the same model (reference and fallback server).
 - cuda:     native NVIDIA build (the ceiling WebGPU is benchmarked against).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

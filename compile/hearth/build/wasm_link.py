@@ -25,8 +25,8 @@ import shlex
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
 
 from hearth.cache import cache_root
 from hearth.runtime.build import (
@@ -69,8 +69,14 @@ _OPT_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os", "-Oz")
 class WasmLinkError(RuntimeError):
     """The emscripten link failed; ``cmd`` and ``log_path`` say what and where."""
 
-    def __init__(self, message: str, *, cmd: Sequence[str] | None = None,
-                 log_path: Path | None = None, returncode: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        cmd: Sequence[str] | None = None,
+        log_path: Path | None = None,
+        returncode: int | None = None,
+    ) -> None:
         parts = [message]
         if cmd is not None:
             parts.append(f"command: {shlex.join(str(c) for c in cmd)}")
@@ -84,8 +90,7 @@ class WasmLinkError(RuntimeError):
         self.returncode = returncode
 
 
-def link_flags(runtime: Path, *, asyncify: bool = False,
-               opt_level: str = DEFAULT_LINK_OPT) -> list[str]:
+def link_flags(runtime: Path, *, asyncify: bool = False, opt_level: str = DEFAULT_LINK_OPT) -> list[str]:
     """emcc link flags (everything except inputs and ``-o``).
 
     The union of ``create_tvmjs_wasm``'s flags and the web Makefile's
@@ -102,12 +107,18 @@ def link_flags(runtime: Path, *, asyncify: bool = False,
     flags += [
         "-std=c++17",
         "--no-entry",
-        "-s", "WASM_BIGINT=1",
-        "-s", "ERROR_ON_UNDEFINED_SYMBOLS=0",
-        "-s", "STANDALONE_WASM=1",
-        "-s", "ALLOW_MEMORY_GROWTH=1",
-        "-s", "TOTAL_MEMORY=160MB",
-        "--pre-js", str(preload_js(runtime)),
+        "-s",
+        "WASM_BIGINT=1",
+        "-s",
+        "ERROR_ON_UNDEFINED_SYMBOLS=0",
+        "-s",
+        "STANDALONE_WASM=1",
+        "-s",
+        "ALLOW_MEMORY_GROWTH=1",
+        "-s",
+        "TOTAL_MEMORY=160MB",
+        "--pre-js",
+        str(preload_js(runtime)),
     ]
     if asyncify:
         flags += ["-s", "ASYNCIFY=1"]
@@ -138,8 +149,13 @@ def make_fcompile(
     if missing:
         raise WasmLinkError(f"runtime dir {runtime} is incomplete; missing {missing}")
 
-    def fcompile(output: str, objects: Sequence[str] | str, options: Sequence[str] | None = None,
-                 cc: str | None = None, libs: Sequence[str] | None = None) -> None:
+    def fcompile(
+        output: str,
+        objects: Sequence[str] | str,
+        options: Sequence[str] | None = None,
+        cc: str | None = None,
+        libs: Sequence[str] | None = None,
+    ) -> None:
         objects = [objects] if isinstance(objects, str) else list(objects)
         extra_libs = list(libs or [])
         for lib in extra_libs:
@@ -147,10 +163,17 @@ def make_fcompile(
                 raise WasmLinkError(f"link input from libs does not exist: {lib}")
         if isinstance(options, str):
             options = [options]
-        cmd = [cc or emcc_path(), *link_flags(runtime, asyncify=asyncify, opt_level=opt_level),
-               "-o", str(output),
-               # runtime and libraries before the model objects, as create_tvmjs_wasm does
-               *map(str, rt_objs), *extra_libs, *objects, *(options or [])]
+        cmd = [
+            cc or emcc_path(),
+            *link_flags(runtime, asyncify=asyncify, opt_level=opt_level),
+            "-o",
+            str(output),
+            # runtime and libraries before the model objects, as create_tvmjs_wasm does
+            *map(str, rt_objs),
+            *extra_libs,
+            *objects,
+            *(options or []),
+        ]
         log = log_path or _log_path_for(Path(output))
         log.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
@@ -164,11 +187,13 @@ def make_fcompile(
             elapsed = time.perf_counter() - start
             fh.write(f"\n[exit status {proc.returncode} after {elapsed:.1f} s]\n".encode())
         if proc.returncode != 0:
-            lines = [ln for ln in log.read_text(errors="replace").splitlines()
-                     if ln.strip() and not ln.startswith(("$ ", "[exit status"))]
+            lines = [
+                ln
+                for ln in log.read_text(errors="replace").splitlines()
+                if ln.strip() and not ln.startswith(("$ ", "[exit status"))
+            ]
             tail = "\n".join("    " + ln for ln in lines[-15:])
-            raise WasmLinkError(f"wasm link failed:\n{tail}", cmd=cmd, log_path=log,
-                                returncode=proc.returncode)
+            raise WasmLinkError(f"wasm link failed:\n{tail}", cmd=cmd, log_path=log, returncode=proc.returncode)
         fcompile.last_link_seconds = elapsed  # type: ignore[attr-defined]
         fcompile.last_log_path = log  # type: ignore[attr-defined]
 
@@ -179,8 +204,9 @@ def make_fcompile(
     return fcompile
 
 
-def link_wasm(lib, out_path: Path, runtime: Path | None = None, asyncify: bool = False, *,
-              opt_level: str = DEFAULT_LINK_OPT) -> Path:
+def link_wasm(
+    lib, out_path: Path, runtime: Path | None = None, asyncify: bool = False, *, opt_level: str = DEFAULT_LINK_OPT
+) -> Path:
     """Export ``lib`` (from ``tvm.relax.build`` / ``tvm.compile`` for
     the webgpu target (``hearth.build.targets``)) as a standalone wasm at ``out_path``.
 
@@ -193,8 +219,7 @@ def link_wasm(lib, out_path: Path, runtime: Path | None = None, asyncify: bool =
     if runtime is None:
         runtime = build_runtime()
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fcompile = make_fcompile(Path(runtime), asyncify=asyncify, opt_level=opt_level,
-                             log_path=_log_path_for(out_path))
+    fcompile = make_fcompile(Path(runtime), asyncify=asyncify, opt_level=opt_level, log_path=_log_path_for(out_path))
     # emcc picks the output kind from the suffix, so the temporary name ends in .wasm.
     tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp.wasm")
     start = time.perf_counter()
@@ -202,13 +227,16 @@ def link_wasm(lib, out_path: Path, runtime: Path | None = None, asyncify: bool =
         with tempfile.TemporaryDirectory(prefix="hearth-export-") as workspace:
             lib.export_library(str(tmp), fcompile=fcompile, workspace_dir=workspace)
         if not tmp.is_file() or tmp.stat().st_size == 0:
-            raise WasmLinkError("emcc reported success but wrote no wasm",
-                                log_path=fcompile.last_log_path)  # type: ignore[attr-defined]
+            raise WasmLinkError("emcc reported success but wrote no wasm", log_path=fcompile.last_log_path)  # type: ignore[attr-defined]
         os.replace(tmp, out_path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    logger.info("linked %s (%.1f MB) in %.1f s (emcc %.1f s)", out_path,
-                out_path.stat().st_size / 1e6, time.perf_counter() - start,
-                fcompile.last_link_seconds or 0.0)  # type: ignore[attr-defined]
+    logger.info(
+        "linked %s (%.1f MB) in %.1f s (emcc %.1f s)",
+        out_path,
+        out_path.stat().st_size / 1e6,
+        time.perf_counter() - start,
+        fcompile.last_link_seconds or 0.0,
+    )  # type: ignore[attr-defined]
     return out_path

@@ -11,13 +11,15 @@ A budget file is flat TOML; every key is optional, unknown keys are an error:
 A budget whose metric the package kind does not measure (min_cosine for a decoder) is listed as
 "not measured" and does not fail the run. A measured value that is NaN fails.
 """
+
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 
 class BudgetError(ValueError):
@@ -74,9 +76,7 @@ def load_budget(path: Path) -> dict[str, float]:
 def validate_budget(doc: dict[str, Any], where: str = "budget") -> dict[str, float]:
     unknown = sorted(set(doc) - set(BUDGETS))
     if unknown:
-        raise BudgetError(
-            f"{where}: unknown budget key(s) {', '.join(unknown)}; valid keys: {', '.join(BUDGETS)}"
-        )
+        raise BudgetError(f"{where}: unknown budget key(s) {', '.join(unknown)}; valid keys: {', '.join(BUDGETS)}")
     out: dict[str, float] = {}
     for key, value in doc.items():
         spec = BUDGETS[key]

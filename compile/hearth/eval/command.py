@@ -4,6 +4,7 @@ Exit codes: 0 all good; 1 a budget failed (a table of the failures is printed); 
 an argument is unusable (tampered or incomplete package, no llvm build, bad budget file, ...).
 The last stdout line is a one-line JSON summary, for scripts.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,10 +84,14 @@ def _evaluate(package: Path, args: argparse.Namespace, console: Console) -> tupl
             console.print(
                 f"hearth eval: {manifest.get('model_id')} {manifest.get('quantization')} ({package}): embedding package; "
                 "texts: the fixed parity texts and labelled retrieval set (hearth.eval.embedding_parity, hearth.eval.retrieval)",
-                highlight=False, markup=False, soft_wrap=True,
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
             )
 
-            enc = evaluate_encoder(package, reference=Path(args.reference) if args.reference else None, progress=progress)
+            enc = evaluate_encoder(
+                package, reference=Path(args.reference) if args.reference else None, progress=progress
+            )
             return enc.data, enc.cosines
         dec = evaluate_decoder(
             package,
@@ -114,7 +119,11 @@ _SUMMARY_METRICS = {
 
 def _summary_line(r: dict[str, Any]) -> dict[str, Any]:
     kind = r.get("kind", "decoder")
-    out: dict[str, Any] = {"package": r["package"]["path"], "kind": kind, "quantization": r["package"].get("quantization")}
+    out: dict[str, Any] = {
+        "package": r["package"]["path"],
+        "kind": kind,
+        "quantization": r["package"].get("quantization"),
+    }
     out.update({k: r["metrics"][k] for k in _SUMMARY_METRICS[kind]})
     out["budget_passed"] = (r.get("budget") or {}).get("passed")
     return out
@@ -130,7 +139,9 @@ def run_eval(args: argparse.Namespace, console: Console) -> int:
     try:
         budget = load_budget(Path(args.budget)) if args.budget else None
         if len(args.packages) > 1 and not args.compare:
-            raise ValueError(f"{len(args.packages)} packages given; pass --compare to evaluate several and compare them")
+            raise ValueError(
+                f"{len(args.packages)} packages given; pass --compare to evaluate several and compare them"
+            )
         results: list[dict[str, Any]] = []
         kls: list[Any] = []
         for item in map(Path, args.packages):
@@ -193,7 +204,11 @@ def run_eval(args: argparse.Namespace, console: Console) -> int:
     if args.report:
         report_path = Path(args.report)
         report_path.parent.mkdir(parents=True, exist_ok=True)
-        text = compare_markdown(results, plots, report_path) if args.compare else markdown_report(results[0], plots, report_path)
+        text = (
+            compare_markdown(results, plots, report_path)
+            if args.compare
+            else markdown_report(results[0], plots, report_path)
+        )
         report_path.write_text(text + "\n")
 
     # Piped/captured output is not a terminal: rich would wrap the tables at 80 columns.

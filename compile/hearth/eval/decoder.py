@@ -26,6 +26,7 @@ to DEFAULT_PARAM_TOKENS / parameters tokens, rounded down to a multiple of 128 (
 model: minutes on 2 idle cores), never fewer than MIN_DEFAULT_TOKENS; the test models (~1M parameters) use their whole held-out
 text. `max_tokens=` (`--max-tokens`) overrides it.
 """
+
 from __future__ import annotations
 
 import json
@@ -108,7 +109,9 @@ class Accumulator:
 
     def add(self, ref_logits: np.ndarray, pkg_logits: np.ndarray, targets: np.ndarray) -> None:
         if ref_logits.shape != pkg_logits.shape:
-            raise EvalError(f"reference logits {ref_logits.shape} and package logits {pkg_logits.shape} differ in shape")
+            raise EvalError(
+                f"reference logits {ref_logits.shape} and package logits {pkg_logits.shape} differ in shape"
+            )
         for r0 in range(0, len(targets), 64):  # bounded float64 temporaries for large vocabularies
             r1 = min(len(targets), r0 + 64)
             ref, pkg, tgt = ref_logits[r0:r1], pkg_logits[r0:r1], targets[r0:r1]
@@ -189,7 +192,9 @@ class ReferenceModel:
         return out  # type: ignore[return-value]
 
 
-def package_window_logits(decoder, ids: list[int], w: Window, on_position: Callable[[int], None] | None = None) -> np.ndarray:
+def package_window_logits(
+    decoder, ids: list[int], w: Window, on_position: Callable[[int], None] | None = None
+) -> np.ndarray:
     """Logits at positions w.score_from .. w.end-1 from a fresh sequence (prefill, then decode).
     `on_position(k)`: k positions of this window done (for progress: a window can take minutes)."""
     decoder.reset()
@@ -242,7 +247,9 @@ def resolve_reference(manifest: dict[str, Any], reference: Path | None) -> tuple
         elif kind == "gguf":
             folder, how = _gguf_reference(manifest, Path(where))
         else:
-            raise EvalError(f"the manifest's source {source!r} is not a local folder, GGUF file or hub id; pass --reference <hf folder>")
+            raise EvalError(
+                f"the manifest's source {source!r} is not a local folder, GGUF file or hub id; pass --reference <hf folder>"
+            )
     if not (folder / "config.json").is_file():
         raise EvalError(
             f"reference checkpoint {folder} ({how}) is missing or has no config.json; "
@@ -331,7 +338,13 @@ def _versions() -> dict[str, str]:
 
     from .. import __version__
 
-    return {"hearth": __version__, "tvm": tvm.__version__, "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version()}
+    return {
+        "hearth": __version__,
+        "tvm": tvm.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -404,23 +417,25 @@ def evaluate_decoder(
     windows = plan_windows(len(ids), window, stride)
     timing["tokenize_s"] = time.perf_counter() - ts
     if on_settings is not None:
-        on_settings({
-            "package": str(package_dir),
-            "model_id": manifest.get("model_id"),
-            "quantization": manifest.get("quantization"),
-            "params": params,
-            "max_tokens": limit,
-            "max_tokens_from": limit_how,
-            "tokens_used": len(ids),
-            "tokens_total": total_tokens,
-            "positions": len(ids) - 1,
-            "window": window,
-            "stride": stride,
-            "windows": len(windows),
-            "text": text.source,
-            "reference": f"{ref_dir} ({ref_how})",
-            "weight_error": with_weights,
-        })
+        on_settings(
+            {
+                "package": str(package_dir),
+                "model_id": manifest.get("model_id"),
+                "quantization": manifest.get("quantization"),
+                "params": params,
+                "max_tokens": limit,
+                "max_tokens_from": limit_how,
+                "tokens_used": len(ids),
+                "tokens_total": total_tokens,
+                "positions": len(ids) - 1,
+                "window": window,
+                "stride": stride,
+                "windows": len(windows),
+                "text": text.source,
+                "reference": f"{ref_dir} ({ref_how})",
+                "weight_error": with_weights,
+            }
+        )
 
     ts = time.perf_counter()
     note("load reference", 0, 1)
@@ -445,7 +460,9 @@ def evaluate_decoder(
             pkg_logits = package_window_logits(decoder, ids, w, lambda k, at=w.score_from: note("score", at + k, total))
             t_pkg += time.perf_counter() - ts
             if vocab and pkg_logits.shape[-1] != vocab:
-                raise EvalError(f"package logits have {pkg_logits.shape[-1]} columns, its config says vocab_size {vocab}")
+                raise EvalError(
+                    f"package logits have {pkg_logits.shape[-1]} columns, its config says vocab_size {vocab}"
+                )
             acc.add(ref_logits[w.score_from - w.begin :], pkg_logits, np.asarray(ids[w.score_from + 1 : w.end + 1]))
     note("score", total, total)
     timing["reference_s"] = t_ref
@@ -470,7 +487,12 @@ def evaluate_decoder(
         "kind": "decoder",
         "package": package_info(manifest, package_dir, context_window_size=ctx),
         "evaluated_on": "llvm (native TVM, CPU)",
-        "reference": {"path": str(ref_dir.resolve()), "chosen_by": ref_how, "dtype": "float32", "runtime": "transformers"},
+        "reference": {
+            "path": str(ref_dir.resolve()),
+            "chosen_by": ref_how,
+            "dtype": "float32",
+            "runtime": "transformers",
+        },
         "size": size_info(manifest, package_dir),
         "text": {
             "source": text.source,

@@ -19,6 +19,7 @@ implementations and are compared like any other text.
 Token ids are checked too: the package's tokenizer.json (HF `tokenizers`, truncation at
 max_seq_length) must give the same ids as sentence-transformers' tokenizer for every text.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,35 +38,78 @@ import numpy as np
 # Texts
 
 _SHORT = [
-    "hello", "Hello, world!", "a", "I", "ok", "The cat sat on the mat.", "machine learning",
-    "How do I reset my password?", "What is the capital of France?", "Paris is the capital of France.",
-    "best pizza near me", "WebGPU in the browser", "private on-device AI", "Nope.", "yes!!!",
-    "¿Dónde está la biblioteca?", "C'est la vie", "ein kleiner Test", "to be or not to be",
-    "red", "The quick brown fox jumps over the lazy dog.", "THE QUICK BROWN FOX", "tHe QuIcK bRoWn FoX",
+    "hello",
+    "Hello, world!",
+    "a",
+    "I",
+    "ok",
+    "The cat sat on the mat.",
+    "machine learning",
+    "How do I reset my password?",
+    "What is the capital of France?",
+    "Paris is the capital of France.",
+    "best pizza near me",
+    "WebGPU in the browser",
+    "private on-device AI",
+    "Nope.",
+    "yes!!!",
+    "¿Dónde está la biblioteca?",
+    "C'est la vie",
+    "ein kleiner Test",
+    "to be or not to be",
+    "red",
+    "The quick brown fox jumps over the lazy dog.",
+    "THE QUICK BROWN FOX",
+    "tHe QuIcK bRoWn FoX",
 ]
 _UNICODE = [
-    "naïve café résumé façade coöperate", "Ünïcödé téxt wïth dïäcrïtïcs", "Straße, Größe, Maß",
-    "東京は日本の首都です。", "我喜欢学习中文和机器学习。", "한국어 문장도 테스트합니다.", "これはテストです",
-    "Привет, как дела? Это тест.", "Γειά σου Κόσμε", "مرحبا بالعالم، هذا اختبار", "שלום עולם",
-    "नमस्ते दुनिया, यह एक परीक्षण है", "สวัสดีชาวโลก", "Xin chào thế giới", "Ελληνικά και English mixed",
-    "e\u0301 combining acute, a\u0308 combining diaeresis", "zero\u200bwidth\u200bspace", "ﬁ ligature ﬂ",
-    "ｆｕｌｌｗｉｄｔｈ　ｔｅｘｔ", "math: ∀x∈ℝ, ∃y: x² + y² ≥ 0 ∑∫√∞", "arrows ← → ↑ ↓ ⇒ ⇔", "«quotes» „German“ ‘single’",
-    "control\x00chars\x07in\x1btext", "tab\tseparated\tvalues", "line one\nline two\r\nline three",
+    "naïve café résumé façade coöperate",
+    "Ünïcödé téxt wïth dïäcrïtïcs",
+    "Straße, Größe, Maß",
+    "東京は日本の首都です。",
+    "我喜欢学习中文和机器学习。",
+    "한국어 문장도 테스트합니다.",
+    "これはテストです",
+    "Привет, как дела? Это тест.",
+    "Γειά σου Κόσμε",
+    "مرحبا بالعالم، هذا اختبار",
+    "שלום עולם",
+    "नमस्ते दुनिया, यह एक परीक्षण है",
+    "สวัสดีชาวโลก",
+    "Xin chào thế giới",
+    "Ελληνικά και English mixed",
+    "e\u0301 combining acute, a\u0308 combining diaeresis",
+    "zero\u200bwidth\u200bspace",
+    "ﬁ ligature ﬂ",
+    "ｆｕｌｌｗｉｄｔｈ　ｔｅｘｔ",
+    "math: ∀x∈ℝ, ∃y: x² + y² ≥ 0 ∑∫√∞",
+    "arrows ← → ↑ ↓ ⇒ ⇔",
+    "«quotes» „German“ ‘single’",
+    "control\x00chars\x07in\x1btext",
+    "tab\tseparated\tvalues",
+    "line one\nline two\r\nline three",
 ]
 _EMOJI = [
-    "😀", "I love this! ❤️🔥", "👍🏽 thumbs up with skin tone", "👨‍👩‍👧‍👦 family ZWJ sequence",
-    "🇫🇷🇯🇵🇺🇸 flags", "🚀🌕✨ to the moon", "emoji only: 🙂🙃😉😊😇", "weather ☀️🌧️⛈️❄️",
-    "🐍 Python and 🦀 Rust", "keycap 1️⃣2️⃣3️⃣ and #️⃣",
+    "😀",
+    "I love this! ❤️🔥",
+    "👍🏽 thumbs up with skin tone",
+    "👨‍👩‍👧‍👦 family ZWJ sequence",
+    "🇫🇷🇯🇵🇺🇸 flags",
+    "🚀🌕✨ to the moon",
+    "emoji only: 🙂🙃😉😊😇",
+    "weather ☀️🌧️⛈️❄️",
+    "🐍 Python and 🦀 Rust",
+    "keycap 1️⃣2️⃣3️⃣ and #️⃣",
 ]
 _CODE = [
     "def add(a, b):\n    return a + b",
     "for (let i = 0; i < n; i++) { sum += arr[i]; }",
     "SELECT name, COUNT(*) FROM users WHERE age > 30 GROUP BY name ORDER BY 2 DESC;",
-    "#include <stdio.h>\nint main(void) { printf(\"hi\\n\"); return 0; }",
+    '#include <stdio.h>\nint main(void) { printf("hi\\n"); return 0; }',
     "git commit -m 'fix: handle empty input' && git push origin main",
     "import numpy as np\nx = np.zeros((3, 4), dtype=np.float32)\nprint(x.shape)",
-    "<div class=\"card\"><p>Hello &amp; welcome</p></div>",
-    "{\"model_type\": \"bert\", \"hidden_size\": 384, \"layers\": [1, 2, 3]}",
+    '<div class="card"><p>Hello &amp; welcome</p></div>',
+    '{"model_type": "bert", "hidden_size": 384, "layers": [1, 2, 3]}',
     "fn main() { let v: Vec<i32> = (0..10).map(|x| x * x).collect(); }",
     "https://example.com/path/to/page?query=1&lang=en#section-2",
     "user.name+tag@example.co.uk",
@@ -74,15 +118,47 @@ _CODE = [
     "a[i] = b[j] << 3 | c & 0xFF ^ ~d",
 ]
 _NUMBERS = [
-    "0", "42", "3.14159265358979", "-273.15", "1e-12", "6.022e23", "0xDEADBEEF", "1,234,567.89",
-    "$19.99", "€1.000,00", "2026-11-21T11:25:26Z", "12/31/1999 23:59", "+1 (555) 123-4567",
-    "ISBN 978-3-16-148410-0", "v0.27.0.post1", "1st 2nd 3rd 4th", "100% of 50 is 50",
-    "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20", "π ≈ 3.14, e ≈ 2.718",
+    "0",
+    "42",
+    "3.14159265358979",
+    "-273.15",
+    "1e-12",
+    "6.022e23",
+    "0xDEADBEEF",
+    "1,234,567.89",
+    "$19.99",
+    "€1.000,00",
+    "2026-11-21T11:25:26Z",
+    "12/31/1999 23:59",
+    "+1 (555) 123-4567",
+    "ISBN 978-3-16-148410-0",
+    "v0.27.0.post1",
+    "1st 2nd 3rd 4th",
+    "100% of 50 is 50",
+    "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20",
+    "π ≈ 3.14, e ≈ 2.718",
 ]
 _EDGE = [
-    "", " ", "  ", "\n", "\t", " \t\n \r\n ", "\u3000", "\u00a0\u00a0", ".", "?!", "...", "-----",
-    "[CLS]", "[SEP] [PAD] [MASK]", "[UNK]", "a" * 300, "ab " * 200, "!" * 50,
-    "supercalifragilisticexpialidocious", "pneumonoultramicroscopicsilicovolcanoconiosis",
+    "",
+    " ",
+    "  ",
+    "\n",
+    "\t",
+    " \t\n \r\n ",
+    "\u3000",
+    "\u00a0\u00a0",
+    ".",
+    "?!",
+    "...",
+    "-----",
+    "[CLS]",
+    "[SEP] [PAD] [MASK]",
+    "[UNK]",
+    "a" * 300,
+    "ab " * 200,
+    "!" * 50,
+    "supercalifragilisticexpialidocious",
+    "pneumonoultramicroscopicsilicovolcanoconiosis",
 ]
 
 
@@ -135,7 +211,9 @@ def parity_texts(seed: int = 0) -> list[tuple[str, str]]:
 # Reference
 
 
-def reference_embeddings(source_dir: Path, texts: list[str], max_seq_length: int, pooling: Any) -> tuple[np.ndarray, list[list[int]]]:
+def reference_embeddings(
+    source_dir: Path, texts: list[str], max_seq_length: int, pooling: Any
+) -> tuple[np.ndarray, list[list[int]]]:
     """(embeddings float32 [n, hidden], token ids) from sentence-transformers, or transformers +
     `pooling` (a hearth PoolingConfig) when the checkpoint has no modules.json."""
     import torch
@@ -156,7 +234,9 @@ def reference_embeddings(source_dir: Path, texts: list[str], max_seq_length: int
     out = []
     with torch.no_grad():
         for i in range(0, len(texts), 32):
-            batch = tok(texts[i : i + 32], truncation=True, max_length=max_seq_length, padding=True, return_tensors="pt")
+            batch = tok(
+                texts[i : i + 32], truncation=True, max_length=max_seq_length, padding=True, return_tensors="pt"
+            )
             h = model(**batch).last_hidden_state.float()
             m = batch["attention_mask"].unsqueeze(-1).float()
             if pooling.mode == "cls":
@@ -244,10 +324,17 @@ def run_parity(
     for quant in quants:
         t0 = time.perf_counter()
         res = compile_package(
-            str(model), quant, [target], Path(out_root), model_id=model_id,
-            embed_batch_sizes=embed_batch_sizes, embed_seq_lens=embed_seq_lens,
+            str(model),
+            quant,
+            [target],
+            Path(out_root),
+            model_id=model_id,
+            embed_batch_sizes=embed_batch_sizes,
+            embed_seq_lens=embed_seq_lens,
         )
-        log(f"{quant}: package {res.package_dir} ({'cached' if res.cached else f'built in {time.perf_counter() - t0:.1f} s'})")
+        log(
+            f"{quant}: package {res.package_dir} ({'cached' if res.cached else f'built in {time.perf_counter() - t0:.1f} s'})"
+        )
         enc = NativeEncoder.from_package(res.package_dir, target)
         cfg = json.loads((res.package_dir / "mlc-chat-config.json").read_text())
         meta = cfg["embedding_metadata"]
@@ -271,12 +358,15 @@ def run_parity(
                 normalize=meta["normalize"],
                 buckets=[k["function"] for k in meta["buckets"]],
                 truncated=[
-                    {"index": i, "category": texts[i][0], "tokens": full_lengths[i], "kept": len(ids[i])} for i in truncated
+                    {"index": i, "category": texts[i][0], "tokens": full_lengths[i], "kept": len(ids[i])}
+                    for i in truncated
                 ],
                 token_mismatches=[i for i in range(len(texts)) if ids[i] != ref_ids[i]],
             )
-            log(f"{len(truncated)} of {len(texts)} texts truncated to {meta['max_seq_length']} tokens; "
-                f"{len(report.token_mismatches)} token-id mismatches vs the reference tokenizer")
+            log(
+                f"{len(truncated)} of {len(texts)} texts truncated to {meta['max_seq_length']} tokens; "
+                f"{len(report.token_mismatches)} token-id mismatches vs the reference tokenizer"
+            )
         t1 = time.perf_counter()
         out = enc.embed(strings)
         embed_seconds = time.perf_counter() - t1
@@ -305,7 +395,9 @@ def run_parity(
             embed_seconds=embed_seconds,
             calls=dict(out.calls),
         )
-        log(f"{quant}: min cosine {cos.min():.6f}, mean {cos.mean():.6f} ({embed_seconds:.1f} s, {sum(out.calls.values())} calls)")
+        log(
+            f"{quant}: min cosine {cos.min():.6f}, mean {cos.mean():.6f} ({embed_seconds:.1f} s, {sum(out.calls.values())} calls)"
+        )
     assert report is not None
     return report
 
@@ -327,7 +419,9 @@ def format_table(report: ParityReport) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hearth.eval.embedding_parity", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m hearth.eval.embedding_parity", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("model", help="encoder checkpoint folder (config.json + safetensors + tokenizer)")
     parser.add_argument("--quant", action="append", help="repeatable (default: q0f32)")
     parser.add_argument("--target", default="llvm", choices=["llvm", "cuda"])
@@ -345,8 +439,13 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out) if args.out else cache_root() / "encoder-packages"
     report = run_parity(
-        args.model, args.quant or ["q0f32"], out, target=args.target, model_id=args.model_id,
-        embed_batch_sizes=ints(args.batch_sizes), embed_seq_lens=ints(args.seq_lens),
+        args.model,
+        args.quant or ["q0f32"],
+        out,
+        target=args.target,
+        model_id=args.model_id,
+        embed_batch_sizes=ints(args.batch_sizes),
+        embed_seq_lens=ints(args.seq_lens),
         log=lambda s: print(s, file=sys.stderr),
     )
     print(format_table(report))

@@ -14,6 +14,7 @@ Measured:
 * retrieval on `hearth.eval.retrieval` (pydoc topics + hand-written questions): recall@k and MRR
   with the package's embeddings AND with the reference's, and how often the top-1 passage agrees.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,12 @@ def _versions() -> dict[str, str]:
 
     from .. import __version__
 
-    out = {"hearth": __version__, "tvm": tvm.__version__, "torch": torch.__version__, "python": platform.python_version()}
+    out = {
+        "hearth": __version__,
+        "tvm": tvm.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
     try:
         import sentence_transformers
 
@@ -51,7 +57,9 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def evaluate_encoder(package_dir: Path, *, reference: Path | None = None, progress: Progress | None = None) -> EncoderEval:
+def evaluate_encoder(
+    package_dir: Path, *, reference: Path | None = None, progress: Progress | None = None
+) -> EncoderEval:
     from ..models.encoder import PoolingConfig
     from ..models.encoder_driver import NativeEncoder
     from .embedding_parity import cosine, parity_texts, reference_embeddings
@@ -128,10 +136,18 @@ def evaluate_encoder(package_dir: Path, *, reference: Path | None = None, progre
         "format": EVAL_FORMAT,
         "kind": "encoder",
         "package": package_info(
-            manifest, package_dir, max_seq_length=meta["max_seq_length"], pooling=meta["pooling"] + (" + L2" if meta["normalize"] else "")
+            manifest,
+            package_dir,
+            max_seq_length=meta["max_seq_length"],
+            pooling=meta["pooling"] + (" + L2" if meta["normalize"] else ""),
         ),
         "evaluated_on": "llvm (native TVM, CPU)",
-        "reference": {"path": str(ref_dir.resolve()), "chosen_by": ref_how, "dtype": "float32", "runtime": "sentence-transformers" if (ref_dir / "modules.json").is_file() else "transformers"},
+        "reference": {
+            "path": str(ref_dir.resolve()),
+            "chosen_by": ref_how,
+            "dtype": "float32",
+            "runtime": "sentence-transformers" if (ref_dir / "modules.json").is_file() else "transformers",
+        },
         "size": size_info(manifest, package_dir),
         "texts": {
             "parity": n_par,

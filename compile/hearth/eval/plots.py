@@ -1,11 +1,12 @@
 """PNG plots of eval results (matplotlib, object API: no pyplot global state, no display needed).
 
-    weight_error_plot(result, path)   per-layer weight-quantization error, one bar per matrix kind
-    kl_histogram(kl, result, path)    distribution of per-position KL(reference || package)
-    ppl_vs_bits_plot(results, path)   perplexity and top-1 agreement vs bits/param across schemes
-    cosine_histogram(cos, result, path)   encoder: distribution of per-text cosine to the reference
-    cosine_vs_bits_plot(results, path)    encoder: min/mean cosine and recall@1 vs bits/param
+weight_error_plot(result, path)   per-layer weight-quantization error, one bar per matrix kind
+kl_histogram(kl, result, path)    distribution of per-position KL(reference || package)
+ppl_vs_bits_plot(results, path)   perplexity and top-1 agreement vs bits/param across schemes
+cosine_histogram(cos, result, path)   encoder: distribution of per-text cosine to the reference
+cosine_vs_bits_plot(results, path)    encoder: min/mean cosine and recall@1 vs bits/param
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,7 +28,6 @@ def _label(result: dict[str, Any]) -> str:
     return f"{p.get('model_id')} {p.get('quantization')}"
 
 
-
 def _log_histogram(ax: Any, values: Any, floor: float, color: str) -> None:
     """Histogram on log-spaced bins (values clipped at `floor`), log x axis: for long-tailed errors."""
     vals = np.clip(np.asarray(values, dtype=np.float64), floor, None)
@@ -46,6 +46,7 @@ def _by_model(results: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, A
         rs = sorted(rs, key=lambda r: r["package"].get("bits_per_param") or 0)
         out.append((model, rs, [r["package"].get("bits_per_param") or np.nan for r in rs]))
     return out
+
 
 def _layer_order(layer: str) -> tuple[int, int]:
     if layer == "embed":
@@ -67,7 +68,9 @@ def weight_error_plot(result: dict[str, Any], path: Path) -> Path:
     for i, m in enumerate(modules):
         ys = [value.get((layer, m), np.nan) for layer in layers]
         ax.bar(x + (i - (len(modules) - 1) / 2) * width, ys, width, label=m)
-    ax.set_xticks(x, [f"layer {layer}" if layer.isdigit() else layer for layer in layers], rotation=45 if len(layers) > 12 else 0)
+    ax.set_xticks(
+        x, [f"layer {layer}" if layer.isdigit() else layer for layer in layers], rotation=45 if len(layers) > 12 else 0
+    )
     ax.set_ylabel("||W - dequant(W_q)||_F / ||W||_F")
     ax.set_title(f"Weight quantization error: {_label(result)}")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -96,12 +99,24 @@ def ppl_vs_bits_plot(results: list[dict[str, Any]], path: Path) -> Path:
     ax_ppl, ax_top1 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for model, rs, bits in _by_model(results):
         line = ax_ppl.plot(bits, [r["metrics"]["ppl_package"] for r in rs], "o-", label=f"{model} (package)")[0]
-        ax_ppl.axhline(rs[0]["metrics"]["ppl_reference"], color=line.get_color(), linestyle=":", label=f"{model} fp32 transformers")
-        ax_top1.plot(bits, [100 * r["metrics"]["top1_agreement"] for r in rs], "o-", color=line.get_color(), label=model)
+        ax_ppl.axhline(
+            rs[0]["metrics"]["ppl_reference"], color=line.get_color(), linestyle=":", label=f"{model} fp32 transformers"
+        )
+        ax_top1.plot(
+            bits, [100 * r["metrics"]["top1_agreement"] for r in rs], "o-", color=line.get_color(), label=model
+        )
         for r, b in zip(rs, bits):
             q = r["package"].get("quantization")
-            ax_ppl.annotate(q, (b, r["metrics"]["ppl_package"]), textcoords="offset points", xytext=(4, 4), fontsize="small")
-            ax_top1.annotate(q, (b, 100 * r["metrics"]["top1_agreement"]), textcoords="offset points", xytext=(4, -10), fontsize="small")
+            ax_ppl.annotate(
+                q, (b, r["metrics"]["ppl_package"]), textcoords="offset points", xytext=(4, 4), fontsize="small"
+            )
+            ax_top1.annotate(
+                q,
+                (b, 100 * r["metrics"]["top1_agreement"]),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize="small",
+            )
     for ax in (ax_ppl, ax_top1):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("stored bits / parameter")
@@ -137,13 +152,30 @@ def cosine_vs_bits_plot(results: list[dict[str, Any]], path: Path) -> Path:
     ax_cos, ax_rec = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for model, rs, bits in _by_model(results):
         line = ax_cos.plot(bits, [r["metrics"]["min_cosine"] for r in rs], "o-", label=f"{model} min")[0]
-        ax_cos.plot(bits, [r["metrics"]["mean_cosine"] for r in rs], "s--", color=line.get_color(), label=f"{model} mean")
-        ax_rec.plot(bits, [100 * r["metrics"]["recall_at_1"] for r in rs], "o-", color=line.get_color(), label=f"{model} package")
-        ax_rec.axhline(100 * rs[0]["metrics"]["reference_recall_at_1"], color=line.get_color(), linestyle=":", label=f"{model} reference")
+        ax_cos.plot(
+            bits, [r["metrics"]["mean_cosine"] for r in rs], "s--", color=line.get_color(), label=f"{model} mean"
+        )
+        ax_rec.plot(
+            bits,
+            [100 * r["metrics"]["recall_at_1"] for r in rs],
+            "o-",
+            color=line.get_color(),
+            label=f"{model} package",
+        )
+        ax_rec.axhline(
+            100 * rs[0]["metrics"]["reference_recall_at_1"],
+            color=line.get_color(),
+            linestyle=":",
+            label=f"{model} reference",
+        )
         for r, b in zip(rs, bits):
             q = r["package"].get("quantization")
-            ax_cos.annotate(q, (b, r["metrics"]["min_cosine"]), textcoords="offset points", xytext=(4, 4), fontsize="small")
-            ax_rec.annotate(q, (b, 100 * r["metrics"]["recall_at_1"]), textcoords="offset points", xytext=(4, -10), fontsize="small")
+            ax_cos.annotate(
+                q, (b, r["metrics"]["min_cosine"]), textcoords="offset points", xytext=(4, 4), fontsize="small"
+            )
+            ax_rec.annotate(
+                q, (b, 100 * r["metrics"]["recall_at_1"]), textcoords="offset points", xytext=(4, -10), fontsize="small"
+            )
     for ax in (ax_cos, ax_rec):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("stored bits / parameter")

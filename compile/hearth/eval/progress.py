@@ -6,6 +6,7 @@ output captured to a file) the bar would vanish, so plain lines are printed inst
 step starts, then whenever another `every_pct` % is done or `every_s` seconds have passed, and one
 when it completes. Each line carries the step, done/total, percent, elapsed time and an ETA.
 """
+
 from __future__ import annotations
 
 import time
@@ -96,7 +97,14 @@ class BarProgress:
     """A rich bar with an ETA, one bar per step (a step's rate says nothing about the next's)."""
 
     def __init__(self, label: str, console: Console) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.label = label
         self.bar = Progress(
@@ -116,7 +124,9 @@ class BarProgress:
         self.bar.__enter__()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.bar.__exit__(exc_type, exc, tb)
 
     def __call__(self, step: str, done: int, total: int) -> None:
@@ -141,7 +151,9 @@ class _Lines:
         return None
 
 
-def progress_for(console: Console, label: str, *, every_pct: float = 10.0, every_s: float = 30.0) -> BarProgress | _Lines:
+def progress_for(
+    console: Console, label: str, *, every_pct: float = 10.0, every_s: float = 30.0
+) -> BarProgress | _Lines:
     """A bar on a terminal, plain lines elsewhere; use as `with progress_for(...) as progress:`."""
     if console.is_terminal:
         return BarProgress(label, console)

@@ -11,6 +11,7 @@ Scores per answer: answer correct (normalised contains-match of the expected ans
 citation correct (a number cited as [n] points at a source whose text holds the fact sentence),
 and, from the retrieval stage, recall@k (a retrieved chunk holds the fact sentence).
 """
+
 from __future__ import annotations
 
 import json
@@ -103,14 +104,18 @@ class QaPrompt:
 def load_prompts(path: Path) -> tuple[dict[str, Any], list[QaPrompt]]:
     """(metadata, prompts) of a prompts.json written by bench/qa/retrieve.mjs."""
     if not path.is_file():
-        raise QaError(f"{path} does not exist: write it with `cd sdk && node --import tsx ../bench/qa/retrieve.mjs --out {path}`")
+        raise QaError(
+            f"{path} does not exist: write it with `cd sdk && node --import tsx ../bench/qa/retrieve.mjs --out {path}`"
+        )
     try:
         doc = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise QaError(f"{path} is not valid JSON ({e}); regenerate it with bench/qa/retrieve.mjs") from e
     if not isinstance(doc, dict) or doc.get("format") != PROMPTS_FORMAT:
         got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise QaError(f"{path} is not a QA prompts file (format {got!r}, expected {PROMPTS_FORMAT!r}); write it with bench/qa/retrieve.mjs")
+        raise QaError(
+            f"{path} is not a QA prompts file (format {got!r}, expected {PROMPTS_FORMAT!r}); write it with bench/qa/retrieve.mjs"
+        )
     prompts: list[QaPrompt] = []
     for i, p in enumerate(doc.get("prompts", [])):
         try:
@@ -224,7 +229,9 @@ class PackageEngine:
 
     def greedy(self, ids: list[int], max_new_tokens: int) -> list[int]:
         if len(ids) + max_new_tokens > self.context_window:
-            raise QaError(f"a prompt of {len(ids)} tokens plus {max_new_tokens} new ones exceeds the package's {self.context_window}-token KV cache")
+            raise QaError(
+                f"a prompt of {len(ids)} tokens plus {max_new_tokens} new ones exceeds the package's {self.context_window}-token KV cache"
+            )
         self.decoder.reset()
         tok = int(self.np.argmax(self.decoder.prefill(ids)))
         out: list[int] = []
@@ -335,12 +342,20 @@ def evaluate_qa(
         engine = make()
         load_s = time.perf_counter() - t0
         rows = answer_rows(engine, prompts, max_new_tokens, progress)
-        entry: dict[str, Any] = {"engine": engine.name, "key": key, "load_seconds": round(load_s, 1), "metrics": summarize(rows), "rows": rows}
+        entry: dict[str, Any] = {
+            "engine": engine.name,
+            "key": key,
+            "load_seconds": round(load_s, 1),
+            "metrics": summarize(rows),
+            "rows": rows,
+        }
         if ref_rows is None:
             ref_rows = rows
         else:
             entry["vs_reference"] = token_agreement(rows, ref_rows)
-            entry["same_prompt_ids_as_reference"] = all(a["prompt_ids_sha"] == b["prompt_ids_sha"] for a, b in zip(rows, ref_rows))
+            entry["same_prompt_ids_as_reference"] = all(
+                a["prompt_ids_sha"] == b["prompt_ids_sha"] for a, b in zip(rows, ref_rows)
+            )
         results.append(entry)
         del engine
     return {
@@ -365,25 +380,48 @@ def results_table_rows(doc: dict[str, Any]) -> list[list[str]]:
         m = r["metrics"]
         agree = r.get("vs_reference")
         out.append(
-            [r["engine"], str(m["n"]), pct(m["answer_accuracy"]), pct(m["citation_accuracy"]), pct(m["recall_at_k"]),
-             "-" if agree is None else f"{agree['identical']}/{agree['compared']}"]
+            [
+                r["engine"],
+                str(m["n"]),
+                pct(m["answer_accuracy"]),
+                pct(m["citation_accuracy"]),
+                pct(m["recall_at_k"]),
+                "-" if agree is None else f"{agree['identical']}/{agree['compared']}",
+            ]
         )
     return out
 
 
 def run_qa_eval(args: Any, console: Any) -> int:
     """`hearth eval --qa PROMPTS PACKAGE [PACKAGE...] [--reference DIR] [--json OUT]`."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import (
+        Progress as Bar,
+    )
     from rich.table import Table
 
-    from ..weights.manifest import IntegrityError
     from ..native import PackageTargetError
+    from ..weights.manifest import IntegrityError
     from .decoder import EvalError
 
     t0 = time.perf_counter()
     try:
-        with Bar(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                 console=console, transient=True, disable=not console.is_terminal) as bar:
+        with Bar(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        ) as bar:
             task = bar.add_task("qa", total=None)
             last = [0.0]
 

@@ -1,4 +1,5 @@
 """Markdown reports and rich tables for eval results."""
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,11 @@ def encoder_summary_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     return [
         ("min cosine to the reference", _num(m["min_cosine"], 6)),
         ("mean / 1st-percentile cosine", f"{_num(m['mean_cosine'], 6)} / {_num(m['p1_cosine'], 6)}"),
-        ("texts", f"{m['texts']} ({x['parity']} parity texts, {x['retrieval_passages']} passages, {x['retrieval_queries']} queries; "
-                  f"{x['truncated']} truncated, {x['token_mismatches']} token-id mismatches)"),
+        (
+            "texts",
+            f"{m['texts']} ({x['parity']} parity texts, {x['retrieval_passages']} passages, {x['retrieval_queries']} queries; "
+            f"{x['truncated']} truncated, {x['token_mismatches']} token-id mismatches)",
+        ),
         ("recall@k, package", " / ".join(f"@{k} {_pct(100 * m[f'recall_at_{k}'])}" for k in ks)),
         ("recall@k, reference", " / ".join(f"@{k} {_pct(100 * m[f'reference_recall_at_{k}'])}" for k in ks)),
         ("MRR package / reference", f"{m['mrr']:.4f} / {m['reference_mrr']:.4f}"),
@@ -62,7 +66,10 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("top-1 agreement", _pct(100 * m["top1_agreement"])),
         ("mean KL(reference ‖ package)", f"{_num(m['kl_mean'])} nats"),
         ("KL median / p95 / max", f"{_num(m['kl_median'])} / {_num(m['kl_p95'])} / {_num(m['kl_max'])}"),
-        ("next-token accuracy, reference / package", f"{_pct(100 * m['accuracy_reference'])} / {_pct(100 * m['accuracy_package'])}"),
+        (
+            "next-token accuracy, reference / package",
+            f"{_pct(100 * m['accuracy_reference'])} / {_pct(100 * m['accuracy_package'])}",
+        ),
         ("positions scored", f"{m['tokens_scored']:,}"),
         ("bits / param", str(r["package"].get("bits_per_param"))),
         ("package size", f"{s['package_mb']:.3f} MiB ({s['package_bytes']:,} bytes, {s['files']} files)"),
@@ -71,10 +78,20 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     w = r.get("weights")
     if w:
         ws = w["summary"]
-        rows.append(("weight error overall / max (rel. Frobenius)", f"{_num(ws['overall_rel_error'])} / {_num(ws['max_rel_error'])}"))
+        rows.append(
+            (
+                "weight error overall / max (rel. Frobenius)",
+                f"{_num(ws['overall_rel_error'])} / {_num(ws['max_rel_error'])}",
+            )
+        )
     if m.get("nonfinite_logit_rows"):
         rows.append(("positions with non-finite package logits", str(m["nonfinite_logit_rows"])))
-    rows.append(("eval time", f"{t['total_s']:.1f} s (package {t['package_ms_per_token']:.2f} ms/position, reference {t['reference_s']:.1f} s)"))
+    rows.append(
+        (
+            "eval time",
+            f"{t['total_s']:.1f} s (package {t['package_ms_per_token']:.2f} ms/position, reference {t['reference_s']:.1f} s)",
+        )
+    )
     return rows
 
 
@@ -102,8 +119,31 @@ def budget_table(checks: list[Check], title: str = "budget") -> Table:
     return table
 
 
-DECODER_COLUMNS = ["package", "bits/param", "MiB", "ppl ref", "ppl pkg", "Δppl", "top-1", "KL mean", "weight err", "time"]
-ENCODER_COLUMNS = ["package", "bits/param", "MiB", "min cos", "mean cos", "p1 cos", "recall@1", "recall@3", "recall@10", "MRR", "time"]
+DECODER_COLUMNS = [
+    "package",
+    "bits/param",
+    "MiB",
+    "ppl ref",
+    "ppl pkg",
+    "Δppl",
+    "top-1",
+    "KL mean",
+    "weight err",
+    "time",
+]
+ENCODER_COLUMNS = [
+    "package",
+    "bits/param",
+    "MiB",
+    "min cos",
+    "mean cos",
+    "p1 cos",
+    "recall@1",
+    "recall@3",
+    "recall@10",
+    "MRR",
+    "time",
+]
 
 
 def compare_table(results: list[dict[str, Any]]) -> Table:
@@ -130,19 +170,21 @@ def encoder_compare_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for r in results:
         m, p = r["metrics"], r["package"]
-        rows.append([
-            f"{p.get('model_id')} {p.get('quantization')}",
-            str(p.get("bits_per_param")),
-            f"{r['size']['package_mb']:.3f}",
-            _num(m["min_cosine"], 6),
-            _num(m["mean_cosine"], 6),
-            _num(m["p1_cosine"], 6),
-            _pct(100 * m["recall_at_1"]),
-            _pct(100 * m["recall_at_3"]),
-            _pct(100 * m["recall_at_10"]),
-            f"{m['mrr']:.4f}",
-            f"{r['timing']['total_s']:.1f} s",
-        ])
+        rows.append(
+            [
+                f"{p.get('model_id')} {p.get('quantization')}",
+                str(p.get("bits_per_param")),
+                f"{r['size']['package_mb']:.3f}",
+                _num(m["min_cosine"], 6),
+                _num(m["mean_cosine"], 6),
+                _num(m["p1_cosine"], 6),
+                _pct(100 * m["recall_at_1"]),
+                _pct(100 * m["recall_at_3"]),
+                _pct(100 * m["recall_at_10"]),
+                f"{m['mrr']:.4f}",
+                f"{r['timing']['total_s']:.1f} s",
+            ]
+        )
     return rows
 
 
@@ -151,18 +193,20 @@ def compare_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     for r in results:
         m, p = r["metrics"], r["package"]
         w = (r.get("weights") or {}).get("summary") or {}
-        rows.append([
-            f"{p.get('model_id')} {p.get('quantization')}",
-            str(p.get("bits_per_param")),
-            f"{r['size']['package_mb']:.3f}",
-            _num(m["ppl_reference"], 6),
-            _num(m["ppl_package"], 6),
-            _pct(m["ppl_increase_pct"], signed=True),
-            _pct(100 * m["top1_agreement"]),
-            _num(m["kl_mean"]),
-            _num(w.get("overall_rel_error")),
-            f"{r['timing']['total_s']:.1f} s",
-        ])
+        rows.append(
+            [
+                f"{p.get('model_id')} {p.get('quantization')}",
+                str(p.get("bits_per_param")),
+                f"{r['size']['package_mb']:.3f}",
+                _num(m["ppl_reference"], 6),
+                _num(m["ppl_package"], 6),
+                _pct(m["ppl_increase_pct"], signed=True),
+                _pct(100 * m["top1_agreement"]),
+                _num(m["kl_mean"]),
+                _num(w.get("overall_rel_error")),
+                f"{r['timing']['total_s']:.1f} s",
+            ]
+        )
     return rows
 
 
@@ -240,9 +284,16 @@ def _settings_md(r: dict[str, Any]) -> list[str]:
         ["reference", f"`{r['reference']['path']}` ({r['reference']['chosen_by']}), fp32 transformers"],
         ["text", t["source"]],
         ["text sha256", f"`{t['sha256'][:16]}…`, {t['chars']:,} chars"],
-        ["tokens", f"{t['tokens_used']:,} used of {t['tokens_total']:,}" + (f" (limit {t['max_tokens']:,}: {t['max_tokens_from']})" if t.get("max_tokens") else "")],
+        [
+            "tokens",
+            f"{t['tokens_used']:,} used of {t['tokens_total']:,}"
+            + (f" (limit {t['max_tokens']:,}: {t['max_tokens_from']})" if t.get("max_tokens") else ""),
+        ],
         ["tokenizer", tok_note],
-        ["windows", f"{w['count']} windows of ≤ {w['window']} tokens, stride {w['stride']} (context {p.get('context_window_size')})"],
+        [
+            "windows",
+            f"{w['count']} windows of ≤ {w['window']} tokens, stride {w['stride']} (context {p.get('context_window_size')})",
+        ],
         ["package logits", w["logits"]],
         ["timing", ", ".join(f"{k} {v}" for k, v in tm.items())],
         ["versions", ", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items())],
@@ -266,11 +317,24 @@ def _encoder_md(r: dict[str, Any]) -> list[str]:
         ["versions", ", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items())],
     ]
     return [
-        "## Lowest cosines", "", _md_table(["#", "category", "cosine", "text"], worst), "",
-        "## Retrieval", "",
-        "Rank of the gold passage among the pydoc-topic passages (1 = retrieved first), package and reference.", "",
-        "<details><summary>Per query</summary>", "", _md_table(["question", "gold topic", "rank", "reference rank"], queries), "", "</details>", "",
-        "## Settings", "", _md_table(["", ""], settings), "",
+        "## Lowest cosines",
+        "",
+        _md_table(["#", "category", "cosine", "text"], worst),
+        "",
+        "## Retrieval",
+        "",
+        "Rank of the gold passage among the pydoc-topic passages (1 = retrieved first), package and reference.",
+        "",
+        "<details><summary>Per query</summary>",
+        "",
+        _md_table(["question", "gold topic", "rank", "reference rank"], queries),
+        "",
+        "</details>",
+        "",
+        "## Settings",
+        "",
+        _md_table(["", ""], settings),
+        "",
     ]
 
 
@@ -300,21 +364,37 @@ def markdown_report(
     return "\n".join(out)
 
 
-def compare_markdown(results: list[dict[str, Any]], plots: list[Path] | None = None, report_path: Path | None = None) -> str:
+def compare_markdown(
+    results: list[dict[str, Any]], plots: list[Path] | None = None, report_path: Path | None = None
+) -> str:
     header, rows = compare_header_rows(results)
     if any(r.get("budget") for r in results):
         header.append("budget")
         for row, r in zip(rows, results):
             b = r.get("budget")
-            row.append("-" if not b else ("pass" if b["passed"] else "FAIL: " + ", ".join(c["key"] for c in b["checks"] if c["status"] == "FAIL")))
+            row.append(
+                "-"
+                if not b
+                else (
+                    "pass"
+                    if b["passed"]
+                    else "FAIL: " + ", ".join(c["key"] for c in b["checks"] if c["status"] == "FAIL")
+                )
+            )
     out = ["# hearth eval: comparison", "", _md_table(header, rows), ""]
     if any(is_encoder(r) for r in results):
-        out += ["cos: cosine of package vs reference embeddings over the parity texts, retrieval passages "
-                "and queries; recall@k / MRR: retrieval of the gold pydoc passage with the package's embeddings.", ""]
+        out += [
+            "cos: cosine of package vs reference embeddings over the parity texts, retrieval passages "
+            "and queries; recall@k / MRR: retrieval of the gold pydoc passage with the package's embeddings.",
+            "",
+        ]
     else:
-        out += ["Δppl: package perplexity vs its fp32 transformers reference on the same positions; top-1: "
-                "argmax agreement; KL: mean KL(reference ‖ package) in nats; weight err: overall relative "
-                "Frobenius weight error.", ""]
+        out += [
+            "Δppl: package perplexity vs its fp32 transformers reference on the same positions; top-1: "
+            "argmax agreement; KL: mean KL(reference ‖ package) in nats; weight err: overall relative "
+            "Frobenius weight error.",
+            "",
+        ]
     if plots:
         out += ["## Plots", ""] + [f"![{pl.stem}]({_rel(pl, report_path)})" for pl in plots] + [""]
     for r in results:
@@ -324,5 +404,8 @@ def compare_markdown(results: list[dict[str, Any]], plots: list[Path] | None = N
         if is_encoder(r):
             out += [f"Package `{p['path']}`; texts: {r['texts']['source']}.", ""]
         else:
-            out += [f"Package `{p['path']}`; text: {r['text']['source']}; {r['windows']['count']} windows of ≤ {r['windows']['window']} tokens, stride {r['windows']['stride']}.", ""]
+            out += [
+                f"Package `{p['path']}`; text: {r['text']['source']}; {r['windows']['count']} windows of ≤ {r['windows']['window']} tokens, stride {r['windows']['stride']}.",
+                "",
+            ]
     return "\n".join(out)

@@ -14,6 +14,7 @@ result: the topic count and a hash of the passages).
 Metrics (`recall_at_k`): the fraction of queries whose gold passage is among the k passages with
 the highest cosine similarity; `mrr` the mean reciprocal rank of the gold passage.
 """
+
 from __future__ import annotations
 
 import hashlib

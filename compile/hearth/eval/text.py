@@ -9,6 +9,7 @@ Order of preference:
    byte-for-byte the text of (2). For a real checkpoint it is merely text that ships with
    Python, not text guaranteed unseen in pre-training (Python's docs are on the web).
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -10,6 +10,7 @@ as qkv_proj = q|k|v are compared as fused):
 q0f32 must give exactly 0 (the shards are the checkpoint's floats); q0f16 gives the f16
 rounding error (~2.4e-4 relative); q4 schemes the 4-bit group error (~0.1 relative).
 """
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,9 @@ class TensorCacheReader:
         self.records: dict[str, tuple[Path, dict[str, Any]]] = {}
         for shard in doc["records"]:
             if shard.get("format", "raw-shard") != "raw-shard":
-                raise ValueError(f"tensor-cache shard {shard.get('dataPath')}: unsupported format {shard.get('format')!r}")
+                raise ValueError(
+                    f"tensor-cache shard {shard.get('dataPath')}: unsupported format {shard.get('format')!r}"
+                )
             for rec in shard["records"]:
                 if rec.get("format", "raw") != "raw":
                     raise ValueError(f"tensor {rec['name']}: unsupported encoding {rec.get('format')!r}")
@@ -109,7 +112,9 @@ def _sq_error(w: np.ndarray, get_rows: Callable[[int, int], np.ndarray]) -> tupl
     return err, norm
 
 
-def weight_errors(package_dir: Path, reference_dir: Path, manifest: dict[str, Any], chat_config: dict[str, Any]) -> list[TensorError]:
+def weight_errors(
+    package_dir: Path, reference_dir: Path, manifest: dict[str, Any], chat_config: dict[str, Any]
+) -> list[TensorError]:
     """Per-matrix error of the package's weights against the reference checkpoint."""
     scheme = get_scheme(manifest["quantization"])
     ref_config = json.loads((reference_dir / "config.json").read_text())
@@ -152,11 +157,15 @@ def weight_errors(package_dir: Path, reference_dir: Path, manifest: dict[str, An
                 qm2 = cache.get(base + ".q_min").reshape(-1, qs.shape[-1])
 
                 def rows(r0: int, r1: int) -> np.ndarray:
-                    return dequantize_asym(np.asarray(qw2[r0:r1]), np.asarray(qs2[r0:r1]), np.asarray(qm2[r0:r1]), out_dtype="float32")
+                    return dequantize_asym(
+                        np.asarray(qw2[r0:r1]), np.asarray(qs2[r0:r1]), np.asarray(qm2[r0:r1]), out_dtype="float32"
+                    )
             else:
 
                 def rows(r0: int, r1: int) -> np.ndarray:
-                    return dequantize_weight(np.asarray(qw2[r0:r1]), np.asarray(qs2[r0:r1]), scheme, k=k, out_dtype="float32")
+                    return dequantize_weight(
+                        np.asarray(qw2[r0:r1]), np.asarray(qs2[r0:r1]), scheme, k=k, out_dtype="float32"
+                    )
 
             sq_err, sq_norm = _sq_error(w, rows)
         else:
@@ -166,7 +175,9 @@ def weight_errors(package_dir: Path, reference_dir: Path, manifest: dict[str, An
             sq_err, sq_norm = _sq_error(w, lambda r0, r1: np.asarray(s2[r0:r1]).astype(np.float32))
         layer, module = _layer_of(param)
         rel = math.sqrt(sq_err / sq_norm) if sq_norm > 0 else (0.0 if sq_err == 0 else math.inf)
-        out.append(TensorError(param, list(src.hf_names), layer, module, list(w.shape), stored_as, rel, sq_err, sq_norm))
+        out.append(
+            TensorError(param, list(src.hf_names), layer, module, list(w.shape), stored_as, rel, sq_err, sq_norm)
+        )
     if not out:
         raise ValueError(f"{package_dir} has no weight matrices in its tensor-cache")
     return out

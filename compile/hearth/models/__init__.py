@@ -12,6 +12,7 @@ Encoders (arch.task == "embedding", see encoder.py) read the checkpoint folder a
     mod, named_params = export_encoder(arch.model_class(config, dtype="float32"))
     meta = encoder_metadata(config, "q0f32", named_params)
 """
+
 from .bert import BertConfig, BertModel
 from .decoder import (
     DecoderConfig,

@@ -18,6 +18,7 @@ cross-attention, activations other than exact GELU. Other encoder architectures 
 DistilBERT, NomicBERT, GTE-v1.5 "new", ModernBERT, ...) are not registered: the registry
 refuses them by model_type.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -87,22 +88,28 @@ class BertConfig:
         seq_lens: list[int] | None = None,
         pooling: PoolingConfig | None = None,
         weight_prefix: str | None = None,
-    ) -> "BertConfig":
+    ) -> BertConfig:
         """Parse config.json; `source_dir` (the checkpoint folder) supplies the pooling recipe,
         max_seq_length and the weights' name prefix. Without it: the default pooling (with a
         warning) unless `pooling` is given, and no prefix."""
         cfg = dict(config_dict)
         model_type = cfg.get("model_type", "")
         if model_type not in cls.hf_model_types:
-            raise UnsupportedConfigError(f"BertConfig reads model_type {', '.join(cls.hf_model_types)}; got {model_type!r}")
+            raise UnsupportedConfigError(
+                f"BertConfig reads model_type {', '.join(cls.hf_model_types)}; got {model_type!r}"
+            )
         if cfg.get("is_decoder") or cfg.get("add_cross_attention"):
-            raise UnsupportedConfigError(f"{model_type} checkpoint is configured as a decoder (is_decoder/add_cross_attention); only encoders are supported")
+            raise UnsupportedConfigError(
+                f"{model_type} checkpoint is configured as a decoder (is_decoder/add_cross_attention); only encoders are supported"
+            )
         pos_type = cfg.get("position_embedding_type", "absolute") or "absolute"
         if pos_type != "absolute":
             raise UnsupportedConfigError(f"position_embedding_type {pos_type!r} is not supported (only 'absolute')")
         act = cfg.get("hidden_act", "gelu")
         if act != "gelu":
-            raise UnsupportedConfigError(f"hidden_act {act!r} is not supported (only 'gelu', the exact erf GELU of BERT)")
+            raise UnsupportedConfigError(
+                f"hidden_act {act!r} is not supported (only 'gelu', the exact erf GELU of BERT)"
+            )
         # Types and ranges are checked before any build work (config_checks).
         hidden, heads = config_int(cfg, "hidden_size"), config_int(cfg, "num_attention_heads")
         if hidden % heads:
@@ -125,7 +132,9 @@ class BertConfig:
         folder = Path(source_dir) if source_dir is not None else None
         if pooling is None:
             if folder is None:
-                warnings.warn("no checkpoint folder given: using the default pooling (mean + L2 normalisation)", stacklevel=2)
+                warnings.warn(
+                    "no checkpoint folder given: using the default pooling (mean + L2 normalisation)", stacklevel=2
+                )
                 pooling = PoolingConfig("mean", True, "default")
             else:
                 pooling = read_pooling_config(folder)
@@ -133,7 +142,9 @@ class BertConfig:
             max_seq_length = pooling.max_seq_length or _tokenizer_max_length(folder) or n_positions
             max_seq_length = min(int(max_seq_length), n_positions)
         elif not 2 <= int(max_seq_length) <= n_positions:
-            raise UnsupportedConfigError(f"max_seq_length {max_seq_length} is outside 2..{n_positions} (the model's position table)")
+            raise UnsupportedConfigError(
+                f"max_seq_length {max_seq_length} is outside 2..{n_positions} (the model's position table)"
+            )
         max_seq_length = int(max_seq_length)
         if weight_prefix is None:
             weight_prefix = _detect_weight_prefix(folder) if folder is not None else ""
@@ -188,7 +199,9 @@ def _detect_weight_prefix(folder: Path) -> str:
         except Exception:  # noqa: BLE001 - a corrupt file is reported by the weights loader
             return ""
     if len(prefixes) > 1:
-        raise UnsupportedConfigError(f"{folder} holds several encoders ({sorted(prefixes)} + {suffix}); cannot tell which to compile")
+        raise UnsupportedConfigError(
+            f"{folder} holds several encoders ({sorted(prefixes)} + {suffix}); cannot tell which to compile"
+        )
     return prefixes.pop() if prefixes else ""
 
 
@@ -347,7 +360,9 @@ def param_map(config: BertConfig) -> dict[str, ParamSource]:
     for i in range(config.num_hidden_layers):
         hf, ours = f"{p}encoder.layer.{i}", f"layers.{i}"
         for kind in ("weight", "bias"):
-            m[f"{ours}.attn.qkv.{kind}"] = _rows(*(f"{hf}.attention.self.{x}.{kind}" for x in ("query", "key", "value")))
+            m[f"{ours}.attn.qkv.{kind}"] = _rows(
+                *(f"{hf}.attention.self.{x}.{kind}" for x in ("query", "key", "value"))
+            )
             m[f"{ours}.attn.out.{kind}"] = _one(f"{hf}.attention.output.dense.{kind}")
             m[f"{ours}.attn_norm.{kind}"] = _one(f"{hf}.attention.output.LayerNorm.{kind}")
             m[f"{ours}.mlp.up.{kind}"] = _one(f"{hf}.intermediate.dense.{kind}")

@@ -4,6 +4,7 @@ A float layer count would be truncated by int() (2.5 -> 2 layers, silently), a n
 a package that fails only at load, and `null` or a list gives a bare TypeError: every read here
 says which field is wrong and what it must be.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,7 +19,9 @@ class UnsupportedConfigError(ValueError):
 
 
 def _bad(key: str, value: Any, want: str) -> UnsupportedConfigError:
-    return UnsupportedConfigError(f"config.json: {key} is {value!r}; it must be {want}. Fix the checkpoint's config.json")
+    return UnsupportedConfigError(
+        f"config.json: {key} is {value!r}; it must be {want}. Fix the checkpoint's config.json"
+    )
 
 
 def config_int(cfg: dict[str, Any], key: str, *, minimum: int = 1, default: Any = _MISSING) -> int:
@@ -42,7 +45,12 @@ def config_float(cfg: dict[str, Any], key: str, default: float, *, positive: boo
     value = cfg.get(key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (positive and value <= 0):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or (positive and value <= 0)
+    ):
         raise _bad(key, value, "a finite number > 0" if positive else "a finite number")
     return float(value)
 

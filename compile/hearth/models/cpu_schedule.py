@@ -18,6 +18,7 @@ differ, as in any BLAS):
 
 Only for native llvm builds: the wasm-cpu target has no thread pool, and GPU targets use dlight.
 """
+
 from __future__ import annotations
 
 import tvm

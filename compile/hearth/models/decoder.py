@@ -33,6 +33,7 @@ The KV cache is TVM's TIR paged cache (`TIRPagedKVCache`): its attention kernels
 they compile for WebGPU as well as for CPU (FlashInfer is CUDA-only). Which kernel set it
 embeds depends on the target, so the target must be known when the model is exported.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ class DecoderConfig:
         context_window_size: int | None = None,
         prefill_chunk_size: int | None = None,
         max_batch_size: int = 1,
-    ) -> "DecoderConfig":
+    ) -> DecoderConfig:
         """Build from a parsed config.json (transformers 4.x or 5.x layout)."""
         cfg = dict(config_dict)
         model_type = cfg.get("model_type", "")
@@ -124,7 +125,9 @@ class DecoderConfig:
             check_divisible("hidden_size", hidden, "num_attention_heads", n_heads)
         head_dim = config_int(cfg, "head_dim", default=hidden // n_heads)
         if head_dim % 2:
-            raise UnsupportedConfigError(f"config.json: head_dim {head_dim} is odd; rotary embeddings need an even head_dim")
+            raise UnsupportedConfigError(
+                f"config.json: head_dim {head_dim} is odd; rotary embeddings need an even head_dim"
+            )
 
         if context_window_size is None:
             if not (cfg.get("max_position_embeddings") or cfg.get("max_sequence_length")):
@@ -221,7 +224,9 @@ class DecoderAttention(nn.Module):
             dtype=dtype,
         )
         setattr(self, self.qkv_name, qkv_proj)
-        self.o_proj = nn.Linear(self.num_q_heads * self.head_dim, config.hidden_size, bias=config.o_proj_bias, dtype=dtype)
+        self.o_proj = nn.Linear(
+            self.num_q_heads * self.head_dim, config.hidden_size, bias=config.o_proj_bias, dtype=dtype
+        )
 
     def forward(self, x: Tensor, paged_kv_cache: PagedKVCache, layer_id: int) -> Tensor:
         b, s, _ = x.shape
@@ -310,7 +315,9 @@ class DecoderForCausalLM(nn.Module):
         if not config.tie_word_embeddings:
             # float32 out: see Embedding.lm_head_forward. A quantized replacement that ignores
             # out_dtype is still fine: get_logits casts.
-            self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False, dtype=dtype, out_dtype="float32")
+            self.lm_head = nn.Linear(
+                config.hidden_size, config.vocab_size, bias=False, dtype=dtype, out_dtype="float32"
+            )
 
     def to(self, dtype: str | None = None) -> None:
         # The spec's activation dtype and the KV cache dtype follow self.dtype, so keep it in
@@ -436,7 +443,11 @@ class DecoderForCausalLM(nn.Module):
         }
         spec = {
             "embed": {"input_ids": nn.spec.Tensor(["seq_len"], "int32"), "$": packed},
-            "prefill": {"input_embed": nn.spec.Tensor([1, "seq_len", hidden], dtype), "paged_kv_cache": kv, "$": packed},
+            "prefill": {
+                "input_embed": nn.spec.Tensor([1, "seq_len", hidden], dtype),
+                "paged_kv_cache": kv,
+                "$": packed,
+            },
             "decode": {"input_embed": nn.spec.Tensor([1, 1, hidden], dtype), "paged_kv_cache": kv, "$": packed},
             "batch_prefill": {
                 "input_embeds": nn.spec.Tensor([1, "seq_len", hidden], dtype),

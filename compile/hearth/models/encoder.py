@@ -21,6 +21,7 @@ Why static buckets and not one dynamic-shape function: WebGPU kernels specialise
 shape need no shape arithmetic and let TVM plan every buffer at build time; the cost is one
 kernel set per bucket (compile time and wasm size grow linearly with the bucket count).
 """
+
 from __future__ import annotations
 
 import json
@@ -100,7 +101,9 @@ def _pooling_mode(cfg: dict[str, Any], where: Path) -> str:
             f"{', '.join(POOLING_MODES)} (sentence-transformers would concatenate several)"
         )
     if modes[0] not in POOLING_MODES:
-        raise UnsupportedConfigError(f"{where}: pooling mode {modes[0]!r} is not supported; supported: {', '.join(POOLING_MODES)}")
+        raise UnsupportedConfigError(
+            f"{where}: pooling mode {modes[0]!r} is not supported; supported: {', '.join(POOLING_MODES)}"
+        )
     return modes[0]
 
 
@@ -131,7 +134,9 @@ def read_pooling_config(folder: Path) -> PoolingConfig:
         )
     if "Transformer" not in kinds or "Pooling" not in kinds:
         raise UnsupportedConfigError(f"{modules_file} must list a Transformer and a Pooling module, got {kinds}")
-    if kinds.index("Pooling") < kinds.index("Transformer") or ("Normalize" in kinds and kinds.index("Normalize") < kinds.index("Pooling")):
+    if kinds.index("Pooling") < kinds.index("Transformer") or (
+        "Normalize" in kinds and kinds.index("Normalize") < kinds.index("Pooling")
+    ):
         raise UnsupportedConfigError(f"{modules_file}: expected Transformer -> Pooling -> Normalize order, got {kinds}")
 
     def module_dir(kind: str) -> Path:

@@ -19,6 +19,7 @@ leave free take the next (shorter) texts, which ride along at no cost; rows past
 all padding and their outputs are dropped. Counting only the needy texts keeps one long text
 from padding 31 short ones to its length (padded tokens are what software WebGPU pays for).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -102,7 +103,7 @@ class NativeEncoder:
             self.tokenizer.enable_truncation(max_length=max_seq_length)
 
     @classmethod
-    def from_package(cls, package_dir: Path, target: str = "llvm") -> "NativeEncoder":
+    def from_package(cls, package_dir: Path, target: str = "llvm") -> NativeEncoder:
         from ..native import PackageTargetError, open_package
 
         package_dir = Path(package_dir)

@@ -17,6 +17,7 @@ and semantics (`attach_sampler.py`) with kernels of their own: MLC's build on TV
 cumsum, and with TVM 0.27 the sort does not compile for WebGPU (blockIdx.z) and the cumsum gave
 wrong prefix sums on Dawn/lavapipe. Hearth's own SDK calls none of them.
 """
+
 from __future__ import annotations
 
 import tvm
@@ -49,7 +50,9 @@ def attach_engine_functions(mod: tvm.IRModule, target: tvm.target.Target, max_ba
 
 def _apply_logit_bias_inplace(tx: int) -> tirx.PrimFunc:
     @T.prim_func(s_tir=True)
-    def apply_logit_bias_inplace(var_logits: T.handle, var_pos2seq_id: T.handle, var_token_ids: T.handle, var_logit_bias: T.handle) -> None:
+    def apply_logit_bias_inplace(
+        var_logits: T.handle, var_pos2seq_id: T.handle, var_token_ids: T.handle, var_logit_bias: T.handle
+    ) -> None:
         T.func_attr({"global_symbol": "apply_logit_bias_inplace", "tirx.noalias": True, "tirx.is_scheduled": True})
         batch_size = T.int32()
         vocab_size = T.int32()
@@ -168,9 +171,13 @@ def _argsort_desc(var_probs: T.handle, var_sorted: T.handle, var_indices: T.hand
                             pair = b * 256 + t
                             half = 1 << (stage - step)
                             lo = (pair // half) * 2 * half + pair % half
-                            hi = T.if_then_else(step == 0, (pair // half) * 2 * half + 2 * half - 1 - pair % half, lo + half)
+                            hi = T.if_then_else(
+                                step == 0, (pair // half) * 2 * half + 2 * half - 1 - pair % half, lo + half
+                            )
                             if hi < vocab_size:
-                                if sp[row, hi] > sp[row, lo] or (sp[row, hi] == sp[row, lo] and si[row, hi] < si[row, lo]):
+                                if sp[row, hi] > sp[row, lo] or (
+                                    sp[row, hi] == sp[row, lo] and si[row, hi] < si[row, lo]
+                                ):
                                     p = sp[row, lo]
                                     i = si[row, lo]
                                     sp[row, lo] = sp[row, hi]
@@ -190,7 +197,10 @@ def _attach_argsort_probs(bb: relax.BlockBuilder) -> relax.GlobalVar:
                 relax.call_tir(
                     kernel,
                     [probs],
-                    out_ty=[relax.TensorType((batch_size, vocab_size), "float32"), relax.TensorType((batch_size, vocab_size), "int32")],
+                    out_ty=[
+                        relax.TensorType((batch_size, vocab_size), "float32"),
+                        relax.TensorType((batch_size, vocab_size), "int32"),
+                    ],
                 )
             )
             output = bb.emit_output(out)
@@ -199,7 +209,12 @@ def _attach_argsort_probs(bb: relax.BlockBuilder) -> relax.GlobalVar:
 
 @T.prim_func
 def _sample_top_p(
-    var_sorted: T.handle, var_indices: T.handle, var_uniform: T.handle, var_rows: T.handle, var_top_p: T.handle, var_out: T.handle
+    var_sorted: T.handle,
+    var_indices: T.handle,
+    var_uniform: T.handle,
+    var_rows: T.handle,
+    var_top_p: T.handle,
+    var_out: T.handle,
 ):
     """MLC's top-p sampling from a sorted row (tvm.relax.frontend.nn.sample_top_p_top_k_from_sorted_prob
     without top-k): keep the shortest prefix whose mass reaches top_p, renormalise it, and pick the
@@ -227,7 +242,9 @@ def _sample_top_p(
             sums = T.alloc_buffer((256,), "float32", scope="shared")  # each chunk's mass
             cuts = T.alloc_buffer((256,), "float32", scope="shared")  # prefix mass where a chunk reaches top_p, else -1
             picks = T.alloc_buffer((256,), "int32", scope="shared")  # the token a chunk picks, else -1
-            acc = T.alloc_buffer((4,), "float32", scope="local")  # running sum, mass before the chunk, row total, kept mass
+            acc = T.alloc_buffer(
+                (4,), "float32", scope="local"
+            )  # running sum, mass before the chunk, row total, kept mass
             found = T.alloc_buffer((2,), "int32", scope="local")  # done flag, result
             row = rows[sample]
             chunk = (vocab_size + 255) // 256

@@ -8,6 +8,7 @@ Every forward pass is bracketed by the KV cache's bookkeeping:
 
 and a sequence must be registered (`kv_state_add_sequence`) before its first token.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -4,6 +4,7 @@ Contract with quantization (`hearth.quant`): every weight-bearing layer here is 
 `nn.Linear` or this `Embedding`, so a quantization `nn.Mutator` can swap them 1:1. A quantized
 embedding must implement both `forward` (token lookup) and `lm_head_forward` (tied head).
 """
+
 from __future__ import annotations
 
 from tvm.relax.frontend import nn

@@ -2,6 +2,7 @@
 
 All of them are the plain decoder of `decoder.py`; what differs is read from config.json.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -7,6 +7,7 @@ quantization then runs on the combined float tensors.
 `combine` only rearranges (concatenation); it keeps the checkpoint's dtype. Casting to the
 parameter's dtype is the loader's job (it knows whether the target is f16, f32 or a quantizer).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -54,7 +55,9 @@ def decoder_param_map(config: DecoderConfig) -> dict[str, ParamSource]:
         if config.o_proj_bias:
             m[f"{attn}.o_proj.bias"] = _one(f"{attn}.o_proj.bias")
         for kind in ["weight"] + (["bias"] if config.mlp_bias else []):
-            m[f"{mlp}.gate_up_proj.{kind}"] = ParamSource((f"{mlp}.gate_proj.{kind}", f"{mlp}.up_proj.{kind}"), _concat_rows)
+            m[f"{mlp}.gate_up_proj.{kind}"] = ParamSource(
+                (f"{mlp}.gate_proj.{kind}", f"{mlp}.up_proj.{kind}"), _concat_rows
+            )
             m[f"{mlp}.down_proj.{kind}"] = _one(f"{mlp}.down_proj.{kind}")
         m[f"{layer}.input_layernorm.weight"] = _one(f"{layer}.input_layernorm.weight")
         m[f"{layer}.post_attention_layernorm.weight"] = _one(f"{layer}.post_attention_layernorm.weight")

@@ -1,5 +1,6 @@
 """Qwen2 / Qwen2.5: the Llama decoder with a bias on the q, k and v projections (none on o),
 whose fused q|k|v projection MLC names `c_attn`."""
+
 from __future__ import annotations
 
 from typing import Any

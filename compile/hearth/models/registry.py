@@ -1,4 +1,5 @@
 """Which Hugging Face architectures Hearth can compile, and the pieces each one needs."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -41,7 +42,9 @@ ARCHITECTURES: dict[str, Architecture] = {
     for arch in [
         Architecture("llama", ("llama", "mistral"), llama.LlamaConfig, llama.LlamaForCausalLM, llama.param_map),
         Architecture("qwen2", ("qwen2",), qwen2.Qwen2Config, qwen2.Qwen2ForCausalLM, qwen2.param_map),
-        Architecture("bert", bert.BertConfig.hf_model_types, bert.BertConfig, bert.BertModel, bert.param_map, task="embedding"),
+        Architecture(
+            "bert", bert.BertConfig.hf_model_types, bert.BertConfig, bert.BertModel, bert.param_map, task="embedding"
+        ),
     ]
 }
 

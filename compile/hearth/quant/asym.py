@@ -17,6 +17,7 @@ f16 activation is.
 Kernels follow hearth.quant.group: each layer call is one TE PrimFunc (decode block + NT matmul
 or gather) that dlight's GEMV / Matmul rules fuse into one kernel on every target.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,7 +76,9 @@ def _exact_in(values: np.ndarray, dtype: np.dtype, what: str, name: str) -> np.n
         out = values.astype(dtype)
     if not np.array_equal(out.astype(np.float32), values):
         bad = int(np.count_nonzero(out.astype(np.float32) != values))
-        raise AsymCarryError(f"{name}: {bad} block {what}s are not exactly representable in {dtype} (out of range); use the float32 scheme")
+        raise AsymCarryError(
+            f"{name}: {bad} block {what}s are not exactly representable in {dtype} (out of range); use the float32 scheme"
+        )
     return out
 
 
@@ -88,7 +91,9 @@ def pack_block_codes(
         raise AsymCarryError(f"{name}: expected [rows, K] codes, got shape {codes.shape}")
     n, k = codes.shape
     if k % group_size or blocks.scale.shape != (n, k // group_size) or blocks.minimum.shape != blocks.scale.shape:
-        raise AsymCarryError(f"{name}: codes {codes.shape}, scales {blocks.scale.shape}, mins {blocks.minimum.shape} do not form groups of {group_size}")
+        raise AsymCarryError(
+            f"{name}: codes {codes.shape}, scales {blocks.scale.shape}, mins {blocks.minimum.shape} do not form groups of {group_size}"
+        )
     if bits not in (4, 8):
         raise AsymCarryError(f"{name}: only 4- and 8-bit codes are implemented, not {bits}")
     top = int(codes.max(initial=0))
@@ -149,7 +154,9 @@ def _decode(bits: int, q_weight, q_scale, q_min, row, j):
 def te_dequantize_asym(bits: int, q_weight: te.Tensor, q_scale: te.Tensor, q_min: te.Tensor, k: int) -> te.Tensor:
     """[..., K] float32 weight from q_weight [..., K*bits/32], q_scale / q_min [..., K/32]."""
     out_shape = [*q_weight.shape[:-1], tirx.IntImm("int64", k)]
-    return te.compute(out_shape, lambda *idx: _decode(bits, q_weight, q_scale, q_min, idx[:-1], idx[-1]), name="dequantize")
+    return te.compute(
+        out_shape, lambda *idx: _decode(bits, q_weight, q_scale, q_min, idx[:-1], idx[-1]), name="dequantize"
+    )
 
 
 def te_dequantize_asym_take(
@@ -202,11 +209,16 @@ class AsymQuantLinear(nn.Module):
         self.bias = nn.Parameter((out_features,), bias_dtype or out_dtype or self.scheme.model_dtype) if bias else None
 
     @staticmethod
-    def from_linear(src: nn.Linear, scheme: QuantScheme | str, bits: int) -> "AsymQuantLinear":
+    def from_linear(src: nn.Linear, scheme: QuantScheme | str, bits: int) -> AsymQuantLinear:
         out_features, in_features = src.weight.shape
         src_bias = getattr(src, "bias", None)
         layer = AsymQuantLinear(
-            in_features, out_features, scheme, bits, bias=src_bias is not None, out_dtype=src.out_dtype,
+            in_features,
+            out_features,
+            scheme,
+            bits,
+            bias=src_bias is not None,
+            out_dtype=src.out_dtype,
             bias_dtype=src_bias.dtype if src_bias is not None else None,
         )
         if layer.bias is not None:
@@ -249,7 +261,7 @@ class AsymQuantEmbedding(nn.Module):
         _params(self, num, dim, bits, self.scheme)
 
     @staticmethod
-    def from_embedding(src: nn.Embedding, scheme: QuantScheme | str, bits: int) -> "AsymQuantEmbedding":
+    def from_embedding(src: nn.Embedding, scheme: QuantScheme | str, bits: int) -> AsymQuantEmbedding:
         num, dim = src.weight.shape
         return AsymQuantEmbedding(num, dim, scheme, bits)
 

@@ -34,6 +34,7 @@ would leave the dequantize as its own kernel writing the full float weight. dlig
 later elementwise ops (activations, residual adds). Matmuls accumulate in float32, bias included,
 and round once to the output dtype (also for f16 models).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -67,7 +68,8 @@ def _require_packed_uint32(scheme: QuantScheme) -> None:
     if scheme.kind != "group":
         hint = (
             " (it stores a GGUF's block codes with a minimum per group: hearth.quant.asym, dequantize_asym)"
-            if scheme.carries_gguf else ""
+            if scheme.carries_gguf
+            else ""
         )
         raise ValueError(f"{scheme.name} is not a symmetric group-quantization scheme{hint}")
     if scheme.bits not in (4, 8) or scheme.storage_dtype != "uint32":
@@ -326,9 +328,7 @@ def te_matmul_nt(x: te.Tensor, w: te.Tensor, k: int, out_dtype: str, bias: te.Te
     out_shape = [*x.shape[:-1], w.shape[0]]
     y = te.compute(
         out_shape,
-        lambda *idx: te.sum(
-            x(*idx[:-1], r).astype(_ACC_DTYPE) * w(idx[-1], r).astype(_ACC_DTYPE), axis=r
-        ),
+        lambda *idx: te.sum(x(*idx[:-1], r).astype(_ACC_DTYPE) * w(idx[-1], r).astype(_ACC_DTYPE), axis=r),
         name="NT_matmul",
     )
     if bias is None and out_dtype == _ACC_DTYPE:
@@ -343,7 +343,9 @@ def te_matmul_nt(x: te.Tensor, w: te.Tensor, k: int, out_dtype: str, bias: te.Te
     return te.compute(out_shape, epilogue, name="T_add" if bias is not None else "cast")
 
 
-def te_dequantize_take(scheme: QuantScheme, q_weight: te.Tensor, q_scale: te.Tensor, ids: te.Tensor, k: int) -> te.Tensor:
+def te_dequantize_take(
+    scheme: QuantScheme, q_weight: te.Tensor, q_scale: te.Tensor, ids: te.Tensor, k: int
+) -> te.Tensor:
     """Rows ids[...] of the dequantized table: [*ids.shape, K]. Only the gathered rows are decoded.
     Like relax take in its default mode, out-of-range ids are not checked."""
     out_shape = [*ids.shape, tirx.IntImm("int64", k)]
@@ -388,7 +390,7 @@ class GroupQuantLinear(nn.Module):
             self.bias = None
 
     @staticmethod
-    def from_linear(src: nn.Linear, scheme: QuantScheme | str) -> "GroupQuantLinear":
+    def from_linear(src: nn.Linear, scheme: QuantScheme | str) -> GroupQuantLinear:
         out_features, in_features = src.weight.shape  # symbolic out_features stays a tirx.Var
         src_bias = getattr(src, "bias", None)
         layer = GroupQuantLinear(
@@ -452,7 +454,7 @@ class GroupQuantEmbedding(nn.Module):
         self.q_scale = nn.Parameter((num, g), self.scheme.scale_dtype)
 
     @staticmethod
-    def from_embedding(src: nn.Embedding, scheme: QuantScheme | str) -> "GroupQuantEmbedding":
+    def from_embedding(src: nn.Embedding, scheme: QuantScheme | str) -> GroupQuantEmbedding:
         num, dim = src.weight.shape
         return GroupQuantEmbedding(num, dim, scheme)
 

@@ -7,6 +7,7 @@ Group schemes (q4*_1, q8*, q4*_mse) get hearth.quant.group's layers and quantize
 the _gguf schemes get hearth.quant.asym's layers (Linears `bits` wide, the embedding table and an
 untied LM head `embedding_bits` wide) and take a quantized file's block codes (BlockCodes).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,7 @@ def _join(prefix: str, name: str) -> str:
 def _check_weight_dtype(name: str, param: nn.Parameter, scheme: QuantScheme) -> None:
     if param.dtype != scheme.model_dtype:
         raise ValueError(
-            f"{_join(name, 'weight')} is {param.dtype} but {scheme.name} needs the model built in "
-            f"{scheme.model_dtype}"
+            f"{_join(name, 'weight')} is {param.dtype} but {scheme.name} needs the model built in {scheme.model_dtype}"
         )
 
 
@@ -55,8 +55,10 @@ class _QuantizeMutator(nn.Mutator):
     def visit_module(self, name: str, node: nn.Module) -> Any:
         if getattr(node, "no_quantization", False):  # MLC's opt-out flag
             return node
-        if isinstance(node, nn.Linear) and not _is_moe_gate(name, node) and (
-            self.scheme.quantize_final_fc or not _is_final_fc(name)
+        if (
+            isinstance(node, nn.Linear)
+            and not _is_moe_gate(name, node)
+            and (self.scheme.quantize_final_fc or not _is_final_fc(name))
         ):
             _check_weight_dtype(name, node.weight, self.scheme)
             if self.scheme.carries_gguf:

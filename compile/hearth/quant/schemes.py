@@ -53,6 +53,7 @@ f32; the Q8_0 table 9.0 / 10.0 (the GGUF: 8.5; q_min is redundant there but keep
 shape and groups run along K (the reduction axis); packed q_weight is [N, K/8], q_scale [N, K/32].
 As in MLC, the scale dtype is the model dtype.
 """
+
 from __future__ import annotations
 
 import math
@@ -77,9 +78,7 @@ class UnknownQuantizationError(ValueError):
     def __init__(self, name: str, known: Iterable[str]):
         self.name = name
         self.known = tuple(known)
-        super().__init__(
-            f"unknown quantization scheme {name!r}; known schemes: {', '.join(self.known)}"
-        )
+        super().__init__(f"unknown quantization scheme {name!r}; known schemes: {', '.join(self.known)}")
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,9 @@ class QuantScheme:
         if self.is_quantized:
             for b in {self.bits, self.embedding_bits or self.bits}:
                 if b <= 0 or self.storage_bits % b or self.group_size % (self.storage_bits // b):
-                    raise ValueError(f"{self.name}: {b}-bit elements do not tile {self.storage_dtype} groups of {self.group_size}")
+                    raise ValueError(
+                        f"{self.name}: {b}-bit elements do not tile {self.storage_dtype} groups of {self.group_size}"
+                    )
             if self.scale_method not in ("absmax", "mse"):
                 raise ValueError(f"{self.name}: scale_method must be 'absmax' or 'mse', got {self.scale_method!r}")
             if self.linear_weight_layout != "NK":

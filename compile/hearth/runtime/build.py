@@ -38,10 +38,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 __all__ = [
     "COMPILE_FLAGS",
@@ -162,8 +162,10 @@ def emcc_path() -> str:
 def _emscripten_fingerprint(emcc: str) -> str:
     """Cheap identity of the emscripten install (resolved path + version file)."""
     real = Path(emcc).resolve()
-    for candidate in (real.parent / "emscripten-version.txt",
-                      real.parent.parent / "share" / "emscripten" / "emscripten-version.txt"):
+    for candidate in (
+        real.parent / "emscripten-version.txt",
+        real.parent.parent / "share" / "emscripten" / "emscripten-version.txt",
+    ):
         if candidate.is_file():
             return f"{real}:{candidate.read_text().strip()}"
     return str(real)
@@ -297,8 +299,7 @@ class _Processes:
                         pass
 
 
-def _run_logged(cmd: list[str], log_path: Path, cwd: Path, what: str,
-                procs: _Processes | None = None) -> float:
+def _run_logged(cmd: list[str], log_path: Path, cwd: Path, what: str, procs: _Processes | None = None) -> float:
     """Run ``cmd`` with its output in ``log_path``; raise RuntimeBuildError on failure."""
     procs = procs or _Processes()
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -310,12 +311,10 @@ def _run_logged(cmd: list[str], log_path: Path, cwd: Path, what: str,
             proc = procs.start(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
         except OSError as err:
             log.write(f"\nfailed to start: {err}\n".encode())
-            raise RuntimeBuildError(f"{what}: could not run the command ({err})",
-                                    cmd=cmd, log_path=log_path) from err
+            raise RuntimeBuildError(f"{what}: could not run the command ({err})", cmd=cmd, log_path=log_path) from err
         if proc is None:
             log.write(b"\n[not started: another step of the build failed]\n")
-            raise RuntimeBuildError(f"{what}: not started, another step failed",
-                                    cmd=cmd, log_path=log_path)
+            raise RuntimeBuildError(f"{what}: not started, another step failed", cmd=cmd, log_path=log_path)
         try:
             returncode = proc.wait()
         finally:
@@ -324,11 +323,13 @@ def _run_logged(cmd: list[str], log_path: Path, cwd: Path, what: str,
         log.write(f"\n[exit status {returncode} after {elapsed:.1f} s]\n".encode())
     if returncode != 0:
         if procs.cancelled:
-            raise RuntimeBuildError(f"{what}: stopped because another step failed",
-                                    cmd=cmd, log_path=log_path, returncode=returncode)
+            raise RuntimeBuildError(
+                f"{what}: stopped because another step failed", cmd=cmd, log_path=log_path, returncode=returncode
+            )
         tail = _tail(log_path)
-        raise RuntimeBuildError(f"{what} failed{(':' + chr(10) + tail) if tail else ''}",
-                                cmd=cmd, log_path=log_path, returncode=returncode)
+        raise RuntimeBuildError(
+            f"{what} failed{(':' + chr(10) + tail) if tail else ''}", cmd=cmd, log_path=log_path, returncode=returncode
+        )
     return elapsed
 
 
@@ -452,8 +453,7 @@ def _build_locked(final: Path, jobs: int, progress: ProgressFn | None) -> Path:
             obj = obj_dir / (Path(src_name).stem + ".o")
             cmd = [emcc, *cflags, "-c", "-o", str(obj), f"web/emcc/{src_name}"]
             log = log_dir / f"compile-{Path(src_name).stem}.log"
-            return src_name, _run_logged(cmd, log, cwd=tvm_home, what=f"compiling {src_name}",
-                                         procs=procs)
+            return src_name, _run_logged(cmd, log, cwd=tvm_home, what=f"compiling {src_name}", procs=procs)
 
         # RUNTIME_SOURCES starts with wasm_runtime.cc (~95% of the time), so with
         # two jobs the small units compile alongside it.

@@ -3,6 +3,7 @@
 The _gguf schemes (hearth.quant.schemes) read the source GGUF's own block codes instead of the
 converted folder's float weights (hearth.weights.gguf_blocks), so no weight is rounded twice.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,7 +37,9 @@ def convert_weights(
     `source` is needed only by the _gguf schemes (the GGUF file whose blocks they carry over)."""
     if plan.scheme.carries_gguf:
         if source is None:
-            raise GGUFCarryError(f"{plan.scheme.name} needs the GGUF source to read its blocks from (convert_weights(..., source=...))")
+            raise GGUFCarryError(
+                f"{plan.scheme.name} needs the GGUF source to read its blocks from (convert_weights(..., source=...))"
+            )
         check_carry_over(plan.scheme, source)
         reader = GGUFBlockReader(gguf_path(source), reader.folder)
     consumed = {n for src in param_map.values() for n in src.hf_names}
@@ -50,7 +53,9 @@ def convert_weights(
             array = _combine(name, src, [reader.get(n) for n in src.hf_names])
             finite = [array.scale, array.minimum] if isinstance(array, BlockCodes) else [array]
             if not all(np.all(np.isfinite(a)) for a in finite):
-                raise CheckpointError(f"{name} (from {', '.join(src.hf_names)}) contains NaN or Inf: the checkpoint is corrupt")
+                raise CheckpointError(
+                    f"{name} (from {', '.join(src.hf_names)}) contains NaN or Inf: the checkpoint is corrupt"
+                )
             for out_name, out in plan.quantize_param(name, array).items():
                 written.append(out_name)
                 yield out_name, out
@@ -59,7 +64,9 @@ def convert_weights(
 
     # dump_tensor_cache prints per-shard chatter; the caller shows a progress bar instead.
     with contextlib.redirect_stdout(io.StringIO()):
-        tvmjs.dump_tensor_cache(tensors(), str(out_dir), encode_format="raw", shard_cap_mb=SHARD_CAP_MB, show_progress=False)
+        tvmjs.dump_tensor_cache(
+            tensors(), str(out_dir), encode_format="raw", shard_cap_mb=SHARD_CAP_MB, show_progress=False
+        )
     return written
 
 

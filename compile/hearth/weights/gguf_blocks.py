@@ -19,6 +19,7 @@ for value:
       Q8_0  d f16, 32 int8 q;  w = d q       -> code q + 128, scale d, min -128 d
   Every value is exact, and code * scale + min in float32 equals gguf.dequantize bit for bit.
 """
+
 from __future__ import annotations
 
 import json
@@ -88,11 +89,14 @@ def _check_widths(scheme: QuantScheme, path: Path) -> None:
     try:
         tensors = GGUFReader(str(path)).tensors
     except Exception as e:  # noqa: BLE001 - memmap/struct/ValueError for damaged files
-        raise CheckpointError(f"{path.name} is not a readable GGUF file ({type(e).__name__}: {e}); it is truncated or corrupt") from e
+        raise CheckpointError(
+            f"{path.name} is not a readable GGUF file ({type(e).__name__}: {e}); it is truncated or corrupt"
+        ) from e
     wide = [
         f"{t.name} ({t.tensor_type.name})"
         for t in tensors
-        if t.tensor_type.name in CARRIED_TYPES and CARRIED_TYPES[t.tensor_type.name][0] > scheme.layer_bits(_role(t.name))  # type: ignore[arg-type]
+        if t.tensor_type.name in CARRIED_TYPES
+        and CARRIED_TYPES[t.tensor_type.name][0] > scheme.layer_bits(_role(t.name))  # type: ignore[arg-type]
     ]
     if wide:
         wider = scheme.name.replace("q4", "q8", 1)
@@ -148,11 +152,15 @@ class GGUFBlockReader:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise GGUFCarryError(f"the GGUF file {self.path} is gone; the _gguf schemes read its blocks: restore it or compile it again from its new place")
+            raise GGUFCarryError(
+                f"the GGUF file {self.path} is gone; the _gguf schemes read its blocks: restore it or compile it again from its new place"
+            )
         try:
             self._reader = GGUFReader(str(self.path))
         except Exception as e:  # noqa: BLE001 - memmap/struct/ValueError for damaged files
-            raise CheckpointError(f"{self.path.name} is not a readable GGUF file ({type(e).__name__}: {e}); it is truncated or corrupt") from e
+            raise CheckpointError(
+                f"{self.path.name} is not a readable GGUF file ({type(e).__name__}: {e}); it is truncated or corrupt"
+            ) from e
         config = json.loads((hf_folder / "config.json").read_text())
         arch = self._field("general.architecture")
         self._processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=config)
@@ -186,7 +194,9 @@ class GGUFBlockReader:
             w = self._processor.process(weights=dequantize(t.data, t.tensor_type), name=t.name).weights
             return np.asarray(w, dtype=np.float32)
         if kind not in CARRIED_TYPES:
-            raise GGUFCarryError(f"{name} ({t.name}) is {kind}; the _gguf schemes carry {', '.join(CARRIED_TYPES)} blocks only")
+            raise GGUFCarryError(
+                f"{name} ({t.name}) is {kind}; the _gguf schemes carry {', '.join(CARRIED_TYPES)} blocks only"
+            )
         blocks = block_codes(np.asarray(t.data), kind)
         order = self._row_order(t.name, blocks.codes.shape[0])
         if order is None:

@@ -14,6 +14,7 @@ records what the package manifest says about its source: file name, SHA-256, fil
 count of each tensor type. The carry-over quantization schemes read the file's own blocks again
 (`read_blocks`), so they never see a rounded value.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,13 +57,15 @@ def find_gguf(path: Path) -> Path | None:
     if path.is_dir() and not (path / "config.json").is_file():
         files = sorted(p for p in path.glob("*.gguf") if p.is_file())
         if len(files) > 1:
-            raise GGUFError(f"{path} holds {len(files)} GGUF files ({', '.join(p.name for p in files)}); pass the one to compile")
+            raise GGUFError(
+                f"{path} holds {len(files)} GGUF files ({', '.join(p.name for p in files)}); pass the one to compile"
+            )
         return files[0] if files else None
     return None
 
 
 def model_id_from_file(path: Path) -> str:
-    """"SmolLM2-135M-Instruct.Q4_1.gguf" -> "SmolLM2-135M-Instruct"."""
+    """ "SmolLM2-135M-Instruct.Q4_1.gguf" -> "SmolLM2-135M-Instruct"."""
     stem = path.stem
     return _QUANT_SUFFIX.sub("", stem) or stem
 
@@ -73,11 +76,15 @@ def _open_reader(path: Path) -> Any:
     with path.open("rb") as f:
         magic = f.read(4)
     if magic != GGUF_MAGIC:
-        raise GGUFError(f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'); pass a .gguf file from llama.cpp's converter")
+        raise GGUFError(
+            f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'); pass a .gguf file from llama.cpp's converter"
+        )
     try:
         return GGUFReader(str(path))
     except Exception as e:  # noqa: BLE001 - the reader raises ValueError, struct/memmap errors, IndexError
-        raise GGUFError(f"{path.name} is not a readable GGUF file ({type(e).__name__}: {e}); it is truncated or corrupt: download it again") from e
+        raise GGUFError(
+            f"{path.name} is not a readable GGUF file ({type(e).__name__}: {e}); it is truncated or corrupt: download it again"
+        ) from e
 
 
 def _field(reader: Any, key: str) -> Any:
@@ -127,7 +134,11 @@ def _check_supported(path: Path, reader: Any) -> str:
     from gguf import GGMLQuantizationType
     from gguf.quants import _type_traits  # noqa: PLC2701 - the table of types gguf can dequantize
 
-    readable = {t for t in GGMLQuantizationType if t in (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16) or t in _type_traits}
+    readable = {
+        t
+        for t in GGMLQuantizationType
+        if t in (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16) or t in _type_traits
+    }
     bad = sorted({t.tensor_type.name for t in reader.tensors if t.tensor_type not in readable})
     if bad:
         raise GGUFError(
@@ -178,7 +189,9 @@ def _convert(path: Path, out: Path, info: dict[str, Any]) -> None:
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
 
     if not getattr(tokenizer, "chat_template", None):
-        warnings.warn(f"{name} has no chat template; using Hearth's default ChatML template (docs/gguf.md)", stacklevel=3)
+        warnings.warn(
+            f"{name} has no chat template; using Hearth's default ChatML template (docs/gguf.md)", stacklevel=3
+        )
         tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
     tokenizer.save_pretrained(out)
     if not (out / "tokenizer.json").is_file():
@@ -189,7 +202,9 @@ def _convert(path: Path, out: Path, info: dict[str, Any]) -> None:
     try:
         parsed = load_gguf_checkpoint(str(path), return_tensors=True, model_to_load=skeleton)
     except Exception as e:  # noqa: BLE001
-        raise GGUFError(f"{name}: reading its tensors failed ({type(e).__name__}: {e}); the file is corrupt or truncated") from e
+        raise GGUFError(
+            f"{name}: reading its tensors failed ({type(e).__name__}: {e}); the file is corrupt or truncated"
+        ) from e
     tensors = {k: v.to(torch.float32).contiguous() for k, v in parsed["tensors"].items()}
     expected = {k for k, _ in skeleton.named_parameters()}
     if config.tie_word_embeddings:
@@ -202,4 +217,6 @@ def _convert(path: Path, out: Path, info: dict[str, Any]) -> None:
             raise GGUFError(f"{name}: tensor {k} holds NaN or Inf; the file is corrupt")
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt", "source": f"gguf:{info['sha256']}"})
     if info.get("license"):
-        (out / "README.md").write_text(f"---\nlicense: {info['license']}\n---\nConverted by Hearth from {name} (sha256 {info['sha256']}).\n")
+        (out / "README.md").write_text(
+            f"---\nlicense: {info['license']}\n---\nConverted by Hearth from {name} (sha256 {info['sha256']}).\n"
+        )

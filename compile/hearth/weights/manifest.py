@@ -5,6 +5,7 @@ The SDK verifies every file against it before use (sdk/src/load/manifest.ts, fil
 its paths must stay inside the package, and a loader reads only files that are listed (and so
 verified).
 """
+
 from __future__ import annotations
 
 import json
@@ -82,7 +83,9 @@ def read_manifest_doc(package_dir: Path) -> dict[str, Any]:
         if not ok:
             raise IntegrityError(f"{where}: files[{i}] must be {{path, bytes, sha256 (64 hex digits)}}: {fix}")
         if not is_inside_path(e["path"]):
-            raise IntegrityError(f"{where}: files[{i}].path {e['path']!r} is not a relative path inside the package; refusing it")
+            raise IntegrityError(
+                f"{where}: files[{i}].path {e['path']!r} is not a relative path inside the package; refusing it"
+            )
         if e["path"] in seen:
             raise IntegrityError(f"{where}: files[{i}].path {e['path']!r} is listed twice: {fix}")
         seen.add(e["path"])
@@ -98,9 +101,13 @@ def verify_package(package_dir: Path) -> dict[str, Any]:
         if not path.is_file():
             raise IntegrityError(f"{entry['path']} is missing from {package_dir}; recompile or re-download the package")
         if not path.resolve().is_relative_to(root):
-            raise IntegrityError(f"{entry['path']} in {package_dir} is a link to a file outside the package; refusing it")
+            raise IntegrityError(
+                f"{entry['path']} in {package_dir} is a link to a file outside the package; refusing it"
+            )
         if path.stat().st_size != entry["bytes"]:
-            raise IntegrityError(f"{entry['path']} has {path.stat().st_size} bytes, manifest says {entry['bytes']}: corrupt or truncated")
+            raise IntegrityError(
+                f"{entry['path']} has {path.stat().st_size} bytes, manifest says {entry['bytes']}: corrupt or truncated"
+            )
         if sha256_file(path) != entry["sha256"].lower():
             raise IntegrityError(f"{entry['path']} does not match its SHA-256 in {MANIFEST}: corrupt or tampered")
     return doc
@@ -153,7 +160,9 @@ def tensor_cache_index(package_dir: Path, doc: dict[str, Any]) -> dict[str, Any]
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise IntegrityError(f"{where} is not valid JSON ({e}); recompile the package") from e
     records = index.get("records") if isinstance(index, dict) else None
-    if not isinstance(records, list) or not all(isinstance(r, dict) and isinstance(r.get("dataPath"), str) for r in records):
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("dataPath"), str) for r in records
+    ):
         raise IntegrityError(f'{where} must hold "records": [{{"dataPath": ...}}, ...]; recompile the package')
     require_listed(package_dir, doc, [r["dataPath"] for r in records])
     return index

@@ -1,4 +1,5 @@
 """Read Hugging Face safetensors checkpoints lazily, one tensor at a time, as float32 numpy."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,9 @@ class CheckpointReader:
         self.folder = folder
         files = sorted(folder.glob("*.safetensors"))
         if not files:
-            hint = " (found PyTorch *.bin files: convert them to safetensors first)" if any(folder.glob("*.bin")) else ""
+            hint = (
+                " (found PyTorch *.bin files: convert them to safetensors first)" if any(folder.glob("*.bin")) else ""
+            )
             raise CheckpointError(f"{folder} has no *.safetensors weight files{hint}")
         self._where: dict[str, Path] = {}
         self._handles: dict[Path, object] = {}
@@ -29,7 +32,9 @@ class CheckpointReader:
                 handle = safe_open(str(f), framework="pt")
                 names = list(handle.keys())
             except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as e:
-                raise CheckpointError(f"{f.name} is not a readable safetensors file ({e}); it is corrupt or truncated: re-download it") from e
+                raise CheckpointError(
+                    f"{f.name} is not a readable safetensors file ({e}); it is corrupt or truncated: re-download it"
+                ) from e
             self._handles[f] = handle
             for name in names:
                 self._where[name] = f
@@ -45,12 +50,16 @@ class CheckpointReader:
         import torch
 
         if name not in self._where:
-            raise CheckpointError(f"tensor {name!r} is not in the checkpoint at {self.folder}; is this the right architecture?")
+            raise CheckpointError(
+                f"tensor {name!r} is not in the checkpoint at {self.folder}; is this the right architecture?"
+            )
         f = self._where[name]
         try:
             t = self._handles[f].get_tensor(name)  # type: ignore[attr-defined]
         except Exception as e:  # noqa: BLE001 - safetensors raises several types for bad data
-            raise CheckpointError(f"cannot read {name!r} from {f.name} ({e}): the file is corrupt; re-download it") from e
+            raise CheckpointError(
+                f"cannot read {name!r} from {f.name} ({e}): the file is corrupt; re-download it"
+            ) from e
         if t.is_floating_point():
             t = t.to(torch.float32)
         return t.numpy()

@@ -1,4 +1,5 @@
 """Where a checkpoint comes from: a local folder or GGUF file always; a hub id when the network is up."""
+
 from __future__ import annotations
 
 import json
@@ -57,10 +58,14 @@ def resolve_source(model: str) -> ModelSource:
     elif _is_hub_id(model):
         path, origin = _download(model)
     else:
-        raise ModelSourceError(f"model {model!r} is neither an existing folder or .gguf file nor a hub id like 'org/name'")
+        raise ModelSourceError(
+            f"model {model!r} is neither an existing folder or .gguf file nor a hub id like 'org/name'"
+        )
     config_file = path / "config.json"
     if not config_file.is_file():
-        raise ModelSourceError(f"{path} has no config.json: pass the folder of a Hugging Face checkpoint (config.json + *.safetensors) or a .gguf file")
+        raise ModelSourceError(
+            f"{path} has no config.json: pass the folder of a Hugging Face checkpoint (config.json + *.safetensors) or a .gguf file"
+        )
     try:
         config = json.loads(config_file.read_text())
     except json.JSONDecodeError as e:
