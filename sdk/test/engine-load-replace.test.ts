@@ -1,8 +1,9 @@
 // EngineCore.load over a loaded model, on Dawn WebGPU (lavapipe) with the real tiny package (issue 19
 // item 9): a load that fails (missing package, corrupt shard, bad option, abort) leaves the working
 // model loaded and answering the same tokens; a good load replaces it; a load that runs out of memory
-// beside it frees it and retries once, and says so when that fails too. `cache` options that are not a
-// cache kind or an ArtifactStore are refused with InvalidRequestError naming the field and the values.
+// beside it frees it and retries once, and says so when that fails too. A failed loadEmbedder keeps the
+// loaded text encoder (all-MiniLM-L6-v2 q0f32's CPU build). `cache` options that are not a cache kind or
+// an ArtifactStore are refused with InvalidRequestError naming the field and the values.
 // FAILS (does not skip) without the package.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -19,7 +20,7 @@ import type { FetchLike } from "../src/engine/tvm.js";
 import type { ChatCompletionRequest } from "../src/engine/openai.js";
 import { installNodeGPU } from "./support/node-gpu.js";
 import { fileFetch } from "./support/file-fetch.js";
-import { CHAT, PACKAGE, PACKAGE_URL, requirePackage } from "./support/engine-fixtures.js";
+import { CHAT, PACKAGE, PACKAGE_URL, REPO, requirePackage } from "./support/engine-fixtures.js";
 
 let gpu: GPU;
 let core: EngineCore;
@@ -160,6 +161,23 @@ test("out of memory even alone: the error says the previous model was unloaded; 
   assert.equal(core.model, null);
   await assert.rejects(core.chatCompletion(GREEDY), EngineNotLoadedError);
   await core.load(PACKAGE_URL, { ...WEBGPU, modelId: "first" });
+  await assertFirstModelServes();
+});
+
+test("a failed loadEmbedder keeps the loaded text encoder; a good one replaces it", async () => {
+  const encoderUrl = pathToFileURL(join(REPO, "dist/all-MiniLM-L6-v2/q0f32")).href + "/";
+  // The encoder's CPU build: this test is about the engine's bookkeeping, not about the encoder's kernels.
+  const info = await core.loadEmbedder(encoderUrl, { target: "wasm-cpu" });
+  const request = { input: ["Someone plays the guitar."] };
+  const first = (await core.embeddings(request)).data[0]?.embedding as number[];
+  assert.equal(first.length, info.dim);
+  const missing = pathToFileURL(join(scratch, "no-such-encoder")).href + "/";
+  await assert.rejects(core.loadEmbedder(missing, { target: "wasm-cpu" }), (err: unknown) => err instanceof Error && err.name === "PackageManifestError");
+  assert.deepEqual(core.embedder, info);
+  assert.deepEqual((await core.embeddings(request)).data[0]?.embedding, first);
+  const again = await core.loadEmbedder(encoderUrl, { target: "wasm-cpu" });
+  assert.notEqual(again, info);
+  assert.deepEqual((await core.embeddings(request)).data[0]?.embedding, first);
   await assertFirstModelServes();
 });
 

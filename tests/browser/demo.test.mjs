@@ -146,7 +146,11 @@ before(async () => {
   });
   page = context.pages()[0] ?? (await context.newPage());
   page.on("console", (m) => {
+    if (m.type() === "error") consoleErrors.push(m.text());
     if (m.type() === "error" || m.type() === "warning") process.stderr.write(`[chromium ${m.type()}] ${m.text()}\n`);
+  });
+  page.on("request", (r) => {
+    if (new URL(r.url()).pathname.startsWith("/v1/")) v1Requests.push(r.url());
   });
   page.on("pageerror", (e) => process.stderr.write(`[chromium pageerror] ${e.message}\n`));
 });
@@ -157,6 +161,10 @@ after(async () => {
   if (profileDir) rmSync(profileDir, { recursive: true, force: true });
   if (Object.keys(timings).length > 0) process.stderr.write(`demo timings: ${JSON.stringify(timings)}\n`);
 });
+
+/** Console errors and /v1/ requests of the page (this server runs without --native-api: there must be none). */
+const consoleErrors = [];
+const v1Requests = [];
 
 /** Ask `question` and wait for its turn to finish; the turn's state, answer, sources and the app's numbers. */
 async function ask(question) {
@@ -219,6 +227,9 @@ test("demo: load SmolLM2 on the CPU build, ingest a PDF, answers with the right 
   await page.waitForFunction(() => !document.querySelector("#local-only .server-note")?.textContent?.startsWith("Checking"), undefined, { timeout: 30_000 });
   assert.equal(await page.isChecked("#local-only-switch"), true);
   assert.equal(await page.isDisabled("#local-only-switch"), true);
+  // The native API's probe read /healthz's flag: no /v1 request, so no 404 in the console.
+  assert.deepEqual(v1Requests, [], "the page probed /v1 on a server without --native-api");
+  assert.deepEqual(consoleErrors.filter((m) => /404|Not Found/i.test(m)), [], "a 404 was logged in the console");
   // Either way the models run on their wasm-cpu builds: SwiftShader is a software adapter, not a GPU.
   assert.equal(state.plan.llm.target, "wasm-cpu");
   assert.equal(state.plan.embedder.target, "wasm-cpu");
@@ -272,14 +283,30 @@ test("demo: load SmolLM2 on the CPU build, ingest a PDF, answers with the right 
   await page.waitForSelector(".ingest[data-name='allotment-copy.md'][data-state='dup']", { timeout: STEP_TIMEOUT_MS });
   assert.equal(await page.$$eval("#doc-list .doc", (els) => els.length), 2);
 
-  // A question too long for the prompt is refused before it is embedded or searched: no sources, no retrieval.
+  // A question far too long for the prompt (31,032 characters, as pasted in issue 19) is refused at once, in
+  // words and characters, before it is embedded or searched: no sources, no retrieval, the question not repeated.
   const retrievalBefore = await page.textContent('dd[data-key="retrieval"]');
-  const long = await ask(`${"Please tell me everything about the boats and the people and the towns. ".repeat(25)}Who is the CEO?`);
-  assert.equal(long.state, "error");
-  assert.match(long.text, /Question too long/);
-  assert.match(long.text, /Your question is \d+ tokens long; at most \d+ fit/);
-  assert.equal(long.sources.length, 0);
+  const longQuestion = `${"Please tell me everything about the boats and the people and the towns. ".repeat(500).slice(0, 31_016)} Who is the CEO?`;
+  await page.fill("#question", longQuestion);
+  const turnsBefore = await page.$$eval(".turn", (els) => els.length);
+  const tLong = performance.now();
+  await page.click("#ask");
+  await page.waitForFunction((n) => document.querySelectorAll(".turn").length > n && document.querySelector(".turn")?.dataset.state === "error", turnsBefore, {
+    timeout: STEP_TIMEOUT_MS,
+  });
+  timings.longQuestionRefusedMs = Math.round(performance.now() - tLong);
+  const long = await page.evaluate(() => ({
+    text: document.querySelector(".turn .answer")?.textContent ?? "",
+    question: document.querySelector(".turn .question")?.textContent ?? "",
+    sources: document.querySelectorAll(".turn .source").length,
+  }));
+  t.diagnostic(`31,032-character question refused in ${timings.longQuestionRefusedMs} ms: ${JSON.stringify(long.text)}`);
+  assert.match(long.text, /^Your question is too long \(31,032 characters\); the model can take about [\d,]+\. Shorten it\.$/);
+  assert.doesNotMatch(long.text, /Error\b/, "words, not an error class name");
+  assert.ok(long.question.length < 600 && long.question.includes("(31,032 characters)"), `the turn shows ${long.question.length} characters of the question`);
+  assert.equal(long.sources, 0);
   assert.equal(await page.textContent('dd[data-key="retrieval"]'), retrievalBefore, "nothing was retrieved");
+  assert.ok(timings.longQuestionRefusedMs < 10_000, `refused after ${timings.longQuestionRefusedMs} ms`);
 
   // The questions: each answer streams with its sources; stop at the first that states its fact and cites
   // the passage holding it (a chunk can span pages: its page range must include the fact's page).

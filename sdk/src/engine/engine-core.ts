@@ -277,7 +277,11 @@ export class EngineCore {
       const info = describeEmbedder(model, performance.now() - t0);
       const previous = this.#embedder;
       this.#embedder = { model, info };
-      await previous?.model.dispose();
+      try {
+        await previous?.model.dispose();
+      } catch (err) {
+        (opts.logger ?? this.#runtime.logger)?.(`releasing the previous text encoder failed: ${describeError(err)}`);
+      }
       try {
         opts.onProgress?.({ phase: "engine-ready", model: "embedder", totalMs: info.loadMs });
       } catch {
@@ -345,7 +349,12 @@ export class EngineCore {
         return loaded.info;
       }
       this.#loaded = loaded;
-      await old?.model.dispose();
+      try {
+        await old?.model.dispose();
+      } catch (err) {
+        // The new model is loaded and serving: a failure to free the old one is reported, not thrown.
+        (opts.logger ?? this.#runtime.logger)?.(`releasing the previous model (${old?.info.model}) failed: ${describeError(err)}`);
+      }
       return loaded.info;
     });
   }
