@@ -15,6 +15,7 @@ something a load needs, so both loaders must refuse all 20; the untouched packag
 longer vouches for the files); eight make it vouch for the damage (rewritten hashes, paths out of the
 package, links out), so only the loaders' other checks (paths, links, shapes, sizes) can catch them.
 """
+
 from __future__ import annotations
 
 import json
@@ -174,7 +175,9 @@ def entry_outside_package(pkg: Path) -> None:
 
 
 def entry_absolute_path(pkg: Path) -> None:
-    _edit_entries(pkg, lambda files: [{**e, "path": str(pkg.resolve() / SHARD)} if e["path"] == SHARD else e for e in files])
+    _edit_entries(
+        pkg, lambda files: [{**e, "path": str(pkg.resolve() / SHARD)} if e["path"] == SHARD else e for e in files]
+    )
     _edit_cache(pkg, lambda c: c["records"][0].update(dataPath=str(pkg.resolve() / SHARD)))
     _rehash(pkg)
 
@@ -219,10 +222,26 @@ def rehashed_target_outside(pkg: Path) -> None:
 
 
 CORRUPTIONS: list[Callable[[Path], None]] = [
-    flip_shard_byte, truncate_shard, delete_shard, unlist_and_flip_shard, empty_file_list, flip_every_library,
-    edit_tensor_cache, edit_tokenizer, edit_chat_config, manifest_not_json, manifest_missing, manifest_bad_sha,
-    entry_outside_package, entry_absolute_path, shard_symlink_outside, library_symlink_outside, rehashed_truncated_shard,
-    rehashed_shape_change, rehashed_dtype_change, rehashed_target_outside,
+    flip_shard_byte,
+    truncate_shard,
+    delete_shard,
+    unlist_and_flip_shard,
+    empty_file_list,
+    flip_every_library,
+    edit_tensor_cache,
+    edit_tokenizer,
+    edit_chat_config,
+    manifest_not_json,
+    manifest_missing,
+    manifest_bad_sha,
+    entry_outside_package,
+    entry_absolute_path,
+    shard_symlink_outside,
+    library_symlink_outside,
+    rehashed_truncated_shard,
+    rehashed_shape_change,
+    rehashed_dtype_change,
+    rehashed_target_outside,
 ]
 assert len(CORRUPTIONS) == 20
 
@@ -273,13 +292,18 @@ def _sdk(dist: Path, cases: list[str]) -> dict[str, dict]:
         urls = [f"http://127.0.0.1:{port}/models/c/{case}/" for case in cases]
         proc = subprocess.run(
             ["node", "--import", "tsx", str(SCRIPT), ",".join(map(str, PROMPT)), str(N_TOKENS), *urls],
-            capture_output=True, text=True, timeout=900, cwd=REPO / "sdk",
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=REPO / "sdk",
         )
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
     lines = proc.stdout.strip().splitlines()
-    assert proc.returncode == 0 and lines, f"sdk_load_matrix failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0 and lines, (
+        f"sdk_load_matrix failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    )
     results = json.loads(lines[-1])["results"]
     return {case: r for case, r in zip(cases, results, strict=True)}
 
@@ -305,10 +329,13 @@ def test_corrupted_package_matrix_sdk_and_native(matrix, capsys: pytest.CaptureF
     sdk_refused = sum(1 for _, s, _ in counted if s.kind == "refused")
     native_refused = sum(1 for _, _, n in counted if n.kind == "refused")
     with capsys.disabled():
-        print(f"\ncorrupted-package matrix ({'/'.join(PACKAGE)}): SDK refused {sdk_refused}/20, native refused {native_refused}/20")
+        name = "/".join(PACKAGE)
+        print(f"\ncorrupted-package matrix ({name}): SDK refused {sdk_refused}/20, native refused {native_refused}/20")
         for case, s, n in table:
             print(f"  {case:26s} SDK {s.kind:7s} {s.detail[:110]}")
             print(f"  {'':26s} native {n.kind:7s} {n.detail[:110]}")
     assert [c for c, s, _ in table if s.kind == "wrong"] == [], "the SDK ran a corrupted package without noticing"
-    assert [c for c, _, n in table if n.kind == "wrong"] == [], "the native loader ran a corrupted package without noticing"
+    assert [c for c, _, n in table if n.kind == "wrong"] == [], (
+        "the native loader ran a corrupted package without noticing"
+    )
     assert (sdk_refused, native_refused) == (20, 20), [(c, s.kind, n.kind) for c, s, n in counted]

@@ -4,6 +4,7 @@ Everything runs in the browser; this server only hands out files (plus an opt-in
 fallback API, off by default). Cross-origin isolation headers are set on every response so
 the page may use SharedArrayBuffer and precise timers.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -35,7 +36,9 @@ def create_app(
     app = FastAPI(title="Hearth", version=__version__, docs_url=None, redoc_url=None)
     # Pure ASGI layers, not @app.middleware("http"): that one delays cancelling a streaming endpoint
     # (headers.py). The last added is the outermost: refusals get the isolation headers too.
-    app.add_middleware(RequestGuard, bound_host=bound_host, allowed_hosts=tuple(allowed_hosts), allowed_origins=tuple(allowed_origins))
+    app.add_middleware(
+        RequestGuard, bound_host=bound_host, allowed_hosts=tuple(allowed_hosts), allowed_origins=tuple(allowed_origins)
+    )
     app.add_middleware(IsolationHeaders)
 
     @app.api_route("/healthz", methods=["GET", "HEAD"])

@@ -6,6 +6,7 @@ broken (logged once per change) and left out. Hidden folders are never packages:
 builds into `.<quant>.tmp-*` siblings (hearth.cache.atomic_dir) and renames them into place only
 when complete, so a hidden one is unfinished or left behind by a killed compile.
 """
+
 from __future__ import annotations
 
 import logging
@@ -92,12 +93,14 @@ def package_listing(dist: Path) -> list[dict[str, Any]]:
     out = []
     for p in scan_packages(dist)[0]:
         targets = p.doc.get("targets")
-        out.append({
-            "model_id": p.doc.get("model_id"),
-            "quantization": p.doc.get("quantization"),
-            "task": p.doc.get("model_task"),
-            "url": f"/models/{p.rel}/",
-            "bytes": sum(f["bytes"] for f in p.doc["files"]),
-            "targets": targets if isinstance(targets, dict) else {},
-        })
+        out.append(
+            {
+                "model_id": p.doc.get("model_id"),
+                "quantization": p.doc.get("quantization"),
+                "task": p.doc.get("model_task"),
+                "url": f"/models/{p.rel}/",
+                "bytes": sum(f["bytes"] for f in p.doc["files"]),
+                "targets": targets if isinstance(targets, dict) else {},
+            }
+        )
     return out

@@ -11,6 +11,7 @@
 - Range requests (206/416) come from Starlette's FileResponse; a Range header that is not valid
   RFC 9110 syntax (or not in bytes) is ignored and the whole file is sent (RFC 9110 section 14.2).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -190,7 +191,9 @@ def file_response(request: Request, file: Path, root: Path) -> Response:
         wanted = request.query_params.get("sha256")
         if wanted is not None and wanted != entry.sha256:
             # The client asked for other content than we have: never serve it as that hash.
-            return PlainTextResponse(f"{file.name} has changed (sha256 {entry.sha256[:12]}..., asked {wanted[:12]}...)", 409)
+            return PlainTextResponse(
+                f"{file.name} has changed (sha256 {entry.sha256[:12]}..., asked {wanted[:12]}...)", 409
+            )
         headers["Cache-Control"] = IMMUTABLE if wanted else REVALIDATE
     else:
         tag = f"{st.st_mtime_ns:x}-{st.st_size:x}"
@@ -198,7 +201,11 @@ def file_response(request: Request, file: Path, root: Path) -> Response:
     byte_range = request.headers.get("range")
     ignore_range = byte_range is not None and not valid_byte_range(byte_range)
     compressible = ctype.startswith(COMPRESSIBLE) and st.st_size <= MAX_GZIP_BYTES
-    gzipped = compressible and (byte_range is None or ignore_range) and accepts_gzip(request.headers.get("accept-encoding", ""))
+    gzipped = (
+        compressible
+        and (byte_range is None or ignore_range)
+        and accepts_gzip(request.headers.get("accept-encoding", ""))
+    )
     if compressible:
         headers["Vary"] = "Accept-Encoding"  # caches must not hand the gzip body to a client that did not ask
     headers["ETag"] = f'"{tag}-gzip"' if gzipped else f'"{tag}"'  # two bodies, two strong validators

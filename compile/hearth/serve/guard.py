@@ -22,6 +22,7 @@ be able to use it through the visitor's browser:
 
 Refusals under /v1/ use OpenAI's error shape; the rest are plain text naming the fix.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -130,7 +131,9 @@ class RequestGuard:
         # No Host at all is HTTP/1.0 from a program; every browser sends one.
         if host is not None and not host_allowed(split_host(host), self.bound_host, self.allowed_hosts):
             return _refuse(
-                api, 421, "misdirected_request",
+                api,
+                421,
+                "misdirected_request",
                 f"refused: this server does not answer for the host {host!r} (a DNS-rebinding guard); "
                 "use http://127.0.0.1 or http://localhost, or start it with `hearth serve --allow-host NAME`",
             )
@@ -138,7 +141,9 @@ class RequestGuard:
         origin = headers.get("origin")
         if origin is not None and not self._origin_allowed(origin, host):
             return _refuse(
-                api, 403, "cross_origin_request",
+                api,
+                403,
+                "cross_origin_request",
                 f"refused: a {method} from the page at {origin!r} (another origin); only this server's own "
                 "pages may send it, or start the server with `hearth serve --allow-origin ORIGIN`",
             )
@@ -147,7 +152,9 @@ class RequestGuard:
             if media != "application/json":
                 got = f"Content-Type {media!r}" if media else "no Content-Type"
                 return _refuse(
-                    api, 415, "unsupported_media_type",
+                    api,
+                    415,
+                    "unsupported_media_type",
                     f"refused: the request body must be JSON sent with Content-Type: application/json (got {got})",
                     param="Content-Type",
                 )

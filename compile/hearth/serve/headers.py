@@ -6,6 +6,7 @@ away mid-stream the endpoint's generator is not cancelled promptly and a model's
 could stay held (issue 19 item 1). This layer only edits the `http.response.start` message on its
 way out; the body, and cancellation, pass through untouched.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
