@@ -82,6 +82,16 @@ def subset(prompts: list[qa.QaPrompt], n: int | None) -> list[qa.QaPrompt]:
     return [prompts[min(len(prompts) - 1, int(i * step) + i % max(1, int(step)))] for i in range(n)]
 
 
+def interleave(prompts: list[qa.QaPrompt], document_of: dict[str, str]) -> list[qa.QaPrompt]:
+    """Round-robin over the documents (one question of each, then the next of each, ...), so that a run
+    stopped early has answered a spread of documents and kinds of fact, the same ones in every engine."""
+    by_doc: dict[str, list[qa.QaPrompt]] = {}
+    for p in prompts:
+        by_doc.setdefault(document_of.get(p.id, ""), []).append(p)
+    rounds = max((len(v) for v in by_doc.values()), default=0)
+    return [v[i] for i in range(rounds) for v in by_doc.values() if i < len(v)]
+
+
 def stage1(chat_pkg: Path, embedder: str, out: Path) -> dict[str, Any]:
     cmd = [
         "node",
@@ -367,7 +377,8 @@ def run(
         log(f"stage 1 in {time.perf_counter() - t0:.0f} s")
     prompts_doc = json.loads(prompts_file.read_text())
     _, all_prompts = qa.load_prompts(prompts_file)
-    prompts = subset(all_prompts, limit if limit is not None else (12 if quick else None))
+    document_of = {str(p["id"]): str(p.get("document", "")) for p in prompts_doc.get("prompts", [])}
+    prompts = interleave(subset(all_prompts, limit if limit is not None else (12 if quick else None)), document_of)
     n_webgpu = webgpu if webgpu is not None else (1 if quick else 6)
     out_name = "qa-quick" if quick else "qa"
 

@@ -709,7 +709,7 @@ def _train(recipe: Recipe, model, tok, train_docs: dict[str, str], heldout_text:
 
     seq, bsz, steps = cfg["seq_len"], cfg["batch_size"], cfg["steps"]
     decay, no_decay = [], []
-    for n, p in model.named_parameters():
+    for p in model.parameters():
         (no_decay if p.ndim < 2 else decay).append(p)
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],

@@ -64,7 +64,7 @@ def _dequantized_copy(hf: torch.nn.Module, quant: str) -> torch.nn.Module:
     """transformers model whose Linear/Embedding weights went through quantize -> dequantize."""
     scheme = get_scheme(quant)
     with torch.no_grad():
-        for name, p in hf.named_parameters():
+        for p in hf.parameters():
             if p.ndim == 2:  # every Linear and the embedding (norms and biases stay exact)
                 w = p.detach().numpy()
                 deq = dequantize_weight(*quantize_weight(w, scheme), scheme, k=w.shape[1], out_dtype="float32")

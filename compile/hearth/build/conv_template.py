@@ -67,8 +67,8 @@ def render_like_webllm(conv: dict[str, Any], messages: list[dict[str, str]]) -> 
         system, turns = messages[0]["content"], messages[1:]
     out = [conv["system_template"].replace(_SYSTEM, system)]
     for i, m in enumerate(turns):
-        template = conv.get("role_templates", {}).get(m["role"], "{%s_message}" % m["role"])
-        text = template.replace("{%s_message}" % m["role"], m["content"])
+        template = conv.get("role_templates", {}).get(m["role"], f"{{{m['role']}_message}}")
+        text = template.replace(f"{{{m['role']}_message}}", m["content"])
         out.append(conv["roles"][m["role"]] + conv["role_content_sep"] + text + conv["seps"][i % len(conv["seps"])])
     out.append(conv["roles"]["assistant"] + conv["role_empty_sep"])
     return "".join(out)

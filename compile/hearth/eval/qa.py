@@ -423,7 +423,6 @@ def run_qa_eval(args: Any, console: Any) -> int:
             disable=not console.is_terminal,
         ) as bar:
             task = bar.add_task("qa", total=None)
-            last = [0.0]
 
             def progress(engine: str, done: int, total: int) -> None:
                 bar.update(task, description=f"qa {engine}", completed=done, total=total)

@@ -206,7 +206,7 @@ def quantize_weight(w: np.ndarray, scheme: QuantScheme | str) -> tuple[np.ndarra
     if not np.issubdtype(w.dtype, np.floating):
         raise TypeError(f"expected a floating-point weight, got {w.dtype}")
     mdt = np.dtype(scheme.model_dtype)
-    lead, k = w.shape[:-1], w.shape[-1]
+    k = w.shape[-1]
     k_pad = scheme.num_groups(k) * scheme.group_size
     w2 = w.reshape(-1, k)
     rows = w2.shape[0]
