@@ -330,7 +330,8 @@ def print_rows(doc: dict[str, Any]) -> None:
         )
     for name, p in doc["parity_vs_sentence_transformers"].items():
         print(
-            f"parity {name} vs sentence-transformers: min cosine {p['min_cosine']} over {p['texts']} texts ({'ok' if p['ok'] else 'MISMATCH'})"
+            f"parity {name} vs sentence-transformers: min cosine {p['min_cosine']} over {p['texts']} texts "
+            f"({'ok' if p['ok'] else 'MISMATCH'})"
         )
     for s in doc["skipped"]:
         print(f"skipped: {s}")
@@ -363,7 +364,8 @@ def plot(doc: dict[str, Any]) -> None:
     ax.legend(fontsize=8)
     m = doc["machine"]
     ax.set_title(
-        f"all-MiniLM-L6-v2, {SEQ} tokens, {m['cores']} CPU cores (loadavg {doc['loadavg_start'][0]}-{doc['loadavg_end'][0]}), "
+        f"all-MiniLM-L6-v2, {SEQ} tokens, {m['cores']} CPU cores "
+        f"(loadavg {doc['loadavg_start'][0]}-{doc['loadavg_end'][0]}), "
         f"median of {doc['runs']}, {doc['mode']}",
         fontsize=9,
     )
@@ -398,7 +400,8 @@ def main() -> int:
             parser.error(f"--batches takes integers from {BATCHES}, comma-separated: got {args.batches!r}")
         if not only or any(b not in BATCHES for b in only):
             parser.error(
-                f"--batches takes a non-empty subset of {BATCHES} (the compiled 128-token buckets): got {args.batches!r}"
+                f"--batches takes a non-empty subset of {BATCHES} (the compiled 128-token buckets): "
+                f"got {args.batches!r}"
             )
     run(args.quick, args.all, args.runs, only)
     return 0

@@ -373,7 +373,8 @@ def plot(doc: dict[str, Any]) -> None:
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(
-        f"Hearth LLM on CPU ({doc['machine']['cores']} cores, loadavg {doc['machine']['loadavg_start'][0]}), median of {doc['runs']}"
+        f"Hearth LLM on CPU ({doc['machine']['cores']} cores, loadavg {doc['machine']['loadavg_start'][0]}), "
+        f"median of {doc['runs']}"
     )
     fig.tight_layout()
     IMAGES.mkdir(parents=True, exist_ok=True)

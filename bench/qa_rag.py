@@ -321,7 +321,8 @@ def assemble(
         )
     emb = prompts_doc["embedder"]
     print_table(
-        f"document QA: {len(ids)} questions, greedy <= {qa.DEFAULT_MAX_NEW_TOKENS} tokens; retrieval {emb['modelId']} ({emb['kind']}), "
+        f"document QA: {len(ids)} questions, greedy <= {qa.DEFAULT_MAX_NEW_TOKENS} tokens; "
+        f"retrieval {emb['modelId']} ({emb['kind']}), "
         f"k={prompts_doc['k']}, context {prompts_doc['chat']['contextWindow']}; recall@{prompts_doc['k']} on all "
         f"{prompts_doc['summary']['questions']} questions {pct(prompts_doc['summary']['recallAtK'])} %",
         ["engine", "n", "answer acc %", "citation acc %", f"recall@{prompts_doc['k']} %", "same tokens", "gen s"],

@@ -8,7 +8,8 @@ suite does not stop the others):
     build       bench/build.py       runtime build, per-model link, end-to-end compile
     embeddings  bench/embeddings.py  encoder sentences/s: WebGPU vs transformers.js vs sentence-transformers
     rag         bench/rag_index.py   RAG index in Chromium: 100k chunks (quick: 20k), query p50, size, ingest
-    qa          bench/qa_rag.py      document-QA accuracy of the full RAG path: fp32 reference vs SmolLM2 packages (native, WebGPU)
+    qa          bench/qa_rag.py      document-QA accuracy of the full RAG path: fp32 reference vs SmolLM2
+                                     packages (native, WebGPU)
 The H200 run is separate (bench/gpu/README.md): it needs the device tool, not this machine.
 Benchmarks print numbers; they are not pass/fail tests. Exit status 1 only if a suite crashed.
 """

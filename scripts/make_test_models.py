@@ -58,7 +58,10 @@ HELDOUT_PERCENT = 10
 KEY_LIBRARIES = ("torch", "transformers", "tokenizers", "sentencepiece", "safetensors")
 
 # Qwen2's pre-tokenizer split (same as transformers' Qwen2Tokenizer, which rebuilds this pipeline).
-QWEN2_PRETOKENIZE_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+QWEN2_PRETOKENIZE_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
 
 # Llama-2-chat's template (as published with meta-llama/Llama-2-7b-chat-hf), verbatim.
 LLAMA2_CHAT_TEMPLATE = (
@@ -160,7 +163,9 @@ MODELS: dict[str, Recipe] = {
         ),
         Recipe(
             name="tiny-qwen2-bpe",
-            description="Random-initialised Qwen2 (GQA, q/k/v bias, untied lm_head) with a byte-level BPE tokenizer.json.",
+            description=(
+                "Random-initialised Qwen2 (GQA, q/k/v bias, untied lm_head) with a byte-level BPE tokenizer.json."
+            ),
             architecture="Qwen2ForCausalLM",
             tokenizer_kind="bytelevel-bpe",
             model=dict(
@@ -787,12 +792,14 @@ def _train(recipe: Recipe, model, tok, train_docs: dict[str, str], heldout_text:
         "deterministic": stopped_by == "steps",
     }
     console.print(
-        f"  trained {len(losses)} steps in {train_seconds:.0f}s: loss {result['loss_start']:.2f} -> {result['loss_end']:.2f}, "
+        f"  trained {len(losses)} steps in {train_seconds:.0f}s: "
+        f"loss {result['loss_start']:.2f} -> {result['loss_end']:.2f}, "
         f"held-out ppl {ppl:.1f} (init {init_ppl:.0f}, unigram {unigram:.0f}, uniform {len(tok)})"
     )
     if stopped_by != "steps":
         console.print(
-            f"  [yellow]warning: stopped by max_seconds={cfg['max_seconds']} before {steps} steps; weights are not reproducible"
+            f"  [yellow]warning: stopped by max_seconds={cfg['max_seconds']} before {steps} steps; "
+            "weights are not reproducible"
         )
     return result
 

@@ -152,9 +152,11 @@ def check_package(quant: str, tmp_path: Path, record_property) -> dict:
     record_property(f"encoder_{quant}", json.dumps(numbers))
     print(
         f"\n{MODEL}/{quant} WebGPU vs llvm: min cos {numbers['min_cos_vs_native']:.7f} (worst {worst(cos_native)}); "
-        f"vs sentence-transformers: min {numbers['min_cos_vs_reference']:.7f} mean {numbers['mean_cos_vs_reference']:.7f} "
+        f"vs sentence-transformers: min {numbers['min_cos_vs_reference']:.7f} "
+        f"mean {numbers['mean_cos_vs_reference']:.7f} "
         f"(llvm vs sentence-transformers: min {numbers['native_min_cos_vs_reference']:.7f}); "
-        f"{len(strings)} texts in {numbers['run']['ms'] / 1000:.1f} s incl. first-use shader JIT, calls {summary['calls']}"
+        f"{len(strings)} texts in {numbers['run']['ms'] / 1000:.1f} s incl. first-use shader JIT, "
+        f"calls {summary['calls']}"
     )
     assert cos_native.min() >= MIN_COSINE, (
         f"{quant}: WebGPU vs native min cosine {cos_native.min():.7f}; worst: {worst(cos_native)}"

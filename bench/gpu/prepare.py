@@ -45,7 +45,8 @@ def bundle_js() -> None:
         "import { build } from 'esbuild';\n"
         "await build({ entryPoints: ['scripts/bench-llm.mjs'], outfile: process.argv[1], bundle: true, format: 'esm',\n"
         "  platform: 'node', target: 'node20', external: ['webgpu', 'tsx', 'tsx/*', '@mlc-ai/web-runtime'],\n"
-        "  banner: { js: 'globalThis.__HEARTH_BUNDLED__ = true; import { createRequire as __cr } from \"node:module\"; const require = __cr(import.meta.url);' },\n"
+        "  banner: { js: 'globalThis.__HEARTH_BUNDLED__ = true; "
+        'import { createRequire as __cr } from "node:module"; const require = __cr(import.meta.url);\' },\n'
         "  logLevel: 'warning' });\n"
     )
     sh(["node", "--input-type=module", "-e", script, str(stage / "bench-llm.mjs")], cwd=SDK)
@@ -76,7 +77,8 @@ def site() -> None:
     wheels = sorted((REPO / "bench" / "tmp" / "gpu-dl").glob("apache_tvm_ffi-*-cp312-*.whl"))
     if not wheels:
         raise SystemExit(
-            "no cp312 apache-tvm-ffi wheel in bench/tmp/gpu-dl: pip download apache-tvm-ffi==0.1.15.post2 --python-version 3.12 ..."
+            "no cp312 apache-tvm-ffi wheel in bench/tmp/gpu-dl: "
+            "pip download apache-tvm-ffi==0.1.15.post2 --python-version 3.12 ..."
         )
     sh([sys.executable, "-m", "zipfile", "-e", str(wheels[-1]), str(stage)])
     shutil.copy(Path("/usr/local/cuda/lib/libcudart.so.13"), stage / "tvm" / "lib" / "libcudart.so.13")

@@ -142,7 +142,10 @@ def render(variant: str, question: str, passages: list[Passage]) -> list[dict[st
         ]
     if variant == "v7":  # no system message (the template then adds SmolLM's own), all instructions in the user turn
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
-        tail = "Answer the question in one sentence using the sources, and cite the source number in square brackets, like [1]."
+        tail = (
+            "Answer the question in one sentence using the sources, "
+            "and cite the source number in square brackets, like [1]."
+        )
         return [{"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}\n{tail}"}]
     if variant == "v8":  # plain "[n] text" sources (no title/page line), example system, instruction after
         srcs = "\n\n".join(f"[{i + 1}] {p.text}" for i, p in enumerate(passages))
@@ -153,14 +156,20 @@ def render(variant: str, question: str, passages: list[Passage]) -> list[dict[st
         ]
     if variant == "v9":  # v5 with the example phrased after the question
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
-        tail = "Answer in one short sentence that copies the answer from the source and ends with its number, like: The museum opened in 1998 [2]."
+        tail = (
+            "Answer in one short sentence that copies the answer from the source and ends with its number, "
+            "like: The museum opened in 1998 [2]."
+        )
         return [
             {"role": "system", "content": SHORT_SYSTEM},
             {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}\n{tail}"},
         ]
     if variant == "v10":  # the citation first: "[2] The museum opened in 1998."
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
-        tail = "Start your answer with the number of the source you use in square brackets, like: [2] The museum opened in 1998."
+        tail = (
+            "Start your answer with the number of the source you use in square brackets, "
+            "like: [2] The museum opened in 1998."
+        )
         return [
             {"role": "system", "content": SHORT_SYSTEM},
             {"role": "user", "content": f"Sources:\n\n{srcs}\n\nQuestion: {question}\n{tail}"},
@@ -233,8 +242,14 @@ def render(variant: str, question: str, passages: list[Passage]) -> list[dict[st
         variant == "v18"
     ):  # two worked examples, both citing [1] (the best-ranked source, where retrieval puts the answer most often)
         tail = "\nAnswer in one sentence and cite the source number in square brackets, like [1]."
-        ex1 = "[1] museum-guide.pdf, page 1\nThe Harbour Museum opened in 1998.\n\n[2] museum-guide.pdf, page 3\nThe gift shop sells postcards and maps."
-        ex2 = "[1] museum-guide.pdf, page 2\nThe director of the museum is Ines Dahl.\n\n[2] museum-guide.pdf, page 3\nThe gift shop sells postcards and maps."
+        ex1 = (
+            "[1] museum-guide.pdf, page 1\nThe Harbour Museum opened in 1998.\n\n"
+            "[2] museum-guide.pdf, page 3\nThe gift shop sells postcards and maps."
+        )
+        ex2 = (
+            "[1] museum-guide.pdf, page 2\nThe director of the museum is Ines Dahl.\n\n"
+            "[2] museum-guide.pdf, page 3\nThe gift shop sells postcards and maps."
+        )
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
         return [
             {"role": "system", "content": SHORT_SYSTEM},
@@ -246,8 +261,14 @@ def render(variant: str, question: str, passages: list[Passage]) -> list[dict[st
         ]
     if variant == "v17":  # two worked examples whose answers cite different sources ([2], then [1])
         tail = "\nAnswer in one sentence and cite the source number in square brackets, like [1]."
-        ex1 = "[1] museum-guide.pdf, page 3\nThe gift shop sells postcards and maps.\n\n[2] museum-guide.pdf, page 1\nThe Harbour Museum opened in 1998."
-        ex2 = "[1] museum-guide.pdf, page 2\nThe director of the museum is Ines Dahl.\n\n[2] museum-guide.pdf, page 3\nThe gift shop sells postcards and maps."
+        ex1 = (
+            "[1] museum-guide.pdf, page 3\nThe gift shop sells postcards and maps.\n\n"
+            "[2] museum-guide.pdf, page 1\nThe Harbour Museum opened in 1998."
+        )
+        ex2 = (
+            "[1] museum-guide.pdf, page 2\nThe director of the museum is Ines Dahl.\n\n"
+            "[2] museum-guide.pdf, page 3\nThe gift shop sells postcards and maps."
+        )
         srcs = "\n\n".join(src_default(i + 1, p) for i, p in enumerate(passages))
         return [
             {"role": "system", "content": SHORT_SYSTEM},
@@ -309,7 +330,8 @@ def main() -> None:
     ap.add_argument(
         "--qa",
         help="the QA set's PDF questions instead of the built-in report: questions.json of bench/qa/data, "
-        "with --qa-text the SDK's extraction of its documents (cd sdk && node --import tsx ../bench/qa/extract.mjs ../bench/qa/data)",
+        "with --qa-text the SDK's extraction of its documents "
+        "(cd sdk && node --import tsx ../bench/qa/extract.mjs ../bench/qa/data)",
     )
     ap.add_argument("--qa-text")
     args = ap.parse_args()
@@ -379,7 +401,8 @@ def main() -> None:
                 )
                 print(f"{variant} {pos:6} fact={int(hit)} cite={int(cite)} [{want_n}] {text[:140]!r}", flush=True)
         print(
-            f"== {variant}: fact {hits}/{n}, cites right source {cites}/{n}, both {both}/{n} ({time.time() - t0:.0f} s)",
+            f"== {variant}: fact {hits}/{n}, cites right source {cites}/{n}, both {both}/{n} "
+            f"({time.time() - t0:.0f} s)",
             flush=True,
         )
     if args.json:

@@ -58,7 +58,8 @@ def settings_lines(s: dict[str, Any]) -> list[str]:
     """The effective settings of a decoder eval, printed before the long part (and so in a log)."""
     return [
         f"hearth eval: {s['model_id']} {s['quantization']} ({s['package']})",
-        f"  tokens: {s['tokens_used']:,} of the text's {s['tokens_total']:,} (max tokens {s['max_tokens']:,}: {s['max_tokens_from']}), "
+        f"  tokens: {s['tokens_used']:,} of the text's {s['tokens_total']:,} "
+        f"(max tokens {s['max_tokens']:,}: {s['max_tokens_from']}), "
         f"{s['positions']:,} positions scored",
         f"  windows: {s['windows']} of {s['window']} tokens, stride {s['stride']}",
         f"  text: {s['text']}",
@@ -82,8 +83,9 @@ def _evaluate(package: Path, args: argparse.Namespace, console: Console) -> tupl
             from .encoder import evaluate_encoder
 
             console.print(
-                f"hearth eval: {manifest.get('model_id')} {manifest.get('quantization')} ({package}): embedding package; "
-                "texts: the fixed parity texts and labelled retrieval set (hearth.eval.embedding_parity, hearth.eval.retrieval)",
+                f"hearth eval: {manifest.get('model_id')} {manifest.get('quantization')} ({package}): "
+                "embedding package; texts: the fixed parity texts and labelled retrieval set "
+                "(hearth.eval.embedding_parity, hearth.eval.retrieval)",
                 highlight=False,
                 markup=False,
                 soft_wrap=True,

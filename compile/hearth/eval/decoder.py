@@ -23,8 +23,8 @@ model with f32 kernels on llvm; f16 kernels on llvm are ~20x slower since LLVM e
 
 Default length. The cost is about (parameters x scored tokens), so by default the text is cut
 to DEFAULT_PARAM_TOKENS / parameters tokens, rounded down to a multiple of 128 (1,024 for a 135M
-model: minutes on 2 idle cores), never fewer than MIN_DEFAULT_TOKENS; the test models (~1M parameters) use their whole held-out
-text. `max_tokens=` (`--max-tokens`) overrides it.
+model: minutes on 2 idle cores), never fewer than MIN_DEFAULT_TOKENS; the test models (~1M
+parameters) use their whole held-out text. `max_tokens=` (`--max-tokens`) overrides it.
 """
 
 from __future__ import annotations
@@ -248,7 +248,8 @@ def resolve_reference(manifest: dict[str, Any], reference: Path | None) -> tuple
             folder, how = _gguf_reference(manifest, Path(where))
         else:
             raise EvalError(
-                f"the manifest's source {source!r} is not a local folder, GGUF file or hub id; pass --reference <hf folder>"
+                f"the manifest's source {source!r} is not a local folder, GGUF file or hub id; "
+                "pass --reference <hf folder>"
             )
     if not (folder / "config.json").is_file():
         raise EvalError(

@@ -333,7 +333,8 @@ def run_parity(
             embed_seq_lens=embed_seq_lens,
         )
         log(
-            f"{quant}: package {res.package_dir} ({'cached' if res.cached else f'built in {time.perf_counter() - t0:.1f} s'})"
+            f"{quant}: package {res.package_dir} "
+            f"({'cached' if res.cached else f'built in {time.perf_counter() - t0:.1f} s'})"
         )
         enc = NativeEncoder.from_package(res.package_dir, target)
         cfg = json.loads((res.package_dir / "mlc-chat-config.json").read_text())
@@ -396,7 +397,8 @@ def run_parity(
             calls=dict(out.calls),
         )
         log(
-            f"{quant}: min cosine {cos.min():.6f}, mean {cos.mean():.6f} ({embed_seconds:.1f} s, {sum(out.calls.values())} calls)"
+            f"{quant}: min cosine {cos.min():.6f}, mean {cos.mean():.6f} "
+            f"({embed_seconds:.1f} s, {sum(out.calls.values())} calls)"
         )
     assert report is not None
     return report

@@ -155,7 +155,8 @@ def evaluate_encoder(
             "retrieval_passages": n_pas,
             "retrieval_queries": len(queries),
             "passages_sha256": passages_sha,
-            "source": "hearth.eval.embedding_parity.parity_texts() + hearth.eval.retrieval (pydoc_data.topics passages, hand-written questions)",
+            "source": "hearth.eval.embedding_parity.parity_texts() + hearth.eval.retrieval "
+            "(pydoc_data.topics passages, hand-written questions)",
             "truncated": len(out.truncated),
             "token_mismatches": len(mismatches),
         },

@@ -114,7 +114,8 @@ def load_prompts(path: Path) -> tuple[dict[str, Any], list[QaPrompt]]:
     if not isinstance(doc, dict) or doc.get("format") != PROMPTS_FORMAT:
         got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise QaError(
-            f"{path} is not a QA prompts file (format {got!r}, expected {PROMPTS_FORMAT!r}); write it with bench/qa/retrieve.mjs"
+            f"{path} is not a QA prompts file (format {got!r}, expected {PROMPTS_FORMAT!r}); "
+            "write it with bench/qa/retrieve.mjs"
         )
     prompts: list[QaPrompt] = []
     for i, p in enumerate(doc.get("prompts", [])):
@@ -222,7 +223,10 @@ class PackageEngine:
         if self.template is None:
             raise QaError(f"{package} has no chat template; the QA evaluation needs a chat model")
         self.eos = _eos_ids(self.config.get("eos_token_id"), self.tokenizer)
-        self.name = f"{self.config.get('model_id', package.parent.name)} {self.config.get('quantization', package.name)} (native llvm)"
+        self.name = (
+            f"{self.config.get('model_id', package.parent.name)} "
+            f"{self.config.get('quantization', package.name)} (native llvm)"
+        )
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         return _render_ids(self.tokenizer, messages, self.template)
@@ -230,7 +234,8 @@ class PackageEngine:
     def greedy(self, ids: list[int], max_new_tokens: int) -> list[int]:
         if len(ids) + max_new_tokens > self.context_window:
             raise QaError(
-                f"a prompt of {len(ids)} tokens plus {max_new_tokens} new ones exceeds the package's {self.context_window}-token KV cache"
+                f"a prompt of {len(ids)} tokens plus {max_new_tokens} new ones exceeds the package's "
+                f"{self.context_window}-token KV cache"
             )
         self.decoder.reset()
         tok = int(self.np.argmax(self.decoder.prefill(ids)))

@@ -41,7 +41,8 @@ def encoder_summary_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("mean / 1st-percentile cosine", f"{_num(m['mean_cosine'], 6)} / {_num(m['p1_cosine'], 6)}"),
         (
             "texts",
-            f"{m['texts']} ({x['parity']} parity texts, {x['retrieval_passages']} passages, {x['retrieval_queries']} queries; "
+            f"{m['texts']} ({x['parity']} parity texts, {x['retrieval_passages']} passages, "
+            f"{x['retrieval_queries']} queries; "
             f"{x['truncated']} truncated, {x['token_mismatches']} token-id mismatches)",
         ),
         ("recall@k, package", " / ".join(f"@{k} {_pct(100 * m[f'recall_at_{k}'])}" for k in ks)),
@@ -89,7 +90,8 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     rows.append(
         (
             "eval time",
-            f"{t['total_s']:.1f} s (package {t['package_ms_per_token']:.2f} ms/position, reference {t['reference_s']:.1f} s)",
+            f"{t['total_s']:.1f} s (package {t['package_ms_per_token']:.2f} ms/position, "
+            f"reference {t['reference_s']:.1f} s)",
         )
     )
     return rows
@@ -292,7 +294,8 @@ def _settings_md(r: dict[str, Any]) -> list[str]:
         ["tokenizer", tok_note],
         [
             "windows",
-            f"{w['count']} windows of ≤ {w['window']} tokens, stride {w['stride']} (context {p.get('context_window_size')})",
+            f"{w['count']} windows of ≤ {w['window']} tokens, stride {w['stride']} "
+            f"(context {p.get('context_window_size')})",
         ],
         ["package logits", w["logits"]],
         ["timing", ", ".join(f"{k} {v}" for k, v in tm.items())],
@@ -405,7 +408,8 @@ def compare_markdown(
             out += [f"Package `{p['path']}`; texts: {r['texts']['source']}.", ""]
         else:
             out += [
-                f"Package `{p['path']}`; text: {r['text']['source']}; {r['windows']['count']} windows of ≤ {r['windows']['window']} tokens, stride {r['windows']['stride']}.",
+                f"Package `{p['path']}`; text: {r['text']['source']}; {r['windows']['count']} windows "
+                f"of ≤ {r['windows']['window']} tokens, stride {r['windows']['stride']}.",
                 "",
             ]
     return "\n".join(out)

@@ -13,8 +13,9 @@ function per bucket: embed_b{B}_s{S}(input_ids, attention_mask, params) -> float
 
 Numerics: matmuls take model-dtype inputs and sum in float32; attention scores, softmax,
 LayerNorm and pooling run in float32 also for float16 models (an f16 softmax/variance over
-hundreds of tokens loses ~3 digits); activations between layers are in the model dtype. Refused (UnsupportedConfigError): relative position embeddings, decoders /
-cross-attention, activations other than exact GELU. Other encoder architectures (MPNet,
+hundreds of tokens loses ~3 digits); activations between layers are in the model dtype.
+Refused (UnsupportedConfigError): relative position embeddings, decoders / cross-attention,
+activations other than exact GELU. Other encoder architectures (MPNet,
 DistilBERT, NomicBERT, GTE-v1.5 "new", ModernBERT, ...) are not registered: the registry
 refuses them by model_type.
 """
@@ -100,7 +101,8 @@ class BertConfig:
             )
         if cfg.get("is_decoder") or cfg.get("add_cross_attention"):
             raise UnsupportedConfigError(
-                f"{model_type} checkpoint is configured as a decoder (is_decoder/add_cross_attention); only encoders are supported"
+                f"{model_type} checkpoint is configured as a decoder (is_decoder/add_cross_attention); "
+                "only encoders are supported"
             )
         pos_type = cfg.get("position_embedding_type", "absolute") or "absolute"
         if pos_type != "absolute":

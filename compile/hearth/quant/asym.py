@@ -77,7 +77,8 @@ def _exact_in(values: np.ndarray, dtype: np.dtype, what: str, name: str) -> np.n
     if not np.array_equal(out.astype(np.float32), values):
         bad = int(np.count_nonzero(out.astype(np.float32) != values))
         raise AsymCarryError(
-            f"{name}: {bad} block {what}s are not exactly representable in {dtype} (out of range); use the float32 scheme"
+            f"{name}: {bad} block {what}s are not exactly representable in {dtype} (out of range); "
+            "use the float32 scheme"
         )
     return out
 
@@ -92,7 +93,8 @@ def pack_block_codes(
     n, k = codes.shape
     if k % group_size or blocks.scale.shape != (n, k // group_size) or blocks.minimum.shape != blocks.scale.shape:
         raise AsymCarryError(
-            f"{name}: codes {codes.shape}, scales {blocks.scale.shape}, mins {blocks.minimum.shape} do not form groups of {group_size}"
+            f"{name}: codes {codes.shape}, scales {blocks.scale.shape}, mins {blocks.minimum.shape} "
+            f"do not form groups of {group_size}"
         )
     if bits not in (4, 8):
         raise AsymCarryError(f"{name}: only 4- and 8-bit codes are implemented, not {bits}")

@@ -77,7 +77,7 @@ def _combine(name: str, src: ParamSource, parts: list[np.ndarray | BlockCodes]) 
         return combine_blocks(parts, src.combine)  # type: ignore[arg-type]
     if any(blocks):
         raise GGUFCarryError(
-            f"{name} joins quantized and float tensors ({', '.join(src.hf_names)}); carry-over needs all of them quantized "
-            "(or all float): use q4f16_1 or q4f16_mse for this file"
+            f"{name} joins quantized and float tensors ({', '.join(src.hf_names)}); "
+            "carry-over needs all of them quantized (or all float): use q4f16_1 or q4f16_mse for this file"
         )
     return src.combine(parts)  # type: ignore[arg-type]

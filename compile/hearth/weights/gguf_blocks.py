@@ -68,7 +68,8 @@ def check_carry_over(scheme: QuantScheme, source: ModelSource) -> None:
     bad = sorted(t for t in types if t not in CARRIED_TYPES and t not in FLOAT_TYPES)
     if bad:
         raise GGUFCarryError(
-            f"{source.gguf.get('file', gguf_path(source).name)} holds {', '.join(f'{t} ({types[t]} tensors)' for t in bad)}, "
+            f"{source.gguf.get('file', gguf_path(source).name)} holds "
+            f"{', '.join(f'{t} ({types[t]} tensors)' for t in bad)}, "
             f"which {scheme.name} cannot carry over exactly. {scheme.name} carries {', '.join(CARRIED_TYPES)} blocks "
             f"(and {', '.join(FLOAT_TYPES)} tensors); use {_alternatives(scheme)}."
         )
@@ -101,7 +102,8 @@ def _check_widths(scheme: QuantScheme, path: Path) -> None:
     if wide:
         wider = scheme.name.replace("q4", "q8", 1)
         raise GGUFCarryError(
-            f"{path.name}: {len(wide)} tensors hold 8-bit blocks where {scheme.name} keeps {scheme.bits}-bit codes, e.g. "
+            f"{path.name}: {len(wide)} tensors hold 8-bit blocks where {scheme.name} keeps "
+            f"{scheme.bits}-bit codes, e.g. "
             f"{', '.join(wide[:3])}; use {wider} (8-bit Linears, carried exactly) or {_alternatives(scheme)}."
         )
 
@@ -153,7 +155,8 @@ class GGUFBlockReader:
         self.path = Path(path)
         if not self.path.is_file():
             raise GGUFCarryError(
-                f"the GGUF file {self.path} is gone; the _gguf schemes read its blocks: restore it or compile it again from its new place"
+                f"the GGUF file {self.path} is gone; the _gguf schemes read its blocks: "
+                "restore it or compile it again from its new place"
             )
         try:
             self._reader = GGUFReader(str(self.path))
