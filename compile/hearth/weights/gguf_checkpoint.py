@@ -77,13 +77,15 @@ def _open_reader(path: Path) -> Any:
         magic = f.read(4)
     if magic != GGUF_MAGIC:
         raise GGUFError(
-            f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'); pass a .gguf file from llama.cpp's converter"
+            f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'); "
+            "pass a .gguf file from llama.cpp's converter"
         )
     try:
         return GGUFReader(str(path))
     except Exception as e:  # noqa: BLE001 - the reader raises ValueError, struct/memmap errors, IndexError
         raise GGUFError(
-            f"{path.name} is not a readable GGUF file ({type(e).__name__}: {e}); it is truncated or corrupt: download it again"
+            f"{path.name} is not a readable GGUF file ({type(e).__name__}: {e}); "
+            "it is truncated or corrupt: download it again"
         ) from e
 
 

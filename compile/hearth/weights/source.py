@@ -64,7 +64,8 @@ def resolve_source(model: str) -> ModelSource:
     config_file = path / "config.json"
     if not config_file.is_file():
         raise ModelSourceError(
-            f"{path} has no config.json: pass the folder of a Hugging Face checkpoint (config.json + *.safetensors) or a .gguf file"
+            f"{path} has no config.json: pass the folder of a Hugging Face checkpoint "
+            "(config.json + *.safetensors) or a .gguf file"
         )
     try:
         config = json.loads(config_file.read_text())
