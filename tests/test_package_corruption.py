@@ -339,3 +339,11 @@ def test_corrupted_package_matrix_sdk_and_native(matrix, capsys: pytest.CaptureF
         "the native loader ran a corrupted package without noticing"
     )
     assert (sdk_refused, native_refused) == (20, 20), [(c, s.kind, n.kind) for c, s, n in counted]
+    # A refusal must say what is wrong: Hearth's own errors name the file and what to do; a bare
+    # AssertionError from TVM's loader or a numpy reshape error names neither.
+    unnamed = [
+        (c, n.detail[:80]) for c, _, n in counted if not n.detail.startswith(("IntegrityError", "PackageTargetError"))
+    ]
+    assert unnamed == [], unnamed
+    sdk_named = ("IntegrityError", "PackageManifestError", "PackageCompatibilityError", "DownloadError")
+    assert [(c, s.detail[:80]) for c, s, _ in counted if not s.detail.startswith(sdk_named)] == []

@@ -17,7 +17,14 @@ from tvm.contrib import tvmjs
 
 from .build.targets import get_target
 from .models.kv_driver import NativeDecoder
-from .weights.manifest import TENSOR_CACHE, require_all_listed, require_listed, tensor_cache_index, verify_package
+from .weights.manifest import (
+    TENSOR_CACHE,
+    IntegrityError,
+    require_all_listed,
+    require_listed,
+    tensor_cache_index,
+    verify_package,
+)
 
 CHAT_CONFIG = "mlc-chat-config.json"
 
@@ -33,6 +40,25 @@ class OpenedPackage:
     library: Path  # the target's native library
     device: Any  # tvm.runtime.Device
     params: dict[str, Any]  # name -> tvm tensor, from the tensor cache
+
+
+def _require_params_agree(package_dir: Path, config: dict[str, Any], index: dict[str, Any]) -> None:
+    """The config's packed parameter list (what the compiled functions take) must be what the tensor cache
+    holds, weight by weight: the SDK refuses the same disagreement (PackageCompatibilityError)."""
+    stored = {r["name"]: (list(r["shape"]), r["dtype"]) for shard in index["records"] for r in shard.get("records", [])}
+    wanted = config.get("params")
+    if not isinstance(wanted, list):
+        return  # encoders' configs predate the list; their loader checks names itself
+    bad = [
+        p.get("name", "?")
+        for p in wanted
+        if not isinstance(p, dict) or stored.get(p.get("name")) != (list(p.get("shape", [])), p.get("dtype"))
+    ]
+    if bad:
+        raise IntegrityError(
+            f"{package_dir}: {CHAT_CONFIG} and {TENSOR_CACHE} disagree on {len(bad)} weight(s): "
+            f"{', '.join(map(str, bad[:3]))}{' ...' if len(bad) > 3 else ''}; recompile the package"
+        )
 
 
 def open_package(package_dir: Path, target: str = "llvm", reads: tuple[str, ...] = ()) -> OpenedPackage:
@@ -54,7 +80,8 @@ def open_package(package_dir: Path, target: str = "llvm", reads: tuple[str, ...]
             f"recompile with --target {target}"
         )
     require_listed(package_dir, manifest, [lib])
-    tensor_cache_index(package_dir, manifest)  # the cache file and every shard it names are listed
+    index = tensor_cache_index(package_dir, manifest)  # listed, inside the package, records fit their shards
+    _require_params_agree(package_dir, config, index)
     dev = tvm.device(spec.device, 0)
     params, _ = tvmjs.load_tensor_cache(str(package_dir / TENSOR_CACHE), dev)
     return OpenedPackage(manifest, config, package_dir / lib, dev, params)

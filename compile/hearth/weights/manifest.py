@@ -9,6 +9,7 @@ verified).
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -165,4 +166,37 @@ def tensor_cache_index(package_dir: Path, doc: dict[str, Any]) -> dict[str, Any]
     ):
         raise IntegrityError(f'{where} must hold "records": [{{"dataPath": ...}}, ...]; recompile the package')
     require_listed(package_dir, doc, [r["dataPath"] for r in records])
+    _check_records(package_dir, records)
     return index
+
+
+_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "uint32": 4, "int32": 4, "uint8": 1, "int8": 1}
+
+
+def _check_records(package_dir: Path, shards: list[dict[str, Any]]) -> None:
+    """Every weight record must fit its shard and its shape: TVM's loader would otherwise fail with a bare
+    assertion or a numpy reshape error that names neither the file nor the weight (a rehashed manifest
+    vouches for the bytes, not for their layout)."""
+    where = package_dir / TENSOR_CACHE
+    for shard in shards:
+        size = (package_dir / shard["dataPath"]).stat().st_size
+        for rec in shard.get("records", []):
+            name = rec.get("name", "?") if isinstance(rec, dict) else "?"
+            try:
+                shape, dtype = [int(d) for d in rec["shape"]], str(rec["dtype"])
+                offset, nbytes = int(rec["byteOffset"]), int(rec["nbytes"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise IntegrityError(
+                    f"{where}: weight {name!r} has a malformed record ({e!r}); recompile the package"
+                ) from e
+            if offset < 0 or offset + nbytes > size:
+                raise IntegrityError(
+                    f"{where}: weight {name!r} lies at bytes [{offset}, {offset + nbytes}) but {shard['dataPath']} "
+                    f"holds {size}; recompile the package"
+                )
+            width = _DTYPE_BYTES.get(dtype)
+            if rec.get("format", "raw") == "raw" and width is not None and math.prod(shape) * width != nbytes:
+                raise IntegrityError(
+                    f"{where}: weight {name!r} is {dtype}{shape} ({math.prod(shape) * width} bytes) but its record "
+                    f"says {nbytes}; recompile the package"
+                )

@@ -205,6 +205,26 @@ function checkParams(config: { params: readonly { name: string; shape: readonly 
   }
 }
 
+/**
+ * Every shard must be listed (else IntegrityError) and every weight record must lie inside its shard's
+ * listed size: a rehashed manifest vouches for the bytes, not their layout, and tvmjs would otherwise
+ * fail mid-upload with a plain Error.
+ */
+function checkRecordRanges(tc: TensorCacheManifest, files: PackageFiles): void {
+  for (const shard of tc.records) {
+    const size = files.entry(shard.dataPath).bytes;
+    for (const r of shard.records) {
+      if (r.byteOffset < 0 || r.byteOffset + r.nbytes > size) {
+        throw new PackageCompatibilityError(
+          `${TENSOR_CACHE_FILE}: weight ${r.name} lies at bytes [${r.byteOffset}, ${r.byteOffset + r.nbytes}) but ` +
+            `${shard.dataPath} holds ${size}; recompile the package`,
+          [`range:${r.name}`],
+        );
+      }
+    }
+  }
+}
+
 /** The manifest's library file for `target`; PackageCompatibilityError when it has none or tvmjs cannot run it. */
 function libraryFor(manifest: PackageManifest, base: string, target: string): string {
   const libPath = manifest.targets[target];
@@ -407,7 +427,7 @@ export async function loadVerifiedPackage<C extends { params: readonly { name: s
     const { config, checked, usesF16 } = checkedConfig;
     const tcManifest = parseTensorCacheManifest(parseJsonFile(await files.bytes(TENSOR_CACHE_FILE, signal), TENSOR_CACHE_FILE));
     checkParams(config, tcManifest);
-    for (const shard of tcManifest.records) files.entry(shard.dataPath); // a shard the manifest lacks: IntegrityError
+    checkRecordRanges(tcManifest, files);
     const t2 = performance.now();
 
     // From here on tvmjs runs, on verified bytes only.
