@@ -84,11 +84,15 @@ def test_wrong_method_is_405(port: int, method: str, path: str, allow: str) -> N
     assert status == 405 and headers["allow"] == allow and method in err["message"], (status, err)
 
 
-@pytest.mark.parametrize("path", ["/v1/completions", "/v1/nope", "/v1/", "/v1/chat", "/v1/" + "x" * 5000])
+@pytest.mark.parametrize("path", ["/v1/completions", "/v1/nope", "/v1/", "/v1/chat", "/v1/" + "x" * 5000, "/v1/a%0Ab", "/v1/models/%0A%02"])
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_unknown_v1_path_is_404(port: int, method: str, path: str) -> None:
     status, headers, doc = call(port, method, path, body={} if method == "POST" else None)
     err = openai_error(doc)
+    if path.startswith("/v1/models/"):
+        # A model id may hold any character, even a newline (schemathesis found that one unrouted).
+        assert (status, err["code"]) == ((405, "method_not_allowed") if method == "POST" else (404, "model_not_found")), err
+        return
     assert status == 404 and headers["content-type"] == "application/json" and "/v1/models" in err["message"]
     assert len(err["message"]) < 1000  # a 5,000-character path is not echoed back whole
 

@@ -32,6 +32,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
+from starlette.convertors import Convertor, register_url_convertor
 
 from .limits import ServeLimits
 from .native_models import (
@@ -50,6 +51,21 @@ from .native_models import (
 from .native_runner import ClientGone, Runner, watch_disconnect
 from .native_schemas import UNSUPPORTED_CHAT, ChatRequest, EmbeddingRequest, openapi_body
 from .openai_errors import ApiError, error, validation_error
+
+class _AnyPath(Convertor[str]):
+    """Starlette's `path` convertor is `.*`, which stops at a newline: /v1/models/%0A then matched no
+    route and got Starlette's own {"detail": "Not Found"} (found by the schemathesis run)."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anypath", _AnyPath())
 
 ENABLE_HINT = "start the server with `hearth serve --native-api` (or `make demo NATIVE_API=1`)"
 # The client never sees it (it left); nginx's code for "client closed request", for the access log.
@@ -183,11 +199,11 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
         except ModelNotFound as e:
             raise ApiError(404, str(e), param="model", code="model_not_found") from None
 
-    @router.api_route("/models", methods=["GET", "HEAD"])
+    @router.get("/models")
     def list_models() -> dict:
         return {"object": "list", "data": [_model_entry(p) for p in models.list()]}
 
-    @router.api_route("/models/{model_id:path}", methods=["GET", "HEAD"], response_model=None)
+    @router.get("/models/{model_id:anypath}", response_model=None)
     def retrieve_model(model_id: str) -> dict | JSONResponse:
         found = [p for p in models.list() if p.id == model_id]
         if not found:
@@ -333,7 +349,7 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
 
     # -- everything else under /v1 ---------------------------------------------------------------
 
-    @router.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False)
+    @router.api_route("/{path:anypath}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False)
     def unknown(path: str, request: Request) -> JSONResponse:
         allowed = _allowed(path)
         if allowed is not None:
@@ -419,7 +435,7 @@ def disabled_router() -> APIRouter:
     """/v1/* when the API is off: a 404 that says how to turn it on (not the app's HTML shell)."""
     router = APIRouter(prefix="/v1")
 
-    @router.api_route("/{path:path}", methods=["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH"])
+    @router.api_route("/{path:anypath}", methods=["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH"])
     def off(path: str) -> JSONResponse:
         return error(404, f"the native fallback API (/v1/{path[:200]}) is off; {ENABLE_HINT}", code="native_api_disabled")
 
