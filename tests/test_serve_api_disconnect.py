@@ -38,7 +38,10 @@ def port() -> Iterator[int]:
     ensure_package(*SMOL)
     ensure_package(*EMBED)
     ensure_package(*CHAT)
-    srv, thread, port = _start_server(create_app(DIST, None, native_api=True))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HEARTH_SERVE_MAX_WAITING", "1")  # read when the router is built
+        app = create_app(DIST, None, native_api=True)
+    srv, thread, port = _start_server(app)
     yield port
     srv.should_exit = True
     thread.join(timeout=10)
@@ -166,3 +169,26 @@ def test_other_models_answer_while_one_is_busy(port: int) -> None:
         assert took < ANSWER_WITHIN_S
     finally:
         _close(s, reset=True)
+
+
+def test_waiting_queue_is_bounded_and_leavers_are_dropped(port: int) -> None:
+    """HEARTH_SERVE_MAX_WAITING=1 here: one request runs, one waits, the next gets 429. A waiter that
+    hangs up leaves the queue, and the model serves the next request once the running one's client goes."""
+    timed_chat(port, timeout=300)
+    running = _send(port, "/v1/chat/completions", {
+        "model": SMOL_ID, "stream": True, "max_tokens": 1000, "temperature": 1.0, "seed": 9,
+        "messages": [{"role": "user", "content": "Tell me a long story."}],
+    })
+    assert running.recv(100)  # streaming: the model is taken
+    waiter = _send(port, "/v1/chat/completions", {"model": SMOL_ID, "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]})
+    time.sleep(1.0)  # queued by now
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/v1/chat/completions", json.dumps({"model": SMOL_ID, "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}), {"Content-Type": "application/json"})
+    r = conn.getresponse()
+    err = json.loads(r.read())["error"]
+    assert r.status == 429 and r.getheader("retry-after") == "5" and err["code"] == "model_busy" and "HEARTH_SERVE_MAX_WAITING" in err["message"]
+    _close(waiter, reset=True)  # gives up while waiting
+    time.sleep(1.0)
+    _close(running, reset=False)
+    took = timed_chat(port)
+    print(f"429 past one waiter; after the waiter and the stream left, the next request took {took:.2f} s")
