@@ -6,6 +6,7 @@ freeze, and the abandoned work stopped), and /healthz must answer throughout.
 The chat model is SmolLM2-135M (the demo's, llvm build): a few tokens per second on two busy cores,
 so an abandoned 1,000-token answer left running would hold the model for minutes, far past the
 bounds asserted here. Real HTTP (uvicorn on 127.0.0.1), raw sockets for the rude clients."""
+
 from __future__ import annotations
 
 import http.client
@@ -63,10 +64,18 @@ def _close(s: socket.socket, reset: bool) -> None:
 
 def partial_stream(port: int, nbytes: int, reset: bool, seed: int) -> int:
     """Ask for a long streamed answer, read `nbytes` of it, hang up. Bytes read."""
-    s = _send(port, "/v1/chat/completions", {
-        "model": SMOL_ID, "stream": True, "max_tokens": 1000, "temperature": 1.0, "seed": seed,
-        "messages": [{"role": "user", "content": "Tell me a long story about a river and a city."}],
-    })
+    s = _send(
+        port,
+        "/v1/chat/completions",
+        {
+            "model": SMOL_ID,
+            "stream": True,
+            "max_tokens": 1000,
+            "temperature": 1.0,
+            "seed": seed,
+            "messages": [{"role": "user", "content": "Tell me a long story about a river and a city."}],
+        },
+    )
     got = 0
     while got < nbytes:
         chunk = s.recv(min(4096, nbytes - got))
@@ -86,7 +95,7 @@ def timed_chat(port: int, model: str = SMOL_ID, timeout: float = ANSWER_WITHIN_S
         conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
         r = conn.getresponse()
         data = r.read()
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         pytest.fail(f"{model} gave no answer within {timeout} s: frozen, or still busy with abandoned work")
     assert r.status == 200, data[:300]
     return time.monotonic() - t
@@ -110,7 +119,9 @@ def test_partial_stream_reads_never_freeze_the_model(port: int) -> None:
     for i, n in enumerate(sizes):
         readers = [threading.Thread(target=partial_stream, args=(port, n, rng.random() < 0.5, i))]
         if i % 3 == 2:  # a second reader at once: one of them waits for the model, then leaves too
-            readers.append(threading.Thread(target=partial_stream, args=(port, rng.choice([1, 400]), rng.random() < 0.5, 100 + i)))
+            readers.append(
+                threading.Thread(target=partial_stream, args=(port, rng.choice([1, 400]), rng.random() < 0.5, 100 + i))
+            )
         for r in readers:
             r.start()
         health.append(timed_health(port))
@@ -120,17 +131,26 @@ def test_partial_stream_reads_never_freeze_the_model(port: int) -> None:
         if i % 4 == 3:
             after.append(timed_chat(port))
     after.append(timed_chat(port))
-    print(f"partial reads: {len(sizes)} rounds ({sum(1 for i in range(len(sizes)) if i % 3 == 2)} with two readers); "
-          f"next request answered in {', '.join(f'{t:.2f}' for t in after)} s; /healthz max {max(health):.2f} s")
+    print(
+        f"partial reads: {len(sizes)} rounds ({sum(1 for i in range(len(sizes)) if i % 3 == 2)} with two readers); "
+        f"next request answered in {', '.join(f'{t:.2f}' for t in after)} s; /healthz max {max(health):.2f} s"
+    )
     assert max(health) < HEALTH_WITHIN_S
 
 
 def test_abandoned_completion_stops(port: int) -> None:
     timed_chat(port, timeout=300)
-    s = _send(port, "/v1/chat/completions", {
-        "model": SMOL_ID, "max_tokens": 1000, "temperature": 1.0, "seed": 3,
-        "messages": [{"role": "user", "content": "Write a very long essay about rivers."}],
-    })
+    s = _send(
+        port,
+        "/v1/chat/completions",
+        {
+            "model": SMOL_ID,
+            "max_tokens": 1000,
+            "temperature": 1.0,
+            "seed": 3,
+            "messages": [{"role": "user", "content": "Write a very long essay about rivers."}],
+        },
+    )
     time.sleep(2.0)  # well into generating
     _close(s, reset=False)
     took = timed_chat(port)
@@ -140,7 +160,12 @@ def test_abandoned_completion_stops(port: int) -> None:
 def test_abandoned_embeddings_stop_and_health_answers(port: int) -> None:
     texts = [f"sentence {i} about rivers, cities, bridges and the sea " * 4 for i in range(256)]
     warm = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-    warm.request("POST", "/v1/embeddings", json.dumps({"model": EMBED_ID, "input": "warm up"}), {"Content-Type": "application/json"})
+    warm.request(
+        "POST",
+        "/v1/embeddings",
+        json.dumps({"model": EMBED_ID, "input": "warm up"}),
+        {"Content-Type": "application/json"},
+    )
     assert warm.getresponse().status == 200
     s = _send(port, "/v1/embeddings", {"model": EMBED_ID, "input": texts})
     health = []
@@ -150,7 +175,12 @@ def test_abandoned_embeddings_stop_and_health_answers(port: int) -> None:
     _close(s, reset=True)
     t = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=ANSWER_WITHIN_S)
-    conn.request("POST", "/v1/embeddings", json.dumps({"model": EMBED_ID, "input": ["one", "two"]}), {"Content-Type": "application/json"})
+    conn.request(
+        "POST",
+        "/v1/embeddings",
+        json.dumps({"model": EMBED_ID, "input": ["one", "two"]}),
+        {"Content-Type": "application/json"},
+    )
     r = conn.getresponse()
     assert r.status == 200 and len(json.loads(r.read())["data"]) == 2
     took = time.monotonic() - t
@@ -159,10 +189,18 @@ def test_abandoned_embeddings_stop_and_health_answers(port: int) -> None:
 
 
 def test_other_models_answer_while_one_is_busy(port: int) -> None:
-    s = _send(port, "/v1/chat/completions", {
-        "model": SMOL_ID, "max_tokens": 200, "temperature": 1.0, "seed": 5, "stream": True,
-        "messages": [{"role": "user", "content": "Tell me a story."}],
-    })
+    s = _send(
+        port,
+        "/v1/chat/completions",
+        {
+            "model": SMOL_ID,
+            "max_tokens": 200,
+            "temperature": 1.0,
+            "seed": 5,
+            "stream": True,
+            "messages": [{"role": "user", "content": "Tell me a story."}],
+        },
+    )
     try:
         assert s.recv(100)  # generating
         took = timed_chat(port, model=CHAT_ID, timeout=60)
@@ -175,18 +213,40 @@ def test_waiting_queue_is_bounded_and_leavers_are_dropped(port: int) -> None:
     """HEARTH_SERVE_MAX_WAITING=1 here: one request runs, one waits, the next gets 429. A waiter that
     hangs up leaves the queue, and the model serves the next request once the running one's client goes."""
     timed_chat(port, timeout=300)
-    running = _send(port, "/v1/chat/completions", {
-        "model": SMOL_ID, "stream": True, "max_tokens": 1000, "temperature": 1.0, "seed": 9,
-        "messages": [{"role": "user", "content": "Tell me a long story."}],
-    })
+    running = _send(
+        port,
+        "/v1/chat/completions",
+        {
+            "model": SMOL_ID,
+            "stream": True,
+            "max_tokens": 1000,
+            "temperature": 1.0,
+            "seed": 9,
+            "messages": [{"role": "user", "content": "Tell me a long story."}],
+        },
+    )
     assert running.recv(100)  # streaming: the model is taken
-    waiter = _send(port, "/v1/chat/completions", {"model": SMOL_ID, "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]})
+    waiter = _send(
+        port,
+        "/v1/chat/completions",
+        {"model": SMOL_ID, "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]},
+    )
     time.sleep(1.0)  # queued by now
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("POST", "/v1/chat/completions", json.dumps({"model": SMOL_ID, "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}), {"Content-Type": "application/json"})
+    conn.request(
+        "POST",
+        "/v1/chat/completions",
+        json.dumps({"model": SMOL_ID, "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}),
+        {"Content-Type": "application/json"},
+    )
     r = conn.getresponse()
     err = json.loads(r.read())["error"]
-    assert r.status == 429 and r.getheader("retry-after") == "5" and err["code"] == "model_busy" and "HEARTH_SERVE_MAX_WAITING" in err["message"]
+    assert (
+        r.status == 429
+        and r.getheader("retry-after") == "5"
+        and err["code"] == "model_busy"
+        and "HEARTH_SERVE_MAX_WAITING" in err["message"]
+    )
     _close(waiter, reset=True)  # gives up while waiting
     time.sleep(1.0)
     _close(running, reset=False)

@@ -2,6 +2,7 @@
 `openai` client as a drop-in): OpenAI's error shape for every /v1 failure, 4xx (never 500) for bad
 values, the request limits, and the OpenAI fields the native engine now honours, over real HTTP on
 the demo's real packages (llvm builds), checked against the native drivers they wrap."""
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,9 @@ def port(packages: tuple[Path, Path]) -> Iterator[int]:  # noqa: F811
     thread.join(timeout=10)
 
 
-def call(port: int, method: str, path: str, body: object = None, raw: bytes | None = None) -> tuple[int, dict[str, str], dict]:
+def call(
+    port: int, method: str, path: str, body: object = None, raw: bytes | None = None
+) -> tuple[int, dict[str, str], dict]:
     status, headers, data = request(port, method, path, body, raw)
     return status, headers, json.loads(data) if data else {}
 
@@ -70,28 +73,35 @@ def test_retrieve_model(port: int) -> None:
     assert err["code"] == "model_not_found" and "no-such-model" in err["message"] and CHAT_ID in err["message"]
 
 
-@pytest.mark.parametrize(("method", "path", "allow"), [
-    ("GET", "/v1/chat/completions", "POST"),
-    ("GET", "/v1/embeddings", "POST"),
-    ("PUT", "/v1/chat/completions", "POST"),
-    ("DELETE", "/v1/models", "GET, HEAD"),
-    ("POST", "/v1/models", "GET, HEAD"),
-    ("POST", f"/v1/models/{CHAT_ID}", "GET, HEAD"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/v1/chat/completions", "POST"),
+        ("GET", "/v1/embeddings", "POST"),
+        ("PUT", "/v1/chat/completions", "POST"),
+        ("DELETE", "/v1/models", "GET, HEAD"),
+        ("POST", "/v1/models", "GET, HEAD"),
+        ("POST", f"/v1/models/{CHAT_ID}", "GET, HEAD"),
+    ],
+)
 def test_wrong_method_is_405(port: int, method: str, path: str, allow: str) -> None:
     status, headers, doc = call(port, method, path)
     err = openai_error(doc)
     assert status == 405 and headers["allow"] == allow and method in err["message"], (status, err)
 
 
-@pytest.mark.parametrize("path", ["/v1/completions", "/v1/nope", "/v1/", "/v1/chat", "/v1/" + "x" * 5000, "/v1/a%0Ab", "/v1/models/%0A%02"])
+@pytest.mark.parametrize(
+    "path", ["/v1/completions", "/v1/nope", "/v1/", "/v1/chat", "/v1/" + "x" * 5000, "/v1/a%0Ab", "/v1/models/%0A%02"]
+)
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_unknown_v1_path_is_404(port: int, method: str, path: str) -> None:
     status, headers, doc = call(port, method, path, body={} if method == "POST" else None)
     err = openai_error(doc)
     if path.startswith("/v1/models/"):
         # A model id may hold any character, even a newline (schemathesis found that one unrouted).
-        assert (status, err["code"]) == ((405, "method_not_allowed") if method == "POST" else (404, "model_not_found")), err
+        assert (status, err["code"]) == (
+            (405, "method_not_allowed") if method == "POST" else (404, "model_not_found")
+        ), err
         return
     assert status == 404 and headers["content-type"] == "application/json" and "/v1/models" in err["message"]
     assert len(err["message"]) < 1000  # a 5,000-character path is not echoed back whole
@@ -125,7 +135,9 @@ def test_symlink_loop_under_dist(tmp_path: Path) -> None:
 
 
 def test_negative_seed_is_a_seed(port: int) -> None:
-    runs = [call(port, "POST", "/v1/chat/completions", chat_body(seed=-1, temperature=1.0, max_tokens=12)) for _ in range(2)]
+    runs = [
+        call(port, "POST", "/v1/chat/completions", chat_body(seed=-1, temperature=1.0, max_tokens=12)) for _ in range(2)
+    ]
     assert [r[0] for r in runs] == [200, 200], runs
     assert runs[0][2]["choices"][0]["message"] == runs[1][2]["choices"][0]["message"]
     status, _, doc = call(port, "POST", "/v1/chat/completions", chat_body(seed=-(1 << 63), max_tokens=2))
@@ -136,34 +148,58 @@ def test_tiny_temperature_is_greedy(port: int) -> None:
     want = greedy(port)["choices"][0]["message"]["content"]
     status, _, doc = call(port, "POST", "/v1/chat/completions", chat_body(temperature=1e-310, max_tokens=16))
     assert status == 200 and doc["choices"][0]["message"]["content"] == want, doc
-    status, _, data = request(port, "POST", "/v1/chat/completions", chat_body(temperature=1e-310, max_tokens=16, stream=True))
+    status, _, data = request(
+        port, "POST", "/v1/chat/completions", chat_body(temperature=1e-310, max_tokens=16, stream=True)
+    )
     events = sse_events(data)
     assert status == 200 and events[-1] == "[DONE]" and not any('"error"' in e for e in events)
     assert "".join(json.loads(e)["choices"][0]["delta"].get("content", "") for e in events[:-1]) == want
 
 
-@pytest.mark.parametrize(("path", "raw", "param"), [
-    ("/v1/chat/completions", '{"model": "%s", "messages": [{"role": "user", "content": "a\\ud800b"}]}' % CHAT_ID, "messages.0.content"),
-    ("/v1/chat/completions", '{"model": "%s", "messages": [{"role": "user", "content": [{"type": "text", "text": "\\udfff"}]}]}' % CHAT_ID, "messages.0.content.0.text"),
-    ("/v1/chat/completions", '{"model": "%s", "messages": [{"role": "user", "content": "hi"}], "stop": "\\ud800"}' % CHAT_ID, "stop"),
-    ("/v1/embeddings", '{"model": "%s", "input": "a\\ud800b"}' % EMBED_ID, "input"),
-    ("/v1/embeddings", '{"model": "%s", "input": ["ok", "a\\udc00"]}' % EMBED_ID, "input.1"),
-])
+@pytest.mark.parametrize(
+    ("path", "raw", "param"),
+    [
+        (
+            "/v1/chat/completions",
+            '{"model": "%s", "messages": [{"role": "user", "content": "a\\ud800b"}]}'.replace("%s", CHAT_ID),
+            "messages.0.content",
+        ),
+        (
+            "/v1/chat/completions",
+            '{"model": "%s", "messages": [{"role": "user", "content": [{"type": "text", "text": "\\udfff"}]}]}'.replace(
+                "%s", CHAT_ID
+            ),
+            "messages.0.content.0.text",
+        ),
+        (
+            "/v1/chat/completions",
+            '{"model": "%s", "messages": [{"role": "user", "content": "hi"}], "stop": "\\ud800"}'.replace(
+                "%s", CHAT_ID
+            ),
+            "stop",
+        ),
+        ("/v1/embeddings", '{"model": "%s", "input": "a\\ud800b"}'.replace("%s", EMBED_ID), "input"),
+        ("/v1/embeddings", '{"model": "%s", "input": ["ok", "a\\udc00"]}'.replace("%s", EMBED_ID), "input.1"),
+    ],
+)
 def test_lone_surrogates_are_422_naming_the_field(port: int, path: str, raw: str, param: str) -> None:
     status, _, doc = call(port, "POST", path, raw=raw.encode())
     err = openai_error(doc)
     assert status == 422 and err["param"] == param and param in err["message"] and "surrogate" in err["message"], err
 
 
-@pytest.mark.parametrize(("raw", "needle", "param"), [
-    (b"[" * 100_000, "nests", None),
-    (b'{"model": "x", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nests", None),
-    (b'{"model": "m", "messages": [], "seed": ' + b"7" * 5000 + b"}", "seed: a number", "seed"),
-    (b'{"model": "m", "messages": [], "max_tokens": -' + b"9" * 5000 + b"}", "max_tokens: a number", "max_tokens"),
-    (b'{"model": "m", "messages": [], "temperature": NaN}', "NaN is not a JSON number", None),
-    (b'{"model": "m", "messages": [], "temperature": Infinity}', "Infinity is not a JSON number", None),
-    (b'\xff\xfe{"model"', "not valid JSON", None),
-])
+@pytest.mark.parametrize(
+    ("raw", "needle", "param"),
+    [
+        (b"[" * 100_000, "nests", None),
+        (b'{"model": "x", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nests", None),
+        (b'{"model": "m", "messages": [], "seed": ' + b"7" * 5000 + b"}", "seed: a number", "seed"),
+        (b'{"model": "m", "messages": [], "max_tokens": -' + b"9" * 5000 + b"}", "max_tokens: a number", "max_tokens"),
+        (b'{"model": "m", "messages": [], "temperature": NaN}', "NaN is not a JSON number", None),
+        (b'{"model": "m", "messages": [], "temperature": Infinity}', "Infinity is not a JSON number", None),
+        (b'\xff\xfe{"model"', "not valid JSON", None),
+    ],
+)
 def test_unparseable_bodies_are_400(port: int, raw: bytes, needle: str, param: str | None) -> None:
     status, _, doc = call(port, "POST", "/v1/chat/completions", raw=raw)
     err = openai_error(doc)
@@ -171,15 +207,18 @@ def test_unparseable_bodies_are_400(port: int, raw: bytes, needle: str, param: s
     assert "set_int_max_str_digits" not in err["message"]
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    (chat_body(seed=int("9" * 4000)), "seed"),  # valid JSON, out of int64 range
-    (chat_body(max_tokens=1 << 40), "max_tokens"),
-    (chat_body(temperature=1e308), "temperature"),
-    (chat_body(top_logprobs=21, logprobs=True), "top_logprobs"),
-    (chat_body(presence_penalty=2.5), "presence_penalty"),
-    (chat_body(logit_bias={"x": 1}), "logit_bias"),
-    (chat_body(messages=[{"role": "user", "content": [[[[[["deep"]]]]]]}]), "messages"),
-])
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (chat_body(seed=int("9" * 4000)), "seed"),  # valid JSON, out of int64 range
+        (chat_body(max_tokens=1 << 40), "max_tokens"),
+        (chat_body(temperature=1e308), "temperature"),
+        (chat_body(top_logprobs=21, logprobs=True), "top_logprobs"),
+        (chat_body(presence_penalty=2.5), "presence_penalty"),
+        (chat_body(logit_bias={"x": 1}), "logit_bias"),
+        (chat_body(messages=[{"role": "user", "content": [[[[[["deep"]]]]]]}]), "messages"),
+    ],
+)
 def test_out_of_range_values_are_422_naming_the_field(port: int, body: dict, param: str) -> None:
     status, _, doc = call(port, "POST", "/v1/chat/completions", body)
     err = openai_error(doc)
@@ -193,7 +232,12 @@ def test_out_of_range_values_are_422_naming_the_field(port: int, body: dict, par
 def limited(packages: tuple[Path, Path]) -> Iterator[int]:  # noqa: F811
     from build_packages import DIST
 
-    env = {"HEARTH_SERVE_MAX_BODY_BYTES": "4096", "HEARTH_SERVE_MAX_EMBEDDING_INPUTS": "4", "HEARTH_SERVE_MAX_EMBEDDING_TOKENS": "64", "HEARTH_SERVE_MAX_COMPLETION_TOKENS": "6"}
+    env = {
+        "HEARTH_SERVE_MAX_BODY_BYTES": "4096",
+        "HEARTH_SERVE_MAX_EMBEDDING_INPUTS": "4",
+        "HEARTH_SERVE_MAX_EMBEDDING_TOKENS": "64",
+        "HEARTH_SERVE_MAX_COMPLETION_TOKENS": "6",
+    }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
@@ -209,8 +253,11 @@ def test_defaults_bound_every_request() -> None:
     assert d.max_body_bytes <= 8 << 20 and d.max_embedding_inputs <= 512 and d.max_embedding_tokens <= 65536
     assert d.max_completion_tokens <= 4096 and d.max_waiting <= 64
     assert set(ServeLimits.env_names()) == {
-        "HEARTH_SERVE_MAX_BODY_BYTES", "HEARTH_SERVE_MAX_EMBEDDING_INPUTS", "HEARTH_SERVE_MAX_EMBEDDING_TOKENS",
-        "HEARTH_SERVE_MAX_COMPLETION_TOKENS", "HEARTH_SERVE_MAX_WAITING",
+        "HEARTH_SERVE_MAX_BODY_BYTES",
+        "HEARTH_SERVE_MAX_EMBEDDING_INPUTS",
+        "HEARTH_SERVE_MAX_EMBEDDING_TOKENS",
+        "HEARTH_SERVE_MAX_COMPLETION_TOKENS",
+        "HEARTH_SERVE_MAX_WAITING",
     }
     docs = (Path(__file__).resolve().parents[1] / "docs" / "serve-limits.md").read_text()
     assert all(name in docs for name in ServeLimits.env_names()), "every limit is documented"
@@ -230,7 +277,13 @@ def test_body_size_limit(limited: int) -> None:
     import http.client
 
     conn = http.client.HTTPConnection("127.0.0.1", limited, timeout=30)
-    conn.request("POST", "/v1/embeddings", iter([b'{"model": "x", "input": "', b"y" * 5000, b'"}']), {"Content-Type": "application/json"}, encode_chunked=True)
+    conn.request(
+        "POST",
+        "/v1/embeddings",
+        iter([b'{"model": "x", "input": "', b"y" * 5000, b'"}']),
+        {"Content-Type": "application/json"},
+        encode_chunked=True,
+    )
     r = conn.getresponse()
     assert r.status == 413 and "4096 bytes" in openai_error(json.loads(r.read()))["message"]
 
@@ -238,10 +291,20 @@ def test_body_size_limit(limited: int) -> None:
 def test_embedding_input_and_token_limits(limited: int) -> None:
     status, _, doc = call(limited, "POST", "/v1/embeddings", {"model": EMBED_ID, "input": ["a"] * 5})
     err = openai_error(doc)
-    assert status == 400 and err["param"] == "input" and "at most 4" in err["message"] and "HEARTH_SERVE_MAX_EMBEDDING_INPUTS" in err["message"]
+    assert (
+        status == 400
+        and err["param"] == "input"
+        and "at most 4" in err["message"]
+        and "HEARTH_SERVE_MAX_EMBEDDING_INPUTS" in err["message"]
+    )
     status, _, doc = call(limited, "POST", "/v1/embeddings", {"model": EMBED_ID, "input": ["word " * 40, "word " * 40]})
     err = openai_error(doc)
-    assert status == 400 and err["param"] == "input" and "at most 64" in err["message"] and "HEARTH_SERVE_MAX_EMBEDDING_TOKENS" in err["message"]
+    assert (
+        status == 400
+        and err["param"] == "input"
+        and "at most 64" in err["message"]
+        and "HEARTH_SERVE_MAX_EMBEDDING_TOKENS" in err["message"]
+    )
     status, _, doc = call(limited, "POST", "/v1/embeddings", {"model": EMBED_ID, "input": ["a", "b", "c", "d"]})
     assert status == 200 and len(doc["data"]) == 4
 
@@ -250,14 +313,18 @@ def test_completion_token_limit(limited: int) -> None:
     status, _, doc = call(limited, "POST", "/v1/chat/completions", chat_body(max_tokens=7))
     err = openai_error(doc)
     assert status == 400 and err["param"] == "max_tokens" and "at most 6" in err["message"]
-    status, _, doc = call(limited, "POST", "/v1/chat/completions", chat_body(temperature=0))  # no max_tokens: the limit applies
+    status, _, doc = call(
+        limited, "POST", "/v1/chat/completions", chat_body(temperature=0)
+    )  # no max_tokens: the limit applies
     assert status == 200 and doc["usage"]["completion_tokens"] <= 6
 
 
 # -- the openai client's common fields ----------------------------------------------------------------
 
 
-def _reference_greedy(package: Path, messages: list[dict], n: int, presence: float = 0.0, frequency: float = 0.0) -> tuple[list[int], list[float]]:
+def _reference_greedy(
+    package: Path, messages: list[dict], n: int, presence: float = 0.0, frequency: float = 0.0
+) -> tuple[list[int], list[float]]:
     """Tokens and their raw logprobs from load_decoder with OpenAI's penalties applied by hand."""
     from collections import Counter
 
@@ -267,7 +334,9 @@ def _reference_greedy(package: Path, messages: list[dict], n: int, presence: flo
 
     decoder, config = load_decoder(package)
     tok = AutoTokenizer.from_pretrained(str(package))
-    text = tok.apply_chat_template(messages, chat_template=config["chat_template"], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        messages, chat_template=config["chat_template"], tokenize=False, add_generation_prompt=True
+    )
     logits = decoder.prefill(tok(text, add_special_tokens=False)["input_ids"])
     eos = set(config["eos_token_id"]) | {tok.eos_token_id}
     counts: Counter[int] = Counter()
@@ -295,7 +364,9 @@ def test_penalties_match_a_reference(port: int, packages: tuple[Path, Path]) -> 
     doc = greedy(port, max_tokens=24, presence_penalty=0.7, frequency_penalty=1.5)
     ref, _ = _reference_greedy(packages[0], MESSAGES, 24, presence=0.7, frequency=1.5)
     assert doc["choices"][0]["message"]["content"] == tok.decode(ref, skip_special_tokens=True)
-    assert doc["choices"][0]["message"]["content"] != plain, "the penalties must change this answer (the plain one repeats tokens)"
+    assert doc["choices"][0]["message"]["content"] != plain, (
+        "the penalties must change this answer (the plain one repeats tokens)"
+    )
 
 
 def test_logprobs(port: int, packages: tuple[Path, Path]) -> None:  # noqa: F811
@@ -307,11 +378,18 @@ def test_logprobs(port: int, packages: tuple[Path, Path]) -> None:  # noqa: F811
     for c in content:
         top = c["top_logprobs"]
         assert len(top) == 3 and top[0]["token"] == c["token"] and top[0]["logprob"] == pytest.approx(c["logprob"])
-        assert [t["logprob"] for t in top] == sorted((t["logprob"] for t in top), reverse=True) and all(t["logprob"] <= 0 for t in top)
+        assert [t["logprob"] for t in top] == sorted((t["logprob"] for t in top), reverse=True) and all(
+            t["logprob"] <= 0 for t in top
+        )
         assert c["bytes"] is None or bytes(c["bytes"]).decode() == c["token"]
     assert greedy(port, max_tokens=4)["choices"][0]["logprobs"] is None
     # Streamed: the same entries, spread over the chunks.
-    status, _, data = request(port, "POST", "/v1/chat/completions", chat_body(temperature=0, max_tokens=10, logprobs=True, top_logprobs=3, stream=True))
+    status, _, data = request(
+        port,
+        "POST",
+        "/v1/chat/completions",
+        chat_body(temperature=0, max_tokens=10, logprobs=True, top_logprobs=3, stream=True),
+    )
     chunks = [json.loads(e) for e in sse_events(data)[:-1]]
     streamed = [c for ch in chunks for c in ((ch["choices"][0]["logprobs"] or {}).get("content") or [])]
     assert streamed == content
@@ -320,23 +398,55 @@ def test_logprobs(port: int, packages: tuple[Path, Path]) -> None:  # noqa: F811
 def test_content_parts_and_developer_role(port: int) -> None:
     system, user = MESSAGES[0]["content"], MESSAGES[1]["content"]
     want = greedy(port)["choices"][0]["message"]["content"]
-    as_parts = [{"role": "developer", "content": [{"type": "text", "text": system}]}, {"role": "user", "content": [{"type": "text", "text": user}]}]
+    as_parts = [
+        {"role": "developer", "content": [{"type": "text", "text": system}]},
+        {"role": "user", "content": [{"type": "text", "text": user}]},
+    ]
     assert greedy(port, messages=as_parts)["choices"][0]["message"]["content"] == want
-    halves = [{"role": "system", "content": system}, {"role": "user", "content": [{"type": "text", "text": user[:10]}, {"type": "text", "text": user[10:]}]}]
+    halves = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": [{"type": "text", "text": user[:10]}, {"type": "text", "text": user[10:]}]},
+    ]
     joined = [{"role": "system", "content": system}, {"role": "user", "content": user[:10] + "\n" + user[10:]}]
-    assert greedy(port, messages=halves)["choices"][0]["message"]["content"] == greedy(port, messages=joined)["choices"][0]["message"]["content"]
+    assert (
+        greedy(port, messages=halves)["choices"][0]["message"]["content"]
+        == greedy(port, messages=joined)["choices"][0]["message"]["content"]
+    )
 
 
-@pytest.mark.parametrize(("body", "status", "param", "needle"), [
-    (chat_body(tools=[{"type": "function", "function": {"name": "f"}}]), 400, "tools", "tool calling is not supported"),
-    (chat_body(tool_choice="auto"), 400, "tool_choice", "not supported"),
-    (chat_body(response_format={"type": "json_object"}), 422, "response_format", "not supported"),
-    (chat_body(response_format={"type": "json_schema", "json_schema": {"name": "x"}}), 422, "response_format", "not supported"),
-    (chat_body(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:"}}]}]), 422, "messages", "only text content parts"),
-    (chat_body(messages=[{"role": "tool", "content": "x", "tool_call_id": "1"}]), 422, "messages", "'tool' messages are not supported"),
-    (chat_body(top_logprobs=2), 422, "top_logprobs", "needs logprobs"),
-    (chat_body(logit_bias={"99999999": 5}), 400, "logit_bias", "names token 99999999"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "param", "needle"),
+    [
+        (
+            chat_body(tools=[{"type": "function", "function": {"name": "f"}}]),
+            400,
+            "tools",
+            "tool calling is not supported",
+        ),
+        (chat_body(tool_choice="auto"), 400, "tool_choice", "not supported"),
+        (chat_body(response_format={"type": "json_object"}), 422, "response_format", "not supported"),
+        (
+            chat_body(response_format={"type": "json_schema", "json_schema": {"name": "x"}}),
+            422,
+            "response_format",
+            "not supported",
+        ),
+        (
+            chat_body(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:"}}]}]),
+            422,
+            "messages",
+            "only text content parts",
+        ),
+        (
+            chat_body(messages=[{"role": "tool", "content": "x", "tool_call_id": "1"}]),
+            422,
+            "messages",
+            "'tool' messages are not supported",
+        ),
+        (chat_body(top_logprobs=2), 422, "top_logprobs", "needs logprobs"),
+        (chat_body(logit_bias={"99999999": 5}), 400, "logit_bias", "names token 99999999"),
+    ],
+)
 def test_unsupported_fields_are_refused_by_name(port: int, body: dict, status: int, param: str, needle: str) -> None:
     got, _, doc = call(port, "POST", "/v1/chat/completions", body)
     err = openai_error(doc)
@@ -346,7 +456,10 @@ def test_unsupported_fields_are_refused_by_name(port: int, body: dict, status: i
 def test_text_response_format_and_logit_bias_are_honoured(port: int, packages: tuple[Path, Path]) -> None:  # noqa: F811
     from transformers import AutoTokenizer
 
-    assert greedy(port, response_format={"type": "text"})["choices"][0]["message"]["content"] == greedy(port)["choices"][0]["message"]["content"]
+    assert (
+        greedy(port, response_format={"type": "text"})["choices"][0]["message"]["content"]
+        == greedy(port)["choices"][0]["message"]["content"]
+    )
     tok = AutoTokenizer.from_pretrained(str(packages[0]))
     forced = tok.encode(" river", add_special_tokens=False)[-1]
     doc = greedy(port, max_tokens=3, logit_bias={str(forced): 100})
@@ -364,7 +477,9 @@ def test_embeddings_dimensions_truncation_and_token_ids(port: int) -> None:
     assert status == 200 and headers["x-hearth-truncated-inputs"] == "1"
     assert doc["truncated"] == [{"index": 1, "tokens": 402, "max_tokens": 256}]  # 400 words + [CLS] [SEP]
     assert doc["usage"]["prompt_tokens"] == 3 + 256
-    status, _, doc = call(port, "POST", "/v1/embeddings", {"model": EMBED_ID, "input": ["short", long], "truncation": "error"})
+    status, _, doc = call(
+        port, "POST", "/v1/embeddings", {"model": EMBED_ID, "input": ["short", long], "truncation": "error"}
+    )
     err = openai_error(doc)
     assert status == 400 and err["code"] == "input_too_long" and "input 1: 402 tokens" in err["message"]
     for ids in ([1, 2, 3], [[1, 2], [3]]):
@@ -385,23 +500,54 @@ def test_openai_client_drop_in(port: int) -> None:
     assert model.id == CHAT_ID and model.object == "model"
     with pytest.raises(openai.NotFoundError, match="no-such-model"):
         client.models.retrieve("no-such-model")
-    messages = [{"role": "developer", "content": MESSAGES[0]["content"]}, {"role": "user", "content": [{"type": "text", "text": MESSAGES[1]["content"]}]}]
-    whole = client.chat.completions.create(model=CHAT_ID, messages=messages, temperature=0, max_tokens=16, presence_penalty=0.5, frequency_penalty=0.5, logprobs=True, top_logprobs=2, seed=-1)
-    assert whole.choices[0].logprobs is not None and len(whole.choices[0].logprobs.content or []) == whole.usage.completion_tokens
-    stream = client.chat.completions.create(model=CHAT_ID, messages=messages, temperature=0, max_tokens=16, presence_penalty=0.5, frequency_penalty=0.5, stream=True, stream_options={"include_usage": True})
+    messages = [
+        {"role": "developer", "content": MESSAGES[0]["content"]},
+        {"role": "user", "content": [{"type": "text", "text": MESSAGES[1]["content"]}]},
+    ]
+    whole = client.chat.completions.create(
+        model=CHAT_ID,
+        messages=messages,
+        temperature=0,
+        max_tokens=16,
+        presence_penalty=0.5,
+        frequency_penalty=0.5,
+        logprobs=True,
+        top_logprobs=2,
+        seed=-1,
+    )
+    assert (
+        whole.choices[0].logprobs is not None
+        and len(whole.choices[0].logprobs.content or []) == whole.usage.completion_tokens
+    )
+    stream = client.chat.completions.create(
+        model=CHAT_ID,
+        messages=messages,
+        temperature=0,
+        max_tokens=16,
+        presence_penalty=0.5,
+        frequency_penalty=0.5,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     pieces, usage = [], None
     for chunk in stream:
         if chunk.choices:
             pieces.append(chunk.choices[0].delta.content or "")
         usage = chunk.usage or usage
-    assert "".join(pieces) == whole.choices[0].message.content and usage is not None and usage.completion_tokens == whole.usage.completion_tokens
+    assert (
+        "".join(pieces) == whole.choices[0].message.content
+        and usage is not None
+        and usage.completion_tokens == whole.usage.completion_tokens
+    )
     emb = client.embeddings.create(model=EMBED_ID, input=["The river is wide.", "pasta"])  # the client asks for base64
     assert [len(d.embedding) for d in emb.data] == [DIM, DIM]
     assert emb.model_extra is not None and emb.model_extra["truncated"] == []
     with pytest.raises(openai.BadRequestError, match="dimensions"):
         client.embeddings.create(model=EMBED_ID, input="x", dimensions=16)
     with pytest.raises(openai.BadRequestError, match="tool calling"):
-        client.chat.completions.create(model=CHAT_ID, messages=messages, tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}])
+        client.chat.completions.create(
+            model=CHAT_ID, messages=messages, tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]
+        )
     with pytest.raises(openai.NotFoundError) as e:
         client.chat.completions.create(model="nope", messages=messages)
     assert e.value.code == "model_not_found"

@@ -3,6 +3,7 @@ that would have found items 4 and 5). The request bodies are in the schema (nati
 the fuzzer sends both bodies that fit them (positive) and bodies that break them (negative), and half
 of the bodies name a real model, so inference runs too. Every answer must be below 500, and every
 /v1 error must be OpenAI's shape. Bounded: a fixed number of cases per operation and a wall-clock cap."""
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,9 @@ def test_schema_describes_the_request_bodies(base_url: str) -> None:
         body = doc["paths"][path]["post"]["requestBody"]
         schema = body["content"]["application/json"]["schema"]
         assert body["required"] is True and set(schema["required"]) == required and "$ref" not in json.dumps(schema)
-    chat = doc["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    chat = doc["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+        "properties"
+    ]
     assert {"presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "seed", "stream", "stop"} <= set(chat)
     assert "/v1/models/{model_id}" in doc["paths"]
 
@@ -58,7 +61,12 @@ def test_fuzz_v1_no_server_errors(base_url: str) -> None:
 
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json").include(path_regex=r"^/v1/")
     operations = [r.ok() for r in schema.get_all_operations()]
-    assert {f"{op.method.upper()} {op.path}" for op in operations} >= {"POST /v1/chat/completions", "POST /v1/embeddings", "GET /v1/models", "GET /v1/models/{model_id}"}
+    assert {f"{op.method.upper()} {op.path}" for op in operations} >= {
+        "POST /v1/chat/completions",
+        "POST /v1/embeddings",
+        "GET /v1/models",
+        "GET /v1/models/{model_id}",
+    }
     deadline = time.monotonic() + BUDGET_S
     tally: dict[str, int] = {"cases": 0, "5xx": 0, "2xx": 0, "4xx": 0, "inference": 0}
     failures: list[str] = []
@@ -68,7 +76,14 @@ def test_fuzz_v1_no_server_errors(base_url: str) -> None:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             stop = time.monotonic() + max(2.0, (deadline - time.monotonic()) / 2)
 
-            @settings(max_examples=CASES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+            @settings(
+                max_examples=CASES,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.explicit, Phase.generate],
+            )
             @given(case=op.as_strategy(mode), model=models)
             def run(case, model) -> None:  # type: ignore[no-untyped-def]
                 if time.monotonic() > min(stop, deadline):  # noqa: B023 - read while this loop's `run` runs
@@ -80,7 +95,9 @@ def test_fuzz_v1_no_server_errors(base_url: str) -> None:
                 status = response.status_code
                 if status >= 500:
                     tally["5xx"] += 1
-                    failures.append(f"{case.method} {case.formatted_path} {status}: {str(case.body)[:200]} -> {response.text[:300]}")
+                    failures.append(
+                        f"{case.method} {case.formatted_path} {status}: {str(case.body)[:200]} -> {response.text[:300]}"
+                    )
                     return
                 tally["2xx" if status < 300 else "4xx"] += 1
 
@@ -90,13 +107,17 @@ def test_fuzz_v1_no_server_errors(base_url: str) -> None:
                     doc = response.json()
                     err = doc.get("error") if isinstance(doc, dict) else None
                     if not (isinstance(err, dict) and set(err) == {"message", "type", "param", "code"}):
-                        failures.append(f"{case.method} {case.formatted_path} {status}: not OpenAI's error shape: {response.text[:200]}")
+                        failures.append(
+                            f"{case.method} {case.formatted_path} {status}: not OpenAI's error shape: {response.text[:200]}"
+                        )
 
             try:
                 run()
             except Unsatisfiable:
                 # GET /v1/models has no parameters and no body: nothing to break, no negative case.
                 assert mode == GenerationMode.NEGATIVE and not op.body, f"no cases for {op.method} {op.path} ({mode})"
-    print(f"schemathesis: {tally['cases']} cases, {tally['2xx']} 2xx ({tally['inference']} ran a model), {tally['4xx']} 4xx, {tally['5xx']} 5xx")
+    print(
+        f"schemathesis: {tally['cases']} cases, {tally['2xx']} 2xx ({tally['inference']} ran a model), {tally['4xx']} 4xx, {tally['5xx']} 5xx"
+    )
     assert not failures, "\n".join(failures[:10])
     assert tally["inference"] >= 5, "the fuzzer must reach the models, not only the validation"

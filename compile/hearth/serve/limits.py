@@ -4,6 +4,7 @@ Without them one request could hold a model for minutes (2,048 inputs to /v1/emb
 encoder for 170 s; a 50 MB prompt took 184 s and 4.7 GB). Every bound is an environment variable,
 read when the server starts; docs/serve-limits.md lists them.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,7 @@ class ServeLimits:
     max_waiting: int = 16
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "ServeLimits":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServeLimits:
         """The defaults, overridden by HEARTH_SERVE_<FIELD> (e.g. HEARTH_SERVE_MAX_BODY_BYTES=4194304)."""
         env = os.environ if env is None else env
         values: dict[str, int] = {}
@@ -39,7 +40,9 @@ class ServeLimits:
             try:
                 value = int(raw.strip())
             except ValueError:
-                raise ValueError(f"{name}={raw!r} is not an integer; set it to a positive whole number or unset it") from None
+                raise ValueError(
+                    f"{name}={raw!r} is not an integer; set it to a positive whole number or unset it"
+                ) from None
             if value < 1:
                 raise ValueError(f"{name}={value} must be at least 1")
             values[f.name] = value

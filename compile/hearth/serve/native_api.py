@@ -15,6 +15,7 @@ worker threads, one request per model at a time, and stops when the client goes 
 (native_runner.py); request size and work are bounded (limits.py). When the API is off every /v1/
 path answers 404 saying how to turn it on.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -51,6 +52,7 @@ from .native_models import (
 from .native_runner import ClientGone, Runner, watch_disconnect
 from .native_schemas import UNSUPPORTED_CHAT, ChatRequest, EmbeddingRequest, openapi_body
 from .openai_errors import ApiError, error, validation_error
+
 
 class _AnyPath(Convertor[str]):
     """Starlette's `path` convertor is `.*`, which stops at a newline: /v1/models/%0A then matched no
@@ -101,13 +103,17 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def parse(request: Request, schema: type[M], limits: ServeLimits, precheck: Callable[[dict], None] | None = None) -> M:
+async def parse(
+    request: Request, schema: type[M], limits: ServeLimits, precheck: Callable[[dict], None] | None = None
+) -> M:
     """The body as `schema`; ApiError 400 (not JSON), 413 (too big) or 422 (wrong fields) naming the problem."""
     raw = await read_body(request, limits.max_body_bytes)
     try:
         body = json.loads(raw, parse_constant=_no_constants)
     except RecursionError:
-        raise ApiError(400, "the request body nests JSON arrays or objects too deeply to parse; send a flat JSON object") from None
+        raise ApiError(
+            400, "the request body nests JSON arrays or objects too deeply to parse; send a flat JSON object"
+        ) from None
     except ValueError as e:  # JSONDecodeError, bad UTF-8, NaN/Infinity, an integer past 4300 digits
         raise _not_json(raw, e) from None
     if not isinstance(body, dict):
@@ -131,21 +137,40 @@ def _not_json(raw: bytes, e: ValueError) -> ApiError:
         m = _HUGE_INT.search(raw)
         field = m.group(1).decode("utf-8", "replace") if m else None
         where = f"{field}: " if field else ""
-        return ApiError(400, f"{where}a number in the request body has thousands of digits; send a value in the field's range", param=field)
-    return ApiError(400, f"the request body is not valid JSON ({e}); send a JSON object with Content-Type: application/json")
+        return ApiError(
+            400,
+            f"{where}a number in the request body has thousands of digits; send a value in the field's range",
+            param=field,
+        )
+    return ApiError(
+        400, f"the request body is not valid JSON ({e}); send a JSON object with Content-Type: application/json"
+    )
 
 
 def _chat_precheck(body: dict) -> None:
     for name, what in UNSUPPORTED_CHAT.items():
         if body.get(name) not in (None, False, [], {}):
-            raise ApiError(400, f"{name}: {what} is not supported by hearth's native API; leave {name} out", param=name, code="unsupported_parameter")
+            raise ApiError(
+                400,
+                f"{name}: {what} is not supported by hearth's native API; leave {name} out",
+                param=name,
+                code="unsupported_parameter",
+            )
 
 
 # -- the router --------------------------------------------------------------------------------
 
 
 def _model_entry(p: PackageInfo) -> dict[str, Any]:
-    return {"id": p.id, "object": "model", "created": p.created, "owned_by": "hearth", "task": p.task, "model_id": p.model_id, "quantization": p.quantization}
+    return {
+        "id": p.id,
+        "object": "model",
+        "created": p.created,
+        "owned_by": "hearth",
+        "task": p.task,
+        "model_id": p.model_id,
+        "quantization": p.quantization,
+    }
 
 
 ROUTES: dict[str, tuple[str, ...]] = {
@@ -208,7 +233,12 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
         found = [p for p in models.list() if p.id == model_id]
         if not found:
             names = ", ".join(p.id for p in models.list()) or "none"
-            return error(404, f"no model {model_id!r} with a native build under {dist}/ (available: {names})", param="model", code="model_not_found")
+            return error(
+                404,
+                f"no model {model_id!r} with a native build under {dist}/ (available: {names})",
+                param="model",
+                code="model_not_found",
+            )
         return _model_entry(found[0])
 
     # -- chat ------------------------------------------------------------------------------------
@@ -222,7 +252,11 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
         assert isinstance(model, ChatModel)
         for tok in req.logit_bias or {}:
             if int(tok) >= model.vocab_size:
-                raise ApiError(400, f"logit_bias names token {tok}, but {slot.info.id} has {model.vocab_size} tokens", param="logit_bias")
+                raise ApiError(
+                    400,
+                    f"logit_bias names token {tok}, but {slot.info.id} has {model.vocab_size} tokens",
+                    param="logit_bias",
+                )
         messages = [{"role": m.template_role(), "content": m.text()} for m in req.messages]
         try:
             prompt = await runner.call(slot, model.prompt_ids, messages)
@@ -260,8 +294,28 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
             queue: asyncio.Queue[str | None] = asyncio.Queue()
             # Owns the gate from here on, and always releases it: see native_runner's docstring.
-            runner.spawn(_produce(runner, slot, model, prompt, sampling, gen, meta, include_usage, bool(req.logprobs), queue, cancel, request, gate.release))
-            return StreamingResponse(_drain(queue, cancel), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            runner.spawn(
+                _produce(
+                    runner,
+                    slot,
+                    model,
+                    prompt,
+                    sampling,
+                    gen,
+                    meta,
+                    include_usage,
+                    bool(req.logprobs),
+                    queue,
+                    cancel,
+                    request,
+                    gate.release,
+                )
+            )
+            return StreamingResponse(
+                _drain(queue, cancel),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
         try:
             async with watch_disconnect(request, cancel):
                 text = await runner.call(slot, model.start, prompt, sampling, gen)
@@ -272,13 +326,22 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
         finally:
             gate.release()
         logprobs = {"content": model.logprobs_content(gen.sampled), "refusal": None} if req.logprobs else None
-        return JSONResponse({
-            **meta,
-            "object": "chat.completion",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": gen.finish_reason, "logprobs": logprobs}],
-            "usage": _usage(len(prompt), gen),
-            "system_fingerprint": f"hearth-native-{slot.info.id}",
-        })
+        return JSONResponse(
+            {
+                **meta,
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": gen.finish_reason,
+                        "logprobs": logprobs,
+                    }
+                ],
+                "usage": _usage(len(prompt), gen),
+                "system_fingerprint": f"hearth-native-{slot.info.id}",
+            }
+        )
 
     # -- embeddings ------------------------------------------------------------------------------
 
@@ -320,7 +383,9 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
         cancel = threading.Event()
         try:
             async with watch_disconnect(request, cancel):
-                if req.dimensions is not None and req.dimensions != (dim := await runner.call(slot, lambda: model.dimension)):
+                if req.dimensions is not None and req.dimensions != (
+                    dim := await runner.call(slot, lambda: model.dimension)
+                ):
                     raise ApiError(
                         400,
                         f"dimensions: {slot.info.id} makes {dim}-dimensional vectors and cannot shorten them; leave dimensions out or pass {dim}",
@@ -336,24 +401,36 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
         data = []
         for i, v in enumerate(vectors):
             row = v.astype("<f4")
-            value: list[float] | str = base64.b64encode(row.tobytes()).decode() if req.encoding_format == "base64" else row.tolist()
+            value: list[float] | str = (
+                base64.b64encode(row.tobytes()).decode() if req.encoding_format == "base64" else row.tolist()
+            )
             data.append({"object": "embedding", "index": i, "embedding": value})
-        return JSONResponse({
-            "object": "list",
-            "data": data,
-            "model": slot.info.id,
-            "usage": {"prompt_tokens": total, "total_tokens": total},
-            # As the SDK's engine reports it (openai.ts EmbeddingTruncation): never cut silently.
-            "truncated": [{"index": i, "tokens": n, "max_tokens": model.max_tokens} for i, n in tokens.truncated],
-        }, headers={"X-Hearth-Truncated-Inputs": str(len(tokens.truncated))})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": slot.info.id,
+                "usage": {"prompt_tokens": total, "total_tokens": total},
+                # As the SDK's engine reports it (openai.ts EmbeddingTruncation): never cut silently.
+                "truncated": [{"index": i, "tokens": n, "max_tokens": model.max_tokens} for i, n in tokens.truncated],
+            },
+            headers={"X-Hearth-Truncated-Inputs": str(len(tokens.truncated))},
+        )
 
     # -- everything else under /v1 ---------------------------------------------------------------
 
-    @router.api_route("/{path:anypath}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False)
+    @router.api_route(
+        "/{path:anypath}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False
+    )
     def unknown(path: str, request: Request) -> JSONResponse:
         allowed = _allowed(path)
         if allowed is not None:
-            return error(405, f"{request.method} is not allowed on /v1/{path}; use {' or '.join(allowed)}", code="method_not_allowed", headers={"Allow": ", ".join(allowed)})
+            return error(
+                405,
+                f"{request.method} is not allowed on /v1/{path}; use {' or '.join(allowed)}",
+                code="method_not_allowed",
+                headers={"Allow": ", ".join(allowed)},
+            )
         endpoints = "GET /v1/models, GET /v1/models/{id}, POST /v1/chat/completions, POST /v1/embeddings"
         return error(404, f"no endpoint /v1/{path[:200]}; the native API serves {endpoints}", code="unknown_url")
 
@@ -416,7 +493,9 @@ async def _produce(
                     queue.put_nowait(_sse({**base, "choices": [], "usage": _usage(len(prompt), gen)}))
                 queue.put_nowait("data: [DONE]\n\n")
     except Exception as e:  # noqa: BLE001 - headers are sent: report in-band, as OpenAI does
-        queue.put_nowait(_sse({"error": {"message": f"generation failed: {e}", "type": "server_error", "param": None, "code": None}}))
+        queue.put_nowait(
+            _sse({"error": {"message": f"generation failed: {e}", "type": "server_error", "param": None, "code": None}})
+        )
     finally:
         release()
         queue.put_nowait(None)
@@ -437,6 +516,8 @@ def disabled_router() -> APIRouter:
 
     @router.api_route("/{path:anypath}", methods=["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH"])
     def off(path: str) -> JSONResponse:
-        return error(404, f"the native fallback API (/v1/{path[:200]}) is off; {ENABLE_HINT}", code="native_api_disabled")
+        return error(
+            404, f"the native fallback API (/v1/{path[:200]}) is off; {ENABLE_HINT}", code="native_api_disabled"
+        )
 
     return router

@@ -6,6 +6,7 @@ Everything here is synchronous and single-threaded per model: the router (native
 from worker threads and holds the model's lock around every call, because a NativeDecoder's KV cache
 is one mutable object.
 """
+
 from __future__ import annotations
 
 import threading
@@ -233,7 +234,9 @@ class ChatModel:
         self.context_window = int(self.config["context_window_size"])
         self.tokenizer = AutoTokenizer.from_pretrained(str(info.path))
         # The browser renders the tokenizer's template, else mlc-chat-config's (ChatTemplate.fromSources).
-        self.chat_template: str | None = getattr(self.tokenizer, "chat_template", None) or self.config.get("chat_template")
+        self.chat_template: str | None = getattr(self.tokenizer, "chat_template", None) or self.config.get(
+            "chat_template"
+        )
         eos = self.config.get("eos_token_id")
         self.eos_ids = {int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None}
         if self.tokenizer.eos_token_id is not None:
@@ -246,7 +249,9 @@ class ChatModel:
         encoded without adding special tokens again."""
         if self.chat_template is None:
             raise ValueError(f"{self.info.id} has no chat template; it cannot take chat messages")
-        text = self.tokenizer.apply_chat_template(messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True)
+        text = self.tokenizer.apply_chat_template(
+            messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
+        )
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def check_fits(self, prompt_tokens: int, max_tokens: int | None) -> int:
@@ -290,7 +295,10 @@ class ChatModel:
     def logprobs_content(self, sampled: Sequence[Sampled]) -> list[dict[str, Any]]:
         """OpenAI's choice.logprobs.content for these tokens."""
         return [
-            {**self.token_logprob(t.token, t.logprob or 0.0), "top_logprobs": [self.token_logprob(i, lp) for i, lp in t.top]}
+            {
+                **self.token_logprob(t.token, t.logprob or 0.0),
+                "top_logprobs": [self.token_logprob(i, lp) for i, lp in t.top],
+            }
             for t in sampled
         ]
 
@@ -402,7 +410,9 @@ class NativeModels:
             others = [p for p in self.list() if p.id == model or p.model_id == model]
             if others:
                 kind = others[0].task
-                raise ModelNotFound(f"model {model!r} is {'an' if kind == 'embedding' else 'a'} {kind} model; this endpoint needs {'an' if task == 'embedding' else 'a'} {task} model")
+                raise ModelNotFound(
+                    f"model {model!r} is {'an' if kind == 'embedding' else 'a'} {kind} model; this endpoint needs {'an' if task == 'embedding' else 'a'} {task} model"
+                )
             names = ", ".join(p.id for p in candidates) or "none"
             raise ModelNotFound(
                 f"no {task} package {model!r} with a native ({NATIVE_TARGET}) build under {self.dist}/ "

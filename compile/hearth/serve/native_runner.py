@@ -12,6 +12,7 @@
 - Work stops between two model calls once the client is gone: the body's `finally`, or a watcher
   polling `request.is_disconnected()`, sets a threading.Event that the work loops check.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -6,6 +6,7 @@ SDK's engine takes: penalties, logprobs, logit_bias, seed, stop, the `developer`
 parts); fields it cannot honour (tools, non-text response formats, images, token-id embedding inputs)
 are refused by name instead of being ignored.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,7 +23,9 @@ def _utf8(s: str) -> str:
     try:
         s.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise ValueError(f"contains a lone UTF-16 surrogate (\\u{ord(s[e.start]):04x} at character {e.start}); send valid Unicode text") from None
+        raise ValueError(
+            f"contains a lone UTF-16 surrogate (\\u{ord(s[e.start]):04x} at character {e.start}); send valid Unicode text"
+        ) from None
     return s
 
 
@@ -58,7 +61,9 @@ class TextPart(BaseModel):
     @classmethod
     def _only_text(cls, v: object) -> object:
         if v != "text":
-            raise ValueError(f"only text content parts are supported (got type {v!r}); send the text as {{\"type\": \"text\", \"text\": ...}}")
+            raise ValueError(
+                f'only text content parts are supported (got type {v!r}); send the text as {{"type": "text", "text": ...}}'
+            )
         return v
 
 
@@ -75,7 +80,9 @@ class Message(BaseModel):
         if isinstance(data, dict):
             for key in ("tool_calls", "function_call", "audio"):
                 if data.get(key):
-                    raise ValueError(f"{key} in messages is not supported (the native API has no tool calling or audio)")
+                    raise ValueError(
+                        f"{key} in messages is not supported (the native API has no tool calling or audio)"
+                    )
         return data
 
     @field_validator("role", mode="before")
@@ -107,7 +114,9 @@ class ResponseFormat(BaseModel):
     @classmethod
     def _only_text(cls, v: object) -> object:
         if v != "text":
-            raise ValueError(f"response_format {v!r} is not supported by the native API (structured output is not implemented); omit response_format or use {{\"type\": \"text\"}}")
+            raise ValueError(
+                f'response_format {v!r} is not supported by the native API (structured output is not implemented); omit response_format or use {{"type": "text"}}'
+            )
         return v
 
 
@@ -121,7 +130,9 @@ class ChatRequest(BaseModel):
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    logit_bias: dict[Annotated[str, Field(pattern=r"^[0-9]{1,10}$")], Annotated[float, Field(ge=-100.0, le=100.0)]] | None = None
+    logit_bias: (
+        dict[Annotated[str, Field(pattern=r"^[0-9]{1,10}$")], Annotated[float, Field(ge=-100.0, le=100.0)]] | None
+    ) = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     # OpenAI documents an int64 seed; negative ones are valid there (folded into numpy's unsigned range).
@@ -152,7 +163,11 @@ class ChatRequest(BaseModel):
 
 
 def _refuse_token_ids(v: object) -> object:
-    if isinstance(v, list) and v and all(isinstance(x, int) or (isinstance(x, list) and all(isinstance(y, int) for y in x)) for x in v):
+    if (
+        isinstance(v, list)
+        and v
+        and all(isinstance(x, int) or (isinstance(x, list) and all(isinstance(y, int) for y in x)) for x in v)
+    ):
         raise ValueError(
             "token-id inputs are not supported: ids of another tokenizer mean nothing to this encoder, which tokenizes "
             "with its own package's tokenizer; send the text (a string or a list of strings)"

@@ -1,6 +1,7 @@
 """OpenAI's error shape for every /v1 answer that is not a success:
 {"error": {"message", "type", "param", "code"}}, with OpenAI's status codes and types, so the
 `openai` client raises its matching exception (NotFoundError, BadRequestError, ...)."""
+
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse
@@ -24,7 +25,14 @@ _TYPES = {
 class ApiError(Exception):
     """Raised anywhere below a /v1 handler; the handler turns it into `response()`."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -36,14 +44,32 @@ class ApiError(Exception):
         return error(self.status, self.message, param=self.param, code=self.code, headers=self.headers)
 
 
-def error(status: int, message: str, kind: str | None = None, param: str | None = None, code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": {"message": message, "type": kind or _TYPES.get(status, "invalid_request_error"), "param": param, "code": code}}
+def error(
+    status: int,
+    message: str,
+    kind: str | None = None,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {
+        "error": {
+            "message": message,
+            "type": kind or _TYPES.get(status, "invalid_request_error"),
+            "param": param,
+            "code": code,
+        }
+    }
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
     # Pydantic names the union branch it tried ("input.list[str].3", "content.str"); people want the field path.
-    parts = [str(x) for x in loc if not (isinstance(x, str) and ("[" in x or x in ("str", "int", "float", "bool", "list", "dict")))]
+    parts = [
+        str(x)
+        for x in loc
+        if not (isinstance(x, str) and ("[" in x or x in ("str", "int", "float", "bool", "list", "dict")))
+    ]
     return ".".join(parts) or "body"
 
 
