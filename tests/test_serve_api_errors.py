@@ -67,6 +67,9 @@ def test_retrieve_model(port: int) -> None:
     assert doc == listed[CHAT_ID]
     status, _, doc = call(port, "GET", "/v1/models/tiny-llama-trained%2Fq4f32_1")  # as the openai client spells it
     assert status == 200 and doc["id"] == CHAT_ID
+    for path in ("/v1/models", f"/v1/models/{CHAT_ID}"):
+        status, headers, data = request(port, "HEAD", path)
+        assert status == 200 and data == b"" and int(headers["content-length"]) > 0, (path, status)
     status, headers, doc = call(port, "GET", "/v1/models/no-such-model")
     err = openai_error(doc)
     assert status == 404 and headers["content-type"] == "application/json"

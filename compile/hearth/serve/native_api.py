@@ -241,6 +241,12 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
             )
         return _model_entry(found[0])
 
+    # HEAD answers as GET does, left out of /openapi.json (one operation id per function).
+    router.add_api_route("/models", list_models, methods=["HEAD"], include_in_schema=False)
+    router.add_api_route(
+        "/models/{model_id:anypath}", retrieve_model, methods=["HEAD"], include_in_schema=False, response_model=None
+    )
+
     # -- chat ------------------------------------------------------------------------------------
 
     @router.post("/chat/completions", response_model=None, openapi_extra=openapi_body(ChatRequest))
