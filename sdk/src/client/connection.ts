@@ -3,7 +3,7 @@
  * their replies routed back, remote errors rebuilt as their own classes, cancellation as abort messages.
  * No npm imports here: the client loads unbundled in a browser.
  */
-import { AbortError, WorkerError, deserializeError, isSerializedError } from "../engine/errors.js";
+import { AbortError, WorkerError, deserializeError, isSerializedError } from "../errors/index.js";
 import { PROTOCOL, type ClientMessage, type EngineMessage, type MessageEndpoint } from "../engine/messages.js";
 
 type Payload<T extends ClientMessage["type"]> = Omit<Extract<ClientMessage, { type: T }>, "type" | "id">;

@@ -18,7 +18,7 @@
  *   const { data } = await engine.embeddings.create({ input: ["first text", "second text"] });
  *   const embedOnly = await createEngine({ embedder: encoderUrl });   // engine.model is null
  */
-import { WorkerError } from "../engine/errors.js";
+import { WorkerError } from "../errors/index.js";
 import type {
   EngineLoadOptions,
   EngineRuntimeOptions,

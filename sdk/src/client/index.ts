@@ -32,18 +32,24 @@ export {
   WorkerError,
   type JsonValue,
   type SerializedError,
-} from "../engine/errors.js";
-export { ContextWindowExceededError } from "../engine/kv-cache.js";
+} from "../errors/index.js";
 // The engine's error classes, so `err instanceof QuotaError` works on the main thread (the engine's
-// errors are rebuilt as these classes; errors.ts already imports them, so this adds no module).
-export { DeviceError, DeviceLostError, VariantSelectionError } from "../engine/device.js";
-export { WebGPUCapabilityError, WebGPUUnavailableError } from "../engine/gpu.js";
-export { EncoderStateError, InputTooLongError } from "../engine/encoder.js";
-export { IntegrityError } from "../load/integrity.js";
-export { QuotaError } from "../load/quota.js";
-export { DownloadError } from "../load/files.js";
-export { PackageManifestError } from "../load/manifest.js";
-export { PackageCompatibilityError } from "../load/package.js";
+// errors are rebuilt as these classes). ../errors imports nothing else of the SDK.
+export {
+  ContextWindowExceededError,
+  DeviceError,
+  DeviceLostError,
+  DownloadError,
+  EncoderStateError,
+  InputTooLongError,
+  IntegrityError,
+  PackageCompatibilityError,
+  PackageManifestError,
+  QuotaError,
+  VariantSelectionError,
+  WebGPUCapabilityError,
+  WebGPUUnavailableError,
+} from "../errors/index.js";
 export type * from "../engine/openai.js";
 export type {
   EngineLoadOptions,

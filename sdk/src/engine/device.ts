@@ -19,6 +19,10 @@ import type { ChatConfig } from "../load/chat-config.js";
 import { configUsesF16 } from "../load/chat-config.js";
 import type { FetchLike } from "./tvm.js";
 import { softwareAdapterName, type AdapterIdentity } from "./gpu.js";
+import { type MemoryEstimate, type DeviceLimit, type DeviceProblem, DeviceError, VariantSelectionError } from "../errors/load.js";
+export { type MemoryEstimate, type DeviceLimit, type DeviceProblem, DeviceError, VariantSelectionError } from "../errors/load.js";
+import { DeviceLostError } from "../errors/runtime.js";
+export { DeviceLostError } from "../errors/runtime.js";
 
 // -- memory estimate ----------------------------------------------------------------------------
 
@@ -39,28 +43,6 @@ export interface MemoryEstimateOptions {
   /** KV-cache page size in tokens (default 16, as PagedKVCache uses). */
   pageSize?: number | undefined;
   maxBatchSize?: number | undefined;
-}
-
-export interface MemoryEstimate {
-  /** Sum of every weight tensor. */
-  weightsBytes: number;
-  largestParam: { name: string; bytes: number; shape: number[]; dtype: string };
-  /** Dtype of the KV cache and activations ("float16" for f16 packages, else "float32"). */
-  computeDtype: "float16" | "float32";
-  /**
-   * The paged KV cache: one buffer per layer of [pages, 2, kv_heads, page_size, head_dim]. null when
-   * mlc-chat-config.json's model_config lacks the layer/head sizes.
-   */
-  kvCache: { bytes: number; perLayerBytes: number; layers: number; kvHeads: number; headDim: number; pages: number } | null;
-  /** Rough upper bound of the prefill activations for one chunk (the memory planner reuses buffers). */
-  activationBytes: number;
-  /** weights + KV cache + activations. */
-  totalBytes: number;
-  /** The largest single buffer the model allocates (a weight, a KV-cache layer, or an activation). */
-  largestBufferBytes: number;
-  largestBuffer: string;
-  maxTotalSeqLen: number;
-  prefillChunkSize: number;
 }
 
 function numberField(doc: Record<string, unknown>, ...names: string[]): number | undefined {
@@ -133,56 +115,6 @@ export function estimateMemory(config: ChatConfig, opts: MemoryEstimateOptions =
 
 // -- limit checks -------------------------------------------------------------------------------
 
-/** What {@link checkDeviceFits} compares; "memoryBudget" is the optional caller budget, "wasm32Memory" the CPU build's 4 GiB. */
-export type DeviceLimit = "maxStorageBufferBindingSize" | "maxBufferSize" | "memoryBudget" | "wasm32Memory";
-
-export interface DeviceProblem {
-  limit: DeviceLimit;
-  /** What needs it ("weight model.embed_tokens.q_weight", "KV cache (one layer)", "total"). */
-  what: string;
-  needed: number;
-  available: number;
-  /** needed - available. */
-  shortBy: number;
-}
-
-function fmtBytes(n: number): string {
-  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
-  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
-  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
-  return `${n} B`;
-}
-
-/** The model does not fit this device: a buffer exceeds an adapter limit, or the total exceeds a budget. */
-export class DeviceError extends Error {
-  override readonly name = "DeviceError";
-  /** The first (most important) problem. */
-  readonly limit: DeviceLimit;
-  readonly needed: number;
-  readonly available: number;
-  readonly shortBy: number;
-  readonly problems: DeviceProblem[];
-  readonly estimate: MemoryEstimate;
-
-  constructor(problems: DeviceProblem[], estimate: MemoryEstimate, modelName = "the model") {
-    const first = problems[0];
-    if (first === undefined) throw new Error("DeviceError needs at least one problem");
-    const text = problems.map(
-      (p) => `${p.what} needs ${fmtBytes(p.needed)} (${p.needed} bytes) but ${p.limit} is ${fmtBytes(p.available)} (${p.available}): short by ${fmtBytes(p.shortBy)}`,
-    );
-    super(
-      `${modelName} does not fit this device: ${text.join("; ")}. ` +
-        "Use a smaller model or quantization, a shorter context (maxTotalSeqLen) or prefill chunk (prefillChunkSize), or a device with larger limits.",
-    );
-    this.limit = first.limit;
-    this.needed = first.needed;
-    this.available = first.available;
-    this.shortBy = first.shortBy;
-    this.problems = problems;
-    this.estimate = estimate;
-  }
-}
-
 /** The limits {@link checkDeviceFits} reads (plain numbers; GPUSupportedLimits, GPUDevice.limits and AdapterLimits all fit). */
 export interface DeviceLimits {
   maxStorageBufferBindingSize?: number | undefined;
@@ -252,16 +184,6 @@ export function checkCpuFits(estimate: MemoryEstimate, opts: DeviceFitOptions = 
 /** Whether a quantization name computes in float16 ("q4f16_1", "q0f16" -> true; "q4f32_1" -> false). */
 export function isF16Variant(quantization: string): boolean {
   return /f16/.test(quantization);
-}
-
-/** No listed variant can run on this device. */
-export class VariantSelectionError extends Error {
-  override readonly name = "VariantSelectionError";
-  readonly variants: string[];
-  constructor(message: string, variants: string[]) {
-    super(message);
-    this.variants = variants;
-  }
 }
 
 export interface VariantCapabilities {
@@ -373,20 +295,6 @@ export function variantsFromModelIndex(
 }
 
 // -- device loss --------------------------------------------------------------------------------
-
-/** The WebGPU device was lost (driver reset, GPU process crash, `device.destroy()` by someone else). */
-export class DeviceLostError extends Error {
-  override readonly name = "DeviceLostError";
-  /** GPUDeviceLostInfo.reason: "destroyed" or "unknown". */
-  readonly reason: string;
-  constructor(reason: string, detail: string) {
-    super(
-      `The WebGPU device was lost (${reason}${detail ? `: ${detail}` : ""}). The model's GPU state is gone; ` +
-        "reload it (DecoderModel.reload()) to continue.",
-    );
-    this.reason = reason;
-  }
-}
 
 export interface DeviceLossWatch {
   /** Call before destroying the device yourself: the loss that follows is not reported. */

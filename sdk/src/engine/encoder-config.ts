@@ -10,6 +10,8 @@
  * -> float32[B, hidden]`; pooling and normalisation happen inside.
  */
 import type { ChatConfigParam } from "../load/chat-config.js";
+import { EncoderConfigError } from "../errors/model.js";
+export { EncoderConfigError } from "../errors/model.js";
 
 export interface EncoderBucket {
   /** The VM function, e.g. "embed_b8_s128". */
@@ -39,10 +41,6 @@ export interface EncoderConfig {
   intermediateSize: number | null;
   /** The whole document. */
   raw: Record<string, unknown>;
-}
-
-export class EncoderConfigError extends Error {
-  override readonly name = "EncoderConfigError";
 }
 
 function bad(msg: string): never {

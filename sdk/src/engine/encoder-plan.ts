@@ -13,23 +13,13 @@
  *   from padding 31 short ones to its length: padded tokens are what software WebGPU pays for.
  */
 import type { EncoderBucket } from "./encoder-config.js";
+import { SequenceTooLongError } from "../errors/model.js";
+export { SequenceTooLongError } from "../errors/model.js";
 
 export interface PlannedCall {
   bucket: EncoderBucket;
   /** Input positions of the texts in this call, in row order (rows past `indices.length` are padding). */
   indices: number[];
-}
-
-/** A sequence does not fit any bucket (callers truncate to the largest bucket first). */
-export class SequenceTooLongError extends RangeError {
-  override readonly name = "SequenceTooLongError";
-  readonly tokens: number;
-  readonly maxTokens: number;
-  constructor(tokens: number, maxTokens: number) {
-    super(`a sequence has ${tokens} tokens, more than the largest bucket (${maxTokens}); truncate first`);
-    this.tokens = tokens;
-    this.maxTokens = maxTokens;
-  }
 }
 
 /** The batch size for `remaining` texts among the sorted `sizes` of one sequence length. */

@@ -42,18 +42,11 @@ import type { PackageManifest } from "../load/manifest.js";
 import type { Embedder } from "../rag/types.js";
 import { loadTokenizer } from "../tokenize/load.js";
 import type { Tokenizer } from "../tokenize/tokenizer.js";
+import { type TruncationReport, EncoderStateError, InputTooLongError } from "../errors/model.js";
+export { type TruncationReport, EncoderStateError, InputTooLongError } from "../errors/model.js";
 
 /** What `embed` does with a text longer than `maxTokens`. */
 export type TruncationPolicy = "truncate" | "error";
-
-export interface TruncationReport {
-  /** Input positions of the truncated texts. */
-  indices: number[];
-  /** Their token counts before truncation (special tokens included). */
-  tokens: number[];
-  /** What they were cut to. */
-  maxTokens: number;
-}
 
 export interface EncoderLoadOptions extends Omit<EncoderPackageLoadOptions, "device"> {
   /** Device to run on (owned by the model from then on). Default: `requestGPU({ gpu })`. */
@@ -128,28 +121,6 @@ export interface EncoderStats {
   };
   /** The WebGPU launch path's counters since load, incl. pipelines compiled at first launch (absent on the CPU). */
   dispatch?: FastDispatchStats;
-}
-
-/** The model was disposed (or its device lost). */
-export class EncoderStateError extends Error {
-  override readonly name = "EncoderStateError";
-}
-
-/** truncation: "error" and a text longer than maxTokens. */
-export class InputTooLongError extends RangeError {
-  override readonly name = "InputTooLongError";
-  readonly indices: number[];
-  readonly tokens: number[];
-  readonly maxTokens: number;
-  constructor(report: TruncationReport) {
-    super(
-      `${report.indices.length} text(s) exceed the model's ${report.maxTokens}-token limit ` +
-        `(text ${report.indices[0]}: ${report.tokens[0]} tokens); split them (e.g. the RAG chunker) or use truncation: "truncate"`,
-    );
-    this.indices = report.indices;
-    this.tokens = report.tokens;
-    this.maxTokens = report.maxTokens;
-  }
 }
 
 function emptyEmbedStats(): EncoderStats["embed"] {

@@ -4,45 +4,8 @@
  * Works wherever `navigator.gpu` (or an injected `GPU` object) exists: browsers, module Workers,
  * and Node with Dawn (`webgpu` package) exposed as `navigator.gpu`.
  */
-
-/** Limits the engine cares about, copied out of `GPUSupportedLimits` (plain numbers, JSON-safe). */
-export interface AdapterLimits {
-  maxStorageBufferBindingSize: number;
-  maxBufferSize: number;
-  maxComputeWorkgroupStorageSize: number;
-  maxComputeInvocationsPerWorkgroup: number;
-  maxComputeWorkgroupSizeX: number;
-  maxComputeWorkgroupSizeY: number;
-  maxComputeWorkgroupSizeZ: number;
-  maxComputeWorkgroupsPerDimension: number;
-  maxStorageBuffersPerShaderStage: number;
-  maxUniformBufferBindingSize: number;
-  maxUniformBuffersPerShaderStage: number;
-  maxBindGroups: number;
-  maxBindingsPerBindGroup: number;
-  minStorageBufferOffsetAlignment: number;
-  minUniformBufferOffsetAlignment: number;
-}
-
-export type AdapterLimitName = keyof AdapterLimits;
-
-/** A plain, structured-clone/JSON-safe description of a GPU adapter. */
-export interface AdapterDescription {
-  vendor: string;
-  architecture: string;
-  device: string;
-  description: string;
-  /** True for software / fallback adapters (lavapipe, SwiftShader report this on some stacks). */
-  isFallback: boolean;
-  /** Sorted feature names. */
-  features: string[];
-  shaderF16: boolean;
-  subgroups: boolean;
-  /** Subgroup size range when the adapter reports it (newer implementations), else null. */
-  subgroupMinSize: number | null;
-  subgroupMaxSize: number | null;
-  limits: AdapterLimits;
-}
+import { type AdapterLimits, type AdapterLimitName, type AdapterDescription, WebGPUUnavailableError, WebGPUCapabilityError } from "../errors/runtime.js";
+export { type AdapterLimits, type AdapterLimitName, type AdapterDescription, type WebGPUUnavailableReason, WebGPUUnavailableError, WebGPUCapabilityError } from "../errors/runtime.js";
 
 const LIMIT_NAMES: readonly AdapterLimitName[] = [
   "maxStorageBufferBindingSize",
@@ -144,31 +107,6 @@ export function softwareAdapterName(info: AdapterIdentity | null | undefined): s
   const text = [info.vendor, info.architecture, info.device, info.description].filter((s) => typeof s === "string").join(" ");
   for (const [re, name] of SOFTWARE_RASTERIZERS) if (re.test(text)) return name;
   return info.isFallback === true || info.isFallbackAdapter === true ? "fallback adapter" : null;
-}
-
-export type WebGPUUnavailableReason = "no-navigator-gpu" | "no-adapter" | "request-device-failed";
-
-/** WebGPU cannot be used at all here: no API, no adapter, or the device request failed. */
-export class WebGPUUnavailableError extends Error {
-  override readonly name = "WebGPUUnavailableError";
-  readonly reason: WebGPUUnavailableReason;
-  constructor(reason: WebGPUUnavailableReason, message: string, options?: { cause?: unknown }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.reason = reason;
-  }
-}
-
-/** The adapter exists but cannot run this workload (missing feature or too-small limit). */
-export class WebGPUCapabilityError extends Error {
-  override readonly name = "WebGPUCapabilityError";
-  readonly adapter: AdapterDescription;
-  /** Missing feature names and unmet limits, e.g. ["shader-f16", "maxBufferSize: need 2147483648, have 268435456"]. */
-  readonly missing: string[];
-  constructor(message: string, adapter: AdapterDescription, missing: string[]) {
-    super(message);
-    this.adapter = adapter;
-    this.missing = missing;
-  }
 }
 
 export interface RequestGPUOptions {

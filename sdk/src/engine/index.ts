@@ -16,20 +16,19 @@ export {
 export {
   asDirectoryUrl,
   loadTensorCache,
-  loadTVMLibrary,
   loadTvmjs,
   MemoryArtifactCache,
   parseTensorCacheManifest,
   type FetchLike,
   type LoadedTensorCache,
   type LoadTensorCacheOptions,
-  type LoadTVMLibraryOptions,
   type Logger,
   type TensorCacheManifest,
   type TensorCacheRecord,
   type TensorCacheShard,
   type TVMLibrary,
 } from "./tvm.js";
+export { loadTVMLibrary, type LoadTVMLibraryOptions } from "../load/runtime.js";
 export type * from "./tvmjs-types.js";
 export {
   decodeTensorData,

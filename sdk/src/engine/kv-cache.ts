@@ -14,6 +14,8 @@
  */
 import type { TvmObject, TvmPackedFunc, TvmVirtualMachine } from "./tvmjs-types.js";
 import type { TvmLLMInstance } from "./tvmjs-llm.js";
+import { ContextWindowExceededError } from "../errors/model.js";
+export { ContextWindowExceededError } from "../errors/model.js";
 
 export interface KVCacheOptions {
   /** Sequences per forward (1 for single-stream chat). */
@@ -24,23 +26,6 @@ export interface KVCacheOptions {
   prefillChunkSize: number;
   /** Tokens per page (MLC uses 16). */
   pageSize?: number | undefined;
-}
-
-/** The sequence would outgrow the KV cache (the model's context window). */
-export class ContextWindowExceededError extends Error {
-  override readonly name = "ContextWindowExceededError";
-  readonly seqLen: number;
-  readonly appendLen: number;
-  readonly maxTotalSeqLen: number;
-  constructor(seqLen: number, appendLen: number, maxTotalSeqLen: number) {
-    super(
-      `appending ${appendLen} token(s) to a sequence of ${seqLen} exceeds the context window of ` +
-        `${maxTotalSeqLen} tokens; reset() the session or shorten the prompt`,
-    );
-    this.seqLen = seqLen;
-    this.appendLen = appendLen;
-    this.maxTotalSeqLen = maxTotalSeqLen;
-  }
 }
 
 /** KVCacheOptions with defaults filled in. */

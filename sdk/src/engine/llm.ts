@@ -30,6 +30,8 @@ import {
 } from "../load/package.js";
 import type { ChatConfig } from "../load/chat-config.js";
 import type { PackageManifest } from "../load/manifest.js";
+import { DecoderStateError } from "../errors/model.js";
+export { DecoderStateError } from "../errors/model.js";
 
 export interface DecoderLoadOptions extends Omit<LoadPackageOptions, "device"> {
   /**
@@ -102,11 +104,6 @@ export interface DecoderStats {
   submitMs: number;
   /** Kernel launches by the fast WebGPU launch path since load (undefined with dispatch "tvmjs" or on the CPU). */
   dispatch?: FastDispatchStats;
-}
-
-/** The model was disposed; or a forward failed midway and the KV cache needs reset(). */
-export class DecoderStateError extends Error {
-  override readonly name = "DecoderStateError";
 }
 
 const SEQ = 0; // the one sequence of this session

@@ -1,9 +1,6 @@
 /** Token selection on host logits. (Greedy only for now; temperature / top-p sampling comes later.) */
-
-/** Logits contain NaN: the model produced garbage (a broken kernel, bad weights). */
-export class NonFiniteLogitsError extends Error {
-  override readonly name = "NonFiniteLogitsError";
-}
+import { NonFiniteLogitsError } from "../errors/text.js";
+export { NonFiniteLogitsError } from "../errors/text.js";
 
 /**
  * Index of the largest logit; the first one on ties (like numpy.argmax). +Infinity wins like any

@@ -8,12 +8,12 @@ import { requestGPU, type AdapterDescription, type GPUHandle } from "./gpu.js";
 import {
   asDirectoryUrl,
   loadTensorCache,
-  loadTVMLibrary,
   MemoryArtifactCache,
   type FetchLike,
   type Logger,
   type TVMLibrary,
 } from "./tvm.js";
+import { loadTVMLibrary } from "../load/runtime.js";
 import type { TvmjsModule, TvmTensor, TvmArray } from "./tvmjs-types.js";
 import { decodeTensorData, encodeTensorData, isTensorDType, numElements, type TensorDType } from "./dtype.js";
 

@@ -13,8 +13,6 @@ import type {
   TvmjsModule,
   TvmVirtualMachine,
 } from "./tvmjs-types.js";
-// runtime.ts imports loadTvmjs from here: a cycle of function references only, resolved before any call.
-import { instantiateRuntime } from "../load/runtime.js";
 
 export type Logger = (msg: string) => void;
 
@@ -88,16 +86,6 @@ export function loadTvmjs(): Promise<TvmjsModule> {
   return tvmjsPromise;
 }
 
-export interface LoadTVMLibraryOptions {
-  /** The model library: a wasm linked against the TVM web runtime (system-lib, WebGPU target). */
-  wasm: ArrayBuffer | Uint8Array;
-  device: GPUDevice;
-  /** Runtime log sink (default: console.log). */
-  logger?: Logger | undefined;
-  /** Use this tvmjs module instead of loading `@mlc-ai/web-runtime`. */
-  tvmjs?: TvmjsModule | undefined;
-}
-
 export interface TVMLibrary {
   tvm: TvmInstance;
   /** Relax VM on the WebGPU device; detached from any scope, owned by this object. */
@@ -106,17 +94,6 @@ export interface TVMLibrary {
   timings: { instantiateMs: number; pipelinesMs: number; vmMs: number };
   /** Dispose the VM and the runtime. The runtime's dispose also destroys the GPUDevice. */
   dispose(): void;
-}
-
-/**
- * Instantiate a TVM wasm library on a WebGPU device:
- * `instantiate(bytes, createPolyfillWASI(), logger)`, `initWebGPU(device)`,
- * `await asyncLoadWebGPUPipelines(systemLib())`, `createVirtualMachine(webgpu())`.
- * One implementation: this is ../load/runtime.ts's instantiateRuntime (which the package loaders use,
- * with progress and the wasm-cpu case) on a WebGPU device.
- */
-export async function loadTVMLibrary(opts: LoadTVMLibraryOptions): Promise<TVMLibrary> {
-  return instantiateRuntime({ wasm: opts.wasm, device: opts.device, logger: opts.logger, tvmjs: opts.tvmjs });
 }
 
 /** Ensure a base URL ends with "/" so relative names resolve inside it. */

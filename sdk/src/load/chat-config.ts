@@ -1,4 +1,6 @@
 /** mlc-chat-config.json: what the engine needs to drive a compiled decoder (MLC-LLM conventions). */
+import { ChatConfigError } from "../errors/load.js";
+export { ChatConfigError } from "../errors/load.js";
 
 export interface ChatConfigParam {
   name: string;
@@ -30,10 +32,6 @@ export interface ChatConfig {
   chat_template: string | null;
   /** The whole document. */
   raw: Record<string, unknown>;
-}
-
-export class ChatConfigError extends Error {
-  override readonly name = "ChatConfigError";
 }
 
 function bad(msg: string): never {

@@ -17,21 +17,8 @@ import { MANIFEST_FILE, type PackageManifest } from "./manifest.js";
 import type { ProgressCallback } from "./progress.js";
 import { QuotaError } from "./quota.js";
 import { artifactKey, isQuotaExceeded, keyDigest, packageKeyPrefix, type ArtifactStore } from "./store.js";
-
-/** A package file could not be downloaded (HTTP error or network failure, after retries). */
-export class DownloadError extends Error {
-  override readonly name = "DownloadError";
-  readonly file: string;
-  readonly url: string;
-  /** HTTP status, or null for a network failure. */
-  readonly status: number | null;
-  constructor(file: string, url: string, status: number | null, message: string, options?: { cause?: unknown }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.file = file;
-    this.url = url;
-    this.status = status;
-  }
-}
+import { DownloadError } from "../errors/load.js";
+export { DownloadError } from "../errors/load.js";
 
 export interface PackageFilesStats {
   /** Files / bytes downloaded by this load. */

@@ -5,6 +5,8 @@
  * SHA-256 comes from SubtleCrypto (`globalThis.crypto.subtle`): browsers (secure contexts), Web Workers
  * and Node >= 20 all have it.
  */
+import { IntegrityError } from "../errors/load.js";
+export { type IntegrityProblem, IntegrityError } from "../errors/load.js";
 
 /** One `files[]` entry of hearth-manifest.json. */
 export interface ManifestFileEntry {
@@ -13,35 +15,6 @@ export interface ManifestFileEntry {
   bytes: number;
   /** Lower-case hex SHA-256 of the file. */
   sha256: string;
-}
-
-export type IntegrityProblem = "size" | "sha256" | "missing" | "unlisted";
-
-/** A package file is missing, resized, altered, or not listed in the manifest at all. */
-export class IntegrityError extends Error {
-  override readonly name = "IntegrityError";
-  /** The file's path relative to the package (e.g. "params_shard_0.bin"). */
-  readonly file: string;
-  readonly problem: IntegrityProblem;
-  /** What the manifest says (byte count or hex digest); null when the file is not listed. */
-  readonly expected: string | number | null;
-  /** What was received; null when nothing was (missing file). */
-  readonly actual: string | number | null;
-
-  constructor(
-    file: string,
-    problem: IntegrityProblem,
-    expected: string | number | null,
-    actual: string | number | null,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.file = file;
-    this.problem = problem;
-    this.expected = expected;
-    this.actual = actual;
-  }
 }
 
 function subtle(): SubtleCrypto {

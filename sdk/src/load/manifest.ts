@@ -1,6 +1,8 @@
 /** hearth-manifest.json: the package's file list (size + SHA-256 of every other file) and provenance. */
 import { asDirectoryUrl, type FetchLike } from "../engine/tvm.js";
 import type { ManifestFileEntry } from "./integrity.js";
+import { PackageManifestError } from "../errors/load.js";
+export { PackageManifestError } from "../errors/load.js";
 
 export const MANIFEST_FILE = "hearth-manifest.json";
 
@@ -16,17 +18,6 @@ export interface PackageManifest {
   files: ManifestFileEntry[];
   /** The whole document, for fields this type does not name. */
   raw: Record<string, unknown>;
-}
-
-/** The manifest is malformed or cannot be fetched: the folder is not a (readable) Hearth package. */
-export class PackageManifestError extends Error {
-  override readonly name = "PackageManifestError";
-  /** "network": the fetch itself failed (offline?); "http": an error status; "invalid": bad content. */
-  readonly reason: "network" | "http" | "invalid";
-  constructor(message: string, options?: { cause?: unknown; reason?: "network" | "http" | "invalid" }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.reason = options?.reason ?? "invalid";
-  }
 }
 
 function bad(msg: string): never {

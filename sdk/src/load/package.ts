@@ -26,6 +26,8 @@ import { safeProgress, type ProgressCallback } from "./progress.js";
 import { checkQuota, defaultStorageManager, type StorageManagerLike } from "./quota.js";
 import { instantiateRuntime, type RuntimeDeviceKind, type RuntimeLibrary } from "./runtime.js";
 import { manifestKey, resolveStore, type ArtifactStore, type CacheOption } from "./store.js";
+import { PackageCompatibilityError } from "../errors/load.js";
+export { PackageCompatibilityError } from "../errors/load.js";
 
 export const CHAT_CONFIG_FILE = "mlc-chat-config.json";
 export const TENSOR_CACHE_FILE = "tensor-cache.json";
@@ -158,17 +160,6 @@ export interface LoadedPackage {
   readFile(path: string, signal?: AbortSignal): Promise<ArrayBuffer>;
   /** Dispose the runtime (weights, VM, device). */
   dispose(): void;
-}
-
-/** The package cannot run on this device or is internally inconsistent. */
-export class PackageCompatibilityError extends Error {
-  override readonly name = "PackageCompatibilityError";
-  /** Missing device features / mismatches, e.g. ["shader-f16"]. */
-  readonly missing: string[];
-  constructor(message: string, missing: string[]) {
-    super(message);
-    this.missing = missing;
-  }
 }
 
 /** A package JSON file's bytes, parsed; invalid JSON is a PackageManifestError naming the file. */

@@ -3,39 +3,14 @@
  * check `navigator.storage.estimate()` so that a too-large download fails at once, with a clear
  * message, instead of half-way with a browser QuotaExceededError.
  */
+import { QuotaError } from "../errors/load.js";
+export { QuotaError } from "../errors/load.js";
 
 /** The part of `navigator.storage` (StorageManager) the loader uses. Injectable for tests. */
 export interface StorageManagerLike {
   estimate?(): Promise<{ quota?: number; usage?: number }>;
   persist?(): Promise<boolean>;
   persisted?(): Promise<boolean>;
-}
-
-function mib(n: number): string {
-  return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
-}
-
-/** Not enough storage for the files this load has to download. */
-export class QuotaError extends Error {
-  override readonly name = "QuotaError";
-  /** Bytes the load needs to store. */
-  readonly needed: number;
-  /** Bytes the origin may still store (quota - usage); null when unknown. */
-  readonly available: number | null;
-
-  constructor(needed: number, available: number | null, detail = "", options?: { cause?: unknown }) {
-    super(
-      available === null
-        ? `Not enough storage to cache this model: it needs ${mib(needed)} more${detail}. ` +
-            "Free up disk space or site data, or load with cache: \"none\"."
-        : `Not enough storage to cache this model: it needs ${mib(needed)}, but only ${mib(available)} ` +
-            `are available to this site (short by ${mib(needed - available)})${detail}. ` +
-            "Free up disk space, clear old models (site data), or load with cache: \"none\" (downloads every time).",
-      options?.cause === undefined ? undefined : { cause: options.cause },
-    );
-    this.needed = needed;
-    this.available = available;
-  }
 }
 
 export interface QuotaCheck {

@@ -1,7 +1,7 @@
 /**
  * Instantiate a package's model library with tvmjs on WebGPU or, for a `wasm-cpu` build, on the CPU
  * (tvmjs's `tvm.cpu()` device: no initWebGPU, everything runs in the wasm module), and report shader
- * compilation progress. Same result shape as engine/tvm.ts's loadTVMLibrary.
+ * compilation progress. loadTVMLibrary is the WebGPU-only form of the same call.
  */
 import { loadTvmjs, type Logger, type TVMLibrary } from "../engine/tvm.js";
 import { installFastDispatch, type DispatchMode, type FastDispatchStats, type PipelineMode } from "../engine/webgpu-dispatch.js";
@@ -111,4 +111,25 @@ export async function instantiateRuntime(opts: InstantiateOptions): Promise<Runt
     }
     throw err;
   }
+}
+
+export interface LoadTVMLibraryOptions {
+  /** The model library: a wasm linked against the TVM web runtime (system-lib, WebGPU target). */
+  wasm: ArrayBuffer | Uint8Array;
+  device: GPUDevice;
+  /** Runtime log sink (default: console.log). */
+  logger?: Logger | undefined;
+  /** Use this tvmjs module instead of loading `@mlc-ai/web-runtime`. */
+  tvmjs?: TvmjsModule | undefined;
+}
+
+/**
+ * Instantiate a TVM wasm library on a WebGPU device:
+ * `instantiate(bytes, createPolyfillWASI(), logger)`, `initWebGPU(device)`,
+ * `await asyncLoadWebGPUPipelines(systemLib())`, `createVirtualMachine(webgpu())`.
+ * One implementation: this is instantiateRuntime (which the package loaders use,
+ * with progress and the wasm-cpu case) on a WebGPU device.
+ */
+export async function loadTVMLibrary(opts: LoadTVMLibraryOptions): Promise<TVMLibrary> {
+  return instantiateRuntime({ wasm: opts.wasm, device: opts.device, logger: opts.logger, tvmjs: opts.tvmjs });
 }

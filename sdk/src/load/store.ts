@@ -16,7 +16,7 @@
  * - Your own: anything implementing {@link ArtifactStore}.
  */
 
-import { InvalidRequestError } from "../engine/request-error.js";
+import { InvalidRequestError } from "../errors/engine.js";
 
 /** Persistent storage for verified package files, keyed by {@link artifactKey}. */
 export interface ArtifactStore {

@@ -12,6 +12,8 @@ import { resolveStopParams, type GenerationParams, type ResolvedStopParams } fro
 import { Sampler, type TokenLogprob } from "./sampler.js";
 import { RepeatGuard } from "./repeat.js";
 import { StopStringMatcher } from "./stop.js";
+import { GenerationFinishedError } from "../errors/text.js";
+export { GenerationFinishedError } from "../errors/text.js";
 
 export type FinishReason = "stop" | "length";
 
@@ -37,10 +39,6 @@ export interface GenerationOptions {
 
 // Prompt tokens handed to the stream decoder as context: enough for a leading space or a split character.
 const DECODE_CONTEXT = 4;
-
-export class GenerationFinishedError extends Error {
-  override readonly name = "GenerationFinishedError";
-}
 
 export class Generation {
   readonly sampler: Sampler;

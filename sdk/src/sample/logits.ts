@@ -4,11 +4,8 @@
  */
 import type { TokenHistory } from "./history.js";
 import type { ResolvedSamplingParams } from "./params.js";
-
-/** The logits are unusable (NaN, empty, or a bias for a token the model does not have). */
-export class InvalidLogitsError extends Error {
-  override readonly name = "InvalidLogitsError";
-}
+import { InvalidLogitsError } from "../errors/text.js";
+export { InvalidLogitsError } from "../errors/text.js";
 
 type Processing = Pick<
   ResolvedSamplingParams,

@@ -10,6 +10,8 @@
  *    a positive logit is divided by it, a negative one multiplied. 1 = off.
  *  - `logit_bias`: OpenAI. Added to the model's logits before the penalties (vLLM's order).
  */
+import { SamplingParamsError } from "../errors/text.js";
+export { SamplingParamsError } from "../errors/text.js";
 
 export interface SamplingParams {
   /** 0 = greedy (argmax). Default 1. */
@@ -48,10 +50,6 @@ export interface GenerationParams extends SamplingParams {
    * not returned): a guard against small models looping (repeat.ts). Default false.
    */
   stop_on_repeat?: boolean;
-}
-
-export class SamplingParamsError extends RangeError {
-  override readonly name = "SamplingParamsError";
 }
 
 /** Every field present and checked; logit_bias parsed into parallel arrays. */

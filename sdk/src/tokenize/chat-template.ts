@@ -8,6 +8,8 @@
  */
 import type { Template } from "@huggingface/jinja";
 import { tokenContent } from "./hf-tokenizer.js";
+import { ChatMessageError, ChatTemplateError } from "../errors/text.js";
+export { ChatMessageError, ChatTemplateError } from "../errors/text.js";
 
 export type ChatRole = "system" | "user" | "assistant" | "tool";
 
@@ -31,16 +33,6 @@ export interface RenderOptions {
   documents?: readonly Record<string, unknown>[];
   /** More template variables (e.g. `enable_thinking`); they override the special-token names. */
   extra?: Record<string, unknown>;
-}
-
-/** A message list the SDK refuses before rendering (the template would fail or render nonsense). */
-export class ChatMessageError extends Error {
-  override readonly name = "ChatMessageError";
-}
-
-/** The template could not be parsed, called `raise_exception`, or failed while rendering. */
-export class ChatTemplateError extends Error {
-  override readonly name = "ChatTemplateError";
 }
 
 const ROLES: ReadonlySet<string> = new Set<ChatRole>(["system", "user", "assistant", "tool"]);

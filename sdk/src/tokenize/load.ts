@@ -2,6 +2,8 @@
 import { HFTokenizer, type TokenizerConfigJson } from "./hf-tokenizer.js";
 import type { Tokenizer } from "./tokenizer.js";
 import { importTokenizersJs, type TokenizersJs } from "./tokenizers-js.js";
+import { TokenizerLoadError } from "../errors/text.js";
+export { TokenizerLoadError } from "../errors/text.js";
 
 /** File contents: JSON files as text or already parsed, binary files as bytes. */
 export interface TokenizerFiles {
@@ -11,10 +13,6 @@ export interface TokenizerFiles {
   tokenizerConfig?: string | object;
   /** tokenizer.model (a sentencepiece protobuf). Only used to say what to do when tokenizer.json is missing. */
   tokenizerModel?: Uint8Array | ArrayBuffer;
-}
-
-export class TokenizerLoadError extends Error {
-  override readonly name = "TokenizerLoadError";
 }
 
 // Shown when only a sentencepiece tokenizer.model is present. No maintained JS library reads that format:

@@ -8,7 +8,7 @@
  * (tokenizers >= 0.21): decode a small window of recent ids, and emit the part past the window's
  * previous text only once it does not end in U+FFFD (an incomplete character).
  */
-import type { DecodeOptions } from "./tokenizer.js";
+import type { DecodeOptions } from "./decode-options.js";
 
 export interface StreamDecoderOptions {
   /** As in {@link DecodeOptions}; default true, since generated special tokens are rarely wanted as text. */

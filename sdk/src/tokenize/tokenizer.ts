@@ -4,6 +4,8 @@
  * the sampler depend on this shape, not on that library.
  */
 import type { StreamDecoder, StreamDecoderOptions } from "./stream.js";
+import type { DecodeOptions } from "./decode-options.js";
+export type { DecodeOptions } from "./decode-options.js";
 
 export interface TruncationOptions {
   /** Most ids the result may hold, special tokens included (what transformers calls `max_length`). */
@@ -24,17 +26,6 @@ export interface EncodeOptions {
    * `max_seq_length` to truncate to).
    */
   truncation?: TruncationOptions;
-}
-
-export interface DecodeOptions {
-  /** Drop special tokens (added tokens marked `special`, e.g. <s>, <|im_end|>, [CLS]). Default false. */
-  skipSpecialTokens?: boolean;
-  /**
-   * transformers' `clean_up_tokenization_spaces` (" ." -> ".", " n't" -> "n't"). Defaults to
-   * tokenizer_config.json's value, false when absent (transformers 5), and to false for BPE models whatever
-   * the config says, because it corrupts their text (transformers 5 skips it for BPE too).
-   */
-  cleanUpTokenizationSpaces?: boolean;
 }
 
 export interface SpecialToken {

@@ -1,0 +1,32 @@
+/** Errors of the text layers: tokenizer loading, chat templates, sampling parameters and logits. */
+/** Logits contain NaN: the model produced garbage (a broken kernel, bad weights). */
+export class NonFiniteLogitsError extends Error {
+  override readonly name = "NonFiniteLogitsError";
+}
+
+export class SamplingParamsError extends RangeError {
+  override readonly name = "SamplingParamsError";
+}
+
+/** The logits are unusable (NaN, empty, or a bias for a token the model does not have). */
+export class InvalidLogitsError extends Error {
+  override readonly name = "InvalidLogitsError";
+}
+
+export class GenerationFinishedError extends Error {
+  override readonly name = "GenerationFinishedError";
+}
+
+/** A message list the SDK refuses before rendering (the template would fail or render nonsense). */
+export class ChatMessageError extends Error {
+  override readonly name = "ChatMessageError";
+}
+
+/** The template could not be parsed, called `raise_exception`, or failed while rendering. */
+export class ChatTemplateError extends Error {
+  override readonly name = "ChatTemplateError";
+}
+
+export class TokenizerLoadError extends Error {
+  override readonly name = "TokenizerLoadError";
+}
