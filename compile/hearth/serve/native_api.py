@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import re
 import threading
 import time
@@ -68,6 +69,8 @@ class _AnyPath(Convertor[str]):
 
 
 register_url_convertor("anypath", _AnyPath())
+
+log = logging.getLogger("hearth.serve")
 
 ENABLE_HINT = "start the server with `hearth serve --native-api` (or `make demo NATIVE_API=1`)"
 # The client never sees it (it left); nginx's code for "client closed request", for the access log.
@@ -207,6 +210,9 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
                 return e.response()
             except ClientGone:
                 return error(CLIENT_GONE, "the client closed the connection", code="client_closed_request")
+            except Exception as e:  # noqa: BLE001 - a bug still answers in OpenAI's shape; the log keeps the traceback
+                log.exception("%s %s failed", request.method, request.url.path)
+                return error(500, f"internal error ({type(e).__name__}: {e}); see the server log", code="internal_error")
 
         wrapped.__name__ = handler.__name__
         wrapped.__doc__ = handler.__doc__
