@@ -2,7 +2,10 @@
 that would have found items 4 and 5). The request bodies are in the schema (native_schemas.py), so
 the fuzzer sends both bodies that fit them (positive) and bodies that break them (negative), and half
 of the bodies name a real model, so inference runs too. Every answer must be below 500, and every
-/v1 error must be OpenAI's shape. Bounded: a fixed number of cases per operation and a wall-clock cap."""
+/v1 error must be OpenAI's shape. Bounded: a fixed number of cases per operation and a wall-clock cap;
+derandomized, so a failure reproduces. The probe's exact 500s (seed -1, temperature 1e-310, ...) are
+pinned by test_serve_api_errors.py (run against the pre-fix server, this generator's 600 cases did not
+happen to hit them, while it did find /v1/models/%0A unrouted in the fixed one.)"""
 
 from __future__ import annotations
 
@@ -22,6 +25,10 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.errors import Unsatisfiable  # noqa: E402
 
+VALID = {
+    "/v1/chat/completions": {"model": CHAT_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+    "/v1/embeddings": {"model": EMBED_ID, "input": ["a river", "a city"]},
+}
 BUDGET_S = 50.0  # the whole run; each operation gets a share
 CASES = 100  # per operation and generation mode, at most
 
@@ -70,7 +77,15 @@ def test_fuzz_v1_no_server_errors(base_url: str) -> None:
     deadline = time.monotonic() + BUDGET_S
     tally: dict[str, int] = {"cases": 0, "5xx": 0, "2xx": 0, "4xx": 0, "inference": 0}
     failures: list[str] = []
-    models = st.sampled_from([None, None, CHAT_ID, EMBED_ID, "tiny-llama-trained", "all-MiniLM-L6-v2"])
+    # How a generated body is sent: as generated; aimed at a real package; one or two of its fields laid
+    # over a valid request; or its optional fields with a valid model and messages/input. The last two
+    # let odd values (a negative seed, a subnormal temperature) meet a model instead of stopping at the
+    # first other field that fails validation.
+    aims = st.tuples(
+        st.sampled_from(["as-is", "model", "overlay", "valid-required", "valid-required"]),
+        st.sampled_from([CHAT_ID, EMBED_ID, "tiny-llama-trained", "all-MiniLM-L6-v2"]),
+        st.lists(st.integers(0, 1 << 16), min_size=1, max_size=2),
+    )
 
     for op in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
@@ -84,12 +99,22 @@ def test_fuzz_v1_no_server_errors(base_url: str) -> None:
                 suppress_health_check=list(HealthCheck),
                 phases=[Phase.explicit, Phase.generate],
             )
-            @given(case=op.as_strategy(mode), model=models)
-            def run(case, model) -> None:  # type: ignore[no-untyped-def]
+            @given(case=op.as_strategy(mode), aim=aims)
+            def run(case, aim) -> None:  # type: ignore[no-untyped-def]
                 if time.monotonic() > min(stop, deadline):  # noqa: B023 - read while this loop's `run` runs
                     return
-                if model is not None and isinstance(case.body, dict):
-                    case.body["model"] = model  # aim half of the bodies at packages that exist
+                how, model, picks = aim
+                if isinstance(case.body, dict) and how == "model":
+                    case.body["model"] = model
+                elif isinstance(case.body, dict) and how == "overlay" and case.path in VALID and case.body:
+                    keys = sorted(case.body)
+                    case.body = {
+                        **VALID[case.path],
+                        **{keys[i % len(keys)]: case.body[keys[i % len(keys)]] for i in picks},
+                    }
+                elif isinstance(case.body, dict) and how == "valid-required" and case.path in VALID:
+                    # Every generated optional field, over a valid model and messages/input.
+                    case.body = {**case.body, **{k: v for k, v in VALID[case.path].items() if k != "max_tokens"}}
                 response = case.call(base_url=base_url, headers={"Content-Type": "application/json"}, timeout=60)
                 tally["cases"] += 1
                 status = response.status_code

@@ -1,1 +1,0 @@
-export * from "../errors/index.js";
