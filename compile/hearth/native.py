@@ -16,6 +16,7 @@ import tvm
 from tvm.contrib import tvmjs
 
 from .build.targets import get_target
+from .errors import HearthError
 from .models.kv_driver import NativeDecoder
 from .weights.manifest import (
     TENSOR_CACHE,
@@ -29,7 +30,7 @@ from .weights.manifest import (
 CHAT_CONFIG = "mlc-chat-config.json"
 
 
-class PackageTargetError(Exception):
+class PackageTargetError(HearthError):
     """The package was not built for the requested target."""
 
 

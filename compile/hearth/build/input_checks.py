@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..errors import HearthError
 
-class TokenizerCheckError(ValueError):
+
+class TokenizerCheckError(HearthError, ValueError):
     """The checkpoint's tokenizer files cannot be used."""
 
 

@@ -36,6 +36,8 @@ from hearth.runtime.build import (
     runtime_objects,
 )
 
+from ..errors import HearthError
+
 __all__ = [
     "DEFAULT_LINK_OPT",
     "WasmLinkError",
@@ -66,7 +68,7 @@ _BINARYEN_O1_PASSES = "--post-emscripten,-O1,--low-memory-unused,--zero-filled-m
 _OPT_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os", "-Oz")
 
 
-class WasmLinkError(RuntimeError):
+class WasmLinkError(HearthError, RuntimeError):
     """The emscripten link failed; ``cmd`` and ``log_path`` say what and where."""
 
     def __init__(

@@ -21,8 +21,10 @@ from typing import Any
 
 import tomllib
 
+from ..errors import HearthError
 
-class BudgetError(ValueError):
+
+class BudgetError(HearthError, ValueError):
     """The budget file is unreadable or has unknown keys / bad values."""
 
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import HearthError
 from ..weights.manifest import MANIFEST, verify_package
 from .text import resolve_text
 
@@ -56,7 +57,7 @@ GROUP_LOGIT_BYTES = 256 << 20
 EVAL_FORMAT = "hearth-eval/1"
 
 
-class EvalError(ValueError):
+class EvalError(HearthError, ValueError):
     """The package or the arguments cannot be evaluated; the message says why and what to do."""
 
 

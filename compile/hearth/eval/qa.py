@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..errors import HearthError
+
 PROMPTS_FORMAT = "hearth-qa-prompts/1"
 RESULT_FORMAT = "hearth-eval-qa/1"
 DEFAULT_MAX_NEW_TOKENS = 64
@@ -30,7 +32,7 @@ DEFAULT_MAX_NEW_TOKENS = 64
 Progress = Callable[[str, int, int], None]
 
 
-class QaError(ValueError):
+class QaError(HearthError, ValueError):
     """The prompts file or a package cannot be used for the QA evaluation."""
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..errors import HearthError
+
 _MISSING = object()
 
 
-class UnsupportedConfigError(ValueError):
+class UnsupportedConfigError(HearthError, ValueError):
     """The checkpoint's config.json uses a feature these model definitions do not implement,
     or holds a value no model can be built from."""
 

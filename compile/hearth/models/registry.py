@@ -6,11 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import HearthError
 from . import bert, llama, qwen2
 from .loader import ParamSource
 
 
-class UnsupportedArchitectureError(ValueError):
+class UnsupportedArchitectureError(HearthError, ValueError):
     """config.json names a model_type no registered family implements."""
 
 

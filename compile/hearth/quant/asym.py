@@ -27,6 +27,7 @@ import numpy as np
 from tvm import te, tirx
 from tvm.relax.frontend import nn
 
+from ..errors import HearthError
 from .group import te_matmul_nt
 from .schemes import QuantScheme, get_scheme
 
@@ -43,7 +44,7 @@ __all__ = [
 _DECODE_DTYPE = "float32"
 
 
-class AsymCarryError(ValueError):
+class AsymCarryError(HearthError, ValueError):
     """Block codes that the layer's layout cannot hold exactly; the message says which and why."""
 
 

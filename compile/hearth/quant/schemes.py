@@ -63,6 +63,8 @@ from typing import Literal
 
 import numpy as np
 
+from ..errors import HearthError
+
 __all__ = [
     "QuantScheme",
     "SCHEMES",
@@ -72,7 +74,7 @@ __all__ = [
 ]
 
 
-class UnknownQuantizationError(ValueError):
+class UnknownQuantizationError(HearthError, ValueError):
     """Raised for a quantization name that is not in SCHEMES."""
 
     def __init__(self, name: str, known: Iterable[str]):

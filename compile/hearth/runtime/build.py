@@ -59,6 +59,7 @@ __all__ = [
 
 #: Version of the cache layout; bump when the produced files change meaning.
 from ..cache import cache_root
+from ..errors import HearthError
 
 LAYOUT_VERSION = 1
 
@@ -92,7 +93,7 @@ _OBJ_DIR = "obj"
 ProgressFn = Callable[[str, int, int], None]
 
 
-class RuntimeBuildError(RuntimeError):
+class RuntimeBuildError(HearthError, RuntimeError):
     """A step of the runtime build failed.
 
     ``cmd`` is the failing command line (or None for a non-command step),

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import HearthError
 from ..quant import BlockCodes, QuantScheme
 from .reader import CheckpointError
 from .source import ModelSource
@@ -38,7 +39,7 @@ FLOAT_TYPES = ("F32", "F16", "BF16")
 QK = 32
 
 
-class GGUFCarryError(ValueError):
+class GGUFCarryError(HearthError, ValueError):
     """The GGUF cannot be carried over by a _gguf scheme; the message names why and what to do."""
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cache import atomic_dir, cache_root, sha256_file
+from ..errors import HearthError
 
 GGUF_SOURCE = "gguf_source.json"
 GGUF_MAGIC = b"GGUF"
@@ -41,7 +42,7 @@ DEFAULT_CHAT_TEMPLATE = (
 _QUANT_SUFFIX = re.compile(r"[.\-_](?:i?q\d[\w]*|f16|f32|bf16)$", re.IGNORECASE)
 
 
-class GGUFError(ValueError):
+class GGUFError(HearthError, ValueError):
     """The GGUF file cannot be used; the message names the problem and what to do."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..cache import sha256_file
+from ..errors import HearthError
 
 MANIFEST = "hearth-manifest.json"
 TENSOR_CACHE = "tensor-cache.json"
@@ -22,7 +23,7 @@ _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _URL_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
-class IntegrityError(Exception):
+class IntegrityError(HearthError):
     """A package file is missing, resized, altered or unlisted since it was built, or the
     manifest itself is malformed."""
 

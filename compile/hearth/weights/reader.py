@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import HearthError
 
-class CheckpointError(Exception):
+
+class CheckpointError(HearthError):
     """The checkpoint's weight files are missing, unreadable or lack a tensor."""
 
 

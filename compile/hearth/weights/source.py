@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import HearthError
+
 CHECKPOINT_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.txt", "LICENSE*", "README.md"]
 
 
-class ModelSourceError(Exception):
+class ModelSourceError(HearthError):
     """The checkpoint cannot be found or is incomplete; the message says what to do."""
 
 
