@@ -75,8 +75,8 @@ async function serve(mounts) {
 /** Bundle the workers as an app would: Hearth from sdk/dist (+ its npm deps), transformers.js from bench/embed/node_modules. */
 async function bundle(outDir) {
   const esbuild = requireFromSdk("esbuild");
-  const engine = join(SDK, "dist", "engine", "index.js");
-  if (!existsSync(engine)) throw new Error("sdk/dist/engine is missing: run `npm run build` in sdk/ (make setup does)");
+  const engine = join(SDK, "dist", "engine.js");
+  if (!existsSync(engine)) throw new Error("sdk/dist/engine.js is missing: run `npm run build` in sdk/ (make setup does)");
   if (!existsSync(join(HERE, "node_modules", "@huggingface", "transformers"))) {
     throw new Error("bench/embed/node_modules is missing: run `npm ci --ignore-scripts` in bench/embed/");
   }

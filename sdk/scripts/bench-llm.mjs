@@ -52,7 +52,7 @@ try {
 
   const { installNodeGPU } = await import("../test/support/node-gpu.ts");
   const { fileFetch } = await import("../test/support/file-fetch.ts");
-  const { DecoderModel } = await import("../src/engine/llm.ts");
+  const { DecoderModel } = await import("../src/decoder/model.ts");
   const { FileSystemArtifactStore } = await import("../src/load/fs-store.ts");
 
   // HEARTH_DAWN_FLAGS: Dawn options for create(), e.g. "enable-dawn-features=vulkan_enable_f16_on_nvidia"

@@ -1,4 +1,4 @@
-// Writes dist/browser/engine-worker.js: the engine's module Worker entry (dist/engine/worker.js) bundled
+// Writes dist/browser/engine-worker.js: the engine's module Worker entry (dist/service/worker.js) bundled
 // with its npm dependencies (@huggingface/tokenizers, @huggingface/jinja, valibot), for pages that load
 // the SDK without a bundler. Browsers cannot resolve bare specifiers such as "valibot" (and module
 // Workers have no import maps), so raw dist/ can run the engine only through this file.
@@ -16,7 +16,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
-const entry = fileURLToPath(new URL("../dist/engine/worker.js", import.meta.url));
+const entry = fileURLToPath(new URL("../dist/service/worker.js", import.meta.url));
 const vendor = fileURLToPath(new URL("../dist/vendor/tvmjs.js", import.meta.url));
 if (!existsSync(vendor)) throw new Error(`bundle-worker: ${vendor} is missing (run vendor-tvmjs.mjs first)`);
 const out = fileURLToPath(new URL("../dist/browser/engine-worker.js", import.meta.url));
@@ -27,8 +27,8 @@ const result = await build({
   stdin: {
     contents: [
       'import tvmjs from "../vendor/tvmjs.js";',
-      'import { provideTvmjs } from "../engine/tvm.js";',
-      'import "../engine/worker.js";',
+      'import { provideTvmjs } from "../runtime/tvm.js";',
+      'import "../service/worker.js";',
       "provideTvmjs(tvmjs);",
     ].join("\n"),
     resolveDir: dirname(entry),

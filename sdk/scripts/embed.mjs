@@ -66,7 +66,7 @@ try {
 
   const { installNodeGPU } = await import("../test/support/node-gpu.ts");
   const { fileFetch } = await import("../test/support/file-fetch.ts");
-  const { EncoderModel } = await import("../src/engine/encoder.ts");
+  const { EncoderModel } = await import("../src/encoder/model.ts");
 
   const gpu = values.target === "wasm-cpu" ? undefined : await installNodeGPU();
   const url = pathToFileURL(resolve(positionals[0]) + "/").href;

@@ -64,8 +64,8 @@ try {
 
   const { installNodeGPU } = await import("../test/support/node-gpu.ts");
   const { fileFetch } = await import("../test/support/file-fetch.ts");
-  const { DecoderModel } = await import("../src/engine/llm.ts");
-  const { argmax, topK } = await import("../src/engine/sampling.ts");
+  const { DecoderModel } = await import("../src/decoder/model.ts");
+  const { argmax, topK } = await import("../src/sample/argmax.ts");
 
   const gpu = await installNodeGPU();
   const url = pathToFileURL(resolve(positionals[0]) + "/").href;

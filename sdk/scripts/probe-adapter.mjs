@@ -5,7 +5,7 @@ import { register } from "tsx/esm/api";
 
 register();
 const { installNodeGPU, configureVulkanEnv } = await import("../test/support/node-gpu.ts");
-const { requestGPU, WebGPUUnavailableError } = await import("../src/engine/gpu.ts");
+const { requestGPU, WebGPUUnavailableError } = await import("../src/runtime/gpu.ts");
 
 const t0 = performance.now();
 const vk = configureVulkanEnv();

@@ -18,7 +18,7 @@ if (caseDir === undefined || !Number.isInteger(runs) || runs < 1) {
 }
 const { installNodeGPU } = await import("../test/support/node-gpu.ts");
 const { fileFetch } = await import("../test/support/file-fetch.ts");
-const { runCase } = await import("../src/engine/smoke.ts");
+const { runCase } = await import("../src/testing/smoke.ts");
 
 const caseUrl = pathToFileURL(resolve(caseDir) + "/").href;
 try {

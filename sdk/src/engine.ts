@@ -1,4 +1,8 @@
-/** Worker-side engine: WebGPU device, tvmjs runtime, model-case runner. */
+/**
+ * "@hearth/sdk/engine", the worker-side engine's public API: the runtime (WebGPU device, tvmjs, tensor cache,
+ * device loss), device fit and variant choice, DecoderModel, EncoderModel, and the model-case runner. The
+ * layers' internals (forward functions, KV-cache session, encoder batching, the serial queue) stay inside.
+ */
 export {
   describeAdapter,
   requestGPU,
@@ -12,7 +16,7 @@ export {
   type GPUHandle,
   type RequestGPUOptions,
   type WebGPUUnavailableReason,
-} from "./gpu.js";
+} from "./runtime/gpu.js";
 export {
   asDirectoryUrl,
   loadTensorCache,
@@ -27,9 +31,9 @@ export {
   type TensorCacheRecord,
   type TensorCacheShard,
   type TVMLibrary,
-} from "./tvm.js";
-export { loadTVMLibrary, type LoadTVMLibraryOptions } from "../load/runtime.js";
-export type * from "./tvmjs-types.js";
+} from "./runtime/tvm.js";
+export { loadTVMLibrary, type LoadTVMLibraryOptions } from "./runtime/instantiate.js";
+export type * from "./runtime/tvmjs-types.js";
 export {
   decodeTensorData,
   dtypeBytes,
@@ -39,7 +43,7 @@ export {
   numberToF16Bits,
   numElements,
   type TensorDType,
-} from "./dtype.js";
+} from "./runtime/dtype.js";
 export {
   parseSmokeCase,
   runCase,
@@ -50,13 +54,12 @@ export {
   type CaseTimings,
   type RunCaseDeps,
   type SmokeCase,
-} from "./smoke.js";
+} from "./testing/smoke.js";
 export {
   checkCpuFits,
   chooseBackend,
   checkDeviceFits,
   DeviceError,
-  DeviceLostError,
   deviceProblems,
   dtypeByteSize,
   estimateMemory,
@@ -67,11 +70,9 @@ export {
   VariantSelectionError,
   variantsFromModelIndex,
   WASM32_MAX_BYTES,
-  watchDeviceLost,
   type DeviceFitOptions,
   type DeviceLimit,
   type DeviceLimits,
-  type DeviceLossWatch,
   type DeviceProblem,
   type MemoryEstimate,
   type MemoryEstimateOptions,
@@ -79,7 +80,8 @@ export {
   type VariantCapabilities,
   type BackendChoice,
   type BackendChoiceOptions,
-} from "./device.js";
+} from "./load/device-fit.js";
+export { DeviceLostError, watchDeviceLost, type DeviceLossWatch } from "./runtime/device-lost.js";
 export {
   DecoderModel,
   DecoderStateError,
@@ -88,12 +90,9 @@ export {
   type DecoderStats,
   type GreedyOptions,
   type PhaseStats,
-} from "./llm.js";
-export { ContextWindowExceededError, PagedKVCache, type KVCacheConfig, type KVCacheOptions } from "./kv-cache.js";
-export { DecoderFunctions, type ForwardKind, type ForwardTiming } from "./forward.js";
-export { argmax, NonFiniteLogitsError, topK } from "./sampling.js";
-export { SerialQueue } from "./serial-queue.js";
-export { asLLMInstance, type TvmLLMInstance, type TvmScalar, type TvmViewTensor } from "./tvmjs-llm.js";
+} from "./decoder/model.js";
+export { ContextWindowExceededError, PagedKVCache, type KVCacheConfig, type KVCacheOptions } from "./decoder/kv-cache.js";
+export { argmax, NonFiniteLogitsError, topK } from "./sample/argmax.js";
 // -- Text encoders (sentence embeddings): EncoderModel implements the RAG layer's Embedder -------
 export {
   EncoderModel,
@@ -106,25 +105,11 @@ export {
   type EncoderStats,
   type TruncationPolicy,
   type TruncationReport,
-} from "./encoder.js";
+} from "./encoder/model.js";
 export {
-  bucketLargestBuffer,
   EncoderConfigError,
-  encoderUsesF16,
   parseEncoderConfig,
   type EncoderBucket,
   type EncoderConfig,
-} from "./encoder-config.js";
-export { fitBuckets, loadEncoderPackage, type EncoderPackageLoadOptions, type LoadedEncoderPackage } from "./encoder-load.js";
-export {
-  buildInputs,
-  maxBucketSeq,
-  pickBatch,
-  planBatches,
-  runPlanned,
-  SequenceTooLongError,
-  type BucketRunner,
-  type PlannedCall,
-  type PlannedResult,
-} from "./encoder-plan.js";
-export { tokenizeBatchForEncoder, tokenizeForEncoder, truncatedIndices, type EncoderBatchTokens, type EncoderTokens } from "./encoder-tokens.js";
+} from "./encoder/config.js";
+export { SequenceTooLongError } from "./encoder/plan.js";

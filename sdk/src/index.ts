@@ -1,9 +1,11 @@
 /**
- * @hearth/sdk: the worker-side engine (WebGPU device, tvmjs runtime, tensor cache, model-case runner,
- * DecoderModel, EngineCore), verified package loading, text and sampling layers, and the main-thread
- * client (createEngine; also importable alone as "@hearth/sdk/client").
+ * @hearth/sdk: what apps use. The worker-side engine (engine.ts: runtime, device fit, DecoderModel,
+ * EncoderModel, the model-case runner), verified package loading, the text and sampling layers, the chat
+ * engine (EngineCore, serveEngine, the OpenAI-shaped types, the Worker protocol), every error class, and
+ * the main-thread client (createEngine; also importable alone as "@hearth/sdk/client"). Layer internals
+ * (forward functions, KV-cache session, request validation, encoder batching) are not exported.
  */
-export * from "./engine/index.js";
+export * from "./engine.js";
 export * from "./load/index.js";
 export * from "./tokenize/index.js";
 export * from "./sample/index.js";
@@ -20,50 +22,12 @@ export {
   type LoadProgressEvent,
   type ModelInfo,
   type RequestStats,
-} from "./engine/engine-core.js";
-export { DecoderSession, type PrefillOutcome } from "./engine/decoder-session.js";
-export {
-  generate,
-  type GeneratedToken,
-  type GenerateFinishReason,
-  type GenerateInput,
-  type GeneratePiece,
-  type GenerateResult,
-  type StopRequest,
-} from "./engine/generate.js";
-export { serveEngine, type EngineServer } from "./engine/serve.js";
-export {
-  importValibot,
-  MAX_EMBEDDING_INPUTS,
-  validateChatRequest,
-  validateClientMessage,
-  validateCompletionRequest,
-  validateEmbeddingRequest,
-} from "./engine/validate.js";
-export {
-  createEmbeddings,
-  describeEmbedder,
-  float32ToBase64,
-  loadEmbedder,
-  type EmbedderInfo,
-  type EmbedderLoadOptions,
-} from "./engine/embeddings.js";
-export {
-  AbortError,
-  deserializeError,
-  EngineNotLoadedError,
-  InvalidMessageError,
-  InvalidRequestError,
-  isSerializedError,
-  registerErrorClass,
-  registeredErrorClass,
-  RemoteError,
-  serializeError,
-  WorkerError,
-  type JsonValue,
-  type SerializedError,
-} from "./engine/errors.js";
-export { PROTOCOL, type ClientMessage, type ClientMessageType, type EngineMessage, type MessageEndpoint } from "./engine/messages.js";
+} from "./service/engine-core.js";
+export { serveEngine, type EngineServer } from "./service/serve.js";
+export type { EmbedderInfo, EmbedderLoadOptions } from "./service/embeddings.js";
+// Every error class of the SDK (and serializeError / deserializeError for a Worker boundary of your own).
+export * from "./errors/index.js";
+export { PROTOCOL, type ClientMessage, type ClientMessageType, type EngineMessage, type MessageEndpoint } from "./service/protocol.js";
 export type {
   BaseCompletionRequest,
   ChatCompletion,
@@ -88,7 +52,7 @@ export type {
   EmbeddingTruncation,
   FinishReason as CompletionFinishReason,
   TopLogprob,
-} from "./engine/openai.js";
+} from "./service/openai.js";
 export {
   ChunkStream,
   Connection,

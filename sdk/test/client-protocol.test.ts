@@ -11,12 +11,12 @@ import {
   registerErrorClass,
   RemoteError,
   serializeError,
-} from "../src/engine/errors.js";
-import { ContextWindowExceededError } from "../src/engine/kv-cache.js";
+} from "../src/errors/index.js";
+import { ContextWindowExceededError } from "../src/decoder/kv-cache.js";
 import { IntegrityError } from "../src/load/integrity.js";
 import { PackageManifestError } from "../src/load/manifest.js";
-import { serveEngine } from "../src/engine/serve.js";
-import { PROTOCOL, type EngineMessage } from "../src/engine/messages.js";
+import { serveEngine } from "../src/service/serve.js";
+import { PROTOCOL, type EngineMessage } from "../src/service/protocol.js";
 import { Connection } from "../src/client/connection.js";
 
 /** serialize -> structuredClone (what postMessage does) -> deserialize. */

@@ -7,8 +7,8 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { DecoderModel } from "../src/engine/llm.js";
-import { WebGPUUnavailableError } from "../src/engine/gpu.js";
+import { DecoderModel } from "../src/decoder/model.js";
+import { WebGPUUnavailableError } from "../src/runtime/gpu.js";
 import { MemoryArtifactStore } from "../src/load/index.js";
 import { fileFetch } from "./support/file-fetch.js";
 import { CountingFetch, CPU_PACKAGE, CPU_PACKAGE_BUILD, PROMPT, WEBGPU_PACKAGE } from "./support/load-fixtures.js";

@@ -8,10 +8,10 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { chooseBackend, pickVariant } from "../src/engine/device.js";
-import { softwareAdapterName } from "../src/engine/gpu.js";
-import { chooseLoadDevice, loadOn, webgpuSkippedReason } from "../src/engine/load-device.js";
-import { DecoderModel } from "../src/engine/llm.js";
+import { chooseBackend, pickVariant } from "../src/load/device-fit.js";
+import { softwareAdapterName } from "../src/runtime/gpu.js";
+import { chooseLoadDevice, loadOn, webgpuSkippedReason } from "../src/load/load-device.js";
+import { DecoderModel } from "../src/decoder/model.js";
 import { PackageCompatibilityError } from "../src/load/package.js";
 import { fileFetch } from "./support/file-fetch.js";
 import { CPU_PACKAGE, CPU_PACKAGE_BUILD, PROMPT } from "./support/load-fixtures.js";

@@ -1,4 +1,4 @@
-// engine/device.ts on Dawn with real packages: memory estimate vs the package, DeviceError on small
+// load/device-fit.ts (and runtime/device-lost.ts) on Dawn with real packages: memory estimate vs the package, DeviceError on small
 // limits, variant choice (options and a /models/ index), device loss -> DeviceLostError -> reload(), and
 // the wasm-cpu build (tvm.cpu(), no WebGPU) giving the same greedy tokens as the webgpu build.
 // Needs dist/tiny-llama-trained/q4f32_1 and the wasm-cpu test package; FAILS (does not skip) without them.
@@ -10,7 +10,6 @@ import { pathToFileURL } from "node:url";
 import {
   checkDeviceFits,
   DeviceError,
-  DeviceLostError,
   dtypeByteSize,
   estimateMemory,
   fetchModelIndex,
@@ -18,9 +17,10 @@ import {
   VariantSelectionError,
   variantsFromModelIndex,
   type ModelIndexEntry,
-} from "../src/engine/device.js";
-import { DecoderModel } from "../src/engine/llm.js";
-import { requestGPU } from "../src/engine/gpu.js";
+} from "../src/load/device-fit.js";
+import { DeviceLostError } from "../src/runtime/device-lost.js";
+import { DecoderModel } from "../src/decoder/model.js";
+import { requestGPU } from "../src/runtime/gpu.js";
 import { parseChatConfig, type LoadProgress } from "../src/load/index.js";
 import { fileFetch } from "./support/file-fetch.js";
 import { CountingFetch, CPU_PACKAGE, CPU_PACKAGE_BUILD, PROMPT, REPO, WEBGPU_PACKAGE } from "./support/load-fixtures.js";

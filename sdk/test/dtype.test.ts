@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeTensorData, encodeTensorData, f16BitsToNumber, numberToF16Bits } from "../src/engine/dtype.js";
+import { decodeTensorData, encodeTensorData, f16BitsToNumber, numberToF16Bits } from "../src/runtime/dtype.js";
 
 test("float16 decode -> encode is the identity on every non-NaN bit pattern", () => {
   for (let h = 0; h < 0x10000; h++) {

@@ -13,18 +13,14 @@ import {
   EncoderModel,
   EncoderStateError,
   InputTooLongError,
-  buildInputs,
-  fitBuckets,
   parseEncoderConfig,
-  pickBatch,
-  planBatches,
-  runPlanned,
   SequenceTooLongError,
-  tokenizeBatchForEncoder,
-  tokenizeForEncoder,
   type EncoderBucket,
   type TruncationReport,
-} from "../src/engine/index.js";
+} from "../src/engine.js";
+import { fitBuckets } from "../src/encoder/load.js";
+import { buildInputs, pickBatch, planBatches, runPlanned } from "../src/encoder/plan.js";
+import { tokenizeBatchForEncoder, tokenizeForEncoder } from "../src/encoder/tokens.js";
 import { PackageCompatibilityError } from "../src/load/index.js";
 import { loadTokenizer } from "../src/tokenize/index.js";
 import type { Embedder } from "../src/rag/types.js";

@@ -5,11 +5,11 @@
 // and truncation, request validation, the request queue. FAILS (does not skip) without the package.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { DecoderModel } from "../src/engine/llm.js";
-import { ContextWindowExceededError } from "../src/engine/kv-cache.js";
-import { EngineCore } from "../src/engine/engine-core.js";
-import { AbortError, EngineNotLoadedError, InvalidRequestError } from "../src/engine/errors.js";
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, CompletionChunk } from "../src/engine/openai.js";
+import { DecoderModel } from "../src/decoder/model.js";
+import { ContextWindowExceededError } from "../src/decoder/kv-cache.js";
+import { EngineCore } from "../src/service/engine-core.js";
+import { AbortError, EngineNotLoadedError, InvalidRequestError } from "../src/errors/index.js";
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, CompletionChunk } from "../src/service/openai.js";
 import { installNodeGPU } from "./support/node-gpu.js";
 import { fileFetch } from "./support/file-fetch.js";
 import { CHAT, nativeGreedy, PACKAGE_URL, requirePackage } from "./support/engine-fixtures.js";

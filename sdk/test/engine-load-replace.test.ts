@@ -11,13 +11,13 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { EngineCore, mayBeOutOfMemory } from "../src/engine/engine-core.js";
-import { EngineNotLoadedError, InvalidRequestError } from "../src/engine/errors.js";
+import { EngineCore, mayBeOutOfMemory } from "../src/service/engine-core.js";
+import { EngineNotLoadedError, InvalidRequestError } from "../src/errors/index.js";
 import { IntegrityError } from "../src/load/integrity.js";
-import { DecoderModel } from "../src/engine/llm.js";
+import { DecoderModel } from "../src/decoder/model.js";
 import { loadPackage } from "../src/load/package.js";
-import type { FetchLike } from "../src/engine/tvm.js";
-import type { ChatCompletionRequest } from "../src/engine/openai.js";
+import type { FetchLike } from "../src/runtime/tvm.js";
+import type { ChatCompletionRequest } from "../src/service/openai.js";
 import { installNodeGPU } from "./support/node-gpu.js";
 import { fileFetch } from "./support/file-fetch.js";
 import { CHAT, PACKAGE, PACKAGE_URL, REPO, requirePackage } from "./support/engine-fixtures.js";

@@ -39,7 +39,7 @@ test("every Error class @hearth/sdk exports is registered under its name (else i
   const classes = exportedErrorClasses();
   assert.ok(classes.length >= 30, `only ${classes.length} error classes found`);
   const missing = classes.filter(([name, cls]) => name !== "RemoteError" && registeredErrorClass(name) !== cls).map(([name]) => name);
-  assert.deepEqual(missing, [], `not registered in engine/errors.ts: ${missing.join(", ")}`);
+  assert.deepEqual(missing, [], `not registered in errors/serialize.ts: ${missing.join(", ")}`);
   for (const [name, cls] of classes) {
     if (name === "RemoteError") continue;
     const back = deserializeError({ name, message: "m", fields: {}, stack: null, cause: null });

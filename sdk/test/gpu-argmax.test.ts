@@ -1,11 +1,11 @@
-// GpuArgmax on the real Dawn adapter: the same answer as the host argmax (sampling.ts) on the cases where
+// GpuArgmax on the real Dawn adapter: the same answer as the host argmax (sample/argmax.ts) on the cases where
 // a reduction can go wrong: ties (first index), +Infinity, all -Infinity, NaN, an offset into the buffer,
 // lengths that do not fill the workgroup, and a full Qwen2.5-sized vocabulary.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { installNodeGPU } from "./support/node-gpu.js";
-import { GpuArgmax } from "../src/engine/gpu-argmax.js";
-import { argmax, NonFiniteLogitsError } from "../src/engine/sampling.js";
+import { GpuArgmax } from "../src/runtime/gpu-argmax.js";
+import { argmax, NonFiniteLogitsError } from "../src/sample/argmax.js";
 
 let device: GPUDevice;
 let kernel: GpuArgmax;

@@ -2,7 +2,7 @@
 // (node --test runs each test file in its own process).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { requestGPU, WebGPUUnavailableError } from "../src/engine/gpu.js";
+import { requestGPU, WebGPUUnavailableError } from "../src/runtime/gpu.js";
 
 test("requestGPU throws WebGPUUnavailableError(no-navigator-gpu) when navigator.gpu is absent", async () => {
   assert.equal((globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu, undefined);

@@ -2,7 +2,7 @@
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { configureVulkanEnv, installNodeGPU } from "./support/node-gpu.js";
-import { describeAdapter, requestGPU, WebGPUCapabilityError } from "../src/engine/gpu.js";
+import { describeAdapter, requestGPU, WebGPUCapabilityError } from "../src/runtime/gpu.js";
 
 const MiB = 1 << 20;
 let gpu: GPU;

@@ -19,7 +19,7 @@ import {
   type LoadProgress,
   type LoadPackageOptions,
 } from "../src/load/index.js";
-import { DeviceError } from "../src/engine/device.js";
+import { DeviceError } from "../src/load/device-fit.js";
 import { fileFetch } from "./support/file-fetch.js";
 import {
   brokenResponse,

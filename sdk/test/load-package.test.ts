@@ -10,8 +10,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { DecoderModel } from "../src/engine/llm.js";
-import { requestGPU } from "../src/engine/gpu.js";
+import { DecoderModel } from "../src/decoder/model.js";
+import { requestGPU } from "../src/runtime/gpu.js";
 import {
   artifactKey,
   DownloadError,

@@ -19,7 +19,7 @@ import {
   sha256Hex,
   verifyFile,
 } from "../src/load/index.js";
-import type { TvmjsModule } from "../src/engine/tvmjs-types.js";
+import type { TvmjsModule } from "../src/runtime/tvmjs-types.js";
 import { fileFetch } from "./support/file-fetch.js";
 
 const sha = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");

@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { parseSmokeCase, runCase } from "../src/engine/smoke.js";
-import type { FetchLike } from "../src/engine/tvm.js";
+import { parseSmokeCase, runCase } from "../src/testing/smoke.js";
+import type { FetchLike } from "../src/runtime/tvm.js";
 import { installNodeGPU } from "./support/node-gpu.js";
 import { fileFetch } from "./support/file-fetch.js";
 

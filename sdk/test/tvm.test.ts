@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { asDirectoryUrl, MemoryArtifactCache, parseTensorCacheManifest, type FetchLike } from "../src/engine/tvm.js";
+import { asDirectoryUrl, MemoryArtifactCache, parseTensorCacheManifest, type FetchLike } from "../src/runtime/tvm.js";
 import { fileFetch } from "./support/file-fetch.js";
 
 function tempDir(): string {

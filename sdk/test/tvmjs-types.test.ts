@@ -1,10 +1,10 @@
 // Compile-time contract (checked by `npm run typecheck`) plus a runtime check of the loaded module:
-// tvmjs's own classes must still satisfy the minimal interfaces in src/engine/tvmjs-types.ts.
+// tvmjs's own classes must still satisfy the minimal interfaces in src/runtime/tvmjs-types.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type * as tvmjsTypes from "@mlc-ai/web-runtime";
-import type { TvmInstance, TvmjsModule, TvmTensor, TvmVirtualMachine, TvmArtifactCache } from "../src/engine/tvmjs-types.js";
-import { loadTvmjs } from "../src/engine/tvm.js";
+import type { TvmInstance, TvmjsModule, TvmTensor, TvmVirtualMachine, TvmArtifactCache } from "../src/runtime/tvmjs-types.js";
+import { loadTvmjs } from "../src/runtime/tvm.js";
 
 type Assignable<From, To> = [From] extends [To] ? true : false;
 const contract: [

@@ -2,7 +2,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { installNodeGPU } from "./support/node-gpu.js";
-import { requestGPU, type GPUHandle } from "../src/engine/gpu.js";
+import { requestGPU, type GPUHandle } from "../src/runtime/gpu.js";
 
 let h: GPUHandle;
 before(async () => {

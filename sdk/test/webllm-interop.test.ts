@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type * as WebLLM from "@mlc-ai/web-llm";
-import { DecoderModel } from "../src/engine/index.js";
+import { DecoderModel } from "../src/engine.js";
 import { ChatTemplate, loadTokenizer, type ChatMessage, type Tokenizer } from "../src/tokenize/index.js";
 import { installNodeGPU } from "./support/node-gpu.js";
 import { fileFetch } from "./support/file-fetch.js";

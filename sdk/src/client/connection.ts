@@ -1,10 +1,10 @@
 /**
- * The client end of the engine protocol (../engine/messages.ts): numbered calls over a MessageEndpoint,
+ * The client end of the engine protocol (../service/protocol.ts): numbered calls over a MessageEndpoint,
  * their replies routed back, remote errors rebuilt as their own classes, cancellation as abort messages.
  * No npm imports here: the client loads unbundled in a browser.
  */
 import { AbortError, WorkerError, deserializeError, isSerializedError } from "../errors/index.js";
-import { PROTOCOL, type ClientMessage, type EngineMessage, type MessageEndpoint } from "../engine/messages.js";
+import { PROTOCOL, type ClientMessage, type EngineMessage, type MessageEndpoint } from "../service/protocol.js";
 
 type Payload<T extends ClientMessage["type"]> = Omit<Extract<ClientMessage, { type: T }>, "type" | "id">;
 

@@ -25,9 +25,9 @@ import type {
   EngineStats,
   LoadProgressEvent,
   ModelInfo,
-} from "../engine/engine-core.js";
-import type { MessageEndpoint } from "../engine/messages.js";
-import type { EmbedderInfo, EmbedderLoadOptions } from "../engine/embeddings.js";
+} from "../service/engine-core.js";
+import type { MessageEndpoint } from "../service/protocol.js";
+import type { EmbedderInfo, EmbedderLoadOptions } from "../service/embeddings.js";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -37,7 +37,7 @@ import type {
   CompletionRequest,
   CreateEmbeddingResponse,
   EmbeddingCreateParams,
-} from "../engine/openai.js";
+} from "../service/openai.js";
 import { Connection, nodeWorkerEndpoint, type NodeWorkerLike } from "./connection.js";
 import { ChunkStream } from "./stream.js";
 
@@ -129,7 +129,7 @@ async function openTransport(opts: CreateEngineOptions): Promise<Transport> {
   }
   worker ??= "inline";
   if (worker === "inline") {
-    const { serveEngine } = await import("../engine/serve.js");
+    const { serveEngine } = await import("../service/serve.js");
     const channel = new MessageChannel();
     const server = serveEngine(channel.port1, opts.runtime ?? {});
     return {

@@ -16,7 +16,7 @@ export {
   type EmbedderSpec,
   type Embeddings,
 } from "./engine.js";
-export type { EmbedderInfo, EmbedderLoadOptions } from "../engine/embeddings.js";
+export type { EmbedderInfo, EmbedderLoadOptions } from "../service/embeddings.js";
 export { ChunkStream } from "./stream.js";
 export { Connection, nodeWorkerEndpoint, type CallHandlers, type ConnectionOptions, type NodeWorkerLike } from "./connection.js";
 export {
@@ -50,7 +50,7 @@ export {
   WebGPUCapabilityError,
   WebGPUUnavailableError,
 } from "../errors/index.js";
-export type * from "../engine/openai.js";
+export type * from "../service/openai.js";
 export type {
   EngineLoadOptions,
   EngineRuntimeOptions,
@@ -58,5 +58,5 @@ export type {
   LoadProgressEvent,
   ModelInfo,
   RequestStats,
-} from "../engine/engine-core.js";
-export { PROTOCOL, type ClientMessage, type EngineMessage, type MessageEndpoint } from "../engine/messages.js";
+} from "../service/engine-core.js";
+export { PROTOCOL, type ClientMessage, type EngineMessage, type MessageEndpoint } from "../service/protocol.js";

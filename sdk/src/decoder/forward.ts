@@ -10,13 +10,13 @@
  * logits of the last token into a persistent host tensor, wait for the GPU, return them as float32.
  * Nothing else is read back. Callers serialize calls (one in flight; see SerialQueue).
  */
-import { decodeTensorData, isTensorDType } from "./dtype.js";
+import { decodeTensorData, isTensorDType } from "../runtime/dtype.js";
 import type { PagedKVCache } from "./kv-cache.js";
-import type { TvmArray, TvmDevice, TvmObject, TvmPackedFunc, TvmTensor, TvmVirtualMachine } from "./tvmjs-types.js";
-import { isTvmTensor, type TvmLLMInstance } from "./tvmjs-llm.js";
-import { GpuArgmax } from "./gpu-argmax.js";
-import { argmax } from "./sampling.js";
-import { gpuAccess, type TvmjsGpuAccess } from "./webgpu-dispatch.js";
+import type { TvmArray, TvmDevice, TvmObject, TvmPackedFunc, TvmTensor, TvmVirtualMachine } from "../runtime/tvmjs-types.js";
+import { isTvmTensor, type TvmLLMInstance } from "../runtime/tvmjs-llm.js";
+import { GpuArgmax } from "../runtime/gpu-argmax.js";
+import { argmax } from "../sample/argmax.js";
+import { gpuAccess, type TvmjsGpuAccess } from "../runtime/webgpu-dispatch.js";
 
 export type ForwardKind = "prefill" | "decode";
 

@@ -4,7 +4,7 @@
  * Sampling, penalties, stop strings (with hold-back) and streaming detokenization are the sample/ and
  * tokenize/ layers' (Generation); this file owns the model calls, timing and the stop checks.
  */
-import type { DecoderSession } from "./decoder-session.js";
+import type { DecoderSession } from "./session.js";
 import { Generation } from "../sample/generation.js";
 import type { GenerationParams } from "../sample/params.js";
 import type { TokenLogprob } from "../sample/sampler.js";

@@ -12,8 +12,8 @@
  * Every method must run inside an open tvmjs scope (the caller's): the shape tuples made here are
  * attached to it. The cache object and the functions are detached and owned by this class.
  */
-import type { TvmObject, TvmPackedFunc, TvmVirtualMachine } from "./tvmjs-types.js";
-import type { TvmLLMInstance } from "./tvmjs-llm.js";
+import type { TvmObject, TvmPackedFunc, TvmVirtualMachine } from "../runtime/tvmjs-types.js";
+import type { TvmLLMInstance } from "../runtime/tvmjs-llm.js";
 import { ContextWindowExceededError } from "../errors/model.js";
 export { ContextWindowExceededError } from "../errors/model.js";
 

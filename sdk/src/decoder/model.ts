@@ -8,19 +8,21 @@
  *   await model.dispose();
  *
  * Pieces: ../load (fetch + SHA-256 verify + tvmjs load), kv-cache.ts (PagedKVCache bookkeeping),
- * forward.ts (embed + prefill/decode + logits readback), serial-queue.ts (one GPU job at a time),
- * sampling.ts (argmax on the host), gpu-argmax.ts (greedy's argmax on the GPU: decodeArgmax, greedy). Every public method is queued, so concurrent calls never interleave on the GPU.
+ * forward.ts (embed + prefill/decode + logits readback), ../runtime/serial-queue.ts (one GPU job at a time),
+ * ../sample/argmax.ts (argmax on the host), ../runtime/gpu-argmax.ts (greedy's argmax on the GPU:
+ * decodeArgmax, greedy). Every public method is queued, so concurrent calls never interleave on the GPU.
  */
-import type { FastDispatchStats } from "./webgpu-dispatch.js";
-import type { AdapterDescription } from "./gpu.js";
-import { chooseLoadDevice, loadOn, webgpuSkippedReason } from "./load-device.js";
-import { watchDeviceLost, type DeviceLossWatch, type DeviceLostError, type MemoryEstimate } from "./device.js";
+import type { FastDispatchStats } from "../runtime/webgpu-dispatch.js";
+import type { AdapterDescription } from "../runtime/gpu.js";
+import { chooseLoadDevice, loadOn, webgpuSkippedReason } from "../load/load-device.js";
+import type { MemoryEstimate } from "../load/device-fit.js";
+import { watchDeviceLost, type DeviceLossWatch, type DeviceLostError } from "../runtime/device-lost.js";
 import { DecoderFunctions, type ForwardKind, type ForwardTiming } from "./forward.js";
 import { ContextWindowExceededError, PagedKVCache } from "./kv-cache.js";
-import { argmax } from "./sampling.js";
-import { SerialQueue } from "./serial-queue.js";
-import type { TvmObject } from "./tvmjs-types.js";
-import { asLLMInstance } from "./tvmjs-llm.js";
+import { argmax } from "../sample/argmax.js";
+import { SerialQueue } from "../runtime/serial-queue.js";
+import type { TvmObject } from "../runtime/tvmjs-types.js";
+import { asLLMInstance } from "../runtime/tvmjs-llm.js";
 import {
   loadPackage,
   type LoadedPackage,
@@ -163,7 +165,7 @@ export class DecoderModel {
    * Without WebGPU (no navigator.gpu, no adapter, device request refused) and with no `device`/`target`
    * given, the package's wasm-cpu build is loaded on the CPU instead; a package without one fails with
    * WebGPUUnavailableError. On a software adapter (SwiftShader, llvmpipe/lavapipe, `isFallbackAdapter`:
-   * device.ts chooseBackend) the wasm-cpu build is taken too when the package has one.
+   * load/device-fit.ts chooseBackend) the wasm-cpu build is taken too when the package has one.
    * `target: "wasm-cpu"` asks for the CPU build directly; `target: "webgpu"` (or a `device`) forces WebGPU.
    */
   static async load(baseUrl: string, opts: DecoderLoadOptions = {}): Promise<DecoderModel> {

@@ -8,7 +8,7 @@
  * Invariant: `model.sequenceLength === cached.length` whenever no call is running. Any failed call
  * (or an unexpected length) marks the mirror stale, and the next prepare() starts from an empty cache.
  */
-import type { DecoderModel } from "./llm.js";
+import type { DecoderModel } from "./model.js";
 
 export interface PrefillOutcome {
   /** Logits after the last prompt token, or null when `shouldStop` ended the prefill early. */

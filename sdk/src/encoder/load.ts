@@ -9,9 +9,9 @@
  * estimate reject it), so it is parsed by {@link parseEncoderConfig} and checked against the device's
  * buffer limits per bucket.
  */
-import { dtypeByteSize, readDeviceLimits } from "./device.js";
-import { bucketLargestBuffer, encoderUsesF16, parseEncoderConfig, type EncoderBucket, type EncoderConfig } from "./encoder-config.js";
-import type { Logger, TensorCacheManifest } from "./tvm.js";
+import { dtypeByteSize, readDeviceLimits } from "../load/device-fit.js";
+import { bucketLargestBuffer, encoderUsesF16, parseEncoderConfig, type EncoderBucket, type EncoderConfig } from "./config.js";
+import type { Logger, TensorCacheManifest } from "../runtime/tvm.js";
 import type { PackageManifest } from "../load/manifest.js";
 import {
   loadVerifiedPackage,
@@ -20,7 +20,7 @@ import {
   type PackageLoadCommonOptions,
   type PackageLoadTimings,
 } from "../load/package.js";
-import type { RuntimeDeviceKind, RuntimeLibrary } from "../load/runtime.js";
+import type { RuntimeDeviceKind, RuntimeLibrary } from "../runtime/instantiate.js";
 
 /** loadPackage's options (same meaning; see LoadPackageOptions), with the encoder's own device check. */
 export interface EncoderPackageLoadOptions extends PackageLoadCommonOptions {

@@ -8,7 +8,7 @@
  *   enc.stats();                                                    // texts/s, tokens/s, calls per bucket
  *   await enc.dispose();
  *
- * The package exports one function per static shape bucket (see encoder-config.ts):
+ * The package exports one function per static shape bucket (see config.ts):
  * `embed_b{B}_s{S}(input_ids int32[B,S], attention_mask int32[B,S], params) -> float32[B, hidden]`,
  * pooled (and L2-normalised when the checkpoint says so) inside.
  *
@@ -17,7 +17,7 @@
  * way sentence-transformers does (`truncation=True, max_length=max_seq_length`: the text is cut, the
  * special tokens stay), and that is REPORTED: `embedDetailed` returns `truncated[i]`, `embed` calls
  * `onTruncate` (default: a warning through `logger`), and `truncation: "error"` refuses instead. Then
- * length-bucket the batch (encoder-plan.ts: the same plan as the Python driver), run each call, read the
+ * length-bucket the batch (plan.ts: the same plan as the Python driver), run each call, read the
  * [B, hidden] block back, drop padding rows, and return the vectors in input order.
  *
  * An empty or whitespace-only text tokenizes to [CLS] [SEP] and gets that sequence's embedding (a fixed,
@@ -25,18 +25,18 @@
  *
  * Every GPU job goes through one SerialQueue, so concurrent embed calls never interleave on the device.
  */
-import type { FastDispatchStats } from "./webgpu-dispatch.js";
-import type { AdapterDescription } from "./gpu.js";
-import { chooseLoadDevice, loadOn, webgpuSkippedReason } from "./load-device.js";
-import { watchDeviceLost, type DeviceLossWatch, type DeviceLostError } from "./device.js";
-import type { EncoderBucket, EncoderConfig } from "./encoder-config.js";
-import { loadEncoderPackage, type EncoderPackageLoadOptions, type LoadedEncoderPackage } from "./encoder-load.js";
-import { maxBucketSeq, planBatches, runPlanned, type PlannedCall } from "./encoder-plan.js";
-import { tokenizeBatchForEncoder, tokenizeForEncoder, truncatedIndices, type EncoderBatchTokens } from "./encoder-tokens.js";
-import { SerialQueue } from "./serial-queue.js";
-import type { Logger } from "./tvm.js";
-import { isTvmTensor } from "./tvmjs-llm.js";
-import type { TvmObject, TvmPackedFunc, TvmTensor } from "./tvmjs-types.js";
+import type { FastDispatchStats } from "../runtime/webgpu-dispatch.js";
+import type { AdapterDescription } from "../runtime/gpu.js";
+import { chooseLoadDevice, loadOn, webgpuSkippedReason } from "../load/load-device.js";
+import { watchDeviceLost, type DeviceLossWatch, type DeviceLostError } from "../runtime/device-lost.js";
+import type { EncoderBucket, EncoderConfig } from "./config.js";
+import { loadEncoderPackage, type EncoderPackageLoadOptions, type LoadedEncoderPackage } from "./load.js";
+import { maxBucketSeq, planBatches, runPlanned, type PlannedCall } from "./plan.js";
+import { tokenizeBatchForEncoder, tokenizeForEncoder, truncatedIndices, type EncoderBatchTokens } from "./tokens.js";
+import { SerialQueue } from "../runtime/serial-queue.js";
+import type { Logger } from "../runtime/tvm.js";
+import { isTvmTensor } from "../runtime/tvmjs-llm.js";
+import type { TvmObject, TvmPackedFunc, TvmTensor } from "../runtime/tvmjs-types.js";
 import { PackageCompatibilityError, type PackageCacheReport, type PackageLoadTimings } from "../load/package.js";
 import type { PackageManifest } from "../load/manifest.js";
 import type { Embedder } from "../rag/types.js";
@@ -407,7 +407,7 @@ export class EncoderModel implements Embedder {
     if (this.state === "lost" && this.lost !== null) throw this.lost;
   }
 
-  /** Inside the queue: plan, run every call, unsort (encoder-plan.ts runPlanned). */
+  /** Inside the queue: plan, run every call, unsort (plan.ts runPlanned). */
   private async runAll(ids: Int32Array[], signal: AbortSignal | undefined): Promise<{ vectors: Float32Array[]; calls: Record<string, number>; ms: number }> {
     this.live();
     const t0 = performance.now();

@@ -12,7 +12,7 @@
  *   (attention_mask 0) and their outputs are dropped. Counting only the needy texts keeps one long text
  *   from padding 31 short ones to its length: padded tokens are what software WebGPU pays for.
  */
-import type { EncoderBucket } from "./encoder-config.js";
+import type { EncoderBucket } from "./config.js";
 import { SequenceTooLongError } from "../errors/model.js";
 export { SequenceTooLongError } from "../errors/model.js";
 

@@ -1,4 +1,5 @@
 /** Engine-level errors: requests, the wire protocol, lifecycle. */
+
 /**
  * A request the engine refuses before running it: a bad field (`param` says which, as a dot path such
  * as "messages[1].role"), an unsupported option, or an unknown field. Mirrors OpenAI's 400 errors.

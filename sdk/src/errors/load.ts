@@ -1,4 +1,5 @@
 /** Errors of package loading and device fit (manifest, integrity, downloads, storage quota, variant choice, memory/limits), with the plain-data types they carry. */
+
 /** The package cannot run on this device or is internally inconsistent. */
 export class PackageCompatibilityError extends Error {
   override readonly name = "PackageCompatibilityError";

@@ -1,4 +1,5 @@
 /** Errors of the decoder (KV cache, model state) and the encoder (config, state, input length). */
+
 /** The sequence would outgrow the KV cache (the model's context window). */
 export class ContextWindowExceededError extends Error {
   override readonly name = "ContextWindowExceededError";

@@ -1,4 +1,5 @@
 /** Errors of the WebGPU runtime (no WebGPU, a too-weak adapter, device loss), with the adapter description they carry. */
+
 /** Limits the engine cares about, copied out of `GPUSupportedLimits` (plain numbers, JSON-safe). */
 export interface AdapterLimits {
   maxStorageBufferBindingSize: number;

@@ -1,8 +1,4 @@
 /** Errors of the text layers: tokenizer loading, chat templates, sampling parameters and logits. */
-/** Logits contain NaN: the model produced garbage (a broken kernel, bad weights). */
-export class NonFiniteLogitsError extends Error {
-  override readonly name = "NonFiniteLogitsError";
-}
 
 export class SamplingParamsError extends RangeError {
   override readonly name = "SamplingParamsError";
@@ -10,7 +6,15 @@ export class SamplingParamsError extends RangeError {
 
 /** The logits are unusable (NaN, empty, or a bias for a token the model does not have). */
 export class InvalidLogitsError extends Error {
-  override readonly name = "InvalidLogitsError";
+  override readonly name: string = "InvalidLogitsError";
+}
+
+/**
+ * Logits contain NaN: the model produced garbage (a broken kernel, bad weights). An InvalidLogitsError,
+ * so the sampler and the greedy argmax (one scan, sample/argmax.ts) fail the same way.
+ */
+export class NonFiniteLogitsError extends InvalidLogitsError {
+  override readonly name = "NonFiniteLogitsError";
 }
 
 export class GenerationFinishedError extends Error {

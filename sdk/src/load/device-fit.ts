@@ -1,6 +1,6 @@
 /**
  * Device checks for model packages: which package variant a device can run, whether the model fits the
- * device's limits, what happens when the device is lost, and what to do without WebGPU.
+ * device's limits, and what to do without WebGPU.
  *
  * - Variants: a model folder holds one package per quantization (`<model>/q4f16_1/`, `<model>/q4f32_1/`,
  *   the layout `hearth compile` writes and `hearth serve` lists at `/models/`). {@link pickVariant}
@@ -12,17 +12,14 @@
  *   activations; {@link checkDeviceFits} compares the largest single buffers with
  *   `maxStorageBufferBindingSize` and `maxBufferSize`, and the total with an optional budget, and throws
  *   a {@link DeviceError} naming the limit and the shortfall.
- * - Loss: {@link watchDeviceLost} turns `GPUDevice.lost` into a {@link DeviceLostError} callback (ignoring
- *   losses caused by our own dispose).
+ * (Device loss, at run time: runtime/device-lost.ts.)
  */
-import type { ChatConfig } from "../load/chat-config.js";
-import { configUsesF16 } from "../load/chat-config.js";
-import type { FetchLike } from "./tvm.js";
-import { softwareAdapterName, type AdapterIdentity } from "./gpu.js";
+import type { ChatConfig } from "./chat-config.js";
+import { configUsesF16 } from "./chat-config.js";
+import type { FetchLike } from "../runtime/tvm.js";
+import { softwareAdapterName, type AdapterIdentity } from "../runtime/gpu.js";
 import { type MemoryEstimate, type DeviceLimit, type DeviceProblem, DeviceError, VariantSelectionError } from "../errors/load.js";
 export { type MemoryEstimate, type DeviceLimit, type DeviceProblem, DeviceError, VariantSelectionError } from "../errors/load.js";
-import { DeviceLostError } from "../errors/runtime.js";
-export { DeviceLostError } from "../errors/runtime.js";
 
 // -- memory estimate ----------------------------------------------------------------------------
 
@@ -292,42 +289,4 @@ export function variantsFromModelIndex(
   const sameParent = mine.filter((e) => parent(e.url) === modelUrl);
   const variants = sameParent.map((e) => e.quantization).sort((a, b) => Number(isF16Variant(b)) - Number(isF16Variant(a)));
   return { modelUrl, variants };
-}
-
-// -- device loss --------------------------------------------------------------------------------
-
-export interface DeviceLossWatch {
-  /** Call before destroying the device yourself: the loss that follows is not reported. */
-  expect(): void;
-  /** Stop watching. */
-  stop(): void;
-  /** The loss, once it happened (and was not expected). */
-  readonly lost: DeviceLostError | null;
-}
-
-/** Report `device.lost` (unless {@link DeviceLossWatch.expect}ed) as a {@link DeviceLostError}. */
-export function watchDeviceLost(device: GPUDevice, onLost: (err: DeviceLostError) => void): DeviceLossWatch {
-  let active = true;
-  let lost: DeviceLostError | null = null;
-  const lostPromise = (device as { lost?: Promise<GPUDeviceLostInfo> }).lost;
-  lostPromise?.then(
-    (info) => {
-      if (!active) return;
-      active = false;
-      lost = new DeviceLostError(String(info?.reason ?? "unknown"), String(info?.message ?? ""));
-      onLost(lost);
-    },
-    () => {},
-  );
-  return {
-    expect() {
-      active = false;
-    },
-    stop() {
-      active = false;
-    },
-    get lost() {
-      return lost;
-    },
-  };
 }

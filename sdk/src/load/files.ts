@@ -9,9 +9,9 @@
  * of one file lets the downloads already running finish (they are useful next time), starts no new
  * ones, then throws; an abort stops everything at once.
  */
-import type { FetchLike } from "../engine/tvm.js";
-import { asDirectoryUrl } from "../engine/tvm.js";
-import type { TvmArtifactCache } from "../engine/tvmjs-types.js";
+import type { FetchLike } from "../runtime/tvm.js";
+import { asDirectoryUrl } from "../runtime/tvm.js";
+import type { TvmArtifactCache } from "../runtime/tvmjs-types.js";
 import { IntegrityError, verifyFile, type ManifestFileEntry } from "./integrity.js";
 import { MANIFEST_FILE, type PackageManifest } from "./manifest.js";
 import type { ProgressCallback } from "./progress.js";

@@ -29,7 +29,7 @@ export {
   type CacheOption,
 } from "./store.js";
 export { FileSystemArtifactStore } from "./fs-store.js";
-export { checkQuota, defaultStorageManager, QuotaError, type QuotaCheck, type StorageManagerLike } from "./quota.js";
+export { checkQuota, QuotaError, type QuotaCheck, type StorageManagerLike } from "./quota.js";
 export {
   type DownloadProgress,
   type GpuUploadProgress,
@@ -41,8 +41,7 @@ export {
   type ShaderCompileProgress,
   type VerifyProgress,
 } from "./progress.js";
-export { DownloadError, PackageFiles, runPool, type EnsureOptions, type PackageFilesOptions, type PackageFilesStats } from "./files.js";
-export { instantiateRuntime, type InstantiateOptions, type RuntimeDeviceKind, type RuntimeLibrary } from "./runtime.js";
+export { DownloadError, PackageFiles, type EnsureOptions, type PackageFilesOptions, type PackageFilesStats } from "./files.js";
 export {
   CHAT_CONFIG_FILE,
   JS_TARGETS,

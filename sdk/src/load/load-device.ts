@@ -1,12 +1,12 @@
 /**
  * Where a model load runs, shared by DecoderModel.load and EncoderModel.load: the caller's GPUDevice,
  * a new WebGPU device, or the package's wasm-cpu build on the CPU when no target was asked for and
- * either WebGPU is unavailable or the adapter is a software rasterizer (device.ts chooseBackend).
+ * either WebGPU is unavailable or the adapter is a software rasterizer (device-fit.ts chooseBackend).
  * `target: "webgpu"` forces WebGPU, software adapter or not; `target: "wasm-cpu"` forces the CPU build.
  */
-import { PackageCompatibilityError } from "../load/package.js";
-import { chooseBackend } from "./device.js";
-import { requestGPU, WebGPUUnavailableError, type AdapterDescription } from "./gpu.js";
+import { PackageCompatibilityError } from "./package.js";
+import { chooseBackend } from "./device-fit.js";
+import { requestGPU, WebGPUUnavailableError, type AdapterDescription } from "../runtime/gpu.js";
 
 export interface LoadDevice {
   /** undefined: the wasm-cpu build runs on tvmjs's CPU device. */

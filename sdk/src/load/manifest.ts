@@ -1,5 +1,5 @@
 /** hearth-manifest.json: the package's file list (size + SHA-256 of every other file) and provenance. */
-import { asDirectoryUrl, type FetchLike } from "../engine/tvm.js";
+import { asDirectoryUrl, type FetchLike } from "../runtime/tvm.js";
 import type { ManifestFileEntry } from "./integrity.js";
 import { PackageManifestError } from "../errors/load.js";
 export { PackageManifestError } from "../errors/load.js";

@@ -15,16 +15,16 @@
  * naming it; nothing is instantiated or uploaded in that case, and a bad store entry is evicted. Files
  * verified before a failure or an abort stay in the store: the next load downloads only the rest.
  */
-import { checkCpuFits, checkDeviceFits, estimateMemory, pickVariant, readDeviceLimits, type DeviceLimits, type MemoryEstimate } from "../engine/device.js";
-import { asDirectoryUrl, parseTensorCacheManifest, type FetchLike, type LoadedTensorCache, type Logger, type TensorCacheManifest } from "../engine/tvm.js";
-import type { TvmjsModule } from "../engine/tvmjs-types.js";
-import type { DispatchMode, PipelineMode } from "../engine/webgpu-dispatch.js";
+import { checkCpuFits, checkDeviceFits, estimateMemory, pickVariant, readDeviceLimits, type DeviceLimits, type MemoryEstimate } from "./device-fit.js";
+import { asDirectoryUrl, parseTensorCacheManifest, type FetchLike, type LoadedTensorCache, type Logger, type TensorCacheManifest } from "../runtime/tvm.js";
+import type { TvmjsModule } from "../runtime/tvmjs-types.js";
+import type { DispatchMode, PipelineMode } from "../runtime/webgpu-dispatch.js";
 import { configUsesF16, parseChatConfig, type ChatConfig } from "./chat-config.js";
 import { PackageFiles, type PackageFilesStats } from "./files.js";
 import { fetchManifest, MANIFEST_FILE, PackageManifestError, parseManifestText, type PackageManifest } from "./manifest.js";
 import { safeProgress, type ProgressCallback } from "./progress.js";
 import { checkQuota, defaultStorageManager, type StorageManagerLike } from "./quota.js";
-import { instantiateRuntime, type RuntimeDeviceKind, type RuntimeLibrary } from "./runtime.js";
+import { instantiateRuntime, type RuntimeDeviceKind, type RuntimeLibrary } from "../runtime/instantiate.js";
 import { manifestKey, resolveStore, type ArtifactStore, type CacheOption } from "./store.js";
 import { PackageCompatibilityError } from "../errors/load.js";
 export { PackageCompatibilityError } from "../errors/load.js";
@@ -64,7 +64,7 @@ export interface LoadPackageOptions {
   variant?: string | undefined;
   /**
    * Variants in preference order (`baseUrl` is then the model folder): the first one this device can
-   * run is loaded (an f16 variant needs `shader-f16`; wasm-cpu prefers f32). See engine/device.ts
+   * run is loaded (an f16 variant needs `shader-f16`; wasm-cpu prefers f32). See device-fit.ts
    * pickVariant, and variantsFromModelIndex for a `hearth serve` `/models/` index. Ignored when
    * `variant` is given.
    */
@@ -75,7 +75,7 @@ export interface LoadPackageOptions {
   tvmjs?: TvmjsModule | undefined;
   /**
    * How kernel launches are encoded on WebGPU: "hearth" (default: cached bind groups, one compute pass
-   * per submit; engine/webgpu-dispatch.ts) or "tvmjs" (tvmjs's own path, kept for A/B benchmarks).
+   * per submit; runtime/webgpu-dispatch.ts) or "tvmjs" (tvmjs's own path, kept for A/B benchmarks).
    */
   dispatch?: DispatchMode | undefined;
   /**

@@ -3,11 +3,11 @@
  * reads back 8 bytes instead of the whole vocabulary (600 KB for Qwen2.5's 151936 logits) and skips the
  * host-side scan (~0.6 ms per token on the H200 host, docs/benchmarks.md).
  *
- * Same answer as sampling.ts's argmax: the first index of the largest value, +Infinity wins like any value,
+ * Same answer as sample/argmax.ts's argmax: the first index of the largest value, +Infinity wins like any value,
  * all -Infinity gives index 0, and a NaN anywhere is reported (NonFiniteLogitsError) instead of a token.
  * One workgroup of 256 invocations: each scans a strided slice, then a tree reduction in workgroup memory.
  */
-import { NonFiniteLogitsError } from "./sampling.js";
+import { NonFiniteLogitsError } from "../sample/argmax.js";
 
 const WORKGROUP = 256;
 const INVALID = 0xffffffff;

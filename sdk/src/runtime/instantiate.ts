@@ -3,9 +3,9 @@
  * (tvmjs's `tvm.cpu()` device: no initWebGPU, everything runs in the wasm module), and report shader
  * compilation progress. loadTVMLibrary is the WebGPU-only form of the same call.
  */
-import { loadTvmjs, type Logger, type TVMLibrary } from "../engine/tvm.js";
-import { installFastDispatch, type DispatchMode, type FastDispatchStats, type PipelineMode } from "../engine/webgpu-dispatch.js";
-import type { TvmDevice, TvmInitProgressReport, TvmjsModule, TvmVirtualMachine } from "../engine/tvmjs-types.js";
+import { loadTvmjs, type Logger, type TVMLibrary } from "./tvm.js";
+import { installFastDispatch, type DispatchMode, type FastDispatchStats, type PipelineMode } from "./webgpu-dispatch.js";
+import type { TvmDevice, TvmInitProgressReport, TvmjsModule, TvmVirtualMachine } from "./tvmjs-types.js";
 
 export type RuntimeDeviceKind = "webgpu" | "cpu";
 
@@ -28,7 +28,7 @@ export interface InstantiateOptions {
   device?: GPUDevice | undefined;
   logger?: Logger | undefined;
   tvmjs?: TvmjsModule | undefined;
-  /** Kernel-launch encoding on WebGPU (default "hearth"; see engine/webgpu-dispatch.ts). */
+  /** Kernel-launch encoding on WebGPU (default "hearth"; see webgpu-dispatch.ts). */
   dispatch?: DispatchMode | undefined;
   /** When kernels' pipelines compile (default "eager"; "lazy" needs dispatch "hearth"). */
   pipelines?: PipelineMode | undefined;

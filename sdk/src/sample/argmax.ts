@@ -1,4 +1,4 @@
-/** Token selection on host logits. (Greedy only for now; temperature / top-p sampling comes later.) */
+/** Greedy token selection on host logits: the one argmax (Sampler's temperature 0 and DecoderModel use it). */
 import { NonFiniteLogitsError } from "../errors/text.js";
 export { NonFiniteLogitsError } from "../errors/text.js";
 
@@ -8,18 +8,26 @@ export { NonFiniteLogitsError } from "../errors/text.js";
  */
 export function argmax(logits: ArrayLike<number>): number {
   if (logits.length === 0) throw new RangeError("argmax of empty logits");
-  let best = 0;
-  let bestValue = -Infinity;
+  return scanMax(logits).index; // all -Infinity: index 0, as numpy
+}
+
+/**
+ * The one argmax scan: index and value of the first largest logit (all -Infinity: index 0, value
+ * -Infinity; the sampler refuses that case itself). NaN throws {@link NonFiniteLogitsError}.
+ */
+export function scanMax(logits: ArrayLike<number>): { index: number; value: number } {
+  let index = 0;
+  let value = -Infinity;
   for (let i = 0; i < logits.length; i++) {
     const v = logits[i] as number;
-    if (v > bestValue) {
-      bestValue = v;
-      best = i;
+    if (v > value) {
+      value = v;
+      index = i;
     } else if (v !== v) {
       throw new NonFiniteLogitsError(`logits[${i}] is NaN`);
     }
   }
-  return best; // all -Infinity: index 0, as numpy
+  return { index, value };
 }
 
 /** The `k` largest logits with their token ids, best first (for diagnostics: margins, near-ties). */

@@ -10,6 +10,7 @@ import type { TokenHistory } from "./history.js";
 import { InvalidLogitsError, isIdentity, processLogits } from "./logits.js";
 import { resolveSamplingParams, type ResolvedSamplingParams, type SamplingParams } from "./params.js";
 import { randomSeed, Xoshiro128 } from "./prng.js";
+import { scanMax as argmaxScan } from "./argmax.js";
 
 export interface TokenLogprob {
   token: number;
@@ -214,25 +215,15 @@ export class Sampler {
   }
 }
 
-/** First index of the largest value (numpy.argmax); NaN throws. */
+/** First index of the largest value (numpy.argmax); NaN (NonFiniteLogitsError, an InvalidLogitsError) and all -Infinity throw. */
 function greedy(x: Float32Array): number {
   return scanMax(x).index;
 }
 
 function scanMax(x: Float32Array): { index: number; value: number } {
-  let index = 0;
-  let value = -Infinity;
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i] as number;
-    if (v > value) {
-      value = v;
-      index = i;
-    } else if (v !== v) {
-      throw new InvalidLogitsError(`logits[${i}] is NaN`);
-    }
-  }
-  if (value === -Infinity) throw new InvalidLogitsError("every logit is -Infinity: no token can be sampled");
-  return { index, value };
+  const max = argmaxScan(x);
+  if (max.value === -Infinity) throw new InvalidLogitsError("every logit is -Infinity: no token can be sampled");
+  return max;
 }
 
 function logSumExp(x: Float32Array): number {

@@ -5,14 +5,14 @@
  *
  * EngineCore owns the lifecycle (it queues loads and requests with the chat model's work, so the GPU
  * never runs two jobs at once); this module only turns a validated request into EncoderModel calls and
- * the result into the response. Length bucketing is EncoderModel's (encoder-plan.ts). Truncation is
+ * the result into the response. Length bucketing is EncoderModel's (encoder/plan.ts). Truncation is
  * never silent: inputs cut to the encoder's limit are listed in the response's `truncated`, and
  * `truncation: "error"` rejects them with InputTooLongError instead.
  */
-import type { AdapterDescription } from "./gpu.js";
-import { EncoderModel, type EncoderLoadOptions, type EncoderStats, type TruncationPolicy } from "./encoder.js";
+import type { AdapterDescription } from "../runtime/gpu.js";
+import { EncoderModel, type EncoderLoadOptions, type EncoderStats, type TruncationPolicy } from "../encoder/model.js";
 import type { CreateEmbeddingResponse, EmbeddingCreateParams, EmbeddingTruncation } from "./openai.js";
-import { InvalidRequestError } from "./errors.js";
+import { InvalidRequestError } from "../errors/index.js";
 
 /** Embedder load options that can cross a Worker boundary (plain data). */
 export interface EmbedderLoadOptions {

@@ -12,17 +12,17 @@
  * behind them. A request's AbortSignal ends it within one token and rejects it with {@link AbortError};
  * interrupt() ends the running request gracefully (finish_reason "abort", partial text returned).
  */
-import { DecoderModel, type DecoderLoadOptions, type DecoderStats } from "./llm.js";
-import { DecoderSession } from "./decoder-session.js";
-import { ContextWindowExceededError } from "./kv-cache.js";
-import type { AdapterDescription } from "./gpu.js";
-import { SerialQueue } from "./serial-queue.js";
-import type { FetchLike, Logger } from "./tvm.js";
-import type { TvmjsModule } from "./tvmjs-types.js";
-import { AbortError, EngineNotLoadedError, InvalidRequestError } from "./errors.js";
-import { generate, type GeneratedToken, type GeneratePiece, type GenerateResult, type StopRequest } from "./generate.js";
+import { DecoderModel, type DecoderLoadOptions, type DecoderStats } from "../decoder/model.js";
+import { DecoderSession } from "../decoder/session.js";
+import { ContextWindowExceededError } from "../decoder/kv-cache.js";
+import type { AdapterDescription } from "../runtime/gpu.js";
+import { SerialQueue } from "../runtime/serial-queue.js";
+import type { FetchLike, Logger } from "../runtime/tvm.js";
+import type { TvmjsModule } from "../runtime/tvmjs-types.js";
+import { AbortError, EngineNotLoadedError, InvalidRequestError } from "../errors/index.js";
+import { generate, type GeneratedToken, type GeneratePiece, type GenerateResult, type StopRequest } from "../decoder/generate.js";
 import { validateChatRequest, validateCompletionRequest, validateEmbeddingRequest } from "./validate.js";
-import type { EncoderModel, EncoderStats } from "./encoder.js";
+import type { EncoderModel, EncoderStats } from "../encoder/model.js";
 import { createEmbeddings, describeEmbedder, loadEmbedder, type EmbedderInfo, type EmbedderLoadOptions } from "./embeddings.js";
 import type {
   ChatCompletion,
@@ -64,7 +64,7 @@ export interface EngineLoadOptions {
   variant?: string | undefined;
   /**
    * Which manifest target to load: "webgpu" forces WebGPU (also on a software adapter), "wasm-cpu" the CPU
-   * build. Default: WebGPU on a GPU, wasm-cpu without WebGPU or on a software adapter (device.ts chooseBackend).
+   * build. Default: WebGPU on a GPU, wasm-cpu without WebGPU or on a software adapter (load/device-fit.ts chooseBackend).
    */
   target?: string | undefined;
   /** KV-cache capacity in tokens (default and maximum: the package's context_window_size). */

@@ -20,7 +20,7 @@
  * The engine validates every message (validate.ts) before acting on it; a malformed one is answered
  * with an InvalidMessageError and never executed.
  */
-import type { SerializedError } from "./errors.js";
+import type { SerializedError } from "../errors/index.js";
 import type { EngineLoadOptions, LoadProgressEvent } from "./engine-core.js";
 import type { EmbedderLoadOptions } from "./embeddings.js";
 import type { ChatCompletionChunk, CompletionChunk } from "./openai.js";

@@ -1,5 +1,5 @@
 /**
- * The engine end of the Worker protocol (messages.ts): an {@link EngineCore} driven by validated
+ * The engine end of the Worker protocol (protocol.ts): an {@link EngineCore} driven by validated
  * messages. worker.ts calls this on the module Worker's global scope; the client's "inline" transport
  * calls it on one end of an in-process MessageChannel, so both take the same path.
  *
@@ -8,9 +8,9 @@
  * are started, not awaited, by the inbox; EngineCore queues them so GPU work never interleaves.
  */
 import { EngineCore, type EngineRuntimeOptions, type LoadProgressEvent } from "./engine-core.js";
-import { InvalidMessageError, serializeError } from "./errors.js";
+import { InvalidMessageError, serializeError } from "../errors/index.js";
 import type { ChatCompletionChunk, CompletionChunk } from "./openai.js";
-import { PROTOCOL, type ClientMessage, type EngineMessage, type MessageEndpoint } from "./messages.js";
+import { PROTOCOL, type ClientMessage, type EngineMessage, type MessageEndpoint } from "./protocol.js";
 import { validateChatRequest, validateClientMessage, validateCompletionRequest, validateEmbeddingRequest } from "./validate.js";
 
 export interface EngineServer {

@@ -10,7 +10,7 @@
  * bundler resolve it.
  */
 import type * as V from "valibot";
-import { InvalidMessageError, InvalidRequestError } from "./errors.js";
+import { InvalidMessageError, InvalidRequestError } from "../errors/index.js";
 import type { ChatCompletionRequest, CompletionRequest, EmbeddingCreateParams } from "./openai.js";
 
 type Valibot = typeof V;

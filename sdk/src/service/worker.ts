@@ -1,5 +1,5 @@
 /**
- * Module Worker entry: serves an {@link EngineCore} on the worker's global scope (see messages.ts for
+ * Module Worker entry: serves an {@link EngineCore} on the worker's global scope (see protocol.ts for
  * the protocol). Start it from the main thread with
  *
  *   new Worker(new URL("@hearth/sdk/worker", import.meta.url), { type: "module" })   // with a bundler
@@ -9,7 +9,7 @@
  * bundled with its npm dependencies (scripts/bundle-worker.mjs), for pages that load the SDK unbundled.
  */
 import { serveEngine } from "./serve.js";
-import type { MessageEndpoint } from "./messages.js";
+import type { MessageEndpoint } from "./protocol.js";
 
 const scope = globalThis as unknown as Partial<MessageEndpoint> & { document?: unknown };
 if (typeof scope.postMessage !== "function" || typeof scope.addEventListener !== "function" || scope.document !== undefined) {

@@ -4,7 +4,7 @@
  *
  * The same code runs in Node (Dawn) and in a browser module Worker.
  */
-import { requestGPU, type AdapterDescription, type GPUHandle } from "./gpu.js";
+import { requestGPU, type AdapterDescription, type GPUHandle } from "../runtime/gpu.js";
 import {
   asDirectoryUrl,
   loadTensorCache,
@@ -12,10 +12,10 @@ import {
   type FetchLike,
   type Logger,
   type TVMLibrary,
-} from "./tvm.js";
-import { loadTVMLibrary } from "../load/runtime.js";
-import type { TvmjsModule, TvmTensor, TvmArray } from "./tvmjs-types.js";
-import { decodeTensorData, encodeTensorData, isTensorDType, numElements, type TensorDType } from "./dtype.js";
+} from "../runtime/tvm.js";
+import { loadTVMLibrary } from "../runtime/instantiate.js";
+import type { TvmjsModule, TvmTensor, TvmArray } from "../runtime/tvmjs-types.js";
+import { decodeTensorData, encodeTensorData, isTensorDType, numElements, type TensorDType } from "../runtime/dtype.js";
 
 export interface CaseTensor {
   name?: string;

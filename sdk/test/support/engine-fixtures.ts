@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import type { ChatMessage } from "../../src/engine/openai.js";
+import type { ChatMessage } from "../../src/service/openai.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 export const PACKAGE = resolve(process.env["HEARTH_LLM_PACKAGE"] ?? join(REPO, "dist/tiny-llama-trained/q4f32_1"));

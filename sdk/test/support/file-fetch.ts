@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import type { FetchLike } from "../../src/engine/tvm.js";
+import type { FetchLike } from "../../src/runtime/tvm.js";
 
 export const fileFetch: FetchLike = async (url, init) => {
   if (!url.startsWith("file:")) return fetch(url, init);

@@ -5,7 +5,7 @@
  * Used by load-package.test.ts for the "second process load is warm" check.
  */
 import { pathToFileURL } from "node:url";
-import { DecoderModel } from "../../src/engine/llm.js";
+import { DecoderModel } from "../../src/decoder/model.js";
 import { FileSystemArtifactStore } from "../../src/load/fs-store.js";
 import { fileFetch } from "./file-fetch.js";
 import { CountingFetch, PROMPT } from "./load-fixtures.js";

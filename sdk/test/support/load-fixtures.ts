@@ -8,8 +8,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { FetchLike } from "../../src/engine/tvm.js";
-import type { TvmjsModule } from "../../src/engine/tvmjs-types.js";
+import type { FetchLike } from "../../src/runtime/tvm.js";
+import type { TvmjsModule } from "../../src/runtime/tvmjs-types.js";
 import { fileFetch } from "./file-fetch.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
