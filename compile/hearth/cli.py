@@ -2,6 +2,7 @@
 
 Subcommands are a small registry: each maps to a function taking the parsed args.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,21 +14,14 @@ from pathlib import Path
 
 from rich.console import Console
 
+from .errors import HearthError
+
 console = Console(stderr=True)
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors caused by bad input: reported as one clear line, no traceback."""
-    from .models import UnsupportedArchitectureError, UnsupportedConfigError
-    from .quant import UnknownQuantizationError
-    from .weights.manifest import IntegrityError
-    from .weights.reader import CheckpointError
-    from .weights.source import ModelSourceError
-
-    return (UnsupportedArchitectureError, UnsupportedConfigError, UnknownQuantizationError, IntegrityError, CheckpointError, ModelSourceError, FileNotFoundError, ValueError)
-
-
-USER_ERRORS = _user_errors()
+# Bad input: reported as one clear line, no traceback. HearthError is the project's own base; the two
+# builtins cover argument values checked by the standard library (paths, numbers).
+USER_ERRORS: tuple[type[BaseException], ...] = (HearthError, FileNotFoundError, ValueError)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -42,7 +36,14 @@ def cmd_runtime_build(args: argparse.Namespace) -> int:
     from .runtime.build import RuntimeBuildError, build_runtime
 
     t0 = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("TVM wasm runtime", total=None)
 
         def progress(step: str, done: int, total: int) -> None:
@@ -115,7 +116,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
     m = result.manifest
     size = sum(f["bytes"] for f in m["files"]) / 2**20
     state = "up to date (cached)" if result.cached else f"built in {result.seconds['total']:.1f} s"
-    console.print(f"{result.package_dir}: {state}; {size:.1f} MiB, {m['bits_per_param']} bits/param, targets {', '.join(m['targets'])}")
+    console.print(
+        f"{result.package_dir}: {state}; {size:.1f} MiB, {m['bits_per_param']} bits/param, "
+        f"targets {', '.join(m['targets'])}"
+    )
     print(result.package_dir)
     return 0
 
@@ -126,13 +130,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .serve.app import create_app
 
     app_dir = Path(args.app) if args.app and Path(args.app).is_dir() else None
-    console.print(f"serving {args.dist}/ at /models/" + (f" and {app_dir}/ at /" if app_dir else "") + f" on http://{args.host}:{args.port}")
-    if args.native_api:
-        console.print("native fallback API on: /v1/chat/completions, /v1/embeddings, /v1/models (llvm builds; prompts sent to it leave the browser)")
-    app = create_app(
-        Path(args.dist), app_dir, native_api=args.native_api,
-        bound_host=args.host, allowed_hosts=args.allow_host or (), allowed_origins=args.allow_origin or (),
+    console.print(
+        f"serving {args.dist}/ at /models/"
+        + (f" and {app_dir}/ at /" if app_dir else "")
+        + f" on http://{args.host}:{args.port}"
     )
+    if args.native_api:
+        console.print(
+            "native fallback API on: /v1/chat/completions, /v1/embeddings, /v1/models "
+            "(llvm builds; prompts sent to it leave the browser)"
+        )
+    try:
+        app = create_app(
+            Path(args.dist),
+            app_dir,
+            native_api=args.native_api,
+            bound_host=args.host,
+            allowed_hosts=args.allow_host or (),
+            allowed_origins=args.allow_origin or (),
+        )
+    except USER_ERRORS as e:  # e.g. a bad HEARTH_SERVE_* limit: the message names the variable
+        console.print(f"[red]hearth serve: {e}[/red]")
+        return 2
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
@@ -171,27 +190,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--native-api",
         action="store_true",
         default=os.environ.get("HEARTH_NATIVE_API", "") not in ("", "0"),
-        help="also serve OpenAI-compatible /v1/chat/completions and /v1/embeddings, running the packages' llvm builds natively (off by default; env HEARTH_NATIVE_API=1)",
+        help="also serve OpenAI-compatible /v1/chat/completions and /v1/embeddings, running the packages' llvm "
+        "builds natively (off by default; env HEARTH_NATIVE_API=1); "
+        "limits: HEARTH_SERVE_* variables (docs/serve-limits.md)",
     )
     p.add_argument(
-        "--allow-host", action="append", metavar="NAME",
+        "--allow-host",
+        action="append",
+        metavar="NAME",
         help="also answer requests whose Host is NAME (repeatable; '*' for any). Default: loopback names, IP addresses "
         "and --host only, which stops DNS-rebinding pages",
     )
     p.add_argument(
-        "--allow-origin", action="append", metavar="ORIGIN",
+        "--allow-origin",
+        action="append",
+        metavar="ORIGIN",
         help="also answer pages at ORIGIN, with CORS, e.g. http://localhost:5173 (repeatable; '*' for any). Default: "
         "this server's own origin only, so other sites cannot use the models through a visitor's browser",
     )
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("compile", help="compile a Hugging Face checkpoint or a GGUF file into a web package under dist/")
-    p.add_argument("model", help="local checkpoint folder, a .gguf file (or a folder holding one), or a hub id (org/name) when online")
+    p = sub.add_parser(
+        "compile", help="compile a Hugging Face checkpoint or a GGUF file into a web package under dist/"
+    )
     p.add_argument(
-        "--quant", default="q4f16_1",
+        "model",
+        help="local checkpoint folder, a .gguf file (or a folder holding one), or a hub id (org/name) when online",
+    )
+    p.add_argument(
+        "--quant",
+        default="q4f16_1",
         help="q0f32, q0f16, q4f16_1 (default), q4f32_1, q8f16_1, q8f32_1; q4f16_mse / q4f32_mse: q4's layout "
         "and kernels with MSE-searched scales (lower error, same size; docs/eval.md); q4f16_gguf / q4f32_gguf: "
-        "a GGUF's own Q4_0/Q4_1/Q8_0 codes, no second rounding (q8f16_gguf / q8f32_gguf for Q8_0 Linears; docs/gguf.md)",
+        "a GGUF's own Q4_0/Q4_1/Q8_0 codes, no second rounding "
+        "(q8f16_gguf / q8f32_gguf for Q8_0 Linears; docs/gguf.md)",
     )
     p.add_argument("--target", action="append", choices=list(TARGETS), help="repeatable; default webgpu")
     p.add_argument("--out", default="dist", help="package root (default: dist)")
@@ -199,11 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefill-chunk-size", type=int, default=None)
     p.add_argument("--model-id", default=None, help="package name under --out (default: the checkpoint folder name)")
     p.add_argument(
-        "--embed-batch-sizes", type=_int_list, default=None, metavar="N,N,...",
+        "--embed-batch-sizes",
+        type=_int_list,
+        default=None,
+        metavar="N,N,...",
         help="encoders: batch sizes of the static shape buckets (default 1,8,32)",
     )
     p.add_argument(
-        "--embed-seq-lens", type=_int_list, default=None, metavar="N,N,...",
+        "--embed-seq-lens",
+        type=_int_list,
+        default=None,
+        metavar="N,N,...",
         help="encoders: sequence lengths of the buckets, capped at max_seq_length (default 32,64,128,256,512)",
     )
     p.add_argument("--force", action="store_true", help="rebuild even if the package is up to date")
@@ -215,20 +253,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case", action="append", choices=list(CASES), help="only this case (repeatable)")
     p.set_defaults(func=cmd_smoke)
 
-    p = sub.add_parser("eval", help="measure a compiled package (decoder: perplexity/top-1/KL; encoder: cosine/recall) against its source checkpoint (needs an llvm build)")
-    p.add_argument("packages", nargs="+", metavar="package", help="package folder; with --compare several (or earlier --json results)")
-    p.add_argument("--compare", action="store_true", help="evaluate every package given and compare them (table, ppl- or cosine-vs-bits plot)")
+    p = sub.add_parser(
+        "eval",
+        help="measure a compiled package (decoder: perplexity/top-1/KL; encoder: cosine/recall) "
+        "against its source checkpoint (needs an llvm build)",
+    )
+    p.add_argument(
+        "packages",
+        nargs="+",
+        metavar="package",
+        help="package folder; with --compare several (or earlier --json results)",
+    )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="evaluate every package given and compare them (table, ppl- or cosine-vs-bits plot)",
+    )
     p.add_argument("--json", default=None, help="write the full result as JSON here")
     p.add_argument("--report", default=None, help="write a Markdown report here")
     p.add_argument("--plots", default=None, help="write PNG plots into this folder (needs matplotlib)")
-    p.add_argument("--reference", default=None, help="Hugging Face folder to compare with (default: the package's source)")
+    p.add_argument(
+        "--reference", default=None, help="Hugging Face folder to compare with (default: the package's source)"
+    )
     p.add_argument("--budget", default=None, help="budgets TOML (e.g. budgets/tiny.toml); exit 1 if one is exceeded")
-    p.add_argument("--text", default=None, help="evaluation text file (default: the reference's heldout.txt, else generated)")
+    p.add_argument(
+        "--text", default=None, help="evaluation text file (default: the reference's heldout.txt, else generated)"
+    )
     p.add_argument("--window", type=int, default=None, help="tokens per window (default: min(context, 1024))")
     p.add_argument("--stride", type=int, default=None, help="window stride (default: window / 2)")
     p.add_argument("--max-tokens", type=int, default=None, help="evaluate only the first N tokens of the text")
     p.add_argument(
-        "--qa", default=None, metavar="PROMPTS",
+        "--qa",
+        default=None,
+        metavar="PROMPTS",
         help="document-QA answer accuracy instead: answer the RAG prompts in PROMPTS (bench/qa/retrieve.mjs) with the "
         "reference and each package (native llvm, greedy); --json writes every answer",
     )

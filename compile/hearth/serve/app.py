@@ -19,6 +19,7 @@ from .files import MAX_URL_PATH, PathTooLong, UnsafePath, file_response, resolve
 from .guard import RequestGuard
 from .headers import IsolationHeaders
 from .native_api import disabled_router, native_router
+from .routing import get_and_head
 
 
 def create_app(
@@ -41,7 +42,7 @@ def create_app(
     )
     app.add_middleware(IsolationHeaders)
 
-    @app.api_route("/healthz", methods=["GET", "HEAD"])
+    @get_and_head(app, "/healthz")
     def health() -> dict:
         good, broken = scan_packages(dist)
         return {
@@ -57,7 +58,7 @@ def create_app(
     # Before the app's catch-all route, so /v1/ never falls through to the HTML shell.
     app.include_router(native_router(dist) if native_api else disabled_router())
 
-    @app.api_route("/models/", methods=["GET", "HEAD"])
+    @get_and_head(app, "/models/")
     def models() -> JSONResponse:
         return JSONResponse(package_listing(dist), headers={"Cache-Control": "no-cache"})
 
@@ -74,11 +75,11 @@ def create_app(
             return PlainTextResponse(f"not found: {path}", 404)
         return file_response(request, file, root.resolve())
 
-    @app.api_route("/models/{path:path}", methods=["GET", "HEAD"])
+    @get_and_head(app, "/models/{path:anypath}")
     def model_file(path: str, request: Request) -> Response:
         return serve_from(dist, path, request, hidden=False)  # .<quant>.tmp-* folders are unfinished builds
 
-    @app.api_route("/{path:path}", methods=["GET", "HEAD"])
+    @get_and_head(app, "/{path:anypath}")
     def app_file(path: str, request: Request) -> Response:
         if app_dir is None:
             return PlainTextResponse("no web app is being served (build demo_rag first)", 404)

@@ -34,8 +34,8 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
-from starlette.convertors import Convertor, register_url_convertor
 
+from . import routing  # noqa: F401 - registers the "anypath" convertor these routes use
 from .limits import ServeLimits
 from .native_models import (
     Cancelled,
@@ -53,22 +53,6 @@ from .native_models import (
 from .native_runner import ClientGone, Runner, watch_disconnect
 from .native_schemas import UNSUPPORTED_CHAT, ChatRequest, EmbeddingRequest, openapi_body
 from .openai_errors import ApiError, error, validation_error
-
-
-class _AnyPath(Convertor[str]):
-    """Starlette's `path` convertor is `.*`, which stops at a newline: /v1/models/%0A then matched no
-    route and got Starlette's own {"detail": "Not Found"} (found by the schemathesis run)."""
-
-    regex = "(?s:.*)"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("anypath", _AnyPath())
 
 log = logging.getLogger("hearth.serve")
 
