@@ -24,16 +24,14 @@ import { generate, type GeneratedToken, type GeneratePiece, type GenerateResult,
 import { validateChatRequest, validateCompletionRequest, validateEmbeddingRequest } from "./validate.js";
 import type { EncoderModel, EncoderStats } from "../encoder/model.js";
 import { createEmbeddings, describeEmbedder, loadEmbedder, type EmbedderInfo, type EmbedderLoadOptions } from "./embeddings.js";
+import { ChatStream, chatLogprob, completionLogprobs } from "./responses.js";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
-  ChatCompletionChunkChoice,
   ChatCompletionRequest,
-  ChatCompletionTokenLogprob,
   ChatMessage,
   Completion,
   CompletionChunk,
-  CompletionLogprobs,
   CompletionRequest,
   CompletionUsage,
   ContextOverflow,
@@ -792,94 +790,4 @@ export class EngineCore {
       `; shorten it${afterTruncation ? "" : ', or pass context_overflow: "truncate" to drop the oldest messages'}`;
     throw err;
   }
-}
-
-/** Turns generation pieces into OpenAI chat chunks (role first, content deltas, finish, usage). */
-class ChatStream {
-  #pending: GeneratedToken[] = [];
-  #first = true;
-
-  constructor(
-    readonly id: string,
-    readonly created: number,
-    readonly loaded: Loaded,
-    readonly req: ChatCompletionRequest,
-    readonly promptIds: readonly number[],
-    readonly onChunk: ((chunk: ChatCompletionChunk) => void) | undefined,
-  ) {
-    if (onChunk === undefined) return;
-    this.#emit({ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null });
-  }
-
-  #emit(choice: ChatCompletionChunkChoice | null, usage?: CompletionUsage): void {
-    const chunk: ChatCompletionChunk = {
-      id: this.id,
-      object: "chat.completion.chunk",
-      created: this.created,
-      model: this.loaded.info.model,
-      choices: choice === null ? [] : [choice],
-    };
-    if (this.req.stream_options?.include_usage === true) chunk.usage = usage ?? null;
-    if (this.req.return_token_ids === true && this.#first) chunk.prompt_token_ids = [...this.promptIds];
-    this.#first = false;
-    this.onChunk?.(chunk);
-  }
-
-  #choice(delta: ChatCompletionChunkChoice["delta"], finish: FinishReason | null): ChatCompletionChunkChoice {
-    const tokens = this.#pending;
-    this.#pending = [];
-    const choice: ChatCompletionChunkChoice = {
-      index: 0,
-      delta,
-      logprobs:
-        this.req.logprobs === true && tokens.length > 0
-          ? { content: tokens.map((t) => chatLogprob(this.loaded.tokenizer, t)), refusal: null }
-          : null,
-      finish_reason: finish,
-    };
-    if (this.req.return_token_ids === true) choice.token_ids = tokens.map((t) => t.token);
-    return choice;
-  }
-
-  piece(piece: GeneratePiece): void {
-    if (this.onChunk === undefined) return;
-    this.#pending.push(piece.token);
-    if (piece.text !== "") this.#emit(this.#choice({ content: piece.text }, null));
-  }
-
-  finish(result: GenerateResult, usage: CompletionUsage): void {
-    if (this.onChunk === undefined) return;
-    this.#emit(this.#choice({}, result.finishReason));
-    if (this.req.stream_options?.include_usage === true) this.#emit(null, usage);
-  }
-}
-
-function tokenText(tokenizer: Tokenizer, id: number): { token: string; bytes: number[] | null } {
-  const token = tokenizer.decode([id], { skipSpecialTokens: false });
-  // A token holding part of a multi-byte character decodes to U+FFFD: its bytes are not known here.
-  return { token, bytes: token.includes("\uFFFD") ? null : Array.from(new TextEncoder().encode(token)) };
-}
-
-function chatLogprob(tokenizer: Tokenizer, t: GeneratedToken): ChatCompletionTokenLogprob {
-  return {
-    ...tokenText(tokenizer, t.token),
-    logprob: t.logprob ?? 0,
-    top_logprobs: (t.topLogprobs ?? []).map((alt) => ({ ...tokenText(tokenizer, alt.token), logprob: alt.logprob })),
-  };
-}
-
-function completionLogprobs(tokenizer: Tokenizer, tokens: readonly GeneratedToken[], offset: number): CompletionLogprobs {
-  const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
-  let at = offset;
-  for (const t of tokens) {
-    const text = tokenText(tokenizer, t.token).token;
-    out.tokens.push(text);
-    out.token_logprobs.push(t.logprob ?? 0);
-    const top: Record<string, number> = {};
-    for (const alt of t.topLogprobs ?? []) top[tokenText(tokenizer, alt.token).token] = alt.logprob;
-    out.top_logprobs?.push(top);
-    out.text_offset.push(at);
-    at += text.length;
-  }
-  return out;
 }
