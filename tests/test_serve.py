@@ -1,5 +1,6 @@
 """`hearth serve` over real HTTP (uvicorn on 127.0.0.1): MIME, Range, ETag/immutable,
 isolation headers, gzip, health, and path traversal refused in every spelling."""
+
 from __future__ import annotations
 
 import gzip
@@ -51,7 +52,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int,
     thread.join(timeout=10)
 
 
-def get(server: tuple[str, int, Path], path: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+def get(
+    server: tuple[str, int, Path], path: str, headers: dict[str, str] | None = None, method: str = "GET"
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection(server[0], server[1], timeout=10)
     conn.putrequest(method, path, skip_accept_encoding=True)  # the path goes out verbatim
     for k, v in (headers or {}).items():
@@ -86,7 +89,9 @@ def test_range_requests(server) -> None:  # type: ignore[no-untyped-def]
 
 def test_etag_is_manifest_sha_and_immutable_when_addressed_by_hash(server) -> None:  # type: ignore[no-untyped-def]
     pkg: Path = server[2]
-    sha = next(f["sha256"] for f in json.loads((pkg / "hearth-manifest.json").read_text())["files"] if f["path"] == "m.wasm")
+    sha = next(
+        f["sha256"] for f in json.loads((pkg / "hearth-manifest.json").read_text())["files"] if f["path"] == "m.wasm"
+    )
     status, headers, _ = get(server, "/models/m/q4f16_1/m.wasm")
     assert headers["etag"] == f'"{sha}"' and headers["cache-control"] == "no-cache"
     status, headers, _ = get(server, f"/models/m/q4f16_1/m.wasm?sha256={sha}")
@@ -106,19 +111,22 @@ def test_json_and_js_are_gzipped(server) -> None:  # type: ignore[no-untyped-def
     assert "content-encoding" not in headers  # wasm shards are already dense; Range must keep working
 
 
-@pytest.mark.parametrize("path", [
-    "/models/../secret.txt",
-    "/models/m/../../secret.txt",
-    "/models/%2e%2e/secret.txt",
-    "/models/%2E%2E%2Fsecret.txt",
-    "/models/..%2fsecret.txt",
-    "/models/%252e%252e/secret.txt",
-    "/models//etc/passwd",
-    "/models/m/..\\..\\secret.txt",
-    "/../secret.txt",
-    "/%2e%2e/secret.txt",
-    "//etc/passwd",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/models/../secret.txt",
+        "/models/m/../../secret.txt",
+        "/models/%2e%2e/secret.txt",
+        "/models/%2E%2E%2Fsecret.txt",
+        "/models/..%2fsecret.txt",
+        "/models/%252e%252e/secret.txt",
+        "/models//etc/passwd",
+        "/models/m/..\\..\\secret.txt",
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "//etc/passwd",
+    ],
+)
 def test_path_traversal_refused(server, path: str) -> None:  # type: ignore[no-untyped-def]
     status, _, body = get(server, path)
     assert status in (400, 404), (path, status)
@@ -192,26 +200,31 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int
     thread.join(timeout=10)
 
 
-@pytest.mark.parametrize("path", [
-    "/models/evil/",
-    "/models/evil/index.html",
-    "/models/evil",
-    "/models/outdir/secret.txt",
-    "/models/outdir/",
-    "/models/linked/q/hearth-manifest.json",
-    "/",
-    "/index.html",
-    "/a/client/route",
-    "/sub/",
-    "/sub",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/models/evil/",
+        "/models/evil/index.html",
+        "/models/evil",
+        "/models/outdir/secret.txt",
+        "/models/outdir/",
+        "/models/linked/q/hearth-manifest.json",
+        "/",
+        "/index.html",
+        "/a/client/route",
+        "/sub/",
+        "/sub",
+    ],
+)
 def test_symlinks_out_of_the_roots_are_refused(hostile, path: str) -> None:  # type: ignore[no-untyped-def]
     status, _, body = get(hostile, path)
     assert status in (400, 404), (path, status, body[:80])
     assert b"do not serve" not in body
 
 
-@pytest.mark.parametrize("path", ["/models/loop/", "/models/loop/x.json", "/models/good/self/", "/models/good/self/a.bin"])
+@pytest.mark.parametrize(
+    "path", ["/models/loop/", "/models/loop/x.json", "/models/good/self/", "/models/good/self/a.bin"]
+)
 def test_symlink_loops_are_not_found(hostile, path: str) -> None:  # type: ignore[no-untyped-def]
     status, _, _ = get(hostile, path)
     assert status == 404, (path, status)

@@ -133,7 +133,8 @@ def test_fuzz_v1_no_server_errors(base_url: str) -> None:
                     err = doc.get("error") if isinstance(doc, dict) else None
                     if not (isinstance(err, dict) and set(err) == {"message", "type", "param", "code"}):
                         failures.append(
-                            f"{case.method} {case.formatted_path} {status}: not OpenAI's error shape: {response.text[:200]}"
+                            f"{case.method} {case.formatted_path} {status}: "
+                            f"not OpenAI's error shape: {response.text[:200]}"
                         )
 
             try:
@@ -142,7 +143,8 @@ def test_fuzz_v1_no_server_errors(base_url: str) -> None:
                 # GET /v1/models has no parameters and no body: nothing to break, no negative case.
                 assert mode == GenerationMode.NEGATIVE and not op.body, f"no cases for {op.method} {op.path} ({mode})"
     print(
-        f"schemathesis: {tally['cases']} cases, {tally['2xx']} 2xx ({tally['inference']} ran a model), {tally['4xx']} 4xx, {tally['5xx']} 5xx"
+        f"schemathesis: {tally['cases']} cases, {tally['2xx']} 2xx ({tally['inference']} ran a model), "
+        f"{tally['4xx']} 4xx, {tally['5xx']} 5xx"
     )
     assert not failures, "\n".join(failures[:10])
     assert tally["inference"] >= 5, "the fuzzer must reach the models, not only the validation"

@@ -196,7 +196,9 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
                 return error(CLIENT_GONE, "the client closed the connection", code="client_closed_request")
             except Exception as e:  # noqa: BLE001 - a bug still answers in OpenAI's shape; the log keeps the traceback
                 log.exception("%s %s failed", request.method, request.url.path)
-                return error(500, f"internal error ({type(e).__name__}: {e}); see the server log", code="internal_error")
+                return error(
+                    500, f"internal error ({type(e).__name__}: {e}); see the server log", code="internal_error"
+                )
 
         wrapped.__name__ = handler.__name__
         wrapped.__doc__ = handler.__doc__
@@ -361,15 +363,17 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
         if total > limits.max_embedding_tokens:
             raise ApiError(
                 400,
-                f"input is {total} tokens (after truncation to {model.max_tokens} per input); this server embeds at most "
-                f"{limits.max_embedding_tokens} per request: split it over several requests (or raise HEARTH_SERVE_MAX_EMBEDDING_TOKENS)",
+                f"input is {total} tokens (after truncation to {model.max_tokens} per input); "
+                f"this server embeds at most {limits.max_embedding_tokens} per request: "
+                "split it over several requests (or raise HEARTH_SERVE_MAX_EMBEDDING_TOKENS)",
                 param="input",
             )
         if req.truncation == "error" and tokens.truncated:
             i, n = tokens.truncated[0]
             raise ApiError(
                 400,
-                f"{len(tokens.truncated)} input(s) exceed {slot.info.id}'s {model.max_tokens}-token limit (input {i}: {n} tokens); "
+                f"{len(tokens.truncated)} input(s) exceed {slot.info.id}'s {model.max_tokens}-token limit "
+                f"(input {i}: {n} tokens); "
                 'split them, or leave truncation out (or set it to "truncate") to have them cut',
                 param="input",
                 code="input_too_long",
@@ -384,7 +388,8 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
                 ):
                     raise ApiError(
                         400,
-                        f"dimensions: {slot.info.id} makes {dim}-dimensional vectors and cannot shorten them; leave dimensions out or pass {dim}",
+                        f"dimensions: {slot.info.id} makes {dim}-dimensional vectors and cannot shorten them; "
+                        f"leave dimensions out or pass {dim}",
                         param="dimensions",
                         code="unsupported_parameter",
                     )

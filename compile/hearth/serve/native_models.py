@@ -259,7 +259,8 @@ class ChatModel:
         room = self.context_window - prompt_tokens
         if room < 1:
             raise PromptTooLong(
-                f"the prompt is {prompt_tokens} tokens; {self.info.id} has a {self.context_window}-token context window "
+                f"the prompt is {prompt_tokens} tokens; "
+                f"{self.info.id} has a {self.context_window}-token context window "
                 "(prompt plus completion); shorten the messages"
             )
         if max_tokens is not None and max_tokens > room:
@@ -411,7 +412,8 @@ class NativeModels:
             if others:
                 kind = others[0].task
                 raise ModelNotFound(
-                    f"model {model!r} is {'an' if kind == 'embedding' else 'a'} {kind} model; this endpoint needs {'an' if task == 'embedding' else 'a'} {task} model"
+                    f"model {model!r} is {'an' if kind == 'embedding' else 'a'} {kind} model; "
+                    f"this endpoint needs {'an' if task == 'embedding' else 'a'} {task} model"
                 )
             names = ", ".join(p.id for p in candidates) or "none"
             raise ModelNotFound(

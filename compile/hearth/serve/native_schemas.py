@@ -24,7 +24,8 @@ def _utf8(s: str) -> str:
         s.encode("utf-8")
     except UnicodeEncodeError as e:
         raise ValueError(
-            f"contains a lone UTF-16 surrogate (\\u{ord(s[e.start]):04x} at character {e.start}); send valid Unicode text"
+            f"contains a lone UTF-16 surrogate (\\u{ord(s[e.start]):04x} at character {e.start}); "
+            "send valid Unicode text"
         ) from None
     return s
 
@@ -62,7 +63,8 @@ class TextPart(BaseModel):
     def _only_text(cls, v: object) -> object:
         if v != "text":
             raise ValueError(
-                f'only text content parts are supported (got type {v!r}); send the text as {{"type": "text", "text": ...}}'
+                f"only text content parts are supported (got type {v!r}); "
+                'send the text as {"type": "text", "text": ...}'
             )
         return v
 
@@ -115,7 +117,8 @@ class ResponseFormat(BaseModel):
     def _only_text(cls, v: object) -> object:
         if v != "text":
             raise ValueError(
-                f'response_format {v!r} is not supported by the native API (structured output is not implemented); omit response_format or use {{"type": "text"}}'
+                f"response_format {v!r} is not supported by the native API (structured output is not implemented); "
+                'omit response_format or use {"type": "text"}'
             )
         return v
 
