@@ -55,3 +55,4 @@ export {
   type PackageCacheReport,
   type PackageLoadTimings,
 } from "./package.js";
+export { readVerifiedText, type ReadPackageBytes } from "./verified-text.js";

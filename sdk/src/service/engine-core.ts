@@ -42,8 +42,8 @@ import { ChatTemplate } from "../tokenize/chat-template.js";
 import { loadTokenizer } from "../tokenize/load.js";
 import type { Tokenizer } from "../tokenize/tokenizer.js";
 import type { GenerationParams } from "../sample/params.js";
-import { IntegrityError, verifyFile } from "../load/integrity.js";
-import { manifestEntry } from "../load/manifest.js";
+import { IntegrityError } from "../load/integrity.js";
+import { readVerifiedText } from "../load/verified-text.js";
 import { checkCacheOption } from "../load/store.js";
 
 /** Options that only make sense in the realm that runs the engine (functions, GPU objects). */
@@ -389,25 +389,15 @@ export class EngineCore {
       // Package files beyond the weights: through the loader's verified store when this DecoderModel has
       // one (readFile), else fetched here and checked against the manifest's size and SHA-256.
       const modelRead = (model as { readFile?: (path: string, signal?: AbortSignal) => Promise<ArrayBuffer> }).readFile;
-      const read = async (file: string, required: boolean): Promise<string | undefined> => {
-        const entry = manifestEntry(model.manifest, file);
-        if (entry === undefined) {
-          if (!required) return undefined;
-          throw new IntegrityError(file, "unlisted", null, null, `${file} is not listed in the package manifest`);
-        }
-        let bytes: Uint8Array;
-        if (typeof modelRead === "function") {
-          bytes = new Uint8Array(await modelRead.call(model, file, opts.signal));
-        } else {
-          const res = await fetchFn(new URL(file, model.baseUrl).href, opts.signal === undefined ? undefined : { signal: opts.signal });
+      const read = (file: string, required: boolean): Promise<string | undefined> =>
+        readVerifiedText(model.manifest, file, required, async (path, entry) => {
+          if (typeof modelRead === "function") return modelRead.call(model, path, opts.signal);
+          const res = await fetchFn(new URL(path, model.baseUrl).href, opts.signal === undefined ? undefined : { signal: opts.signal });
           if (!res.ok) {
-            throw new IntegrityError(file, "missing", entry.bytes, null, `${file}: HTTP ${res.status} ${res.statusText}`);
+            throw new IntegrityError(path, "missing", entry.bytes, null, `${path}: HTTP ${res.status} ${res.statusText}`);
           }
-          bytes = new Uint8Array(await res.arrayBuffer());
-        }
-        await verifyFile(bytes, entry);
-        return new TextDecoder().decode(bytes);
-      };
+          return res.arrayBuffer();
+        });
       const [tokenizerJson, tokenizerConfigText] = await Promise.all([read(TOKENIZER_FILE, true), read(TOKENIZER_CONFIG_FILE, false)]);
       const tokenizerConfig =
         tokenizerConfigText === undefined ? undefined : (JSON.parse(tokenizerConfigText) as Record<string, unknown>);
