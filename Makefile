@@ -9,7 +9,7 @@ NPM_STAMP := sdk/node_modules/.hearth-installed
 SDK_STAMP := sdk/dist/.hearth-built
 SDK_SOURCES := $(shell find sdk/src -type f 2>/dev/null) sdk/tsconfig.json
 
-.PHONY: packages setup system python node sdk runtime doctor test test-py test-sdk demo demo-models demo-app compile bench clean
+.PHONY: packages setup system python node sdk runtime doctor lint test test-py test-sdk demo demo-models demo-app compile bench clean
 
 setup: system python node sdk runtime
 
@@ -41,6 +41,15 @@ runtime: python
 doctor: setup
 	@$(HEARTH) doctor
 
+# Lint: ruff (Python lint + format check; config in pyproject.toml), the SDK's strict TypeScript and its
+# dependency rules (a cycle or an import against the layer order fails; docs/architecture.md).
+PY_LINT := compile tests bench scripts demo_rag/tools
+lint: python node
+	$(VENV)/bin/ruff check $(PY_LINT)
+	$(VENV)/bin/ruff format --check $(PY_LINT)
+	cd sdk && npx tsc --noEmit -p . && npx tsc --noEmit -p tsconfig.test.json
+	cd sdk && npm run --silent check:deps
+
 # The SDK and browser node tests run the f32 smoke case end to end (HEARTH_CASE_DIR);
 # pytest runs every case through both harnesses and natively.
 SMOKE_CASE = $$($(CURDIR)/$(HEARTH) smoke --case mlp-f32 2>/dev/null | tail -n 1)
@@ -49,7 +58,7 @@ SMOKE_CASE = $$($(CURDIR)/$(HEARTH) smoke --case mlp-f32 2>/dev/null | tail -n 1
 packages: setup
 	@$(PY) scripts/build_packages.py --tests
 
-test: setup packages demo-app
+test: setup packages demo-app lint
 	$(PY) -m pytest
 	cd sdk && HEARTH_CASE_DIR=$(SMOKE_CASE) npm test
 	cd sdk && node --import tsx --test ../demo_rag/test/*.test.ts

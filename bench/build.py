@@ -79,9 +79,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             from hearth.build.metadata import attach_metadata
             from hearth.build.pipeline import compile_module
-            from hearth.build.targets import get_target
             from hearth.models import config_from_hf, export_model, metadata
             from hearth.quant import get_scheme, quantize_model
+            from hearth.targets import get_target
             from hearth.weights.source import resolve_source
 
             spec, scheme = get_target("webgpu"), get_scheme(quant)

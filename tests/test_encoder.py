@@ -36,7 +36,7 @@ from hearth.eval.embedding_parity import cosine, parity_texts, reference_embeddi
 from hearth.models import UnsupportedArchitectureError, UnsupportedConfigError
 from hearth.models.bert import BertConfig
 from hearth.models.encoder import Bucket, NoPoolingConfigWarning, PoolingConfig, make_buckets, read_pooling_config
-from hearth.models.encoder_driver import NativeEncoder, plan_batches
+from hearth.native.encoder import NativeEncoder, plan_batches
 from hearth.quant import bits_per_param, dequantize_weight, get_scheme, quantize_weight, unpack_codes
 from hearth.weights.manifest import verify_package
 

@@ -4,6 +4,7 @@ build work, rebuilds over a damaged package, and removes what killed compiles le
 
 Real packages: a small random Llama compiled for `llvm` (cached by build key in the package store).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,13 +25,21 @@ from hearth.cli import main as hearth_main
 from hearth.eval.weights import TensorCacheReader
 from hearth.models import UnsupportedConfigError, config_from_hf
 from hearth.models.bert import BertConfig
-from hearth.models.encoder_driver import NativeEncoder
 from hearth.native import load_decoder
+from hearth.native.encoder import NativeEncoder
 from hearth.weights.manifest import MANIFEST, IntegrityError, verify_package, write_manifest
 from test_compile import _write_tokenizer  # the same tiny byte-level BPE tokenizer the compile tests use
 
-LLAMA = dict(hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, vocab_size=256, max_position_embeddings=256, tie_word_embeddings=True)
+LLAMA = dict(
+    hidden_size=64,
+    intermediate_size=176,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=256,
+    max_position_embeddings=256,
+    tie_word_embeddings=True,
+)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +132,16 @@ def test_unlisted_extra_file_is_refused(package: Path, tmp_path: Path) -> None:
         load_decoder(pkg)
 
 
-@pytest.mark.parametrize("bad", ['{"files": [', "[]", '{"files": 5}', '{"files": [{"path": 3}]}', '{"files": [{"path": "a", "bytes": 1, "sha256": "zz"}]}'])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '{"files": [',
+        "[]",
+        '{"files": 5}',
+        '{"files": [{"path": 3}]}',
+        '{"files": [{"path": "a", "bytes": 1, "sha256": "zz"}]}',
+    ],
+)
 def test_malformed_manifest_is_an_integrity_error(package: Path, tmp_path: Path, bad: str) -> None:
     pkg = _copy(package, tmp_path)
     (pkg / MANIFEST).write_text(bad)
@@ -131,7 +149,9 @@ def test_malformed_manifest_is_an_integrity_error(package: Path, tmp_path: Path,
         load_decoder(pkg)
 
 
-def test_eval_cli_fails_on_unlisted_tampered_shard(package: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_cli_fails_on_unlisted_tampered_shard(
+    package: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pkg = _copy(package, tmp_path)
     _edit_manifest(pkg, lambda d: d.update(files=[f for f in d["files"] if f["path"] != "params_shard_0.bin"]))
     _flip(pkg / "params_shard_0.bin")
@@ -143,11 +163,23 @@ def test_eval_cli_fails_on_unlisted_tampered_shard(package: Path, tmp_path: Path
 # -- item 8: configs and tokenizers checked before any build work --------------------------------
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("num_hidden_layers", -1), ("num_hidden_layers", 2.5), ("num_hidden_layers", "2"), ("num_hidden_layers", True),
-    ("hidden_size", None), ("hidden_size", [64]), ("vocab_size", 0), ("intermediate_size", 1e400),
-    ("num_key_value_heads", 3), ("rms_norm_eps", -1.0), ("rope_theta", "1e4"), ("tie_word_embeddings", "yes"),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("num_hidden_layers", -1),
+        ("num_hidden_layers", 2.5),
+        ("num_hidden_layers", "2"),
+        ("num_hidden_layers", True),
+        ("hidden_size", None),
+        ("hidden_size", [64]),
+        ("vocab_size", 0),
+        ("intermediate_size", 1e400),
+        ("num_key_value_heads", 3),
+        ("rms_norm_eps", -1.0),
+        ("rope_theta", "1e4"),
+        ("tie_word_embeddings", "yes"),
+    ],
+)
 def test_decoder_config_values_are_checked(field: str, value: object) -> None:
     cfg = {"model_type": "llama", **LLAMA, field: value}
     with pytest.raises(UnsupportedConfigError, match=field):
@@ -160,14 +192,29 @@ def test_decoder_config_hidden_must_divide_into_heads() -> None:
     assert config_from_hf({"model_type": "llama", **LLAMA, "num_hidden_layers": 2.0})[1].num_hidden_layers == 2
 
 
-BERT = {"model_type": "bert", "hidden_size": 32, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 100,
-        "intermediate_size": 64, "max_position_embeddings": 64}
+BERT = {
+    "model_type": "bert",
+    "hidden_size": 32,
+    "num_attention_heads": 4,
+    "num_hidden_layers": 2,
+    "vocab_size": 100,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+}
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("num_hidden_layers", -1), ("num_hidden_layers", 2.5), ("hidden_size", None), ("hidden_size", [32]),
-    ("max_position_embeddings", 1), ("layer_norm_eps", "small"), ("type_vocab_size", 0),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("num_hidden_layers", -1),
+        ("num_hidden_layers", 2.5),
+        ("hidden_size", None),
+        ("hidden_size", [32]),
+        ("max_position_embeddings", 1),
+        ("layer_norm_eps", "small"),
+        ("type_vocab_size", 0),
+    ],
+)
 def test_bert_config_values_are_checked(field: str, value: object) -> None:
     from hearth.models.encoder import PoolingConfig
 
@@ -221,7 +268,9 @@ def test_recompile_over_damaged_manifest_rebuilds(checkpoint: Path, package: Pat
 
 
 def _dead_pid() -> int:
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     pid = int(proc.stdout)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
@@ -233,15 +282,23 @@ def test_killed_compile_leftovers_are_removed_and_never_listed(checkpoint: Path,
     inside atomic_dir); the next compile of that package removes it, a live owner's is kept."""
     out = tmp_path / "dist"
     final = out / package.parent.name / "q4f32_1"
-    child = subprocess.Popen([sys.executable, "-c", (
-        "import os, signal, sys, json\n"
-        "from pathlib import Path\n"
-        "from hearth.cache import atomic_dir\n"
-        f"with atomic_dir(Path({str(final)!r})) as tmp:\n"
-        "    (tmp / 'hearth-manifest.json').write_text(json.dumps({'files': [], 'model_id': 'ghost'}))\n"
-        "    print(tmp.name, flush=True)\n"
-        "    os.kill(os.getpid(), signal.SIGKILL)\n"
-    )], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import os, signal, sys, json\n"
+                "from pathlib import Path\n"
+                "from hearth.cache import atomic_dir\n"
+                f"with atomic_dir(Path({str(final)!r})) as tmp:\n"
+                "    (tmp / 'hearth-manifest.json').write_text(json.dumps({'files': [], 'model_id': 'ghost'}))\n"
+                "    print(tmp.name, flush=True)\n"
+                "    os.kill(os.getpid(), signal.SIGKILL)\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     left = final.parent / child.stdout.readline().strip()
     assert child.wait() == -9 and (left / "hearth-manifest.json").is_file()
     live = final.parent / f".q4f32_1.tmp-{os.getpid()}-live"

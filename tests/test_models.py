@@ -3,7 +3,7 @@
 Tiny random HF checkpoints (hidden 64, 2 layers, vocab 256, fp32) are saved with
 save_pretrained, loaded through the architecture's param_map into our nn.Module, compiled
 q0f32 for llvm, and driven through the exported functions with a paged KV cache
-(kv_driver.NativeDecoder). The last-token logits after a 64-token prefill must match
+(hearth.native.decoder.NativeDecoder). The last-token logits after a 64-token prefill must match
 transformers within 1e-3 and 32 greedy tokens must equal `generate(do_sample=False)`.
 The shipping target, webgpu, is compiled (not run) for each family.
 """
@@ -23,7 +23,6 @@ import tvm
 from safetensors.numpy import load_file
 
 from hearth.build.pipeline import compile_module
-from hearth.build.targets import get_target
 from hearth.models import (
     UnsupportedArchitectureError,
     UnsupportedConfigError,
@@ -33,7 +32,8 @@ from hearth.models import (
     get_architecture,
     metadata,
 )
-from hearth.models.kv_driver import NativeDecoder
+from hearth.native.decoder import NativeDecoder
+from hearth.targets import get_target
 
 LOGIT_TOL = 1e-3
 PROMPT_LEN = 64

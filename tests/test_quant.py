@@ -20,7 +20,6 @@ from tvm.relax.frontend import nn
 from tvm.s_tir import dlight as dl
 
 from hearth.build.pipeline import compile_module
-from hearth.build.targets import get_target
 from hearth.quant import (
     SCHEMES,
     GroupQuantEmbedding,
@@ -35,6 +34,7 @@ from hearth.quant import (
     quantize_weight,
     unpack_codes,
 )
+from hearth.targets import get_target
 
 Q4 = ["q4f32_1", "q4f16_1"]
 

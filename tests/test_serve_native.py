@@ -1,6 +1,7 @@
 """`hearth serve --native-api`: the OpenAI-compatible fallback endpoints, over real HTTP (uvicorn on
 127.0.0.1), running the demo's real packages natively through TVM (llvm builds), compared with the
 native drivers they wrap (load_decoder's greedy tokens, NativeEncoder's embeddings)."""
+
 from __future__ import annotations
 
 import base64
@@ -42,7 +43,9 @@ def port(packages: tuple[Path, Path]) -> Iterator[int]:
     thread.join(timeout=10)
 
 
-def request(port: int, method: str, path: str, body: object = None, raw: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+def request(
+    port: int, method: str, path: str, body: object = None, raw: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     conn.request(method, path, data, {"Content-Type": "application/json"})
@@ -81,7 +84,11 @@ def test_off_by_default(tmp_path: Path) -> None:
     (app_dir / "index.html").write_text("<!doctype html><title>demo</title>")
     srv, thread, port = _start(create_app(DIST, app_dir))  # what `hearth serve` does without the flag
     try:
-        for method, path, body in [("GET", "/v1/models", None), ("POST", "/v1/chat/completions", {"model": CHAT_ID, "messages": MESSAGES}), ("POST", "/v1/embeddings", {"model": EMBED_ID, "input": "x"})]:
+        for method, path, body in [
+            ("GET", "/v1/models", None),
+            ("POST", "/v1/chat/completions", {"model": CHAT_ID, "messages": MESSAGES}),
+            ("POST", "/v1/embeddings", {"model": EMBED_ID, "input": "x"}),
+        ]:
             status, headers, data = request(port, method, path, body)
             assert status == 404 and headers["content-type"] == "application/json", (path, data[:100])
             err = json.loads(data)["error"]
@@ -114,7 +121,9 @@ def test_greedy_equals_native_decoder(port: int, packages: tuple[Path, Path]) ->
     # The reference: the package's own tokenizer + template, load_decoder's greedy loop.
     decoder, config = load_decoder(packages[0])
     tok = AutoTokenizer.from_pretrained(str(packages[0]))
-    text = tok.apply_chat_template(MESSAGES, chat_template=config["chat_template"], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        MESSAGES, chat_template=config["chat_template"], tokenize=False, add_generation_prompt=True
+    )
     prompt = tok(text, add_special_tokens=False)["input_ids"]
     tokens = decoder.greedy(prompt, 24)
     eos = set(config["eos_token_id"]) | {tok.eos_token_id}
@@ -124,13 +133,29 @@ def test_greedy_equals_native_decoder(port: int, packages: tuple[Path, Path]) ->
     choice = doc["choices"][0]
     assert choice["message"] == {"role": "assistant", "content": tok.decode(tokens, skip_special_tokens=True)}
     assert choice["finish_reason"] == ("length" if len(tokens) == 24 else "stop")
-    assert doc["usage"] == {"prompt_tokens": len(prompt), "completion_tokens": len(tokens), "total_tokens": len(prompt) + len(tokens)}
+    assert doc["usage"] == {
+        "prompt_tokens": len(prompt),
+        "completion_tokens": len(tokens),
+        "total_tokens": len(prompt) + len(tokens),
+    }
     assert len(choice["message"]["content"].strip()) > 0
 
 
 def test_stream_is_well_formed_and_matches(port: int) -> None:
     whole = chat(port, temperature=0, max_tokens=24)["choices"][0]["message"]["content"]
-    status, headers, data = request(port, "POST", "/v1/chat/completions", {"model": CHAT_ID, "messages": MESSAGES, "temperature": 0, "max_tokens": 24, "stream": True, "stream_options": {"include_usage": True}})
+    status, headers, data = request(
+        port,
+        "POST",
+        "/v1/chat/completions",
+        {
+            "model": CHAT_ID,
+            "messages": MESSAGES,
+            "temperature": 0,
+            "max_tokens": 24,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
     assert status == 200 and headers["content-type"].startswith("text/event-stream")
     events = sse_events(data)
     assert events[-1] == "[DONE]"
@@ -157,7 +182,12 @@ def test_sampling_seed_and_stop(port: int) -> None:
     assert cut["choices"][0]["message"]["content"] == greedy[: greedy.find(stop)]
     assert cut["choices"][0]["finish_reason"] == "stop"
     # Streamed, the stop string must not leak out either (held back until it is ruled out).
-    _, _, data = request(port, "POST", "/v1/chat/completions", {"model": CHAT_ID, "messages": MESSAGES, "temperature": 0, "max_tokens": 24, "stop": stop, "stream": True})
+    _, _, data = request(
+        port,
+        "POST",
+        "/v1/chat/completions",
+        {"model": CHAT_ID, "messages": MESSAGES, "temperature": 0, "max_tokens": 24, "stop": stop, "stream": True},
+    )
     chunks = [json.loads(e) for e in sse_events(data)[:-1]]
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == greedy[: greedy.find(stop)]
 
@@ -181,7 +211,7 @@ def test_concurrent_requests_are_serialised(port: int) -> None:
 
 
 def test_embeddings_equal_native_encoder(port: int, packages: tuple[Path, Path]) -> None:
-    from hearth.models.encoder_driver import NativeEncoder
+    from hearth.native.encoder import NativeEncoder
 
     texts = ["The river is wide.", "A completely different sentence about cooking pasta at home.", ""]
     status, doc = post(port, "/v1/embeddings", {"model": EMBED_ID, "input": texts})
@@ -206,14 +236,34 @@ def test_embeddings_equal_native_encoder(port: int, packages: tuple[Path, Path])
         ("/v1/chat/completions", b"{not json", 400, "not valid JSON"),
         ("/v1/chat/completions", [1, 2], 400, "JSON object"),
         ("/v1/chat/completions", {"model": CHAT_ID}, 422, "messages"),
-        ("/v1/chat/completions", {"model": CHAT_ID, "messages": [{"role": "robot", "content": "hi"}]}, 422, "messages.0.role"),
+        (
+            "/v1/chat/completions",
+            {"model": CHAT_ID, "messages": [{"role": "robot", "content": "hi"}]},
+            422,
+            "messages.0.role",
+        ),
         ("/v1/chat/completions", {"model": CHAT_ID, "messages": MESSAGES, "temperature": 3}, 422, "temperature"),
         ("/v1/chat/completions", {"model": CHAT_ID, "messages": MESSAGES, "max_tokens": 0}, 422, "max_tokens"),
-        ("/v1/chat/completions", {"model": CHAT_ID, "messages": MESSAGES, "stop": ["a", "b", "c", "d", "e"]}, 422, "at most 4"),
+        (
+            "/v1/chat/completions",
+            {"model": CHAT_ID, "messages": MESSAGES, "stop": ["a", "b", "c", "d", "e"]},
+            422,
+            "at most 4",
+        ),
         ("/v1/chat/completions", {"model": CHAT_ID, "messages": MESSAGES, "n": 2}, 422, "n"),
-        ("/v1/chat/completions", {"model": "no-such-model", "messages": MESSAGES}, 404, "no chat package 'no-such-model'"),
+        (
+            "/v1/chat/completions",
+            {"model": "no-such-model", "messages": MESSAGES},
+            404,
+            "no chat package 'no-such-model'",
+        ),
         ("/v1/chat/completions", {"model": EMBED_ID, "messages": MESSAGES}, 404, "is an embedding model"),
-        ("/v1/chat/completions", {"model": CHAT_ID, "messages": [{"role": "user", "content": "word " * 400}]}, 400, "256-token context window"),
+        (
+            "/v1/chat/completions",
+            {"model": CHAT_ID, "messages": [{"role": "user", "content": "word " * 400}]},
+            400,
+            "256-token context window",
+        ),
         ("/v1/chat/completions", {"model": CHAT_ID, "messages": MESSAGES, "max_tokens": 250}, 400, "ask for at most"),
         ("/v1/embeddings", {"model": EMBED_ID, "input": []}, 422, "input"),
         ("/v1/embeddings", {"model": EMBED_ID, "input": [[1, 2, 3]]}, 422, "input"),

@@ -7,7 +7,7 @@ be truncated, mixtures) are embedded by
 
 - `node sdk/scripts/embed.mjs` (EncoderModel: the package's tokenizer.json in JS, length buckets,
   the webgpu wasm on Dawn: lavapipe here, any Vulkan GPU elsewhere),
-- `hearth.models.encoder_driver.NativeEncoder` (the llvm .so of the same package, HF `tokenizers`),
+- `hearth.native.encoder.NativeEncoder` (the llvm .so of the same package, HF `tokenizers`),
 - sentence-transformers on the checkpoint (the reference; fp32 torch),
 
 and compared by cosine similarity: q0f32 must reach min cosine >= 0.9999 against the native build
@@ -45,7 +45,7 @@ import pytest
 from conftest import REPO
 from hearth.eval.embedding_parity import cosine, parity_texts, reference_embeddings
 from hearth.models.encoder import read_pooling_config
-from hearth.models.encoder_driver import NativeEncoder
+from hearth.native.encoder import NativeEncoder
 
 sys.path.insert(0, str(REPO / "scripts"))
 import build_packages  # noqa: E402

@@ -23,9 +23,9 @@ import tvm.support.nvcc  # noqa: F401 - registers tvm_callback_cuda_compile: wit
 
 from hearth.build.metadata import attach_metadata
 from hearth.build.pipeline import compile_module
-from hearth.build.targets import TargetSpec
 from hearth.models import config_from_hf, export_model, metadata
 from hearth.quant import get_scheme, quantize_model
+from hearth.targets import TargetSpec
 from hearth.weights.source import resolve_source
 
 

@@ -29,7 +29,7 @@ for src in $G/src/pkgs/$GLOB; do
   flags=""; case $name in *f16*) flags="enable-dawn-features=vulkan_enable_f16_on_nvidia";; esac
   w=$(HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-$name.err | tail -1)
   echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan\",\"result\":${w:-null}}" >> $OUT/results.jsonl
-  # Optional A/B run with tvmjs's own kernel-launch encoding (sdk/src/engine/webgpu-dispatch.ts is the default).
+  # Optional A/B run with tvmjs's own kernel-launch encoding (sdk/src/runtime/webgpu-dispatch.ts is the default).
   if [ -n "${DISPATCH_AB:-}" ]; then
     w=$(HEARTH_DISPATCH=tvmjs HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-tvmjs-$name.err | tail -1)
     echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+tvmjs-dispatch\",\"result\":${w:-null}}" >> $OUT/results.jsonl

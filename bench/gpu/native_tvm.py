@@ -1,5 +1,5 @@
 """Device side: the TVM-native build of a decoder package (CUDA on the H200, or llvm to test it
-here), driven like hearth.models.kv_driver, with only TVM's *runtime* (no libtvm_compiler.so, so
+here), driven like hearth.native.decoder, with only TVM's *runtime* (no libtvm_compiler.so, so
 no hearth import: hearth pulls in the compiler).
 
     python bench/gpu/native_tvm.py <package_dir> <lib.so> --device cuda [--runs 5] [--decode-new 128]

@@ -108,7 +108,7 @@ async function loadEmbedder(spec) {
   if (spec === "test") return { embedder: new TrigramTestEmbedder(), info: { kind: "test", note: "character-trigram hashing stand-in, not a model" } };
   const { installNodeGPU } = await import(pathToFileURL(join(sdk, "test/support/node-gpu.ts")).href);
   const { fileFetch } = await import(pathToFileURL(join(sdk, "test/support/file-fetch.ts")).href);
-  const { EncoderModel } = await import(pathToFileURL(join(sdk, "src/engine/encoder.ts")).href);
+  const { EncoderModel } = await import(pathToFileURL(join(sdk, "src/encoder/model.ts")).href);
   const gpu = await installNodeGPU();
   const t0 = performance.now();
   const model = await EncoderModel.load(pathToFileURL(resolve(spec) + "/").href, { gpu, fetch: fileFetch, cache: "none", target: "webgpu" });

@@ -22,7 +22,7 @@ if (positionals.length !== 1 || args.in === undefined || args.out === undefined)
 const job = JSON.parse(readFileSync(args.in, "utf8"));
 const { installNodeGPU } = await import(pathToFileURL(join(sdk, "test/support/node-gpu.ts")).href);
 const { fileFetch } = await import(pathToFileURL(join(sdk, "test/support/file-fetch.ts")).href);
-const { DecoderModel } = await import(pathToFileURL(join(sdk, "src/engine/llm.ts")).href);
+const { DecoderModel } = await import(pathToFileURL(join(sdk, "src/decoder/model.ts")).href);
 
 const gpu = await installNodeGPU();
 const t0 = performance.now();

@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_runtime_build)
 
     from .build.smoke import CASES
-    from .build.targets import TARGETS
+    from .targets import TARGETS
 
     p = sub.add_parser("serve", help="serve the demo app and dist/ packages (FastAPI)")
     p.add_argument("--host", default="127.0.0.1")

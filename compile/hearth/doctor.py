@@ -37,7 +37,7 @@ def check_tvm() -> Check:
         import tvm
         from tvm import te
 
-        from .build.targets import WASM32_HOST
+        from .targets import WASM32_HOST
 
         # Compile a one-op kernel to a wasm32 object: proves LLVM has the WebAssembly backend.
         a = te.placeholder((4,), name="a")

@@ -5,7 +5,7 @@
 // Run from sdk/ (tsx resolves there): node --import tsx ../tests/support/sdk_load_matrix.mjs <ids> <n> <url>...
 const [idList, n, ...urls] = process.argv.slice(2);
 const sdk = new URL("../../sdk/", import.meta.url);
-const { DecoderModel } = await import(new URL("src/engine/llm.ts", sdk).href);
+const { DecoderModel } = await import(new URL("src/decoder/model.ts", sdk).href);
 const { installNodeGPU } = await import(new URL("test/support/node-gpu.ts", sdk).href);
 const gpu = await installNodeGPU();
 const prompt = idList.split(",").map(Number);

@@ -7,7 +7,7 @@ import { pathToFileURL } from "node:url";
 
 const [pkg, idList, n] = process.argv.slice(2);
 const sdk = new URL("../../sdk/", import.meta.url);
-const { DecoderModel } = await import(new URL("src/engine/llm.ts", sdk).href);
+const { DecoderModel } = await import(new URL("src/decoder/model.ts", sdk).href);
 const { fileFetch } = await import(new URL("test/support/file-fetch.ts", sdk).href);
 let model;
 try {

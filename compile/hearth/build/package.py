@@ -28,6 +28,7 @@ from ..cache import atomic_dir, cache_root, clean_stale_temps, content_key, hash
 from ..models import config_from_hf, export_model, get_architecture, metadata
 from ..models.encoder import encoder_metadata, export_encoder
 from ..quant import build_plan, get_scheme, quantize_model
+from ..targets import get_target
 from ..weights.convert import convert_weights
 from ..weights.gguf_blocks import check_carry_over
 from ..weights.manifest import MANIFEST, IntegrityError, verify_package, write_manifest
@@ -36,8 +37,7 @@ from ..weights.source import resolve_source
 from .chat_config import chat_config, copy_tokenizer, embedding_config
 from .input_checks import check_tokenizer
 from .metadata import attach_metadata
-from .pipeline import compile_module, relax_pipeline
-from .targets import TargetSpec, get_target
+from .pipeline import compile_module
 
 Progress = Callable[[str, int, int], None]
 
@@ -83,22 +83,6 @@ def _build_key(
     sources = [f for d in PACKAGE_CODE for f in (code / d).rglob("*.py")] + [code / "__init__.py", code / "cache.py"]
     parts.append(hash_files(sources, root=code))
     return content_key(parts)
-
-
-def _compile_native(mod: tvm.ir.IRModule, spec: TargetSpec) -> tvm.runtime.Executable:
-    """compile_module, plus CPU schedules for native llvm builds: TVM's generic CPU pipeline
-    leaves matmuls as naive single-threaded loops (~15x slower), and native packages run parity
-    checks, evaluation and the document-QA benchmark (hearth.models.cpu_schedule)."""
-    if spec.is_gpu or spec.is_wasm:
-        return compile_module(mod, spec)
-    from tvm import relax
-
-    from ..models.cpu_schedule import schedule_cpu
-
-    target = spec.target()
-    pipeline = tvm.transform.Sequential([relax_pipeline(spec, target), schedule_cpu()])
-    with target:
-        return relax.build(mod, target=target, relax_pipeline=pipeline)
 
 
 def compile_package(
@@ -183,7 +167,7 @@ def compile_package(
             mod, named_params = (export_encoder if embedding else export_model)(module, spec.target())
             describe = encoder_metadata if embedding else metadata
             mod = attach_metadata(mod, describe(config, scheme.name, named_params))
-            executable = _compile_native(mod, spec)
+            executable = compile_module(mod, spec)
             lib = f"{model_id}-{scheme.name}-{spec.name}.{'wasm' if spec.is_wasm else 'so'}"
             if spec.is_wasm:
                 from .wasm_link import link_wasm

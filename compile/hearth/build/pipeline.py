@@ -11,7 +11,8 @@ from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 from tvm.relax.backend.gpu_generic import pipeline as gpu_generic
 
-from .targets import TargetSpec
+from ..targets import TargetSpec
+from .cpu_schedule import schedule_cpu
 
 
 def relax_pipeline(spec: TargetSpec, target: tvm.target.Target) -> tvm.transform.Pass:
@@ -32,11 +33,13 @@ def relax_pipeline(spec: TargetSpec, target: tvm.target.Target) -> tvm.transform
 
 
 def compile_module(mod: tvm.ir.IRModule, spec: TargetSpec) -> tvm.runtime.Executable:
-    """Compile a Relax IRModule for `spec`; wasm targets come out as system-lib modules."""
+    """Compile a Relax IRModule for `spec`: the one per-target step every build uses (`hearth compile`,
+    bench/build.py, bench/gpu/build_cuda.py). wasm targets come out as system-lib modules; native llvm
+    builds also get Hearth's CPU schedules, since TVM's generic CPU pipeline leaves matmuls as naive
+    single-threaded loops (~15x slower) and native packages run parity checks, eval and the QA benchmark."""
     target = spec.target()
-    return relax.build(
-        mod,
-        target=target,
-        relax_pipeline=relax_pipeline(spec, target),
-        system_lib=spec.is_wasm,
-    )
+    pipeline = relax_pipeline(spec, target)
+    if spec.is_gpu or spec.is_wasm:  # GPUs get dlight inside the pipeline; wasm-cpu has no thread pool
+        return relax.build(mod, target=target, relax_pipeline=pipeline, system_lib=spec.is_wasm)
+    with target:  # the schedule rules read the current target
+        return relax.build(mod, target=target, relax_pipeline=tvm.transform.Sequential([pipeline, schedule_cpu()]))

@@ -17,8 +17,8 @@ import tvm
 from tvm.contrib import tvmjs
 from tvm.relax.frontend import nn
 
+from ..targets import TargetSpec, get_target
 from .pipeline import compile_module
-from .targets import TargetSpec, get_target
 
 
 class SmokeMLP(nn.Module):

@@ -1,7 +1,7 @@
 """Link a TVM-compiled module into a standalone WebGPU wasm for tvmjs.
 
 ``link_wasm(lib, out)`` exports an executable built by ``tvm.relax.build`` /
-``tvm.compile`` for the webgpu target (``hearth.build.targets``) and links it with emscripten against
+``tvm.compile`` for the webgpu target (``hearth.targets``) and links it with emscripten against
 the precompiled runtime objects from :func:`hearth.runtime.build.build_runtime`.
 
 Why not ``tvm.support.emcc.create_tvmjs_wasm`` itself: it always looks up the
@@ -210,7 +210,7 @@ def link_wasm(
     lib, out_path: Path, runtime: Path | None = None, asyncify: bool = False, *, opt_level: str = DEFAULT_LINK_OPT
 ) -> Path:
     """Export ``lib`` (from ``tvm.relax.build`` / ``tvm.compile`` for
-    the webgpu target (``hearth.build.targets``)) as a standalone wasm at ``out_path``.
+    the webgpu target (``hearth.targets``)) as a standalone wasm at ``out_path``.
 
     ``runtime`` is a built runtime dir (default: ``build_runtime()``, which
     builds it on first use). The wasm is written under a temporary name in the

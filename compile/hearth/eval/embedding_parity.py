@@ -5,7 +5,7 @@
 
 For each quantization the checkpoint is compiled (or taken from the build-key cache) for a
 native target, every text of `parity_texts()` is embedded through the package's bucket
-functions (`hearth.models.encoder_driver`), and compared by cosine similarity with the
+functions (`hearth.native.encoder`), and compared by cosine similarity with the
 reference: sentence-transformers when the checkpoint has a modules.json, else transformers +
 the same pooling Hearth recorded (its default: mean + L2 normalisation).
 
@@ -315,7 +315,7 @@ def run_parity(
     from tokenizers import Tokenizer
 
     from ..build.package import compile_package
-    from ..models.encoder_driver import NativeEncoder
+    from ..native.encoder import NativeEncoder
 
     texts = texts if texts is not None else parity_texts()
     strings = [t for _, t in texts]

@@ -61,7 +61,7 @@ def evaluate_encoder(
     package_dir: Path, *, reference: Path | None = None, progress: Progress | None = None
 ) -> EncoderEval:
     from ..models.encoder import PoolingConfig
-    from ..models.encoder_driver import NativeEncoder
+    from ..native.encoder import NativeEncoder
     from .embedding_parity import cosine, parity_texts, reference_embeddings
     from .retrieval import KS, QUESTIONS, labelled_set, retrieval_metrics
 

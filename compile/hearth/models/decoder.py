@@ -46,6 +46,7 @@ from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import Tensor, op
 from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode, TIRPagedKVCache
 
+from ..targets import get_target
 from .config_checks import UnsupportedConfigError, check_divisible, config_bool, config_float, config_int
 from .engine_funcs import attach_engine_functions
 from .layers import Embedding
@@ -290,8 +291,6 @@ def _as_target(target: Any) -> tvm.target.Target | None:
     if target is None or isinstance(target, tvm.target.Target):
         return target
     if isinstance(target, str):
-        from hearth.build.targets import get_target  # local: models must import without build deps
-
         return get_target(target).target()
     if hasattr(target, "target"):
         return target.target()

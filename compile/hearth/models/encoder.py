@@ -8,7 +8,7 @@ An encoder package exports one function per static shape bucket, all with packed
 Rows are right-padded (attention_mask 1 = token, 0 = padding); token_type_ids are all zero
 (single-segment input). The output is the pooled sentence embedding, L2-normalised when the
 checkpoint says so. Callers pick the smallest bucket that fits and split bigger batches (see
-`hearth.models.encoder_driver`). Unused batch rows may be all-padding: they produce finite
+`hearth.native.encoder`). Unused batch rows may be all-padding: they produce finite
 garbage (zeros for mean pooling) that the caller drops.
 
 Pooling recipe (`read_pooling_config`): sentence-transformers' modules.json lists the pipeline,

@@ -12,11 +12,14 @@ and a sequence must be registered (`kv_state_add_sequence`) before its first tok
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import tvm
 from tvm import relax
 from tvm_ffi import Shape
+
+from .package import open_package
 
 _add_sequence = tvm.get_global_func("vm.builtin.kv_state_add_sequence")
 _remove_sequence = tvm.get_global_func("vm.builtin.kv_state_remove_sequence")
@@ -140,3 +143,18 @@ class NativeDecoder:
             self.seq_lens[s] += len(ids)
         logits, _kv = out[0], out[1]
         return logits.numpy()
+
+
+def load_decoder(
+    package_dir: Path, target: str = "llvm", max_total_seq_len: int | None = None
+) -> tuple[NativeDecoder, dict]:
+    pkg = open_package(package_dir, target)
+    config = pkg.config
+    decoder = NativeDecoder(
+        tvm.runtime.load_module(str(pkg.library)),
+        [pkg.params[p["name"]] for p in config["params"]],
+        pkg.device,
+        max_total_seq_len=max_total_seq_len or config["context_window_size"],
+        prefill_chunk_size=config["prefill_chunk_size"],
+    )
+    return decoder, config

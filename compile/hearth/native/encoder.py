@@ -31,7 +31,8 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from .encoder import Bucket
+from ..models.encoder import Bucket
+from .package import PackageTargetError, open_package
 
 
 @dataclass
@@ -104,8 +105,6 @@ class NativeEncoder:
 
     @classmethod
     def from_package(cls, package_dir: Path, target: str = "llvm") -> NativeEncoder:
-        from ..native import PackageTargetError, open_package
-
         package_dir = Path(package_dir)
         try:
             # Verifies the manifest and every file, and that everything read here is listed.

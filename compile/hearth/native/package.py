@@ -1,4 +1,4 @@
-"""Open a compiled package natively (llvm/cuda) in Python: for tests, eval and the fallback server.
+"""Open a compiled package natively (llvm/cuda): verified files, config, library and weights.
 
 The package is verified against its manifest first, the same guarantee the SDK gives: a well-formed
 manifest whose paths stay inside the package, every listed file intact, and nothing read that the
@@ -15,10 +15,9 @@ from typing import Any
 import tvm
 from tvm.contrib import tvmjs
 
-from .build.targets import get_target
-from .errors import HearthError
-from .models.kv_driver import NativeDecoder
-from .weights.manifest import (
+from ..errors import HearthError
+from ..targets import get_target
+from ..weights.manifest import (
     TENSOR_CACHE,
     IntegrityError,
     require_all_listed,
@@ -86,18 +85,3 @@ def open_package(package_dir: Path, target: str = "llvm", reads: tuple[str, ...]
     dev = tvm.device(spec.device, 0)
     params, _ = tvmjs.load_tensor_cache(str(package_dir / TENSOR_CACHE), dev)
     return OpenedPackage(manifest, config, package_dir / lib, dev, params)
-
-
-def load_decoder(
-    package_dir: Path, target: str = "llvm", max_total_seq_len: int | None = None
-) -> tuple[NativeDecoder, dict]:
-    pkg = open_package(package_dir, target)
-    config = pkg.config
-    decoder = NativeDecoder(
-        tvm.runtime.load_module(str(pkg.library)),
-        [pkg.params[p["name"]] for p in config["params"]],
-        pkg.device,
-        max_total_seq_len=max_total_seq_len or config["context_window_size"],
-        prefill_chunk_size=config["prefill_chunk_size"],
-    )
-    return decoder, config

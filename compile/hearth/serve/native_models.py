@@ -324,7 +324,7 @@ class EmbeddingModel:
     def __init__(self, info: PackageInfo) -> None:
         from tokenizers import Tokenizer
 
-        from ..models.encoder_driver import NativeEncoder
+        from ..native.encoder import NativeEncoder
 
         self.info = info
         self.encoder = NativeEncoder.from_package(info.path, NATIVE_TARGET)  # verifies every file first
@@ -350,7 +350,7 @@ class EmbeddingModel:
     def embed_ids(self, ids: Sequence[Sequence[int]], cancelled: Callable[[], bool]) -> np.ndarray:
         """float32 [n, hidden] embeddings of tokenized texts, in order; Cancelled when `cancelled()`
         turns true between two encoder calls."""
-        from ..models.encoder_driver import plan_batches
+        from ..native.encoder import plan_batches
 
         enc = self.encoder
         smallest = {b.seq: min(k.batch for k in enc.buckets if k.seq == b.seq) for b in enc.buckets}
