@@ -19,8 +19,8 @@ system:
 python: $(PY_STAMP)
 $(PY_STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@echo "setup: pip install -e . (pinned deps; torch 2.13.0 CPU)"
-	@$(VENV)/bin/pip install -q --disable-pip-version-check -e . 2>&1 | grep -v "^WARNING: Location" || true
+	@echo "setup: pip install -e .[eval,serve,demo,dev] (pinned deps; torch 2.13.0 CPU)"
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -e ".[eval,serve,demo,dev]" 2>&1 | grep -v "^WARNING: Location" || true
 	@$(PY) -c "import tvm, hearth" && touch $@
 
 node: $(NPM_STAMP)

@@ -125,9 +125,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    try:
+        import uvicorn
 
-    from .serve.app import create_app
+        from .serve.app import create_app
+    except ImportError as e:  # compiling does not need the server's dependencies
+        console.print(f"[red]hearth serve needs the serve extra ({e}): pip install -e '.[serve]'[/red]")
+        return 2
 
     app_dir = Path(args.app) if args.app and Path(args.app).is_dir() else None
     console.print(
