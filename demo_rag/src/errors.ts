@@ -27,7 +27,11 @@ export function errorName(err: unknown): string {
 }
 
 export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : typeof err === "object" && err !== null && "message" in err ? String((err as { message: unknown }).message) : String(err);
+  return err instanceof Error
+    ? err.message
+    : typeof err === "object" && err !== null && "message" in err
+      ? String((err as { message: unknown }).message)
+      : String(err);
 }
 
 /** Errors about loading a model package (engine or encoder). */
@@ -68,9 +72,19 @@ export function explainLoadError(err: unknown): Explained {
     case "VariantSelectionError":
       return { kind: "device", title: "This GPU cannot run the model", detail: message, hint: "Try a smaller model or a float32 variant (q4f32_1)." };
     case "DeviceLostError":
-      return { kind: "device-lost", title: "The GPU was reset", detail: message, hint: "Reload the page; the model loads again from the local store, without downloading." };
+      return {
+        kind: "device-lost",
+        title: "The GPU was reset",
+        detail: message,
+        hint: "Reload the page; the model loads again from the local store, without downloading.",
+      };
     case "PackageManifestError":
-      return { kind: "network", title: "Cannot read the model package", detail: message, hint: "Is `hearth serve` running, and was the package compiled? See docs/demo.md." };
+      return {
+        kind: "network",
+        title: "Cannot read the model package",
+        detail: message,
+        hint: "Is `hearth serve` running, and was the package compiled? See docs/demo.md.",
+      };
     case "NoPackageError":
       return { kind: "no-package", title: "No model package to load", detail: message, hint: "Compile the demo packages with `make demo` (see docs/demo.md)." };
     case "AbortError":

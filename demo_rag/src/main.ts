@@ -175,7 +175,8 @@ async function start(): Promise<void> {
     "adapter",
     gpu.adapter === null
       ? `none (${gpu.reason})`
-      : [gpu.adapter.vendor, gpu.adapter.architecture, gpu.adapter.description].filter(Boolean).join(" · ") + (gpu.software !== null ? ` (software: ${gpu.software})` : ""),
+      : [gpu.adapter.vendor, gpu.adapter.architecture, gpu.adapter.description].filter(Boolean).join(" · ") +
+          (gpu.software !== null ? ` (software: ${gpu.software})` : ""),
   );
   diag.set("f16", gpu.available ? (gpu.shaderF16 ? "yes (f16 packages)" : "no (f32 packages)") : "–");
   void refreshStorage();
@@ -189,7 +190,12 @@ async function start(): Promise<void> {
   }
   state.plan = plan;
   if (!gpu.available) {
-    showAlert(layout.alerts, "cpu-fallback", "No WebGPU: running on the CPU", `${gpu.reason}. The packages have a wasm-cpu build, so the models run on the CPU instead (much slower).`);
+    showAlert(
+      layout.alerts,
+      "cpu-fallback",
+      "No WebGPU: running on the CPU",
+      `${gpu.reason}. The packages have a wasm-cpu build, so the models run on the CPU instead (much slower).`,
+    );
   }
   const { llm, embedder } = plan;
   diag.set("backend", describeBackend(plan));
@@ -205,8 +211,14 @@ async function start(): Promise<void> {
   }
   llmCard.setPackage(llm.entry.modelId, llm.entry.quantization, llm.target);
   embedCard.setPackage(embedder.entry.modelId, embedder.entry.quantization, embedder.target);
-  diag.set("llm", `${llm.entry.modelId} · ${llm.entry.quantization}${llm.variants.length > 1 ? ` (of ${llm.variants.join(", ")})` : ""} · ${formatBytes(llm.entry.bytes)}`);
-  diag.set("embedder", `${embedder.entry.modelId} · ${embedder.entry.quantization}${embedder.variants.length > 1 ? ` (of ${embedder.variants.join(", ")})` : ""} · ${formatBytes(embedder.entry.bytes)}`);
+  diag.set(
+    "llm",
+    `${llm.entry.modelId} · ${llm.entry.quantization}${llm.variants.length > 1 ? ` (of ${llm.variants.join(", ")})` : ""} · ${formatBytes(llm.entry.bytes)}`,
+  );
+  diag.set(
+    "embedder",
+    `${embedder.entry.modelId} · ${embedder.entry.quantization}${embedder.variants.length > 1 ? ` (of ${embedder.variants.join(", ")})` : ""} · ${formatBytes(embedder.entry.bytes)}`,
+  );
   addModelPicker(plan);
   describeRoute();
   // The optional server fallback (off unless `hearth serve --native-api`); only used when the user
@@ -216,7 +228,13 @@ async function start(): Promise<void> {
     layout.localOnly.setServer(
       model !== null
         ? { kind: "available", model }
-        : { kind: "off", reason: models === null ? "the server's native API is off (start it with `hearth serve --native-api`)" : `the server has no native build of ${llm.entry.modelId}` },
+        : {
+            kind: "off",
+            reason:
+              models === null
+                ? "the server's native API is off (start it with `hearth serve --native-api`)"
+                : `the server has no native build of ${llm.entry.modelId}`,
+          },
     );
   });
 
@@ -237,7 +255,11 @@ async function start(): Promise<void> {
       llmCard.ready(info.loadMs);
       diag.set("llmLoad", `${formatMs(info.loadMs)} · context ${info.maxSequenceLength} tokens${info.adapter === null ? " · CPU" : ""}`);
       void chat.engine.stats().then((s) => {
-        if (s.decoder !== null) diag.set("llmLoad", `${formatMs(info.loadMs)} (${phases(s.decoder.load)}) · context ${info.maxSequenceLength} tokens${info.adapter === null ? " · CPU" : ""}`);
+        if (s.decoder !== null)
+          diag.set(
+            "llmLoad",
+            `${formatMs(info.loadMs)} (${phases(s.decoder.load)}) · context ${info.maxSequenceLength} tokens${info.adapter === null ? " · CPU" : ""}`,
+          );
       });
       localRunner = chat.runner((usage) => {
         state.lastUsage = usage;
@@ -263,7 +285,10 @@ async function start(): Promise<void> {
       (r) => {
         state.embedderReadyMs = performance.now();
         embedCard.ready(r.embedder.loadMs);
-        diag.set("embedderLoad", `${formatMs(r.embedder.loadMs)} (${phases(r.embedder.phases)}) · dim ${r.embedder.dim} · ${r.chunkTokens}-token chunks · ${r.embedder.device}`);
+        diag.set(
+          "embedderLoad",
+          `${formatMs(r.embedder.loadMs)} (${phases(r.embedder.phases)}) · dim ${r.embedder.dim} · ${r.chunkTokens}-token chunks · ${r.embedder.device}`,
+        );
         embedderCache = r.embedder.cache;
         state.documents = r.documents;
         docsPanel.render(r.documents);
@@ -312,9 +337,12 @@ function planFailed(err: unknown, gpu: NonNullable<DemoState["gpu"]>): void {
     );
   }
   if (err instanceof PlanError) {
-    const hint = gpu.available ? "Compile the demo packages with `make demo` (see docs/demo.md)." : "Compile it with `--target wasm-cpu` to run it without WebGPU.";
+    const hint = gpu.available
+      ? "Compile the demo packages with `make demo` (see docs/demo.md)."
+      : "Compile it with `--target wasm-cpu` to run it without WebGPU.";
     const missing = new Set(err.problems.map((p) => p.kind));
-    for (const p of err.problems) (p.kind === "chat" ? llmCard : embedCard).fail({ kind: "no-package", title: "No package this device can run", detail: p.message, hint });
+    for (const p of err.problems)
+      (p.kind === "chat" ? llmCard : embedCard).fail({ kind: "no-package", title: "No package this device can run", detail: p.message, hint });
     if (!missing.has("chat")) llmCard.skip("not loaded: the text encoder is missing");
     if (!missing.has("embedding")) embedCard.skip("not loaded: the chat model is missing");
     if (gpu.available) fail("no-package", "No model package to load", err.message, hint);
@@ -322,7 +350,12 @@ function planFailed(err: unknown, gpu: NonNullable<DemoState["gpu"]>): void {
   }
   const x = explainLoadError(err);
   const unreachable = x.kind === "error";
-  fail(unreachable ? "network" : x.kind, unreachable ? "Cannot read the model list" : x.title, x.detail, unreachable ? "Is `hearth serve` running? The first visit needs the server; after that the app works offline." : x.hint);
+  fail(
+    unreachable ? "network" : x.kind,
+    unreachable ? "Cannot read the model list" : x.title,
+    x.detail,
+    unreachable ? "Is `hearth serve` running? The first visit needs the server; after that the app works offline." : x.hint,
+  );
   llmCard.fail(x);
   embedCard.fail(x);
 }
@@ -332,7 +365,8 @@ let embedderCache: { filesFromCache: number; filesDownloaded: number; bytesFromC
 function updateCacheDiag(): void {
   const parts: string[] = [];
   const t = llmCard.tally;
-  if (state.llmReadyMs !== null) parts.push(`chat ${t.filesFromCache}/${t.filesFromCache + t.filesDownloaded} files (${formatBytes(t.bytesDownloaded)} downloaded)`);
+  if (state.llmReadyMs !== null)
+    parts.push(`chat ${t.filesFromCache}/${t.filesFromCache + t.filesDownloaded} files (${formatBytes(t.bytesDownloaded)} downloaded)`);
   if (embedderCache !== null) {
     const e = embedderCache;
     parts.push(`encoder ${e.filesFromCache}/${e.filesFromCache + e.filesDownloaded} files (${formatBytes(e.bytesDownloaded)} downloaded)`);
@@ -379,7 +413,10 @@ async function ingest(files: File[]): Promise<void> {
       }
     });
     const ms = performance.now() - t0;
-    diag.set("ingest", `${files.length} file${files.length === 1 ? "" : "s"} · ${chunks} chunks embedded · ${formatMs(ms)}${chunks > 0 ? ` · ${formatRate((chunks * 1000) / ms, "chunks/s")}` : ""}`);
+    diag.set(
+      "ingest",
+      `${files.length} file${files.length === 1 ? "" : "s"} · ${chunks} chunks embedded · ${formatMs(ms)}${chunks > 0 ? ` · ${formatRate((chunks * 1000) / ms, "chunks/s")}` : ""}`,
+    );
   } catch (err) {
     for (const row of rows) row.failed(explainIngestError(err));
   }
@@ -445,11 +482,17 @@ async function ask(question: string): Promise<void> {
     if (usage !== null) {
       metrics.push(`${usage.completion_tokens} tokens`, `prefill ${formatRate(usage.prefill_tokens_per_s)}`, `decode ${formatRate(usage.decode_tokens_per_s)}`);
       diag.set("ttft", `${formatMs(usage.time_to_first_token_ms)} in the engine · ${formatMs(firstTokenMs)} from the question`);
-      diag.set("prefill", `${formatRate(usage.prefill_tokens_per_s)} · ${usage.prompt_tokens} prompt tokens (${usage.prompt_tokens_details.cached_tokens} reused from the KV cache)`);
+      diag.set(
+        "prefill",
+        `${formatRate(usage.prefill_tokens_per_s)} · ${usage.prompt_tokens} prompt tokens (${usage.prompt_tokens_details.cached_tokens} reused from the KV cache)`,
+      );
       diag.set("decode", `${formatRate(usage.decode_tokens_per_s)} · ${usage.completion_tokens} tokens`);
       if (state.firstAnswer === null && firstTokenMs !== null) {
         state.firstAnswer = { firstTokenMs, engineTtftMs: usage.time_to_first_token_ms, totalMs };
-        diag.set("firstInference", `${formatMs(firstTokenMs)} from the question (${formatMs(usage.time_to_first_token_ms)} in the engine) · answer done in ${formatMs(totalMs)}`);
+        diag.set(
+          "firstInference",
+          `${formatMs(firstTokenMs)} from the question (${formatMs(usage.time_to_first_token_ms)} in the engine) · answer done in ${formatMs(totalMs)}`,
+        );
       }
     }
     turn.finish(out.cited, metrics, out.citedBy, out.unsupported);

@@ -93,9 +93,7 @@ export async function probeGpu(): Promise<GpuProbe> {
   if (gpu === undefined) {
     return {
       available: false,
-      reason: window.isSecureContext
-        ? "this browser has no WebGPU (navigator.gpu is missing)"
-        : "WebGPU needs a secure context (https:// or http://localhost)",
+      reason: window.isSecureContext ? "this browser has no WebGPU (navigator.gpu is missing)" : "WebGPU needs a secure context (https:// or http://localhost)",
       shaderF16: false,
       adapter: null,
       software: null,
@@ -166,7 +164,11 @@ function variantRank(quantization: string, f16ok: boolean, task: string): number
 }
 
 /** WebGPU or the CPU build for a package with these targets (undefined: not known), and why not WebGPU. */
-export function backendFor(gpu: GpuProbe, packageTargets: readonly string[] | undefined, forceWebGPU: boolean): { target: "webgpu" | "wasm-cpu"; note: string | null } {
+export function backendFor(
+  gpu: GpuProbe,
+  packageTargets: readonly string[] | undefined,
+  forceWebGPU: boolean,
+): { target: "webgpu" | "wasm-cpu"; note: string | null } {
   if (!gpu.available) return { target: "wasm-cpu", note: null };
   const choice = chooseBackend(gpu.adapter, { packageTargets, forceWebGPU });
   return { target: choice.target, note: choice.reason };
@@ -250,7 +252,10 @@ export async function planModels(gpu: GpuProbe, params: URLSearchParams = new UR
       throw new NoPackageError(
         task,
         known
-          ? `${wanted} has no variant this device can run (${catalog.filter((e) => e.modelId === wanted).map((e) => e.quantization).join(", ")}; shader-f16: ${gpu.shaderF16 ? "yes" : "no"})`
+          ? `${wanted} has no variant this device can run (${catalog
+              .filter((e) => e.modelId === wanted)
+              .map((e) => e.quantization)
+              .join(", ")}; shader-f16: ${gpu.shaderF16 ? "yes" : "no"})`
           : `${wanted} is not on ${indexUrl}`,
       );
     }

@@ -40,7 +40,14 @@ export async function warmOfflineCache(indexUrl: string, packageUrls: string[]):
   if (navigator.serviceWorker.controller === null) {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 10_000);
-      navigator.serviceWorker.addEventListener("controllerchange", () => (clearTimeout(timer), resolve()), { once: true });
+      navigator.serviceWorker.addEventListener(
+        "controllerchange",
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        { once: true },
+      );
     });
   }
   if (navigator.serviceWorker.controller === null) return 0;

@@ -69,7 +69,16 @@ export function serverRunner(model: string, onUsage: (usage: ServerUsage) => voi
       method: "POST",
       headers: { "Content-Type": "application/json" },
       // The server's OpenAI API has no loop guard: the sampling settings alone.
-      body: JSON.stringify({ model, messages, max_tokens: maxTokens, temperature: ANSWER_SAMPLING.temperature, top_p: ANSWER_SAMPLING.top_p, seed: ANSWER_SAMPLING.seed, stream: true, stream_options: { include_usage: true } }),
+      body: JSON.stringify({
+        model,
+        messages,
+        max_tokens: maxTokens,
+        temperature: ANSWER_SAMPLING.temperature,
+        top_p: ANSWER_SAMPLING.top_p,
+        seed: ANSWER_SAMPLING.seed,
+        stream: true,
+        stream_options: { include_usage: true },
+      }),
       signal,
     });
     if (!res.ok || res.body === null) {
@@ -104,7 +113,13 @@ export function serverRunner(model: string, onUsage: (usage: ServerUsage) => voi
           };
           if (chunk.error !== undefined) throw new ServerError(`the server failed: ${chunk.error.message ?? "unknown error"}`);
           if (chunk.model) answeredBy = chunk.model;
-          if (chunk.usage) onUsage({ model: answeredBy, promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens, wallMs: performance.now() - t0 });
+          if (chunk.usage)
+            onUsage({
+              model: answeredBy,
+              promptTokens: chunk.usage.prompt_tokens,
+              completionTokens: chunk.usage.completion_tokens,
+              wallMs: performance.now() - t0,
+            });
           const text = chunk.choices?.[0]?.delta?.content;
           if (text) yield text;
         }

@@ -13,7 +13,10 @@ const SOURCES = [
 ];
 
 test("contentTerms: words and numbers, no stop words, thousands separators dropped", () => {
-  assert.deepEqual([...contentTerms("The CEO is Linnea Orskstrom; it employs 8,568 people, 1.8 m.")], ["ceo", "linnea", "orskstrom", "employs", "8568", "people", "1.8"]);
+  assert.deepEqual(
+    [...contentTerms("The CEO is Linnea Orskstrom; it employs 8,568 people, 1.8 m.")],
+    ["ceo", "linnea", "orskstrom", "employs", "8568", "people", "1.8"],
+  );
 });
 
 test("attributeAnswer: the source holding the answer's own words (not the question's), or null", () => {

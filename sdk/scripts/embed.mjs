@@ -57,7 +57,9 @@ try {
     },
   });
   if (positionals.length !== 1 || values.texts === undefined) {
-    throw new Error("usage: node scripts/embed.mjs <packageDir> --texts file.json [--variant V] [--batch N] [--repeat N] [--ids] [--target wasm-cpu] [--no-vectors]");
+    throw new Error(
+      "usage: node scripts/embed.mjs <packageDir> --texts file.json [--variant V] [--batch N] [--repeat N] [--ids] [--target wasm-cpu] [--no-vectors]",
+    );
   }
   const texts = JSON.parse(readFileSync(values.texts, "utf8"));
   if (!Array.isArray(texts) || !texts.every((t) => typeof t === "string")) throw new Error(`${values.texts}: expected a JSON array of strings`);
@@ -102,7 +104,16 @@ try {
     }
     const ms = performance.now() - t0;
     const s = model.stats().embed;
-    runs.push({ ms, textsPerSec: texts.length / (ms / 1000), gpuMs: s.ms, syncMs: s.syncMs, tokenizeMs: s.tokenizeMs, tokens: s.tokens, paddedTokens: s.paddedTokens, calls });
+    runs.push({
+      ms,
+      textsPerSec: texts.length / (ms / 1000),
+      gpuMs: s.ms,
+      syncMs: s.syncMs,
+      tokenizeMs: s.tokenizeMs,
+      tokens: s.tokens,
+      paddedTokens: s.paddedTokens,
+      calls,
+    });
     if (last !== undefined && !sameBits(last.vectors, vectors)) deterministic = false;
     last = { vectors, truncated, tokenCounts, calls };
   }

@@ -52,7 +52,9 @@ try {
     },
   });
   if (positionals.length !== 1 || values.ids === undefined) {
-    throw new Error("usage: node scripts/generate.mjs <packageDir> --ids 1,2,3 [--max-new 32] [--stop 2] [--variant V] [--trace K] [--repeat N] [--prefill-chunk N]");
+    throw new Error(
+      "usage: node scripts/generate.mjs <packageDir> --ids 1,2,3 [--max-new 32] [--stop 2] [--variant V] [--trace K] [--repeat N] [--prefill-chunk N]",
+    );
   }
   const prompt = ids(values.ids, "--ids");
   if (prompt.length === 0) throw new Error("--ids: at least one token id");
@@ -123,12 +125,14 @@ try {
   console.log(JSON.stringify(result));
 } catch (err) {
   console.error(err?.stack ?? String(err));
-  console.log(JSON.stringify({
-    runtime: "node-dawn",
-    error: String(err?.message ?? err),
-    errorName: err?.name ?? null,
-    file: err?.file ?? null,
-  }));
+  console.log(
+    JSON.stringify({
+      runtime: "node-dawn",
+      error: String(err?.message ?? err),
+      errorName: err?.name ?? null,
+      file: err?.file ?? null,
+    }),
+  );
   process.exitCode = 2;
 } finally {
   await model?.dispose();

@@ -16,9 +16,10 @@ try {
   handle.device.destroy();
   console.log(JSON.stringify({ runtime: "node-dawn", ...handle.info, deviceFeatures: handle.deviceFeatures, icd: vk.icd, probeMs }));
 } catch (err) {
-  const hint = vk.icd === null
-    ? "No Vulkan ICD selected: install mesa-vulkan-drivers >= 25 (bookworm-backports) or set VK_ICD_FILENAMES."
-    : `Vulkan ICD in use: ${vk.icd} (Dawn rejects mesa < 25 lavapipe; set VK_ICD_FILENAMES to another driver's json to change it).`;
-  console.error(`probe-adapter: ${err instanceof WebGPUUnavailableError ? err.message : err?.stack ?? err}\n${hint}`);
+  const hint =
+    vk.icd === null
+      ? "No Vulkan ICD selected: install mesa-vulkan-drivers >= 25 (bookworm-backports) or set VK_ICD_FILENAMES."
+      : `Vulkan ICD in use: ${vk.icd} (Dawn rejects mesa < 25 lavapipe; set VK_ICD_FILENAMES to another driver's json to change it).`;
+  console.error(`probe-adapter: ${err instanceof WebGPUUnavailableError ? err.message : (err?.stack ?? err)}\n${hint}`);
   process.exitCode = 1;
 }

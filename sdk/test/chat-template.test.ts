@@ -2,13 +2,7 @@
 // test models' templates is tests/test_sdk_tokenizers.py).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  ChatMessageError,
-  ChatTemplate,
-  ChatTemplateError,
-  validateMessages,
-  type ChatMessage,
-} from "../src/tokenize/index.js";
+import { ChatMessageError, ChatTemplate, ChatTemplateError, validateMessages, type ChatMessage } from "../src/tokenize/index.js";
 
 // ChatML as Qwen2.5 writes it (no tools), and Llama-2-chat's template, which calls raise_exception.
 const CHATML =
@@ -38,12 +32,21 @@ test("ChatML: generation prompt, default system message, roles", async () => {
       "<|im_start|>assistant\nA mutable sequence.<|im_end|>\n",
   );
   assert.equal(
-    t.render([{ role: "system", content: "S" }, { role: "user", content: "Hi" }], { add_generation_prompt: true }),
+    t.render(
+      [
+        { role: "system", content: "S" },
+        { role: "user", content: "Hi" },
+      ],
+      { add_generation_prompt: true },
+    ),
     "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
   );
   assert.equal(
-    t.render([{ role: "user", content: "q" }, { role: "tool", content: "{\"x\": 1}", tool_call_id: "c1" }]),
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>tool\n{\"x\": 1}<|im_end|>\n",
+    t.render([
+      { role: "user", content: "q" },
+      { role: "tool", content: '{"x": 1}', tool_call_id: "c1" },
+    ]),
+    '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>tool\n{"x": 1}<|im_end|>\n',
   );
 });
 
@@ -53,7 +56,10 @@ test("Llama-2: bos_token/eos_token from tokenizer_config.json, raise_exception b
   });
   assert.equal(t.render(convo), "<s>[INST] What is a list? [/INST] A mutable sequence. </s>");
   assert.equal(
-    t.render([{ role: "system", content: "Be brief." }, { role: "user", content: " hi " }]),
+    t.render([
+      { role: "system", content: "Be brief." },
+      { role: "user", content: " hi " },
+    ]),
     "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n hi [/INST]", // strip() applies to the joined content
   );
   assert.throws(
@@ -70,7 +76,12 @@ test("template sources: chat_template.jinja > tokenizer_config.json > mlc-chat-c
     "J",
   );
   assert.equal((await ChatTemplate.fromSources({ tokenizerConfig: { chat_template: "T" }, chatConfig: { chat_template: "C" } })).source, "T");
-  const named = { chat_template: [{ name: "default", template: "D" }, { name: "tool_use", template: "U" }] };
+  const named = {
+    chat_template: [
+      { name: "default", template: "D" },
+      { name: "tool_use", template: "U" },
+    ],
+  };
   assert.equal((await ChatTemplate.fromSources({ tokenizerConfig: named })).source, "D");
   assert.equal((await ChatTemplate.fromSources({ tokenizerConfig: named, name: "tool_use" })).source, "U");
   await assert.rejects(ChatTemplate.fromSources({ tokenizerConfig: {} }), ChatTemplateError);
@@ -100,14 +111,24 @@ test("malformed messages are a ChatMessageError naming the fault", async () => {
     [[{ role: "user" }], /\.content must be a string; got undefined/],
     [[{ role: "user", content: null }], /got null/],
     [[{ role: "user", content: [{ type: "text", text: "x" }] }], /content parts are not supported/],
-    [[{ role: "user", content: "ok" }, { role: "tool", content: "r", tool_call_id: 7 }], /messages\[1\]\.tool_call_id must be a string/],
+    [
+      [
+        { role: "user", content: "ok" },
+        { role: "tool", content: "r", tool_call_id: 7 },
+      ],
+      /messages\[1\]\.tool_call_id must be a string/,
+    ],
     [[{ role: "user", content: "x", tool_calls: [] }], /only allowed on assistant/],
     [[{ role: "assistant", content: "", tool_calls: "call" }], /array of objects/],
     [[{ role: "user", contents: "typo" }], /content must be a string/],
     [[{ role: "user", content: "x", extra: 1 }], /unknown key "extra"/],
   ];
   for (const [messages, pattern] of bad) {
-    assert.throws(() => validateMessages(messages), (err: unknown) => err instanceof ChatMessageError && pattern.test(err.message), JSON.stringify(messages));
+    assert.throws(
+      () => validateMessages(messages),
+      (err: unknown) => err instanceof ChatMessageError && pattern.test(err.message),
+      JSON.stringify(messages),
+    );
   }
   const t = await ChatTemplate.compile(CHATML);
   assert.throws(() => t.render([{ role: "user", content: 5 } as unknown as ChatMessage]), ChatMessageError);

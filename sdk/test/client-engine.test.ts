@@ -59,7 +59,10 @@ test("stream: for await over OpenAI chunks; they concatenate to the non-stream r
   const chunks: ChatCompletionChunk[] = [];
   for await (const chunk of stream) chunks.push(chunk);
   assert.equal(chunks.map((c) => c.choices[0]?.delta.content ?? "").join(""), whole.choices[0]?.message.content);
-  assert.deepEqual(chunks.flatMap((c) => c.choices[0]?.token_ids ?? []), whole.choices[0]?.token_ids);
+  assert.deepEqual(
+    chunks.flatMap((c) => c.choices[0]?.token_ids ?? []),
+    whole.choices[0]?.token_ids,
+  );
   assert.equal(chunks.at(-1)?.usage?.completion_tokens, 20);
   const final = await stream.finalResponse();
   assert.equal(final.choices[0]?.message.content, whole.choices[0]?.message.content);
@@ -160,7 +163,10 @@ test("resetChat, stats, and concurrent requests from the client are served in or
   await engine.resetChat();
   assert.equal((await engine.stats()).kvCachedTokens, 0);
   const results = await Promise.all([4, 6, 2].map((n) => engine.chat.completions.create({ ...greedy, max_tokens: n })));
-  assert.deepEqual(results.map((r) => r.usage.completion_tokens), [4, 6, 2]);
+  assert.deepEqual(
+    results.map((r) => r.usage.completion_tokens),
+    [4, 6, 2],
+  );
   const stats = await engine.stats();
   assert.equal(stats.loaded, true);
   assert.ok(stats.requests > 0);
@@ -169,7 +175,10 @@ test("resetChat, stats, and concurrent requests from the client are served in or
 
 test("unload: later calls fail with WorkerError (connection closed)", async () => {
   const e2 = await createEngine({ model: PACKAGE_URL, target: "webgpu", worker: "inline", runtime: { fetch: fileFetch, gpu, logger: () => {} } });
-  const pending = assert.rejects(e2.chat.completions.create({ ...greedy, max_tokens: 100 }), (err: unknown) => err instanceof AbortError || err instanceof WorkerError);
+  const pending = assert.rejects(
+    e2.chat.completions.create({ ...greedy, max_tokens: 100 }),
+    (err: unknown) => err instanceof AbortError || err instanceof WorkerError,
+  );
   await e2.unload();
   await pending;
   await assert.rejects(e2.chat.completions.create(greedy), WorkerError);

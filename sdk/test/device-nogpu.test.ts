@@ -64,8 +64,8 @@ test("no navigator.gpu + a webgpu-only package: WebGPUUnavailableError saying th
     return true;
   });
   // Asking for WebGPU explicitly does not fall back.
-  await assert.rejects(
-    DecoderModel.load(pathToFileURL(CPU_PACKAGE).href, { target: "webgpu", fetch: fileFetch, logger: () => {}, cache: "none" }),
-    { name: "WebGPUUnavailableError", reason: "no-navigator-gpu" },
-  );
+  await assert.rejects(DecoderModel.load(pathToFileURL(CPU_PACKAGE).href, { target: "webgpu", fetch: fileFetch, logger: () => {}, cache: "none" }), {
+    name: "WebGPUUnavailableError",
+    reason: "no-navigator-gpu",
+  });
 });

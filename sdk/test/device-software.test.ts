@@ -19,7 +19,13 @@ import { installNodeGPU } from "./support/node-gpu.js";
 
 // Adapter infos as the implementations report them.
 const SWIFTSHADER = { vendor: "google", architecture: "swiftshader", device: "", description: "SwiftShader Device (Subzero)", isFallback: false };
-const LAVAPIPE = { vendor: "mesa", architecture: "software", device: "llvmpipe-llvm-15-0-6-256-bits-", description: "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)", isFallback: true };
+const LAVAPIPE = {
+  vendor: "mesa",
+  architecture: "software",
+  device: "llvmpipe-llvm-15-0-6-256-bits-",
+  description: "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)",
+  isFallback: true,
+};
 const WARP = { vendor: "microsoft", architecture: "", device: "", description: "Microsoft Basic Render Driver" };
 const FLAG_ONLY = { vendor: "", architecture: "", device: "", description: "", isFallbackAdapter: true };
 const NVIDIA = { vendor: "nvidia", architecture: "hopper", device: "", description: "NVIDIA H200", isFallback: false };
@@ -79,7 +85,10 @@ test("chooseLoadDevice on a software adapter: wasm-cpu first, its device kept fo
     assert.equal(chosen.target, "wasm-cpu");
     assert.equal(chosen.device, undefined);
     const seen: string[] = [];
-    const { value, used } = await loadOn(chosen, async (on) => (seen.push(on.target), "loaded"));
+    const { value, used } = await loadOn(chosen, async (on) => {
+      seen.push(on.target);
+      return "loaded";
+    });
     assert.equal(value, "loaded");
     assert.deepEqual(seen, ["wasm-cpu"]);
     assert.equal(made.destroyed, 1, "the unused software device is released after the CPU load");
@@ -104,7 +113,10 @@ test("chooseLoadDevice on a software adapter: wasm-cpu first, its device kept fo
     // A failure other than "no CPU build" releases the software device and is reported as it is.
     const { gpu, made } = fakeGPU(LAVAPIPE);
     const chosen = await chooseLoadDevice({ gpu }, "t");
-    await assert.rejects(loadOn(chosen, async () => Promise.reject(new Error("HTTP 404"))), /HTTP 404/);
+    await assert.rejects(
+      loadOn(chosen, async () => Promise.reject(new Error("HTTP 404"))),
+      /HTTP 404/,
+    );
     assert.equal(made.destroyed, 1);
   }
   {

@@ -59,7 +59,7 @@ test("estimateMemory agrees with the package: weights = tensor-cache bytes, KV c
   assert.equal(est.kvCache.bytes, perToken * est.kvCache.pages * 16);
   assert.equal(est.maxTotalSeqLen, config.context_window_size);
   assert.ok(est.totalBytes > est.weightsBytes + est.kvCache.bytes);
-  const biggest = config.params.reduce((a, p) => (p.shape.reduce((x, y) => x * y, 1) * dtypeByteSize(p.dtype) > a ? p.shape.reduce((x, y) => x * y, 1) * dtypeByteSize(p.dtype) : a), 0);
+  const biggest = config.params.reduce((a, p) => Math.max(a, p.shape.reduce((x, y) => x * y, 1) * dtypeByteSize(p.dtype)), 0);
   assert.equal(est.largestParam.bytes, biggest);
   // A shorter context shrinks the KV cache.
   assert.ok((estimateMemory(config, { maxTotalSeqLen: 64 }).kvCache?.bytes ?? 0) < est.kvCache.bytes);
@@ -81,7 +81,10 @@ test("DeviceError names the limit and the shortfall (fake adapter limits), befor
       assert.equal(err.needed, est.largestParam.bytes);
       assert.equal(err.available, est.largestParam.bytes - 1000);
       assert.equal(err.shortBy, 1000);
-      assert.match(err.message, new RegExp(`weight ${est.largestParam.name.replace(/\./g, "\\.")} needs .* but maxStorageBufferBindingSize is .*short by 1000 B`));
+      assert.match(
+        err.message,
+        new RegExp(`weight ${est.largestParam.name.replace(/\./g, "\\.")} needs .* but maxStorageBufferBindingSize is .*short by 1000 B`),
+      );
       return true;
     },
   );
@@ -92,8 +95,16 @@ test("DeviceError names the limit and the shortfall (fake adapter limits), befor
   // The KV cache layer vs maxBufferSize: a long context on a small limit.
   const kvLayer = est.kvCache?.perLayerBytes ?? 0;
   await assert.rejects(
-    DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, cache: "none", deviceCheck: { limits: { maxBufferSize: kvLayer - 1 } } }),
-    (err: unknown) => err instanceof DeviceError && err.problems.some((p) => p.limit === "maxBufferSize" && p.what === "KV cache (one layer)" && p.shortBy === 1),
+    DecoderModel.load(URL_, {
+      gpu,
+      target: "webgpu",
+      fetch: fileFetch,
+      logger: () => {},
+      cache: "none",
+      deviceCheck: { limits: { maxBufferSize: kvLayer - 1 } },
+    }),
+    (err: unknown) =>
+      err instanceof DeviceError && err.problems.some((p) => p.limit === "maxBufferSize" && p.what === "KV cache (one layer)" && p.shortBy === 1),
   );
   // A budget on the total.
   await assert.rejects(
@@ -121,7 +132,13 @@ test("pickVariant / model index: f16 needs shader-f16; CPU prefers f32", async (
   assert.equal(pickVariant(["q4f16_1", "q4f32_1"], { shaderF16: true, cpu: true }), "q4f32_1");
   assert.throws(() => pickVariant(["q4f16_1", "q0f16"], { shaderF16: false }), VariantSelectionError);
   const index: ModelIndexEntry[] = [
-    { model_id: "tiny-llama-trained", quantization: "q4f32_1", url: "https://x.test/models/tiny-llama-trained/q4f32_1/", bytes: 1, targets: { webgpu: "a", "wasm-cpu": "b" } },
+    {
+      model_id: "tiny-llama-trained",
+      quantization: "q4f32_1",
+      url: "https://x.test/models/tiny-llama-trained/q4f32_1/",
+      bytes: 1,
+      targets: { webgpu: "a", "wasm-cpu": "b" },
+    },
     { model_id: "tiny-llama-trained", quantization: "q4f16_1", url: "https://x.test/models/tiny-llama-trained/q4f16_1/", bytes: 1, targets: { webgpu: "c" } },
     { model_id: "other", quantization: "q4f16_1", url: "https://x.test/models/other/q4f16_1/", bytes: 1, targets: { webgpu: "d" } },
   ];
@@ -195,7 +212,14 @@ test("device.lost (device.destroy() on Dawn) -> DeviceLostError callback, calls 
     await m.dispose(); // idempotent, no crash on the lost runtime
     await again.dispose();
     // Our own dispose is not reported as a loss.
-    const calm = await DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, cache: "none", onDeviceLost: () => assert.fail("dispose is not a loss") });
+    const calm = await DecoderModel.load(URL_, {
+      gpu,
+      target: "webgpu",
+      fetch: fileFetch,
+      logger: () => {},
+      cache: "none",
+      onDeviceLost: () => assert.fail("dispose is not a loss"),
+    });
     await calm.dispose();
     await new Promise((r) => setTimeout(r, 50));
   } finally {
@@ -204,13 +228,22 @@ test("device.lost (device.destroy() on Dawn) -> DeviceLostError callback, calls 
 });
 
 test("wasm-cpu build: tvm.cpu() (no WebGPU) gives the same greedy tokens as the webgpu build", async (t) => {
-  assert.ok(existsSync(join(CPU_PACKAGE, "hearth-manifest.json")), `no wasm-cpu test package at ${CPU_PACKAGE}; build it (from the repo root) with:\n  ${CPU_PACKAGE_BUILD}`);
+  assert.ok(
+    existsSync(join(CPU_PACKAGE, "hearth-manifest.json")),
+    `no wasm-cpu test package at ${CPU_PACKAGE}; build it (from the repo root) with:\n  ${CPU_PACKAGE_BUILD}`,
+  );
   const manifest = JSON.parse(readFileSync(join(CPU_PACKAGE, "hearth-manifest.json"), "utf8")) as { targets: Record<string, string> };
   assert.ok("wasm-cpu" in manifest.targets && "webgpu" in manifest.targets, JSON.stringify(manifest.targets));
   const gpuModel = await DecoderModel.load(CPU_URL, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, cache: "none" });
   const events: LoadProgress[] = [];
   const t0 = performance.now();
-  const cpuModel = await DecoderModel.load(CPU_URL, { target: "wasm-cpu", fetch: fileFetch, logger: () => {}, cache: "none", onProgress: (e) => events.push(e) });
+  const cpuModel = await DecoderModel.load(CPU_URL, {
+    target: "wasm-cpu",
+    fetch: fileFetch,
+    logger: () => {},
+    cache: "none",
+    onProgress: (e) => events.push(e),
+  });
   const cpuLoadMs = performance.now() - t0;
   try {
     assert.equal(gpuModel.loadInfo.deviceKind, "webgpu");

@@ -130,7 +130,10 @@ describe("parseEncoderConfig", () => {
   });
 
   test("refuses decoder packages and malformed bucket lists", () => {
-    assert.throws(() => parseEncoderConfig(configJson({ model_task: "chat" })), (e: unknown) => e instanceof EncoderConfigError && /not a text-encoder package.*DecoderModel/.test(e.message));
+    assert.throws(
+      () => parseEncoderConfig(configJson({ model_task: "chat" })),
+      (e: unknown) => e instanceof EncoderConfigError && /not a text-encoder package.*DecoderModel/.test(e.message),
+    );
     assert.throws(() => parseEncoderConfig(configJson({ model_task: undefined })), EncoderConfigError);
     assert.throws(() => parseEncoderConfig(configJson({ embedding_metadata: undefined })), /embedding_metadata/);
     assert.throws(() => parseEncoderConfig(configJson({}, { buckets: [] })), /buckets/);
@@ -146,7 +149,10 @@ describe("parseEncoderConfig", () => {
     const c = parseEncoderConfig(configJson());
     // b32_s256: max(32*12*256*256*4, 32*256*1536*4) = 96 MiB; b8_s256: 24 MiB; b32_s128: 24 MiB.
     const fit = fitBuckets(c, { maxStorageBufferBindingSize: 64 << 20 }, "m");
-    assert.deepEqual(fit.skipped.map((s) => s.bucket.fn), ["embed_b32_s256"]);
+    assert.deepEqual(
+      fit.skipped.map((s) => s.bucket.fn),
+      ["embed_b32_s256"],
+    );
     assert.equal(fit.buckets.length, BUCKETS.length - 1);
     assert.equal(fitBuckets(c, {}, "m").skipped.length, 0);
     assert.throws(() => fitBuckets(c, { maxStorageBufferBindingSize: 40 << 20 }, "m"), PackageCompatibilityError); // the embedding table is 44.7 MiB
@@ -158,7 +164,19 @@ describe("parseEncoderConfig", () => {
 describe("bucket planning (same algorithm as hearth.models.encoder_driver.plan_batches)", () => {
   test("pickBatch: largest when it fills, else up when at least half full, else down", () => {
     const sizes = [1, 8, 32];
-    const cases: [number, number][] = [[100, 32], [32, 32], [20, 32], [16, 32], [15, 8], [8, 8], [5, 8], [4, 8], [3, 1], [2, 1], [1, 1]];
+    const cases: [number, number][] = [
+      [100, 32],
+      [32, 32],
+      [20, 32],
+      [16, 32],
+      [15, 8],
+      [8, 8],
+      [5, 8],
+      [4, 8],
+      [3, 1],
+      [2, 1],
+      [1, 1],
+    ];
     for (const [remaining, want] of cases) assert.equal(pickBatch(sizes, remaining), want, `remaining ${remaining}`);
     assert.equal(pickBatch([4], 1), 4); // nothing smaller: up
   });
@@ -168,7 +186,13 @@ describe("bucket planning (same algorithm as hearth.models.encoder_driver.plan_b
     // pad four short texts to 256), 40 alone in s64, then the three that fit s32 (3 < 8/2: b1 calls).
     assert.deepEqual(
       planBatches([5, 40, 5, 200, 31], BUCKETS).map((c) => [c.bucket.fn, c.indices]),
-      [["embed_b1_s256", [3]], ["embed_b1_s64", [1]], ["embed_b1_s32", [4]], ["embed_b1_s32", [0]], ["embed_b1_s32", [2]]],
+      [
+        ["embed_b1_s256", [3]],
+        ["embed_b1_s64", [1]],
+        ["embed_b1_s32", [4]],
+        ["embed_b1_s32", [0]],
+        ["embed_b1_s32", [2]],
+      ],
     );
     // 5 texts need s256 (5 >= 8/2: b8); the free rows take the next texts, longest first.
     assert.deepEqual(
@@ -178,25 +202,47 @@ describe("bucket planning (same algorithm as hearth.models.encoder_driver.plan_b
     // 3 texts: 3 < 8/2, so b1 calls, each in the smallest sequence bucket that fits it.
     assert.deepEqual(
       planBatches([5, 40, 200], BUCKETS).map((c) => [c.bucket.fn, c.indices]),
-      [["embed_b1_s256", [2]], ["embed_b1_s64", [1]], ["embed_b1_s32", [0]]],
+      [
+        ["embed_b1_s256", [2]],
+        ["embed_b1_s64", [1]],
+        ["embed_b1_s32", [0]],
+      ],
     );
     // Rows of one call share the sequence bucket of its longest text (the others are right-padded).
     assert.deepEqual(
       planBatches([...Array.from({ length: 32 }, () => 100), 10, 10, 10, 10, 10], BUCKETS).map((c) => [c.bucket.fn, c.indices.length]),
-      [["embed_b32_s128", 32], ["embed_b8_s32", 5]],
+      [
+        ["embed_b32_s128", 32],
+        ["embed_b8_s32", 5],
+      ],
     );
   });
 
   test("splits big batches: 70 equal texts -> 32 + 32 + 8 (6 left fill the 8 at least half)", () => {
-    const plan = planBatches(Array.from({ length: 70 }, () => 10), BUCKETS);
-    assert.deepEqual(plan.map((c) => c.bucket.fn), ["embed_b32_s32", "embed_b32_s32", "embed_b8_s32"]);
-    assert.deepEqual(plan.flatMap((c) => c.indices), Array.from({ length: 70 }, (_, i) => i));
+    const plan = planBatches(
+      Array.from({ length: 70 }, () => 10),
+      BUCKETS,
+    );
+    assert.deepEqual(
+      plan.map((c) => c.bucket.fn),
+      ["embed_b32_s32", "embed_b32_s32", "embed_b8_s32"],
+    );
+    assert.deepEqual(
+      plan.flatMap((c) => c.indices),
+      Array.from({ length: 70 }, (_, i) => i),
+    );
     const exact = planBatches([32, 33, 64, 65, 128, 129, 256], bucketsOf([1], [32, 64, 128, 256]));
-    assert.deepEqual(exact.map((c) => c.bucket.seq), [256, 256, 128, 128, 64, 64, 32]);
+    assert.deepEqual(
+      exact.map((c) => c.bucket.seq),
+      [256, 256, 128, 128, 64, 64, 32],
+    );
   });
 
   test("too long for every bucket: SequenceTooLongError; empty input: no calls", () => {
-    assert.throws(() => planBatches([10, 257], BUCKETS), (e: unknown) => e instanceof SequenceTooLongError && e.tokens === 257 && e.maxTokens === 256);
+    assert.throws(
+      () => planBatches([10, 257], BUCKETS),
+      (e: unknown) => e instanceof SequenceTooLongError && e.tokens === 257 && e.maxTokens === 256,
+    );
     assert.deepEqual(planBatches([], BUCKETS), []);
   });
 
@@ -233,8 +279,14 @@ describe("bucket planning (same algorithm as hearth.models.encoder_driver.plan_b
       assert.equal(v[1], (seqs[i] as Int32Array).length);
       assert.ok((v[3] as number) >= (seqs[i] as Int32Array).length);
     });
-    assert.equal(Object.values(r.calls).reduce((a, b) => a + b, 0), seen.length);
-    assert.equal(r.paddedTokens, seen.reduce((n, fn) => n + BUCKETS.find((k) => k.fn === fn)!.batch * BUCKETS.find((k) => k.fn === fn)!.seq, 0));
+    assert.equal(
+      Object.values(r.calls).reduce((a, b) => a + b, 0),
+      seen.length,
+    );
+    assert.equal(
+      r.paddedTokens,
+      seen.reduce((n, fn) => n + BUCKETS.find((k) => k.fn === fn)!.batch * BUCKETS.find((k) => k.fn === fn)!.seq, 0),
+    );
     // The output vectors are copies, not views of the call buffer.
     assert.ok(r.vectors.every((v) => v.byteOffset === 0 && v.buffer.byteLength === dim * 4));
   });
@@ -244,15 +296,24 @@ describe("bucket planning (same algorithm as hearth.models.encoder_driver.plan_b
     let calls = 0;
     const seqs = [Int32Array.of(2, 3), Int32Array.from({ length: 100 }, () => 5)];
     await assert.rejects(
-      runPlanned(seqs, BUCKETS, 2, async (call) => {
-        calls++;
-        ac.abort(new Error("stop"));
-        return new Float32Array(call.bucket.batch * 2);
-      }, ac.signal),
+      runPlanned(
+        seqs,
+        BUCKETS,
+        2,
+        async (call) => {
+          calls++;
+          ac.abort(new Error("stop"));
+          return new Float32Array(call.bucket.batch * 2);
+        },
+        ac.signal,
+      ),
       /stop/,
     );
     assert.equal(calls, 1);
-    await assert.rejects(runPlanned(seqs, BUCKETS, 2, async () => new Float32Array(2), AbortSignal.abort(new Error("early"))), /early/);
+    await assert.rejects(
+      runPlanned(seqs, BUCKETS, 2, async () => new Float32Array(2), AbortSignal.abort(new Error("early"))),
+      /early/,
+    );
   });
 });
 
@@ -289,7 +350,10 @@ describe("encoder tokenization: [CLS]/[SEP], truncation reported, tokenizer.json
     const r = tokenizeBatchForEncoder(tok, ["hello world", "dog ".repeat(20), ""], 8);
     assert.deepEqual(r.truncated, [false, true, false]);
     assert.deepEqual(r.tokenCounts, [4, 22, 2]);
-    assert.deepEqual(r.ids.map((t) => t.length), [4, 8, 2]);
+    assert.deepEqual(
+      r.ids.map((t) => t.length),
+      [4, 8, 2],
+    );
     assert.throws(() => tokenizeBatchForEncoder(tok, ["ok", 3 as unknown as string], 8), /texts\[1\] is not a string/);
     assert.throws(() => tokenizeBatchForEncoder(tok, "abc" as unknown as string[], 8), TypeError);
   });
@@ -374,7 +438,9 @@ describe("EncoderModel on Dawn WebGPU (compiled all-MiniLM-L6-v2)", () => {
     assert.ok(cosine(batch[1] as Float32Array, alone[0] as Float32Array) > 0.99999);
     assert.ok(cosine(batch[0] as Float32Array, batch[2] as Float32Array) < 0.999);
     const reversed = await model.embed([...texts].reverse());
-    texts.forEach((_, i) => assert.ok(cosine(batch[i] as Float32Array, reversed[texts.length - 1 - i] as Float32Array) > 0.99999));
+    texts.forEach((_, i) => {
+      assert.ok(cosine(batch[i] as Float32Array, reversed[texts.length - 1 - i] as Float32Array) > 0.99999);
+    });
   });
 
   test("concurrent calls are serialized and each gets its own vectors", async () => {
@@ -385,7 +451,10 @@ describe("EncoderModel on Dawn WebGPU (compiled all-MiniLM-L6-v2)", () => {
   test("truncation: reported by embedDetailed and onTruncate; truncation: 'error' refuses", async () => {
     reports.length = 0;
     const long = "word ".repeat(300); // 302 tokens > 256
-    await assert.rejects(model.embedDetailed(["ok", long], { truncation: "error" }), (e: unknown) => e instanceof InputTooLongError && e.indices[0] === 1 && e.maxTokens === 256);
+    await assert.rejects(
+      model.embedDetailed(["ok", long], { truncation: "error" }),
+      (e: unknown) => e instanceof InputTooLongError && e.indices[0] === 1 && e.maxTokens === 256,
+    );
     const r = await model.embedDetailed(["ok", long]);
     assert.deepEqual(r.truncated, [false, true]);
     assert.deepEqual(r.tokenCounts, [3, 302]);
@@ -415,16 +484,28 @@ describe("EncoderModel on Dawn WebGPU (compiled all-MiniLM-L6-v2)", () => {
   test("pipelines: lazy (the encoder's default) compiles only the buckets used, with the same bits as eager", async () => {
     const before = model.stats().dispatch;
     assert.ok(before !== undefined, "WebGPU load uses Hearth's launch path");
-    const eager = await EncoderModel.load(pathToFileURL(PACKAGE).href + "/", { gpu: await installNodeGPU(), target: "webgpu", fetch: fileFetch, cache: "none", logger: () => {}, pipelines: "eager" });
+    const eager = await EncoderModel.load(pathToFileURL(PACKAGE).href + "/", {
+      gpu: await installNodeGPU(),
+      target: "webgpu",
+      fetch: fileFetch,
+      cache: "none",
+      logger: () => {},
+      pipelines: "eager",
+    });
     try {
       const texts = ["lazy pipelines", "compile at the first launch of each kernel, not while loading the package"];
       const [a, b] = [await model.embed(texts), await eager.embed(texts)];
-      texts.forEach((_, i) => assert.deepEqual(Array.from(a[i] as Float32Array), Array.from(b[i] as Float32Array)));
+      texts.forEach((_, i) => {
+        assert.deepEqual(Array.from(a[i] as Float32Array), Array.from(b[i] as Float32Array));
+      });
       const lazyStats = model.stats().dispatch;
       const eagerStats = eager.stats().dispatch;
       assert.ok(lazyStats !== undefined && eagerStats !== undefined);
       // Every kernel of every bucket is compiled eagerly; lazily only those of the buckets run so far.
-      assert.ok(lazyStats.pipelinesCompiled > 0 && lazyStats.pipelinesCompiled < eagerStats.pipelinesCompiled / 2, `lazy ${lazyStats.pipelinesCompiled}, eager ${eagerStats.pipelinesCompiled}`);
+      assert.ok(
+        lazyStats.pipelinesCompiled > 0 && lazyStats.pipelinesCompiled < eagerStats.pipelinesCompiled / 2,
+        `lazy ${lazyStats.pipelinesCompiled}, eager ${eagerStats.pipelinesCompiled}`,
+      );
     } finally {
       await eager.dispose();
     }

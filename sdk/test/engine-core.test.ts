@@ -119,7 +119,10 @@ test("streaming chunks concatenate to the non-stream result (OpenAI chunk shape)
     const text = chunks.map((c) => c.choices[0]?.delta.content ?? "").join("");
     assert.equal(text, whole.choices[0]?.message.content);
     assert.equal(text, result.choices[0]?.message.content);
-    assert.deepEqual(chunks.flatMap((c) => c.choices[0]?.token_ids ?? []), tokenIds(whole));
+    assert.deepEqual(
+      chunks.flatMap((c) => c.choices[0]?.token_ids ?? []),
+      tokenIds(whole),
+    );
     // every content chunk carries text; the finish chunk an empty delta; the usage chunk no choices
     const body = chunks.slice(1, -2);
     assert.ok(body.every((c) => (c.choices[0]?.delta.content ?? "").length > 0 && c.choices[0]?.finish_reason === null));
@@ -281,7 +284,10 @@ test("completions: token-id prompts equal DecoderModel.greedy; default max_token
     await ref.dispose();
   }
   const chunks: CompletionChunk[] = [];
-  const s = await core.completion({ prompt: "import os\n", temperature: 0, max_tokens: 12, ignore_eos: true, stream: true }, { onChunk: (c) => chunks.push(c) });
+  const s = await core.completion(
+    { prompt: "import os\n", temperature: 0, max_tokens: 12, ignore_eos: true, stream: true },
+    { onChunk: (c) => chunks.push(c) },
+  );
   assert.equal(chunks.map((c) => c.choices[0]?.text ?? "").join(""), s.choices[0]?.text);
   assert.equal(chunks.at(-1)?.choices[0]?.finish_reason, "length");
   await assert.rejects(core.completion({ prompt: [1, 999999] }), (e: unknown) => e instanceof InvalidRequestError && e.param === "prompt[1]");

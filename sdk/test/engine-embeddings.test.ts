@@ -97,7 +97,10 @@ test("load -> chat -> embed in one engine; progress names the embedder's phases"
   const r = await engine.embeddings.create({ input: "hello world" });
   assert.equal(r.object, "list");
   assert.equal(r.model, engine.embedder?.model);
-  assert.deepEqual(r.data.map((d) => [d.object, d.index, (d.embedding as number[]).length]), [["embedding", 0, 384]]);
+  assert.deepEqual(
+    r.data.map((d) => [d.object, d.index, (d.embedding as number[]).length]),
+    [["embedding", 0, 384]],
+  );
   assert.deepEqual(r.usage, { prompt_tokens: 4, total_tokens: 4 }); // [CLS] hello world [SEP]
   assert.deepEqual(r.truncated, []);
   const stats = await engine.stats();
@@ -111,12 +114,20 @@ test("vectors match sentence-transformers (cosine >= 0.9999, f32), in input orde
   const [r, long] = await Promise.all([engine.embeddings.create({ input: TEXTS }), engine.embeddings.create({ input: LONG })]);
   const ms = performance.now() - t0;
   const ref = referenceEmbeddings([...TEXTS, LONG]);
-  assert.deepEqual(r.data.map((d) => d.index), TEXTS.map((_, i) => i));
+  assert.deepEqual(
+    r.data.map((d) => d.index),
+    TEXTS.map((_, i) => i),
+  );
   const cos = [...vectors(r), ...vectors(long)].map((v, i) => cosine(v, ref.emb[i] as number[]));
   t.diagnostic(`${TEXTS.length} + 1 texts in ${ms.toFixed(0)} ms; min cosine vs sentence-transformers ${Math.min(...cos).toFixed(7)}`);
-  cos.forEach((c, i) => assert.ok(c >= 0.9999, `text ${i}: cosine ${c}`));
+  cos.forEach((c, i) => {
+    assert.ok(c >= 0.9999, `text ${i}: cosine ${c}`);
+  });
   // usage counts the tokens embedded: the reference tokenizer's ids (truncated at 256 there too).
-  assert.equal(r.usage.prompt_tokens, ref.ids.slice(0, TEXTS.length).reduce((n, ids) => n + ids.length, 0));
+  assert.equal(
+    r.usage.prompt_tokens,
+    ref.ids.slice(0, TEXTS.length).reduce((n, ids) => n + ids.length, 0),
+  );
   assert.deepEqual(r.truncated, []);
   // The long text was cut to 256 tokens, and the response says so.
   assert.equal(ref.ids[TEXTS.length]?.length, 256);
@@ -198,7 +209,11 @@ test("AbortSignal: an aborted request rejects with AbortError and is never run",
 });
 
 test("an embeddings-only engine: model is null, chat is refused, same vectors; createEngine needs model or embedder", async () => {
-  const only = await createEngine({ embedder: { model: ENCODER_URL, target: "webgpu" }, worker: "inline", runtime: { fetch: fileFetch, gpu, logger: () => {} } });
+  const only = await createEngine({
+    embedder: { model: ENCODER_URL, target: "webgpu" },
+    worker: "inline",
+    runtime: { fetch: fileFetch, gpu, logger: () => {} },
+  });
   try {
     assert.equal(only.model, null);
     const r = await only.embeddings.create({ input: ["A man is playing a guitar."] });

@@ -30,7 +30,8 @@ function roundTrip(err: Error): Error {
 function exportedErrorClasses(): [string, new (...args: never[]) => Error][] {
   const out: [string, new (...args: never[]) => Error][] = [];
   for (const [name, value] of Object.entries(sdk as Record<string, unknown>)) {
-    if (typeof value === "function" && (value as { prototype?: unknown }).prototype instanceof Error) out.push([name, value as new (...args: never[]) => Error]);
+    if (typeof value === "function" && (value as { prototype?: unknown }).prototype instanceof Error)
+      out.push([name, value as new (...args: never[]) => Error]);
   }
   return out;
 }
@@ -54,11 +55,19 @@ test("errors come back as their class with their fields, message and cause", () 
   const problems: DeviceProblem[] = [{ limit: "maxBufferSize", what: "weight w", needed: 300, available: 200, shortBy: 100 }];
   const estimate = { weightsBytes: 300, largestParam: { name: "w", bytes: 300, shape: [75], dtype: "float32" } } as unknown as MemoryEstimate;
   const cases: [Error, new (...args: never[]) => Error, Record<string, unknown>][] = [
-    [new IntegrityError("params_shard_0.bin", "sha256", "aa", "bb", "params_shard_0.bin: SHA-256 mismatch"), IntegrityError, { file: "params_shard_0.bin", problem: "sha256", expected: "aa", actual: "bb" }],
+    [
+      new IntegrityError("params_shard_0.bin", "sha256", "aa", "bb", "params_shard_0.bin: SHA-256 mismatch"),
+      IntegrityError,
+      { file: "params_shard_0.bin", problem: "sha256", expected: "aa", actual: "bb" },
+    ],
     [new QuotaError(5_000_000, 1_000), QuotaError, { needed: 5_000_000, available: 1_000 }],
     [new DeviceError(problems, estimate, "tiny"), DeviceError, { limit: "maxBufferSize", needed: 300, available: 200, shortBy: 100, problems }],
     [new DeviceLostError("unknown", "driver reset"), DeviceLostError, { reason: "unknown" }],
-    [new DownloadError("a.bin", "https://h/a.bin", 503, "a.bin: HTTP 503", { cause: new TypeError("net") }), DownloadError, { file: "a.bin", url: "https://h/a.bin", status: 503 }],
+    [
+      new DownloadError("a.bin", "https://h/a.bin", 503, "a.bin: HTTP 503", { cause: new TypeError("net") }),
+      DownloadError,
+      { file: "a.bin", url: "https://h/a.bin", status: 503 },
+    ],
     [new VariantSelectionError("no variant fits", ["q4f16_1", "q4f32_1"]), VariantSelectionError, { variants: ["q4f16_1", "q4f32_1"] }],
     [new ContextWindowExceededError(10, 5000, 2048), ContextWindowExceededError, { seqLen: 10, appendLen: 5000, maxTotalSeqLen: 2048 }],
     [new InvalidRequestError("input: must be a string", "input", "invalid_type"), InvalidRequestError, { param: "input", code: "invalid_type" }],

@@ -29,7 +29,11 @@ test("requestGPU throws WebGPUUnavailableError(no-adapter) when requestAdapter r
 
 test("requestGPU wraps a throwing requestAdapter", async () => {
   const boom = new Error("driver exploded");
-  const gpu = { requestAdapter: async () => { throw boom; } } as unknown as GPU;
+  const gpu = {
+    requestAdapter: async () => {
+      throw boom;
+    },
+  } as unknown as GPU;
   await assert.rejects(requestGPU({ gpu }), (err: unknown) => {
     assert.ok(err instanceof WebGPUUnavailableError);
     assert.equal(err.reason, "no-adapter");

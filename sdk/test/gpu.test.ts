@@ -76,13 +76,10 @@ test("requestGPU refuses an adapter below minLimits with WebGPUCapabilityError",
   const adapter = await gpu.requestAdapter();
   assert.ok(adapter);
   const have = describeAdapter(adapter).limits.maxStorageBufferBindingSize;
-  await assert.rejects(
-    requestGPU({ gpu, minLimits: { maxStorageBufferBindingSize: have + 1 } }),
-    (err: unknown) => {
-      assert.ok(err instanceof WebGPUCapabilityError);
-      assert.deepEqual(err.missing, [`maxStorageBufferBindingSize: need ${have + 1}, have ${have}`]);
-      assert.match(err.message, /cannot run this model/);
-      return true;
-    },
-  );
+  await assert.rejects(requestGPU({ gpu, minLimits: { maxStorageBufferBindingSize: have + 1 } }), (err: unknown) => {
+    assert.ok(err instanceof WebGPUCapabilityError);
+    assert.deepEqual(err.missing, [`maxStorageBufferBindingSize: need ${have + 1}, have ${have}`]);
+    assert.match(err.message, /cannot run this model/);
+    return true;
+  });
 });

@@ -227,18 +227,15 @@ test("a tampered copy of the package fails with IntegrityError naming params_sha
       files: { path: string; sha256: string }[];
     };
     const expected = manifest.files.find((f) => f.path === "params_shard_0.bin")?.sha256;
-    await assert.rejects(
-      DecoderModel.load(pathToFileURL(dir).href, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {} }),
-      (err: unknown) => {
-        assert.ok(err instanceof IntegrityError, `expected IntegrityError, got ${String(err)}`);
-        assert.equal(err.file, "params_shard_0.bin");
-        assert.equal(err.problem, "sha256");
-        assert.equal(err.expected, expected);
-        assert.notEqual(err.actual, expected);
-        assert.match(err.message, /params_shard_0\.bin/);
-        return true;
-      },
-    );
+    await assert.rejects(DecoderModel.load(pathToFileURL(dir).href, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {} }), (err: unknown) => {
+      assert.ok(err instanceof IntegrityError, `expected IntegrityError, got ${String(err)}`);
+      assert.equal(err.file, "params_shard_0.bin");
+      assert.equal(err.problem, "sha256");
+      assert.equal(err.expected, expected);
+      assert.notEqual(err.actual, expected);
+      assert.match(err.message, /params_shard_0\.bin/);
+      return true;
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

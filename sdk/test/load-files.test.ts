@@ -114,7 +114,8 @@ test("resume: after a download fails half-way, verified files are not fetched ag
   });
   await assert.rejects(
     loadPackage(p.url, upToTvmjs({ fetch: failing.fetch, cache: store, retries: 1 })),
-    (err: unknown) => err instanceof DownloadError && err.file === "params_shard_3.bin" && /network connection lost/.test(String((err.cause as Error)?.message)),
+    (err: unknown) =>
+      err instanceof DownloadError && err.file === "params_shard_3.bin" && /network connection lost/.test(String((err.cause as Error)?.message)),
   );
   assert.equal(failing.count("params_shard_3.bin"), 2, "one retry");
   const stored = await store.keys(packageKeyPrefix("fake-model", "q4f32_1"));
@@ -181,7 +182,11 @@ test("a tampered download: IntegrityError naming the file, nothing loaded, nothi
   assert.equal(await store.has(artifactKey("fake-model", "q4f32_1", sha(p.files["params_shard_2.bin"] as Uint8Array))), false);
   // An oversized body stops early with a size error.
   writeFileSync(join(p.dir, "params_shard_2.bin"), new Uint8Array((p.files["params_shard_2.bin"] as Uint8Array).length + 10));
-  await assert.rejects(loadPackage(p.url, upToTvmjs({ fetch: fileFetch, cache: store })), { name: "IntegrityError", file: "params_shard_2.bin", problem: "size" });
+  await assert.rejects(loadPackage(p.url, upToTvmjs({ fetch: fileFetch, cache: store })), {
+    name: "IntegrityError",
+    file: "params_shard_2.bin",
+    problem: "size",
+  });
 });
 
 test("a corrupted store entry: IntegrityError, nothing loaded, the entry is evicted; the next load downloads it again", async () => {
@@ -242,10 +247,17 @@ test("retries: HTTP 503 is retried, 404 is an IntegrityError at once, 403 a Down
   assert.equal(flaky.count("params_shard_0.bin"), 2);
   rmSync(join(p.dir, "params_shard_1.bin"));
   const gone = new CountingFetch();
-  await assert.rejects(loadPackage(p.url, upToTvmjs({ fetch: gone.fetch, cache: "none" })), { name: "IntegrityError", file: "params_shard_1.bin", problem: "missing" });
+  await assert.rejects(loadPackage(p.url, upToTvmjs({ fetch: gone.fetch, cache: "none" })), {
+    name: "IntegrityError",
+    file: "params_shard_1.bin",
+    problem: "missing",
+  });
   assert.equal(gone.count("params_shard_1.bin"), 1);
   const forbidden: typeof fileFetch = async (url, init) => (url.endsWith(".bin") ? new Response("", { status: 403 }) : fileFetch(url, init));
-  await assert.rejects(loadPackage(p.url, upToTvmjs({ fetch: forbidden, cache: "none" })), (err: unknown) => err instanceof DownloadError && err.status === 403);
+  await assert.rejects(
+    loadPackage(p.url, upToTvmjs({ fetch: forbidden, cache: "none" })),
+    (err: unknown) => err instanceof DownloadError && err.status === 403,
+  );
 });
 
 test("the manifest is always revalidated (cache: no-cache), and an unlisted shard is refused", async () => {
@@ -268,10 +280,11 @@ test("the manifest is always revalidated (cache: no-cache), and an unlisted shar
   const m = JSON.parse(readFileSync(manifestPath, "utf8")) as { files: { path: string; bytes: number; sha256: string }[] };
   m.files = m.files.map((f) => (f.path === "tensor-cache.json" ? { ...f, bytes: tcBytes.length, sha256: sha(tcBytes) } : f));
   writeFileSync(manifestPath, JSON.stringify(m));
-  await assert.rejects(
-    loadPackage(p.url, upToTvmjs({ fetch: fileFetch, cache: "none", tvmjs: untouchableTvmjs as ReturnType<typeof stopAtInstantiate> })),
-    { name: "IntegrityError", file: "sneaky.bin", problem: "unlisted" },
-  );
+  await assert.rejects(loadPackage(p.url, upToTvmjs({ fetch: fileFetch, cache: "none", tvmjs: untouchableTvmjs as ReturnType<typeof stopAtInstantiate> })), {
+    name: "IntegrityError",
+    file: "sneaky.bin",
+    problem: "unlisted",
+  });
 });
 
 test("device checks run after the config, before the weights are downloaded", async () => {
@@ -289,10 +302,10 @@ test("device checks run after the config, before the weights are downloaded", as
   });
   assert.deepEqual(f.files(), ["hearth-manifest.json", "mlc-chat-config.json"]);
   // deviceCheck.limits overrides the device's; deviceCheck: false skips the check.
-  await assert.rejects(
-    loadPackage(p.url, upToTvmjs({ fetch: fileFetch, cache: "none", deviceCheck: { limits: { maxBufferSize: 1000 } } })),
-    { name: "DeviceError", limit: "maxBufferSize" },
-  );
+  await assert.rejects(loadPackage(p.url, upToTvmjs({ fetch: fileFetch, cache: "none", deviceCheck: { limits: { maxBufferSize: 1000 } } })), {
+    name: "DeviceError",
+    limit: "maxBufferSize",
+  });
   await assert.rejects(loadPackage(p.url, upToTvmjs({ fetch: fileFetch, cache: "none", device, deviceCheck: false })), ReachedTvmjs);
 });
 

@@ -35,11 +35,21 @@ let reference: number[];
 const dirs: string[] = [];
 
 before(async () => {
-  assert.ok(existsSync(join(WEBGPU_PACKAGE, "hearth-manifest.json")), `no compiled package at ${WEBGPU_PACKAGE}: run \`make test\` (or set HEARTH_LLM_PACKAGE)`);
+  assert.ok(
+    existsSync(join(WEBGPU_PACKAGE, "hearth-manifest.json")),
+    `no compiled package at ${WEBGPU_PACKAGE}: run \`make test\` (or set HEARTH_LLM_PACKAGE)`,
+  );
   gpu = await installNodeGPU();
   manifest = JSON.parse(readFileSync(join(WEBGPU_PACKAGE, "hearth-manifest.json"), "utf8")) as PackageManifest;
-  const libs = new Set(Object.entries(manifest.targets).filter(([t]) => t !== "webgpu").map(([, p]) => p));
-  used = manifest.files.map((f) => f.path).filter((p) => !libs.has(p)).sort();
+  const libs = new Set(
+    Object.entries(manifest.targets)
+      .filter(([t]) => t !== "webgpu")
+      .map(([, p]) => p),
+  );
+  used = manifest.files
+    .map((f) => f.path)
+    .filter((p) => !libs.has(p))
+    .sort();
   const m = await DecoderModel.load(URL_, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, cache: "none" });
   reference = await m.greedy(PROMPT, 12);
   await m.dispose();

@@ -142,8 +142,7 @@ test("FileSystemArtifactStore: an entry written by one process is read by anothe
     const script = (body: string) =>
       `import { FileSystemArtifactStore } from ${JSON.stringify(new URL("../src/load/fs-store.ts", import.meta.url).pathname)};
        const s = new FileSystemArtifactStore(${JSON.stringify(root)}); ${body}`;
-    const run = (body: string) =>
-      spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script(body)], { encoding: "utf8" });
+    const run = (body: string) => spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script(body)], { encoding: "utf8" });
     const w = run(`await s.put(${JSON.stringify(key)}, new TextEncoder().encode("from process 1").buffer);`);
     assert.equal(w.status, 0, w.stderr);
     const r = run(`process.stdout.write(new TextDecoder().decode(await s.get(${JSON.stringify(key)})));`);

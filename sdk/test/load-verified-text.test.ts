@@ -47,12 +47,18 @@ test("altered or resized bytes are an IntegrityError naming the file, never retu
   const manifest = await manifestWith(BYTES);
   const altered = BYTES.slice();
   altered[3] = (altered[3] as number) ^ 1;
-  await assert.rejects(readVerifiedText(manifest, "tokenizer.json", true, async () => altered), (err: unknown) => {
-    assert.ok(err instanceof IntegrityError && err.file === "tokenizer.json" && err.problem === "sha256", String(err));
-    return true;
-  });
-  await assert.rejects(readVerifiedText(manifest, "tokenizer.json", true, async () => BYTES.subarray(1)), (err: unknown) => {
-    assert.ok(err instanceof IntegrityError && err.problem === "size", String(err));
-    return true;
-  });
+  await assert.rejects(
+    readVerifiedText(manifest, "tokenizer.json", true, async () => altered),
+    (err: unknown) => {
+      assert.ok(err instanceof IntegrityError && err.file === "tokenizer.json" && err.problem === "sha256", String(err));
+      return true;
+    },
+  );
+  await assert.rejects(
+    readVerifiedText(manifest, "tokenizer.json", true, async () => BYTES.subarray(1)),
+    (err: unknown) => {
+      assert.ok(err instanceof IntegrityError && err.problem === "size", String(err));
+      return true;
+    },
+  );
 });

@@ -127,7 +127,14 @@ const CONFIG = JSON.stringify({
 });
 const TENSOR_CACHE = JSON.stringify({
   metadata: {},
-  records: [{ dataPath: "params_shard_0.bin", format: "raw-shard", nbytes: 16, records: [{ name: "w", shape: [4], dtype: "float32", format: "raw", nbytes: 16, byteOffset: 0 }] }],
+  records: [
+    {
+      dataPath: "params_shard_0.bin",
+      format: "raw-shard",
+      nbytes: 16,
+      records: [{ name: "w", shape: [4], dtype: "float32", format: "raw", nbytes: 16, byteOffset: 0 }],
+    },
+  ],
 });
 
 test("loadPackage rejects a tampered shard before tvmjs or the device is used", async () => {
@@ -147,10 +154,10 @@ test("loadPackage rejects a tampered shard before tvmjs or the device is used", 
     );
     writeFileSync(join(dir, "params_shard_0.bin"), new Uint8Array(16));
     writeFileSync(join(dir, "m.wasm"), "not really wasn");
-    await assert.rejects(
-      loadPackage(pathToFileURL(dir).href, { fetch: fileFetch, device: fakeDevice(), tvmjs: untouchableTvmjs }),
-      { name: "IntegrityError", file: "m.wasm" },
-    );
+    await assert.rejects(loadPackage(pathToFileURL(dir).href, { fetch: fileFetch, device: fakeDevice(), tvmjs: untouchableTvmjs }), {
+      name: "IntegrityError",
+      file: "m.wasm",
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -130,14 +130,21 @@ test("a single word longer than the limit is split on characters (code points) a
   assert.deepEqual(kinds, ["sentence-split-on-words", "word-split-on-characters"]);
   // No chunk cuts a surrogate pair.
   for (const c of r.chunks) assert.ok(!/^[\uDC00-\uDFFF]|[\uD800-\uDBFF]$/u.test(c.text));
-  assert.equal(r.chunks.map((c) => c.text).join("").replace(/\s+/gu, "").includes(long), true);
+  assert.equal(
+    r.chunks
+      .map((c) => c.text)
+      .join("")
+      .replace(/\s+/gu, "")
+      .includes(long),
+    true,
+  );
 });
 
 test("the real token count is enforced even when counts are not additive", () => {
   // Each newline costs a token and each sentence end costs an extra one: estimates from the parts are low.
   const nonAdditive = (t: string) => 2 + (t.match(/\S+/gu)?.length ?? 0) + (t.match(/\n/gu)?.length ?? 0) * 3;
   let seed = 42;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
   for (let trial = 0; trial < 30; trial++) {
     const paras: string[] = [];
     for (let p = 0, n = 1 + Math.floor(rand() * 8); p < n; p++) {

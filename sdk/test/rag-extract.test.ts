@@ -72,7 +72,7 @@ test("Markdown: syntax stripped, words and structure kept", () => {
     "---",
     "# Project *Hearth*",
     "",
-    "Some **bold**, _italic_, ~~struck~~ and `code()` text with a [link](https://x.y \"t\") and ![alt text](img.png).",
+    'Some **bold**, _italic_, ~~struck~~ and `code()` text with a [link](https://x.y "t") and ![alt text](img.png).',
     "Snake_case_word stays. Escaped \\*star\\*.",
     "",
     "Setext heading",

@@ -21,7 +21,17 @@ import {
   type RagIndex,
 } from "../src/rag/index.js";
 import { buildRecords } from "../src/rag/ingest.js";
-import { CHUNK_GROUP, decodeTerms, openDatabase, readDocChunks, readDocVectors, segmentRange, type ChunkRecord, type PreparedDocument, type RagDB } from "../src/rag/store.js";
+import {
+  CHUNK_GROUP,
+  decodeTerms,
+  openDatabase,
+  readDocChunks,
+  readDocVectors,
+  segmentRange,
+  type ChunkRecord,
+  type PreparedDocument,
+  type RagDB,
+} from "../src/rag/store.js";
 import { HashingTestEmbedder, makePdf, ScriptedChatModel } from "./support/rag-fixtures.js";
 import { loadTokenizer } from "../src/tokenize/load.js";
 import { REPO } from "./support/engine-fixtures.js";
@@ -36,7 +46,8 @@ const SOLAR = [
   "Batteries store surplus energy for the evening, when the panels produce nothing.",
 ].join("\n");
 
-const BREAD = "Sourdough bread needs flour, water, salt and a lively starter. Knead the dough, let it rise overnight, and bake it hot.\n\nA dutch oven keeps the steam in so the crust blisters.";
+const BREAD =
+  "Sourdough bread needs flour, water, salt and a lively starter. Knead the dough, let it rise overnight, and bake it hot.\n\nA dutch oven keeps the steam in so the crust blisters.";
 
 const GARDEN_HTML = `<html><head><title>Tomato garden</title><script>track()</script></head><body>
 <h1>Growing tomatoes</h1><p>Tomatoes love sun and deep watering. Stake the vines early.</p>
@@ -100,10 +111,9 @@ test("ingest, dedupe, list, stats, remove, and persistence across reopen", async
   const s = setup();
   const index = await s.open();
   const progress: AddProgress[] = [];
-  const results = await index.add(
-    [{ text: SOLAR, mime: "text/markdown", meta: { source: "notes" } }, { text: BREAD, title: "Bread" }, pdfFile()],
-    { onProgress: (p) => progress.push(p) },
-  );
+  const results = await index.add([{ text: SOLAR, mime: "text/markdown", meta: { source: "notes" } }, { text: BREAD, title: "Bread" }, pdfFile()], {
+    onProgress: (p) => progress.push(p),
+  });
   assert.deepEqual(
     results.map((r) => r.status),
     ["added", "added", "added"],
@@ -117,10 +127,7 @@ test("ingest, dedupe, list, stats, remove, and persistence across reopen", async
   assert.equal(pdf!.pages, 2);
   assert.match(solar!.contentHash, /^[0-9a-f]{64}$/u);
   // Progress: phases in order for each input.
-  assert.deepEqual(
-    [...new Set(progress.filter((p) => p.index === 0).map((p) => p.phase))],
-    ["extract", "chunk", "embed", "store", "done"],
-  );
+  assert.deepEqual([...new Set(progress.filter((p) => p.index === 0).map((p) => p.phase))], ["extract", "chunk", "embed", "store", "done"]);
   assert.ok(progress.some((p) => p.phase === "embed" && p.embedded === p.chunks && p.chunks! > 0));
 
   const listed = await index.list();
@@ -226,10 +233,9 @@ test("abort signal during embedding, and failed extractions, leave the index int
   const before = await storeCounts(s.factory, s.name);
 
   const ac = new AbortController();
-  await assert.rejects(
-    index.add({ text: BREAD }, { signal: ac.signal, onProgress: (p) => p.phase === "embed" && p.embedded === 1 && ac.abort() }),
-    { name: "AbortError" },
-  );
+  await assert.rejects(index.add({ text: BREAD }, { signal: ac.signal, onProgress: (p) => p.phase === "embed" && p.embedded === 1 && ac.abort() }), {
+    name: "AbortError",
+  });
   const broken = new File([new TextEncoder().encode("%PDF-1.7\ngarbage")], "broken.pdf", { type: "application/pdf" });
   await assert.rejects(index.add(broken), (e: unknown) => e instanceof ExtractionError && e.code === "pdf-invalid");
   const scanned = new File([makePdf([null]) as Uint8Array<ArrayBuffer>], "scan.pdf");
@@ -341,13 +347,15 @@ async function allChunks(db: RagDB): Promise<ChunkRecord[]> {
  * and terms, and the "bm25" totals in meta.
  */
 async function writeLegacyDocument(db: RagDB, prepared: PreparedDocument): Promise<void> {
-  const tx = (db as unknown as { transaction(s: string[], m: "readwrite"): { objectStore(n: string): { put(v: unknown, k?: string): Promise<unknown> }; done: Promise<void> } }).transaction(
-    ["documents", "texts", "chunks", "vectors", "postings", "meta"],
-    "readwrite",
-  );
+  const tx = (
+    db as unknown as {
+      transaction(s: string[], m: "readwrite"): { objectStore(n: string): { put(v: unknown, k?: string): Promise<unknown> }; done: Promise<void> };
+    }
+  ).transaction(["documents", "texts", "chunks", "vectors", "postings", "meta"], "readwrite");
   const puts: Array<Promise<unknown>> = [tx.objectStore("documents").put(prepared.document), tx.objectStore("texts").put(prepared.text)];
   for (const c of prepared.chunks) puts.push(tx.objectStore("chunks").put(c));
-  for (const v of prepared.vectors) puts.push(tx.objectStore("vectors").put({ chunkId: v.chunkId, docId: v.docId, modelId: v.modelId, f32: v.f32, i8: v.i8, scale: v.scale }));
+  for (const v of prepared.vectors)
+    puts.push(tx.objectStore("vectors").put({ chunkId: v.chunkId, docId: v.docId, modelId: v.modelId, f32: v.f32, i8: v.i8, scale: v.scale }));
   const byTerm = new Map<string, Array<[string, number]>>();
   let total = 0;
   for (const t of prepared.terms) {
@@ -356,7 +364,9 @@ async function writeLegacyDocument(db: RagDB, prepared: PreparedDocument): Promi
   }
   for (const [term, entries] of byTerm) puts.push(tx.objectStore("postings").put({ kind: "term", entries }, `t:${term}`));
   puts.push(
-    tx.objectStore("postings").put({ kind: "doc", lengths: prepared.terms.map((t) => [t.chunkId, t.length]), terms: [...byTerm.keys()] }, `d:${prepared.document.id}`),
+    tx
+      .objectStore("postings")
+      .put({ kind: "doc", lengths: prepared.terms.map((t) => [t.chunkId, t.length]), terms: [...byTerm.keys()] }, `d:${prepared.document.id}`),
     tx.objectStore("meta").put({ chunkCount: prepared.chunks.length, totalLength: total }, "bm25"),
   );
   await Promise.all(puts);
@@ -368,12 +378,22 @@ async function legacyFixture(s: ReturnType<typeof setup>) {
   const v1 = await openDatabase(s.name, { dbFactory: s.factory, migrations: MIGRATIONS.slice(0, 1) });
   assert.equal(v1.version, 1);
   assert.deepEqual([...v1.transaction("documents").store.indexNames], ["by-hash"]);
-  const opts = { embedder: s.embedder, chunkMaxTokens: s.embedder.maxTokens, overlapTokens: undefined, batchSize: 16, signal: undefined, onPhase: () => undefined };
+  const opts = {
+    embedder: s.embedder,
+    chunkMaxTokens: s.embedder.maxTokens,
+    overlapTokens: undefined,
+    batchSize: 16,
+    signal: undefined,
+    onPhase: () => undefined,
+  };
   const doc = (id: string, title: string, mime: "text/plain" | "text/markdown", text: string, createdAt: number) =>
     ({ id, title, mime, contentHash: id.padEnd(64, "0"), bytes: text.length, createdAt, pages: null, meta: {} }) as const;
   const legacy = await buildRecords(doc("doc-legacy", "Legacy", "text/plain", BREAD, 5), BREAD, null, opts);
   const solar = await buildRecords(doc("doc-solar", "Solar", "text/markdown", SOLAR, 6), SOLAR, null, opts);
-  const longText = Array.from({ length: 45 }, (_, i) => `Section ${i} covers turbine${i % 7} blades, gearbox${i % 5} oil and tower${i} bolts. Inspect item ${i} yearly.`).join("\n\n");
+  const longText = Array.from(
+    { length: 45 },
+    (_, i) => `Section ${i} covers turbine${i % 7} blades, gearbox${i % 5} oil and tower${i} bolts. Inspect item ${i} yearly.`,
+  ).join("\n\n");
   const half = longText.indexOf("Section 20");
   const pages = [
     { page: 1, start: 0, end: half },
@@ -394,7 +414,10 @@ async function assertMigrated(s: ReturnType<typeof setup>, prepared: PreparedDoc
   const stats = await index.stats();
   assert.equal(stats.schemaVersion, 4);
   assert.equal(stats.documents, prepared.length);
-  assert.equal(stats.chunks, prepared.reduce((n, p) => n + p.chunks.length, 0));
+  assert.equal(
+    stats.chunks,
+    prepared.reduce((n, p) => n + p.chunks.length, 0),
+  );
   assert.equal((await index.search("sourdough", { mode: "bm25" }))[0]?.document.id, "doc-legacy");
   const notLong = { docId: ["doc-legacy", "doc-solar"] };
   assert.equal((await index.search("inverters alternating current", { mode: "vector", filter: notLong }))[0]?.document.id, "doc-solar");
@@ -411,7 +434,10 @@ async function assertMigrated(s: ReturnType<typeof setup>, prepared: PreparedDoc
   assert.deepEqual([...db.transaction("vectors").store.indexNames], []);
   assert.deepEqual([...db.transaction("documents").store.indexNames].sort(), ["by-createdAt", "by-hash", "by-mime"]);
   // The v2 indexes cover the documents written before they existed.
-  assert.deepEqual((await db.getAllFromIndex("documents", "by-mime", "text/markdown")).map((d) => d.id), ["doc-solar"]);
+  assert.deepEqual(
+    (await db.getAllFromIndex("documents", "by-mime", "text/markdown")).map((d) => d.id),
+    ["doc-solar"],
+  );
   assert.equal(await db.countFromIndex("documents", "by-createdAt", IDBKeyRange.upperBound(5)), 1);
   const dictionary = (await db.getAll("terms")).flatMap((r) => r.terms);
   for (const p of prepared) {
@@ -423,9 +449,15 @@ async function assertMigrated(s: ReturnType<typeof setup>, prepared: PreparedDoc
     );
     // docindex: int8 codes and the BM25 forward index (term ids → the terms) of every chunk.
     const segments = await db.getAll("docindex", segmentRange(id));
-    assert.deepEqual(segments.map((g) => [g.first, g.count]), segments.map((g, i) => [segments.slice(0, i).reduce((n, x) => n + x.count, 0), g.count]));
+    assert.deepEqual(
+      segments.map((g) => [g.first, g.count]),
+      segments.map((g, i) => [segments.slice(0, i).reduce((n, x) => n + x.count, 0), g.count]),
+    );
     const codes = segments.flatMap((g) => Array.from(g.codes));
-    assert.deepEqual(codes, p.vectors.flatMap((v) => Array.from(v.i8)));
+    assert.deepEqual(
+      codes,
+      p.vectors.flatMap((v) => Array.from(v.i8)),
+    );
     const terms = segments.flatMap((g) => {
       const d = decodeTerms(g.terms, g.count);
       return Array.from(d.lengths, (length, i) => ({
@@ -433,7 +465,10 @@ async function assertMigrated(s: ReturnType<typeof setup>, prepared: PreparedDoc
         tf: new Map(Array.from(d.ids.subarray(d.termStart[i], d.termStart[i + 1]), (t, k) => [dictionary[t]!, d.tfs[d.termStart[i]! + k]!])),
       }));
     });
-    assert.deepEqual(terms, p.terms.map((t) => ({ length: t.length, tf: new Map([...t.tf].sort((a, b) => dictionary.indexOf(a[0]) - dictionary.indexOf(b[0]))) })));
+    assert.deepEqual(
+      terms,
+      p.terms.map((t) => ({ length: t.length, tf: new Map([...t.tf].sort((a, b) => dictionary.indexOf(a[0]) - dictionary.indexOf(b[0]))) })),
+    );
   }
   assert.equal(new Set(dictionary).size, dictionary.length, "each term once in the dictionary");
   for (const t of await db.getAll("texts")) {
@@ -461,7 +496,10 @@ test("schema migrations v1 → v2 → v3 → v4, one version at a time, keep dat
   assert.equal((await raw.getAll("chunks")).length, nChunks);
   for (const v of await raw.getAll("vectors")) assert.deepEqual(Object.keys(v).sort(), ["chunkId", "docId", "f32", "modelId"]);
   const v3Segments = await raw.getAll("docindex");
-  assert.equal(v3Segments.reduce((n, g) => n + (g["chunkIds"] as string[]).length, 0), nChunks);
+  assert.equal(
+    v3Segments.reduce((n, g) => n + (g["chunkIds"] as string[]).length, 0),
+    nChunks,
+  );
   assert.ok(v3Segments.every((g) => g["termHash"] instanceof Uint32Array));
   v3.close();
   await assertMigrated(s, prepared);
@@ -826,7 +864,10 @@ test("ask(): nothing relevant retrieved → the not-found answer, without callin
   const s = setup();
   const chat = new ScriptedChatModel("must not be used [1]");
   const index = await s.open({ chat });
-  await index.add([{ text: SOLAR, mime: "text/markdown" }, { text: BREAD, title: "Bread" }]);
+  await index.add([
+    { text: SOLAR, mime: "text/markdown" },
+    { text: BREAD, title: "Bread" },
+  ]);
   // No query word occurs in the documents (no BM25 match); the vector hits are below the cosine bar.
   const q = "zebra migration across savannah grasslands";
   const hits = await index.search(q, { k: 3 });

@@ -140,7 +140,11 @@ function prng(seed: number): () => number {
   };
 }
 
-const STOP = new Set("the a an and or of to in is are be by for with as on that this it its at from which can not if when than then there these those has have was were will may such into also any all".split(" "));
+const STOP = new Set(
+  "the a an and or of to in is are be by for with as on that this it its at from which can not if when than then there these those has have was were will may such into also any all".split(
+    " ",
+  ),
+);
 
 /** Another form of an English word (crude, on purpose: a reader's rewording, not a stemmer). */
 function otherForm(w: string): string {
@@ -249,11 +253,15 @@ async function evaluate(): Promise<{ recall: Record<"bm25" | "vector" | "hybrid"
         }
         return out;
       };
-      const settings: Array<{ name: string; fusion?: Fusion; mode?: "bm25" | "vector" }> = [{ name: "bm25", mode: "bm25" }, { name: "dense", mode: "vector" }];
+      const settings: Array<{ name: string; fusion?: Fusion; mode?: "bm25" | "vector" }> = [
+        { name: "bm25", mode: "bm25" },
+        { name: "dense", mode: "vector" },
+      ];
       for (const w of [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1]) {
         for (const k of [1, 5, 10, 20, 40, 60, 100]) settings.push({ name: `rrf w=${w} k=${k}`, fusion: { method: "rrf", k, weights: [1, w] } });
       }
-      for (const a of [0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9]) settings.push({ name: `convex bm25Weight=${a}`, fusion: { method: "convex", bm25Weight: a } });
+      for (const a of [0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9])
+        settings.push({ name: `convex bm25Weight=${a}`, fusion: { method: "convex", bm25Weight: a } });
       const rows = [];
       for (const st of settings) rows.push({ name: st.name, found: await found(st.mode === undefined ? { fusion: st.fusion as Fusion } : { mode: st.mode }) });
       writeFileSync(gridTo, JSON.stringify({ embedder: embedder.modelId, questions: questions.map((q) => ({ topic: q.topic, query: q.query })), rows }));

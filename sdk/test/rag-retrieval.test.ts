@@ -1,17 +1,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { idf, scoreBm25, termFrequencies, tokenize, type Posting } from "../src/rag/bm25.js";
-import {
-  collapseNearDuplicates,
-  documentFilter,
-  convexFusion,
-  jaccard,
-  reciprocalRankFusion,
-  shingles,
-  type SearchHit,
-} from "../src/rag/search.js";
+import { collapseNearDuplicates, documentFilter, convexFusion, jaccard, reciprocalRankFusion, shingles, type SearchHit } from "../src/rag/search.js";
 import { candidateCount, cosine, dot, dotI8, normalize, prescan, quantize, rerank } from "../src/rag/vectors.js";
-import { compactText, decodeTerms, docIndexOf, encodeTerms, expandText, SEGMENT_MAX_CHUNKS, type DocumentRecord, type PreparedDocument } from "../src/rag/store.js";
+import {
+  compactText,
+  decodeTerms,
+  docIndexOf,
+  encodeTerms,
+  expandText,
+  SEGMENT_MAX_CHUNKS,
+  type DocumentRecord,
+  type PreparedDocument,
+} from "../src/rag/store.js";
 import { Catalog } from "../src/rag/catalog.js";
 
 test("tokenize: lowercase, NFKC, unicode words, stopwords, CJK bigrams", () => {
@@ -185,7 +186,17 @@ test("near-duplicate collapse keeps the best-ranked copy and records the others"
 
 /** A PreparedDocument of `texts` (one chunk each) with the given unit vectors, for Catalog tests. */
 function preparedDoc(id: string, texts: string[], vecs: Float32Array[]): PreparedDocument {
-  const chunks = texts.map((text, i) => ({ id: `${id}:${i}`, docId: id, ordinal: i, text, page: null, pageEnd: null, start: 0, end: text.length, tokenCount: 1 }));
+  const chunks = texts.map((text, i) => ({
+    id: `${id}:${i}`,
+    docId: id,
+    ordinal: i,
+    text,
+    page: null,
+    pageEnd: null,
+    start: 0,
+    end: text.length,
+    tokenCount: 1,
+  }));
   return {
     document: { ...doc(id, "text/plain", 1), chunkCount: texts.length },
     text: { docId: id, text: texts.join("\n\n"), pages: null },
@@ -202,8 +213,16 @@ test("Catalog (in-memory typed arrays, WebAssembly SIMD scan) equals the referen
   const dim = 48; // a multiple of 16: the SIMD path
   const docs: PreparedDocument[] = [];
   for (let d = 0; d < 12; d++) {
-    const texts = Array.from({ length: 9 }, () => Array.from({ length: 6 + Math.floor((rand() + 1) * 6) }, () => words[Math.floor((rand() + 1) * 6) % 12]).join(" "));
-    docs.push(preparedDoc(`d${d}`, texts, texts.map(() => normalize(Float32Array.from({ length: dim }, rand)))));
+    const texts = Array.from({ length: 9 }, () =>
+      Array.from({ length: 6 + Math.floor((rand() + 1) * 6) }, () => words[Math.floor((rand() + 1) * 6) % 12]).join(" "),
+    );
+    docs.push(
+      preparedDoc(
+        `d${d}`,
+        texts,
+        texts.map(() => normalize(Float32Array.from({ length: dim }, rand))),
+      ),
+    );
   }
   const simd = new Catalog("m");
   const plain = new Catalog("m", { simd: false });
@@ -218,7 +237,11 @@ test("Catalog (in-memory typed arrays, WebAssembly SIMD scan) equals the referen
     simd.remove(id);
     plain.remove(id);
   }
-  const extra = preparedDoc("dx", ["winter river bridge stone", "solar solar solar panel"], [normalize(Float32Array.from({ length: dim }, rand)), normalize(Float32Array.from({ length: dim }, rand))]);
+  const extra = preparedDoc(
+    "dx",
+    ["winter river bridge stone", "solar solar solar panel"],
+    [normalize(Float32Array.from({ length: dim }, rand)), normalize(Float32Array.from({ length: dim }, rand))],
+  );
   for (const p of [docs[5]!, extra]) {
     simd.add(p);
     plain.add(p);
@@ -245,15 +268,24 @@ test("Catalog (in-memory typed arrays, WebAssembly SIMD scan) equals the referen
     for (const cat of [simd, plain]) {
       const got = cat.bm25(tokenize(q), 1000, mask).map((h) => ({ chunkId: cat.chunkId(h.slot), score: h.score }));
       assert.deepEqual(canon(got), canon(want), q);
-      assert.deepEqual(got.slice(0, 5).map((h) => h.score), want.slice(0, 5).map((h) => h.score));
+      assert.deepEqual(
+        got.slice(0, 5).map((h) => h.score),
+        want.slice(0, 5).map((h) => h.score),
+      );
     }
     const query = normalize(Float32Array.from({ length: dim }, rand));
     const ref = prescan(query, entries, 15, accept);
     for (const cat of [simd, plain]) {
       const got = cat.prescan(query, 15, mask).map((h) => ({ chunkId: cat.chunkId(h.slot), score: h.score }));
-      assert.deepEqual(got.map((h) => h.chunkId), ref.map((h) => h.chunkId), `prescan ${q}`);
+      assert.deepEqual(
+        got.map((h) => h.chunkId),
+        ref.map((h) => h.chunkId),
+        `prescan ${q}`,
+      );
       // SIMD quantises the query to int16: scores agree to ~1e-4.
-      got.forEach((h, i) => assert.ok(Math.abs(h.score - ref[i]!.score) < 1e-3, `${h.score} vs ${ref[i]!.score}`));
+      got.forEach((h, i) => {
+        assert.ok(Math.abs(h.score - ref[i]!.score) < 1e-3, `${h.score} vs ${ref[i]!.score}`);
+      });
       assert.ok(got.every((h) => accept(h.chunkId)));
     }
   }
@@ -264,11 +296,21 @@ test("docindex segments: a large document is split below 64 KiB per record and 2
   const rand = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
   const dim = 384;
   const texts = Array.from({ length: 300 }, (_, i) => Array.from({ length: 40 }, (_, j) => `w${(i * 7 + j * 13) % 997}`).join(" "));
-  const p = preparedDoc("big", texts, texts.map(() => normalize(Float32Array.from({ length: dim }, rand))));
+  const p = preparedDoc(
+    "big",
+    texts,
+    texts.map(() => normalize(Float32Array.from({ length: dim }, rand))),
+  );
   const segments = docIndexOf(p);
   assert.ok(segments.length >= 3, `${segments.length} segments`);
-  assert.deepEqual(segments.map((s) => s.first), segments.map((_, i) => segments.slice(0, i).reduce((n, x) => n + x.count, 0)));
-  assert.equal(segments.reduce((n, s) => n + s.count, 0), p.chunks.length);
+  assert.deepEqual(
+    segments.map((s) => s.first),
+    segments.map((_, i) => segments.slice(0, i).reduce((n, x) => n + x.count, 0)),
+  );
+  assert.equal(
+    segments.reduce((n, s) => n + s.count, 0),
+    p.chunks.length,
+  );
   for (const s of segments) {
     assert.ok(s.count <= SEGMENT_MAX_CHUNKS);
     const bytes = s.codes.byteLength + s.scales.byteLength + s.terms.byteLength;
@@ -282,7 +324,10 @@ test("docindex segments: a large document is split below 64 KiB per record and 2
   const want = scoreBm25(["w5", "w500"], postings, corpus);
   const wantScore = new Map(want.map((h) => [h.chunkId, h.score]));
   const got = cat.bm25(["w5", "w500"], 10, null);
-  assert.deepEqual(got.map((h) => h.score), want.slice(0, 10).map((h) => h.score));
+  assert.deepEqual(
+    got.map((h) => h.score),
+    want.slice(0, 10).map((h) => h.score),
+  );
   for (const h of got) assert.equal(h.score, wantScore.get(cat.chunkId(h.slot)));
   const q = p.vectors[250]!.f32;
   assert.equal(cat.chunkId(cat.prescan(q, 1, null)[0]!.slot), "big:250");
@@ -293,7 +338,17 @@ test("docindex segments: a large document is split below 64 KiB per record and 2
 
 test("stored text: only what no chunk holds is kept, and the full text is rebuilt exactly (gaps, overlaps, edges)", () => {
   const text = "  Alpha beta gamma. Delta epsilon.\n\nZeta eta theta iota.  \n";
-  const span = (start: number, end: number, ordinal: number) => ({ id: `d:${ordinal}`, docId: "d", ordinal, text: text.slice(start, end), page: null, pageEnd: null, start, end, tokenCount: 1 });
+  const span = (start: number, end: number, ordinal: number) => ({
+    id: `d:${ordinal}`,
+    docId: "d",
+    ordinal,
+    text: text.slice(start, end),
+    page: null,
+    pageEnd: null,
+    start,
+    end,
+    tokenCount: 1,
+  });
   const a = text.indexOf("Alpha");
   const d = text.indexOf("Delta");
   const z = text.indexOf("Zeta");
@@ -314,7 +369,14 @@ test("BM25 forward index (docindex v4): varint encoding round-trips large ids an
     ["d", 300],
   ]);
   const chunks = [
-    { tf: new Map([["c", 1], ["a", 3], ["d", 1000]]), length: 1004 },
+    {
+      tf: new Map([
+        ["c", 1],
+        ["a", 3],
+        ["d", 1000],
+      ]),
+      length: 1004,
+    },
     { tf: new Map<string, number>(), length: 0 },
     { tf: new Map([["b", 2]]), length: 2 },
   ];
@@ -341,7 +403,10 @@ test("convex fusion: min-max normalised scores, weighted; a confident hit of one
   ];
   assert.equal(reciprocalRankFusion([bm25.map((h) => h.id), dense.map((h) => h.id)])[0]?.id, "x");
   const fused = convexFusion([bm25, dense], [0.55, 0.45]);
-  assert.deepEqual(fused.map((h) => h.id), ["a", "b", "x", "c", "d"]);
+  assert.deepEqual(
+    fused.map((h) => h.id),
+    ["a", "b", "x", "c", "d"],
+  );
   assert.ok(Math.abs(fused[0]!.score - 0.55) < 1e-12);
   // A list of equal scores (or one hit) counts as all-best; an empty list adds nothing.
   assert.deepEqual(convexFusion([[{ id: "q", score: 3 }], []], [0.5, 0.5]), [{ id: "q", score: 0.5 }]);

@@ -13,7 +13,9 @@ function byteTokenizer(): Promise<Tokenizer> {
   let n = 0;
   for (let b = 0; b < 256; b++) table[b] = String.fromCharCode(printable(b) ? b : 256 + n++);
   const vocab: Record<string, number> = {};
-  table.forEach((c, b) => (vocab[c] = b));
+  table.forEach((c, b) => {
+    vocab[c] = b;
+  });
   const tokenizerJson = {
     added_tokens: [{ id: EOS, content: "<|end|>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
     normalizer: null,
@@ -126,7 +128,10 @@ test("generation: step() samples (greedy), applies penalties over the history, r
   logits[0x62] = 4.5;
   const greedy = new Generation(tok, { temperature: 0, max_tokens: 3, logprobs: true });
   const steps = [greedy.step(logits), greedy.step(logits), greedy.step(logits)];
-  assert.deepEqual(steps.map((s) => s.token), [0x61, 0x61, 0x61]);
+  assert.deepEqual(
+    steps.map((s) => s.token),
+    [0x61, 0x61, 0x61],
+  );
   assert.equal(steps[2]?.finishReason, "length");
   assert.ok((steps[0]?.logprob as number) < 0 && (steps[0]?.logprob as number) > -1);
   // a frequency penalty makes greedy alternate once "a" has been produced

@@ -15,7 +15,9 @@ function byteTokenizer(): Promise<Tokenizer> {
   let n = 0;
   for (let b = 0; b < 256; b++) table[b] = String.fromCharCode(printable(b) ? b : 256 + n++);
   const vocab: Record<string, number> = {};
-  table.forEach((c, b) => (vocab[c] = b));
+  table.forEach((c, b) => {
+    vocab[c] = b;
+  });
   const tokenizerJson = {
     added_tokens: [{ id: EOS, content: "<|end|>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
     normalizer: null,

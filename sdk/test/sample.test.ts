@@ -38,8 +38,20 @@ test("xoshiro128**: deterministic, seed-sensitive, uniform-looking", () => {
   const a = new Xoshiro128(42);
   const b = new Xoshiro128(42);
   const xs = Array.from({ length: 1000 }, () => a.nextFloat());
-  assert.deepEqual(xs, Array.from({ length: 1000 }, () => b.nextFloat()));
-  assert.notDeepEqual(xs.slice(0, 10), Array.from({ length: 10 }, ((c) => () => c.nextFloat())(new Xoshiro128(43))));
+  assert.deepEqual(
+    xs,
+    Array.from({ length: 1000 }, () => b.nextFloat()),
+  );
+  assert.notDeepEqual(
+    xs.slice(0, 10),
+    Array.from(
+      { length: 10 },
+      (
+        (c) => () =>
+          c.nextFloat()
+      )(new Xoshiro128(43)),
+    ),
+  );
   assert.ok(xs.every((x) => x >= 0 && x < 1));
   const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
   assert.ok(Math.abs(mean - 0.5) < 0.03, `mean ${mean}`);
@@ -92,7 +104,9 @@ test("frequencies follow softmax(logits / T); top_k and top_p cut and renormalis
     return counts.map((c) => c / n);
   };
   const close = (got: number[], want: number[]) =>
-    got.forEach((g, i) => assert.ok(Math.abs(g - (want[i] as number)) < 0.015, `got ${got}, want ${want}`));
+    got.forEach((g, i) => {
+      assert.ok(Math.abs(g - (want[i] as number)) < 0.015, `got ${got}, want ${want}`);
+    });
   close(freq({}), p);
   close(freq({ top_k: 2 }), [0.5 / 0.8, 0.3 / 0.8, 0, 0]);
   close(freq({ top_p: 0.7 }), [0.5 / 0.8, 0.3 / 0.8, 0, 0]); // 0.5 < 0.7, 0.5 + 0.3 >= 0.7
@@ -101,14 +115,22 @@ test("frequencies follow softmax(logits / T); top_k and top_p cut and renormalis
   close(freq({ top_k: 3, top_p: 0.9 }), [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0]); // top_p applies within top_k
   const t2 = p.map((x) => Math.sqrt(x)); // temperature 2 = p^(1/2), renormalised
   const z = t2.reduce((s, x) => s + x, 0);
-  close(freq({ temperature: 2 }), t2.map((x) => x / z));
+  close(
+    freq({ temperature: 2 }),
+    t2.map((x) => x / z),
+  );
 });
 
 test("top_k keeps exactly k tokens over a large vocabulary", () => {
   const logits = randomLogits(50000, 3);
-  const top = Array.from(logits.keys()).sort((a, b) => (logits[b] as number) - (logits[a] as number)).slice(0, 10);
+  const top = Array.from(logits.keys())
+    .sort((a, b) => (logits[b] as number) - (logits[a] as number))
+    .slice(0, 10);
   const seen = new Set(draw({ top_k: 10, temperature: 5, seed: 2 }, logits, 3000));
-  assert.ok([...seen].every((t) => top.includes(t)), "a token outside the top 10 was sampled");
+  assert.ok(
+    [...seen].every((t) => top.includes(t)),
+    "a token outside the top 10 was sampled",
+  );
   assert.ok(seen.size >= 8, `only ${seen.size} of the top 10 were ever sampled at temperature 5`);
 });
 
@@ -161,7 +183,10 @@ test("logprobs are the raw model log-softmax, independent of sampling settings",
   for (const params of [{ temperature: 0 }, { temperature: 0.3, top_k: 2 }, { temperature: 0, logit_bias: { 3: 100 } }]) {
     const r = new Sampler({ ...params, logprobs: true, top_logprobs: 3, seed: 1 }).sample(logits);
     assert.ok(Math.abs((r.logprob as number) - ((logits[r.token] as number) - lse)) < 1e-6);
-    assert.deepEqual(r.topLogprobs?.map((t) => t.token), [0, 1, 2]);
+    assert.deepEqual(
+      r.topLogprobs?.map((t) => t.token),
+      [0, 1, 2],
+    );
     assert.ok(Math.abs((r.topLogprobs?.[0]?.logprob as number) - (2 - lse)) < 1e-6);
   }
   assert.equal(new Sampler({ temperature: 0 }).sample(logits).logprob, undefined); // only on request

@@ -32,10 +32,7 @@ test("parseSmokeCase validates case.json", () => {
     () => parseSmokeCase({ ...CASE, inputs: [{ shape: [2, 2], dtype: "float32", data: [1, 2, 3] }] }),
     /inputs\[0\]\.data has 3 values, shape \[2,2\] needs 4/,
   );
-  assert.throws(
-    () => parseSmokeCase({ ...CASE, expected: { shape: [1], dtype: "bfloat16", data: [0] } }),
-    /expected\.dtype "bfloat16" is not supported/,
-  );
+  assert.throws(() => parseSmokeCase({ ...CASE, expected: { shape: [1], dtype: "bfloat16", data: [0] } }), /expected\.dtype "bfloat16" is not supported/);
   assert.throws(() => parseSmokeCase({ ...CASE, params: [1] }), /"params" must be an array of strings/);
 });
 

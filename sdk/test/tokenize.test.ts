@@ -30,7 +30,9 @@ const added = (id: number, content: string) => ({
 /** Byte-level BPE without merges: token id == byte value, so every multi-byte character spans tokens. */
 function byteLevelJson(): object {
   const vocab: Record<string, number> = {};
-  bytesToUnicode().forEach((c, b) => (vocab[c] = b));
+  bytesToUnicode().forEach((c, b) => {
+    vocab[c] = b;
+  });
   return {
     version: "1.0",
     added_tokens: [added(256, "<|end|>"), added(257, "<|start|>")],
@@ -46,8 +48,18 @@ function byteLevelJson(): object {
       },
     },
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [] },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: [],
+    },
   };
 }
 
@@ -76,8 +88,21 @@ function metaspaceJson(): object {
         { type: "Strip", content: " ", start: 1, stop: 0 },
       ],
     },
-    model: { type: "BPE", dropout: null, unk_token: "<unk>", continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges: [["▁", "a"], ["▁", "b"]] },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: "<unk>",
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab,
+      merges: [
+        ["▁", "a"],
+        ["▁", "b"],
+      ],
+    },
   };
 }
 
@@ -205,8 +230,7 @@ test("loadTokenizer: tokenizer.model alone is refused with a conversion hint; ba
   const model = new Uint8Array([0x0a, 0x01, 0x00]);
   await assert.rejects(
     loadTokenizer({ tokenizerModel: model }),
-    (err: unknown) =>
-      err instanceof TokenizerLoadError && /tokenizer\.model/.test(err.message) && /save_pretrained/.test(err.message),
+    (err: unknown) => err instanceof TokenizerLoadError && /tokenizer\.model/.test(err.message) && /save_pretrained/.test(err.message),
   );
   await assert.rejects(loadTokenizer({}), TokenizerLoadError);
   await assert.rejects(loadTokenizer({ tokenizerJson: "{not json" }), TokenizerLoadError);

@@ -32,14 +32,14 @@ const MANIFEST = {
 test("parseTensorCacheManifest accepts dump_tensor_cache output and rejects garbage", () => {
   const m = parseTensorCacheManifest(MANIFEST);
   assert.equal(m.records.length, 1);
-  assert.deepEqual(m.records[0]?.records.map((r) => r.name), ["fc1.weight", "fc1.bias"]);
+  assert.deepEqual(
+    m.records[0]?.records.map((r) => r.name),
+    ["fc1.weight", "fc1.bias"],
+  );
   assert.equal(m.metadata["ParamSize"], 2);
   assert.throws(() => parseTensorCacheManifest({}), /missing records/);
   assert.throws(() => parseTensorCacheManifest({ records: [{ dataPath: "x" }] }), /records\[0\]/);
-  assert.throws(
-    () => parseTensorCacheManifest({ records: [{ dataPath: "x", records: [{ name: "w" }] }] }),
-    /records\[0\]\.records\[0\]/,
-  );
+  assert.throws(() => parseTensorCacheManifest({ records: [{ dataPath: "x", records: [{ name: "w" }] }] }), /records\[0\]\.records\[0\]/);
 });
 
 test("fileFetch reads file:// URLs and 404s on missing files", async () => {

@@ -10,13 +10,7 @@ before(async () => {
 });
 after(() => h?.device.destroy());
 
-async function runShader(
-  device: GPUDevice,
-  code: string,
-  inputs: Uint8Array[],
-  outBytes: number,
-  workgroups: number,
-): Promise<ArrayBuffer> {
+async function runShader(device: GPUDevice, code: string, inputs: Uint8Array[], outBytes: number, workgroups: number): Promise<ArrayBuffer> {
   device.pushErrorScope("validation");
   const module = device.createShaderModule({ code });
   const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
@@ -62,9 +56,7 @@ test("f32 add of two arrays on the GPU matches the CPU", async (t) => {
       if (id.x < arrayLength(&c)) { c[id.x] = a[id.x] + b[id.x]; }
     }`;
   const t0 = performance.now();
-  const out = new Float32Array(
-    await runShader(h.device, code, [new Uint8Array(a.buffer), new Uint8Array(b.buffer)], n * 4, Math.ceil(n / 64)),
-  );
+  const out = new Float32Array(await runShader(h.device, code, [new Uint8Array(a.buffer), new Uint8Array(b.buffer)], n * 4, Math.ceil(n / 64)));
   t.diagnostic(`first round trip (compile + dispatch + readback): ${(performance.now() - t0).toFixed(1)} ms`);
   const t1 = performance.now();
   await runShader(h.device, code, [new Uint8Array(a.buffer), new Uint8Array(b.buffer)], n * 4, Math.ceil(n / 64));

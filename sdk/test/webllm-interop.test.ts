@@ -66,9 +66,7 @@ before(async () => {
     // without one (not ChatML, see compile/hearth/build/conv_template.py) gets MLC's plain "LM" template.
     ...(config.conv_template === null ? { overrides: { conv_template: PLAIN_LM } } : {}),
   };
-  engine = await asBrowser(() =>
-    webllm.CreateMLCEngine(MODEL_ID, { appConfig: { model_list: [record] }, logLevel: "ERROR" }),
-  );
+  engine = await asBrowser(() => webllm.CreateMLCEngine(MODEL_ID, { appConfig: { model_list: [record] }, logLevel: "ERROR" }));
 
   const gpu = await installNodeGPU();
   // target "webgpu": the SDK would take the wasm-cpu build on a software adapter such as lavapipe.
@@ -95,7 +93,10 @@ test("WebLLM read the package's files by their names: config, tokenizer, tensor-
   for (const f of ["mlc-chat-config.json", "tokenizer.json", "tensor-cache.json", "params_shard_0.bin"]) {
     assert.ok(files.includes(f), `WebLLM never asked for ${f}; it asked for ${JSON.stringify(server.requests)}`);
   }
-  assert.ok(server.requests.some((p) => p.startsWith("/lib/")), "WebLLM did not fetch the model library");
+  assert.ok(
+    server.requests.some((p) => p.startsWith("/lib/")),
+    "WebLLM did not fetch the model library",
+  );
   assert.equal(hearth.loadInfo.deviceKind, "webgpu", "Hearth's SDK must run the same WebGPU build");
 });
 
@@ -162,7 +163,10 @@ test("chat completion: WebLLM's conv_template prompt and greedy reply equal Hear
   const choice = out.choices[0];
   assert.ok(choice !== undefined);
   assert.equal(out.usage?.prompt_tokens, ids.length, "WebLLM's conv_template prompt has a different length from the Jinja one");
-  assert.deepEqual((choice.logprobs?.content ?? []).map((c: { token: string }) => c.token), tokenTexts(expected));
+  assert.deepEqual(
+    (choice.logprobs?.content ?? []).map((c: { token: string }) => c.token),
+    tokenTexts(expected),
+  );
   assert.ok(new Set(expected).size > 1, "the reply should not be one repeated token (a weak check otherwise)");
   // Speeds of the two engines on the same build (informative only: on a software adapter, under load).
   const h = hearth.stats();
@@ -220,7 +224,10 @@ test("the sampler functions Hearth's WebGPU build carries for WebLLM: argsort_pr
     const sortedI = tvm.empty([1, vocab], "int32", tvm.cpu()).copyFrom(result.get(1));
     await dev.sync();
     assert.deepEqual(Array.from(sortedI.toArray()), order);
-    assert.deepEqual(Array.from(sortedP.toArray()), order.map((i) => probs[i]!));
+    assert.deepEqual(
+      Array.from(sortedP.toArray()),
+      order.map((i) => probs[i]!),
+    );
 
     // Any shape WebLLM may pass: two rows of a length that is not a power of two, each sorted alone.
     const rows = [0, 1].map((r) => Float32Array.from({ length: 1000 }, (_, i) => (((i + 1) * (r ? 613 : 389)) % 37) / 37));
@@ -240,9 +247,7 @@ test("the sampler functions Hearth's WebGPU build carries for WebLLM: argsort_pr
     // entry's mass.
     const chunk = Math.ceil(vocab / 256);
     const sorted = order.map((i) => probs[i]!);
-    const sums = Array.from({ length: 256 }, (_, c) =>
-      sorted.slice(c * chunk, (c + 1) * chunk).reduce((a, q) => Math.fround(a + q), 0),
-    );
+    const sums = Array.from({ length: 256 }, (_, c) => sorted.slice(c * chunk, (c + 1) * chunk).reduce((a, q) => Math.fround(a + q), 0));
     const cum: number[] = [];
     sums.forEach((_, c) => {
       let acc = sums.slice(0, c).reduce((a, q) => Math.fround(a + q), 0);
@@ -293,7 +298,9 @@ test("the logit processors Hearth's WebGPU build carries for WebLLM: logit bias,
     let logits = f32(base, [1, vocab]);
     fapplyLogitBias(logits, i32([0, 0, 0]), i32(tokens), f32([1.5, -2, 4]));
     const biased = Array.from(base);
-    tokens.forEach((t, k) => (biased[t]! += [1.5, -2, 4][k]!));
+    tokens.forEach((t, k) => {
+      biased[t]! += [1.5, -2, 4][k]!;
+    });
     assert.deepEqual(await read(logits), biased.map(Math.fround));
 
     // penalties (presence, frequency, repetition): l -= presence + count * frequency, then l < 0 ? l * r : l / r
@@ -307,7 +314,9 @@ test("the logit processors Hearth's WebGPU build carries for WebLLM: logit bias,
       penalised[t] = l < 0 ? l * repetition : l / repetition;
     });
     const got = await read(logits);
-    got.forEach((v, i) => assert.ok(Math.abs(v - penalised[i]!) <= 1e-5, `token ${i}: ${v} vs ${penalised[i]}`));
+    got.forEach((v, i) => {
+      assert.ok(Math.abs(v - penalised[i]!) <= 1e-5, `token ${i}: ${v} vs ${penalised[i]}`);
+    });
 
     // bitmask: tokens whose bit is 0 get the lowest float (alternate words: every other bit, all bits)
     logits = f32(base, [1, vocab]);

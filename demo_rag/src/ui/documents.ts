@@ -120,12 +120,20 @@ export class DocumentsPanel {
             h(
               "div",
               { class: "doc-meta" },
-              [d.pages === null ? null : `${d.pages} page${d.pages === 1 ? "" : "s"}`, `${d.chunkCount} chunk${d.chunkCount === 1 ? "" : "s"}`, formatBytes(d.bytes)]
+              [
+                d.pages === null ? null : `${d.pages} page${d.pages === 1 ? "" : "s"}`,
+                `${d.chunkCount} chunk${d.chunkCount === 1 ? "" : "s"}`,
+                formatBytes(d.bytes),
+              ]
                 .filter(Boolean)
                 .join(" · "),
             ),
           ),
-          h("button", { type: "button", class: "icon-btn", title: `Delete ${d.title}`, "aria-label": `Delete ${d.title}`, onclick: () => this.onDelete(d) }, "✕"),
+          h(
+            "button",
+            { type: "button", class: "icon-btn", title: `Delete ${d.title}`, "aria-label": `Delete ${d.title}`, onclick: () => this.onDelete(d) },
+            "✕",
+          ),
         ),
       ),
     );

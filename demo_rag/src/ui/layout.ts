@@ -19,7 +19,13 @@ export function buildLayout(): Layout {
   const header = h(
     "header",
     { class: "top" },
-    h("div", { class: "brand" }, h("img", { src: "icons/icon.svg", alt: "", width: 28, height: 28 }), h("span", null, "Hearth"), h("span", { class: "brand-sub" }, "Ask your documents")),
+    h(
+      "div",
+      { class: "brand" },
+      h("img", { src: "icons/icon.svg", alt: "", width: 28, height: 28 }),
+      h("span", null, "Hearth"),
+      h("span", { class: "brand-sub" }, "Ask your documents"),
+    ),
     h("div", { class: "top-right" }, local, net),
   );
   const alerts = h("div", { class: "alerts", id: "alerts", "aria-live": "assertive" });

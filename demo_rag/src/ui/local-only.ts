@@ -57,7 +57,12 @@ export class LocalOnlyIndicator {
           "label",
           { class: "switch-row" },
           this.input,
-          h("span", null, h("strong", null, "Local only"), h("span", { class: "muted" }, " · answers are generated on this device. Turn off to let the server write the answers (retrieval stays here).")),
+          h(
+            "span",
+            null,
+            h("strong", null, "Local only"),
+            h("span", { class: "muted" }, " · answers are generated on this device. Turn off to let the server write the answers (retrieval stays here)."),
+          ),
         ),
         this.serverNote,
       ),
@@ -98,12 +103,30 @@ export class LocalOnlyIndicator {
     this.privacy.replaceChildren(
       ...(remote
         ? [
-            h("p", null, h("strong", null, "Answers are written by the server."), " Your documents are still parsed, embedded, stored and searched in this browser, but for each question the question and the passages retrieved from your documents (the whole prompt) are sent to the server that served this page, which generates the answer with its native copy of the chat model."),
-            h("p", null, "Nothing goes to any other origin: the page's Content-Security-Policy and the service worker still block that. Turn “Local only” back on to keep everything on this device."),
+            h(
+              "p",
+              null,
+              h("strong", null, "Answers are written by the server."),
+              " Your documents are still parsed, embedded, stored and searched in this browser, but for each question the question and the passages retrieved from your documents (the whole prompt) are sent to the server that served this page, which generates the answer with its native copy of the chat model.",
+            ),
+            h(
+              "p",
+              null,
+              "Nothing goes to any other origin: the page's Content-Security-Policy and the service worker still block that. Turn “Local only” back on to keep everything on this device.",
+            ),
           ]
         : [
-            h("p", null, h("strong", null, "Everything runs on this device."), " The chat model and the text encoder run in your browser on WebGPU; your documents are parsed, embedded and stored in this browser's IndexedDB."),
-            h("p", null, "The server only hands out the app and the model files. The app never uploads a document, a question or an answer: the page's Content-Security-Policy allows connections to this origin only, the service worker refuses every request the page or its workers make to another origin, and the only server endpoint that accepts data (the optional native fallback) is used only when you turn “Local only” off."),
+            h(
+              "p",
+              null,
+              h("strong", null, "Everything runs on this device."),
+              " The chat model and the text encoder run in your browser on WebGPU; your documents are parsed, embedded and stored in this browser's IndexedDB.",
+            ),
+            h(
+              "p",
+              null,
+              "The server only hands out the app and the model files. The app never uploads a document, a question or an answer: the page's Content-Security-Policy allows connections to this origin only, the service worker refuses every request the page or its workers make to another origin, and the only server endpoint that accepts data (the optional native fallback) is used only when you turn “Local only” off.",
+            ),
             h("p", null, "After the first visit the app and the models work offline."),
           ]),
     );

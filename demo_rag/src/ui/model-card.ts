@@ -30,7 +30,10 @@ export class ModelCard {
   readonly tally: CacheTally = { filesFromCache: 0, filesDownloaded: 0, bytesFromCache: 0, bytesDownloaded: 0 };
   private readonly t0 = performance.now();
 
-  constructor(readonly role: "chat" | "embedder", title: string) {
+  constructor(
+    readonly role: "chat" | "embedder",
+    title: string,
+  ) {
     this.nameEl = h("span", { class: "model-name" }, "…");
     this.stateEl = h("span", { class: "pill pill-busy" }, "waiting");
     const list = h("ol", { class: "steps" });
@@ -88,7 +91,11 @@ export class ModelCard {
         this.stateEl.textContent = e["offline"] === true ? "offline: stored package" : "checking package";
         break;
       case "download":
-        this.step("download", n("totalBytes") > 0 ? n("loadedBytes") / n("totalBytes") : 1, `${formatBytes(n("loadedBytes"))} / ${formatBytes(n("totalBytes"))}`);
+        this.step(
+          "download",
+          n("totalBytes") > 0 ? n("loadedBytes") / n("totalBytes") : 1,
+          `${formatBytes(n("loadedBytes"))} / ${formatBytes(n("totalBytes"))}`,
+        );
         this.stateEl.textContent = "downloading";
         break;
       case "verify":
@@ -106,12 +113,20 @@ export class ModelCard {
         const total = e["total"];
         this.step("download", 1, this.rows.get("download")?.text.textContent || "done", true);
         this.step("verify", 1, this.rows.get("verify")?.text.textContent || "done", true);
-        this.step("shader-compile", n("progress"), typeof done === "number" && typeof total === "number" ? `${done} / ${total} pipelines` : `${Math.round(n("progress") * 100)}%`);
+        this.step(
+          "shader-compile",
+          n("progress"),
+          typeof done === "number" && typeof total === "number" ? `${done} / ${total} pipelines` : `${Math.round(n("progress") * 100)}%`,
+        );
         this.stateEl.textContent = "compiling shaders";
         break;
       }
       case "gpu-upload":
-        this.step("gpu-upload", n("shardCount") > 0 ? n("shardsDone") / n("shardCount") : 1, `${n("shardsDone")} / ${n("shardCount")} shards${e["device"] === "cpu" ? " (CPU)" : ""}`);
+        this.step(
+          "gpu-upload",
+          n("shardCount") > 0 ? n("shardsDone") / n("shardCount") : 1,
+          `${n("shardsDone")} / ${n("shardCount")} shards${e["device"] === "cpu" ? " (CPU)" : ""}`,
+        );
         this.stateEl.textContent = e["device"] === "cpu" ? "loading weights (CPU)" : "uploading to GPU";
         break;
       case "ready":

@@ -13,7 +13,13 @@ export class PassageDialog {
     this.metaEl = h("div", { class: "passage-meta" });
     this.bodyEl = h("div", { class: "passage-body", tabindex: 0 });
     const close = h("button", { type: "button", class: "icon-btn", "aria-label": "Close", onclick: () => this.el.close() }, "✕");
-    this.el = h("dialog", { class: "passage", id: "passage", "aria-labelledby": "passage-title" }, h("header", null, this.titleEl, close), this.metaEl, this.bodyEl);
+    this.el = h(
+      "dialog",
+      { class: "passage", id: "passage", "aria-labelledby": "passage-title" },
+      h("header", null, this.titleEl, close),
+      this.metaEl,
+      this.bodyEl,
+    );
     // A click on the backdrop (outside the dialog box) closes it.
     this.el.addEventListener("click", (e) => {
       if (e.target === this.el) this.el.close();
@@ -23,7 +29,12 @@ export class PassageDialog {
   /** Open with the source right away, then fill in the surrounding text when it arrives. */
   open(source: SourceView, load: Promise<PassageView>): void {
     this.titleEl.textContent = `[${source.n}] ${source.title}`;
-    const page = source.page === null ? null : source.pageEnd !== null && source.pageEnd !== source.page ? `Pages ${source.page}–${source.pageEnd}` : `Page ${source.page}`;
+    const page =
+      source.page === null
+        ? null
+        : source.pageEnd !== null && source.pageEnd !== source.page
+          ? `Pages ${source.page}–${source.pageEnd}`
+          : `Page ${source.page}`;
     this.metaEl.replaceChildren(
       page === null ? "" : h("span", { class: "passage-page", dataset: { page: String(source.page) } }, page),
       h("span", { class: "muted" }, `characters ${source.start}–${source.end} of the extracted text`),

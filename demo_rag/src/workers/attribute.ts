@@ -11,9 +11,11 @@
  */
 
 const STOP = new Set(
-  ("the a an and or of in on at to for from by with as is are was were be been it its this that these those which who whom whose what when where " +
+  (
+    "the a an and or of in on at to for from by with as is are was were be been it its this that these those which who whom whose what when where " +
     "how why there their they them he she his her has have had do does did not no yes than then so such also into over under about after before " +
-    "one answer source sources question company").split(" "),
+    "one answer source sources question company"
+  ).split(" "),
 );
 
 /** Lower-case words and numbers ("8,568" -> "8568", "1.8" kept); stop words and 1-2 letter words dropped. */

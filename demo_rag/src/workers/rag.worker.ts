@@ -337,11 +337,20 @@ scope.addEventListener("message", (e) => {
   const { id, req } = msg;
   const controller = new AbortController();
   running.set(id, controller);
-  handle(id, req, controller.signal).then(
-    (ok) => post({ id, ok }),
-    (err: unknown) => post({ id, error: serializeError(err) }),
-  ).finally(() => running.delete(id));
+  handle(id, req, controller.signal)
+    .then(
+      (ok) => post({ id, ok }),
+      (err: unknown) => post({ id, error: serializeError(err) }),
+    )
+    .finally(() => running.delete(id));
 });
 
 // Keep references for debugging in DevTools (self.hearthRag).
-(self as unknown as { hearthRag: unknown }).hearthRag = { get index() { return index; }, get embedder() { return embedder; } };
+(self as unknown as { hearthRag: unknown }).hearthRag = {
+  get index() {
+    return index;
+  },
+  get embedder() {
+    return embedder;
+  },
+};

@@ -19,13 +19,7 @@
  *   const embedOnly = await createEngine({ embedder: encoderUrl });   // engine.model is null
  */
 import { WorkerError } from "../errors/index.js";
-import type {
-  EngineLoadOptions,
-  EngineRuntimeOptions,
-  EngineStats,
-  LoadProgressEvent,
-  ModelInfo,
-} from "../service/engine-core.js";
+import type { EngineLoadOptions, EngineRuntimeOptions, EngineStats, LoadProgressEvent, ModelInfo } from "../service/engine-core.js";
 import type { MessageEndpoint } from "../service/protocol.js";
 import type { EmbedderInfo, EmbedderLoadOptions } from "../service/embeddings.js";
 import type {
@@ -142,7 +136,7 @@ async function openTransport(opts: CreateEngineOptions): Promise<Transport> {
     };
   }
   if (opts.runtime !== undefined) {
-    throw new TypeError("createEngine: `runtime` options only apply to worker: \"inline\" (configure a Worker in its own script)");
+    throw new TypeError('createEngine: `runtime` options only apply to worker: "inline" (configure a Worker in its own script)');
   }
   const terminate = opts.terminateWorker === true;
   if (isEndpoint(worker)) {
@@ -153,7 +147,7 @@ async function openTransport(opts: CreateEngineOptions): Promise<Transport> {
     const endpoint = nodeWorkerEndpoint(worker);
     return { endpoint, dispose: () => (terminate ? endpoint.terminate() : undefined) };
   }
-  throw new TypeError("createEngine: `worker` must be a Worker, a MessageEndpoint, a Node worker_threads Worker or \"inline\"");
+  throw new TypeError('createEngine: `worker` must be a Worker, a MessageEndpoint, a Node worker_threads Worker or "inline"');
 }
 
 function embedderSpec(spec: unknown): { model: string; options: EmbedderLoadOptions } | undefined {
@@ -184,9 +178,13 @@ export async function createEngine(opts: CreateEngineOptions): Promise<Engine<Mo
   });
   const { model, embedder: _e, worker: _w, onProgress, signal, runtime: _r, terminateWorker: _t, onUnroutedError: _u, ...loadOptions } = opts;
   try {
-    const info = hasModel ? ((await conn.call("load", { model: model as string, options: stripUndefined(loadOptions) }, { onProgress, signal })) as ModelInfo) : null;
+    const info = hasModel
+      ? ((await conn.call("load", { model: model as string, options: stripUndefined(loadOptions) }, { onProgress, signal })) as ModelInfo)
+      : null;
     const embedderInfo =
-      embedder === undefined ? null : ((await conn.call("load-embedder", { model: embedder.model, options: embedder.options }, { onProgress, signal })) as EmbedderInfo);
+      embedder === undefined
+        ? null
+        : ((await conn.call("load-embedder", { model: embedder.model, options: embedder.options }, { onProgress, signal })) as EmbedderInfo);
     return new Engine(conn, info, embedderInfo);
   } catch (err) {
     conn.close(err instanceof Error ? err : new WorkerError(String(err)));
@@ -237,11 +235,15 @@ export class Engine<M extends ModelInfo | null = ModelInfo> {
     const out = new ChunkStream<Chunk, Final>();
     let accepted!: () => void;
     const acceptedP = new Promise<void>((resolve) => (accepted = resolve));
-    const { id, result } = this.#conn.start(type, { request: body }, {
-      signal: options.signal,
-      onAccepted: () => accepted(),
-      onChunk: (chunk) => out.push(chunk as Chunk),
-    });
+    const { id, result } = this.#conn.start(
+      type,
+      { request: body },
+      {
+        signal: options.signal,
+        onAccepted: () => accepted(),
+        onChunk: (chunk) => out.push(chunk as Chunk),
+      },
+    );
     out.onCancel = () => this.#conn.cancel(id);
     result.then(
       (final) => out.end(final as Final),

@@ -204,7 +204,9 @@ export class PagedKVCache {
     } finally {
       this.fns.end(this.handle);
     }
-    seqIds.forEach((s, i) => this.lengths.set(s, (this.lengths.get(s) ?? 0) + (appendLengths[i] as number)));
+    seqIds.forEach((s, i) => {
+      this.lengths.set(s, (this.lengths.get(s) ?? 0) + (appendLengths[i] as number));
+    });
     return out;
   }
 

@@ -23,13 +23,7 @@ import { argmax } from "../sample/argmax.js";
 import { SerialQueue } from "../runtime/serial-queue.js";
 import type { TvmObject } from "../runtime/tvmjs-types.js";
 import { asLLMInstance } from "../runtime/tvmjs-llm.js";
-import {
-  loadPackage,
-  type LoadedPackage,
-  type LoadPackageOptions,
-  type PackageCacheReport,
-  type PackageLoadTimings,
-} from "../load/package.js";
+import { loadPackage, type LoadedPackage, type LoadPackageOptions, type PackageCacheReport, type PackageLoadTimings } from "../load/package.js";
 import type { ChatConfig } from "../load/chat-config.js";
 import type { PackageManifest } from "../load/manifest.js";
 import { DecoderStateError } from "../errors/model.js";
@@ -172,16 +166,16 @@ export class DecoderModel {
     const t0 = performance.now();
     const chosen = await chooseLoadDevice(opts, "hearth-decoder");
     const t1 = performance.now();
-    const { value: pkg, used } = await loadOn(chosen, (on): Promise<LoadedPackage> =>
-      loadPackage(baseUrl, {
-        ...opts,
-        device: on.device,
-        target: on.target,
-        deviceCheck:
-          opts.deviceCheck === false
-            ? false
-            : { maxTotalSeqLen: opts.maxTotalSeqLen, prefillChunkSize: opts.prefillChunkSize, ...opts.deviceCheck },
-      }),
+    const { value: pkg, used } = await loadOn(
+      chosen,
+      (on): Promise<LoadedPackage> =>
+        loadPackage(baseUrl, {
+          ...opts,
+          device: on.device,
+          target: on.target,
+          deviceCheck:
+            opts.deviceCheck === false ? false : { maxTotalSeqLen: opts.maxTotalSeqLen, prefillChunkSize: opts.prefillChunkSize, ...opts.deviceCheck },
+        }),
     );
     const { device, adapter } = used;
     const t2 = performance.now();
@@ -323,11 +317,7 @@ export class DecoderModel {
     return this.enqueue(ids, "greedy", async (tokens) => {
       const out = [argmax(await this.prefillNow(tokens))];
       // Stops early at a stop token, or when the KV cache is full (the context window).
-      while (
-        out.length < maxNewTokens &&
-        !stop.has(out[out.length - 1] as number) &&
-        this.sequenceLength < this.maxSequenceLength
-      ) {
+      while (out.length < maxNewTokens && !stop.has(out[out.length - 1] as number) && this.sequenceLength < this.maxSequenceLength) {
         out.push(await this.forwardArgmax("decode", Int32Array.of(out[out.length - 1] as number)));
       }
       return out;
@@ -379,7 +369,14 @@ export class DecoderModel {
     const s = this.stats_;
     const rate = (p: PhaseStats): PhaseStats => ({ ...p, tokensPerSec: p.ms > 0 ? (p.tokens * 1000) / p.ms : 0 });
     const d = this.pkg.lib.dispatchStats;
-    return { load: { ...s.load }, prefill: rate(s.prefill), decode: rate(s.decode), syncMs: s.syncMs, submitMs: s.submitMs, ...(d === undefined ? {} : { dispatch: { ...d } }) };
+    return {
+      load: { ...s.load },
+      prefill: rate(s.prefill),
+      decode: rate(s.decode),
+      syncMs: s.syncMs,
+      submitMs: s.submitMs,
+      ...(d === undefined ? {} : { dispatch: { ...d } }),
+    };
   }
 
   resetStats(): void {

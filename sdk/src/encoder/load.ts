@@ -94,26 +94,33 @@ export async function loadEncoderPackage(baseUrl: string, opts: EncoderPackageLo
   const deviceCheck = opts.deviceCheck;
   // Lazy pipelines: a session runs two or three of the library's static-shape buckets, and compiling all
   // of them at load took minutes in Chromium on SwiftShader (docs/benchmarks.md, embeddings).
-  const { checked: fit, tensorCache: _weights, ...loaded } = await loadVerifiedPackage(baseUrl, { ...opts, pipelines: opts.pipelines ?? "lazy" }, {
-    loader: "loadEncoderPackage",
-    checkManifest: (manifest, base) => {
-      const task = manifest.raw["model_task"];
-      if (task !== undefined && task !== "embedding") {
-        throw new PackageCompatibilityError(
-          `${manifest.model_id || base} is a ${JSON.stringify(task)} package, not a text encoder (model_task "embedding"); load it with DecoderModel`,
-          [`model_task:${String(task)}`],
-        );
-      }
+  const {
+    checked: fit,
+    tensorCache: _weights,
+    ...loaded
+  } = await loadVerifiedPackage(
+    baseUrl,
+    { ...opts, pipelines: opts.pipelines ?? "lazy" },
+    {
+      loader: "loadEncoderPackage",
+      checkManifest: (manifest, base) => {
+        const task = manifest.raw["model_task"];
+        if (task !== undefined && task !== "embedding") {
+          throw new PackageCompatibilityError(
+            `${manifest.model_id || base} is a ${JSON.stringify(task)} package, not a text encoder (model_task "embedding"); load it with DecoderModel`,
+            [`model_task:${String(task)}`],
+          );
+        }
+      },
+      parseConfig: parseEncoderConfig,
+      usesF16: encoderUsesF16,
+      checkConfig: (cfg: EncoderConfig, { device, modelName }) => {
+        const limits = deviceCheck === false || device === undefined ? {} : (deviceCheck?.limits ?? readDeviceLimits((device as { limits?: unknown }).limits));
+        const fitted = fitBuckets(cfg, limits, modelName);
+        for (const s of fitted.skipped) log(`${modelName}: bucket ${s.bucket.fn} skipped (${s.reason})`);
+        return fitted;
+      },
     },
-    parseConfig: parseEncoderConfig,
-    usesF16: encoderUsesF16,
-    checkConfig: (cfg: EncoderConfig, { device, modelName }) => {
-      const limits =
-        deviceCheck === false || device === undefined ? {} : (deviceCheck?.limits ?? readDeviceLimits((device as { limits?: unknown }).limits));
-      const fitted = fitBuckets(cfg, limits, modelName);
-      for (const s of fitted.skipped) log(`${modelName}: bucket ${s.bucket.fn} skipped (${s.reason})`);
-      return fitted;
-    },
-  });
+  );
   return { ...loaded, buckets: fit.buckets, skippedBuckets: fit.skipped };
 }

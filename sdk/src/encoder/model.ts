@@ -220,8 +220,9 @@ export class EncoderModel implements Embedder {
     const t0 = performance.now();
     const chosen = await chooseLoadDevice(opts, "hearth-encoder");
     const t1 = performance.now();
-    const { value: pkg, used } = await loadOn(chosen, (on): Promise<LoadedEncoderPackage> =>
-      loadEncoderPackage(baseUrl, { ...opts, device: on.device, target: on.target }),
+    const { value: pkg, used } = await loadOn(
+      chosen,
+      (on): Promise<LoadedEncoderPackage> => loadEncoderPackage(baseUrl, { ...opts, device: on.device, target: on.target }),
     );
     const { device, adapter } = used;
     const t2 = performance.now();
@@ -254,7 +255,7 @@ export class EncoderModel implements Embedder {
         let fn: TvmPackedFunc;
         try {
           fn = pkg.lib.vm.getFunction(k.fn);
-        } catch (err) {
+        } catch {
           throw new PackageCompatibilityError(`the model library does not export ${k.fn}, which mlc-chat-config.json lists`, [`function:${k.fn}`]);
         }
         fns.set(k.fn, tvm.detachFromCurrentScope(fn));
@@ -411,10 +412,16 @@ export class EncoderModel implements Embedder {
   private async runAll(ids: Int32Array[], signal: AbortSignal | undefined): Promise<{ vectors: Float32Array[]; calls: Record<string, number>; ms: number }> {
     this.live();
     const t0 = performance.now();
-    const r = await runPlanned(ids, this.buckets, this.dim, (call, inputs) => {
-      this.live();
-      return this.runCall(call, inputs);
-    }, signal);
+    const r = await runPlanned(
+      ids,
+      this.buckets,
+      this.dim,
+      (call, inputs) => {
+        this.live();
+        return this.runCall(call, inputs);
+      },
+      signal,
+    );
     const ms = performance.now() - t0;
     const s = this.embedStats;
     for (const [fn, n] of Object.entries(r.calls)) {

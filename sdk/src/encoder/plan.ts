@@ -73,11 +73,7 @@ export function planBatches(lengths: readonly number[], buckets: readonly Encode
  * The int32 [B, S] input_ids and attention_mask of one call: row r holds `tokens[indices[r]]`, right-padded
  * with `padId` (mask 0); rows past the texts are all padding.
  */
-export function buildInputs(
-  tokens: readonly ArrayLike<number>[],
-  call: PlannedCall,
-  padId = 0,
-): { inputIds: Int32Array; attentionMask: Int32Array } {
+export function buildInputs(tokens: readonly ArrayLike<number>[], call: PlannedCall, padId = 0): { inputIds: Int32Array; attentionMask: Int32Array } {
   const { batch, seq } = call.bucket;
   if (call.indices.length > batch) throw new RangeError(`${call.indices.length} texts do not fit ${call.bucket.fn}`);
   const inputIds = new Int32Array(batch * seq);

@@ -45,11 +45,10 @@ export class QuotaError extends Error {
   constructor(needed: number, available: number | null, detail = "", options?: { cause?: unknown }) {
     super(
       available === null
-        ? `Not enough storage to cache this model: it needs ${mib(needed)} more${detail}. ` +
-            "Free up disk space or site data, or load with cache: \"none\"."
+        ? `Not enough storage to cache this model: it needs ${mib(needed)} more${detail}. ` + 'Free up disk space or site data, or load with cache: "none".'
         : `Not enough storage to cache this model: it needs ${mib(needed)}, but only ${mib(available)} ` +
             `are available to this site (short by ${mib(needed - available)})${detail}. ` +
-            "Free up disk space, clear old models (site data), or load with cache: \"none\" (downloads every time).",
+            'Free up disk space, clear old models (site data), or load with cache: "none" (downloads every time).',
       options?.cause === undefined ? undefined : { cause: options.cause },
     );
     this.needed = needed;
@@ -154,7 +153,8 @@ export class DeviceError extends Error {
     const first = problems[0];
     if (first === undefined) throw new Error("DeviceError needs at least one problem");
     const text = problems.map(
-      (p) => `${p.what} needs ${fmtBytes(p.needed)} (${p.needed} bytes) but ${p.limit} is ${fmtBytes(p.available)} (${p.available}): short by ${fmtBytes(p.shortBy)}`,
+      (p) =>
+        `${p.what} needs ${fmtBytes(p.needed)} (${p.needed} bytes) but ${p.limit} is ${fmtBytes(p.available)} (${p.available}): short by ${fmtBytes(p.shortBy)}`,
     );
     super(
       `${modelName} does not fit this device: ${text.join("; ")}. ` +

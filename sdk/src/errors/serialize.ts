@@ -6,9 +6,26 @@
  * Errors of classes the client does not know come back as {@link RemoteError} with the name preserved.
  */
 import { AbortError, EngineNotLoadedError, InvalidMessageError, InvalidRequestError, RemoteError, WorkerError, type JsonValue } from "./engine.js";
-import { DeviceError, DownloadError, IntegrityError, PackageCompatibilityError, PackageManifestError, QuotaError, VariantSelectionError, ChatConfigError } from "./load.js";
+import {
+  DeviceError,
+  DownloadError,
+  IntegrityError,
+  PackageCompatibilityError,
+  PackageManifestError,
+  QuotaError,
+  VariantSelectionError,
+  ChatConfigError,
+} from "./load.js";
 import { DeviceLostError, WebGPUCapabilityError, WebGPUUnavailableError } from "./runtime.js";
-import { ChatMessageError, ChatTemplateError, GenerationFinishedError, InvalidLogitsError, NonFiniteLogitsError, SamplingParamsError, TokenizerLoadError } from "./text.js";
+import {
+  ChatMessageError,
+  ChatTemplateError,
+  GenerationFinishedError,
+  InvalidLogitsError,
+  NonFiniteLogitsError,
+  SamplingParamsError,
+  TokenizerLoadError,
+} from "./text.js";
 import { ContextWindowExceededError, DecoderStateError, EncoderConfigError, EncoderStateError, InputTooLongError, SequenceTooLongError } from "./model.js";
 
 /** An error as plain data. */
@@ -125,12 +142,7 @@ export function serializeError(err: unknown, depth = 0): SerializedError {
 export function isSerializedError(data: unknown): data is SerializedError {
   const d = data as Partial<SerializedError> | null;
   return (
-    typeof d === "object" &&
-    d !== null &&
-    typeof d.name === "string" &&
-    typeof d.message === "string" &&
-    typeof d.fields === "object" &&
-    d.fields !== null
+    typeof d === "object" && d !== null && typeof d.name === "string" && typeof d.message === "string" && typeof d.fields === "object" && d.fields !== null
   );
 }
 

@@ -66,12 +66,7 @@ export function parseChatConfig(json: unknown): ChatConfig {
   if (!Array.isArray(paramsRaw) || paramsRaw.length === 0) bad(`"params" must be a non-empty array (the packed weights)`);
   const params = paramsRaw.map((p: unknown, i): ChatConfigParam => {
     const q = p as Partial<ChatConfigParam> | null;
-    if (
-      typeof q?.name !== "string" ||
-      !Array.isArray(q.shape) ||
-      !q.shape.every((d) => Number.isSafeInteger(d) && d >= 0) ||
-      typeof q.dtype !== "string"
-    ) {
+    if (typeof q?.name !== "string" || !Array.isArray(q.shape) || !q.shape.every((d) => Number.isSafeInteger(d) && d >= 0) || typeof q.dtype !== "string") {
       bad(`params[${i}] must be {name, shape, dtype}`);
     }
     return { name: q.name, shape: [...q.shape], dtype: q.dtype };

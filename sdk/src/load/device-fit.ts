@@ -268,7 +268,9 @@ export async function fetchModelIndex(indexUrl: string, fetchFn?: FetchLike, sig
     if (typeof r.targets === "object" && r.targets !== null) {
       for (const [k, v] of Object.entries(r.targets)) if (typeof v === "string") targets[k] = v;
     }
-    return [{ model_id: r.model_id, quantization: r.quantization, url: new URL(r.url, indexUrl).href, bytes: typeof r.bytes === "number" ? r.bytes : null, targets }];
+    return [
+      { model_id: r.model_id, quantization: r.quantization, url: new URL(r.url, indexUrl).href, bytes: typeof r.bytes === "number" ? r.bytes : null, targets },
+    ];
   });
 }
 

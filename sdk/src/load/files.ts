@@ -215,10 +215,15 @@ export class PackageFiles implements TvmArtifactCache {
         path: e.path,
         run: async () => {
           onBytes(e, i, 0, true);
-          await this.download(e, signal, (n) => onBytes(e, i, n, false), () => {
-            dl.done += 1;
-            onBytes(e, i, e.bytes, true);
-          });
+          await this.download(
+            e,
+            signal,
+            (n) => onBytes(e, i, n, false),
+            () => {
+              dl.done += 1;
+              onBytes(e, i, e.bytes, true);
+            },
+          );
           onVerified(e, "network");
         },
       })),
@@ -232,9 +237,17 @@ export class PackageFiles implements TvmArtifactCache {
     ];
     const concurrency = opts.concurrency ?? 4;
     const first = new Set(opts.first ?? []);
-    await runPool(tasks.filter((t) => first.has(t.path)).map((t) => t.run), concurrency, signal);
+    await runPool(
+      tasks.filter((t) => first.has(t.path)).map((t) => t.run),
+      concurrency,
+      signal,
+    );
     await opts.afterFirst?.();
-    await runPool(tasks.filter((t) => !first.has(t.path)).map((t) => t.run), concurrency, signal);
+    await runPool(
+      tasks.filter((t) => !first.has(t.path)).map((t) => t.run),
+      concurrency,
+      signal,
+    );
   }
 
   /** Verified bytes of `path` (memory, else store, else network). */
@@ -300,12 +313,7 @@ export class PackageFiles implements TvmArtifactCache {
   }
 
   /** Fetch (with retries), verify, store. */
-  private async download(
-    e: ManifestFileEntry,
-    signal?: AbortSignal,
-    onBytes?: (fileLoaded: number) => void,
-    onDone?: () => void,
-  ): Promise<ArrayBuffer> {
+  private async download(e: ManifestFileEntry, signal?: AbortSignal, onBytes?: (fileLoaded: number) => void, onDone?: () => void): Promise<ArrayBuffer> {
     const url = new URL(e.path, this.baseUrl).href;
     let attempt = 0;
     for (;;) {

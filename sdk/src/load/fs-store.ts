@@ -71,9 +71,7 @@ export class FileSystemArtifactStore implements ArtifactStore {
   async get(key: string): Promise<ArrayBuffer | undefined> {
     try {
       const data = await this.fs.readFile(this.file(key));
-      return data.buffer.byteLength === data.byteLength && data.byteOffset === 0
-        ? (data.buffer as ArrayBuffer)
-        : data.slice().buffer;
+      return data.buffer.byteLength === data.byteLength && data.byteOffset === 0 ? (data.buffer as ArrayBuffer) : data.slice().buffer;
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;

@@ -30,16 +30,16 @@ export {
 } from "./store.js";
 export { FileSystemArtifactStore } from "./fs-store.js";
 export { checkQuota, QuotaError, type QuotaCheck, type StorageManagerLike } from "./quota.js";
-export {
-  type DownloadProgress,
-  type GpuUploadProgress,
-  type LoadPhase,
-  type LoadProgress,
-  type ManifestProgress,
-  type ProgressCallback,
-  type ReadyProgress,
-  type ShaderCompileProgress,
-  type VerifyProgress,
+export type {
+  DownloadProgress,
+  GpuUploadProgress,
+  LoadPhase,
+  LoadProgress,
+  ManifestProgress,
+  ProgressCallback,
+  ReadyProgress,
+  ShaderCompileProgress,
+  VerifyProgress,
 } from "./progress.js";
 export { DownloadError, PackageFiles, type EnsureOptions, type PackageFilesOptions, type PackageFilesStats } from "./files.js";
 export {

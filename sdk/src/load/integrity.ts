@@ -61,8 +61,7 @@ export async function verifyFile(bytes: ArrayBuffer | Uint8Array, entry: Manifes
       "sha256",
       entry.sha256,
       actual,
-      `${entry.path} does not match its SHA-256 in hearth-manifest.json (expected ${entry.sha256}, got ${actual}): ` +
-        "corrupt or tampered file",
+      `${entry.path} does not match its SHA-256 in hearth-manifest.json (expected ${entry.sha256}, got ${actual}): ` + "corrupt or tampered file",
     );
   }
 }

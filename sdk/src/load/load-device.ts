@@ -6,7 +6,7 @@
  */
 import { PackageCompatibilityError } from "./package.js";
 import { chooseBackend } from "./device-fit.js";
-import { requestGPU, WebGPUUnavailableError, type AdapterDescription } from "../runtime/gpu.js";
+import { requestGPU, WebGPUUnavailableError, type AdapterDescription, type GPUHandle } from "../runtime/gpu.js";
 
 export interface LoadDevice {
   /** undefined: the wasm-cpu build runs on tvmjs's CPU device. */
@@ -41,7 +41,7 @@ export async function chooseLoadDevice(
   if (opts.device !== undefined || opts.target === "wasm-cpu") {
     return { device: opts.device, adapter: null, target: opts.target ?? "webgpu", owned: false, noWebGPU: undefined };
   }
-  let handle;
+  let handle: GPUHandle;
   try {
     handle = await requestGPU({ gpu: opts.gpu, label });
   } catch (err) {

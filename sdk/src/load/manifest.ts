@@ -82,11 +82,7 @@ export function parsePackageManifest(json: unknown): PackageManifest {
  * (`cache: "no-cache"`: a conditional request; `hearth serve` answers 304 by ETag), so an updated
  * package is seen at once. An abort rejects with the signal's reason.
  */
-export async function fetchManifest(
-  baseUrl: string,
-  fetchFn: FetchLike,
-  signal?: AbortSignal,
-): Promise<PackageManifest> {
+export async function fetchManifest(baseUrl: string, fetchFn: FetchLike, signal?: AbortSignal): Promise<PackageManifest> {
   const url = new URL(MANIFEST_FILE, asDirectoryUrl(baseUrl)).href;
   // Not an object literal, so a FetchLike typed with only {signal} accepts the extra field.
   const init: { signal?: AbortSignal; cache: RequestCache } = { cache: "no-cache" };

@@ -228,10 +228,9 @@ function libraryFor(manifest: PackageManifest, base: string, target: string): st
     );
   }
   if (!(JS_TARGETS as readonly string[]).includes(target)) {
-    throw new PackageCompatibilityError(
-      `target ${JSON.stringify(target)} cannot run in JavaScript (tvmjs runs ${JS_TARGETS.join(" and ")})`,
-      [`target:${target}`],
-    );
+    throw new PackageCompatibilityError(`target ${JSON.stringify(target)} cannot run in JavaScript (tvmjs runs ${JS_TARGETS.join(" and ")})`, [
+      `target:${target}`,
+    ]);
   }
   return libPath;
 }
@@ -378,7 +377,11 @@ export async function loadVerifiedPackage<C extends { params: readonly { name: s
 
   const files = new PackageFiles({ baseUrl: base, manifest, fetch: fetchFn, store, retries: opts.retries, logger: log });
   // Every file but the other targets' libraries (tokenizer files included: cached for readFile).
-  const otherLibs = new Set(Object.entries(manifest.targets).filter(([t]) => t !== target).map(([, p]) => p));
+  const otherLibs = new Set(
+    Object.entries(manifest.targets)
+      .filter(([t]) => t !== target)
+      .map(([, p]) => p),
+  );
   const paths = manifest.files.map((f) => f.path).filter((p) => !otherLibs.has(p));
   if (!paths.includes(CHAT_CONFIG_FILE)) files.entry(CHAT_CONFIG_FILE); // throws "unlisted"
   if (!paths.includes(TENSOR_CACHE_FILE)) files.entry(TENSOR_CACHE_FILE);

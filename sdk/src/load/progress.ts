@@ -81,13 +81,7 @@ export interface ReadyProgress {
   cachedBytes: number;
 }
 
-export type LoadProgress =
-  | ManifestProgress
-  | DownloadProgress
-  | VerifyProgress
-  | ShaderCompileProgress
-  | GpuUploadProgress
-  | ReadyProgress;
+export type LoadProgress = ManifestProgress | DownloadProgress | VerifyProgress | ShaderCompileProgress | GpuUploadProgress | ReadyProgress;
 
 export type LoadPhase = LoadProgress["phase"];
 

@@ -124,9 +124,7 @@ export class CacheStorageStore implements ArtifactStore {
 
   private cache(): Promise<Cache> {
     if (this.storage === undefined) {
-      return Promise.reject(
-        new Error("Cache Storage (globalThis.caches) is unavailable here (Node, or an insecure http:// page): use another store"),
-      );
+      return Promise.reject(new Error("Cache Storage (globalThis.caches) is unavailable here (Node, or an insecure http:// page): use another store"));
     }
     this.cachePromise ??= this.storage.open(this.cacheName);
     return this.cachePromise;

@@ -13,12 +13,7 @@ export type ReadPackageBytes = (file: string, entry: ManifestFileEntry) => Promi
  * The text of `file`, verified against `manifest`. A file the manifest does not list is an
  * {@link IntegrityError} ("unlisted") when `required`, else undefined.
  */
-export async function readVerifiedText(
-  manifest: PackageManifest,
-  file: string,
-  required: boolean,
-  readBytes: ReadPackageBytes,
-): Promise<string | undefined> {
+export async function readVerifiedText(manifest: PackageManifest, file: string, required: boolean, readBytes: ReadPackageBytes): Promise<string | undefined> {
   const entry = manifestEntry(manifest, file);
   if (entry === undefined) {
     if (!required) return undefined;

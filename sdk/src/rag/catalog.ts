@@ -78,7 +78,8 @@ function topN(n: number, candidates: Iterable<number> | null, count: number, sco
   const heapS = new Float64Array(n);
   const heapI = new Int32Array(n);
   let size = 0;
-  const worse = (a: number, b: number) => (heapS[a] as number) < (heapS[b] as number) || ((heapS[a] as number) === (heapS[b] as number) && (heapI[a] as number) > (heapI[b] as number));
+  const worse = (a: number, b: number) =>
+    (heapS[a] as number) < (heapS[b] as number) || ((heapS[a] as number) === (heapS[b] as number) && (heapI[a] as number) > (heapI[b] as number));
   const swap = (a: number, b: number) => {
     const s = heapS[a] as number;
     heapS[a] = heapS[b] as number;
@@ -176,7 +177,9 @@ export class Catalog {
     c.reserve(total);
     const decoded = live.map((r) => decodeTerms(r.terms, r.count));
     c.sizePostings(decoded);
-    live.forEach((r, i) => c.addRecord(r, decoded[i] as ReturnType<typeof decodeTerms>));
+    live.forEach((r, i) => {
+      c.addRecord(r, decoded[i] as ReturnType<typeof decodeTerms>);
+    });
     c.loadTimings = { readMs: tRead - t0, buildMs: performance.now() - tRead };
     return c;
   }

@@ -51,11 +51,7 @@ export class EmbedderOutputError extends RagError {
 
 /** Text could not be extracted (broken PDF, scanned PDF, undecodable bytes). The index is unchanged. */
 export class ExtractionError extends RagError {
-  constructor(
-    code: "pdf-no-text-layer" | "pdf-invalid" | "pdf-encrypted" | "pdf-load" | "text-decode",
-    message: string,
-    options?: { cause?: unknown },
-  ) {
+  constructor(code: "pdf-no-text-layer" | "pdf-invalid" | "pdf-encrypted" | "pdf-load" | "text-decode", message: string, options?: { cause?: unknown }) {
     super(code, message, options);
     this.name = "ExtractionError";
   }
@@ -64,10 +60,7 @@ export class ExtractionError extends RagError {
 export class UnsupportedTypeError extends RagError {
   readonly mime: string;
   constructor(mime: string, name: string) {
-    super(
-      "unsupported-type",
-      `cannot index "${name}": unsupported type "${mime || "unknown"}" (supported: PDF, Markdown, HTML, plain text)`,
-    );
+    super("unsupported-type", `cannot index "${name}": unsupported type "${mime || "unknown"}" (supported: PDF, Markdown, HTML, plain text)`);
     this.name = "UnsupportedTypeError";
     this.mime = mime;
   }

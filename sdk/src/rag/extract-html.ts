@@ -21,16 +21,44 @@ export interface HtmlText {
   title: string | null;
 }
 
-const SKIP = new Set([
-  "script", "style", "noscript", "template", "head", "svg", "canvas", "iframe", "object", "embed", "audio",
-  "video", "select", "textarea",
-]);
+const SKIP = new Set(["script", "style", "noscript", "template", "head", "svg", "canvas", "iframe", "object", "embed", "audio", "video", "select", "textarea"]);
 
 /** Elements that end a paragraph (blank line). */
 const PARAGRAPH = new Set([
-  "p", "div", "section", "article", "main", "header", "footer", "nav", "aside", "h1", "h2", "h3", "h4", "h5",
-  "h6", "ul", "ol", "dl", "table", "blockquote", "pre", "figure", "figcaption", "hr", "address", "form",
-  "fieldset", "details", "summary", "body", "html", "caption", "hgroup", "menu",
+  "p",
+  "div",
+  "section",
+  "article",
+  "main",
+  "header",
+  "footer",
+  "nav",
+  "aside",
+  "h1",
+  "h2",
+  "h3",
+  "h4",
+  "h5",
+  "h6",
+  "ul",
+  "ol",
+  "dl",
+  "table",
+  "blockquote",
+  "pre",
+  "figure",
+  "figcaption",
+  "hr",
+  "address",
+  "form",
+  "fieldset",
+  "details",
+  "summary",
+  "body",
+  "html",
+  "caption",
+  "hgroup",
+  "menu",
 ]);
 
 /** Elements that end a line. */

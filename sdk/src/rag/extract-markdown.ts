@@ -121,10 +121,18 @@ export function markdownToText(source: string): MarkdownText {
     l = l.replace(/^(\s*)(?:[-*+]|\d{1,9}[.)])[^\S\n]+(?:\[[ xX]\][^\S\n]+)?/u, "$1"); // list items, task boxes
     if (/\|/u.test(l) && /^\s*\|.*\|\s*$/u.test(l)) {
       // Table row: cells separated by " | ", outer pipes dropped.
-      l = l.trim().replace(/^\||\|$/gu, "").split(/(?<!\\)\|/u).map((c) => c.trim()).join(" | ");
+      l = l
+        .trim()
+        .replace(/^\||\|$/gu, "")
+        .split(/(?<!\\)\|/u)
+        .map((c) => c.trim())
+        .join(" | ");
     }
     out.push(stripInline(l).replace(/[^\S\n]+$/u, ""));
   }
-  const text = out.join("\n").replace(/\n{3,}/gu, "\n\n").trim();
+  const text = out
+    .join("\n")
+    .replace(/\n{3,}/gu, "\n\n")
+    .trim();
   return { text, title: title ?? anyHeading };
 }

@@ -31,13 +31,10 @@ export interface PdfText {
 
 /** The part of pdf.js this module uses (checked against pdfjs-dist 5.4). */
 export interface PdfjsLike {
-  getDocument(src: {
-    data: Uint8Array;
-    isEvalSupported?: boolean;
-    disableFontFace?: boolean;
-    useSystemFonts?: boolean;
-    verbosity?: number;
-  }): { promise: Promise<PdfDocumentLike>; destroy(): Promise<void> };
+  getDocument(src: { data: Uint8Array; isEvalSupported?: boolean; disableFontFace?: boolean; useSystemFonts?: boolean; verbosity?: number }): {
+    promise: Promise<PdfDocumentLike>;
+    destroy(): Promise<void>;
+  };
   GlobalWorkerOptions?: { workerSrc: string };
 }
 
@@ -134,7 +131,9 @@ export async function extractPdf(bytes: Uint8Array, name: string, load: PdfjsLoa
     return { text, pages, title };
   } catch (err) {
     if (err instanceof ExtractionError) throw err;
-    throw new ExtractionError("pdf-invalid", `cannot index "${name}": the PDF is damaged (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+    throw new ExtractionError("pdf-invalid", `cannot index "${name}": the PDF is damaged (${err instanceof Error ? err.message : String(err)})`, {
+      cause: err,
+    });
   } finally {
     await doc.destroy().catch(() => undefined);
   }

@@ -103,10 +103,7 @@ export function decodeText(bytes: Uint8Array, name: string, warnings: string[], 
   return text.replace(/\r\n?/gu, "\n");
 }
 
-export async function extract(
-  input: { bytes: Uint8Array; name: string; declaredType: string },
-  opts: ExtractOptions,
-): Promise<Extracted> {
+export async function extract(input: { bytes: Uint8Array; name: string; declaredType: string }, opts: ExtractOptions): Promise<Extracted> {
   const { bytes, name } = input;
   if (bytes.byteLength > opts.maxBytes) throw new FileTooLargeError(name, bytes.byteLength, opts.maxBytes);
   if (bytes.byteLength === 0) throw new EmptyDocumentError(name);

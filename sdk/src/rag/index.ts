@@ -17,17 +17,7 @@ import { embedAll, embedQuery } from "./embed.js";
 import { EmbeddingModelMismatchError, IndexClosedError, InvalidSnapshotError, RagError } from "./errors.js";
 import { DEFAULT_MAX_BYTES } from "./extract.js";
 import type { PdfjsLoader } from "./extract-pdf.js";
-import {
-  buildRecords,
-  chunkIdFor,
-  inputName,
-  prepareDocument,
-  readInput,
-  sha256Hex,
-  type AddInput,
-  type IngestPhase,
-  type IngestTimings,
-} from "./ingest.js";
+import { buildRecords, chunkIdFor, inputName, prepareDocument, readInput, sha256Hex, type AddInput, type IngestPhase, type IngestTimings } from "./ingest.js";
 import { buildPrompt, type PromptOptions, type PromptSource } from "./prompt.js";
 import { hybridSearch, type SearchHit, type SearchOptions } from "./search.js";
 import { base64ToF32, f32ToBase64, readSnapshot, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type IndexSnapshot } from "./snapshot.js";
@@ -312,12 +302,7 @@ class Index implements RagIndex {
     return run;
   }
 
-  private async commit(
-    p: PreparedDocument,
-    signal: AbortSignal | undefined,
-    replace: boolean,
-    timings?: IngestTimings,
-  ): Promise<DocumentRecord | null> {
+  private async commit(p: PreparedDocument, signal: AbortSignal | undefined, replace: boolean, timings?: IngestTimings): Promise<DocumentRecord | null> {
     const t0 = performance.now();
     const write = (catalog: Catalog) =>
       writeTransaction(
@@ -658,7 +643,11 @@ class Index implements RagIndex {
         const fits = chunks.every((c) => embedder.countTokens(c.text) <= chunkMaxTokens);
         if (fits) {
           chunks.sort((a, b) => a.ordinal - b.ordinal);
-          const vecs = await embedAll(embedder, chunks.map((c) => c.text), { batchSize: opts.embedBatchSize ?? 16 });
+          const vecs = await embedAll(
+            embedder,
+            chunks.map((c) => c.text),
+            { batchSize: opts.embedBatchSize ?? 16 },
+          );
           // Same chunks, new vectors: the document is rewritten whole (its docindex record holds the int8 codes).
           const prepared: PreparedDocument = {
             document,

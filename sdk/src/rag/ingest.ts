@@ -200,10 +200,13 @@ export async function buildRecords(
 export async function prepareDocument(raw: RawInput, contentHash: string, opts: PrepareOptions): Promise<Prepared> {
   opts.onPhase("extract");
   const t0 = performance.now();
-  const ex = await extract({ bytes: raw.bytes, name: raw.name, declaredType: raw.declaredType }, {
-    maxBytes: opts.maxBytes,
-    ...(opts.pdfjs === undefined ? {} : { pdfjs: opts.pdfjs }),
-  });
+  const ex = await extract(
+    { bytes: raw.bytes, name: raw.name, declaredType: raw.declaredType },
+    {
+      maxBytes: opts.maxBytes,
+      ...(opts.pdfjs === undefined ? {} : { pdfjs: opts.pdfjs }),
+    },
+  );
   if (opts.timings !== undefined) opts.timings.extractMs += performance.now() - t0;
   opts.signal?.throwIfAborted();
   const id = documentIdFor(contentHash);

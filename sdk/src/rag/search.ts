@@ -55,9 +55,7 @@ export function convexFusion(
       if (!order.has(h.id)) order.set(h.id, order.size);
     }
   }
-  return [...scores]
-    .map(([id, score]) => ({ id, score }))
-    .sort((a, b) => b.score - a.score || (order.get(a.id) as number) - (order.get(b.id) as number));
+  return [...scores].map(([id, score]) => ({ id, score })).sort((a, b) => b.score - a.score || (order.get(a.id) as number) - (order.get(b.id) as number));
 }
 
 export interface SearchFilter {
@@ -135,9 +133,7 @@ export function reciprocalRankFusion(
       if (!order.has(id)) order.set(id, order.size);
     });
   }
-  return [...scores]
-    .map(([id, score]) => ({ id, score }))
-    .sort((a, b) => b.score - a.score || (order.get(a.id) as number) - (order.get(b.id) as number));
+  return [...scores].map(([id, score]) => ({ id, score })).sort((a, b) => b.score - a.score || (order.get(a.id) as number) - (order.get(b.id) as number));
 }
 
 function asTime(t: Date | number): number {
@@ -156,13 +152,16 @@ export function documentFilter(filter: SearchFilter | undefined): (doc: Document
   const mimes = asSet(filter.mime);
   const from = filter.from === undefined ? -Infinity : asTime(filter.from);
   const to = filter.to === undefined ? Infinity : asTime(filter.to);
-  return (d) =>
-    (ids === null || ids.has(d.id)) && (mimes === null || mimes.has(d.mime)) && d.createdAt >= from && d.createdAt <= to;
+  return (d) => (ids === null || ids.has(d.id)) && (mimes === null || mimes.has(d.mime)) && d.createdAt >= from && d.createdAt <= to;
 }
 
 /** Word trigrams (lowercase letters/digits), for near-duplicate detection. */
 export function shingles(text: string): Set<string> {
-  const words = text.normalize("NFKC").toLowerCase().match(/[\p{L}\p{M}\p{N}]+/gu) ?? [];
+  const words =
+    text
+      .normalize("NFKC")
+      .toLowerCase()
+      .match(/[\p{L}\p{M}\p{N}]+/gu) ?? [];
   const out = new Set<string>();
   if (words.length < 3) {
     if (words.length > 0) out.add(words.join(" "));

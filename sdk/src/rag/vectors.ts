@@ -80,12 +80,7 @@ function byScore(a: VectorHit, b: VectorHit): number {
 }
 
 /** Best `n` entries by int8 dot product (the pre-scan). `query` must be normalised. */
-export function prescan(
-  query: Float32Array,
-  entries: Iterable<VectorEntry>,
-  n: number,
-  accept: (chunkId: string) => boolean = () => true,
-): VectorHit[] {
+export function prescan(query: Float32Array, entries: Iterable<VectorEntry>, n: number, accept: (chunkId: string) => boolean = () => true): VectorHit[] {
   // A bounded list kept sorted ascending by score: entries are few thousands to tens of thousands, n is small.
   const best: VectorHit[] = [];
   for (const e of entries) {

@@ -5,7 +5,14 @@
  * and Node with Dawn (`webgpu` package) exposed as `navigator.gpu`.
  */
 import { type AdapterLimits, type AdapterLimitName, type AdapterDescription, WebGPUUnavailableError, WebGPUCapabilityError } from "../errors/runtime.js";
-export { type AdapterLimits, type AdapterLimitName, type AdapterDescription, type WebGPUUnavailableReason, WebGPUUnavailableError, WebGPUCapabilityError } from "../errors/runtime.js";
+export {
+  type AdapterLimits,
+  type AdapterLimitName,
+  type AdapterDescription,
+  type WebGPUUnavailableReason,
+  WebGPUUnavailableError,
+  WebGPUCapabilityError,
+} from "../errors/runtime.js";
 
 const LIMIT_NAMES: readonly AdapterLimitName[] = [
   "maxStorageBufferBindingSize",
@@ -157,9 +164,7 @@ function defaultGPU(): GPU | undefined {
 
 function secureContextHint(): string {
   const secure: unknown = (globalThis as { isSecureContext?: unknown }).isSecureContext;
-  return secure === false
-    ? " This page is not a secure context (WebGPU requires https:// or localhost)."
-    : "";
+  return secure === false ? " This page is not a secure context (WebGPU requires https:// or localhost)." : "";
 }
 
 function errorMessage(err: unknown): string {
@@ -182,9 +187,7 @@ export async function requestGPU(opts: RequestGPUOptions = {}): Promise<GPUHandl
   }
   let adapter: GPUAdapter | null;
   try {
-    adapter = await gpu.requestAdapter(
-      opts.powerPreference === undefined ? undefined : { powerPreference: opts.powerPreference },
-    );
+    adapter = await gpu.requestAdapter(opts.powerPreference === undefined ? undefined : { powerPreference: opts.powerPreference });
   } catch (err) {
     throw new WebGPUUnavailableError("no-adapter", `${NO_ADAPTER_MESSAGE} (requestAdapter threw ${errorMessage(err)})`, {
       cause: err,

@@ -15,12 +15,14 @@ export class SerialQueue {
   run<T>(job: () => Promise<T> | T): Promise<T> {
     this.pending++;
     const result = this.tail.then(job);
-    this.tail = result.then(
-      () => undefined,
-      () => undefined,
-    ).finally(() => {
-      this.pending--;
-    });
+    this.tail = result
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => {
+        this.pending--;
+      });
     return result;
   }
 }

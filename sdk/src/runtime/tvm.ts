@@ -7,12 +7,7 @@
  * - Browser / module Worker: `npm run build` writes `dist/vendor/tvmjs.js`, an ES-module wrapper around
  *   the same UMD file (scripts/vendor-tvmjs.mjs); it is imported relative to this module.
  */
-import type {
-  TvmArtifactCache,
-  TvmInstance,
-  TvmjsModule,
-  TvmVirtualMachine,
-} from "./tvmjs-types.js";
+import type { TvmArtifactCache, TvmInstance, TvmjsModule, TvmVirtualMachine } from "./tvmjs-types.js";
 
 export type Logger = (msg: string) => void;
 
@@ -55,10 +50,7 @@ async function importTvmjs(): Promise<TvmjsModule> {
   try {
     mod = (await import(/* @vite-ignore */ url)) as { default?: unknown };
   } catch (err) {
-    throw new Error(
-      `Cannot import the tvmjs ES module wrapper at ${url} (run \`npm run build\` in sdk/, which writes dist/vendor/tvmjs.js)`,
-      { cause: err },
-    );
+    throw new Error(`Cannot import the tvmjs ES module wrapper at ${url} (run \`npm run build\` in sdk/, which writes dist/vendor/tvmjs.js)`, { cause: err });
   }
   return asTvmjs(mod.default, url);
 }
@@ -208,17 +200,11 @@ export interface LoadedTensorCache {
  * Load `<baseUrl>/tensor-cache.json` and its shards onto the runtime's WebGPU device (tvmjs's
  * `fetchTensorCache`). Afterwards `tvm.getParamsFromCacheByName(names)` returns the weights.
  */
-export async function loadTensorCache(
-  tvm: TvmInstance,
-  baseUrl: string,
-  opts: LoadTensorCacheOptions = {},
-): Promise<LoadedTensorCache> {
+export async function loadTensorCache(tvm: TvmInstance, baseUrl: string, opts: LoadTensorCacheOptions = {}): Promise<LoadedTensorCache> {
   const base = asDirectoryUrl(baseUrl);
   const cache = opts.artifactCache ?? new MemoryArtifactCache(opts.fetch);
   const t0 = performance.now();
-  const manifest = parseTensorCacheManifest(
-    await cache.fetchWithCache(new URL("tensor-cache.json", base).href, "json", opts.signal),
-  );
+  const manifest = parseTensorCacheManifest(await cache.fetchWithCache(new URL("tensor-cache.json", base).href, "json", opts.signal));
   await tvm.fetchTensorCache(base, tvm.webgpu(), {
     artifactCache: cache,
     ...(opts.signal === undefined ? {} : { signal: opts.signal }),
@@ -269,7 +255,6 @@ export function parseTensorCacheManifest(json: unknown): TensorCacheManifest {
       records,
     };
   });
-  const metadata =
-    typeof obj.metadata === "object" && obj.metadata !== null ? (obj.metadata as Record<string, unknown>) : {};
+  const metadata = typeof obj.metadata === "object" && obj.metadata !== null ? (obj.metadata as Record<string, unknown>) : {};
   return { metadata, records: shards };
 }

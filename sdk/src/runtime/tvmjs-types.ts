@@ -104,10 +104,6 @@ export interface TvmWasiProvider {
 
 /** The module object of `@mlc-ai/web-runtime` (its UMD exports). */
 export interface TvmjsModule {
-  instantiate(
-    bufferSource: ArrayBuffer,
-    importObject?: TvmWasiProvider | Record<string, unknown>,
-    logger?: (msg: string) => void,
-  ): Promise<TvmInstance>;
+  instantiate(bufferSource: ArrayBuffer, importObject?: TvmWasiProvider | Record<string, unknown>, logger?: (msg: string) => void): Promise<TvmInstance>;
   createPolyfillWASI(): TvmWasiProvider;
 }

@@ -204,66 +204,68 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
       return device.createBindGroup({ layout: bindGroupLayout, entries });
     };
 
-    const makeSubmit = (pipeline: GPUComputePipeline) => (...args: number[]): void => {
-      if (args.length !== nArgs + launch.dispatchToDim.length) {
-        throw new Error(`WebGPU kernel ${finfo.name}: expected ${nArgs + launch.dispatchToDim.length} launch arguments, got ${args.length}`);
-      }
-      const grid = packGrid(launch.dispatchToDim, args, nArgs);
-      if (ctx.pendingEncoder === null) ctx.pendingEncoder = device.createCommandEncoder();
-      // The pass belongs to the pending encoder; tvmjs replaces the encoder only through flushCommands.
-      if (pass === null) pass = ctx.pendingEncoder.beginComputePass();
+    const makeSubmit =
+      (pipeline: GPUComputePipeline) =>
+      (...args: number[]): void => {
+        if (args.length !== nArgs + launch.dispatchToDim.length) {
+          throw new Error(`WebGPU kernel ${finfo.name}: expected ${nArgs + launch.dispatchToDim.length} launch arguments, got ${args.length}`);
+        }
+        const grid = packGrid(launch.dispatchToDim, args, nArgs);
+        if (ctx.pendingEncoder === null) ctx.pendingEncoder = device.createCommandEncoder();
+        // The pass belongs to the pending encoder; tvmjs replaces the encoder only through flushCommands.
+        if (pass === null) pass = ctx.pendingEncoder.beginComputePass();
 
-      let bindGroup: GPUBindGroup;
-      if (kernel.volatile) {
-        stats.uncached++;
-        const values = uniformBytes(args, grid.packDimX);
-        const uniform = ctx.getUniformFromPool(values.byteLength);
-        device.queue.writeBuffer(uniform, 0, values);
-        bindGroup = bindGroupFor(args, uniform, values.byteLength);
-      } else {
-        let buffersKey = "";
-        for (let i = 0; i < nBuffers; ++i) buffersKey += args[launch.bufferArgIndices[i] as number] + ",";
-        let scalarsKey = String(grid.packDimX);
-        for (let i = 0; i < nPods; ++i) scalarsKey += "," + args[launch.podArgIndices[i] as number];
-        const key = buffersKey + "|" + scalarsKey;
-        const hit = kernel.entries.get(key);
-        if (hit !== undefined) {
-          stats.hits++;
-          bindGroup = hit.bindGroup;
-        } else {
-          stats.misses++;
+        let bindGroup: GPUBindGroup;
+        if (kernel.volatile) {
+          stats.uncached++;
           const values = uniformBytes(args, grid.packDimX);
-          // A fresh buffer per entry: written once, here, before any pass can read it.
-          const uniform = device.createBuffer({ size: values.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+          const uniform = ctx.getUniformFromPool(values.byteLength);
           device.queue.writeBuffer(uniform, 0, values);
           bindGroup = bindGroupFor(args, uniform, values.byteLength);
-          const ptrs: number[] = [];
-          for (let i = 0; i < nBuffers; ++i) ptrs.push(args[launch.bufferArgIndices[i] as number] as number);
-          const entry: CachedLaunch = { kernel, key, bindGroup, ptrs };
-          for (const p of ptrs) {
-            let set = users.get(p);
-            if (set === undefined) users.set(p, (set = new Set()));
-            set.add(entry);
-          }
-          kernel.entries.set(key, entry);
-          let sets = kernel.scalarSets.get(buffersKey);
-          if (sets === undefined) kernel.scalarSets.set(buffersKey, (sets = new Set()));
-          sets.add(scalarsKey);
-          if (sets.size >= VOLATILE_AFTER_SCALAR_SETS) {
-            kernel.volatile = true;
-            for (const e of [...kernel.entries.values()]) drop(e);
-            kernel.scalarSets.clear();
+        } else {
+          let buffersKey = "";
+          for (let i = 0; i < nBuffers; ++i) buffersKey += args[launch.bufferArgIndices[i] as number] + ",";
+          let scalarsKey = String(grid.packDimX);
+          for (let i = 0; i < nPods; ++i) scalarsKey += "," + args[launch.podArgIndices[i] as number];
+          const key = buffersKey + "|" + scalarsKey;
+          const hit = kernel.entries.get(key);
+          if (hit !== undefined) {
+            stats.hits++;
+            bindGroup = hit.bindGroup;
+          } else {
+            stats.misses++;
+            const values = uniformBytes(args, grid.packDimX);
+            // A fresh buffer per entry: written once, here, before any pass can read it.
+            const uniform = device.createBuffer({ size: values.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+            device.queue.writeBuffer(uniform, 0, values);
+            bindGroup = bindGroupFor(args, uniform, values.byteLength);
+            const ptrs: number[] = [];
+            for (let i = 0; i < nBuffers; ++i) ptrs.push(args[launch.bufferArgIndices[i] as number] as number);
+            const entry: CachedLaunch = { kernel, key, bindGroup, ptrs };
+            for (const p of ptrs) {
+              let set = users.get(p);
+              if (set === undefined) users.set(p, (set = new Set()));
+              set.add(entry);
+            }
+            kernel.entries.set(key, entry);
+            let sets = kernel.scalarSets.get(buffersKey);
+            if (sets === undefined) kernel.scalarSets.set(buffersKey, (sets = new Set()));
+            sets.add(scalarsKey);
+            if (sets.size >= VOLATILE_AFTER_SCALAR_SETS) {
+              kernel.volatile = true;
+              for (const e of [...kernel.entries.values()]) drop(e);
+              kernel.scalarSets.clear();
+            }
           }
         }
-      }
-      if (passPipeline !== pipeline) {
-        pass.setPipeline(pipeline);
-        passPipeline = pipeline;
-      }
-      pass.setBindGroup(0, bindGroup);
-      pass.dispatchWorkgroups(grid.x, grid.y, grid.z);
-      ctx.shaderSubmitCounter += 1;
-    };
+        if (passPipeline !== pipeline) {
+          pass.setPipeline(pipeline);
+          passPipeline = pipeline;
+        }
+        pass.setBindGroup(0, bindGroup);
+        pass.dispatchWorkgroups(grid.x, grid.y, grid.z);
+        ctx.shaderSubmitCounter += 1;
+      };
 
     const descriptor = (): GPUComputePipelineDescriptor => {
       const module = device.createShaderModule({ code, compilationHints: [{ entryPoint: "main", layout: pipelineLayout }] } as GPUShaderModuleDescriptor);

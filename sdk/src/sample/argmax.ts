@@ -23,7 +23,7 @@ export function scanMax(logits: ArrayLike<number>): { index: number; value: numb
     if (v > value) {
       value = v;
       index = i;
-    } else if (v !== v) {
+    } else if (Number.isNaN(v)) {
       throw new NonFiniteLogitsError(`logits[${i}] is NaN`);
     }
   }

@@ -7,17 +7,11 @@ import type { ResolvedSamplingParams } from "./params.js";
 import { InvalidLogitsError } from "../errors/text.js";
 export { InvalidLogitsError } from "../errors/text.js";
 
-type Processing = Pick<
-  ResolvedSamplingParams,
-  "logitBiasIds" | "logitBiasValues" | "repetition_penalty" | "presence_penalty" | "frequency_penalty"
->;
+type Processing = Pick<ResolvedSamplingParams, "logitBiasIds" | "logitBiasValues" | "repetition_penalty" | "presence_penalty" | "frequency_penalty">;
 
 /** True when {@link processLogits} would change nothing (so the caller may skip copying the logits). */
 export function isIdentity(p: Processing, history: TokenHistory | undefined): boolean {
-  const penalties =
-    history !== undefined &&
-    (p.repetition_penalty !== 1 || p.presence_penalty !== 0 || p.frequency_penalty !== 0) &&
-    history.seen.size > 0;
+  const penalties = history !== undefined && (p.repetition_penalty !== 1 || p.presence_penalty !== 0 || p.frequency_penalty !== 0) && history.seen.size > 0;
   return p.logitBiasIds.length === 0 && !penalties;
 }
 

@@ -399,8 +399,7 @@ export class EngineCore {
           return res.arrayBuffer();
         });
       const [tokenizerJson, tokenizerConfigText] = await Promise.all([read(TOKENIZER_FILE, true), read(TOKENIZER_CONFIG_FILE, false)]);
-      const tokenizerConfig =
-        tokenizerConfigText === undefined ? undefined : (JSON.parse(tokenizerConfigText) as Record<string, unknown>);
+      const tokenizerConfig = tokenizerConfigText === undefined ? undefined : (JSON.parse(tokenizerConfigText) as Record<string, unknown>);
       const tokenizer = await loadTokenizer(
         tokenizerConfig === undefined ? { tokenizerJson: tokenizerJson as string } : { tokenizerJson: tokenizerJson as string, tokenizerConfig },
       );

@@ -58,10 +58,7 @@ export class ChatStream {
     const choice: ChatCompletionChunkChoice = {
       index: 0,
       delta,
-      logprobs:
-        this.req.logprobs === true && tokens.length > 0
-          ? { content: tokens.map((t) => chatLogprob(this.loaded.tokenizer, t)), refusal: null }
-          : null,
+      logprobs: this.req.logprobs === true && tokens.length > 0 ? { content: tokens.map((t) => chatLogprob(this.loaded.tokenizer, t)), refusal: null } : null,
       finish_reason: finish,
     };
     if (this.req.return_token_ids === true) choice.token_ids = tokens.map((t) => t.token);

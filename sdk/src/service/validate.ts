@@ -109,7 +109,14 @@ function buildSchemas(v: Valibot) {
   // OpenAI caps a request at 2048 inputs; the same bound keeps one message from queueing unbounded GPU work.
   const embeddings = v.strictObject({
     input: v.union(
-      [v.string(), v.pipe(v.array(v.string("must be a string (token-id inputs are not supported)")), v.minLength(1, "must have at least one input"), v.maxLength(MAX_EMBEDDING_INPUTS, `at most ${MAX_EMBEDDING_INPUTS} inputs per request`))],
+      [
+        v.string(),
+        v.pipe(
+          v.array(v.string("must be a string (token-id inputs are not supported)")),
+          v.minLength(1, "must have at least one input"),
+          v.maxLength(MAX_EMBEDDING_INPUTS, `at most ${MAX_EMBEDDING_INPUTS} inputs per request`),
+        ),
+      ],
       "must be a string or an array of strings",
     ),
     model: opt(v.string()),
@@ -218,7 +225,11 @@ function requestError(issues: readonly V.BaseIssue<unknown>[]): InvalidRequestEr
 
 function checkObject(request: unknown): Record<string, unknown> {
   if (typeof request !== "object" || request === null || Array.isArray(request)) {
-    throw new InvalidRequestError(`the request must be an object, got ${request === null ? "null" : Array.isArray(request) ? "an array" : typeof request}`, null, "invalid_type");
+    throw new InvalidRequestError(
+      `the request must be an object, got ${request === null ? "null" : Array.isArray(request) ? "an array" : typeof request}`,
+      null,
+      "invalid_type",
+    );
   }
   const rec = request as Record<string, unknown>;
   for (const key of Object.keys(rec)) {
@@ -275,13 +286,21 @@ export async function validateEmbeddingRequest(request: unknown, dim?: number): 
   // Token-id input (number[] or number[][]) is valid OpenAI; name it rather than report a type mismatch.
   const input = rec["input"];
   if (Array.isArray(input) && input.length > 0 && input.every((x) => typeof x === "number" || Array.isArray(x))) {
-    throw new InvalidRequestError("input: token-id arrays are not supported; pass the text (a string or an array of strings)", "input", "unsupported_parameter");
+    throw new InvalidRequestError(
+      "input: token-id arrays are not supported; pass the text (a string or an array of strings)",
+      "input",
+      "unsupported_parameter",
+    );
   }
   const result = v.safeParse(s.embeddings, rec);
   if (!result.success) throw requestError(result.issues);
   const r = result.output as EmbeddingCreateParams;
   if (dim !== undefined && r.dimensions != null && r.dimensions !== dim) {
-    throw new InvalidRequestError(`dimensions: this encoder makes ${dim}-dimensional vectors and does not shorten them; omit dimensions or pass ${dim}`, "dimensions", "unsupported_parameter");
+    throw new InvalidRequestError(
+      `dimensions: this encoder makes ${dim}-dimensional vectors and does not shorten them; omit dimensions or pass ${dim}`,
+      "dimensions",
+      "unsupported_parameter",
+    );
   }
   return r;
 }

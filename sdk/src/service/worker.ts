@@ -13,6 +13,6 @@ import type { MessageEndpoint } from "./protocol.js";
 
 const scope = globalThis as unknown as Partial<MessageEndpoint> & { document?: unknown };
 if (typeof scope.postMessage !== "function" || typeof scope.addEventListener !== "function" || scope.document !== undefined) {
-  throw new Error("@hearth/sdk/worker must run as a (module) Web Worker; in Node use createEngine({ worker: \"inline\" })");
+  throw new Error('@hearth/sdk/worker must run as a (module) Web Worker; in Node use createEngine({ worker: "inline" })');
 }
 serveEngine(scope as MessageEndpoint);

@@ -5,14 +5,7 @@
  * The same code runs in Node (Dawn) and in a browser module Worker.
  */
 import { requestGPU, type AdapterDescription, type GPUHandle } from "../runtime/gpu.js";
-import {
-  asDirectoryUrl,
-  loadTensorCache,
-  MemoryArtifactCache,
-  type FetchLike,
-  type Logger,
-  type TVMLibrary,
-} from "../runtime/tvm.js";
+import { asDirectoryUrl, loadTensorCache, MemoryArtifactCache, type FetchLike, type Logger, type TVMLibrary } from "../runtime/tvm.js";
 import { loadTVMLibrary } from "../runtime/instantiate.js";
 import type { TvmjsModule, TvmTensor, TvmArray } from "../runtime/tvmjs-types.js";
 import { decodeTensorData, encodeTensorData, isTensorDType, numElements, type TensorDType } from "../runtime/dtype.js";
@@ -149,8 +142,7 @@ async function fetchOk(fetchFn: FetchLike, url: string): Promise<Response> {
 }
 
 function isTensorLike(x: unknown): x is TvmTensor {
-  return typeof x === "object" && x !== null && Array.isArray((x as { shape?: unknown }).shape) &&
-    typeof (x as { dtype?: unknown }).dtype === "string";
+  return typeof x === "object" && x !== null && Array.isArray((x as { shape?: unknown }).shape) && typeof (x as { dtype?: unknown }).dtype === "string";
 }
 
 /**
@@ -160,8 +152,7 @@ function isTensorLike(x: unknown): x is TvmTensor {
  */
 export async function runCase(caseUrl: string, deps: RunCaseDeps = {}): Promise<CaseResult> {
   const base = asDirectoryUrl(caseUrl);
-  const fetchFn: FetchLike =
-    deps.fetch ?? ((url, init) => globalThis.fetch(url, init));
+  const fetchFn: FetchLike = deps.fetch ?? ((url, init) => globalThis.fetch(url, init));
   const runs = deps.runs ?? 5;
   const spec = parseSmokeCase(await (await fetchOk(fetchFn, new URL("case.json", base).href)).json());
 
@@ -294,8 +285,8 @@ export async function runCase(caseUrl: string, deps: RunCaseDeps = {}): Promise<
       tvm.endScope();
     }
   } finally {
-    if (lib !== undefined) lib.dispose(); // also destroys the device
+    if (lib !== undefined)
+      lib.dispose(); // also destroys the device
     else gpu.device.destroy();
   }
 }
-

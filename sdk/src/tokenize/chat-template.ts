@@ -129,9 +129,7 @@ export class ChatTemplate {
     }
     const name = sources.name ?? "default";
     const source =
-      sources.chatTemplateJinja ??
-      pickTemplate(sources.tokenizerConfig?.["chat_template"], name) ??
-      pickTemplate(sources.chatConfig?.["chat_template"], name);
+      sources.chatTemplateJinja ?? pickTemplate(sources.tokenizerConfig?.["chat_template"], name) ?? pickTemplate(sources.chatConfig?.["chat_template"], name);
     if (source === null) {
       throw new ChatTemplateError(
         name === "default"

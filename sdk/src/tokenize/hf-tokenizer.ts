@@ -7,14 +7,7 @@
  */
 import { withRustByteFallback } from "./byte-fallback.js";
 import { StreamDecoder, type StreamDecoderOptions } from "./stream.js";
-import type {
-  DecodeOptions,
-  EncodeOptions,
-  SpecialToken,
-  SpecialTokens,
-  Tokenizer,
-  TruncationOptions,
-} from "./tokenizer.js";
+import type { DecodeOptions, EncodeOptions, SpecialToken, SpecialTokens, Tokenizer, TruncationOptions } from "./tokenizer.js";
 import type { TjsTokenizer, TokenizersJs } from "./tokenizers-js.js";
 
 /** The parts of tokenizer_config.json this file reads (the file has many more keys). */

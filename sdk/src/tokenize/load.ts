@@ -30,9 +30,7 @@ const CONVERT_HINT =
 export async function loadTokenizer(files: TokenizerFiles): Promise<Tokenizer> {
   if (files.tokenizerJson === undefined) {
     if (files.tokenizerModel !== undefined) {
-      throw new TokenizerLoadError(
-        `tokenizer.model (sentencepiece) without tokenizer.json is not supported in the SDK; ${CONVERT_HINT}`,
-      );
+      throw new TokenizerLoadError(`tokenizer.model (sentencepiece) without tokenizer.json is not supported in the SDK; ${CONVERT_HINT}`);
     }
     throw new TokenizerLoadError("no tokenizer.json given (the SDK reads the Hugging Face tokenizer.json format)");
   }
@@ -41,8 +39,7 @@ export async function loadTokenizer(files: TokenizerFiles): Promise<Tokenizer> {
   if (typeof model !== "object" || model === null) throw new TokenizerLoadError(`tokenizer.json has no "model" object`);
   // tokenizers.js iterates this list unconditionally; files written by old tokenizers versions may lack it.
   if (!Array.isArray(json["added_tokens"])) json["added_tokens"] = [];
-  const config: TokenizerConfigJson =
-    files.tokenizerConfig === undefined ? {} : parseJsonObject(files.tokenizerConfig, "tokenizer_config.json");
+  const config: TokenizerConfigJson = files.tokenizerConfig === undefined ? {} : parseJsonObject(files.tokenizerConfig, "tokenizer_config.json");
   let lib: TokenizersJs;
   try {
     lib = await importTokenizersJs();

@@ -95,7 +95,9 @@ export interface FakePackage {
  * mlc-chat-config.json / tensor-cache.json (one float32 tensor per shard) and a fake wasm. Good for
  * everything before tvmjs runs.
  */
-export function makeFakePackage(opts: { shards?: number; shardBytes?: number; modelId?: string; quant?: string; extra?: Record<string, unknown> } = {}): FakePackage {
+export function makeFakePackage(
+  opts: { shards?: number; shardBytes?: number; modelId?: string; quant?: string; extra?: Record<string, unknown> } = {},
+): FakePackage {
   const shards = opts.shards ?? 6;
   const shardBytes = opts.shardBytes ?? 64 * 1024;
   const quant = opts.quant ?? "q4f32_1";
@@ -108,7 +110,12 @@ export function makeFakePackage(opts: { shards?: number; shardBytes?: number; mo
     for (let j = 0; j < data.length; j++) data[j] = (i * 31 + j * 7) & 0xff;
     files[`params_shard_${i}.bin`] = data;
     const name = `w${i}`;
-    records.push({ dataPath: `params_shard_${i}.bin`, format: "raw-shard", nbytes: shardBytes, records: [{ name, shape: [shardBytes / 4], dtype: "float32", format: "raw", nbytes: shardBytes, byteOffset: 0 }] });
+    records.push({
+      dataPath: `params_shard_${i}.bin`,
+      format: "raw-shard",
+      nbytes: shardBytes,
+      records: [{ name, shape: [shardBytes / 4], dtype: "float32", format: "raw", nbytes: shardBytes, byteOffset: 0 }],
+    });
     params.push({ name, shape: [shardBytes / 4], dtype: "float32" });
   }
   files["mlc-chat-config.json"] = enc(

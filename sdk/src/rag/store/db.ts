@@ -1,7 +1,7 @@
 /** The database itself: open (running migrations), one readwrite transaction per document, reads for search and export. */
 import { wrap } from "idb";
 import { ANALYZER_VERSION } from "../bm25.js";
-import { chunkOf, compactText, documentRecords, expandText, TermDictionary } from "./codecs.js";
+import { chunkOf, compactText, documentRecords, expandText, type TermDictionary } from "./codecs.js";
 import { MIGRATIONS } from "./migrations.js";
 import {
   ALL_STORES,
@@ -89,7 +89,7 @@ export async function openDatabase(name: string, opts: OpenDatabaseOptions = {})
   const migrations = [...(opts.migrations ?? MIGRATIONS)].sort((a, b) => a.version - b.version);
   const version = (migrations[migrations.length - 1] as Migration).version;
   const request = factory.open(databaseName(name), version);
-  let upgradeError: unknown = undefined;
+  let upgradeError: unknown;
   request.addEventListener("upgradeneeded", (event) => {
     const db = request.result;
     const tx = request.transaction as IDBTransaction;

@@ -2,15 +2,7 @@
 import { hashTerm, termFrequencies } from "../bm25.js";
 import { quantize } from "../vectors.js";
 import { type ChunkIndexInput, compactText, documentRecords, TermDictionary } from "./codecs.js";
-import {
-  chunkIdFor,
-  type ChunkRecord,
-  type Migration,
-  type PreparedVector,
-  SEGMENT_MAX_CHUNKS,
-  type TextRecord,
-  type VectorRecord,
-} from "./schema.js";
+import { chunkIdFor, type ChunkRecord, type Migration, type PreparedVector, SEGMENT_MAX_CHUNKS, type TextRecord, type VectorRecord } from "./schema.js";
 
 // ---- Schema v1-v3 formats, for the migrations ----
 
@@ -71,7 +63,9 @@ function legacyPackSegment(docId: string, segment: number, modelId: string, dim:
   });
   termStart[terms.length] = at;
   const termHash = new Uint32Array(2 * terms.length);
-  terms.forEach((term, t) => hashTerm(term, termHash, 2 * t));
+  terms.forEach((term, t) => {
+    hashTerm(term, termHash, 2 * t);
+  });
   return {
     key: `${docId}#${String(segment).padStart(4, "0")}`,
     docId,
@@ -161,8 +155,13 @@ function migrateToDocIndex(db: IDBDatabase, tx: IDBTransaction, done: () => void
       const owner = new Map<string, { docId: string; i: number }>();
       const tfs = new Map<string, Array<Map<string, number>>>();
       for (const [docId, lengths] of docLengths) {
-        tfs.set(docId, lengths.map(() => new Map()));
-        lengths.forEach(([chunkId], i) => owner.set(chunkId, { docId, i }));
+        tfs.set(
+          docId,
+          lengths.map(() => new Map()),
+        );
+        lengths.forEach(([chunkId], i) => {
+          owner.set(chunkId, { docId, i });
+        });
       }
       for (const [term, entries] of termLists) {
         for (const [chunkId, tf] of entries) {
@@ -206,7 +205,6 @@ function migrateToDocIndex(db: IDBDatabase, tx: IDBTransaction, done: () => void
   };
 }
 
-
 function request<T>(r: IDBRequest<T>): Promise<T> {
   return new Promise((resolve, reject) => {
     r.onsuccess = () => resolve(r.result);
@@ -246,7 +244,13 @@ async function migrateToGroups(db: IDBDatabase, tx: IDBTransaction): Promise<voi
       return { chunkId: chunkIdFor(docId, i), docId, modelId: byChunk.get(c.id)?.modelId ?? modelId, f32, ...quantize(f32) };
     });
     const alloc = dict.allocator();
-    const records = documentRecords(docId, renumbered, prepared, renumbered.map((c) => termFrequencies(c.text)), alloc.id);
+    const records = documentRecords(
+      docId,
+      renumbered,
+      prepared,
+      renumbered.map((c) => termFrequencies(c.text)),
+      alloc.id,
+    );
     const terms = alloc.record();
     const puts: Array<Promise<unknown>> = [];
     for (const [key, g] of records.chunkGroups) puts.push(request(chunksOut.put(g, key)));
@@ -293,8 +297,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 4,
-    description:
-      "chunks and vectors grouped per document (no by-doc indexes); docindex postings as varints over global term ids; terms dictionary",
+    description: "chunks and vectors grouped per document (no by-doc indexes); docindex postings as varints over global term ids; terms dictionary",
     up: migrateToGroups,
   },
 ];
