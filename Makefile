@@ -49,6 +49,7 @@ lint: python node
 	$(VENV)/bin/ruff format --check $(PY_LINT)
 	cd sdk && npx tsc --noEmit -p . && npx tsc --noEmit -p tsconfig.test.json
 	cd sdk && npm run --silent check:deps
+	cd sdk && npm run --silent lint
 
 # The SDK and browser node tests run the f32 smoke case end to end (HEARTH_CASE_DIR);
 # pytest runs every case through both harnesses and natively.

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
 
-from hearth.build.package import compile_package
+from hearth.build.native_log import native_stderr_to
+from hearth.build.package import Progress, compile_package
+from hearth.cache import cache_root
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_test_models import ensure_test_model  # noqa: E402
@@ -73,9 +76,15 @@ PACKAGES = [
 CONTEXT = {"SmolLM2-135M-Instruct": 4096}
 
 
-def _compile(model_id: str, quant: str):  # noqa: ANN202 - CompileResult
+def _compile(model_id: str, quant: str, progress: Progress | None = None):  # noqa: ANN202 - CompileResult
     return compile_package(
-        str(SOURCES[model_id]()), quant, TARGETS, DIST, model_id=model_id, context_window_size=CONTEXT.get(model_id)
+        str(SOURCES[model_id]()),
+        quant,
+        TARGETS,
+        DIST,
+        model_id=model_id,
+        context_window_size=CONTEXT.get(model_id),
+        progress=progress,
     )
 
 
@@ -89,13 +98,26 @@ def main() -> int:
     only.add_argument("--demo", action="store_true", help="only the packages the demo serves")
     only.add_argument("--tests", action="store_true", help="only the packages the tests load")
     args = parser.parse_args()
-    console = Console(stderr=True)
-    for model_id, quant, in_demo, in_tests in PACKAGES:
-        if (args.demo and not in_demo) or (args.tests and not in_tests):
-            continue
-        result = _compile(model_id, quant)
+    todo = [
+        (m, q) for m, q, in_demo, in_tests in PACKAGES if not (args.demo and not in_demo or args.tests and not in_tests)
+    ]
+    logs = cache_root() / "logs"
+    for i, (model_id, quant) in enumerate(todo, 1):
+        log_path = logs / f"build-{model_id}-{quant}.log"
+        log_path.unlink(missing_ok=True)
+        with native_stderr_to(log_path) as native:
+            console = Console(file=native.terminal)
+            t0 = time.perf_counter()
+
+            def progress(step: str, done: int, total: int) -> None:
+                # Plain lines (a log file or CI reads them too): one per step, with the time so far.
+                console.print(f"[{i}/{len(todo)}] {model_id} {quant}: {step} ({time.perf_counter() - t0:.0f} s)")
+
+            result = _compile(model_id, quant, progress)
         state = "cached" if result.cached else f"built in {result.seconds['total']:.0f} s"
-        console.print(f"{result.package_dir.relative_to(REPO)}: {state}")
+        n = native.warnings()
+        quiet = f"; {n} TVM warnings (expected) in {log_path}" if n else ""
+        Console(stderr=True).print(f"[{i}/{len(todo)}] {result.package_dir.relative_to(REPO)}: {state}{quiet}")
     return 0
 
 

@@ -88,9 +88,20 @@ def _int_list(text: str) -> list[int]:
 def cmd_compile(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from .build.native_log import native_stderr_to
     from .build.package import compile_package
+    from .cache import cache_root
 
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
+    log_path = cache_root() / "logs" / f"compile-{os.getpid()}.log"
+    with (
+        native_stderr_to(log_path) as native,  # TVM's expected C++ warnings go to a log, counted below
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=(terminal := Console(file=native.terminal)),
+        ) as bar,
+    ):
         task = bar.add_task("compile", total=None)
 
         def progress(step: str, done: int, total: int) -> None:
@@ -111,11 +122,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
                 progress=progress,
             )
         except USER_ERRORS as e:
-            console.print(f"[red]hearth compile: {e}[/]")
+            terminal.print(f"[red]hearth compile: {e}[/]")
             return 2
     m = result.manifest
     size = sum(f["bytes"] for f in m["files"]) / 2**20
     state = "up to date (cached)" if result.cached else f"built in {result.seconds['total']:.1f} s"
+    if n := native.warnings():
+        state += f"; {n} TVM warnings (expected) in {log_path}"
+    else:
+        log_path.unlink(missing_ok=True)
     console.print(
         f"{result.package_dir}: {state}; {size:.1f} MiB, {m['bits_per_param']} bits/param, "
         f"targets {', '.join(m['targets'])}"
