@@ -109,9 +109,18 @@ def main() -> int:
             console = Console(file=native.terminal)
             t0 = time.perf_counter()
 
+            shown: set[str] = set()
+
             def progress(step: str, done: int, total: int) -> None:
-                # Plain lines (a log file or CI reads them too): one per step, with the time so far.
-                console.print(f"[{i}/{len(todo)}] {model_id} {quant}: {step} ({time.perf_counter() - t0:.0f} s)")
+                # Plain lines (a log file or CI reads them too): one per step with the time so far; the
+                # per-tensor "weights d/n" steps only at each quarter.
+                key = step
+                if step.startswith("weights ") and "/" in step:
+                    d, n = (int(x) for x in step.split()[1].split("/"))
+                    key = f"weights {4 * d // max(n, 1)}"
+                if key not in shown:
+                    shown.add(key)
+                    console.print(f"[{i}/{len(todo)}] {model_id} {quant}: {step} ({time.perf_counter() - t0:.0f} s)")
 
             result = _compile(model_id, quant, progress)
         state = "cached" if result.cached else f"built in {result.seconds['total']:.0f} s"
