@@ -23,7 +23,7 @@ from padding 31 short ones to its length (padded tokens are what software WebGPU
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,13 +132,26 @@ class NativeEncoder:
         mask = tvm.runtime.tensor(np.ascontiguousarray(attention_mask, dtype="int32"), self.device)
         return self.vm[bucket.name](ids, mask, self.params).numpy()
 
-    def embed_ids(self, token_ids: Sequence[Sequence[int]], calls: Counter | None = None) -> np.ndarray:
-        """Embeddings of already tokenized (and truncated) sequences, in input order."""
+    def embed_ids(
+        self,
+        token_ids: Sequence[Sequence[int]],
+        calls: Counter | None = None,
+        *,
+        buckets: Sequence[Bucket] | None = None,
+        before_call: Callable[[], None] | None = None,
+    ) -> np.ndarray:
+        """Embeddings of already tokenized (and truncated) sequences, in input order.
+
+        `buckets`: a subset of the package's buckets to plan with (the server caps a call's size so a
+        cancel lands within one call); `before_call` runs before each encoder call and may raise to stop.
+        """
         lengths = [len(t) for t in token_ids]
         if any(n > self.max_seq_length for n in lengths):
             raise ValueError(f"sequences longer than max_seq_length ({self.max_seq_length}) must be truncated first")
         out: np.ndarray | None = None
-        for bucket, idx in plan_batches(lengths, self.buckets):
+        for bucket, idx in plan_batches(lengths, self.buckets if buckets is None else buckets):
+            if before_call is not None:
+                before_call()
             ids = np.zeros((bucket.batch, bucket.seq), "int32")
             mask = np.zeros((bucket.batch, bucket.seq), "int32")
             for row, i in enumerate(idx):

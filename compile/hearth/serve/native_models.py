@@ -350,26 +350,15 @@ class EmbeddingModel:
     def embed_ids(self, ids: Sequence[Sequence[int]], cancelled: Callable[[], bool]) -> np.ndarray:
         """float32 [n, hidden] embeddings of tokenized texts, in order; Cancelled when `cancelled()`
         turns true between two encoder calls."""
-        from ..native.encoder import plan_batches
-
         enc = self.encoder
         smallest = {b.seq: min(k.batch for k in enc.buckets if k.seq == b.seq) for b in enc.buckets}
         buckets = [b for b in enc.buckets if b.batch * b.seq <= ENCODER_CALL_SLOTS or b.batch == smallest[b.seq]]
-        lengths = [len(t) for t in ids]
-        out: np.ndarray | None = None
-        for bucket, idx in plan_batches(lengths, buckets):
+
+        def stop_if_cancelled() -> None:
             if cancelled():
                 raise Cancelled()
-            batch_ids = np.zeros((bucket.batch, bucket.seq), "int32")
-            mask = np.zeros((bucket.batch, bucket.seq), "int32")
-            for row, i in enumerate(idx):
-                batch_ids[row, : lengths[i]] = ids[i]
-                mask[row, : lengths[i]] = 1
-            emb = enc.run_bucket(bucket, batch_ids, mask)
-            if out is None:
-                out = np.empty((len(ids), emb.shape[1]), np.float32)
-            out[idx] = emb[: len(idx)]
-        return out if out is not None else np.empty((0, 0), np.float32)
+
+        return enc.embed_ids(ids, buckets=buckets, before_call=stop_if_cancelled)
 
 
 class ModelSlot:
