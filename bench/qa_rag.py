@@ -308,11 +308,13 @@ def assemble(
             if agree is None
             else f"{agree['identical']}/{agree['compared']}" + (" native" if "vs_native" in e else " ref")
         )
+        same_q = e.get("reference_on_same_questions")
         table.append(
             [
                 e["engine"],
                 m["n"],
                 pct(m["answer_accuracy"]),
+                pct(same_q["answer_accuracy"]) if same_q else "-",
                 pct(m["citation_accuracy"]),
                 pct(m["recall_at_k"]),
                 same,
@@ -325,7 +327,16 @@ def assemble(
         f"retrieval {emb['modelId']} ({emb['kind']}), "
         f"k={prompts_doc['k']}, context {prompts_doc['chat']['contextWindow']}; recall@{prompts_doc['k']} on all "
         f"{prompts_doc['summary']['questions']} questions {pct(prompts_doc['summary']['recallAtK'])} %",
-        ["engine", "n", "answer acc %", "citation acc %", f"recall@{prompts_doc['k']} %", "same tokens", "gen s"],
+        [
+            "engine",
+            "n",
+            "answer acc %",
+            "reference on its n %",
+            "citation acc %",
+            f"recall@{prompts_doc['k']} %",
+            "same tokens",
+            "gen s",
+        ],
         table,
     )
     for s in skipped:
