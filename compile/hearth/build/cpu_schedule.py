@@ -54,7 +54,9 @@ def _extent(loop_sref) -> int | None:
     return int(extent) if isinstance(extent, tirx.IntImm) else None
 
 
-class WeightMatmul(CPUScheduleRule):
+class _Rule(CPUScheduleRule):
+    """A rule that declines (None) wherever its pattern or a schedule step does not fit."""
+
     def apply(self, func: tirx.PrimFunc, target: Target, _: bool):
         if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
             return None
@@ -63,6 +65,11 @@ class WeightMatmul(CPUScheduleRule):
         except Exception:  # noqa: BLE001 - any schedule error means "rule does not apply"
             return None
 
+    def _apply(self, func: tirx.PrimFunc):
+        raise NotImplementedError
+
+
+class WeightMatmul(_Rule):
     def _apply(self, func: tirx.PrimFunc):
         sch = s_tir.Schedule(func)
         for block_rv in _root_blocks(sch):
@@ -121,15 +128,7 @@ class WeightMatmul(CPUScheduleRule):
         return sch
 
 
-class BatchedMatmul(CPUScheduleRule):
-    def apply(self, func: tirx.PrimFunc, target: Target, _: bool):
-        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
-            return None
-        try:
-            return self._apply(func)
-        except Exception:  # noqa: BLE001 - any schedule error means "rule does not apply"
-            return None
-
+class BatchedMatmul(_Rule):
     def _apply(self, func: tirx.PrimFunc):
         sch = s_tir.Schedule(func)
         for block_rv in _root_blocks(sch):
@@ -175,15 +174,10 @@ def _parallel_other_nests(sch: s_tir.Schedule, skip=None) -> bool:
     return changed
 
 
-class Parallel(CPUScheduleRule):
-    def apply(self, func: tirx.PrimFunc, target: Target, _: bool):
-        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
-            return None
-        try:
-            sch = s_tir.Schedule(func)
-            return sch if _parallel_other_nests(sch) else None
-        except Exception:  # noqa: BLE001 - any schedule error means "rule does not apply"
-            return None
+class Parallel(_Rule):
+    def _apply(self, func: tirx.PrimFunc):
+        sch = s_tir.Schedule(func)
+        return sch if _parallel_other_nests(sch) else None
 
 
 def schedule_cpu() -> tvm.transform.Pass:
