@@ -36,20 +36,24 @@ def _write_tokenizer(folder: Path) -> None:
     )
 
 
+# A random 2-layer Llama small enough to compile in seconds (test_hardening.py reuses it).
+TINY_LLAMA = dict(
+    hidden_size=64,
+    intermediate_size=176,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=256,
+    max_position_embeddings=256,
+    tie_word_embeddings=True,
+)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("ckpt") / "rand-llama"
     torch.manual_seed(0)
-    cfg = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=176,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=256,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-    )
+    cfg = LlamaConfig(**TINY_LLAMA)
     LlamaForCausalLM(cfg).save_pretrained(folder)
     _write_tokenizer(folder)
     return folder

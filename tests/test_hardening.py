@@ -28,18 +28,8 @@ from hearth.models.bert import BertConfig
 from hearth.native import load_decoder
 from hearth.native.encoder import NativeEncoder
 from hearth.weights.manifest import MANIFEST, IntegrityError, verify_package, write_manifest
+from test_compile import TINY_LLAMA as LLAMA  # the compile tests' tiny random Llama
 from test_compile import _write_tokenizer  # the same tiny byte-level BPE tokenizer the compile tests use
-
-LLAMA = dict(
-    hidden_size=64,
-    intermediate_size=176,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    vocab_size=256,
-    max_position_embeddings=256,
-    tie_word_embeddings=True,
-)
 
 
 @pytest.fixture(scope="module")

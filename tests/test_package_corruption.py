@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from conftest import REPO
 from hearth.cache import sha256_file
 from hearth.serve.app import create_app
 from hearth.weights.manifest import MANIFEST
-from test_serve import _start_server
+from test_serve import _run_node_against
 
 sys.path.insert(0, str(REPO / "scripts"))
 from build_packages import ensure_package  # noqa: E402
@@ -287,20 +286,9 @@ def _native(pkg: Path) -> tuple[bool, list[int] | None, str]:
 def _sdk(dist: Path, cases: list[str]) -> dict[str, dict]:
     if shutil.which("node") is None:
         pytest.fail("node is not on PATH (make setup)")
-    srv, thread, port = _start_server(create_app(dist, None))
-    try:
-        urls = [f"http://127.0.0.1:{port}/models/c/{case}/" for case in cases]
-        proc = subprocess.run(
-            ["node", "--import", "tsx", str(SCRIPT), ",".join(map(str, PROMPT)), str(N_TOKENS), *urls],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            cwd=REPO / "sdk",
-        )
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
-    lines = proc.stdout.strip().splitlines()
+    urls = [f"http://127.0.0.1:{{port}}/models/c/{case}/" for case in cases]
+    args = ["--import", "tsx", str(SCRIPT), ",".join(map(str, PROMPT)), str(N_TOKENS), *urls]
+    proc, lines, _ = _run_node_against(create_app(dist, None), args, timeout=900)
     assert proc.returncode == 0 and lines, (
         f"sdk_load_matrix failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     )

@@ -7,6 +7,7 @@ import gzip
 import http.client
 import json
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ import uvicorn
 
 from hearth.serve.app import create_app
 from hearth.weights.manifest import write_manifest
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _free_port() -> int:
@@ -155,6 +158,19 @@ def _start_server(app) -> tuple[uvicorn.Server, threading.Thread, int]:  # type:
         time.sleep(0.05)
     assert srv.started
     return srv, thread, port
+
+
+def _run_node_against(app, args: list[str], timeout: float) -> tuple[subprocess.CompletedProcess, list[str], int]:  # type: ignore[no-untyped-def]
+    """Serve `app` on a free port, run `node *args <port-dependent args>` from sdk/ and return the process
+    its stdout lines and the port. `args` may contain "{port}", replaced by the port."""
+    srv, thread, port = _start_server(app)
+    try:
+        argv = ["node", *(a.replace("{port}", str(port)) for a in args)]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO / "sdk")
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+    return proc, proc.stdout.strip().splitlines(), port
 
 
 @pytest.fixture(scope="module")

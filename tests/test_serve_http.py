@@ -27,7 +27,7 @@ import pytest
 from hearth.cli import build_parser
 from hearth.serve.app import create_app
 from hearth.weights.manifest import write_manifest
-from test_serve import _free_port, _start_server
+from test_serve import _free_port, _run_node_against, _start_server
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = f"SECRET-OUTSIDE-THE-ROOTS-{uuid.uuid4().hex}".encode()
@@ -721,19 +721,8 @@ def test_cross_site_and_rebinding_in_chromium(tmp_path: Path) -> None:
     app_dir.mkdir()
     (app_dir / "index.html").write_bytes(APP_SHELL)
     recorder = _Recorder(create_app(dist, app_dir, native_api=True, bound_host="127.0.0.1"))
-    srv, thread, port = _start_server(recorder)
-    try:
-        proc = subprocess.run(
-            ["node", str(REPO / "tests" / "support" / "browser_cross_site.mjs"), str(port)],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            cwd=REPO / "sdk",
-        )
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
-    lines = proc.stdout.strip().splitlines()
+    script = str(REPO / "tests" / "support" / "browser_cross_site.mjs")
+    proc, lines, port = _run_node_against(recorder, [script, "{port}"], timeout=180)
     assert proc.returncode == 0 and lines, (
         f"browser_cross_site failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     )
