@@ -9,7 +9,7 @@
  * Every bucket function is `embed_b{B}_s{S}(input_ids int32[B,S], attention_mask int32[B,S], params)
  * -> float32[B, hidden]`; pooling and normalisation happen inside.
  */
-import type { ChatConfigParam } from "../load/chat-config.js";
+import { type ChatConfigParam, parseParams } from "../load/chat-config.js";
 import { EncoderConfigError } from "../errors/model.js";
 export { EncoderConfigError } from "../errors/model.js";
 
@@ -73,15 +73,7 @@ export function parseEncoderConfig(json: unknown): EncoderConfig {
   if (typeof metaRaw !== "object" || metaRaw === null || Array.isArray(metaRaw)) bad(`"embedding_metadata" is missing`);
   const meta = metaRaw as Record<string, unknown>;
 
-  const paramsRaw = doc["params"];
-  if (!Array.isArray(paramsRaw) || paramsRaw.length === 0) bad(`"params" must be a non-empty array (the packed weights)`);
-  const params = paramsRaw.map((p: unknown, i): ChatConfigParam => {
-    const q = p as Partial<ChatConfigParam> | null;
-    if (typeof q?.name !== "string" || !Array.isArray(q.shape) || !q.shape.every((d) => Number.isSafeInteger(d) && d >= 0) || typeof q.dtype !== "string") {
-      bad(`params[${i}] must be {name, shape, dtype}`);
-    }
-    return { name: q.name, shape: [...q.shape], dtype: q.dtype };
-  });
+  const params = parseParams(doc["params"], bad);
 
   const bucketsRaw = meta["buckets"];
   if (!Array.isArray(bucketsRaw) || bucketsRaw.length === 0) bad("embedding_metadata.buckets must be a non-empty array");

@@ -58,19 +58,26 @@ function tokenIds(v: unknown): number[] {
   return [];
 }
 
-/** Validate a parsed mlc-chat-config.json. */
-export function parseChatConfig(json: unknown): ChatConfig {
-  if (typeof json !== "object" || json === null || Array.isArray(json)) bad("not a JSON object");
-  const doc = json as Record<string, unknown>;
-  const paramsRaw = doc["params"];
+/**
+ * The packed weight list ("params") of a package config, chat or encoder: `bad` throws the caller's
+ * error class.
+ */
+export function parseParams(paramsRaw: unknown, bad: (msg: string) => never): ChatConfigParam[] {
   if (!Array.isArray(paramsRaw) || paramsRaw.length === 0) bad(`"params" must be a non-empty array (the packed weights)`);
-  const params = paramsRaw.map((p: unknown, i): ChatConfigParam => {
+  return paramsRaw.map((p: unknown, i): ChatConfigParam => {
     const q = p as Partial<ChatConfigParam> | null;
     if (typeof q?.name !== "string" || !Array.isArray(q.shape) || !q.shape.every((d) => Number.isSafeInteger(d) && d >= 0) || typeof q.dtype !== "string") {
       bad(`params[${i}] must be {name, shape, dtype}`);
     }
     return { name: q.name, shape: [...q.shape], dtype: q.dtype };
   });
+}
+
+/** Validate a parsed mlc-chat-config.json. */
+export function parseChatConfig(json: unknown): ChatConfig {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) bad("not a JSON object");
+  const doc = json as Record<string, unknown>;
+  const params = parseParams(doc["params"], bad);
   const libRaw = doc["model_lib"];
   const model_lib: Record<string, string> = {};
   if (typeof libRaw === "object" && libRaw !== null) {
