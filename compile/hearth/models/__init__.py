@@ -25,7 +25,7 @@ from .decoder import (
 )
 from .encoder import NoPoolingConfigWarning, PoolingConfig, encoder_metadata, export_encoder, read_pooling_config
 from .layers import Embedding
-from .loader import ParamSource, gather_params, is_unused_hf_tensor
+from .param_source import ParamSource, gather_params, is_unused_hf_tensor
 from .registry import (
     ARCHITECTURES,
     Architecture,

@@ -42,7 +42,7 @@ from .encoder import (
     read_pooling_config,
 )
 from .layers import Embedding
-from .loader import ParamSource
+from .param_source import ParamSource, one, rows
 
 # ----------------------------------------------------------------------------------------------
 # Configuration
@@ -341,35 +341,25 @@ class BertModel(nn.Module):
 # Checkpoint names
 
 
-def _one(name: str) -> ParamSource:
-    return ParamSource((name,), lambda arrays: arrays[0])
-
-
-def _rows(*names: str) -> ParamSource:
-    return ParamSource(tuple(names), lambda arrays: np.concatenate(arrays, axis=0))
-
-
 def param_map(config: BertConfig) -> dict[str, ParamSource]:
     """Model parameter -> Hugging Face tensor(s) (BertModel / RobertaModel names)."""
     p = config.weight_prefix
     m: dict[str, ParamSource] = {
-        "embeddings.word.weight": _one(f"{p}embeddings.word_embeddings.weight"),
-        "embeddings.position.weight": _one(f"{p}embeddings.position_embeddings.weight"),
-        "embeddings.token_type.weight": _one(f"{p}embeddings.token_type_embeddings.weight"),
-        "embeddings.norm.weight": _one(f"{p}embeddings.LayerNorm.weight"),
-        "embeddings.norm.bias": _one(f"{p}embeddings.LayerNorm.bias"),
+        "embeddings.word.weight": one(f"{p}embeddings.word_embeddings.weight"),
+        "embeddings.position.weight": one(f"{p}embeddings.position_embeddings.weight"),
+        "embeddings.token_type.weight": one(f"{p}embeddings.token_type_embeddings.weight"),
+        "embeddings.norm.weight": one(f"{p}embeddings.LayerNorm.weight"),
+        "embeddings.norm.bias": one(f"{p}embeddings.LayerNorm.bias"),
     }
     for i in range(config.num_hidden_layers):
         hf, ours = f"{p}encoder.layer.{i}", f"layers.{i}"
         for kind in ("weight", "bias"):
-            m[f"{ours}.attn.qkv.{kind}"] = _rows(
-                *(f"{hf}.attention.self.{x}.{kind}" for x in ("query", "key", "value"))
-            )
-            m[f"{ours}.attn.out.{kind}"] = _one(f"{hf}.attention.output.dense.{kind}")
-            m[f"{ours}.attn_norm.{kind}"] = _one(f"{hf}.attention.output.LayerNorm.{kind}")
-            m[f"{ours}.mlp.up.{kind}"] = _one(f"{hf}.intermediate.dense.{kind}")
-            m[f"{ours}.mlp.down.{kind}"] = _one(f"{hf}.output.dense.{kind}")
-            m[f"{ours}.mlp_norm.{kind}"] = _one(f"{hf}.output.LayerNorm.{kind}")
+            m[f"{ours}.attn.qkv.{kind}"] = rows(*(f"{hf}.attention.self.{x}.{kind}" for x in ("query", "key", "value")))
+            m[f"{ours}.attn.out.{kind}"] = one(f"{hf}.attention.output.dense.{kind}")
+            m[f"{ours}.attn_norm.{kind}"] = one(f"{hf}.attention.output.LayerNorm.{kind}")
+            m[f"{ours}.mlp.up.{kind}"] = one(f"{hf}.intermediate.dense.{kind}")
+            m[f"{ours}.mlp.down.{kind}"] = one(f"{hf}.output.dense.{kind}")
+            m[f"{ours}.mlp_norm.{kind}"] = one(f"{hf}.output.LayerNorm.{kind}")
     return m
 
 

@@ -50,6 +50,7 @@ from ..targets import get_target
 from .config_checks import UnsupportedConfigError, check_divisible, config_bool, config_float, config_int
 from .engine_funcs import attach_engine_functions
 from .layers import Embedding
+from .param_source import ParamSource, one, rows
 
 # Why 2048 and not MLC's 8192: prefill activations scale with the chunk, and WebGPU caps a
 # single storage buffer (128 MiB on some adapters). A [2048, 2 * 14336] f16 gate|up output of
@@ -525,6 +526,31 @@ def export_model(model: DecoderForCausalLM, target: Any = None):
     return mod, named_params
 
 
+def decoder_param_map(config: DecoderConfig) -> dict[str, ParamSource]:
+    """The map for `DecoderForCausalLM` (Llama, Mistral, Qwen2; Qwen3 adds its q/k norms): HF names
+    except for the fused q|k|v (named `config.qkv_proj_name`, MLC's name: qkv_proj, or c_attn for Qwen2) and
+    gate_up_proj, and no lm_head when the embeddings are tied."""
+    m: dict[str, ParamSource] = {"model.embed_tokens.weight": one("model.embed_tokens.weight")}
+    for i in range(config.num_hidden_layers):
+        layer = f"model.layers.{i}"
+        attn, mlp = f"{layer}.self_attn", f"{layer}.mlp"
+        kinds = ["weight"] + (["bias"] if config.qkv_bias else [])
+        for kind in kinds:
+            m[f"{attn}.{config.qkv_proj_name}.{kind}"] = rows(*(f"{attn}.{p}_proj.{kind}" for p in ("q", "k", "v")))
+        m[f"{attn}.o_proj.weight"] = one(f"{attn}.o_proj.weight")
+        if config.o_proj_bias:
+            m[f"{attn}.o_proj.bias"] = one(f"{attn}.o_proj.bias")
+        for kind in ["weight"] + (["bias"] if config.mlp_bias else []):
+            m[f"{mlp}.gate_up_proj.{kind}"] = rows(f"{mlp}.gate_proj.{kind}", f"{mlp}.up_proj.{kind}")
+            m[f"{mlp}.down_proj.{kind}"] = one(f"{mlp}.down_proj.{kind}")
+        m[f"{layer}.input_layernorm.weight"] = one(f"{layer}.input_layernorm.weight")
+        m[f"{layer}.post_attention_layernorm.weight"] = one(f"{layer}.post_attention_layernorm.weight")
+    m["model.norm.weight"] = one("model.norm.weight")
+    if not config.tie_word_embeddings:
+        m["lm_head.weight"] = one("lm_head.weight")
+    return m
+
+
 def metadata(config: DecoderConfig, quantization: str = "q0f32", named_params=None) -> dict[str, Any]:
     """MLC's `_metadata` fields for this model; WebLLM reads them at load time.
 
@@ -568,6 +594,7 @@ __all__ = [
     "DecoderConfig",
     "DecoderForCausalLM",
     "UnsupportedConfigError",
+    "decoder_param_map",
     "export_model",
     "metadata",
     "variable_bounds",

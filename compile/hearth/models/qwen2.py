@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .decoder import DecoderConfig, DecoderForCausalLM, UnsupportedConfigError
-from .loader import ParamSource, decoder_param_map
+from .decoder import DecoderConfig, DecoderForCausalLM, UnsupportedConfigError, decoder_param_map
+from .param_source import ParamSource
 
 
 class Qwen2Config(DecoderConfig):

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import HearthError
 from . import bert, llama, qwen2
-from .loader import ParamSource
+from .param_source import ParamSource
 
 
 class UnsupportedArchitectureError(HearthError, ValueError):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tvm.contrib import tvmjs
 
-from ..models.loader import ParamSource, is_unused_hf_tensor
+from ..models.param_source import ParamSource, is_unused_hf_tensor
 from ..quant import BlockCodes, QuantPlan
 from .gguf_blocks import GGUFBlockReader, GGUFCarryError, check_carry_over, combine_blocks, gguf_path
 from .reader import CheckpointError, CheckpointReader

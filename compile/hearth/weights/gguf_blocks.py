@@ -137,7 +137,7 @@ def block_codes(raw: np.ndarray, type_name: str) -> BlockCodes:
 
 
 def combine_blocks(parts: list[BlockCodes], combine: Any) -> BlockCodes:
-    """Apply a param map's row combine (concatenation, hearth.models.loader) field by field."""
+    """Apply a param map's row combine (concatenation, hearth.models.param_source) field by field."""
     return BlockCodes(
         combine([p.codes for p in parts]),
         combine([p.scale for p in parts]),

@@ -1,7 +1,8 @@
-"""Where each model parameter comes from in a Hugging Face checkpoint.
+"""The pieces every family's parameter map is made of, and the checkpoint tensors none reads.
 
-A `param_map(config)` answers, for every name in `model.named_parameters()` (unquantized), which
-HF tensors feed it and how they combine. The weights loader streams safetensors through it;
+Each family module defines its own `param_map(config)` (llama.py, qwen2.py, bert.py, ...); it
+answers, for every name in `model.named_parameters()` (unquantized), which HF tensors feed it and
+how they combine. The weights loader streams safetensors through it;
 quantization then runs on the combined float tensors.
 
 `combine` only rearranges (concatenation); it keeps the checkpoint's dtype. Casting to the
@@ -15,8 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .decoder import DecoderConfig
-
 
 @dataclass(frozen=True)
 class ParamSource:
@@ -24,47 +23,24 @@ class ParamSource:
     combine: Callable[[list[np.ndarray]], np.ndarray]
 
 
-def _same(arrays: list[np.ndarray]) -> np.ndarray:
+def same(arrays: list[np.ndarray]) -> np.ndarray:
     return arrays[0]
 
 
-def _concat_rows(arrays: list[np.ndarray]) -> np.ndarray:
+def concat_rows(arrays: list[np.ndarray]) -> np.ndarray:
     # Linear weights are [out, in] in HF and in nn.Linear, so fusing projections stacks rows
     # (biases: elements) in the order the model splits them: q|k|v, gate|up.
     return np.concatenate(arrays, axis=0)
 
 
-def _one(name: str) -> ParamSource:
-    return ParamSource((name,), _same)
+def one(name: str) -> ParamSource:
+    """The parameter is the checkpoint tensor `name` as it is."""
+    return ParamSource((name,), same)
 
 
-def decoder_param_map(config: DecoderConfig) -> dict[str, ParamSource]:
-    """The map for `decoder.DecoderForCausalLM` (Llama, Mistral, Qwen2): HF names except for the
-    fused q|k|v (named `config.qkv_proj_name`, MLC's name: qkv_proj, or c_attn for Qwen2) and
-    gate_up_proj, and no lm_head when the embeddings are tied."""
-    m: dict[str, ParamSource] = {"model.embed_tokens.weight": _one("model.embed_tokens.weight")}
-    for i in range(config.num_hidden_layers):
-        layer = f"model.layers.{i}"
-        attn, mlp = f"{layer}.self_attn", f"{layer}.mlp"
-        kinds = ["weight"] + (["bias"] if config.qkv_bias else [])
-        for kind in kinds:
-            m[f"{attn}.{config.qkv_proj_name}.{kind}"] = ParamSource(
-                tuple(f"{attn}.{p}_proj.{kind}" for p in ("q", "k", "v")), _concat_rows
-            )
-        m[f"{attn}.o_proj.weight"] = _one(f"{attn}.o_proj.weight")
-        if config.o_proj_bias:
-            m[f"{attn}.o_proj.bias"] = _one(f"{attn}.o_proj.bias")
-        for kind in ["weight"] + (["bias"] if config.mlp_bias else []):
-            m[f"{mlp}.gate_up_proj.{kind}"] = ParamSource(
-                (f"{mlp}.gate_proj.{kind}", f"{mlp}.up_proj.{kind}"), _concat_rows
-            )
-            m[f"{mlp}.down_proj.{kind}"] = _one(f"{mlp}.down_proj.{kind}")
-        m[f"{layer}.input_layernorm.weight"] = _one(f"{layer}.input_layernorm.weight")
-        m[f"{layer}.post_attention_layernorm.weight"] = _one(f"{layer}.post_attention_layernorm.weight")
-    m["model.norm.weight"] = _one("model.norm.weight")
-    if not config.tie_word_embeddings:
-        m["lm_head.weight"] = _one("lm_head.weight")
-    return m
+def rows(*names: str) -> ParamSource:
+    """The parameter is the checkpoint tensors `names` stacked by rows (a fused projection)."""
+    return ParamSource(tuple(names), concat_rows)
 
 
 # Checkpoint tensors no parameter reads, that a strict loader should not complain about.
