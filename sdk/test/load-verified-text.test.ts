@@ -2,7 +2,7 @@
 // tokenizer.json / tokenizer_config.json through it). Real SHA-256 (WebCrypto), no GPU.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { IntegrityError, readVerifiedText, sha256Hex, type PackageManifest } from "../src/load/index.js";
+import { fetchPackageBytes, IntegrityError, loadPackageText, readVerifiedText, sha256Hex, type PackageManifest } from "../src/load/index.js";
 
 const TEXT = '{"model": {"type": "BPE"}, "note": "ünïcödé"}';
 const BYTES = new TextEncoder().encode(TEXT);
@@ -61,4 +61,41 @@ test("altered or resized bytes are an IntegrityError naming the file, never retu
       return true;
     },
   );
+});
+
+test("fetchPackageBytes: files relative to the package URL; an HTTP error is IntegrityError missing naming the file", async () => {
+  const manifest = await manifestWith(BYTES);
+  const asked: string[] = [];
+  const read = fetchPackageBytes("https://host/m/q/", async (url) => {
+    asked.push(url);
+    return url.endsWith("tokenizer.json") ? new Response(BYTES.slice()) : new Response("no", { status: 404, statusText: "Not Found" });
+  });
+  assert.equal(await readVerifiedText(manifest, "tokenizer.json", true, read), TEXT);
+  assert.deepEqual(asked, ["https://host/m/q/tokenizer.json"]);
+  await assert.rejects(read("other.json", { path: "other.json", bytes: 2, sha256: "00" }), (err: unknown) => {
+    assert.ok(err instanceof IntegrityError && err.file === "other.json" && err.problem === "missing", String(err));
+    assert.match(err.message, /HTTP 404/);
+    return true;
+  });
+});
+
+test("loadPackageText: tokenizer from verified tokenizer.json; no template anywhere is templateError, not a throw", async () => {
+  const tokenizerJson = JSON.stringify({
+    version: "1.0",
+    added_tokens: [],
+    model: { type: "WordLevel", vocab: { a: 0, b: 1, "[UNK]": 2 }, unk_token: "[UNK]" },
+    pre_tokenizer: { type: "Whitespace" },
+    decoder: { type: "Fuse" },
+    normalizer: null,
+    post_processor: null,
+  });
+  const bytes = new TextEncoder().encode(tokenizerJson);
+  const manifest = await manifestWith(bytes);
+  const text = await loadPackageText(manifest, async () => bytes.slice(), {});
+  assert.deepEqual(Array.from(text.tokenizer.encode("a b a", { addSpecialTokens: false })), [0, 1, 0]);
+  assert.equal(text.tokenizerConfig, undefined);
+  assert.equal(text.template, null);
+  assert.match(String(text.templateError?.message), /no chat_template/);
+  const withTemplate = await loadPackageText(manifest, async () => bytes.slice(), { chat_template: "{{ messages[0].content }}!" });
+  assert.equal(withTemplate.template?.render([{ role: "user", content: "hi" }]), "hi!");
 });

@@ -55,4 +55,10 @@ export {
   type PackageCacheReport,
   type PackageLoadTimings,
 } from "./package.js";
-export { readVerifiedText, type ReadPackageBytes } from "./verified-text.js";
+export {
+  fetchPackageBytes,
+  loadPackageText,
+  readVerifiedText,
+  type PackageText,
+  type ReadPackageBytes,
+} from "./verified-text.js";
