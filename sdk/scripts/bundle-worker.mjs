@@ -17,8 +17,10 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const entry = fileURLToPath(new URL("../dist/service/worker.js", import.meta.url));
-const vendor = fileURLToPath(new URL("../dist/vendor/tvmjs.js", import.meta.url));
-if (!existsSync(vendor)) throw new Error(`bundle-worker: ${vendor} is missing (run vendor-tvmjs.mjs first)`);
+for (const name of ["tvmjs", "xgrammar"]) {
+  const vendor = fileURLToPath(new URL(`../dist/vendor/${name}.js`, import.meta.url));
+  if (!existsSync(vendor)) throw new Error(`bundle-worker: ${vendor} is missing (run vendor-${name}.mjs first)`);
+}
 const out = fileURLToPath(new URL("../dist/browser/engine-worker.js", import.meta.url));
 if (!existsSync(entry)) throw new Error(`bundle-worker: ${entry} is missing (run tsc first)`);
 mkdirSync(dirname(out), { recursive: true });
@@ -27,9 +29,12 @@ const result = await build({
   stdin: {
     contents: [
       'import tvmjs from "../vendor/tvmjs.js";',
+      'import { createXgrammar } from "../vendor/xgrammar.js";',
       'import { provideTvmjs } from "../runtime/tvm.js";',
+      'import { provideXgrammar } from "../grammar/library.js";',
       'import "../service/worker.js";',
       "provideTvmjs(tvmjs);",
+      "provideXgrammar(createXgrammar);",
     ].join("\n"),
     resolveDir: dirname(entry),
     sourcefile: "engine-worker-entry.js",
@@ -45,8 +50,8 @@ const result = await build({
   legalComments: "eof",
   logLevel: "warning",
   metafile: true,
-  // tvmjs's Node-only branches require() these; they never run in a browser Worker.
-  external: ["fs", "path", "perf_hooks", "ws"],
+  // tvmjs's and xgrammar's Node-only branches require() / import() these; they never run in a browser Worker.
+  external: ["fs", "path", "perf_hooks", "ws", "module", "url"],
 });
 const inputs = Object.keys(result.metafile.inputs);
 const deps = [...new Set(inputs.filter((p) => p.includes("node_modules/")).map((p) => p.replace(/.*node_modules\/((@[^/]+\/)?[^/]+).*/, "$1")))];
@@ -54,5 +59,6 @@ for (const want of ["@huggingface/tokenizers", "@huggingface/jinja", "valibot"])
   if (!deps.includes(want)) throw new Error(`bundle-worker: ${want} did not end up in the bundle (deps: ${deps.join(", ")})`);
 }
 if (!inputs.some((p) => p.endsWith("vendor/tvmjs.js"))) throw new Error("bundle-worker: tvmjs did not end up in the bundle");
+if (!inputs.some((p) => p.endsWith("vendor/xgrammar.js"))) throw new Error("bundle-worker: xgrammar did not end up in the bundle");
 const bytes = result.metafile.outputs[Object.keys(result.metafile.outputs).find((k) => k.endsWith("engine-worker.js"))].bytes;
 console.log(`bundle-worker: wrote ${out} (${(bytes / 1024).toFixed(0)} KiB; bundled tvmjs, ${deps.join(", ")})`);

@@ -31,6 +31,22 @@ export class ChatTemplateError extends Error {
   override readonly name = "ChatTemplateError";
 }
 
+/**
+ * A grammar (JSON Schema, EBNF, regex, tool-call format) that the grammar engine (xgrammar) refused, or a
+ * grammar state the engine cannot continue from. `keyword`: the JSON Schema keyword or construct at fault
+ * when known; `detail`: xgrammar's own message.
+ */
+export class GrammarError extends Error {
+  override readonly name = "GrammarError";
+  readonly keyword: string | null;
+  readonly detail: string;
+  constructor(message: string, keyword: string | null = null, detail = "") {
+    super(message);
+    this.keyword = keyword;
+    this.detail = detail;
+  }
+}
+
 export class TokenizerLoadError extends Error {
   override readonly name = "TokenizerLoadError";
 }
