@@ -88,6 +88,8 @@ class DecoderConfig:
     qkv_bias: bool = False
     o_proj_bias: bool = False
     mlp_bias: bool = False
+    # Qwen3: an RMSNorm over head_dim on every q and k head, before RoPE (q_norm / k_norm).
+    qk_norm: bool = False
     # Upper bound on sequences decoded together; sizes the statically planned buffers of the
     # batch_* functions (see `variable_bounds`). Single-stream chat in the browser needs 1.
     max_batch_size: int = 1
@@ -113,9 +115,7 @@ class DecoderConfig:
             raise UnsupportedConfigError(
                 f"{cls.__name__} reads model_type {', '.join(cls.hf_model_types)}; got {model_type!r}"
             )
-        act = cfg.get("hidden_act", "silu")
-        if act != "silu":
-            raise UnsupportedConfigError(f"hidden_act {act!r} is not supported (only 'silu', as in Llama/Qwen2)")
+        cls._check_activation(cfg)
 
         # Every value is checked for type and range here, before any build work (config_checks).
         hidden = config_int(cfg, "hidden_size")
@@ -171,6 +171,12 @@ class DecoderConfig:
 
     def _family_overrides(self, cfg: dict[str, Any]) -> None:
         """Hook for families: set biases, refuse unsupported features. Default: none."""
+
+    @classmethod
+    def _check_activation(cls, cfg: dict[str, Any]) -> None:
+        act = cfg.get("hidden_act", "silu")
+        if act != "silu":
+            raise UnsupportedConfigError(f"hidden_act {act!r} is not supported (only 'silu', as in Llama/Qwen2)")
 
 
 def _parse_rope(cfg: dict[str, Any]) -> tuple[float, dict[str, Any]]:
@@ -229,12 +235,20 @@ class DecoderAttention(nn.Module):
         self.o_proj = nn.Linear(
             self.num_q_heads * self.head_dim, config.hidden_size, bias=config.o_proj_bias, dtype=dtype
         )
+        self.qk_norm = config.qk_norm
+        if config.qk_norm:
+            self.q_norm = nn.RMSNorm(self.head_dim, -1, config.rms_norm_eps, bias=False, dtype=dtype)
+            self.k_norm = nn.RMSNorm(self.head_dim, -1, config.rms_norm_eps, bias=False, dtype=dtype)
 
     def forward(self, x: Tensor, paged_kv_cache: PagedKVCache, layer_id: int) -> Tensor:
         b, s, _ = x.shape
         h_q, h_kv, d = self.num_q_heads, self.num_kv_heads, self.head_dim
         qkv_proj = getattr(self, self.qkv_name)
         qkv = op.reshape(qkv_proj(x), (b, s, h_q + 2 * h_kv, d))
+        if self.qk_norm:
+            # Per-head norms must see q and k before the cache rotates them (HF: norm, then RoPE).
+            q, k, v = op.split(qkv, [h_q, h_q + h_kv], axis=2)
+            qkv = op.concat([self.q_norm(q), self.k_norm(k), v], dim=2)
         # The cache applies RoPE to q and k (RopeMode.NORMAL), appends k/v to its pages, then
         # attends over everything the sequence has cached so far (causal within the chunk).
         out = paged_kv_cache.attention_with_fused_qkv(layer_id, qkv, h_q, sm_scale=d**-0.5)
@@ -311,7 +325,7 @@ class DecoderForCausalLM(nn.Module):
         self.config = config
         self.dtype = dtype
         self.target = _as_target(target)
-        self.model = DecoderModel(config, dtype)
+        self.model = self._build_model(config, dtype)
         if not config.tie_word_embeddings:
             # float32 out: see Embedding.lm_head_forward. A quantized replacement that ignores
             # out_dtype is still fine: get_logits casts.
@@ -327,6 +341,10 @@ class DecoderForCausalLM(nn.Module):
             self.dtype = dtype
 
     # -- building blocks ---------------------------------------------------------------------
+
+    def _build_model(self, config: DecoderConfig, dtype: str) -> nn.Module:
+        """Embedding, layers, final norm (attribute `model`); families with other blocks override it."""
+        return DecoderModel(config, dtype)
 
     def get_logits(self, hidden_states: Tensor) -> Tensor:
         if self.config.tie_word_embeddings:
@@ -377,7 +395,7 @@ class DecoderForCausalLM(nn.Module):
     ) -> PagedKVCache:
         c = self.config
         return TIRPagedKVCache(
-            attn_kind="mha",
+            **self._kv_cache_layout(),
             max_batch_size=max_batch_size,
             max_total_seq_len=max_total_seq_len,
             prefill_chunk_size=prefill_chunk_size,
@@ -391,7 +409,6 @@ class DecoderForCausalLM(nn.Module):
             v_head_dim=c.head_dim,
             mla_original_qk_head_dim=0,
             mla_original_v_head_dim=0,
-            rope_mode=RopeMode.NORMAL,
             rope_scale=1,
             rope_theta=c.rope_theta,
             rope_scaling=dict(c.rope_scaling),
@@ -401,6 +418,12 @@ class DecoderForCausalLM(nn.Module):
             dtype=self.dtype,
             target=self._kv_cache_target(),
         )
+
+    def _kv_cache_layout(self) -> dict[str, Any]:
+        """Attention kind per layer and where RoPE happens. Here: full attention everywhere, and
+        the cache rotates q and k itself (one theta for every layer). Families with per-layer
+        windows or per-layer RoPE bases override it (gemma3.py)."""
+        return {"attn_kind": "mha", "rope_mode": RopeMode.NORMAL}
 
     def softmax_with_temperature(self, logits: Tensor, temperature: Tensor) -> Tensor:
         """probs = softmax(logits / T) per row; T <= 1e-5 means greedy, as in MLC: a one-hot
