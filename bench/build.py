@@ -77,10 +77,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     for model, quant, n in models:
         src = model_source(model)
         with tempfile.TemporaryDirectory() as tmp:
-            from hearth.build.metadata import attach_metadata
-            from hearth.build.pipeline import compile_module
-            from hearth.models import config_from_hf, export_model, metadata
-            from hearth.quant import get_scheme, quantize_model
+            from hearth.build.pipeline import build_target
+            from hearth.models import config_from_hf
+            from hearth.quant import get_scheme
             from hearth.targets import get_target
             from hearth.weights.source import resolve_source
 
@@ -92,11 +91,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 arch, config = config_from_hf(
                     source.config, context_window_size=2048 if model.endswith("shaped") else None
                 )
-                module = quantize_model(
-                    arch.model_class(config, dtype=scheme.model_dtype, target=spec.target()), scheme
-                )
-                mod, named = export_model(module, spec.target())
-                exe = compile_module(attach_metadata(mod, metadata(config, scheme.name, named)), spec)
+                exe = build_target(arch, config, scheme, spec).executable
                 compiles.append(time.perf_counter() - t0)
             record(f"compile_{model}_{quant}_s", compiles, "webgpu relax.build, no link")
             out = Path(tmp) / "m.wasm"

@@ -1,4 +1,4 @@
-"""mlc-chat-config.json's WebLLM fields (hearth.build.conv_template): an MLC conv_template only when
+"""mlc-chat-config.json's WebLLM fields (hearth.tasks.conv_template): an MLC conv_template only when
 WebLLM would render the same prompts as the Jinja chat template, and MLC's tokenizer_info.
 
 The real WebLLM renders the emitted template in sdk/test/webllm-interop.test.ts; here the port of its
@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from hearth.build.conv_template import mlc_conv_template, render_jinja, render_like_webllm, tokenizer_info
+from hearth.tasks.conv_template import mlc_conv_template, render_jinja, render_like_webllm, tokenizer_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from make_test_models import ensure_test_model  # noqa: E402

@@ -16,8 +16,9 @@ LAYERS = [
     {"quant"},  # quantization schemes and layouts
     {"weights"},  # checkpoints in, shards + manifest out
     {"runtime"},  # the TVM wasm runtime build
-    {"build"},  # Relax -> executables, packages
     {"native"},  # run packages natively (verified)
+    {"tasks"},  # per task (chat, embedding): export, metadata, config, checks, the native opener
+    {"build"},  # Relax -> executables, packages
     {"eval"},  # quality measurements
     {"serve"},  # the HTTP server
     {"doctor"},  # toolchain checks

@@ -21,10 +21,9 @@ from pathlib import Path
 import tvm
 import tvm.support.nvcc  # noqa: F401 - registers tvm_callback_cuda_compile: without it the .so keeps CUDA source and compiles it at load
 
-from hearth.build.metadata import attach_metadata
-from hearth.build.pipeline import compile_module
-from hearth.models import config_from_hf, export_model, metadata
-from hearth.quant import get_scheme, quantize_model
+from hearth.build.pipeline import build_target, write_library
+from hearth.models import config_from_hf
+from hearth.quant import get_scheme
 from hearth.targets import TargetSpec
 from hearth.weights.source import resolve_source
 
@@ -69,16 +68,13 @@ def main() -> int:
     )
     spec = cuda_spec(args.arch)
     t0 = time.perf_counter()
-    module = quantize_model(arch.model_class(config, dtype=scheme.model_dtype, target=spec.target()), scheme)
-    mod, named_params = export_model(module, spec.target())
-    names = [n for n, _ in named_params]
+    built = build_target(arch, config, scheme, spec)  # the same step `hearth compile` runs per target
+    names = [n for n, _ in built.named_params]
     want = [p["name"] for p in cfg["params"]]
     if names != want:
         raise SystemExit(f"parameter order differs from {args.package}'s: the CUDA build would read the wrong tensors")
-    mod = attach_metadata(mod, metadata(config, scheme.name, named_params))
-    executable = compile_module(mod, spec)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    executable.export_library(str(args.out))
+    write_library(built.executable, spec, args.out)
     print(
         json.dumps(
             {"out": str(args.out), "seconds": round(time.perf_counter() - t0, 1), "bytes": args.out.stat().st_size}

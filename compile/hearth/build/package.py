@@ -25,19 +25,17 @@ import tvm
 
 from .. import __version__
 from ..cache import atomic_dir, cache_root, clean_stale_temps, content_key, hash_files, sha256_file
-from ..models import config_from_hf, export_model, get_architecture, metadata
-from ..models.encoder import encoder_metadata, export_encoder
-from ..quant import build_plan, get_scheme, quantize_model
+from ..models import get_architecture
+from ..quant import build_plan, get_scheme
 from ..targets import get_target
+from ..tasks import copy_tokenizer, get_task
 from ..weights.convert import convert_weights
 from ..weights.gguf_blocks import check_carry_over
 from ..weights.manifest import MANIFEST, IntegrityError, verify_package, write_manifest
 from ..weights.reader import CheckpointReader
 from ..weights.source import resolve_source
-from .chat_config import chat_config, copy_tokenizer, embedding_config
 from .input_checks import check_tokenizer
-from .metadata import attach_metadata
-from .pipeline import compile_module
+from .pipeline import build_target, write_library
 
 Progress = Callable[[str, int, int], None]
 
@@ -51,8 +49,8 @@ class CompileResult:
 
 
 # Hearth's own folders whose code goes into a package (model definitions, quantization, weight
-# conversion, compile/link, the wasm runtime).
-PACKAGE_CODE = ("build", "models", "quant", "weights", "runtime")
+# conversion, per-task export and config, compile/link, the wasm runtime).
+PACKAGE_CODE = ("build", "models", "quant", "weights", "runtime", "tasks")
 
 
 def _build_key(
@@ -101,9 +99,9 @@ def compile_package(
 ) -> CompileResult:
     """Compile `model` (folder or hub id) into out_root/<model_id>/<quant>/.
 
-    Decoders (task "chat"): context_window_size / prefill_chunk_size size the KV cache.
-    Encoders (task "embedding"): context_window_size caps max_seq_length; one function per
-    static shape bucket, embed_batch_sizes x embed_seq_lens (see hearth.models.encoder).
+    What the options mean depends on the model's task (hearth.tasks): decoders (chat) size the KV
+    cache with context_window_size / prefill_chunk_size; encoders (embedding) cap max_seq_length
+    with context_window_size and get one function per bucket, embed_batch_sizes x embed_seq_lens.
     """
     targets = targets or ["webgpu"]
     note = progress or (lambda step, done, total: None)
@@ -115,30 +113,20 @@ def compile_package(
     check_carry_over(scheme, source)  # a *_gguf scheme needs a GGUF whose block types it can carry exactly
     check_tokenizer(source.path)  # an invalid tokenizer.json fails here, not at load
     arch = get_architecture(source.config.get("model_type", "<missing model_type>"))
-    embedding = arch.task == "embedding"
-    options: dict[str, Any] = {"context_window_size": context_window_size, "prefill_chunk_size": prefill_chunk_size}
-    if embedding:
-        if prefill_chunk_size is not None:
-            raise ValueError(
-                f"prefill_chunk_size applies to chat models; {arch.name} is an embedding model (its shapes are buckets)"
-            )
-        # Encoders also read the sentence-transformers files next to config.json (pooling).
-        config = arch.config_class.from_hf(
-            source.config,
-            source.path,
-            max_seq_length=context_window_size,
-            batch_sizes=embed_batch_sizes,
-            seq_lens=embed_seq_lens,
-        )
-        options["embed_buckets"] = [[k.batch, k.seq] for k in config.buckets]
-    else:
-        if embed_batch_sizes or embed_seq_lens:
-            raise ValueError(
-                f"embed_batch_sizes / embed_seq_lens apply to embedding models; {arch.name} is a {arch.task} model"
-            )
-        arch, config = config_from_hf(
-            source.config, context_window_size=context_window_size, prefill_chunk_size=prefill_chunk_size
-        )
+    task = get_task(arch.task)
+    config, task_options = task.configure(
+        arch,
+        source,
+        context_window_size=context_window_size,
+        prefill_chunk_size=prefill_chunk_size,
+        embed_batch_sizes=embed_batch_sizes,
+        embed_seq_lens=embed_seq_lens,
+    )
+    options: dict[str, Any] = {
+        "context_window_size": context_window_size,
+        "prefill_chunk_size": prefill_chunk_size,
+        **task_options,
+    }
     reader = CheckpointReader(source.path)
 
     key = _build_key(source.path, quant, targets, options, source.gguf["sha256"] if source.gguf else None)
@@ -163,18 +151,10 @@ def compile_package(
         for i, spec in enumerate(specs):
             note(f"build {spec.name}", i, steps)
             ts = time.perf_counter()
-            module = quantize_model(arch.model_class(config, dtype=scheme.model_dtype, target=spec.target()), scheme)
-            mod, named_params = (export_encoder if embedding else export_model)(module, spec.target())
-            describe = encoder_metadata if embedding else metadata
-            mod = attach_metadata(mod, describe(config, scheme.name, named_params))
-            executable = compile_module(mod, spec)
+            built = build_target(arch, config, scheme, spec)
+            module, named_params = built.module, built.named_params
             lib = f"{model_id}-{scheme.name}-{spec.name}.{'wasm' if spec.is_wasm else 'so'}"
-            if spec.is_wasm:
-                from .wasm_link import link_wasm
-
-                link_wasm(executable, tmp / lib)
-            else:
-                executable.export_library(str(tmp / lib))
+            write_library(built.executable, spec, tmp / lib)
             libs[spec.name] = lib
             seconds[f"build_{spec.name}"] = time.perf_counter() - ts
 
@@ -198,12 +178,8 @@ def compile_package(
 
         note("package", len(specs) + 1, steps)
         tokenizer_files = copy_tokenizer(source.path, tmp)
-        if embedding:
-            meta = encoder_metadata(config, scheme.name, named_params)
-            cfg = embedding_config(source.config, config, scheme, tokenizer_files, libs, meta)
-        else:
-            meta = metadata(config, scheme.name, named_params)
-            cfg = chat_config(source.config, config, scheme, source.path, tokenizer_files, libs)
+        meta = task.metadata(config, scheme.name, named_params)
+        cfg = task.package_config(source, config, scheme, tokenizer_files, libs, meta)
         cfg["params"] = meta["params"]  # packed order: the SDK fetches weights by these names
         (tmp / "mlc-chat-config.json").write_text(json.dumps(cfg, indent=2) + "\n")
         n_params = sum(math.prod(p.shape) for p in plan.params.values())

@@ -1,18 +1,30 @@
-"""Relax -> executable: the pass pipeline Hearth compiles every model with.
+"""Relax -> executable: the per-target compile step and the pass pipeline Hearth compiles every model with.
 
-It is TVM's generic pipeline (dispatch, legalize, fuse, dlight schedules, lower), spelled
+`build_target` is the one per-target step (model for the target -> quantize -> the task's export and
+`_metadata` -> compile) that `hearth compile`, bench/build.py and bench/gpu/build_cuda.py all run.
+The pipeline is TVM's generic one (dispatch, legalize, fuse, dlight schedules, lower), spelled
 out here so model-specific passes (e.g. fused dequantize-GEMV) have one place to go.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import tvm
 from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 from tvm.relax.backend.gpu_generic import pipeline as gpu_generic
+from tvm.relax.frontend import nn
 
+from ..models import Architecture
+from ..quant import QuantScheme, quantize_model
 from ..targets import TargetSpec
+from ..tasks import NamedParams, get_task
 from .cpu_schedule import schedule_cpu
+from .metadata import attach_metadata
+from .wasm_link import link_wasm
 
 
 def relax_pipeline(spec: TargetSpec, target: tvm.target.Target) -> tvm.transform.Pass:
@@ -33,8 +45,8 @@ def relax_pipeline(spec: TargetSpec, target: tvm.target.Target) -> tvm.transform
 
 
 def compile_module(mod: tvm.ir.IRModule, spec: TargetSpec) -> tvm.runtime.Executable:
-    """Compile a Relax IRModule for `spec`: the one per-target step every build uses (`hearth compile`,
-    bench/build.py, bench/gpu/build_cuda.py). wasm targets come out as system-lib modules; native llvm
+    """Compile a Relax IRModule for `spec` (build_target's last step; the smoke cases call it directly).
+    wasm targets come out as system-lib modules; native llvm
     builds also get Hearth's CPU schedules, since TVM's generic CPU pipeline leaves matmuls as naive
     single-threaded loops (~15x slower) and native packages run parity checks, eval and the QA benchmark."""
     target = spec.target()
@@ -43,3 +55,29 @@ def compile_module(mod: tvm.ir.IRModule, spec: TargetSpec) -> tvm.runtime.Execut
         return relax.build(mod, target=target, relax_pipeline=pipeline, system_lib=spec.is_wasm)
     with target:  # the schedule rules read the current target
         return relax.build(mod, target=target, relax_pipeline=tvm.transform.Sequential([pipeline, schedule_cpu()]))
+
+
+@dataclass
+class TargetBuild:
+    module: nn.Module  # the quantized model: build_plan reads its parameters for the weights
+    named_params: NamedParams  # packed parameter order of the executable
+    executable: tvm.runtime.Executable
+
+
+def build_target(arch: Architecture, config: Any, scheme: QuantScheme, spec: TargetSpec) -> TargetBuild:
+    """The per-target compile step of every model build (`hearth compile`, bench/build.py,
+    bench/gpu/build_cuda.py): the model built for `spec` (its kernels depend on the target),
+    quantized, exported with its task's function set and `_metadata`, compiled."""
+    task = get_task(arch.task)
+    module = quantize_model(arch.model_class(config, dtype=scheme.model_dtype, target=spec.target()), scheme)
+    mod, named_params = task.export(module, spec.target())
+    mod = attach_metadata(mod, task.metadata(config, scheme.name, named_params))
+    return TargetBuild(module, named_params, compile_module(mod, spec))
+
+
+def write_library(executable: tvm.runtime.Executable, spec: TargetSpec, path: Path) -> None:
+    """The executable as the package's library: linked .wasm for wasm targets, a shared object otherwise."""
+    if spec.is_wasm:
+        link_wasm(executable, path)
+    else:
+        executable.export_library(str(path))

@@ -17,8 +17,10 @@ import tvm
 from tvm.contrib import tvmjs
 from tvm.relax.frontend import nn
 
+from ..cache import atomic_dir, cache_root, content_key, hash_files
+from ..runtime.build import runtime_key
 from ..targets import TargetSpec, get_target
-from .pipeline import compile_module
+from .pipeline import compile_module, write_library
 
 
 class SmokeMLP(nn.Module):
@@ -94,12 +96,7 @@ def build_case(case: SmokeCase, out_dir: Path, target: str = "webgpu") -> Path:
     x, params = make_weights(case)
     executable = compile_module(mod, spec)
     lib_name = f"{case.name}-{spec.name}.{'wasm' if spec.is_wasm else 'so'}"
-    if spec.is_wasm:
-        from .wasm_link import link_wasm
-
-        link_wasm(executable, out_dir / lib_name)
-    else:
-        executable.export_library(str(out_dir / lib_name))
+    write_library(executable, spec, out_dir / lib_name)
     tvmjs.dump_tensor_cache(
         {name: tvm.runtime.tensor(params[name]) for name in param_names},
         str(out_dir),
@@ -144,20 +141,14 @@ def run_native(case_dir: Path) -> dict[str, float | bool]:
 
 def _source_key(target: str) -> str:
     """What a built case depends on: this package's build code, TVM, and (wasm) the runtime."""
-    from ..cache import content_key, hash_files
-
     parts = [tvm.__version__, target, hash_files(Path(__file__).parent.glob("*.py"))]
     if get_target(target).is_wasm:
-        from ..runtime.build import runtime_key
-
         parts.append(runtime_key())
     return content_key(parts)
 
 
 def cached_case(name: str, target: str = "webgpu") -> Path:
     """The case folder for `name`, built once per content key under the Hearth cache."""
-    from ..cache import atomic_dir, cache_root
-
     final = cache_root() / "smoke" / _source_key(target) / f"{name}-{target}"
     if not (final / "case.json").exists():
         with atomic_dir(final) as tmp:
