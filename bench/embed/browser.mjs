@@ -12,6 +12,9 @@
 //            llmPackage?, llm?: {runs, prefillLens, decodeNew, decodePrompt, ttftPrompt}}
 //   runtime "hearth-llm-chromium": a decoder package (llmPackage) through sdk/scripts/bench-llm-protocol.mjs
 //   instead of the embeddings protocol; its result is that protocol's {samples, skipped, breakdown, load}.
+//   "hearth-llm-wasm-cpu-chromium": the same on the package's wasm-cpu build (the no-WebGPU path).
+//   "wllama-chromium" / "wllama-1t-chromium": llama.cpp's wasm (bench/wllama) on a GGUF (cfg.gguf, cfg.vocab,
+//   cfg.wllamaThreads), CPU only, multi-threaded / one thread, same token ids and protocol.
 // stdout: one JSON line {chromium, runtimes: {name: {load, verify: {vectors}, batches: [...]} | {error}}}
 // stderr: progress and the browser console.
 //
@@ -22,13 +25,15 @@ import { stat } from "node:fs/promises";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { extname, join, resolve, sep } from "node:path";
+import { basename, dirname, extname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
 const REPO = resolve(HERE, "..", "..");
 const SDK = join(REPO, "sdk");
 const requireFromSdk = createRequire(join(SDK, "package.json"));
+// wllama (llama.cpp's wasm) lives in its own folder: bench/wllama (npm ci there).
+const WLLAMA = join(REPO, "bench", "wllama", "node_modules", "@wllama", "wllama");
 const CHROMIUM = process.env.HEARTH_CHROMIUM ?? "/usr/bin/chromium";
 // The project's launch flags (tests/browser/lib/harness.mjs): new headless mode, WebGPU on SwiftShader.
 const FLAGS = [
@@ -89,6 +94,9 @@ async function bundle(outDir) {
     plugins: [{ name: "hearth-sdk-engine", setup: (b) => b.onResolve({ filter: /^@hearth\/sdk\/engine$/ }, () => ({ path: engine })) }],
   });
   await esbuild.build({ ...common, entryPoints: [join(HERE, "page", "tfjs-worker.js")], outfile: join(outDir, "tfjs", "worker.js") });
+  if (existsSync(WLLAMA)) {
+    await esbuild.build({ ...common, entryPoints: [join(HERE, "page", "wllama-runner.js")], outfile: join(outDir, "wllama", "worker.js"), nodePaths: [join(WLLAMA, "..", "..")] });
+  }
 }
 
 function withTimeout(promise, ms, what) {
@@ -111,6 +119,7 @@ async function main() {
       "/bundle/vendor/": join(SDK, "dist", "vendor"), // the SDK imports ../vendor/tvmjs.js relative to its bundle
       "/pkg/": cfg.package,
       ...(cfg.llmPackage ? { "/llm/": cfg.llmPackage } : {}),
+      ...(cfg.gguf ? { "/gguf/": dirname(cfg.gguf), "/wllama/": join(WLLAMA, "esm") } : {}),
       "/models/": cfg.onnxRoot,
       "/ort/": join(HERE, "node_modules", "onnxruntime-web", "dist"),
     });
@@ -136,13 +145,17 @@ async function main() {
 
     const out = { chromium: version, runtimes: {} };
     for (const name of cfg.runtimes) {
-      if (!["hearth-chromium", "tfjs-webgpu", "tfjs-wasm", "hearth-llm-chromium"].includes(name)) throw new Error(`unknown runtime ${name}`);
-      const worker = name === "hearth-chromium" ? "hearth" : name === "hearth-llm-chromium" ? "hearth-llm" : "tfjs";
+      const LLM = { "hearth-llm-chromium": "webgpu", "hearth-llm-wasm-cpu-chromium": "wasm-cpu", "wllama-chromium": "wllama", "wllama-1t-chromium": "wllama" };
+      if (!["hearth-chromium", "tfjs-webgpu", "tfjs-wasm", ...Object.keys(LLM)].includes(name)) throw new Error(`unknown runtime ${name}`);
+      const worker = name === "hearth-chromium" ? "hearth" : LLM[name] === "wllama" ? "wllama" : name in LLM ? "hearth-llm" : "tfjs";
       const t0 = performance.now();
-      if (name === "hearth-llm-chromium") {
+      if (name in LLM) {
         try {
-          err(`chromium: ${name}: ${cfg.llmPackage}`);
-          out.runtimes[name] = { ...(await run({ worker, task: "llm", url: "/llm/", ...cfg.llm })), wallMs: performance.now() - t0 };
+          const task = LLM[name] === "wllama"
+            ? { worker, task: "llm", url: `/gguf/${basename(cfg.gguf)}`, threads: name === "wllama-1t-chromium" ? 1 : cfg.wllamaThreads, vocab: cfg.vocab, ...cfg.llm }
+            : { worker, task: "llm", url: "/llm/", target: LLM[name], ...cfg.llm };
+          err(`chromium: ${name}: ${task.url === "/llm/" ? cfg.llmPackage : cfg.gguf}`);
+          out.runtimes[name] = { ...(await run(task)), wallMs: performance.now() - t0 };
         } catch (e) {
           err(`chromium: ${name}: FAILED: ${e.message}`);
           out.runtimes[name] = { error: String(e.message), wallMs: performance.now() - t0 };

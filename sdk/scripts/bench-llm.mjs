@@ -3,7 +3,7 @@
 // also bundled for the H200 run by bench/gpu/prepare.py). Prints one JSON line on stdout, logs on stderr.
 //
 // Usage: node scripts/bench-llm.mjs <packageDir> [--runs 5] [--prefill 128,512] [--decode-new 128]
-//                                   [--decode-prompt 16] [--ttft-prompt 128]
+//                                   [--decode-prompt 16] [--ttft-prompt 128] [--target webgpu|wasm-cpu]
 // Measures, with the timings taken around the public DecoderModel calls (logits readback included):
 //   load_cold_ms   first DecoderModel.load into an empty FileSystemArtifactStore (read + SHA-256 + store,
 //                  shader compilation, weights upload): what a first visit costs
@@ -41,6 +41,8 @@ try {
       "decode-new": { type: "string", default: "128" },
       "decode-prompt": { type: "string", default: "16" },
       "ttft-prompt": { type: "string", default: "128" },
+      // wasm-cpu: the package's CPU build (the no-WebGPU path), run by tvmjs on Node's wasm engine.
+      target: { type: "string", default: "webgpu" },
     },
   });
   if (positionals.length !== 1) throw new Error("usage: node scripts/bench-llm.mjs <packageDir> [--runs N] [--prefill 128,512] [--decode-new 128]");
@@ -49,6 +51,8 @@ try {
   const decodeNew = positive(values["decode-new"], "--decode-new");
   const decodePrompt = positive(values["decode-prompt"], "--decode-prompt");
   const ttftPrompt = positive(values["ttft-prompt"], "--ttft-prompt");
+  const target = values.target;
+  if (target !== "webgpu" && target !== "wasm-cpu") throw new Error(`--target must be webgpu or wasm-cpu, got ${target}`);
 
   const { installNodeGPU } = await import("../test/support/node-gpu.ts");
   const { fileFetch } = await import("../test/support/file-fetch.ts");
@@ -72,7 +76,7 @@ try {
   const store = new FileSystemArtifactStore(storeDir);
   const load = async () => {
     const t0 = performance.now();
-    const m = await DecoderModel.load(url, { gpu, target: "webgpu", fetch: fileFetch, cache: store, dispatch, logger: (s) => console.error(`[tvmjs] ${s}`) });
+    const m = await DecoderModel.load(url, { gpu, target, fetch: fileFetch, cache: store, dispatch, logger: (s) => console.error(`[tvmjs] ${s}`) });
     return { m, ms: performance.now() - t0 };
   };
   const cold = await load();
@@ -90,7 +94,7 @@ try {
 
   console.log(
     JSON.stringify({
-      runtime: "node-dawn",
+      runtime: target === "webgpu" ? "node-dawn" : "node-wasm-cpu",
       package: model.baseUrl,
       model_id: model.manifest.model_id,
       quantization: model.config.quantization,

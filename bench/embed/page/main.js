@@ -42,6 +42,15 @@ window.benchRun = async (task) => {
     live.delete(task.worker);
     return { ok: true, result: true };
   }
+  if (task.worker === "wllama") {
+    // wllama runs its own Worker; see wllama-worker.js.
+    try {
+      const { llm } = await import("/bundle/wllama/worker.js");
+      return { ok: true, result: await llm(task) };
+    } catch (err) {
+      return { ok: false, error: { name: err?.name ?? "Error", message: String(err?.message ?? err) } };
+    }
+  }
   let entry;
   try {
     entry = live.get(task.worker) ?? start(task.worker);

@@ -1,4 +1,4 @@
-"""CPU (llvm) schedules for the encoder's kernels.
+"""CPU schedules (native llvm and wasm-cpu builds) for the kernels of encoders and decoders.
 
 TVM's generic CPU pipeline leaves every kernel as the naive loop nest LegalizeOps wrote: one
 thread, the reduction innermost over a strided weight row. Encoders run natively for parity
@@ -16,7 +16,8 @@ differ, as in any BLAS):
 - Parallel: the outermost spatial loop of every other loop nest runs on the thread pool
   (dlight's CPU Reduction rule first gets the softmax / LayerNorm kernels).
 
-Only for native llvm builds: the wasm-cpu target has no thread pool, and GPU targets use dlight.
+CPU targets only (GPU targets use dlight). On wasm-cpu the parallel loops run serially (the wasm
+runtime has no thread pool); the tiles and vectors still apply, with SIMD128.
 """
 
 from __future__ import annotations

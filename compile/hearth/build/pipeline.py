@@ -46,15 +46,18 @@ def relax_pipeline(spec: TargetSpec, target: tvm.target.Target) -> tvm.transform
 
 def compile_module(mod: tvm.ir.IRModule, spec: TargetSpec) -> tvm.runtime.Executable:
     """Compile a Relax IRModule for `spec` (build_target's last step; the smoke cases call it directly).
-    wasm targets come out as system-lib modules; native llvm
-    builds also get Hearth's CPU schedules, since TVM's generic CPU pipeline leaves matmuls as naive
-    single-threaded loops (~15x slower) and native packages run parity checks, eval and the QA benchmark."""
+    wasm targets come out as system-lib modules. CPU builds (llvm and wasm-cpu) also get Hearth's CPU
+    schedules: TVM's generic CPU pipeline leaves matmuls as naive strided loops, ~15x slower natively,
+    where native packages run parity checks, eval and the QA benchmark, and 5-10x slower prefill in the
+    browser's no-WebGPU fallback (docs/benchmarks.md, "No WebGPU"). wasm has no thread pool: the
+    schedules' parallel loops run serially there, the tiling and SIMD128 vectors still apply."""
     target = spec.target()
     pipeline = relax_pipeline(spec, target)
-    if spec.is_gpu or spec.is_wasm:  # GPUs get dlight inside the pipeline; wasm-cpu has no thread pool
+    if spec.is_gpu:  # GPUs get dlight inside the pipeline
         return relax.build(mod, target=target, relax_pipeline=pipeline, system_lib=spec.is_wasm)
     with target:  # the schedule rules read the current target
-        return relax.build(mod, target=target, relax_pipeline=tvm.transform.Sequential([pipeline, schedule_cpu()]))
+        cpu = tvm.transform.Sequential([pipeline, schedule_cpu()])
+        return relax.build(mod, target=target, relax_pipeline=cpu, system_lib=spec.is_wasm)
 
 
 @dataclass

