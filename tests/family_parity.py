@@ -28,7 +28,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from conftest import REPO
 from hearth.build.package import compile_package
 from hearth.cache import cache_root
-from hearth.native import load_decoder
+from hearth.native import load_decoder  # noqa: F401 - re-exported for the family tests
 from hearth.quant import dequantize_weight, get_scheme, quantize_weight
 
 LOGIT_TOL = 1e-3

@@ -419,6 +419,10 @@ class DecoderForCausalLM(nn.Module):
             target=self._kv_cache_target(),
         )
 
+    def replace_kernels(self, mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
+        """Hook for families whose KV-cache kernels need a fixed copy on some target (gemma3.py)."""
+        return mod
+
     def _kv_cache_layout(self) -> dict[str, Any]:
         """Attention kind per layer and where RoPE happens. Here: full attention everywhere, and
         the cache rotates q and k itself (one theta for every layer). Families with per-layer
@@ -526,6 +530,9 @@ def export_model(model: DecoderForCausalLM, target: Any = None):
     # WebLLM and MLC's engine look the creation function up as `create_tir_paged_kv_cache`
     # (MLC's dispatch pass renames it so). Exporting the method twice would add every cache
     # kernel twice under one symbol, so alias the Relax function instead; kernels are shared.
+    target = tgt or tvm.target.Target.current(allow_none=True)
+    if target is not None:
+        mod = model.replace_kernels(mod, target)
     create = mod["create_paged_kv_cache"]
     alias = rx.utils.copy_with_new_vars(create)  # a Relax var may only be defined once per module
     mod["create_tir_paged_kv_cache"] = alias.with_attr("global_symbol", "create_tir_paged_kv_cache")
@@ -542,7 +549,6 @@ def export_model(model: DecoderForCausalLM, target: Any = None):
             # it simplify the shape arithmetic there.
             func = func.with_attr("tir_non_negative_var", ["vocab_size"])
             mod[gv] = func
-    target = tgt or tvm.target.Target.current(allow_none=True)
     if target is not None and target.kind.name == "webgpu":
         # WebLLM's engine requires MLC's logit-processor and sampler functions (see engine_funcs).
         mod = attach_engine_functions(mod, target, model.config.max_batch_size)

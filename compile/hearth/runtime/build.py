@@ -60,6 +60,7 @@ __all__ = [
 #: Version of the cache layout; bump when the produced files change meaning.
 from ..cache import cache_root
 from ..errors import HearthError
+from .source_patches import SourcePatchError, apply_patches, patch_key
 
 LAYOUT_VERSION = 1
 
@@ -196,6 +197,7 @@ def runtime_key() -> str:
         feed("emcc", _emscripten_fingerprint(emcc_path()).encode())
     except RuntimeBuildError:
         feed("emcc", b"missing")
+    feed("patches", patch_key())
     root = compat_dir()
     for path in _compat_files():
         feed("file:" + path.relative_to(root).as_posix(), path.read_bytes())
@@ -265,6 +267,10 @@ def _assemble_tvm_home(tvm_home: Path) -> None:
         if not dst.exists():
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dst)
+    try:
+        apply_patches(tvm_home)
+    except SourcePatchError as err:
+        raise RuntimeBuildError(str(err)) from err
 
 
 class _Processes:
