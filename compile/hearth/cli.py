@@ -14,14 +14,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .errors import HearthError
+from .errors import USER_ERRORS, HearthError
 
 console = Console(stderr=True)
-
-
-# Bad input: reported as one clear line, no traceback. HearthError is the project's own base; the two
-# builtins cover argument values checked by the standard library (paths, numbers).
-USER_ERRORS: tuple[type[BaseException], ...] = (HearthError, FileNotFoundError, ValueError)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -315,7 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Command = args.func
-    return func(args)
+    try:
+        return func(args)
+    except HearthError as e:  # the commands print their own; this is the net for the rest (smoke, runtime)
+        console.print(f"[red]hearth {args.command}: {e}[/red]", soft_wrap=True)
+        return 2
 
 
 if __name__ == "__main__":

@@ -10,3 +10,8 @@ from __future__ import annotations
 
 class HearthError(Exception):
     """Bad input or a missing prerequisite; the message names the problem and what to do."""
+
+
+# Bad input as the CLI reports it: one clear line, no traceback. HearthError is the project's own base;
+# the two builtins cover argument values checked by the standard library (paths, numbers).
+USER_ERRORS: tuple[type[BaseException], ...] = (HearthError, FileNotFoundError, ValueError)

@@ -15,33 +15,24 @@ from typing import Any
 
 from rich.console import Console
 
-from .budget import BudgetError, check_budget, failed, load_budget
+from ..errors import USER_ERRORS
+from ..tasks import CHAT, EMBEDDING, package_task
+from .budget import Check, check_budget, failed, load_budget
+from .decoder import Progress, evaluate_decoder, read_manifest
+from .encoder import evaluate_encoder
+from .plots import cosine_histogram, cosine_vs_bits_plot, kl_histogram, ppl_vs_bits_plot, weight_error_plot
+from .progress import progress_for
+from .qa import run_qa_eval
+from .report import (
+    budget_table,
+    compare_header_rows,
+    compare_markdown,
+    compare_table,
+    markdown_report,
+    summary_table,
+)
 
 COMPARE_FORMAT = "hearth-eval-compare/1"
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from ..models import UnsupportedArchitectureError, UnsupportedConfigError
-    from ..native import PackageTargetError
-    from ..quant import UnknownQuantizationError
-    from ..weights.manifest import IntegrityError
-    from ..weights.reader import CheckpointError
-    from ..weights.source import ModelSourceError
-    from .decoder import EvalError
-
-    return (
-        IntegrityError,
-        PackageTargetError,
-        EvalError,
-        BudgetError,
-        CheckpointError,
-        ModelSourceError,
-        UnsupportedArchitectureError,
-        UnsupportedConfigError,
-        UnknownQuantizationError,
-        FileNotFoundError,
-        ValueError,
-    )
 
 
 def _load_json_results(path: Path) -> list[dict[str, Any]]:
@@ -68,44 +59,55 @@ def settings_lines(s: dict[str, Any]) -> list[str]:
     ]
 
 
-def _evaluate(package: Path, args: argparse.Namespace, console: Console) -> tuple[dict[str, Any], Any]:
-    """(JSON result, per-item array for the histogram: KL per position or cosine per text)."""
-    from .decoder import evaluate_decoder, read_manifest
-    from .progress import progress_for
+Evaluated = tuple[dict[str, Any], Any]  # (JSON result, per-item array for the histogram)
+
+
+def _evaluate_chat(
+    package: Path, manifest: dict[str, Any], args: argparse.Namespace, console: Console, progress: Progress
+) -> Evaluated:
+    """Decoder metrics; the per-item array is the KL per position."""
 
     def show_settings(s: dict[str, Any]) -> None:
         for line in settings_lines(s):
             console.print(line, highlight=False, markup=False, soft_wrap=True)
 
+    dec = evaluate_decoder(
+        package,
+        reference=Path(args.reference) if args.reference else None,
+        text_file=Path(args.text) if args.text else None,
+        window=args.window,
+        stride=args.stride,
+        max_tokens=args.max_tokens,
+        progress=progress,
+        on_settings=show_settings,
+    )
+    return dec.data, dec.kl
+
+
+def _evaluate_embedding(
+    package: Path, manifest: dict[str, Any], args: argparse.Namespace, console: Console, progress: Progress
+) -> Evaluated:
+    """Encoder metrics; the per-item array is the cosine per text."""
+    console.print(
+        f"hearth eval: {manifest.get('model_id')} {manifest.get('quantization')} ({package}): "
+        "embedding package; texts: the fixed parity texts and labelled retrieval set "
+        "(hearth.eval.embedding_parity, hearth.eval.retrieval)",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    enc = evaluate_encoder(package, reference=Path(args.reference) if args.reference else None, progress=progress)
+    return enc.data, enc.cosines
+
+
+# What `hearth eval` measures for each task's packages (hearth.tasks).
+EVALUATORS = {CHAT.name: _evaluate_chat, EMBEDDING.name: _evaluate_embedding}
+
+
+def _evaluate(package: Path, args: argparse.Namespace, console: Console) -> Evaluated:
     with progress_for(console, f"eval {package.parent.name}/{package.name}") as progress:
         manifest = read_manifest(package)
-        if manifest.get("model_task") == "embedding":
-            from .encoder import evaluate_encoder
-
-            console.print(
-                f"hearth eval: {manifest.get('model_id')} {manifest.get('quantization')} ({package}): "
-                "embedding package; texts: the fixed parity texts and labelled retrieval set "
-                "(hearth.eval.embedding_parity, hearth.eval.retrieval)",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
-            )
-
-            enc = evaluate_encoder(
-                package, reference=Path(args.reference) if args.reference else None, progress=progress
-            )
-            return enc.data, enc.cosines
-        dec = evaluate_decoder(
-            package,
-            reference=Path(args.reference) if args.reference else None,
-            text_file=Path(args.text) if args.text else None,
-            window=args.window,
-            stride=args.stride,
-            max_tokens=args.max_tokens,
-            progress=progress,
-            on_settings=show_settings,
-        )
-        return dec.data, dec.kl
+        return EVALUATORS[package_task(manifest).name](package, manifest, args, console, progress)
 
 
 def _plot_name(result: dict[str, Any], what: str) -> str:
@@ -133,10 +135,7 @@ def _summary_line(r: dict[str, Any]) -> dict[str, Any]:
 
 def run_eval(args: argparse.Namespace, console: Console) -> int:
     if getattr(args, "qa", None):  # document-QA accuracy on stored RAG prompts: its own driver (qa.py)
-        from .qa import run_qa_eval
-
         return run_qa_eval(args, console)
-    errors = _user_errors()
     t0 = time.perf_counter()
     try:
         budget = load_budget(Path(args.budget)) if args.budget else None
@@ -156,10 +155,8 @@ def run_eval(args: argparse.Namespace, console: Console) -> int:
             results.append(data)
             kls.append(per_item)
         if args.compare:
-            from .report import compare_header_rows
-
             compare_header_rows(results)  # one kind only: fails before any output is written
-    except errors as e:
+    except USER_ERRORS as e:
         console.print(f"[red]hearth eval: {e}[/]", soft_wrap=True)  # unwrapped: paths stay copyable
         return 2
 
@@ -174,8 +171,6 @@ def run_eval(args: argparse.Namespace, console: Console) -> int:
 
     plots: list[Path] = []
     if args.plots:
-        from .plots import cosine_histogram, cosine_vs_bits_plot, kl_histogram, ppl_vs_bits_plot, weight_error_plot
-
         out_dir = Path(args.plots)
         out_dir.mkdir(parents=True, exist_ok=True)
         encoders = any(r.get("kind") == "encoder" for r in results)
@@ -196,8 +191,6 @@ def run_eval(args: argparse.Namespace, console: Console) -> int:
         except RuntimeError as e:  # matplotlib missing
             console.print(f"[red]hearth eval: {e}[/]")
             return 2
-
-    from .report import budget_table, compare_markdown, compare_table, markdown_report, summary_table
 
     if args.json:
         doc = {"format": COMPARE_FORMAT, "results": results} if args.compare else results[0]
@@ -222,8 +215,6 @@ def run_eval(args: argparse.Namespace, console: Console) -> int:
     for r in results:
         b = r.get("budget")
         if b:
-            from .budget import Check
-
             checks = [Check(**c) for c in b["checks"]]
             p = r["package"]
             title = f"budget {args.budget}: {p.get('model_id')} {p.get('quantization')}"

@@ -1,6 +1,6 @@
 """Evaluate a decoder package as shipped: perplexity, top-1 agreement and KL vs fp32 transformers.
 
-The package runs natively through TVM (`hearth.native.load_decoder(pkg, "llvm")`, which verifies
+The package runs natively through TVM (`hearth.tasks.CHAT.open_native(pkg, "llvm")`, which verifies
 every file against the manifest first). The reference is the fp32 transformers model of the
 package's source checkpoint (or `reference=`).
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,8 +40,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from ..errors import HearthError
+from ..tasks import CHAT
 from ..weights.manifest import MANIFEST, verify_package
+from ..weights.source import resolve_source
 from .text import resolve_text
 
 Progress = Callable[[str, int, int], None]
@@ -241,8 +245,6 @@ def resolve_reference(manifest: dict[str, Any], reference: Path | None) -> tuple
         if kind == "local":
             folder, how = Path(where), "the package's source (manifest)"
         elif kind == "hub":
-            from ..weights.source import resolve_source
-
             repo = where.split("@", 1)[0]
             folder, how = resolve_source(repo).path, f"the package's source (manifest: {source})"
         elif kind == "gguf":
@@ -264,8 +266,6 @@ def _gguf_reference(manifest: dict[str, Any], gguf_file: Path) -> tuple[Path, st
     """The HF folder converted from the package's GGUF (its dequantized f32 weights): the
     reference a GGUF-compiled package is measured against. The file at the recorded path must
     still be the one compiled (same SHA-256), else the comparison would be with another model."""
-    from ..weights.source import resolve_source
-
     if not gguf_file.is_file():
         raise EvalError(
             f"the package was compiled from {gguf_file}, which no longer exists; "
@@ -332,13 +332,9 @@ def size_info(manifest: dict[str, Any], package_dir: Path) -> dict[str, Any]:
 
 
 def _versions() -> dict[str, str]:
-    import platform
-
-    import torch
+    import torch  # torch, transformers and TVM load when an eval runs, not with the CLI
     import transformers
     import tvm
-
-    from .. import __version__
 
     return {
         "hearth": __version__,
@@ -374,8 +370,6 @@ def evaluate_decoder(
 ) -> DecoderEval:
     """`progress(step, done, total)` as it goes; `on_settings(dict)` once the effective settings
     (tokens, window, text, reference) are known, before the long part starts."""
-    from ..native import load_decoder
-
     note = progress or (lambda step, done, total: None)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -386,7 +380,7 @@ def evaluate_decoder(
         raise EvalError(f"{package_dir} is a {task!r} package; `hearth eval` measures decoder (chat) packages")
 
     note("verify + load", 0, 1)
-    decoder, chat_cfg = load_decoder(package_dir, target="llvm")  # verifies every file first
+    decoder, chat_cfg = CHAT.open_native(package_dir, "llvm")  # verifies every file first
     manifest = json.loads((package_dir / MANIFEST).read_text())  # the verified one
     timing["verify_load_s"] = time.perf_counter() - t0
 

@@ -34,6 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import cache_root
+from ..tasks import EMBEDDING
+
 # ----------------------------------------------------------------------------------------------
 # Texts
 
@@ -312,10 +315,10 @@ def run_parity(
     log=print,
 ) -> ParityReport:
     """Compile (cached) each quantization for `target`, embed every text, compare to the reference."""
+    # build/ and the native encoder import TVM: loaded when a parity run starts, not with hearth eval.
     from tokenizers import Tokenizer
 
     from ..build.package import compile_package
-    from ..native.encoder import NativeEncoder
 
     texts = texts if texts is not None else parity_texts()
     strings = [t for _, t in texts]
@@ -336,11 +339,11 @@ def run_parity(
             f"{quant}: package {res.package_dir} "
             f"({'cached' if res.cached else f'built in {time.perf_counter() - t0:.1f} s'})"
         )
-        enc = NativeEncoder.from_package(res.package_dir, target)
+        enc = EMBEDDING.open_native(res.package_dir, target)
         cfg = json.loads((res.package_dir / "mlc-chat-config.json").read_text())
         meta = cfg["embedding_metadata"]
         if report is None:
-            from ..models.encoder import PoolingConfig
+            from ..models.encoder import PoolingConfig  # TVM, lazily (as above)
 
             pooling = PoolingConfig(meta["pooling"], meta["normalize"], meta["pooling_source"])
             ref, ref_ids = reference_embeddings(Path(model), strings, meta["max_seq_length"], pooling)
@@ -433,8 +436,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seq-lens", default=None, help="bucket sequence lengths, e.g. 32,64,128,256")
     parser.add_argument("--json", default=None, help="write the full report here")
     args = parser.parse_args(argv)
-
-    from ..cache import cache_root
 
     def ints(s: str | None) -> list[int] | None:
         return [int(x) for x in s.split(",")] if s else None

@@ -1,6 +1,6 @@
 """Evaluate an encoder (embedding) package as shipped: cosine to the reference and retrieval recall.
 
-The package runs natively through TVM (`NativeEncoder.from_package(pkg, "llvm")`, which verifies
+The package runs natively through TVM (`hearth.tasks.EMBEDDING.open_native(pkg, "llvm")`, which verifies
 every file against the manifest first), through the same bucket functions the SDK calls. The
 reference is sentence-transformers on the package's source checkpoint (transformers + the
 package's recorded pooling when the checkpoint has no modules.json), as in
@@ -18,6 +18,7 @@ Measured:
 from __future__ import annotations
 
 import json
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
+from ..tasks import EMBEDDING, package_task
 from .decoder import EVAL_FORMAT, EvalError, Progress, package_info, read_manifest, resolve_reference, size_info
+from .embedding_parity import cosine, parity_texts, reference_embeddings
+from .retrieval import KS, QUESTIONS, labelled_set, retrieval_metrics
 
 
 @dataclass
@@ -35,12 +40,8 @@ class EncoderEval:
 
 
 def _versions() -> dict[str, str]:
-    import platform
-
-    import torch
+    import torch  # torch and TVM load when an eval runs, not with the CLI
     import tvm
-
-    from .. import __version__
 
     out = {
         "hearth": __version__,
@@ -60,17 +61,14 @@ def _versions() -> dict[str, str]:
 def evaluate_encoder(
     package_dir: Path, *, reference: Path | None = None, progress: Progress | None = None
 ) -> EncoderEval:
-    from ..models.encoder import PoolingConfig
-    from ..native.encoder import NativeEncoder
-    from .embedding_parity import cosine, parity_texts, reference_embeddings
-    from .retrieval import KS, QUESTIONS, labelled_set, retrieval_metrics
+    from ..models.encoder import PoolingConfig  # models/ imports TVM: loaded when an eval runs
 
     note = progress or (lambda step, done, total: None)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     package_dir = Path(package_dir)
     manifest = read_manifest(package_dir)
-    if manifest.get("model_task") != "embedding":
+    if package_task(manifest) is not EMBEDDING:
         raise EvalError(f"{package_dir} is a {manifest.get('model_task')!r} package, not an embedding model")
     if "llvm" not in manifest.get("targets", {}):
         raise EvalError(
@@ -78,7 +76,7 @@ def evaluate_encoder(
             "recompile with --target llvm"
         )
     note("verify + load", 0, 4)
-    enc = NativeEncoder.from_package(package_dir, "llvm")  # verifies every file first
+    enc = EMBEDDING.open_native(package_dir, "llvm")  # verifies every file first
     manifest = json.loads((package_dir / "hearth-manifest.json").read_text())  # the verified one
     cfg = json.loads((package_dir / "mlc-chat-config.json").read_text())
     meta = cfg["embedding_metadata"]

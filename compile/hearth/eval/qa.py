@@ -14,6 +14,7 @@ and, from the retrieval stage, recall@k (a retrieved chunk holds the fact senten
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -23,7 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress as Bar
+from rich.table import Table
+
 from ..errors import HearthError
+from ..tasks import CHAT, EMBEDDING, package_task
+from .decoder import read_manifest, resolve_reference
 
 PROMPTS_FORMAT = "hearth-qa-prompts/1"
 RESULT_FORMAT = "hearth-eval-qa/1"
@@ -212,13 +220,9 @@ class PackageEngine:
     """A package's native (llvm) build, greedy: the same computation its WebGPU build runs."""
 
     def __init__(self, package: Path, max_total_seq_len: int | None = None) -> None:
-        import numpy as np
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer  # transformers (and torch) load when the QA eval runs
 
-        from ..native import load_decoder
-
-        self.np = np
-        self.decoder, self.config = load_decoder(package, "llvm", max_total_seq_len)  # verifies every file
+        self.decoder, self.config = CHAT.open_native(package, "llvm", max_total_seq_len)  # verifies every file
         self.context_window = int(max_total_seq_len or self.config["context_window_size"])
         self.tokenizer = AutoTokenizer.from_pretrained(str(package))
         self.template: str | None = getattr(self.tokenizer, "chat_template", None) or self.config.get("chat_template")
@@ -240,13 +244,13 @@ class PackageEngine:
                 f"{self.context_window}-token KV cache"
             )
         self.decoder.reset()
-        tok = int(self.np.argmax(self.decoder.prefill(ids)))
+        tok = int(np.argmax(self.decoder.prefill(ids)))
         out: list[int] = []
         while tok not in self.eos:
             out.append(tok)
             if len(out) >= max_new_tokens:
                 break
-            tok = int(self.np.argmax(self.decoder.decode(tok)))
+            tok = int(np.argmax(self.decoder.decode(tok)))
         return out
 
     def decode_text(self, tokens: list[int]) -> str:
@@ -292,8 +296,6 @@ def answer_rows(
 
 
 def _ids_digest(ids: list[int]) -> str:
-    import hashlib
-
     return hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]
 
 
@@ -329,14 +331,12 @@ def evaluate_qa(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Answer every stored prompt with the reference and each package; the result document."""
-    from .decoder import read_manifest, resolve_reference
-
     meta, prompts = load_prompts(prompts_file)
     if not packages:
         raise QaError("no package given")
     manifests = [read_manifest(p) for p in packages]
     for p, m in zip(packages, manifests):
-        if m.get("model_task") == "embedding":
+        if package_task(m) is EMBEDDING:
             raise QaError(f"{p} is an embedding model; the QA evaluation needs a chat package")
     ref_folder, how = resolve_reference(manifests[0], reference)
     engines: list[tuple[str, Callable[[], Engine]]] = [("reference", lambda: ReferenceEngine(ref_folder))]
@@ -401,22 +401,6 @@ def results_table_rows(doc: dict[str, Any]) -> list[list[str]]:
 
 def run_qa_eval(args: Any, console: Any) -> int:
     """`hearth eval --qa PROMPTS PACKAGE [PACKAGE...] [--reference DIR] [--json OUT]`."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.progress import (
-        Progress as Bar,
-    )
-    from rich.table import Table
-
-    from ..native import PackageTargetError
-    from ..weights.manifest import IntegrityError
-    from .decoder import EvalError
-
     t0 = time.perf_counter()
     try:
         with Bar(
@@ -443,7 +427,7 @@ def run_qa_eval(args: Any, console: Any) -> int:
                 reference=Path(args.reference) if args.reference else None,
                 progress=progress,
             )
-    except (QaError, EvalError, IntegrityError, PackageTargetError, FileNotFoundError) as e:
+    except (HearthError, FileNotFoundError) as e:  # QaError, EvalError, IntegrityError, PackageTargetError...
         console.print(f"[red]hearth eval --qa: {e}[/]", soft_wrap=True)
         return 2
     table = Table(title=f"document QA on {args.qa} (greedy, {doc['max_new_tokens']} new tokens)")

@@ -10,6 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from .budget import Check
+from .plots import _layer_order
 
 
 def _num(x: float | None, digits: int = 4) -> str:
@@ -242,8 +243,6 @@ def _weights_md(r: dict[str, Any]) -> list[str]:
     if not w:
         return []
     tensors = w["tensors"]
-    from .plots import _layer_order
-
     layers = sorted({t["layer"] for t in tensors}, key=_layer_order)
     modules = list(dict.fromkeys(t["module"] for t in tensors))
     value = {(t["layer"], t["module"]): t["rel_error"] for t in tensors}

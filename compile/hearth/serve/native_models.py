@@ -14,11 +14,16 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..tasks import CHAT, EMBEDDING, get_task, package_task
 from .catalog import scan_packages
+
+if TYPE_CHECKING:  # TVM loads with the first model (tasks' open_native), not with the server
+    from ..native.decoder import NativeDecoder
+    from ..native.encoder import NativeEncoder
 
 NATIVE_TARGET = "llvm"
 # For a bare model id (no "/quant"): the variants that suit a CPU best first. f16 arithmetic is
@@ -55,7 +60,7 @@ def find_native_packages(dist: Path) -> list[PackageInfo]:
         targets = doc.get("targets")
         if not isinstance(targets, dict) or NATIVE_TARGET not in targets:
             continue
-        task = "embedding" if doc.get("model_task") == "embedding" else "chat"
+        task = package_task(doc).name
         out.append(
             PackageInfo(
                 id=pkg.rel,
@@ -225,12 +230,12 @@ class ChatModel:
     """A chat package's native decoder, tokenizer and chat template."""
 
     def __init__(self, info: PackageInfo) -> None:
+        # Lazy: transformers (and torch behind it) costs seconds, paid only when a chat model is first used.
         from transformers import AutoTokenizer
 
-        from ..native import load_decoder
-
         self.info = info
-        self.decoder, self.config = load_decoder(info.path, NATIVE_TARGET)  # verifies every file first
+        self.decoder: NativeDecoder
+        self.decoder, self.config = CHAT.open_native(info.path, NATIVE_TARGET)  # verifies every file first
         self.context_window = int(self.config["context_window_size"])
         self.tokenizer = AutoTokenizer.from_pretrained(str(info.path))
         # The browser renders the tokenizer's template, else mlc-chat-config's (ChatTemplate.fromSources).
@@ -324,10 +329,8 @@ class EmbeddingModel:
     def __init__(self, info: PackageInfo) -> None:
         from tokenizers import Tokenizer
 
-        from ..native.encoder import NativeEncoder
-
         self.info = info
-        self.encoder = NativeEncoder.from_package(info.path, NATIVE_TARGET)  # verifies every file first
+        self.encoder: NativeEncoder = EMBEDDING.open_native(info.path, NATIVE_TARGET)  # verifies every file first
         self.max_tokens = int(self.encoder.max_seq_length)
         assert self.encoder.tokenizer is not None
         # A second copy without truncation, to tell how long a cut text was (reported, as the SDK does).
@@ -361,6 +364,13 @@ class EmbeddingModel:
         return enc.embed_ids(ids, buckets=buckets, before_call=stop_if_cancelled)
 
 
+# The served model of each task's packages (hearth.tasks).
+SERVED: dict[str, Callable[[PackageInfo], ChatModel | EmbeddingModel]] = {
+    CHAT.name: ChatModel,
+    EMBEDDING.name: EmbeddingModel,
+}
+
+
 class ModelSlot:
     """One package, loaded on first use. `lock` serialises every use of the loaded model."""
 
@@ -372,7 +382,7 @@ class ModelSlot:
     def get(self) -> ChatModel | EmbeddingModel:
         """Load (under the lock's holder: callers hold `lock`) and return the model."""
         if self._model is None:
-            self._model = ChatModel(self.info) if self.info.task == "chat" else EmbeddingModel(self.info)
+            self._model = SERVED[self.info.task](self.info)
         return self._model
 
 
@@ -399,10 +409,8 @@ class NativeModels:
         if not exact:
             others = [p for p in self.list() if p.id == model or p.model_id == model]
             if others:
-                kind = others[0].task
                 raise ModelNotFound(
-                    f"model {model!r} is {'an' if kind == 'embedding' else 'a'} {kind} model; "
-                    f"this endpoint needs {'an' if task == 'embedding' else 'a'} {task} model"
+                    f"model {model!r} is {get_task(others[0].task).noun}; this endpoint needs {get_task(task).noun}"
                 )
             names = ", ".join(p.id for p in candidates) or "none"
             raise ModelNotFound(
