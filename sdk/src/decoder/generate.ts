@@ -3,6 +3,10 @@
  * sample -> stream text -> decode until a stop, the token limit, a full context window, or a stop request.
  * Sampling, penalties, stop strings (with hold-back) and streaming detokenization are the sample/ and
  * tokenize/ layers' (Generation); this file owns the model calls, timing and the stop checks.
+ *
+ * With a constraint (a grammar, grammar/engine.ts GrammarConstraint) every position's logits are masked
+ * before sampling, whatever the sampling mode, and the loop ends with "stop" once the grammar is complete
+ * (its stop token taken); max_tokens reached before that ends it with "length", as without a grammar.
  */
 import type { DecoderSession } from "./session.js";
 import { Generation } from "../sample/generation.js";
@@ -26,6 +30,16 @@ export interface GeneratePiece {
   token: GeneratedToken;
 }
 
+/** Restricts which tokens may come next (a grammar matcher). */
+export interface LogitsConstraint {
+  /** Set the logits of tokens not allowed next to -Infinity (in place). */
+  mask(logits: Float32Array): Promise<unknown>;
+  /** The sampled token; throws if it was not allowed. */
+  accept(token: number): void;
+  /** The constraint is complete: nothing more may be generated. */
+  readonly terminated: boolean;
+}
+
 export interface GenerateInput {
   session: DecoderSession;
   tokenizer: Tokenizer;
@@ -36,6 +50,8 @@ export interface GenerateInput {
   /** Polled before every model call; a non-null answer ends the loop within one token. */
   stopRequested: () => StopRequest | null;
   onPiece?: (piece: GeneratePiece) => void;
+  /** Masks the logits of every step (structured output); their logprobs are then of the masked distribution. */
+  constraint?: LogitsConstraint | undefined;
 }
 
 export interface GenerateResult {
@@ -89,8 +105,11 @@ export async function generate(input: GenerateInput): Promise<GenerateResult> {
     result.text += text;
     input.onPiece?.({ text, token });
   };
+  const constraint = input.constraint;
   for (;;) {
+    if (constraint !== undefined) await constraint.mask(logits);
     const step = gen.step(logits);
+    constraint?.accept(step.token);
     const token: GeneratedToken = { token: step.token };
     if (step.logprob !== undefined) token.logprob = step.logprob;
     if (step.topLogprobs !== undefined) token.topLogprobs = step.topLogprobs;
@@ -99,6 +118,12 @@ export async function generate(input: GenerateInput): Promise<GenerateResult> {
     if (step.finishReason !== null) {
       emit(step.text, token);
       result.finishReason = step.finishReason;
+      break;
+    }
+    if (constraint?.terminated === true) {
+      // The grammar took its stop token (a token the sampler did not treat as one, e.g. with ignore_eos).
+      emit(step.text + gen.finish("stop"), token);
+      result.finishReason = "stop";
       break;
     }
     const stop = stopRequested();

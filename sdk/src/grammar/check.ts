@@ -6,7 +6,7 @@
 import type { Grammar } from "@mlc-ai/web-xgrammar";
 import { XgInstance } from "./instance.js";
 import { TAGGED_ROOT, taggedJsonEbnf, type GrammarSpec } from "./engine.js";
-import { checkJsonSchema } from "./json-schema.js";
+import { checkJsonSchema, xgrammarSchema } from "./json-schema.js";
 
 let instance: Promise<XgInstance> | null = null;
 let queue: Promise<unknown> = Promise.resolve();
@@ -33,7 +33,7 @@ async function convert(spec: GrammarSpec): Promise<void> {
       case "json":
         return null;
       case "json_schema":
-        return lib.Grammar.fromJSONSchema(spec.schema, false, -1, undefined, true);
+        return lib.Grammar.fromJSONSchema(xgrammarSchema(spec.schema), false, -1, undefined, true);
       case "ebnf":
         return lib.Grammar.fromEBNF(spec.grammar, spec.root ?? "root");
       case "regex":

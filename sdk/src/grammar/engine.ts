@@ -12,6 +12,7 @@ import type { CompiledGrammar, GrammarCompiler, GrammarMatcher, TokenizerInfo } 
 import { GrammarError } from "../errors/text.js";
 import { XgInstance } from "./instance.js";
 import type { XgrammarModule } from "./library.js";
+import { xgrammarSchema } from "./json-schema.js";
 import { applyTokenBitmask } from "./mask.js";
 
 /** How the token strings of {@link GrammarVocab.tokens} are encoded (MLC's `token_postproc_method`). */
@@ -87,7 +88,7 @@ const TAGGED_ROOT = "hearth_tagged_root";
  * plus a root rule around it.
  */
 export async function taggedJsonEbnf(lib: XgrammarModule, spec: { begin: string; schema: string; end: string }): Promise<string> {
-  const json = await lib.Testings._jsonSchemaToEBNF(spec.schema, JSON_ANY_WHITESPACE, JSON_INDENT, undefined, true);
+  const json = await lib.Testings._jsonSchemaToEBNF(xgrammarSchema(spec.schema), JSON_ANY_WHITESPACE, JSON_INDENT, undefined, true);
   return `${json}\n${TAGGED_ROOT} ::= ${JSON.stringify(spec.begin)} root ${JSON.stringify(spec.end)}\n`;
 }
 
@@ -131,7 +132,7 @@ async function compileWith(live: Live, spec: GrammarSpec): Promise<CompiledGramm
       // strictMode false: any object (strict mode would allow only {}).
       return c.compileJSONSchema('{"type": "object"}', JSON_ANY_WHITESPACE, JSON_INDENT, undefined, false);
     case "json_schema":
-      return c.compileJSONSchema(spec.schema, JSON_ANY_WHITESPACE, JSON_INDENT, undefined, true);
+      return c.compileJSONSchema(xgrammarSchema(spec.schema), JSON_ANY_WHITESPACE, JSON_INDENT, undefined, true);
     case "ebnf":
       return c.compileGrammar(spec.grammar, spec.root ?? "root");
     case "regex":

@@ -50,7 +50,11 @@ export class XgInstance {
   }
 
   static async create(): Promise<XgInstance> {
-    return new XgInstance(await loadXgrammar());
+    const xg = new XgInstance(await loadXgrammar());
+    // xgrammar starts its wasm on the first call and does not guard against two first calls at once (each
+    // would start one, the second failing): start it here, before anyone else can call.
+    (await xg.lib.Grammar.fromEBNF('root ::= "a"')).dispose();
+    return xg;
   }
 
   /**

@@ -5,7 +5,11 @@
  *
  * The keyword lists are what web-xgrammar 0.1.27 was checked to honour: each keyword below changes the
  * grammar it makes (probed by comparing the EBNF with and without it); `uniqueItems`, `dependentRequired`,
- * `if`/`then`/`else` do not, `allOf` with several schemas only warns, and `not` is left out.
+ * `if`/`then`/`else` do not, `allOf` with several schemas only warns, and `not` is left out. Probing which
+ * strings its grammars accept found more it does not enforce, refused here too: `multipleOf` (36 passes
+ * multipleOf 5), `format` together with a length or pattern (the format alone is used), and ranges on
+ * non-integer numbers except non-negative bounds with a non-integer maximum (1.1 passes maximum 1, -10.6
+ * passes minimum -10.5, exclusive bounds are ignored); integer ranges are exact.
  */
 import { GrammarError } from "../errors/text.js";
 
@@ -55,7 +59,6 @@ const SUPPORTED: ReadonlySet<string> = new Set([
   "maximum",
   "exclusiveMinimum",
   "exclusiveMaximum",
-  "multipleOf",
   "anyOf",
   "oneOf",
   "allOf",
@@ -67,6 +70,7 @@ const SUPPORTED: ReadonlySet<string> = new Set([
 /** JSON Schema keywords xgrammar accepts but does not enforce: refused rather than silently dropped. */
 const UNENFORCED: ReadonlyMap<string, string> = new Map([
   ["uniqueItems", "unique array items"],
+  ["multipleOf", "multiples (xgrammar 0.1.27 lets 36 pass multipleOf 5)"],
   ["dependentRequired", "dependent required properties"],
   ["dependentSchemas", "dependent schemas"],
   ["dependencies", "dependencies"],
@@ -188,10 +192,7 @@ function checkKeyword(schema: Record<string, unknown>, key: string, value: unkno
     case "exclusiveMinimum":
     case "exclusiveMaximum":
       if (!isNumber(value)) fail(here, key, `${key} must be a number`);
-      return;
-    case "multipleOf":
-      if (!isNumber(value) || value <= 0) fail(here, key, "multipleOf must be a number > 0");
-      if (schema["type"] !== "integer" || !Number.isInteger(value)) fail(here, key, "multipleOf is supported only on integers, with an integer divisor");
+      checkNumberBound(schema, key, value, here);
       return;
     case "pattern":
       if (typeof value !== "string") fail(here, key, "pattern must be a string");
@@ -199,6 +200,14 @@ function checkKeyword(schema: Record<string, unknown>, key: string, value: unkno
       return;
     case "format":
       if (typeof value !== "string") fail(here, key, "format must be a string");
+      for (const other of ["minLength", "maxLength", "pattern"]) {
+        if (other in schema)
+          fail(
+            at(here.slice(0, -key.length - 1), other),
+            other,
+            `"${other}" beside "format" is not enforced by the grammar engine (it uses the format alone); drop one`,
+          );
+      }
       return;
     case "$ref":
       if (typeof value !== "string") fail(here, key, "$ref must be a string");
@@ -206,6 +215,53 @@ function checkKeyword(schema: Record<string, unknown>, key: string, value: unkno
         fail(here, key, `$ref ${JSON.stringify(value)} does not point into this schema (only local "#/..." references are supported)`);
       return;
   }
+}
+
+/** Ranges on non-integer numbers: xgrammar 0.1.27's range grammar for them is wrong (see the header). */
+function checkNumberBound(schema: Record<string, unknown>, key: string, value: number, here: string): void {
+  const types = Array.isArray(schema["type"]) ? schema["type"] : [schema["type"]];
+  if (!types.includes("number")) return;
+  fail(
+    here,
+    key,
+    `"${key}": ${value} on type number is not enforced by the grammar engine (xgrammar 0.1.27 lets 1.1 pass maximum 1 and writes numbers like 0275); ` +
+      "use type integer (integer ranges are exact, e.g. a percentage instead of a fraction), or drop the range",
+  );
+}
+
+/**
+ * The characters a generated JSON string may hold: printable ASCII but the quote and the backslash.
+ * xgrammar 0.1.27 matches non-ASCII classes byte-wise without checking continuation bytes, so with a
+ * byte-level vocabulary a stray lead byte swallows the next bytes, the closing quote among them: a random
+ * model produced `"\u0142()" *"` (invalid JSON) under `[^\u0000-\u001f"\\]` and F6 88 AF B6 (not UTF-8)
+ * under the built-in string grammar. ASCII cannot go wrong that way.
+ */
+const STRING_CHAR = String.raw`[ !#-\[\]-~]`;
+
+/**
+ * The schema as handed to xgrammar: a plain string schema (no pattern, format, enum or const) becomes the
+ * equivalent `pattern` over {@link STRING_CHAR}, keeping minLength / maxLength exact. (xgrammar's own
+ * string grammars also let raw control characters into length-bounded strings.) So schema strings are
+ * printable ASCII without escapes: a documented limit of JSON Schema output, not of json_object.
+ */
+export function xgrammarSchema(schemaText: string): string {
+  return JSON.stringify(rewrite(JSON.parse(schemaText)));
+}
+
+function rewrite(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(rewrite);
+  if (!isObject(node)) return node;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(node)) out[k] = k === "enum" || k === "const" || k === "default" || k === "examples" ? v : rewrite(v);
+  if ("pattern" in out || "format" in out || "enum" in out || "const" in out) return out;
+  const types = Array.isArray(out["type"]) ? (out["type"] as unknown[]) : [out["type"]];
+  if (!types.includes("string")) return out;
+  const { minLength, maxLength, type: _type, ...rest } = out;
+  const lo = typeof minLength === "number" ? minLength : 0;
+  const count = typeof maxLength === "number" ? `{${lo},${maxLength}}` : lo === 0 ? "*" : lo === 1 ? "+" : `{${lo},}`;
+  const stringSchema = { ...rest, type: "string", pattern: `^${STRING_CHAR}${count}$` };
+  if (types.length === 1) return stringSchema;
+  return { anyOf: types.map((t) => (t === "string" ? stringSchema : { ...rest, type: t })) };
 }
 
 function checkPattern(pattern: string, here: string, keyword: string): void {

@@ -1,10 +1,17 @@
 /**
  * The chat completions endpoint: render the conversation with the chat template (dropping the oldest
  * turns under context_overflow "truncate"), generate, and shape the response and its chunk stream.
+ * Structured output (structured.ts): response_format or a forced tool call constrains generation with a
+ * grammar; with tools, the reply's `<tool_call>` blocks become `tool_calls` (tool-calls.ts).
  */
 import type { LoadedChatModel } from "./chat-model.js";
 import { checkWindow, type EndpointResult, type Prepared, requestParams, type Running, runGeneration, usageOf } from "./generation.js";
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage } from "./openai.js";
+import type { GenerateResult } from "../decoder/generate.js";
+import { requestConstraint } from "./grammar-model.js";
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessage, ChatCompletionMessageParam, ChatCompletionRequest, FinishReason } from "./openai.js";
+import { planStructured, type StructuredPlan } from "./structured.js";
+import { parseToolCalls } from "./tool-calls.js";
+import { templateInput } from "./tool-prompt.js";
 import { ChatStream, chatLogprob } from "./responses.js";
 import { InvalidRequestError } from "../errors/index.js";
 
@@ -17,16 +24,35 @@ export async function runChat(
   run: Running,
   onChunk: ((chunk: ChatCompletionChunk) => void) | undefined,
 ): Promise<EndpointResult<ChatCompletion>> {
-  const prepared = prepareChat(loaded, req);
-  const stream = new ChatStream(id, created, loaded, req, prepared.promptIds, onChunk);
-  const result = await runGeneration(loaded, prepared, run, (piece) => stream.piece(piece));
+  const plan = planStructured(req);
+  const prepared = prepareChat(loaded, req, plan);
+  // Compiled (or taken from the cache) before generation: a grammar the engine refuses fails the request here.
+  const constraint = plan.grammar === null ? undefined : await requestConstraint(loaded, plan.grammar, plan.grammarParam ?? "response_format");
+  const stream = new ChatStream(id, created, loaded, req, prepared.promptIds, onChunk, plan.toolNames);
+  let result: GenerateResult;
+  try {
+    result = await runGeneration(loaded, prepared, run, (piece) => stream.piece(piece), constraint);
+  } finally {
+    constraint?.dispose();
+  }
   const usage = usageOf(result);
-  stream.finish(result, usage);
+  const message: ChatCompletionMessage = { role: "assistant", content: result.text, refusal: null };
+  let finish: FinishReason = result.finishReason;
+  if (plan.toolNames.length > 0) {
+    const parsed = parseToolCalls(result.text, plan.toolNames);
+    const calls = stream.toolCalls ?? parsed.toolCalls; // a stream already named its calls' ids
+    if (calls.length > 0) {
+      message.content = parsed.content;
+      message.tool_calls = calls;
+      if (finish === "stop") finish = "tool_calls";
+    }
+  }
+  stream.finish(result, usage, finish);
   const choice: ChatCompletion["choices"][number] = {
     index: 0,
-    message: { role: "assistant", content: result.text, refusal: null },
+    message,
     logprobs: req.logprobs === true ? { content: result.tokens.map((t) => chatLogprob(loaded.tokenizer, t)), refusal: null } : null,
-    finish_reason: result.finishReason,
+    finish_reason: finish,
   };
   if (req.return_token_ids === true) choice.token_ids = result.tokens.map((t) => t.token);
   const out: ChatCompletion = { id, object: "chat.completion", created, model: loaded.info.model, choices: [choice], usage };
@@ -35,7 +61,7 @@ export async function runChat(
 }
 
 /** The prompt ids of a chat request, within the context window. */
-export function prepareChat(loaded: LoadedChatModel, req: ChatCompletionRequest): Prepared {
+export function prepareChat(loaded: LoadedChatModel, req: ChatCompletionRequest, plan: StructuredPlan = planStructured(req)): Prepared {
   const template = loaded.template;
   if (template === null) {
     throw new InvalidRequestError(
@@ -45,8 +71,14 @@ export function prepareChat(loaded: LoadedChatModel, req: ChatCompletionRequest)
     );
   }
   const maxTokens = req.max_completion_tokens ?? req.max_tokens ?? null;
-  const encode = (messages: readonly ChatMessage[]): number[] =>
-    Array.from(loaded.tokenizer.encode(template.render(messages, { add_generation_prompt: true }), { addSpecialTokens: false }));
+  const encode = (messages: readonly ChatCompletionMessageParam[]): number[] => {
+    const input = templateInput(messages, plan.tools, template.source);
+    const text = template.render(
+      input.messages,
+      input.tools === undefined ? { add_generation_prompt: true } : { add_generation_prompt: true, tools: input.tools },
+    );
+    return Array.from(loaded.tokenizer.encode(text, { addSpecialTokens: false }));
+  };
   let messages = [...req.messages];
   let ids = encode(messages);
   const window = loaded.session.maxSequenceLength;

@@ -4,7 +4,7 @@
  * the request's stop flag, and the usage block. The token loop itself is decoder/generate.ts.
  */
 import { ContextWindowExceededError } from "../decoder/kv-cache.js";
-import { generate, type GeneratePiece, type GenerateResult, type StopRequest } from "../decoder/generate.js";
+import { generate, type GeneratePiece, type GenerateResult, type LogitsConstraint, type StopRequest } from "../decoder/generate.js";
 import { InvalidRequestError } from "../errors/index.js";
 import type { GenerationParams } from "../sample/params.js";
 import type { LoadedChatModel } from "./chat-model.js";
@@ -36,8 +36,15 @@ export function rate(tokens: number, ms: number): number {
 }
 
 /** Run the decoder's generate loop for a prepared request; every piece counts toward `run.generated`. */
-export function runGeneration(loaded: LoadedChatModel, prepared: Prepared, run: Running, onPiece: (piece: GeneratePiece) => void): Promise<GenerateResult> {
+export function runGeneration(
+  loaded: LoadedChatModel,
+  prepared: Prepared,
+  run: Running,
+  onPiece: (piece: GeneratePiece) => void,
+  constraint?: LogitsConstraint,
+): Promise<GenerateResult> {
   return generate({
+    constraint,
     session: loaded.session,
     tokenizer: loaded.tokenizer,
     promptIds: prepared.promptIds,

@@ -15,6 +15,61 @@ import type { ChatMessage } from "../tokenize/chat-template.js";
 
 export type { ChatMessage, ChatRole } from "../tokenize/chat-template.js";
 
+// -- Structured output and tool calls (issue 16; /work/notes/structured-spec.md is the shared contract) --
+
+/** OpenAI's JSON Schema response format body. */
+export interface JsonSchemaFormat {
+  /** [a-zA-Z0-9_-]{1,64}. */
+  name: string;
+  description?: string | undefined;
+  /** The schema (default: any JSON object). */
+  schema?: Record<string, unknown> | boolean | undefined;
+  /** Accepted; the grammar enforces the schema either way. */
+  strict?: boolean | null | undefined;
+}
+
+/**
+ * `response_format`: OpenAI's `text`, `json_object`, `json_schema`; WebLLM's `{type: "json_object", schema}`
+ * (a schema object or its JSON text); Hearth's `{type: "grammar", grammar}` (xgrammar EBNF) and
+ * `{type: "regex", regex}` (the whole reply matches the pattern).
+ */
+export type ResponseFormat =
+  | { type: "text" }
+  | { type: "json_object"; schema?: Record<string, unknown> | string | undefined }
+  | { type: "json_schema"; json_schema: JsonSchemaFormat }
+  | { type: "grammar"; grammar: string }
+  | { type: "regex"; regex: string };
+
+export interface FunctionDefinition {
+  name: string;
+  description?: string | undefined;
+  /** JSON Schema of the arguments object (default: any object). */
+  parameters?: Record<string, unknown> | undefined;
+  strict?: boolean | null | undefined;
+}
+
+export interface ChatCompletionTool {
+  type: "function";
+  function: FunctionDefinition;
+}
+
+export type ToolChoice = "none" | "auto" | "required" | { type: "function"; function: { name: string } };
+
+/** A tool call of an assistant message (response) or of a request's assistant message (history). */
+export interface ChatCompletionMessageToolCall {
+  id: string;
+  type: "function";
+  function: { name: string /** JSON text. */; arguments: string };
+}
+
+/** A streamed piece of a tool call (OpenAI's shape: the first carries id, type and name). */
+export interface ChatCompletionChunkToolCall {
+  index: number;
+  id?: string;
+  type?: "function";
+  function: { name?: string; arguments: string };
+}
+
 /** What to do when the prompt does not fit the context window. */
 export type ContextOverflow = "error" | "truncate";
 
@@ -50,15 +105,30 @@ export interface BaseCompletionRequest {
   context_overflow?: ContextOverflow | null | undefined;
 }
 
+/**
+ * A request message: a template message whose content may be null (an assistant message that only carries
+ * `tool_calls`, each `{id, type: "function", function: {name, arguments: <JSON text>}}`; validated).
+ */
+export type ChatCompletionMessageParam = Omit<ChatMessage, "content" | "tool_calls"> & {
+  content: string | null;
+  tool_calls?: readonly ChatCompletionMessageToolCall[] | readonly Record<string, unknown>[];
+};
+
 export interface ChatCompletionRequest extends BaseCompletionRequest {
-  messages: ChatMessage[];
+  messages: ChatCompletionMessageParam[];
   /** Chat-only OpenAI alias of max_tokens (give one or the other). */
   max_completion_tokens?: number | null | undefined;
   logprobs?: boolean | null | undefined;
   /** 0..20; needs logprobs: true. */
   top_logprobs?: number | null | undefined;
-  /** Only {type: "text"}. */
-  response_format?: { type: "text" } | null | undefined;
+  /** Constrains the reply (see ResponseFormat); default text. */
+  response_format?: ResponseFormat | null | undefined;
+  /** Functions the model may call (rendered by the chat template; calls parsed from `<tool_call>` blocks). */
+  tools?: ChatCompletionTool[] | null | undefined;
+  /** "auto" (default with tools), "none", "required" or one named function (the last two enforced by a grammar). */
+  tool_choice?: ToolChoice | null | undefined;
+  /** Accepted; a forced call ("required" / named) is one call. */
+  parallel_tool_calls?: boolean | null | undefined;
 }
 
 export interface CompletionRequest extends BaseCompletionRequest {
@@ -70,7 +140,7 @@ export interface CompletionRequest extends BaseCompletionRequest {
   echo?: boolean | null | undefined;
 }
 
-export type FinishReason = "stop" | "length" | "abort";
+export type FinishReason = "stop" | "length" | "abort" | "tool_calls";
 
 export interface CompletionUsage {
   prompt_tokens: number;
@@ -102,8 +172,11 @@ export interface ChoiceLogprobs {
 
 export interface ChatCompletionMessage {
   role: "assistant";
-  content: string;
+  /** null when the reply is only tool calls. */
+  content: string | null;
   refusal: null;
+  /** Present when the reply called tools (finish_reason "tool_calls"). */
+  tool_calls?: ChatCompletionMessageToolCall[];
 }
 
 export interface ChatCompletionChoice {
@@ -129,6 +202,7 @@ export interface ChatCompletion {
 export interface ChatCompletionChunkDelta {
   role?: "assistant";
   content?: string;
+  tool_calls?: ChatCompletionChunkToolCall[];
 }
 
 export interface ChatCompletionChunkChoice {

@@ -5,9 +5,11 @@
  */
 import type { GeneratedToken, GeneratePiece, GenerateResult } from "../decoder/generate.js";
 import type { Tokenizer } from "../tokenize/tokenizer.js";
+import { type ToolCallDeltas, ToolCallStream } from "./tool-calls.js";
 import type {
   ChatCompletionChunk,
   ChatCompletionChunkChoice,
+  ChatCompletionMessageToolCall,
   ChatCompletionRequest,
   ChatCompletionTokenLogprob,
   CompletionLogprobs,
@@ -21,10 +23,15 @@ export interface StreamModel {
   tokenizer: Tokenizer;
 }
 
-/** Turns generation pieces into OpenAI chat chunks (role first, content deltas, finish, usage). */
+/**
+ * Turns generation pieces into OpenAI chat chunks (role first, content deltas, finish, usage). With a
+ * {@link ToolCallStream} (a request with tools), text becomes content deltas until a `<tool_call>` block
+ * starts, and each complete call becomes tool_calls deltas.
+ */
 export class ChatStream {
   #pending: GeneratedToken[] = [];
   #first = true;
+  readonly #tools: ToolCallStream | null;
 
   constructor(
     readonly id: string,
@@ -33,7 +40,9 @@ export class ChatStream {
     readonly req: ChatCompletionRequest,
     readonly promptIds: readonly number[],
     readonly onChunk: ((chunk: ChatCompletionChunk) => void) | undefined,
+    toolNames: readonly string[] = [],
   ) {
+    this.#tools = toolNames.length > 0 && onChunk !== undefined ? new ToolCallStream(toolNames) : null;
     if (onChunk === undefined) return;
     this.#emit({ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null });
   }
@@ -68,12 +77,26 @@ export class ChatStream {
   piece(piece: GeneratePiece): void {
     if (this.onChunk === undefined) return;
     this.#pending.push(piece.token);
-    if (piece.text !== "") this.#emit(this.#choice({ content: piece.text }, null));
+    if (piece.text === "") return;
+    if (this.#tools === null) this.#emit(this.#choice({ content: piece.text }, null));
+    else this.#deltas(this.#tools.push(piece.text));
   }
 
-  finish(result: GenerateResult, usage: CompletionUsage): void {
+  /** The calls streamed so far (null without tools or without a stream). */
+  get toolCalls(): ChatCompletionMessageToolCall[] | null {
+    return this.#tools?.calls ?? null;
+  }
+
+  #deltas(d: ToolCallDeltas): void {
+    if (d.content !== "") this.#emit(this.#choice({ content: d.content }, null));
+    for (const call of d.toolCalls) this.#emit(this.#choice({ tool_calls: [call] }, null));
+  }
+
+  /** `finishReason`: the response's (a reply with tool calls ends with "tool_calls"). */
+  finish(result: GenerateResult, usage: CompletionUsage, finishReason: FinishReason = result.finishReason): void {
     if (this.onChunk === undefined) return;
-    this.#emit(this.#choice({}, result.finishReason));
+    if (this.#tools !== null) this.#deltas(this.#tools.finish());
+    this.#emit(this.#choice({}, finishReason));
     if (this.req.stream_options?.include_usage === true) this.#emit(null, usage);
   }
 }

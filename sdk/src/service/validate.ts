@@ -11,7 +11,10 @@
  */
 import type * as V from "valibot";
 import { InvalidMessageError, InvalidRequestError } from "../errors/index.js";
-import type { ChatCompletionRequest, CompletionRequest, EmbeddingCreateParams } from "./openai.js";
+import type { ChatCompletionRequest, ChatCompletionTool, CompletionRequest, EmbeddingCreateParams, ResponseFormat, ToolChoice } from "./openai.js";
+import { checkStructured } from "./structured.js";
+
+const isPlainObject = (x: unknown): boolean => typeof x === "object" && x !== null && !Array.isArray(x);
 
 type Valibot = typeof V;
 
@@ -35,9 +38,6 @@ export const MAX_EMBEDDING_INPUTS = 2048;
 
 /** OpenAI request fields this engine knows but does not implement: refused with code "unsupported_parameter". */
 const UNSUPPORTED: Record<string, string> = {
-  tools: "tool calling",
-  tool_choice: "tool calling",
-  parallel_tool_calls: "tool calling",
   functions: "function calling",
   function_call: "function calling",
   audio: "audio output",
@@ -60,11 +60,18 @@ function buildSchemas(v: Valibot) {
   const nonEmpty = v.pipe(v.string(), v.minLength(1, "must be a non-empty string"));
   const opt = <S extends V.GenericSchema>(s: S) => v.optional(v.nullable(s));
 
+  const toolCall = v.strictObject({
+    id: v.string(),
+    type: v.literal("function"),
+    function: v.strictObject({ name: nonEmpty, arguments: v.string("must be the arguments as JSON text") }),
+  });
   const message = v.strictObject({
     role: v.picklist(["system", "user", "assistant", "tool"]),
-    content: v.string("must be a string (content parts are not supported)"),
+    // null only beside tool_calls (checked in validateChatRequest).
+    content: v.nullable(v.string("must be a string (content parts are not supported)")),
     name: v.exactOptional(v.string()),
     tool_call_id: v.exactOptional(v.string()),
+    tool_calls: v.exactOptional(v.array(toolCall)),
   });
 
   const base = {
@@ -96,7 +103,13 @@ function buildSchemas(v: Valibot) {
     max_completion_tokens: opt(v.pipe(int, v.minValue(1))),
     logprobs: opt(v.boolean()),
     top_logprobs: opt(v.pipe(int, v.minValue(0), v.maxValue(20))),
-    response_format: opt(v.strictObject({ type: v.literal("text", 'only {type: "text"} is supported') })),
+    // Checked field by field in structured.ts (which names the schema keyword at fault).
+    response_format: opt(v.custom<ResponseFormat>(isPlainObject, "must be an object with a type")),
+    tools: opt(v.custom<ChatCompletionTool[]>(Array.isArray, "must be an array of tools")),
+    tool_choice: opt(
+      v.custom<ToolChoice>((x) => typeof x === "string" || isPlainObject(x), 'must be "none", "auto", "required" or {type: "function", function: {name}}'),
+    ),
+    parallel_tool_calls: opt(v.boolean()),
   });
 
   const completion = v.strictObject({
@@ -261,6 +274,16 @@ export async function validateChatRequest(request: unknown): Promise<ChatComplet
   if (r.top_logprobs != null && r.top_logprobs > 0 && r.logprobs !== true) {
     throw new InvalidRequestError("top_logprobs needs logprobs: true", "top_logprobs");
   }
+  r.messages.forEach((m, i) => {
+    if (m.tool_calls !== undefined && m.role !== "assistant") {
+      throw new InvalidRequestError(`messages[${i}].tool_calls: only assistant messages carry tool calls`, `messages[${i}].tool_calls`);
+    }
+    if (m.content === null && (m.tool_calls === undefined || m.tool_calls.length === 0)) {
+      throw new InvalidRequestError(`messages[${i}].content: must be a string (null only beside tool_calls)`, `messages[${i}].content`, "invalid_type");
+    }
+  });
+  // response_format / tools / tool_choice, and the grammar they make (xgrammar checks it, no tokenizer needed).
+  await checkStructured(r);
   return r;
 }
 
