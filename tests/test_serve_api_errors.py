@@ -420,19 +420,16 @@ def test_content_parts_and_developer_role(port: int) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "param", "needle"),
     [
+        # Tools and structured output are served (tests/test_serve_structured.py); what stays refused:
+        (chat_body(functions=[{"name": "f"}]), 400, "functions", "legacy function calling"),
+        (chat_body(function_call="auto"), 400, "function_call", "legacy function calling"),
+        (chat_body(tool_choice="auto"), 400, "tool_choice", "needs tools"),
+        (chat_body(response_format={"type": "json_xml"}), 422, "response_format", "is not supported"),
         (
-            chat_body(tools=[{"type": "function", "function": {"name": "f"}}]),
+            chat_body(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"not": {}}}}),
             400,
-            "tools",
-            "tool calling is not supported",
-        ),
-        (chat_body(tool_choice="auto"), 400, "tool_choice", "not supported"),
-        (chat_body(response_format={"type": "json_object"}), 422, "response_format", "not supported"),
-        (
-            chat_body(response_format={"type": "json_schema", "json_schema": {"name": "x"}}),
-            422,
             "response_format",
-            "not supported",
+            '"not"',
         ),
         (
             chat_body(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:"}}]}]),
@@ -441,10 +438,10 @@ def test_content_parts_and_developer_role(port: int) -> None:
             "only text content parts",
         ),
         (
-            chat_body(messages=[{"role": "tool", "content": "x", "tool_call_id": "1"}]),
+            chat_body(messages=[{"role": "function", "content": "x", "name": "f"}]),
             422,
             "messages",
-            "'tool' messages are not supported",
+            "'function' messages are not supported",
         ),
         (chat_body(top_logprobs=2), 422, "top_logprobs", "needs logprobs"),
         (chat_body(logit_bias={"99999999": 5}), 400, "logit_bias", "names token 99999999"),
@@ -547,10 +544,8 @@ def test_openai_client_drop_in(port: int) -> None:
     assert emb.model_extra is not None and emb.model_extra["truncated"] == []
     with pytest.raises(openai.BadRequestError, match="dimensions"):
         client.embeddings.create(model=EMBED_ID, input="x", dimensions=16)
-    with pytest.raises(openai.BadRequestError, match="tool calling"):
-        client.chat.completions.create(
-            model=CHAT_ID, messages=messages, tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]
-        )
+    with pytest.raises(openai.BadRequestError, match="legacy function calling"):
+        client.chat.completions.create(model=CHAT_ID, messages=messages, functions=[{"name": "f", "parameters": {}}])
     with pytest.raises(openai.NotFoundError) as e:
         client.chat.completions.create(model="nope", messages=messages)
     assert e.value.code == "model_not_found"

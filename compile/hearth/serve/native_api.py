@@ -5,7 +5,8 @@ build), for a client that cannot or will not run the model itself:
 
     GET  /v1/models
     GET  /v1/models/{id}
-    POST /v1/chat/completions   (request bodies: native_schemas.py)
+    POST /v1/chat/completions   (request bodies: native_schemas.py; response_format grammars:
+                                 structured.py; tools and tool calls: tool_calls.py)
     POST /v1/embeddings
 
 Model ids are package folders relative to dist/ ("tiny-llama-trained/q4f32_1"); a bare model id
@@ -49,10 +50,13 @@ from .native_models import (
     PromptTooLong,
     Sampled,
     Sampling,
+    TokenConstraint,
 )
 from .native_runner import ClientGone, Runner, watch_disconnect
 from .native_schemas import UNSUPPORTED_CHAT, ChatRequest, EmbeddingRequest, openapi_body
 from .openai_errors import ApiError, error, validation_error
+from .structured import Constraint, GrammarSpec, StructuredError, grammars_for, response_format_spec
+from .tool_calls import ToolCallStream, ToolPlan, parse_tool_calls, plan_tools, template_messages
 
 log = logging.getLogger("hearth.serve")
 
@@ -132,6 +136,41 @@ def _not_json(raw: bytes, e: ValueError) -> ApiError:
     return ApiError(
         400, f"the request body is not valid JSON ({e}); send a JSON object with Content-Type: application/json"
     )
+
+
+def _structured_error(e: StructuredError) -> ApiError:
+    message = str(e)
+    if e.keyword and e.keyword not in message:
+        message += f" (keyword {e.keyword!r})"
+    return ApiError(400, message, param=e.param)
+
+
+def _output_plan(req: ChatRequest) -> tuple[ToolPlan, GrammarSpec | None]:
+    """What the request's tools and response_format ask of the output, checked before any model work."""
+    try:
+        plan = plan_tools(
+            [t.model_dump() for t in req.tools] if req.tools else None,
+            req.tool_choice.model_dump()
+            if req.tool_choice is not None and not isinstance(req.tool_choice, str)
+            else req.tool_choice,
+        )
+        fmt = response_format_spec(req.response_format.spec() if req.response_format is not None else None)
+    except StructuredError as e:
+        raise _structured_error(e) from None
+    calls = plan.grammar()
+    if calls is not None and fmt is not None:
+        raise ApiError(
+            400,
+            f"response_format {req.response_format.type!r} and tool_choice {plan.mode!r} both fix the output's form; "  # type: ignore[union-attr]
+            'send one of them (or tool_choice "auto")',
+            param="response_format",
+        )
+    return plan, calls or fmt
+
+
+def _constraint(model: ChatModel, spec: GrammarSpec) -> Constraint:
+    """The request's grammar matcher (compiled once per model and spec)."""
+    return grammars_for(model).constraint(spec)
 
 
 def _chat_precheck(body: dict) -> None:
@@ -255,11 +294,18 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
                     f"logit_bias names token {tok}, but {slot.info.id} has {model.vocab_size} tokens",
                     param="logit_bias",
                 )
-        messages = [{"role": m.template_role(), "content": m.text()} for m in req.messages]
+        plan, grammar = _output_plan(req)
+        messages = template_messages([m.template_message() for m in req.messages], model.chat_template)
         try:
-            prompt = await runner.call(slot, model.prompt_ids, messages)
+            prompt = await runner.call(slot, model.prompt_ids, messages, plan.template_tools())
         except ValueError as e:
             raise ApiError(400, str(e), param="messages") from None
+        constraint: TokenConstraint | None = None
+        if grammar is not None:
+            try:
+                constraint = await runner.call(slot, _constraint, model, grammar)
+            except StructuredError as e:
+                raise _structured_error(e) from None
         asked = req.max_completion_tokens or req.max_tokens
         if asked is not None and asked > limits.max_completion_tokens:
             which = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
@@ -300,6 +346,8 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
                     prompt,
                     sampling,
                     gen,
+                    constraint,
+                    ToolCallStream(plan.names) if plan.parses else None,
                     meta,
                     include_usage,
                     bool(req.logprobs),
@@ -316,14 +364,21 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
             )
         try:
             async with watch_disconnect(request, cancel):
-                text = await runner.call(slot, model.start, prompt, sampling, gen)
+                text = await runner.call(slot, model.start, prompt, sampling, gen, constraint)
                 while gen.finish_reason is None:
                     if cancel.is_set():
                         raise ClientGone()
-                    text += await runner.call(slot, model.step, sampling, gen)
+                    text += await runner.call(slot, model.step, sampling, gen, constraint)
         finally:
             gate.release()
         logprobs = {"content": model.logprobs_content(gen.sampled), "refusal": None} if req.logprobs else None
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        finish = gen.finish_reason
+        if plan.parses:
+            content, calls = parse_tool_calls(text, plan.names)
+            if calls:
+                message = {"role": "assistant", "content": content, "tool_calls": calls}
+                finish = "tool_calls" if finish == "stop" else finish
         return JSONResponse(
             {
                 **meta,
@@ -331,8 +386,8 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": gen.finish_reason,
+                        "message": message,
+                        "finish_reason": finish,
                         "logprobs": logprobs,
                     }
                 ],
@@ -455,6 +510,8 @@ async def _produce(
     prompt: list[int],
     sampling: Sampling,
     gen: Generation,
+    constraint: TokenConstraint | None,
+    tools: ToolCallStream | None,
     meta: dict[str, Any],
     include_usage: bool,
     logprobs: bool,
@@ -463,13 +520,14 @@ async def _produce(
     request: Request,
     release: Callable[[], None],
 ) -> None:
-    """OpenAI's chunk stream into `queue`: a role chunk, content deltas, a finish chunk, [usage],
-    [DONE], then None. Owns the model (the gate) until it returns, and always returns: at the end of
-    the answer, at an error (reported in-band: the headers are sent), or once `cancel` is set."""
+    """OpenAI's chunk stream into `queue`: a role chunk, content (and, with `tools`, tool-call) deltas, a
+    finish chunk, [usage], [DONE], then None. Owns the model (the gate) until it returns, and always
+    returns: at the end of the answer, at an error (reported in-band: the headers are sent), or once
+    `cancel` is set."""
     base = {**meta, "object": "chat.completion.chunk", "system_fingerprint": f"hearth-native-{slot.info.id}"}
     sent = 0  # tokens whose logprobs went out
 
-    def chunk(delta: dict[str, str], finish: str | None = None) -> str:
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
         nonlocal sent
         lp = None
         if logprobs and (finish is not None or "content" in delta):
@@ -481,15 +539,22 @@ async def _produce(
     try:
         async with watch_disconnect(request, cancel):
             queue.put_nowait(chunk({"role": "assistant", "content": ""}))
-            piece = await runner.call(slot, model.start, prompt, sampling, gen)
+            piece = await runner.call(slot, model.start, prompt, sampling, gen, constraint)
             while not cancel.is_set():
                 if piece:
-                    queue.put_nowait(chunk({"content": piece}))
+                    for delta in tools.feed(piece) if tools is not None else [{"content": piece}]:
+                        queue.put_nowait(chunk(delta))
                 if gen.finish_reason is not None:
                     break
-                piece = await runner.call(slot, model.step, sampling, gen)
+                piece = await runner.call(slot, model.step, sampling, gen, constraint)
             if gen.finish_reason is not None:
-                queue.put_nowait(chunk({}, gen.finish_reason))
+                finish = gen.finish_reason
+                if tools is not None:
+                    for delta in tools.finish():
+                        queue.put_nowait(chunk(delta))
+                    if tools.calls and finish == "stop":
+                        finish = "tool_calls"
+                queue.put_nowait(chunk({}, finish))
                 if include_usage:
                     queue.put_nowait(_sse({**base, "choices": [], "usage": _usage(len(prompt), gen)}))
                 queue.put_nowait("data: [DONE]\n\n")

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -107,17 +107,28 @@ def _log_softmax_at(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return raw[ids] - (m + np.log(np.exp(raw - m).sum()))
 
 
-def sample(logits: np.ndarray, s: Sampling, counts: Mapping[int, int] | None = None) -> Sampled:
+class TokenConstraint(Protocol):
+    """A grammar that masks each step's tokens (serve/structured.py's Constraint)."""
+
+    def allowed(self) -> np.ndarray: ...  # bool per token id: which the grammar accepts next
+
+    def accept(self, token: int) -> None: ...
+
+
+def sample(
+    logits: np.ndarray, s: Sampling, counts: Mapping[int, int] | None = None, allowed: np.ndarray | None = None
+) -> Sampled:
     """logit_bias, then presence/frequency penalties over the tokens generated so far (OpenAI:
-    logit -= frequency * count + presence), then greedy at temperature 0 (argmax, exactly what
-    NativeDecoder.greedy does) or softmax with temperature, nucleus (top-p) filtering and one draw
-    from the seeded generator. Logprobs describe the raw logits, as the SDK's (vLLM's default)."""
+    logit -= frequency * count + presence), then the grammar's mask (`allowed`: tokens outside it get
+    -inf, so every sampling mode stays inside the grammar), then greedy at temperature 0 (argmax,
+    exactly what NativeDecoder.greedy does) or softmax with temperature, nucleus (top-p) filtering and
+    one draw from the seeded generator. Logprobs describe the raw logits, as the SDK's (vLLM's default)."""
     raw = np.asarray(logits, dtype=np.float64).reshape(-1)
     if raw.size == 0 or np.isnan(raw).any():
         raise BadLogits("the model produced NaN logits; the package may be damaged (recompile it)")
     x = raw
     penalise = counts and (s.presence_penalty != 0.0 or s.frequency_penalty != 0.0)
-    if s.logit_bias or penalise:
+    if s.logit_bias or penalise or allowed is not None:
         x = raw.copy()
         for tok, bias in s.logit_bias.items():
             x[tok] += bias
@@ -127,6 +138,9 @@ def sample(logits: np.ndarray, s: Sampling, counts: Mapping[int, int] | None = N
             n = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
             ok = ids < x.size
             x[ids[ok]] -= s.frequency_penalty * n[ok] + s.presence_penalty
+        if allowed is not None:
+            x[: allowed.size][~allowed] = -np.inf
+            x[allowed.size :] = -np.inf  # padded logits past the tokenizer's vocabulary
     top = float(x.max())
     if s.temperature <= 0.0 or not np.isfinite(top):
         token = int(np.argmax(x))
@@ -249,13 +263,13 @@ class ChatModel:
         self.default_temperature = float(self.config.get("temperature", 1.0))
         self.default_top_p = float(self.config.get("top_p", 1.0))
 
-    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
-        """What the SDK's EngineCore prefills: the rendered template (with the generation prompt),
-        encoded without adding special tokens again."""
+    def prompt_ids(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> list[int]:
+        """What the SDK's EngineCore prefills: the rendered template (with the generation prompt and,
+        for templates that render them, the tools), encoded without adding special tokens again."""
         if self.chat_template is None:
             raise ValueError(f"{self.info.id} has no chat template; it cannot take chat messages")
         text = self.tokenizer.apply_chat_template(
-            messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
+            messages, chat_template=self.chat_template, tools=tools, tokenize=False, add_generation_prompt=True
         )
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -279,16 +293,21 @@ class ChatModel:
     def vocab_size(self) -> int:
         return int(self.config.get("vocab_size") or len(self.tokenizer))
 
-    def start(self, prompt_ids: list[int], sampling: Sampling, gen: Generation) -> str:
-        """Reset the KV cache, prefill the prompt, sample the first token."""
+    def start(
+        self, prompt_ids: list[int], sampling: Sampling, gen: Generation, constraint: TokenConstraint | None = None
+    ) -> str:
+        """Reset the KV cache, prefill the prompt, sample the first token (inside `constraint`'s grammar)."""
         self.decoder.reset()
-        got = sample(self.decoder.prefill(prompt_ids), sampling, gen.counts)
-        self._last = got.token
-        return gen.push(got.token, got)
+        return self._pick(self.decoder.prefill(prompt_ids), sampling, gen, constraint)
 
-    def step(self, sampling: Sampling, gen: Generation) -> str:
+    def step(self, sampling: Sampling, gen: Generation, constraint: TokenConstraint | None = None) -> str:
         """Decode one more token (after start)."""
-        got = sample(self.decoder.decode(self._last), sampling, gen.counts)
+        return self._pick(self.decoder.decode(self._last), sampling, gen, constraint)
+
+    def _pick(self, logits: np.ndarray, sampling: Sampling, gen: Generation, constraint: TokenConstraint | None) -> str:
+        got = sample(logits, sampling, gen.counts, None if constraint is None else constraint.allowed())
+        if constraint is not None:
+            constraint.accept(got.token)
         self._last = got.token
         return gen.push(got.token, got)
 

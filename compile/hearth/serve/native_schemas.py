@@ -3,8 +3,8 @@ and their JSON Schema for /openapi.json (so clients and fuzzers see what a valid
 
 What the `openai` client sends is accepted where the native engine can honour it (the same set the
 SDK's engine takes: penalties, logprobs, logit_bias, seed, stop, the `developer` role, text content
-parts); fields it cannot honour (tools, non-text response formats, images, token-id embedding inputs)
-are refused by name instead of being ignored.
+parts, response_format and tools as structured.py / tool_calls.py enforce them); fields it cannot honour
+(legacy functions, images, audio, token-id embedding inputs) are refused by name instead of being ignored.
 """
 
 from __future__ import annotations
@@ -35,11 +35,8 @@ Text = Annotated[str, AfterValidator(_utf8)]
 # Fields of OpenAI's chat API that the native engine cannot honour: refused by name (code
 # "unsupported_parameter") rather than dropped, so a client never believes they took effect.
 UNSUPPORTED_CHAT = {
-    "tools": "tool calling",
-    "tool_choice": "tool calling",
-    "parallel_tool_calls": "tool calling",
-    "functions": "function calling",
-    "function_call": "function calling",
+    "functions": "legacy function calling (use tools)",
+    "function_call": "legacy function calling (use tool_choice)",
     "audio": "audio output",
     "modalities": "output modalities other than text",
     "prediction": "predicted outputs",
@@ -69,34 +66,78 @@ class TextPart(BaseModel):
         return v
 
 
+FunctionName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+
+
+class ToolCallFunction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: FunctionName
+    arguments: Text
+
+
+class ToolCall(BaseModel):
+    """An assistant message's earlier call, echoed back (OpenAI's message.tool_calls[i])."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: Text = Field(min_length=1, max_length=256)
+    type: Literal["function"]
+    function: ToolCallFunction
+
+
 class Message(BaseModel):
     # Assistant messages echoed back from a response carry refusal/annotations/...: ignored when empty.
     model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "developer", "user", "assistant"]
-    content: Text | Annotated[list[TextPart], Field(min_length=1)]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    # null only for an assistant message that made tool calls (checked below).
+    content: Text | Annotated[list[TextPart], Field(min_length=1)] | None = None
     name: Text | None = None
+    tool_calls: Annotated[list[ToolCall], Field(min_length=1)] | None = None
+    tool_call_id: Text | None = Field(default=None, min_length=1, max_length=256)
 
     @model_validator(mode="before")
     @classmethod
-    def _no_tool_calls(cls, data: object) -> object:
+    def _no_legacy(cls, data: object) -> object:
         if isinstance(data, dict):
-            for key in ("tool_calls", "function_call", "audio"):
+            for key in ("function_call", "audio"):
                 if data.get(key):
-                    raise ValueError(
-                        f"{key} in messages is not supported (the native API has no tool calling or audio)"
-                    )
+                    what = "legacy function calls (send tool_calls)" if key == "function_call" else "audio"
+                    raise ValueError(f"{key} in messages is not supported: the native API has no {what}")
         return data
 
     @field_validator("role", mode="before")
     @classmethod
     def _role(cls, v: object) -> object:
-        if v in ("tool", "function"):
-            raise ValueError(f"{v!r} messages are not supported (the native API has no tool calling)")
+        if v == "function":
+            raise ValueError("'function' messages are not supported (legacy function calling); send role 'tool'")
         return v
+
+    @model_validator(mode="after")
+    def _tool_fields(self) -> Message:
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        if self.role == "tool" and self.tool_call_id is None:
+            raise ValueError("a 'tool' message needs tool_call_id (the id of the call it answers)")
+        if self.content is None and self.tool_calls is None:
+            raise ValueError("content is required (it may be null only in an assistant message with tool_calls)")
+        return self
 
     def text(self) -> str:
         # Text parts join with a newline, as vLLM does for text-only content.
+        if self.content is None:
+            return ""
         return self.content if isinstance(self.content, str) else "\n".join(p.text for p in self.content)
+
+    def template_message(self) -> dict[str, Any]:
+        """The message as a chat template takes it (tool_calls.template_messages finishes the tool parts)."""
+        out: dict[str, Any] = {"role": self.template_role(), "content": self.text()}
+        if self.tool_calls is not None:
+            out["content"] = None if self.content is None else self.text()
+            out["tool_calls"] = [c.model_dump() for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        if self.name is not None and self.role == "tool":
+            out["name"] = self.name
+        return out
 
     def template_role(self) -> str:
         # `developer` is OpenAI's newer name for `system` instructions; chat templates know only `system`.
@@ -108,19 +149,93 @@ class StreamOptions(BaseModel):
     include_usage: bool | None = False
 
 
+class JsonSchemaFormat(BaseModel):
+    """OpenAI's response_format.json_schema."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    name: FunctionName
+    description: Text | None = None
+    # `schema` shadows a BaseModel attribute in pydantic: stored as schema_.
+    schema_: dict[str, Any] | bool | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+RESPONSE_FORMATS = ("text", "json_object", "json_schema", "grammar", "regex")
+
+
 class ResponseFormat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["text"]
+    """text, json_object (with WebLLM's optional `schema`), json_schema (OpenAI), and Hearth's grammar
+    (EBNF) and regex extensions. Which field goes with which type is checked below."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    type: Literal["text", "json_object", "json_schema", "grammar", "regex"]
+    json_schema: JsonSchemaFormat | None = None
+    schema_: dict[str, Any] | bool | Text | None = Field(default=None, alias="schema")
+    grammar: Text | None = Field(default=None, min_length=1)
+    regex: Text | None = Field(default=None, min_length=1)
 
     @field_validator("type", mode="before")
     @classmethod
-    def _only_text(cls, v: object) -> object:
-        if v != "text":
-            raise ValueError(
-                f"response_format {v!r} is not supported by the native API (structured output is not implemented); "
-                'omit response_format or use {"type": "text"}'
-            )
+    def _known(cls, v: object) -> object:
+        if v not in RESPONSE_FORMATS:
+            raise ValueError(f"response_format type {v!r} is not supported; use one of {', '.join(RESPONSE_FORMATS)}")
         return v
+
+    @model_validator(mode="after")
+    def _fields_match_type(self) -> ResponseFormat:
+        needs = {"json_schema": "json_schema", "grammar": "grammar", "regex": "regex"}
+        given = {
+            "json_schema": self.json_schema is not None,
+            "schema": self.schema_ is not None,
+            "grammar": self.grammar is not None,
+            "regex": self.regex is not None,
+        }
+        wanted = needs.get(self.type)
+        if wanted is not None and not given[wanted]:
+            raise ValueError(f"type {self.type!r} needs the field {wanted!r}")
+        allowed = {wanted} if wanted else ({"schema"} if self.type == "json_object" else set())
+        extra = [k for k, v in given.items() if v and k not in allowed]
+        if extra:
+            raise ValueError(f"{', '.join(extra)} does not go with type {self.type!r}")
+        return self
+
+    def spec(self) -> dict[str, Any]:
+        """As structured.response_format_spec reads it."""
+        out: dict[str, Any] = {"type": self.type}
+        if self.json_schema is not None:
+            out["json_schema"] = {"name": self.json_schema.name, "schema": self.json_schema.schema_}
+        if self.schema_ is not None:
+            out["schema"] = self.schema_
+        if self.grammar is not None:
+            out["grammar"] = self.grammar
+        if self.regex is not None:
+            out["regex"] = self.regex
+        return out
+
+
+class FunctionDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: FunctionName
+    description: Text | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: FunctionName
+
+
+class NamedToolChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class ChatRequest(BaseModel):
@@ -144,6 +259,10 @@ class ChatRequest(BaseModel):
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     response_format: ResponseFormat | None = None
+    tools: Annotated[list[Tool], Field(max_length=128)] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    # One call per answer is what the grammar enforces for required / named; auto parses every block.
+    parallel_tool_calls: bool | None = None
     n: Literal[1] | None = 1
     user: Text | None = None
 
