@@ -1,6 +1,7 @@
 """`hearth`: one entry point for the ML engineer's jobs.
 
-Subcommands are a small registry: each maps to a function taking the parsed args.
+Subcommands are a small registry: each maps to a function taking the parsed args. Each imports what
+it needs when it runs, so `hearth doctor` works without TVM and the serve/eval extras stay optional.
 """
 
 from __future__ import annotations

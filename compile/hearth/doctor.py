@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .paths import BROWSER_TESTS, REPO, SDK
+from .runtime.build import runtime_dir
 
 SETUP_HINT = "run `make setup` (as root it apt-gets emscripten, chromium, mesa-vulkan-drivers from bookworm-backports)"
 
@@ -33,7 +34,7 @@ def _run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess[st
 
 
 def check_tvm() -> Check:
-    try:
+    try:  # TVM is imported inside the check: a missing or broken install is what it reports
         import tvm
         from tvm import te
 
@@ -63,8 +64,6 @@ def check_emcc() -> Check:
 
 
 def check_runtime() -> Check:
-    from .runtime.build import runtime_dir
-
     d = runtime_dir()
     done = d / "done.json"
     if not done.exists():

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 Clock = Callable[[], float]
 
@@ -97,15 +98,6 @@ class BarProgress:
     """A rich bar with an ETA, one bar per step (a step's rate says nothing about the next's)."""
 
     def __init__(self, label: str, console: Console) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
         self.label = label
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),

@@ -13,6 +13,7 @@ Order of preference:
 from __future__ import annotations
 
 import hashlib
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +54,6 @@ def resolve_text(text_file: Path | None, reference_dir: Path | None) -> EvalText
     if reference_dir is not None and (reference_dir / "heldout.txt").is_file():
         path = reference_dir / "heldout.txt"
         return EvalText(path.read_text(encoding="utf-8"), f"reference heldout.txt ({path.resolve()})")
-    import platform
-
     return EvalText(
         pydoc_heldout_text(),
         f"generated: held-out pydoc_data.topics split (salt {HELDOUT_SALT!r}, Python {platform.python_version()})",
