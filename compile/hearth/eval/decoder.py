@@ -468,7 +468,7 @@ def evaluate_decoder(
 
     weights: dict[str, Any] | None = None
     if with_weights:
-        from .weights import summarize, weight_errors
+        from .weights import summarize, weight_errors  # imports models/ (TVM): only when weights are compared
 
         note("weight error", 0, 1)
         ts = time.perf_counter()
