@@ -196,7 +196,7 @@ def _check_keyword(schema: dict[str, Any], key: str, value: object, here: str, r
     elif key == "multipleOf":
         if not _is_number(value) or value <= 0:  # type: ignore[operator]
             raise _fail(here, key, "multipleOf must be a number > 0")
-        if schema.get("type") != "integer" or not isinstance(value, int):
+        if schema.get("type") != "integer" or not float(value).is_integer():  # type: ignore[arg-type]
             raise _fail(here, key, "multipleOf is supported only on integers, with an integer divisor")
     elif key == "pattern":
         if not isinstance(value, str):

@@ -72,12 +72,6 @@ class GrammarSpec:
     fallback_keyword: str = "schema"
 
 
-def canonical_json(value: object) -> str:
-    """JSON text with sorted keys at every level (a cache key independent of key order... except that
-    a schema's property order is the order fields are generated in, so schemas keep theirs)."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
 def json_schema_grammar(xgr: Any, schema: object) -> xgrammar.Grammar:
     return xgr.Grammar.from_json_schema(
         json.dumps(schema), any_whitespace=False, separators=JSON_SEPARATORS, strict_mode=True
@@ -160,10 +154,6 @@ class Constraint:
         if not self._matcher.accept_token(token):
             # Only a token outside the mask can be refused; sample() never picks one.
             raise RuntimeError(f"the grammar refused token {token}, which its own mask allowed")
-
-    @property
-    def terminated(self) -> bool:
-        return bool(self._matcher.is_terminated())
 
 
 class Grammars:
