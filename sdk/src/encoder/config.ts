@@ -1,6 +1,6 @@
 /**
  * mlc-chat-config.json of a text-encoder package (`model_task: "embedding"`, written by
- * `hearth.build.chat_config.embedding_config` / `hearth.models.encoder.encoder_metadata`):
+ * `hearth.tasks.embedding.embedding_config` / `hearth.models.encoder.encoder_metadata`):
  *
  *   embedding_metadata.buckets   [{function: "embed_b{B}_s{S}", batch_size: B, seq_len: S}, ...]
  *   embedding_metadata.max_seq_length, hidden_size, pooling, normalize, output_dtype, ...
