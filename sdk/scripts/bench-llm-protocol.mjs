@@ -21,6 +21,20 @@ export function argmax(a) {
   return best;
 }
 
+/** Launches per decode token between two `launchesByKernel` snapshots taken `steps` decode steps apart. */
+export function perToken(before, after, steps) {
+  const byKernel = {};
+  let total = 0;
+  for (const [name, n] of Object.entries(after)) {
+    const d = n - (before?.[name] ?? 0);
+    if (d > 0) {
+      byKernel[name] = d / steps;
+      total += d;
+    }
+  }
+  return { total: total / steps, byKernel };
+}
+
 /**
  * Run the protocol on a loaded DecoderModel. Returns {samples, skipped, breakdown}: breakdown says where a
  * decode step's time goes (the last decode run's stats: host-side submission vs waiting for the GPU +
@@ -77,13 +91,16 @@ export async function measureDecoder(model, { runs, prefillLens, decodeNew, deco
 
   if (decodePrompt + decodeNew <= maxSeq) {
     const xs = [];
+    let launchesBefore = null;
     for (let r = 0; r < runs; r++) {
       await model.reset();
       let t = argmax(await model.prefill(promptIds(decodePrompt, vocab, r + 21)));
+      launchesBefore = model.stats().dispatch?.launchesByKernel ?? null;
       const t0 = performance.now();
       for (let i = 0; i < decodeNew; i++) t = await step(t);
       xs.push((decodeNew * 1000) / (performance.now() - t0));
     }
+    const launchesAfter = model.stats().dispatch?.launchesByKernel ?? null;
     samples.decode_tok_s = xs;
     // Where a decode step's time goes (last run; stats cover its 1 prefill + decodeNew decodes):
     // host-side encoding and submission of the dispatches vs waiting for the GPU + logits readback.
@@ -94,6 +111,8 @@ export async function measureDecoder(model, { runs, prefillLens, decodeNew, deco
       submitMsPerCall: st.submitMs / (st.decode.calls + st.prefill.calls),
       dispatch: st.dispatch ?? null,
       calls: st.decode.calls + st.prefill.calls,
+      // Kernel launches per decode token (last run; Hearth's launch path only): the number fusion lowers.
+      launchesPerToken: launchesAfter === null ? null : perToken(launchesBefore, launchesAfter, decodeNew).total,
     };
   } else skipped.decode_tok_s = `${decodePrompt} + ${decodeNew} tokens exceed the context window (${maxSeq})`;
 

@@ -23,18 +23,22 @@ from ..quant import QuantScheme, quantize_model
 from ..targets import TargetSpec
 from ..tasks import NamedParams, get_task
 from .cpu_schedule import schedule_cpu
+from .fusion import fusion_passes
 from .metadata import attach_metadata
 from .wasm_link import link_wasm
 
 
 def relax_pipeline(spec: TargetSpec, target: tvm.target.Target) -> tvm.transform.Pass:
     backend = gpu_generic if spec.is_gpu else cpu_generic
+    # GPU decode is launch-bound: fold kernels together before legalization (build/fusion.py).
+    fusion = fusion_passes(target) if spec.is_gpu else []
 
     @tvm.transform.module_pass(opt_level=0, name="HearthPipeline")
     def _pipeline(mod: tvm.ir.IRModule, _ctx: tvm.transform.PassContext) -> tvm.ir.IRModule:
         with target:
             passes = (
                 backend.library_dispatch_passes(target)
+                + fusion
                 + backend.legalize_passes(target)
                 + backend.dataflow_lower_passes(target)
                 + backend.finalize_passes(target)

@@ -375,7 +375,7 @@ export class DecoderModel {
       decode: rate(s.decode),
       syncMs: s.syncMs,
       submitMs: s.submitMs,
-      ...(d === undefined ? {} : { dispatch: { ...d } }),
+      ...(d === undefined ? {} : { dispatch: { ...d, launchesByKernel: { ...d.launchesByKernel } } }),
     };
   }
 

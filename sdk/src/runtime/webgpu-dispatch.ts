@@ -70,6 +70,11 @@ export interface FastDispatchStats {
   pipelinesCompiled: number;
   /** Time spent compiling pipelines at first launch (pipelines "lazy"; eager ones count in the load). */
   pipelineMs: number;
+  /**
+   * Launches per kernel name since install (all three paths). What the compiler's fusion work is measured
+   * by: the difference across one decode step is that step's kernel list (sdk/scripts/kernel-launches.mjs).
+   */
+  launchesByKernel: Record<string, number>;
 }
 
 /**
@@ -123,7 +128,7 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
       throw new Error(`tvmjs WebGPUContext has no ${m}(): this tvmjs version is not supported by the fast dispatch path`);
     }
   }
-  const stats: FastDispatchStats = { hits: 0, misses: 0, uncached: 0, pipelinesCompiled: 0, pipelineMs: 0 };
+  const stats: FastDispatchStats = { hits: 0, misses: 0, uncached: 0, pipelinesCompiled: 0, pipelineMs: 0, launchesByKernel: {} };
   const lazy = opts.pipelines === "lazy";
   ctx.hearthFastDispatch = stats;
 
@@ -179,6 +184,7 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
     const nBuffers = launch.bufferArgIndices.length;
     const nPods = launch.podArgIndices.length;
     const nArgs = nBuffers + nPods;
+    stats.launchesByKernel[finfo.name] ??= 0;
 
     const uniformBytes = (args: number[], packDimX: number): Int32Array => {
       const i32 = new Int32Array(nPods + 1);
@@ -265,6 +271,7 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
         pass.setBindGroup(0, bindGroup);
         pass.dispatchWorkgroups(grid.x, grid.y, grid.z);
         ctx.shaderSubmitCounter += 1;
+        (stats.launchesByKernel[finfo.name] as number) += 1;
       };
 
     const descriptor = (): GPUComputePipelineDescriptor => {

@@ -1,0 +1,127 @@
+"""Decode-step kernel fusion for GPU targets (issue 17: fewer kernel launches per token).
+
+A decode step on WebGPU is bound by per-launch cost (host encoding + the submit), not by the GPU work
+(docs/benchmarks.md), so every kernel that can be folded into a neighbour is worth removing. TVM's
+FuseOps already folds the residual add into the GEMV that produces it (an elementwise consumer of a
+reduction), and the quantized GEMVs carry their dequantize inside (hearth.quant emits one PrimFunc).
+What FuseOps will not do is fold an injective *producer* into a reduction: the SwiGLU gate
+`silu(gate) * up`, with gate|up split out of the fused gate_up projection, stays its own kernel
+between the two MLP GEMVs. Here it becomes the down projection's prologue: the GEMV reads gate|up
+and applies split, SiLU and the product while loading its input vector (dlight's GEMV rule inlines
+spatial producers). Same operations on the same values, so results are unchanged up to the GPU's
+exp/division rounding being applied in a different kernel.
+
+Only single-token shapes are fused (every dim but the last a literal 1: `decode`): prefill's GEMMs
+would recompute the SiLU once per output tile, and dlight's Matmul rule is not the one tested with a
+prologue.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+from tvm.relax.dpl import DFPattern, is_op, is_tuple, is_tuple_get_item, rewrite_call, wildcard
+from tvm.relax.transform import FusionPattern, PatternCheckContext
+
+# call_tir kernels that compute x @ W^T (hearth.quant's fused dequantize + GEMV, or the f32 NT_matmul
+# FuseTransposeMatmul makes); their first argument is the activation vector.
+_GEMV_PREFIXES = ("dequantize_NT_matmul", "NT_matmul", "fused_NT_matmul")
+
+
+def _single_token_shape(ty: object) -> tuple[int, int] | None:
+    """(rank, last dim) of a static [1, ..., 1, n] tensor type, else None."""
+    shape = getattr(ty, "shape", None)
+    if not isinstance(shape, relax.ShapeExpr):
+        return None
+    dims = list(shape.values)
+    if not all(isinstance(d, tvm.tirx.IntImm) for d in dims) or any(int(d) != 1 for d in dims[:-1]):
+        return None
+    return len(dims), int(dims[-1])
+
+
+def _gate_from_two_buffers(func: relax.Function) -> relax.Function:
+    """silu(split(gu)[0]) * split(gu)[1] -> silu(gu[..., :i]) * reshape(gu, [..., 2, i])[..., 1, :].
+
+    Same values; what changes is that the up half is read through a second tensor (a reshape, which
+    the VM turns into a view, no kernel). dlight's GEMV analysis needs every buffer read in the
+    reduction at one position per iteration; gate and up read from one buffer at k and k + i would
+    give it a region of extent i + 1 (an assertion in dlight), two buffers give two unit regions.
+    """
+    gu = wildcard()
+    parts = is_op("relax.split")(gu)
+    pattern = is_op("relax.multiply")(is_op("relax.nn.silu")(is_tuple_get_item(parts, 0)), is_tuple_get_item(parts, 1))
+
+    def rewrite(expr: relax.Expr, matches: dict[DFPattern, relax.Expr]) -> relax.Expr:
+        src = matches[gu]
+        split = matches[parts]
+        static = _single_token_shape(src.ty)
+        if static is None or static[1] % 2 or int(split.attrs.axis) not in (-1, static[0] - 1):
+            return expr
+        rank, n = static
+        half = n // 2
+        lead = [1] * (rank - 1)
+        gate = relax.op.strided_slice(src, axes=[rank - 1], begin=[0], end=[half])
+        pair = relax.op.reshape(src, [*lead, 2, half])
+        up = relax.op.reshape(relax.op.strided_slice(pair, axes=[rank - 1], begin=[1], end=[2]), [*lead, half])
+        return relax.op.multiply(relax.op.nn.silu(gate), up)
+
+    return rewrite_call(pattern, rewrite, func)
+
+
+def _swiglu_down(n_weights: int, residual: bool) -> DFPattern:
+    """silu(gate) * up (as _gate_from_two_buffers leaves it) -> GEMV with n_weights more arguments (+ residual)."""
+    # strided_slice carries axes/begin/end as arguments: any, after the sliced tensor.
+    gate = is_op("relax.strided_slice")(wildcard(), varg_default_wildcard=True)
+    up = is_op("relax.reshape")(is_op("relax.strided_slice")(wildcard(), varg_default_wildcard=True), wildcard())
+    gated = is_op("relax.multiply")(is_op("relax.nn.silu")(gate), up)
+    gemv = is_op("relax.call_tir")(wildcard(), is_tuple([gated] + [wildcard() for _ in range(n_weights)]))
+    return is_op("relax.add")(wildcard(), gemv) if residual else gemv
+
+
+def _single_token(ctx: PatternCheckContext) -> bool:
+    call = ctx.annotated_expr["gemv"]
+    if not isinstance(call, relax.Call) or not isinstance(call.args[0], relax.GlobalVar):
+        return False
+    if not call.args[0].name_hint.startswith(_GEMV_PREFIXES):
+        return False
+    # call_tir states its output's struct info; its leading dims say whether this is a single token.
+    sinfo = call.ty_args[0] if len(call.ty_args) == 1 else None
+    shape = sinfo.shape if isinstance(sinfo, relax.TensorType) else None
+    if not isinstance(shape, relax.ShapeExpr):
+        return False
+    leading = list(shape.values)[:-1]
+    return all(isinstance(d, tvm.tirx.IntImm) and int(d) == 1 for d in leading)
+
+
+def _patterns() -> list[FusionPattern]:
+    out = []
+    for residual in (True, False):  # the larger match first: it keeps the residual add in the kernel
+        for n in (4, 3, 2, 1):  # weight, scale[, min][, bias]: depends on the quantization scheme
+            pat = _swiglu_down(n, residual)
+            gemv = pat.args[1] if residual else pat
+            out.append(
+                FusionPattern(
+                    f"hearth.swiglu_down{'_add' if residual else ''}{n}",
+                    pat,
+                    {"root": pat, "gemv": gemv},
+                    _single_token,
+                )
+            )
+    return out
+
+
+def fusion_passes(target: tvm.target.Target) -> list[tvm.transform.Pass]:
+    """Passes to run on the Relax module before legalization (GPU targets)."""
+    del target  # the same fusions suit every GPU target; kept for the pipeline's signature
+    return [
+        _split_gate_pass,
+        relax.transform.FuseOpsByPattern(_patterns(), bind_constants=False, annotate_codegen=False),
+    ]
+
+
+@tvm.transform.module_pass(opt_level=0, name="HearthGateFromTwoBuffers")
+def _split_gate_pass(mod: tvm.ir.IRModule, _ctx: tvm.transform.PassContext) -> tvm.ir.IRModule:
+    for gv, func in list(mod.functions_items()):
+        if isinstance(func, relax.Function):
+            mod[gv] = _gate_from_two_buffers(func)
+    return mod

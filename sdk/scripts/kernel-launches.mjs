@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// Kernel launches per decode token of one compiled decoder package (issue 17: fewer, fused kernels), in Node
+// on Dawn WebGPU through the SDK's DecoderModel and Hearth's launch path, which counts launches per kernel.
+// Prints one JSON line on stdout: {total, byKernel: {name: launches per token}, tokens: [greedy ids]}.
+//
+// Usage: node scripts/kernel-launches.mjs <packageDir> [--steps 8] [--prompt 16]
+// The count is exact (the same kernels run every decode step; the KV cache's page bookkeeping aside, which
+// launches nothing), so a few steps suffice; the greedy tokens let two builds of one model be compared.
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { perToken } from "./bench-llm-protocol.mjs";
+
+const { register } = await import("tsx/esm/api");
+register();
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { steps: { type: "string", default: "8" }, prompt: { type: "string", default: "16" } },
+});
+if (positionals.length !== 1) throw new Error("usage: node scripts/kernel-launches.mjs <packageDir> [--steps 8] [--prompt 16]");
+const steps = Number(values.steps);
+const promptLen = Number(values.prompt);
+if (!Number.isInteger(steps) || steps < 1 || !Number.isInteger(promptLen) || promptLen < 1) {
+  throw new Error(`--steps and --prompt must be positive integers, got ${values.steps} and ${values.prompt}`);
+}
+
+const { installNodeGPU } = await import("../test/support/node-gpu.ts");
+const { fileFetch } = await import("../test/support/file-fetch.ts");
+const { DecoderModel } = await import("../src/decoder/model.ts");
+
+const gpu = await installNodeGPU();
+const url = pathToFileURL(resolve(positionals[0]) + "/").href;
+const model = await DecoderModel.load(url, { gpu, target: "webgpu", fetch: fileFetch, dispatch: "hearth" });
+try {
+  const argmax = (logits) => {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    return best;
+  };
+  const vocab = model.config.vocab_size;
+  const prompt = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % vocab);
+  const tokens = [argmax(await model.prefill(prompt))];
+  // One warm-up step: the first decode creates the bind-group cache entries (launched all the same).
+  tokens.push(argmax(await model.decode(tokens.at(-1))));
+  const before = model.stats().dispatch?.launchesByKernel;
+  if (before === undefined) throw new Error("no launch counters: the package did not load on Hearth's WebGPU launch path");
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) tokens.push(argmax(await model.decode(tokens.at(-1))));
+  const ms = performance.now() - t0;
+  const counted = perToken(before, model.stats().dispatch.launchesByKernel, steps);
+  const byKernel = Object.fromEntries(Object.entries(counted.byKernel).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
+  console.log(
+    JSON.stringify({ package: positionals[0], total: counted.total, kernels: Object.keys(byKernel).length, byKernel, decodeTokS: (steps * 1000) / ms, tokens }),
+  );
+} finally {
+  await model.dispose();
+}
