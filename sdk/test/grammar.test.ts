@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { applyTokenBitmask, checkJsonSchema, GrammarEngine, GrammarError } from "../src/grammar/index.js";
 import { loadTokenizer } from "../src/tokenize/load.js";
 import { parseToolCalls, ToolCallStream } from "../src/service/tool-calls.js";
+import { vocabType } from "../src/service/grammar-model.js";
 import { REPO } from "./support/engine-fixtures.js";
 import { BAD_SCHEMAS, SCHEMAS } from "./support/structured-schemas.js";
 
@@ -123,4 +124,12 @@ test("parseToolCalls and ToolCallStream agree for every split of the text", () =
   );
   assert.equal(parseToolCalls(texts[0] as string, names).content, null);
   assert.equal(parseToolCalls(texts[2] as string, names).toolCalls.length, 0);
+});
+
+test("vocabType: mlc-chat-config's tokenizer_info, else recognised from the vocabulary (packages built before it)", () => {
+  const info = { tokenizer_info: { token_postproc_method: "byte_fallback", prepend_space_in_encode: true } };
+  assert.deepEqual(vocabType(info, []), { vocabType: "byte_fallback", prependSpace: true });
+  assert.deepEqual(vocabType({}, ["a", "\u0120the", "\u010a"]), { vocabType: "byte_level", prependSpace: false });
+  assert.deepEqual(vocabType({}, ["<0x0A>", "\u2581the"]), { vocabType: "byte_fallback", prependSpace: true });
+  assert.deepEqual(vocabType({}, ["a", "b"]), { vocabType: "raw", prependSpace: false });
 });

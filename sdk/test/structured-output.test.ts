@@ -214,10 +214,15 @@ test("a grammar is compiled once per schema and cached (stats), and streaming st
     max_tokens: 40,
     response_format: { type: "json_schema", json_schema: { name: "k", schema } },
   };
+  const compiles = random.stats().grammar?.compiles ?? 0;
   const first = await random.chatCompletion(req);
+  const after = random.stats().grammar;
+  assert.equal(after?.compiles, compiles + 1);
   const chunks: ChatCompletionChunk[] = [];
   const second = await random.chatCompletion({ ...req, stream: true }, { onChunk: (c) => chunks.push(c) });
   assert.equal(second.choices[0]?.message.content, first.choices[0]?.message.content);
+  assert.equal(random.stats().grammar?.compiles, compiles + 1, "the second request used the cached grammar");
+  assert.equal(random.stats().grammar?.cacheHits, (after?.cacheHits ?? 0) + 1);
   assert.equal(chunks.map((c) => c.choices[0]?.delta.content ?? "").join(""), first.choices[0]?.message.content);
   assert.equal(chunks.at(-1)?.choices[0]?.finish_reason, "stop");
   // The completion is the JSON and the stop token: nothing generated after the grammar completed.

@@ -2,7 +2,8 @@
 // the model in a module Worker (sdk/dist/browser/engine-worker.js, the bundled worker entry), WebGPU on
 // SwiftShader, the f32 package (SwiftShader has no shader-f16). Checks the streamed greedy chat against the
 // non-stream result, typed errors across the Worker boundary, abort, and, when the Python venv exists,
-// the generated tokens against hearth.native's greedy on the same prompt ids.
+// the generated tokens against hearth.native's greedy on the same prompt ids. One structured-output request
+// (a JSON Schema through xgrammar, bundled into the worker) and a refused schema.
 // The same engine also loads the f32 all-MiniLM-L6-v2 encoder (load -> chat -> embed in one Worker): the
 // vectors are checked against sentence-transformers (cosine >= 0.9999) and typed embedding errors cross
 // the boundary. A second load of the chat model on the same page measures the warm (Cache Storage) load.
@@ -119,6 +120,15 @@ test("Chromium: load -> streamed greedy chat -> embed in a module Worker (SwiftS
   assert.equal(res.nonStream.choices[0].finish_reason, "length");
   assert.ok(nsUsage.prompt_tokens_details.cached_tokens > 0, "the repeat should reuse the cached prompt prefix");
   assert.ok(usage.time_to_first_token_ms > 0 && usage.decode_tokens_per_s > 0);
+
+  // Structured output in the module Worker: the reply is the schema's JSON and ends with the grammar.
+  const structured = res.structured.choices[0];
+  assert.equal(structured.finish_reason, "stop", structured.message.content);
+  const value = JSON.parse(structured.message.content);
+  assert.ok(["yes", "no"].includes(value.answer) && Number.isInteger(value.n) && value.n >= 0 && value.n <= 9, structured.message.content);
+  assert.deepEqual(Object.keys(value), ["answer", "n"]);
+  assert.deepEqual([res.errors.badSchema.name, res.errors.badSchema.typed, res.errors.badSchema.param], ["InvalidRequestError", true, "response_format.json_schema.schema"]);
+  assert.match(res.errors.badSchema.message, /uniqueItems/);
 
   // Typed errors rebuilt on the page.
   assert.deepEqual([res.errors.badRole.name, res.errors.badRole.typed, res.errors.badRole.param], ["InvalidRequestError", true, "messages[0].role"]);

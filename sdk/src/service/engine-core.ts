@@ -34,6 +34,8 @@ import {
 } from "./chat-model.js";
 import { type EndpointResult, rate, type Running, type StopInfo } from "./generation.js";
 import { runChat } from "./chat.js";
+import { grammarStats } from "./grammar-model.js";
+import type { GrammarStats } from "../grammar/engine.js";
 import { runCompletion } from "./completions.js";
 import type {
   ChatCompletion,
@@ -81,6 +83,8 @@ export interface EngineStats {
   embedder: EmbedderInfo | null;
   /** Its load timings and embedding counters (texts/s, tokens/s, calls per bucket). */
   encoder: EncoderStats | null;
+  /** Structured output: grammars compiled and cache hits, compile times (null before the first one). */
+  grammar: GrammarStats | null;
 }
 
 export interface EngineRequestOptions<Chunk> {
@@ -301,6 +305,7 @@ export class EngineCore {
       decoder: l?.model.stats() ?? null,
       embedder: this.#embedder?.info ?? null,
       encoder: this.#embedder?.model.stats() ?? null,
+      grammar: l === null ? null : grammarStats(l),
     };
   }
 

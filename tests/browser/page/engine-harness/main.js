@@ -39,7 +39,20 @@ const tasks = {
       const chunks = await collect(stream);
       const streamFinal = await stream.finalResponse();
       const nonStream = await engine.chat.completions.create(request);
+      // Structured output (issue 16): xgrammar from the bundled worker, its mask on every step.
+      const schema = { type: "object", properties: { answer: { enum: ["yes", "no"] }, n: { type: "integer", minimum: 0, maximum: 9 } }, required: ["answer", "n"] };
+      const structured = await engine.chat.completions.create({
+        messages,
+        temperature: 0,
+        max_tokens: 24,
+        response_format: { type: "json_schema", json_schema: { name: "answer", schema } },
+      });
       const errors = {};
+      try {
+        await engine.chat.completions.create({ messages, response_format: { type: "json_schema", json_schema: { name: "bad", schema: { type: "array", uniqueItems: true } } } });
+      } catch (err) {
+        errors.badSchema = { ...plainError(err), typed: err instanceof InvalidRequestError, param: err.param ?? null };
+      }
       try {
         await engine.chat.completions.create({ messages: [{ role: "robot", content: "hi" }] });
       } catch (err) {
@@ -102,6 +115,7 @@ const tasks = {
         streamTokenIds: chunks.flatMap((c) => c.choices[0]?.token_ids ?? []),
         streamFinal,
         nonStream,
+        structured,
         errors,
         abortStop: stats.lastRequest?.stop ?? null,
         decoder: stats.decoder,
