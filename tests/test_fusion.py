@@ -1,0 +1,98 @@
+"""build/fusion.py: the GPU pipeline's decode-step kernel fusion (issue 17, fewer launches per token).
+
+Structure only, on the Relax/TIR of tiny-llama-trained q4f32_1 exported for WebGPU (seconds, no link):
+which kernels a decode step calls with and without the fusion passes. That the fused kernel computes
+the same numbers is what the WebGPU-vs-native greedy tests check (tests/test_webgpu_decoder.py,
+tests/test_quant_gguf.py, tests/test_webgpu_quant.py: the native llvm build is not fused, the WebGPU
+one is, and the tokens must be identical); launches per token at run time: sdk/scripts/kernel-launches.mjs.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections import Counter
+
+import pytest
+import tvm
+from tvm import relax
+from tvm.relax.backend.gpu_generic import pipeline as gpu_generic
+
+from conftest import REPO
+from hearth.build.fusion import fusion_passes
+from hearth.models import get_architecture
+from hearth.quant import get_scheme, quantize_model
+from hearth.targets import get_target
+from hearth.tasks import get_task
+from hearth.weights.source import resolve_source
+
+sys.path.insert(0, str(REPO / "scripts"))
+import make_test_models as mtm  # noqa: E402
+
+
+@functools.cache
+def _exported() -> tuple[tvm.ir.IRModule, int]:
+    source = resolve_source(str(mtm.ensure_test_model("tiny-llama-trained")))
+    arch = get_architecture(source.config["model_type"])
+    task = get_task(arch.task)
+    config, _ = task.configure(
+        arch, source, context_window_size=None, prefill_chunk_size=None, embed_batch_sizes=None, embed_seq_lens=None
+    )
+    target = get_target("webgpu").target()
+    module = quantize_model(arch.model_class(config, dtype="float32", target=target), get_scheme("q4f32_1"))
+    mod, _ = task.export(module, target)
+    return mod, config.num_hidden_layers
+
+
+@functools.cache
+def _legalized(fused: bool) -> tvm.ir.IRModule:
+    """The module after dispatch, (fusion,) legalization, FuseOps/FuseTIR and dlight: GPU kernels as launched."""
+    mod, _ = _exported()
+    target = get_target("webgpu").target()
+    with target:
+        passes = gpu_generic.library_dispatch_passes(target)
+        passes += fusion_passes(target) if fused else []
+        passes += gpu_generic.legalize_passes(target)
+        return tvm.transform.Sequential(passes)(mod)
+
+
+def _kernels(mod: tvm.ir.IRModule, func: str) -> Counter[str]:
+    """call_tir kernels of `func` by name, reshapes left out (the VM makes them views, no launch)."""
+    calls: Counter[str] = Counter()
+    call_tir = tvm.ir.Op.get("relax.call_tir")
+
+    def visit(e: relax.Expr) -> None:
+        if isinstance(e, relax.Call) and e.op == call_tir:
+            name = e.args[0].name_hint
+            if not (name.startswith(("reshape", "fused_reshape")) and "matmul" not in name):
+                calls[name] += 1
+
+    relax.analysis.post_order_visit(mod[func].body, visit)
+    return calls
+
+
+def test_decode_gate_folds_into_down_projection() -> None:
+    _, layers = _exported()
+    before, after = _kernels(_legalized(False), "decode"), _kernels(_legalized(True), "decode")
+    gate_alone = [k for k in before if "silu" in k and "matmul" not in k]
+    assert len(gate_alone) == 1 and before[gate_alone[0]] == layers, before
+    assert not [k for k in after if "silu" in k and "matmul" not in k], after
+    fused = [k for k in after if "silu" in k and "NT_matmul" in k]
+    # One kernel per layer: gate, down projection and its residual add together.
+    assert len(fused) == 1 and after[fused[0]] == layers and fused[0].endswith("add"), after
+    assert sum(after.values()) == sum(before.values()) - layers
+
+
+def test_fused_kernel_gets_the_gemv_schedule() -> None:
+    """dlight's GEMV rule (a cross-thread reduction with rfactor), not the Fallback rule's loop."""
+    mod = _legalized(True)
+    (name,) = [gv.name_hint for gv in mod.get_global_vars() if "silu" in gv.name_hint and "NT_matmul" in gv.name_hint]
+    script = mod[name].script()
+    assert "tirx.is_scheduled" in script and "_rf_local" in script and 'thread="threadIdx.x"' in script
+
+
+@pytest.mark.parametrize("func", ["prefill", "batch_prefill", "batch_decode"])
+def test_other_shapes_keep_their_kernels(func: str) -> None:
+    """Only static single-token shapes are fused: prefill's GEMMs (and batch_decode's symbolic batch)
+    are left as they were."""
+    assert _kernels(_legalized(True), func) == _kernels(_legalized(False), func)
