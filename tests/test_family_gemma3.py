@@ -135,6 +135,7 @@ def test_config_reading() -> None:
         (dict(use_bidirectional_attention=True), "use_bidirectional_attention=True"),
         (dict(hidden_activation="silu"), "hidden_activation='silu'"),
         (dict(layer_types=[S, F]), "layer_types="),
+        (dict(layer_types=[S] * 6), "every layer is sliding_attention"),
     ],
 )
 def test_unimplemented_options_are_refused(extra: dict, named: str) -> None:

@@ -48,6 +48,7 @@ from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode, TIRPagedK
 
 from ..targets import get_target
 from .config_checks import UnsupportedConfigError, check_divisible, config_bool, config_float, config_int
+from .cpu_prefill_kernel import attention_prefill_cpu
 from .engine_funcs import attach_engine_functions
 from .layers import Embedding
 from .param_source import ParamSource, one, rows
@@ -56,6 +57,8 @@ from .param_source import ParamSource, one, rows
 # single storage buffer (128 MiB on some adapters). A [2048, 2 * 14336] f16 gate|up output of
 # an 8B model is 117 MiB; 8192 tokens would not fit in one binding.
 DEFAULT_PREFILL_CHUNK = 2048
+# The KV cache's CPU sliding-window prefill kernel (replaced on llvm, see replace_kernels).
+CPU_SLIDING_PREFILL = "batch_prefill_paged_kv_cpu_sliding_window"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -90,6 +93,9 @@ class DecoderConfig:
     mlp_bias: bool = False
     # Qwen3: an RMSNorm over head_dim on every q and k head, before RoPE (q_norm / k_norm).
     qk_norm: bool = False
+    # > 0: the window of the layers that attend over the last `sliding_window` positions only
+    # (gemma3.py's local layers). 0: none.
+    sliding_window: int = 0
     # Upper bound on sequences decoded together; sizes the statically planned buffers of the
     # batch_* functions (see `variable_bounds`). Single-stream chat in the browser needs 1.
     max_batch_size: int = 1
@@ -420,13 +426,32 @@ class DecoderForCausalLM(nn.Module):
         )
 
     def replace_kernels(self, mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
-        """Hook for families whose KV-cache kernels need a fixed copy on some target (gemma3.py)."""
+        """TVM 0.27's CPU sliding-window prefill kernel reads an uninitialised value (NaN logits
+        after the second prefill chunk): where the cache has sliding layers, the llvm build gets
+        the fixed copy from cpu_prefill_kernel.py under the same symbol."""
+        layout = self._kv_cache_layout()
+        if target.kind.name != "llvm" or "mha_sliding" not in layout["attn_kind"]:
+            return mod
+        gvs = [gv for gv in mod.get_global_vars() if gv.name_hint == CPU_SLIDING_PREFILL]
+        if len(gvs) != 1:
+            raise RuntimeError(f"expected one {CPU_SLIDING_PREFILL} in the module, found {len(gvs)}")
+        c = self.config
+        fixed = attention_prefill_cpu(
+            c.num_key_value_heads,
+            c.num_attention_heads,
+            c.head_dim,
+            self.dtype,
+            True,
+            dict(c.rope_scaling),
+            sliding_window_size=layout["layer_sliding_window_size"],
+        )
+        mod[gvs[0]] = fixed.with_attr("global_symbol", mod[gvs[0]].attrs["global_symbol"])
         return mod
 
     def _kv_cache_layout(self) -> dict[str, Any]:
         """Attention kind per layer and where RoPE happens. Here: full attention everywhere, and
-        the cache rotates q and k itself (one theta for every layer). Families with per-layer
-        windows or per-layer RoPE bases override it (gemma3.py)."""
+        the cache rotates q and k itself (one theta for every layer). Gemma 3 overrides it
+        (per-layer windows and RoPE bases)."""
         return {"attn_kind": "mha", "rope_mode": RopeMode.NORMAL}
 
     def softmax_with_temperature(self, logits: Tensor, temperature: Tensor) -> Tensor:

@@ -17,8 +17,9 @@ Differences from the Llama decoder, following transformers' modeling_gemma3.py:
 Parameter names are MLC-LLM's for gemma3 (q_proj, k_proj, v_proj kept apart; gate|up fused).
 
 Two TVM 0.27 defects on this path are worked around: the CPU sliding-window prefill kernel
-(replaced on llvm by cpu_prefill_kernel.py) and the wasm runtime's page tables for mixed
-full/sliding layers (patched when the runtime is built: hearth/runtime/source_patches.py).
+(replaced on llvm by cpu_prefill_kernel.py, see DecoderForCausalLM.replace_kernels) and the wasm
+runtime's page tables for mixed full/sliding layers (patched when the runtime is built:
+hearth/runtime/source_patches.py).
 The KV cache still keeps every position for local layers too (TVM's per-layer window masks
 attention; it does not free pages), so memory is not bounded by the window.
 """
@@ -30,21 +31,17 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import tvm
 from tvm import te, tirx
 from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import Tensor, op
 from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode
 
 from .config_checks import config_float, config_int
-from .cpu_prefill_kernel import attention_prefill_cpu
 from .decoder import DecoderConfig, DecoderForCausalLM, UnsupportedConfigError
 from .layers import Embedding
 from .param_source import ParamSource, one, rows
 
 SLIDING, FULL = "sliding_attention", "full_attention"
-# The KV cache's CPU sliding-window prefill kernel (replaced on llvm, see replace_kernels).
-CPU_SLIDING_PREFILL = "batch_prefill_paged_kv_cpu_sliding_window"
 
 # transformers' Gemma3TextConfig defaults, for keys a config.json leaves out.
 HF_DEFAULTS: dict[str, Any] = {
@@ -126,7 +123,6 @@ def _layer_types(cfg: dict[str, Any], n_layers: int) -> tuple[str, ...]:
 @dataclass
 class Gemma3Config(DecoderConfig):
     layer_types: tuple[str, ...] = ()
-    sliding_window: int = 4096
     query_pre_attn_scalar: float = 256.0
     rope_local: Rope = Rope(DEFAULT_THETA[SLIDING])
     rope_global: Rope = Rope(DEFAULT_THETA[FULL])
@@ -162,6 +158,13 @@ class Gemma3Config(DecoderConfig):
         self.qkv_bias = self.o_proj_bias = bool(cfg.get("attention_bias", False))
         self.layer_types = _layer_types(cfg, self.num_hidden_layers)
         self.query_pre_attn_scalar = config_float(cfg, "query_pre_attn_scalar", 256.0)
+        if FULL not in self.layer_types:
+            # TVM 0.27's KV cache allocates its work buffers only when some layer is full attention.
+            raise _refuse(
+                "layer_types",
+                list(self.layer_types),
+                "every layer is sliding_attention; TVM 0.27's KV cache needs at least one full_attention layer",
+            )
         if SLIDING in self.layer_types:
             self.sliding_window = config_int(cfg, "sliding_window")
             # TVM's cache attends a prefill chunk to itself with a window-less kernel (only the
@@ -288,35 +291,13 @@ class Gemma3ForCausalLM(DecoderForCausalLM):
         scale = Tensor.from_scalar(math.sqrt(self.config.hidden_size), self.dtype)
         return self.model.embed_tokens(input_ids) * scale
 
-    def replace_kernels(self, mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
-        # TVM 0.27's CPU sliding-window prefill kernel reads an uninitialised value (NaN logits
-        # after the second prefill chunk): use the fixed copy (cpu_prefill_kernel.py) on llvm.
-        c = self.config
-        assert isinstance(c, Gemma3Config)
-        if target.kind.name != "llvm" or SLIDING not in c.layer_types:
-            return mod
-        gvs = [gv for gv in mod.get_global_vars() if gv.name_hint == CPU_SLIDING_PREFILL]
-        if len(gvs) != 1:
-            raise RuntimeError(f"expected one {CPU_SLIDING_PREFILL} in the module, found {len(gvs)}")
-        dtype = self.dtype
-        fixed = attention_prefill_cpu(
-            c.num_key_value_heads,
-            c.num_attention_heads,
-            c.head_dim,
-            dtype,
-            True,
-            {},
-            sliding_window_size=c.sliding_window,
-        )
-        mod[gvs[0]] = fixed.with_attr("global_symbol", mod[gvs[0]].attrs["global_symbol"])
-        return mod
-
     def _kv_cache_layout(self) -> dict[str, Any]:
         c = self.config
         assert isinstance(c, Gemma3Config)
         return {
             "attn_kind": ["mha_sliding" if t == SLIDING else "mha" for t in c.layer_types],
-            "layer_sliding_window_size": c.sliding_window,
+            # Without local layers the size is unused (TVM still wants it > 0).
+            "layer_sliding_window_size": c.sliding_window or c.context_window_size,
             "rope_mode": RopeMode.NONE,  # rotated in Gemma3Attention, with each layer type's base
         }
 

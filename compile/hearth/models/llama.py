@@ -21,12 +21,15 @@ class LlamaConfig(DecoderConfig):
         self.mlp_bias = bool(cfg.get("mlp_bias", False))
         window = cfg.get("sliding_window")
         if window is not None and int(window) < self.context_window_size:
+            # TVM 0.27's paged KV cache has per-layer windows ("mha_sliding") but fails at the
+            # first forward when NO layer is full attention (it allocates its work buffers only
+            # for "mha" layers), which is Mistral v0.1's case: every layer slides.
             raise UnsupportedConfigError(
-                f"{self.model_type} checkpoint uses sliding-window attention (sliding_window={window}) "
-                f"but the context window is {self.context_window_size} tokens; sliding-window "
-                f"attention is not implemented. Compile with context_window_size <= {window} (the "
-                "window then never slides, so full attention is exact), or use a checkpoint "
-                "without a sliding window (e.g. Mistral-7B v0.2 or later)."
+                f"{self.model_type} checkpoint uses sliding-window attention on every layer "
+                f"(sliding_window={window}) and the context window is {self.context_window_size} tokens; "
+                "TVM 0.27's KV cache cannot run a model whose layers all slide. Compile with "
+                f"context_window_size <= {window} (the window then never slides, so full attention is "
+                "exact), or use a checkpoint without a sliding window (e.g. Mistral-7B v0.2 or later)."
             )
 
 
