@@ -90,8 +90,8 @@ def pkgs() -> None:
     out = GPU / "stage-pkgs"
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(GPU / "pkgs", ignore_errors=True)
-    for pkg, cuda in packages():
-        dst = out / f"{pkg.parent.name}-{pkg.name}"
+    for pkg, cuda, name in packages():
+        dst = out / name
         dst.mkdir(parents=True)
         for f in pkg.iterdir():
             if f.name.startswith("params_shard_") or f.suffix == ".so" or f.name.endswith("wasm-cpu.wasm"):
@@ -112,20 +112,27 @@ def hf_source(model_id: str) -> Path:
     return ensure_test_model(model_id)
 
 
-def packages() -> list[tuple[Path, Path]]:
+def packages() -> list[tuple[Path, Path, str]]:
+    """(package, its CUDA library, the name its rows get). bench/gpu/build_unfused.py's copies, where built,
+    come as "<model>-<quant>-unfused": the same model compiled without build/fusion.py (WebGPU and CUDA)."""
     cuda = REPO / "bench" / "tmp" / "cuda"
     found = []
-    for pkg in [
-        REPO / "dist" / "tiny-llama-trained" / "q4f16_1",
-        REPO / "dist" / "tiny-llama-trained" / "q4f32_1",
-        REPO / "bench" / "tmp" / "dist" / "qwen2.5-0.5b-shaped" / "q4f16_1",
-        REPO / "bench" / "tmp" / "dist" / "qwen2.5-0.5b-shaped" / "q4f32_1",
+    for model, quant in [
+        ("tiny-llama-trained", "q4f16_1"),
+        ("tiny-llama-trained", "q4f32_1"),
+        ("qwen2.5-0.5b-shaped", "q4f16_1"),
+        ("qwen2.5-0.5b-shaped", "q4f32_1"),
     ]:
-        lib = cuda / f"{pkg.parent.name}-{pkg.name}-cuda.so"
-        if pkg.is_dir() and lib.is_file():
-            found.append((pkg, lib))
-        else:
-            print(f"skip {pkg}: no CUDA build at {lib} (bench/gpu/build_cuda.py)")
+        home = REPO / "dist" if model == "tiny-llama-trained" else REPO / "bench" / "tmp" / "dist"
+        for pkg, suffix in (
+            (home / model / quant, ""),
+            (REPO / "bench" / "tmp" / "unfused" / model / quant, "-unfused"),
+        ):
+            lib = cuda / f"{model}-{quant}{suffix}-cuda.so"
+            if pkg.is_dir() and lib.is_file():
+                found.append((pkg, lib, f"{model}-{quant}{suffix}"))
+            elif not suffix:
+                print(f"skip {pkg}: no CUDA build at {lib} (bench/gpu/build_cuda.py)")
     return found
 
 

@@ -28,10 +28,11 @@ from .metadata import attach_metadata
 from .wasm_link import link_wasm
 
 
-def relax_pipeline(spec: TargetSpec, target: tvm.target.Target) -> tvm.transform.Pass:
+def relax_pipeline(spec: TargetSpec, target: tvm.target.Target, fuse: bool = True) -> tvm.transform.Pass:
+    """`fuse=False` leaves out build/fusion.py (GPU decode fusion): the A side of its benchmarks."""
     backend = gpu_generic if spec.is_gpu else cpu_generic
     # GPU decode is launch-bound: fold kernels together before legalization (build/fusion.py).
-    fusion = fusion_passes(target) if spec.is_gpu else []
+    fusion = fusion_passes(target) if spec.is_gpu and fuse else []
 
     @tvm.transform.module_pass(opt_level=0, name="HearthPipeline")
     def _pipeline(mod: tvm.ir.IRModule, _ctx: tvm.transform.PassContext) -> tvm.ir.IRModule:
@@ -48,7 +49,7 @@ def relax_pipeline(spec: TargetSpec, target: tvm.target.Target) -> tvm.transform
     return _pipeline
 
 
-def compile_module(mod: tvm.ir.IRModule, spec: TargetSpec) -> tvm.runtime.Executable:
+def compile_module(mod: tvm.ir.IRModule, spec: TargetSpec, fuse: bool = True) -> tvm.runtime.Executable:
     """Compile a Relax IRModule for `spec` (build_target's last step; the smoke cases call it directly).
     wasm targets come out as system-lib modules. CPU builds (llvm and wasm-cpu) also get Hearth's CPU
     schedules: TVM's generic CPU pipeline leaves matmuls as naive strided loops, ~15x slower natively,
@@ -56,7 +57,7 @@ def compile_module(mod: tvm.ir.IRModule, spec: TargetSpec) -> tvm.runtime.Execut
     browser's no-WebGPU fallback (docs/benchmarks.md, "No WebGPU"). wasm has no thread pool: the
     schedules' parallel loops run serially there, the tiling and SIMD128 vectors still apply."""
     target = spec.target()
-    pipeline = relax_pipeline(spec, target)
+    pipeline = relax_pipeline(spec, target, fuse)
     if spec.is_gpu:  # GPUs get dlight inside the pipeline
         return relax.build(mod, target=target, relax_pipeline=pipeline, system_lib=spec.is_wasm)
     with target:  # the schedule rules read the current target
@@ -71,15 +72,18 @@ class TargetBuild:
     executable: tvm.runtime.Executable
 
 
-def build_target(arch: Architecture, config: Any, scheme: QuantScheme, spec: TargetSpec) -> TargetBuild:
+def build_target(
+    arch: Architecture, config: Any, scheme: QuantScheme, spec: TargetSpec, fuse: bool = True
+) -> TargetBuild:
     """The per-target compile step of every model build (`hearth compile`, bench/build.py,
     bench/gpu/build_cuda.py): the model built for `spec` (its kernels depend on the target),
-    quantized, exported with its task's function set and `_metadata`, compiled."""
+    quantized, exported with its task's function set and `_metadata`, compiled. `fuse=False` (benchmarks'
+    A/B only: packages are always built fused) compiles without build/fusion.py."""
     task = get_task(arch.task)
     module = quantize_model(arch.model_class(config, dtype=scheme.model_dtype, target=spec.target()), scheme)
     mod, named_params = task.export(module, spec.target())
     mod = attach_metadata(mod, task.metadata(config, scheme.name, named_params))
-    return TargetBuild(module, named_params, compile_module(mod, spec))
+    return TargetBuild(module, named_params, compile_module(mod, spec, fuse))
 
 
 def write_library(executable: tvm.runtime.Executable, spec: TargetSpec, path: Path) -> None:

@@ -1,0 +1,103 @@
+"""The A side of the decode-fusion benchmark (issue 17 item 1): a copy of a decoder package whose WebGPU
+library (and, optionally, a CUDA library next to it) is compiled WITHOUT hearth/build/fusion.py.
+
+    .venv/bin/python bench/gpu/build_unfused.py <checkpoint> <package_dir> [--cuda] [--out bench/tmp/unfused]
+
+Writes <out>/<model_id>/<quant>/ (the package's files, weights hard-linked, the webgpu wasm rebuilt and
+its manifest entry re-hashed) and, with --cuda, bench/tmp/cuda/<model_id>-<quant>-unfused-cuda.so.
+Everything but the compiler pass is the package's own build, so the fused package (dist/ or
+bench/tmp/dist/) against this copy measures the fusion alone: sdk/scripts/kernel-launches.mjs for
+launches per token on lavapipe, bench/gpu/prepare.py carries both to the GPU (rows named *-unfused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from hearth.build.pipeline import build_target, write_library
+from hearth.cache import sha256_file
+from hearth.models import config_from_hf
+from hearth.quant import get_scheme
+from hearth.targets import get_target
+from hearth.weights.source import resolve_source
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_cuda import cuda_spec  # noqa: E402
+
+
+def copy_package(src: Path, dst: Path) -> None:
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.name.startswith("params_shard_"):
+            try:  # the weights are identical: a hard link saves the 0.5B shape's ~300 MB
+                os.link(f, dst / f.name)
+                continue
+            except OSError:
+                pass
+        shutil.copy2(f, dst / f.name)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("package", type=Path)
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "tmp" / "unfused")
+    ap.add_argument("--cuda", action="store_true", help="also build the CUDA library without fusion")
+    ap.add_argument("--arch", default="sm_90a")
+    args = ap.parse_args()
+    manifest = json.loads((args.package / "hearth-manifest.json").read_text())
+    cfg = json.loads((args.package / "mlc-chat-config.json").read_text())
+    if "webgpu" not in manifest["targets"]:
+        raise SystemExit(f"{args.package} has no webgpu library: nothing to compare")
+    scheme = get_scheme(cfg["quantization"])
+    source = resolve_source(str(args.checkpoint))
+    arch, config = config_from_hf(
+        source.config, context_window_size=cfg["context_window_size"], prefill_chunk_size=cfg["prefill_chunk_size"]
+    )
+    want = [p["name"] for p in cfg["params"]]
+    dst = args.out / manifest["model_id"] / scheme.name
+    copy_package(args.package, dst)
+
+    t0 = time.perf_counter()
+    spec = get_target("webgpu")
+    built = build_target(arch, config, scheme, spec, fuse=False)
+    if [n for n, _ in built.named_params] != want:
+        raise SystemExit(
+            f"parameter order differs from {args.package}'s: the unfused build would read the wrong tensors"
+        )
+    wasm = manifest["targets"]["webgpu"]
+    write_library(built.executable, spec, dst / wasm)
+    for entry in manifest["files"]:
+        if entry["path"] == wasm:
+            entry["bytes"], entry["sha256"] = (dst / wasm).stat().st_size, sha256_file(dst / wasm)
+    (dst / "hearth-manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    out = {"package": str(dst), "webgpu_seconds": round(time.perf_counter() - t0, 1)}
+
+    if args.cuda:
+        os.environ.setdefault("TVM_CUDA_COMPILE_MODE", "nvcc")
+        os.environ.setdefault("CUDA_PATH", "/usr/local/cuda")
+        os.environ["PATH"] = os.environ["CUDA_PATH"] + "/bin:" + os.environ["PATH"]
+        import tvm.support.nvcc  # noqa: F401 - see build_cuda.py
+
+        t1 = time.perf_counter()
+        cspec = cuda_spec(args.arch)
+        cbuilt = build_target(arch, config, scheme, cspec, fuse=False)
+        lib = REPO / "bench" / "tmp" / "cuda" / f"{manifest['model_id']}-{scheme.name}-unfused-cuda.so"
+        lib.parent.mkdir(parents=True, exist_ok=True)
+        write_library(cbuilt.executable, cspec, lib)
+        out.update(cuda=str(lib), cuda_seconds=round(time.perf_counter() - t1, 1))
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
