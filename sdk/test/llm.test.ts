@@ -209,6 +209,20 @@ test("Hearth's kernel-launch path (cached bind groups, one pass) gives bit-ident
     assert.ok(d !== undefined, "the default load uses the fast launch path");
     // After the first decode step, launches reuse their bind groups.
     assert.ok(d.hits > 4 * d.misses, `bind-group cache hits ${d.hits}, misses ${d.misses}, uncached ${d.uncached}`);
+    // Per-kernel launch counts add up to every launch; one decode step launches each layer's kernels.
+    const counted = Object.values(d.launchesByKernel).reduce((x, y) => x + y, 0);
+    assert.equal(counted, d.hits + d.misses + d.uncached);
+    // Two decode steps launch the same kernels the same number of times (what kernel-launches.mjs reports).
+    const snap = () => ({ ...(model.stats().dispatch?.launchesByKernel ?? {}) });
+    const s0 = snap();
+    await model.decode(0);
+    const s1 = snap();
+    await model.decode(0);
+    const s2 = snap();
+    const delta = (a: Record<string, number>, b: Record<string, number>) =>
+      Object.fromEntries(Object.entries(b).flatMap(([k, n]) => (n > (a[k] ?? 0) ? [[k, n - (a[k] ?? 0)]] : [])));
+    assert.ok(Object.keys(delta(s0, s1)).length > 3, JSON.stringify(delta(s0, s1)));
+    assert.deepEqual(delta(s1, s2), delta(s0, s1));
   } finally {
     await plain.dispose();
   }
