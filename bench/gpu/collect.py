@@ -1,7 +1,10 @@
 """Turn the H200 run's results.jsonl (bench/gpu/device_run.sh) into bench/results/h200.json, a
 table on stdout and docs/images/bench-llm-h200.png.
 
-    .venv/bin/python bench/gpu/collect.py <results.jsonl> [<env.txt>] [--command "..."]
+    .venv/bin/python bench/gpu/collect.py <results.jsonl> [<env.txt>] [--command "..."] [--name h100-fusion]
+
+--name (default h200) names the outputs, bench/results/<name>.json and docs/images/bench-llm-<name>.png, so
+a later run (another GPU, the decode-fusion A/B) does not overwrite the recorded H200 one.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def collect(lines: list[str]) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def plot(rows: list[dict[str, Any]]) -> None:
+def plot(rows: list[dict[str, Any]], name: str = "h200") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,11 +90,12 @@ def plot(rows: list[dict[str, Any]]) -> None:
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(
-        "Hearth LLM on one NVIDIA H200: WebGPU (Node + Dawn, Vulkan) vs TVM-native CUDA vs PyTorch eager (median of 5)"
+        f"Hearth LLM on one NVIDIA {name.split('-')[0].upper()}: WebGPU (Node + Dawn, Vulkan) "
+        "vs TVM-native CUDA vs PyTorch eager (median of 5)"
     )
     fig.tight_layout()
     IMAGES.mkdir(parents=True, exist_ok=True)
-    fig.savefig(IMAGES / "bench-llm-h200.png", dpi=110)
+    fig.savefig(IMAGES / f"bench-llm-{name}.png", dpi=110)
     plt.close(fig)
 
 
@@ -100,12 +104,13 @@ def main() -> int:
     ap.add_argument("results", type=Path, nargs="+")
     ap.add_argument("--env", type=Path)
     ap.add_argument("--command", default="bash bench/gpu/device_run.sh 5 128 '*' (device tool, nvidia-h200)")
+    ap.add_argument("--name", default="h200", help="output names: bench/results/<name>.json, bench-llm-<name>.png")
     args = ap.parse_args()
     lines = [ln for f in args.results for ln in f.read_text().splitlines()]
     rows = collect(lines)
     for row in rows:
         print_table(
-            f"H200 {row['package']} (median [min-max])",
+            f"{args.name} {row['package']} (median [min-max])",
             ["engine", *METRICS],
             [
                 [
@@ -125,16 +130,16 @@ def main() -> int:
                 print(f"  {e} decode breakdown: {v['breakdown']}")
         print("  ratios: " + ", ".join(f"{k} {v}" for k, v in row["ratios"].items()))
     doc = {
-        "suite": "h200",
+        "suite": args.name,
         "command": args.command,
         "git_rev": git_rev(),
         "machine": args.env.read_text().strip().splitlines() if args.env else None,
         "results": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "h200.json").write_text(json.dumps(doc, separators=(",", ":")) + "\n")
-    plot(rows)
-    print(f"wrote {(RESULTS / 'h200.json').relative_to(REPO)}, docs/images/bench-llm-h200.png")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    plot(rows, args.name)
+    print(f"wrote {(RESULTS / f'{args.name}.json').relative_to(REPO)}, docs/images/bench-llm-{args.name}.png")
     return 0
 
 
