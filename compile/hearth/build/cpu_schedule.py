@@ -13,8 +13,9 @@ differ, as in any BLAS):
   a [K, 16] buffer, so the inner loop is a 16-wide vector FMA with unit stride.
 - BatchedMatmul: out[..., i, j] = sum_k a[..., i, k] * b[..., k, j] with j contiguous (attention
   scores against the transposed keys, probabilities x values): reduction moved outside j.
-- Parallel: the outermost spatial loop of every other loop nest runs on the thread pool
-  (dlight's CPU Reduction rule first gets the softmax / LayerNorm kernels).
+- Parallel: the outermost spatial loop of every other loop nest runs on the thread pool. dlight's
+  CPU Reduction rule is not used: on RMSNorm it moved the whole row reduction inside the loop over
+  the row's outputs (576 x 576 work for a 576-wide row; 14 of SmolLM2's ~100 ms per decode step).
 
 CPU targets only (GPU targets use dlight). On wasm-cpu the parallel loops run serially (the wasm
 runtime has no thread pool); the tiles and vectors still apply, with SIMD128.
@@ -120,6 +121,10 @@ class WeightMatmul(_Rule):
         for p in producers:
             sch.compute_inline(p)
         sch.compute_at(cache, outer)
+        # "local": one [K, 16] tile per loop iteration. In "global" scope the buffer kept its full
+        # [K, N] shape, so SmolLM2's lm_head allocated and wrote 113 MB per decode step (147 of the
+        # step's 192 ms of kernel time, one thread; 22 ms with the local tile).
+        sch.set_scope(cache, 0, "local")
         sch.transform_layout(cache, ("write", 0), lambda i, j: (j, i))
         cache_loops = sch.get_loops(cache)[1:]
         sch.reorder(cache_loops[1], cache_loops[0])  # walk it k-major (the new layout)
@@ -183,4 +188,4 @@ class Parallel(_Rule):
 
 def schedule_cpu() -> tvm.transform.Pass:
     """The module pass: apply after the Relax pipeline (PrimFuncs fused, not yet lowered)."""
-    return dl.ApplyDefaultSchedule(WeightMatmul(), BatchedMatmul(), dl.cpu.Reduction(), Parallel())
+    return dl.ApplyDefaultSchedule(WeightMatmul(), BatchedMatmul(), Parallel())
