@@ -141,3 +141,9 @@ def test_config_reading() -> None:
 def test_unimplemented_options_are_refused(extra: dict, named: str) -> None:
     with pytest.raises(UnsupportedConfigError, match=named.replace("[", r"\[")):
         config_from_hf(_cfg(**extra))
+
+
+def test_float16_activations_are_refused() -> None:
+    arch, c = config_from_hf(_cfg(layer_types=[S, S, S, S, S, F]))
+    with pytest.raises(UnsupportedConfigError, match="q4f32_1 or q0f32"):
+        arch.model_class(c, dtype="float16", target="webgpu")

@@ -281,6 +281,16 @@ class Gemma3Model(nn.Module):
 class Gemma3ForCausalLM(DecoderForCausalLM):
     """DecoderForCausalLM's exported functions around the Gemma 3 blocks."""
 
+    def __init__(self, config: Gemma3Config, dtype: str = "float32", target: Any = None) -> None:
+        if dtype == "float16":
+            # Measured: Gemma 3 270M as q4f16_1 gave NaN logits at every position (its activations
+            # leave float16's range; transformers runs Gemma 3 in bfloat16 or float32).
+            raise UnsupportedConfigError(
+                "gemma3_text with float16 activations (a *f16* quantization) gives NaN logits: Gemma 3's "
+                "activations exceed float16's range. Compile with q4f32_1 or q0f32 instead."
+            )
+        super().__init__(config, dtype, target)
+
     def _build_model(self, config: DecoderConfig, dtype: str) -> nn.Module:
         assert isinstance(config, Gemma3Config)
         return Gemma3Model(config, dtype)
