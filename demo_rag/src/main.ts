@@ -12,9 +12,10 @@
  * State for tests and curious people: window.hearthDemo.
  */
 import "./ui/styles.css";
-import type { CompletionUsage } from "@hearth/sdk/client";
+import type { CompletionUsage, Engine } from "@hearth/sdk/client";
 import type { DocumentRecord } from "@hearth/sdk/rag";
 import { loadChatEngine, type ChatEngine } from "./chat-engine.ts";
+import { buildExtractRequest, citeRecord, extractRetrieveSpec, parseExtractReply, type ExtractRecord } from "./extract.ts";
 import { errorMessage, explainIngestError, explainLoadError } from "./errors.ts";
 import { PlanError, planModels, probeGpu, readContextWindow, type ModelPlan } from "./models.ts";
 import { registerServiceWorker, warmOfflineCache } from "./pwa.ts";
@@ -24,6 +25,7 @@ import { AskPanel, type AnswerRoute } from "./ui/ask.ts";
 import { DiagnosticsPanel } from "./ui/diagnostics.ts";
 import { formatBytes, formatMs, formatRate, h } from "./ui/dom.ts";
 import { DocumentsPanel } from "./ui/documents.ts";
+import { ExtractCard } from "./ui/extract-view.ts";
 import { buildLayout, showAlert } from "./ui/layout.ts";
 import { ModelCard } from "./ui/model-card.ts";
 import { PassageDialog } from "./ui/passage.ts";
@@ -49,6 +51,8 @@ interface DemoState {
   /** Where the last answer was generated. */
   lastRoute: AnswerRoute | null;
   lastAnswer: (AskOutcome & { sources: SourceView[]; pieces: number }) | null;
+  /** The last Extract: its record, or why there is none. */
+  lastExtract: { record: ExtractRecord | null; error: string | null; sources: number; finishReason: string | null } | null;
   documents: DocumentRecord[];
   errors: string[];
   sw: string;
@@ -66,6 +70,7 @@ const state: DemoState = {
   lastServerUsage: null,
   lastRoute: null,
   lastAnswer: null,
+  lastExtract: null,
   documents: [],
   errors: [],
   sw: "pending",
@@ -88,9 +93,15 @@ document.body.append(passage.el);
 const openSource = (s: SourceView) => passage.open(s, rag.passage(s.docId, s.start, s.end));
 
 let current: CallHandle<AskOutcome> | null = null;
+/** Stops a running Extract (its retrieval, then its generation). */
+let stopExtract: (() => void) | null = null;
 const askPanel = new AskPanel(
   (q) => void ask(q),
-  () => current?.cancel(),
+  () => {
+    current?.cancel();
+    stopExtract?.();
+  },
+  () => void extract(),
 );
 const docsPanel = new DocumentsPanel(
   (files) => void ingest(files),
@@ -102,6 +113,8 @@ layout.side.append(docsPanel.el);
 
 /** The in-browser chat model's runner (set once it is loaded); the server's is made per question. */
 let localRunner: ChatRunner | null = null;
+/** The in-browser engine itself: Extract calls it with a response_format, which the runner does not carry. */
+let localEngine: Engine | null = null;
 
 function describeRoute(): void {
   const remote = layout.localOnly.serverAnswers;
@@ -261,6 +274,7 @@ async function start(): Promise<void> {
             `${formatMs(info.loadMs)} (${phases(s.decoder.load)}) · context ${info.maxSequenceLength} tokens${info.adapter === null ? " · CPU" : ""}`,
           );
       });
+      localEngine = chat.engine;
       localRunner = chat.runner((usage) => {
         state.lastUsage = usage;
       });
@@ -505,6 +519,76 @@ async function ask(question: string): Promise<void> {
     else turn.fail(explained.title + ":", errorMessage(err));
   } finally {
     current = null;
+    askPanel.setBusy(false);
+  }
+}
+
+// -- extract -------------------------------------------------------------------------------------
+
+/**
+ * The Extract action: the RAG worker retrieves passages for a fixed query and builds the prompt; the
+ * engine fills the record under a JSON Schema (extract.ts); the card shows it as a table with citations.
+ * Always on this device: the server route has no response_format.
+ */
+async function extract(): Promise<void> {
+  const card = new ExtractCard(openSource);
+  askPanel.prependCard(card.el);
+  const failed = (title: string, detail: string) => {
+    state.lastExtract = { record: null, error: `${title} ${detail}`.trim(), sources: 0, finishReason: null };
+    card.fail(title, detail);
+  };
+  if (state.documents.length === 0) {
+    failed("No document loaded.", "Add a PDF, Markdown, HTML or text document first; Extract reads the passages retrieved from it.");
+    return;
+  }
+  const engine = localEngine;
+  if (engine === null) {
+    failed("The chat model is not loaded.", "Wait until it is ready, then press Extract again.");
+    return;
+  }
+  askPanel.setBusy(true);
+  const controller = new AbortController();
+  const retrieval = rag.retrieve(extractRetrieveSpec());
+  stopExtract = () => {
+    retrieval.cancel();
+    controller.abort(new DOMException("cancelled by the user", "AbortError"));
+  };
+  try {
+    const found = await retrieval.result;
+    card.setSources(found.sources, found.dropped, found.retrievalMs);
+    if (found.sources.length === 0) {
+      failed("No passage found.", "The search found nothing to read in your documents.");
+      return;
+    }
+    const reply = await engine.chat.completions.create(buildExtractRequest(found.messages), { signal: controller.signal });
+    const choice = reply.choices[0];
+    if (choice === undefined) {
+      failed("No reply.", "The model returned no choice.");
+      return;
+    }
+    const parsed = parseExtractReply(choice);
+    const totalMs = performance.now() - card.started;
+    if (!parsed.ok) {
+      state.lastExtract = { record: null, error: parsed.message, sources: found.sources.length, finishReason: choice.finish_reason };
+      card.fail(parsed.reason === "stopped" ? "" : "No record:", parsed.message);
+      return;
+    }
+    state.lastExtract = { record: parsed.record, error: null, sources: found.sources.length, finishReason: choice.finish_reason };
+    const u = reply.usage;
+    card.show(citeRecord(parsed.record, found.sources), [
+      `total ${formatMs(totalMs)}`,
+      `${found.promptTokens} prompt tokens`,
+      ...(u == null ? [] : [`${u.completion_tokens} tokens`, `decode ${formatRate(u.decode_tokens_per_s)}`]),
+    ]);
+  } catch (err) {
+    const name = (err as { name?: string }).name;
+    if (name === "AbortError") failed("", "Stopped.");
+    else {
+      const x = explainLoadError(err);
+      failed(`${x.title}:`, errorMessage(err));
+    }
+  } finally {
+    stopExtract = null;
     askPanel.setBusy(false);
   }
 }

@@ -16,6 +16,8 @@ import type {
   PassageView,
   RagEvent,
   RagRequest,
+  RetrieveOutcome,
+  RetrieveSpec,
   ToWorker,
 } from "./workers/protocol.ts";
 
@@ -120,6 +122,9 @@ export class RagClient {
   }
   ask(question: string, k: number, onEvent: (e: RagEvent) => void): CallHandle<AskOutcome> {
     return this.call<AskOutcome>({ type: "ask", question, k }, onEvent);
+  }
+  retrieve(spec: RetrieveSpec): CallHandle<RetrieveOutcome> {
+    return this.call<RetrieveOutcome>({ type: "retrieve", spec });
   }
   passage(docId: string, start: number, end: number): Promise<PassageView> {
     return this.call<PassageView>({ type: "passage", docId, start, end }).result;

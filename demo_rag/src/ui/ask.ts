@@ -28,7 +28,28 @@ function numbersOf(inner: string): number[] {
   return out;
 }
 
-function pagesLabel(s: { page: number | null; pageEnd: number | null }): string {
+/** One retrieved source as a list item: its [n] and title open the passage (shared with the Extract card). */
+export function sourceItem(s: SourceView, openSource: (s: SourceView) => void): HTMLElement {
+  const snippet = s.text.replace(/\s+/gu, " ").trim();
+  return h(
+    "li",
+    { class: "source", dataset: { n: String(s.n), docId: s.docId, page: s.page === null ? "" : String(s.page) } },
+    h("button", { type: "button", class: "cite", dataset: { n: String(s.n) }, title: `Open source ${s.n}`, onclick: () => openSource(s) }, `[${s.n}]`),
+    h(
+      "div",
+      { class: "source-main" },
+      h(
+        "button",
+        { type: "button", class: "source-title linklike", onclick: () => openSource(s) },
+        s.title,
+        s.page === null ? null : h("span", { class: "source-page" }, ` · ${pagesLabel(s)}`),
+      ),
+      h("div", { class: "source-snippet" }, snippet.length > 220 ? `${snippet.slice(0, 220)}…` : snippet),
+    ),
+  );
+}
+
+export function pagesLabel(s: { page: number | null; pageEnd: number | null }): string {
   if (s.page === null) return "";
   return s.pageEnd !== null && s.pageEnd !== s.page ? `pages ${s.page}–${s.pageEnd}` : `page ${s.page}`;
 }
@@ -96,31 +117,7 @@ export class Turn {
       this.sourcesEl.replaceChildren(h("li", { class: "empty" }, "No passage in your documents matched. Add documents, or rephrase the question."));
       return;
     }
-    this.sourcesEl.replaceChildren(
-      ...sources.map((s) => {
-        const snippet = s.text.replace(/\s+/gu, " ").trim();
-        return h(
-          "li",
-          { class: "source", dataset: { n: String(s.n), docId: s.docId, page: s.page === null ? "" : String(s.page) } },
-          h(
-            "button",
-            { type: "button", class: "cite", dataset: { n: String(s.n) }, title: `Open source ${s.n}`, onclick: () => this.openSource(s) },
-            `[${s.n}]`,
-          ),
-          h(
-            "div",
-            { class: "source-main" },
-            h(
-              "button",
-              { type: "button", class: "source-title linklike", onclick: () => this.openSource(s) },
-              s.title,
-              s.page === null ? null : h("span", { class: "source-page" }, ` · ${pagesLabel(s)}`),
-            ),
-            h("div", { class: "source-snippet" }, snippet.length > 220 ? `${snippet.slice(0, 220)}…` : snippet),
-          ),
-        );
-      }),
-    );
+    this.sourcesEl.replaceChildren(...sources.map((s) => sourceItem(s, this.openSource)));
   }
 
   addPiece(piece: string): void {
@@ -197,6 +194,7 @@ export class AskPanel {
   private readonly input: HTMLTextAreaElement;
   private readonly askBtn: HTMLButtonElement;
   private readonly stopBtn: HTMLButtonElement;
+  private readonly extractBtn: HTMLButtonElement;
   private readonly turns: HTMLElement;
   private readonly hint: HTMLElement;
   private readonly intro: HTMLElement;
@@ -207,6 +205,7 @@ export class AskPanel {
   constructor(
     private readonly onAsk: (question: string) => void,
     private readonly onStop: () => void,
+    onExtract: () => void,
   ) {
     this.input = h("textarea", { id: "question", rows: 2, placeholder: "Ask a question about your documents…", "aria-label": "Question" });
     this.input.addEventListener("keydown", (e) => {
@@ -218,6 +217,19 @@ export class AskPanel {
     this.input.addEventListener("input", () => this.update());
     this.askBtn = h("button", { type: "submit", class: "btn btn-primary", id: "ask" }, "Ask");
     this.stopBtn = h("button", { type: "button", class: "btn", id: "stop", hidden: true, onclick: () => this.onStop() }, "Stop");
+    this.extractBtn = h(
+      "button",
+      {
+        type: "button",
+        class: "btn",
+        id: "extract",
+        title: "Fill a small table (title, dates, people, organizations, amounts) from your documents, as JSON the model must follow",
+        onclick: () => {
+          if (this.ready && !this.busy) onExtract();
+        },
+      },
+      "Extract",
+    );
     this.hint = h("div", { class: "ask-hint muted" }, "Loading models…");
     const form = h(
       "form",
@@ -229,7 +241,7 @@ export class AskPanel {
         },
       },
       this.input,
-      h("div", { class: "ask-actions" }, this.stopBtn, this.askBtn),
+      h("div", { class: "ask-actions" }, this.stopBtn, this.extractBtn, this.askBtn),
     );
     this.turns = h("div", { class: "turns", id: "turns" });
     this.intro = h(
@@ -268,6 +280,7 @@ export class AskPanel {
 
   private update(): void {
     this.askBtn.disabled = !this.ready || this.busy || this.input.value.trim() === "";
+    this.extractBtn.disabled = !this.ready || this.busy;
     this.stopBtn.hidden = !this.busy;
   }
 
@@ -289,6 +302,12 @@ export class AskPanel {
     this.input.readOnly = busy;
     if (!busy) this.input.focus();
     this.update();
+  }
+
+  /** Puts a card (an Extract result) at the top of the turns. */
+  prependCard(el: HTMLElement): void {
+    this.intro.remove();
+    this.turns.prepend(el);
   }
 
   newTurn(question: string, openSource: (s: SourceView) => void, route: AnswerRoute): Turn {

@@ -96,6 +96,29 @@ export interface AskOutcome {
   promptTokens: number;
 }
 
+/** A retrieval without an answer (the Extract action): what to search for, and the prompt to build around the passages. */
+export interface RetrieveSpec {
+  /** Search query (keywords). */
+  query: string;
+  k: number;
+  /** The prompt's "question": the task given to the model. */
+  task: string;
+  system: string;
+  instruction: string;
+  /** Tokens kept free for the reply. */
+  maxAnswerTokens: number;
+}
+
+export interface RetrieveOutcome {
+  sources: SourceView[];
+  /** Passages found that did not fit the context. */
+  dropped: number;
+  retrievalMs: number;
+  promptTokens: number;
+  /** The built prompt: the page sends it to the chat model itself (with a response_format). */
+  messages: { role: "system" | "user" | "assistant"; content: string }[];
+}
+
 export interface PassageView {
   docId: string;
   title: string;
@@ -115,6 +138,7 @@ export type RagRequest =
   | { type: "list" }
   | { type: "stats" }
   | { type: "ask"; question: string; k: number }
+  | { type: "retrieve"; spec: RetrieveSpec }
   | { type: "passage"; docId: string; start: number; end: number }
   | { type: "cancel"; target: number };
 

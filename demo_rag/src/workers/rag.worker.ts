@@ -25,7 +25,20 @@ import { ProxyChat } from "./chat-proxy.ts";
 import { loadEmbedder, type LoadedEmbedder } from "./embedder.ts";
 import { attributeAnswer } from "./attribute.ts";
 import { checkQuestion, promptOptionsFor } from "./question.ts";
-import type { AddOutcome, AskOutcome, FromWorker, IndexStatsView, InitResult, PassageView, RagEvent, RagRequest, SourceView, ToWorker } from "./protocol.ts";
+import type {
+  AddOutcome,
+  AskOutcome,
+  FromWorker,
+  IndexStatsView,
+  InitResult,
+  PassageView,
+  RagEvent,
+  RagRequest,
+  RetrieveOutcome,
+  RetrieveSpec,
+  SourceView,
+  ToWorker,
+} from "./protocol.ts";
 
 const scope = self as unknown as {
   postMessage(message: FromWorker): void;
@@ -220,6 +233,43 @@ async function add(files: File[], emit: (e: RagEvent) => void, signal: AbortSign
   return out;
 }
 
+function sourceView({ n, hit }: { n: number; hit: SearchHit }): SourceView {
+  return {
+    n,
+    docId: hit.document.id,
+    title: hit.document.title,
+    mime: hit.document.mime,
+    page: hit.page,
+    pageEnd: hit.pageEnd,
+    start: hit.start,
+    end: hit.end,
+    text: hit.chunk.text,
+    score: hit.score,
+    ranks: hit.ranks,
+  };
+}
+
+/**
+ * Retrieval and prompt building without generation (the Extract action): the page sends the prompt to the
+ * chat model with a response_format, which the text-only chat bridge to this worker does not carry.
+ */
+async function retrieve(spec: RetrieveSpec, signal: AbortSignal): Promise<RetrieveOutcome> {
+  const idx = requireIndex();
+  if (chat === null) throw new Error("the chat model is not ready");
+  const t0 = performance.now();
+  const hits = await idx.search(spec.query, { k: spec.k, signal });
+  const retrievalMs = performance.now() - t0;
+  const opts: PromptOptions = { system: spec.system, instruction: spec.instruction, examples: [], maxAnswerTokens: spec.maxAnswerTokens };
+  const prompt = fitPrompt(spec.task, hits, chat, opts);
+  return {
+    sources: prompt.sources.map(sourceView),
+    dropped: prompt.dropped.length,
+    retrievalMs,
+    promptTokens: prompt.promptTokens,
+    messages: prompt.messages.map((m) => ({ role: m.role, content: m.content })),
+  };
+}
+
 /**
  * index.ask(), unrolled so the page can show the retrieved sources before the answer streams:
  * search -> buildPrompt (sources that fit the context) -> stream -> resolveCitations.
@@ -234,19 +284,7 @@ async function ask(question: string, k: number, emit: (e: RagEvent) => void, sig
   const hits = await idx.search(question, { k, signal });
   const retrievalMs = performance.now() - t0;
   const prompt = fitPrompt(question, hits, chat, opts);
-  const sources: SourceView[] = prompt.sources.map(({ n, hit }) => ({
-    n,
-    docId: hit.document.id,
-    title: hit.document.title,
-    mime: hit.document.mime,
-    page: hit.page,
-    pageEnd: hit.pageEnd,
-    start: hit.start,
-    end: hit.end,
-    text: hit.chunk.text,
-    score: hit.score,
-    ranks: hit.ranks,
-  }));
+  const sources = prompt.sources.map(sourceView);
   emit({ type: "sources", sources, dropped: prompt.dropped.length, promptTokens: prompt.promptTokens, retrievalMs });
   let answer = "";
   for await (const piece of chat.stream(prompt.messages, { maxTokens: prompt.maxAnswerTokens, signal })) {
@@ -312,6 +350,8 @@ async function handle(id: number, req: RagRequest, signal: AbortSignal): Promise
       return stats();
     case "ask":
       return ask(req.question, req.k, emit, signal);
+    case "retrieve":
+      return retrieve(req.spec, signal);
     case "passage":
       return passage(req.docId, req.start, req.end);
     case "cancel":
