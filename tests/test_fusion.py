@@ -96,3 +96,42 @@ def test_other_shapes_keep_their_kernels(func: str) -> None:
     """Only static single-token shapes are fused: prefill's GEMMs (and batch_decode's symbolic batch)
     are left as they were."""
     assert _kernels(_legalized(True), func) == _kernels(_legalized(False), func)
+
+
+def _gated(n: int, sections: int, seq: int = 1) -> relax.Function:
+    """silu(split(x, sections)[0]) * split(x, sections)[1] on a [1, seq, n] tensor."""
+    from tvm.relax.frontend import nn
+
+    class Gate(nn.Module):
+        def forward(self, x: nn.Tensor) -> nn.Tensor:
+            parts = nn.op.split(x, sections, axis=-1)
+            return nn.op.silu(parts[0]) * parts[1]
+
+    mod, _ = Gate().export_tvm(spec={"forward": {"x": nn.spec.Tensor([1, seq, n], "float32")}})
+    return mod["forward"]
+
+
+@pytest.mark.parametrize(
+    ("n", "sections", "seq", "rewritten"),
+    [(8, 2, 1, True), (12, 3, 1, False), (8, 2, 4, False)],
+    ids=["halves", "three-way split", "several tokens"],
+)
+def test_gate_rewrite_only_for_single_token_halves(n: int, sections: int, seq: int, rewritten: bool) -> None:
+    from hearth.build.fusion import _gate_from_two_buffers
+
+    func = _gated(n, sections, seq)
+    out = _gate_from_two_buffers(func)
+    assert ("strided_slice" in out.script()) == rewritten
+    if not rewritten:
+        tvm.ir.assert_structural_equal(out, func)
+        return
+    # The rewrite computes the same values (here on the CPU, both as plain Relax).
+    import numpy as np
+
+    x = np.random.default_rng(0).standard_normal((1, seq, n)).astype("float32")
+    results = []
+    for f in (func, out):
+        exe = relax.build(tvm.IRModule({"main": f.with_attr("global_symbol", "main")}), target="llvm")
+        vm = relax.VirtualMachine(exe, tvm.cpu())
+        results.append(vm["main"](tvm.runtime.tensor(x)).numpy())
+    np.testing.assert_array_equal(results[0], results[1])

@@ -55,7 +55,9 @@ def _gate_from_two_buffers(func: relax.Function) -> relax.Function:
         src = matches[gu]
         split = matches[parts]
         static = _single_token_shape(src.ty)
-        if static is None or static[1] % 2 or int(split.attrs.axis) not in (-1, static[0] - 1):
+        sections = split.attrs.indices_or_sections
+        halves = isinstance(sections, tvm.tirx.IntImm) and int(sections) == 2  # not split(x, 3) or at indices
+        if static is None or static[1] % 2 or not halves or int(split.attrs.axis) not in (-1, static[0] - 1):
             return expr
         rank, n = static
         half = n // 2
