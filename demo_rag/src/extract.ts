@@ -53,24 +53,34 @@ export const EXTRACT_SYSTEM =
 export const EXTRACT_TASK = "What is the document's title, and which dates, people, organizations and amounts (money, counts) do the sources mention?";
 export const EXTRACT_INSTRUCTION = 'Reply with JSON: {"title": "...", "dates": [], "people": [], "organizations": [], "amounts": []}.';
 
+/**
+ * Reply tokens for a context window: {@link EXTRACT_MAX_TOKENS}, or half a small window (the other half
+ * holds the instructions and at least the start of a passage); a record longer than that ends "length".
+ */
+export function extractReplyTokens(contextWindow: number): number {
+  return Math.max(16, Math.min(EXTRACT_MAX_TOKENS, Math.floor(contextWindow / 2)));
+}
+
 /** What the RAG worker retrieves and how it builds the prompt (the page then adds the response_format). */
-export function extractRetrieveSpec(): RetrieveSpec {
+export function extractRetrieveSpec(contextWindow: number): RetrieveSpec {
   return {
     query: EXTRACT_QUERY,
     k: EXTRACT_TOP_K,
-    task: EXTRACT_TASK,
-    system: EXTRACT_SYSTEM,
-    instruction: EXTRACT_INSTRUCTION,
-    maxAnswerTokens: EXTRACT_MAX_TOKENS,
+    // A small window (a test model's 256 tokens) cannot hold the full instructions and a passage: the
+    // schema tells the shape anyway, so the words can shrink to the task alone.
+    ...(contextWindow >= 1024
+      ? { task: EXTRACT_TASK, system: EXTRACT_SYSTEM, instruction: EXTRACT_INSTRUCTION }
+      : { task: "Title, dates, people, organizations, amounts?", system: "Fill the JSON record from the sources.", instruction: "" }),
+    maxAnswerTokens: extractReplyTokens(contextWindow),
   };
 }
 
 /** The chat request: the built prompt, greedy decoding, the schema as OpenAI's json_schema response_format. */
-export function buildExtractRequest(messages: PromptMessages): ChatCompletionCreateParamsNonStreaming {
+export function buildExtractRequest(messages: PromptMessages, maxTokens: number): ChatCompletionCreateParamsNonStreaming {
   if (messages.length === 0) throw new Error("buildExtractRequest: no prompt messages (retrieve first)");
   return {
     messages: messages.map((m) => ({ role: m.role, content: m.content })),
-    max_tokens: EXTRACT_MAX_TOKENS,
+    max_tokens: maxTokens,
     // Greedy: the record should be the same on every press of the button.
     temperature: 0,
     response_format: {
@@ -111,15 +121,15 @@ function cleanList(value: unknown, field: string): string[] | string {
   return out;
 }
 
-/** The model's reply as a record, or why there is none (in words the page shows as they are). */
-export function parseExtractReply(choice: ReplyChoice): ExtractResult {
+/** The model's reply as a record, or why there is none (in words the page shows as they are); `maxTokens` is the request's. */
+export function parseExtractReply(choice: ReplyChoice, maxTokens: number): ExtractResult {
   const refusal = choice.message.refusal;
   if (typeof refusal === "string" && refusal !== "") return fail("refused", `The model declined: ${refusal}`);
   if (choice.finish_reason === "abort") return fail("stopped", "Stopped.");
   if (choice.finish_reason === "length") {
     return fail(
       "length",
-      `The model used all ${EXTRACT_MAX_TOKENS} reply tokens before the record was complete, so nothing is shown. Try again with fewer or shorter documents.`,
+      `The model used all ${maxTokens} reply tokens before the record was complete, so nothing is shown. Try again with fewer or shorter documents.`,
     );
   }
   const text = choice.message.content?.trim() ?? "";

@@ -548,7 +548,8 @@ async function extract(): Promise<void> {
   }
   askPanel.setBusy(true);
   const controller = new AbortController();
-  const retrieval = rag.retrieve(extractRetrieveSpec());
+  const spec = extractRetrieveSpec(engine.model.maxSequenceLength);
+  const retrieval = rag.retrieve(spec);
   stopExtract = () => {
     retrieval.cancel();
     controller.abort(new DOMException("cancelled by the user", "AbortError"));
@@ -560,13 +561,13 @@ async function extract(): Promise<void> {
       failed("No passage found.", "The search found nothing to read in your documents.");
       return;
     }
-    const reply = await engine.chat.completions.create(buildExtractRequest(found.messages), { signal: controller.signal });
+    const reply = await engine.chat.completions.create(buildExtractRequest(found.messages, spec.maxAnswerTokens), { signal: controller.signal });
     const choice = reply.choices[0];
     if (choice === undefined) {
       failed("No reply.", "The model returned no choice.");
       return;
     }
-    const parsed = parseExtractReply(choice);
+    const parsed = parseExtractReply(choice, spec.maxAnswerTokens);
     const totalMs = performance.now() - card.started;
     if (!parsed.ok) {
       state.lastExtract = { record: null, error: parsed.message, sources: found.sources.length, finishReason: choice.finish_reason };
@@ -583,6 +584,7 @@ async function extract(): Promise<void> {
   } catch (err) {
     const name = (err as { name?: string }).name;
     if (name === "AbortError") failed("", "Stopped.");
+    else if (name === "PromptTooLongError") failed("The chat model's context is too small for Extract:", errorMessage(err));
     else {
       const x = explainLoadError(err);
       failed(`${x.title}:`, errorMessage(err));

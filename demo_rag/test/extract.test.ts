@@ -10,6 +10,7 @@ import {
   citeRecord,
   EXTRACT_MAX_TOKENS,
   EXTRACT_SCHEMA,
+  extractReplyTokens,
   extractRetrieveSpec,
   MAX_CHARS,
   MAX_ITEMS,
@@ -36,7 +37,7 @@ const GOOD = {
 };
 
 test("buildExtractRequest: greedy, bounded, OpenAI json_schema; the SDK accepts the schema (xgrammar compiles it)", async () => {
-  const req = buildExtractRequest(MESSAGES);
+  const req = buildExtractRequest(MESSAGES, EXTRACT_MAX_TOKENS);
   assert.equal(req.max_tokens, EXTRACT_MAX_TOKENS);
   assert.equal(req.temperature, 0);
   assert.notEqual(req.stream, true);
@@ -48,14 +49,19 @@ test("buildExtractRequest: greedy, bounded, OpenAI json_schema; the SDK accepts 
   // The real check create() runs: an unsupported keyword would be an InvalidRequestError here.
   const checked = await validateChatRequest(req);
   assert.equal(checked.response_format?.type, "json_schema");
-  assert.throws(() => buildExtractRequest([]), /no prompt messages/);
-  const spec = extractRetrieveSpec();
+  assert.throws(() => buildExtractRequest([], EXTRACT_MAX_TOKENS), /no prompt messages/);
+  const spec = extractRetrieveSpec(4096);
   assert.equal(spec.maxAnswerTokens, EXTRACT_MAX_TOKENS);
   assert.ok(spec.query.length > 0 && spec.k > 0);
+  // A small context window (the 256-token test model) keeps half of it for the prompt.
+  const small = extractRetrieveSpec(256);
+  assert.equal(small.maxAnswerTokens, 128);
+  assert.ok(small.system.length + small.task.length + small.instruction.length < (spec.system + spec.task + spec.instruction).length / 3);
+  assert.equal(extractReplyTokens(20), 16);
 });
 
 test("the same schema with a keyword the grammar does not enforce is refused, naming it (so the check above can fail)", async () => {
-  const req = buildExtractRequest(MESSAGES);
+  const req = buildExtractRequest(MESSAGES, EXTRACT_MAX_TOKENS);
   assert.ok(req.response_format?.type === "json_schema");
   const schema = structuredClone(req.response_format.json_schema.schema) as { properties: { people: Record<string, unknown> } };
   schema.properties.people["uniqueItems"] = true;
@@ -64,21 +70,21 @@ test("the same schema with a keyword the grammar does not enforce is refused, na
 });
 
 test("parseExtractReply: a complete reply of the schema's shape is a record (values trimmed, repeats dropped)", () => {
-  const r = parseExtractReply(reply(JSON.stringify(GOOD)));
+  const r = parseExtractReply(reply(JSON.stringify(GOOD)), EXTRACT_MAX_TOKENS);
   assert.ok(r.ok);
   assert.deepEqual(r.record, { ...GOOD, people: ["Linnea Orskstrom"] });
-  const empty = parseExtractReply(reply('{"title": "", "dates": [], "people": [], "organizations": [], "amounts": []}'));
+  const empty = parseExtractReply(reply('{"title": "", "dates": [], "people": [], "organizations": [], "amounts": []}'), EXTRACT_MAX_TOKENS);
   assert.ok(empty.ok);
   assert.deepEqual(empty.record.people, []);
 });
 
 test("parseExtractReply: cut by max_tokens ('length') is never a record, even when the text happens to parse", () => {
   const cut = JSON.stringify(GOOD).slice(0, 50);
-  const r = parseExtractReply(reply(cut, "length"));
+  const r = parseExtractReply(reply(cut, "length"), 128);
   assert.ok(!r.ok);
   assert.equal(r.reason, "length");
-  assert.match(r.message, new RegExp(`all ${EXTRACT_MAX_TOKENS} reply tokens`));
-  const parses = parseExtractReply(reply(JSON.stringify(GOOD), "length"));
+  assert.match(r.message, /all 128 reply tokens/);
+  const parses = parseExtractReply(reply(JSON.stringify(GOOD), "length"), EXTRACT_MAX_TOKENS);
   assert.ok(!parses.ok && parses.reason === "length");
 });
 
@@ -99,7 +105,7 @@ test("parseExtractReply: refusal, stop, empty, not JSON, wrong shape: a message,
     [reply(JSON.stringify({ title: "t", dates: [], people: [], organizations: [] })), "invalid", /"amounts" is not a list/],
   ];
   for (const [choice, reason, message] of cases) {
-    const r = parseExtractReply(choice);
+    const r = parseExtractReply(choice, EXTRACT_MAX_TOKENS);
     assert.ok(!r.ok, `${JSON.stringify(choice)} should fail`);
     assert.equal(r.reason, reason, JSON.stringify(choice));
     assert.match(r.message, message);
@@ -111,7 +117,7 @@ test("citeRecord: each value cites the passages that hold it word for word (thou
     { n: 1, text: "Marrhaven Optics: company profile\nMarrhaven Optics was founded in 1936. The chief executive officer is\nLinnea Orskstrom." },
     { n: 2, text: "Marrhaven Optics employs 8568 people across its offices." },
   ];
-  const r = parseExtractReply(reply(JSON.stringify({ ...GOOD, dates: ["1936", "1999"] })));
+  const r = parseExtractReply(reply(JSON.stringify({ ...GOOD, dates: ["1936", "1999"] })), EXTRACT_MAX_TOKENS);
   assert.ok(r.ok);
   const cited = citeRecord(r.record, sources);
   assert.deepEqual(cited.title, { value: GOOD.title, sources: [1] });

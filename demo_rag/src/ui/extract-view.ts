@@ -16,6 +16,8 @@ export class ExtractCard {
   private readonly statusEl: HTMLElement;
   private readonly bodyEl: HTMLElement;
   private readonly sourcesEl: HTMLElement;
+  /** Hidden until passages are found: a card that failed before retrieval has no sources to head. */
+  private readonly sourcesHead = h("div", { class: "sources-head", hidden: true }, "Sources");
   private readonly metricsEl: HTMLElement;
   private sources: SourceView[] = [];
   readonly started = performance.now();
@@ -41,7 +43,7 @@ export class ExtractCard {
       ),
       this.statusEl,
       this.bodyEl,
-      h("div", { class: "sources-head" }, "Sources"),
+      this.sourcesHead,
       this.sourcesEl,
       this.metricsEl,
     );
@@ -49,6 +51,7 @@ export class ExtractCard {
 
   setSources(sources: SourceView[], dropped: number, retrievalMs: number): void {
     this.sources = sources;
+    this.sourcesHead.hidden = false;
     this.el.dataset["state"] = "generating";
     this.statusEl.textContent = `found ${sources.length} passage${sources.length === 1 ? "" : "s"} in ${formatMs(retrievalMs)}${dropped > 0 ? ` (${dropped} more did not fit the model's context)` : ""} · filling the record on this device…`;
     this.sourcesEl.replaceChildren(...sources.map((s) => sourceItem(s, this.openSource)));
