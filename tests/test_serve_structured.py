@@ -19,7 +19,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from hearth.serve.app import create_app
-from hearth.serve.tool_calls import ToolCallStream, parse_tool_calls
+from hearth.serve.tool_calls import ToolCallStream, hermes_tool_prompt, parse_tool_calls, template_input
 from structured_schemas import SCHEMAS, TOOLS, WEATHER
 from test_serve import _start_server
 from test_serve_native import CHAT, CHAT_ID
@@ -229,10 +229,12 @@ def test_round_trip_with_a_tool_result(client: openai.OpenAI) -> None:
         first.choices[0].message.model_dump(exclude_none=True),  # echoed back as the client returned it
         {"role": "tool", "tool_call_id": call.id, "content": result},
     ]
+    # tool_choice "none": the 256-token window holds the history, not the tool prompt on top of it.
     second = client.chat.completions.create(
         model=CHAT_ID,
         messages=history,  # type: ignore[arg-type]
         tools=TOOLS,  # type: ignore[arg-type]
+        tool_choice="none",
         max_tokens=24,
         temperature=0,
     )
@@ -243,6 +245,7 @@ def test_round_trip_with_a_tool_result(client: openai.OpenAI) -> None:
         model=CHAT_ID,
         messages=history[:2],  # type: ignore[arg-type]
         tools=TOOLS,  # type: ignore[arg-type]
+        tool_choice="none",
         max_tokens=1,
         temperature=0,
     )
@@ -421,3 +424,51 @@ def test_hermes_parser_whole_and_streamed(text: str, content: str | None, calls:
         assert (streamed or None) == got_content
         assert [(h["function"]["name"], a) for h, a in zip(heads, args)] == calls
         assert [h["index"] for h in heads] == list(range(len(calls)))
+
+
+# -- tools on a template that renders none ------------------------------------------------------
+
+
+def test_template_without_tools_gets_the_tool_prompt(client: openai.OpenAI) -> None:
+    """The test model's template renders no tools (as SmolLM2's): the tools reach the prompt as Qwen2.5's
+    tool prompt in the system message, as the SDK writes it (service/tool-prompt.ts); tool_choice "none"
+    leaves them out."""
+    question = [{"role": "user", "content": "What is the weather in Paris?"}]
+    # One small tool: the trained model's window is 256 tokens.
+    tools = [{"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}}]
+
+    def prompt_tokens(max_tokens: int = 1, **kw: object) -> int:
+        r = client.chat.completions.create(
+            model=CHAT_ID,
+            messages=question,  # type: ignore[arg-type]
+            max_tokens=max_tokens,
+            temperature=0,
+            **kw,  # type: ignore[arg-type]
+        )
+        assert r.usage is not None
+        return r.usage.prompt_tokens
+
+    bare = prompt_tokens()
+    with_tools = prompt_tokens(tools=tools)
+    assert with_tools - bare >= len(hermes_tool_prompt(tools).split())  # the instructions and the signature
+    assert prompt_tokens(tools=tools, tool_choice="none") == bare
+    # A forced call is written by its grammar: no tool prompt (it would not fit small windows).
+    assert prompt_tokens(tools=tools, tool_choice="required", max_tokens=40) == bare
+
+
+def test_template_input_places_the_tool_prompt_and_results() -> None:
+    tools = [WEATHER]
+    plain = "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}"
+    msgs, passed = template_input([{"role": "user", "content": "hi"}], tools, plain)
+    assert passed is None and msgs[0]["role"] == "system" and msgs[0]["content"] == hermes_tool_prompt(tools)
+    assert '"name":"get_weather"' in msgs[0]["content"]  # compact, as JSON.stringify writes it in the SDK
+    msgs, _ = template_input(
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}], tools, plain
+    )
+    assert msgs[0]["content"].startswith("Be brief.\n\n# Tools") and len(msgs) == 2
+    msgs, _ = template_input([{"role": "tool", "tool_call_id": "call_1", "content": "21 C"}], None, plain)
+    assert msgs[0]["content"] == "<tool_response>\n21 C\n</tool_response>"
+    # A template that renders tools itself gets them, and the messages unchanged.
+    knows = "{% if tools %}{{ tools | tojson }}{% endif %}{% for m in messages %}{{ m.tool_calls }}{% endfor %}"
+    msgs, passed = template_input([{"role": "user", "content": "hi"}], tools, knows)
+    assert passed == tools and msgs == [{"role": "user", "content": "hi"}]

@@ -56,7 +56,7 @@ from .native_runner import ClientGone, Runner, watch_disconnect
 from .native_schemas import UNSUPPORTED_CHAT, ChatRequest, EmbeddingRequest, openapi_body
 from .openai_errors import ApiError, error, validation_error
 from .structured import Constraint, GrammarSpec, StructuredError, grammars_for, response_format_spec
-from .tool_calls import ToolCallStream, ToolPlan, parse_tool_calls, plan_tools, template_messages
+from .tool_calls import ToolCallStream, ToolPlan, parse_tool_calls, plan_tools, template_input
 
 log = logging.getLogger("hearth.serve")
 
@@ -295,9 +295,14 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
                     param="logit_bias",
                 )
         plan, grammar = _output_plan(req)
-        messages = template_messages([m.template_message() for m in req.messages], model.chat_template)
+        messages, tools = template_input(
+            [m.template_message() for m in req.messages],
+            plan.template_tools(),
+            model.chat_template,
+            free_call=plan.mode == "auto",
+        )
         try:
-            prompt = await runner.call(slot, model.prompt_ids, messages, plan.template_tools())
+            prompt = await runner.call(slot, model.prompt_ids, messages, tools)
         except ValueError as e:
             raise ApiError(400, str(e), param="messages") from None
         constraint: TokenConstraint | None = None

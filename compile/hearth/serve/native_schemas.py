@@ -128,7 +128,7 @@ class Message(BaseModel):
         return self.content if isinstance(self.content, str) else "\n".join(p.text for p in self.content)
 
     def template_message(self) -> dict[str, Any]:
-        """The message as a chat template takes it (tool_calls.template_messages finishes the tool parts)."""
+        """The message as a chat template takes it (tool_calls.template_input finishes the tool parts)."""
         out: dict[str, Any] = {"role": self.template_role(), "content": self.text()}
         if self.tool_calls is not None:
             out["content"] = None if self.content is None else self.text()

@@ -13,8 +13,9 @@ template that renders tools that way):
   no such tool, stays text. `ToolCallStream` does the same on a stream: content deltas until a block
   starts, then OpenAI's tool-call deltas (a first one with index, id, type, name and arguments "", then
   the arguments), each once its block is complete.
-- `template_messages` renders a conversation with assistant tool_calls and role "tool" results for the
-  chat template; a template that knows no tool_calls gets the calls as Hermes text in the content.
+- `template_input` renders a conversation with assistant tool_calls and role "tool" results for the
+  chat template; a template that knows no tool_calls gets the calls as Hermes text in the content, and
+  one that renders no tools gets Qwen2.5's tool prompt in the system message (as the SDK does).
 """
 
 from __future__ import annotations
@@ -264,14 +265,57 @@ def _hermes_text(calls: list[dict[str, Any]]) -> str:
     return "\n".join(blocks)
 
 
-def template_messages(messages: list[dict[str, Any]], template: str | None) -> list[dict[str, Any]]:
+def template_input(
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    template: str | None,
+    free_call: bool = True,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """(messages, tools) as the chat template takes them; the SDK's service/tool-prompt.ts does the same.
+
+    A template that renders tools (its source mentions `tools`: Qwen2.5, Qwen3) gets them as transformers
+    passes them. One that does not (SmolLM2's, the tiny test models') would drop them silently, so when
+    the model writes any call itself (`free_call`: tool_choice "auto") Qwen2.5's Hermes tool prompt goes
+    into the system message instead. A forced call (required, named) is written by its grammar, and the
+    prompt (~400 tokens for two tools) would not fit small models' windows."""
+    knows_calls = template is not None and "tool_calls" in template
+    out = template_messages(messages, knows_calls)
+    if not tools:
+        return out, None
+    if template is not None and re.search(r"\btools\b", template):
+        return out, tools
+    if not free_call:
+        return out, None
+    prompt = hermes_tool_prompt(tools)
+    if out and out[0].get("role") == "system":
+        out[0] = {**out[0], "content": f"{out[0].get('content') or ''}\n\n{prompt}"}
+    else:
+        out.insert(0, {"role": "system", "content": prompt})
+    return out, None
+
+
+def hermes_tool_prompt(tools: list[dict[str, Any]]) -> str:
+    """Qwen2.5's tool instructions (its chat template's text); tools compact, as the SDK writes them."""
+    listed = "".join("\n" + json.dumps(t, ensure_ascii=False, separators=(",", ":")) for t in tools)
+    return (
+        "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+        "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
+        f"{listed}\n</tools>\n\nFor each function call, return a json object with function name and arguments "
+        f'within {OPEN}{CLOSE} XML tags:\n{OPEN}\n{{"name": <function-name>, "arguments": <args-json-object>}}\n{CLOSE}'
+    )
+
+
+def template_messages(messages: list[dict[str, Any]], knows_calls: bool) -> list[dict[str, Any]]:
     """Messages as the chat template takes them. Assistant tool_calls carry their arguments parsed
     (templates write them with `| tojson`); a template that never mentions tool_calls gets them as
-    Hermes text in the content instead, so the model still sees what it called."""
-    knows_calls = template is not None and "tool_calls" in template
+    Hermes text in the content instead, and tool results inside <tool_response>, so the model still
+    sees what it called and what came back."""
     out = []
     for m in messages:
         calls = m.get("tool_calls")
+        if not knows_calls and m.get("role") == "tool":
+            out.append({**m, "content": f"<tool_response>\n{m.get('content') or ''}\n</tool_response>"})
+            continue
         if not calls:
             out.append(m)
             continue

@@ -72,7 +72,7 @@ export function prepareChat(loaded: LoadedChatModel, req: ChatCompletionRequest,
   }
   const maxTokens = req.max_completion_tokens ?? req.max_tokens ?? null;
   const encode = (messages: readonly ChatCompletionMessageParam[]): number[] => {
-    const input = templateInput(messages, plan.tools, template.source);
+    const input = templateInput(messages, plan.tools, template.source, plan.grammar === null);
     const text = template.render(
       input.messages,
       input.tools === undefined ? { add_generation_prompt: true } : { add_generation_prompt: true, tools: input.tools },

@@ -45,8 +45,18 @@ export function hermesToolPrompt(tools: readonly ChatCompletionTool[]): string {
   );
 }
 
-/** The template's messages (and tools) for a validated request's messages. */
-export function templateInput(messages: readonly ChatCompletionMessageParam[], tools: readonly ChatCompletionTool[], templateSource: string): TemplateInput {
+/**
+ * The template's messages (and tools) for a validated request's messages. `freeCall`: the model writes
+ * any call itself (tool_choice "auto"); only then does a template without tools get the Hermes prompt.
+ * A forced call (required, a named function) is written by its grammar, and the prompt (~400 tokens
+ * for two tools) would not fit small models' windows; the native /v1 server does the same.
+ */
+export function templateInput(
+  messages: readonly ChatCompletionMessageParam[],
+  tools: readonly ChatCompletionTool[],
+  templateSource: string,
+  freeCall = true,
+): TemplateInput {
   const knows = templateKnowsTools(templateSource);
   const out: ChatMessage[] = messages.map((m) => {
     const { content, tool_calls: rawCalls, ...rest } = m;
@@ -65,6 +75,7 @@ export function templateInput(messages: readonly ChatCompletionMessageParam[], t
   });
   if (tools.length === 0) return { messages: out };
   if (knows.tools) return { messages: out, tools: tools.map((t) => ({ ...t }) as unknown as Record<string, unknown>) };
+  if (!freeCall) return { messages: out };
   const prompt = hermesToolPrompt(tools);
   const first = out[0];
   if (first?.role === "system") out[0] = { ...first, content: `${first.content}\n\n${prompt}` };
