@@ -31,7 +31,7 @@ GGUF_SOURCE = "gguf_source.json"
 GGUF_MAGIC = b"GGUF"
 # Hearth families that a GGUF can come in as: llama.cpp's `general.architecture` -> the HF
 # model_type transformers gives it. Others are refused before any heavy work.
-SUPPORTED_GGUF_ARCHITECTURES = {"llama": "llama", "mistral": "mistral", "qwen2": "qwen2"}
+SUPPORTED_GGUF_ARCHITECTURES = {"llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "gemma3": "gemma3_text"}
 # Used (with a warning) when the file carries no chat template: ChatML, which SmolLM2, Qwen2 and
 # many llama fine-tunes use. Documented in docs/gguf.md.
 DEFAULT_CHAT_TEMPLATE = (
@@ -132,7 +132,7 @@ def _check_supported(path: Path, reader: Any) -> str:
     if arch not in SUPPORTED_GGUF_ARCHITECTURES:
         raise GGUFError(
             f"{path.name}: GGUF architecture {arch!r} is not supported. Supported GGUF architectures: "
-            f"{', '.join(sorted(SUPPORTED_GGUF_ARCHITECTURES))} (Hearth's llama and qwen2 families)."
+            f"{', '.join(sorted(SUPPORTED_GGUF_ARCHITECTURES))} (Hearth's llama, qwen2 and gemma3 families)."
         )
     from gguf import GGMLQuantizationType
     from gguf.quants import _type_traits  # noqa: PLC2701 - the table of types gguf can dequantize
