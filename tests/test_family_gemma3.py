@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import family_parity as fp
-from hearth.models import UnsupportedConfigError, config_from_hf
+from hearth.models import UnsupportedConfigError, config_from_hf, export_model
 
 S, F = "sliding_attention", "full_attention"
 GEMMA = dict(num_hidden_layers=3, head_dim=16, query_pre_attn_scalar=24, hidden_activation="gelu_pytorch_tanh")
@@ -147,3 +147,14 @@ def test_float16_activations_are_refused() -> None:
     arch, c = config_from_hf(_cfg(layer_types=[S, S, S, S, S, F]))
     with pytest.raises(UnsupportedConfigError, match="q4f32_1 or q0f32"):
         arch.model_class(c, dtype="float16", target="webgpu")
+
+
+def test_webgpu_window_with_wide_heads_is_refused() -> None:
+    """TVM 0.27's WebGPU sliding-window attention is wrong past the window for head_dim >= 64
+    (measured; see docs/benchmarks.md, Gemma 3 270M): such a webgpu build is refused unless the
+    context fits in the window."""
+    arch, c = config_from_hf(_cfg(layer_types=[S, S, S, S, S, F]))  # head_dim 256, window 512
+    with pytest.raises(UnsupportedConfigError, match="context-window-size <= 512"):
+        export_model(arch.model_class(c, dtype="float32", target="webgpu"))
+    _, c = config_from_hf(_cfg(layer_types=[S, S, S, S, S, F]), context_window_size=512)
+    export_model(arch.model_class(c, dtype="float32", target="webgpu"))  # never slides: allowed
