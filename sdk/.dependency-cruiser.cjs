@@ -2,7 +2,7 @@
 // folder, the layers below it and errors/; never a layer above it, and nothing may form a cycle (type-only
 // imports included: a type cycle is still a design cycle).
 //
-//   client -> service -> decoder | encoder -> load -> runtime -> sample -> tokenize -> grammar      errors: leaf
+//   client -> service -> decoder | encoder -> load -> runtime -> sample -> tokenize -> grammar -> platform      errors: leaf
 //   testing (the smoke runner) sits on runtime; rag stands alone; index.ts and engine.ts are the public facades.
 //
 // The main-thread client must stay small (sdk/README.md: importable alone): at run time it loads only client/,
@@ -21,6 +21,8 @@ const LAYERS = [
   ["tokenize"],
   // Constrained decoding (xgrammar): takes a vocabulary as plain data, so it needs no other layer.
   ["grammar"],
+  // Environment probes (is this Node?) that the loaders share; imports nothing.
+  ["platform"],
 ];
 
 const rank = new Map(LAYERS.flatMap((names, i) => names.map((n) => [n, i])));

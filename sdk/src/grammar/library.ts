@@ -14,6 +14,7 @@
  */
 import type * as Xg from "@mlc-ai/web-xgrammar";
 import { MODULE_ARG, patchXgrammarSource } from "./source.js";
+import { type NodeProcessLike, nodeProcess } from "../platform/node.js";
 
 /** xgrammar's exports, as typed by the package. */
 export type XgrammarModule = typeof Xg;
@@ -25,18 +26,6 @@ export interface XgrammarHooks {
 }
 
 export type XgrammarFactory = (hooks: XgrammarHooks) => XgrammarModule;
-
-interface NodeProcessLike {
-  versions?: { node?: string };
-  getBuiltinModule?: (id: string) => unknown;
-}
-
-function nodeProcess(): NodeProcessLike | undefined {
-  const proc: unknown = (globalThis as { process?: unknown }).process;
-  if (typeof proc !== "object" || proc === null) return undefined;
-  const p = proc as NodeProcessLike;
-  return typeof p.versions?.node === "string" ? p : undefined;
-}
 
 function checkModule(mod: unknown, from: string): XgrammarModule {
   const m = mod as Partial<XgrammarModule> | null | undefined;

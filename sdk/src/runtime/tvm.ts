@@ -8,23 +8,12 @@
  *   the same UMD file (scripts/vendor-tvmjs.mjs); it is imported relative to this module.
  */
 import type { TvmArtifactCache, TvmInstance, TvmjsModule, TvmVirtualMachine } from "./tvmjs-types.js";
+import { nodeProcess } from "../platform/node.js";
 
 export type Logger = (msg: string) => void;
 
 /** A `fetch`-compatible function (the engine only needs GET + signal). */
 export type FetchLike = (url: string, init?: { signal?: AbortSignal }) => Promise<Response>;
-
-interface NodeProcessLike {
-  versions?: { node?: string };
-  getBuiltinModule?: (id: string) => unknown;
-}
-
-function nodeProcess(): NodeProcessLike | undefined {
-  const proc: unknown = (globalThis as { process?: unknown }).process;
-  if (typeof proc !== "object" || proc === null) return undefined;
-  const p = proc as NodeProcessLike;
-  return typeof p.versions?.node === "string" ? p : undefined;
-}
 
 function asTvmjs(mod: unknown, from: string): TvmjsModule {
   const m = mod as Partial<TvmjsModule> | null | undefined;
