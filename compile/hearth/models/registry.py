@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import HearthError
-from . import bert, gemma3, llama, qwen2, qwen3
+from . import bert, gemma3, llama, phi3, qwen2, qwen3
 from .param_source import ParamSource
 
 
@@ -45,6 +45,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("qwen2", ("qwen2",), qwen2.Qwen2Config, qwen2.Qwen2ForCausalLM, qwen2.param_map),
         Architecture("qwen3", ("qwen3",), qwen3.Qwen3Config, qwen3.Qwen3ForCausalLM, qwen3.param_map),
         Architecture("gemma3", ("gemma3_text",), gemma3.Gemma3Config, gemma3.Gemma3ForCausalLM, gemma3.param_map),
+        Architecture("phi3", ("phi3",), phi3.Phi3Config, phi3.Phi3ForCausalLM, phi3.param_map),
         Architecture(
             "bert", bert.BertConfig.hf_model_types, bert.BertConfig, bert.BertModel, bert.param_map, task="embedding"
         ),

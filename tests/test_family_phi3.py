@@ -1,0 +1,227 @@
+"""Phi-3 (hearth.models.phi3) against transformers' Phi3ForCausalLM: random small checkpoints
+(GQA, fused qkv_proj / gate_up_proj, LongRoPE with distinct short and long factors and its attention
+factor, partial rotary, tied and untied head) compiled by `compile_package`.
+See family_parity.py for what each comparison means."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import transformers
+
+import family_parity as fp
+from hearth.models import UnsupportedConfigError, config_from_hf
+
+
+def _longrope(half: int) -> dict:
+    # Short factors that differ per frequency (a model ignoring them is off by far more than 1e-3);
+    # long factors unlike them, so using the wrong set would show too.
+    return {
+        "type": "longrope",
+        "short_factor": [1.0 + 0.15 * i for i in range(half)],
+        "long_factor": [3.0 + 0.5 * i for i in range(half)],
+    }
+
+
+CASES = {
+    # Phi-3.5-mini's shape: full rotary, LongRoPE, untied. The compiled context is left to the
+    # default, which is original_max_position_embeddings (128) here; attention factor 1.195.
+    "phi3-longrope-untied": dict(
+        tie_word_embeddings=False,
+        max_position_embeddings=1024,
+        original_max_position_embeddings=128,
+        rope_scaling=_longrope(8),
+    ),
+    # Phi-4-mini's: partial rotary (12 of 16 features), LongRoPE, tied, one KV head, and a
+    # sliding_window longer than the context (as Phi-3.5's 262144), which never slides.
+    "phi3-partial-tied": dict(
+        tie_word_embeddings=True,
+        num_key_value_heads=1,
+        partial_rotary_factor=0.75,
+        max_position_embeddings=512,
+        original_max_position_embeddings=128,
+        rope_scaling=_longrope(6),
+        rope_theta=250000.0,
+        sliding_window=4096,
+    ),
+}
+CONTEXT = {"phi3-partial-tied": 128}  # explicit --context-window-size; the other case uses the default
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("phi3")
+    return {
+        name: fp.save_checkpoint(root / name, "Phi3Config", overrides, fp.randomize_norms)
+        for name, overrides in CASES.items()
+    }
+
+
+def _package(name: str, folder: Path, quant: str, targets: list[str]) -> tuple[Path, float]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "phi3 LongRoPE checkpoint: compiling a 128-token context")
+        return fp.package(folder, quant, targets, context_window_size=CONTEXT.get(name))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_rope_matches_transformers(name: str, checkpoints) -> None:
+    """The frequencies and attention factor Hearth compiles are the ones transformers rotates with."""
+    folder = checkpoints[name]
+    hf = fp.hf_model(folder)
+    cfg = hf.config.to_dict()
+    _, config = config_from_hf(cfg, context_window_size=128)
+    rotary = hf.model.rotary_emb
+    np.testing.assert_allclose(config.rope.inv_freq(config.head_dim), rotary.inv_freq.numpy(), rtol=1e-6)
+    assert math.isclose(config.rope.attention_factor, rotary.attention_scaling, rel_tol=1e-12)
+    assert config.rope.attention_factor > 1.1  # the factor is exercised, not 1
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_q0f32_matches_transformers(name: str, checkpoints, record_property) -> None:
+    folder = checkpoints[name]
+    pkg, seconds = _package(name, folder, "q0f32", ["llvm"])
+    errs = fp.check_against_hf(pkg, fp.hf_model(folder), fp.prompt())
+    record_property("max_abs_err", errs["max_abs_err"])
+    print(f"\n{name}: q0f32 max|dlogit| {errs['max_abs_err']:.3g}, 32 greedy equal, package {seconds:.1f}s")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_q4_matches_dequantized_transformers(name: str, checkpoints) -> None:
+    folder = checkpoints[name]
+    pkg, seconds = _package(name, folder, "q4f32_1", ["llvm", "webgpu"])
+    err = fp.prefill_error(pkg, fp.dequantized(fp.hf_model(folder), "q4f32_1"), fp.prompt())
+    print(f"\n{name}: q4f32_1 vs dequantized transformers max|dlogit| {err:.3g}, package {seconds:.1f}s")
+    assert err <= fp.LOGIT_TOL
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_webgpu_greedy_matches_native(name: str, checkpoints) -> None:
+    pkg, _ = _package(name, checkpoints[name], "q4f32_1", ["llvm", "webgpu"])
+    ids = fp.prompt(77, 48)
+    native = fp.native_greedy(pkg, ids, fp.NEW_TOKENS)
+    webgpu = fp.webgpu_greedy(pkg, ids, fp.NEW_TOKENS)["tokens"]
+    assert webgpu == native
+
+
+# ----------------------------------------------------------------------------------------------
+# Config reading and refusals (no compilation)
+
+
+def _cfg(**extra) -> dict:
+    return {
+        "model_type": "phi3",
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 256,
+        "max_position_embeddings": 4096,
+        **extra,
+    }
+
+
+def _phi35_mini(**extra) -> dict:
+    """Phi-3.5-mini-instruct's config.json layout (transformers 4.x), factors shortened to placeholders."""
+    return {
+        "model_type": "phi3",
+        "hidden_size": 3072,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "vocab_size": 32064,
+        "hidden_act": "silu",
+        "max_position_embeddings": 131072,
+        "original_max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-05,
+        "rope_theta": 10000.0,
+        "rope_scaling": {"type": "longrope", "short_factor": [1.05] * 48, "long_factor": [1.0 + i for i in range(48)]},
+        "sliding_window": 262144,
+        "tie_word_embeddings": False,
+        **extra,
+    }
+
+
+def test_config_reading() -> None:
+    arch, config = config_from_hf(_cfg())
+    assert arch.name == "phi3" and config.qkv_proj_name == "qkv_proj"
+    assert config.context_window_size == 4096 and not config.rope.longrope
+    assert config.rope.rotary_dim(config.head_dim) == 16 and config.rope.attention_factor == 1.0
+    model = arch.model_class(config, dtype="float32", target="llvm")
+    names = sorted(n for n, _ in model.named_parameters())
+    pmap = arch.param_map(config)
+    assert sorted(pmap) == names
+    # The fused projections are read as the checkpoint stores them (no q/k/v or gate/up split).
+    assert pmap["model.layers.0.self_attn.qkv_proj.weight"].hf_names == ("model.layers.0.self_attn.qkv_proj.weight",)
+    assert pmap["model.layers.1.mlp.gate_up_proj.weight"].hf_names == ("model.layers.1.mlp.gate_up_proj.weight",)
+    _, partial = config_from_hf(_cfg(rope_parameters={"rope_type": "default", "partial_rotary_factor": 0.5}))
+    assert partial.rope.rotary_dim(partial.head_dim) == 8
+
+
+def test_phi35_mini_defaults_to_its_original_context() -> None:
+    with pytest.warns(UserWarning, match="4096-token context"):
+        _, config = config_from_hf(_phi35_mini())
+    assert config.context_window_size == 4096 and config.rope.longrope
+    assert math.isclose(config.rope.attention_factor, math.sqrt(1 + math.log(32) / math.log(4096)))
+    np.testing.assert_allclose(config.rope.inv_freq(96)[:2], [1 / 1.05, 1 / (1.05 * 10000 ** (2 / 96))], rtol=1e-6)
+    # Old names of the same scaling ("su", "yarn") read as longrope, as in Phi3Config.
+    _, su = config_from_hf(
+        _phi35_mini(rope_scaling={**_phi35_mini()["rope_scaling"], "type": "su"}), context_window_size=2048
+    )
+    assert su.rope.short_factor == config.rope.short_factor
+
+
+def test_equal_factors_allow_a_longer_context() -> None:
+    rope = {"type": "longrope", "short_factor": [2.0] * 8, "long_factor": [2.0] * 8}
+    _, config = config_from_hf(_cfg(original_max_position_embeddings=1024, rope_scaling=rope))
+    assert config.context_window_size == 4096  # nothing switches, so the checkpoint's full length
+
+
+@pytest.mark.parametrize(
+    ("cfg", "kwargs", "named"),
+    [
+        # transformers switches to long_factor and recomputes the cache past 4096 tokens.
+        (
+            _phi35_mini(),
+            {"context_window_size": 8192},
+            "rope_scaling.rope_type='longrope'.*context-window-size <= 4096",
+        ),
+        (_cfg(rope_scaling={"rope_type": "linear", "factor": 2.0}), {}, "rope_type='linear'"),
+        (_cfg(rope_scaling={"rope_type": "dynamic", "factor": 2.0}), {}, "rope_type='dynamic'"),
+        (_cfg(rope_scaling={"type": "longrope", "short_factor": [1.0] * 8}), {}, "long_factor=None"),
+        (
+            _cfg(rope_scaling={"type": "longrope", "short_factor": [1.0] * 7, "long_factor": [1.0] * 7}),
+            {"context_window_size": 2048},
+            "short_factor='<7 numbers>'.*needs 8",
+        ),
+        # Phi-3-mini-4k-instruct: sliding_window 2047 with a 4096-token context.
+        (_cfg(sliding_window=2047), {}, "sliding_window=2047.*context-window-size <= 2047"),
+        (_cfg(hidden_act="gelu_new"), {}, "hidden_act='gelu_new'"),
+        (_cfg(partial_rotary_factor=0.5625), {}, "partial_rotary_factor=0.5625.*9 rotary features"),
+        (_cfg(partial_rotary_factor=1.5), {}, "partial_rotary_factor=1.5"),
+    ],
+)
+def test_unimplemented_options_are_refused(cfg: dict, kwargs: dict, named: str) -> None:
+    with pytest.raises(UnsupportedConfigError, match=named):
+        config_from_hf(cfg, **kwargs)
+
+
+def test_window_at_least_the_context_is_accepted() -> None:
+    _, config = config_from_hf(_cfg(sliding_window=2047), context_window_size=2047)
+    assert config.context_window_size == 2047
+
+
+def test_transformers_switches_factors_past_the_original_length() -> None:
+    """Why a longer context is refused: transformers' rotation depends on the sequence length."""
+    cfg = transformers.Phi3Config(**{**fp.COMMON, **CASES["phi3-longrope-untied"]})
+    rotary = transformers.models.phi3.modeling_phi3.Phi3RotaryEmbedding(cfg)
+    x = torch.zeros(1)
+    short = rotary(x, torch.arange(128)[None])[0][0, 5].clone()
+    long = rotary(x, torch.arange(129)[None])[0][0, 5]
+    assert not torch.allclose(short, long)  # position 5 rotates differently once the sequence passes 128
