@@ -12,8 +12,9 @@
 //   --decode             also "decoded" (decode(ids)), "decoded_skip" (skipSpecialTokens) and "streamed"
 //                        (StreamDecoder over ids, specials kept, joined + flush) per text
 //   --decode-ids FILE    JSON list of id lists -> "decoded_ids": [decode(ids), decode(ids, skip specials)] each
-//   --chat FILE          JSON list of {messages, add_generation_prompt?} -> "chat": one rendered string
-//                        (or {"error": name, "message": ...}) per conversation
+//   --chat FILE          JSON list of {messages, add_generation_prompt?, tools?, extra?} -> "chat": one
+//                        rendered string (or {"error": name, "message": ...}) per conversation; `extra`
+//                        holds more template variables (e.g. {"enable_thinking": false})
 // Also prints "vocab_size", "special" ({bos, eos, pad, unk} ids) and "encode_ms" (encode time, all texts).
 // Exit: 0 ok, 2 error (a JSON line {"error": ...} is still printed).
 import { existsSync, readFileSync } from "node:fs";
@@ -97,7 +98,10 @@ try {
     const template = await ChatTemplate.fromSources(sources);
     out.chat = chats.map((c) => {
       try {
-        return template.render(c.messages, { add_generation_prompt: c.add_generation_prompt ?? false });
+        const options = { add_generation_prompt: c.add_generation_prompt ?? false };
+        if (c.tools != null) options.tools = c.tools;
+        if (c.extra != null) options.extra = c.extra;
+        return template.render(c.messages, options);
       } catch (err) {
         return { error: err?.name ?? "Error", message: String(err?.message ?? err) };
       }

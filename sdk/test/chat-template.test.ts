@@ -140,3 +140,17 @@ test("a template that does not parse, or fails at render time, is a ChatTemplate
   const failing = await ChatTemplate.compile("{{ messages[0].content.nosuchmethod() }}");
   assert.throws(() => failing.render(convo), ChatTemplateError);
 });
+
+test("strip(chars), lstrip, rstrip and | trim follow Python's str.strip (jinja-python.ts)", async () => {
+  const t = await ChatTemplate.compile(
+    "{{ messages[0].content.lstrip('\\n') }}|{{ messages[0].content.rstrip('\\n') }}|{{ messages[0].content.strip('\\n ') }}|" +
+      "{{ messages[0].content.strip() }}|{{ messages[0].content | trim }}|{{ messages[1].content | trim }}|{{ messages[1].content.strip('x') }}",
+  );
+  const out = t.render([
+    { role: "user", content: "\n ok \n" },
+    { role: "assistant", content: "\ufeff\x1cbom\x85" },
+  ]);
+  // Python: "\n ok \n".lstrip("\n") == " ok \n"; "\ufeff\x1cbom\x85".strip() == "\ufeff\x1cbom" (U+FEFF is not
+  // Python whitespace, U+001C and U+0085 are); a chars argument strips exactly those characters.
+  assert.equal(out, " ok \n|\n ok |ok|ok|ok|\ufeff\x1cbom|\ufeff\x1cbom\x85");
+});

@@ -8,6 +8,7 @@
  */
 import type { Template } from "@huggingface/jinja";
 import { tokenContent } from "./hf-tokenizer.js";
+import { usePythonStrings } from "./jinja-python.js";
 import { ChatMessageError, ChatTemplateError } from "../errors/text.js";
 export { ChatMessageError, ChatTemplateError } from "../errors/text.js";
 
@@ -109,7 +110,9 @@ export class ChatTemplate {
    * Throws {@link ChatTemplateError} when it does not parse.
    */
   static async compile(source: string, specialTokens: Record<string, string> = {}): Promise<ChatTemplate> {
-    const { Template } = await import("@huggingface/jinja");
+    const jinja = await import("@huggingface/jinja");
+    usePythonStrings(jinja); // str.strip(chars) and | trim as transformers' Jinja2 has them
+    const { Template } = jinja;
     try {
       return new ChatTemplate(source, new Template(source), specialTokens);
     } catch (err) {
