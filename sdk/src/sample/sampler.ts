@@ -11,6 +11,7 @@ import { InvalidLogitsError, isIdentity, processLogits } from "./logits.js";
 import { resolveSamplingParams, type ResolvedSamplingParams, type SamplingParams } from "./params.js";
 import { randomSeed, Xoshiro128 } from "./prng.js";
 import { scanMax as argmaxScan } from "./argmax.js";
+import { planOf, type GpuSamplingPlan } from "./gpu-plan.js";
 
 export interface TokenLogprob {
   token: number;
@@ -29,9 +30,20 @@ export interface SampledToken {
   topLogprobs?: TokenLogprob[];
 }
 
+/** What the GPU sampler reports: its token, or that the host must decide (NaN, ties at a rounding boundary...). */
+export interface GpuSamplingOutcome {
+  /** drew: used the plan's uniform number; picked: chose without it (greedy, an infinite logit); host: no answer. */
+  status: "drew" | "picked" | "host";
+  token: number;
+  /** float32 log-probability of `token` (plan.logprob). */
+  logprob: number;
+}
+
 export class Sampler {
   readonly params: ResolvedSamplingParams;
   readonly #rng: Xoshiro128;
+  /** A draw the GPU did not use: the next draw returns it, so both paths consume the same stream. */
+  #pendingU: number | undefined;
   // Scratch buffers, grown to the vocabulary once and reused for every token.
   #work = new Float32Array(0);
   #probs = new Float64Array(0);
@@ -65,6 +77,30 @@ export class Sampler {
       out.topLogprobs = Array.from(this.#ids.subarray(0, n), (id) => ({ token: id, logprob: (logits[id] as number) - lse }));
     }
     return out;
+  }
+
+  /**
+   * The GPU version of sample(): the plan for runtime/gpu-sampler.ts (null: sample this position on the
+   * host). Draws the uniform number the host would draw; hand the GPU's answer to gpuResult.
+   */
+  gpuPlan(vocab: number, history?: TokenHistory): GpuSamplingPlan | null {
+    return planOf(this.params, history, vocab, () => this.#uniform());
+  }
+
+  /**
+   * The token of a GPU plan's outcome, or null when the host must decide: then call sample() on the same
+   * position's logits, which uses the same uniform number (it is given back here unless the GPU drew).
+   */
+  gpuResult(plan: GpuSamplingPlan, outcome: GpuSamplingOutcome): SampledToken | null {
+    if (outcome.status !== "drew" && plan.mode !== "greedy") this.#pendingU = plan.u;
+    if (outcome.status === "host") return null;
+    return this.params.logprobs ? { token: outcome.token, logprob: outcome.logprob } : { token: outcome.token };
+  }
+
+  #uniform(): number {
+    const u = this.#pendingU;
+    this.#pendingU = undefined;
+    return u ?? this.#rng.nextFloat();
   }
 
   #draw(x: Float32Array): number {
@@ -115,7 +151,7 @@ export class Sampler {
       total = cum;
     }
 
-    const u = this.#rng.nextFloat() * total;
+    const u = this.#uniform() * total;
     let cum = 0;
     for (let j = 0; j < n; j++) {
       cum += probs[j] as number;

@@ -1,0 +1,443 @@
+/**
+ * Token sampling on the GPU for every mode of sample/sampler.ts (greedy, temperature, top-k, top-p,
+ * penalties, logit_bias), so a decode step reads back 16 bytes instead of the vocabulary's logits.
+ *
+ * It picks the token the host Sampler would pick from the same logits and the same uniform number (the
+ * host's seeded RNG draws it; sample/gpu-plan.ts): the same edits as float32 operations (bit-identical
+ * processed logits), the same selection order (largest logit first, ties to the lower id), the same
+ * cumulative sums in the same order. What it cannot match bit for bit is the arithmetic of the
+ * probabilities: WGSL has no float64 and its exp() is not correctly rounded, so a sum differs from the
+ * host's float64 sum by ~1e-6 of the total. Every decision that compares such a sum (the top-p cut, the
+ * draw) is therefore checked against a margin (`margin` x total, default 1e-5): when the GPU's sum lies
+ * that close to the boundary, it answers "host" and the caller samples the read-back logits on the host
+ * with the same uniform number. So the token is the host's token (the margin is ~10x the measured error);
+ * the price is a readback on the few steps whose draw lands near a boundary (docs/benchmarks.md).
+ *
+ * One workgroup of 256 invocations, one dispatch: copy + edits, max (NaN / infinity checks), then
+ *  - full (no truncation): per-invocation sums of contiguous id ranges, a scan, and one invocation walks
+ *    the range the draw falls in (the host's id order);
+ *  - sorted (top-k and/or top-p): a 4-pass radix select of the `select` largest logits, a gather into
+ *    workgroup memory, a bitonic sort (logit desc, id asc), then one invocation runs the host's top-p cut
+ *    and draw over at most GPU_CANDIDATES candidates.
+ * Also the log-probability of the chosen token under the raw logits, when asked.
+ */
+import { GPU_CANDIDATES, type GpuSamplingPlan } from "../sample/gpu-plan.js";
+import type { GpuSamplingOutcome } from "../sample/sampler.js";
+
+const WG = 256;
+const MODES = { greedy: 0, full: 1, sorted: 2 } as const;
+const STATUS = ["drew", "picked", "host"] as const;
+
+const SHADER = /* wgsl */ `
+struct Params {
+  offset: u32, n: u32, nOps: u32, mode: u32,
+  select: u32, topK: u32, logprob: u32, pad: u32,
+  invT: f32, topP: f32, u: f32, margin: f32,
+}
+struct Op { id: u32, kind: u32, a: f32, b: f32 }
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> work: array<f32>;
+@group(0) @binding(2) var<storage, read> ops: array<Op>;
+@group(0) @binding(3) var<uniform> P: Params;
+@group(0) @binding(4) var<storage, read_write> result: array<u32, 4>;
+
+const WG = ${WG}u;
+const CAP = ${GPU_CANDIDATES}u;
+const NONE = 0xffffffffu;
+const DREW = 0u;
+const PICKED = 1u;
+const HOST = 2u;
+
+var<workgroup> redF: array<f32, WG>;
+var<workgroup> redU: array<u32, WG>;
+var<workgroup> hist: array<atomic<u32>, 256>;
+var<workgroup> candKey: array<u32, CAP>;
+var<workgroup> candId: array<u32, CAP>;
+var<workgroup> counter: atomic<u32>;
+var<workgroup> nanSeen: atomic<u32>;
+var<workgroup> rawMaxKey: atomic<u32>;
+var<workgroup> boxU: array<u32, 4>;
+var<workgroup> boxF: array<f32, 4>;
+
+// NaN by its bits: WGSL lets implementations assume floats are not NaN, so v != v is not reliable.
+fn isNaN(v: f32) -> bool {
+  let b = bitcast<u32>(v);
+  return (b & 0x7f800000u) == 0x7f800000u && (b & 0x007fffffu) != 0u;
+}
+fn isInf(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) == 0x7f800000u; }
+
+// A u32 whose order is the float order (NaN excluded): the radix select and the sort compare these.
+fn keyOf(v: f32) -> u32 {
+  let b = bitcast<u32>(v);
+  if ((b & 0x80000000u) != 0u) { return ~b; }
+  return b | 0x80000000u;
+}
+fn valueOf(k: u32) -> f32 {
+  if ((k & 0x80000000u) != 0u) { return bitcast<f32>(k & 0x7fffffffu); }
+  return bitcast<f32>(~k);
+}
+const NEG_INF_KEY = 0x007fffffu;
+
+fn beats(v: f32, i: u32, w: f32, j: u32) -> bool {
+  if (i == NONE) { return false; }
+  if (j == NONE) { return true; }
+  return v > w || (v == w && i < j);
+}
+
+// The host's unnormalised probability exp((x - max) / T); cut: the no-top-k shortcut (below e^-40: 0).
+fn prob(x: f32, mx: f32, cut: bool) -> f32 {
+  if (keyOf(x) <= NEG_INF_KEY) { return 0.0; }
+  let d = (x - mx) * P.invT;
+  if (cut && d < -40.0) { return 0.0; }
+  return exp(d);
+}
+
+// Candidate a comes before b: larger logit, then lower id (the host's top-k and nucleus order).
+fn before(ka: u32, ia: u32, kb: u32, ib: u32) -> bool { return ka > kb || (ka == kb && ia < ib); }
+
+fn finish(t: u32, status: u32, token: u32) {
+  if (t != 0u) { return; }
+  var lp = 0.0;
+  if (P.logprob != 0u && status != HOST) {
+    let rawMax = valueOf(atomicLoad(&rawMaxKey));
+    lp = logits[P.offset + token] - (rawMax + log(boxF[3]));
+  }
+  result[0] = status;
+  result[1] = token;
+  result[2] = bitcast<u32>(lp);
+}
+
+// Sum of the probabilities over this invocation's contiguous id range, then an inclusive scan of the
+// WG sums into redF; returns the total.
+fn rangeSums(t: u32, mx: f32, lo: u32, hi: u32) -> f32 {
+  var s = 0.0;
+  for (var i = lo; i < hi; i++) { s += prob(work[i], mx, true); }
+  redF[t] = s;
+  workgroupBarrier();
+  if (t == 0u) {
+    var acc = 0.0;
+    for (var j = 0u; j < WG; j++) { acc += redF[j]; redF[j] = acc; }
+    boxF[0] = acc;
+  }
+  return workgroupUniformLoad(&boxF[0]);
+}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) t: u32) {
+  let n = P.n;
+  // 1. The processed logits: a copy, then the edits in the host's order (one invocation: an id may repeat).
+  for (var i = t; i < n; i += WG) { work[i] = logits[P.offset + i]; }
+  storageBarrier(); // (workgroup variables start at zero: nanSeen, rawMaxKey, counter)
+  if (t == 0u) {
+    for (var j = 0u; j < P.nOps; j++) {
+      let op = ops[j];
+      let v = work[op.id];
+      if (op.kind == 0u) { work[op.id] = v + op.a; }
+      else if (op.kind == 1u) { work[op.id] = select(v * op.b, v * op.a, v > 0.0); }
+      else { work[op.id] = v - op.a; }
+    }
+  }
+  storageBarrier();
+
+  // 2. Max of the processed logits (first index), NaN, and the raw max for the log-probability.
+  var bv = 0.0;
+  var bi = NONE;
+  var rk = 0u;
+  for (var i = t; i < n; i += WG) {
+    let v = work[i];
+    if (isNaN(v)) { atomicOr(&nanSeen, 1u); } else if (beats(v, i, bv, bi)) { bv = v; bi = i; }
+    if (P.logprob != 0u) {
+      let r = logits[P.offset + i];
+      if (!isNaN(r)) { rk = max(rk, keyOf(r)); }
+    }
+  }
+  redF[t] = bv;
+  redU[t] = bi;
+  if (P.logprob != 0u) { atomicMax(&rawMaxKey, rk); }
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (t < s && beats(redF[t + s], redU[t + s], redF[t], redU[t])) {
+      redF[t] = redF[t + s];
+      redU[t] = redU[t + s];
+    }
+    workgroupBarrier();
+  }
+  if (t == 0u) {
+    let mx = redF[0];
+    var verdict = 0u; // 0: sample, 1: pick the max, 2: host
+    if (atomicLoad(&nanSeen) != 0u || redU[0] == NONE || keyOf(mx) <= NEG_INF_KEY) { verdict = 2u; }
+    else if (P.logprob != 0u && isInf(valueOf(atomicLoad(&rawMaxKey)))) { verdict = 2u; }
+    else if (P.mode == 0u || isInf(mx)) { verdict = 1u; }
+    boxU[0] = verdict;
+    boxU[1] = redU[0];
+    boxF[1] = mx;
+  }
+  let verdict = workgroupUniformLoad(&boxU[0]);
+  let maxIndex = boxU[1];
+  let mx = boxF[1];
+
+  // The raw log-sum-exp's sum (finish() needs it), strided: only its precision depends on the order.
+  if (P.logprob != 0u && verdict != 2u) {
+    let rawMax = valueOf(atomicLoad(&rawMaxKey));
+    var s = 0.0;
+    for (var i = t; i < n; i += WG) { s += exp(logits[P.offset + i] - rawMax); }
+    workgroupBarrier();
+    redF[t] = s;
+    workgroupBarrier();
+    for (var h = WG / 2u; h > 0u; h = h >> 1u) {
+      if (t < h) { redF[t] += redF[t + h]; }
+      workgroupBarrier();
+    }
+    if (t == 0u) { boxF[3] = redF[0]; }
+    workgroupBarrier();
+  }
+  if (verdict == 2u) { finish(t, HOST, 0u); return; }
+  if (verdict == 1u) { finish(t, PICKED, maxIndex); return; }
+
+  let chunk = (n + WG - 1u) / WG;
+  let lo = min(t * chunk, n);
+  let hi = min(lo + chunk, n);
+
+  if (P.mode == 1u) {
+    // 3a. No truncation: the host draws over all ids in id order, with cumulative sums from id 0.
+    let total = rangeSums(t, mx, lo, hi);
+    let goal = P.u * total;
+    let delta = P.margin * total;
+    if (t == 0u) { boxU[2] = NONE; boxU[3] = 1u; }
+    workgroupBarrier();
+    let start = select(0.0, redF[max(t, 1u) - 1u], t > 0u);
+    if (start <= goal && goal < redF[t]) {
+      let want = goal - start;
+      var cum = 0.0;
+      for (var i = lo; i < hi; i++) {
+        let prev = cum;
+        cum += prob(work[i], mx, true);
+        if (want < cum) {
+          boxU[2] = i;
+          boxU[3] = select(0u, 1u, want - prev < delta || cum - want < delta);
+          break;
+        }
+      }
+    }
+    workgroupBarrier();
+    if (t == 0u) {
+      if (boxU[2] == NONE || boxU[3] != 0u) { finish(t, HOST, 0u); } else { finish(t, DREW, boxU[2]); }
+    }
+    return;
+  }
+
+  // 3b. top-k / top-p. The host's total: the k candidates' (top_k), else all ids' (with the e^-40 cut).
+  var fullTotal = 0.0;
+  if (P.topK == 0u) { fullTotal = rangeSums(t, mx, lo, hi); }
+
+  // Radix select, 8 bits a pass: the key of the select-th largest logit, and how many ties of it count.
+  var prefix = 0u;
+  var mask = 0u;
+  var need = P.select;
+  for (var d = 0u; d < 4u; d++) {
+    let shift = 24u - 8u * d;
+    atomicStore(&hist[t], 0u);
+    workgroupBarrier();
+    for (var i = t; i < n; i += WG) {
+      let k = keyOf(work[i]);
+      if ((k & mask) == prefix) { atomicAdd(&hist[(k >> shift) & 255u], 1u); }
+    }
+    workgroupBarrier();
+    if (t == 0u) {
+      var acc = 0u;
+      var b = 255u;
+      loop {
+        let c = atomicLoad(&hist[b]);
+        if (acc + c >= need || b == 0u) {
+          boxU[0] = b;
+          boxU[1] = need - acc;
+          boxU[2] = c;
+          break;
+        }
+        acc += c;
+        b -= 1u;
+      }
+    }
+    let b = workgroupUniformLoad(&boxU[0]);
+    need = boxU[1];
+    prefix = prefix | (b << shift);
+    mask = mask | (255u << shift);
+  }
+  // Everything >= the boundary key: those above it plus all its ties (sorted by id below, so the lowest win).
+  if (t == 0u) { boxU[3] = P.select - need + boxU[2]; }
+  let gathered = workgroupUniformLoad(&boxU[3]);
+  if (gathered > CAP) { finish(t, HOST, 0u); return; }
+  var size = 1u;
+  loop { if (size >= gathered) { break; } size = size << 1u; }
+  for (var i = t; i < n; i += WG) {
+    let k = keyOf(work[i]);
+    if (k >= prefix) {
+      let slot = atomicAdd(&counter, 1u);
+      candKey[slot] = k;
+      candId[slot] = i;
+    }
+  }
+  workgroupBarrier();
+  for (var s = gathered + t; s < size; s += WG) {
+    candKey[s] = 0u;
+    candId[s] = NONE;
+  }
+  workgroupBarrier();
+  // Bitonic sort of size (a power of two) entries: logit descending, id ascending.
+  for (var k = 2u; k <= size; k = k << 1u) {
+    for (var j = k >> 1u; j > 0u; j = j >> 1u) {
+      for (var q = t; q < size / 2u; q += WG) {
+        let a = 2u * q - (q & (j - 1u));
+        let c = a + j;
+        let inOrder = before(candKey[a], candId[a], candKey[c], candId[c]);
+        if (inOrder != ((a & k) == 0u)) {
+          let tk = candKey[a];
+          let ti = candId[a];
+          candKey[a] = candKey[c];
+          candId[a] = candId[c];
+          candKey[c] = tk;
+          candId[c] = ti;
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+  if (t != 0u) { return; }
+  // The host's top-p cut and draw, in its order, over the select best candidates.
+  let m = P.select;
+  let cut = P.topK == 0u;
+  var total = fullTotal;
+  if (!cut) {
+    total = 0.0;
+    for (var j = 0u; j < m; j++) { total += prob(valueOf(candKey[j]), mx, false); }
+  }
+  let delta = P.margin * total;
+  var keep = m;
+  var kept = total;
+  if (P.topP < 1.0) {
+    let cutoff = P.topP * total;
+    var cum = 0.0;
+    keep = NONE;
+    for (var j = 0u; j < m; j++) {
+      let prev = cum;
+      cum += prob(valueOf(candKey[j]), mx, cut);
+      if (cum >= cutoff) {
+        keep = j + 1u;
+        if (cum - cutoff < delta || cutoff - prev < delta) { finish(t, HOST, 0u); return; }
+        break;
+      }
+    }
+    if (keep == NONE) { finish(t, HOST, 0u); return; } // the nucleus reaches past the candidates
+    kept = cum;
+  }
+  let goal = P.u * kept;
+  var cum = 0.0;
+  for (var j = 0u; j < keep; j++) {
+    let prev = cum;
+    cum += prob(valueOf(candKey[j]), mx, cut);
+    if (goal < cum) {
+      if (goal - prev < delta || cum - goal < delta) { finish(t, HOST, 0u); return; }
+      finish(t, DREW, candId[j]);
+      return;
+    }
+  }
+  finish(t, HOST, 0u);
+}
+`;
+
+/** Default decision margin, as a fraction of the total probability mass (see the file comment). */
+export const GPU_SAMPLER_MARGIN = 1e-5;
+
+export class GpuSampler {
+  private readonly pipeline: GPUComputePipeline;
+  private readonly result: GPUBuffer;
+  private readonly readback: GPUBuffer;
+  private readonly params: GPUBuffer;
+  private work: GPUBuffer | undefined;
+  private ops: GPUBuffer | undefined;
+  private bindGroups = new WeakMap<GPUBuffer, GPUBindGroup>();
+  private readonly paramWords = new ArrayBuffer(48);
+
+  constructor(
+    private readonly device: GPUDevice,
+    /** Decision margin (fraction of the total mass); 0 takes the GPU's float32 answer as is (measurements only). */
+    readonly margin = GPU_SAMPLER_MARGIN,
+  ) {
+    const module = device.createShaderModule({ code: SHADER, label: "hearth-sampler" });
+    this.pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" }, label: "hearth-sampler" });
+    this.result = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, label: "hearth-sampler-result" });
+    this.readback = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: "hearth-sampler-readback" });
+    this.params = device.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: "hearth-sampler-params" });
+  }
+
+  /**
+   * Sample `plan.vocab` float32 logits starting at element `offset` of `logits` (not modified). Queued
+   * after everything already submitted to the device's queue, so the caller submits the producing work first.
+   */
+  async sample(logits: GPUBuffer, offset: number, plan: GpuSamplingPlan): Promise<GpuSamplingOutcome> {
+    const n = plan.vocab;
+    if (!Number.isSafeInteger(n) || n <= 0) throw new RangeError(`sampling ${n} logits`);
+    if ((offset + n) * 4 > logits.size) throw new RangeError(`logits [${offset}, ${offset + n}) exceed a ${logits.size}-byte buffer`);
+    this.ensure(n * 4, plan.opCount * 16);
+    const device = this.device;
+    if (plan.opCount > 0) device.queue.writeBuffer(this.ops as GPUBuffer, 0, plan.ops, 0, plan.opCount * 4);
+    const u32 = new Uint32Array(this.paramWords);
+    const f32 = new Float32Array(this.paramWords);
+    u32.set([offset, n, plan.opCount, MODES[plan.mode], plan.select, plan.topK ? 1 : 0, plan.logprob ? 1 : 0, 0]);
+    f32.set([plan.invTemperature, plan.topP, plan.u, this.margin], 8);
+    device.queue.writeBuffer(this.params, 0, this.paramWords);
+    let bindGroup = this.bindGroups.get(logits);
+    if (bindGroup === undefined) {
+      bindGroup = device.createBindGroup({
+        layout: this.pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: logits } },
+          { binding: 1, resource: { buffer: this.work as GPUBuffer } },
+          { binding: 2, resource: { buffer: this.ops as GPUBuffer } },
+          { binding: 3, resource: { buffer: this.params } },
+          { binding: 4, resource: { buffer: this.result } },
+        ],
+      });
+      this.bindGroups.set(logits, bindGroup);
+    }
+    const encoder = device.createCommandEncoder({ label: "hearth-sampler" });
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(1);
+    pass.end();
+    encoder.copyBufferToBuffer(this.result, 0, this.readback, 0, 16);
+    device.queue.submit([encoder.finish()]);
+    await this.readback.mapAsync(GPUMapMode.READ);
+    const words = new Uint32Array(this.readback.getMappedRange().slice(0));
+    this.readback.unmap();
+    const status = STATUS[words[0] as number];
+    if (status === undefined) throw new Error(`GPU sampler returned status ${words[0]}`);
+    return { status, token: words[1] as number, logprob: new Float32Array(words.buffer)[2] as number };
+  }
+
+  /** Grow the scratch buffers (a new buffer invalidates the cached bind groups). */
+  private ensure(workBytes: number, opBytes: number): void {
+    let grown = false;
+    if (this.work === undefined || this.work.size < workBytes) {
+      this.work?.destroy();
+      this.work = this.device.createBuffer({ size: workBytes, usage: GPUBufferUsage.STORAGE, label: "hearth-sampler-work" });
+      grown = true;
+    }
+    const want = Math.max(16, opBytes);
+    if (this.ops === undefined || this.ops.size < want) {
+      this.ops?.destroy();
+      this.ops = this.device.createBuffer({ size: Math.max(want, 4096), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, label: "hearth-sampler-ops" });
+      grown = true;
+    }
+    if (grown) this.bindGroups = new WeakMap();
+  }
+
+  dispose(): void {
+    this.result.destroy();
+    this.readback.destroy();
+    this.params.destroy();
+    this.work?.destroy();
+    this.ops?.destroy();
+  }
+}
