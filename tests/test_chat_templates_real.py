@@ -306,3 +306,56 @@ def test_compiler_renderer_matches_transformers(family: str) -> None:
     # rather than a wrong one.
     tok_json = json.loads((folder(family) / "tokenizer.json").read_text())
     assert mlc_conv_template(tok.chat_template, config, tok_json, [tok.eos_token_id]) is None
+
+
+# ----------------------------------------------------------------------------------------------
+# Stop tokens: the package config ends generation on the family's end-of-turn token
+
+# The eos a base checkpoint or a GGUF names (Gemma 3 270M's GGUF: <eos>; Qwen3 base: <|endoftext|>),
+# not the end-of-turn token the instruct template closes replies with.
+BASE_EOS = {"gemma3": "<eos>", "qwen3": "<|endoftext|>"}
+END_OF_TURN = {"gemma3": "<end_of_turn>", "qwen3": "<|im_end|>"}
+
+
+@pytest.mark.parametrize("family", sorted(CASES))
+def test_package_config_stops_on_end_of_turn_in_the_sdk(family: str, tmp_path: Path) -> None:
+    """chat_config adds the template's end-of-turn token to eos_token_id (hearth.tasks.end_of_turn), and the
+    SDK's Generation, given the package's stop ids (chatStopTokenIds), ends the reply there."""
+    from types import SimpleNamespace
+
+    from hearth.tasks.chat import chat_config
+
+    tok = hf(family)
+    base_eos = tok.convert_tokens_to_ids(BASE_EOS[family])
+    end = tok.convert_tokens_to_ids(END_OF_TURN[family])
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "tokenizer.json").symlink_to(folder(family) / "tokenizer.json")
+    tok_cfg = json.loads((folder(family) / "tokenizer_config.json").read_text())
+    tok_cfg["eos_token"] = BASE_EOS[family]  # as a base checkpoint's or a GGUF's tokenizer says
+    (src / "tokenizer_config.json").write_text(json.dumps(tok_cfg))
+    hf_config = {"model_type": family, "eos_token_id": base_eos, "vocab_size": len(tok)}
+    config = SimpleNamespace(
+        model_type=family, vocab_size=len(tok), context_window_size=512, prefill_chunk_size=128, max_batch_size=1
+    )
+    doc = chat_config(hf_config, config, SimpleNamespace(name="q0f32"), src, ["tokenizer.json"], {})
+    assert doc["eos_token_id"] == [base_eos, end]
+    doc["params"] = [{"name": "w", "shape": [1], "dtype": "float32"}]  # parseChatConfig wants the weight list
+    (src / "mlc-chat-config.json").write_text(json.dumps(doc))
+
+    reply = tok("Sure: 2+2=4.", add_special_tokens=False)["input_ids"]
+    ids = [*reply, end, *tok("\nNot part of the reply.", add_special_tokens=False)["input_ids"]]
+    (tmp_path / "ids.json").write_text(json.dumps(ids))
+    proc = subprocess.run(
+        ["node", str(SCRIPT), str(src), "--chat-config", str(src / "mlc-chat-config.json")]
+        + ["--accept-ids", str(tmp_path / "ids.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=SDK,
+    )
+    assert proc.returncode == 0, f"tokenize.mjs failed:\n{proc.stdout[-2000:]}\n{proc.stderr}"
+    out = json.loads(proc.stdout.strip().split("\n")[-1])
+    assert sorted(out["stop_ids"]) == sorted({base_eos, end})
+    assert out["finish_reason"] == "stop" and out["accepted"] == len(reply) + 1
+    assert out["text"] == "Sure: 2+2=4."

@@ -15,6 +15,10 @@
 //   --chat FILE          JSON list of {messages, add_generation_prompt?, tools?, extra?} -> "chat": one
 //                        rendered string (or {"error": name, "message": ...}) per conversation; `extra`
 //                        holds more template variables (e.g. {"enable_thinking": false})
+//   --chat-config FILE --accept-ids FILE
+//                        an mlc-chat-config.json and a JSON list of ids: feed the ids to a Generation (one
+//                        token at a time, as sampled) with the package's stop ids (chatStopTokenIds) ->
+//                        "stop_ids", "accepted" (ids consumed until finish), "finish_reason", "text"
 // Also prints "vocab_size", "special" ({bos, eos, pad, unk} ids) and "encode_ms" (encode time, all texts).
 // Exit: 0 ok, 2 error (a JSON line {"error": ...} is still printed).
 import { existsSync, readFileSync } from "node:fs";
@@ -24,6 +28,8 @@ import { register } from "tsx/esm/api";
 
 register();
 const { loadTokenizer, ChatTemplate } = await import("../src/tokenize/index.ts");
+const { chatStopTokenIds, parseChatConfig } = await import("../src/load/chat-config.ts");
+const { Generation } = await import("../src/sample/generation.ts");
 
 function readIf(dir, name, encoding = "utf8") {
   const path = join(dir, name);
@@ -45,6 +51,8 @@ try {
       "no-special-tokens": { type: "boolean", default: false },
       "max-length": { type: "string" },
       decode: { type: "boolean", default: false },
+      "chat-config": { type: "string" },
+      "accept-ids": { type: "string" },
     },
   });
   const dir = positionals[0];
@@ -106,6 +114,20 @@ try {
         return { error: err?.name ?? "Error", message: String(err?.message ?? err) };
       }
     });
+  }
+  if (values["chat-config"] !== undefined) {
+    const config = parseChatConfig(JSON.parse(readFileSync(values["chat-config"], "utf8")));
+    out.stop_ids = chatStopTokenIds(config, tokenizer.special.eos?.id ?? null);
+    if (values["accept-ids"] !== undefined) {
+      const gen = new Generation(tokenizer, { max_tokens: 10_000 }, { eosTokenIds: out.stop_ids });
+      let accepted = 0;
+      for (const id of JSON.parse(readFileSync(values["accept-ids"], "utf8"))) {
+        if (gen.finishReason !== null) break;
+        gen.accept(id);
+        accepted++;
+      }
+      Object.assign(out, { accepted, finish_reason: gen.finishReason, text: gen.text });
+    }
   }
   console.log(JSON.stringify(out));
 } catch (err) {

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .base import NamedParams, Task, token_id
 from .conv_template import mlc_conv_template, tokenizer_info
+from .end_of_turn import end_of_turn_token_id, stop_token_ids
 
 # The model code and the native driver are imported where they are used, not here: hearth.tasks is
 # also how `hearth serve` and `hearth eval` tell packages apart, and importing TVM (models/, native/)
@@ -56,9 +57,14 @@ def chat_config(
     gen_file = src / "generation_config.json"
     gen = json.loads(gen_file.read_text()) if gen_file.is_file() else {}
     sampling = {k: gen.get(k, v) for k, v in SAMPLING_DEFAULTS.items()}
-    eos = token_id(gen.get("eos_token_id", hf_config.get("eos_token_id")))
     template = read_chat_template(src, tok_cfg)
     tok_json = json.loads((src / "tokenizer.json").read_text()) if (src / "tokenizer.json").is_file() else None
+    # The checkpoint's eos id(s), and the token its template ends an assistant turn with (end_of_turn.py):
+    # what ends generation in the SDK and `hearth serve`, whatever the family.
+    eos = stop_token_ids(
+        token_id(gen.get("eos_token_id", hf_config.get("eos_token_id"))),
+        end_of_turn_token_id(template, tok_cfg, tok_json),
+    )
     eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
     return {
         "version": "0.1.0",

@@ -44,14 +44,19 @@ def _special_tokens(tokenizer_config: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def render_jinja(chat_template: str, messages: list[dict[str, str]], tokenizer_config: dict[str, Any]) -> str:
-    """The prompt transformers' `apply_chat_template(..., add_generation_prompt=True)` renders."""
+def render_jinja(
+    chat_template: str,
+    messages: list[dict[str, str]],
+    tokenizer_config: dict[str, Any],
+    add_generation_prompt: bool = True,
+) -> str:
+    """The prompt transformers' `apply_chat_template(..., add_generation_prompt=...)` renders."""
     from transformers.utils.chat_template_utils import render_jinja_template
 
     rendered, _ = render_jinja_template(
         conversations=[messages],
         chat_template=chat_template,
-        add_generation_prompt=True,
+        add_generation_prompt=add_generation_prompt,
         **_special_tokens(tokenizer_config),
     )
     return rendered[0]

@@ -107,6 +107,17 @@ export function parseChatConfig(json: unknown): ChatConfig {
   };
 }
 
+/**
+ * The ids that end generation: the package's `eos_token_id` list (the compiler writes the checkpoint's eos
+ * ids and the token its chat template closes an assistant turn with: `<|im_end|>`, `<end_of_turn>`, ...)
+ * and the tokenizer's eos. Nothing family-specific: whatever the package says.
+ */
+export function chatStopTokenIds(config: ChatConfig, tokenizerEos: number | null): number[] {
+  const ids = new Set(config.eos_token_ids);
+  if (tokenizerEos !== null) ids.add(tokenizerEos);
+  return [...ids];
+}
+
 /** Whether the compiled model computes in float16 (needs the WebGPU `shader-f16` feature). */
 export function configUsesF16(config: ChatConfig): boolean {
   return config.params.some((p) => p.dtype === "float16") || /f16/.test(config.quantization);

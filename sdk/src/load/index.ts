@@ -13,7 +13,7 @@ export {
   parsePackageManifest,
   type PackageManifest,
 } from "./manifest.js";
-export { ChatConfigError, configUsesF16, parseChatConfig, type ChatConfig, type ChatConfigParam } from "./chat-config.js";
+export { ChatConfigError, chatStopTokenIds, configUsesF16, parseChatConfig, type ChatConfig, type ChatConfigParam } from "./chat-config.js";
 export {
   artifactKey,
   CacheStorageStore,

@@ -13,6 +13,7 @@ import type { ChatTemplate } from "../tokenize/chat-template.js";
 import type { Tokenizer } from "../tokenize/tokenizer.js";
 import type { GenerationParams } from "../sample/params.js";
 import { fetchPackageBytes, loadPackageText, TOKENIZER_FILE } from "../load/verified-text.js";
+import { chatStopTokenIds } from "../load/chat-config.js";
 
 /** Options that only make sense in the realm that runs the engine (functions, GPU objects). */
 export interface EngineRuntimeOptions {
@@ -141,8 +142,7 @@ export async function openChatModel(modelUrl: string, opts: EngineCoreLoadOption
     const read =
       typeof modelRead === "function" ? (path: string) => modelRead.call(model, path, opts.signal) : fetchPackageBytes(model.baseUrl, fetchFn, opts.signal);
     const { tokenizer, template, templateError } = await loadPackageText(model.manifest, read, model.config.raw);
-    const eos = new Set(model.config.eos_token_ids);
-    if (tokenizer.special.eos !== null) eos.add(tokenizer.special.eos.id);
+    const eos = chatStopTokenIds(model.config, tokenizer.special.eos?.id ?? null);
     const raw = model.config.raw;
     const info: ModelInfo = {
       model: opts.modelId ?? (model.manifest.model_id || model.baseUrl),
@@ -150,7 +150,7 @@ export async function openChatModel(modelUrl: string, opts: EngineCoreLoadOption
       quantization: model.config.quantization,
       usesF16: model.usesF16,
       vocabSize: model.config.vocab_size,
-      eosTokenIds: [...eos],
+      eosTokenIds: eos,
       contextWindowSize: model.config.context_window_size,
       maxSequenceLength: model.maxSequenceLength,
       prefillChunkSize: model.prefillChunkSize,
