@@ -15,7 +15,10 @@ import type { PagedKVCache } from "./kv-cache.js";
 import type { TvmArray, TvmDevice, TvmObject, TvmPackedFunc, TvmTensor, TvmVirtualMachine } from "../runtime/tvmjs-types.js";
 import { isTvmTensor, type TvmLLMInstance } from "../runtime/tvmjs-llm.js";
 import { GpuArgmax } from "../runtime/gpu-argmax.js";
+import { GpuSampler } from "../runtime/gpu-sampler.js";
 import { argmax } from "../sample/argmax.js";
+import type { TokenHistory } from "../sample/history.js";
+import type { SampledToken, Sampler } from "../sample/sampler.js";
 import { gpuAccess, type TvmjsGpuAccess } from "../runtime/webgpu-dispatch.js";
 
 export type ForwardKind = "prefill" | "decode";
@@ -58,6 +61,9 @@ export class DecoderFunctions {
   /** tvmjs's WebGPU context (undefined on the CPU): where runArgmax finds the logits' GPU buffer. */
   private readonly gpu: { access: TvmjsGpuAccess } | undefined;
   private argmaxKernel: GpuArgmax | undefined;
+  private samplerKernel: GpuSampler | undefined;
+  /** Positions sampled by runSample: on the GPU, and handed back to the host (stats). */
+  readonly gpuSampling = { sampled: 0, handedBack: 0 };
   private disposed = false;
 
   /**
@@ -105,6 +111,43 @@ export class DecoderFunctions {
       const buffer = gpu.access.bufferOf(logits.getDataPtr());
       this.argmaxKernel ??= new GpuArgmax(gpu.access.device);
       return { value: await this.argmaxKernel.argmax(buffer, byteOffsetOf(logits) / 4, logits.shape[2] as number), submitted };
+    });
+  }
+
+  /**
+   * Like run, but returns the token `sampler` picks (with `history` for its penalties), sampled on the GPU
+   * where it can be (WebGPU, float32 logits, a setting gpu-plan.ts supports; runtime/gpu-sampler.ts), so
+   * only the token id (and its logprob) comes back. Elsewhere, and for a position the GPU hands back (a
+   * draw too close to a rounding boundary, NaN), the logits are read back and sampled on the host: the
+   * same token either way, for the same seed.
+   */
+  async runSample(
+    kind: ForwardKind,
+    ids: Int32Array,
+    kv: PagedKVCache,
+    seqId: number,
+    sampler: Sampler,
+    history: TokenHistory,
+    timing?: ForwardTiming,
+  ): Promise<SampledToken> {
+    const gpu = this.gpu;
+    if (gpu === undefined) return sampler.sample(await this.run(kind, ids, kv, seqId, timing), history);
+    return this.step(kind, ids, kv, seqId, timing, async (logits) => {
+      const plan = logits.dtype === "float32" ? sampler.gpuPlan(logits.shape[2] as number, history) : null;
+      if (plan === null) {
+        const { value, submitted } = await this.readBack(logits);
+        return { value: sampler.sample(value, history), submitted };
+      }
+      gpu.access.flush(); // submit the model's work first: the sampler is queued after it
+      const submitted = performance.now();
+      this.samplerKernel ??= new GpuSampler(gpu.access.device);
+      const outcome = await this.samplerKernel.sample(gpu.access.bufferOf(logits.getDataPtr()), byteOffsetOf(logits) / 4, plan);
+      this.gpuSampling.sampled++;
+      const picked = sampler.gpuResult(plan, outcome);
+      if (picked !== null) return { value: picked, submitted };
+      this.gpuSampling.handedBack++;
+      const { value } = await this.readBack(logits); // the logits are untouched: the kernel edits a copy
+      return { value: sampler.sample(value, history), submitted };
     });
   }
 
@@ -187,6 +230,7 @@ export class DecoderFunctions {
     this.logitsHost?.dispose();
     this.decodeInput?.dispose();
     this.argmaxKernel?.dispose();
+    this.samplerKernel?.dispose();
     this.embed.dispose();
     this.prefill.dispose();
     this.decode.dispose();

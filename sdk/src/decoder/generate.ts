@@ -4,14 +4,19 @@
  * Sampling, penalties, stop strings (with hold-back) and streaming detokenization are the sample/ and
  * tokenize/ layers' (Generation); this file owns the model calls, timing and the stop checks.
  *
+ * Decode steps sample on the GPU (session.decodeSample, runtime/gpu-sampler.ts: only the token comes back,
+ * the same token as the host sampler for the same seed) unless the session's gpuSampling is off or a
+ * constraint is given: the grammar's token mask is computed and applied on the host, so those steps read
+ * the logits back. The first token (from the prefill's logits) is always sampled on the host.
+ *
  * With a constraint (a grammar, grammar/engine.ts GrammarConstraint) every position's logits are masked
  * before sampling, whatever the sampling mode, and the loop ends with "stop" once the grammar is complete
  * (its stop token taken); max_tokens reached before that ends it with "length", as without a grammar.
  */
 import type { DecoderSession } from "./session.js";
-import { Generation } from "../sample/generation.js";
+import { Generation, type GenerationStep } from "../sample/generation.js";
 import type { GenerationParams } from "../sample/params.js";
-import type { TokenLogprob } from "../sample/sampler.js";
+import type { SampledToken, TokenLogprob } from "../sample/sampler.js";
 import type { Tokenizer } from "../tokenize/tokenizer.js";
 
 export type StopRequest = "abort" | "interrupt";
@@ -106,9 +111,18 @@ export async function generate(input: GenerateInput): Promise<GenerateResult> {
     input.onPiece?.({ text, token });
   };
   const constraint = input.constraint;
+  // Without a grammar (its mask is applied on the host), decode steps sample on the GPU when the session
+  // allows it: only the token comes back, and it is the token the host would have sampled.
+  const onGpu = constraint === undefined && session.gpuSampling;
+  let sampled: SampledToken | null = null;
   for (;;) {
-    if (constraint !== undefined) await constraint.mask(logits);
-    const step = gen.step(logits);
+    let step: GenerationStep;
+    if (sampled !== null) {
+      step = gen.stepSampled(sampled);
+    } else {
+      if (constraint !== undefined) await constraint.mask(logits);
+      step = gen.step(logits);
+    }
     constraint?.accept(step.token);
     const token: GeneratedToken = { token: step.token };
     if (step.logprob !== undefined) token.logprob = step.logprob;
@@ -142,7 +156,8 @@ export async function generate(input: GenerateInput): Promise<GenerateResult> {
     }
     emit(step.text, token);
     const t1 = performance.now();
-    logits = await session.decode(step.token);
+    if (onGpu) sampled = await session.decodeSample(step.token, gen.sampler, gen.history);
+    else logits = await session.decode(step.token);
     result.decodeMs += performance.now() - t1;
     result.decodeSteps++;
   }

@@ -20,6 +20,8 @@ import { watchDeviceLost, type DeviceLossWatch, type DeviceLostError } from "../
 import { DecoderFunctions, type ForwardKind, type ForwardTiming } from "./forward.js";
 import { ContextWindowExceededError, PagedKVCache } from "./kv-cache.js";
 import { argmax } from "../sample/argmax.js";
+import type { TokenHistory } from "../sample/history.js";
+import type { SampledToken, Sampler } from "../sample/sampler.js";
 import { SerialQueue } from "../runtime/serial-queue.js";
 import type { TvmObject } from "../runtime/tvmjs-types.js";
 import { asLLMInstance } from "../runtime/tvmjs-llm.js";
@@ -100,6 +102,8 @@ export interface DecoderStats {
   submitMs: number;
   /** Kernel launches by the fast WebGPU launch path since load (undefined with dispatch "tvmjs" or on the CPU). */
   dispatch?: FastDispatchStats;
+  /** decodeSample positions since load: sampled on the GPU, and of those handed back to the host sampler. */
+  gpuSampling: { sampled: number; handedBack: number };
 }
 
 const SEQ = 0; // the one sequence of this session
@@ -120,7 +124,7 @@ export class DecoderModel {
   readonly loadInfo: DecoderLoadInfo;
 
   private readonly queue = new SerialQueue();
-  private readonly stats_: DecoderStats;
+  private readonly stats_: Omit<DecoderStats, "gpuSampling">;
   private state: "ready" | "broken" | "disposed" | "lost" = "ready";
   private lossWatch: DeviceLossWatch | undefined;
   private lost: DeviceLostError | null = null;
@@ -305,6 +309,17 @@ export class DecoderModel {
   }
 
   /**
+   * Append one token; returns the next token as `sampler` picks it from decode(token)'s logits (with
+   * `history` for its penalties), sampled on the GPU on WebGPU so that only the token id (and its logprob)
+   * is read back (runtime/gpu-sampler.ts); the same token as sampler.sample(decode(token), history).
+   */
+  decodeSample(token: number, sampler: Sampler, history: TokenHistory): Promise<SampledToken> {
+    return this.enqueue([token], "decode", (tokens) =>
+      this.timed("decode", tokens, (timing) => this.fns.runSample("decode", tokens, this.kv, SEQ, sampler, history, timing)),
+    );
+  }
+
+  /**
    * Greedy continuation: prefill `ids` (appended to the current sequence), then argmax + decode until
    * `maxNewTokens` tokens, a stop token, or a full context window. As in the native twin, the last returned token has not been
    * fed to the model yet (decode(it) continues the sequence).
@@ -375,6 +390,7 @@ export class DecoderModel {
       decode: rate(s.decode),
       syncMs: s.syncMs,
       submitMs: s.submitMs,
+      gpuSampling: { ...this.fns.gpuSampling },
       ...(d === undefined ? {} : { dispatch: { ...d, launchesByKernel: { ...d.launchesByKernel } } }),
     };
   }

@@ -9,6 +9,8 @@
  * (or an unexpected length) marks the mirror stale, and the next prepare() starts from an empty cache.
  */
 import type { DecoderModel } from "./model.js";
+import type { TokenHistory } from "../sample/history.js";
+import type { SampledToken, Sampler } from "../sample/sampler.js";
 
 export interface PrefillOutcome {
   /** Logits after the last prompt token, or null when `shouldStop` ended the prefill early. */
@@ -22,6 +24,11 @@ export class DecoderSession {
   /** Tokens whose keys/values are in the cache, in order. */
   #cached: number[] = [];
   #stale = false;
+  /**
+   * Decode steps sample on the GPU (decodeSample; same tokens as on the host, see runtime/gpu-sampler.ts).
+   * false: every step reads the logits back and samples them on the host (A/B benchmarks).
+   */
+  gpuSampling = true;
 
   constructor(
     readonly model: DecoderModel,
@@ -92,6 +99,13 @@ export class DecoderSession {
     const logits = await this.#guard(this.model.decode(token));
     this.#cached.push(token);
     return logits;
+  }
+
+  /** Append one token; the next token as `sampler` picks it (on the GPU where it can be). */
+  async decodeSample(token: number, sampler: Sampler, history: TokenHistory): Promise<SampledToken> {
+    const sampled = await this.#guard(this.model.decodeSample(token, sampler, history));
+    this.#cached.push(token);
+    return sampled;
   }
 
   /** Clear the cache (the model's stats are kept). */

@@ -9,7 +9,7 @@ import type { StreamDecoder } from "../tokenize/stream.js";
 import type { Tokenizer } from "../tokenize/tokenizer.js";
 import { TokenHistory } from "./history.js";
 import { resolveStopParams, type GenerationParams, type ResolvedStopParams } from "./params.js";
-import { Sampler, type TokenLogprob } from "./sampler.js";
+import { Sampler, type SampledToken, type TokenLogprob } from "./sampler.js";
 import { RepeatGuard } from "./repeat.js";
 import { StopStringMatcher } from "./stop.js";
 import { GenerationFinishedError } from "../errors/text.js";
@@ -96,7 +96,14 @@ export class Generation {
   /** Sample from one position's logits and advance. Throws {@link GenerationFinishedError} once finished. */
   step(logits: Float32Array): GenerationStep {
     if (this.#finish !== null) throw new GenerationFinishedError(`generation already finished (${this.#finish})`);
-    const sampled = this.sampler.sample(logits, this.history);
+    return this.stepSampled(this.sampler.sample(logits, this.history));
+  }
+
+  /**
+   * Advance with a token this generation's sampler picked elsewhere (on the GPU: sampler.gpuPlan with
+   * this.history), keeping its logprobs.
+   */
+  stepSampled(sampled: SampledToken): GenerationStep {
     const step = this.accept(sampled.token);
     if (sampled.logprob !== undefined) step.logprob = sampled.logprob;
     if (sampled.topLogprobs !== undefined) step.topLogprobs = sampled.topLogprobs;
