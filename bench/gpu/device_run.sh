@@ -7,21 +7,12 @@
 # Writes $OUT/results.jsonl (one JSON line per engine x package) and $OUT/env.txt.
 set -u
 RUNS=${1:-5}; NEW=${2:-128}; GLOB=${3:-*}
-G=/tmp/g; mkdir -p $G
-for f in .gpu/debs/*.deb; do dpkg -x $f /; done; ldconfig
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-[ -x $G/node ] || { xz -dc .gpu/node.xz > $G/node && chmod +x $G/node; }
-[ -d $G/js ] || tar xJf .gpu/js.tar.xz -C $G
-[ -d $G/site ] || tar xJf .gpu/site.tar.xz -C $G
-rm -rf $G/src && mkdir -p $G/src && tar xJf .gpu/pkgs.tar.xz -C $G/src
-export PYTHONPATH=$G/site LD_LIBRARY_PATH=$G/site/tvm/lib:$G/site/tvm_ffi/lib:${LD_LIBRARY_PATH:-}
-{ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv; nproc; python3 --version;
-  python3 -c 'import torch;print("torch", torch.__version__, torch.cuda.get_device_name())'; $G/node --version; } > $OUT/env.txt 2>&1
+source bench/gpu/device_setup.sh  # G=/tmp/g: node, js, site, packages unpacked; $OUT/env.txt
 cat $OUT/env.txt
 : > $OUT/results.jsonl
 for src in $G/src/pkgs/$GLOB; do
   name=$(basename $src); p=$G/pkgs/$name
+  [ "$name" = emb ] && continue  # the encoder packages: bench/gpu/embed_run.sh
   if [ ! -d $p ]; then mkdir -p $G/pkgs && cp -r $src $p && python3 bench/gpu/make_shards.py $p; fi
   ctx=$(python3 -c "import json;print(json.load(open('$p/mlc-chat-config.json'))['context_window_size'])")
   echo "== $name (ctx $ctx)"

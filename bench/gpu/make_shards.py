@@ -6,7 +6,11 @@ float tensors (scales, norms, biases) small positive values, so activations stay
 The package's tensor-cache.json md5s and hearth-manifest.json hashes are rewritten to match, so
 the SDK's integrity check passes on the result.
 
-    python3 bench/gpu/make_shards.py <package_dir>      # in place
+    python3 bench/gpu/make_shards.py [--signed] <package_dir>      # in place
+
+--signed (the encoder run, bench/gpu/embed_run.sh): float tensors get zero-mean values (norm weights near 1),
+so sentence vectors point in different directions and a cosine check against torch means something; with
+all-positive weights every text's vector is nearly the same and any two engines would "agree".
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ from pathlib import Path
 import numpy as np
 
 
-def fill(pkg: Path, seed: int = 0) -> None:
+def float_values(rng: np.random.Generator, name: str, n: int, signed: bool) -> np.ndarray:
+    if not signed:
+        return rng.uniform(0.002, 0.02, n)
+    if "norm" in name and name.endswith(".weight"):
+        return 1.0 + rng.normal(0.0, 0.05, n)
+    return rng.normal(0.0, 0.05, n)
+
+
+def fill(pkg: Path, seed: int = 0, signed: bool = False) -> None:
     rng = np.random.default_rng(seed)
     cache_file = pkg / "tensor-cache.json"
     cache = json.loads(cache_file.read_text())
@@ -29,7 +41,7 @@ def fill(pkg: Path, seed: int = 0) -> None:
             n = int(np.prod(rec["shape"])) if rec["shape"] else 1
             dtype = rec["dtype"]
             if dtype in ("float16", "float32", "bfloat16"):
-                arr = rng.uniform(0.002, 0.02, n).astype("float16" if dtype == "bfloat16" else dtype)
+                arr = float_values(rng, rec["name"], n, signed).astype("float16" if dtype == "bfloat16" else dtype)
                 raw = (
                     arr.tobytes()
                     if dtype != "bfloat16"
@@ -54,6 +66,7 @@ def fill(pkg: Path, seed: int = 0) -> None:
 
 
 if __name__ == "__main__":
-    for arg in sys.argv[1:]:
-        fill(Path(arg))
+    signed = "--signed" in sys.argv[1:]
+    for arg in [a for a in sys.argv[1:] if a != "--signed"]:
+        fill(Path(arg), signed=signed)
         print(f"random shards written in {arg}")

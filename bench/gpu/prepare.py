@@ -5,8 +5,9 @@
     .gpu/js.tar.xz           bench-llm.mjs bundled with the SDK (esbuild), dawn.node, tvmjs
     .gpu/site.tar.xz         TVM's runtime (the wheel's tvm/ without libtvm_compiler.so), a cp312
                              apache-tvm-ffi, libcudart.so.13
-    .gpu/pkgs.tar.xz         pkgs/<name>/ per package: wasm, CUDA .so, configs, tensor-cache.json (no shards:
-                             bench/gpu/make_shards.py fills them with random values on the device)
+    .gpu/pkgs.tar.xz         pkgs/<name>/ per decoder package: wasm, CUDA .so, configs, tensor-cache.json (no
+                             shards: bench/gpu/make_shards.py fills them with random values on the device);
+                             emb/<name>/ per all-MiniLM-L6-v2 package (bench/gpu/embed_run.sh)
 
     .venv/bin/python bench/gpu/prepare.py [--skip-node] [--skip-site]
 
@@ -43,13 +44,14 @@ def bundle_js() -> None:
     (stage / "node_modules" / "webgpu" / "dist" / "linux-x64").mkdir(parents=True)
     script = (
         "import { build } from 'esbuild';\n"
-        "await build({ entryPoints: ['scripts/bench-llm.mjs'], outfile: process.argv[1], bundle: true, format: 'esm',\n"
+        "await build({ entryPoints: [process.argv[1]], outfile: process.argv[2], bundle: true, format: 'esm',\n"
         "  platform: 'node', target: 'node20', external: ['webgpu', 'tsx', 'tsx/*', '@mlc-ai/web-runtime'],\n"
         "  banner: { js: 'globalThis.__HEARTH_BUNDLED__ = true; "
         'import { createRequire as __cr } from "node:module"; const require = __cr(import.meta.url);\' },\n'
         "  logLevel: 'warning' });\n"
     )
-    sh(["node", "--input-type=module", "-e", script, str(stage / "bench-llm.mjs")], cwd=SDK)
+    for entry in ("bench-llm.mjs", "embed.mjs"):
+        sh(["node", "--input-type=module", "-e", script, f"scripts/{entry}", str(stage / entry)], cwd=SDK)
     wg = SDK / "node_modules" / "webgpu"
     for f in ("index.js", "package.json"):
         shutil.copy(wg / f, stage / "node_modules" / "webgpu" / f)
@@ -82,6 +84,15 @@ def site() -> None:
         )
     sh([sys.executable, "-m", "zipfile", "-e", str(wheels[-1]), str(stage)])
     shutil.copy(Path("/usr/local/cuda/lib/libcudart.so.13"), stage / "tvm" / "lib" / "libcudart.so.13")
+    # bench/gpu/embed_torch.py uses sentence-transformers when the device's python can import it (it needs
+    # scipy and scikit-learn there); pure Python, so the wheel's source is enough.
+    import sentence_transformers
+
+    shutil.copytree(
+        Path(sentence_transformers.__file__).parent,
+        stage / "sentence_transformers",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     xz_tar(stage, GPU / "site.tar.xz", "site")
     shutil.rmtree(stage)
 
@@ -99,13 +110,48 @@ def pkgs() -> None:
             shutil.copy(f, dst / f.name)
         shutil.copy(cuda, dst / "cuda.so")
         shutil.copy(hf_source(pkg.parent.name) / "config.json", dst / "hf-config.json")  # for torch_ref.py
+    emb = GPU / "stage-pkgs" / "emb"
+    for pkg in encoder_packages():
+        dst = emb / f"{pkg.parent.name}-{pkg.name}"
+        dst.mkdir(parents=True)
+        for f in pkg.iterdir():
+            if not (f.name.startswith("params_shard_") or f.suffix == ".so" or f.name.endswith("wasm-cpu.wasm")):
+                shutil.copy(f, dst / f.name)
+        shutil.copy(minilm_config(), dst / "hf-config.json")  # for embed_torch.py
+    shutil.move(str(emb), str(out / "emb"))
     xz_tar(out, GPU / "pkgs.tar.xz", "pkgs")  # wasm and .so compress ~3x: the carry limit is 64 MiB
     shutil.rmtree(out)
+
+
+def encoder_packages() -> list[Path]:
+    """all-MiniLM-L6-v2 packages for embed_run.sh: q0f32 (its weights feed the torch reference) and q8f16_1."""
+    found = []
+    for quant in ("q0f32", "q8f16_1"):
+        pkg = REPO / "dist" / "all-MiniLM-L6-v2" / quant
+        if pkg.is_dir():
+            found.append(pkg)
+        else:
+            print(f"skip {pkg}: not built (python scripts/build_packages.py)")
+    return found
+
+
+def minilm_config() -> Path:
+    sys.path.insert(0, str(REPO / "scripts"))
+    from build_packages import minilm_folder
+
+    return minilm_folder() / "config.json"
 
 
 def hf_source(model_id: str) -> Path:
     if model_id == "qwen2.5-0.5b-shaped":
         return REPO / "bench" / "tmp" / model_id
+    if model_id == "SmolLM2-135M-Instruct":
+        from hearth.weights.source import resolve_source
+
+        sys.path.insert(0, str(REPO / "scripts"))
+        from build_packages import smollm2_gguf
+
+        return resolve_source(str(smollm2_gguf())).path
     sys.path.insert(0, str(REPO / "scripts"))
     from make_test_models import ensure_test_model
 
@@ -122,8 +168,9 @@ def packages() -> list[tuple[Path, Path, str]]:
         ("tiny-llama-trained", "q4f32_1"),
         ("qwen2.5-0.5b-shaped", "q4f16_1"),
         ("qwen2.5-0.5b-shaped", "q4f32_1"),
+        ("SmolLM2-135M-Instruct", "q4f32_1"),  # the real model the demo ships (random shards on the device)
     ]:
-        home = REPO / "dist" if model == "tiny-llama-trained" else REPO / "bench" / "tmp" / "dist"
+        home = REPO / "bench" / "tmp" / "dist" if model == "qwen2.5-0.5b-shaped" else REPO / "dist"
         for pkg, suffix in (
             (home / model / quant, ""),
             (REPO / "bench" / "tmp" / "unfused" / model / quant, "-unfused"),

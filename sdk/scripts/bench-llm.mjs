@@ -59,16 +59,8 @@ try {
   const { DecoderModel } = await import("../src/decoder/model.ts");
   const { FileSystemArtifactStore } = await import("../src/load/fs-store.ts");
 
-  // HEARTH_DAWN_FLAGS: Dawn options for create(), e.g. "enable-dawn-features=vulkan_enable_f16_on_nvidia"
-  // (Dawn hides shader-f16 on NVIDIA's Vulkan driver unless that toggle is on; Chrome has the same flag).
-  let gpu;
-  if (process.env.HEARTH_DAWN_FLAGS) {
-    const { configureVulkanEnv } = await import("../test/support/node-gpu.ts");
-    configureVulkanEnv();
-    const { create, globals } = await import("webgpu");
-    Object.assign(globalThis, globals);
-    gpu = create(process.env.HEARTH_DAWN_FLAGS.split(" ").filter(Boolean));
-  } else gpu = await installNodeGPU();
+  // HEARTH_DAWN_FLAGS (e.g. the f16 toggle on NVIDIA): read by installNodeGPU (test/support/node-gpu.ts).
+  const gpu = await installNodeGPU();
   // HEARTH_DISPATCH=tvmjs: tvmjs's own kernel-launch encoding instead of Hearth's (A/B of webgpu-dispatch.ts).
   const dispatch = process.env.HEARTH_DISPATCH ?? "hearth";
   const url = pathToFileURL(resolve(positionals[0]) + "/").href;

@@ -21,9 +21,12 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { register } from "tsx/esm/api";
 
-register();
+// In the repo the SDK's .ts sources load through tsx; the GPU bundle (esbuild, bench/gpu/prepare.py) has them inlined.
+if (!globalThis.__HEARTH_BUNDLED__) {
+  const { register } = await import("tsx/esm/api");
+  register();
+}
 
 function positive(s, what) {
   const n = Number(s);

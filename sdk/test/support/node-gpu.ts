@@ -59,13 +59,17 @@ let gpuPromise: Promise<GPU> | undefined;
 /**
  * Configure Vulkan, load Dawn, install WebGPU globals (GPUBufferUsage, ...) and `navigator.gpu`.
  * Returns the GPU object. Safe to call many times.
+ *
+ * HEARTH_DAWN_FLAGS: Dawn options for create(), space-separated, e.g.
+ * "enable-dawn-features=vulkan_enable_f16_on_nvidia" (Dawn hides shader-f16 on NVIDIA's Vulkan driver
+ * unless that toggle is on; Chrome has the same flag). Used by the GPU benchmarks (bench/gpu/).
  */
 export function installNodeGPU(): Promise<GPU> {
   gpuPromise ??= (async () => {
     configureVulkanEnv();
     const { create, globals } = await import("webgpu");
     Object.assign(globalThis, globals);
-    const gpu = create([]);
+    const gpu = create((process.env["HEARTH_DAWN_FLAGS"] ?? "").split(" ").filter(Boolean));
     const g = globalThis as { navigator?: object };
     if (g.navigator === undefined) {
       Object.defineProperty(globalThis, "navigator", { value: { gpu }, configurable: true, writable: true });
