@@ -26,18 +26,22 @@ from typing import Any
 
 from ..cache import atomic_dir, cache_root, sha256_file
 from ..errors import HearthError
+from .gguf_templates import CHATML, default_chat_template
 
 GGUF_SOURCE = "gguf_source.json"
 GGUF_MAGIC = b"GGUF"
 # Hearth families that a GGUF can come in as: llama.cpp's `general.architecture` -> the HF
 # model_type transformers gives it. Others are refused before any heavy work.
-SUPPORTED_GGUF_ARCHITECTURES = {"llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "gemma3": "gemma3_text"}
-# Used (with a warning) when the file carries no chat template: ChatML, which SmolLM2, Qwen2 and
-# many llama fine-tunes use. Documented in docs/gguf.md.
-DEFAULT_CHAT_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
+SUPPORTED_GGUF_ARCHITECTURES = {
+    "llama": "llama",
+    "mistral": "mistral",
+    "qwen2": "qwen2",
+    "qwen3": "qwen3",
+    "gemma3": "gemma3_text",
+}
+# Used (with a warning) when the file carries no chat template and its family has no template of
+# its own in gguf_templates (Gemma 3 has): ChatML. Documented in docs/gguf.md.
+DEFAULT_CHAT_TEMPLATE = CHATML
 # A trailing quantization tag in a GGUF file name ("Model.Q4_1", "model-q4_k_m"): not part of the id.
 _QUANT_SUFFIX = re.compile(r"[.\-_](?:i?q\d[\w]*|f16|f32|bf16)$", re.IGNORECASE)
 
@@ -132,7 +136,7 @@ def _check_supported(path: Path, reader: Any) -> str:
     if arch not in SUPPORTED_GGUF_ARCHITECTURES:
         raise GGUFError(
             f"{path.name}: GGUF architecture {arch!r} is not supported. Supported GGUF architectures: "
-            f"{', '.join(sorted(SUPPORTED_GGUF_ARCHITECTURES))} (Hearth's llama, qwen2 and gemma3 families)."
+            f"{', '.join(sorted(SUPPORTED_GGUF_ARCHITECTURES))} (Hearth's llama, qwen2, qwen3 and gemma3 families)."
         )
     from gguf import GGMLQuantizationType
     from gguf.quants import _type_traits  # noqa: PLC2701 - the table of types gguf can dequantize
@@ -155,18 +159,45 @@ def converted_folder(path: Path) -> tuple[Path, dict[str, Any]]:
     """The cached HF folder for a GGUF file (converting it on first use) and its description."""
     path = path.resolve()
     reader = _open_reader(path)
-    _check_supported(path, reader)
+    arch = _check_supported(path, reader)
     info = describe(path, reader)
     folder = cache_root() / "gguf" / info["sha256"][:16]
-    if (folder / GGUF_SOURCE).is_file():
+    if (folder / GGUF_SOURCE).is_file() and _template_is_current(folder, reader, arch):
         return folder, json.loads((folder / GGUF_SOURCE).read_text())
     with atomic_dir(folder) as tmp:
-        _convert(path, tmp, info)
+        _convert(path, tmp, info, reader, arch)
         (tmp / GGUF_SOURCE).write_text(json.dumps(info, indent=2) + "\n")
     return folder, info
 
 
-def _convert(path: Path, out: Path, info: dict[str, Any]) -> None:
+def _fix_head_dim(config: Any, reader: Any, arch: str, name: str) -> None:
+    """transformers' GGUF config mapping reads `attention.key_length` as head_dim for some
+    architectures but not for qwen3, whose config then keeps Qwen3Config's default (128), right for
+    the released Qwen3 models only by coincidence. The file's key_length is the truth wherever the
+    config has a head_dim."""
+    key_length = _field(reader, f"{arch}.attention.key_length")
+    value_length = _field(reader, f"{arch}.attention.value_length")
+    if key_length is None or not hasattr(config, "head_dim"):
+        return
+    if value_length is not None and int(value_length) != int(key_length):
+        raise GGUFError(
+            f"{name}: attention.key_length {key_length} != attention.value_length {value_length}; "
+            "Hearth's families use one head_dim for keys and values"
+        )
+    if config.head_dim != int(key_length):
+        config.head_dim = int(key_length)
+
+
+def _template_is_current(folder: Path, reader: Any, arch: str) -> bool:
+    """Whether a cached folder's chat template is the one a conversion would write now: folders
+    converted before a family had its own default (Gemma 3 got ChatML) are converted again."""
+    if _field(reader, "tokenizer.chat_template"):
+        return True  # the file's own template, copied as it is
+    cached = folder / "chat_template.jinja"
+    return cached.is_file() and cached.read_text() == default_chat_template(arch)[0]
+
+
+def _convert(path: Path, out: Path, info: dict[str, Any], reader: Any, arch: str) -> None:
     import torch
     from safetensors.torch import save_file
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -178,6 +209,7 @@ def _convert(path: Path, out: Path, info: dict[str, Any]) -> None:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     except Exception as e:  # noqa: BLE001 - transformers raises many types for a bad file
         raise GGUFError(f"{name}: transformers could not read its config or tokenizer ({type(e).__name__}: {e})") from e
+    _fix_head_dim(config, reader, arch, name)
     # transformers marks GGUF-loaded configs as quantized; the folder holds plain float weights.
     for attr in ("quantization_config", "_name_or_path", "_model_name_or_path"):
         if hasattr(config, attr):
@@ -192,10 +224,9 @@ def _convert(path: Path, out: Path, info: dict[str, Any]) -> None:
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
 
     if not getattr(tokenizer, "chat_template", None):
-        warnings.warn(
-            f"{name} has no chat template; using Hearth's default ChatML template (docs/gguf.md)", stacklevel=3
-        )
-        tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
+        template, what = default_chat_template(arch)
+        warnings.warn(f"{name} has no chat template; using {what} (docs/gguf.md)", stacklevel=3)
+        tokenizer.chat_template = template
     tokenizer.save_pretrained(out)
     if not (out / "tokenizer.json").is_file():
         raise GGUFError(f"{name}: transformers did not produce a tokenizer.json for {type(tokenizer).__name__}")
@@ -215,6 +246,17 @@ def _convert(path: Path, out: Path, info: dict[str, Any]) -> None:
     missing = sorted(expected - set(tensors))
     if missing:
         raise GGUFError(f"{name}: {len(missing)} weights the model needs are not in the file, e.g. {missing[:3]}")
+    shapes = dict(skeleton.named_parameters())
+    wrong = [
+        f"{k} {tuple(v.shape)} (config: {tuple(shapes[k].shape)})"
+        for k, v in tensors.items()
+        if k in shapes and v.shape != shapes[k].shape
+    ]
+    if wrong:
+        raise GGUFError(
+            f"{name}: {len(wrong)} tensors do not have the shape its config implies, e.g. {wrong[0]}; "
+            "the file's metadata and tensors disagree"
+        )
     for k, v in tensors.items():
         if not torch.isfinite(v).all():
             raise GGUFError(f"{name}: tensor {k} holds NaN or Inf; the file is corrupt")
