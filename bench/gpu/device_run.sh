@@ -2,7 +2,10 @@
 # Runs ON the H200 machine (device tool), from the repo root, with .gpu carried (bench/gpu/prepare.py).
 # Usage: bash bench/gpu/device_run.sh <runs> <decode_new> <package-glob>   e.g. 5 128 'qwen*'
 # Env: DISPATCH_AB=1 adds a WebGPU run with tvmjs's own launch encoding; ARGMAX_AB=1 one with the greedy
-#      argmax on the GPU; SKIP_TORCH=1 skips PyTorch;
+#      argmax on the GPU; GPU_SAMPLING_AB=1 adds, per sampling mode (GPU_SAMPLING_MODES, default all six of
+#      bench-llm.mjs's SAMPLING_MODES), a decode run sampling on the host and one sampling on the GPU
+#      (engines webgpu-node-vulkan+sample-<mode>-host / -gpu; decode only, 16-token prefill);
+#      SKIP_TORCH=1 skips PyTorch;
 #      EXTRA_FLAGS=<dawn toggles> adds a WebGPU run with those toggles.
 # Writes $OUT/results.jsonl (one JSON line per engine x package) and $OUT/env.txt.
 set -u
@@ -29,6 +32,16 @@ for src in $G/src/pkgs/$GLOB; do
   if [ -n "${ARGMAX_AB:-}" ]; then
     w=$(HEARTH_GPU_ARGMAX=1 HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-argmax-$name.err | tail -1)
     echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+gpu-argmax\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+  fi
+  # Optional A/B of the sampler: host (logits read back) vs GPU (sdk/src/runtime/gpu-sampler.ts, token read back).
+  if [ -n "${GPU_SAMPLING_AB:-}" ]; then
+    for mode in ${GPU_SAMPLING_MODES:-greedy temperature top-k top-p top-k-top-p penalties}; do
+      for where in host gpu; do
+        g=0; [ $where = gpu ] && g=1
+        w=$(HEARTH_SAMPLING=$mode HEARTH_GPU_SAMPLING=$g HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW --prefill 16 --ttft-prompt 16 2>$OUT/webgpu-sample-$mode-$where-$name.err | tail -1)
+        echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+sample-$mode-$where\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+      done
+    done
   fi
   # Optional second WebGPU run with extra Dawn toggles (attribution only: browsers keep these off).
   if [ -n "${EXTRA_FLAGS:-}" ]; then

@@ -40,11 +40,29 @@ export function perToken(before, after, steps) {
  * decode step's time goes (the last decode run's stats: host-side submission vs waiting for the GPU +
  * logits readback, and the launch cache's counters).
  */
-export async function measureDecoder(model, { runs, prefillLens, decodeNew, decodePrompt, ttftPrompt, gpuArgmax = false }) {
+export async function measureDecoder(model, { runs, prefillLens, decodeNew, decodePrompt, ttftPrompt, gpuArgmax = false, sampling = null }) {
   // gpuArgmax: decode steps use model.decodeArgmax (argmax on the GPU, only the token id read back)
   // instead of decode() + a host argmax over the logits. Same tokens; the native and torch references
   // always read the logits back.
-  const step = gpuArgmax ? (t) => model.decodeArgmax(t) : async (t) => argmax(await model.decode(t));
+  // sampling ({ params, gpu, newSampler(params) -> { sampler, history } }): decode steps sample with these
+  // SamplingParams instead of greedy: on the GPU (model.decodeSample, only the token read back) when
+  // `gpu`, else decode() + the host Sampler. Same tokens either way; each run starts a fresh sampler.
+  let sampler = null;
+  let history = null;
+  const step =
+    sampling !== null
+      ? sampling.gpu
+        ? async (t) => {
+            history.push(t);
+            return (await model.decodeSample(t, sampler, history)).token;
+          }
+        : async (t) => {
+            history.push(t);
+            return sampler.sample(await model.decode(t), history).token;
+          }
+      : gpuArgmax
+        ? (t) => model.decodeArgmax(t)
+        : async (t) => argmax(await model.decode(t));
   const vocab = model.config.vocab_size;
   const maxSeq = model.maxSequenceLength;
   const skipped = {};
@@ -94,7 +112,9 @@ export async function measureDecoder(model, { runs, prefillLens, decodeNew, deco
     let launchesBefore = null;
     for (let r = 0; r < runs; r++) {
       await model.reset();
-      let t = argmax(await model.prefill(promptIds(decodePrompt, vocab, r + 21)));
+      const prompt = promptIds(decodePrompt, vocab, r + 21);
+      if (sampling !== null) ({ sampler, history } = sampling.newSampler(sampling.params, prompt));
+      let t = argmax(await model.prefill(prompt));
       launchesBefore = model.stats().dispatch?.launchesByKernel ?? null;
       const t0 = performance.now();
       for (let i = 0; i < decodeNew; i++) t = await step(t);
@@ -113,6 +133,8 @@ export async function measureDecoder(model, { runs, prefillLens, decodeNew, deco
       calls: st.decode.calls + st.prefill.calls,
       // Kernel launches per decode token (last run; Hearth's launch path only): the number fusion lowers.
       launchesPerToken: launchesAfter === null ? null : perToken(launchesBefore, launchesAfter, decodeNew).total,
+      // Decode steps sampled on the GPU, and of those handed back to the host sampler (all runs).
+      gpuSampling: st.gpuSampling ?? null,
     };
   } else skipped.decode_tok_s = `${decodePrompt} + ${decodeNew} tokens exceed the context window (${maxSeq})`;
 

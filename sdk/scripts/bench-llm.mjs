@@ -24,6 +24,16 @@ if (!globalThis.__HEARTH_BUNDLED__) {
   register();
 }
 
+/** HEARTH_SAMPLING modes: the settings of each decode-sampling A/B (host vs GPU sampler). */
+const SAMPLING_MODES = {
+  greedy: { temperature: 0 },
+  temperature: { temperature: 0.7 },
+  "top-k": { temperature: 0.7, top_k: 40 },
+  "top-p": { temperature: 0.7, top_p: 0.95 },
+  "top-k-top-p": { temperature: 0.7, top_k: 40, top_p: 0.95 },
+  penalties: { temperature: 0.7, top_p: 0.95, repetition_penalty: 1.1, presence_penalty: 0.5, frequency_penalty: 0.5, logit_bias: { 0: -100, 1: 2 } },
+};
+
 function positive(s, what) {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${what} must be a positive integer, got ${s}`);
@@ -80,7 +90,19 @@ try {
 
   // HEARTH_GPU_ARGMAX=1: greedy decode steps take the argmax on the GPU (DecoderModel.decodeArgmax).
   const gpuArgmax = process.env.HEARTH_GPU_ARGMAX === "1";
-  const measured = await measureDecoder(model, { runs, prefillLens, decodeNew, decodePrompt, ttftPrompt, gpuArgmax });
+  // HEARTH_SAMPLING=<mode> (SAMPLING_MODES): decode steps sample with that mode's settings instead of the
+  // greedy argmax, on the host, or on the GPU with HEARTH_GPU_SAMPLING=1 (DecoderModel.decodeSample).
+  const samplingMode = process.env.HEARTH_SAMPLING ?? null;
+  let sampling = null;
+  if (samplingMode !== null) {
+    const params = SAMPLING_MODES[samplingMode];
+    if (params === undefined) throw new Error(`HEARTH_SAMPLING must be one of ${Object.keys(SAMPLING_MODES).join(", ")}, got ${samplingMode}`);
+    const { Sampler } = await import("../src/sample/sampler.ts");
+    const { TokenHistory } = await import("../src/sample/history.ts");
+    const newSampler = (p, prompt) => ({ sampler: new Sampler(p), history: new TokenHistory(prompt) });
+    sampling = { params: { ...params, seed: 1 }, gpu: process.env.HEARTH_GPU_SAMPLING === "1", newSampler };
+  }
+  const measured = await measureDecoder(model, { runs, prefillLens, decodeNew, decodePrompt, ttftPrompt, gpuArgmax, sampling });
   const samples = { load_cold_ms: [loadCold.ms], load_warm_ms: [loadWarm.ms], ...measured.samples };
   const { skipped, breakdown } = measured;
 
@@ -97,6 +119,8 @@ try {
       dawnFlags: process.env.HEARTH_DAWN_FLAGS ?? null,
       dispatch,
       gpuArgmax,
+      sampling: samplingMode,
+      gpuSampling: sampling?.gpu ?? false,
       runs,
       breakdown,
       samples,

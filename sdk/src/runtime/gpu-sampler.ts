@@ -27,6 +27,7 @@ import type { GpuSamplingOutcome } from "../sample/sampler.js";
 const WG = 256;
 const MODES = { greedy: 0, full: 1, sorted: 2 } as const;
 const STATUS = ["drew", "picked", "host"] as const;
+const REASONS = [undefined, "non-finite", "ties", "nucleus", "top-p-margin", "draw-margin", "rounding"] as const;
 
 const SHADER = /* wgsl */ `
 struct Params {
@@ -95,7 +96,8 @@ fn prob(x: f32, mx: f32, cut: bool) -> f32 {
 // Candidate a comes before b: larger logit, then lower id (the host's top-k and nucleus order).
 fn before(ka: u32, ia: u32, kb: u32, ib: u32) -> bool { return ka > kb || (ka == kb && ia < ib); }
 
-fn finish(t: u32, status: u32, token: u32) {
+// why: for HOST, which check handed the position back (GpuSamplingOutcome.reason).
+fn finish(t: u32, status: u32, token: u32, why: u32) {
   if (t != 0u) { return; }
   var lp = 0.0;
   if (P.logprob != 0u && status != HOST) {
@@ -105,6 +107,7 @@ fn finish(t: u32, status: u32, token: u32) {
   result[0] = status;
   result[1] = token;
   result[2] = bitcast<u32>(lp);
+  result[3] = why;
 }
 
 // Sum of the probabilities over this invocation's contiguous id range, then an inclusive scan of the
@@ -191,8 +194,8 @@ fn main(@builtin(local_invocation_index) t: u32) {
     if (t == 0u) { boxF[3] = redF[0]; }
     workgroupBarrier();
   }
-  if (verdict == 2u) { finish(t, HOST, 0u); return; }
-  if (verdict == 1u) { finish(t, PICKED, maxIndex); return; }
+  if (verdict == 2u) { finish(t, HOST, 0u, 1u); return; }
+  if (verdict == 1u) { finish(t, PICKED, maxIndex, 0u); return; }
 
   let chunk = (n + WG - 1u) / WG;
   let lo = min(t * chunk, n);
@@ -221,7 +224,7 @@ fn main(@builtin(local_invocation_index) t: u32) {
     }
     workgroupBarrier();
     if (t == 0u) {
-      if (boxU[2] == NONE || boxU[3] != 0u) { finish(t, HOST, 0u); } else { finish(t, DREW, boxU[2]); }
+      if (boxU[2] == NONE) { finish(t, HOST, 0u, 6u); } else if (boxU[3] != 0u) { finish(t, HOST, 0u, 5u); } else { finish(t, DREW, boxU[2], 0u); }
     }
     return;
   }
@@ -266,7 +269,7 @@ fn main(@builtin(local_invocation_index) t: u32) {
   // Everything >= the boundary key: those above it plus all its ties (sorted by id below, so the lowest win).
   if (t == 0u) { boxU[3] = P.select - need + boxU[2]; }
   let gathered = workgroupUniformLoad(&boxU[3]);
-  if (gathered > CAP) { finish(t, HOST, 0u); return; }
+  if (gathered > CAP) { finish(t, HOST, 0u, 2u); return; }
   var size = 1u;
   loop { if (size >= gathered) { break; } size = size << 1u; }
   for (var i = t; i < n; i += WG) {
@@ -323,11 +326,11 @@ fn main(@builtin(local_invocation_index) t: u32) {
       cum += prob(valueOf(candKey[j]), mx, cut);
       if (cum >= cutoff) {
         keep = j + 1u;
-        if (cum - cutoff < delta || cutoff - prev < delta) { finish(t, HOST, 0u); return; }
+        if (cum - cutoff < delta || cutoff - prev < delta) { finish(t, HOST, 0u, 4u); return; }
         break;
       }
     }
-    if (keep == NONE) { finish(t, HOST, 0u); return; } // the nucleus reaches past the candidates
+    if (keep == NONE) { finish(t, HOST, 0u, 3u); return; } // the nucleus reaches past the candidates
     kept = cum;
   }
   let goal = P.u * kept;
@@ -336,12 +339,12 @@ fn main(@builtin(local_invocation_index) t: u32) {
     let prev = cum;
     cum += prob(valueOf(candKey[j]), mx, cut);
     if (goal < cum) {
-      if (goal - prev < delta || cum - goal < delta) { finish(t, HOST, 0u); return; }
-      finish(t, DREW, candId[j]);
+      if (goal - prev < delta || cum - goal < delta) { finish(t, HOST, 0u, 5u); return; }
+      finish(t, DREW, candId[j], 0u);
       return;
     }
   }
-  finish(t, HOST, 0u);
+  finish(t, HOST, 0u, 6u);
 }
 `;
 
@@ -413,7 +416,10 @@ export class GpuSampler {
     this.readback.unmap();
     const status = STATUS[words[0] as number];
     if (status === undefined) throw new Error(`GPU sampler returned status ${words[0]}`);
-    return { status, token: words[1] as number, logprob: new Float32Array(words.buffer)[2] as number };
+    const reason = REASONS[words[3] as number];
+    const outcome: GpuSamplingOutcome = { status, token: words[1] as number, logprob: new Float32Array(words.buffer)[2] as number };
+    if (status === "host" && reason !== undefined) outcome.reason = reason;
+    return outcome;
   }
 
   /** Grow the scratch buffers (a new buffer invalidates the cached bind groups). */

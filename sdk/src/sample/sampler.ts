@@ -37,6 +37,12 @@ export interface GpuSamplingOutcome {
   token: number;
   /** float32 log-probability of `token` (plan.logprob). */
   logprob: number;
+  /**
+   * Why the host must decide: non-finite logits (NaN, all -Infinity, an infinite raw logit with logprobs),
+   * ties (more tokens tie at the top-k boundary than the GPU sorts), nucleus (top-p needs more than
+   * GPU_CANDIDATES tokens), top-p-margin / draw-margin (a sum within the margin of its boundary), rounding.
+   */
+  reason?: "non-finite" | "ties" | "nucleus" | "top-p-margin" | "draw-margin" | "rounding";
 }
 
 export class Sampler {

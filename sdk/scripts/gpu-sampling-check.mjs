@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+// How often the GPU sampler (src/runtime/gpu-sampler.ts) would disagree with the host Sampler, on a real
+// model's logits, over a long run. Each position's logits (decode() on Dawn WebGPU) go through, with the
+// same uniform number: the host Sampler (the reference), the GPU sampler with margin 0 (its float32
+// answer as is), and with the default margin (what the SDK uses: near a boundary it hands the position
+// back to the host). The reference token is fed back, so all three see the same positions.
+//
+// Usage: node scripts/gpu-sampling-check.mjs <packageDir> [--tokens 400] [--prompt "text"]
+// Prints one JSON line per setting: positions, margin0_mismatches (the float32 answer differs, or it
+// could not decide), handed_back (by reason), mismatches (a GPU answer that differs from the host: must be 0).
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { register } from "tsx/esm/api";
+
+register();
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    tokens: { type: "string", default: "400" },
+    prompt: { type: "string", default: "Write a short story about a lighthouse keeper who finds a message in a bottle." },
+  },
+});
+if (positionals.length !== 1) throw new Error('usage: node scripts/gpu-sampling-check.mjs <packageDir> [--tokens 400] [--prompt "text"]');
+const dir = resolve(positionals[0]);
+const tokens = Number(values.tokens);
+if (!Number.isInteger(tokens) || tokens < 1) throw new Error(`--tokens must be a positive integer, got ${values.tokens}`);
+
+const { installNodeGPU } = await import("../test/support/node-gpu.ts");
+const { fileFetch } = await import("../test/support/file-fetch.ts");
+const { DecoderModel } = await import("../src/decoder/model.ts");
+const { GpuSampler } = await import("../src/runtime/gpu-sampler.ts");
+const { Sampler } = await import("../src/sample/sampler.ts");
+const { TokenHistory } = await import("../src/sample/history.ts");
+const { loadTokenizer } = await import("../src/tokenize/load.ts");
+
+const SETTINGS = [
+  { temperature: 1 },
+  { temperature: 0.7 },
+  { temperature: 1, top_p: 0.9 },
+  { temperature: 0.8, top_k: 40 },
+  { temperature: 1, top_k: 50, top_p: 0.95 },
+  { temperature: 0.9, top_p: 0.95, repetition_penalty: 1.2, presence_penalty: 0.3, frequency_penalty: 0.3 },
+];
+
+const gpu = await installNodeGPU();
+const model = await DecoderModel.load(pathToFileURL(dir).href + "/", { gpu, target: "webgpu", fetch: fileFetch, logger: () => {} });
+const tokenizer = await loadTokenizer({ tokenizerJson: readFileSync(join(dir, "tokenizer.json"), "utf8") });
+const prompt = Array.from(tokenizer.encode(values.prompt).ids ?? tokenizer.encode(values.prompt));
+// A device of its own: the comparison kernels see a copy of each position's logits.
+const device = await (await gpu.requestAdapter()).requestDevice();
+const withMargin = new GpuSampler(device);
+const noMargin = new GpuSampler(device, 0);
+try {
+  for (const [i, setting] of SETTINGS.entries()) {
+    const params = { ...setting, seed: 1000 + i };
+    await model.reset();
+    const sampler = new Sampler(params);
+    const history = new TokenHistory(prompt);
+    let logits = await model.prefill(prompt);
+    const stats = { positions: 0, margin0_mismatches: 0, handed_back: 0, mismatches: 0, reasons: {} };
+    const buf = device.createBuffer({ size: logits.length * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    const t0 = performance.now();
+    for (let n = 0; n < tokens; n++) {
+      device.queue.writeBuffer(buf, 0, logits);
+      const plan = sampler.gpuPlan(logits.length, history);
+      const a = await noMargin.sample(buf, 0, plan);
+      const b = await withMargin.sample(buf, 0, plan);
+      sampler.gpuResult(plan, { status: "host", token: 0, logprob: 0 }); // gives the uniform number back
+      const ref = sampler.sample(logits, history).token;
+      stats.positions++;
+      if (a.status === "host" || a.token !== ref) stats.margin0_mismatches++;
+      if (b.status === "host") {
+        stats.handed_back++;
+        stats.reasons[b.reason] = (stats.reasons[b.reason] ?? 0) + 1;
+      }
+      else if (b.token !== ref) stats.mismatches++;
+      history.push(ref);
+      if (model.sequenceLength >= model.maxSequenceLength) break;
+      logits = await model.decode(ref);
+    }
+    buf.destroy();
+    console.log(JSON.stringify({ params, vocab: logits.length, ...stats, seconds: +((performance.now() - t0) / 1000).toFixed(1) }));
+  }
+} finally {
+  withMargin.dispose();
+  noMargin.dispose();
+  device.destroy();
+  await model.dispose();
+}
