@@ -75,8 +75,7 @@ try {
       if (b.status === "host") {
         stats.handed_back++;
         stats.reasons[b.reason] = (stats.reasons[b.reason] ?? 0) + 1;
-      }
-      else if (b.token !== ref) stats.mismatches++;
+      } else if (b.token !== ref) stats.mismatches++;
       history.push(ref);
       if (model.sequenceLength >= model.maxSequenceLength) break;
       logits = await model.decode(ref);
