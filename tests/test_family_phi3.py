@@ -39,7 +39,7 @@ CASES = {
     ),
     # Phi-4-mini's: partial rotary (12 of 16 features), LongRoPE, tied, and a sliding_window longer
     # than the context (as Phi-3.5's 262144), which never slides. (Not one KV head: TVM 0.27 fails to
-    # compile the WebGPU build of any family with num_key_value_heads=1 here, llama included.)
+    # compile a WebGPU build with head_dim 16, 4 q heads and 1 kv head, llama's included.)
     "phi3-partial-tied": dict(
         tie_word_embeddings=True,
         partial_rotary_factor=0.75,
