@@ -359,3 +359,40 @@ def test_package_config_stops_on_end_of_turn_in_the_sdk(family: str, tmp_path: P
     assert sorted(out["stop_ids"]) == sorted({base_eos, end})
     assert out["finish_reason"] == "stop" and out["accepted"] == len(reply) + 1
     assert out["text"] == "Sure: 2+2=4."
+
+
+# ----------------------------------------------------------------------------------------------
+# chat_template_kwargs (Qwen3's enable_thinking) in `hearth serve`; the SDK's side is
+# sdk/test/chat-template-kwargs.test.ts
+
+
+def test_serve_prompt_takes_chat_template_kwargs() -> None:
+    """ChatModel.prompt_ids (what `hearth serve` prefills) with the real Qwen3 tokenizer and template."""
+    from types import SimpleNamespace
+
+    from hearth.serve.native_models import ChatModel
+
+    tok = hf("qwen3")
+    model = ChatModel.__new__(ChatModel)  # prompt building only: no decoder is involved before prefill
+    model.info, model.tokenizer, model.chat_template = SimpleNamespace(id="qwen3"), tok, tok.chat_template
+    ask = [{"role": "user", "content": "2+2?"}]
+    for kwargs in (None, {"enable_thinking": True}, {"enable_thinking": False}):
+        want = tok.apply_chat_template(ask, tokenize=False, add_generation_prompt=True, **(kwargs or {}))
+        ids = model.prompt_ids(ask, None, kwargs)
+        assert ids == tok(want, add_special_tokens=False)["input_ids"]
+        assert tok.decode(ids).endswith("<think>\n\n</think>\n\n") == (kwargs == {"enable_thinking": False})
+
+
+def test_serve_refuses_reserved_chat_template_kwargs() -> None:
+    from pydantic import ValidationError
+
+    from hearth.serve.native_schemas import RESERVED_TEMPLATE_VARIABLES, ChatRequest
+
+    base = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert ChatRequest.model_validate({**base, "chat_template_kwargs": {"enable_thinking": False}})
+    # The SDK refuses the same names (sdk/src/service/validate.ts).
+    sdk_source = (SDK / "src" / "service" / "validate.ts").read_text()
+    for key in sorted(RESERVED_TEMPLATE_VARIABLES):
+        assert f'  "{key}",\n' in sdk_source, key
+        with pytest.raises(ValidationError, match="not a template variable a request may set"):
+            ChatRequest.model_validate({**base, "chat_template_kwargs": {key: True}})

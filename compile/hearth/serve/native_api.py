@@ -302,7 +302,7 @@ def native_router(dist: Path, limits: ServeLimits | None = None) -> APIRouter:
             free_call=plan.mode == "auto",
         )
         try:
-            prompt = await runner.call(slot, model.prompt_ids, messages, tools)
+            prompt = await runner.call(slot, model.prompt_ids, messages, tools, req.chat_template_kwargs)
         except ValueError as e:
             raise ApiError(400, str(e), param="messages") from None
         constraint: TokenConstraint | None = None

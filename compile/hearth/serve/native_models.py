@@ -263,13 +263,24 @@ class ChatModel:
         self.default_temperature = float(self.config.get("temperature", 1.0))
         self.default_top_p = float(self.config.get("top_p", 1.0))
 
-    def prompt_ids(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> list[int]:
+    def prompt_ids(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        template_kwargs: dict[str, Any] | None = None,
+    ) -> list[int]:
         """What the SDK's EngineCore prefills: the rendered template (with the generation prompt and,
-        for templates that render them, the tools), encoded without adding special tokens again."""
+        for templates that render them, the tools; `template_kwargs`: more template variables, e.g.
+        Qwen3's enable_thinking), encoded without adding special tokens again."""
         if self.chat_template is None:
             raise ValueError(f"{self.info.id} has no chat template; it cannot take chat messages")
         text = self.tokenizer.apply_chat_template(
-            messages, chat_template=self.chat_template, tools=tools, tokenize=False, add_generation_prompt=True
+            messages,
+            chat_template=self.chat_template,
+            tools=tools,
+            tokenize=False,
+            add_generation_prompt=True,
+            **(template_kwargs or {}),
         )
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 

@@ -238,6 +238,30 @@ class NamedToolChoice(BaseModel):
     function: NamedFunction
 
 
+# Not chat_template_kwargs: what a request sets through its own fields, and transformers'
+# apply_chat_template parameters (they would not reach the template). The SDK refuses the same.
+RESERVED_TEMPLATE_VARIABLES = frozenset(
+    {
+        "messages",
+        "conversation",
+        "tools",
+        "documents",
+        "chat_template",
+        "add_generation_prompt",
+        "continue_final_message",
+        "tokenize",
+        "sanitize_control_tokens",
+        "padding",
+        "truncation",
+        "max_length",
+        "return_tensors",
+        "return_dict",
+        "return_assistant_tokens_mask",
+        "tokenizer_kwargs",
+    }
+)
+
+
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: Text = Field(min_length=1)
@@ -265,6 +289,19 @@ class ChatRequest(BaseModel):
     parallel_tool_calls: bool | None = None
     n: Literal[1] | None = 1
     user: Text | None = None
+    # More chat-template variables (vLLM's extension; the SDK takes the same): e.g. {"enable_thinking": false}.
+    chat_template_kwargs: dict[str, Any] | None = None
+
+    @field_validator("chat_template_kwargs")
+    @classmethod
+    def _template_kwargs(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        for key in v or {}:
+            if key in RESERVED_TEMPLATE_VARIABLES:
+                raise ValueError(
+                    f"{key} is not a template variable a request may set (a request field or an "
+                    "apply_chat_template option); pass it as the request's own field where there is one"
+                )
+        return v
 
     @field_validator("stop")
     @classmethod

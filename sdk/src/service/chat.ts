@@ -12,6 +12,7 @@ import type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessage, ChatCo
 import { planStructured, type StructuredPlan } from "./structured.js";
 import { parseToolCalls } from "./tool-calls.js";
 import { templateInput } from "./tool-prompt.js";
+import type { RenderOptions } from "../tokenize/chat-template.js";
 import { ChatStream, chatLogprob } from "./responses.js";
 import { InvalidRequestError } from "../errors/index.js";
 
@@ -73,10 +74,10 @@ export function prepareChat(loaded: LoadedChatModel, req: ChatCompletionRequest,
   const maxTokens = req.max_completion_tokens ?? req.max_tokens ?? null;
   const encode = (messages: readonly ChatCompletionMessageParam[]): number[] => {
     const input = templateInput(messages, plan.tools, template.source, plan.grammar === null);
-    const text = template.render(
-      input.messages,
-      input.tools === undefined ? { add_generation_prompt: true } : { add_generation_prompt: true, tools: input.tools },
-    );
+    const options: RenderOptions = { add_generation_prompt: true };
+    if (input.tools !== undefined) options.tools = input.tools;
+    if (req.chat_template_kwargs != null) options.extra = req.chat_template_kwargs;
+    const text = template.render(input.messages, options);
     return Array.from(loaded.tokenizer.encode(text, { addSpecialTokens: false }));
   };
   let messages = [...req.messages];

@@ -129,6 +129,12 @@ export interface ChatCompletionRequest extends BaseCompletionRequest {
   tool_choice?: ToolChoice | null | undefined;
   /** Accepted; a forced call ("required" / named) is one call. */
   parallel_tool_calls?: boolean | null | undefined;
+  /**
+   * More variables for the model's chat template (vLLM's `chat_template_kwargs`, transformers'
+   * `apply_chat_template(**kwargs)`), e.g. `{enable_thinking: false}` for Qwen3. Names the engine sets
+   * itself (messages, tools, documents, add_generation_prompt) are refused.
+   */
+  chat_template_kwargs?: Record<string, unknown> | null | undefined;
 }
 
 export interface CompletionRequest extends BaseCompletionRequest {

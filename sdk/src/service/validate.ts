@@ -110,6 +110,7 @@ function buildSchemas(v: Valibot) {
       v.custom<ToolChoice>((x) => typeof x === "string" || isPlainObject(x), 'must be "none", "auto", "required" or {type: "function", function: {name}}'),
     ),
     parallel_tool_calls: opt(v.boolean()),
+    chat_template_kwargs: opt(v.custom<Record<string, unknown>>(isPlainObject, "must be an object of template variables")),
   });
 
   const completion = v.strictObject({
@@ -261,6 +262,27 @@ function commonChecks(r: { stream?: boolean | null | undefined; stream_options?:
 }
 
 /** Validate a chat completions request; throws {@link InvalidRequestError} naming the first bad field. */
+// Not chat_template_kwargs: what a request sets through its own fields (ChatTemplate.render), and
+// transformers' apply_chat_template parameters, which `hearth serve` could not pass on: both servers refuse the same.
+const RESERVED_TEMPLATE_VARIABLES: ReadonlySet<string> = new Set([
+  "messages",
+  "conversation",
+  "tools",
+  "documents",
+  "chat_template",
+  "add_generation_prompt",
+  "continue_final_message",
+  "tokenize",
+  "sanitize_control_tokens",
+  "padding",
+  "truncation",
+  "max_length",
+  "return_tensors",
+  "return_dict",
+  "return_assistant_tokens_mask",
+  "tokenizer_kwargs",
+]);
+
 export async function validateChatRequest(request: unknown): Promise<ChatCompletionRequest> {
   const v = await importValibot();
   const s = await getSchemas();
@@ -273,6 +295,14 @@ export async function validateChatRequest(request: unknown): Promise<ChatComplet
   }
   if (r.top_logprobs != null && r.top_logprobs > 0 && r.logprobs !== true) {
     throw new InvalidRequestError("top_logprobs needs logprobs: true", "top_logprobs");
+  }
+  for (const key of Object.keys(r.chat_template_kwargs ?? {})) {
+    if (RESERVED_TEMPLATE_VARIABLES.has(key)) {
+      throw new InvalidRequestError(
+        `chat_template_kwargs.${key}: not a template variable a request may set (a request field or an apply_chat_template option); pass it as the request's own field where there is one`,
+        `chat_template_kwargs.${key}`,
+      );
+    }
   }
   r.messages.forEach((m, i) => {
     if (m.tool_calls !== undefined && m.role !== "assistant") {
