@@ -18,6 +18,10 @@ A compiled cache cannot re-rotate what it holds, so Hearth compiles the short fa
 of at most original_max_position_embeddings, where transformers uses them for every position; a
 longer context is refused (unless both factor lists are equal, when nothing switches). Without
 --context-window-size, a LongRoPE checkpoint gets that length as its context (with a warning).
+
+TVM 0.27's own LongRoPE (the KV cache's fused RoPE with rope_ext_factors) is not used: it picks long
+or short factors by the length of the current chunk, not by position, and derives the attention
+factor from max_position_embeddings alone, ignoring an explicit `factor` or `attention_factor`.
 """
 
 from __future__ import annotations
