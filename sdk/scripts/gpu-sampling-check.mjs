@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // How often the GPU sampler (src/runtime/gpu-sampler.ts) would disagree with the host Sampler, on a real
-// model's logits, over a long run. Each position's logits (decode() on Dawn WebGPU) go through, with the
-// same uniform number: the host Sampler (the reference), the GPU sampler with margin 0 (its float32
-// answer as is), and with the default margin (what the SDK uses: near a boundary it hands the position
-// back to the host). The reference token is fed back, so all three see the same positions.
+// model's logits over a long run. The model generates --tokens tokens once (decode() on Dawn WebGPU, host
+// sampling at temperature 0.7, top_p 0.95) and every position's logits are kept; then, for each setting
+// below, every position goes through the host Sampler (the reference), the GPU sampler with margin 0 (its
+// float32 answer as is) and with the default margin (what the SDK uses: near a boundary it hands the
+// position back to the host), all with the same uniform number. The penalties see each setting's own
+// reference tokens.
 //
-// Usage: node scripts/gpu-sampling-check.mjs <packageDir> [--tokens 400] [--prompt "text"]
+// Usage: node scripts/gpu-sampling-check.mjs <packageDir> [--tokens 300] [--prompt "text"]
 // Prints one JSON line per setting: positions, margin0_mismatches (the float32 answer differs, or it
 // could not decide), handed_back (by reason), mismatches (a GPU answer that differs from the host: must be 0).
 import { readFileSync } from "node:fs";
@@ -19,11 +21,11 @@ register();
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
-    tokens: { type: "string", default: "400" },
+    tokens: { type: "string", default: "300" },
     prompt: { type: "string", default: "Write a short story about a lighthouse keeper who finds a message in a bottle." },
   },
 });
-if (positionals.length !== 1) throw new Error('usage: node scripts/gpu-sampling-check.mjs <packageDir> [--tokens 400] [--prompt "text"]');
+if (positionals.length !== 1) throw new Error('usage: node scripts/gpu-sampling-check.mjs <packageDir> [--tokens 300] [--prompt "text"]');
 const dir = resolve(positionals[0]);
 const tokens = Number(values.tokens);
 if (!Number.isInteger(tokens) || tokens < 1) throw new Error(`--tokens must be a positive integer, got ${values.tokens}`);
@@ -54,18 +56,31 @@ const device = await (await gpu.requestAdapter()).requestDevice();
 const withMargin = new GpuSampler(device);
 const noMargin = new GpuSampler(device, 0);
 try {
-  for (const [i, setting] of SETTINGS.entries()) {
-    const params = { ...setting, seed: 1000 + i };
+  const positions = [];
+  {
     await model.reset();
-    const sampler = new Sampler(params);
+    const sampler = new Sampler({ temperature: 0.7, top_p: 0.95, seed: 1 });
     const history = new TokenHistory(prompt);
     let logits = await model.prefill(prompt);
-    const stats = { positions: 0, margin0_mismatches: 0, handed_back: 0, mismatches: 0, reasons: {} };
-    const buf = device.createBuffer({ size: logits.length * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
     const t0 = performance.now();
-    for (let n = 0; n < tokens; n++) {
+    for (let n = 0; n < tokens && model.sequenceLength < model.maxSequenceLength; n++) {
+      positions.push(logits);
+      const token = sampler.sample(logits, history).token;
+      history.push(token);
+      logits = await model.decode(token);
+    }
+    console.error(`${positions.length} positions in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  const vocab = positions[0].length;
+  const buf = device.createBuffer({ size: vocab * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+  for (const [i, setting] of SETTINGS.entries()) {
+    const params = { ...setting, seed: 1000 + i };
+    const sampler = new Sampler(params);
+    const history = new TokenHistory(prompt);
+    const stats = { positions: 0, margin0_mismatches: 0, handed_back: 0, mismatches: 0, reasons: {} };
+    for (const logits of positions) {
       device.queue.writeBuffer(buf, 0, logits);
-      const plan = sampler.gpuPlan(logits.length, history);
+      const plan = sampler.gpuPlan(vocab, history);
       const a = await noMargin.sample(buf, 0, plan);
       const b = await withMargin.sample(buf, 0, plan);
       sampler.gpuResult(plan, { status: "host", token: 0, logprob: 0 }); // gives the uniform number back
@@ -77,12 +92,10 @@ try {
         stats.reasons[b.reason] = (stats.reasons[b.reason] ?? 0) + 1;
       } else if (b.token !== ref) stats.mismatches++;
       history.push(ref);
-      if (model.sequenceLength >= model.maxSequenceLength) break;
-      logits = await model.decode(ref);
     }
-    buf.destroy();
-    console.log(JSON.stringify({ params, vocab: logits.length, ...stats, seconds: +((performance.now() - t0) / 1000).toFixed(1) }));
+    console.log(JSON.stringify({ params, vocab, ...stats }));
   }
+  buf.destroy();
 } finally {
   withMargin.dispose();
   noMargin.dispose();

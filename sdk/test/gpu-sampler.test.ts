@@ -125,6 +125,18 @@ test("a Qwen2.5-sized vocabulary (151936) and an offset into the buffer", async 
   }
 });
 
+test("a nucleus larger than the GPU's candidates: decided on the GPU when the draw lands inside them", async () => {
+  // Flat logits: top_p 0.9 of 8192 tokens keeps ~7000, far past GPU_CANDIDATES; a draw lands in the
+  // first 1024 about 1 time in 7.
+  const flat = (step: number): Float32Array => lmLogits(8192, 300 + step, 0).map((v) => v / 8);
+  const params = { top_p: 0.9, seed: 12 };
+  const host = await run(params, flat, 60, false);
+  const gpu = await run(params, flat, 60, true);
+  assert.deepEqual(gpu.tokens, host.tokens);
+  assert.ok(gpu.handedBack < 60, "some positions were decided on the GPU");
+  assert.ok(gpu.handedBack > 20, `a draw past the candidates is the host's (${gpu.handedBack} of 60 handed back)`);
+});
+
 test("ties go to the lower id (top-k boundary, nucleus, greedy); +Infinity wins without a draw", async () => {
   const tie = new Float32Array(3000).fill(-5);
   for (const id of [2500, 40, 1200, 7, 2999]) tie[id] = 4;

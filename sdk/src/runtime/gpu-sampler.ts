@@ -18,7 +18,9 @@
  *    the range the draw falls in (the host's id order);
  *  - sorted (top-k and/or top-p): a 4-pass radix select of the `select` largest logits, a gather into
  *    workgroup memory, a bitonic sort (logit desc, id asc), then one invocation runs the host's top-p cut
- *    and draw over at most GPU_CANDIDATES candidates.
+ *    and draw over at most GPU_CANDIDATES candidates. A nucleus larger than that is decided here when
+ *    the draw lands inside the candidates whatever the nucleus's exact mass (kept in [cutoff, cutoff + the
+ *    last candidate's probability]); otherwise the host decides.
  * Also the log-probability of the chosen token under the raw logits, when asked.
  */
 import { GPU_CANDIDATES, type GpuSamplingPlan } from "../sample/gpu-plan.js";
@@ -317,6 +319,8 @@ fn main(@builtin(local_invocation_index) t: u32) {
   let delta = P.margin * total;
   var keep = m;
   var kept = total;
+  // The host's kept mass is only known to lie in [kept, kept + slack] (a nucleus past the candidates).
+  var slack = 0.0;
   if (P.topP < 1.0) {
     let cutoff = P.topP * total;
     var cum = 0.0;
@@ -330,21 +334,31 @@ fn main(@builtin(local_invocation_index) t: u32) {
         break;
       }
     }
-    if (keep == NONE) { finish(t, HOST, 0u, 3u); return; } // the nucleus reaches past the candidates
-    kept = cum;
+    if (keep == NONE) {
+      // The nucleus reaches past the candidates. The host stops at the first later token whose sum reaches
+      // the cutoff, so its kept mass is in [cutoff, cutoff + p] where p, the last candidate's probability,
+      // bounds every later one; a draw that lands inside the candidates for every such mass is decided here.
+      if (m >= n || cutoff - cum < delta) { finish(t, HOST, 0u, 3u); return; }
+      keep = m;
+      kept = cutoff;
+      slack = prob(valueOf(candKey[m - 1u]), mx, cut);
+    } else {
+      kept = cum;
+    }
   }
   let goal = P.u * kept;
+  let goalSlack = P.u * slack;
   var cum = 0.0;
   for (var j = 0u; j < keep; j++) {
     let prev = cum;
     cum += prob(valueOf(candKey[j]), mx, cut);
     if (goal < cum) {
-      if (goal - prev < delta || cum - goal < delta) { finish(t, HOST, 0u, 5u); return; }
+      if (goal - prev < delta || cum - goal < delta + goalSlack) { finish(t, HOST, 0u, 5u); return; }
       finish(t, DREW, candId[j], 0u);
       return;
     }
   }
-  finish(t, HOST, 0u, 6u);
+  finish(t, HOST, 0u, select(6u, 3u, slack > 0.0));
 }
 `;
 

@@ -39,8 +39,8 @@ export interface GpuSamplingOutcome {
   logprob: number;
   /**
    * Why the host must decide: non-finite logits (NaN, all -Infinity, an infinite raw logit with logprobs),
-   * ties (more tokens tie at the top-k boundary than the GPU sorts), nucleus (top-p needs more than
-   * GPU_CANDIDATES tokens), top-p-margin / draw-margin (a sum within the margin of its boundary), rounding.
+   * ties (more tokens tie at the top-k boundary than the GPU sorts), nucleus (top-p's nucleus reaches
+   * past the GPU_CANDIDATES largest tokens and the draw may land past them too), top-p-margin / draw-margin (a sum within the margin of its boundary), rounding.
    */
   reason?: "non-finite" | "ties" | "nucleus" | "top-p-margin" | "draw-margin" | "rounding";
 }
