@@ -1,10 +1,11 @@
 """build/fusion.py: the GPU pipeline's decode-step kernel fusion (issue 17, fewer launches per token).
 
 Structure only, on the Relax/TIR of tiny-llama-trained q4f32_1 exported for WebGPU (seconds, no link):
-which kernels a decode step calls with and without the fusion passes. That the fused kernel computes
-the same numbers is what the WebGPU-vs-native greedy tests check (tests/test_webgpu_decoder.py,
-tests/test_quant_gguf.py, tests/test_webgpu_quant.py: the native llvm build is not fused, the WebGPU
-one is, and the tokens must be identical); launches per token at run time: sdk/scripts/kernel-launches.mjs.
+which kernels a decode step calls with and without the fusion passes. The pass is opt-in
+(`build_target(..., fuse=True)`): on an H100 it made WebGPU decode 15-23 % slower (docs/benchmarks.md,
+"Decode fusion on the H100"), so packages are built without it. While it was the default, the
+WebGPU-vs-native greedy tests (tests/test_webgpu_decoder.py, test_quant_gguf.py, test_webgpu_quant.py)
+checked that the fused kernel gives the same tokens; launches per token: sdk/scripts/kernel-launches.mjs.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""The A side of the decode-fusion benchmark (issue 17 item 1): a copy of a decoder package whose WebGPU
-library (and, optionally, a CUDA library next to it) is compiled WITHOUT hearth/build/fusion.py.
+"""The other side of the decode-fusion benchmark (issue 17 item 1): a copy of a decoder package whose WebGPU
+library (and, optionally, a CUDA library next to it) is compiled WITHOUT hearth/build/fusion.py, or, with
+--fused, WITH it. Packages are built unfused since the H100 A/B (docs/benchmarks.md, "Decode fusion on
+the H100"), so the A/B of a current package needs --fused; a package built before that needs no flag.
 
-    .venv/bin/python bench/gpu/build_unfused.py <checkpoint> <package_dir> [--cuda] [--out bench/tmp/unfused]
+    .venv/bin/python bench/gpu/build_unfused.py <checkpoint> <package_dir> [--fused] [--cuda] [--out DIR]
 
 Writes <out>/<model_id>/<quant>/ (the package's files, weights hard-linked, the webgpu wasm rebuilt and
 its manifest entry re-hashed) and, with --cuda, bench/tmp/cuda/<model_id>-<quant>-unfused-cuda.so.
@@ -50,10 +52,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("package", type=Path)
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "tmp" / "unfused")
-    ap.add_argument("--cuda", action="store_true", help="also build the CUDA library without fusion")
+    ap.add_argument("--fused", action="store_true", help="build WITH build/fusion.py (rows named *-fused)")
+    ap.add_argument("--out", type=Path, help="default bench/tmp/unfused (bench/tmp/fused with --fused)")
+    ap.add_argument("--cuda", action="store_true", help="also build the CUDA library the same way")
     ap.add_argument("--arch", default="sm_90a")
     args = ap.parse_args()
+    kind = "fused" if args.fused else "unfused"
+    args.out = args.out or REPO / "bench" / "tmp" / kind
     manifest = json.loads((args.package / "hearth-manifest.json").read_text())
     cfg = json.loads((args.package / "mlc-chat-config.json").read_text())
     if "webgpu" not in manifest["targets"]:
@@ -69,10 +74,10 @@ def main() -> int:
 
     t0 = time.perf_counter()
     spec = get_target("webgpu")
-    built = build_target(arch, config, scheme, spec, fuse=False)
+    built = build_target(arch, config, scheme, spec, fuse=args.fused)
     if [n for n, _ in built.named_params] != want:
         raise SystemExit(
-            f"parameter order differs from {args.package}'s: the unfused build would read the wrong tensors"
+            f"parameter order differs from {args.package}'s: the {kind} build would read the wrong tensors"
         )
     wasm = manifest["targets"]["webgpu"]
     write_library(built.executable, spec, dst / wasm)
@@ -90,8 +95,8 @@ def main() -> int:
 
         t1 = time.perf_counter()
         cspec = cuda_spec(args.arch)
-        cbuilt = build_target(arch, config, scheme, cspec, fuse=False)
-        lib = REPO / "bench" / "tmp" / "cuda" / f"{manifest['model_id']}-{scheme.name}-unfused-cuda.so"
+        cbuilt = build_target(arch, config, scheme, cspec, fuse=args.fused)
+        lib = REPO / "bench" / "tmp" / "cuda" / f"{manifest['model_id']}-{scheme.name}-{kind}-cuda.so"
         lib.parent.mkdir(parents=True, exist_ok=True)
         write_library(cbuilt.executable, cspec, lib)
         out.update(cuda=str(lib), cuda_seconds=round(time.perf_counter() - t1, 1))

@@ -50,8 +50,8 @@ for src in $G/src/pkgs/$GLOB; do
   fi
   n=$(python3 bench/gpu/native_tvm.py $p $p/cuda.so --device cuda --runs $RUNS --decode-new $NEW 2>$OUT/native-$name.err | tail -1)
   echo "{\"package\":\"$name\",\"engine\":\"native-cuda\",\"result\":${n:-null}}" >> $OUT/results.jsonl
-  # torch does not depend on Hearth's compiler: the *-unfused copies (bench/gpu/build_unfused.py) skip it.
-  notorch=${SKIP_TORCH:-}; case $name in *-unfused) notorch=1;; esac
+  # torch does not depend on Hearth's compiler: the *-unfused / *-fused copies (bench/gpu/build_unfused.py) skip it.
+  notorch=${SKIP_TORCH:-}; case $name in *-unfused|*-fused) notorch=1;; esac
   [ -n "$notorch" ] || t=$(python3 bench/gpu/torch_ref.py $p/hf-config.json --device cuda --runs $RUNS --decode-new $NEW --max-seq $ctx 2>$OUT/torch-$name.err | tail -1)
   [ -n "$notorch" ] || echo "{\"package\":\"$name\",\"engine\":\"torch-eager-cuda\",\"result\":${t:-null}}" >> $OUT/results.jsonl
   tail -4 $OUT/results.jsonl | cut -c1-400

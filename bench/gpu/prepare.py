@@ -160,7 +160,7 @@ def hf_source(model_id: str) -> Path:
 
 def packages() -> list[tuple[Path, Path, str]]:
     """(package, its CUDA library, the name its rows get). bench/gpu/build_unfused.py's copies, where built,
-    come as "<model>-<quant>-unfused": the same model compiled without build/fusion.py (WebGPU and CUDA)."""
+    come as "<model>-<quant>-unfused" / "-fused": the same model compiled without / with build/fusion.py."""
     cuda = REPO / "bench" / "tmp" / "cuda"
     found = []
     for model, quant in [
@@ -174,6 +174,7 @@ def packages() -> list[tuple[Path, Path, str]]:
         for pkg, suffix in (
             (home / model / quant, ""),
             (REPO / "bench" / "tmp" / "unfused" / model / quant, "-unfused"),
+            (REPO / "bench" / "tmp" / "fused" / model / quant, "-fused"),
         ):
             lib = cuda / f"{model}-{quant}{suffix}-cuda.so"
             if pkg.is_dir() and lib.is_file():

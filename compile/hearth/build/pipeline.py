@@ -28,10 +28,11 @@ from .metadata import attach_metadata
 from .wasm_link import link_wasm
 
 
-def relax_pipeline(spec: TargetSpec, target: tvm.target.Target, fuse: bool = True) -> tvm.transform.Pass:
-    """`fuse=False` leaves out build/fusion.py (GPU decode fusion): the A side of its benchmarks."""
+def relax_pipeline(spec: TargetSpec, target: tvm.target.Target, fuse: bool = False) -> tvm.transform.Pass:
+    """`fuse=True` adds build/fusion.py (the SwiGLU gate folded into the down GEMV) on GPU targets. Off by
+    default: on an H100 (docs/benchmarks.md, "Decode fusion on the H100") it removed 10 % of the launches
+    but made WebGPU decode 15-23 % slower, because the fused GEMV recomputes SiLU for every output block."""
     backend = gpu_generic if spec.is_gpu else cpu_generic
-    # GPU decode is launch-bound: fold kernels together before legalization (build/fusion.py).
     fusion = fusion_passes(target) if spec.is_gpu and fuse else []
 
     @tvm.transform.module_pass(opt_level=0, name="HearthPipeline")
@@ -49,7 +50,7 @@ def relax_pipeline(spec: TargetSpec, target: tvm.target.Target, fuse: bool = Tru
     return _pipeline
 
 
-def compile_module(mod: tvm.ir.IRModule, spec: TargetSpec, fuse: bool = True) -> tvm.runtime.Executable:
+def compile_module(mod: tvm.ir.IRModule, spec: TargetSpec, fuse: bool = False) -> tvm.runtime.Executable:
     """Compile a Relax IRModule for `spec` (build_target's last step; the smoke cases call it directly).
     wasm targets come out as system-lib modules. CPU builds (llvm and wasm-cpu) also get Hearth's CPU
     schedules: TVM's generic CPU pipeline leaves matmuls as naive strided loops, ~15x slower natively,
@@ -73,12 +74,12 @@ class TargetBuild:
 
 
 def build_target(
-    arch: Architecture, config: Any, scheme: QuantScheme, spec: TargetSpec, fuse: bool = True
+    arch: Architecture, config: Any, scheme: QuantScheme, spec: TargetSpec, fuse: bool = False
 ) -> TargetBuild:
     """The per-target compile step of every model build (`hearth compile`, bench/build.py,
     bench/gpu/build_cuda.py): the model built for `spec` (its kernels depend on the target),
-    quantized, exported with its task's function set and `_metadata`, compiled. `fuse=False` (benchmarks'
-    A/B only: packages are always built fused) compiles without build/fusion.py."""
+    quantized, exported with its task's function set and `_metadata`, compiled. `fuse=True` (benchmarks'
+    A/B only: packages are built without it, see relax_pipeline) adds build/fusion.py."""
     task = get_task(arch.task)
     module = quantize_model(arch.model_class(config, dtype=scheme.model_dtype, target=spec.target()), scheme)
     mod, named_params = task.export(module, spec.target())
