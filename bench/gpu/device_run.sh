@@ -6,7 +6,9 @@
 #      bench-llm.mjs's SAMPLING_MODES), a decode run sampling on the host and one sampling on the GPU
 #      (engines webgpu-node-vulkan+sample-<mode>-host / -gpu; decode only, 16-token prefill);
 #      SKIP_TORCH=1 skips PyTorch;
-#      EXTRA_FLAGS=<dawn toggles> adds a WebGPU run with those toggles.
+#      EXTRA_FLAGS=<dawn toggles> adds a WebGPU run with those toggles;
+#      KERNEL_TIMES=1 adds per-kernel GPU time per decode token (kernel-launches.mjs --gpu-time, timestamp
+#      queries, Dawn's timestamp quantization off) to $OUT/kernel-times.jsonl.
 # Writes $OUT/results.jsonl (one JSON line per engine x package) and $OUT/env.txt.
 set -u
 RUNS=${1:-5}; NEW=${2:-128}; GLOB=${3:-*}
@@ -47,6 +49,10 @@ for src in $G/src/pkgs/$GLOB; do
   if [ -n "${EXTRA_FLAGS:-}" ]; then
     w=$(HEARTH_DAWN_FLAGS="enable-dawn-features=$EXTRA_FLAGS${flags:+,vulkan_enable_f16_on_nvidia}" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-x-$name.err | tail -1)
     echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+$EXTRA_FLAGS\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+  fi
+  if [ -n "${KERNEL_TIMES:-}" ]; then
+    k=$(HEARTH_DAWN_FLAGS="disable-dawn-features=timestamp_quantization${flags:+ $flags}" $G/node $G/js/kernel-launches.mjs $p --steps 32 --prompt 64 --gpu-time 2>$OUT/ktime-$name.err | tail -1)
+    echo "{\"package\":\"$name\",\"result\":${k:-null}}" >> $OUT/kernel-times.jsonl
   fi
   n=$(python3 bench/gpu/native_tvm.py $p $p/cuda.so --device cuda --runs $RUNS --decode-new $NEW 2>$OUT/native-$name.err | tail -1)
   echo "{\"package\":\"$name\",\"engine\":\"native-cuda\",\"result\":${n:-null}}" >> $OUT/results.jsonl

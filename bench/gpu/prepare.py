@@ -50,7 +50,7 @@ def bundle_js() -> None:
         'import { createRequire as __cr } from "node:module"; const require = __cr(import.meta.url);\' },\n'
         "  logLevel: 'warning' });\n"
     )
-    for entry in ("bench-llm.mjs", "embed.mjs"):
+    for entry in ("bench-llm.mjs", "embed.mjs", "kernel-launches.mjs"):
         sh(["node", "--input-type=module", "-e", script, f"scripts/{entry}", str(stage / entry)], cwd=SDK)
     wg = SDK / "node_modules" / "webgpu"
     for f in ("index.js", "package.json"):

@@ -35,7 +35,7 @@ export function webgpuSkippedReason(used: LoadDevice): string | null {
 }
 
 export async function chooseLoadDevice(
-  opts: { device?: GPUDevice | undefined; gpu?: GPU | undefined; target?: string | undefined },
+  opts: { device?: GPUDevice | undefined; gpu?: GPU | undefined; target?: string | undefined; kernelTiming?: boolean | undefined },
   label: string,
 ): Promise<LoadDevice> {
   if (opts.device !== undefined || opts.target === "wasm-cpu") {
@@ -43,7 +43,7 @@ export async function chooseLoadDevice(
   }
   let handle: GPUHandle;
   try {
-    handle = await requestGPU({ gpu: opts.gpu, label });
+    handle = await requestGPU({ gpu: opts.gpu, label, timestampQuery: opts.kernelTiming });
   } catch (err) {
     if (!(err instanceof WebGPUUnavailableError) || opts.target !== undefined) throw err;
     return { device: undefined, adapter: null, target: "wasm-cpu", owned: false, noWebGPU: err };

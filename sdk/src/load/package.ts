@@ -83,6 +83,12 @@ export interface LoadPackageOptions {
    * (at each kernel's first launch; the encoder's default, whose static-shape buckets are mostly unused).
    */
   pipelines?: PipelineMode | undefined;
+  /**
+   * Time every kernel launch on the GPU (timestamp queries; `stats().dispatch.gpuTime`). Diagnostics only:
+   * each launch gets its own compute pass, so decoding is slower while it is on. Needs an adapter with
+   * `timestamp-query`, and dispatch "hearth".
+   */
+  kernelTiming?: boolean | undefined;
   signal?: AbortSignal | undefined;
   /**
    * Where verified files are kept between loads: "cache-storage" (Cache Storage), "indexeddb",
@@ -433,6 +439,7 @@ export async function loadVerifiedPackage<C extends { params: readonly { name: s
       tvmjs: opts.tvmjs,
       dispatch: opts.dispatch,
       pipelines: opts.pipelines,
+      kernelTiming: opts.kernelTiming,
       onShaderProgress: (progress, done, total) => emit({ phase: "shader-compile", progress, done, total }),
     });
     lib = runtime;

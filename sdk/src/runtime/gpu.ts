@@ -128,6 +128,8 @@ export interface RequestGPUOptions {
   subgroups?: boolean | undefined;
   /** Minimum limits the workload needs; checked against the adapter before requesting a device. */
   minLimits?: Partial<AdapterLimits> | undefined;
+  /** Request `timestamp-query` (for the `kernelTiming` diagnostics); fails when the adapter lacks it. */
+  timestampQuery?: boolean | undefined;
   label?: string | undefined;
 }
 
@@ -200,6 +202,7 @@ export async function requestGPU(opts: RequestGPUOptions = {}): Promise<GPUHandl
 
   const missing: string[] = [];
   if (opts.requireShaderF16 === true && !info.shaderF16) missing.push("shader-f16");
+  if (opts.timestampQuery === true && !adapter.features.has("timestamp-query")) missing.push("timestamp-query (for kernelTiming)");
   for (const [name, need] of Object.entries(opts.minLimits ?? {}) as [AdapterLimitName, number | undefined][]) {
     if (need === undefined) continue;
     const have = info.limits[name];
@@ -219,6 +222,7 @@ export async function requestGPU(opts: RequestGPUOptions = {}): Promise<GPUHandl
   const requiredFeatures: GPUFeatureName[] = [];
   if (opts.shaderF16 !== false && adapter.features.has("shader-f16")) requiredFeatures.push("shader-f16");
   if (opts.subgroups !== false && adapter.features.has("subgroups")) requiredFeatures.push("subgroups" as GPUFeatureName);
+  if (opts.timestampQuery === true) requiredFeatures.push("timestamp-query");
   const requiredLimits: Record<string, number> = {};
   for (const name of MAXED_LIMITS) {
     const value = readLimit(adapter.limits, name);

@@ -32,6 +32,8 @@ export interface InstantiateOptions {
   dispatch?: DispatchMode | undefined;
   /** When kernels' pipelines compile (default "eager"; "lazy" needs dispatch "hearth"). */
   pipelines?: PipelineMode | undefined;
+  /** Per-kernel GPU time from timestamp queries (dispatch "hearth" only; slows launches: diagnostics). */
+  kernelTiming?: boolean | undefined;
   /** Shader compilation progress (WebGPU only): fraction done and, when known, pipelines done/total. */
   onShaderProgress?: ((progress: number, done: number | null, total: number | null) => void) | undefined;
 }
@@ -61,7 +63,7 @@ export async function instantiateRuntime(opts: InstantiateOptions): Promise<Runt
       if (opts.device !== undefined) {
         tvm.initWebGPU(opts.device);
         // Before the pipelines are created: the fast path wraps each kernel as tvmjs creates it.
-        if ((opts.dispatch ?? "hearth") === "hearth") dispatchStats = installFastDispatch(tvm, { pipelines: opts.pipelines });
+        if ((opts.dispatch ?? "hearth") === "hearth") dispatchStats = installFastDispatch(tvm, { pipelines: opts.pipelines, kernelTiming: opts.kernelTiming });
         const onShader = opts.onShaderProgress;
         onShader?.(0, null, null);
         handler = (r) => {

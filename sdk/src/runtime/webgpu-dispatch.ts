@@ -21,6 +21,8 @@
  * Everything else (buffer table, copies, readback, sync) stays tvmjs's own.
  */
 
+import { KernelTimer, type KernelTimingStats } from "./kernel-timer.js";
+
 /**
  * When each kernel's compute pipeline is compiled: "eager" (default) while the package loads, as tvmjs
  * does; "lazy" at the kernel's first launch. Lazy suits libraries whose kernels are mostly never run in a
@@ -31,6 +33,8 @@ export type PipelineMode = "eager" | "lazy";
 
 export interface FastDispatchOptions {
   pipelines?: PipelineMode | undefined;
+  /** Time every launch on the GPU with timestamp queries (kernel-timer.ts; the device needs timestamp-query). */
+  kernelTiming?: boolean | undefined;
 }
 
 /** "hearth": this module's launch path; "tvmjs": tvmjs's own (kept for A/B benchmarks and as an escape hatch). */
@@ -75,6 +79,8 @@ export interface FastDispatchStats {
    * by: the difference across one decode step is that step's kernel list (sdk/scripts/kernel-launches.mjs).
    */
   launchesByKernel: Record<string, number>;
+  /** Per-kernel GPU time, when loaded with `kernelTiming` (kernel-timer.ts). */
+  gpuTime?: KernelTimingStats;
 }
 
 /**
@@ -133,6 +139,8 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
   ctx.hearthFastDispatch = stats;
 
   const device = ctx.device;
+  const timer = opts.kernelTiming === true ? new KernelTimer(device) : undefined;
+  if (timer !== undefined) stats.gpuTime = timer.stats;
   let pass: GPUComputePassEncoder | null = null;
   let passPipeline: GPUComputePipeline | null = null;
   /** buffer handle -> the cache entries that bind it. */
@@ -153,7 +161,9 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
   const flushCommands = ctx.flushCommands.bind(ctx);
   ctx.flushCommands = () => {
     endPass();
+    if (timer !== undefined && ctx.pendingEncoder !== null) timer.beforeSubmit(ctx.pendingEncoder);
     flushCommands();
+    timer?.afterSubmit();
   };
   const copyWithin = ctx.deviceCopyWithinGPU.bind(ctx);
   ctx.deviceCopyWithinGPU = (from, fromOffset, to, toOffset, nbytes) => {
@@ -173,6 +183,7 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
   ctx.dispose = () => {
     endPass();
     users.clear();
+    timer?.dispose();
     dispose();
   };
 
@@ -219,7 +230,11 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
         const grid = packGrid(launch.dispatchToDim, args, nArgs);
         if (ctx.pendingEncoder === null) ctx.pendingEncoder = device.createCommandEncoder();
         // The pass belongs to the pending encoder; tvmjs replaces the encoder only through flushCommands.
-        if (pass === null) pass = ctx.pendingEncoder.beginComputePass();
+        // Timed launches get a pass of their own: timestamps are written at pass boundaries.
+        if (timer !== undefined) {
+          endPass();
+          pass = ctx.pendingEncoder.beginComputePass(timer.passFor(finfo.name));
+        } else if (pass === null) pass = ctx.pendingEncoder.beginComputePass();
 
         let bindGroup: GPUBindGroup;
         if (kernel.volatile) {
@@ -270,6 +285,7 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
         }
         pass.setBindGroup(0, bindGroup);
         pass.dispatchWorkgroups(grid.x, grid.y, grid.z);
+        if (timer !== undefined) endPass();
         ctx.shaderSubmitCounter += 1;
         (stats.launchesByKernel[finfo.name] as number) += 1;
       };
