@@ -53,6 +53,7 @@ function upload(values: Float32Array, pad = 0): GPUBuffer {
 interface Run {
   tokens: number[];
   logprobs: number[];
+  alternatives: { token: number; logprob: number }[][];
   handedBack: number;
 }
 
@@ -60,7 +61,7 @@ interface Run {
 async function run(params: SamplingParams, logitsAt: (step: number) => Float32Array, steps: number, gpu: boolean, prompt: number[] = []): Promise<Run> {
   const sampler = new Sampler(params);
   const history = new TokenHistory(prompt);
-  const out: Run = { tokens: [], logprobs: [], handedBack: 0 };
+  const out: Run = { tokens: [], logprobs: [], alternatives: [], handedBack: 0 };
   for (let i = 0; i < steps; i++) {
     const logits = logitsAt(i);
     let got: SampledToken | null = null;
@@ -78,6 +79,7 @@ async function run(params: SamplingParams, logitsAt: (step: number) => Float32Ar
     got ??= sampler.sample(logits, history);
     out.tokens.push(got.token);
     if (got.logprob !== undefined) out.logprobs.push(got.logprob);
+    if (got.topLogprobs !== undefined) out.alternatives.push(got.topLogprobs);
     history.push(got.token);
   }
   return out;
@@ -93,6 +95,8 @@ const SETTINGS: SamplingParams[] = [
   { temperature: 1, top_k: 200, logit_bias: { 3: 6, 17: -100, 1999: 9.5 }, frequency_penalty: -0.4 },
   { temperature: 0, repetition_penalty: 1.5, logit_bias: { 5: 3 } },
   { temperature: 2, top_p: 0.5, logprobs: true },
+  { temperature: 0.9, top_k: 30, top_logprobs: 5 },
+  { temperature: 0, top_logprobs: 20 },
 ];
 
 test("same seed, same tokens: GPU sampling == host sampling for every mode (vocab 2048, 40 steps each)", async () => {
@@ -108,6 +112,15 @@ test("same seed, same tokens: GPU sampling == host sampling for every mode (voca
       assert.equal(gpu.logprobs.length, host.logprobs.length);
       for (const [j, lp] of gpu.logprobs.entries()) {
         assert.ok(Math.abs(lp - (host.logprobs[j] as number)) < 1e-4, `logprob ${lp} vs ${host.logprobs[j]}`);
+      }
+      assert.equal(gpu.alternatives.length, host.alternatives.length);
+      for (const [j, alts] of gpu.alternatives.entries()) {
+        const want = host.alternatives[j] ?? [];
+        assert.deepEqual(
+          alts.map((a) => a.token),
+          want.map((a) => a.token),
+        );
+        for (const [r, a] of alts.entries()) assert.ok(Math.abs(a.logprob - (want[r]?.logprob ?? 0)) < 1e-4);
       }
       handedBack += gpu.handedBack;
     }
@@ -137,14 +150,18 @@ test("a nucleus larger than the GPU's candidates: decided on the GPU when the dr
   assert.ok(gpu.handedBack > 20, `a draw past the candidates is the host's (${gpu.handedBack} of 60 handed back)`);
 });
 
-test("ties go to the lower id (top-k boundary, nucleus, greedy); +Infinity wins without a draw", async () => {
+test("ties go to the lower id (top-k boundary, nucleus, greedy, top_logprobs); +Infinity wins without a draw", async () => {
   const tie = new Float32Array(3000).fill(-5);
   for (const id of [2500, 40, 1200, 7, 2999]) tie[id] = 4;
-  for (const setting of [{ top_k: 3 }, { top_k: 2, temperature: 5 }, { top_p: 0.3 }, { temperature: 0 }]) {
+  for (const setting of [{ top_k: 3 }, { top_k: 2, temperature: 5 }, { top_p: 0.3 }, { temperature: 0 }, { top_logprobs: 7 }]) {
     const params = { ...setting, seed: 3 };
     const host = await run(params, () => tie, 12, false);
     const gpu = await run(params, () => tie, 12, true);
     assert.deepEqual(gpu.tokens, host.tokens, JSON.stringify(params));
+    assert.deepEqual(
+      gpu.alternatives.map((alts) => alts.map((a) => a.token)),
+      host.alternatives.map((alts) => alts.map((a) => a.token)),
+    );
   }
   // An infinite logit is picked without consuming a draw: the following positions still agree.
   const withInf = (step: number): Float32Array => {
@@ -185,9 +202,8 @@ test("NaN and all -Infinity are handed back, and the host reports them", async (
   }
 });
 
-test("what stays on the host: top_logprobs, top_k above the GPU's candidates, a logit_bias id past the vocabulary", () => {
+test("what stays on the host: top_k above the GPU's candidates, a logit_bias id past the vocabulary", () => {
   const plan = (params: SamplingParams, vocab = 4096) => planOf(resolveSamplingParams(params, 0), undefined, vocab, () => 0.5);
-  assert.equal(plan({ top_logprobs: 3 }), null);
   assert.equal(plan({ top_k: GPU_CANDIDATES + 1 }), null);
   assert.notEqual(plan({ top_k: GPU_CANDIDATES + 1 }, GPU_CANDIDATES + 1), null, "top_k >= vocab is no truncation");
   assert.equal(plan({ logit_bias: { 5000: 1 } }), null);

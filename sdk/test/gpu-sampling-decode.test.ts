@@ -1,6 +1,6 @@
 // GPU sampling in a real decode loop (Dawn WebGPU, a compiled package: default
 // dist/tiny-llama-trained/q4f32_1, or HEARTH_LLM_PACKAGE): for several (seed, temperature, top_k, top_p,
-// penalties, logit_bias) settings, the tokens of DecoderModel.decodeSample (sampled on the GPU, only the
+// penalties, logit_bias, logprobs) settings, the tokens of DecoderModel.decodeSample (sampled on the GPU, only the
 // token read back) equal those of decode() + Sampler.sample on the host, and the session's generate loop
 // takes the GPU path. The package must exist: this test FAILS (does not skip) without it (`make test`
 // builds it first; or .venv/bin/python -m pytest tests/test_webgpu_decoder.py).
@@ -59,6 +59,7 @@ const SETTINGS: SamplingParams[] = [
   { temperature: 0.9, top_p: 0.8, repetition_penalty: 1.3, presence_penalty: 0.4, frequency_penalty: 0.6 },
   { temperature: 1, logit_bias: { 5: 4, 42: -100, 1000: 7.5 }, frequency_penalty: 1.5 },
   { temperature: 0.7, top_k: 10, logprobs: true },
+  { temperature: 1, top_p: 0.9, top_logprobs: 3 },
 ];
 
 test("same seed, same tokens: decodeSample (GPU) == decode + host Sampler, for every sampling mode", async () => {
@@ -78,6 +79,10 @@ test("same seed, same tokens: decodeSample (GPU) == decode + host Sampler, for e
         const h = host[i] as SampledToken;
         assert.equal(s.logprob === undefined, h.logprob === undefined);
         if (s.logprob !== undefined) assert.ok(Math.abs(s.logprob - (h.logprob as number)) < 1e-4, `logprob ${s.logprob} vs ${h.logprob}`);
+        assert.deepEqual(
+          s.topLogprobs?.map((a) => a.token),
+          h.topLogprobs?.map((a) => a.token),
+        );
       }
       compared += STEPS - 1;
     }

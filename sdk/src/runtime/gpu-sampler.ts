@@ -1,6 +1,7 @@
 /**
  * Token sampling on the GPU for every mode of sample/sampler.ts (greedy, temperature, top-k, top-p,
- * penalties, logit_bias), so a decode step reads back 16 bytes instead of the vocabulary's logits.
+ * penalties, logit_bias, logprobs), so a decode step reads back 16 bytes (+ 8 per top_logprobs entry)
+ * instead of the vocabulary's logits.
  *
  * It picks the token the host Sampler would pick from the same logits and the same uniform number (the
  * host's seeded RNG draws it; sample/gpu-plan.ts): the same edits as float32 operations (bit-identical
@@ -21,7 +22,8 @@
  *    and draw over at most GPU_CANDIDATES candidates. A nucleus larger than that is decided here when
  *    the draw lands inside the candidates whatever the nucleus's exact mass (kept in [cutoff, cutoff + the
  *    last candidate's probability]); otherwise the host decides.
- * Also the log-probability of the chosen token under the raw logits, when asked.
+ * Also, when asked, the log-probability of the chosen token under the raw logits and the top_logprobs
+ * (one argmax-like pass per alternative: at most 20).
  */
 import { GPU_CANDIDATES, type GpuSamplingPlan } from "../sample/gpu-plan.js";
 import type { GpuSamplingOutcome } from "../sample/sampler.js";
@@ -29,12 +31,14 @@ import type { GpuSamplingOutcome } from "../sample/sampler.js";
 const WG = 256;
 const MODES = { greedy: 0, full: 1, sorted: 2 } as const;
 const STATUS = ["drew", "picked", "host"] as const;
+const MAX_TOP_LOGPROBS = 20;
+const RESULT_WORDS = 4 + 2 * MAX_TOP_LOGPROBS;
 const REASONS = [undefined, "non-finite", "ties", "nucleus", "top-p-margin", "draw-margin", "rounding"] as const;
 
 const SHADER = /* wgsl */ `
 struct Params {
   offset: u32, n: u32, nOps: u32, mode: u32,
-  select: u32, topK: u32, logprob: u32, pad: u32,
+  select: u32, topK: u32, logprob: u32, topN: u32,
   invT: f32, topP: f32, u: f32, margin: f32,
 }
 struct Op { id: u32, kind: u32, a: f32, b: f32 }
@@ -42,7 +46,8 @@ struct Op { id: u32, kind: u32, a: f32, b: f32 }
 @group(0) @binding(1) var<storage, read_write> work: array<f32>;
 @group(0) @binding(2) var<storage, read> ops: array<Op>;
 @group(0) @binding(3) var<uniform> P: Params;
-@group(0) @binding(4) var<storage, read_write> result: array<u32, 4>;
+// status, token, logprob, reason, then topN (id, logprob) pairs.
+@group(0) @binding(4) var<storage, read_write> result: array<u32, ${RESULT_WORDS}>;
 
 const WG = ${WG}u;
 const CAP = ${GPU_CANDIDATES}u;
@@ -195,6 +200,37 @@ fn main(@builtin(local_invocation_index) t: u32) {
     }
     if (t == 0u) { boxF[3] = redF[0]; }
     workgroupBarrier();
+  }
+  // The top_logprobs: topN rounds of "the best raw logit after the previous pick" (value desc, id asc).
+  if (P.topN > 0u && verdict != 2u) {
+    let lse = valueOf(atomicLoad(&rawMaxKey)) + log(boxF[3]);
+    var pv = 0.0;
+    var pi = NONE;
+    for (var r = 0u; r < P.topN; r++) {
+      var v2 = 0.0;
+      var i2 = NONE;
+      for (var i = t; i < n; i += WG) {
+        let v = logits[P.offset + i];
+        if ((pi == NONE || v < pv || (v == pv && i > pi)) && beats(v, i, v2, i2)) { v2 = v; i2 = i; }
+      }
+      redF[t] = v2;
+      redU[t] = i2;
+      workgroupBarrier();
+      for (var h = WG / 2u; h > 0u; h = h >> 1u) {
+        if (t < h && beats(redF[t + h], redU[t + h], redF[t], redU[t])) {
+          redF[t] = redF[t + h];
+          redU[t] = redU[t + h];
+        }
+        workgroupBarrier();
+      }
+      pv = redF[0];
+      pi = redU[0];
+      if (t == 0u) {
+        result[4u + 2u * r] = pi;
+        result[5u + 2u * r] = bitcast<u32>(pv - lse);
+      }
+      workgroupBarrier();
+    }
   }
   if (verdict == 2u) { finish(t, HOST, 0u, 1u); return; }
   if (verdict == 1u) { finish(t, PICKED, maxIndex, 0u); return; }
@@ -382,8 +418,9 @@ export class GpuSampler {
   ) {
     const module = device.createShaderModule({ code: SHADER, label: "hearth-sampler" });
     this.pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" }, label: "hearth-sampler" });
-    this.result = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, label: "hearth-sampler-result" });
-    this.readback = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: "hearth-sampler-readback" });
+    const bytes = RESULT_WORDS * 4;
+    this.result = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, label: "hearth-sampler-result" });
+    this.readback = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: "hearth-sampler-readback" });
     this.params = device.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: "hearth-sampler-params" });
   }
 
@@ -395,12 +432,14 @@ export class GpuSampler {
     const n = plan.vocab;
     if (!Number.isSafeInteger(n) || n <= 0) throw new RangeError(`sampling ${n} logits`);
     if ((offset + n) * 4 > logits.size) throw new RangeError(`logits [${offset}, ${offset + n}) exceed a ${logits.size}-byte buffer`);
+    const topN = Math.min(plan.topLogprobs, n);
+    if (topN > MAX_TOP_LOGPROBS) throw new RangeError(`top_logprobs ${topN} > ${MAX_TOP_LOGPROBS}`);
     this.ensure(n * 4, plan.opCount * 16);
     const device = this.device;
     if (plan.opCount > 0) device.queue.writeBuffer(this.ops as GPUBuffer, 0, plan.ops, 0, plan.opCount * 4);
     const u32 = new Uint32Array(this.paramWords);
     const f32 = new Float32Array(this.paramWords);
-    u32.set([offset, n, plan.opCount, MODES[plan.mode], plan.select, plan.topK ? 1 : 0, plan.logprob ? 1 : 0, 0]);
+    u32.set([offset, n, plan.opCount, MODES[plan.mode], plan.select, plan.topK ? 1 : 0, plan.logprob ? 1 : 0, topN]);
     f32.set([plan.invTemperature, plan.topP, plan.u, this.margin], 8);
     device.queue.writeBuffer(this.params, 0, this.paramWords);
     let bindGroup = this.bindGroups.get(logits);
@@ -423,16 +462,21 @@ export class GpuSampler {
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(1);
     pass.end();
-    encoder.copyBufferToBuffer(this.result, 0, this.readback, 0, 16);
+    const bytes = (4 + 2 * topN) * 4; // only what this plan fills
+    encoder.copyBufferToBuffer(this.result, 0, this.readback, 0, bytes);
     device.queue.submit([encoder.finish()]);
-    await this.readback.mapAsync(GPUMapMode.READ);
-    const words = new Uint32Array(this.readback.getMappedRange().slice(0));
+    await this.readback.mapAsync(GPUMapMode.READ, 0, bytes);
+    const words = new Uint32Array(this.readback.getMappedRange(0, bytes).slice(0));
     this.readback.unmap();
     const status = STATUS[words[0] as number];
     if (status === undefined) throw new Error(`GPU sampler returned status ${words[0]}`);
     const reason = REASONS[words[3] as number];
-    const outcome: GpuSamplingOutcome = { status, token: words[1] as number, logprob: new Float32Array(words.buffer)[2] as number };
+    const floats = new Float32Array(words.buffer);
+    const outcome: GpuSamplingOutcome = { status, token: words[1] as number, logprob: floats[2] as number };
     if (status === "host" && reason !== undefined) outcome.reason = reason;
+    if (topN > 0 && status !== "host") {
+      outcome.topLogprobs = Array.from({ length: topN }, (_, r) => ({ token: words[4 + 2 * r] as number, logprob: floats[5 + 2 * r] as number }));
+    }
     return outcome;
   }
 

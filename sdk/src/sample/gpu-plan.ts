@@ -3,9 +3,9 @@
  * the same logits: the logit edits of logits.ts as a list of float32 operations in the host's order, the
  * mode, the truncation settings and the uniform number the host's RNG drew.
  *
- * Which requests stay on the host (planOf returns null): top_logprobs (a second top-k, of the raw
- * logits), top_k between GPU_CANDIDATES and the vocabulary size (more candidates than the GPU sorts in
- * workgroup memory), and a logit_bias id outside the vocabulary (the host reports that error).
+ * Which requests stay on the host (planOf returns null): top_k between GPU_CANDIDATES and the vocabulary
+ * size (more candidates than the GPU sorts in workgroup memory) and a logit_bias id outside the
+ * vocabulary (the host reports that error).
  */
 import type { TokenHistory } from "./history.js";
 import { penaltyOf, repetitionFactors } from "./logits.js";
@@ -33,6 +33,8 @@ export interface GpuSamplingPlan {
   /** The host RNG's draw (unused, and given back, when the GPU picks without drawing). */
   u: number;
   logprob: boolean;
+  /** How many raw-logit alternatives to return with their logprobs (top_logprobs, at most the vocabulary). */
+  topLogprobs: number;
   /** 4 words per edit: id, kind (OP_*), two float32 operands (as bits). */
   ops: Uint32Array;
   opCount: number;
@@ -43,7 +45,6 @@ export interface GpuSamplingPlan {
  * when the mode needs a uniform number.
  */
 export function planOf(p: ResolvedSamplingParams, history: TokenHistory | undefined, vocab: number, draw: () => number): GpuSamplingPlan | null {
-  if (p.top_logprobs > 0) return null;
   const topK = p.top_k > 0 && p.top_k < vocab;
   if (topK && p.top_k > GPU_CANDIDATES && p.temperature !== 0) return null;
   const ops = opsOf(p, history, vocab);
@@ -59,6 +60,7 @@ export function planOf(p: ResolvedSamplingParams, history: TokenHistory | undefi
     topP: p.top_p,
     u: greedy ? 0 : draw(),
     logprob: p.logprobs,
+    topLogprobs: Math.min(p.top_logprobs, vocab),
     ops: ops.words,
     opCount: ops.count,
   };

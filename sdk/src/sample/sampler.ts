@@ -43,6 +43,8 @@ export interface GpuSamplingOutcome {
    * past the GPU_CANDIDATES largest tokens and the draw may land past them too), top-p-margin / draw-margin (a sum within the margin of its boundary), rounding.
    */
   reason?: "non-finite" | "ties" | "nucleus" | "top-p-margin" | "draw-margin" | "rounding";
+  /** plan.topLogprobs alternatives (float32 logprobs), best first. */
+  topLogprobs?: TokenLogprob[];
 }
 
 export class Sampler {
@@ -100,7 +102,10 @@ export class Sampler {
   gpuResult(plan: GpuSamplingPlan, outcome: GpuSamplingOutcome): SampledToken | null {
     if (outcome.status !== "drew" && plan.mode !== "greedy") this.#pendingU = plan.u;
     if (outcome.status === "host") return null;
-    return this.params.logprobs ? { token: outcome.token, logprob: outcome.logprob } : { token: outcome.token };
+    if (!this.params.logprobs) return { token: outcome.token };
+    const out: SampledToken = { token: outcome.token, logprob: outcome.logprob };
+    if (this.params.top_logprobs > 0) out.topLogprobs = outcome.topLogprobs ?? [];
+    return out;
   }
 
   #uniform(): number {
