@@ -102,6 +102,10 @@ class WeightMatmul(_Rule):
             return None
         m = sch.fuse(*rows) if len(rows) > 1 else rows[0]
         m_extent = _extent(sch.get_sref(m))
+        if m_extent == 1 and wasm:
+            gemv = _wasm_gemv(sch.copy(), block_rv, n, k, w_buffer)
+            if gemv is not None:
+                return gemv
         no, ni = sch.split(n, [None, VECTOR])
         if m_extent is None:
             # Rows = tokens of a prefill chunk (dynamic): parallel over output tiles, all rows
@@ -109,9 +113,8 @@ class WeightMatmul(_Rule):
             sch.reorder(no, m, k, ni)
             outer = no
         elif m_extent == 1 and wasm:
-            # One row (a decode step) on wasm: dequantize straight into the FMA, no W tile. Each weight
-            # is used once, so the tile copy only adds a store and a load per weight: SmolLM2 decode in
-            # Node went 7.9 -> 12.5 tok/s. Natively (AVX) the tile stays faster (8.7 vs 8.1 tok/s).
+            # One row on wasm that _wasm_gemv's layout does not divide: dequantize straight into the
+            # FMA, no W tile (each weight is used once). Natively (AVX) the tile stays faster.
             sch.reorder(m, no, k, ni)
             sch.parallel(no)
             sch.vectorize(ni)
@@ -148,6 +151,80 @@ class WeightMatmul(_Rule):
         sch.vectorize(sch.get_loops(init)[-1])
         _parallel_other_nests(sch, skip=block_rv)
         return sch
+
+
+GEMV_LANES = 4  # f32 lanes of a wasm SIMD128 register
+GEMV_ROWS = 4  # outputs per iteration: independent accumulators (add latency) sharing each x load
+
+
+def _codes_per_word(sch: s_tir.Schedule, block_rv, w_buffer) -> int:
+    """How many consecutive k share one word of the weight's storage: 8 for 4-bit codes in uint32,
+    4 for 8-bit, 1 for a plain float weight (no dequantize producer). 0: a layout not recognised."""
+    producers = [p for p in sch.get_producers(block_rv) if _buffer(sch.get(p).writes[0]).same_as(w_buffer)]
+    if not producers:
+        return 1
+    if len(producers) != 1:
+        return 0
+    block = sch.get(producers[0])
+    k_var = block.iter_vars[-1].var
+    for region in block.reads:
+        if _buffer(region).dtype != "uint32":
+            continue
+        last = region.region[-1].min
+        if isinstance(last, tirx.FloorDiv) and last.a.same_as(k_var) and isinstance(last.b, tirx.IntImm):
+            return int(last.b.value)
+    return 0
+
+
+def _wasm_gemv(sch: s_tir.Schedule, block_rv, n, k, w_buffer):
+    """y[n] = sum_k x[k] * W[n, k] for one row on wasm SIMD128 (a decode step's matmuls), or None.
+
+    The vector runs along k inside the weight's storage, not across outputs: k = g * 4w + l * w + j
+    with w codes per 32-bit word, so lane l reads word (g * 4 + l) of row n (one contiguous 128-bit
+    load of 4 words) and code j of every lane sits at the same shift (one i32x4.shr_u for all lanes;
+    wasm has no per-lane shift). x is copied once per call into [g, j, l] order so that its 4 lanes
+    are one load too. Each output keeps a 4-lane partial sum (rfactor over l), GEMV_ROWS outputs at
+    a time for independent add chains. Across outputs (the layout before) every lane loaded its own
+    word, scale and minimum from a different row: 16 scalar loads and lane inserts per k. Loops stay
+    serial: the wasm runtime has no thread pool, and inside a parallel loop the partial sums were
+    allocated (TVMBackendAllocWorkspace) once per iteration. `sch` is a copy: None leaves the
+    caller's schedule as it was.
+    """
+    try:
+        per_word = _codes_per_word(sch, block_rv, w_buffer)
+        k_extent, n_extent = _extent(sch.get_sref(k)), _extent(sch.get_sref(n))
+        chunk = per_word * GEMV_LANES
+        if not per_word or k_extent is None or n_extent is None or k_extent % chunk or n_extent % GEMV_ROWS:
+            return None
+        x_index = [i for i, r in enumerate(sch.get(block_rv).reads) if not _buffer(r).same_as(w_buffer)]
+        if len(x_index) != 1:
+            return None
+        for p in sch.get_producers(block_rv):
+            if _buffer(sch.get(p).writes[0]).same_as(w_buffer):
+                sch.compute_inline(p)
+        _, lane, _ = sch.split(k, [None, GEMV_LANES, per_word])
+        rf = sch.rfactor(lane, 0)
+        *_, rn, rg, rl, rj = sch.get_loops(rf)
+        no, ni = sch.split(rn, [None, GEMV_ROWS])
+        sch.reorder(no, rg, rj, ni, rl)
+        sch.vectorize(rl)
+        sch.unroll(ni)
+        sch.unroll(rj)
+        x_copy = sch.cache_read(rf, x_index[0], "global")
+        rank = len(sch.get(x_copy).iter_vars)
+
+        def permute(*idx):
+            kk = idx[-1]
+            return (*idx[:-1], kk // chunk, kk % per_word, kk // per_word % GEMV_LANES)
+
+        sch.transform_layout(x_copy, ("write", 0), tirx.IndexMap.from_func(permute, ndim=rank))
+        sch.reverse_compute_at(block_rv, no)
+        sch.set_scope(rf, 0, "local")
+        init = sch.decompose_reduction(rf, rg)
+        sch.vectorize(sch.get_loops(init)[-1])
+        return sch
+    except Exception:  # noqa: BLE001 - any schedule error: the caller's fallback applies
+        return None
 
 
 class BatchedMatmul(_Rule):
