@@ -207,6 +207,18 @@ def test_equal_factors_allow_a_longer_context() -> None:
         (_cfg(hidden_act="gelu_new"), {}, "hidden_act='gelu_new'"),
         (_cfg(partial_rotary_factor=0.5625), {}, "partial_rotary_factor=0.5625.*9 rotary features"),
         (_cfg(partial_rotary_factor=1.5), {}, "partial_rotary_factor=1.5"),
+        # Malformed values: named, never a bare TypeError.
+        (_cfg(rope_scaling=["longrope"]), {}, r"rope_scaling=\['longrope'\]: it must be an object"),
+        (
+            _cfg(rope_scaling={"type": "longrope", "short_factor": [1.0] * 7 + ["x"], "long_factor": [1.0] * 8}),
+            {},
+            "short_factor=.*positive numbers",
+        ),
+        (
+            _cfg(original_max_position_embeddings=2.5, rope_scaling=_longrope(8)),
+            {},
+            "original_max_position_embeddings is 2.5",
+        ),
     ],
 )
 def test_unimplemented_options_are_refused(cfg: dict, kwargs: dict, named: str) -> None:
