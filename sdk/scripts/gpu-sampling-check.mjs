@@ -2,15 +2,17 @@
 // How often the GPU sampler (src/runtime/gpu-sampler.ts) would disagree with the host Sampler, on a real
 // model's logits over a long run. The model generates --tokens tokens once (decode() on Dawn WebGPU, host
 // sampling at temperature 0.7, top_p 0.95) and every position's logits are kept; then, for each setting
-// below, every position goes through the host Sampler (the reference), the GPU sampler with margin 0 (its
-// float32 answer as is) and with the default margin (what the SDK uses: near a boundary it hands the
-// position back to the host), all with the same uniform number. The penalties see each setting's own
-// reference tokens.
+// below, every position goes through the host Sampler (the reference) and the GPU sampler at each
+// --margins value (0: its float32 answer as is; the SDK's default GPU_SAMPLER_MARGIN: near a boundary it
+// hands the position back to the host), all with the same uniform number. The penalties see each
+// setting's own reference tokens. --logits-cache FILE keeps the trajectory's logits (vocab x tokens
+// float32) so a second run skips the model.
 //
 // Usage: node scripts/gpu-sampling-check.mjs <packageDir> [--tokens 300] [--prompt "text"]
-// Prints one JSON line per setting: positions, margin0_mismatches (the float32 answer differs, or it
-// could not decide), handed_back (by reason), mismatches (a GPU answer that differs from the host: must be 0).
-import { readFileSync } from "node:fs";
+//          [--margins 0,1e-6,1e-5] [--logits-cache /tmp/x.f32]
+// Prints one JSON line per setting and margin: positions, handed_back (by reason), mismatches (a GPU
+// answer that differs from the host's; at margin 0 a hand-back counts as one too).
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -23,6 +25,8 @@ const { values, positionals } = parseArgs({
   options: {
     tokens: { type: "string", default: "300" },
     prompt: { type: "string", default: "Write a short story about a lighthouse keeper who finds a message in a bottle." },
+    margins: { type: "string", default: "0,1e-6,2e-6,5e-6,1e-5" },
+    "logits-cache": { type: "string" },
   },
 });
 if (positionals.length !== 1) throw new Error('usage: node scripts/gpu-sampling-check.mjs <packageDir> [--tokens 300] [--prompt "text"]');
@@ -45,6 +49,9 @@ const SETTINGS = [
   { temperature: 0.8, top_k: 40 },
   { temperature: 1, top_k: 50, top_p: 0.95 },
   { temperature: 0.9, top_p: 0.95, repetition_penalty: 1.2, presence_penalty: 0.3, frequency_penalty: 0.3 },
+  { temperature: 0.7, top_p: 0.95 }, // SmolLM2's mlc-chat-config defaults
+  { temperature: 0.2, top_p: 0.9 }, // the demo's RAG answers
+  { temperature: 1.2, logit_bias: { 198: 3, 28: -5 }, frequency_penalty: 0.5 },
 ];
 
 const gpu = await installNodeGPU();
@@ -53,11 +60,17 @@ const tokenizer = await loadTokenizer({ tokenizerJson: readFileSync(join(dir, "t
 const prompt = Array.from(tokenizer.encode(values.prompt).ids ?? tokenizer.encode(values.prompt));
 // A device of its own: the comparison kernels see a copy of each position's logits.
 const device = await (await gpu.requestAdapter()).requestDevice();
-const withMargin = new GpuSampler(device);
-const noMargin = new GpuSampler(device, 0);
+const margins = values.margins.split(",").map(Number);
+const kernels = margins.map((m) => new GpuSampler(device, m));
+const cache = values["logits-cache"];
 try {
-  const positions = [];
-  {
+  let positions = [];
+  if (cache !== undefined && existsSync(cache)) {
+    const all = new Float32Array(readFileSync(cache).buffer.slice(0));
+    const vocab = model.config.vocab_size;
+    for (let i = 0; i + vocab <= all.length; i += vocab) positions.push(all.subarray(i, i + vocab));
+    positions = positions.slice(0, tokens);
+  } else {
     await model.reset();
     const sampler = new Sampler({ temperature: 0.7, top_p: 0.95, seed: 1 });
     const history = new TokenHistory(prompt);
@@ -70,6 +83,11 @@ try {
       logits = await model.decode(token);
     }
     console.error(`${positions.length} positions in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    if (cache !== undefined) {
+      const all = new Float32Array(positions.length * positions[0].length);
+      positions.forEach((p, i) => all.set(p, i * p.length));
+      writeFileSync(cache, all);
+    }
   }
   const vocab = positions[0].length;
   const buf = device.createBuffer({ size: vocab * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
@@ -77,28 +95,30 @@ try {
     const params = { ...setting, seed: 1000 + i };
     const sampler = new Sampler(params);
     const history = new TokenHistory(prompt);
-    const stats = { positions: 0, margin0_mismatches: 0, handed_back: 0, mismatches: 0, reasons: {} };
+    const stats = margins.map((margin) => ({ margin, positions: 0, handed_back: 0, mismatches: 0, reasons: {} }));
     for (const logits of positions) {
       device.queue.writeBuffer(buf, 0, logits);
       const plan = sampler.gpuPlan(vocab, history);
-      const a = await noMargin.sample(buf, 0, plan);
-      const b = await withMargin.sample(buf, 0, plan);
+      const outcomes = [];
+      for (const k of kernels) outcomes.push(await k.sample(buf, 0, plan));
       sampler.gpuResult(plan, { status: "host", token: 0, logprob: 0 }); // gives the uniform number back
       const ref = sampler.sample(logits, history).token;
-      stats.positions++;
-      if (a.status === "host" || a.token !== ref) stats.margin0_mismatches++;
-      if (b.status === "host") {
-        stats.handed_back++;
-        stats.reasons[b.reason] = (stats.reasons[b.reason] ?? 0) + 1;
-      } else if (b.token !== ref) stats.mismatches++;
+      for (const [j, o] of outcomes.entries()) {
+        const st = stats[j];
+        st.positions++;
+        if (o.status === "host") {
+          st.handed_back++;
+          st.reasons[o.reason] = (st.reasons[o.reason] ?? 0) + 1;
+          if (st.margin === 0) st.mismatches++;
+        } else if (o.token !== ref) st.mismatches++;
+      }
       history.push(ref);
     }
-    console.log(JSON.stringify({ params, vocab, ...stats }));
+    for (const st of stats) console.log(JSON.stringify({ params, vocab, ...st }));
   }
   buf.destroy();
 } finally {
-  withMargin.dispose();
-  noMargin.dispose();
+  for (const k of kernels) k.dispose();
   device.destroy();
   await model.dispose();
 }

@@ -100,6 +100,16 @@ fn prob(x: f32, mx: f32, cut: bool) -> f32 {
   return exp(d);
 }
 
+// Compensated (Kahan) sums: a running sum as (sum, lost low part), so a long float32 sum stays within a
+// few ulp of the exact one and the decision margin can stay small. Only adds and subtracts: nothing for a
+// compiler to contract into an FMA.
+fn kadd(a: vec2<f32>, x: f32) -> vec2<f32> {
+  let y = x - a.y;
+  let s = a.x + y;
+  return vec2<f32>(s, (s - a.x) - y);
+}
+fn kval(a: vec2<f32>) -> f32 { return a.x - a.y; }
+
 // Candidate a comes before b: larger logit, then lower id (the host's top-k and nucleus order).
 fn before(ka: u32, ia: u32, kb: u32, ib: u32) -> bool { return ka > kb || (ka == kb && ia < ib); }
 
@@ -120,14 +130,17 @@ fn finish(t: u32, status: u32, token: u32, why: u32) {
 // Sum of the probabilities over this invocation's contiguous id range, then an inclusive scan of the
 // WG sums into redF; returns the total.
 fn rangeSums(t: u32, mx: f32, lo: u32, hi: u32) -> f32 {
-  var s = 0.0;
-  for (var i = lo; i < hi; i++) { s += prob(work[i], mx, true); }
-  redF[t] = s;
+  var s = vec2<f32>(0.0, 0.0);
+  for (var i = lo; i < hi; i++) { s = kadd(s, prob(work[i], mx, true)); }
+  redF[t] = kval(s);
   workgroupBarrier();
   if (t == 0u) {
-    var acc = 0.0;
-    for (var j = 0u; j < WG; j++) { acc += redF[j]; redF[j] = acc; }
-    boxF[0] = acc;
+    var acc = vec2<f32>(0.0, 0.0);
+    for (var j = 0u; j < WG; j++) {
+      acc = kadd(acc, redF[j]);
+      redF[j] = kval(acc);
+    }
+    boxF[0] = kval(acc);
   }
   return workgroupUniformLoad(&boxF[0]);
 }
@@ -249,10 +262,11 @@ fn main(@builtin(local_invocation_index) t: u32) {
     let start = select(0.0, redF[max(t, 1u) - 1u], t > 0u);
     if (start <= goal && goal < redF[t]) {
       let want = goal - start;
-      var cum = 0.0;
+      var acc = vec2<f32>(0.0, 0.0);
       for (var i = lo; i < hi; i++) {
-        let prev = cum;
-        cum += prob(work[i], mx, true);
+        let prev = kval(acc);
+        acc = kadd(acc, prob(work[i], mx, true));
+        let cum = kval(acc);
         if (want < cum) {
           boxU[2] = i;
           boxU[3] = select(0u, 1u, want - prev < delta || cum - want < delta);
@@ -350,7 +364,9 @@ fn main(@builtin(local_invocation_index) t: u32) {
   var total = fullTotal;
   if (!cut) {
     total = 0.0;
-    for (var j = 0u; j < m; j++) { total += prob(valueOf(candKey[j]), mx, false); }
+    var acc = vec2<f32>(0.0, 0.0);
+    for (var j = 0u; j < m; j++) { acc = kadd(acc, prob(valueOf(candKey[j]), mx, false)); }
+    total = kval(acc);
   }
   let delta = P.margin * total;
   var keep = m;
@@ -359,11 +375,13 @@ fn main(@builtin(local_invocation_index) t: u32) {
   var slack = 0.0;
   if (P.topP < 1.0) {
     let cutoff = P.topP * total;
+    var acc = vec2<f32>(0.0, 0.0);
     var cum = 0.0;
     keep = NONE;
     for (var j = 0u; j < m; j++) {
       let prev = cum;
-      cum += prob(valueOf(candKey[j]), mx, cut);
+      acc = kadd(acc, prob(valueOf(candKey[j]), mx, cut));
+      cum = kval(acc);
       if (cum >= cutoff) {
         keep = j + 1u;
         if (cum - cutoff < delta || cutoff - prev < delta) { finish(t, HOST, 0u, 4u); return; }
@@ -384,10 +402,11 @@ fn main(@builtin(local_invocation_index) t: u32) {
   }
   let goal = P.u * kept;
   let goalSlack = P.u * slack;
-  var cum = 0.0;
+  var acc = vec2<f32>(0.0, 0.0);
   for (var j = 0u; j < keep; j++) {
-    let prev = cum;
-    cum += prob(valueOf(candKey[j]), mx, cut);
+    let prev = kval(acc);
+    acc = kadd(acc, prob(valueOf(candKey[j]), mx, cut));
+    let cum = kval(acc);
     if (goal < cum) {
       if (goal - prev < delta || cum - goal < delta + goalSlack) { finish(t, HOST, 0u, 5u); return; }
       finish(t, DREW, candId[j], 0u);
