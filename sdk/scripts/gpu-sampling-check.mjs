@@ -85,7 +85,7 @@ try {
     console.error(`${positions.length} positions in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     if (cache !== undefined) {
       const all = new Float32Array(positions.length * positions[0].length);
-      positions.forEach((p, i) => all.set(p, i * p.length));
+      for (const [i, p] of positions.entries()) all.set(p, i * p.length);
       writeFileSync(cache, all);
     }
   }
