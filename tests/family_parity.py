@@ -179,3 +179,33 @@ def webgpu_greedy(pkg: Path, ids: list[int], new_tokens: int) -> dict:
 def native_greedy(pkg: Path, ids: list[int], new_tokens: int) -> list[int]:
     dec, _ = load_decoder(pkg, target="llvm")
     return dec.greedy(ids, new_tokens)
+
+
+def webgpu_logit_error(
+    pkg: Path, ids: list[int], new_tokens: int, prefill_chunk: int | None = None, top: int = 8
+) -> tuple[list[int], list[int], float]:
+    """(WebGPU greedy tokens, native greedy tokens, largest |logit difference|): at every step
+    (prefill, then each decode) the WebGPU build's top-`top` logits against the native build's
+    logits of the same ids. `prefill_chunk` splits the WebGPU prefill (default: the package's)."""
+    if shutil.which("node") is None:
+        pytest.fail("node is not on PATH: the WebGPU side cannot run (make setup)")
+    cmd = ["node", str(GENERATE), str(pkg), "--ids", ",".join(map(str, ids))]
+    cmd += ["--max-new", str(new_tokens), "--trace", str(top)]
+    if prefill_chunk is not None:
+        cmd += ["--prefill-chunk", str(prefill_chunk)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[-1]) if lines else {"error": "no output"}
+    assert proc.returncode == 0 and "error" not in result, (
+        f"generate.mjs failed ({proc.returncode}): {result}\n{proc.stderr[-3000:]}"
+    )
+    dec, _ = load_decoder(pkg, target="llvm")
+    logits = [dec.prefill(ids).ravel()]
+    native = [int(np.argmax(logits[0]))]
+    while len(native) < new_tokens:
+        logits.append(dec.decode(native[-1]).ravel())
+        native.append(int(np.argmax(logits[-1])))
+    err = max(
+        abs(value - float(logits[step][token])) for step, s in enumerate(result["steps"]) for token, value in s["top"]
+    )
+    return result["tokens"], native, err

@@ -50,6 +50,7 @@ from ..targets import get_target
 from .config_checks import UnsupportedConfigError, check_divisible, config_bool, config_float, config_int
 from .cpu_prefill_kernel import attention_prefill_cpu
 from .engine_funcs import attach_engine_functions
+from .gpu_merge_kernel import MERGE_STATE_SYMBOL, merge_state_inplace
 from .layers import Embedding
 from .param_source import ParamSource, one, rows
 
@@ -426,16 +427,22 @@ class DecoderForCausalLM(nn.Module):
         )
 
     def replace_kernels(self, mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
-        """TVM 0.27's CPU sliding-window prefill kernel reads an uninitialised value (NaN logits
-        after the second prefill chunk): where the cache has sliding layers, the llvm build gets
-        the fixed copy from cpu_prefill_kernel.py under the same symbol."""
+        """Fixed copies of two TVM 0.27 KV-cache kernels, under the upstream symbols:
+        - GPU builds: the attention-state merge raced on the log-sum-exp it updates in place
+          (wrong logits after a chunked prefill from head_dim 64 on; gpu_merge_kernel.py);
+        - llvm builds with sliding layers: the CPU sliding-window prefill kernel read an
+          uninitialised value (NaN logits after the second prefill chunk; cpu_prefill_kernel.py)."""
+        c = self.config
+        merge = [gv for gv in mod.get_global_vars() if gv.name_hint == MERGE_STATE_SYMBOL]
+        if merge:  # only GPU caches have it (the CPU cache merges with a serial kernel)
+            fixed_merge = merge_state_inplace(c.num_attention_heads, c.head_dim, self.dtype, target)
+            mod[merge[0]] = fixed_merge.with_attr("global_symbol", MERGE_STATE_SYMBOL)
         layout = self._kv_cache_layout()
         if target.kind.name != "llvm" or "mha_sliding" not in layout["attn_kind"]:
             return mod
         gvs = [gv for gv in mod.get_global_vars() if gv.name_hint == CPU_SLIDING_PREFILL]
         if len(gvs) != 1:
             raise RuntimeError(f"expected one {CPU_SLIDING_PREFILL} in the module, found {len(gvs)}")
-        c = self.config
         fixed = attention_prefill_cpu(
             c.num_key_value_heads,
             c.num_attention_heads,
