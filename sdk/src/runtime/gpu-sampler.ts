@@ -7,13 +7,14 @@
  * host's seeded RNG draws it; sample/gpu-plan.ts): the same edits as float32 operations (bit-identical
  * processed logits), the same selection order (largest logit first, ties to the lower id), the same
  * cumulative sums in the same order. What it cannot match bit for bit is the arithmetic of the
- * probabilities: WGSL has no float64 and its exp() is not correctly rounded, so a sum differs from the
- * host's float64 sum by ~1e-6 of the total. Every decision that compares such a sum (the top-p cut, the
- * draw) is therefore checked against a margin (`margin` x total, default 1e-5): when the GPU's sum lies
- * that close to the boundary, it answers "host" and the caller samples the read-back logits on the host
- * with the same uniform number. So the token is the host's token (the margin is ~10x the measured error);
- * the price is a readback on the few steps whose draw lands near a boundary (docs/benchmarks.md).
- *
+ * probabilities: WGSL has no float64 and its exp() is not correctly rounded (3 + 2|x| ulp allowed), so a
+ * sum differs from the host's float64 sum. The GPU's sums are compensated (Kahan), and alongside each
+ * total it sums a bound on its terms' errors (probErr); every decision that compares such a sum (the top-p
+ * cut, the draw) must clear that bound plus 8 ulp of the total plus `margin` x total (default 1e-7):
+ * when the sum lies closer to the boundary, the kernel answers "host" and the caller samples the
+ * read-back logits on the host with the same uniform number. So the token is the host's token whenever the
+ * adapter's exp() meets WGSL's accuracy; the price is a readback on the few steps whose draw lands near a
+ * boundary (docs/benchmarks.md).
  * One workgroup of 256 invocations, one dispatch: copy + edits, max (NaN / infinity checks), then
  *  - full (no truncation): per-invocation sums of contiguous id ranges, a scan, and one invocation walks
  *    the range the draw falls in (the host's id order);
@@ -52,12 +53,14 @@ struct Op { id: u32, kind: u32, a: f32, b: f32 }
 const WG = ${WG}u;
 const CAP = ${GPU_CANDIDATES}u;
 const NONE = 0xffffffffu;
+const EPS = 5.9604645e-8; // 2^-24: one float32 ulp, relative
 const DREW = 0u;
 const PICKED = 1u;
 const HOST = 2u;
 
 var<workgroup> redF: array<f32, WG>;
 var<workgroup> redU: array<u32, WG>;
+var<workgroup> redE: array<f32, WG>;
 var<workgroup> hist: array<atomic<u32>, 256>;
 var<workgroup> candKey: array<u32, CAP>;
 var<workgroup> candId: array<u32, CAP>;
@@ -100,6 +103,13 @@ fn prob(x: f32, mx: f32, cut: bool) -> f32 {
   return exp(d);
 }
 
+// A bound on |float32 p - exact p| for p = prob(x, mx, cut): WGSL allows exp() an error of 3 + 2|d| ulp,
+// and d = (x - mx) * invT is rounded twice (|d| ulp); 4 + 4|d| ulp covers both.
+fn probErr(x: f32, mx: f32, cut: bool) -> f32 {
+  let p = prob(x, mx, cut);
+  return p * (4.0 + 4.0 * abs((x - mx) * P.invT)) * EPS;
+}
+
 // Compensated (Kahan) sums: a running sum as (sum, lost low part), so a long float32 sum stays within a
 // few ulp of the exact one and the decision margin can stay small. Only adds and subtracts: nothing for a
 // compiler to contract into an FMA.
@@ -128,11 +138,16 @@ fn finish(t: u32, status: u32, token: u32, why: u32) {
 }
 
 // Sum of the probabilities over this invocation's contiguous id range, then an inclusive scan of the
-// WG sums into redF; returns the total.
+// WG sums into redF; returns the total. boxF[2]: the bound on the total's error from the terms (probErr).
 fn rangeSums(t: u32, mx: f32, lo: u32, hi: u32) -> f32 {
   var s = vec2<f32>(0.0, 0.0);
-  for (var i = lo; i < hi; i++) { s = kadd(s, prob(work[i], mx, true)); }
+  var e = 0.0;
+  for (var i = lo; i < hi; i++) {
+    s = kadd(s, prob(work[i], mx, true));
+    e += probErr(work[i], mx, true);
+  }
   redF[t] = kval(s);
+  redE[t] = e;
   workgroupBarrier();
   if (t == 0u) {
     var acc = vec2<f32>(0.0, 0.0);
@@ -141,8 +156,19 @@ fn rangeSums(t: u32, mx: f32, lo: u32, hi: u32) -> f32 {
       redF[j] = kval(acc);
     }
     boxF[0] = kval(acc);
+    var err = 0.0;
+    for (var j = 0u; j < WG; j++) { err += redE[j]; }
+    boxF[2] = err;
   }
   return workgroupUniformLoad(&boxF[0]);
+}
+
+// How close a float32 sum may come to a boundary before the host must decide: the terms' error bound, the
+// rounding of the compensated sums, u and the cutoff (8 ulp of the total), plus P.margin of the total.
+// P.margin < 0: no margin at all (the raw float32 answer; measurements only).
+fn margin(total: f32, termErr: f32) -> f32 {
+  if (P.margin < 0.0) { return 0.0; }
+  return termErr + (8.0 * EPS + P.margin) * total;
 }
 
 @compute @workgroup_size(${WG})
@@ -256,7 +282,7 @@ fn main(@builtin(local_invocation_index) t: u32) {
     // 3a. No truncation: the host draws over all ids in id order, with cumulative sums from id 0.
     let total = rangeSums(t, mx, lo, hi);
     let goal = P.u * total;
-    let delta = P.margin * total;
+    let delta = margin(total, boxF[2]);
     if (t == 0u) { boxU[2] = NONE; boxU[3] = 1u; }
     workgroupBarrier();
     let start = select(0.0, redF[max(t, 1u) - 1u], t > 0u);
@@ -283,7 +309,11 @@ fn main(@builtin(local_invocation_index) t: u32) {
 
   // 3b. top-k / top-p. The host's total: the k candidates' (top_k), else all ids' (with the e^-40 cut).
   var fullTotal = 0.0;
-  if (P.topK == 0u) { fullTotal = rangeSums(t, mx, lo, hi); }
+  var fullErr = 0.0;
+  if (P.topK == 0u) {
+    fullTotal = rangeSums(t, mx, lo, hi);
+    fullErr = boxF[2];
+  }
 
   // Radix select, 8 bits a pass: the key of the select-th largest logit, and how many ties of it count.
   var prefix = 0u;
@@ -362,13 +392,17 @@ fn main(@builtin(local_invocation_index) t: u32) {
   let m = P.select;
   let cut = P.topK == 0u;
   var total = fullTotal;
+  var err = fullErr;
   if (!cut) {
-    total = 0.0;
     var acc = vec2<f32>(0.0, 0.0);
-    for (var j = 0u; j < m; j++) { acc = kadd(acc, prob(valueOf(candKey[j]), mx, false)); }
+    err = 0.0;
+    for (var j = 0u; j < m; j++) {
+      acc = kadd(acc, prob(valueOf(candKey[j]), mx, false));
+      err += probErr(valueOf(candKey[j]), mx, false);
+    }
     total = kval(acc);
   }
-  let delta = P.margin * total;
+  let delta = margin(total, err);
   var keep = m;
   var kept = total;
   // The host's kept mass is only known to lie in [kept, kept + slack] (a nucleus past the candidates).
@@ -417,8 +451,11 @@ fn main(@builtin(local_invocation_index) t: u32) {
 }
 `;
 
-/** Default decision margin, as a fraction of the total probability mass (see the file comment). */
-export const GPU_SAMPLER_MARGIN = 1e-5;
+/**
+ * Extra decision margin, as a fraction of the total probability mass, on top of the error bound the
+ * kernel computes (see the file comment). A negative margin drops every margin (measurements only).
+ */
+export const GPU_SAMPLER_MARGIN = 1e-7;
 
 export class GpuSampler {
   private readonly pipeline: GPUComputePipeline;
@@ -432,7 +469,7 @@ export class GpuSampler {
 
   constructor(
     private readonly device: GPUDevice,
-    /** Decision margin (fraction of the total mass); 0 takes the GPU's float32 answer as is (measurements only). */
+    /** Extra decision margin (fraction of the total mass); negative: the GPU's float32 answer as is (measurements only). */
     readonly margin = GPU_SAMPLER_MARGIN,
   ) {
     const module = device.createShaderModule({ code: SHADER, label: "hearth-sampler" });
