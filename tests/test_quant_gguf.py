@@ -1,15 +1,18 @@
 """The GGUF carry-over schemes (q4f16_gguf / q4f32_gguf): a GGUF's own block codes in the package,
 never rounded a second time.
 
-- codec: Q4_0 / Q4_1 / Q8_0 blocks made by gguf.quants.quantize -> BlockCodes -> packed layout ->
-  decode equals gguf.dequantize bit for bit (f32 and f16 storage);
+- codec: Q4_0 / Q4_1 / Q8_0 / Q5_0 blocks made by gguf.quants.quantize, and raw random Q5_0 / Q4_K
+  blocks -> BlockCodes -> packed layout -> decode equals gguf.dequantize bit for bit (f32 and f16
+  storage); Q6_K: refused by the exact schemes, re-quantized by q8f32_gguf_near (exact where a
+  block's two scales allow, else within half an 8-bit step);
 - package: every weight of the tiny llama GGUF (scripts/make_test_gguf.py) decoded from the
   tensor-cache equals the converted reference folder (transformers' GGUF loader) bit for bit, and the
   q/k rows are in HF order (equal to the un-permuted original quantized alone);
-- native llvm logits vs transformers on the GGUF-dequantized weights (<= 1e-3);
+- native llvm logits vs transformers on the GGUF-dequantized weights (<= 1e-3; Q4_1 and Q5_0 files);
 - WebGPU (Node + Dawn) and wasm-cpu greedy tokens equal the native build's;
-- errors: a non-GGUF source, a GGUF with block types that cannot be carried, an 8-bit block in a
-  4-bit layer, a minimum out of f16 range, float weights fed to a carry plan.
+- errors: a non-GGUF source, a GGUF with block types that cannot be carried, an 8-bit or 5-bit block
+  in a 4-bit layer, K-quants in an f16 scheme, a minimum out of f16 range, float weights fed to a
+  carry plan.
 """
 
 from __future__ import annotations
@@ -34,14 +37,17 @@ from hearth.quant import (
     pack_block_codes,
     quantize_model,
 )
-from hearth.weights.gguf_blocks import GGUFCarryError, block_codes, check_carry_over
+from hearth.weights.gguf_blocks import GGUFCarryError, block_codes, check_carry_over, requantize_q6k
 from hearth.weights.reader import CheckpointReader
-from hearth.weights.source import resolve_source
+from hearth.weights.source import ModelSource, resolve_source
 
 sys.path.insert(0, str(REPO / "scripts"))
 import make_test_gguf  # noqa: E402
 
-CARRIED = ["Q4_0", "Q4_1", "Q8_0"]
+CARRIED = ["Q4_0", "Q4_1", "Q8_0", "Q5_0"]
+WIDTH = {"Q4_0": 4, "Q4_1": 4, "Q8_0": 8, "Q5_0": 5, "Q4_K": 4}
+# Block layouts (gguf-py quants.py): bytes per block, elements per block, offsets of f16 fields.
+RAW_LAYOUT = {"Q5_0": (22, 32, (0,)), "Q4_K": (144, 256, (0, 2)), "Q6_K": (210, 256, (208,))}
 PROMPT = [341, 220, 557, 332, 74, 283, 349, 86, 77, 284, 78, 87, 220, 73, 84, 330]
 
 
@@ -77,13 +83,109 @@ def test_carried_blocks_decode_bit_exact(kind: str, model_dtype: str) -> None:
     blocks = block_codes(raw, kind)
     assert blocks.codes.shape == w.shape and blocks.types == (kind,)
     assert _same_bits(blocks.dequantize(), ref)
-    bits = 8 if kind == "Q8_0" else 4
-    for layout_bits in {bits, 8}:  # a 4-bit block also fits the 8-bit layout exactly
+    bits = WIDTH[kind]
+    for layout_bits in {bits, 8} - {5}:  # a 4-bit block also fits the 8-bit layout exactly; 5-bit needs 8
         qw, qs, qm = pack_block_codes(blocks, layout_bits, model_dtype)
         assert qw.dtype == np.uint32 and qw.shape == (48, 256 * layout_bits // 32)
         assert qs.dtype == np.dtype(model_dtype) and qm.shape == qs.shape == (48, 8)
         got = dequantize_asym(qw, qs, qm)
         assert _same_bits(got, ref), f"{kind} in {layout_bits}-bit {model_dtype}"
+
+
+def _raw_blocks(kind: str, rows: int, blocks_per_row: int, seed: int) -> np.ndarray:
+    """Random bytes in every field of `kind`'s blocks, with finite f16 scales (d, dmin) of varied sign
+    and magnitude; a few blocks get d = 0 or subnormal scales."""
+    size, _, f16_at = RAW_LAYOUT[kind]
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 256, (rows, blocks_per_row, size), dtype=np.uint8)
+    for lo in f16_at:
+        d = rng.standard_normal((rows, blocks_per_row)) * 10.0 ** rng.integers(-5, 1, (rows, blocks_per_row))
+        d[0, 0] = 0.0
+        d[1, 0] = 3e-7  # subnormal in f16
+        raw[..., lo : lo + 2] = d.astype(np.float16)[..., None].view(np.uint8)
+    return raw.reshape(rows, blocks_per_row * size)
+
+
+@pytest.mark.parametrize("kind", ["Q5_0", "Q4_K"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_raw_blocks_decode_bit_exact(kind: str, seed: int) -> None:
+    """Any bytes a file may hold (not just what a quantizer writes): code * scale + min == gguf.dequantize."""
+    from gguf import GGMLQuantizationType, dequantize
+
+    raw = _raw_blocks(kind, 24, 3, seed)
+    ref = dequantize(raw, GGMLQuantizationType[kind])
+    blocks = block_codes(raw, kind)
+    per_block = RAW_LAYOUT[kind][1]
+    assert blocks.codes.shape == ref.shape == (24, 3 * per_block) and blocks.scale.shape == (24, 3 * per_block // 32)
+    assert int(blocks.codes.max()) < 1 << WIDTH[kind]
+    assert _same_bits(blocks.dequantize(), ref)
+    for layout_bits in {WIDTH[kind], 8} - {5}:
+        got = dequantize_asym(*pack_block_codes(blocks, layout_bits, "float32"))
+        assert _same_bits(got, ref), f"{kind} in {layout_bits}-bit"
+
+
+def test_q5_0_and_q4_k_code_layout() -> None:
+    """Known codes: Q5_0's fifth bit from qh (bit j for element j); Q4_K's sub-block j scale/min from
+    gguf's packed 6-bit fields, its codes in 32-byte chunks (low nibbles: sub-block 2c, high: 2c + 1)."""
+    raw = np.zeros((1, 22), np.uint8)
+    raw[0, 0:2] = np.array([0.5], np.float16).view(np.uint8)
+    raw[0, 2:6] = np.array([0x80000001], "<u4").view(np.uint8)  # elements 0 and 31 have the high bit
+    raw[0, 6:22] = np.arange(16, dtype=np.uint8) | np.uint8(0x30)  # low nibble j, high nibble 3
+    b = block_codes(raw, "Q5_0")
+    assert b.codes[0].tolist() == [16] + list(range(1, 16)) + [3] * 15 + [19]
+    assert b.scale.tolist() == [[0.5]] and b.minimum.tolist() == [[-8.0]]
+    raw = np.zeros((1, 144), np.uint8)
+    raw[0, 0:2] = np.array([0.25], np.float16).view(np.uint8)  # d
+    raw[0, 2:4] = np.array([2.0], np.float16).view(np.uint8)  # dmin
+    raw[0, 4:8] = [1, 2, 3, 0x40 | 4]  # sc_0..3; byte 3's top bits 01 are sc_7's bits 4..5 (+16)
+    raw[0, 8:12] = [5, 6, 7, 8]  # m_0..3
+    raw[0, 12:16] = [0x91, 0xA2, 0xB3, 0xC4]  # low nibble sc_4..7 low bits, high nibble m_4..7 low bits
+    raw[0, 16:48] = 0x21  # chunk 0: sub-block 0 codes 1, sub-block 1 codes 2
+    b = block_codes(raw, "Q4_K")
+    sc = [1, 2, 3, 4, 1, 2, 3, 4 | 16]
+    m = [5, 6, 7, 8, 9, 10, 11, 12]
+    assert b.scale[0].tolist() == [0.25 * s for s in sc] and b.minimum[0].tolist() == [-2.0 * x for x in m]
+    assert b.codes[0, :32].tolist() == [1] * 32 and b.codes[0, 32:64].tolist() == [2] * 32
+    assert not b.codes[0, 64:].any()
+
+
+def test_q6_k_is_exact_nowhere_but_near_in_q8f32_gguf_near() -> None:
+    """Q6_K has a scale per 16: block_codes refuses it; requantize_q6k keeps groups whose two scales
+    allow an exact 8-bit code (equal scales) and re-quantizes the rest within half an 8-bit step."""
+    from gguf import GGMLQuantizationType, dequantize
+
+    raw = _raw_blocks("Q6_K", 16, 2, 3)
+    with pytest.raises(GGUFCarryError, match=r"Q6_K blocks cannot be carried over.*q8f32_gguf_near"):
+        block_codes(raw, "Q6_K")
+    b = raw.reshape(16, 2, 210)
+    b[:8, :, 192:208] = np.int8(-7).view(np.uint8)  # rows 0..7: one scale for every sub-block -> exact
+    ref = dequantize(raw, GGMLQuantizationType.Q6_K)
+    blocks, stats = requantize_q6k(raw)
+    assert blocks.codes.shape == ref.shape == (16, 512) and blocks.scale.shape == (16, 16)
+    got = blocks.dequantize()
+    assert _same_bits(got[:8], ref[:8])
+    assert stats["groups"] == 256 and 128 <= stats["exact_groups"] < 256 and 0 < stats["rel_rms_error"] < 0.01
+    step = blocks.scale.repeat(32, axis=1)
+    assert np.all(np.abs(got - ref) <= np.abs(step) * 0.5 + 1e-6 * np.abs(ref))
+    assert stats["max_abs_error"] == pytest.approx(float(np.abs(got - ref).max()))
+    assert _same_bits(dequantize_asym(*pack_block_codes(blocks, 8, "float32")), got)
+
+
+def _source_with_types(types: dict[str, int]) -> ModelSource:
+    """A GGUF source as resolve_source describes it (only the header's tensor type counts are read)."""
+    info = {"file": "model.Q4_K_M.gguf", "tensor_types": types}
+    return ModelSource("m", Path("/nonexistent"), "gguf:/nonexistent/model.Q4_K_M.gguf", {}, gguf=info)
+
+
+def test_k_quant_refusals_name_the_way_out() -> None:
+    q4k_m = _source_with_types({"F32": 109, "Q5_0": 81, "Q4_K": 27, "Q8_0": 10, "Q6_K": 9})
+    for scheme in ("q4f32_gguf", "q8f32_gguf", "q8f16_gguf"):
+        with pytest.raises(GGUFCarryError, match=r"Q6_K \(9 tensors\).*cannot carry over exactly.*use q8f32_gguf_near"):
+            check_carry_over(get_scheme(scheme), q4k_m)
+    with pytest.raises(GGUFCarryError, match=r"Q4_K \(27 tensors\).*need float32.*Use q4f32_gguf"):
+        check_carry_over(get_scheme("q4f16_gguf"), _source_with_types({"F32": 3, "Q4_K": 27}))
+    with pytest.raises(GGUFCarryError, match=r"Q5_1 \(2 tensors\).*use q4f32_1 or q4f32_mse"):  # no near hint
+        check_carry_over(get_scheme("q4f32_gguf"), _source_with_types({"Q5_1": 2, "Q6_K": 1}))
 
 
 def test_nibble_order_and_packing() -> None:
@@ -106,9 +208,14 @@ def test_uncarriable_blocks_are_refused() -> None:
     raw, _ = _gguf_blocks(big, "Q8_0")
     with pytest.raises(AsymCarryError, match="not exactly representable in float16"):
         pack_block_codes(block_codes(raw, "Q8_0"), 8, "float16")
-    raw, _ = _gguf_blocks(rng.standard_normal((2, 32)).astype(np.float32), "Q5_0")
-    with pytest.raises(GGUFCarryError, match="Q5_0 blocks cannot be carried over; carried types: Q4_0, Q4_1, Q8_0"):
-        block_codes(raw, "Q5_0")
+    raw, _ = _gguf_blocks(rng.standard_normal((2, 32)).astype(np.float32), "Q5_1")
+    with pytest.raises(GGUFCarryError, match="Q5_1 blocks cannot be carried over; carried types: Q4_0, Q4_1, Q8_0"):
+        block_codes(raw, "Q5_1")
+    raw, _ = _gguf_blocks(rng.standard_normal((4, 64)).astype(np.float32), "Q5_0")
+    with pytest.raises(
+        AsymCarryError, match=r"Q5_0.*up to \d+.*4-bit layout; wider blocks \(Q5_0, Q8_0\) need an 8-bit"
+    ):
+        pack_block_codes(block_codes(raw, "Q5_0"), 4, "float32", name="mlp.down_proj.weight")
 
 
 def test_schemes_and_bits() -> None:
@@ -117,10 +224,12 @@ def test_schemes_and_bits() -> None:
         ("q4f32_gguf", "float32", 4),
         ("q8f16_gguf", "float16", 8),
         ("q8f32_gguf", "float32", 8),
+        ("q8f32_gguf_near", "float32", 8),
     ]:
         s = get_scheme(name)
         assert s.carries_gguf and s.is_quantized and s.model_dtype == dt and s.group_size == 32
         assert (s.layer_bits("linear"), s.layer_bits("embedding"), s.layer_bits("final_fc")) == (bits, 8, 8)
+        assert s.requantized_types == (("Q6_K",) if name.endswith("_near") else ())
     # Q4_1's own cost: 4 bits + f16 d and m per 32 = 5.0; with f32 scales 6.0
     assert bits_per_param("q4f16_gguf", [(576, 576)]) == 5.0
     assert bits_per_param("q4f32_gguf", [(576, 576)]) == 6.0
@@ -162,15 +271,19 @@ def test_non_gguf_source_is_refused() -> None:
 def test_gguf_with_uncarriable_types_is_refused() -> None:
     source = resolve_source(str(make_test_gguf.ensure_test_gguf(linear_type="Q5_1")))
     with pytest.raises(
-        GGUFCarryError, match=r"Q5_1 \(14 tensors\).*q4f32_gguf carries Q4_0, Q4_1, Q8_0 blocks.*q4f32_1 or q4f32_mse"
+        GGUFCarryError,
+        match=r"Q5_1 \(14 tensors\).*q4f32_gguf carries Q4_0, Q4_1, Q8_0, Q5_0, Q4_K blocks.*use q4f32_1 or q4f32_mse",
     ):
         check_carry_over(get_scheme("q4f32_gguf"), source)
 
 
-def test_gguf_with_8bit_linears_needs_the_q8_scheme() -> None:
-    source = resolve_source(str(make_test_gguf.ensure_test_gguf(linear_type="Q8_0")))
+@pytest.mark.parametrize(("linear_type", "bits"), [("Q8_0", 8), ("Q5_0", 5)])
+def test_gguf_with_wide_linears_needs_the_q8_scheme(linear_type: str, bits: int) -> None:
+    source = resolve_source(str(make_test_gguf.ensure_test_gguf(linear_type=linear_type)))
     with pytest.raises(
-        GGUFCarryError, match=r"14 tensors hold 8-bit blocks where q4f16_gguf keeps 4-bit codes.*use q8f16_gguf"
+        GGUFCarryError,
+        match=rf"14 tensors hold {bits}-bit blocks where q4f16_gguf keeps 4-bit codes, e.g. blk\.0\.\w+\.weight "
+        rf"\({linear_type}\).*use q8f16_gguf",
     ):
         check_carry_over(get_scheme("q4f16_gguf"), source)
     check_carry_over(get_scheme("q8f16_gguf"), source)
@@ -205,7 +318,13 @@ def _package(quant: str, linear_type: str = "Q4_1") -> Path:
 
 @pytest.mark.parametrize(
     ("quant", "linear_type"),
-    [("q4f32_gguf", "Q4_1"), ("q4f16_gguf", "Q4_1"), ("q4f32_gguf", "Q4_0"), ("q8f32_gguf", "Q8_0")],
+    [
+        ("q4f32_gguf", "Q4_1"),
+        ("q4f16_gguf", "Q4_1"),
+        ("q4f32_gguf", "Q4_0"),
+        ("q8f32_gguf", "Q8_0"),
+        ("q8f32_gguf", "Q5_0"),
+    ],
 )
 def test_package_holds_the_gguf_values(quant: str, linear_type: str) -> None:
     from tvm.contrib import tvmjs
@@ -245,14 +364,15 @@ def test_q_rows_are_in_hf_order() -> None:
     assert _same_bits(qkv[: original.shape[0]], want)
 
 
-def test_llvm_logits_match_transformers_on_dequantized_weights() -> None:
+@pytest.mark.parametrize(("quant", "linear_type"), [("q4f32_gguf", "Q4_1"), ("q8f32_gguf", "Q5_0")])
+def test_llvm_logits_match_transformers_on_dequantized_weights(quant: str, linear_type: str) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
     from hearth.native import load_decoder
 
-    pkg = _package("q4f32_gguf")
-    folder = resolve_source(str(make_test_gguf.ensure_test_gguf())).path
+    pkg = _package(quant, linear_type)
+    folder = resolve_source(str(make_test_gguf.ensure_test_gguf(linear_type=linear_type))).path
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     with torch.no_grad():
         ref = model(torch.tensor([PROMPT])).logits[0].numpy()

@@ -1,5 +1,6 @@
 """Quantization schemes (MLC-LLM conventions): q0f32, q0f16, q4f16_1, q4f32_1; Hearth's q8f16_1,
-q8f32_1, q4f16_mse, q4f32_mse, and the GGUF carry-over schemes q4f16_gguf, q4f32_gguf."""
+q8f32_1, q4f16_mse, q4f32_mse, and the GGUF carry-over schemes q4f16_gguf, q4f32_gguf, q8f16_gguf,
+q8f32_gguf (exact) and q8f32_gguf_near (exact but for Q6_K tensors, re-quantized to 8 bits)."""
 
 from .asym import (
     AsymCarryError,

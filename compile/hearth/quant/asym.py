@@ -103,7 +103,7 @@ def pack_block_codes(
     if top >= 1 << bits:
         raise AsymCarryError(
             f"{name}: its blocks ({', '.join(blocks.types)}) hold codes up to {top}, which do not fit this layer's "
-            f"{bits}-bit layout; the scheme carries 8-bit blocks (Q8_0) only into the embedding table and LM head"
+            f"{bits}-bit layout; wider blocks (Q5_0, Q8_0) need an 8-bit layer: the q8*_gguf schemes have 8-bit Linears"
         )
     mdt = np.dtype(model_dtype)
     q_scale = _exact_in(np.asarray(blocks.scale, np.float32), mdt, "scale", name)

@@ -13,7 +13,8 @@ the ones Hearth ships:
     q4f32_mse  the same for q4f32_1
     q4f16_gguf  a GGUF's own block codes carried over (Q4_0, Q4_1, Q8_0), asymmetric group-32, f16
     q4f32_gguf  the same with float32 scales/minimums/compute
-    q8f16_gguf / q8f32_gguf  the same with 8-bit Linears, for files with Q8_0 Linears
+    q8f16_gguf / q8f32_gguf  the same with 8-bit Linears, for files with Q5_0 / Q8_0 Linears
+    q8f32_gguf_near  q8f32_gguf, but Q6_K tensors re-quantized to 8-bit blocks of 32 (NOT exact)
 
 The q8 schemes are Hearth's (MLC ships no int8 group scheme under these names): the q4 layout
 with bits=8, so they reuse the same fused dequantize kernels. Symmetric, grouped rather than per
@@ -38,13 +39,21 @@ exactly the f32 values the GGUF dequantizes to; only its activations are f16). B
     Q4_1: scale = d, min = m,      4-bit code q
     Q4_0: scale = d, min = -8 d,   4-bit code q
     Q8_0: scale = d, min = -128 d, 8-bit code q + 128
+    Q5_0: scale = d, min = -16 d,  5-bit code q (an 8-bit layer)
+    Q4_K: per sub-block j of 32: scale = d * sc_j, min = -(dmin * m_j), 4-bit code q (float32 only)
 d, m and these minimums are exact in f16 and f32, so the package holds the GGUF's values bit for bit.
+Q4_K's d * sc_j (up to 17 significant bits) and dmin * m_j are exact in float32 only, so the f16
+schemes refuse K-quants. Q6_K (sub-blocks of 16, w = d * sc_j * (q - 32)) has two scales per group
+of 32 and no exact form in this layout: the exact schemes refuse it, and q8f32_gguf_near (named for
+what it is) re-quantizes only those tensors' 32-blocks to 8-bit codes between the block's min and
+max (error <= 1/510 of the block's range, about 1/8 of Q6_K's own step; blocks whose two scales
+admit an exact 8-bit form keep it), everything else carried exactly.
 Bits per layer are scheme fields, not read from the file: Linears use `bits` (4); the embedding
 table (and tied LM head) and an untied LM head use `embedding_bits` (8), where llama.cpp keeps
 more precision (SmolLM2's Q4_1 file: Q8_0 token_embd). A 4-bit block fits the 8-bit layout
 exactly, so a file with Q4 embeddings still carries over. An 8-bit block where the scheme has 4
 bits (a Q8_0 Linear) needs q8f16_gguf / q8f32_gguf (8-bit Linears); any other block type
-(K-quants, IQ, Q5_*) cannot be carried and is refused with an error pointing at q4f16_1 /
+(other K-quants, IQ, Q5_1) cannot be carried and is refused with an error pointing at q4f16_1 /
 q4f16_mse, which quantize the dequantized weights.
 Sizes: Q4_1 linears cost 4 + 2*16/32 = 5.0 bits/param with f16 scales (the GGUF's own), 6.0 with
 f32; the Q8_0 table 9.0 / 10.0 (the GGUF: 8.5; q_min is redundant there but keeps one layout).
@@ -101,6 +110,9 @@ class QuantScheme:
     scale_method: Literal["absmax", "mse"] = "absmax"
     # kind="gguf" only: code width of the embedding table and of an untied LM head (0: `bits`).
     embedding_bits: int = 0
+    # kind="gguf" only: GGUF block types with no exact form in the layout that this scheme
+    # re-quantizes to its layer width (the scheme's name must say it is not exact: "_near").
+    requantized_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ("none", "group", "gguf"):
@@ -186,6 +198,15 @@ SCHEMES: dict[str, QuantScheme] = {
         QuantScheme(name="q4f32_gguf", kind="gguf", model_dtype="float32", bits=4, group_size=32, embedding_bits=8),
         QuantScheme(name="q8f16_gguf", kind="gguf", model_dtype="float16", bits=8, group_size=32, embedding_bits=8),
         QuantScheme(name="q8f32_gguf", kind="gguf", model_dtype="float32", bits=8, group_size=32, embedding_bits=8),
+        QuantScheme(
+            name="q8f32_gguf_near",
+            kind="gguf",
+            model_dtype="float32",
+            bits=8,
+            group_size=32,
+            embedding_bits=8,
+            requantized_types=("Q6_K",),
+        ),
     ]
 }
 
