@@ -346,12 +346,13 @@ MISTRAL = dict(
 )
 
 
-def test_mistral_sliding_window_is_refused_clearly() -> None:
-    with pytest.raises(UnsupportedConfigError, match=r"sliding_window=4096.*context_window_size <= 4096"):
-        config_from_hf({**MISTRAL, "sliding_window": 4096})
-    # The window never slides within a context that fits in it: exact, so allowed.
+def test_mistral_sliding_window_is_kept() -> None:
+    # Every layer slides (Mistral v0.1); parity with transformers: test_family_mistral.py.
+    _, config = config_from_hf({**MISTRAL, "sliding_window": 4096})
+    assert config.sliding_window == 4096 and config.prefill_chunk_size <= 4096
+    # The window never slides within a context that fits in it: plain full attention.
     _, config = config_from_hf({**MISTRAL, "sliding_window": 4096}, context_window_size=4096)
-    assert config.context_window_size == 4096
+    assert config.context_window_size == 4096 and config.sliding_window == 0
     # Mistral v0.2+ has no window at all; an explicit head_dim wins over hidden/heads.
     arch, config = config_from_hf({**MISTRAL, "sliding_window": None})
     assert arch.name == "llama" and config.head_dim == 32 and config.context_window_size == 32768

@@ -319,6 +319,21 @@ def _as_target(target: Any) -> tvm.target.Target | None:
     raise TypeError(f"expected a tvm Target, a TargetSpec or a target name, got {type(target).__name__}")
 
 
+def all_sliding_layout(num_layers: int, window: int, rope_mode: RopeMode) -> dict[str, Any]:
+    """KV cache layout (see DecoderForCausalLM._kv_cache_layout) for a model whose layers ALL
+    attend over the last `window` positions only (Mistral v0.1). TVM 0.27's KV cache allocates its
+    q/k/v work buffers only when some layer is "mha" (paged_kv_cache.cc), so a cache whose layers
+    all slide fails at the first forward ("data_ != nullptr"). One extra full-attention cache layer,
+    which no model layer reads or writes, makes it allocate them; it costs one layer's KV pages.
+    The family must also keep prefill chunks within the window (the chunk attends to itself
+    without it)."""
+    return {
+        "attn_kind": ["mha_sliding"] * num_layers + ["mha"],
+        "layer_sliding_window_size": window,
+        "rope_mode": rope_mode,
+    }
+
+
 class DecoderForCausalLM(nn.Module):
     """A Llama-style causal LM exporting MLC's function set (see the module docstring).
 
@@ -401,15 +416,20 @@ class DecoderForCausalLM(nn.Module):
         support_sliding_window: tirx.Var,
     ) -> PagedKVCache:
         c = self.config
+        layout = self._kv_cache_layout()
+        # A per-layer list may be longer than the model (llama.py's all-sliding case adds a cache
+        # layer that no model layer uses); every cache layer gets pages.
+        kinds = layout["attn_kind"]
+        cache_layers = len(kinds) if isinstance(kinds, list) else c.num_hidden_layers
         return TIRPagedKVCache(
-            **self._kv_cache_layout(),
+            **layout,
             max_batch_size=max_batch_size,
             max_total_seq_len=max_total_seq_len,
             prefill_chunk_size=prefill_chunk_size,
             page_size=page_size,
             support_sliding_window=support_sliding_window,
-            layer_partition=rx.ShapeExpr([0, c.num_hidden_layers]),
-            num_hidden_layers=c.num_hidden_layers,
+            layer_partition=rx.ShapeExpr([0, cache_layers]),
+            num_hidden_layers=cache_layers,
             num_attention_heads=c.num_attention_heads,
             num_key_value_heads=c.num_key_value_heads,
             qk_head_dim=c.head_dim,

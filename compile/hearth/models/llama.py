@@ -1,4 +1,4 @@
-"""Llama family: Llama 2/3.x, TinyLlama, SmolLM/SmolLM2, Mistral without sliding window.
+"""Llama family: Llama 2/3.x, TinyLlama, SmolLM/SmolLM2, Mistral (v0.1's sliding window included).
 
 All of them are the plain decoder of `decoder.py`; what differs is read from config.json.
 """
@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .decoder import DecoderConfig, DecoderForCausalLM, UnsupportedConfigError, decoder_param_map
+from tvm.relax.frontend.nn.llm.kv_cache import RopeMode
+
+from .config_checks import config_int
+from .decoder import DecoderConfig, DecoderForCausalLM, all_sliding_layout, decoder_param_map
 from .param_source import ParamSource
 
 
@@ -21,20 +24,21 @@ class LlamaConfig(DecoderConfig):
         self.mlp_bias = bool(cfg.get("mlp_bias", False))
         window = cfg.get("sliding_window")
         if window is not None and int(window) < self.context_window_size:
-            # TVM 0.27's paged KV cache has per-layer windows ("mha_sliding") but fails at the
-            # first forward when NO layer is full attention (it allocates its work buffers only
-            # for "mha" layers), which is Mistral v0.1's case: every layer slides.
-            raise UnsupportedConfigError(
-                f"{self.model_type} checkpoint uses sliding-window attention on every layer "
-                f"(sliding_window={window}) and the context window is {self.context_window_size} tokens; "
-                "TVM 0.27's KV cache cannot run a model whose layers all slide. Compile with "
-                f"context_window_size <= {window} (the window then never slides, so full attention is "
-                "exact), or use a checkpoint without a sliding window (e.g. Mistral-7B v0.2 or later)."
-            )
+            # Mistral v0.1: every layer attends over the last `window` positions only.
+            self.sliding_window = config_int(cfg, "sliding_window")
+            # TVM's cache attends a prefill chunk to itself without the window (only the cached
+            # pages go through the sliding kernel), so a chunk may not be longer than the window.
+            self.prefill_chunk_size = min(self.prefill_chunk_size, self.sliding_window)
 
 
 class LlamaForCausalLM(DecoderForCausalLM):
     """The shared decoder; a separate class so logs, errors and the registry name the family."""
+
+    def _kv_cache_layout(self) -> dict[str, Any]:
+        c = self.config
+        if not c.sliding_window:
+            return super()._kv_cache_layout()
+        return all_sliding_layout(c.num_hidden_layers, c.sliding_window, RopeMode.NORMAL)
 
 
 def param_map(config: LlamaConfig) -> dict[str, ParamSource]:
