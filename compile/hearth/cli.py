@@ -237,8 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="q4f16_1",
         help="q0f32, q0f16, q4f16_1 (default), q4f32_1, q8f16_1, q8f32_1; q4f16_mse / q4f32_mse: q4's layout "
         "and kernels with MSE-searched scales (lower error, same size; docs/eval.md); q4f16_gguf / q4f32_gguf: "
-        "a GGUF's own Q4_0/Q4_1/Q8_0 codes, no second rounding "
-        "(q8f16_gguf / q8f32_gguf for Q8_0 Linears; docs/gguf.md)",
+        "a GGUF's own Q4_0/Q4_1/Q8_0/Q4_K codes, no second rounding "
+        "(q8f16_gguf / q8f32_gguf for Q5_0 / Q8_0 Linears; q8f32_gguf_near: also Q6_K, re-quantized to 8 bits, "
+        "not exact; docs/gguf.md)",
     )
     p.add_argument("--target", action="append", choices=list(TARGETS), help="repeatable; default webgpu")
     p.add_argument("--out", default="dist", help="package root (default: dist)")
