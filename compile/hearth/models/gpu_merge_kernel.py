@@ -6,12 +6,12 @@ chunk of a long prompt, a chat turn after the first): it merges the chunk's self
 and log-sum-exp `S` with the cross-attention over the cached pages, IN PLACE. Every thread of a
 head reads `S[n, h]` and then writes the merged value back to the same element, with no barrier
 in between. The `head_dim / 4` threads of one head only all read before any of them writes while
-they run in lockstep, i.e. within one subgroup. Lavapipe runs 8-wide subgroups one after another,
-so from head_dim 64 on (16 threads) the second subgroup merges with the already merged `S`:
-measured, WebGPU logits off by 0.3-1.1 after a chunked prefill (random llama and gemma3 configs,
-head_dim 64/128/256; exact for 16/32 and for single-chunk prompts). A 32-wide warp hides it up to
-head_dim 128, not at 256. The fix: all threads read, a workgroup barrier, then one thread per head
-writes `S`. Fixed lines are marked "hearth fix"; everything else is upstream's code.
+they run in lockstep, i.e. within one subgroup. On lavapipe (256-bit llvmpipe: 8-lane subgroups)
+head_dim 16/32 (4/8 threads) were exact and head_dim 64/128/256 wrong after a chunked prefill:
+measured, WebGPU logits off by 0.3-4 (random llama and gemma3 configs; SmolLM2-135M: 22.7), exact
+for single-chunk prompts and all-decode runs. With 32-wide warps it would stay hidden up to
+head_dim 128 and race at 256 (not measured). The fix: all threads read, a workgroup barrier, then
+one thread per head writes `S`. Fixed lines are marked "hearth fix"; everything else is upstream's code.
 
 `DecoderForCausalLM.replace_kernels` swaps it in under the kernel's own symbol.
 """
