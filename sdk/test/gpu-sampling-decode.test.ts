@@ -6,10 +6,13 @@
 // builds it first; or .venv/bin/python -m pytest tests/test_webgpu_decoder.py).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { DecoderModel } from "../src/engine.js";
+import { generate } from "../src/decoder/generate.js";
+import { DecoderSession } from "../src/decoder/session.js";
+import { loadTokenizer } from "../src/tokenize/load.js";
 import { TokenHistory } from "../src/sample/history.js";
 import type { SamplingParams } from "../src/sample/params.js";
 import { Sampler, type SampledToken } from "../src/sample/sampler.js";
@@ -91,4 +94,22 @@ test("same seed, same tokens: decodeSample (GPU) == decode + host Sampler, for e
   const sampled = after.sampled - before.sampled;
   assert.equal(sampled, compared, "every decode step ran the GPU sampler");
   assert.ok(after.handedBack - before.handedBack < 0.1 * sampled, `handed back to the host: ${after.handedBack - before.handedBack} of ${sampled}`);
+});
+
+test("generate(): decode steps take the GPU path, and give the host path's tokens for the same seed", async () => {
+  const tokenizer = await loadTokenizer({ tokenizerJson: readFileSync(join(PACKAGE, "tokenizer.json"), "utf8") });
+  const session = new DecoderSession(model, false);
+  const params = { temperature: 0.9, top_p: 0.9, frequency_penalty: 0.4, seed: 31, max_tokens: 20, ignore_eos: true };
+  const run = async (onGpu: boolean): Promise<number[]> => {
+    session.gpuSampling = onGpu;
+    const r = await generate({ session, tokenizer, promptIds: PROMPT, params, eosTokenIds: [], stopRequested: () => null });
+    assert.equal(r.tokens.length, 20);
+    return r.tokens.map((t) => t.token);
+  };
+  const before = model.stats().gpuSampling.sampled;
+  const host = await run(false);
+  assert.equal(model.stats().gpuSampling.sampled, before, "gpuSampling = false samples on the host");
+  const gpu = await run(true);
+  assert.equal(model.stats().gpuSampling.sampled - before, 19, "every decode step sampled on the GPU");
+  assert.deepEqual(gpu, host);
 });
