@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { DecoderModel } from "../src/engine.js";
+import type { KernelGpuTime } from "../src/runtime/kernel-timer.js";
 import { installNodeGPU } from "./support/node-gpu.js";
 import { fileFetch } from "./support/file-fetch.js";
 
@@ -53,7 +54,7 @@ test("kernelTiming: every launch timed under its kernel, positive times, same to
   const launched = Object.entries(dispatch.launchesByKernel).filter(([, n]) => n > 0);
   assert.ok(launched.length >= 5, `too few kernels launched: ${JSON.stringify(launched)}`);
   for (const [name, n] of launched) {
-    const t = dispatch.gpuTime.byKernel[name];
+    const t: KernelGpuTime | undefined = dispatch.gpuTime.byKernel[name];
     assert.ok(t !== undefined, `kernel ${name} launched ${n} times but never timed`);
     assert.equal(t.launches, n, `kernel ${name}: ${n} launches, ${t.launches} timed`);
     assert.ok(t.totalMs > 0, `kernel ${name}: GPU time ${t.totalMs} ms`);
