@@ -33,14 +33,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from tvm import te, tirx
 from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import Tensor, op
 from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode
 
 from .config_checks import config_float, config_int
 from .decoder import DecoderConfig, DecoderForCausalLM, UnsupportedConfigError
-from .layers import Embedding
+from .layers import Embedding, rotary_embedding
 from .param_source import ParamSource, one, rows
 
 SLIDING, FULL = "sliding_attention", "full_attention"
@@ -182,24 +181,6 @@ class Gemma3Config(DecoderConfig):
 # Layers
 
 
-def _apply_rope(x: Tensor, positions: Tensor, inv_freq: Tensor, name: str) -> Tensor:
-    """transformers' rotate_half RoPE on x[b, s, heads, d] at positions[b * s], in float32."""
-
-    def compute(x: te.Tensor, pos: te.Tensor, inv: te.Tensor) -> te.Tensor:
-        b, s, _, d = x.shape
-        half = d // 2
-
-        def value(bi, si, hi, di):
-            angle = pos[bi * s + si].astype("float32") * inv[tirx.floormod(di, half)]
-            partner = tirx.if_then_else(di < half, -x[bi, si, hi, di + half], x[bi, si, hi, di - half])
-            out = x[bi, si, hi, di].astype("float32") * tirx.cos(angle) + partner.astype("float32") * tirx.sin(angle)
-            return out.astype(x.dtype)
-
-        return te.compute(x.shape, value, name=name)
-
-    return op.tensor_expr_op(compute, name, [x, positions, inv_freq])
-
-
 class Gemma3Attention(nn.Module):
     def __init__(self, config: Gemma3Config, dtype: str) -> None:
         self.num_q_heads, self.num_kv_heads, self.head_dim = (
@@ -224,8 +205,8 @@ class Gemma3Attention(nn.Module):
         q = self.q_norm(op.reshape(self.q_proj(x), (b, s, self.num_q_heads, d)))
         k = self.k_norm(op.reshape(self.k_proj(x), (b, s, self.num_kv_heads, d)))
         v = op.reshape(self.v_proj(x), (b, s, self.num_kv_heads, d))
-        q = _apply_rope(q, positions, inv_freq, "rope_q")
-        k = _apply_rope(k, positions, inv_freq, "rope_k")
+        q = rotary_embedding(q, positions, inv_freq, heads=self.num_q_heads, rotary_dim=d)
+        k = rotary_embedding(k, positions, inv_freq, heads=self.num_kv_heads, rotary_dim=d)
         qkv = op.concat([q, k, v], dim=2)
         out = paged_kv_cache.attention_with_fused_qkv(layer_id, qkv, self.num_q_heads, sm_scale=self.sm_scale)
         return self.o_proj(op.reshape(out, (b, s, self.num_q_heads * d)))
