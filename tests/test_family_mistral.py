@@ -2,11 +2,13 @@
 against transformers' MistralForCausalLM: a random small checkpoint with a 16-token window,
 compiled by `compile_package`. See family_parity.py for what each comparison means.
 
-TVM 0.27's KV cache fails at the first forward when every layer is "mha_sliding" (it allocates its
-q/k/v work buffers only for "mha" layers); Hearth's cache gets one extra full-attention layer that
-no model layer uses. The 64- and 48-token prompts are longer than the window, so it slides in
-prefill (chunks of at most the window) and in every decode step; head_dim 64 also takes the GPU
-merge kernel fix (gpu_merge_kernel.py) on WebGPU.
+The cache runs in TVM's whole-model sliding mode (decoder.sequence_window): each sequence keeps the
+last window - 1 tokens and frees older pages, RoPE is applied in the attention kernels, and the
+prefill kernel masks each row to the window (decoder.window_masked). The 64- and 48-token prompts
+are longer than the window, so it slides in prefill (chunks of at most the window) and in every
+decode step; head_dim 64 also takes the GPU merge kernel fix (gpu_merge_kernel.py) on WebGPU, and
+the WebGPU side is the SDK's PagedKVCache, which enables the window per sequence as the native
+driver does.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import tvm
 
 import family_parity as fp
 
 WINDOW = 16
+PAGE = 16  # what hearth.native and the SDK create their caches with
 MISTRAL = dict(num_hidden_layers=2, head_dim=64, num_key_value_heads=2, sliding_window=WINDOW)
 
 
@@ -57,3 +61,36 @@ def test_webgpu_matches_native(checkpoint: Path) -> None:
     print(f"\nmistral window {WINDOW}: WebGPU vs native max|dlogit| {err:.3g} over 48 + 8 tokens")
     assert webgpu == native
     assert err <= fp.LOGIT_TOL
+
+
+def test_mid_page_chunks_match_transformers(checkpoint: Path) -> None:
+    """Chunks of 5 tokens: the window starts mid-page after every slide and rows of one chunk see
+    different numbers of cached tokens."""
+    pkg, _ = fp.package(checkpoint, "q0f32", ["llvm", "webgpu"])
+    errs = fp.check_against_hf(pkg, fp.hf_model(checkpoint), fp.prompt(9), chunk=5)
+    print(f"\nmistral window {WINDOW}, chunks of 5: q0f32 max|dlogit| {errs['max_abs_err']:.3g}")
+
+
+def test_cache_holds_the_window_only(checkpoint: Path) -> None:
+    """A cache created for a 4096-token context gets pages for the window and one prefill chunk
+    (TVM gives every layer ceil(context / 16) + 1 = 257 pages without the slide), and a sequence
+    12 windows long still uses only the window's pages, which are reused as it slides."""
+    pkg, _ = fp.package(checkpoint, "q0f32", ["llvm", "webgpu"])
+    dec, config = fp.load_decoder(pkg, target="llvm", max_total_seq_len=4096)
+    assert config["sliding_window_size"] == WINDOW - 1 and config["attention_sink_size"] == 0
+    available = tvm.get_global_func("vm.builtin.attention_kv_cache_get_num_available_pages")
+    total = int(available(dec.kv))
+    # decoder.whole_model_window_capacity: window + 2 pages + one chunk of tokens, in pages, + 1,
+    # + 2 per sequence (TVM's slack for sliding caches).
+    assert total == -(-(WINDOW + 2 * PAGE + config["prefill_chunk_size"]) // PAGE) + 1 + 2 == 7
+    ids = fp.prompt(5, 12 * WINDOW)
+    logits = dec.prefill(ids)
+    for token in (3, 4, 5):
+        logits = dec.decode(token)
+        ids.append(token)
+    used = total - int(available(dec.kv))
+    # window - 1 tokens, starting anywhere in the first page.
+    assert used <= -(-(WINDOW - 1 + PAGE - 1) // PAGE) == 2, used
+    with torch.no_grad():
+        ref = fp.hf_model(checkpoint)(torch.tensor([ids])).logits[0, -1].numpy()
+    assert np.abs(logits.ravel() - ref).max() <= fp.LOGIT_TOL

@@ -1,10 +1,11 @@
 """Phi-3 (hearth.models.phi3) against transformers' Phi3ForCausalLM: random small checkpoints
 (GQA, fused qkv_proj / gate_up_proj, LongRoPE with distinct short and long factors and its attention
-factor, partial rotary, tied and untied head) compiled by `compile_package`.
-See family_parity.py for what each comparison means."""
+factor, partial rotary, tied and untied head; and Phi-3-mini-4k's sliding window shorter than the
+context) compiled by `compile_package`. See family_parity.py for what each comparison means."""
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from pathlib import Path
@@ -13,9 +14,11 @@ import numpy as np
 import pytest
 import torch
 import transformers
+import tvm
 
 import family_parity as fp
 from hearth.models import UnsupportedConfigError, config_from_hf
+from hearth.models.decoder import metadata
 
 
 def _longrope(half: int) -> dict:
@@ -111,6 +114,55 @@ def test_webgpu_greedy_matches_native(name: str, checkpoints) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# Phi-3-mini-4k's attention: plain RoPE over the whole head and a sliding_window (2047 there) shorter
+# than the context, so every layer slides and the cache keeps the window only (decoder.sequence_window).
+
+WINDOW = 24
+WINDOW_CASE = dict(tie_word_embeddings=False, sliding_window=WINDOW, max_position_embeddings=256)
+
+
+@pytest.fixture(scope="module")
+def window_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("phi3-window") / "phi3-window"
+    return fp.save_checkpoint(folder, "Phi3Config", WINDOW_CASE, fp.randomize_norms)
+
+
+def test_window_matches_transformers_past_the_window(window_checkpoint: Path) -> None:
+    """64-token prompt and 32 greedy tokens with a 24-token window (chunks of 24, the clamp): logits
+    within 1e-3 of transformers, whose result without the window is far off (the window is
+    applied), from a cache that holds the window's pages only."""
+    pkg, seconds = fp.package(window_checkpoint, "q0f32", ["llvm"])
+    hf = fp.hf_model(window_checkpoint)
+    errs = fp.check_against_hf(pkg, hf, fp.prompt())
+    wide = copy.deepcopy(hf)
+    wide.config.sliding_window = None
+    with torch.no_grad():
+        ids = torch.tensor([fp.prompt()])
+        gap = float((hf(ids).logits[0, -1] - wide(ids).logits[0, -1]).abs().max())
+    assert gap > 100 * fp.LOGIT_TOL, gap
+    dec, config = fp.load_decoder(pkg, target="llvm", max_total_seq_len=4096)
+    assert config["sliding_window_size"] == WINDOW - 1 and config["prefill_chunk_size"] == WINDOW
+    available = tvm.get_global_func("vm.builtin.attention_kv_cache_get_num_available_pages")
+    total = int(available(dec.kv))
+    dec.prefill(fp.prompt(3, 10 * WINDOW))
+    used = total - int(available(dec.kv))
+    assert total == 8 and used <= 3, (total, used)  # vs 257 pages for 4096 tokens without the slide
+    print(
+        f"\nphi3 window {WINDOW}: q0f32 max|dlogit| {errs['max_abs_err']:.3g} (no window: {gap:.3g}), "
+        f"pages {total} at context 4096, {used} in use after 240 tokens, package {seconds:.1f}s"
+    )
+
+
+def test_phi3_mini_4k_window_slides() -> None:
+    """Phi-3-mini-4k-instruct's sliding_window 2047 with its 4096-token context compiles to a cache
+    that keeps 2046 tokens per sequence (+ the one decoded), in chunks of at most the window."""
+    _, config = config_from_hf(_cfg(sliding_window=2047, rope_theta=10000.0))
+    assert config.all_layers_slide and config.sliding_window == 2047 and config.prefill_chunk_size <= 2047
+    meta = metadata(config)
+    assert meta["sliding_window_size"] == 2046 and meta["attention_sink_size"] == 0
+
+
+# ----------------------------------------------------------------------------------------------
 # Config reading and refusals (no compilation)
 
 
@@ -202,8 +254,17 @@ def test_equal_factors_allow_a_longer_context() -> None:
             {"context_window_size": 2048},
             "short_factor='<7 numbers>'.*needs 8",
         ),
-        # Phi-3-mini-4k-instruct: sliding_window 2047 with a 4096-token context.
-        (_cfg(sliding_window=2047), {}, "sliding_window=2047.*context-window-size <= 2047"),
+        # A window that slides needs the cache's RoPE: plain, over the whole head.
+        (
+            _cfg(sliding_window=2047, rope_scaling=_longrope(8)),
+            {"context_window_size": 4096},
+            "rope_type='longrope'.*sliding_window=2047.*context-window-size <= 2047",
+        ),
+        (
+            _cfg(sliding_window=2047, partial_rotary_factor=0.75),
+            {},
+            "partial_rotary_factor=0.75.*sliding_window=2047.*context-window-size <= 2047",
+        ),
         (_cfg(hidden_act="gelu_new"), {}, "hidden_act='gelu_new'"),
         (_cfg(partial_rotary_factor=0.5625), {}, "partial_rotary_factor=0.5625.*9 rotary features"),
         (_cfg(partial_rotary_factor=1.5), {}, "partial_rotary_factor=1.5"),

@@ -58,8 +58,9 @@ from .param_source import ParamSource, one, rows
 # single storage buffer (128 MiB on some adapters). A [2048, 2 * 14336] f16 gate|up output of
 # an 8B model is 117 MiB; 8192 tokens would not fit in one binding.
 DEFAULT_PREFILL_CHUNK = 2048
-# The KV cache's CPU sliding-window prefill kernel (replaced on llvm, see replace_kernels).
+# The KV cache's sliding-window prefill kernels (replaced, see replace_kernels).
 CPU_SLIDING_PREFILL = "batch_prefill_paged_kv_cpu_sliding_window"
+GPU_SLIDING_PREFILL = "batch_prefill_paged_kv_sliding_window"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -97,6 +98,9 @@ class DecoderConfig:
     # > 0: the window of the layers that attend over the last `sliding_window` positions only
     # (gemma3.py's local layers). 0: none.
     sliding_window: int = 0
+    # True: EVERY layer attends over the last `sliding_window` positions (Mistral v0.1,
+    # Phi-3-mini-4k), so the KV cache need only hold the window: see `whole_model_window`.
+    all_layers_slide: bool = False
     # Upper bound on sequences decoded together; sizes the statically planned buffers of the
     # batch_* functions (see `variable_bounds`). Single-stream chat in the browser needs 1.
     max_batch_size: int = 1
@@ -319,19 +323,48 @@ def _as_target(target: Any) -> tvm.target.Target | None:
     raise TypeError(f"expected a tvm Target, a TargetSpec or a target name, got {type(target).__name__}")
 
 
-def all_sliding_layout(num_layers: int, window: int, rope_mode: RopeMode) -> dict[str, Any]:
-    """KV cache layout (see DecoderForCausalLM._kv_cache_layout) for a model whose layers ALL
-    attend over the last `window` positions only (Mistral v0.1). TVM 0.27's KV cache allocates its
-    q/k/v work buffers only when some layer is "mha" (paged_kv_cache.cc), so a cache whose layers
-    all slide fails at the first forward ("data_ != nullptr"). One extra full-attention cache layer,
-    which no model layer reads or writes, makes it allocate them; it costs one layer's KV pages.
-    The family must also keep prefill chunks within the window (the chunk attends to itself
-    without it)."""
-    return {
-        "attn_kind": ["mha_sliding"] * num_layers + ["mha"],
-        "layer_sliding_window_size": window,
-        "rope_mode": rope_mode,
-    }
+def sequence_window(config: DecoderConfig) -> int:
+    """What a runtime passes to `attention_kv_cache_enable_sliding_window_for_seq` for each new
+    sequence (mlc-chat-config's `sliding_window_size`, WebLLM's meaning), or -1 for none.
+
+    Only whole-model windows slide the cache: TVM releases a sequence's oldest pages once it is
+    longer than this (SlideWindowForSequence, paged_kv_cache.cc), for every layer at once. It is
+    the window minus one because a decode step attends over the cached tokens plus itself, and
+    the decode kernel has no window mask: window - 1 cached + 1 = transformers' `sliding_window`
+    keys. Prefill rows are masked to the window by the kernel (see `replace_kernels`)."""
+    return config.sliding_window - 1 if config.all_layers_slide and config.sliding_window else -1
+
+
+def whole_model_window_capacity(
+    config: DecoderConfig,
+    max_batch_size: tirx.Var,
+    max_total_seq_len: tirx.Var,
+    prefill_chunk_size: tirx.Var,
+    page_size: tirx.Var,
+) -> tirx.PrimExpr:
+    """Tokens of pages a whole-model-window cache needs, whatever context it is created for: per
+    sequence the window (less one, see `sequence_window`), the chunk being appended before the
+    slide releases the oldest pages, and up to a page of slack at each end (the window starts
+    mid-page); TVM adds two pages per sequence on top for sliding caches."""
+    per_sequence = config.sliding_window + 2 * page_size
+    return tirx.min(max_total_seq_len, max_batch_size * per_sequence + prefill_chunk_size)
+
+
+def window_masked(prefill: tirx.PrimFunc) -> tirx.PrimFunc:
+    """TVM's sliding-window paged-prefill kernel with its window mask always on.
+
+    The kernel masks a row's cached columns to the window (`_causal_or_sliding_cross_mask`:
+    row i of the chunk sees the last window - i - 1 cached tokens) only when called with
+    causal = 1, which the cache does for "mha_sliding" layers; in the whole-model mode its
+    layers are "mha" and it passes 0 (paged_kv_cache.cc, AttentionInternal), so a chunk
+    appended to a full window would attend to up to window - 1 tokens too many. There the
+    kernel only ever computes a chunk's attention to the tokens cached before it, so the
+    window mask is always right: `causal` is bound to 1 in the body (the parameter stays, the
+    runtime still passes it)."""
+    causal = [p for p in prefill.params if p.name == "causal"]
+    if len(causal) != 1:
+        raise RuntimeError(f"expected one 'causal' parameter in {prefill.attrs['global_symbol']}")
+    return prefill.with_body(prefill.specialize({causal[0]: tirx.IntImm("int32", 1)}).body)
 
 
 class DecoderForCausalLM(nn.Module):
@@ -417,10 +450,23 @@ class DecoderForCausalLM(nn.Module):
     ) -> PagedKVCache:
         c = self.config
         layout = self._kv_cache_layout()
-        # A per-layer list may be longer than the model (llama.py's all-sliding case adds a cache
-        # layer that no model layer uses); every cache layer gets pages.
         kinds = layout["attn_kind"]
         cache_layers = len(kinds) if isinstance(kinds, list) else c.num_hidden_layers
+        if c.all_layers_slide:
+            # Whole-model window: "mha" layers in TVM's sliding-window mode (support_sliding_window
+            # 1 whatever the caller passes: the kernels then get each sequence's window offsets,
+            # and RoPE moves into the attention kernels, so keys keep their distances when the
+            # window slides). The runtime enables the slide per sequence (`sequence_window`);
+            # pages for the window are all the cache ever needs.
+            if layout["rope_mode"] == RopeMode.NONE:
+                # Positions restart inside the window once it slides (TVM renumbers the cached
+                # tokens), so keys rotated by the model at append time would be off.
+                raise UnsupportedConfigError("a whole-model sliding window needs the KV cache to apply RoPE")
+            layout = {**layout, "attn_kind": "mha", "layer_sliding_window_size": c.sliding_window}
+            max_total_seq_len = whole_model_window_capacity(
+                c, max_batch_size, max_total_seq_len, prefill_chunk_size, page_size
+            )
+            support_sliding_window = 1
         return TIRPagedKVCache(
             **layout,
             max_batch_size=max_batch_size,
@@ -458,21 +504,26 @@ class DecoderForCausalLM(nn.Module):
             fixed_merge = merge_state_inplace(c.num_attention_heads, c.head_dim, self.dtype, target)
             mod[merge[0]] = fixed_merge.with_attr("global_symbol", MERGE_STATE_SYMBOL)
         layout = self._kv_cache_layout()
-        if target.kind.name != "llvm" or "mha_sliding" not in layout["attn_kind"]:
-            return mod
-        gvs = [gv for gv in mod.get_global_vars() if gv.name_hint == CPU_SLIDING_PREFILL]
-        if len(gvs) != 1:
-            raise RuntimeError(f"expected one {CPU_SLIDING_PREFILL} in the module, found {len(gvs)}")
-        fixed = attention_prefill_cpu(
-            c.num_key_value_heads,
-            c.num_attention_heads,
-            c.head_dim,
-            self.dtype,
-            True,
-            dict(c.rope_scaling),
-            sliding_window_size=layout["layer_sliding_window_size"],
-        )
-        mod[gvs[0]] = fixed.with_attr("global_symbol", mod[gvs[0]].attrs["global_symbol"])
+        if target.kind.name == "llvm" and (c.all_layers_slide or "mha_sliding" in layout["attn_kind"]):
+            gvs = [gv for gv in mod.get_global_vars() if gv.name_hint == CPU_SLIDING_PREFILL]
+            if len(gvs) != 1:
+                raise RuntimeError(f"expected one {CPU_SLIDING_PREFILL} in the module, found {len(gvs)}")
+            fixed = attention_prefill_cpu(
+                c.num_key_value_heads,
+                c.num_attention_heads,
+                c.head_dim,
+                self.dtype,
+                True,
+                dict(c.rope_scaling),
+                sliding_window_size=c.sliding_window if c.all_layers_slide else layout["layer_sliding_window_size"],
+            )
+            mod[gvs[0]] = fixed.with_attr("global_symbol", mod[gvs[0]].attrs["global_symbol"])
+        if c.all_layers_slide:
+            symbol = CPU_SLIDING_PREFILL if target.kind.name == "llvm" else GPU_SLIDING_PREFILL
+            gvs = [gv for gv in mod.get_global_vars() if gv.name_hint == symbol]
+            if len(gvs) != 1:
+                raise RuntimeError(f"expected one {symbol} in the module, found {len(gvs)}")
+            mod[gvs[0]] = window_masked(mod[gvs[0]])
         return mod
 
     def _kv_cache_layout(self) -> dict[str, Any]:
@@ -647,8 +698,8 @@ def metadata(config: DecoderConfig, quantization: str = "q0f32", named_params=No
         "model_type": config.model_type,
         "quantization": quantization,
         "context_window_size": config.context_window_size,
-        "sliding_window_size": -1,
-        "attention_sink_size": -1,
+        "sliding_window_size": sequence_window(config),
+        "attention_sink_size": 0 if config.all_layers_slide else -1,
         "prefill_chunk_size": config.prefill_chunk_size,
         "tensor_parallel_shards": 1,
         "pipeline_parallel_stages": 1,
@@ -678,6 +729,7 @@ __all__ = [
     "decoder_param_map",
     "export_model",
     "metadata",
+    "sequence_window",
     "variable_bounds",
     "kv_cache_bytes_per_token",
 ]

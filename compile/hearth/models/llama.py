@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tvm.relax.frontend.nn.llm.kv_cache import RopeMode
-
 from .config_checks import config_int
-from .decoder import DecoderConfig, DecoderForCausalLM, all_sliding_layout, decoder_param_map
+from .decoder import DecoderConfig, DecoderForCausalLM, decoder_param_map
 from .param_source import ParamSource
 
 
@@ -26,6 +24,7 @@ class LlamaConfig(DecoderConfig):
         if window is not None and int(window) < self.context_window_size:
             # Mistral v0.1: every layer attends over the last `window` positions only.
             self.sliding_window = config_int(cfg, "sliding_window")
+            self.all_layers_slide = True  # the cache holds the window only (decoder.sequence_window)
             # TVM's cache attends a prefill chunk to itself without the window (only the cached
             # pages go through the sliding kernel), so a chunk may not be longer than the window.
             self.prefill_chunk_size = min(self.prefill_chunk_size, self.sliding_window)
@@ -33,12 +32,6 @@ class LlamaConfig(DecoderConfig):
 
 class LlamaForCausalLM(DecoderForCausalLM):
     """The shared decoder; a separate class so logs, errors and the registry name the family."""
-
-    def _kv_cache_layout(self) -> dict[str, Any]:
-        c = self.config
-        if not c.sliding_window:
-            return super()._kv_cache_layout()
-        return all_sliding_layout(c.num_hidden_layers, c.sliding_window, RopeMode.NORMAL)
 
 
 def param_map(config: LlamaConfig) -> dict[str, ParamSource]:

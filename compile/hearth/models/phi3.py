@@ -19,6 +19,12 @@ of at most original_max_position_embeddings, where transformers uses them for ev
 longer context is refused (unless both factor lists are equal, when nothing switches). Without
 --context-window-size, a LongRoPE checkpoint gets that length as its context (with a warning).
 
+A `sliding_window` shorter than the context (Phi-3-mini-4k: 2047 of 4096) masks every layer to the
+window, as Mistral v0.1's does: the KV cache then keeps the window only and slides (decoder.py,
+`sequence_window`). Its tokens are renumbered when it slides, so RoPE must be applied by the cache
+(RopeMode.NORMAL, re-rotated in the attention kernels); that is plain RoPE over the whole head only,
+and a window is refused with LongRoPE or partial rotary (no released checkpoint combines them).
+
 TVM 0.27's own LongRoPE (the KV cache's fused RoPE with rope_ext_factors) is not used: it picks long
 or short factors by the length of the current chunk, not by position, and derives the attention
 factor from max_position_embeddings alone, ignoring an explicit `factor` or `attention_factor`.
@@ -167,19 +173,25 @@ class Phi3Config(DecoderConfig):
         # Phi3Attention and Phi3MLP have no biases whatever config.json says.
         window = cfg.get("sliding_window")
         if window is not None and config_int(cfg, "sliding_window") < self.context_window_size:
-            # transformers masks every layer to the window (Phi-3-mini-4k: 2047); TVM 0.27's KV cache
-            # cannot run a model whose layers all slide (see llama.py).
-            raise _refuse(
-                "sliding_window",
-                window,
-                f"every layer attends over the last {window} positions only and the context window is "
-                f"{self.context_window_size} tokens; TVM 0.27's KV cache cannot run a model whose layers "
-                f"all slide. Compile with --context-window-size <= {window} (the window then never slides, "
-                "so full attention is exact).",
-            )
+            # transformers masks every layer to the window (Phi-3-mini-4k: 2047), as for Mistral v0.1
+            # (llama.py); _check_rope refuses the RoPE variants the sliding cache cannot apply.
+            self.sliding_window = config_int(cfg, "sliding_window")
+            self.all_layers_slide = True
+            self.prefill_chunk_size = min(self.prefill_chunk_size, self.sliding_window)
 
     def _check_rope(self) -> None:
         rope, dim = self.rope, self.rope.rotary_dim(self.head_dim)
+        if self.all_layers_slide and (rope.longrope or dim != self.head_dim):
+            option, value = ("rope_scaling.rope_type", "longrope")
+            if not rope.longrope:
+                option, value = "partial_rotary_factor", rope.partial_rotary_factor
+            raise _refuse(
+                option,
+                value,
+                f"with sliding_window={self.sliding_window} < the {self.context_window_size}-token context, the KV "
+                "cache slides and must apply RoPE itself, which it does for plain RoPE over the whole head only. "
+                f"Compile with --context-window-size <= {self.sliding_window} (the window then never slides).",
+            )
         if dim < 2 or dim % 2:
             raise _refuse(
                 "partial_rotary_factor",
@@ -214,6 +226,7 @@ class Phi3Attention(DecoderAttention):
         super().__init__(config, dtype)
         self.rotary_dim = config.rope.rotary_dim(config.head_dim)
         self.rope_scale = config.rope.attention_factor
+        self.rope_in_cache = config.all_layers_slide  # see the module docstring
 
     def forward(
         self, x: Tensor, positions: Tensor, inv_freq: Tensor, paged_kv_cache: PagedKVCache, layer_id: int
@@ -221,9 +234,10 @@ class Phi3Attention(DecoderAttention):
         b, s, _ = x.shape
         h_q, h_kv, d = self.num_q_heads, self.num_kv_heads, self.head_dim
         qkv = op.reshape(self.qkv_proj(x), (b, s, h_q + 2 * h_kv, d))
-        qkv = rotary_embedding(
-            qkv, positions, inv_freq, heads=h_q + h_kv, rotary_dim=self.rotary_dim, scale=self.rope_scale
-        )
+        if not self.rope_in_cache:
+            qkv = rotary_embedding(
+                qkv, positions, inv_freq, heads=h_q + h_kv, rotary_dim=self.rotary_dim, scale=self.rope_scale
+            )
         out = paged_kv_cache.attention_with_fused_qkv(layer_id, qkv, h_q, sm_scale=d**-0.5)
         return self.o_proj(op.reshape(out, (b, s, h_q * d)))
 
@@ -268,7 +282,9 @@ class Phi3ForCausalLM(DecoderForCausalLM):
         return Phi3Model(config, dtype)
 
     def _kv_cache_layout(self) -> dict[str, Any]:
-        return {"attn_kind": "mha", "rope_mode": RopeMode.NONE}  # rotated in Phi3Attention
+        # Rotated in Phi3Attention, unless the window slides (then by the cache: module docstring).
+        rope_mode = RopeMode.NORMAL if self.config.all_layers_slide else RopeMode.NONE
+        return {"attn_kind": "mha", "rope_mode": rope_mode}
 
 
 def param_map(config: Phi3Config) -> dict[str, ParamSource]:

@@ -6,7 +6,10 @@ Every forward pass is bracketed by the KV cache's bookkeeping:
     embed -> prefill | decode | batch_*                   # attention reads/appends the pages
     kv_state_end_forward(kv)
 
-and a sequence must be registered (`kv_state_add_sequence`) before its first token.
+and a sequence must be registered (`kv_state_add_sequence`) before its first token. A model
+whose every layer attends over a window (Mistral v0.1) has each sequence's window enabled when
+it is added (mlc-chat-config's `sliding_window_size`, as WebLLM does), so its cache slides and
+keeps the window only (hearth.models.decoder.sequence_window).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ _remove_sequence = tvm.get_global_func("vm.builtin.kv_state_remove_sequence")
 _clear = tvm.get_global_func("vm.builtin.kv_state_clear")
 _begin_forward = tvm.get_global_func("vm.builtin.kv_state_begin_forward")
 _end_forward = tvm.get_global_func("vm.builtin.kv_state_end_forward")
+_enable_sliding_window = tvm.get_global_func("vm.builtin.attention_kv_cache_enable_sliding_window_for_seq")
 
 
 class NativeDecoder:
@@ -45,6 +49,7 @@ class NativeDecoder:
         prefill_chunk_size: int,
         max_batch_size: int = 1,
         page_size: int = 16,
+        sliding_window: int = -1,
     ) -> None:
         if isinstance(executable_or_vm, relax.VirtualMachine):
             self.vm = executable_or_vm
@@ -54,6 +59,7 @@ class NativeDecoder:
         self.params = [p if isinstance(p, tvm.runtime.Tensor) else tvm.runtime.tensor(p, device) for p in params]
         self.prefill_chunk_size = prefill_chunk_size
         self.max_batch_size = max_batch_size
+        self.sliding_window = sliding_window
         self._embed = self.vm["embed"]
         self._prefill = self.vm["prefill"]
         self._decode = self.vm["decode"]
@@ -63,7 +69,7 @@ class NativeDecoder:
             Shape([max_total_seq_len]),
             Shape([prefill_chunk_size]),
             Shape([page_size]),
-            Shape([0]),  # no sliding window
+            Shape([0]),  # whole-model-window models turn it on themselves (decoder.sequence_window)
         )
         self.reset()
 
@@ -77,6 +83,8 @@ class NativeDecoder:
 
     def add_sequence(self, seq_id: int) -> None:
         _add_sequence(self.kv, seq_id)
+        if self.sliding_window > 0:
+            _enable_sliding_window(self.kv, seq_id, self.sliding_window, 0)  # no attention sink
         self.seq_lens[seq_id] = 0
 
     def remove_sequence(self, seq_id: int) -> None:
@@ -156,5 +164,6 @@ def load_decoder(
         pkg.device,
         max_total_seq_len=max_total_seq_len or config["context_window_size"],
         prefill_chunk_size=config["prefill_chunk_size"],
+        sliding_window=int(config.get("sliding_window_size", -1)),
     )
     return decoder, config

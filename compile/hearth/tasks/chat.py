@@ -65,6 +65,8 @@ def chat_config(
         token_id(gen.get("eos_token_id", hf_config.get("eos_token_id"))),
         end_of_turn_token_id(template, tok_cfg, tok_json),
     )
+    from ..models.decoder import sequence_window  # loaded already: `config` is one of its classes
+
     eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
     return {
         "version": "0.1.0",
@@ -74,9 +76,9 @@ def chat_config(
         "model_config": hf_config,
         "vocab_size": config.vocab_size,
         "context_window_size": config.context_window_size,
-        "sliding_window_size": -1,
+        "sliding_window_size": sequence_window(config),
         "prefill_chunk_size": config.prefill_chunk_size,
-        "attention_sink_size": -1,
+        "attention_sink_size": 0 if config.all_layers_slide else -1,
         "tensor_parallel_shards": 1,
         "max_batch_size": config.max_batch_size,
         **sampling,

@@ -8,6 +8,10 @@
  *   kv_state_end_forward(kv)                           after it
  *   kv_state_clear(kv), kv_state_remove_sequence(kv, seq)
  *   kv_state_popn(kv, seq, n)                          drop a sequence's last n tokens (prefix reuse)
+ *   attention_kv_cache_enable_sliding_window_for_seq(kv, seq, window, 0)
+ *                                                      models whose every layer slides (Mistral v0.1):
+ *                                                      the cache keeps the last `window` tokens per
+ *                                                      sequence and frees older pages (WebLLM does the same)
  *
  * Every method must run inside an open tvmjs scope (the caller's): the shape tuples made here are
  * attached to it. The cache object and the functions are detached and owned by this class.
@@ -26,6 +30,11 @@ export interface KVCacheOptions {
   prefillChunkSize: number;
   /** Tokens per page (MLC uses 16). */
   pageSize?: number | undefined;
+  /**
+   * mlc-chat-config's `sliding_window_size`: tokens each sequence keeps once it slides (the package's
+   * attention window less the token being decoded), or -1 / undefined for a cache that never slides.
+   */
+  slidingWindow?: number | undefined;
 }
 
 /** KVCacheOptions with defaults filled in. */
@@ -34,6 +43,8 @@ export interface KVCacheConfig {
   maxTotalSeqLen: number;
   prefillChunkSize: number;
   pageSize: number;
+  /** > 0: every sequence slides (see KVCacheOptions.slidingWindow); -1: none. */
+  slidingWindow: number;
 }
 
 const CREATE_NAMES = ["create_tir_paged_kv_cache", "create_paged_kv_cache"] as const;
@@ -59,6 +70,7 @@ export class PagedKVCache {
     clear: TvmPackedFunc;
     begin: TvmPackedFunc;
     end: TvmPackedFunc;
+    enableSlidingWindow: TvmPackedFunc | undefined;
   };
   private readonly lengths = new Map<number, number>();
   /** vm.builtin.kv_state_popn, looked up on first use (detached, owned). */
@@ -83,8 +95,13 @@ export class PagedKVCache {
       maxTotalSeqLen: opts.maxTotalSeqLen,
       prefillChunkSize: opts.prefillChunkSize,
       pageSize: opts.pageSize ?? 16,
+      slidingWindow: opts.slidingWindow ?? -1,
     };
-    for (const [k, v] of Object.entries(options)) {
+    const { slidingWindow, ...sizes } = options;
+    if (!Number.isSafeInteger(slidingWindow) || (slidingWindow <= 0 && slidingWindow !== -1)) {
+      throw new RangeError(`KV cache option slidingWindow must be a positive integer or -1, got ${slidingWindow}`);
+    }
+    for (const [k, v] of Object.entries(sizes)) {
       if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`KV cache option ${k} must be a positive integer, got ${v}`);
     }
     const create = vmFunction(vm, CREATE_NAMES);
@@ -95,7 +112,7 @@ export class PagedKVCache {
         shape(options.maxTotalSeqLen),
         shape(options.prefillChunkSize),
         shape(options.pageSize),
-        shape(0), // no sliding window
+        shape(0), // whole-model-window packages turn it on in their own creation function
       ) as TvmObject,
     );
     const global = (name: string) => tvm.detachFromCurrentScope(tvm.getGlobalFunc(`vm.builtin.${name}`));
@@ -105,6 +122,7 @@ export class PagedKVCache {
       clear: global("kv_state_clear"),
       begin: global("kv_state_begin_forward"),
       end: global("kv_state_end_forward"),
+      enableSlidingWindow: slidingWindow > 0 ? global("attention_kv_cache_enable_sliding_window_for_seq") : undefined,
     };
     return new PagedKVCache(tvm, handle, fns, options);
   }
@@ -129,6 +147,15 @@ export class PagedKVCache {
     this.live();
     if (this.lengths.has(seqId)) throw new Error(`KV cache: sequence ${seqId} already exists`);
     this.fns.add(this.handle, this.tvm.scalar(seqId, "int64"));
+    if (this.fns.enableSlidingWindow !== undefined) {
+      // No attention sink: the package's window is plain (transformers' sliding_window).
+      this.fns.enableSlidingWindow(
+        this.handle,
+        this.tvm.scalar(seqId, "int64"),
+        this.tvm.scalar(this.options.slidingWindow, "int32"),
+        this.tvm.scalar(0, "int32"),
+      );
+    }
     this.lengths.set(seqId, 0);
   }
 
@@ -152,6 +179,11 @@ export class PagedKVCache {
       throw new RangeError(`KV cache: cannot pop ${n} token(s) from sequence ${seqId} of length ${len}`);
     }
     if (n === 0) return;
+    if (this.options.slidingWindow > 0 && len > this.options.slidingWindow) {
+      // The window has slid: the tokens before it are gone, and TVM's popn does not account for
+      // the slid offset inside the first page. The caller starts the sequence afresh instead.
+      throw new Error(`KV cache: sequence ${seqId} has slid past its ${this.options.slidingWindow}-token window; cannot pop`);
+    }
     this.popn ??= this.tvm.detachFromCurrentScope(this.tvm.getGlobalFunc("vm.builtin.kv_state_popn"));
     this.popn(this.handle, this.tvm.scalar(seqId, "int64"), this.tvm.scalar(n, "int32"));
     this.lengths.set(seqId, len - n);
@@ -214,7 +246,7 @@ export class PagedKVCache {
     if (this.disposed) return;
     this.disposed = true;
     this.handle.dispose();
-    for (const f of Object.values(this.fns)) f.dispose();
+    for (const f of Object.values(this.fns)) f?.dispose();
     this.popn?.dispose();
   }
 }

@@ -207,6 +207,7 @@ export class DecoderModel {
         maxBatchSize: 1,
         maxTotalSeqLen: maxTotal,
         prefillChunkSize: config.prefill_chunk_size,
+        slidingWindow: config.sliding_window_size,
       });
       kv.addSequence(SEQ);
     } catch (error) {
