@@ -11,7 +11,8 @@ differ, as in any BLAS):
   the fused dequantize + matmul of quantized layers). Tiles (rows x 16 outputs); for each tile
   the W rows (dequantized when quantized: once per tile instead of once per row) are copied into
   a [K, 16] buffer, so the inner loop is a 16-wide vector FMA with unit stride. A single row on wasm
-  (a decode step) skips the buffer: each weight is used once there.
+  (a decode step) skips the buffer: each weight is used once there; against asymmetric group codes it
+  is replaced by hearth.build.wasm_gemv's kernel (scale and minimum once per group).
 - BatchedMatmul: out[..., i, j] = sum_k a[..., i, k] * b[..., k, j] with j contiguous (attention
   scores against the transposed keys, probabilities x values): reduction moved outside j.
 - Parallel: the outermost spatial loop of every other loop nest runs on the thread pool. dlight's
@@ -25,10 +26,13 @@ runtime has no thread pool); the tiles and vectors still apply, with SIMD128.
 from __future__ import annotations
 
 import tvm
+import tvm_ffi
 from tvm import s_tir, tirx
 from tvm.s_tir import dlight as dl
 from tvm.s_tir.dlight.cpu.base import CPUScheduleRule
 from tvm.target import Target
+
+from .wasm_gemv import GROUP, AsymGemv, gemv_stmt, match_asym_dequantize, replace_nest
 
 VECTOR = 16  # output columns per tile: two AVX / four SSE float32 registers
 ROW_TILES = (64, 32, 16, 8, 4, 2, 1)  # rows per tile: the largest that divides the row count
@@ -103,7 +107,7 @@ class WeightMatmul(_Rule):
         m = sch.fuse(*rows) if len(rows) > 1 else rows[0]
         m_extent = _extent(sch.get_sref(m))
         if m_extent == 1 and wasm:
-            gemv = _wasm_gemv(sch.copy(), block_rv, n, k, w_buffer)
+            gemv = _asym_gemv(sch.copy(), block_rv, w_buffer) or _wasm_gemv(sch.copy(), block_rv, n, k, w_buffer)
             if gemv is not None:
                 return gemv
         no, ni = sch.split(n, [None, VECTOR])
@@ -174,6 +178,52 @@ def _codes_per_word(sch: s_tir.Schedule, block_rv, w_buffer) -> int:
         if isinstance(last, tirx.FloorDiv) and last.a.same_as(k_var) and isinstance(last.b, tirx.IntImm):
             return int(last.b.value)
     return 0
+
+
+def _size(buf: tirx.Buffer) -> int | None:
+    size = 1
+    for d in buf.shape:
+        if not isinstance(d, tirx.IntImm):
+            return None
+        size *= int(d)
+    return size
+
+
+def _asym_gemv(sch: s_tir.Schedule, block_rv, w_buffer) -> s_tir.Schedule | None:
+    """A one-row matmul against asymmetric group codes (the _gguf schemes) on wasm, replaced by the
+    hand-written kernel of hearth.build.wasm_gemv (scale and minimum applied per group, not per weight),
+    or None. Epilogue blocks (a residual add, a cast) stay as they were, reading the matmul's output."""
+    try:
+        block = sch.get(block_rv)
+        producers = [p for p in sch.get_producers(block_rv) if _buffer(sch.get(p).writes[0]).same_as(w_buffer)]
+        if len(producers) != 1 or len(block.reads) != 2 or len(block.writes) != 1:
+            return None
+        matched = match_asym_dequantize(sch.get(producers[0]), w_buffer)
+        x = [_buffer(r) for r in block.reads if not _buffer(r).same_as(w_buffer)][0]
+        y = _buffer(block.writes[0])
+        n_extent, k_extent = (int(d) for d in w_buffer.shape)
+        # the store must be y += x * W exactly: no cast, no bias folded into the reduction
+        want = tirx.BufferLoad(y, block.body.indices) + tirx.BufferLoad(
+            x, [*block.body.indices[:-1], block.iter_vars[-1].var]
+        ) * tirx.BufferLoad(w_buffer, [block.iter_vars[-2].var, block.iter_vars[-1].var])
+        if (
+            matched is None
+            or not tvm_ffi.structural_equal(block.body.value, want)
+            or x.dtype != "float32"
+            or y.dtype != "float32"
+            or k_extent % GROUP
+            or n_extent % GEMV_ROWS
+            or _size(x) != k_extent  # the kernel reads x and writes y as flat [K] and [N]
+            or _size(y) != n_extent
+        ):
+            return None
+        q_weight, q_scale, q_min, bits = matched
+        sch.compute_inline(producers[0])
+        nest = sch.get(sch.get_loops(block_rv)[0])
+        gemv = AsymGemv(x, q_weight, q_scale, q_min, y, bits, n_extent, k_extent)
+        return s_tir.Schedule(replace_nest(sch.mod["main"], nest, gemv_stmt(gemv, GEMV_ROWS)))
+    except Exception:  # noqa: BLE001 - any mismatch: the scheduled GEMV below applies
+        return None
 
 
 def _wasm_gemv(sch: s_tir.Schedule, block_rv, n, k, w_buffer):
