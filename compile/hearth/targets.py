@@ -2,6 +2,8 @@
 
 - webgpu:   WGSL kernels + a wasm32 host module (system-lib), linked with the TVM wasm runtime.
 - wasm-cpu: everything on the wasm32 host (SIMD128, CPU schedules), for browsers without WebGPU.
+- wasm-cpu-mt: wasm-cpu whose parallel loops run on Web Workers over a shared memory (needs a
+  cross-origin isolated page; a package built with both keeps wasm-cpu as the fallback elsewhere).
 - llvm:     native CPU build of the same model (reference and fallback server).
 - cuda:     native NVIDIA build (the ceiling WebGPU is benchmarked against).
 """
@@ -17,6 +19,9 @@ WASM32_HOST = {"kind": "llvm", "mtriple": "wasm32-unknown-unknown-wasm"}
 # The wasm-cpu build's kernels use 128-bit SIMD, which every current engine has (Chrome 91, Firefox 89,
 # Safari 16.4, Node 16). The webgpu build's host code stays scalar: it only launches kernels.
 WASM32_SIMD = {**WASM32_HOST, "mattr": ["+simd128"]}
+# Threaded wasm-cpu: kernels with atomics + bulk memory, the features of a shared memory; "+atomics"
+# also tells the CPU schedules that parallel loops really run in parallel here.
+WASM32_SIMD_MT = {**WASM32_HOST, "mattr": ["+simd128", "+atomics", "+bulk-memory"]}
 
 
 def native_cpu() -> dict:
@@ -32,6 +37,7 @@ class TargetSpec:
     is_wasm: bool  # output is linked with emcc into a .wasm, else a native shared library
     is_gpu: bool
     device: str  # tvm device name used to run it natively ("cpu", "cuda"); wasm ones run in JS
+    threads: bool = False  # wasm linked on a shared memory with the threaded runtime (Web Workers)
 
     def target(self) -> tvm.target.Target:
         return self.make()
@@ -42,6 +48,7 @@ TARGETS: dict[str, TargetSpec] = {
     for spec in [
         TargetSpec("webgpu", lambda: tvm.target.Target({"kind": "webgpu", "host": WASM32_HOST}), True, True, "webgpu"),
         TargetSpec("wasm-cpu", lambda: tvm.target.Target(WASM32_SIMD), True, False, "cpu"),
+        TargetSpec("wasm-cpu-mt", lambda: tvm.target.Target(WASM32_SIMD_MT), True, False, "cpu", threads=True),
         TargetSpec("llvm", lambda: tvm.target.Target(native_cpu()), False, False, "cpu"),
         TargetSpec("cuda", lambda: tvm.target.Target({"kind": "cuda", "host": {"kind": "llvm"}}), False, True, "cuda"),
     ]

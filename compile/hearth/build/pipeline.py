@@ -90,6 +90,6 @@ def build_target(
 def write_library(executable: tvm.runtime.Executable, spec: TargetSpec, path: Path) -> None:
     """The executable as the package's library: linked .wasm for wasm targets, a shared object otherwise."""
     if spec.is_wasm:
-        link_wasm(executable, path)
+        link_wasm(executable, path, threads=spec.threads)
     else:
         executable.export_library(str(path))

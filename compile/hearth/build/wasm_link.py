@@ -13,6 +13,10 @@ cannot read. :func:`make_fcompile` is therefore a drop-in replacement with the
 same calling convention and the same link flags as ``create_tvmjs_wasm`` (plus
 ``--pre-js preload.js`` from the wheel's ``web/Makefile``), taking wasm object
 files for both the model (``object_format = "o"``) and the runtime.
+
+A threaded runtime (``build_runtime(threads=True)``, the ``wasm-cpu-mt`` target) links into a module
+that imports its memory as a shared ``WebAssembly.Memory`` (``env.memory``, the size limits in its
+import), so that Workers can instantiate the same module on it (sdk/src/runtime/wasm-threads.ts).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from hearth.cache import cache_root
 from hearth.runtime.build import (
     build_runtime,
     emcc_path,
+    is_threaded,
     preload_js,
     runtime_objects,
 )
@@ -67,6 +72,18 @@ DEFAULT_LINK_OPT = "-O1"
 _BINARYEN_O1_PASSES = "--post-emscripten,-O1,--low-memory-unused,--zero-filled-memory"
 _OPT_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os", "-Oz")
 
+#: wasm-ld flags of a threaded link. Emscripten 3.1.6 refuses its own pthreads with STANDALONE_WASM
+#: (tvmjs instantiates the module itself, without emscripten's JS), so the shared memory is asked of
+#: wasm-ld directly: passive data segments initialised once (by the first instance) and an imported
+#: memory that every Worker's instance shares. --no-check-features: the wheel's runtime units and
+#: emscripten's single-thread libc are compiled without atomics; only kernel bodies, the pool and the
+#: locked workspace allocator run on workers (runtime/threads/hearth_threads.cc).
+THREAD_LINK_FLAGS: tuple[str, ...] = (
+    "-Wl,--shared-memory",
+    "-Wl,--import-memory",
+    "-Wl,--no-check-features",
+)
+
 
 class WasmLinkError(HearthError, RuntimeError):
     """The emscripten link failed; ``cmd`` and ``log_path`` say what and where."""
@@ -92,7 +109,9 @@ class WasmLinkError(HearthError, RuntimeError):
         self.returncode = returncode
 
 
-def link_flags(runtime: Path, *, asyncify: bool = False, opt_level: str = DEFAULT_LINK_OPT) -> list[str]:
+def link_flags(
+    runtime: Path, *, asyncify: bool = False, opt_level: str = DEFAULT_LINK_OPT, threads: bool = False
+) -> list[str]:
     """emcc link flags (everything except inputs and ``-o``).
 
     The union of ``create_tvmjs_wasm``'s flags and the web Makefile's
@@ -124,6 +143,8 @@ def link_flags(runtime: Path, *, asyncify: bool = False, opt_level: str = DEFAUL
     ]
     if asyncify:
         flags += ["-s", "ASYNCIFY=1"]
+    if threads:
+        flags += list(THREAD_LINK_FLAGS)
     return flags
 
 
@@ -167,7 +188,7 @@ def make_fcompile(
             options = [options]
         cmd = [
             cc or emcc_path(),
-            *link_flags(runtime, asyncify=asyncify, opt_level=opt_level),
+            *link_flags(runtime, asyncify=asyncify, opt_level=opt_level, threads=is_threaded(runtime)),
             "-o",
             str(output),
             # runtime and libraries before the model objects, as create_tvmjs_wasm does
@@ -207,19 +228,27 @@ def make_fcompile(
 
 
 def link_wasm(
-    lib, out_path: Path, runtime: Path | None = None, asyncify: bool = False, *, opt_level: str = DEFAULT_LINK_OPT
+    lib,
+    out_path: Path,
+    runtime: Path | None = None,
+    asyncify: bool = False,
+    *,
+    opt_level: str = DEFAULT_LINK_OPT,
+    threads: bool = False,
 ) -> Path:
     """Export ``lib`` (from ``tvm.relax.build`` / ``tvm.compile`` for
     the webgpu target (``hearth.targets``)) as a standalone wasm at ``out_path``.
 
-    ``runtime`` is a built runtime dir (default: ``build_runtime()``, which
-    builds it on first use). The wasm is written under a temporary name in the
-    same directory and renamed into place, so ``out_path`` is never partial.
+    ``runtime`` is a built runtime dir (default: ``build_runtime()``, which builds it on first use;
+    ``threads``: the threaded one, linked on a shared memory). The wasm is written under a temporary
+    name in the same directory and renamed into place, so ``out_path`` is never partial.
     Raises WasmLinkError with the emcc command and the log path on failure.
     """
     out_path = Path(out_path)
     if runtime is None:
-        runtime = build_runtime()
+        runtime = build_runtime(threads=threads)
+    elif is_threaded(Path(runtime)) != threads:
+        raise WasmLinkError(f"runtime {runtime} is {'not ' if threads else ''}the threaded one, but threads={threads}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fcompile = make_fcompile(Path(runtime), asyncify=asyncify, opt_level=opt_level, log_path=_log_path_for(out_path))
     # emcc picks the output kind from the suffix, so the temporary name ends in .wasm.

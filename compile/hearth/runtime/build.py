@@ -16,7 +16,12 @@ The result is cached in ``runtime_dir()``; a build directory is published with
 an atomic rename, and ``done.json`` (timings and versions) inside it marks a
 complete build.
 
-Run ``python -m hearth.runtime.build [--force] [--jobs N]`` to build and print
+``threads=True`` builds the threaded variant (the ``wasm-cpu-mt`` target): the same sources with
+``source_patches.THREAD_PATCHES`` plus ``threads/hearth_threads.cc`` (a worker pool behind
+``TVMBackendParallelLaunch``, compiled with atomics), cached under its own key; the single-thread
+runtime and its key are unchanged by it.
+
+Run ``python -m hearth.runtime.build [--force] [--jobs N] [--threads]`` to build and print
 the directory.
 """
 
@@ -51,6 +56,7 @@ __all__ = [
     "build_runtime",
     "compat_dir",
     "emcc_path",
+    "is_threaded",
     "preload_js",
     "runtime_dir",
     "runtime_key",
@@ -60,7 +66,7 @@ __all__ = [
 #: Version of the cache layout; bump when the produced files change meaning.
 from ..cache import cache_root
 from ..errors import HearthError
-from .source_patches import SourcePatchError, apply_patches, patch_key
+from .source_patches import THREAD_PATCHES, SourcePatchError, apply_patches, patch_key
 
 LAYOUT_VERSION = 1
 
@@ -87,6 +93,12 @@ RUNTIME_SOURCES: tuple[str, ...] = ("wasm_runtime.cc", "tvmjs_support.cc", "webg
 
 #: Extra files copied from ``web/emcc`` into the cache (the link's ``--pre-js``).
 _EXTRA_FILES: tuple[str, ...] = ("preload.js",)
+
+#: The threaded runtime's own translation unit (next to this file) and the flags it adds: wasm
+#: atomics (wait/notify, atomic RMW) and bulk memory, which shared memory needs. The wheel's units
+#: keep the plain flags (no atomics: their thread_local state stays one global, see the .cc file).
+THREADS_SOURCE = "hearth_threads.cc"
+THREADS_FLAGS: tuple[str, ...] = ("-matomics", "-mbulk-memory")
 
 _MARKER = "done.json"
 _OBJ_DIR = "obj"
@@ -178,11 +190,16 @@ def _compat_files() -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
-def runtime_key() -> str:
+def threads_source() -> Path:
+    return Path(__file__).resolve().parent / "threads" / THREADS_SOURCE
+
+
+def runtime_key(threads: bool = False) -> str:
     """Cache key: TVM version plus a short sha256 of everything the objects depend on.
 
     Hashed: the compat headers (paths and contents), the compile flags, the
-    source list, the tvm-ffi version, the emscripten install and the layout version.
+    source list, the tvm-ffi version, the emscripten install and the layout version;
+    for the threaded runtime also its source, flags and patches (and a ``-mt`` suffix).
     """
     h = hashlib.sha256()
 
@@ -201,17 +218,31 @@ def runtime_key() -> str:
     root = compat_dir()
     for path in _compat_files():
         feed("file:" + path.relative_to(root).as_posix(), path.read_bytes())
-    return f"tvm-{_dist_version('apache-tvm')}-{h.hexdigest()[:12]}"
+    suffix = ""
+    if threads:
+        feed("threads-flags", "\0".join(THREADS_FLAGS).encode())
+        feed("threads-patches", patch_key(THREAD_PATCHES))
+        feed("threads-source", threads_source().read_bytes())
+        suffix = "-mt"
+    return f"tvm-{_dist_version('apache-tvm')}-{h.hexdigest()[:12]}{suffix}"
 
 
-def runtime_dir() -> Path:
+def runtime_dir(threads: bool = False) -> Path:
     """``${HEARTH_CACHE:-${XDG_CACHE_HOME:-~/.cache}/hearth}/runtime/<runtime_key()>``."""
-    return cache_root() / "runtime" / runtime_key()
+    return cache_root() / "runtime" / runtime_key(threads)
 
 
 def runtime_objects(runtime: Path) -> list[Path]:
-    """The runtime's wasm object files inside a built runtime dir, in link order."""
-    return [runtime / _OBJ_DIR / (Path(src).stem + ".o") for src in RUNTIME_SOURCES]
+    """The runtime's wasm object files inside a built runtime dir, in link order (the threaded
+    runtime's pool last)."""
+    objs = [runtime / _OBJ_DIR / (Path(src).stem + ".o") for src in RUNTIME_SOURCES]
+    pool = runtime / _OBJ_DIR / (Path(THREADS_SOURCE).stem + ".o")
+    return objs + [pool] if pool.is_file() else objs
+
+
+def is_threaded(runtime: Path) -> bool:
+    """Whether a built runtime dir is the threaded variant (holds the worker pool's object)."""
+    return (runtime / _OBJ_DIR / (Path(THREADS_SOURCE).stem + ".o")).is_file()
 
 
 def preload_js(runtime: Path) -> Path:
@@ -249,7 +280,7 @@ def _copytree(src: Path, dst: Path) -> None:
     )
 
 
-def _assemble_tvm_home(tvm_home: Path) -> None:
+def _assemble_tvm_home(tvm_home: Path, threads: bool = False) -> None:
     """Lay out a private TVM source tree: wheel sources + tvm-ffi + compat overlay."""
     tvm_pkg = _package_dir("tvm")
     ffi_pkg = _package_dir("tvm_ffi")
@@ -267,8 +298,10 @@ def _assemble_tvm_home(tvm_home: Path) -> None:
         if not dst.exists():
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dst)
+    if threads:
+        shutil.copy2(threads_source(), tvm_home / "web" / "emcc" / THREADS_SOURCE)
     try:
-        apply_patches(tvm_home)
+        apply_patches(tvm_home, threads=threads)
     except SourcePatchError as err:
         raise RuntimeBuildError(str(err)) from err
 
@@ -392,6 +425,7 @@ def build_runtime(
     force: bool = False,
     jobs: int = 2,
     progress: ProgressFn | None = None,
+    threads: bool = False,
 ) -> Path:
     """Return the directory of the compiled wasm runtime, building it if needed.
 
@@ -402,9 +436,11 @@ def build_runtime(
     done, total)`` is called as each step finishes. Concurrent builders of the
     same key are serialised with a file lock.
 
+    ``threads``: the threaded variant (see the module docstring).
+
     Raises RuntimeBuildError (message: failing command and log file) on failure.
     """
-    final = runtime_dir()
+    final = runtime_dir(threads)
     if not force and _is_complete(final):
         return final
 
@@ -414,10 +450,10 @@ def build_runtime(
     with _build_lock(parent / f".{key}.lock"):
         if not force and _is_complete(final):  # built by someone else meanwhile
             return final
-        return _build_locked(final, max(1, int(jobs)), progress)
+        return _build_locked(final, max(1, int(jobs)), progress, threads)
 
 
-def _build_locked(final: Path, jobs: int, progress: ProgressFn | None) -> Path:
+def _build_locked(final: Path, jobs: int, progress: ProgressFn | None, threads: bool = False) -> Path:
     key = final.name
     parent = final.parent
     # Logs live outside the temporary directory so that they survive a failure.
@@ -425,7 +461,8 @@ def _build_locked(final: Path, jobs: int, progress: ProgressFn | None) -> Path:
     shutil.rmtree(log_dir, ignore_errors=True)
     log_dir.mkdir(parents=True, exist_ok=True)
 
-    total = 2 + len(RUNTIME_SOURCES)
+    sources = RUNTIME_SOURCES + ((THREADS_SOURCE,) if threads else ())
+    total = 2 + len(sources)
     done_steps = 0
 
     def step_done(name: str) -> None:
@@ -443,7 +480,7 @@ def _build_locked(final: Path, jobs: int, progress: ProgressFn | None) -> Path:
         t0 = time.perf_counter()
         tvm_home = tmp / "tvm_home"
         try:
-            _assemble_tvm_home(tvm_home)
+            _assemble_tvm_home(tvm_home, threads)
         except OSError as err:
             raise RuntimeBuildError(f"assembling the runtime sources failed: {err}") from err
         timings["prepare"] = round(time.perf_counter() - t0, 3)
@@ -458,14 +495,15 @@ def _build_locked(final: Path, jobs: int, progress: ProgressFn | None) -> Path:
 
         def compile_one(src_name: str) -> tuple[str, float]:
             obj = obj_dir / (Path(src_name).stem + ".o")
-            cmd = [emcc, *cflags, "-c", "-o", str(obj), f"web/emcc/{src_name}"]
+            extra = list(THREADS_FLAGS) if src_name == THREADS_SOURCE else []
+            cmd = [emcc, *cflags, *extra, "-c", "-o", str(obj), f"web/emcc/{src_name}"]
             log = log_dir / f"compile-{Path(src_name).stem}.log"
             return src_name, _run_logged(cmd, log, cwd=tvm_home, what=f"compiling {src_name}", procs=procs)
 
         # RUNTIME_SOURCES starts with wasm_runtime.cc (~95% of the time), so with
         # two jobs the small units compile alongside it.
-        with ThreadPoolExecutor(max_workers=min(jobs, len(RUNTIME_SOURCES))) as pool:
-            pending = {pool.submit(compile_one, s) for s in RUNTIME_SOURCES}
+        with ThreadPoolExecutor(max_workers=min(jobs, len(sources))) as pool:
+            pending = {pool.submit(compile_one, s) for s in sources}
             try:
                 while pending:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -501,7 +539,8 @@ def _build_locked(final: Path, jobs: int, progress: ProgressFn | None) -> Path:
             },
             "compile_flags": [*INCLUDE_FLAGS, *COMPILE_FLAGS],
             "compile_cwd": "<private TVM_HOME: wheel src/include/web + tvm-ffi + compat>",
-            "sources": list(RUNTIME_SOURCES),
+            "sources": list(sources),
+            "threads": threads,
             "files": files,
             "sizes": {f: (tmp / f).stat().st_size for f in files},
             "timings_s": timings,
@@ -528,6 +567,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
     parser.add_argument("--jobs", "-j", type=int, default=2, help="parallel compiles (default 2)")
+    parser.add_argument("--threads", action="store_true", help="the threaded variant (wasm-cpu-mt)")
     args = parser.parse_args(argv)
 
     def report(step: str, done: int, total: int) -> None:
@@ -535,7 +575,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
     start = time.perf_counter()
     try:
-        path = build_runtime(force=args.force, jobs=args.jobs, progress=report)
+        path = build_runtime(force=args.force, jobs=args.jobs, progress=report, threads=args.threads)
     except RuntimeBuildError as err:
         print(f"runtime build failed: {err}", file=sys.stderr)
         return 1

@@ -13,6 +13,11 @@ silently lost or applied to code it was not written for. The patch texts are par
    the full ones and the global layers attend over the window only, once a sequence is a page
    longer than the window. The patch gives the window's copies their own arrays (depth slots
    kPagedKVCacheMaxBlockDepth.. 2 * kPagedKVCacheMaxBlockDepth - 1).
+
+THREAD_PATCHES apply on top of PATCHES in the threaded runtime only (`build_runtime(threads=True)`):
+the wheel's serial TVMBackendParallelLaunch / ParallelBarrier go, and the workspace allocator is
+renamed so that threads/hearth_threads.cc can wrap it in a lock (its pool is one global in a build
+without atomics, and kernel bodies on several threads call it).
 """
 
 from __future__ import annotations
@@ -76,17 +81,50 @@ PATCHES: tuple[SourcePatch, ...] = (
 )
 
 
+_WASM_RT = "web/emcc/wasm_runtime.cc"
+_DEVICE_API = "src/runtime/device_api.cc"
+
+THREAD_PATCHES: tuple[SourcePatch, ...] = (
+    SourcePatch(
+        "serial parallel launch out (threads/hearth_threads.cc defines it)",
+        _WASM_RT,
+        """int TVMBackendParallelLaunch(FTVMParallelLambda flambda, void* cdata, int num_task) {
+  TVMParallelGroupEnv env;
+  env.num_task = 1;
+  flambda(0, &env, cdata);
+  return 0;
+}
+
+int TVMBackendParallelBarrier(int task_id, TVMParallelGroupEnv* penv) { return 0; }""",
+        "// hearth: TVMBackendParallelLaunch and TVMBackendParallelBarrier are in hearth_threads.cc.",
+    ),
+    SourcePatch(
+        "workspace alloc renamed (hearth_threads.cc locks around it)",
+        _DEVICE_API,
+        "void* TVMBackendAllocWorkspace(int device_type, int device_id, uint64_t size, int dtype_code_hint,",
+        'extern "C" void* HearthUnlockedAllocWorkspace(int device_type, int device_id, uint64_t size, '
+        "int dtype_code_hint,",
+    ),
+    SourcePatch(
+        "workspace free renamed (hearth_threads.cc locks around it)",
+        _DEVICE_API,
+        "int TVMBackendFreeWorkspace(int device_type, int device_id, void* ptr) {",
+        'extern "C" int HearthUnlockedFreeWorkspace(int device_type, int device_id, void* ptr) {',
+    ),
+)
+
+
 class SourcePatchError(RuntimeError):
     """A runtime source no longer contains the text a patch replaces."""
 
 
-def patch_key() -> bytes:
+def patch_key(patches: tuple[SourcePatch, ...] = PATCHES) -> bytes:
     """Everything the patched sources depend on, for the runtime cache key."""
-    return "\0".join(f"{p.path}\0{p.old}\0{p.new}" for p in PATCHES).encode()
+    return "\0".join(f"{p.path}\0{p.old}\0{p.new}" for p in patches).encode()
 
 
-def apply_patches(tvm_home: Path) -> None:
-    for p in PATCHES:
+def apply_patches(tvm_home: Path, *, threads: bool = False) -> None:
+    for p in PATCHES + (THREAD_PATCHES if threads else ()):
         path = tvm_home / p.path
         text = path.read_text()
         if text.count(p.old) != 1:

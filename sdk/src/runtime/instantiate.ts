@@ -1,11 +1,13 @@
 /**
  * Instantiate a package's model library with tvmjs on WebGPU or, for a `wasm-cpu` build, on the CPU
  * (tvmjs's `tvm.cpu()` device: no initWebGPU, everything runs in the wasm module), and report shader
- * compilation progress. loadTVMLibrary is the WebGPU-only form of the same call.
+ * compilation progress. loadTVMLibrary is the WebGPU-only form of the same call. A threaded wasm-cpu
+ * library (`wasm-cpu-mt`) is instantiated on a shared memory, with `threads` Workers (wasm-threads.ts).
  */
 import { loadTvmjs, type Logger, type TVMLibrary } from "./tvm.js";
 import { installFastDispatch, type DispatchMode, type FastDispatchStats, type PipelineMode } from "./webgpu-dispatch.js";
-import type { TvmDevice, TvmInitProgressReport, TvmjsModule, TvmVirtualMachine } from "./tvmjs-types.js";
+import type { TvmDevice, TvmInitProgressReport, TvmjsModule, TvmVirtualMachine, TvmWasiProvider } from "./tvmjs-types.js";
+import { createSharedMemory, importedMemoryLimits, startWasmThreads, type WasmThreadPool } from "./wasm-threads.js";
 
 export type RuntimeDeviceKind = "webgpu" | "cpu";
 
@@ -20,6 +22,8 @@ export interface RuntimeLibrary extends TVMLibrary {
   setProgressHandler(cb: ((report: TvmInitProgressReport) => void) | undefined): void;
   /** Counters of the fast kernel-launch path; undefined on the CPU or with dispatch "tvmjs". */
   dispatchStats: FastDispatchStats | undefined;
+  /** The worker threads of a threaded wasm-cpu library; undefined when every kernel runs on this thread. */
+  wasmThreads: WasmThreadPool | undefined;
 }
 
 export interface InstantiateOptions {
@@ -36,6 +40,27 @@ export interface InstantiateOptions {
   kernelTiming?: boolean | undefined;
   /** Shader compilation progress (WebGPU only): fraction done and, when known, pipelines done/total. */
   onShaderProgress?: ((progress: number, done: number | null, total: number | null) => void) | undefined;
+  /**
+   * Worker threads besides this one for a threaded wasm-cpu library (`wasm-cpu-mt`); 0 or undefined:
+   * one thread. Asking threads of a single-thread library is an error.
+   */
+  threads?: number | undefined;
+}
+
+/**
+ * tvmjs's WASI provider with `env.memory` added, and the emscripten glue shown an instance that
+ * "exports" it: the glue takes its heap views from `instance.exports.memory`, and a threaded module
+ * imports its memory instead (tvmjs itself finds an imported one).
+ */
+function withImportedMemory(wasi: TvmWasiProvider, memory: WebAssembly.Memory, seen: (inst: WebAssembly.Instance) => void): TvmWasiProvider {
+  const env = { ...((wasi.imports.env as Record<string, unknown> | undefined) ?? {}), memory };
+  return {
+    imports: { ...wasi.imports, env },
+    start: (inst) => {
+      seen(inst);
+      wasi.start({ exports: { ...inst.exports, memory } } as WebAssembly.Instance);
+    },
+  };
 }
 
 /** "[12/40]" in tvmjs's report text. */
@@ -48,7 +73,31 @@ export async function instantiateRuntime(opts: InstantiateOptions): Promise<Runt
   const tvmjs = opts.tvmjs ?? (await loadTvmjs());
   const logger: Logger = opts.logger ?? ((msg) => console.log(msg));
   const t0 = performance.now();
-  const tvm = await tvmjs.instantiate(opts.wasm as ArrayBuffer, tvmjs.createPolyfillWASI(), logger);
+  const bytes = opts.wasm instanceof Uint8Array ? opts.wasm : new Uint8Array(opts.wasm);
+  const limits = importedMemoryLimits(bytes);
+  const threads = opts.threads ?? 0;
+  if (threads > 0 && limits?.shared !== true) {
+    throw new Error(`threads: ${threads} needs the package's threaded wasm-cpu build (target "wasm-cpu-mt"); this library is single-thread`);
+  }
+  let wasi = tvmjs.createPolyfillWASI();
+  let memory: WebAssembly.Memory | undefined;
+  let mainInstance: WebAssembly.Instance | undefined;
+  if (limits?.shared === true) {
+    memory = createSharedMemory(limits);
+    wasi = withImportedMemory(wasi, memory, (inst) => {
+      mainInstance = inst;
+    });
+  }
+  const tvm = await tvmjs.instantiate(opts.wasm as ArrayBuffer, wasi, logger);
+  let wasmThreads: WasmThreadPool | undefined;
+  if (threads > 0 && memory !== undefined && mainInstance !== undefined) {
+    try {
+      wasmThreads = await startWasmThreads(await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>), memory, mainInstance.exports, threads);
+    } catch (err) {
+      tvm.dispose();
+      throw err;
+    }
+  }
   const t1 = performance.now();
   let handler: ((r: TvmInitProgressReport) => void) | undefined;
   let vm: TvmVirtualMachine | undefined;
@@ -90,6 +139,7 @@ export async function instantiateRuntime(opts: InstantiateOptions): Promise<Runt
       device,
       timings: { instantiateMs: t1 - t0, pipelinesMs: t2 - t1, vmMs: t3 - t2 },
       dispatchStats,
+      wasmThreads,
       setProgressHandler(cb) {
         handler = cb;
       },
@@ -100,6 +150,7 @@ export async function instantiateRuntime(opts: InstantiateOptions): Promise<Runt
         try {
           ownedVm.dispose();
         } finally {
+          wasmThreads?.dispose();
           tvm.dispose();
         }
       },
@@ -107,6 +158,7 @@ export async function instantiateRuntime(opts: InstantiateOptions): Promise<Runt
   } catch (err) {
     try {
       vm?.dispose();
+      wasmThreads?.dispose();
       tvm.dispose();
     } catch {
       // keep the original error

@@ -1,0 +1,99 @@
+"""The threaded wasm-cpu build (target wasm-cpu-mt): a tiny parallel kernel, linked once with the
+single-thread runtime and once with the threaded one, run in Node through the SDK (worker_threads on a
+shared WebAssembly.Memory). The threaded run must give the serial run's values bit for bit (each output
+is reduced by one task, in the same order) and must really have run its loops on the workers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax, s_tir, te
+
+from hearth.build.wasm_link import link_wasm
+from hearth.cache import atomic_dir, cache_root, content_key, hash_files
+from hearth.runtime.build import runtime_key
+from hearth.targets import get_target
+
+REPO = Path(__file__).resolve().parents[1]
+ROWS, COLS = 256, 2048
+
+
+def _kernel() -> tvm.IRModule:
+    """y[i] = sum_j x[i, j]^2, the row loop parallel; each row is first copied into a 2048-float buffer
+    inside the parallel body, which TVM allocates with TVMBackendAllocWorkspace (over its 1 KiB stack
+    limit): the workspace pool is hit from every worker, as the prefill tiles do."""
+    x = te.placeholder((ROWS, COLS), "float32", name="x")
+    j = te.reduce_axis((0, COLS), name="j")
+    y = te.compute((ROWS,), lambda i: te.sum(x[i, j] * x[i, j], axis=j), name="y")
+    sch = s_tir.Schedule(te.create_prim_func([x, y]).with_attr("global_symbol", "rowsumsq"))
+    block = sch.get_sblock("y")
+    i, _ = sch.get_loops(block)
+    sch.parallel(i)
+    row = sch.cache_read(block, 0, "global")
+    sch.compute_at(row, i)
+    bb = relax.BlockBuilder()
+    gv = bb.add_func(sch.mod["main"], "rowsumsq")
+    xv = relax.Var("x", relax.TensorType((ROWS, COLS), "float32"))
+    with bb.function("main", [xv]):
+        out = bb.emit(relax.call_tir(gv, (xv,), out_ty=relax.TensorType((ROWS,), "float32")))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def _wasm(target: str) -> Path:
+    spec = get_target(target)
+    code = [Path(__file__), REPO / "compile/hearth/build/wasm_link.py", REPO / "compile/hearth/targets.py"]
+    key = content_key([tvm.__version__, target, runtime_key(spec.threads), hash_files(code, root=REPO)])
+    out = cache_root() / "test-wasm-threads" / key / f"rowsumsq-{target}.wasm"
+    if out.is_file():
+        return out
+    with atomic_dir(out.parent) as tmp:
+        lib = relax.build(_kernel(), target=spec.target(), system_lib=True)
+        link_wasm(lib, tmp / out.name, threads=spec.threads)
+    return out
+
+
+def _run(wasm: Path, threads: int, repeats: int = 20) -> dict:
+    script = REPO / "tests" / "support" / "wasm_threads_check.mjs"
+    proc = subprocess.run(
+        ["node", "--import", "tsx", str(script), str(wasm), str(threads), str(ROWS), str(COLS), str(repeats)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO / "sdk",
+    )
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[-1]) if lines else {"error": f"no output (exit {proc.returncode})"}
+    result["stderr"] = proc.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def builds() -> dict[str, Path]:
+    return {t: _wasm(t) for t in ("wasm-cpu", "wasm-cpu-mt")}
+
+
+def test_threaded_kernel_matches_serial(builds: dict[str, Path]) -> None:
+    serial = _run(builds["wasm-cpu"], 0)
+    assert "error" not in serial, serial
+    i = np.arange(ROWS * COLS)
+    x = (((i * 7919) % 1000) / 1000 - 0.5).astype(np.float32).reshape(ROWS, COLS)
+    np.testing.assert_allclose(serial["y"], (x.astype(np.float64) ** 2).sum(1), rtol=1e-5)
+    for threads in (0, 1, 3):
+        got = _run(builds["wasm-cpu-mt"], threads)
+        assert "error" not in got, got
+        assert got["y"] == serial["y"], f"threads={threads}"
+        assert got["workers"] == threads
+        # warm-up + 20 timed calls, one parallel loop each
+        assert got["launches"] == (21 if threads else 0), got
+        print(f"threads={threads}: {got['ms']:.3f} ms per call (serial build {serial['ms']:.3f} ms)")
+
+
+def test_threads_need_the_threaded_build(builds: dict[str, Path]) -> None:
+    got = _run(builds["wasm-cpu"], 2, repeats=1)
+    assert "wasm-cpu-mt" in got.get("error", ""), got
