@@ -1,7 +1,8 @@
 """The threaded wasm-cpu build (target wasm-cpu-mt): a tiny parallel kernel, linked once with the
 single-thread runtime and once with the threaded one, run in Node through the SDK (worker_threads on a
 shared WebAssembly.Memory). The threaded run must give the serial run's values bit for bit (each output
-is reduced by one task, in the same order) and must really have run its loops on the workers."""
+is reduced by one task, in the same order) and must really have run its loops on the workers. And the
+threaded build's decode GEMV: parallel, same values."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 import tvm
 from tvm import relax, s_tir, te
 
+from hearth.build.cpu_schedule import WeightMatmul
 from hearth.build.wasm_link import link_wasm
 from hearth.cache import atomic_dir, cache_root, content_key, hash_files
 from hearth.runtime.build import runtime_key
@@ -97,3 +99,24 @@ def test_threaded_kernel_matches_serial(builds: dict[str, Path]) -> None:
 def test_threads_need_the_threaded_build(builds: dict[str, Path]) -> None:
     got = _run(builds["wasm-cpu"], 2, repeats=1)
     assert "wasm-cpu-mt" in got.get("error", ""), got
+
+
+@pytest.mark.parametrize(("bits", "symmetric"), [(4, False), (8, False), (None, False), (4, True)])
+def test_threaded_decode_gemv_is_parallel_and_equal(bits: int | None, symmetric: bool) -> None:
+    """On wasm-cpu-mt the decode GEMV's output blocks run as parallel tasks (the asym kernel of
+    build/wasm_gemv.py and the scheduled GEMV alike); each output is still reduced by one task in the
+    same order, so the values equal the serial schedule's bit for bit (the same TIR run natively, where
+    the parallel loop runs on TVM's thread pool)."""
+    from test_cpu_schedule_wasm_gemv import _decode_matmul, _inputs, _run_natively
+
+    func, _ = _decode_matmul(bits, False, symmetric)
+    scheduled = {}
+    for target in ("wasm-cpu", "wasm-cpu-mt"):
+        sch = WeightMatmul().apply(func, get_target(target).target(), False)
+        assert sch is not None
+        scheduled[target] = sch.mod["main"]
+    assert "T.parallel" not in scheduled["wasm-cpu"].script()
+    assert "T.parallel" in scheduled["wasm-cpu-mt"].script()
+    arrays, _ = _inputs(bits, np.random.default_rng(0), symmetric)
+    serial = _run_natively(scheduled["wasm-cpu"], arrays)
+    np.testing.assert_array_equal(_run_natively(scheduled["wasm-cpu-mt"], arrays), serial)

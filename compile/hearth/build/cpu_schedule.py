@@ -19,8 +19,9 @@ differ, as in any BLAS):
   CPU Reduction rule is not used: on RMSNorm it moved the whole row reduction inside the loop over
   the row's outputs (576 x 576 work for a 576-wide row; 14 of SmolLM2's ~100 ms per decode step).
 
-CPU targets only (GPU targets use dlight). On wasm-cpu the parallel loops run serially (the wasm
-runtime has no thread pool); the tiles and vectors still apply, with SIMD128.
+CPU targets only (GPU targets use dlight). On wasm-cpu the parallel loops run serially (its wasm
+runtime has no thread pool); the tiles and vectors still apply, with SIMD128. On wasm-cpu-mt they run on
+the threaded runtime's workers, and the decode GEMVs get a parallel loop too (serial on wasm-cpu).
 """
 
 from __future__ import annotations
@@ -96,10 +97,11 @@ class WeightMatmul(_Rule):
             if len(weight) != 1 or len(block.reads) != 2:
                 continue
             wasm = "wasm32" in str(target.attrs.get("mtriple", ""))
-            return self._schedule(sch, block_rv, loops, weight[0], _buffer(block.reads[weight[0]]), wasm)
+            w_buffer = _buffer(block.reads[weight[0]])
+            return self._schedule(sch, block_rv, loops, weight[0], w_buffer, wasm, _wasm_threads(target))
         return None
 
-    def _schedule(self, sch, block_rv, loops, w_index, w_buffer, wasm: bool):
+    def _schedule(self, sch, block_rv, loops, w_index, w_buffer, wasm: bool, threads: bool = False):
         *rows, n, k = loops
         n_extent = _extent(sch.get_sref(n))
         if n_extent is None or n_extent % VECTOR:
@@ -107,7 +109,9 @@ class WeightMatmul(_Rule):
         m = sch.fuse(*rows) if len(rows) > 1 else rows[0]
         m_extent = _extent(sch.get_sref(m))
         if m_extent == 1 and wasm:
-            gemv = _asym_gemv(sch.copy(), block_rv, w_buffer) or _wasm_gemv(sch.copy(), block_rv, n, k, w_buffer)
+            gemv = _asym_gemv(sch.copy(), block_rv, w_buffer, threads) or _wasm_gemv(
+                sch.copy(), block_rv, n, k, w_buffer, threads
+            )
             if gemv is not None:
                 return gemv
         no, ni = sch.split(n, [None, VECTOR])
@@ -189,7 +193,17 @@ def _size(buf: tirx.Buffer) -> int | None:
     return size
 
 
-def _asym_gemv(sch: s_tir.Schedule, block_rv, w_buffer) -> s_tir.Schedule | None:
+def _wasm_threads(target: Target) -> bool:
+    """A threaded wasm build (hearth.targets' wasm-cpu-mt: atomics, a shared memory, a worker pool), where
+    parallel loops really run in parallel; on the single-thread wasm-cpu they run serially."""
+    mattr = [str(a) for a in target.attrs.get("mattr", [])]
+    return "wasm32" in str(target.attrs.get("mtriple", "")) and "+atomics" in mattr
+
+
+GEMV_TASKS = (16, 8, 4, 2)  # parallel chunks of a threaded GEMV's outputs: the largest that divides them
+
+
+def _asym_gemv(sch: s_tir.Schedule, block_rv, w_buffer, threads: bool = False) -> s_tir.Schedule | None:
     """A one-row matmul against asymmetric group codes (the _gguf schemes) on wasm, replaced by the
     hand-written kernel of hearth.build.wasm_gemv (scale and minimum applied per group, not per weight),
     or None. Epilogue blocks (a residual add, a cast) stay as they were, reading the matmul's output."""
@@ -221,12 +235,16 @@ def _asym_gemv(sch: s_tir.Schedule, block_rv, w_buffer) -> s_tir.Schedule | None
         sch.compute_inline(producers[0])
         nest = sch.get(sch.get_loops(block_rv)[0])
         gemv = AsymGemv(x, q_weight, q_scale, q_min, y, bits, n_extent, k_extent)
-        return s_tir.Schedule(replace_nest(sch.mod["main"], nest, gemv_stmt(gemv, GEMV_ROWS)))
+        # Threaded: the output blocks in a few chunks, each a task with its accumulators allocated once
+        # (the runtime splits the chunks over its threads); 16 keeps 2, 4 and 8 threads evenly loaded.
+        blocks = n_extent // GEMV_ROWS
+        tasks = next((t for t in GEMV_TASKS if blocks % t == 0), 1) if threads else 1
+        return s_tir.Schedule(replace_nest(sch.mod["main"], nest, gemv_stmt(gemv, GEMV_ROWS, tasks)))
     except Exception:  # noqa: BLE001 - any mismatch: the scheduled GEMV below applies
         return None
 
 
-def _wasm_gemv(sch: s_tir.Schedule, block_rv, n, k, w_buffer):
+def _wasm_gemv(sch: s_tir.Schedule, block_rv, n, k, w_buffer, threads: bool = False):
     """y[n] = sum_k x[k] * W[n, k] for one row on wasm SIMD128 (a decode step's matmuls), or None.
 
     The vector runs along k inside the weight's storage, not across outputs: k = g * 4w + l * w + j
@@ -257,6 +275,12 @@ def _wasm_gemv(sch: s_tir.Schedule, block_rv, n, k, w_buffer):
         *_, rn, rg, rl, rj = sch.get_loops(rf)
         no, ni = sch.split(rn, [None, GEMV_ROWS])
         sch.reorder(no, rg, rj, ni, rl)
+        if threads:  # the output blocks in GEMV_TASKS chunks, one parallel task each
+            blocks = n_extent // GEMV_ROWS
+            tasks = next((t for t in GEMV_TASKS if blocks % t == 0), 1)
+            if tasks > 1:
+                task, no = sch.split(no, [tasks, None])
+                sch.parallel(task)
         sch.vectorize(rl)
         sch.unroll(ni)
         sch.unroll(rj)
