@@ -7,6 +7,10 @@
 #      (engines webgpu-node-vulkan+sample-<mode>-host / -gpu; decode only, 16-token prefill);
 #      SKIP_TORCH=1 skips PyTorch;
 #      EXTRA_FLAGS=<dawn toggles> adds a WebGPU run with those toggles;
+#      SUBMIT_AB="16 32 64" adds a WebGPU run per value with HEARTH_SUBMIT_EVERY=<n> (submit every n launches,
+#      webgpu-dispatch.ts submitEvery; the plain run uses the SDK default);
+#      PROFILE=1 adds a WebGPU decode run under `node --cpu-prof` ($OUT/prof-<package>.cpuprofile; read it with
+#      bench/gpu/cpuprofile_top.py);
 #      KERNEL_TIMES=1 adds per-kernel GPU time per decode token (kernel-launches.mjs --gpu-time, timestamp
 #      queries, Dawn's timestamp quantization off) to $OUT/kernel-times.jsonl.
 # Writes $OUT/results.jsonl (one JSON line per engine x package) and $OUT/env.txt.
@@ -30,6 +34,11 @@ for src in $G/src/pkgs/$GLOB; do
     w=$(HEARTH_DISPATCH=tvmjs HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-tvmjs-$name.err | tail -1)
     echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+tvmjs-dispatch\",\"result\":${w:-null}}" >> $OUT/results.jsonl
   fi
+  # Optional runs submitting the queued launches every n launches (host encoding overlaps GPU execution).
+  for n in ${SUBMIT_AB:-}; do
+    w=$(HEARTH_SUBMIT_EVERY=$n HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-submit$n-$name.err | tail -1)
+    echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+submit-every-$n\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+  done
   # Optional run with the greedy argmax on the GPU (only the token id read back per decode step).
   if [ -n "${ARGMAX_AB:-}" ]; then
     w=$(HEARTH_GPU_ARGMAX=1 HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-argmax-$name.err | tail -1)
@@ -49,6 +58,11 @@ for src in $G/src/pkgs/$GLOB; do
   if [ -n "${EXTRA_FLAGS:-}" ]; then
     w=$(HEARTH_DAWN_FLAGS="enable-dawn-features=$EXTRA_FLAGS${flags:+,vulkan_enable_f16_on_nvidia}" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-x-$name.err | tail -1)
     echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+$EXTRA_FLAGS\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+  fi
+  if [ -n "${PROFILE:-}" ]; then
+    mkdir -p $OUT/prof-tmp
+    HEARTH_DAWN_FLAGS="$flags" $G/node --cpu-prof --cpu-prof-dir=$OUT/prof-tmp $G/js/bench-llm.mjs $p --runs 2 --prefill 16 --decode-new 256 --decode-prompt 16 --ttft-prompt 16 >/dev/null 2>$OUT/prof-$name.err
+    mv "$(ls -S $OUT/prof-tmp/*.cpuprofile | head -1)" $OUT/prof-$name.cpuprofile; rm -rf $OUT/prof-tmp
   fi
   if [ -n "${KERNEL_TIMES:-}" ]; then
     k=$(HEARTH_DAWN_FLAGS="disable-dawn-features=timestamp_quantization${flags:+ $flags}" $G/node $G/js/kernel-launches.mjs $p --steps 32 --prompt 64 --gpu-time 2>$OUT/ktime-$name.err | tail -1)

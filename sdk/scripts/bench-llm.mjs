@@ -73,12 +73,14 @@ try {
   const gpu = await installNodeGPU();
   // HEARTH_DISPATCH=tvmjs: tvmjs's own kernel-launch encoding instead of Hearth's (A/B of webgpu-dispatch.ts).
   const dispatch = process.env.HEARTH_DISPATCH ?? "hearth";
+  // HEARTH_SUBMIT_EVERY=<n>: submit every n launches (A/B of webgpu-dispatch.ts's submitEvery; unset: the SDK default).
+  const submitEvery = process.env.HEARTH_SUBMIT_EVERY === undefined ? undefined : Number(process.env.HEARTH_SUBMIT_EVERY);
   const url = pathToFileURL(resolve(positionals[0]) + "/").href;
   storeDir = mkdtempSync(join(tmpdir(), "hearth-bench-store-"));
   const store = new FileSystemArtifactStore(storeDir);
   const load = async () => {
     const t0 = performance.now();
-    const m = await DecoderModel.load(url, { gpu, target, fetch: fileFetch, cache: store, dispatch, logger: (s) => console.error(`[tvmjs] ${s}`) });
+    const m = await DecoderModel.load(url, { gpu, target, fetch: fileFetch, cache: store, dispatch, submitEvery, logger: (s) => console.error(`[tvmjs] ${s}`) });
     return { m, ms: performance.now() - t0 };
   };
   const cold = await load();
@@ -118,6 +120,7 @@ try {
       adapter: model.adapter,
       dawnFlags: process.env.HEARTH_DAWN_FLAGS ?? null,
       dispatch,
+      submitEvery: submitEvery ?? null,
       gpuArgmax,
       sampling: samplingMode,
       gpuSampling: sampling?.gpu ?? false,

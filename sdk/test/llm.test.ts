@@ -228,6 +228,36 @@ test("Hearth's kernel-launch path (cached bind groups, one pass) gives bit-ident
   }
 });
 
+test("submitting every launch (submitEvery 1) gives bit-identical logits; a bad submitEvery is refused", async () => {
+  // Submitting mid-step only moves queue boundaries: queue order keeps every kernel after its producers.
+  const eager = await DecoderModel.load(PACKAGE_URL, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, submitEvery: 1 });
+  try {
+    await model.reset();
+    let a = await model.prefill(PROMPT);
+    let b = await eager.prefill(PROMPT);
+    for (let step = 0; step < 8; step++) {
+      assert.deepEqual(b, a, `logits differ at step ${step}`);
+      const next = argmax(a);
+      a = await model.decode(next);
+      b = await eager.decode(next);
+    }
+    // One decode step: the default submits at the logits readback; submitEvery 1 once per launch.
+    const submits = (m: DecoderModel) => m.stats().dispatch?.submits ?? Number.NaN;
+    const [d0, e0] = [submits(model), submits(eager)];
+    await model.decode(0);
+    await eager.decode(0);
+    const launches = Object.values(eager.stats().dispatch?.launchesByKernel ?? {}).reduce((x, y) => x + y, 0);
+    assert.ok(submits(model) - d0 <= 2, `default: ${submits(model) - d0} submits in one decode step`);
+    assert.ok(submits(eager) - e0 > 10, `submitEvery 1: ${submits(eager) - e0} submits in one decode step (${launches} launches so far)`);
+  } finally {
+    await eager.dispose();
+  }
+  await assert.rejects(
+    DecoderModel.load(PACKAGE_URL, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, submitEvery: -2 }),
+    /submitEvery must be a whole number of launches >= 0/,
+  );
+});
+
 test("a tampered copy of the package fails with IntegrityError naming params_shard_0.bin", async () => {
   const dir = mkdtempSync(join(tmpdir(), "hearth-tampered-"));
   try {

@@ -25,6 +25,7 @@ import { fetchManifest, MANIFEST_FILE, PackageManifestError, parseManifestText, 
 import { safeProgress, type ProgressCallback } from "./progress.js";
 import { checkQuota, defaultStorageManager, type StorageManagerLike } from "./quota.js";
 import { instantiateRuntime, type RuntimeDeviceKind, type RuntimeLibrary } from "../runtime/instantiate.js";
+import { defaultWasmThreads, WasmThreadsUnavailableError, wasmThreadsUnavailableReason } from "../runtime/wasm-threads.js";
 import { manifestKey, resolveStore, type ArtifactStore, type CacheOption } from "./store.js";
 import { PackageCompatibilityError } from "../errors/load.js";
 export { PackageCompatibilityError } from "../errors/load.js";
@@ -32,8 +33,11 @@ export { PackageCompatibilityError } from "../errors/load.js";
 export const CHAT_CONFIG_FILE = "mlc-chat-config.json";
 export const TENSOR_CACHE_FILE = "tensor-cache.json";
 
-/** Targets tvmjs can run: "webgpu" (needs a device) and "wasm-cpu" (tvm.cpu(), no WebGPU). */
-export const JS_TARGETS = ["webgpu", "wasm-cpu"] as const;
+/**
+ * Targets tvmjs can run: "webgpu" (needs a device), "wasm-cpu" (tvm.cpu(), no WebGPU) and "wasm-cpu-mt"
+ * (wasm-cpu on Worker threads; needs cross-origin isolation, else the package's "wasm-cpu" is loaded).
+ */
+export const JS_TARGETS = ["webgpu", "wasm-cpu", "wasm-cpu-mt"] as const;
 
 export interface DeviceCheckOptions {
   /** Use these limits instead of the device's (tests, or to stay under a conservative cap). */
@@ -69,8 +73,14 @@ export interface LoadPackageOptions {
    * `variant` is given.
    */
   variants?: readonly string[] | undefined;
-  /** Which of the manifest's `targets` to load: "webgpu" (default) or "wasm-cpu". */
+  /** Which of the manifest's `targets` to load: "webgpu" (default), "wasm-cpu" or "wasm-cpu-mt". */
   target?: string | undefined;
+  /**
+   * Worker threads besides the loading thread for target "wasm-cpu-mt" (default: one fewer than
+   * `navigator.hardwareConcurrency`, 1..7). Where threads cannot run (no SharedArrayBuffer: a page that is
+   * not cross-origin isolated) the package's single-thread "wasm-cpu" build is loaded instead.
+   */
+  threads?: number | undefined;
   logger?: Logger | undefined;
   tvmjs?: TvmjsModule | undefined;
   /**
@@ -89,6 +99,11 @@ export interface LoadPackageOptions {
    * `timestamp-query`, and dispatch "hearth".
    */
   kernelTiming?: boolean | undefined;
+  /**
+   * Submit queued GPU work every this many kernel launches (dispatch "hearth"; 0: only at readbacks), so the
+   * GPU starts on a decode step while the host is still encoding it. Default: runtime/webgpu-dispatch.ts DEFAULT_SUBMIT_EVERY.
+   */
+  submitEvery?: number | undefined;
   signal?: AbortSignal | undefined;
   /**
    * Where verified files are kept between loads: "cache-storage" (Cache Storage), "indexeddb",
@@ -352,7 +367,7 @@ export async function loadVerifiedPackage<C extends { params: readonly { name: s
   kind: PackageKind<C, X>,
 ): Promise<LoadedPackageOf<C, X>> {
   const fetchFn: FetchLike = opts.fetch ?? ((url, init) => globalThis.fetch(url, init));
-  const target = opts.target ?? "webgpu";
+  let target = opts.target ?? "webgpu";
   const signal = opts.signal;
   const log: Logger = opts.logger ?? ((msg) => console.warn(msg));
   const emit = safeProgress(opts.onProgress, log);
@@ -378,6 +393,16 @@ export async function loadVerifiedPackage<C extends { params: readonly { name: s
     );
   }
   kind.checkManifest?.(manifest, base);
+  const noThreads = target === "wasm-cpu-mt" ? wasmThreadsUnavailableReason() : undefined;
+  if (noThreads !== undefined) {
+    if (manifest.targets["wasm-cpu"] === undefined) {
+      throw new WasmThreadsUnavailableError(
+        `${base}: target "wasm-cpu-mt" needs shared memory: ${noThreads}; the package has no single-thread "wasm-cpu" build to fall back to`,
+      );
+    }
+    log(`${base}: loading the single-thread "wasm-cpu" build instead of "wasm-cpu-mt": ${noThreads}`);
+    target = "wasm-cpu";
+  }
   const libPath = libraryFor(manifest, base, target);
   const t1 = performance.now();
 
@@ -440,6 +465,8 @@ export async function loadVerifiedPackage<C extends { params: readonly { name: s
       dispatch: opts.dispatch,
       pipelines: opts.pipelines,
       kernelTiming: opts.kernelTiming,
+      submitEvery: opts.submitEvery,
+      threads: target === "wasm-cpu-mt" ? (opts.threads ?? defaultWasmThreads()) : undefined,
       onShaderProgress: (progress, done, total) => emit({ phase: "shader-compile", progress, done, total }),
     });
     lib = runtime;

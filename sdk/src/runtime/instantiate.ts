@@ -38,6 +38,8 @@ export interface InstantiateOptions {
   pipelines?: PipelineMode | undefined;
   /** Per-kernel GPU time from timestamp queries (dispatch "hearth" only; slows launches: diagnostics). */
   kernelTiming?: boolean | undefined;
+  /** Launches per submit (dispatch "hearth"; see FastDispatchOptions.submitEvery). */
+  submitEvery?: number | undefined;
   /** Shader compilation progress (WebGPU only): fraction done and, when known, pipelines done/total. */
   onShaderProgress?: ((progress: number, done: number | null, total: number | null) => void) | undefined;
   /**
@@ -112,7 +114,7 @@ export async function instantiateRuntime(opts: InstantiateOptions): Promise<Runt
       if (opts.device !== undefined) {
         tvm.initWebGPU(opts.device);
         // Before the pipelines are created: the fast path wraps each kernel as tvmjs creates it.
-        if ((opts.dispatch ?? "hearth") === "hearth") dispatchStats = installFastDispatch(tvm, { pipelines: opts.pipelines, kernelTiming: opts.kernelTiming });
+        if ((opts.dispatch ?? "hearth") === "hearth") dispatchStats = installFastDispatch(tvm, { pipelines: opts.pipelines, kernelTiming: opts.kernelTiming, submitEvery: opts.submitEvery });
         const onShader = opts.onShaderProgress;
         onShader?.(0, null, null);
         handler = (r) => {

@@ -35,7 +35,17 @@ export interface FastDispatchOptions {
   pipelines?: PipelineMode | undefined;
   /** Time every launch on the GPU with timestamp queries (kernel-timer.ts; the device needs timestamp-query). */
   kernelTiming?: boolean | undefined;
+  /**
+   * Submit the pending commands after this many launches (0: only where tvmjs flushes, i.e. at a readback,
+   * a copy from the host or a free). Why: a decode step is otherwise encoded whole and submitted at its
+   * logits readback, so the GPU idles while the host encodes hundreds of launches and the host idles while
+   * the GPU runs them; submitting every few dozen launches lets the two overlap.
+   */
+  submitEvery?: number | undefined;
 }
+
+/** Launches per submit when the caller does not say (FastDispatchOptions.submitEvery); 0: at readbacks only. */
+export const DEFAULT_SUBMIT_EVERY = 0;
 
 /** "hearth": this module's launch path; "tvmjs": tvmjs's own (kept for A/B benchmarks and as an escape hatch). */
 export type DispatchMode = "hearth" | "tvmjs";
@@ -70,6 +80,8 @@ export interface FastDispatchStats {
   misses: number;
   /** Launches encoded the uncached way (kernels whose scalar arguments keep changing). */
   uncached: number;
+  /** Command buffers submitted (tvmjs's flushes plus those of `submitEvery`). */
+  submits: number;
   /** Compute pipelines compiled so far (with pipelines "lazy": only the kernels launched). */
   pipelinesCompiled: number;
   /** Time spent compiling pipelines at first launch (pipelines "lazy"; eager ones count in the load). */
@@ -134,8 +146,13 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
       throw new Error(`tvmjs WebGPUContext has no ${m}(): this tvmjs version is not supported by the fast dispatch path`);
     }
   }
-  const stats: FastDispatchStats = { hits: 0, misses: 0, uncached: 0, pipelinesCompiled: 0, pipelineMs: 0, launchesByKernel: {} };
+  const stats: FastDispatchStats = { hits: 0, misses: 0, uncached: 0, submits: 0, pipelinesCompiled: 0, pipelineMs: 0, launchesByKernel: {} };
   const lazy = opts.pipelines === "lazy";
+  const submitEvery = opts.submitEvery ?? DEFAULT_SUBMIT_EVERY;
+  if (!Number.isInteger(submitEvery) || submitEvery < 0) {
+    throw new Error(`submitEvery must be a whole number of launches >= 0 (0: submit only at readbacks), got ${submitEvery}`);
+  }
+  let sinceSubmit = 0;
   ctx.hearthFastDispatch = stats;
 
   const device = ctx.device;
@@ -161,6 +178,8 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
   const flushCommands = ctx.flushCommands.bind(ctx);
   ctx.flushCommands = () => {
     endPass();
+    sinceSubmit = 0;
+    if (ctx.pendingEncoder !== null) stats.submits++;
     if (timer !== undefined && ctx.pendingEncoder !== null) timer.beforeSubmit(ctx.pendingEncoder);
     flushCommands();
     timer?.afterSubmit();
@@ -288,6 +307,7 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
         if (timer !== undefined) endPass();
         ctx.shaderSubmitCounter += 1;
         (stats.launchesByKernel[finfo.name] as number) += 1;
+        if (submitEvery > 0 && ++sinceSubmit >= submitEvery) ctx.flushCommands();
       };
 
     const descriptor = (): GPUComputePipelineDescriptor => {
