@@ -80,7 +80,15 @@ try {
   const store = new FileSystemArtifactStore(storeDir);
   const load = async () => {
     const t0 = performance.now();
-    const m = await DecoderModel.load(url, { gpu, target, fetch: fileFetch, cache: store, dispatch, submitEvery, logger: (s) => console.error(`[tvmjs] ${s}`) });
+    const m = await DecoderModel.load(url, {
+      gpu,
+      target,
+      fetch: fileFetch,
+      cache: store,
+      dispatch,
+      submitEvery,
+      logger: (s) => console.error(`[tvmjs] ${s}`),
+    });
     return { m, ms: performance.now() - t0 };
   };
   const cold = await load();

@@ -114,7 +114,8 @@ export async function instantiateRuntime(opts: InstantiateOptions): Promise<Runt
       if (opts.device !== undefined) {
         tvm.initWebGPU(opts.device);
         // Before the pipelines are created: the fast path wraps each kernel as tvmjs creates it.
-        if ((opts.dispatch ?? "hearth") === "hearth") dispatchStats = installFastDispatch(tvm, { pipelines: opts.pipelines, kernelTiming: opts.kernelTiming, submitEvery: opts.submitEvery });
+        if ((opts.dispatch ?? "hearth") === "hearth")
+          dispatchStats = installFastDispatch(tvm, { pipelines: opts.pipelines, kernelTiming: opts.kernelTiming, submitEvery: opts.submitEvery });
         const onShader = opts.onShaderProgress;
         onShader?.(0, null, null);
         handler = (r) => {
