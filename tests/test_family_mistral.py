@@ -14,6 +14,9 @@ driver does.
 from __future__ import annotations
 
 import copy
+import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ import torch
 import tvm
 
 import family_parity as fp
+from conftest import REPO
 
 WINDOW = 16
 PAGE = 16  # what hearth.native and the SDK create their caches with
@@ -94,3 +98,25 @@ def test_cache_holds_the_window_only(checkpoint: Path) -> None:
     with torch.no_grad():
         ref = fp.hf_model(checkpoint)(torch.tensor([ids])).logits[0, -1].numpy()
     assert np.abs(logits.ravel() - ref).max() <= fp.LOGIT_TOL
+
+
+def test_webgpu_sdk_slides_and_refuses_prefix_reuse_past_the_window(checkpoint: Path) -> None:
+    """The SDK's DecoderModel on WebGPU: greedy past the window equals native; once the window has
+    slid, truncate (kv_state_popn) is refused instead of corrupting the cache, and reset starts over
+    with the same tokens; before the window slides, truncate still reuses the prefix."""
+    if shutil.which("node") is None:
+        pytest.fail("node is not on PATH: the WebGPU side cannot run (make setup)")
+    pkg, _ = fp.package(checkpoint, "q0f32", ["llvm", "webgpu"])
+    ids = fp.prompt(21, 40)
+    script = REPO / "tests" / "support" / "sliding_window_session.mjs"
+    cmd = ["node", "--import", "tsx", str(script), str(pkg), ",".join(map(str, ids)), "12"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO / "sdk")
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[-1]) if lines else {"error": "no output"}
+    assert proc.returncode == 0 and "error" not in result, f"{result}\n{proc.stderr[-3000:]}"
+    assert result["slidingWindow"] == WINDOW - 1
+    native = fp.native_greedy(pkg, ids, 12)
+    assert result["tokens"] == native
+    assert result["truncateError"] is not None and "slid past" in result["truncateError"], result["truncateError"]
+    assert result["tokensAfterReset"] == native
+    assert result["shortTokens"] == fp.native_greedy(pkg, ids[:8], 12)
