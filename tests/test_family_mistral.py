@@ -17,6 +17,7 @@ import copy
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +121,19 @@ def test_webgpu_sdk_slides_and_refuses_prefix_reuse_past_the_window(checkpoint: 
     assert result["truncateError"] is not None and "slid past" in result["truncateError"], result["truncateError"]
     assert result["tokensAfterReset"] == native
     assert result["shortTokens"] == fp.native_greedy(pkg, ids[:8], 12)
+
+
+def test_mistral_7b_cache_is_sized_for_its_window() -> None:
+    """Mistral-7B-v0.1's real shape (32 layers, 8 kv heads, head_dim 128, window 4096) at its 32768-token
+    context, through bench/kv_memory.py (the model's own create_paged_kv_cache, compiled without
+    weights): 389 pages per layer instead of the 2049 a full-context cache gets, and an 8000-token
+    sequence holds the window's pages only."""
+    cmd = [sys.executable, str(REPO / "bench" / "kv_memory.py"), "--shape", "mistral-7b", "--context", "32768"]
+    proc = subprocess.run([*cmd, "--prompt", "8000"], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # ceil((4096 + 2 pages + 2048-token chunk) / 16) + 1 + 2 (TVM's slack for a sliding sequence)
+    assert result["pages_per_layer"] == (4096 + 32 + 2048) // 16 + 1 + 2 == 389
+    assert result["sliding_window_size"] == 4095
+    assert result["pages_held_by_prompt"] <= -(-(4095 + 15) // 16) == 257
+    assert result["bytes_per_layer"] == 389 * 2 * 8 * 16 * 128 * 4
