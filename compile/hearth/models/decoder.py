@@ -99,7 +99,7 @@ class DecoderConfig:
     # (gemma3.py's local layers). 0: none.
     sliding_window: int = 0
     # True: EVERY layer attends over the last `sliding_window` positions (Mistral v0.1,
-    # Phi-3-mini-4k), so the KV cache need only hold the window: see `whole_model_window`.
+    # Phi-3-mini-4k), so the KV cache need only hold the window: see `sequence_window`.
     all_layers_slide: bool = False
     # Upper bound on sequences decoded together; sizes the statically planned buffers of the
     # batch_* functions (see `variable_bounds`). Single-stream chat in the browser needs 1.
@@ -493,11 +493,13 @@ class DecoderForCausalLM(nn.Module):
         )
 
     def replace_kernels(self, mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
-        """Fixed copies of two TVM 0.27 KV-cache kernels, under the upstream symbols:
+        """Fixed copies of TVM 0.27 KV-cache kernels, under the upstream symbols:
         - GPU builds: the attention-state merge raced on the log-sum-exp it updates in place
           (wrong logits after a chunked prefill from head_dim 64 on; gpu_merge_kernel.py);
         - llvm builds with sliding layers: the CPU sliding-window prefill kernel read an
-          uninitialised value (NaN logits after the second prefill chunk; cpu_prefill_kernel.py)."""
+          uninitialised value (NaN logits after the second prefill chunk; cpu_prefill_kernel.py);
+        - whole-model windows: the sliding-window prefill kernel with its window mask always on
+          (`window_masked`)."""
         c = self.config
         merge = [gv for gv in mod.get_global_vars() if gv.name_hint == MERGE_STATE_SYMBOL]
         if merge:  # only GPU caches have it (the CPU cache merges with a serial kernel)
