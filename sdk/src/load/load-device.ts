@@ -38,7 +38,7 @@ export async function chooseLoadDevice(
   opts: { device?: GPUDevice | undefined; gpu?: GPU | undefined; target?: string | undefined; kernelTiming?: boolean | undefined },
   label: string,
 ): Promise<LoadDevice> {
-  if (opts.device !== undefined || opts.target === "wasm-cpu") {
+  if (opts.device !== undefined || opts.target === "wasm-cpu" || opts.target === "wasm-cpu-mt") {
     return { device: opts.device, adapter: null, target: opts.target ?? "webgpu", owned: false, noWebGPU: undefined };
   }
   let handle: GPUHandle;

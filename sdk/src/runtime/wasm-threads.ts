@@ -123,6 +123,12 @@ export function wasmThreadsAvailable(): boolean {
   return wasmThreadsUnavailableReason() === undefined;
 }
 
+/** Workers to start by default: one fewer than the logical cores (the loading thread runs tasks too), 1..7. */
+export function defaultWasmThreads(): number {
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 2;
+  return Math.max(1, Math.min(7, cores - 1));
+}
+
 /** The shared memory a threaded module imports, sized from its import. */
 export function createSharedMemory(limits: MemoryLimits): WebAssembly.Memory {
   const reason = wasmThreadsUnavailableReason();
@@ -217,10 +223,19 @@ export interface ThreadedExports {
   hearth_threads_ready(): number;
   hearth_threads_use(n: number): number;
   hearth_threads_launches(): number;
+  hearth_threads_set_spin(polls: number): void;
 }
 
 export function asThreadedExports(exports: WebAssembly.Exports): ThreadedExports {
-  const need = ["TVMWasmAllocSpace", "hearth_threads_ready", "hearth_threads_use", "hearth_threads_launches", "stackRestore", "hearth_thread_worker"];
+  const need = [
+    "TVMWasmAllocSpace",
+    "hearth_threads_ready",
+    "hearth_threads_use",
+    "hearth_threads_launches",
+    "hearth_threads_set_spin",
+    "stackRestore",
+    "hearth_thread_worker",
+  ];
   const missing = need.filter((n) => typeof exports[n] !== "function");
   if (missing.length > 0) throw new Error(`the threaded wasm lacks the exports ${missing.join(", ")}: not a Hearth wasm-cpu-mt build`);
   return exports as unknown as ThreadedExports;
@@ -231,6 +246,8 @@ export interface WasmThreadPool {
   readonly workers: number;
   /** Parallel loops run on the workers so far (a counter kept by the module). */
   launches(): number;
+  /** How long an idle worker polls for the next parallel loop before it sleeps, in polls of one counter. */
+  setSpin(polls: number): void;
   /** Stop the workers; parallel loops run on the calling thread from then on. */
   dispose(): void;
 }
@@ -293,7 +310,7 @@ export async function startWasmThreads(
       clearTimeout(timer);
     }
     const used = ex.hearth_threads_use(workers);
-    return { workers: used, launches: () => ex.hearth_threads_launches(), dispose };
+    return { workers: used, launches: () => ex.hearth_threads_launches(), setSpin: (polls) => ex.hearth_threads_set_spin(polls), dispose };
   } catch (err) {
     dispose();
     throw err;
