@@ -8,15 +8,17 @@ TVM's paged cache gives every layer the same number of pages (one page id indexe
 pages): `ceil(capacity / 16) + 1`, plus 2 per sequence for a sliding cache. Full attention needs
 capacity = context. A model whose EVERY layer slides (Mistral v0.1, Phi-3-mini-4k) runs the cache in
 TVM's sliding mode and creates it with capacity window + 2 pages + one prefill chunk, whatever the
-context (hearth.models.decoder.sequence_window); per-layer windows ("mha_sliding", Gemma 3's local
-layers) do not shrink it (docs/families.md, "KV memory").
+context (hearth.models.decoder.sequence_window). Gemma 3 puts its local layers in a second cache of
+that kind (hearth.models.gemma3); its global layers keep a full-context one (docs/families.md).
 
 With a package: its native (llvm) build. With --shape: the KV cache alone (the model's
 create_paged_kv_cache and its kernels, compiled for llvm; no weights) of a published model's
 config.json, so real shapes are measured without their checkpoints. Prints one JSON line: pages a
-cache created for `--context` tokens gets, bytes per layer (pages x 2 x kv_heads x page x head_dim
-x dtype), the pages a `--prompt`-token sequence holds, and the address space the cache took
-(VmSize: the pages are allocated but untouched until written, so resident memory would not show them).
+cache created for `--context` tokens gets, per layer, bytes per layer (pages x 2 x kv_heads x page x
+head_dim x dtype) and for all layers (and what a full-context cache would take), the pages a
+`--prompt`-token sequence holds, and the address space the cache took (VmSize: the pages are
+allocated but untouched until written, so resident memory would not show them). A model with two
+caches (Gemma 3: global layers, then local layers) gets a list entry per cache.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import tvm
 from tvm import relax
 from tvm.relax.frontend import nn
 from tvm.runtime import ShapeTuple
+from tvm_ffi import Array
 
 from hearth.models import config_from_hf
 from hearth.models.decoder import metadata
@@ -114,34 +117,50 @@ def cache_only_vm(
     return relax.VirtualMachine(relax.build(mod, target=target), tvm.cpu()), config
 
 
-def measure(
-    vm: relax.VirtualMachine, layers: int, kv_heads: int, head_dim: int, itemsize: int, window: int, args
-) -> dict[str, Any]:
+def cache_layers(config: Any, caches: int) -> list[int]:
+    """Layers per cache: all of them, or (global, local) for gemma3.py's pair."""
+    if caches == 1:
+        return [config.num_hidden_layers]
+    local = list(config.layer_types).count("sliding_attention")
+    return [config.num_hidden_layers - local, local]
+
+
+def measure(vm: relax.VirtualMachine, config: Any, itemsize: int, window: int, args) -> dict[str, Any]:
+    def create() -> Any:
+        sizes = (1, args.context, args.chunk, PAGE_SIZE, 0)
+        return vm["create_paged_kv_cache"](*(ShapeTuple([n]) for n in sizes))
+
+    # The first call also starts the runtime's threads (and their malloc arenas): measure a second.
+    warm = create()  # noqa: F841 - kept alive, so the second cache is allocated anew
     before = vm_size_mib()
-    kv = vm["create_paged_kv_cache"](
-        ShapeTuple([1]), ShapeTuple([args.context]), ShapeTuple([args.chunk]), ShapeTuple([PAGE_SIZE]), ShapeTuple([0])
-    )
+    kv = create()
     grew = vm_size_mib() - before
-    pages = int(_available(kv))
-    # One sequence through the cache's bookkeeping only (no attention): what a prompt holds.
-    _add(kv, 0)
+    caches = list(kv) if isinstance(kv, Array) else [kv]
+    pages = [int(_available(c)) for c in caches]
+    # One sequence through the caches' bookkeeping only (no attention): what a prompt holds. The
+    # window goes to the last cache, as hearth.native and the SDK do.
+    for c in caches:
+        _add(c, 0)
     if window > 0:
-        _enable(kv, 0, window, 0)
+        _enable(caches[-1], 0, window, 0)
     done = 0
     while done < args.prompt:
         n = min(args.chunk, args.prompt - done)
-        _begin(kv, ShapeTuple([0]), ShapeTuple([n]))
-        _end(kv)
+        for c in caches:
+            _begin(c, ShapeTuple([0]), ShapeTuple([n]))
+            _end(c)
         done += n
-    page_bytes = 2 * kv_heads * PAGE_SIZE * head_dim * itemsize
+    page_bytes = 2 * config.num_key_value_heads * PAGE_SIZE * config.head_dim * itemsize
+    layers = cache_layers(config, len(caches))
     return {
         "context": args.context,
-        "pages_per_layer": pages,
-        "bytes_per_layer": pages * page_bytes,
         "cache_layers": layers,
-        "bytes_all_layers": pages * page_bytes * layers,
+        "pages_per_layer": pages,
+        "bytes_per_layer": [p * page_bytes for p in pages],
+        "bytes_all_layers": sum(p * page_bytes * n for p, n in zip(pages, layers)),
+        "bytes_full_context": (-(-args.context // PAGE_SIZE) + 1) * page_bytes * config.num_hidden_layers,
         "prompt_tokens": args.prompt,
-        "pages_held_by_prompt": pages - int(_available(kv)),
+        "pages_held_by_prompt": [p - int(_available(c)) for p, c in zip(pages, caches)],
         "vm_size_cache_mib": round(grew, 1),
     }
 
@@ -163,7 +182,6 @@ def main() -> None:
         vm, config = cache_only_vm(shape, args.context, args.chunk, args.dtype)
         args.chunk = config.prefill_chunk_size
         itemsize = 2 if args.dtype == "float16" else 4
-        layout_layers = config.num_hidden_layers
         result = {"shape": args.shape, "dtype": args.dtype, "window": config.sliding_window}
         result["prefill_chunk_size"] = config.prefill_chunk_size
         window = int(metadata(config)["sliding_window_size"])  # what the runtimes enable per sequence
@@ -175,11 +193,10 @@ def main() -> None:
         itemsize = 4 if "f32" in chat["quantization"] else 2
         kvc = chat["model_config"]
         _, config = config_from_hf(kvc, context_window_size=chat["context_window_size"])
-        layout_layers = config.num_hidden_layers
         result = {"package": str(args.package), "prefill_chunk_size": args.chunk}
         window = int(chat.get("sliding_window_size", -1))
     result.update(
-        measure(vm, layout_layers, config.num_key_value_heads, config.head_dim, itemsize, window, args),
+        measure(vm, config, itemsize, window, args),
         sliding_window_size=window,
     )
     print(json.dumps(result))

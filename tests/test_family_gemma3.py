@@ -13,13 +13,18 @@ test_window_is_observable shows that full attention would give different logits.
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import tvm
 
 import family_parity as fp
+from conftest import REPO
 from hearth.models import UnsupportedConfigError, config_from_hf, export_model
 from hearth.models.gpu_merge_kernel import MERGE_STATE_SYMBOL
 
@@ -75,6 +80,40 @@ def test_window_is_observable(checkpoints) -> None:
     ours = fp.load_decoder(pkg, target="llvm")[0].prefill(ids).ravel()
     assert np.abs(ours - windowed).max() <= fp.LOGIT_TOL
     assert np.abs(full - windowed).max() > 100 * fp.LOGIT_TOL, np.abs(full - windowed).max()
+
+
+def test_local_layers_hold_the_window_only(checkpoints) -> None:
+    """The local layers have a cache of their own that slides: created for a 4096-token context it
+    gets pages for the window and one chunk (7; the global layers' cache 257, as every layer had
+    before), and after 12 windows of prompt it holds 2 pages while the global one holds them all;
+    the logits after that prompt still match transformers."""
+    folder = checkpoints["gemma3-tied"]
+    pkg, _ = fp.package(folder, "q0f32", ["llvm"])
+    dec, config = fp.load_decoder(pkg, target="llvm", max_total_seq_len=4096)
+    assert len(dec.caches) == 2 and config["sliding_window_size"] == 15
+    available = tvm.get_global_func("vm.builtin.attention_kv_cache_get_num_available_pages")
+    fresh = [int(available(kv)) for kv in dec.caches]
+    assert fresh == [257, -(-(16 + 32 + 16) // 16) + 1 + 2] == [257, 7]
+    ids = fp.prompt(5, 192)
+    logits = dec.prefill(ids)
+    used = [f - int(available(kv)) for f, kv in zip(fresh, dec.caches)]
+    assert used[0] == 12 and used[1] <= 2, used
+    with torch.no_grad():
+        ref = fp.hf_model(folder)(torch.tensor([ids])).logits[0, -1].numpy()
+    assert np.abs(logits.ravel() - ref).max() <= fp.LOGIT_TOL
+
+
+def test_gemma3_270m_local_layers_are_sized_for_the_window() -> None:
+    """Gemma 3 270M's real shape (18 layers, 15 local with a 512-token window, head_dim 256) at
+    context 4096 through bench/kv_memory.py: the 15 local layers get 69 pages each instead of 257."""
+    cmd = [sys.executable, str(REPO / "bench" / "kv_memory.py"), "--shape", "gemma3-270m", "--context", "4096"]
+    proc = subprocess.run([*cmd, "--prompt", "3000"], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["cache_layers"] == [3, 15] and result["sliding_window_size"] == 511
+    assert result["pages_per_layer"] == [257, (512 + 32 + 512) // 16 + 1 + 2] == [257, 69]
+    assert result["pages_held_by_prompt"][1] <= -(-(511 + 15) // 16)
+    assert result["bytes_all_layers"] == (3 * 257 + 15 * 69) * 2 * 16 * 256 * 4 < result["bytes_full_context"] / 2.5
 
 
 @pytest.mark.parametrize("name", list(CASES))

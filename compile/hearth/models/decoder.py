@@ -183,6 +183,11 @@ class DecoderConfig:
     def _family_overrides(self, cfg: dict[str, Any]) -> None:
         """Hook for families: set biases, refuse unsupported features. Default: none."""
 
+    def cache_slides(self) -> bool:
+        """Whether a KV cache of this model slides, keeping only the window of each sequence:
+        every layer's when they all slide; gemma3.py's local layers' cache."""
+        return self.all_layers_slide and self.sliding_window > 0
+
     @classmethod
     def _check_activation(cls, cfg: dict[str, Any]) -> None:
         act = cfg.get("hidden_act", "silu")
@@ -327,12 +332,12 @@ def sequence_window(config: DecoderConfig) -> int:
     """What a runtime passes to `attention_kv_cache_enable_sliding_window_for_seq` for each new
     sequence (mlc-chat-config's `sliding_window_size`, WebLLM's meaning), or -1 for none.
 
-    Only whole-model windows slide the cache: TVM releases a sequence's oldest pages once it is
-    longer than this (SlideWindowForSequence, paged_kv_cache.cc), for every layer at once. It is
+    TVM releases a sequence's oldest pages once it is longer than this (SlideWindowForSequence,
+    paged_kv_cache.cc), for every layer of that cache at once (`_windowed_cache`). It is
     the window minus one because a decode step attends over the cached tokens plus itself, and
     the decode kernel has no window mask: window - 1 cached + 1 = transformers' `sliding_window`
     keys. Prefill rows are masked to the window by the kernel (see `replace_kernels`)."""
-    return config.sliding_window - 1 if config.all_layers_slide and config.sliding_window else -1
+    return config.sliding_window - 1 if config.cache_slides() else -1
 
 
 def whole_model_window_capacity(
@@ -451,22 +456,49 @@ class DecoderForCausalLM(nn.Module):
         c = self.config
         layout = self._kv_cache_layout()
         kinds = layout["attn_kind"]
-        cache_layers = len(kinds) if isinstance(kinds, list) else c.num_hidden_layers
+        layers = len(kinds) if isinstance(kinds, list) else c.num_hidden_layers
         if c.all_layers_slide:
-            # Whole-model window: "mha" layers in TVM's sliding-window mode (support_sliding_window
-            # 1 whatever the caller passes: the kernels then get each sequence's window offsets,
-            # and RoPE moves into the attention kernels, so keys keep their distances when the
-            # window slides). The runtime enables the slide per sequence (`sequence_window`);
-            # pages for the window are all the cache ever needs.
             if layout["rope_mode"] == RopeMode.NONE:
                 # Positions restart inside the window once it slides (TVM renumbers the cached
                 # tokens), so keys rotated by the model at append time would be off.
                 raise UnsupportedConfigError("a whole-model sliding window needs the KV cache to apply RoPE")
-            layout = {**layout, "attn_kind": "mha", "layer_sliding_window_size": c.sliding_window}
-            max_total_seq_len = whole_model_window_capacity(
-                c, max_batch_size, max_total_seq_len, prefill_chunk_size, page_size
+            return self._windowed_cache(
+                layout, layers, max_batch_size, max_total_seq_len, prefill_chunk_size, page_size
             )
-            support_sliding_window = 1
+        sizes = (max_batch_size, max_total_seq_len, prefill_chunk_size, page_size)
+        return self._tir_cache(layout, layers, *sizes, support_sliding_window)
+
+    def _windowed_cache(
+        self,
+        layout: dict[str, Any],
+        layers: int,
+        max_batch_size: tirx.Var,
+        max_total_seq_len: tirx.Var,
+        prefill_chunk_size: tirx.Var,
+        page_size: tirx.Var,
+    ) -> PagedKVCache:
+        """A cache whose layers all attend over the last `sliding_window` positions: "mha" layers in
+        TVM's sliding-window mode (support_sliding_window 1 whatever the caller passes: the kernels
+        then get each sequence's window offsets, and RoPE, if the cache applies it, moves into the
+        attention kernels, so keys keep their distances when the window slides). The runtime
+        enables the slide per sequence (`sequence_window`); pages for the window are all the cache
+        ever needs."""
+        c = self.config
+        layout = {**layout, "attn_kind": "mha", "layer_sliding_window_size": c.sliding_window}
+        capacity = whole_model_window_capacity(c, max_batch_size, max_total_seq_len, prefill_chunk_size, page_size)
+        return self._tir_cache(layout, layers, max_batch_size, capacity, prefill_chunk_size, page_size, 1)
+
+    def _tir_cache(
+        self,
+        layout: dict[str, Any],
+        layers: int,
+        max_batch_size: tirx.Var,
+        max_total_seq_len: tirx.PrimExpr,
+        prefill_chunk_size: tirx.Var,
+        page_size: tirx.Var,
+        support_sliding_window: tirx.Var | int,
+    ) -> PagedKVCache:
+        c = self.config
         return TIRPagedKVCache(
             **layout,
             max_batch_size=max_batch_size,
@@ -474,8 +506,8 @@ class DecoderForCausalLM(nn.Module):
             prefill_chunk_size=prefill_chunk_size,
             page_size=page_size,
             support_sliding_window=support_sliding_window,
-            layer_partition=rx.ShapeExpr([0, cache_layers]),
-            num_hidden_layers=cache_layers,
+            layer_partition=rx.ShapeExpr([0, layers]),
+            num_hidden_layers=layers,
             num_attention_heads=c.num_attention_heads,
             num_key_value_heads=c.num_key_value_heads,
             qk_head_dim=c.head_dim,
@@ -506,7 +538,8 @@ class DecoderForCausalLM(nn.Module):
             fixed_merge = merge_state_inplace(c.num_attention_heads, c.head_dim, self.dtype, target)
             mod[merge[0]] = fixed_merge.with_attr("global_symbol", MERGE_STATE_SYMBOL)
         layout = self._kv_cache_layout()
-        if target.kind.name == "llvm" and (c.all_layers_slide or "mha_sliding" in layout["attn_kind"]):
+        windowed = c.cache_slides()  # some cache is a `_windowed_cache`
+        if target.kind.name == "llvm" and (windowed or "mha_sliding" in layout["attn_kind"]):
             gvs = [gv for gv in mod.get_global_vars() if gv.name_hint == CPU_SLIDING_PREFILL]
             if len(gvs) != 1:
                 raise RuntimeError(f"expected one {CPU_SLIDING_PREFILL} in the module, found {len(gvs)}")
@@ -517,10 +550,10 @@ class DecoderForCausalLM(nn.Module):
                 self.dtype,
                 True,
                 dict(c.rope_scaling),
-                sliding_window_size=c.sliding_window if c.all_layers_slide else layout["layer_sliding_window_size"],
+                sliding_window_size=c.sliding_window if windowed else layout["layer_sliding_window_size"],
             )
             mod[gvs[0]] = fixed.with_attr("global_symbol", mod[gvs[0]].attrs["global_symbol"])
-        if c.all_layers_slide:
+        if windowed:
             symbol = CPU_SLIDING_PREFILL if target.kind.name == "llvm" else GPU_SLIDING_PREFILL
             gvs = [gv for gv in mod.get_global_vars() if gv.name_hint == symbol]
             if len(gvs) != 1:
@@ -701,7 +734,7 @@ def metadata(config: DecoderConfig, quantization: str = "q0f32", named_params=No
         "quantization": quantization,
         "context_window_size": config.context_window_size,
         "sliding_window_size": sequence_window(config),
-        "attention_sink_size": 0 if config.all_layers_slide else -1,
+        "attention_sink_size": 0 if config.cache_slides() else -1,
         "prefill_chunk_size": config.prefill_chunk_size,
         "tensor_parallel_shards": 1,
         "pipeline_parallel_stages": 1,

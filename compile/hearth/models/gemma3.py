@@ -4,8 +4,9 @@ Differences from the Llama decoder, following transformers' modeling_gemma3.py:
 
 - layers are "sliding_attention" (local: a query sees the last `sliding_window` positions, itself
   included) or "full_attention" (global), per `layer_types` (older configs: every
-  `sliding_window_pattern`-th layer is global). The KV cache gets attn_kind "mha_sliding" for local
-  layers and picks TVM's sliding-window kernels for them;
+  `sliding_window_pattern`-th layer is global). Local layers go to their own sliding KV cache (see
+  the end of this docstring), or, when the window covers the context, to one cache as attn_kind
+  "mha_sliding" layers;
 - local and global layers rotate with different RoPE bases (rope_parameters per layer type, or
   rope_local_base_freq / rope_theta in older configs), so RoPE is applied here, per layer type,
   and the cache runs with RopeMode.NONE (its one-theta rotation would be wrong for one of them);
@@ -22,8 +23,12 @@ runtime's page tables for mixed full/sliding layers (patched when the runtime is
 hearth/runtime/source_patches.py), and the GPU attention-state merge that races from head_dim 64 on
 (gpu_merge_kernel.py; every family's GPU builds get it). Gemma's prefill chunks are at most the
 window long, so a prompt past the window always takes that merge.
-The KV cache still keeps every position for local layers too (TVM's per-layer window masks
-attention; it does not free pages), so memory is not bounded by the window.
+When the window is shorter than the context, the local layers get a KV cache of their own that
+keeps the window only (TVM's whole-model sliding mode: decoder.DecoderForCausalLM._windowed_cache),
+and the global layers a full one; `create_paged_kv_cache` returns the pair, which the functions take
+where other models take their cache (docs/families.md, "Interleaved local/global layers"). One TVM
+cache cannot bound its local layers: a page id indexes every layer's pages, and pages are freed
+only in the whole-model mode.
 """
 
 from __future__ import annotations
@@ -33,12 +38,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from tvm import relax as rx
+from tvm import tirx
 from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import Tensor, op
-from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode
+from tvm.relax.frontend.nn.llm.kv_cache import AttnKind, PagedKVCache, RopeMode
+from tvm.relax.type import AnyType, ObjectType, TupleType
 
 from .config_checks import config_float, config_int
-from .decoder import DecoderConfig, DecoderForCausalLM, UnsupportedConfigError
+from .decoder import DecoderConfig, DecoderForCausalLM, UnsupportedConfigError, whole_model_window_capacity
 from .layers import Embedding, rotary_embedding
 from .param_source import ParamSource, one, rows
 
@@ -173,6 +181,11 @@ class Gemma3Config(DecoderConfig):
             # than the window.
             self.prefill_chunk_size = min(self.prefill_chunk_size, self.sliding_window)
 
+    def cache_slides(self) -> bool:
+        """The local layers get a KV cache of their own that keeps the window only, when they have a
+        window shorter than the context (Gemma3ForCausalLM.create_paged_kv_cache)."""
+        return SLIDING in self.layer_types and self.sliding_window < self.context_window_size
+
     def rope(self, layer_type: str) -> Rope:
         return self.rope_local if layer_type == SLIDING else self.rope_global
 
@@ -243,6 +256,43 @@ class Gemma3Layer(nn.Module):
         return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
 
 
+def split_caches(paged_kv_cache: PagedKVCache) -> tuple[PagedKVCache, PagedKVCache]:
+    """(global, local) from the pair `create_paged_kv_cache` makes. The runtimes pass the pair
+    where other models take their one cache, so the functions keep MLC's signatures; TVM's nn
+    exporter types it as a plain object, which is cast to a 2-tuple here."""
+    bb = rx.BlockBuilder.current()
+    pair = bb.match_cast(paged_kv_cache._expr, TupleType([ObjectType(), ObjectType()]), "kv_pair")
+    # nn.Object wants an untyped var: each part is cast back to one.
+    global_kv, local_kv = (
+        bb.match_cast(bb.emit(rx.TupleGetItem(pair, i)), AnyType(), name)
+        for i, name in enumerate(("global_kv", "local_kv"))
+    )
+    return PagedKVCache(_expr=global_kv, _name="global_kv"), PagedKVCache(_expr=local_kv, _name="local_kv")
+
+
+def _cache_like(cache: PagedKVCache, layers: int, sizes: list[Any]) -> PagedKVCache:
+    """A second cache from the same `vm.builtin.paged_attention_kv_cache_create` call as `cache`
+    (TIRPagedKVCache's), with its own sizes, flags and layer count, sharing its kernels: a second
+    TIRPagedKVCache would add every kernel again under the same global symbol (TVM does not merge
+    the copies: "duplicate global symbol"). The kernels depend on heads, head_dim, dtype, RoPE and
+    the window, which both caches share; only `kv_cache_debug_get_kv`, a debugging aid, assumes
+    the first cache's layer count."""
+    bb = rx.BlockBuilder.current()
+    call = bb.lookup_binding(cache._expr)
+    args = list(call.args)
+    # args: the extern function, then [batch, tokens, chunk, page, support_sliding_window,
+    # layer window], layer_partition, four head sizes, one attn kind per layer, ... (kv_cache.py).
+    if (
+        getattr(args[0], "global_symbol", None) != "vm.builtin.paged_attention_kv_cache_create"
+        or len(args[1].values) != 6
+    ):
+        raise RuntimeError(f"unexpected KV cache creation call (TVM's TIRPagedKVCache changed?): {args[0]}")
+    args[1] = rx.ShapeExpr(sizes)
+    args[2] = rx.ShapeExpr([0, layers])
+    args[7] = rx.ShapeExpr([int(AttnKind.MHA)] * layers)
+    return PagedKVCache(_expr=bb.emit(rx.Call(call.op, args, call.attrs, call.ty_args), "local_kv"), _name="local_kv")
+
+
 class Gemma3Model(nn.Module):
     def __init__(self, config: Gemma3Config, dtype: str) -> None:
         self.config = config
@@ -253,11 +303,24 @@ class Gemma3Model(nn.Module):
     def forward(self, input_embed: Tensor, paged_kv_cache: PagedKVCache) -> Tensor:
         b, s, _ = input_embed.shape
         c = self.config
-        positions = paged_kv_cache.get_query_positions(b * s)
+        # Each layer's cache and its index there: one cache for all, or global layers in the
+        # first of the pair and local ones in the second, in model order.
+        if c.cache_slides():
+            global_kv, local_kv = split_caches(paged_kv_cache)
+            caches = {FULL: global_kv, SLIDING: local_kv}
+        else:
+            caches = {FULL: paged_kv_cache, SLIDING: paged_kv_cache}
+        seen = {FULL: 0, SLIDING: 0}
+        # Positions from the global cache: its tokens are never renumbered (the local one's are,
+        # once the window slides), and RoPE is applied here, to absolute positions.
+        positions = caches[FULL].get_query_positions(b * s)
         inv_freq = {kind: Tensor.from_const(c.rope(kind).inv_freq(c.head_dim)) for kind in sorted(set(c.layer_types))}
         h = input_embed
         for layer_id, layer in enumerate(self.layers):
-            h = layer(h, positions, inv_freq[c.layer_types[layer_id]], paged_kv_cache, layer_id)
+            kind = c.layer_types[layer_id]
+            cache_layer = seen[kind] if c.cache_slides() else layer_id
+            seen[kind] += 1
+            h = layer(h, positions, inv_freq[kind], caches[kind], cache_layer)
         return self.norm(h)
 
 
@@ -283,6 +346,35 @@ class Gemma3ForCausalLM(DecoderForCausalLM):
         # for bf16 hidden 3072): the constant below is made in that dtype too.
         scale = Tensor.from_scalar(math.sqrt(self.config.hidden_size), self.dtype)
         return self.model.embed_tokens(input_ids) * scale
+
+    def create_paged_kv_cache(
+        self,
+        max_batch_size: tirx.Var,
+        max_total_seq_len: tirx.Var,
+        prefill_chunk_size: tirx.Var,
+        page_size: tirx.Var,
+        support_sliding_window: tirx.Var,
+    ) -> PagedKVCache:
+        """With a window shorter than the context, TWO caches, returned as one pair: the global
+        layers' (full attention, pages for the context) and the local layers' (TVM's whole-model
+        sliding mode, pages for the window and one chunk: DecoderForCausalLM._windowed_cache). TVM's
+        one cache cannot do it: a page id indexes every layer's pages, and it frees pages only in
+        the whole-model mode (docs/families.md). The runtimes enable the slide on the LAST cache
+        of a pair (mlc-chat-config `sliding_window_size`, hearth.models.decoder.sequence_window)."""
+        c = self.config
+        assert isinstance(c, Gemma3Config)
+        sizes = (max_batch_size, max_total_seq_len, prefill_chunk_size, page_size)
+        if not c.cache_slides():
+            return super().create_paged_kv_cache(*sizes, support_sliding_window)
+        layout = {"attn_kind": "mha", "layer_sliding_window_size": c.sliding_window, "rope_mode": RopeMode.NONE}
+        local_layers = c.layer_types.count(SLIDING)
+        global_kv = self._tir_cache(layout, len(c.layer_types) - local_layers, *sizes, 0)
+        capacity = whole_model_window_capacity(c, max_batch_size, max_total_seq_len, prefill_chunk_size, page_size)
+        window_sizes = [max_batch_size, capacity, prefill_chunk_size, page_size, 1, c.sliding_window]
+        local_kv = _cache_like(global_kv, local_layers, window_sizes)
+        bb = rx.BlockBuilder.current()
+        pair = bb.emit(rx.Tuple([global_kv._expr, local_kv._expr]), name_hint="kv_pair")
+        return PagedKVCache(_expr=bb.match_cast(pair, AnyType(), "paged_kv_cache"), _name="paged_kv_cache")
 
     def _kv_cache_layout(self) -> dict[str, Any]:
         c = self.config

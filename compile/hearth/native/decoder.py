@@ -9,7 +9,9 @@ Every forward pass is bracketed by the KV cache's bookkeeping:
 and a sequence must be registered (`kv_state_add_sequence`) before its first token. A model
 whose every layer attends over a window (Mistral v0.1) has each sequence's window enabled when
 it is added (mlc-chat-config's `sliding_window_size`, as WebLLM does), so its cache slides and
-keeps the window only (hearth.models.decoder.sequence_window).
+keeps the window only (hearth.models.decoder.sequence_window). A model may create a PAIR of caches
+(gemma3.py: its global layers' and its local layers'): the functions take the pair where they take
+a cache, every bookkeeping call goes to each cache, and the window to the last one.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import tvm
 from tvm import relax
-from tvm_ffi import Shape
+from tvm_ffi import Array, Shape
 
 from .package import open_package
 
@@ -71,24 +73,28 @@ class NativeDecoder:
             Shape([page_size]),
             Shape([0]),  # whole-model-window models turn it on themselves (decoder.sequence_window)
         )
+        self.caches = list(self.kv) if isinstance(self.kv, Array) else [self.kv]
         self.reset()
 
     # -- sequences ---------------------------------------------------------------------------
 
     def reset(self) -> None:
         """Drop every sequence and start sequence 0 afresh."""
-        _clear(self.kv)
+        for kv in self.caches:
+            _clear(kv)
         self.seq_lens: dict[int, int] = {}
         self.add_sequence(0)
 
     def add_sequence(self, seq_id: int) -> None:
-        _add_sequence(self.kv, seq_id)
+        for kv in self.caches:
+            _add_sequence(kv, seq_id)
         if self.sliding_window > 0:
-            _enable_sliding_window(self.kv, seq_id, self.sliding_window, 0)  # no attention sink
+            _enable_sliding_window(self.caches[-1], seq_id, self.sliding_window, 0)  # no attention sink
         self.seq_lens[seq_id] = 0
 
     def remove_sequence(self, seq_id: int) -> None:
-        _remove_sequence(self.kv, seq_id)
+        for kv in self.caches:
+            _remove_sequence(kv, seq_id)
         del self.seq_lens[seq_id]
 
     # -- single sequence (what WebLLM does) --------------------------------------------------
@@ -140,13 +146,15 @@ class NativeDecoder:
         flat = np.array([t for ids in token_lists for t in ids], dtype="int32")
         if len(flat) > self.prefill_chunk_size:
             raise ValueError(f"{len(flat)} tokens in one call exceed prefill_chunk_size {self.prefill_chunk_size}")
-        _begin_forward(self.kv, Shape(seq_ids), Shape([len(x) for x in token_lists]))
+        for kv in self.caches:
+            _begin_forward(kv, Shape(seq_ids), Shape([len(x) for x in token_lists]))
         embed = self._embed(tvm.runtime.tensor(flat, self.device), self.params)
         hidden = embed.shape[-1]
         # [n, hidden] -> [1, n, hidden] (or [batch, 1, hidden] for batch_decode): a view, no copy.
         shape = (len(flat), 1, hidden) if batch_as_rows else (1, len(flat), hidden)
         out = fn(embed._create_view(shape), *extra_inputs, self.kv, self.params)
-        _end_forward(self.kv)
+        for kv in self.caches:
+            _end_forward(kv)
         for s, ids in zip(seq_ids, token_lists):
             self.seq_lens[s] += len(ids)
         logits, _kv = out[0], out[1]

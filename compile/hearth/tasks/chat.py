@@ -78,7 +78,7 @@ def chat_config(
         "context_window_size": config.context_window_size,
         "sliding_window_size": sequence_window(config),
         "prefill_chunk_size": config.prefill_chunk_size,
-        "attention_sink_size": 0 if config.all_layers_slide else -1,
+        "attention_sink_size": 0 if config.cache_slides() else -1,
         "tensor_parallel_shards": 1,
         "max_batch_size": config.max_batch_size,
         **sampling,

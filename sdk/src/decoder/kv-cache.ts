@@ -13,10 +13,14 @@
  *                                                      the cache keeps the last `window` tokens per
  *                                                      sequence and frees older pages (WebLLM does the same)
  *
+ * A model may create a PAIR of caches (an ffi Array; Gemma 3: its global layers' and its local layers',
+ * hearth/models/gemma3.py): the model functions take the pair as they take a cache (`handle`), every
+ * bookkeeping call goes to each cache, and the sliding window to the last one.
+ *
  * Every method must run inside an open tvmjs scope (the caller's): the shape tuples made here are
  * attached to it. The cache object and the functions are detached and owned by this class.
  */
-import type { TvmObject, TvmPackedFunc, TvmVirtualMachine } from "../runtime/tvmjs-types.js";
+import type { TvmArray, TvmObject, TvmPackedFunc, TvmVirtualMachine } from "../runtime/tvmjs-types.js";
 import type { TvmLLMInstance } from "../runtime/tvmjs-llm.js";
 import { ContextWindowExceededError } from "../errors/model.js";
 export { ContextWindowExceededError } from "../errors/model.js";
@@ -63,7 +67,10 @@ function vmFunction(vm: TvmVirtualMachine, names: readonly string[]): TvmPackedF
 
 export class PagedKVCache {
   readonly options: KVCacheConfig;
+  /** What the model functions take: the cache, or the pair of caches. */
   readonly handle: TvmObject;
+  /** The cache objects the bookkeeping calls go to: [handle], or the pair's elements. */
+  private readonly parts: readonly TvmObject[];
   private readonly fns: {
     add: TvmPackedFunc;
     remove: TvmPackedFunc;
@@ -84,6 +91,10 @@ export class PagedKVCache {
     options: KVCacheConfig,
   ) {
     this.handle = handle;
+    this.parts =
+      handle.typeKey() === "ffi.Array"
+        ? Array.from({ length: (handle as TvmArray).size() }, (_, i) => tvm.detachFromCurrentScope((handle as TvmArray).get(i) as TvmObject))
+        : [handle];
     this.fns = fns;
     this.options = options;
   }
@@ -146,11 +157,11 @@ export class PagedKVCache {
   addSequence(seqId: number): void {
     this.live();
     if (this.lengths.has(seqId)) throw new Error(`KV cache: sequence ${seqId} already exists`);
-    this.fns.add(this.handle, this.tvm.scalar(seqId, "int64"));
+    for (const kv of this.parts) this.fns.add(kv, this.tvm.scalar(seqId, "int64"));
     if (this.fns.enableSlidingWindow !== undefined) {
       // No attention sink: the package's window is plain (transformers' sliding_window).
       this.fns.enableSlidingWindow(
-        this.handle,
+        this.parts[this.parts.length - 1],
         this.tvm.scalar(seqId, "int64"),
         this.tvm.scalar(this.options.slidingWindow, "int32"),
         this.tvm.scalar(0, "int32"),
@@ -162,7 +173,7 @@ export class PagedKVCache {
   removeSequence(seqId: number): void {
     this.live();
     if (!this.lengths.has(seqId)) throw new Error(`KV cache: no sequence ${seqId}`);
-    this.fns.remove(this.handle, this.tvm.scalar(seqId, "int64"));
+    for (const kv of this.parts) this.fns.remove(kv, this.tvm.scalar(seqId, "int64"));
     this.lengths.delete(seqId);
   }
 
@@ -185,14 +196,14 @@ export class PagedKVCache {
       throw new Error(`KV cache: sequence ${seqId} has slid past its ${this.options.slidingWindow}-token window; cannot pop`);
     }
     this.popn ??= this.tvm.detachFromCurrentScope(this.tvm.getGlobalFunc("vm.builtin.kv_state_popn"));
-    this.popn(this.handle, this.tvm.scalar(seqId, "int64"), this.tvm.scalar(n, "int32"));
+    for (const kv of this.parts) this.popn(kv, this.tvm.scalar(seqId, "int64"), this.tvm.scalar(n, "int32"));
     this.lengths.set(seqId, len - n);
   }
 
   /** Drop every sequence and its pages. */
   clear(): void {
     this.live();
-    this.fns.clear(this.handle);
+    for (const kv of this.parts) this.fns.clear(kv);
     this.lengths.clear();
   }
 
@@ -229,12 +240,13 @@ export class PagedKVCache {
    */
   forward<T>(seqIds: readonly number[], appendLengths: readonly number[], fn: () => T): T {
     this.checkAppend(seqIds, appendLengths);
-    this.fns.begin(this.handle, this.tvm.makeShapeTuple([...seqIds]), this.tvm.makeShapeTuple([...appendLengths]));
+    const lengths = [this.tvm.makeShapeTuple([...seqIds]), this.tvm.makeShapeTuple([...appendLengths])];
+    for (const kv of this.parts) this.fns.begin(kv, ...lengths);
     let out: T;
     try {
       out = fn();
     } finally {
-      this.fns.end(this.handle);
+      for (const kv of this.parts) this.fns.end(kv);
     }
     seqIds.forEach((s, i) => {
       this.lengths.set(s, (this.lengths.get(s) ?? 0) + (appendLengths[i] as number));
@@ -245,6 +257,7 @@ export class PagedKVCache {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    for (const kv of this.parts) if (kv !== this.handle) kv.dispose();
     this.handle.dispose();
     for (const f of Object.values(this.fns)) f?.dispose();
     this.popn?.dispose();
