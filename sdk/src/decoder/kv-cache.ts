@@ -9,8 +9,8 @@
  *   kv_state_clear(kv), kv_state_remove_sequence(kv, seq)
  *   kv_state_popn(kv, seq, n)                          drop a sequence's last n tokens (prefix reuse)
  *   attention_kv_cache_enable_sliding_window_for_seq(kv, seq, window, 0)
- *                                                      models whose every layer slides (Mistral v0.1):
- *                                                      the cache keeps the last `window` tokens per
+ *                                                      a cache whose layers all slide (Mistral v0.1's,
+ *                                                      Gemma 3's local layers'): it keeps the last `window` tokens per
  *                                                      sequence and frees older pages (WebLLM does the same)
  *
  * A model may create a PAIR of caches (an ffi Array; Gemma 3: its global layers' and its local layers',
