@@ -73,20 +73,30 @@ class Decoder:
         self.kv = self.vm["create_paged_kv_cache"](
             Shape([1]), Shape([int(cfg["context_window_size"])]), Shape([self.chunk]), Shape([16]), Shape([0])
         )
+        # As hearth.native.decoder: Gemma 3 with a window shorter than its context returns a pair of caches
+        # (global, local), and the last one slides by mlc-chat-config's sliding_window_size.
+        self.caches = list(self.kv) if isinstance(self.kv, tvm_ffi.Array) else [self.kv]
+        self.window = int(cfg.get("sliding_window_size", -1))
         g = tvm.get_global_func
         self._add, self._clear = g("vm.builtin.kv_state_add_sequence"), g("vm.builtin.kv_state_clear")
         self._begin, self._end = g("vm.builtin.kv_state_begin_forward"), g("vm.builtin.kv_state_end_forward")
+        self._slide = g("vm.builtin.attention_kv_cache_enable_sliding_window_for_seq")
         self.reset()
 
     def reset(self) -> None:
-        self._clear(self.kv)
-        self._add(self.kv, 0)
+        for kv in self.caches:
+            self._clear(kv)
+            self._add(kv, 0)
+        if self.window > 0:
+            self._slide(self.caches[-1], 0, self.window, 0)
 
     def _forward(self, fn: str, ids: list[int]) -> int:
-        self._begin(self.kv, Shape([0]), Shape([len(ids)]))
+        for kv in self.caches:
+            self._begin(kv, Shape([0]), Shape([len(ids)]))
         emb = self.vm["embed"](tvm.runtime.tensor(np.array(ids, dtype="int32"), self.dev), self.params)
         out = self.vm[fn](emb._create_view((1, len(ids), emb.shape[-1])), self.kv, self.params)
-        self._end(self.kv)
+        for kv in self.caches:
+            self._end(kv)
         # Logits back to the host, as the WebGPU engine reads them back; argmax there.
         return int(np.argmax(out[0].numpy().reshape(-1)))
 
