@@ -4,6 +4,8 @@ wasm), same model, same browser.
 Engines, one after the other in ONE headless Chromium (bench/embed/browser.mjs), then Node:
     hearth-wasm-cpu   Hearth's DecoderModel on the package's wasm-cpu build, in a module Worker
                       (what the demo falls back to without WebGPU)
+    hearth-mt         the package's wasm-cpu-mt build (`hearth compile --target wasm-cpu-mt`) on
+                      `--hearth-threads` threads: the Worker plus that many minus one wasm worker threads
     wllama-1t         @wllama/wllama 2.3.7 (bench/wllama), CPU, one thread
     wllama            the same with its multi-threaded build (the page is cross-origin isolated)
     transformers.js-1t  @huggingface/transformers 4.3.1 (bench/embed) on onnxruntime-web's wasm backend, one
@@ -22,7 +24,7 @@ bench/results/wasm_cpu[_LABEL].json; docs/benchmarks.md quotes it. transformers.
 (the embeddings benchmark's), not a second install.
 
 Usage: .venv/bin/python bench/wasm_cpu.py [--runs 5] [--decode-new 32] [--package DIR] [--engines a,b,...]
-       (engines: hearth, wllama-1t, wllama, tfjs-1t, tfjs, node; default all)
+       (engines: hearth, hearth-mt, wllama-1t, wllama, tfjs-1t, tfjs, node; default all but hearth-mt)
 """
 
 from __future__ import annotations
@@ -72,12 +74,14 @@ def npm_ci(folder: Path, probe: str) -> None:
 # --engines name -> browser.mjs runtime (the Chromium ones) and the row name in the table / result file.
 CHROMIUM_ENGINES = {
     "hearth": ("hearth-llm-wasm-cpu-chromium", "hearth wasm-cpu (Chromium)"),
+    "hearth-mt": ("hearth-llm-wasm-cpu-mt-chromium", "hearth wasm-cpu-mt {hearth_threads} threads (Chromium)"),
     "wllama-1t": ("wllama-1t-chromium", "wllama 1 thread (Chromium)"),
     "wllama": ("wllama-chromium", "wllama {threads} threads (Chromium)"),
     "tfjs-1t": ("tfjs-llm-wasm-1t-chromium", "transformers.js wasm 1 thread (Chromium)"),
     "tfjs": ("tfjs-llm-wasm-chromium", "transformers.js wasm {threads} threads (Chromium)"),
 }
 ENGINES = (*CHROMIUM_ENGINES, "node")
+DEFAULT_ENGINES = tuple(e for e in ENGINES if e != "hearth-mt")  # packages have no wasm-cpu-mt build yet
 
 
 def onnx_export() -> Path:
@@ -97,6 +101,7 @@ def run_chromium(
     threads: int,
     runtimes: list[str],
     tfjs_dtype: str,
+    hearth_threads: int = 1,
 ) -> dict[str, Any]:
     cfg = {
         "package": "/nonexistent",
@@ -111,6 +116,7 @@ def run_chromium(
         "verifyTexts": [],
         "wasmThreads": 1,
         "wllamaThreads": threads,
+        "hearthWorkers": hearth_threads - 1,
         "llmPackage": str(package.resolve()),
         "gguf": str(gguf.resolve()),
         "vocab": 49152,
@@ -156,10 +162,13 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--decode-new", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2, help="threads of wllama's multi-threaded run (default 2)")
+    ap.add_argument("--hearth-threads", type=int, help="threads of hearth-mt, the Worker included (default: --threads)")
     ap.add_argument("--package", type=Path, help="a SmolLM2 package folder with a wasm-cpu build (default: build it)")
     ap.add_argument("--label", default="", help="suffix of the result file (bench/results/wasm_cpu[_LABEL].json)")
     ap.add_argument("--tfjs-dtype", default="q8", choices=("q8", "q4", "fp32"), help="transformers.js dtype")
-    ap.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated subset of {', '.join(ENGINES)}")
+    ap.add_argument(
+        "--engines", default=",".join(DEFAULT_ENGINES), help=f"comma-separated subset of {', '.join(ENGINES)}"
+    )
     args = ap.parse_args()
     chosen = [e for e in args.engines.split(",") if e]
     unknown = [e for e in chosen if e not in ENGINES]
@@ -175,13 +184,20 @@ def main() -> None:
     load_before = loadavg()
     in_browser = [e for e in chosen if e in CHROMIUM_ENGINES]
     runtimes = [CHROMIUM_ENGINES[e][0] for e in in_browser]
+    hearth_threads = args.hearth_threads or args.threads
+    if hearth_threads < 2 and "hearth-mt" in chosen:
+        raise SystemExit("--hearth-threads must be at least 2 (the Worker and one wasm worker thread)")
     chromium = (
-        run_chromium(package, gguf, onnx_root, protocol, args.threads, runtimes, args.tfjs_dtype) if in_browser else {}
+        run_chromium(package, gguf, onnx_root, protocol, args.threads, runtimes, args.tfjs_dtype, hearth_threads)
+        if in_browser
+        else {}
     )
     in_chromium = chromium.get("runtimes", {})
     failed = {"error": chromium.get("error", "no result")}
     engines: dict[str, dict[str, Any]] = {
-        CHROMIUM_ENGINES[e][1].format(threads=args.threads): in_chromium.get(CHROMIUM_ENGINES[e][0], failed)
+        CHROMIUM_ENGINES[e][1].format(threads=args.threads, hearth_threads=hearth_threads): in_chromium.get(
+            CHROMIUM_ENGINES[e][0], failed
+        )
         for e in in_browser
     }
     if "node" in chosen:

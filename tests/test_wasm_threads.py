@@ -7,7 +7,9 @@ threaded build's decode GEMV: parallel, same values."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -91,8 +93,10 @@ def test_threaded_kernel_matches_serial(builds: dict[str, Path]) -> None:
         assert "error" not in got, got
         assert got["y"] == serial["y"], f"threads={threads}"
         assert got["workers"] == threads
-        # warm-up + 20 timed calls, one parallel loop each
+        # warm-up + 20 timed calls, one parallel loop each; tasks are claimed, so the launching thread
+        # may run some launches alone, but an awake worker takes tasks of most of them
         assert got["launches"] == (21 if threads else 0), got
+        assert (got["workerTasks"] > 0) == (threads > 0), got
         print(f"threads={threads}: {got['ms']:.3f} ms per call (serial build {serial['ms']:.3f} ms)")
 
 
@@ -120,3 +124,44 @@ def test_threaded_decode_gemv_is_parallel_and_equal(bits: int | None, symmetric:
     arrays, _ = _inputs(bits, np.random.default_rng(0), symmetric)
     serial = _run_natively(scheduled["wasm-cpu"], arrays)
     np.testing.assert_array_equal(_run_natively(scheduled["wasm-cpu-mt"], arrays), serial)
+
+
+GREEDY_PROMPT = [341, 220, 557, 332, 74, 283, 349, 86, 77, 284, 78, 87, 220, 73, 84, 330]
+
+
+def _greedy(pkg: Path, target: str, threads: int, n: int = 12, env: dict[str, str] | None = None) -> dict:
+    script = REPO / "tests" / "support" / "wasm_cpu_mt_greedy.mjs"
+    ids = ",".join(map(str, GREEDY_PROMPT))
+    proc = subprocess.run(
+        ["node", "--import", "tsx", str(script), str(pkg), target, str(threads), ids, str(n)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO / "sdk",
+        env={**os.environ, **(env or {})},
+    )
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[-1]) if lines else {"error": f"no output (exit {proc.returncode})"}
+    assert proc.returncode == 0 and "error" not in result, f"{result}\n{proc.stderr[-3000:]}"
+    return result
+
+
+def test_wasm_cpu_mt_greedy_matches_single_thread() -> None:
+    """A whole decoder (the tiny llama GGUF, q4f32_gguf: the asym GEMV kernels, prefill tiles, attention) built
+    for wasm-cpu and wasm-cpu-mt in one package: the threaded build on 1 and 2 workers gives the single-thread
+    build's greedy tokens, with its parallel loops on the workers."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import make_test_gguf
+    from hearth.build.package import compile_package
+
+    gguf = make_test_gguf.ensure_test_gguf(linear_type="Q4_1")
+    out = cache_root() / "test-packages" / "wasm-threads"
+    pkg = compile_package(str(gguf), "q4f32_gguf", ["wasm-cpu", "wasm-cpu-mt"], out, model_id="tiny-llama-gguf")
+    single = _greedy(pkg.package_dir, "wasm-cpu", 0)
+    for threads in (1, 2):
+        got = _greedy(pkg.package_dir, "wasm-cpu-mt", threads)
+        assert got["tokens"] == single["tokens"], f"threads={threads}"
+        assert got["loadedTarget"] == "wasm-cpu-mt" and got["launches"] > 0, got
+    # No SharedArrayBuffer (a page without cross-origin isolation): the package's wasm-cpu build is loaded.
+    fallback = _greedy(pkg.package_dir, "wasm-cpu-mt", 1, env={"HEARTH_NO_SAB": "1"})
+    assert fallback["loadedTarget"] == "wasm-cpu" and fallback["tokens"] == single["tokens"], fallback

@@ -12,7 +12,8 @@
 //            llmPackage?, llm?: {runs, prefillLens, decodeNew, decodePrompt, ttftPrompt}}
 //   runtime "hearth-llm-chromium": a decoder package (llmPackage) through sdk/scripts/bench-llm-protocol.mjs
 //   instead of the embeddings protocol; its result is that protocol's {samples, skipped, breakdown, load}.
-//   "hearth-llm-wasm-cpu-chromium": the same on the package's wasm-cpu build (the no-WebGPU path).
+//   "hearth-llm-wasm-cpu-chromium": the same on the package's wasm-cpu build (the no-WebGPU path);
+//   "hearth-llm-wasm-cpu-mt-chromium": its wasm-cpu-mt build with cfg.hearthWorkers worker threads.
 //   "wllama-chromium" / "wllama-1t-chromium": llama.cpp's wasm (bench/wllama) on a GGUF (cfg.gguf, cfg.vocab,
 //   cfg.wllamaThreads), CPU only, multi-threaded / one thread, same token ids and protocol.
 //   "tfjs-llm-wasm-chromium" / "tfjs-llm-wasm-1t-chromium": transformers.js on onnxruntime-web's wasm backend,
@@ -151,6 +152,7 @@ async function main() {
       const LLM = {
         "hearth-llm-chromium": "webgpu",
         "hearth-llm-wasm-cpu-chromium": "wasm-cpu",
+        "hearth-llm-wasm-cpu-mt-chromium": "wasm-cpu-mt",
         "wllama-chromium": "wllama",
         "wllama-1t-chromium": "wllama",
         "tfjs-llm-wasm-chromium": "tfjs-llm",
@@ -166,7 +168,7 @@ async function main() {
             ? { worker, task: "llm", url: `/gguf/${basename(cfg.gguf)}`, threads: multi, vocab: cfg.vocab, ...cfg.llm }
             : LLM[name] === "tfjs-llm"
               ? { worker, task: "llm", modelRoot: "/models/", modelId: cfg.modelId, ortDir: "/ort/", threads: multi, dtype: cfg.tfjsDtype ?? "q8", ...cfg.llm }
-              : { worker, task: "llm", url: "/llm/", target: LLM[name], ...cfg.llm };
+              : { worker, task: "llm", url: "/llm/", target: LLM[name], threads: cfg.hearthWorkers, ...cfg.llm };
           err(`chromium: ${name}: ${task.url === "/llm/" ? cfg.llmPackage : task.modelRoot ? `${cfg.onnxRoot}/${cfg.modelId}` : cfg.gguf}`);
           out.runtimes[name] = { ...(await run(task)), wallMs: performance.now() - t0 };
         } catch (e) {

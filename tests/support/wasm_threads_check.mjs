@@ -25,7 +25,7 @@ try {
   const raw = b.toRawBytes();
   const y = Array.from(new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)));
   tvm.endScope();
-  console.log(JSON.stringify({ y, ms, workers: lib.wasmThreads?.workers ?? 0, launches: lib.wasmThreads?.launches() ?? 0 }));
+  console.log(JSON.stringify({ y, ms, workers: lib.wasmThreads?.workers ?? 0, launches: lib.wasmThreads?.launches() ?? 0, workerTasks: lib.wasmThreads?.workerTasks() ?? 0 }));
 } catch (err) {
   console.error(err?.stack ?? String(err));
   console.log(JSON.stringify({ error: String(err?.message ?? err) }));

@@ -10,11 +10,11 @@ serve({
    * load_cold_ms: first load into this (fresh) profile's Cache Storage (download + SHA-256 + store, shader
    * compilation, weights upload); load_warm_ms: a second load from Cache Storage. Then the protocol.
    */
-  async llm({ url, target = "webgpu", runs, prefillLens, decodeNew, decodePrompt, ttftPrompt }) {
+  async llm({ url, target = "webgpu", threads, runs, prefillLens, decodeNew, decodePrompt, ttftPrompt }) {
     const href = new URL(url, self.location.href).href;
     const load = async () => {
       const t0 = performance.now();
-      const model = await DecoderModel.load(href, { cache: "cache-storage", target, logger: log });
+      const model = await DecoderModel.load(href, { cache: "cache-storage", target, threads, logger: log });
       return { model, ms: performance.now() - t0 };
     };
     const cold = await load();
@@ -30,6 +30,8 @@ serve({
         adapter: model.adapter,
         usesF16: model.usesF16,
         contextWindow: model.maxSequenceLength,
+        crossOriginIsolated: self.crossOriginIsolated,
+        threads: target === "wasm-cpu-mt" ? 1 + (threads ?? 0) : 1,
         samples: { load_cold_ms: [cold.ms], load_warm_ms: [warm.ms], ...r.samples },
         skipped: r.skipped,
         breakdown: r.breakdown,

@@ -131,7 +131,7 @@ class WeightMatmul(_Rule):
                     sch.compute_inline(p)
             init = sch.decompose_reduction(block_rv, k)
             sch.vectorize(sch.get_loops(init)[-1])
-            _parallel_other_nests(sch, skip=block_rv)
+            _parallel_other_nests(sch, skip=block_rv, min_work=_min_work(threads))
             return sch
         else:
             tile = next(t for t in ROW_TILES if m_extent % t == 0)
@@ -157,7 +157,7 @@ class WeightMatmul(_Rule):
         sch.reorder(cache_loops[1], cache_loops[0])  # walk it k-major (the new layout)
         init = sch.decompose_reduction(block_rv, k)
         sch.vectorize(sch.get_loops(init)[-1])
-        _parallel_other_nests(sch, skip=block_rv)
+        _parallel_other_nests(sch, skip=block_rv, min_work=_min_work(threads))
         return sch
 
 
@@ -322,19 +322,44 @@ class BatchedMatmul(_Rule):
             sch.vectorize(j)
             init = sch.decompose_reduction(block_rv, k)
             sch.vectorize(sch.get_loops(init)[-1])
-            _parallel_other_nests(sch, skip=block_rv)
+            _parallel_other_nests(sch, skip=block_rv, min_work=_min_work(_wasm_threads(target)))
             return sch
         return None
 
 
-def _parallel_other_nests(sch: s_tir.Schedule, skip=None) -> bool:
-    """Parallelise the outermost loop of each root-level nest whose block is data-parallel there."""
+#: Threaded wasm: a nest with fewer iterations (all extents static) stays serial. Handing a loop to the
+#: workers costs microseconds (tens when one has to wake up), more than a decode step's norms, adds and
+#: activations take (576-3072 elements); natively TVM's pool is cheap enough and the rule stays as it was.
+SMALL_NEST = 1 << 15
+
+
+def _min_work(threads: bool) -> int:
+    return SMALL_NEST if threads else 0
+
+
+def _static_work(sch: s_tir.Schedule, loops) -> int | None:
+    """Iterations of a loop nest, or None when an extent is dynamic (e.g. a prefill's sequence length)."""
+    work = 1
+    for loop in loops:
+        extent = _extent(sch.get_sref(loop))
+        if extent is None:
+            return None
+        work *= extent
+    return work
+
+
+def _parallel_other_nests(sch: s_tir.Schedule, skip=None, min_work: int = 0) -> bool:
+    """Parallelise the outermost loop of each root-level nest whose block is data-parallel there (and,
+    with `min_work`, that has at least that many iterations or a dynamic extent)."""
     changed = False
     for block_rv in _root_blocks(sch):
         if skip is not None and sch.get(block_rv).same_as(sch.get(skip)):
             continue
         loops = sch.get_loops(block_rv)
         if not loops:
+            continue
+        work = _static_work(sch, loops) if min_work else None
+        if work is not None and work < min_work:
             continue
         loop = sch.get(loops[0])
         if loop.kind != tirx.ForKind.SERIAL:
@@ -350,7 +375,7 @@ def _parallel_other_nests(sch: s_tir.Schedule, skip=None) -> bool:
 class Parallel(_Rule):
     def _apply(self, func: tirx.PrimFunc, target: Target):
         sch = s_tir.Schedule(func)
-        return sch if _parallel_other_nests(sch) else None
+        return sch if _parallel_other_nests(sch, min_work=_min_work(_wasm_threads(target))) else None
 
 
 def schedule_cpu() -> tvm.transform.Pass:

@@ -151,20 +151,27 @@ const port = isNode ? require("node:worker_threads").parentPort : self;
 const post = (m) => port.postMessage(m);
 const onMessage = (e) => {
   const msg = isNode ? e : e.data;
+  let inst;
   try {
     const imports = {};
     for (const imp of WebAssembly.Module.imports(msg.module)) {
       imports[imp.module] = imports[imp.module] || {};
       if (imp.kind === "memory") imports[imp.module][imp.name] = msg.memory;
-      else if (imp.kind === "function") {
+      else if (imp.name === "emscripten_notify_memory_growth") {
+        // A kernel's workspace allocation can grow the shared memory from here; the loading thread's
+        // views follow on their own (tvmjs compares memory.buffer on each access).
+        imports[imp.module][imp.name] = () => {};
+      } else if (imp.kind === "function") {
         imports[imp.module][imp.name] = () => { throw new Error(imp.module + "." + imp.name + " was called on a wasm worker thread (only kernel bodies run there)"); };
       }
     }
-    const inst = new WebAssembly.Instance(msg.module, imports);
+    inst = new WebAssembly.Instance(msg.module, imports);
     inst.exports.stackRestore(msg.stackTop);
     post({ ok: true });
     inst.exports.hearth_thread_worker(msg.id);
   } catch (err) {
+    // Never leave the launching thread spinning on a task this worker took: mark the pool failed.
+    if (inst !== undefined) inst.exports.hearth_threads_poison();
     post({ ok: false, error: String(err && err.stack || err) });
   }
 };
@@ -224,6 +231,7 @@ export interface ThreadedExports {
   hearth_threads_use(n: number): number;
   hearth_threads_launches(): number;
   hearth_threads_set_spin(polls: number): void;
+  hearth_threads_worker_tasks(): number;
 }
 
 export function asThreadedExports(exports: WebAssembly.Exports): ThreadedExports {
@@ -233,6 +241,8 @@ export function asThreadedExports(exports: WebAssembly.Exports): ThreadedExports
     "hearth_threads_use",
     "hearth_threads_launches",
     "hearth_threads_set_spin",
+    "hearth_threads_worker_tasks",
+    "hearth_threads_poison",
     "stackRestore",
     "hearth_thread_worker",
   ];
@@ -246,6 +256,8 @@ export interface WasmThreadPool {
   readonly workers: number;
   /** Parallel loops run on the workers so far (a counter kept by the module). */
   launches(): number;
+  /** Tasks of those loops that the workers ran (the loading thread runs the ones nobody else took). */
+  workerTasks(): number;
   /** How long an idle worker polls for the next parallel loop before it sleeps, in polls of one counter. */
   setSpin(polls: number): void;
   /** Stop the workers; parallel loops run on the calling thread from then on. */
@@ -310,7 +322,13 @@ export async function startWasmThreads(
       clearTimeout(timer);
     }
     const used = ex.hearth_threads_use(workers);
-    return { workers: used, launches: () => ex.hearth_threads_launches(), setSpin: (polls) => ex.hearth_threads_set_spin(polls), dispose };
+    return {
+      workers: used,
+      launches: () => ex.hearth_threads_launches(),
+      workerTasks: () => ex.hearth_threads_worker_tasks(),
+      setSpin: (polls) => ex.hearth_threads_set_spin(polls),
+      dispose,
+    };
   } catch (err) {
     dispose();
     throw err;
