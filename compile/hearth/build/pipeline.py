@@ -28,12 +28,14 @@ from .metadata import attach_metadata
 from .wasm_link import link_wasm
 
 
-def relax_pipeline(spec: TargetSpec, target: tvm.target.Target, fuse: bool = False) -> tvm.transform.Pass:
-    """`fuse=True` adds build/fusion.py (the SwiGLU gate folded into the down GEMV) on GPU targets. Off by
-    default: on an H100 (docs/benchmarks.md, "Decode fusion on the H100") it removed 10 % of the launches
-    but made WebGPU decode 15-23 % slower, because the fused GEMV recomputes SiLU for every output block."""
+def relax_pipeline(spec: TargetSpec, target: tvm.target.Target, fuse: bool | str = False) -> tvm.transform.Pass:
+    """`fuse=True` (or "gate") adds build/fusion.py (the SwiGLU gate folded into the down GEMV) on GPU targets.
+    Off by default: on an H100 (docs/benchmarks.md, "Decode fusion on the H100") it removed 10 % of the
+    launches but made WebGPU decode 15-23 % slower, because the fused GEMV recomputes SiLU for every output
+    block. fuse="staged": RMSNorm and the gate folded in with the prologue staged once per workgroup
+    (build/staged_gemv.py), also opt-in until the GPU A/B."""
     backend = gpu_generic if spec.is_gpu else cpu_generic
-    fusion = fusion_passes(target) if spec.is_gpu and fuse else []
+    fusion = fusion_passes(target, "gate" if fuse is True else fuse) if spec.is_gpu and fuse else []
 
     @tvm.transform.module_pass(opt_level=0, name="HearthPipeline")
     def _pipeline(mod: tvm.ir.IRModule, _ctx: tvm.transform.PassContext) -> tvm.ir.IRModule:
@@ -50,7 +52,7 @@ def relax_pipeline(spec: TargetSpec, target: tvm.target.Target, fuse: bool = Fal
     return _pipeline
 
 
-def compile_module(mod: tvm.ir.IRModule, spec: TargetSpec, fuse: bool = False) -> tvm.runtime.Executable:
+def compile_module(mod: tvm.ir.IRModule, spec: TargetSpec, fuse: bool | str = False) -> tvm.runtime.Executable:
     """Compile a Relax IRModule for `spec` (build_target's last step; the smoke cases call it directly).
     wasm targets come out as system-lib modules. CPU builds (llvm and wasm-cpu) also get Hearth's CPU
     schedules: TVM's generic CPU pipeline leaves matmuls as naive strided loops, ~15x slower natively,
@@ -74,7 +76,7 @@ class TargetBuild:
 
 
 def build_target(
-    arch: Architecture, config: Any, scheme: QuantScheme, spec: TargetSpec, fuse: bool = False
+    arch: Architecture, config: Any, scheme: QuantScheme, spec: TargetSpec, fuse: bool | str = False
 ) -> TargetBuild:
     """The per-target compile step of every model build (`hearth compile`, bench/build.py,
     bench/gpu/build_cuda.py): the model built for `spec` (its kernels depend on the target),
