@@ -1,9 +1,11 @@
 """The other side of the decode-fusion benchmark (issue 17 item 1): a copy of a decoder package whose WebGPU
 library (and, optionally, a CUDA library next to it) is compiled WITHOUT hearth/build/fusion.py, or, with
---fused, WITH it. Packages are built unfused since the H100 A/B (docs/benchmarks.md, "Decode fusion on
-the H100"), so the A/B of a current package needs --fused; a package built before that needs no flag.
+--fused, WITH it ("gate" mode), or, with --fused2, with its "staged" mode (RMSNorm and the SwiGLU gate folded
+into the next GEMV, the prologue staged once per workgroup: build/staged_gemv.py). Packages are built
+unfused since the H100 A/B (docs/benchmarks.md, "Decode fusion on the H100"), so the A/B of a current
+package needs --fused / --fused2; a package built before that needs no flag.
 
-    .venv/bin/python bench/gpu/build_unfused.py <checkpoint> <package_dir> [--fused] [--cuda] [--out DIR]
+    .venv/bin/python bench/gpu/build_unfused.py <checkpoint> <package_dir> [--fused | --fused2] [--cuda] [--out DIR]
 
 Writes <out>/<model_id>/<quant>/ (the package's files, weights hard-linked, the webgpu wasm rebuilt and
 its manifest entry re-hashed) and, with --cuda, bench/tmp/cuda/<model_id>-<quant>-unfused-cuda.so.
@@ -52,12 +54,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("package", type=Path)
-    ap.add_argument("--fused", action="store_true", help="build WITH build/fusion.py (rows named *-fused)")
-    ap.add_argument("--out", type=Path, help="default bench/tmp/unfused (bench/tmp/fused with --fused)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--fused", action="store_true", help="build WITH build/fusion.py's gate mode (rows *-fused)")
+    mode.add_argument("--fused2", action="store_true", help="build with its staged mode (rows *-fused2)")
+    ap.add_argument("--out", type=Path, help="default bench/tmp/unfused (bench/tmp/fused, fused2 with a flag)")
     ap.add_argument("--cuda", action="store_true", help="also build the CUDA library the same way")
     ap.add_argument("--arch", default="sm_90a")
     args = ap.parse_args()
-    kind = "fused" if args.fused else "unfused"
+    kind = "fused" if args.fused else "fused2" if args.fused2 else "unfused"
+    fuse: bool | str = "gate" if args.fused else "staged" if args.fused2 else False
     args.out = args.out or REPO / "bench" / "tmp" / kind
     manifest = json.loads((args.package / "hearth-manifest.json").read_text())
     cfg = json.loads((args.package / "mlc-chat-config.json").read_text())
@@ -74,7 +79,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     spec = get_target("webgpu")
-    built = build_target(arch, config, scheme, spec, fuse=args.fused)
+    built = build_target(arch, config, scheme, spec, fuse=fuse)
     if [n for n, _ in built.named_params] != want:
         raise SystemExit(
             f"parameter order differs from {args.package}'s: the {kind} build would read the wrong tensors"
@@ -95,7 +100,7 @@ def main() -> int:
 
         t1 = time.perf_counter()
         cspec = cuda_spec(args.arch)
-        cbuilt = build_target(arch, config, scheme, cspec, fuse=args.fused)
+        cbuilt = build_target(arch, config, scheme, cspec, fuse=fuse)
         lib = REPO / "bench" / "tmp" / "cuda" / f"{manifest['model_id']}-{scheme.name}-{kind}-cuda.so"
         lib.parent.mkdir(parents=True, exist_ok=True)
         write_library(cbuilt.executable, cspec, lib)

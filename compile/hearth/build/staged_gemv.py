@@ -1,0 +1,230 @@
+"""Decode GEMV kernels with their prologue staged once per workgroup in shared memory (issue 17, item 1).
+
+The first fusion attempt (fusion.py's `gate` mode) let dlight's GEMV rule inline the SwiGLU gate into the
+down projection; dlight gives WebGPU one output row per workgroup, so every workgroup recomputed SiLU over
+the whole input vector (N x K evaluations instead of K) and decode got 15-23 % slower on an H100. The
+kernels here keep the prologue out of the reduction: each workgroup computes `TS` output rows with
+TS x TR threads, first writing the prologue's result for the whole K-vector into shared memory
+(cooperatively, each element once), then running the GEMV from shared memory, one row per threadIdx.y,
+a cross-thread reduction over threadIdx.x. So the prologue costs K per workgroup, 1/TS of the GEMV's MACs.
+
+Prologues:
+- `rms_norm`: y = W (rsqrt(mean(x^2) + eps) * x * g); each workgroup reduces x^2 itself (K = 576..2048
+  floats, a block-wide reduction), the same formula and rounding order as TOPI's rms_norm.
+- `swiglu`: y = W (silu(gu[:I]) * gu[I:]) (+ residual), SiLU as TOPI writes it (x * sigmoid(x)).
+
+The GEMV itself (the packed dequantize, the reduction, a bias epilogue) is taken from the kernel
+hearth.quant emitted for the layer: its blocks are translated into TE, so any weight format that kernel
+handles is handled here. Only float32 activations and the [dequantize, NT_matmul, elementwise...] block
+shape are accepted; anything else returns None and the caller keeps the unfused kernels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import tvm
+from tvm import s_tir, te, tirx
+
+Prologue = Literal["rms_norm", "swiglu"]
+
+# Threads per workgroup: TR along K (the cross-thread reduction), up to TS_MAX rows (threadIdx.y).
+# 8 x 32 = 256, WebGPU's default maxComputeInvocationsPerWorkgroup.
+TR = 32
+TS_MAX = 8
+
+Loader = Callable[[list[tirx.Expr]], tirx.Expr]
+
+
+class Unsupported(Exception):
+    """The kernel is not of a form this module rebuilds (the caller keeps the unfused kernels)."""
+
+
+def _translate(expr: tirx.Expr, vars_: dict[str, tirx.Expr], loads: dict[str, Loader]) -> tirx.Expr:
+    """expr with block iter vars and buffer loads replaced, both looked up by name (TIR -> TE: loads
+    become tensor reads)."""
+
+    def tr(e: tirx.Expr) -> tirx.Expr:
+        if isinstance(e, (tirx.IntImm, tirx.FloatImm)):
+            return e
+        if hasattr(e, "source") and hasattr(e, "indices"):  # a buffer load
+            name = e.source.name
+            if name not in loads:
+                raise Unsupported(f"reads {name}")
+            return loads[name]([tr(i) for i in e.indices])
+        if isinstance(e, tvm.ir.expr.Var):
+            if e.name in vars_:
+                return vars_[e.name]
+            raise Unsupported(f"free variable {e}")
+        if isinstance(e, tirx.Cast):
+            return tirx.Cast(str(e.ty), tr(e.value))
+        if isinstance(e, tirx.Select):
+            return tirx.Select(tr(e.condition), tr(e.true_value), tr(e.false_value))
+        if isinstance(e, tvm.ir.expr.Call) or type(e).__name__ == "Call":
+            return tirx.Call(str(e.ty), e.op, [tr(a) for a in e.args])
+        if hasattr(e, "a") and hasattr(e, "b"):  # the binary arithmetic/compare/logic nodes
+            return type(e)(tr(e.a), tr(e.b))
+        raise Unsupported(f"expression node {type(e).__name__}")
+
+    return tr(expr)
+
+
+def _blocks(func: tirx.PrimFunc) -> list[object]:
+    sch = s_tir.Schedule(func)
+    return [sch.get(b) for b in sch.get_child_blocks(sch.get_sblock("root"))]
+
+
+def _spatial_tensor(block, loads: dict[str, Loader], name: str) -> te.Tensor:
+    store = block.body
+    ivs = list(block.iter_vars)
+    if not isinstance(store, tirx.BufferStore) or block.init is not None:
+        raise Unsupported(f"block {block.name_hint} is not a plain store")
+    if any(iv.iter_type != tirx.IterVar.DataPar for iv in ivs) or [str(i) for i in store.indices] != [
+        str(iv.var) for iv in ivs
+    ]:
+        raise Unsupported(f"block {block.name_hint} is not an elementwise map")
+    shape = [iv.dom.extent for iv in ivs]
+    return te.compute(
+        shape,
+        lambda *idx: _translate(store.value, {iv.var.name: i for iv, i in zip(ivs, idx, strict=True)}, loads),
+        name=name,
+    )
+
+
+def build(gemv: tirx.PrimFunc, prologue: Prologue, residual: bool, eps: float = 0.0) -> tirx.PrimFunc:
+    """The staged kernel for `gemv` (a decode-shape [1, 1, K] x W^T PrimFunc from hearth.quant).
+
+    Parameters, in order: rms_norm: (x[1,1,K], g[K], *gemv's weights, out); swiglu: (gu[1,1,2K],
+    *gemv's weights, [residual[1,1,N]], out). Raises Unsupported when `gemv` has another form."""
+    params = list(gemv.params)  # buffers
+    x_buf, out_buf, weight_bufs = params[0], params[-1], params[1:-1]
+    if len(x_buf.shape) != 3 or len(out_buf.shape) != 3 or x_buf.dtype != "float32" or out_buf.dtype != "float32":
+        raise Unsupported("not a float32 [1, 1, K] GEMV")
+    if not all(isinstance(d, tirx.IntImm) for d in [*x_buf.shape, *out_buf.shape]):
+        raise Unsupported("symbolic shape")
+    k, n = int(x_buf.shape[2]), int(out_buf.shape[2])
+    blocks = _blocks(gemv)
+    names = [b.name_hint for b in blocks]
+    if len(blocks) < 2 or names[0] != "dequantize" or not names[1].startswith("NT_matmul"):
+        raise Unsupported(f"blocks {names}")
+
+    weights = [te.placeholder(b.shape, b.dtype, name=b.name) for b in weight_bufs]
+    loads: dict[str, Loader] = {b.name: (lambda idx, t=t: t(*idx)) for b, t in zip(weight_bufs, weights, strict=True)}
+    inputs: list[te.Tensor]
+    if prologue == "rms_norm":
+        x = te.placeholder((1, 1, k), "float32", name="x")
+        g = te.placeholder((k,), "float32", name="norm_weight")
+        r = te.reduce_axis((0, k), name="r")
+        sumsq = te.compute((1,), lambda _: te.sum(x[0, 0, r] * x[0, 0, r], axis=r), name="hearth_sumsq")
+        eps_c = tirx.const(eps, "float32")
+        staged = te.compute(
+            (k,),
+            # TOPI's order: rsqrt(sum / K + eps) * x * g (a division, not a multiply by 1/K)
+            lambda i: tirx.rsqrt(sumsq[0] / tirx.const(float(k), "float32") + eps_c) * x[0, 0, i] * g[i],
+            name="hearth_staged",
+        )
+        inputs = [x, g]
+    else:
+        gu = te.placeholder((1, 1, 2 * k), "float32", name="gate_up")
+        staged = te.compute(
+            (k,), lambda i: gu[0, 0, i] * tirx.sigmoid(gu[0, 0, i]) * gu[0, 0, k + i], name="hearth_staged"
+        )
+        inputs = [gu]
+    loads[x_buf.name] = lambda idx: staged[idx[2]]
+
+    deq = _spatial_tensor(blocks[0], loads, "hearth_dequantize")
+    loads[blocks[0].body.buffer.name] = lambda idx: deq(*idx)
+    mm_block = blocks[1]
+    store = mm_block.body
+    ivs = list(mm_block.iter_vars)
+    if (
+        len(ivs) != 4
+        or [iv.iter_type for iv in ivs] != [tirx.IterVar.DataPar] * 3 + [tirx.IterVar.CommReduce]
+        or not isinstance(store, tirx.BufferStore)
+        or not isinstance(store.value, tirx.Add)
+        or getattr(getattr(store.value.a, "source", None), "name", None) != store.buffer.name
+        or not isinstance(mm_block.init, tirx.BufferStore)
+        or not (isinstance(mm_block.init.value, tirx.FloatImm) and mm_block.init.value.value == 0.0)
+    ):
+        raise Unsupported(f"{mm_block.name_hint} is not a sum of products")
+    rk = te.reduce_axis((0, k), name="k")
+    names_ = [iv.var.name for iv in ivs]
+    mm = te.compute(
+        (1, 1, n),
+        lambda a, b, j: te.sum(
+            _translate(store.value.b, dict(zip(names_, [a, b, j, rk], strict=True)), loads),
+            axis=rk,
+        ),
+        name="hearth_gemv",
+    )
+    loads[store.buffer.name] = lambda idx: mm(*idx)
+    last = mm
+    for i, blk in enumerate(blocks[2:]):  # bias add, cast: elementwise on the GEMV's output
+        last = _spatial_tensor(blk, loads, f"hearth_epilogue{i}")
+        loads[blk.body.buffer.name] = lambda idx, t=last: t(*idx)
+    if tuple(int(d) for d in last.shape) != (1, 1, n):
+        raise Unsupported("epilogue changes the shape")
+    extra: list[te.Tensor] = []
+    if residual:
+        res = te.placeholder((1, 1, n), "float32", name="residual")
+        gemv_out = last
+        last = te.compute((1, 1, n), lambda a, b, j: res[a, b, j] + gemv_out[a, b, j], name="hearth_residual")
+        extra = [res]
+    func = te.create_prim_func([*inputs, *weights, *extra, last])
+    return _schedule(func, k, n, prologue).with_attr("tirx.is_scheduled", True)
+
+
+def _rows_per_group(n: int) -> int:
+    ts = TS_MAX
+    while n % ts:
+        ts //= 2
+    return ts
+
+
+def _schedule(func: tirx.PrimFunc, k: int, n: int, prologue: Prologue) -> tirx.PrimFunc:
+    ts = _rows_per_group(n)
+    sch = s_tir.Schedule(func)
+    sch.compute_inline(sch.get_sblock("hearth_dequantize"))
+    mm = sch.get_sblock("hearth_gemv")
+    a, b, j, r = sch.get_loops(mm)
+    bx, ty = sch.split(sch.fuse(a, b, j), [None, ts])
+    ro, tx = sch.split(r, [None, TR])
+    sch.reorder(bx, ty, tx, ro)
+    sch.bind(bx, "blockIdx.x")
+    sch.bind(ty, "threadIdx.y")
+    sch.bind(tx, "threadIdx.x")
+    epilogues = [
+        sch.get_sblock(name)
+        for name in [sch.get(blk).name_hint for blk in sch.get_child_blocks(sch.get_sblock("root"))]
+        if name.startswith(("hearth_epilogue", "hearth_residual"))
+    ]
+    if epilogues:
+        sch.set_scope(mm, 0, "local")
+        for epi in epilogues:  # each thread of the row writes the same value: no predicate needed
+            sch.reverse_compute_at(epi, ty)
+    staged = sch.get_sblock("hearth_staged")
+    sch.compute_at(staged, bx)
+    (loop,) = sch.get_loops(staged)[1:]
+    _, sy, sx = sch.split(loop, [None, ts, TR])
+    sch.bind(sy, "threadIdx.y")
+    sch.bind(sx, "threadIdx.x")
+    sch.set_scope(staged, 0, "shared")
+    if prologue == "rms_norm":
+        sumsq = sch.get_sblock("hearth_sumsq")
+        sch.compute_at(sumsq, bx)
+        rl = sch.get_loops(sumsq)[-1]
+        rl_o, rl_y, rl_x = sch.split(rl, [None, ts, TR])
+        sch.reorder(rl_y, rl_x, rl_o)
+        sch.bind(rl_y, "threadIdx.y")
+        sch.bind(rl_x, "threadIdx.x")
+        sch.set_scope(sumsq, 0, "local")
+    return sch.mod["main"]
+
+
+def rebuild_or_none(gemv: tvm.tirx.PrimFunc, prologue: Prologue, residual: bool, eps: float = 0.0):
+    """build(), or None where the kernel is of a form it does not handle."""
+    try:
+        return build(gemv, prologue, residual, eps)
+    except Unsupported:
+        return None

@@ -1,0 +1,180 @@
+"""build/fusion.py's "staged" mode (build/staged_gemv.py): RMSNorm folded into the GEMV after it, the SwiGLU
+gate and the residual add into the down projection, each prologue computed once per workgroup into shared
+memory (issue 17, item 1; opt-in, `fuse="staged"`, until the GPU A/B).
+
+Structure on the Relax of tiny-llama-trained q4f32_1 for WebGPU (seconds), then the real thing on Dawn
+(lavapipe): the package rebuilt by bench/gpu/build_unfused.py --fused2 against the default (unfused)
+package: the same greedy tokens, the top logits equal up to the reduction order, and 3 launches fewer per
+layer plus one (the final norm) per decode token, counted by sdk/scripts/kernel-launches.mjs.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import tvm
+from tvm import relax
+from tvm.relax.backend.gpu_generic import pipeline as gpu_generic
+
+from conftest import REPO
+from hearth.build import staged_gemv
+from hearth.build.fusion import fusion_passes
+from hearth.cache import cache_root
+from hearth.models import get_architecture
+from hearth.quant import get_scheme, quantize_model
+from hearth.targets import get_target
+from hearth.tasks import get_task
+from hearth.weights.source import resolve_source
+
+sys.path.insert(0, str(REPO / "scripts"))
+import build_packages  # noqa: E402
+import make_test_models as mtm  # noqa: E402
+
+MODEL, QUANT = "tiny-llama-trained", "q4f32_1"
+
+
+@functools.cache
+def _exported() -> tuple[tvm.ir.IRModule, int]:
+    source = resolve_source(str(mtm.ensure_test_model(MODEL)))
+    arch = get_architecture(source.config["model_type"])
+    task = get_task(arch.task)
+    config, _ = task.configure(
+        arch, source, context_window_size=None, prefill_chunk_size=None, embed_batch_sizes=None, embed_seq_lens=None
+    )
+    target = get_target("webgpu").target()
+    module = quantize_model(arch.model_class(config, dtype="float32", target=target), get_scheme(QUANT))
+    mod, _ = task.export(module, target)
+    return mod, config.num_hidden_layers
+
+
+@functools.cache
+def _legalized(staged: bool) -> tvm.ir.IRModule:
+    mod, _ = _exported()
+    target = get_target("webgpu").target()
+    with target:
+        passes = gpu_generic.library_dispatch_passes(target)
+        passes += fusion_passes(target, "staged") if staged else []
+        passes += gpu_generic.legalize_passes(target)
+        return tvm.transform.Sequential(passes)(mod)
+
+
+def _kernels(mod: tvm.ir.IRModule, func: str) -> Counter[str]:
+    calls: Counter[str] = Counter()
+    call_tir = tvm.ir.Op.get("relax.call_tir")
+
+    def visit(e: relax.Expr) -> None:
+        if isinstance(e, relax.Call) and e.op == call_tir:
+            name = e.args[0].name_hint
+            if not (name.startswith(("reshape", "fused_reshape")) and "matmul" not in name):
+                calls[name] += 1
+
+    relax.analysis.post_order_visit(mod[func].body, visit)
+    return calls
+
+
+def test_decode_norms_and_gate_fold_into_gemvs() -> None:
+    _, layers = _exported()
+    before, after = _kernels(_legalized(False), "decode"), _kernels(_legalized(True), "decode")
+    assert not [k for k in after if k.startswith("rms_norm") or ("silu" in k)], after
+    staged = Counter({k: v for k, v in after.items() if k.startswith("hearth_")})
+    # per layer: norm+qkv, norm+gate_up, gate+down+residual; once: the final norm + lm_head
+    assert sum(staged.values()) == 3 * layers + 1, after
+    assert sum(1 for k in staged if k.startswith("hearth_swiglu_add_")) == 1, after
+    assert sum(after.values()) == sum(before.values()) - 3 * layers - 1
+
+
+def test_staged_kernels_are_scheduled_with_shared_staging() -> None:
+    mod = _legalized(True)
+    names = [gv.name_hint for gv in mod.get_global_vars() if gv.name_hint.startswith("hearth_")]
+    assert names
+    for name in names:
+        script = mod[name].script()
+        # scheduled here (dlight leaves it alone), the input staged in shared memory, a cross-thread reduction
+        assert "tirx.is_scheduled" in script and 'scope="shared"' in script, name
+        assert 'thread="threadIdx.x"' in script and 'thread="blockIdx.x"' in script, name
+
+
+@pytest.mark.parametrize("func", ["prefill", "batch_prefill", "batch_decode"])
+def test_other_shapes_keep_their_kernels(func: str) -> None:
+    assert _kernels(_legalized(True), func) == _kernels(_legalized(False), func)
+
+
+def test_unknown_kernel_form_is_left_unfused() -> None:
+    """A PrimFunc that is not [dequantize, NT_matmul, ...] (here the rms_norm kernel) is not rebuilt."""
+    mod = _legalized(False)
+    names = [gv.name_hint for gv in mod.get_global_vars() if gv.name_hint.startswith("rms_norm")]
+    assert names
+    for name in names:
+        assert staged_gemv.rebuild_or_none(mod[name], "rms_norm", False, 1e-6) is None
+
+
+def test_unknown_mode_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown fusion mode 'nope'"):
+        fusion_passes(get_target("webgpu").target(), "nope")
+
+
+# --- on Dawn (lavapipe) --------------------------------------------------------------------------------
+
+
+def _node(script: str, *args: str) -> dict:
+    if shutil.which("node") is None:
+        pytest.fail("node is not on PATH: the WebGPU side cannot run (make setup)")
+    cmd = ["node", "--import", "tsx", script, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO / "sdk")
+    lines = proc.stdout.strip().splitlines()
+    assert proc.returncode == 0 and lines, f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-3000:]}"
+    return json.loads(lines[-1])
+
+
+@functools.cache
+def _packages() -> tuple[Path, Path]:
+    """(default package, its --fused2 rebuild); the rebuild is cached by the package and the compiler files."""
+    base = build_packages.ensure_package(MODEL, QUANT)
+    key = hashlib.sha256((base / "hearth-manifest.json").read_bytes())
+    for f in ("fusion.py", "staged_gemv.py", "pipeline.py"):
+        key.update((REPO / "compile" / "hearth" / "build" / f).read_bytes())
+    out = cache_root() / "test-packages" / "fused2" / key.hexdigest()[:16]
+    pkg = out / MODEL / QUANT
+    if not (pkg / "hearth-manifest.json").is_file():
+        cmd = [sys.executable, str(REPO / "bench" / "gpu" / "build_unfused.py")]
+        cmd += [str(mtm.ensure_test_model(MODEL)), str(base), "--fused2", "--out", str(out)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return base, pkg
+
+
+def test_webgpu_fused2_fewer_launches_same_tokens() -> None:
+    base, fused = _packages()
+    _, layers = _exported()
+    args = ("--steps", "2", "--prompt", "8")
+    a = _node("scripts/kernel-launches.mjs", str(base), *args)
+    b = _node("scripts/kernel-launches.mjs", str(fused), *args)
+    assert b["total"] == a["total"] - 3 * layers - 1, (a["byKernel"], b["byKernel"])
+    assert not [k for k in b["byKernel"] if k.startswith("rms_norm")], b["byKernel"]
+    assert a["tokens"] == b["tokens"]
+
+
+def test_webgpu_fused2_logits_match_unfused() -> None:
+    """Greedy over 24 tokens with the top-5 logits at every position: same tokens, logits equal up to the
+    changed reduction order (sum of squares and GEMV partial sums are added in another order)."""
+    base, fused = _packages()
+    prompt = ",".join(str((i * 7919 + 13) % 2048) for i in range(32))
+    args = ("--ids", prompt, "--max-new", "24", "--trace", "5")
+    a = _node("scripts/generate.mjs", str(base), *args)
+    b = _node("scripts/generate.mjs", str(fused), *args)
+    assert a["tokens"] == b["tokens"]
+    worst = 0.0
+    for sa, sb in zip(a["steps"], b["steps"], strict=True):
+        assert [t for t, _ in sa["top"]][:2] == [t for t, _ in sb["top"]][:2] or sa["margin"] < 1e-3
+        for (ta, la), (tb, lb) in zip(sa["top"], sb["top"], strict=True):
+            if ta == tb:
+                worst = max(worst, abs(la - lb) / max(1.0, abs(la)))
+    assert worst < 1e-4, worst
