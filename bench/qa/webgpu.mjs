@@ -4,6 +4,7 @@
 // compared with the native build's token for token.
 //
 // Usage (from sdk/): cd sdk && node --import tsx ../bench/qa/webgpu.mjs <package dir> --in <ids.json> --out <tokens.json>
+//   [--target webgpu|wasm-cpu] (default webgpu; wasm-cpu: the package's no-WebGPU build, bench/qa_wasm_cpu.py)
 //   ids.json: {"maxNewTokens": 64, "prompts": [{"id": "q001", "ids": [1, 2, ...]}]}
 //   tokens.json: {"adapter", "package", "prompts": [{"id", "tokens", "ms"}], "loadMs"}; the stop token is not
 //   included in "tokens" (as in compile/hearth/eval/qa.py).
@@ -14,7 +15,7 @@ import { parseArgs } from "node:util";
 
 const log = (s) => process.stderr.write(`[qa-webgpu] ${s}\n`);
 const sdk = resolve(dirname(new URL(import.meta.url).pathname), "../../sdk");
-const { values: args, positionals } = parseArgs({ allowPositionals: true, options: { in: { type: "string" }, out: { type: "string" } } });
+const { values: args, positionals } = parseArgs({ allowPositionals: true, options: { in: { type: "string" }, out: { type: "string" }, target: { type: "string", default: "webgpu" } } });
 if (positionals.length !== 1 || args.in === undefined || args.out === undefined) {
   console.error("usage: cd sdk && node --import tsx ../bench/qa/webgpu.mjs <package dir> --in ids.json --out tokens.json");
   process.exit(2);
@@ -27,7 +28,7 @@ const { DecoderModel } = await import(pathToFileURL(join(sdk, "src/decoder/model
 const gpu = await installNodeGPU();
 const t0 = performance.now();
 const longest = Math.max(...job.prompts.map((p) => p.ids.length)) + job.maxNewTokens;
-const model = await DecoderModel.load(pathToFileURL(resolve(positionals[0]) + "/").href, { gpu, fetch: fileFetch, maxTotalSeqLen: longest });
+const model = await DecoderModel.load(pathToFileURL(resolve(positionals[0]) + "/").href, { gpu, target: args.target, fetch: fileFetch, maxTotalSeqLen: longest });
 const loadMs = performance.now() - t0;
 const stop = model.config.eos_token_ids;
 log(`loaded ${positionals[0]} in ${(loadMs / 1000).toFixed(1)} s on ${JSON.stringify(model.adapter)}; stop ${JSON.stringify(stop)}`);
