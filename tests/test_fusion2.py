@@ -39,6 +39,8 @@ import build_packages  # noqa: E402
 import make_test_models as mtm  # noqa: E402
 
 MODEL, QUANT = "tiny-llama-trained", "q4f32_1"
+# Two layer shapes on Dawn: llama (no biases) and qwen2 (a bias epilogue in the qkv GEMV, its own lm_head).
+WEBGPU_MODELS = ["tiny-llama-trained", "tiny-qwen2-bpe"]
 
 
 @functools.cache
@@ -134,26 +136,48 @@ def _node(script: str, *args: str) -> dict:
     return json.loads(lines[-1])
 
 
+def _key(*files: Path) -> str:
+    key = hashlib.sha256()
+    for f in files:
+        key.update(f.read_bytes())
+    return key.hexdigest()[:16]
+
+
+def _base_package(model: str) -> Path:
+    """The default (unfused) q4f32_1 WebGPU package: the test package where there is one, else compiled here."""
+    if model == MODEL:
+        return build_packages.ensure_package(model, QUANT)
+    ckpt = mtm.ensure_test_model(model)
+    out = cache_root() / "test-packages" / "fused2-base" / _key(REPO / "compile" / "hearth" / "build" / "pipeline.py")
+    pkg = out / model / QUANT
+    if not (pkg / "hearth-manifest.json").is_file():
+        cmd = [str(REPO / ".venv" / "bin" / "hearth"), "compile", str(ckpt), "--quant", QUANT, "--target", "webgpu"]
+        cmd += ["--out", str(out), "--model-id", model]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return pkg
+
+
 @functools.cache
-def _packages() -> tuple[Path, Path]:
+def _packages(model: str) -> tuple[Path, Path]:
     """(default package, its --fused2 rebuild); the rebuild is cached by the package and the compiler files."""
-    base = build_packages.ensure_package(MODEL, QUANT)
-    key = hashlib.sha256((base / "hearth-manifest.json").read_bytes())
-    for f in ("fusion.py", "staged_gemv.py", "pipeline.py"):
-        key.update((REPO / "compile" / "hearth" / "build" / f).read_bytes())
-    out = cache_root() / "test-packages" / "fused2" / key.hexdigest()[:16]
-    pkg = out / MODEL / QUANT
+    base = _base_package(model)
+    build = REPO / "compile" / "hearth" / "build"
+    key = _key(base / "hearth-manifest.json", build / "fusion.py", build / "staged_gemv.py", build / "pipeline.py")
+    out = cache_root() / "test-packages" / "fused2" / key
+    pkg = out / model / QUANT
     if not (pkg / "hearth-manifest.json").is_file():
         cmd = [sys.executable, str(REPO / "bench" / "gpu" / "build_unfused.py")]
-        cmd += [str(mtm.ensure_test_model(MODEL)), str(base), "--fused2", "--out", str(out)]
+        cmd += [str(mtm.ensure_test_model(model)), str(base), "--fused2", "--out", str(out)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
         assert proc.returncode == 0, proc.stderr[-3000:]
     return base, pkg
 
 
-def test_webgpu_fused2_fewer_launches_same_tokens() -> None:
-    base, fused = _packages()
-    _, layers = _exported()
+@pytest.mark.parametrize("model", WEBGPU_MODELS)
+def test_webgpu_fused2_fewer_launches_same_tokens(model: str) -> None:
+    base, fused = _packages(model)
+    layers = json.loads((base / "mlc-chat-config.json").read_text())["model_config"]["num_hidden_layers"]
     args = ("--steps", "2", "--prompt", "8")
     a = _node("scripts/kernel-launches.mjs", str(base), *args)
     b = _node("scripts/kernel-launches.mjs", str(fused), *args)
@@ -162,11 +186,13 @@ def test_webgpu_fused2_fewer_launches_same_tokens() -> None:
     assert a["tokens"] == b["tokens"]
 
 
-def test_webgpu_fused2_logits_match_unfused() -> None:
+@pytest.mark.parametrize("model", WEBGPU_MODELS)
+def test_webgpu_fused2_logits_match_unfused(model: str) -> None:
     """Greedy over 24 tokens with the top-5 logits at every position: same tokens, logits equal up to the
     changed reduction order (sum of squares and GEMV partial sums are added in another order)."""
-    base, fused = _packages()
-    prompt = ",".join(str((i * 7919 + 13) % 2048) for i in range(32))
+    base, fused = _packages(model)
+    vocab = json.loads((base / "mlc-chat-config.json").read_text())["vocab_size"]
+    prompt = ",".join(str((i * 7919 + 13) % vocab) for i in range(32))
     args = ("--ids", prompt, "--max-new", "24", "--trace", "5")
     a = _node("scripts/generate.mjs", str(base), *args)
     b = _node("scripts/generate.mjs", str(fused), *args)

@@ -33,6 +33,11 @@ Prologue = Literal["rms_norm", "swiglu"]
 # 8 x 32 = 256, WebGPU's default maxComputeInvocationsPerWorkgroup.
 TR = 32
 TS_MAX = 8
+VEC = 8
+# The staged vector lives in workgroup storage, next to the reductions' 2 x 256 floats. WebGPU guarantees
+# 16 KiB of it (the SDK asks for the adapter's maximum, but a browser may grant no more than that), so a
+# longer K (Qwen2.5-0.5B's down projection: 4864) keeps its unfused kernels.
+MAX_STAGED_BYTES = 12 << 10
 
 Loader = Callable[[list[tirx.Expr]], tirx.Expr]
 
@@ -104,6 +109,8 @@ def build(gemv: tirx.PrimFunc, prologue: Prologue, residual: bool, eps: float = 
     if not all(isinstance(d, tirx.IntImm) for d in [*x_buf.shape, *out_buf.shape]):
         raise Unsupported("symbolic shape")
     k, n = int(x_buf.shape[2]), int(out_buf.shape[2])
+    if 4 * k > MAX_STAGED_BYTES:
+        raise Unsupported(f"K = {k}: the staged vector would not fit WebGPU's default workgroup storage")
     blocks = _blocks(gemv)
     names = [b.name_hint for b in blocks]
     if len(blocks) < 2 or names[0] != "dequantize" or not names[1].startswith("NT_matmul"):
@@ -118,9 +125,11 @@ def build(gemv: tirx.PrimFunc, prologue: Prologue, residual: bool, eps: float = 
         r = te.reduce_axis((0, k), name="r")
         sumsq = te.compute((1,), lambda _: te.sum(x[0, 0, r] * x[0, 0, r], axis=r), name="hearth_sumsq")
         eps_c = tirx.const(eps, "float32")
+        # TOPI's order: rsqrt(sum / K + eps) * x * g (a division, not a multiply by 1/K). The rsqrt stays
+        # in the element's expression: hoisted into a per-thread block, TVM's lowering stored it in place
+        # in the reduction's shared buffer, which every thread then read and overwrote (a race).
         staged = te.compute(
             (k,),
-            # TOPI's order: rsqrt(sum / K + eps) * x * g (a division, not a multiply by 1/K)
             lambda i: tirx.rsqrt(sumsq[0] / tirx.const(float(k), "float32") + eps_c) * x[0, 0, i] * g[i],
             name="hearth_staged",
         )
@@ -189,8 +198,16 @@ def _schedule(func: tirx.PrimFunc, k: int, n: int, prologue: Prologue) -> tirx.P
     mm = sch.get_sblock("hearth_gemv")
     a, b, j, r = sch.get_loops(mm)
     bx, ty = sch.split(sch.fuse(a, b, j), [None, ts])
-    ro, tx = sch.split(r, [None, TR])
-    sch.reorder(bx, ty, tx, ro)
+    # Each thread takes VEC consecutive elements of K per step: one packed 4-bit word, so a row's 32
+    # threads read 32 consecutive words (one 128-byte line) of the weights.
+    vec = VEC if k % VEC == 0 else 1
+    ro, tx, ri = sch.split(r, [None, TR, vec])
+    sch.reorder(bx, ty, tx, ro, ri)
+    sch.unroll(ri)
+    packed = [i for i, reg in enumerate(sch.get(mm).reads) if reg.source.dtype == "uint32"]
+    if packed and vec > 1:  # the word a thread decodes VEC elements from: loaded once per step
+        word = sch.cache_read(mm, packed[0], "local")
+        sch.compute_at(word, ro)
     sch.bind(bx, "blockIdx.x")
     sch.bind(ty, "threadIdx.y")
     sch.bind(tx, "threadIdx.x")
