@@ -5,7 +5,8 @@ into the next GEMV, the prologue staged once per workgroup: build/staged_gemv.py
 unfused since the H100 A/B (docs/benchmarks.md, "Decode fusion on the H100"), so the A/B of a current
 package needs --fused / --fused2; a package built before that needs no flag.
 
-    .venv/bin/python bench/gpu/build_unfused.py <checkpoint> <package_dir> [--fused | --fused2] [--cuda] [--out DIR]
+    .venv/bin/python bench/gpu/build_unfused.py <checkpoint> <package_dir> [--fused | --fused2 [--rows N]] [--cuda]
+        [--out DIR]
 
 Writes <out>/<model_id>/<quant>/ (the package's files, weights hard-linked, the webgpu wasm rebuilt and
 its manifest entry re-hashed) and, with --cuda, bench/tmp/cuda/<model_id>-<quant>-unfused-cuda.so.
@@ -57,12 +58,17 @@ def main() -> int:
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--fused", action="store_true", help="build WITH build/fusion.py's gate mode (rows *-fused)")
     mode.add_argument("--fused2", action="store_true", help="build with its staged mode (rows *-fused2)")
+    ap.add_argument("--rows", type=int, default=8, help="--fused2: output rows per workgroup (rows *-fused2-r<N>)")
     ap.add_argument("--out", type=Path, help="default bench/tmp/unfused (bench/tmp/fused, fused2 with a flag)")
     ap.add_argument("--cuda", action="store_true", help="also build the CUDA library the same way")
     ap.add_argument("--arch", default="sm_90a")
     args = ap.parse_args()
     kind = "fused" if args.fused else "fused2" if args.fused2 else "unfused"
     fuse: bool | str = "gate" if args.fused else "staged" if args.fused2 else False
+    if args.rows != 8 and not args.fused2:
+        raise SystemExit("--rows applies to --fused2 builds only")
+    if args.fused2 and args.rows != 8:  # 8: build/staged_gemv.py's default
+        kind, fuse = f"fused2-r{args.rows}", f"staged-r{args.rows}"
     args.out = args.out or REPO / "bench" / "tmp" / kind
     manifest = json.loads((args.package / "hearth-manifest.json").read_text())
     cfg = json.loads((args.package / "mlc-chat-config.json").read_text())

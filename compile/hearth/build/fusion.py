@@ -30,7 +30,7 @@ from tvm.relax.transform import FusionPattern, PatternCheckContext
 
 from . import staged_gemv
 
-FUSION_MODES = ("gate", "staged")
+FUSION_MODES = ("gate", "staged", "staged-r<N>")  # staged-r<N>: N output rows per workgroup (1..8)
 
 # call_tir kernels that compute x @ W^T (hearth.quant's fused dequantize + GEMV, or the f32 NT_matmul
 # FuseTransposeMatmul makes); their first argument is the activation vector.
@@ -124,10 +124,11 @@ def _patterns() -> list[FusionPattern]:
 def fusion_passes(target: tvm.target.Target, mode: str = "gate") -> list[tvm.transform.Pass]:
     """Passes to run on the Relax module before legalization (GPU targets); mode: FUSION_MODES."""
     del target  # the same fusions suit every GPU target; kept for the pipeline's signature
-    if mode not in FUSION_MODES:
+    rows = _staged_rows(mode)
+    if rows is not None:
+        return [_staged_pass(rows)]
+    if mode != "gate":
         raise ValueError(f"unknown fusion mode {mode!r}: use one of {', '.join(FUSION_MODES)}")
-    if mode == "staged":
-        return [_staged_pass]
     return [
         _split_gate_pass,
         relax.transform.FuseOpsByPattern(_patterns(), bind_constants=False, annotate_codegen=False),
@@ -156,8 +157,9 @@ def _static_f32(ty: object, rank: int = 3) -> list[int] | None:
 class _Staged:
     """Rewrites one module's decode functions; the new kernels are added to the module afterwards."""
 
-    def __init__(self, mod: tvm.ir.IRModule) -> None:
+    def __init__(self, mod: tvm.ir.IRModule, rows: int) -> None:
         self.mod = mod
+        self.rows = rows
         self.builder = relax.BlockBuilder(mod)  # its add_func gives the GlobalVar the type call_tir checks
         self.kernels: dict[str, tvm.ir.GlobalVar] = {}
 
@@ -167,7 +169,7 @@ class _Staged:
             name += f"_eps{eps:.3g}".replace(".", "p").replace("-", "m")
         if name not in self.kernels:
             prim = self.mod[gemv]
-            built = staged_gemv.rebuild_or_none(prim, prologue, residual, eps)
+            built = staged_gemv.rebuild_or_none(prim, prologue, residual, eps, self.rows)
             if built is None:
                 return None
             # opaque: FuseOps must not merge a neighbour into this scheduled kernel
@@ -242,10 +244,22 @@ class _Staged:
         return relax.analysis.remove_all_unused(func)
 
 
-@tvm.transform.module_pass(opt_level=0, name="HearthStagedDecodeFusion")
-def _staged_pass(mod: tvm.ir.IRModule, _ctx: tvm.transform.PassContext) -> tvm.ir.IRModule:
-    staged = _Staged(mod)
-    for gv, func in list(mod.functions_items()):
-        if isinstance(func, relax.Function):
-            staged.builder.update_func(gv, staged.rewrite(func))
-    return staged.builder.get()
+def _staged_rows(mode: str) -> int | None:
+    """Rows per workgroup of a "staged" / "staged-r<N>" mode, None for other modes."""
+    if mode == "staged":
+        return staged_gemv.TS_MAX
+    if mode.startswith("staged-r") and mode[8:].isdigit() and 1 <= int(mode[8:]) <= staged_gemv.TS_MAX:
+        return int(mode[8:])
+    return None
+
+
+def _staged_pass(rows: int) -> tvm.transform.Pass:
+    @tvm.transform.module_pass(opt_level=0, name="HearthStagedDecodeFusion")
+    def run(mod: tvm.ir.IRModule, _ctx: tvm.transform.PassContext) -> tvm.ir.IRModule:
+        staged = _Staged(mod, rows)
+        for gv, func in list(mod.functions_items()):
+            if isinstance(func, relax.Function):
+                staged.builder.update_func(gv, staged.rewrite(func))
+        return staged.builder.get()
+
+    return run

@@ -29,8 +29,10 @@ from tvm import s_tir, te, tirx
 
 Prologue = Literal["rms_norm", "swiglu"]
 
-# Threads per workgroup: TR along K (the cross-thread reduction), up to TS_MAX rows (threadIdx.y).
-# 8 x 32 = 256, WebGPU's default maxComputeInvocationsPerWorkgroup.
+# Threads per workgroup: TR along K (the cross-thread reduction), up to `rows` (default TS_MAX) output rows
+# (threadIdx.y). 8 x 32 = 256, WebGPU's default maxComputeInvocationsPerWorkgroup. More rows share one
+# staged prologue (it costs 1/rows of the GEMV's multiply-adds); fewer make smaller workgroups with fewer
+# levels in the reductions (on lavapipe, 2 rows ran these kernels ~2x faster than 8; the H100 decides).
 TR = 32
 TS_MAX = 8
 VEC = 8
@@ -97,7 +99,9 @@ def _spatial_tensor(block, loads: dict[str, Loader], name: str) -> te.Tensor:
     )
 
 
-def build(gemv: tirx.PrimFunc, prologue: Prologue, residual: bool, eps: float = 0.0) -> tirx.PrimFunc:
+def build(
+    gemv: tirx.PrimFunc, prologue: Prologue, residual: bool, eps: float = 0.0, rows: int = TS_MAX
+) -> tirx.PrimFunc:
     """The staged kernel for `gemv` (a decode-shape [1, 1, K] x W^T PrimFunc from hearth.quant).
 
     Parameters, in order: rms_norm: (x[1,1,K], g[K], *gemv's weights, out); swiglu: (gu[1,1,2K],
@@ -181,18 +185,18 @@ def build(gemv: tirx.PrimFunc, prologue: Prologue, residual: bool, eps: float = 
         last = te.compute((1, 1, n), lambda a, b, j: res[a, b, j] + gemv_out[a, b, j], name="hearth_residual")
         extra = [res]
     func = te.create_prim_func([*inputs, *weights, *extra, last])
-    return _schedule(func, k, n, prologue).with_attr("tirx.is_scheduled", True)
+    return _schedule(func, k, n, prologue, rows).with_attr("tirx.is_scheduled", True)
 
 
-def _rows_per_group(n: int) -> int:
-    ts = TS_MAX
+def _rows_per_group(n: int, rows: int) -> int:
+    ts = rows
     while n % ts:
         ts //= 2
     return ts
 
 
-def _schedule(func: tirx.PrimFunc, k: int, n: int, prologue: Prologue) -> tirx.PrimFunc:
-    ts = _rows_per_group(n)
+def _schedule(func: tirx.PrimFunc, k: int, n: int, prologue: Prologue, rows: int) -> tirx.PrimFunc:
+    ts = _rows_per_group(n, rows)
     sch = s_tir.Schedule(func)
     sch.compute_inline(sch.get_sblock("hearth_dequantize"))
     mm = sch.get_sblock("hearth_gemv")
@@ -239,9 +243,11 @@ def _schedule(func: tirx.PrimFunc, k: int, n: int, prologue: Prologue) -> tirx.P
     return sch.mod["main"]
 
 
-def rebuild_or_none(gemv: tvm.tirx.PrimFunc, prologue: Prologue, residual: bool, eps: float = 0.0):
+def rebuild_or_none(
+    gemv: tvm.tirx.PrimFunc, prologue: Prologue, residual: bool, eps: float = 0.0, rows: int = TS_MAX
+) -> tvm.tirx.PrimFunc | None:
     """build(), or None where the kernel is of a form it does not handle."""
     try:
-        return build(gemv, prologue, residual, eps)
+        return build(gemv, prologue, residual, eps, rows)
     except Unsupported:
         return None
