@@ -46,7 +46,7 @@ WEBGPU_MODELS = ["tiny-llama-trained", "tiny-qwen2-bpe"]
 
 
 @functools.cache
-def _exported() -> tuple[tvm.ir.IRModule, int]:
+def _exported(quant: str = QUANT) -> tuple[tvm.ir.IRModule, int]:
     source = resolve_source(str(mtm.ensure_test_model(MODEL)))
     arch = get_architecture(source.config["model_type"])
     task = get_task(arch.task)
@@ -54,14 +54,15 @@ def _exported() -> tuple[tvm.ir.IRModule, int]:
         arch, source, context_window_size=None, prefill_chunk_size=None, embed_batch_sizes=None, embed_seq_lens=None
     )
     target = get_target("webgpu").target()
-    module = quantize_model(arch.model_class(config, dtype="float32", target=target), get_scheme(QUANT))
+    scheme = get_scheme(quant)
+    module = quantize_model(arch.model_class(config, dtype=scheme.model_dtype, target=target), scheme)
     mod, _ = task.export(module, target)
     return mod, config.num_hidden_layers
 
 
 @functools.cache
-def _legalized(staged: bool) -> tvm.ir.IRModule:
-    mod, _ = _exported()
+def _legalized(staged: bool, quant: str = QUANT) -> tvm.ir.IRModule:
+    mod, _ = _exported(quant)
     target = get_target("webgpu").target()
     with target:
         passes = gpu_generic.library_dispatch_passes(target)
@@ -109,6 +110,11 @@ def test_staged_kernels_are_scheduled_with_shared_staging() -> None:
 @pytest.mark.parametrize("func", ["prefill", "batch_prefill", "batch_decode"])
 def test_other_shapes_keep_their_kernels(func: str) -> None:
     assert _kernels(_legalized(True), func) == _kernels(_legalized(False), func)
+
+
+def test_f16_activations_keep_their_kernels() -> None:
+    """The staged kernels are float32 only: a q4f16_1 build decodes with the unfused kernels."""
+    assert _kernels(_legalized(True, "q4f16_1"), "decode") == _kernels(_legalized(False, "q4f16_1"), "decode")
 
 
 def test_unknown_kernel_form_is_left_unfused() -> None:
