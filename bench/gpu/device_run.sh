@@ -18,7 +18,7 @@ set -u
 RUNS=${1:-5}; NEW=${2:-128}; GLOB=${3:-*}
 source bench/gpu/device_setup.sh  # G=/tmp/g: node, js, site, packages unpacked; $OUT/env.txt
 cat $OUT/env.txt
-: > $OUT/results.jsonl
+[ -n "${APPEND:-}" ] || : > $OUT/results.jsonl  # APPEND=1: keep an earlier call's rows
 for src in $G/src/pkgs/$GLOB; do
   name=$(basename $src); p=$G/pkgs/$name
   [ "$name" = emb ] && continue  # the encoder packages: bench/gpu/embed_run.sh
@@ -68,10 +68,13 @@ for src in $G/src/pkgs/$GLOB; do
     k=$(HEARTH_DAWN_FLAGS="disable-dawn-features=timestamp_quantization${flags:+ $flags}" $G/node $G/js/kernel-launches.mjs $p --steps 32 --prompt 64 --gpu-time 2>$OUT/ktime-$name.err | tail -1)
     echo "{\"package\":\"$name\",\"result\":${k:-null}}" >> $OUT/kernel-times.jsonl
   fi
-  n=$(python3 bench/gpu/native_tvm.py $p $p/cuda.so --device cuda --runs $RUNS --decode-new $NEW 2>$OUT/native-$name.err | tail -1)
-  echo "{\"package\":\"$name\",\"engine\":\"native-cuda\",\"result\":${n:-null}}" >> $OUT/results.jsonl
+  # The -fused2* copies carry the base package's CUDA library (prepare.py): their native row would repeat it.
+  case $name in *-fused2*) ;; *)
+    n=$(python3 bench/gpu/native_tvm.py $p $p/cuda.so --device cuda --runs $RUNS --decode-new $NEW 2>$OUT/native-$name.err | tail -1)
+    echo "{\"package\":\"$name\",\"engine\":\"native-cuda\",\"result\":${n:-null}}" >> $OUT/results.jsonl;;
+  esac
   # torch does not depend on Hearth's compiler: the *-unfused / *-fused copies (bench/gpu/build_unfused.py) skip it.
-  notorch=${SKIP_TORCH:-}; case $name in *-unfused|*-fused) notorch=1;; esac
+  notorch=${SKIP_TORCH:-}; case $name in *-unfused|*-fused|*-fused2*) notorch=1;; esac
   [ -n "$notorch" ] || t=$(python3 bench/gpu/torch_ref.py $p/hf-config.json --device cuda --runs $RUNS --decode-new $NEW --max-seq $ctx 2>$OUT/torch-$name.err | tail -1)
   [ -n "$notorch" ] || echo "{\"package\":\"$name\",\"engine\":\"torch-eager-cuda\",\"result\":${t:-null}}" >> $OUT/results.jsonl
   tail -4 $OUT/results.jsonl | cut -c1-400
