@@ -12,6 +12,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import type * as tvmjsTypes from "@mlc-ai/web-runtime";
 import { ContextWindowExceededError, DecoderModel, DecoderStateError } from "../src/engine.js";
 import type { TvmLLMInstance, TvmViewTensor } from "../src/runtime/tvmjs-llm.js";
+import { DEFAULT_SUBMIT_EVERY } from "../src/runtime/webgpu-dispatch.js";
 import { argmax, topK } from "../src/sample/argmax.js";
 import { IntegrityError } from "../src/load/index.js";
 import { installNodeGPU } from "./support/node-gpu.js";
@@ -241,14 +242,18 @@ test("submitting every launch (submitEvery 1) gives bit-identical logits; a bad 
       a = await model.decode(next);
       b = await eager.decode(next);
     }
-    // One decode step: the default submits at the logits readback; submitEvery 1 once per launch.
+    // One decode step: the default submits every DEFAULT_SUBMIT_EVERY launches and at the logits readback;
+    // submitEvery 1 once per launch.
     const submits = (m: DecoderModel) => m.stats().dispatch?.submits ?? Number.NaN;
-    const [d0, e0] = [submits(model), submits(eager)];
+    const launches = (m: DecoderModel) => Object.values(m.stats().dispatch?.launchesByKernel ?? {}).reduce((x, y) => x + y, 0);
+    const [d0, e0, l0] = [submits(model), submits(eager), launches(eager)];
     await model.decode(0);
     await eager.decode(0);
-    const launches = Object.values(eager.stats().dispatch?.launchesByKernel ?? {}).reduce((x, y) => x + y, 0);
-    assert.ok(submits(model) - d0 <= 2, `default: ${submits(model) - d0} submits in one decode step`);
-    assert.ok(submits(eager) - e0 > 10, `submitEvery 1: ${submits(eager) - e0} submits in one decode step (${launches} launches so far)`);
+    const perStep = launches(eager) - l0;
+    const [ds, es] = [submits(model) - d0, submits(eager) - e0];
+    assert.ok(es >= perStep && es <= perStep + 2, `submitEvery 1: ${es} submits for ${perStep} launches in one decode step`);
+    const expected = Math.floor(perStep / DEFAULT_SUBMIT_EVERY);
+    assert.ok(ds >= expected && ds <= expected + 2, `default: ${ds} submits for ${perStep} launches (every ${DEFAULT_SUBMIT_EVERY})`);
   } finally {
     await eager.dispose();
   }
