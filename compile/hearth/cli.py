@@ -114,6 +114,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
                 model_id=args.model_id,
                 embed_batch_sizes=args.embed_batch_sizes,
                 embed_seq_lens=args.embed_seq_lens,
+                decode_fusion=args.decode_fusion,
                 force=args.force,
                 progress=progress,
             )
@@ -259,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N,N,...",
         help="encoders: sequence lengths of the buckets, capped at max_seq_length (default 32,64,128,256,512)",
+    )
+    p.add_argument(
+        "--decode-fusion",
+        choices=["none", "staged"],
+        default="none",
+        help="GPU builds: 'staged' folds RMSNorm and the SwiGLU gate into the decode GEMVs (303 -> 212 launches "
+        "per SmolLM2 token; faster on an H100, slower on CPU-emulated WebGPU; docs/benchmarks.md)",
     )
     p.add_argument("--force", action="store_true", help="rebuild even if the package is up to date")
     p.set_defaults(func=cmd_compile)

@@ -25,6 +25,7 @@ import tvm
 
 from .. import __version__
 from ..cache import atomic_dir, cache_root, clean_stale_temps, content_key, hash_files, sha256_file
+from ..errors import HearthError
 from ..models import get_architecture
 from ..quant import build_plan, get_scheme
 from ..targets import get_target
@@ -51,6 +52,14 @@ class CompileResult:
 # Hearth's own folders whose code goes into a package (model definitions, quantization, weight
 # conversion, per-task export and config, compile/link, the wasm runtime).
 PACKAGE_CODE = ("build", "models", "quant", "weights", "runtime", "tasks")
+
+
+class CompileOptionError(HearthError, ValueError):
+    """A compile option outside its allowed values."""
+
+
+# `hearth compile --decode-fusion` -> relax_pipeline's fuse argument (build/fusion.py's modes).
+DECODE_FUSION: dict[str, bool | str] = {"none": False, "staged": "staged"}
 
 
 def _build_key(
@@ -94,6 +103,7 @@ def compile_package(
     model_id: str | None = None,
     embed_batch_sizes: list[int] | None = None,
     embed_seq_lens: list[int] | None = None,
+    decode_fusion: str = "none",
     force: bool = False,
     progress: Progress | None = None,
 ) -> CompileResult:
@@ -102,8 +112,12 @@ def compile_package(
     What the options mean depends on the model's task (hearth.tasks): decoders (chat) size the KV
     cache with context_window_size / prefill_chunk_size; encoders (embedding) cap max_seq_length
     with context_window_size and get one function per bucket, embed_batch_sizes x embed_seq_lens.
+    decode_fusion "staged" folds RMSNorm and the SwiGLU gate into the decode GEMVs of GPU builds
+    (build/staged_gemv.py; faster on an H100, slower on CPU-emulated WebGPU: docs/benchmarks.md).
     """
     targets = targets or ["webgpu"]
+    if decode_fusion not in DECODE_FUSION:
+        raise CompileOptionError(f"decode_fusion must be one of {', '.join(DECODE_FUSION)}, got {decode_fusion!r}")
     note = progress or (lambda step, done, total: None)
     t0 = time.perf_counter()
     # Validate every input before any heavy work, so a typo fails in milliseconds.
@@ -127,6 +141,8 @@ def compile_package(
         "prefill_chunk_size": prefill_chunk_size,
         **task_options,
     }
+    if decode_fusion != "none":  # absent by default, so default builds keep their keys
+        options["decode_fusion"] = decode_fusion
     reader = CheckpointReader(source.path)
 
     key = _build_key(source.path, quant, targets, options, source.gguf["sha256"] if source.gguf else None)
@@ -151,7 +167,7 @@ def compile_package(
         for i, spec in enumerate(specs):
             note(f"build {spec.name}", i, steps)
             ts = time.perf_counter()
-            built = build_target(arch, config, scheme, spec)
+            built = build_target(arch, config, scheme, spec, fuse=DECODE_FUSION[decode_fusion])
             module, named_params = built.module, built.named_params
             lib = f"{model_id}-{scheme.name}-{spec.name}.{'wasm' if spec.is_wasm else 'so'}"
             write_library(built.executable, spec, tmp / lib)
