@@ -28,7 +28,7 @@ test("importedMemoryLimits reads env.memory's limits and the shared flag", () =>
   assert.deepEqual(importedMemoryLimits(shared), { initial: 2, maximum: 10, shared: true });
   assert.equal(isThreadedWasm(shared), true);
   // a WebAssembly engine agrees that this is a valid module importing a shared memory
-  const imports = WebAssembly.Module.imports(new WebAssembly.Module(shared));
+  const imports = WebAssembly.Module.imports(new WebAssembly.Module(shared as Uint8Array<ArrayBuffer>));
   assert.deepEqual(
     imports.map((i) => `${i.module}.${i.name}:${i.kind}`),
     ["env.f:function", "env.memory:memory"],
@@ -42,7 +42,7 @@ test("importedMemoryLimits reads env.memory's limits and the shared flag", () =>
 test("createSharedMemory sizes the memory from the import", () => {
   const mem = createSharedMemory({ initial: 2, maximum: 10, shared: true });
   assert.ok(mem.buffer instanceof SharedArrayBuffer);
-  assert.equal(mem.buffer.byteLength, 2 * 65536);
+  assert.equal((mem.buffer as ArrayBufferLike).byteLength, 2 * 65536);
   assert.throws(() => createSharedMemory({ initial: 2, maximum: undefined, shared: true }), /not a Hearth wasm-cpu-mt build/);
 });
 
