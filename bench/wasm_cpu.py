@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,8 @@ def run_chromium(
         "wasmThreads": 1,
         "wllamaThreads": threads,
         "hearthWorkers": hearth_threads - 1,
+        # HEARTH_WASM_SPIN: polls before an idle wasm worker thread sleeps (diagnostics; unset: the runtime's)
+        "hearthSpin": int(os.environ["HEARTH_WASM_SPIN"]) if "HEARTH_WASM_SPIN" in os.environ else None,
         "llmPackage": str(package.resolve()),
         "gguf": str(gguf.resolve()),
         "vocab": 49152,
@@ -210,7 +213,7 @@ def main() -> None:
             rows.append([name, *(f"error: {res['error'][:60]}" if i == 0 else "" for i in range(len(METRICS)))])
             continue
         stats = {m: summarize(res["samples"][m]) for m in METRICS if res["samples"].get(m)}
-        keys = ("multithread", "threads", "version", "ortVersion", "dtype", "crossOriginIsolated")
+        keys = ("multithread", "threads", "version", "ortVersion", "dtype", "crossOriginIsolated", "wasmThreads")
         extra = {k: res[k] for k in keys if k in res}
         results.append({"engine": name, **stats, **extra})
         rows.append([name, *(stats.get(m) for m in METRICS)])

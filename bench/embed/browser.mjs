@@ -168,7 +168,7 @@ async function main() {
             ? { worker, task: "llm", url: `/gguf/${basename(cfg.gguf)}`, threads: multi, vocab: cfg.vocab, ...cfg.llm }
             : LLM[name] === "tfjs-llm"
               ? { worker, task: "llm", modelRoot: "/models/", modelId: cfg.modelId, ortDir: "/ort/", threads: multi, dtype: cfg.tfjsDtype ?? "q8", ...cfg.llm }
-              : { worker, task: "llm", url: "/llm/", target: LLM[name], threads: cfg.hearthWorkers, ...cfg.llm };
+              : { worker, task: "llm", url: "/llm/", target: LLM[name], threads: cfg.hearthWorkers, spin: cfg.hearthSpin, ...cfg.llm };
           err(`chromium: ${name}: ${task.url === "/llm/" ? cfg.llmPackage : task.modelRoot ? `${cfg.onnxRoot}/${cfg.modelId}` : cfg.gguf}`);
           out.runtimes[name] = { ...(await run(task)), wallMs: performance.now() - t0 };
         } catch (e) {

@@ -10,7 +10,7 @@ serve({
    * load_cold_ms: first load into this (fresh) profile's Cache Storage (download + SHA-256 + store, shader
    * compilation, weights upload); load_warm_ms: a second load from Cache Storage. Then the protocol.
    */
-  async llm({ url, target = "webgpu", threads, runs, prefillLens, decodeNew, decodePrompt, ttftPrompt }) {
+  async llm({ url, target = "webgpu", threads, spin, runs, prefillLens, decodeNew, decodePrompt, ttftPrompt }) {
     const href = new URL(url, self.location.href).href;
     const load = async () => {
       const t0 = performance.now();
@@ -24,13 +24,18 @@ serve({
     const model = warm.model;
     try {
       const warmStats = model.stats().load;
+      const pool = model["pkg"]?.lib?.wasmThreads; // diagnostics: did the wasm worker threads take tasks?
+      if (pool !== undefined && spin !== undefined && spin !== null) pool.setSpin(spin);
+      const before = { launches: pool?.launches() ?? 0, workerTasks: pool?.workerTasks() ?? 0 };
       const r = await measureDecoder(model, { runs, prefillLens, decodeNew, decodePrompt, ttftPrompt });
+      const wasmThreads = pool === undefined ? null : { workers: pool.workers, launches: pool.launches() - before.launches, workerTasks: pool.workerTasks() - before.workerTasks };
       return {
         runtime: "chromium",
         adapter: model.adapter,
         usesF16: model.usesF16,
         contextWindow: model.maxSequenceLength,
         crossOriginIsolated: self.crossOriginIsolated,
+        wasmThreads,
         threads: target === "wasm-cpu-mt" ? 1 + (threads ?? 0) : 1,
         samples: { load_cold_ms: [cold.ms], load_warm_ms: [warm.ms], ...r.samples },
         skipped: r.skipped,

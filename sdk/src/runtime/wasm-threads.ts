@@ -264,6 +264,15 @@ export interface WasmThreadPool {
   dispose(): void;
 }
 
+/**
+ * Polls of the launch counter before an idle worker sleeps. Between a decode step's parallel loops the
+ * loading thread runs serial kernels and the VM; a worker that fell asleep meanwhile wakes too late to
+ * help (a launch never waits for it). Measured in Chromium (SmolLM2-135M, 2 threads, docs/benchmarks.md):
+ * 16384 polls gave decode 28.4 tok/s, slower than one thread (33.4); 262144 gave 52.9. Spinning costs a
+ * core that other programs may want, which is why it is bounded at all.
+ */
+export const DEFAULT_SPIN_POLLS = 1 << 18;
+
 /** Bytes of stack per worker: kernels keep tiles under 1 KiB on the stack, the rest in the workspace pool. */
 const WORKER_STACK_BYTES = 1 << 20;
 
@@ -278,6 +287,7 @@ export async function startWasmThreads(
   exports: WebAssembly.Exports,
   workers: number,
   timeoutMs = 30_000,
+  spinPolls = DEFAULT_SPIN_POLLS,
 ): Promise<WasmThreadPool> {
   if (!Number.isInteger(workers) || workers < 1 || workers > 63) throw new RangeError(`workers must be an integer in 1..63, not ${workers}`);
   const ex = asThreadedExports(exports);
@@ -321,6 +331,7 @@ export async function startWasmThreads(
     } finally {
       clearTimeout(timer);
     }
+    ex.hearth_threads_set_spin(spinPolls);
     const used = ex.hearth_threads_use(workers);
     return {
       workers: used,
