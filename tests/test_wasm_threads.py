@@ -165,3 +165,10 @@ def test_wasm_cpu_mt_greedy_matches_single_thread() -> None:
     # No SharedArrayBuffer (a page without cross-origin isolation): the package's wasm-cpu build is loaded.
     fallback = _greedy(pkg.package_dir, "wasm-cpu-mt", 1, env={"HEARTH_NO_SAB": "1"})
     assert fallback["loadedTarget"] == "wasm-cpu" and fallback["tokens"] == single["tokens"], fallback
+    # No target and no WebGPU: the loader falls back to the CPU on its own and takes the threaded build
+    # where threads can run, the single-thread one where they cannot; a "wasm-cpu" asked for by name stays.
+    auto = _greedy(pkg.package_dir, "auto", 1)
+    assert auto["loadedTarget"] == "wasm-cpu-mt" and auto["tokens"] == single["tokens"], auto
+    auto_no_sab = _greedy(pkg.package_dir, "auto", 1, env={"HEARTH_NO_SAB": "1"})
+    assert auto_no_sab["loadedTarget"] == "wasm-cpu", auto_no_sab
+    assert single["loadedTarget"] == "wasm-cpu", single

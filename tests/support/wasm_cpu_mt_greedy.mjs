@@ -1,7 +1,8 @@
 // Greedy tokens of a decoder package's wasm-cpu or wasm-cpu-mt build in Node (the SDK's DecoderModel on
 // tvm.cpu(); -mt with `threads` worker_threads), and the decode speed of those tokens; prints one JSON line
 // {tokens, quantization, target, workers, decode_tok_s}. Run from sdk/ (tsx resolves there):
-//   node --import tsx ../tests/support/wasm_cpu_mt_greedy.mjs <pkg> <wasm-cpu|wasm-cpu-mt> <threads> <ids> <n>
+//   node --import tsx ../tests/support/wasm_cpu_mt_greedy.mjs <pkg> <wasm-cpu|wasm-cpu-mt|auto> <threads> <ids> <n>
+// "auto": no target, as an app loads; Node has no WebGPU here, so the loader picks the CPU build itself.
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -14,7 +15,7 @@ if (process.env.HEARTH_NO_SAB === "1") delete globalThis.SharedArrayBuffer;
 let model;
 try {
   model = await DecoderModel.load(pathToFileURL(resolve(pkg)).href + "/", {
-    target,
+    target: target === "auto" ? undefined : target,
     threads: Number(threads),
     fetch: fileFetch,
     cache: "none",

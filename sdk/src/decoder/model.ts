@@ -177,6 +177,7 @@ export class DecoderModel {
           ...opts,
           device: on.device,
           target: on.target,
+          preferThreads: on.cpuByChoice,
           deviceCheck:
             opts.deviceCheck === false ? false : { maxTotalSeqLen: opts.maxTotalSeqLen, prefillChunkSize: opts.prefillChunkSize, ...opts.deviceCheck },
         }),

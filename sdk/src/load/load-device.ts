@@ -18,6 +18,8 @@ export interface LoadDevice {
   owned: boolean;
   /** Why WebGPU was skipped, when the CPU fallback was taken because WebGPU is unavailable. */
   noWebGPU: WebGPUUnavailableError | undefined;
+  /** The CPU was chosen here, not asked for: the package's threaded build may be taken (preferThreads). */
+  cpuByChoice?: boolean | undefined;
   /**
    * The CPU build was taken over a software adapter: its WebGPU device and description, used when the
    * package turns out to have no wasm-cpu build, else destroyed once the CPU load succeeded.
@@ -46,7 +48,7 @@ export async function chooseLoadDevice(
     handle = await requestGPU({ gpu: opts.gpu, label, timestampQuery: opts.kernelTiming });
   } catch (err) {
     if (!(err instanceof WebGPUUnavailableError) || opts.target !== undefined) throw err;
-    return { device: undefined, adapter: null, target: "wasm-cpu", owned: false, noWebGPU: err };
+    return { device: undefined, adapter: null, target: "wasm-cpu", owned: false, noWebGPU: err, cpuByChoice: true };
   }
   const webgpu: LoadDevice = { device: handle.device, adapter: handle.info, target: opts.target ?? "webgpu", owned: true, noWebGPU: undefined };
   if (opts.target !== undefined) return webgpu;
@@ -58,6 +60,7 @@ export async function chooseLoadDevice(
     target: "wasm-cpu",
     owned: false,
     noWebGPU: undefined,
+    cpuByChoice: true,
     softwareFallback: { device: handle.device, adapter: handle.info, name: choice.software },
   };
 }

@@ -76,6 +76,12 @@ export interface LoadPackageOptions {
   /** Which of the manifest's `targets` to load: "webgpu" (default), "wasm-cpu" or "wasm-cpu-mt". */
   target?: string | undefined;
   /**
+   * With target "wasm-cpu": load the package's "wasm-cpu-mt" build instead where it has one and threads can
+   * run (cross-origin isolated). Set by the model loaders when they fall back to the CPU on their own; a
+   * caller who asks for "wasm-cpu" by name gets the single-thread build.
+   */
+  preferThreads?: boolean | undefined;
+  /**
    * Worker threads besides the loading thread for target "wasm-cpu-mt" (default: one fewer than
    * `navigator.hardwareConcurrency`, 1..7). Where threads cannot run (no SharedArrayBuffer: a page that is
    * not cross-origin isolated) the package's single-thread "wasm-cpu" build is loaded instead.
@@ -168,7 +174,7 @@ export interface LoadedPackage {
   tensorCache: LoadedTensorCache;
   /** Where the model runs: "webgpu", or "cpu" for a wasm-cpu package. */
   deviceKind: RuntimeDeviceKind;
-  /** The target loaded ("webgpu" or "wasm-cpu"). */
+  /** The target loaded ("webgpu", "wasm-cpu" or "wasm-cpu-mt"). */
   target: string;
   /** The model computes in float16 (device has shader-f16, checked). */
   usesF16: boolean;
@@ -393,6 +399,10 @@ export async function loadVerifiedPackage<C extends { params: readonly { name: s
     );
   }
   kind.checkManifest?.(manifest, base);
+  if (target === "wasm-cpu" && opts.preferThreads === true && manifest.targets["wasm-cpu-mt"] !== undefined && wasmThreadsUnavailableReason() === undefined) {
+    log(`${base}: no WebGPU; loading the threaded "wasm-cpu-mt" build (the page is cross-origin isolated)`);
+    target = "wasm-cpu-mt";
+  }
   const noThreads = target === "wasm-cpu-mt" ? wasmThreadsUnavailableReason() : undefined;
   if (noThreads !== undefined) {
     if (manifest.targets["wasm-cpu"] === undefined) {
