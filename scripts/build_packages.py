@@ -30,6 +30,9 @@ DIST = REPO / "dist"
 # webgpu ships; wasm-cpu is the SDK's fallback without WebGPU; llvm is the native twin that
 # tests and `hearth eval` compare against.
 TARGETS = ["webgpu", "wasm-cpu", "llvm"]
+# The demo's chat model also ships wasm-cpu-mt: without WebGPU the SDK takes it where the page is
+# cross-origin isolated (2 threads in Chromium: 51.0 vs 32.4 tok/s decode; docs/benchmarks.md, threads).
+EXTRA_TARGETS = {"SmolLM2-135M-Instruct": ["wasm-cpu-mt"]}
 
 
 def minilm_folder() -> Path:
@@ -80,7 +83,7 @@ def _compile(model_id: str, quant: str, progress: Progress | None = None):  # no
     return compile_package(
         str(SOURCES[model_id]()),
         quant,
-        TARGETS,
+        TARGETS + EXTRA_TARGETS.get(model_id, []),
         DIST,
         model_id=model_id,
         context_window_size=CONTEXT.get(model_id),
