@@ -33,6 +33,9 @@ export async function loadChatEngine(packageUrl: string, opts: ChatLoadOptions):
     // Always explicit: the SDK's own default would take the CPU build on a software adapter, and the
     // demo has decided already (models.ts; ?webgpu=force).
     target: opts.target,
+    // On the CPU, the package's threaded build where the page allows threads (it is cross-origin isolated:
+    // vite.config.ts, hearth serve); the SDK falls back to the single-thread build otherwise.
+    ...(opts.target === "wasm-cpu" ? { packageOptions: { preferThreads: true } } : {}),
     onProgress: opts.onProgress,
     ...(opts.signal === undefined ? {} : { signal: opts.signal }),
   });

@@ -177,7 +177,7 @@ export class DecoderModel {
           ...opts,
           device: on.device,
           target: on.target,
-          preferThreads: on.cpuByChoice,
+          preferThreads: opts.preferThreads ?? on.cpuByChoice,
           deviceCheck:
             opts.deviceCheck === false ? false : { maxTotalSeqLen: opts.maxTotalSeqLen, prefillChunkSize: opts.prefillChunkSize, ...opts.deviceCheck },
         }),
