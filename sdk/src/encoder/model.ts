@@ -222,7 +222,8 @@ export class EncoderModel implements Embedder {
     const t1 = performance.now();
     const { value: pkg, used } = await loadOn(
       chosen,
-      (on): Promise<LoadedEncoderPackage> => loadEncoderPackage(baseUrl, { ...opts, device: on.device, target: on.target, preferThreads: opts.preferThreads ?? on.cpuByChoice }),
+      (on): Promise<LoadedEncoderPackage> =>
+        loadEncoderPackage(baseUrl, { ...opts, device: on.device, target: on.target, preferThreads: opts.preferThreads ?? on.cpuByChoice }),
     );
     const { device, adapter } = used;
     const t2 = performance.now();
