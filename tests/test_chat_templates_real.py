@@ -336,7 +336,12 @@ def test_package_config_stops_on_end_of_turn_in_the_sdk(family: str, tmp_path: P
     (src / "tokenizer_config.json").write_text(json.dumps(tok_cfg))
     hf_config = {"model_type": family, "eos_token_id": base_eos, "vocab_size": len(tok)}
     config = SimpleNamespace(
-        model_type=family, vocab_size=len(tok), context_window_size=512, prefill_chunk_size=128, max_batch_size=1
+        model_type=family,
+        vocab_size=len(tok),
+        context_window_size=512,
+        prefill_chunk_size=128,
+        max_batch_size=1,
+        cache_slides=lambda: False,  # no window: mlc-chat-config's sliding_window_size stays -1
     )
     doc = chat_config(hf_config, config, SimpleNamespace(name="q0f32"), src, ["tokenizer.json"], {})
     assert doc["eos_token_id"] == [base_eos, end]

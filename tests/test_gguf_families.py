@@ -239,7 +239,12 @@ def test_gemma3_gguf_without_template_gets_gemma3s_and_stops_on_end_of_turn(tmp_
     assert prompt_ids[:2] == [ids["<bos>"], ids["<start_of_turn>"]] and ids["<end_of_turn>"] in prompt_ids
 
     config = SimpleNamespace(
-        model_type="gemma3_text", vocab_size=len(ids), context_window_size=64, prefill_chunk_size=16, max_batch_size=1
+        model_type="gemma3_text",
+        vocab_size=len(ids),
+        context_window_size=64,
+        prefill_chunk_size=16,
+        max_batch_size=1,
+        cache_slides=lambda: False,  # a 64-token context: no layer's window is shorter
     )
     doc = chat_config(source.config, config, SimpleNamespace(name="q0f32"), source.path, ["tokenizer.json"], {})
     assert doc["chat_template"] == GEMMA3
