@@ -76,7 +76,8 @@ export async function instantiateRuntime(opts: InstantiateOptions): Promise<Runt
   const logger: Logger = opts.logger ?? ((msg) => console.log(msg));
   const t0 = performance.now();
   const bytes = opts.wasm instanceof Uint8Array ? opts.wasm : new Uint8Array(opts.wasm);
-  const limits = importedMemoryLimits(bytes);
+  // Only a CPU library can be threaded; a WebGPU one goes to tvmjs unread (it reports bad bytes itself).
+  const limits = opts.device === undefined ? importedMemoryLimits(bytes) : undefined;
   const threads = opts.threads ?? 0;
   if (threads > 0 && limits?.shared !== true) {
     throw new Error(`threads: ${threads} needs the package's threaded wasm-cpu build (target "wasm-cpu-mt"); this library is single-thread`);
