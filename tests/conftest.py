@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,3 +21,22 @@ def run_json(cmd: list[str], timeout: float = 300) -> dict:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+def call_tir_kernels(mod: Any, func: str) -> Counter[str]:
+    """call_tir kernels of `func` in a Relax module by name, reshapes left out (the VM makes them views, no
+    launch): what a GPU build launches per call (tests/test_fusion.py, test_fusion2.py)."""
+    import tvm  # lazy: most test modules never need the compiler
+    from tvm import relax
+
+    calls: Counter[str] = Counter()
+    call_tir = tvm.ir.Op.get("relax.call_tir")
+
+    def visit(e: relax.Expr) -> None:
+        if isinstance(e, relax.Call) and e.op == call_tir:
+            name = e.args[0].name_hint
+            if not (name.startswith(("reshape", "fused_reshape")) and "matmul" not in name):
+                calls[name] += 1
+
+    relax.analysis.post_order_visit(mod[func].body, visit)
+    return calls

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections import Counter
 
 import pytest
 import tvm
 from tvm import relax
 from tvm.relax.backend.gpu_generic import pipeline as gpu_generic
 
-from conftest import REPO
+from conftest import REPO, call_tir_kernels
 from hearth.build.fusion import fusion_passes
 from hearth.models import get_architecture
 from hearth.quant import get_scheme, quantize_model
@@ -57,24 +56,9 @@ def _legalized(fused: bool) -> tvm.ir.IRModule:
         return tvm.transform.Sequential(passes)(mod)
 
 
-def _kernels(mod: tvm.ir.IRModule, func: str) -> Counter[str]:
-    """call_tir kernels of `func` by name, reshapes left out (the VM makes them views, no launch)."""
-    calls: Counter[str] = Counter()
-    call_tir = tvm.ir.Op.get("relax.call_tir")
-
-    def visit(e: relax.Expr) -> None:
-        if isinstance(e, relax.Call) and e.op == call_tir:
-            name = e.args[0].name_hint
-            if not (name.startswith(("reshape", "fused_reshape")) and "matmul" not in name):
-                calls[name] += 1
-
-    relax.analysis.post_order_visit(mod[func].body, visit)
-    return calls
-
-
 def test_decode_gate_folds_into_down_projection() -> None:
     _, layers = _exported()
-    before, after = _kernels(_legalized(False), "decode"), _kernels(_legalized(True), "decode")
+    before, after = call_tir_kernels(_legalized(False), "decode"), call_tir_kernels(_legalized(True), "decode")
     gate_alone = [k for k in before if "silu" in k and "matmul" not in k]
     assert len(gate_alone) == 1 and before[gate_alone[0]] == layers, before
     assert not [k for k in after if "silu" in k and "matmul" not in k], after
@@ -96,7 +80,7 @@ def test_fused_kernel_gets_the_gemv_schedule() -> None:
 def test_other_shapes_keep_their_kernels(func: str) -> None:
     """Only static single-token shapes are fused: prefill's GEMMs (and batch_decode's symbolic batch)
     are left as they were."""
-    assert _kernels(_legalized(True), func) == _kernels(_legalized(False), func)
+    assert call_tir_kernels(_legalized(True), func) == call_tir_kernels(_legalized(False), func)
 
 
 def _gated(n: int, sections: int, seq: int = 1) -> relax.Function:

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import pytest
 import tvm
-from tvm import relax
 from tvm.relax.backend.gpu_generic import pipeline as gpu_generic
 
-from conftest import REPO
+from conftest import REPO, call_tir_kernels
 from hearth.build import staged_gemv
 from hearth.build.fusion import fusion_passes
 from hearth.cache import cache_root
@@ -71,23 +70,9 @@ def _legalized(staged: bool, quant: str = QUANT) -> tvm.ir.IRModule:
         return tvm.transform.Sequential(passes)(mod)
 
 
-def _kernels(mod: tvm.ir.IRModule, func: str) -> Counter[str]:
-    calls: Counter[str] = Counter()
-    call_tir = tvm.ir.Op.get("relax.call_tir")
-
-    def visit(e: relax.Expr) -> None:
-        if isinstance(e, relax.Call) and e.op == call_tir:
-            name = e.args[0].name_hint
-            if not (name.startswith(("reshape", "fused_reshape")) and "matmul" not in name):
-                calls[name] += 1
-
-    relax.analysis.post_order_visit(mod[func].body, visit)
-    return calls
-
-
 def test_decode_norms_and_gate_fold_into_gemvs() -> None:
     _, layers = _exported()
-    before, after = _kernels(_legalized(False), "decode"), _kernels(_legalized(True), "decode")
+    before, after = call_tir_kernels(_legalized(False), "decode"), call_tir_kernels(_legalized(True), "decode")
     assert not [k for k in after if k.startswith("rms_norm") or ("silu" in k)], after
     staged = Counter({k: v for k, v in after.items() if k.startswith("hearth_")})
     # per layer: norm+qkv, norm+gate_up, gate+down+residual; once: the final norm + lm_head
@@ -109,12 +94,14 @@ def test_staged_kernels_are_scheduled_with_shared_staging() -> None:
 
 @pytest.mark.parametrize("func", ["prefill", "batch_prefill", "batch_decode"])
 def test_other_shapes_keep_their_kernels(func: str) -> None:
-    assert _kernels(_legalized(True), func) == _kernels(_legalized(False), func)
+    assert call_tir_kernels(_legalized(True), func) == call_tir_kernels(_legalized(False), func)
 
 
 def test_f16_activations_keep_their_kernels() -> None:
     """The staged kernels are float32 only: a q4f16_1 build decodes with the unfused kernels."""
-    assert _kernels(_legalized(True, "q4f16_1"), "decode") == _kernels(_legalized(False, "q4f16_1"), "decode")
+    assert call_tir_kernels(_legalized(True, "q4f16_1"), "decode") == call_tir_kernels(
+        _legalized(False, "q4f16_1"), "decode"
+    )
 
 
 def test_unknown_kernel_form_is_left_unfused() -> None:
