@@ -12,7 +12,9 @@
 #      PROFILE=1 adds a WebGPU decode run under `node --cpu-prof` ($OUT/prof-<package>.cpuprofile; read it with
 #      bench/gpu/cpuprofile_top.py);
 #      KERNEL_TIMES=1 adds per-kernel GPU time per decode token (kernel-launches.mjs --gpu-time, timestamp
-#      queries, Dawn's timestamp quantization off) to $OUT/kernel-times.jsonl.
+#      queries, Dawn's timestamp quantization off) to $OUT/kernel-times.jsonl;
+#      PREFILL_TIMES=1 (or a prompt length, default 128) adds per-kernel GPU time of one prefill
+#      (kernel-launches.mjs --prefill-gpu-time) to $OUT/kernel-times.jsonl (rows with "mode": "prefill").
 # Writes $OUT/results.jsonl (one JSON line per engine x package) and $OUT/env.txt.
 set -u
 RUNS=${1:-5}; NEW=${2:-128}; GLOB=${3:-*}
@@ -67,6 +69,11 @@ for src in $G/src/pkgs/$GLOB; do
   if [ -n "${KERNEL_TIMES:-}" ]; then
     k=$(HEARTH_DAWN_FLAGS="disable-dawn-features=timestamp_quantization${flags:+ $flags}" $G/node $G/js/kernel-launches.mjs $p --steps 32 --prompt 64 --gpu-time 2>$OUT/ktime-$name.err | tail -1)
     echo "{\"package\":\"$name\",\"result\":${k:-null}}" >> $OUT/kernel-times.jsonl
+  fi
+  if [ -n "${PREFILL_TIMES:-}" ]; then
+    pt=$PREFILL_TIMES; [ "$pt" = 1 ] && pt=128
+    k=$(HEARTH_DAWN_FLAGS="disable-dawn-features=timestamp_quantization${flags:+ $flags}" $G/node $G/js/kernel-launches.mjs $p --prefill-gpu-time $pt 2>$OUT/ptime-$name.err | tail -1)
+    echo "{\"package\":\"$name\",\"mode\":\"prefill\",\"result\":${k:-null}}" >> $OUT/kernel-times.jsonl
   fi
   # The -fused2* copies carry the base package's CUDA library (prepare.py): their native row would repeat it.
   case $name in *-fused2*) ;; *)

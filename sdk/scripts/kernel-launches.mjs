@@ -10,6 +10,10 @@
 // {total, byKernel} of the decode steps. Each launch then runs in its own compute pass, so decodeTokS of
 // such a run is not the model's speed. In Node, HEARTH_DAWN_FLAGS=disable-dawn-features=timestamp_quantization
 // keeps Dawn from rounding the timestamps.
+// --prefill-gpu-time <n>: instead, one prefill of n tokens (chunked like DecoderModel.prefill), timed per launch
+// after an untimed warm-up prefill of the same length (pipelines and bind groups created) and a reset; prints
+// {package, mode: "prefill", tokens: n, launches, kernels, gpuMs, byKernel: {name: {launches, ms}}, untimed,
+// prefillMs, token}: byKernel sorted by GPU time, token the greedy next token (compare builds of one model).
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -23,9 +27,21 @@ if (!globalThis.__HEARTH_BUNDLED__) {
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { steps: { type: "string", default: "8" }, prompt: { type: "string", default: "16" }, "gpu-time": { type: "boolean", default: false } },
+  options: {
+    steps: { type: "string", default: "8" },
+    prompt: { type: "string", default: "16" },
+    "gpu-time": { type: "boolean", default: false },
+    "prefill-gpu-time": { type: "string" },
+  },
 });
-if (positionals.length !== 1) throw new Error("usage: node scripts/kernel-launches.mjs <packageDir> [--steps 8] [--prompt 16]");
+if (positionals.length !== 1) {
+  throw new Error("usage: node scripts/kernel-launches.mjs <packageDir> [--steps 8] [--prompt 16] [--gpu-time | --prefill-gpu-time <tokens>]");
+}
+const prefillTokens = values["prefill-gpu-time"] === undefined ? undefined : Number(values["prefill-gpu-time"]);
+if (prefillTokens !== undefined && (!Number.isInteger(prefillTokens) || prefillTokens < 1)) {
+  throw new Error(`--prefill-gpu-time takes the prompt length, a positive integer; got ${values["prefill-gpu-time"]}`);
+}
+if (prefillTokens !== undefined && values["gpu-time"]) throw new Error("--gpu-time (decode) and --prefill-gpu-time are separate runs: pass one");
 const steps = Number(values.steps);
 const promptLen = Number(values.prompt);
 if (!Number.isInteger(steps) || steps < 1 || !Number.isInteger(promptLen) || promptLen < 1) {
@@ -38,7 +54,7 @@ const { DecoderModel } = await import("../src/decoder/model.ts");
 
 const gpu = await installNodeGPU();
 const url = pathToFileURL(resolve(positionals[0]) + "/").href;
-const timing = values["gpu-time"];
+const timing = values["gpu-time"] || prefillTokens !== undefined;
 const model = await DecoderModel.load(url, { gpu, target: "webgpu", fetch: fileFetch, dispatch: "hearth", kernelTiming: timing });
 /** The kernel-time totals once every submitted batch has been read back. */
 async function settledGpuTime() {
@@ -48,12 +64,53 @@ async function settledGpuTime() {
   if (t.pendingReads > 0) throw new Error("kernel timestamps were not read back within 5 s");
   return structuredClone(t.byKernel);
 }
+/** launches and GPU ms per kernel between two snapshots, sorted by GPU time. */
+function kernelDelta(before, after) {
+  return Object.entries(after)
+    .map(([k, v]) => [k, { launches: v.launches - (before[k]?.launches ?? 0), ms: v.totalMs - (before[k]?.totalMs ?? 0) }])
+    .filter(([, v]) => v.launches > 0)
+    .sort((a, b) => b[1].ms - a[1].ms || a[0].localeCompare(b[0]));
+}
+/** One prefill of `n` tokens, timed per kernel (the --prefill-gpu-time mode). */
+async function prefillRun(n, argmax) {
+  const vocab = model.config.vocab_size;
+  if (n > model.maxSequenceLength) throw new Error(`--prefill-gpu-time ${n} exceeds the package's context window (${model.maxSequenceLength})`);
+  const prompt = Array.from({ length: n }, (_, i) => (i * 7919 + 13) % vocab);
+  await model.prefill(prompt); // warm-up: pipelines, bind groups
+  await model.reset();
+  const before = await settledGpuTime();
+  const untimed = model.stats().dispatch.gpuTime.untimed;
+  const t0 = performance.now();
+  const token = argmax(await model.prefill(prompt));
+  const prefillMs = performance.now() - t0;
+  const per = kernelDelta(before, await settledGpuTime());
+  return {
+    package: positionals[0],
+    mode: "prefill",
+    tokens: n,
+    launches: per.reduce((a, [, v]) => a + v.launches, 0),
+    kernels: per.length,
+    gpuMs: per.reduce((a, [, v]) => a + v.ms, 0),
+    byKernel: Object.fromEntries(per),
+    untimed: model.stats().dispatch.gpuTime.untimed - untimed,
+    prefillMs,
+    token,
+  };
+}
 try {
   const argmax = (logits) => {
     let best = 0;
     for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
     return best;
   };
+  if (prefillTokens !== undefined) console.log(JSON.stringify(await prefillRun(prefillTokens, argmax)));
+  else await decodeRun(argmax);
+} finally {
+  await model.dispose();
+}
+
+/** The decode mode: launches (and with --gpu-time GPU ms) per decode token. */
+async function decodeRun(argmax) {
   const vocab = model.config.vocab_size;
   const prompt = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % vocab);
   const tokens = [argmax(await model.prefill(prompt))];
@@ -87,6 +144,4 @@ try {
       tokens,
     }),
   );
-} finally {
-  await model.dispose();
 }

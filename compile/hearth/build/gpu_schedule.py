@@ -1,0 +1,106 @@
+"""The GPU schedule rules Hearth applies after fusion: TVM's dlight defaults, or a prefill variant.
+
+dlight's `Matmul` rule (the prefill GEMMs: dequantize_NT_matmul with the 4-bit decode inlined into the
+shared-memory fetch of the weight) picks its tile config by target kind: cuda and rocm get a tuned config,
+every other kind, webgpu included, the generic one (8x8 threads, 4x4 outputs each, K step 8, no vector
+loads). On an H100 Hearth's WebGPU prefill ran at 0.40-0.47 of native CUDA (docs/benchmarks.md), and the
+matmuls are most of a 128-token prefill's GPU time, so the variants below give WebGPU other Matmul configs,
+to be A/B-measured on the GPU (bench/gpu/build_variant.py) before one becomes the default.
+
+Every config keeps within WebGPU's portable limits: at most 256 invocations per workgroup and 16 KiB of
+workgroup storage (the A and B tiles: (by*my + bx*mx) * micro_k * 4 bytes, plus storage_align padding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import tvm
+from tvm.s_tir import dlight as dl
+from tvm.s_tir.dlight.gpu.matmul import Matmul
+from tvm.target import Target
+
+# prefill_schedule value -> Matmul config for non-cuda GPU targets; "dlight" keeps dlight's own choice.
+# No variant uses vector loads (vector_size > 1): the cooperative fetch of the weight tile, with the 4-bit
+# decode inlined into it, then fails TVM's WebGPU lowering (StorageRewrite's VectorTypeRewriter check
+# `info.factor() % coeff == 0`); the A/B measures tile shape and K step only.
+PREFILL_SCHEDULES: dict[str, Matmul.Config | None] = {
+    "dlight": None,
+    # dlight's cuda/rocm config without its 2-wide loads: 8x16 threads, a 32 (tokens) x 64 (outputs) tile,
+    # K step 16, padded shared rows (storage_align). 6.5 KiB of workgroup storage.
+    "cuda": Matmul.Config(
+        block_size_x=8,
+        block_size_y=16,
+        micro_size_x=4,
+        micro_size_y=4,
+        micro_size_k=16,
+        vector_size=1,
+        unroll=256,
+        use_shared=True,
+        storage_align=True,
+    ),
+    # dlight's generic 8x8 threads and 32x32 tile (as many workgroups: small models' GEMMs, e.g. SmolLM2's
+    # 128x576 outputs, fill few of an H100's 132 SMs even so) with the cuda config's K step 16 and padded
+    # shared rows: half the barriers and shared-tile loads per output. 4.3 KiB of workgroup storage.
+    "k16": Matmul.Config(
+        block_size_x=8,
+        block_size_y=8,
+        micro_size_x=4,
+        micro_size_y=4,
+        micro_size_k=16,
+        vector_size=1,
+        unroll=256,
+        use_shared=True,
+        storage_align=True,
+    ),
+}
+
+_WORKGROUP_STORAGE = 16384  # bytes: WebGPU's default maxComputeWorkgroupStorageSize
+_WORKGROUP_INVOCATIONS = 256  # WebGPU's default maxComputeInvocationsPerWorkgroup
+
+
+def check_prefill_schedule(name: str) -> str:
+    if name not in PREFILL_SCHEDULES:
+        raise ValueError(
+            f"unknown prefill_schedule {name!r}: pick one of {', '.join(PREFILL_SCHEDULES)} "
+            "(compile/hearth/build/gpu_schedule.py)"
+        )
+    return name
+
+
+def _fits_webgpu(c: Matmul.Config) -> bool:
+    threads = c.block_size_x * c.block_size_y * c.vthread_x * c.vthread_y
+    rows = c.block_size_x * c.micro_size_x * c.vthread_x + c.block_size_y * c.micro_size_y * c.vthread_y
+    pad = c.vector_size if c.storage_align else 0  # storage_align pads each tile row by vec_len elements
+    return threads <= _WORKGROUP_INVOCATIONS and rows * (c.micro_size_k + pad) * 4 <= _WORKGROUP_STORAGE
+
+
+for _name, _cfg in PREFILL_SCHEDULES.items():  # a config that cannot run on WebGPU is a bug here, not at load
+    assert _cfg is None or _fits_webgpu(_cfg), f"prefill schedule {_name} exceeds WebGPU's workgroup limits"
+
+
+class ConfiguredMatmul(Matmul):
+    """dlight's Matmul with a fixed config for every target kind but cuda/rocm (which keep dlight's)."""
+
+    def __init__(self, config: Matmul.Config) -> None:
+        super().__init__()
+        self.config = config
+
+    def get_configs(self, target: Target) -> Matmul.Config:
+        if target.kind.name in ("cuda", "rocm"):
+            return super().get_configs(target)
+        return Matmul.Config(**asdict(self.config))
+
+
+def gpu_schedule_pass(prefill_schedule: str = "dlight") -> tvm.transform.Pass:
+    """The dlight pass of TVM's generic GPU pipeline (gpu_generic.legalize_passes' last step), with the
+    Matmul rule configured by `prefill_schedule`. GEMV, reductions and the fallback are dlight's."""
+    config = PREFILL_SCHEDULES[check_prefill_schedule(prefill_schedule)]
+    matmul = dl.gpu.Matmul() if config is None else ConfiguredMatmul(config)
+    return dl.ApplyDefaultSchedule(
+        matmul,
+        dl.gpu.GEMV(),
+        dl.gpu.Reduction(),
+        dl.gpu.GeneralReduction(),
+        dl.gpu.Fallback(),
+    )
