@@ -242,7 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(q8f16_gguf / q8f32_gguf for Q5_0 / Q8_0 Linears; q8f32_gguf_near: also Q6_K, re-quantized to 8 bits, "
         "not exact; docs/gguf.md)",
     )
-    p.add_argument("--target", action="append", choices=list(TARGETS), help="repeatable; default webgpu")
+    p.add_argument(
+        "--target",
+        action="append",
+        choices=list(TARGETS),
+        help="repeatable; default webgpu. webgpu-fused: a second WebGPU library with the staged decode fusion, "
+        "which the SDK loads on hardware GPUs (the plain one on software adapters)",
+    )
     p.add_argument("--out", default="dist", help="package root (default: dist)")
     p.add_argument("--context-window-size", type=int, default=None)
     p.add_argument("--prefill-chunk-size", type=int, default=None)
@@ -265,15 +271,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--decode-fusion",
         choices=["none", "staged"],
         default="none",
-        help="GPU builds: 'staged' folds RMSNorm and the SwiGLU gate into the decode GEMVs (303 -> 212 launches "
-        "per SmolLM2 token; faster on an H100, slower on CPU-emulated WebGPU; docs/benchmarks.md)",
+        help="every GPU build: 'staged' folds RMSNorm and the SwiGLU gate into the decode GEMVs (303 -> 212 launches "
+        "per SmolLM2 token; faster on an H100, slower on CPU-emulated WebGPU; docs/benchmarks.md). "
+        "--target webgpu-fused ships that build next to the plain one instead",
     )
     p.add_argument("--force", action="store_true", help="rebuild even if the package is up to date")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("smoke", help="compile the Linear-SiLU-Linear smoke cases")
     p.add_argument("--out", default=None, help="build into this folder (default: the content-hash cache)")
-    p.add_argument("--target", default="webgpu", choices=list(TARGETS))
+    # The smoke cases have no decode GEMVs: a fused target would be the plain one under another name.
+    p.add_argument("--target", default="webgpu", choices=[t for t, s in TARGETS.items() if s.decode_fusion == "none"])
     p.add_argument("--case", action="append", choices=list(CASES), help="only this case (repeatable)")
     p.set_defaults(func=cmd_smoke)
 

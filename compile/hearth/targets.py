@@ -1,6 +1,9 @@
 """Compilation targets, by name. One registry instead of if-chains at every call site.
 
 - webgpu:   WGSL kernels + a wasm32 host module (system-lib), linked with the TVM wasm runtime.
+- webgpu-fused: webgpu with the staged decode fusion (RMSNorm and the SwiGLU gate folded into the decode
+  GEMVs, build/staged_gemv.py): fewer launches, faster on real GPUs, slower on CPU-emulated WebGPU, so a
+  package ships it next to webgpu and the SDK picks by adapter (sdk/src/load/device-fit.ts).
 - wasm-cpu: everything on the wasm32 host (SIMD128, CPU schedules), for browsers without WebGPU.
 - wasm-cpu-mt: wasm-cpu whose parallel loops run on Web Workers over a shared memory (needs a
   cross-origin isolated page; a package built with both keeps wasm-cpu as the fallback elsewhere).
@@ -38,6 +41,9 @@ class TargetSpec:
     is_gpu: bool
     device: str  # tvm device name used to run it natively ("cpu", "cuda"); wasm ones run in JS
     threads: bool = False  # wasm linked on a shared memory with the threaded runtime (Web Workers)
+    # build/fusion.py mode compiled into this target whatever `hearth compile --decode-fusion` says
+    # ("none": the option decides); a target of its own so one package can carry both GPU builds.
+    decode_fusion: str = "none"
 
     def target(self) -> tvm.target.Target:
         return self.make()
@@ -47,6 +53,14 @@ TARGETS: dict[str, TargetSpec] = {
     spec.name: spec
     for spec in [
         TargetSpec("webgpu", lambda: tvm.target.Target({"kind": "webgpu", "host": WASM32_HOST}), True, True, "webgpu"),
+        TargetSpec(
+            "webgpu-fused",
+            lambda: tvm.target.Target({"kind": "webgpu", "host": WASM32_HOST}),
+            True,
+            True,
+            "webgpu",
+            decode_fusion="staged",
+        ),
         TargetSpec("wasm-cpu", lambda: tvm.target.Target(WASM32_SIMD), True, False, "cpu"),
         TargetSpec("wasm-cpu-mt", lambda: tvm.target.Target(WASM32_SIMD_MT), True, False, "cpu", threads=True),
         TargetSpec("llvm", lambda: tvm.target.Target(native_cpu()), False, False, "cpu"),

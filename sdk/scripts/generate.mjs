@@ -4,11 +4,15 @@
 //
 // Usage: node scripts/generate.mjs <packageDir> --ids 1,2,3 [--max-new 32] [--stop 2,0] [--variant q4f16_1]
 //                                  [--trace K] [--repeat N] [--prefill-chunk N] [--target webgpu|wasm-cpu|auto]
+//                                  [--webgpu-build auto|fused|plain]
 //   <packageDir>  the package folder (with hearth-manifest.json), or the model folder with --variant
 //   --target      which build runs (default webgpu, also on a software adapter such as lavapipe: this
 //                 script is how tests compare the WebGPU build with the native one); "auto" is the SDK's
 //                 own choice (the wasm-cpu build on a software adapter); "deviceKind" in the output says
 //                 which ran
+//   --webgpu-build  with target webgpu: the package's fused or plain WebGPU library (the SDK's webgpuBuild;
+//                 default auto: fused on a hardware adapter, plain on lavapipe); "target" in the output says
+//                 which loaded
 //   --stop        stop token ids (default: none, exactly --max-new tokens, like the native greedy)
 //   --trace K     also report, for every generated position, the top K (token, logit) pairs and the
 //                 margin between the best two logits (same calls as greedy: prefill, then decode)
@@ -49,6 +53,7 @@ try {
       repeat: { type: "string", default: "1" },
       "prefill-chunk": { type: "string" },
       target: { type: "string", default: "webgpu" },
+      "webgpu-build": { type: "string" },
     },
   });
   if (positionals.length !== 1 || values.ids === undefined) {
@@ -76,6 +81,7 @@ try {
     fetch: fileFetch,
     variant: values.variant,
     ...(values.target === "auto" ? {} : { target: values.target }),
+    webgpuBuild: values["webgpu-build"],
     prefillChunkSize: prefillChunk,
     logger: (m) => console.error(`[tvmjs] ${m}`),
   });
@@ -110,6 +116,7 @@ try {
     quantization: model.config.quantization,
     usesF16: model.usesF16,
     deviceKind: model.loadInfo.deviceKind,
+    target: model.loadInfo.target,
     promptTokens: prompt.length,
     prefillChunkSize: model.prefillChunkSize,
     tokens,

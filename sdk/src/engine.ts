@@ -58,6 +58,7 @@ export {
 export {
   checkCpuFits,
   chooseBackend,
+  chooseWebGPUBuild,
   checkDeviceFits,
   DeviceError,
   deviceProblems,
@@ -80,6 +81,9 @@ export {
   type VariantCapabilities,
   type BackendChoice,
   type BackendChoiceOptions,
+  type WebGPUBuild,
+  type WebGPUBuildChoice,
+  WEBGPU_BUILDS,
 } from "./load/device-fit.js";
 export { DeviceLostError, watchDeviceLost, type DeviceLossWatch } from "./runtime/device-lost.js";
 export {

@@ -114,6 +114,8 @@ def compile_package(
     with context_window_size and get one function per bucket, embed_batch_sizes x embed_seq_lens.
     decode_fusion "staged" folds RMSNorm and the SwiGLU gate into the decode GEMVs of GPU builds
     (build/staged_gemv.py; faster on an H100, slower on CPU-emulated WebGPU: docs/benchmarks.md).
+    The target "webgpu-fused" is that WebGPU build as a library of its own, next to the plain "webgpu"
+    one, whatever decode_fusion says: the SDK loads it on hardware adapters, the plain one on software ones.
     """
     targets = targets or ["webgpu"]
     if decode_fusion not in DECODE_FUSION:
@@ -143,6 +145,10 @@ def compile_package(
     }
     if decode_fusion != "none":  # absent by default, so default builds keep their keys
         options["decode_fusion"] = decode_fusion
+    # A target with its own fusion (webgpu-fused): its mode lives in targets.py, which the key does not
+    # hash, so it goes in here; only packages that have such a target get the entry.
+    if fused_targets := {s.name: s.decode_fusion for s in specs if s.decode_fusion != "none"}:
+        options["target_decode_fusion"] = fused_targets
     reader = CheckpointReader(source.path)
 
     key = _build_key(source.path, quant, targets, options, source.gguf["sha256"] if source.gguf else None)
@@ -167,7 +173,8 @@ def compile_package(
         for i, spec in enumerate(specs):
             note(f"build {spec.name}", i, steps)
             ts = time.perf_counter()
-            built = build_target(arch, config, scheme, spec, fuse=DECODE_FUSION[decode_fusion])
+            fuse = DECODE_FUSION[spec.decode_fusion] or DECODE_FUSION[decode_fusion]
+            built = build_target(arch, config, scheme, spec, fuse=fuse)
             module, named_params = built.module, built.named_params
             lib = f"{model_id}-{scheme.name}-{spec.name}.{'wasm' if spec.is_wasm else 'so'}"
             write_library(built.executable, spec, tmp / lib)

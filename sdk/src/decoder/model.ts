@@ -165,6 +165,7 @@ export class DecoderModel {
    * WebGPUUnavailableError. On a software adapter (SwiftShader, llvmpipe/lavapipe, `isFallbackAdapter`:
    * load/device-fit.ts chooseBackend) the wasm-cpu build is taken too when the package has one.
    * `target: "wasm-cpu"` asks for the CPU build directly; `target: "webgpu"` (or a `device`) forces WebGPU.
+   * On a hardware adapter a package's "webgpu-fused" build is loaded when it has one (`webgpuBuild`).
    */
   static async load(baseUrl: string, opts: DecoderLoadOptions = {}): Promise<DecoderModel> {
     const t0 = performance.now();
@@ -178,6 +179,7 @@ export class DecoderModel {
           device: on.device,
           target: on.target,
           preferThreads: opts.preferThreads ?? on.cpuByChoice,
+          adapterInfo: opts.adapterInfo ?? on.adapter ?? undefined,
           deviceCheck:
             opts.deviceCheck === false ? false : { maxTotalSeqLen: opts.maxTotalSeqLen, prefillChunkSize: opts.prefillChunkSize, ...opts.deviceCheck },
         }),

@@ -223,7 +223,13 @@ export class EncoderModel implements Embedder {
     const { value: pkg, used } = await loadOn(
       chosen,
       (on): Promise<LoadedEncoderPackage> =>
-        loadEncoderPackage(baseUrl, { ...opts, device: on.device, target: on.target, preferThreads: opts.preferThreads ?? on.cpuByChoice }),
+        loadEncoderPackage(baseUrl, {
+          ...opts,
+          device: on.device,
+          target: on.target,
+          preferThreads: opts.preferThreads ?? on.cpuByChoice,
+          adapterInfo: opts.adapterInfo ?? on.adapter ?? undefined,
+        }),
     );
     const { device, adapter } = used;
     const t2 = performance.now();

@@ -12,13 +12,14 @@
  *   activations; {@link checkDeviceFits} compares the largest single buffers with
  *   `maxStorageBufferBindingSize` and `maxBufferSize`, and the total with an optional budget, and throws
  *   a {@link DeviceError} naming the limit and the shortfall.
+ * - WebGPU build: {@link chooseWebGPUBuild} picks a package's fused or plain WebGPU library for the adapter.
  * (Device loss, at run time: runtime/device-lost.ts.)
  */
 import type { ChatConfig } from "./chat-config.js";
 import { configUsesF16 } from "./chat-config.js";
 import type { FetchLike } from "../runtime/tvm.js";
 import { softwareAdapterName, type AdapterIdentity } from "../runtime/gpu.js";
-import { type MemoryEstimate, type DeviceLimit, type DeviceProblem, DeviceError, VariantSelectionError } from "../errors/load.js";
+import { type MemoryEstimate, type DeviceLimit, type DeviceProblem, DeviceError, PackageCompatibilityError, VariantSelectionError } from "../errors/load.js";
 export { type MemoryEstimate, type DeviceLimit, type DeviceProblem, DeviceError, VariantSelectionError } from "../errors/load.js";
 
 // -- memory estimate ----------------------------------------------------------------------------
@@ -222,6 +223,60 @@ export function chooseBackend(adapter: AdapterIdentity | null, opts: BackendChoi
   const software = softwareAdapterName(adapter);
   if (software === null || opts.forceWebGPU === true || !hasCpu) return { target: "webgpu", software, reason: null };
   return { target: "wasm-cpu", software, reason: `software WebGPU adapter (${software}): using the CPU build` };
+}
+
+/**
+ * Which of a package's WebGPU libraries to load for target "webgpu" (the load option `webgpuBuild`):
+ * "auto" (default) takes "webgpu-fused" (the staged decode fusion: fewer, heavier kernels) on a hardware
+ * adapter and the plain "webgpu" on a software one, or when the adapter is unknown; "fused" / "plain" ask
+ * for one by name.
+ */
+export type WebGPUBuild = "auto" | "fused" | "plain";
+
+export const WEBGPU_BUILDS: readonly WebGPUBuild[] = ["auto", "fused", "plain"];
+
+/** The target {@link chooseWebGPUBuild} picked, and why (logged by the loader). */
+export interface WebGPUBuildChoice {
+  target: "webgpu" | "webgpu-fused";
+  reason: string;
+}
+
+/**
+ * The WebGPU library to load from a package with `packageTargets` on `adapter` (undefined or null: not
+ * known, e.g. a caller's GPUDevice without `adapterInfo`). The fused build cut SmolLM2-135M's decode from
+ * 303 to 212 launches per token and ran 24-38 % faster on an H100, but its GPU time per token was 3.2x the
+ * plain build's on CPU-emulated WebGPU (lavapipe, SwiftShader), so "auto" takes it on hardware adapters only
+ * (docs/benchmarks.md). A package with only one of the two gets that one under "auto"; asking for a build the
+ * package lacks is a {@link PackageCompatibilityError} naming the targets it has.
+ */
+export function chooseWebGPUBuild(
+  packageTargets: readonly string[],
+  adapter: AdapterIdentity | null | undefined,
+  build: WebGPUBuild = "auto",
+): WebGPUBuildChoice {
+  if (!WEBGPU_BUILDS.includes(build)) {
+    throw new TypeError(`webgpuBuild must be one of ${WEBGPU_BUILDS.map((b) => JSON.stringify(b)).join(", ")}, got ${JSON.stringify(build)}`);
+  }
+  const hasFused = packageTargets.includes("webgpu-fused");
+  const hasPlain = packageTargets.includes("webgpu");
+  if (build !== "auto") {
+    const target = build === "fused" ? "webgpu-fused" : "webgpu";
+    if (!packageTargets.includes(target)) {
+      const have = packageTargets.length > 0 ? packageTargets.join(", ") : "none";
+      throw new PackageCompatibilityError(
+        `webgpuBuild ${JSON.stringify(build)} needs the package's ${JSON.stringify(target)} library, and it has none (targets: ${have}); ` +
+          `recompile with \`hearth compile --target ${target}\`, or load with webgpuBuild "auto"`,
+        [`target:${target}`],
+      );
+    }
+    return { target, reason: `webgpuBuild ${JSON.stringify(build)}` };
+  }
+  if (!hasFused) return { target: "webgpu", reason: "the package has no webgpu-fused build" };
+  if (!hasPlain) return { target: "webgpu-fused", reason: "the package's only WebGPU build" };
+  if (adapter === null || adapter === undefined) return { target: "webgpu", reason: "adapter unknown: the plain build is never slow" };
+  const software = softwareAdapterName(adapter);
+  if (software !== null) return { target: "webgpu", reason: `software WebGPU adapter (${software}): the fused build is slower there` };
+  return { target: "webgpu-fused", reason: "hardware adapter: the fused decode build" };
 }
 
 /**

@@ -3,6 +3,8 @@
  * a new WebGPU device, or the package's wasm-cpu build on the CPU when no target was asked for and
  * either WebGPU is unavailable or the adapter is a software rasterizer (device-fit.ts chooseBackend).
  * `target: "webgpu"` forces WebGPU, software adapter or not; `target: "wasm-cpu"` forces the CPU build.
+ * On WebGPU the adapter found here also picks the package's fused or plain WebGPU library (package.ts
+ * `webgpuBuild`, device-fit.ts chooseWebGPUBuild).
  */
 import { PackageCompatibilityError } from "./package.js";
 import { chooseBackend } from "./device-fit.js";
@@ -12,7 +14,7 @@ export interface LoadDevice {
   /** undefined: the wasm-cpu build runs on tvmjs's CPU device. */
   device: GPUDevice | undefined;
   adapter: AdapterDescription | null;
-  /** The package target to load: "webgpu" or "wasm-cpu". */
+  /** The package target to load: "webgpu" (fused or plain: package.ts webgpuBuild), "webgpu-fused", "wasm-cpu" or "wasm-cpu-mt". */
   target: string;
   /** We created the device (release it if the load fails); a caller's device stays theirs. */
   owned: boolean;

@@ -15,7 +15,18 @@
  * naming it; nothing is instantiated or uploaded in that case, and a bad store entry is evicted. Files
  * verified before a failure or an abort stay in the store: the next load downloads only the rest.
  */
-import { checkCpuFits, checkDeviceFits, estimateMemory, pickVariant, readDeviceLimits, type DeviceLimits, type MemoryEstimate } from "./device-fit.js";
+import {
+  checkCpuFits,
+  checkDeviceFits,
+  chooseWebGPUBuild,
+  estimateMemory,
+  pickVariant,
+  readDeviceLimits,
+  type DeviceLimits,
+  type MemoryEstimate,
+  type WebGPUBuild,
+} from "./device-fit.js";
+import type { AdapterIdentity } from "../runtime/gpu.js";
 import { asDirectoryUrl, parseTensorCacheManifest, type FetchLike, type LoadedTensorCache, type Logger, type TensorCacheManifest } from "../runtime/tvm.js";
 import type { TvmjsModule } from "../runtime/tvmjs-types.js";
 import type { DispatchMode, PipelineMode } from "../runtime/webgpu-dispatch.js";
@@ -34,10 +45,23 @@ export const CHAT_CONFIG_FILE = "mlc-chat-config.json";
 export const TENSOR_CACHE_FILE = "tensor-cache.json";
 
 /**
- * Targets tvmjs can run: "webgpu" (needs a device), "wasm-cpu" (tvm.cpu(), no WebGPU) and "wasm-cpu-mt"
- * (wasm-cpu on Worker threads; needs cross-origin isolation, else the package's "wasm-cpu" is loaded).
+ * Targets tvmjs can run: "webgpu" (needs a device), "webgpu-fused" (the same with the staged decode fusion;
+ * what target "webgpu" loads on a hardware adapter when the package has it: `webgpuBuild`), "wasm-cpu"
+ * (tvm.cpu(), no WebGPU) and "wasm-cpu-mt" (wasm-cpu on Worker threads; needs cross-origin isolation, else
+ * the package's "wasm-cpu" is loaded).
  */
-export const JS_TARGETS = ["webgpu", "wasm-cpu", "wasm-cpu-mt"] as const;
+export const JS_TARGETS = ["webgpu", "webgpu-fused", "wasm-cpu", "wasm-cpu-mt"] as const;
+
+/** The targets that run on a WebGPU device. */
+export function isWebGPUTarget(target: string): boolean {
+  return target === "webgpu" || target === "webgpu-fused";
+}
+
+/** GPUDevice.adapterInfo (Chrome 132+, the spec), where the implementation has it. */
+function deviceAdapterInfo(device: GPUDevice | undefined): AdapterIdentity | undefined {
+  const info = (device as { adapterInfo?: GPUAdapterInfo } | undefined)?.adapterInfo;
+  return info === undefined ? undefined : { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description };
+}
 
 export interface DeviceCheckOptions {
   /** Use these limits instead of the device's (tests, or to stay under a conservative cap). */
@@ -73,8 +97,23 @@ export interface LoadPackageOptions {
    * `variant` is given.
    */
   variants?: readonly string[] | undefined;
-  /** Which of the manifest's `targets` to load: "webgpu" (default), "wasm-cpu" or "wasm-cpu-mt". */
+  /**
+   * Which of the manifest's `targets` to load: "webgpu" (default; its fused or plain library, see
+   * `webgpuBuild`), "webgpu-fused", "wasm-cpu" or "wasm-cpu-mt".
+   */
   target?: string | undefined;
+  /**
+   * With target "webgpu", which WebGPU library: "auto" (default) loads the package's "webgpu-fused" build on
+   * a hardware adapter and the plain "webgpu" one on a software adapter (lavapipe, SwiftShader) or an unknown
+   * one; "fused" / "plain" ask for one, and fail naming the package's targets when it lacks it
+   * (load/device-fit.ts chooseWebGPUBuild). The loaded one is `LoadedPackage.target`.
+   */
+  webgpuBuild?: WebGPUBuild | undefined;
+  /**
+   * The adapter `device` came from, for `webgpuBuild` "auto" (the model loaders pass the one they requested).
+   * Default: `device.adapterInfo` where the implementation has it, else unknown (the plain build).
+   */
+  adapterInfo?: AdapterIdentity | undefined;
   /**
    * With target "wasm-cpu": load the package's "wasm-cpu-mt" build instead where it has one and threads can
    * run (cross-origin isolated). Set by the model loaders when they fall back to the CPU on their own; a
@@ -174,7 +213,7 @@ export interface LoadedPackage {
   tensorCache: LoadedTensorCache;
   /** Where the model runs: "webgpu", or "cpu" for a wasm-cpu package. */
   deviceKind: RuntimeDeviceKind;
-  /** The target loaded ("webgpu", "wasm-cpu" or "wasm-cpu-mt"). */
+  /** The target loaded ("webgpu", "webgpu-fused", "wasm-cpu" or "wasm-cpu-mt"). */
   target: string;
   /** The model computes in float16 (device has shader-f16, checked). */
   usesF16: boolean;
@@ -378,10 +417,10 @@ export async function loadVerifiedPackage<C extends { params: readonly { name: s
   const log: Logger = opts.logger ?? ((msg) => console.warn(msg));
   const emit = safeProgress(opts.onProgress, log);
   signal?.throwIfAborted();
-  if (target === "webgpu" && opts.device === undefined) {
-    throw new TypeError(`${kind.loader}: target "webgpu" needs a GPUDevice (opts.device); use target "wasm-cpu" to run without WebGPU`);
+  if (isWebGPUTarget(target) && opts.device === undefined) {
+    throw new TypeError(`${kind.loader}: target ${JSON.stringify(target)} needs a GPUDevice (opts.device); use target "wasm-cpu" to run without WebGPU`);
   }
-  const device = target === "webgpu" ? opts.device : undefined;
+  const device = isWebGPUTarget(target) ? opts.device : undefined;
   const variant =
     opts.variant ??
     (opts.variants === undefined
@@ -399,6 +438,11 @@ export async function loadVerifiedPackage<C extends { params: readonly { name: s
     );
   }
   kind.checkManifest?.(manifest, base);
+  if (target === "webgpu") {
+    const choice = chooseWebGPUBuild(Object.keys(manifest.targets), opts.adapterInfo ?? deviceAdapterInfo(device), opts.webgpuBuild);
+    if (choice.target !== target) log(`${base}: loading the ${JSON.stringify(choice.target)} build (${choice.reason})`);
+    target = choice.target;
+  }
   if (target === "wasm-cpu" && opts.preferThreads === true && manifest.targets["wasm-cpu-mt"] !== undefined && wasmThreadsUnavailableReason() === undefined) {
     log(`${base}: no WebGPU; loading the threaded "wasm-cpu-mt" build (the page is cross-origin isolated)`);
     target = "wasm-cpu-mt";
