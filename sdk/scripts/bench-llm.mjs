@@ -75,6 +75,9 @@ try {
   const dispatch = process.env.HEARTH_DISPATCH ?? "hearth";
   // HEARTH_SUBMIT_EVERY=<n>: submit every n launches (A/B of webgpu-dispatch.ts's submitEvery; unset: the SDK default).
   const submitEvery = process.env.HEARTH_SUBMIT_EVERY === undefined ? undefined : Number(process.env.HEARTH_SUBMIT_EVERY);
+  // HEARTH_WEBGPU_BUILD=auto|fused|plain: the package's webgpu-fused or plain webgpu library (A/B from one
+  // package; unset: the SDK's auto choice, fused on a hardware adapter). "loadedTarget" says which ran.
+  const webgpuBuild = process.env.HEARTH_WEBGPU_BUILD || undefined;
   const url = pathToFileURL(resolve(positionals[0]) + "/").href;
   storeDir = mkdtempSync(join(tmpdir(), "hearth-bench-store-"));
   const store = new FileSystemArtifactStore(storeDir);
@@ -87,6 +90,7 @@ try {
       cache: store,
       dispatch,
       submitEvery,
+      webgpuBuild,
       logger: (s) => console.error(`[tvmjs] ${s}`),
     });
     return { m, ms: performance.now() - t0 };
@@ -129,6 +133,8 @@ try {
       dawnFlags: process.env.HEARTH_DAWN_FLAGS ?? null,
       dispatch,
       submitEvery: submitEvery ?? null,
+      webgpuBuild: webgpuBuild ?? null,
+      loadedTarget: model.loadInfo.target,
       gpuArgmax,
       sampling: samplingMode,
       gpuSampling: sampling?.gpu ?? false,
