@@ -53,6 +53,12 @@ from .engine_funcs import attach_engine_functions
 from .gpu_merge_kernel import MERGE_STATE_SYMBOL, merge_state_inplace
 from .layers import Embedding
 from .param_source import ParamSource, one, rows
+from .split_rotary_append import (
+    SPLIT_ROTARY_SYMBOL,
+    is_upstream_split_rotary,
+    links_wasm_runtime,
+    split_rotary_append,
+)
 
 # Why 2048 and not MLC's 8192: prefill activations scale with the chunk, and WebGPU caps a
 # single storage buffer (128 MiB on some adapters). A [2048, 2 * 14336] f16 gate|up output of
@@ -531,8 +537,30 @@ class DecoderForCausalLM(nn.Module):
         - llvm builds with sliding layers: the CPU sliding-window prefill kernel read an
           uninitialised value (NaN logits after the second prefill chunk; cpu_prefill_kernel.py);
         - whole-model windows: the sliding-window prefill kernel with its window mask always on
-          (`window_masked`)."""
+          (`window_masked`).
+        And for targets linked with Hearth's wasm runtime, whose patched KV cache appends k/v inside
+        the split + RoPE kernel (one launch per layer less; split_rotary_append.py), that kernel."""
         c = self.config
+        if links_wasm_runtime(target):
+            gvs = [gv for gv in mod.get_global_vars() if gv.name_hint == SPLIT_ROTARY_SYMBOL]
+            if len(gvs) != 1 or not is_upstream_split_rotary(mod[gvs[0]]):
+                raise RuntimeError(
+                    f"expected upstream's split + RoPE kernel once as {SPLIT_ROTARY_SYMBOL} in the module, found "
+                    f"{len(gvs)} (TVM's kv_cache.py changed?); the patched wasm runtime calls it with 9 arguments"
+                )
+            # the arguments _tir_cache gives TIRPagedKVCache (every family's caches come from there)
+            fused = split_rotary_append(
+                c.rope_theta,
+                1,
+                c.head_dim,
+                c.num_attention_heads,
+                c.num_key_value_heads,
+                self.dtype,
+                dict(c.rope_scaling),
+                c.head_dim,
+                target,
+            )
+            mod[gvs[0]] = fused.with_attr("global_symbol", mod[gvs[0]].attrs["global_symbol"])
         merge = [gv for gv in mod.get_global_vars() if gv.name_hint == MERGE_STATE_SYMBOL]
         if merge:  # only GPU caches have it (the CPU cache merges with a serial kernel)
             fixed_merge = merge_state_inplace(c.num_attention_heads, c.head_dim, self.dtype, target)

@@ -14,6 +14,19 @@ silently lost or applied to code it was not written for. The patch texts are par
    longer than the window. The patch gives the window's copies their own arrays (depth slots
    kPagedKVCacheMaxBlockDepth.. 2 * kPagedKVCacheMaxBlockDepth - 1).
 
+2. fused KV append (issue 17): on a launch-bound GPU every kernel launch costs ~10 us of host and
+   ~10 us of GPU time whatever its work, and AttentionWithFusedQKV launches two per layer before
+   attention: split q/k/v + RoPE (`f_split_rotary_`), then the k/v append into the pages
+   (`f_transpose_append_mha_`). The patch passes the split kernel the layer's pages, the append
+   position map and a flag `append` (1 when the cache appends before attention, i.e. decode
+   steps; 0 otherwise, when upstream appends after attention and still does), and launches the
+   separate append only when the split kernel did not do it. So every module linked with this
+   runtime must carry the 9-argument kernel as its split kernel (symbol `fused_rope`): hearth/models/
+   split_rotary_append.py, swapped in by `DecoderForCausalLM.replace_kernels` for wasm-runtime
+   targets (a 6-argument kernel fails its argument-count check at the first attention, loudly).
+   The LongRoPE branch (rope ext factors) is upstream's, unfused. Native targets use the wheel's
+   libtvm, unpatched, with upstream's kernels.
+
 THREAD_PATCHES apply on top of PATCHES in the threaded runtime only (`build_runtime(threads=True)`):
 the wheel's serial TVMBackendParallelLaunch / ParallelBarrier go, and the workspace allocator is
 renamed so that threads/hearth_threads.cc can wrap it in a lock (its pool is one global in a build
@@ -77,6 +90,38 @@ PATCHES: tuple[SourcePatch, ...] = (
         _KV,
         "&k_rope_pos_offset_sliding_window_on_depths_host_[d], d);",
         f"&k_rope_pos_offset_sliding_window_on_depths_host_[d], {_SLOT});",
+    ),
+    SourcePatch(
+        "fused KV append: split + RoPE kernel also appends k/v to the pages",
+        _KV,
+        """    if (!rope_ext_factors_.has_value()) {
+      f_split_rotary_(qkv_data_view, q_rope_position_map_view_, q_data, k_data, v_data,
+                      static_cast<int64_t>(rope_mode_ == RoPEMode::kNormal));
+    } else {
+      f_split_rotary_(qkv_data_view, q_rope_position_map_view_, q_data, k_data, v_data,
+                      rope_ext_factors_.value());
+    }
+
+    // Part 3. Append k/v data to kv-cache if flag "append_before_attn" is set.
+    TVM_FFI_ICHECK(f_transpose_append_mha_.has_value());
+    if (append_before_attn_) {""",
+        """    // hearth: one launch instead of two; the split kernel (models/split_rotary_append.py)
+    // appends k/v to the pages itself when the cache appends before attention.
+    bool hearth_appended = false;
+    if (!rope_ext_factors_.has_value()) {
+      hearth_appended = append_before_attn_;
+      f_split_rotary_(qkv_data_view, q_rope_position_map_view_, q_data, k_data, v_data,
+                      static_cast<int64_t>(rope_mode_ == RoPEMode::kNormal),
+                      pages_[local_layer_id], append_position_map_view_,
+                      static_cast<int64_t>(hearth_appended));
+    } else {
+      f_split_rotary_(qkv_data_view, q_rope_position_map_view_, q_data, k_data, v_data,
+                      rope_ext_factors_.value());
+    }
+
+    // Part 3. Append k/v data to kv-cache if flag "append_before_attn" is set.
+    TVM_FFI_ICHECK(f_transpose_append_mha_.has_value());
+    if (append_before_attn_ && !hearth_appended) {""",
     ),
 )
 
