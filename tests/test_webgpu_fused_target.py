@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from hearth.build.package import CompileOptionError, compile_package
 from hearth.cache import cache_root
 from hearth.weights.manifest import verify_package
 
@@ -117,3 +118,11 @@ def test_fused_build_missing_from_the_package_is_named() -> None:
     have = ", ".join(json.loads((pkg / "hearth-manifest.json").read_text())["targets"])
     assert '"webgpu-fused"' in got["error"] and f"targets: {have}" in got["error"], got
     assert "hearth compile --target webgpu-fused" in got["error"], got
+
+
+def test_decode_fusion_option_with_the_fused_target_is_refused(tmp_path: Path) -> None:
+    """--decode-fusion staged fuses the plain webgpu build too: with webgpu-fused the package would carry the
+    fused build twice, so it is refused before any work."""
+    with pytest.raises(CompileOptionError, match="drop --decode-fusion .* or --target webgpu-fused"):
+        compile_package("no/such/model", QUANT, ["webgpu", "webgpu-fused"], tmp_path, decode_fusion="staged")
+    assert not any(tmp_path.iterdir())

@@ -125,6 +125,11 @@ def compile_package(
     # Validate every input before any heavy work, so a typo fails in milliseconds.
     scheme = get_scheme(quant)
     specs = [get_target(t) for t in targets]
+    if decode_fusion != "none" and (own := [s.name for s in specs if s.decode_fusion != "none"]):
+        raise CompileOptionError(
+            f"decode_fusion {decode_fusion!r} already fuses every GPU build, so target {own[0]} would be a second copy "
+            f"of the fused webgpu build: drop --decode-fusion (webgpu stays plain) or --target {own[0]}"
+        )
     source = resolve_source(model)
     check_carry_over(scheme, source)  # a *_gguf scheme needs a GGUF whose block types it can carry exactly
     check_tokenizer(source.path)  # an invalid tokenizer.json fails here, not at load
