@@ -4,6 +4,7 @@ KV append" in hearth/runtime/source_patches.py), one launch per layer less in ev
 
 - the kernel, natively: q, k, v and the pages bit-equal to upstream's two kernels (rotations with
   rope_scaling variants and partial rotary, apply_rope 0, positions -1, append 0);
+- the runtime patch: applied once, and a wheel whose text changed stops the build naming it;
 - the swap: the 9-argument kernel under upstream's symbol for webgpu / wasm-cpu, upstream's on llvm;
 - a small llama package, multi-chunk prefill then decode: WebGPU and wasm-cpu greedy tokens equal to
   the native (unpatched runtime, upstream kernels) build's, logits within the family tolerance, and
@@ -33,6 +34,8 @@ from hearth.models.split_rotary_append import (
     links_wasm_runtime,
     split_rotary_append,
 )
+from hearth.runtime.build import _package_dir
+from hearth.runtime.source_patches import PATCHES, SourcePatchError, apply_patches
 from hearth.targets import get_target
 
 LAYERS = 2
@@ -111,6 +114,35 @@ def test_wasm_runtime_targets_are_told_by_triple() -> None:
         "llvm": False,
         "cuda": False,
     }
+
+
+FUSED_PATCH = next(p for p in PATCHES if p.name.startswith("fused KV append"))
+
+
+def _kv_source_tree(tmp_path: Path) -> Path:
+    home = tmp_path / "tvm_home"
+    for rel in {p.path for p in PATCHES}:
+        (home / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(_package_dir("tvm") / rel, home / rel)
+    return home
+
+
+def test_runtime_patch_fuses_the_append_only_in_the_plain_rope_branch(tmp_path: Path) -> None:
+    home = _kv_source_tree(tmp_path)
+    apply_patches(home)
+    kv = (home / FUSED_PATCH.path).read_text()
+    assert kv.count("pages_[local_layer_id], append_position_map_view_,\n") == 1  # the one 9-argument call
+    assert "if (append_before_attn_ && !hearth_appended) {" in kv
+    # after attention (prefill chunks, sliding windows) upstream's separate append still runs
+    assert kv.count("if (!append_before_attn_) {\n      f_transpose_append_mha_.value()") == 1
+
+
+def test_runtime_patch_fails_naming_itself_on_changed_source(tmp_path: Path) -> None:
+    home = _kv_source_tree(tmp_path)
+    path = home / FUSED_PATCH.path
+    path.write_text(path.read_text().replace("// Part 3. Append k/v data", "// Part 3. append k/v data"))
+    with pytest.raises(SourcePatchError, match="fused KV append"):
+        apply_patches(home)
 
 
 @pytest.fixture(scope="module")

@@ -163,7 +163,9 @@ def packages() -> list[tuple[Path, Path, str]]:
     """(package, its CUDA library, the name its rows get). bench/gpu/build_unfused.py's copies, where built,
     come as "<model>-<quant>-unfused" / "-fused" / "-fused2" (/ "-fused2-r<N>": --rows N): the same model
     compiled without / with build/fusion.py's gate / staged mode. "-fused2*" is a WebGPU-only A/B: without a
-    CUDA library of its own it reuses the package's (the native rows of the pair are the same build)."""
+    CUDA library of its own it reuses the package's (the native rows of the pair are the same build). So do
+    "-fkv" / "-fkv-staged" (bench/tmp/fkv*/: build_unfused.py [--fused2] --out bench/tmp/fkv[-staged] with the
+    fused KV append, models/split_rotary_append.py; native builds keep upstream's kernels)."""
     cuda = REPO / "bench" / "tmp" / "cuda"
     found = []
     for model, quant in [
@@ -179,9 +181,10 @@ def packages() -> list[tuple[Path, Path, str]]:
             (REPO / "bench" / "tmp" / "unfused" / model / quant, "-unfused"),
             (REPO / "bench" / "tmp" / "fused" / model / quant, "-fused"),
             *[(d / model / quant, "-" + d.name) for d in sorted((REPO / "bench" / "tmp").glob("fused2*"))],
+            *[(d / model / quant, "-" + d.name) for d in sorted((REPO / "bench" / "tmp").glob("fkv*"))],
         ):
             lib = cuda / f"{model}-{quant}{suffix}-cuda.so"
-            if suffix.startswith("-fused2") and not lib.is_file():
+            if suffix.startswith(("-fused2", "-fkv")) and not lib.is_file():
                 lib = cuda / f"{model}-{quant}-cuda.so"
             if pkg.is_dir() and lib.is_file():
                 found.append((pkg, lib, f"{model}-{quant}{suffix}"))
