@@ -208,6 +208,7 @@ test("Hearth's kernel-launch path (cached bind groups, one pass) gives bit-ident
     }
     const d = model.stats().dispatch;
     assert.ok(d !== undefined, "the default load uses the fast launch path");
+    assert.equal(d.directArgs, true, "the default load reads launch arguments straight from wasm memory");
     // After the first decode step, launches reuse their bind groups.
     assert.ok(d.hits > 4 * d.misses, `bind-group cache hits ${d.hits}, misses ${d.misses}, uncached ${d.uncached}`);
     // Per-kernel launch counts add up to every launch; one decode step launches each layer's kernels.
@@ -226,6 +227,25 @@ test("Hearth's kernel-launch path (cached bind groups, one pass) gives bit-ident
     assert.deepEqual(delta(s1, s2), delta(s0, s1));
   } finally {
     await plain.dispose();
+  }
+});
+
+test("reading launch arguments through tvmjs's generic callback (dispatch hearth-tvmjs-args) gives bit-identical logits", async () => {
+  // The direct reads (webgpu-dispatch.ts installDirectArgs) must decode every int, float and pointer as tvmjs does.
+  const generic = await DecoderModel.load(PACKAGE_URL, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, dispatch: "hearth-tvmjs-args" });
+  try {
+    assert.equal(generic.stats().dispatch?.directArgs, false);
+    await model.reset();
+    let a = await model.prefill(PROMPT);
+    let b = await generic.prefill(PROMPT);
+    for (let step = 0; step < 8; step++) {
+      assert.deepEqual(b, a, `logits differ at step ${step}`);
+      const next = argmax(a);
+      a = await model.decode(next);
+      b = await generic.decode(next);
+    }
+  } finally {
+    await generic.dispose();
   }
 });
 

@@ -115,8 +115,11 @@ export async function instantiateRuntime(opts: InstantiateOptions): Promise<Runt
       if (opts.device !== undefined) {
         tvm.initWebGPU(opts.device);
         // Before the pipelines are created: the fast path wraps each kernel as tvmjs creates it.
-        if ((opts.dispatch ?? "hearth") === "hearth")
-          dispatchStats = installFastDispatch(tvm, { pipelines: opts.pipelines, kernelTiming: opts.kernelTiming, submitEvery: opts.submitEvery });
+        const dispatch = opts.dispatch ?? "hearth";
+        if (dispatch !== "tvmjs") {
+          const directArgs = dispatch === "hearth";
+          dispatchStats = installFastDispatch(tvm, { pipelines: opts.pipelines, kernelTiming: opts.kernelTiming, submitEvery: opts.submitEvery, directArgs });
+        }
         const onShader = opts.onShaderProgress;
         onShader?.(0, null, null);
         handler = (r) => {

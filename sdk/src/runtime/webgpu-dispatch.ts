@@ -18,6 +18,11 @@
  *     Entries that reference a buffer are dropped when tvmjs frees it (its handle can be reused).
  *   - A kernel whose scalars keep changing (a new cache entry on most launches) falls back to the
  *     uncached encoding for its remaining launches, so the cache cannot grow without bound.
+ *   - The wasm -> JS call of a launch reads its arguments straight from wasm memory. tvmjs's generic
+ *     callback opens and closes a disposal scope, decodes every argument through a type switch into a
+ *     fresh array and spreads it into the kernel function; a launch only ever passes integers, floats
+ *     and buffer pointers, which are read here into one reused array (anything else takes tvmjs's path).
+ *     With the cache lookup keyed by a number instead of a string, a cached launch allocates nothing.
  * Everything else (buffer table, copies, readback, sync) stays tvmjs's own.
  */
 
@@ -42,6 +47,8 @@ export interface FastDispatchOptions {
    * the GPU runs them; submitting every few dozen launches lets the two overlap.
    */
   submitEvery?: number | undefined;
+  /** Read launch arguments straight from wasm memory (default true; false: tvmjs's generic decoding). */
+  directArgs?: boolean | undefined;
 }
 
 /**
@@ -51,8 +58,11 @@ export interface FastDispatchOptions {
  */
 export const DEFAULT_SUBMIT_EVERY = 16;
 
-/** "hearth": this module's launch path; "tvmjs": tvmjs's own (kept for A/B benchmarks and as an escape hatch). */
-export type DispatchMode = "hearth" | "tvmjs";
+/**
+ * "hearth": this module's launch path; "hearth-tvmjs-args": the same, but with tvmjs's generic wasm -> JS
+ * argument decoding (for A/B benchmarks of the direct reads); "tvmjs": tvmjs's own (A/B and escape hatch).
+ */
+export type DispatchMode = "hearth" | "hearth-tvmjs-args" | "tvmjs";
 
 /** The launch metadata tvmjs's codegen attaches to each WGSL kernel. */
 interface ShaderInfo {
@@ -84,6 +94,8 @@ export interface FastDispatchStats {
   misses: number;
   /** Launches encoded the uncached way (kernels whose scalar arguments keep changing). */
   uncached: number;
+  /** Launch arguments are read straight from wasm memory (FastDispatchOptions.directArgs). */
+  directArgs: boolean;
   /** Command buffers submitted (tvmjs's flushes plus those of `submitEvery`). */
   submits: number;
   /** Compute pipelines compiled so far (with pipelines "lazy": only the kernels launched). */
@@ -108,18 +120,100 @@ const VOLATILE_AFTER_SCALAR_SETS = 8;
 
 interface CachedLaunch {
   kernel: KernelLaunches;
-  key: string;
+  /** hashLaunch() of `values`: the bucket it sits in. */
+  hash: number;
+  /** The launch's buffer handles, then its scalars, then the packed grid's x size (packGrid). */
+  values: Float64Array;
   bindGroup: GPUBindGroup;
   /** Buffer-table handles this bind group references (to drop it when one is freed). */
   ptrs: number[];
 }
 
 class KernelLaunches {
-  /** (buffers, scalars) key -> cached launch. */
-  readonly entries = new Map<string, CachedLaunch>();
-  /** buffers key -> the scalar sets seen with those buffers. */
+  /** hash of (buffers, scalars) -> the cached launches with that hash (almost always one). */
+  readonly entries = new Map<number, CachedLaunch[]>();
+  /** buffers key -> the scalar sets seen with those buffers (updated on cache misses only). */
   readonly scalarSets = new Map<string, Set<string>>();
   volatile = false;
+}
+
+/** The tvmjs Instance parts the direct argument path reads and overrides. */
+interface TvmjsInstance {
+  memory?: { memory?: WebAssembly.Memory };
+  wrapJSFuncAsSafeCallType?: (func: (...args: unknown[]) => unknown) => SafeCall;
+}
+
+/** tvmjs's wasm -> JS callback signature: (function id, TVMFFIAny* args, count, TVMFFIAny* result) -> status. */
+type SafeCall = (self: number, packedArgs: number, numArgs: number, ret: number) => number;
+
+/** Marks a kernel function made here: its direct-argument launcher (args in one reused array). */
+const DIRECT_LAUNCH = Symbol("hearth.directLaunch");
+type KernelFunction = ((...args: number[]) => void) & { [DIRECT_LAUNCH]?: (args: number[], n: number) => void };
+
+// tvm-ffi type indices (TVMFFIAny: i32 type index, i32 padding, 8-byte value).
+const FFI_INT = 1;
+const FFI_FLOAT = 3;
+const FFI_OPAQUE_PTR = 4;
+const FFI_ANY_BYTES = 16;
+
+/**
+ * Route tvmjs's wrapping of the kernel functions made here to a reader of the raw arguments. Launches
+ * pass ints (read as their low 32 bits, as tvmjs does), floats and wasm32 pointers; any other type falls
+ * back to tvmjs's generic callback. A throwing launch reports through tvmjs's path, so the error reaches
+ * the caller of the model function exactly as before.
+ */
+function installDirectArgs(tvm: unknown): boolean {
+  const inst = tvm as TvmjsInstance;
+  const memory = inst.memory?.memory;
+  const wrap = inst.wrapJSFuncAsSafeCallType;
+  if (memory === undefined || typeof wrap !== "function") return false;
+  const generic = wrap.bind(inst);
+  let buffer = memory.buffer;
+  let i32 = new Int32Array(buffer);
+  let view = new DataView(buffer);
+  inst.wrapJSFuncAsSafeCallType = (func) => {
+    const direct = (func as KernelFunction)[DIRECT_LAUNCH];
+    if (direct === undefined) return generic(func);
+    const slow = generic(func);
+    let failure: unknown;
+    const reportFailure = generic(() => {
+      throw failure;
+    });
+    const args: number[] = [];
+    return (self, packedArgs, numArgs, ret) => {
+      if (buffer !== memory.buffer) {
+        buffer = memory.buffer; // the wasm memory grew: views over the old buffer are detached
+        i32 = new Int32Array(buffer);
+        view = new DataView(buffer);
+      }
+      for (let i = 0; i < numArgs; ++i) {
+        const at = packedArgs + i * FFI_ANY_BYTES;
+        const type = i32[at >> 2];
+        if (type === FFI_INT || type === FFI_OPAQUE_PTR) args[i] = i32[(at + 8) >> 2] as number;
+        else if (type === FFI_FLOAT) args[i] = view.getFloat64(at + 8, true);
+        else return slow(self, packedArgs, numArgs, ret);
+      }
+      try {
+        direct(args, numArgs);
+      } catch (err) {
+        failure = err;
+        return reportFailure(self, packedArgs, 0, ret);
+      }
+      return 0;
+    };
+  };
+  return true;
+}
+
+/** A cheap hash of a launch's values (collisions only cost a comparison). */
+function hashLaunch(values: ArrayLike<number>, n: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < n; ++i) {
+    const v = values[i] as number;
+    h = Math.imul(h ^ (v | 0), 0x01000193);
+    if (!Number.isInteger(v)) h = Math.imul(h ^ ((v * 4096) | 0), 0x01000193);
+  }
+  return h;
 }
 
 /** What Hearth's own GPU work (gpu-argmax.ts) needs from tvmjs's WebGPU context. */
@@ -150,7 +244,16 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
       throw new Error(`tvmjs WebGPUContext has no ${m}(): this tvmjs version is not supported by the fast dispatch path`);
     }
   }
-  const stats: FastDispatchStats = { hits: 0, misses: 0, uncached: 0, submits: 0, pipelinesCompiled: 0, pipelineMs: 0, launchesByKernel: {} };
+  const stats: FastDispatchStats = {
+    hits: 0,
+    misses: 0,
+    uncached: 0,
+    directArgs: false,
+    submits: 0,
+    pipelinesCompiled: 0,
+    pipelineMs: 0,
+    launchesByKernel: {},
+  };
   const lazy = opts.pipelines === "lazy";
   const submitEvery = opts.submitEvery ?? DEFAULT_SUBMIT_EVERY;
   if (!Number.isInteger(submitEvery) || submitEvery < 0) {
@@ -158,6 +261,8 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
   }
   let sinceSubmit = 0;
   ctx.hearthFastDispatch = stats;
+  const directArgs = opts.directArgs !== false && installDirectArgs(tvm);
+  stats.directArgs = directArgs;
 
   const device = ctx.device;
   const timer = opts.kernelTiming === true ? new KernelTimer(device) : undefined;
@@ -167,7 +272,12 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
   /** buffer handle -> the cache entries that bind it. */
   const users = new Map<number, Set<CachedLaunch>>();
   const drop = (entry: CachedLaunch): void => {
-    entry.kernel.entries.delete(entry.key);
+    const bucket = entry.kernel.entries.get(entry.hash);
+    if (bucket !== undefined) {
+      const at = bucket.indexOf(entry);
+      if (at >= 0) bucket.splice(at, 1);
+      if (bucket.length === 0) entry.kernel.entries.delete(entry.hash);
+    }
     for (const p of entry.ptrs) users.get(p)?.delete(entry);
   };
 
@@ -244,13 +354,18 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
       return device.createBindGroup({ layout: bindGroupLayout, entries });
     };
 
-    const makeSubmit =
+    // One launch's key values (buffers, scalars, packed grid x), reused: a cache hit allocates nothing.
+    const nValues = nBuffers + nPods + 1;
+    const values = new Float64Array(nValues);
+    const grid = { x: 1, y: 1, z: 1, packDimX: 1 };
+
+    const makeLaunch =
       (pipeline: GPUComputePipeline) =>
-      (...args: number[]): void => {
-        if (args.length !== nArgs + launch.dispatchToDim.length) {
-          throw new Error(`WebGPU kernel ${finfo.name}: expected ${nArgs + launch.dispatchToDim.length} launch arguments, got ${args.length}`);
+      (args: number[], n: number): void => {
+        if (n !== nArgs + launch.dispatchToDim.length) {
+          throw new Error(`WebGPU kernel ${finfo.name}: expected ${nArgs + launch.dispatchToDim.length} launch arguments, got ${n}`);
         }
-        const grid = packGrid(launch.dispatchToDim, args, nArgs);
+        packGrid(launch.dispatchToDim, args, nArgs, grid);
         if (ctx.pendingEncoder === null) ctx.pendingEncoder = device.createCommandEncoder();
         // The pass belongs to the pending encoder; tvmjs replaces the encoder only through flushCommands.
         // Timed launches get a pass of their own: timestamps are written at pass boundaries.
@@ -262,42 +377,54 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
         let bindGroup: GPUBindGroup;
         if (kernel.volatile) {
           stats.uncached++;
-          const values = uniformBytes(args, grid.packDimX);
-          const uniform = ctx.getUniformFromPool(values.byteLength);
-          device.queue.writeBuffer(uniform, 0, values);
-          bindGroup = bindGroupFor(args, uniform, values.byteLength);
+          const bytes = uniformBytes(args, grid.packDimX);
+          const uniform = ctx.getUniformFromPool(bytes.byteLength);
+          device.queue.writeBuffer(uniform, 0, bytes);
+          bindGroup = bindGroupFor(args, uniform, bytes.byteLength);
         } else {
-          let buffersKey = "";
-          for (let i = 0; i < nBuffers; ++i) buffersKey += args[launch.bufferArgIndices[i] as number] + ",";
-          let scalarsKey = String(grid.packDimX);
-          for (let i = 0; i < nPods; ++i) scalarsKey += "," + args[launch.podArgIndices[i] as number];
-          const key = buffersKey + "|" + scalarsKey;
-          const hit = kernel.entries.get(key);
+          for (let i = 0; i < nBuffers; ++i) values[i] = args[launch.bufferArgIndices[i] as number] as number;
+          for (let i = 0; i < nPods; ++i) values[nBuffers + i] = args[launch.podArgIndices[i] as number] as number;
+          values[nValues - 1] = grid.packDimX;
+          const hash = hashLaunch(values, nValues);
+          let hit: CachedLaunch | undefined;
+          const bucket = kernel.entries.get(hash);
+          if (bucket !== undefined) {
+            for (const entry of bucket) {
+              let same = true;
+              for (let i = 0; i < nValues && same; ++i) same = entry.values[i] === values[i];
+              if (same) {
+                hit = entry;
+                break;
+              }
+            }
+          }
           if (hit !== undefined) {
             stats.hits++;
             bindGroup = hit.bindGroup;
           } else {
             stats.misses++;
-            const values = uniformBytes(args, grid.packDimX);
+            const bytes = uniformBytes(args, grid.packDimX);
             // A fresh buffer per entry: written once, here, before any pass can read it.
-            const uniform = device.createBuffer({ size: values.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-            device.queue.writeBuffer(uniform, 0, values);
-            bindGroup = bindGroupFor(args, uniform, values.byteLength);
-            const ptrs: number[] = [];
-            for (let i = 0; i < nBuffers; ++i) ptrs.push(args[launch.bufferArgIndices[i] as number] as number);
-            const entry: CachedLaunch = { kernel, key, bindGroup, ptrs };
+            const uniform = device.createBuffer({ size: bytes.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+            device.queue.writeBuffer(uniform, 0, bytes);
+            bindGroup = bindGroupFor(args, uniform, bytes.byteLength);
+            const ptrs = Array.from(values.subarray(0, nBuffers));
+            const entry: CachedLaunch = { kernel, hash, values: values.slice(), bindGroup, ptrs };
             for (const p of ptrs) {
               let set = users.get(p);
               if (set === undefined) users.set(p, (set = new Set()));
               set.add(entry);
             }
-            kernel.entries.set(key, entry);
+            if (bucket === undefined) kernel.entries.set(hash, [entry]);
+            else bucket.push(entry);
+            const buffersKey = ptrs.join(",");
+            const scalarsKey = Array.from(values.subarray(nBuffers)).join(",");
             let sets = kernel.scalarSets.get(buffersKey);
             if (sets === undefined) kernel.scalarSets.set(buffersKey, (sets = new Set()));
             sets.add(scalarsKey);
             if (sets.size >= VOLATILE_AFTER_SCALAR_SETS) {
               kernel.volatile = true;
-              for (const e of [...kernel.entries.values()]) drop(e);
+              for (const b of [...kernel.entries.values()]) for (const e of [...b]) drop(e);
               kernel.scalarSets.clear();
             }
           }
@@ -314,27 +441,34 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
         if (submitEvery > 0 && ++sinceSubmit >= submitEvery) ctx.flushCommands();
       };
 
+    /** The kernel function tvmjs registers: called with spread arguments, or directly (installDirectArgs). */
+    const kernelFunction = (run: (args: number[], n: number) => void): KernelFunction => {
+      const f: KernelFunction = (...args: number[]) => run(args, args.length);
+      if (directArgs) f[DIRECT_LAUNCH] = run;
+      return f;
+    };
+
     const descriptor = (): GPUComputePipelineDescriptor => {
       const module = device.createShaderModule({ code, compilationHints: [{ entryPoint: "main", layout: pipelineLayout }] } as GPUShaderModuleDescriptor);
       return { layout: pipelineLayout, compute: { module, entryPoint: finfo.name } };
     };
     if (lazy) {
-      // Compiled synchronously at the first launch; later launches go straight to the cached submit.
-      let submit: ((...args: number[]) => void) | undefined;
-      const first = (...args: number[]): void => {
-        if (submit === undefined) {
+      // Compiled synchronously at the first launch; later launches go straight to the cached launcher.
+      let run: ((args: number[], n: number) => void) | undefined;
+      const first = kernelFunction((args, n) => {
+        if (run === undefined) {
           const t0 = performance.now();
-          submit = makeSubmit(device.createComputePipeline(descriptor()));
+          run = makeLaunch(device.createComputePipeline(descriptor()));
           stats.pipelinesCompiled++;
           stats.pipelineMs += performance.now() - t0;
         }
-        submit(...args);
-      };
+        run(args, n);
+      });
       return asyncMode ? Promise.resolve(first) : first;
     }
     stats.pipelinesCompiled++;
-    if (asyncMode) return device.createComputePipelineAsync(descriptor()).then(makeSubmit);
-    return makeSubmit(device.createComputePipeline(descriptor()));
+    if (asyncMode) return device.createComputePipelineAsync(descriptor()).then((p) => kernelFunction(makeLaunch(p)));
+    return kernelFunction(makeLaunch(device.createComputePipeline(descriptor())));
   };
   return stats;
 }
@@ -387,16 +521,23 @@ function parseLaunch(finfo: ShaderInfo): Launch {
  * The workgroup grid of one launch. tvmjs reserves blockIdx.z: a grid.x of 65536 or more is folded
  * into z (the kernel unpacks it with the x size passed as the last uniform), exactly as tvmjs does.
  */
-function packGrid(dispatchToDim: number[], args: number[], first: number): { x: number; y: number; z: number; packDimX: number } {
-  const dim = [1, 1, 1, 1, 1, 1];
-  for (let i = 0; i < dispatchToDim.length; ++i) dim[dispatchToDim[i] as number] = args[first + i] as number;
-  if (dim[2] !== 1) throw new Error("WebGPU: blockIdx.z is reserved for internal use");
-  const packDimX = dim[0] as number;
-  let x = packDimX;
+function packGrid(dispatchToDim: number[], args: number[], first: number, out: { x: number; y: number; z: number; packDimX: number }): void {
+  let x = 1;
+  let y = 1;
+  for (let i = 0; i < dispatchToDim.length; ++i) {
+    const d = dispatchToDim[i] as number;
+    const v = args[first + i] as number;
+    if (d === 0) x = v;
+    else if (d === 1) y = v;
+    else if (d === 2 && v !== 1) throw new Error("WebGPU: blockIdx.z is reserved for internal use");
+  }
+  out.packDimX = x;
   let z = 1;
   while (x >= 1 << 16) {
     x = x % 2 === 0 ? x / 2 : (x + 1) / 2;
     z *= 2;
   }
-  return { x, y: dim[1] as number, z, packDimX };
+  out.x = x;
+  out.y = y;
+  out.z = z;
 }
