@@ -16,19 +16,34 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import tvm
+from tvm import s_tir, tirx
 from tvm.s_tir import dlight as dl
+from tvm.s_tir.dlight.analysis import get_root_block
 from tvm.s_tir.dlight.gpu.matmul import Matmul
 from tvm.target import Target
 
 # prefill_schedule value -> Matmul config for non-cuda GPU targets; "dlight" keeps dlight's own choice.
-# No variant uses vector loads (vector_size > 1): the cooperative fetch of the weight tile, with the 4-bit
-# decode inlined into it, then fails TVM's WebGPU lowering (StorageRewrite's VectorTypeRewriter check
-# `info.factor() % coeff == 0`); the A/B measures tile shape and K step only.
+# No config sets vector_size > 1: with it dlight's Matmul fails TVM's WebGPU lowering (StorageRewrite's
+# VectorTypeRewriter check `info.factor() % coeff == 0`) for these GEMMs. "cuda-v4" gets 4-wide loads into
+# the shared tiles another way (FETCH_VECTOR below), which lowers.
 PREFILL_SCHEDULES: dict[str, Matmul.Config | None] = {
     "dlight": None,
     # dlight's cuda/rocm config without its 2-wide loads: 8x16 threads, a 32 (tokens) x 64 (outputs) tile,
     # K step 16, padded shared rows (storage_align). 6.5 KiB of workgroup storage.
     "cuda": Matmul.Config(
+        block_size_x=8,
+        block_size_y=16,
+        micro_size_x=4,
+        micro_size_y=4,
+        micro_size_k=16,
+        vector_size=1,
+        unroll=256,
+        use_shared=True,
+        storage_align=True,
+    ),
+    # The "cuda" config with each thread's part of the cooperative fetch of both shared tiles (activations
+    # and the decoded weights) as 4-wide vector stores: a quarter as many shared-memory stores.
+    "cuda-v4": Matmul.Config(
         block_size_x=8,
         block_size_y=16,
         micro_size_x=4,
@@ -55,6 +70,9 @@ PREFILL_SCHEDULES: dict[str, Matmul.Config | None] = {
     ),
 }
 
+# schedule -> vector width of the shared-tile fetch, applied after dlight's Matmul (ConfiguredMatmul.apply)
+FETCH_VECTOR: dict[str, int] = {"cuda-v4": 4}
+
 _WORKGROUP_STORAGE = 16384  # bytes: WebGPU's default maxComputeWorkgroupStorageSize
 _WORKGROUP_INVOCATIONS = 256  # WebGPU's default maxComputeInvocationsPerWorkgroup
 
@@ -71,7 +89,7 @@ def check_prefill_schedule(name: str) -> str:
 def _fits_webgpu(c: Matmul.Config) -> bool:
     threads = c.block_size_x * c.block_size_y * c.vthread_x * c.vthread_y
     rows = c.block_size_x * c.micro_size_x * c.vthread_x + c.block_size_y * c.micro_size_y * c.vthread_y
-    pad = c.vector_size if c.storage_align else 0  # storage_align pads each tile row by vec_len elements
+    pad = max(c.vector_size, 4) if c.storage_align else 0  # storage_align: vec_len padding (4: FETCH_VECTOR)
     return threads <= _WORKGROUP_INVOCATIONS and rows * (c.micro_size_k + pad) * 4 <= _WORKGROUP_STORAGE
 
 
@@ -80,23 +98,41 @@ for _name, _cfg in PREFILL_SCHEDULES.items():  # a config that cannot run on Web
 
 
 class ConfiguredMatmul(Matmul):
-    """dlight's Matmul with a fixed config for every target kind but cuda/rocm (which keep dlight's)."""
+    """dlight's Matmul with a fixed config for every target kind but cuda/rocm (which keep dlight's), and
+    optionally `fetch_vector`-wide stores in the cooperative fetch of its shared tiles."""
 
-    def __init__(self, config: Matmul.Config) -> None:
+    def __init__(self, config: Matmul.Config, fetch_vector: int = 1) -> None:
         super().__init__()
         self.config = config
+        self.fetch_vector = fetch_vector
 
     def get_configs(self, target: Target) -> Matmul.Config:
         if target.kind.name in ("cuda", "rocm"):
             return super().get_configs(target)
         return Matmul.Config(**asdict(self.config))
 
+    def apply(self, func: tirx.PrimFunc, target: Target, tune: bool) -> s_tir.Schedule | None:
+        sch = super().apply(func, target, tune)
+        if sch is None or self.fetch_vector == 1 or target.kind.name in ("cuda", "rocm"):
+            return sch
+        # dlight splits each shared fetch as [threadIdx.y, threadIdx.x, per-thread, vector_size (1 here)]:
+        # a thread's elements are contiguous, so splitting its per-thread loop gives contiguous vectors.
+        for block in sch.get_child_blocks(get_root_block(sch)):
+            if not sch.get(block).name_hint.endswith("_shared"):
+                continue
+            per_thread = sch.get_loops(block)[-2]
+            extent = sch.get(per_thread).extent
+            if isinstance(extent, tirx.IntImm) and extent.value % self.fetch_vector == 0:
+                _, vec = sch.split(per_thread, [None, self.fetch_vector])
+                sch.vectorize(vec)
+        return sch
+
 
 def gpu_schedule_pass(prefill_schedule: str = "dlight") -> tvm.transform.Pass:
     """The dlight pass of TVM's generic GPU pipeline (gpu_generic.legalize_passes' last step), with the
     Matmul rule configured by `prefill_schedule`. GEMV, reductions and the fallback are dlight's."""
     config = PREFILL_SCHEDULES[check_prefill_schedule(prefill_schedule)]
-    matmul = dl.gpu.Matmul() if config is None else ConfiguredMatmul(config)
+    matmul = dl.gpu.Matmul() if config is None else ConfiguredMatmul(config, FETCH_VECTOR.get(prefill_schedule, 1))
     return dl.ApplyDefaultSchedule(
         matmul,
         dl.gpu.GEMV(),
