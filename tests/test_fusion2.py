@@ -97,13 +97,6 @@ def test_other_shapes_keep_their_kernels(func: str) -> None:
     assert call_tir_kernels(_legalized(True), func) == call_tir_kernels(_legalized(False), func)
 
 
-def test_f16_activations_keep_their_kernels() -> None:
-    """The staged kernels are float32 only: a q4f16_1 build decodes with the unfused kernels."""
-    assert call_tir_kernels(_legalized(True, "q4f16_1"), "decode") == call_tir_kernels(
-        _legalized(False, "q4f16_1"), "decode"
-    )
-
-
 def test_unknown_kernel_form_is_left_unfused() -> None:
     """A PrimFunc that is not [dequantize, NT_matmul, ...] (here the rms_norm kernel) is not rebuilt."""
     mod = _legalized(False)

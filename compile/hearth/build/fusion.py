@@ -146,12 +146,13 @@ def _split_gate_pass(mod: tvm.ir.IRModule, _ctx: tvm.transform.PassContext) -> t
 # --- "staged": RMSNorm -> GEMV and SwiGLU -> down GEMV (+ residual) as one kernel each -----------------
 
 
-def _static_f32(ty: object, rank: int = 3) -> list[int] | None:
-    """Dims of a static float32 [1, 1, n] tensor type, else None."""
-    if getattr(ty, "dtype", None) != "float32" or _single_token_shape(ty) is None:
+def _static_act(ty: object, rank: int = 3) -> tuple[str, list[int]] | None:
+    """(dtype, dims) of a static [1, 1, n] activation tensor type (a dtype the staged kernels take), else None."""
+    dtype = str(getattr(ty, "dtype", None))  # a DataType: its hash is not its name's
+    if dtype not in staged_gemv.ACT_BYTES or _single_token_shape(ty) is None:
         return None
     dims = [int(d) for d in ty.shape.values]
-    return dims if len(dims) == rank else None
+    return (dtype, dims) if len(dims) == rank else None
 
 
 class _Staged:
@@ -183,7 +184,7 @@ class _Staged:
         gv = call.args[0]
         if not gv.name_hint.startswith("dequantize_NT_matmul") or len(call.ty_args) != 1:
             return None
-        if _static_f32(call.ty_args[0]) is None:
+        if _static_act(call.ty_args[0]) is None:
             return None
         return gv, list(call.args[1].fields[1:]), call.ty_args[0]
 
@@ -195,7 +196,10 @@ class _Staged:
         def rewrite(expr: relax.Expr, m: dict[DFPattern, relax.Expr]) -> relax.Expr:
             found = self.gemv_call(expr)
             nrm = m[norm]
-            if found is None or _static_f32(m[x].ty) is None or [int(a) for a in nrm.attrs.axes] not in ([-1], [2]):
+            act = _static_act(m[x].ty)
+            if found is None or act is None or [int(a) for a in nrm.attrs.axes] not in ([-1], [2]):
+                return expr
+            if str(getattr(m[g].ty, "dtype", None)) != act[0]:  # the kernel reads the norm weight in x's dtype
                 return expr
             gv, weights, out_ty = found
             kernel = self.kernel(gv, "rms_norm", False, float(nrm.attrs.epsilon))
@@ -218,15 +222,15 @@ class _Staged:
         def rewrite(expr: relax.Expr, m: dict[DFPattern, relax.Expr]) -> relax.Expr:
             found = self.gemv_call(m[gemv])
             split = m[parts]
-            dims = _static_f32(m[gu].ty)
+            act = _static_act(m[gu].ty)
             sections = split.attrs.indices_or_sections
             halves = isinstance(sections, tvm.tirx.IntImm) and int(sections) == 2
-            if found is None or dims is None or not halves or int(split.attrs.axis) not in (-1, 2) or dims[2] % 2:
+            if found is None or act is None or not halves or int(split.attrs.axis) not in (-1, 2) or act[1][2] % 2:
                 return expr
             gv, weights, out_ty = found
             extra = []
             if residual:
-                if _static_f32(m[res].ty) != _static_f32(out_ty):
+                if _static_act(m[res].ty) != _static_act(out_ty):
                     return expr
                 extra = [m[res]]
             kernel = self.kernel(gv, "swiglu", bool(residual), 0.0)

@@ -13,10 +13,18 @@ Prologues:
   floats, a block-wide reduction), the same formula and rounding order as TOPI's rms_norm.
 - `swiglu`: y = W (silu(gu[:I]) * gu[I:]) (+ residual), SiLU as TOPI writes it (x * sigmoid(x)).
 
+Activations are float32 or float16 (q4f16_* packages). In float16 every step rounds where the unfused
+kernels round, so the fused kernel computes the same values up to reduction order: TOPI's rms_norm squares
+and sums in float32 and rounds only its result (x, g cast up, the product cast down to f16: the staged
+vector is f16, as the unfused norm's output buffer was); the SwiGLU gate is computed in f16 as the unfused
+elementwise kernel does; the GEMV casts the staged f16 values and the f16 dequantized weights to float32
+and accumulates in float32 (hearth.quant's NT_matmul block, translated as it is), its cast to f16 and
+the residual add (in f16) are epilogues, as in the unfused fused_..._add kernel.
+
 The GEMV itself (the packed dequantize, the reduction, a bias epilogue) is taken from the kernel
 hearth.quant emitted for the layer: its blocks are translated into TE, so any weight format that kernel
-handles is handled here. Only float32 activations and the [dequantize, NT_matmul, elementwise...] block
-shape are accepted; anything else returns None and the caller keeps the unfused kernels.
+handles is handled here. Only float32/float16 activations and the [dequantize, NT_matmul, elementwise...]
+block shape are accepted; anything else returns None and the caller keeps the unfused kernels.
 """
 
 from __future__ import annotations
@@ -38,8 +46,11 @@ TS_MAX = 8
 VEC = 8
 # The staged vector lives in workgroup storage, next to the reductions' 2 x 256 floats. WebGPU guarantees
 # 16 KiB of it (the SDK asks for the adapter's maximum, but a browser may grant no more than that), so a
-# longer K (Qwen2.5-0.5B's down projection: 4864) keeps its unfused kernels.
+# longer K keeps its unfused kernels: Qwen2.5-0.5B's down projection (K = 4864) in float32 (19 KiB); in
+# float16 it fits (9.5 KiB).
 MAX_STAGED_BYTES = 12 << 10
+# Activation dtypes the staged kernels handle, with their size in bytes.
+ACT_BYTES = {"float32": 4, "float16": 2}
 
 Loader = Callable[[list[tirx.Expr]], tirx.Expr]
 
@@ -108,12 +119,14 @@ def build(
     *gemv's weights, [residual[1,1,N]], out). Raises Unsupported when `gemv` has another form."""
     params = list(gemv.params)  # buffers
     x_buf, out_buf, weight_bufs = params[0], params[-1], params[1:-1]
-    if len(x_buf.shape) != 3 or len(out_buf.shape) != 3 or x_buf.dtype != "float32" or out_buf.dtype != "float32":
-        raise Unsupported("not a float32 [1, 1, K] GEMV")
+    # The output's dtype may differ from the input's: an f16 model's lm_head writes float32 logits.
+    dtype, out_dtype = str(x_buf.dtype), str(out_buf.dtype)
+    if len(x_buf.shape) != 3 or len(out_buf.shape) != 3 or dtype not in ACT_BYTES or out_dtype not in ACT_BYTES:
+        raise Unsupported("not a float32 or float16 [1, 1, K] GEMV")
     if not all(isinstance(d, tirx.IntImm) for d in [*x_buf.shape, *out_buf.shape]):
         raise Unsupported("symbolic shape")
     k, n = int(x_buf.shape[2]), int(out_buf.shape[2])
-    if 4 * k > MAX_STAGED_BYTES:
+    if ACT_BYTES[dtype] * k > MAX_STAGED_BYTES:
         raise Unsupported(f"K = {k}: the staged vector would not fit WebGPU's default workgroup storage")
     blocks = _blocks(gemv)
     names = [b.name_hint for b in blocks]
@@ -124,22 +137,25 @@ def build(
     loads: dict[str, Loader] = {b.name: (lambda idx, t=t: t(*idx)) for b, t in zip(weight_bufs, weights, strict=True)}
     inputs: list[te.Tensor]
     if prologue == "rms_norm":
-        x = te.placeholder((1, 1, k), "float32", name="x")
-        g = te.placeholder((k,), "float32", name="norm_weight")
+        x = te.placeholder((1, 1, k), dtype, name="x")
+        g = te.placeholder((k,), dtype, name="norm_weight")
         r = te.reduce_axis((0, k), name="r")
-        sumsq = te.compute((1,), lambda _: te.sum(x[0, 0, r] * x[0, 0, r], axis=r), name="hearth_sumsq")
+        # TOPI computes in float32 whatever the activations (f16 values cast up, the result cast down).
+        up = (lambda e: e) if dtype == "float32" else (lambda e: tirx.Cast("float32", e))
+        sumsq = te.compute((1,), lambda _: te.sum(up(x[0, 0, r]) * up(x[0, 0, r]), axis=r), name="hearth_sumsq")
         eps_c = tirx.const(eps, "float32")
+
         # TOPI's order: rsqrt(sum / K + eps) * x * g (a division, not a multiply by 1/K). The rsqrt stays
         # in the element's expression: hoisted into a per-thread block, TVM's lowering stored it in place
         # in the reduction's shared buffer, which every thread then read and overwrote (a race).
-        staged = te.compute(
-            (k,),
-            lambda i: tirx.rsqrt(sumsq[0] / tirx.const(float(k), "float32") + eps_c) * x[0, 0, i] * g[i],
-            name="hearth_staged",
-        )
+        def normed(i: tirx.Expr) -> tirx.Expr:
+            y = tirx.rsqrt(sumsq[0] / tirx.const(float(k), "float32") + eps_c) * up(x[0, 0, i]) * up(g[i])
+            return y if dtype == "float32" else tirx.Cast(dtype, y)
+
+        staged = te.compute((k,), normed, name="hearth_staged")
         inputs = [x, g]
     else:
-        gu = te.placeholder((1, 1, 2 * k), "float32", name="gate_up")
+        gu = te.placeholder((1, 1, 2 * k), dtype, name="gate_up")
         staged = te.compute(
             (k,), lambda i: gu[0, 0, i] * tirx.sigmoid(gu[0, 0, i]) * gu[0, 0, k + i], name="hearth_staged"
         )
@@ -180,7 +196,7 @@ def build(
         raise Unsupported("epilogue changes the shape")
     extra: list[te.Tensor] = []
     if residual:
-        res = te.placeholder((1, 1, n), "float32", name="residual")
+        res = te.placeholder((1, 1, n), out_dtype, name="residual")
         gemv_out = last
         last = te.compute((1, 1, n), lambda a, b, j: res[a, b, j] + gemv_out[a, b, j], name="hearth_residual")
         extra = [res]
@@ -222,8 +238,12 @@ def _schedule(func: tirx.PrimFunc, k: int, n: int, prologue: Prologue, rows: int
     ]
     if epilogues:
         sch.set_scope(mm, 0, "local")
-        for epi in epilogues:  # each thread of the row writes the same value: no predicate needed
-            sch.reverse_compute_at(epi, ty)
+        # Chained epilogues (an f16 GEMV's cast, then the residual add) become one: an intermediate left
+        # between two reverse_compute_at blocks would be a global allocation, which WebGPU has not.
+        for epi in epilogues[:-1]:
+            sch.compute_inline(epi)
+        # each thread of the row writes the same value: no predicate needed
+        sch.reverse_compute_at(epilogues[-1], ty)
     staged = sch.get_sblock("hearth_staged")
     sch.compute_at(staged, bx)
     (loop,) = sch.get_loops(staged)[1:]
