@@ -21,7 +21,6 @@ from rich.console import Console
 from hearth.build.native_log import native_stderr_to
 from hearth.build.package import Progress, compile_package
 from hearth.cache import cache_root
-from hearth.quant import get_scheme
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_test_models import ensure_test_model  # noqa: E402
@@ -33,11 +32,10 @@ DIST = REPO / "dist"
 TARGETS = ["webgpu", "wasm-cpu", "llvm"]
 # The demo's chat model also ships wasm-cpu-mt: without WebGPU the SDK takes it where the page is
 # cross-origin isolated (2 threads in Chromium: 51.0 vs 32.4 tok/s decode; docs/benchmarks.md, threads).
-EXTRA_TARGETS = {"SmolLM2-135M-Instruct": ["wasm-cpu-mt"]}
-# ...and, where it computes in float32 (the staged kernels are f32 only: an f16 package's fused library would
-# be its plain one), webgpu-fused: the SDK loads it on hardware GPUs (SmolLM2 q4f32 decode on an H100: 392 vs
-# 287 tok/s), the plain webgpu one on software adapters (3.2x its GPU time per token there; docs/benchmarks.md).
-F32_EXTRA_TARGETS = {"SmolLM2-135M-Instruct": ["webgpu-fused"]}
+# ...and webgpu-fused (the staged decode fusion, f32 and f16 activations): the SDK loads it on hardware GPUs
+# (SmolLM2 q4f32 decode on an H100: 392 vs 287 tok/s), the plain webgpu one on software adapters (3.2x its
+# GPU time per token there; docs/benchmarks.md).
+EXTRA_TARGETS = {"SmolLM2-135M-Instruct": ["wasm-cpu-mt", "webgpu-fused"]}
 
 
 def minilm_folder() -> Path:
@@ -85,8 +83,8 @@ CONTEXT = {"SmolLM2-135M-Instruct": 4096}
 
 
 def targets_of(model_id: str, quant: str) -> list[str]:
-    f32 = get_scheme(quant).model_dtype == "float32"
-    return TARGETS + EXTRA_TARGETS.get(model_id, []) + (F32_EXTRA_TARGETS.get(model_id, []) if f32 else [])
+    del quant  # every quantization of a model gets the same targets
+    return TARGETS + EXTRA_TARGETS.get(model_id, [])
 
 
 def _compile(model_id: str, quant: str, progress: Progress | None = None):  # noqa: ANN202 - CompileResult
