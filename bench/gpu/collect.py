@@ -20,7 +20,7 @@ from common import IMAGES, REPO, RESULTS, git_rev, print_table, summarize  # noq
 
 ENGINES = ["webgpu-node-vulkan", "native-cuda", "torch-eager-cuda"]
 # device_run.sh DISPATCH_AB=1: the same WebGPU run with tvmjs's own launch encoding (the "before").
-BEFORE = "webgpu-node-vulkan+tvmjs-dispatch"
+BEFORE = "webgpu-node-vulkan+dispatch-tvmjs"  # earlier runs named it "+tvmjs-dispatch"
 METRICS = ["prefill_128_tok_s", "prefill_512_tok_s", "decode_tok_s", "ttft_ms", "load_cold_ms", "load_warm_ms"]
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs ON the H200 machine (device tool), from the repo root, with .gpu carried (bench/gpu/prepare.py).
 # Usage: bash bench/gpu/device_run.sh <runs> <decode_new> <package-glob>   e.g. 5 128 'qwen*'
-# Env: DISPATCH_AB=1 adds a WebGPU run with tvmjs's own launch encoding; ARGMAX_AB=1 one with the greedy
+# Env: DISPATCH_AB="tvmjs hearth-tvmjs-args" adds a WebGPU run per launch-path mode (1: tvmjs, its own launch
+#      encoding; hearth-tvmjs-args: Hearth's path with tvmjs's generic argument decoding); ARGMAX_AB=1 one with the greedy
 #      argmax on the GPU; GPU_SAMPLING_AB=1 adds, per sampling mode (GPU_SAMPLING_MODES, default all six of
 #      bench-llm.mjs's SAMPLING_MODES), a decode run sampling on the host and one sampling on the GPU
 #      (engines webgpu-node-vulkan+sample-<mode>-host / -gpu; decode only, 16-token prefill);
@@ -32,10 +33,12 @@ for src in $G/src/pkgs/$GLOB; do
   w=$(HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-$name.err | tail -1)
   echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan\",\"result\":${w:-null}}" >> $OUT/results.jsonl
   # Optional A/B run with tvmjs's own kernel-launch encoding (sdk/src/runtime/webgpu-dispatch.ts is the default).
-  if [ -n "${DISPATCH_AB:-}" ]; then
-    w=$(HEARTH_DISPATCH=tvmjs HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-tvmjs-$name.err | tail -1)
-    echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+tvmjs-dispatch\",\"result\":${w:-null}}" >> $OUT/results.jsonl
-  fi
+  # DISPATCH_AB="tvmjs hearth-tvmjs-args" (1 = tvmjs): a WebGPU run per launch-path mode (HEARTH_DISPATCH).
+  for mode in ${DISPATCH_AB:-}; do
+    [ "$mode" = 1 ] && mode=tvmjs
+    w=$(HEARTH_DISPATCH=$mode HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-$mode-$name.err | tail -1)
+    echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+dispatch-$mode\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+  done
   # Optional runs submitting the queued launches every n launches (host encoding overlaps GPU execution).
   for n in ${SUBMIT_AB:-}; do
     w=$(HEARTH_SUBMIT_EVERY=$n HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-submit$n-$name.err | tail -1)
@@ -75,13 +78,14 @@ for src in $G/src/pkgs/$GLOB; do
     k=$(HEARTH_DAWN_FLAGS="disable-dawn-features=timestamp_quantization${flags:+ $flags}" $G/node $G/js/kernel-launches.mjs $p --prefill-gpu-time $pt 2>$OUT/ptime-$name.err | tail -1)
     echo "{\"package\":\"$name\",\"mode\":\"prefill\",\"result\":${k:-null}}" >> $OUT/kernel-times.jsonl
   fi
-  # The -fused2* copies carry the base package's CUDA library (prepare.py): their native row would repeat it.
-  case $name in *-fused2*) ;; *)
+  # The -fused2*, -fkv* and -prefill-* copies carry the base package's CUDA library (prepare.py): their native
+  # row would repeat it.
+  case $name in *-fused2*|*-fkv*|*-prefill-*) ;; *)
     n=$(python3 bench/gpu/native_tvm.py $p $p/cuda.so --device cuda --runs $RUNS --decode-new $NEW 2>$OUT/native-$name.err | tail -1)
     echo "{\"package\":\"$name\",\"engine\":\"native-cuda\",\"result\":${n:-null}}" >> $OUT/results.jsonl;;
   esac
   # torch does not depend on Hearth's compiler: the *-unfused / *-fused copies (bench/gpu/build_unfused.py) skip it.
-  notorch=${SKIP_TORCH:-}; case $name in *-unfused|*-fused|*-fused2*) notorch=1;; esac
+  notorch=${SKIP_TORCH:-}; case $name in *-unfused|*-fused|*-fused2*|*-fkv*|*-prefill-*) notorch=1;; esac
   [ -n "$notorch" ] || t=$(python3 bench/gpu/torch_ref.py $p/hf-config.json --device cuda --runs $RUNS --decode-new $NEW --max-seq $ctx 2>$OUT/torch-$name.err | tail -1)
   [ -n "$notorch" ] || echo "{\"package\":\"$name\",\"engine\":\"torch-eager-cuda\",\"result\":${t:-null}}" >> $OUT/results.jsonl
   tail -4 $OUT/results.jsonl | cut -c1-400

@@ -182,9 +182,10 @@ def packages() -> list[tuple[Path, Path, str]]:
             (REPO / "bench" / "tmp" / "fused" / model / quant, "-fused"),
             *[(d / model / quant, "-" + d.name) for d in sorted((REPO / "bench" / "tmp").glob("fused2*"))],
             *[(d / model / quant, "-" + d.name) for d in sorted((REPO / "bench" / "tmp").glob("fkv*"))],
+            *[(d / model / quant, "-" + d.name) for d in sorted((REPO / "bench" / "tmp").glob("prefill-*"))],
         ):
             lib = cuda / f"{model}-{quant}{suffix}-cuda.so"
-            if suffix.startswith(("-fused2", "-fkv")) and not lib.is_file():
+            if suffix.startswith(("-fused2", "-fkv", "-prefill-")) and not lib.is_file():
                 lib = cuda / f"{model}-{quant}-cuda.so"
             if pkg.is_dir() and lib.is_file():
                 found.append((pkg, lib, f"{model}-{quant}{suffix}"))
