@@ -6,7 +6,7 @@
 #      argmax on the GPU; GPU_SAMPLING_AB=1 adds, per sampling mode (GPU_SAMPLING_MODES, default all six of
 #      bench-llm.mjs's SAMPLING_MODES), a decode run sampling on the host and one sampling on the GPU
 #      (engines webgpu-node-vulkan+sample-<mode>-host / -gpu; decode only, 16-token prefill);
-#      SKIP_TORCH=1 skips PyTorch;
+#      SKIP_TORCH=1 skips PyTorch; NATIVE_ONLY=1 skips every WebGPU run (native and torch rows only);
 #      EXTRA_FLAGS=<dawn toggles> adds a WebGPU run with those toggles;
 #      SUBMIT_AB="16 32 64" adds a WebGPU run per value with HEARTH_SUBMIT_EVERY=<n> (submit every n launches,
 #      webgpu-dispatch.ts submitEvery; the plain run uses the SDK default);
@@ -30,6 +30,8 @@ for src in $G/src/pkgs/$GLOB; do
   echo "== $name (ctx $ctx)"
   # f16 packages need Dawn's vulkan_enable_f16_on_nvidia toggle (off by default, also in Chrome).
   flags=""; case $name in *f16*) flags="enable-dawn-features=vulkan_enable_f16_on_nvidia";; esac
+  # NATIVE_ONLY=1: no WebGPU run for these packages (e.g. a base package whose native row is the reference).
+  if [ -z "${NATIVE_ONLY:-}" ]; then
   w=$(HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-$name.err | tail -1)
   echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan\",\"result\":${w:-null}}" >> $OUT/results.jsonl
   # Optional A/B run with tvmjs's own kernel-launch encoding (sdk/src/runtime/webgpu-dispatch.ts is the default).
@@ -78,6 +80,7 @@ for src in $G/src/pkgs/$GLOB; do
     k=$(HEARTH_DAWN_FLAGS="disable-dawn-features=timestamp_quantization${flags:+ $flags}" $G/node $G/js/kernel-launches.mjs $p --prefill-gpu-time $pt 2>$OUT/ptime-$name.err | tail -1)
     echo "{\"package\":\"$name\",\"mode\":\"prefill\",\"result\":${k:-null}}" >> $OUT/kernel-times.jsonl
   fi
+  fi  # NATIVE_ONLY
   # The -fused2*, -fkv* and -prefill-* copies carry the base package's CUDA library (prepare.py): their native
   # row would repeat it.
   case $name in *-fused2*|*-fkv*|*-prefill-*) ;; *)
