@@ -42,24 +42,13 @@ PREFILL_SCHEDULES: dict[str, Matmul.Config | None] = {
         storage_align=True,
     ),
     # The "cuda" config with each thread's part of the cooperative fetch of both shared tiles (activations
-    # and the decoded weights) as 4-wide vector stores: a quarter as many shared-memory stores.
+    # and the decoded weights) as 4-wide vectors. TVM's WGSL codegen writes a vector access to an f32 array
+    # as 4 scalar ones gathered into a vec4, so any gain is the index arithmetic and what the driver's
+    # compiler merges: for the GPU A/B to say. (A K-step-16 variant of the generic 8x8 config, also correct
+    # on lavapipe, was left out: three packages per model at most.)
     "cuda-v4": Matmul.Config(
         block_size_x=8,
         block_size_y=16,
-        micro_size_x=4,
-        micro_size_y=4,
-        micro_size_k=16,
-        vector_size=1,
-        unroll=256,
-        use_shared=True,
-        storage_align=True,
-    ),
-    # dlight's generic 8x8 threads and 32x32 tile (as many workgroups: small models' GEMMs, e.g. SmolLM2's
-    # 128x576 outputs, fill few of an H100's 132 SMs even so) with the cuda config's K step 16 and padded
-    # shared rows: half the barriers and shared-tile loads per output. 4.3 KiB of workgroup storage.
-    "k16": Matmul.Config(
-        block_size_x=8,
-        block_size_y=8,
         micro_size_x=4,
         micro_size_y=4,
         micro_size_k=16,
