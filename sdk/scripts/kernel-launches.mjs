@@ -55,7 +55,9 @@ const { DecoderModel } = await import("../src/decoder/model.ts");
 const gpu = await installNodeGPU();
 const url = pathToFileURL(resolve(positionals[0]) + "/").href;
 const timing = values["gpu-time"] || prefillTokens !== undefined;
-const model = await DecoderModel.load(url, { gpu, target: "webgpu", fetch: fileFetch, dispatch: "hearth", kernelTiming: timing });
+// HEARTH_WEBGPU_BUILD=fused|plain picks a package's webgpu-fused or plain library (unset: the SDK's choice).
+const webgpuBuild = process.env.HEARTH_WEBGPU_BUILD || undefined;
+const model = await DecoderModel.load(url, { gpu, target: "webgpu", fetch: fileFetch, dispatch: "hearth", kernelTiming: timing, webgpuBuild });
 /** The kernel-time totals once every submitted batch has been read back. */
 async function settledGpuTime() {
   const t = model.stats().dispatch?.gpuTime;
@@ -136,6 +138,7 @@ async function decodeRun(argmax) {
   console.log(
     JSON.stringify({
       package: positionals[0],
+      loadedTarget: model.loadInfo.target,
       total: counted.total,
       kernels: Object.keys(byKernel).length,
       byKernel,
