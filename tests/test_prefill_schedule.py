@@ -1,8 +1,9 @@
 """The WebGPU prefill-schedule variants (compile/hearth/build/gpu_schedule.py; issue 17 item 1: WebGPU prefill
 at 0.40-0.47 of native CUDA on an H100): `build_target(..., prefill_schedule=NAME)` swaps dlight's generic
-Matmul config for another one on WebGPU, opt-in until the GPU A/B.
+Matmul config for another one on WebGPU; "cuda" is the default since the H100 A/B, "dlight" (TVM's own choice)
+and "cuda-v4" are the alternatives.
 
-Each variant of the tiny-llama-trained q4f32_1 package (bench/gpu/build_variant.py: the package's webgpu
+Each non-default variant of the tiny-llama-trained q4f32_1 package (bench/gpu/build_variant.py: the package's webgpu
 library rebuilt, cached by the compiler files) runs on Dawn (lavapipe) against the package's native llvm build:
 a 100-token prompt prefilled in chunks of 32 (four chunks, the last partial), then 8 greedy tokens; the same
 tokens and every compared logit within family_parity's LOGIT_TOL. SmolLM2-135M and the Qwen2.5-0.5B shape
@@ -24,7 +25,7 @@ from tvm.s_tir.dlight.gpu.matmul import Matmul
 
 import family_parity as fp
 from conftest import REPO
-from hearth.build.gpu_schedule import PREFILL_SCHEDULES, ConfiguredMatmul
+from hearth.build.gpu_schedule import DEFAULT_PREFILL_SCHEDULE, PREFILL_SCHEDULES, ConfiguredMatmul
 from hearth.build.pipeline import relax_pipeline
 from hearth.cache import cache_root
 from hearth.targets import get_target
@@ -37,7 +38,8 @@ import build_packages  # noqa: E402
 import make_test_models as mtm  # noqa: E402
 
 MODEL, QUANT = "tiny-llama-trained", "q4f32_1"
-VARIANTS = [n for n in PREFILL_SCHEDULES if n != "dlight"]
+# The default is what every other WebGPU test builds; these are the alternatives.
+VARIANTS = [n for n in PREFILL_SCHEDULES if n != DEFAULT_PREFILL_SCHEDULE]
 
 
 def test_unknown_schedule_names_the_choices() -> None:
@@ -51,10 +53,12 @@ def test_cuda_keeps_dlights_config() -> None:
     native rows of an A/B are the same build."""
     cuda = tvm.target.Target({"kind": "cuda", "arch": "sm_90a"})
     webgpu = get_target("webgpu").target()
-    for name in VARIANTS:
-        rule = ConfiguredMatmul(PREFILL_SCHEDULES[name])
+    for name, config in PREFILL_SCHEDULES.items():
+        if config is None:  # "dlight": no rule of Hearth's
+            continue
+        rule = ConfiguredMatmul(config)
         assert rule.get_configs(cuda) == Matmul().get_configs(cuda)
-        assert rule.get_configs(webgpu) == PREFILL_SCHEDULES[name]
+        assert rule.get_configs(webgpu) == config, name
         assert rule.get_configs(webgpu) != Matmul().get_configs(webgpu)
 
 

@@ -8,7 +8,8 @@ are the same build, so no CUDA library is built here (the variant reuses the pac
     .venv/bin/python bench/gpu/build_variant.py <checkpoint> <package_dir> --prefill-schedule cuda [--out DIR]
 
 Writes <out>/<model_id>/<quant>/ (default out: bench/tmp/prefill-<NAME>); rows named
-"<model>-<quant>-prefill-<NAME>". `--prefill-schedule dlight` builds the control (today's default) the same way.
+"<model>-<quant>-prefill-<NAME>". Each of them is the control of the others (the H100 A/B of 2026-12-07 made
+"cuda" the default: docs/benchmarks.md).
 Per-kernel prefill time on lavapipe:
 node sdk/scripts/kernel-launches.mjs <dir> --prefill-gpu-time 128 (device: PREFILL_TIMES=1 bench/gpu/device_run.sh).
 """
@@ -64,7 +65,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("package", type=Path)
-    # "dlight" (the default schedule) rebuilds the control from the same tree: a package under dist/ may have
+    # Each variant (the default "cuda" too) rebuilds from the same tree: a package under dist/ may have
     # been compiled before other compiler changes, which the A/B would then count as the schedule's.
     ap.add_argument("--prefill-schedule", required=True, choices=list(PREFILL_SCHEDULES))
     ap.add_argument("--out", type=Path, help="default bench/tmp/prefill-<NAME>")

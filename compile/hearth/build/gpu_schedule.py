@@ -4,8 +4,10 @@ dlight's `Matmul` rule (the prefill GEMMs: dequantize_NT_matmul with the 4-bit d
 shared-memory fetch of the weight) picks its tile config by target kind: cuda and rocm get a tuned config,
 every other kind, webgpu included, the generic one (8x8 threads, 4x4 outputs each, K step 8, no vector
 loads). On an H100 Hearth's WebGPU prefill ran at 0.40-0.47 of native CUDA (docs/benchmarks.md), and the
-matmuls are most of a 128-token prefill's GPU time, so the variants below give WebGPU other Matmul configs,
-to be A/B-measured on the GPU (bench/gpu/build_variant.py) before one becomes the default.
+matmuls are most of a 128-token prefill's GPU time, so the variants below give WebGPU other Matmul configs.
+The H100 A/B (bench/gpu/build_variant.py; docs/benchmarks.md, "Prefill: the matmul config") made "cuda" the
+default: 128-token prefill 8221 -> 11942 tok/s on SmolLM2-135M, 3821 -> 7257 on the Qwen2.5-0.5B shape (the
+matmuls' GPU time 12.0 -> 6.0 and 27.4 -> 11.0 ms), the same on lavapipe.
 
 Every config keeps within WebGPU's portable limits: at most 256 invocations per workgroup and 16 KiB of
 workgroup storage (the A and B tiles: (by*my + bx*mx) * micro_k * 4 bytes, plus storage_align padding).
@@ -23,6 +25,7 @@ from tvm.s_tir.dlight.gpu.matmul import Matmul
 from tvm.target import Target
 
 # prefill_schedule value -> Matmul config for non-cuda GPU targets; "dlight" keeps dlight's own choice.
+# (A CUDA build keeps dlight's tuned config under every value: ConfiguredMatmul.get_configs.)
 # No config sets vector_size > 1: with it dlight's Matmul fails TVM's WebGPU lowering (StorageRewrite's
 # VectorTypeRewriter check `info.factor() % coeff == 0`) for these GEMMs. "cuda-v4" gets 4-wide loads into
 # the shared tiles another way (FETCH_VECTOR below), which lowers.
@@ -44,8 +47,8 @@ PREFILL_SCHEDULES: dict[str, Matmul.Config | None] = {
     # The "cuda" config with each thread's part of the cooperative fetch of both shared tiles (activations
     # and the decoded weights) as 4-wide vectors. TVM's WGSL codegen writes a vector access to an f32 array
     # as 4 scalar ones gathered into a vec4, so any gain is the index arithmetic and what the driver's
-    # compiler merges: for the GPU A/B to say. (A K-step-16 variant of the generic 8x8 config, also correct
-    # on lavapipe, was left out: three packages per model at most.)
+    # compiler merges: on the H100 no faster than "cuda" (11806 vs 11942 tok/s, SmolLM2, 128 tokens).
+    # (A K-step-16 variant of the generic 8x8 config, also correct on lavapipe, was left out.)
     "cuda-v4": Matmul.Config(
         block_size_x=8,
         block_size_y=16,
@@ -58,6 +61,9 @@ PREFILL_SCHEDULES: dict[str, Matmul.Config | None] = {
         storage_align=True,
     ),
 }
+
+#: What GPU builds use unless told otherwise (see the module docstring for the measurements).
+DEFAULT_PREFILL_SCHEDULE = "cuda"
 
 # schedule -> vector width of the shared-tile fetch, applied after dlight's Matmul (ConfiguredMatmul.apply)
 FETCH_VECTOR: dict[str, int] = {"cuda-v4": 4}

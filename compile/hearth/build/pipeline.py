@@ -24,13 +24,16 @@ from ..targets import TargetSpec
 from ..tasks import NamedParams, get_task
 from .cpu_schedule import schedule_cpu
 from .fusion import fusion_passes
-from .gpu_schedule import check_prefill_schedule, gpu_schedule_pass
+from .gpu_schedule import DEFAULT_PREFILL_SCHEDULE, check_prefill_schedule, gpu_schedule_pass
 from .metadata import attach_metadata
 from .wasm_link import link_wasm
 
 
 def relax_pipeline(
-    spec: TargetSpec, target: tvm.target.Target, fuse: bool | str = False, prefill_schedule: str = "dlight"
+    spec: TargetSpec,
+    target: tvm.target.Target,
+    fuse: bool | str = False,
+    prefill_schedule: str = DEFAULT_PREFILL_SCHEDULE,
 ) -> tvm.transform.Pass:
     """`fuse=True` (or "gate") adds build/fusion.py (the SwiGLU gate folded into the down GEMV) on GPU targets.
     Off by default: on an H100 (docs/benchmarks.md, "Decode fusion on the H100") it removed 10 % of the
@@ -38,7 +41,7 @@ def relax_pipeline(
     block. fuse="staged": RMSNorm and the gate folded in with the prologue staged once per workgroup
     (build/staged_gemv.py), also opt-in until the GPU A/B.
     `prefill_schedule` (GPU targets): the dlight Matmul config of the prefill GEMMs (build/gpu_schedule.py;
-    "dlight" = TVM's per-target choice, the default; the others are WebGPU variants for the GPU A/B)."""
+    "cuda" = dlight's cuda tile config on every GPU target, the default; "dlight" = TVM's per-target choice)."""
     backend = gpu_generic if spec.is_gpu else cpu_generic
     fusion = fusion_passes(target, "gate" if fuse is True else fuse) if spec.is_gpu and fuse else []
     check_prefill_schedule(prefill_schedule)
@@ -65,7 +68,10 @@ def relax_pipeline(
 
 
 def compile_module(
-    mod: tvm.ir.IRModule, spec: TargetSpec, fuse: bool | str = False, prefill_schedule: str = "dlight"
+    mod: tvm.ir.IRModule,
+    spec: TargetSpec,
+    fuse: bool | str = False,
+    prefill_schedule: str = DEFAULT_PREFILL_SCHEDULE,
 ) -> tvm.runtime.Executable:
     """Compile a Relax IRModule for `spec` (build_target's last step; the smoke cases call it directly).
     wasm targets come out as system-lib modules. CPU builds (llvm and wasm-cpu) also get Hearth's CPU
@@ -95,13 +101,13 @@ def build_target(
     scheme: QuantScheme,
     spec: TargetSpec,
     fuse: bool | str = False,
-    prefill_schedule: str = "dlight",
+    prefill_schedule: str = DEFAULT_PREFILL_SCHEDULE,
 ) -> TargetBuild:
     """The per-target compile step of every model build (`hearth compile`, bench/build.py,
     bench/gpu/build_cuda.py): the model built for `spec` (its kernels depend on the target),
     quantized, exported with its task's function set and `_metadata`, compiled. `fuse=True` (benchmarks'
     A/B only: packages are built without it, see relax_pipeline) adds build/fusion.py; `prefill_schedule`
-    (A/B variants, build/gpu_schedule.py) picks the GPU Matmul config."""
+    (build/gpu_schedule.py) picks the GPU Matmul config of the prefill GEMMs."""
     task = get_task(arch.task)
     module = quantize_model(arch.model_class(config, dtype=scheme.model_dtype, target=spec.target()), scheme)
     mod, named_params = task.export(module, spec.target())
