@@ -7,7 +7,7 @@ loads). On an H100 Hearth's WebGPU prefill ran at 0.40-0.47 of native CUDA (docs
 matmuls are most of a 128-token prefill's GPU time, so the variants below give WebGPU other Matmul configs.
 The H100 A/B (bench/gpu/build_variant.py; docs/benchmarks.md, "Prefill: the matmul config") made "cuda" the
 default: 128-token prefill 8221 -> 11942 tok/s on SmolLM2-135M, 3821 -> 7257 on the Qwen2.5-0.5B shape (the
-matmuls' GPU time 12.0 -> 6.0 and 27.4 -> 11.0 ms), the same on lavapipe.
+matmuls' GPU time 11.0 -> 6.0 and 26.7 -> 11.0 ms), the same on lavapipe.
 
 Every config keeps within WebGPU's portable limits: at most 256 invocations per workgroup and 16 KiB of
 workgroup storage (the A and B tiles: (by*my + bx*mx) * micro_k * 4 bytes, plus storage_align padding).
