@@ -243,9 +243,10 @@ export interface WebGPUBuildChoice {
 
 /**
  * The WebGPU library to load from a package with `packageTargets` on `adapter` (undefined or null: not
- * known, e.g. a caller's GPUDevice without `adapterInfo`). The fused build cut SmolLM2-135M's decode from
- * 303 to 212 launches per token and ran 24-38 % faster on an H100, but its GPU time per token was 3.2x the
- * plain build's on CPU-emulated WebGPU (lavapipe, SwiftShader), so "auto" takes it on hardware adapters only
+ * known, e.g. a caller's GPUDevice without `adapterInfo`). The fused build cuts SmolLM2-135M's decode from
+ * 273 to 182 launches per token and decoded 397 -> 485 tok/s on an H100 (0.54 -> 0.66 of native CUDA), but its
+ * GPU time per token was 3.2x the plain build's on CPU-emulated WebGPU (lavapipe, SwiftShader), so "auto" takes
+ * it on hardware adapters only
  * (docs/benchmarks.md). A package with only one of the two gets that one under "auto"; asking for a build the
  * package lacks is a {@link PackageCompatibilityError} naming the targets it has.
  */
