@@ -24,12 +24,13 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from hearth.build.pipeline import build_target, write_library
 from hearth.cache import sha256_file
 from hearth.models import config_from_hf
 from hearth.quant import get_scheme
-from hearth.targets import get_target
+from hearth.targets import TargetSpec, get_target
 from hearth.weights.source import resolve_source
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,6 +50,16 @@ def copy_package(src: Path, dst: Path) -> None:
             except OSError:
                 pass
         shutil.copy2(f, dst / f.name)
+
+
+def replace_webgpu_library(dst: Path, manifest: dict, executable: Any, spec: TargetSpec) -> None:
+    """Write `executable` over the copied package's webgpu library and re-hash it in the manifest."""
+    wasm = manifest["targets"]["webgpu"]
+    write_library(executable, spec, dst / wasm)
+    for entry in manifest["files"]:
+        if entry["path"] == wasm:
+            entry["bytes"], entry["sha256"] = (dst / wasm).stat().st_size, sha256_file(dst / wasm)
+    (dst / "hearth-manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def main() -> int:
@@ -90,12 +101,7 @@ def main() -> int:
         raise SystemExit(
             f"parameter order differs from {args.package}'s: the {kind} build would read the wrong tensors"
         )
-    wasm = manifest["targets"]["webgpu"]
-    write_library(built.executable, spec, dst / wasm)
-    for entry in manifest["files"]:
-        if entry["path"] == wasm:
-            entry["bytes"], entry["sha256"] = (dst / wasm).stat().st_size, sha256_file(dst / wasm)
-    (dst / "hearth-manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    replace_webgpu_library(dst, manifest, built.executable, spec)
     out = {"package": str(dst), "webgpu_seconds": round(time.perf_counter() - t0, 1)}
 
     if args.cuda:

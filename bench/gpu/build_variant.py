@@ -23,8 +23,7 @@ import time
 from pathlib import Path
 
 from hearth.build.gpu_schedule import PREFILL_SCHEDULES
-from hearth.build.pipeline import build_target, write_library
-from hearth.cache import sha256_file
+from hearth.build.pipeline import build_target
 from hearth.models import config_from_hf
 from hearth.quant import get_scheme
 from hearth.targets import get_target
@@ -32,7 +31,7 @@ from hearth.weights.source import resolve_source
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_unfused import copy_package  # noqa: E402
+from build_unfused import copy_package, replace_webgpu_library  # noqa: E402
 
 
 def build_variant(checkpoint: Path, package: Path, schedule: str, out: Path) -> Path:
@@ -52,12 +51,7 @@ def build_variant(checkpoint: Path, package: Path, schedule: str, out: Path) -> 
         raise SystemExit(f"parameter order differs from {package}'s: the variant would read the wrong tensors")
     dst = out / manifest["model_id"] / scheme.name
     copy_package(package, dst)
-    wasm = manifest["targets"]["webgpu"]
-    write_library(built.executable, spec, dst / wasm)
-    for entry in manifest["files"]:
-        if entry["path"] == wasm:
-            entry["bytes"], entry["sha256"] = (dst / wasm).stat().st_size, sha256_file(dst / wasm)
-    (dst / "hearth-manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    replace_webgpu_library(dst, manifest, built.executable, spec)
     return dst
 
 

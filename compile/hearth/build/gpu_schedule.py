@@ -29,37 +29,29 @@ from tvm.target import Target
 # No config sets vector_size > 1: with it dlight's Matmul fails TVM's WebGPU lowering (StorageRewrite's
 # VectorTypeRewriter check `info.factor() % coeff == 0`) for these GEMMs. "cuda-v4" gets 4-wide loads into
 # the shared tiles another way (FETCH_VECTOR below), which lowers.
+# dlight's cuda/rocm config without its 2-wide loads: 8x16 threads, a 32 (tokens) x 64 (outputs) tile,
+# K step 16, padded shared rows (storage_align). 6.5 KiB of workgroup storage.
+_CUDA_TILES = Matmul.Config(
+    block_size_x=8,
+    block_size_y=16,
+    micro_size_x=4,
+    micro_size_y=4,
+    micro_size_k=16,
+    vector_size=1,
+    unroll=256,
+    use_shared=True,
+    storage_align=True,
+)
+
 PREFILL_SCHEDULES: dict[str, Matmul.Config | None] = {
     "dlight": None,
-    # dlight's cuda/rocm config without its 2-wide loads: 8x16 threads, a 32 (tokens) x 64 (outputs) tile,
-    # K step 16, padded shared rows (storage_align). 6.5 KiB of workgroup storage.
-    "cuda": Matmul.Config(
-        block_size_x=8,
-        block_size_y=16,
-        micro_size_x=4,
-        micro_size_y=4,
-        micro_size_k=16,
-        vector_size=1,
-        unroll=256,
-        use_shared=True,
-        storage_align=True,
-    ),
-    # The "cuda" config with each thread's part of the cooperative fetch of both shared tiles (activations
-    # and the decoded weights) as 4-wide vectors. TVM's WGSL codegen writes a vector access to an f32 array
-    # as 4 scalar ones gathered into a vec4, so any gain is the index arithmetic and what the driver's
-    # compiler merges: on the H100 no faster than "cuda" (11806 vs 11942 tok/s, SmolLM2, 128 tokens).
+    "cuda": _CUDA_TILES,
+    # The same tiles with each thread's part of the cooperative fetch of both shared tiles (activations and
+    # the decoded weights) as 4-wide vectors (FETCH_VECTOR below). TVM's WGSL codegen writes a vector access
+    # to an f32 array as 4 scalar ones gathered into a vec4, so any gain is the index arithmetic and what the
+    # driver's compiler merges: on the H100 no faster than "cuda" (11806 vs 11942 tok/s, SmolLM2, 128 tokens).
     # (A K-step-16 variant of the generic 8x8 config, also correct on lavapipe, was left out.)
-    "cuda-v4": Matmul.Config(
-        block_size_x=8,
-        block_size_y=16,
-        micro_size_x=4,
-        micro_size_y=4,
-        micro_size_k=16,
-        vector_size=1,
-        unroll=256,
-        use_shared=True,
-        storage_align=True,
-    ),
+    "cuda-v4": _CUDA_TILES,
 }
 
 #: What GPU builds use unless told otherwise (see the module docstring for the measurements).
