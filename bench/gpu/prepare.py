@@ -165,7 +165,8 @@ def packages() -> list[tuple[Path, Path, str]]:
     compiled without / with build/fusion.py's gate / staged mode. "-fused2*" is a WebGPU-only A/B: without a
     CUDA library of its own it reuses the package's (the native rows of the pair are the same build). So do
     "-fkv" / "-fkv-staged" (bench/tmp/fkv*/: build_unfused.py [--fused2] --out bench/tmp/fkv[-staged] with the
-    fused KV append, models/split_rotary_append.py; native builds keep upstream's kernels)."""
+    fused KV append, models/split_rotary_append.py; native builds keep upstream's kernels), "-prefill-*"
+    (build_variant.py) and "-v-<name>" (bench/tmp/v-<name>/: any other WebGPU-only variant)."""
     cuda = REPO / "bench" / "tmp" / "cuda"
     found = []
     for model, quant in [
@@ -183,9 +184,10 @@ def packages() -> list[tuple[Path, Path, str]]:
             *[(d / model / quant, "-" + d.name) for d in sorted((REPO / "bench" / "tmp").glob("fused2*"))],
             *[(d / model / quant, "-" + d.name) for d in sorted((REPO / "bench" / "tmp").glob("fkv*"))],
             *[(d / model / quant, "-" + d.name) for d in sorted((REPO / "bench" / "tmp").glob("prefill-*"))],
+            *[(d / model / quant, "-" + d.name) for d in sorted((REPO / "bench" / "tmp").glob("v-*"))],
         ):
             lib = cuda / f"{model}-{quant}{suffix}-cuda.so"
-            if suffix.startswith(("-fused2", "-fkv", "-prefill-")) and not lib.is_file():
+            if suffix.startswith(("-fused2", "-fkv", "-prefill-", "-v-")) and not lib.is_file():
                 lib = cuda / f"{model}-{quant}-cuda.so"
             if pkg.is_dir() and lib.is_file():
                 found.append((pkg, lib, f"{model}-{quant}{suffix}"))
