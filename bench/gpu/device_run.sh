@@ -15,13 +15,19 @@
 #      KERNEL_TIMES=1 adds per-kernel GPU time per decode token (kernel-launches.mjs --gpu-time, timestamp
 #      queries, Dawn's timestamp quantization off) to $OUT/kernel-times.jsonl;
 #      PREFILL_TIMES=1 (or a prompt length, default 128) adds per-kernel GPU time of one prefill
-#      (kernel-launches.mjs --prefill-gpu-time) to $OUT/kernel-times.jsonl (rows with "mode": "prefill").
+#      (kernel-launches.mjs --prefill-gpu-time) to $OUT/kernel-times.jsonl (rows with "mode": "prefill");
+#      DISPATCH_FLOOR=1 first measures Dawn's GPU cost per dispatch apart from the kernel's work
+#      (sdk/scripts/dispatch-floor.mjs) into $OUT/dispatch-floor.json.
 # Writes $OUT/results.jsonl (one JSON line per engine x package) and $OUT/env.txt.
 set -u
 RUNS=${1:-5}; NEW=${2:-128}; GLOB=${3:-*}
 source bench/gpu/device_setup.sh  # G=/tmp/g: node, js, site, packages unpacked; $OUT/env.txt
 cat $OUT/env.txt
 [ -n "${APPEND:-}" ] || : > $OUT/results.jsonl  # APPEND=1: keep an earlier call's rows
+if [ -n "${DISPATCH_FLOOR:-}" ]; then
+  $G/node $G/js/dispatch-floor.mjs --n 512 --reps 5 > $OUT/dispatch-floor.json 2>$OUT/dispatch-floor.err
+  cat $OUT/dispatch-floor.json
+fi
 for src in $G/src/pkgs/$GLOB; do
   name=$(basename $src); p=$G/pkgs/$name
   [ "$name" = emb ] && continue  # the encoder packages: bench/gpu/embed_run.sh

@@ -51,7 +51,7 @@ def bundle_js() -> None:
         'import { createRequire as __cr } from "node:module"; const require = __cr(import.meta.url);\' },\n'
         "  logLevel: 'warning' });\n"
     )
-    for entry in ("bench-llm.mjs", "embed.mjs", "kernel-launches.mjs", "gpu-sampling-cost.mjs"):
+    for entry in ("bench-llm.mjs", "embed.mjs", "kernel-launches.mjs", "gpu-sampling-cost.mjs", "dispatch-floor.mjs"):
         sh(["node", "--input-type=module", "-e", script, f"scripts/{entry}", str(stage / entry)], cwd=SDK)
     wg = SDK / "node_modules" / "webgpu"
     for f in ("index.js", "package.json"):
