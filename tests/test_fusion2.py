@@ -40,8 +40,12 @@ import build_packages  # noqa: E402
 import make_test_models as mtm  # noqa: E402
 
 MODEL, QUANT = "tiny-llama-trained", "q4f32_1"
-# Two layer shapes on Dawn: llama (no biases) and qwen2 (a bias epilogue in the qkv GEMV, its own lm_head).
-WEBGPU_MODELS = ["tiny-llama-trained", "tiny-qwen2-bpe"]
+# Two layer shapes on Dawn: llama (no biases) and qwen2 (a bias epilogue in the qkv GEMV, its own lm_head);
+# and llama with at most CHUNK_BYTES staged at once, so that its down projection (K = 352 floats, 1408
+# bytes) is staged in two chunks (256 + 96 elements, the second predicated), as Qwen2.5-0.5B's (K = 4864,
+# 19 KiB in float32) is under the default limit. (model, staged bytes or None for the default)
+CHUNK_BYTES = 1024
+WEBGPU_CASES = [("tiny-llama-trained", None), ("tiny-qwen2-bpe", None), ("tiny-llama-trained", CHUNK_BYTES)]
 
 
 @functools.cache
@@ -60,12 +64,12 @@ def _exported(quant: str = QUANT) -> tuple[tvm.ir.IRModule, int]:
 
 
 @functools.cache
-def _legalized(staged: bool, quant: str = QUANT) -> tvm.ir.IRModule:
+def _legalized(staged: bool, quant: str = QUANT, mode: str = "staged") -> tvm.ir.IRModule:
     mod, _ = _exported(quant)
     target = get_target("webgpu").target()
     with target:
         passes = gpu_generic.library_dispatch_passes(target)
-        passes += fusion_passes(target, "staged") if staged else []
+        passes += fusion_passes(target, mode) if staged else []
         passes += gpu_generic.legalize_passes(target)
         return tvm.transform.Sequential(passes)(mod)
 
@@ -92,6 +96,33 @@ def test_staged_kernels_are_scheduled_with_shared_staging() -> None:
         assert 'thread="threadIdx.x"' in script and 'thread="blockIdx.x"' in script, name
 
 
+def test_chunk_sizes() -> None:
+    """Chunks are whole reduction steps (TR x VEC = 256 elements), as few as fit, the last one shorter."""
+    assert staged_gemv.chunk_elems(4864, "float32") == 2560  # Qwen2.5-0.5B's down projection: 2560 + 2304
+    assert staged_gemv.chunk_elems(4864, "float16") == 4864  # 9.5 KiB: not chunked
+    assert staged_gemv.chunk_elems(1536, "float32") == 1536  # SmolLM2's: 6 KiB, not chunked
+    assert staged_gemv.chunk_elems(352, "float32", CHUNK_BYTES) == 256
+    assert staged_gemv.chunk_elems(8192, "float32") == 2816  # 3 chunks, 11 KiB each
+    with pytest.raises(staged_gemv.Unsupported, match="hold no chunk"):
+        staged_gemv.chunk_elems(352, "float32", 512)
+
+
+def test_small_staging_limit_chunks_the_down_projection() -> None:
+    """With CHUNK_BYTES the down projection (K = 352) still folds, staged 256 elements at a time inside a
+    loop over 2 chunks; the norms (K = 128) stay whole."""
+    mod = _legalized(True, QUANT, f"staged-b{CHUNK_BYTES}")
+    _, layers = _exported()
+    after = call_tir_kernels(mod, "decode")
+    assert sum(v for k, v in after.items() if k.startswith("hearth_")) == 3 * layers + 1, after
+    for gv in mod.get_global_vars():
+        name = gv.name_hint
+        if not name.startswith("hearth_"):
+            continue
+        script = mod[name].script()
+        # (the staged buffer is compacted to one chunk when lowered: test_fusion_f16 checks the WGSL)
+        assert ("for k_0 in range(2):" in script) == name.startswith("hearth_swiglu"), (name, script)
+
+
 @pytest.mark.parametrize("func", ["prefill", "batch_prefill", "batch_decode"])
 def test_other_shapes_keep_their_kernels(func: str) -> None:
     assert call_tir_kernels(_legalized(True), func) == call_tir_kernels(_legalized(False), func)
@@ -106,7 +137,9 @@ def test_unknown_kernel_form_is_left_unfused() -> None:
         assert staged_gemv.rebuild_or_none(mod[name], "rms_norm", False, 1e-6) is None
 
 
-@pytest.mark.parametrize("mode", ["nope", "staged-r9", "staged-r0", "staged-rx"])
+@pytest.mark.parametrize(
+    "mode", ["nope", "staged-r9", "staged-r0", "staged-rx", "staged-b0", "staged-b99999", "staged-bx"]
+)
 def test_unknown_mode_is_an_error(mode: str) -> None:
     with pytest.raises(ValueError, match=f"unknown fusion mode '{mode}'"):
         fusion_passes(get_target("webgpu").target(), mode)
@@ -162,24 +195,25 @@ def _base_package(model: str) -> Path:
 
 
 @functools.cache
-def _packages(model: str) -> tuple[Path, Path]:
+def _packages(model: str, staged_bytes: int | None = None) -> tuple[Path, Path]:
     """(default package, its --fused2 rebuild); the rebuild is cached by the package and the compiler files."""
     base = _base_package(model)
     build = REPO / "compile" / "hearth" / "build"
     key = _key(base / "hearth-manifest.json", build / "fusion.py", build / "staged_gemv.py", build / "pipeline.py")
-    out = cache_root() / "test-packages" / "fused2" / key
+    out = cache_root() / "test-packages" / "fused2" / (key + ("" if staged_bytes is None else f"-b{staged_bytes}"))
     pkg = out / model / QUANT
     if not (pkg / "hearth-manifest.json").is_file():
         cmd = [sys.executable, str(REPO / "bench" / "gpu" / "build_unfused.py")]
         cmd += [str(mtm.ensure_test_model(model)), str(base), "--fused2", "--out", str(out)]
+        cmd += [] if staged_bytes is None else ["--staged-bytes", str(staged_bytes)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
         assert proc.returncode == 0, proc.stderr[-3000:]
     return base, pkg
 
 
-@pytest.mark.parametrize("model", WEBGPU_MODELS)
-def test_webgpu_fused2_fewer_launches_same_tokens(model: str) -> None:
-    base, fused = _packages(model)
+@pytest.mark.parametrize(("model", "staged_bytes"), WEBGPU_CASES)
+def test_webgpu_fused2_fewer_launches_same_tokens(model: str, staged_bytes: int | None) -> None:
+    base, fused = _packages(model, staged_bytes)
     layers = json.loads((base / "mlc-chat-config.json").read_text())["model_config"]["num_hidden_layers"]
     args = ("--steps", "2", "--prompt", "8")
     a = _node("scripts/kernel-launches.mjs", str(base), *args)
@@ -189,11 +223,11 @@ def test_webgpu_fused2_fewer_launches_same_tokens(model: str) -> None:
     assert a["tokens"] == b["tokens"]
 
 
-@pytest.mark.parametrize("model", WEBGPU_MODELS)
-def test_webgpu_fused2_logits_match_unfused(model: str) -> None:
+@pytest.mark.parametrize(("model", "staged_bytes"), WEBGPU_CASES)
+def test_webgpu_fused2_logits_match_unfused(model: str, staged_bytes: int | None) -> None:
     """Greedy over 24 tokens with the top-5 logits at every position: same tokens, logits equal up to the
     changed reduction order (sum of squares and GEMV partial sums are added in another order)."""
-    base, fused = _packages(model)
+    base, fused = _packages(model, staged_bytes)
     vocab = json.loads((base / "mlc-chat-config.json").read_text())["vocab_size"]
     prompt = ",".join(str((i * 7919 + 13) % vocab) for i in range(32))
     args = ("--ids", prompt, "--max-new", "24", "--trace", "5")

@@ -5,8 +5,13 @@ into the next GEMV, the prologue staged once per workgroup: build/staged_gemv.py
 unfused since the H100 A/B (docs/benchmarks.md, "Decode fusion on the H100"), so the A/B of a current
 package needs --fused / --fused2; a package built before that needs no flag.
 
-    .venv/bin/python bench/gpu/build_unfused.py <checkpoint> <package_dir> [--fused | --fused2 [--rows N]] [--cuda]
+    .venv/bin/python bench/gpu/build_unfused.py <checkpoint> <package_dir> [--fused | --fused2 [--rows N]
+        [--staged-bytes B]] [--subgroups N] [--cuda]
         [--out DIR]
+
+--subgroups N compiles the WebGPU library as target webgpu-fused-sg<N> does (reductions as subgroup
+shuffles for adapters whose subgroups are exactly N lanes: 32 on NVIDIA; hearth/build/subgroups.py), e.g.
+`--fused2 --subgroups 32 --out bench/tmp/v-sg32` for bench/gpu/prepare.py's -v-sg32 rows.
 
 Writes <out>/<model_id>/<quant>/ (the package's files, weights hard-linked, the webgpu wasm rebuilt and
 its manifest entry re-hashed) and, with --cuda, bench/tmp/cuda/<model_id>-<quant>-unfused-cuda.so.
@@ -70,7 +75,11 @@ def main() -> int:
     mode.add_argument("--fused", action="store_true", help="build WITH build/fusion.py's gate mode (rows *-fused)")
     mode.add_argument("--fused2", action="store_true", help="build with its staged mode (rows *-fused2)")
     ap.add_argument("--rows", type=int, default=8, help="--fused2: output rows per workgroup (rows *-fused2-r<N>)")
+    ap.add_argument(
+        "--staged-bytes", type=int, help="--fused2: stage at most this many bytes of a GEMV's input at once (chunks)"
+    )
     ap.add_argument("--out", type=Path, help="default bench/tmp/unfused (bench/tmp/fused, fused2 with a flag)")
+    ap.add_argument("--subgroups", type=int, choices=[8, 32], help="WebGPU: subgroup reductions of N lanes")
     ap.add_argument("--cuda", action="store_true", help="also build the CUDA library the same way")
     ap.add_argument("--arch", default="sm_90a")
     args = ap.parse_args()
@@ -80,6 +89,14 @@ def main() -> int:
         raise SystemExit("--rows applies to --fused2 builds only")
     if args.fused2 and args.rows != 8:  # 8: build/staged_gemv.py's default
         kind, fuse = f"fused2-r{args.rows}", f"staged-r{args.rows}"
+    if args.staged_bytes is not None:
+        if not args.fused2:
+            raise SystemExit("--staged-bytes applies to --fused2 builds only")
+        kind, fuse = f"{kind}-b{args.staged_bytes}", f"{fuse}-b{args.staged_bytes}"
+    if args.subgroups is not None:
+        if args.cuda:
+            raise SystemExit("--subgroups applies to the WebGPU library only: drop --cuda")
+        kind = f"{kind}-sg{args.subgroups}"
     args.out = args.out or REPO / "bench" / "tmp" / kind
     manifest = json.loads((args.package / "hearth-manifest.json").read_text())
     cfg = json.loads((args.package / "mlc-chat-config.json").read_text())
@@ -95,7 +112,8 @@ def main() -> int:
     copy_package(args.package, dst)
 
     t0 = time.perf_counter()
-    spec = get_target("webgpu")
+    # The library stays under the package's "webgpu" name: the bench loads that one.
+    spec = get_target("webgpu" if args.subgroups is None else f"webgpu-fused-sg{args.subgroups}")
     built = build_target(arch, config, scheme, spec, fuse=fuse)
     if [n for n, _ in built.named_params] != want:
         raise SystemExit(

@@ -30,7 +30,9 @@ from tvm.relax.transform import FusionPattern, PatternCheckContext
 
 from . import staged_gemv
 
-FUSION_MODES = ("gate", "staged", "staged-r<N>")  # staged-r<N>: N output rows per workgroup (1..8)
+# staged-r<N>: N output rows per workgroup (1..8); staged[-r<N>]-b<BYTES>: stage at most BYTES of the
+# input vector at once (default staged_gemv.MAX_STAGED_BYTES; a smaller one makes tests chunk small models)
+FUSION_MODES = ("gate", "staged", "staged-r<N>", "staged[-r<N>]-b<BYTES>")
 
 # call_tir kernels that compute x @ W^T (hearth.quant's fused dequantize + GEMV, or the f32 NT_matmul
 # FuseTransposeMatmul makes); their first argument is the activation vector.
@@ -124,9 +126,9 @@ def _patterns() -> list[FusionPattern]:
 def fusion_passes(target: tvm.target.Target, mode: str = "gate") -> list[tvm.transform.Pass]:
     """Passes to run on the Relax module before legalization (GPU targets); mode: FUSION_MODES."""
     del target  # the same fusions suit every GPU target; kept for the pipeline's signature
-    rows = _staged_rows(mode)
-    if rows is not None:
-        return [_staged_pass(rows)]
+    staged = _staged_mode(mode)
+    if staged is not None:
+        return [_staged_pass(*staged)]
     if mode != "gate":
         raise ValueError(f"unknown fusion mode {mode!r}: use one of {', '.join(FUSION_MODES)}")
     return [
@@ -158,9 +160,10 @@ def _static_act(ty: object, rank: int = 3) -> tuple[str, list[int]] | None:
 class _Staged:
     """Rewrites one module's decode functions; the new kernels are added to the module afterwards."""
 
-    def __init__(self, mod: tvm.ir.IRModule, rows: int) -> None:
+    def __init__(self, mod: tvm.ir.IRModule, rows: int, max_staged_bytes: int) -> None:
         self.mod = mod
         self.rows = rows
+        self.max_staged_bytes = max_staged_bytes
         self.builder = relax.BlockBuilder(mod)  # its add_func gives the GlobalVar the type call_tir checks
         self.kernels: dict[str, tvm.ir.GlobalVar] = {}
 
@@ -170,7 +173,7 @@ class _Staged:
             name += f"_eps{eps:.3g}".replace(".", "p").replace("-", "m")
         if name not in self.kernels:
             prim = self.mod[gemv]
-            built = staged_gemv.rebuild_or_none(prim, prologue, residual, eps, self.rows)
+            built = staged_gemv.rebuild_or_none(prim, prologue, residual, eps, self.rows, self.max_staged_bytes)
             if built is None:
                 return None
             # opaque: FuseOps must not merge a neighbour into this scheduled kernel
@@ -248,19 +251,28 @@ class _Staged:
         return relax.analysis.remove_all_unused(func)
 
 
-def _staged_rows(mode: str) -> int | None:
-    """Rows per workgroup of a "staged" / "staged-r<N>" mode, None for other modes."""
-    if mode == "staged":
-        return staged_gemv.TS_MAX
-    if mode.startswith("staged-r") and mode[8:].isdigit() and 1 <= int(mode[8:]) <= staged_gemv.TS_MAX:
-        return int(mode[8:])
-    return None
+def _staged_mode(mode: str) -> tuple[int, int] | None:
+    """(rows per workgroup, staged bytes) of a "staged[-r<N>][-b<BYTES>]" mode, None for other modes."""
+    parts = mode.split("-")
+    if parts[0] != "staged":
+        return None
+    rows, max_bytes = staged_gemv.TS_MAX, staged_gemv.MAX_STAGED_BYTES
+    rest = parts[1:]
+    if rest and rest[0][:1] == "r":
+        if not (rest[0][1:].isdigit() and 1 <= int(rest[0][1:]) <= staged_gemv.TS_MAX):
+            return None
+        rows, rest = int(rest[0][1:]), rest[1:]
+    if rest and rest[0][:1] == "b":
+        if not (rest[0][1:].isdigit() and 0 < int(rest[0][1:]) <= staged_gemv.MAX_STAGED_BYTES):
+            return None
+        max_bytes, rest = int(rest[0][1:]), rest[1:]
+    return None if rest else (rows, max_bytes)
 
 
-def _staged_pass(rows: int) -> tvm.transform.Pass:
+def _staged_pass(rows: int, max_staged_bytes: int) -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="HearthStagedDecodeFusion")
     def run(mod: tvm.ir.IRModule, _ctx: tvm.transform.PassContext) -> tvm.ir.IRModule:
-        staged = _Staged(mod, rows)
+        staged = _Staged(mod, rows, max_staged_bytes)
         for gv, func in list(mod.functions_items()):
             if isinstance(func, relax.Function):
                 staged.builder.update_func(gv, staged.rewrite(func))

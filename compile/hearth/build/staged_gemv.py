@@ -110,13 +110,33 @@ def _spatial_tensor(block, loads: dict[str, Loader], name: str) -> te.Tensor:
     )
 
 
+def chunk_elems(k: int, dtype: str, max_staged_bytes: int = MAX_STAGED_BYTES) -> int:
+    """Elements of the staged vector held at once: K where it fits `max_staged_bytes`, else the fewest
+    equal chunks that fit, each rounded up to whole steps of the reduction (TR x VEC elements, so that a
+    thread's elements of one step never straddle two chunks); the last chunk may be shorter."""
+    step = TR * VEC
+    if ACT_BYTES[dtype] * k <= max_staged_bytes:
+        return k
+    most = max_staged_bytes // ACT_BYTES[dtype] // step * step
+    if most == 0:
+        raise Unsupported(f"{max_staged_bytes} bytes of workgroup storage hold no chunk of {step} elements")
+    chunks = -(-k // most)
+    return -(-k // chunks // step) * step
+
+
 def build(
-    gemv: tirx.PrimFunc, prologue: Prologue, residual: bool, eps: float = 0.0, rows: int = TS_MAX
+    gemv: tirx.PrimFunc,
+    prologue: Prologue,
+    residual: bool,
+    eps: float = 0.0,
+    rows: int = TS_MAX,
+    max_staged_bytes: int = MAX_STAGED_BYTES,
 ) -> tirx.PrimFunc:
     """The staged kernel for `gemv` (a decode-shape [1, 1, K] x W^T PrimFunc from hearth.quant).
 
     Parameters, in order: rms_norm: (x[1,1,K], g[K], *gemv's weights, out); swiglu: (gu[1,1,2K],
-    *gemv's weights, [residual[1,1,N]], out). Raises Unsupported when `gemv` has another form."""
+    *gemv's weights, [residual[1,1,N]], out). A staged vector over `max_staged_bytes` is staged in chunks
+    (chunk_elems). Raises Unsupported when `gemv` has another form."""
     params = list(gemv.params)  # buffers
     x_buf, out_buf, weight_bufs = params[0], params[-1], params[1:-1]
     # The output's dtype may differ from the input's: an f16 model's lm_head writes float32 logits.
@@ -126,8 +146,6 @@ def build(
     if not all(isinstance(d, tirx.IntImm) for d in [*x_buf.shape, *out_buf.shape]):
         raise Unsupported("symbolic shape")
     k, n = int(x_buf.shape[2]), int(out_buf.shape[2])
-    if ACT_BYTES[dtype] * k > MAX_STAGED_BYTES:
-        raise Unsupported(f"K = {k}: the staged vector would not fit WebGPU's default workgroup storage")
     blocks = _blocks(gemv)
     names = [b.name_hint for b in blocks]
     if len(blocks) < 2 or names[0] != "dequantize" or not names[1].startswith("NT_matmul"):
@@ -201,7 +219,8 @@ def build(
         last = te.compute((1, 1, n), lambda a, b, j: res[a, b, j] + gemv_out[a, b, j], name="hearth_residual")
         extra = [res]
     func = te.create_prim_func([*inputs, *weights, *extra, last])
-    return _schedule(func, k, n, prologue, rows).with_attr("tirx.is_scheduled", True)
+    chunk = chunk_elems(k, dtype, max_staged_bytes)
+    return _schedule(func, k, n, prologue, rows, chunk).with_attr("tirx.is_scheduled", True)
 
 
 def _rows_per_group(n: int, rows: int) -> int:
@@ -211,7 +230,7 @@ def _rows_per_group(n: int, rows: int) -> int:
     return ts
 
 
-def _schedule(func: tirx.PrimFunc, k: int, n: int, prologue: Prologue, rows: int) -> tirx.PrimFunc:
+def _schedule(func: tirx.PrimFunc, k: int, n: int, prologue: Prologue, rows: int, chunk: int) -> tirx.PrimFunc:
     ts = _rows_per_group(n, rows)
     sch = s_tir.Schedule(func)
     sch.compute_inline(sch.get_sblock("hearth_dequantize"))
@@ -221,8 +240,12 @@ def _schedule(func: tirx.PrimFunc, k: int, n: int, prologue: Prologue, rows: int
     # Each thread takes VEC consecutive elements of K per step: one packed 4-bit word, so a row's 32
     # threads read 32 consecutive words (one 128-byte line) of the weights.
     vec = VEC if k % VEC == 0 else 1
+    chunked = chunk < k
+    if chunked:
+        # chunk_elems made the chunk whole steps; K need not be whole chunks (the last one is predicated)
+        ch, r = sch.split(r, [None, chunk])
     ro, tx, ri = sch.split(r, [None, TR, vec])
-    sch.reorder(bx, ty, tx, ro, ri)
+    sch.reorder(bx, ty, tx, *([ch] if chunked else []), ro, ri)
     sch.unroll(ri)
     packed = [i for i, reg in enumerate(sch.get(mm).reads) if reg.source.dtype == "uint32"]
     if packed and vec > 1:  # the word a thread decodes VEC elements from: loaded once per step
@@ -245,12 +268,17 @@ def _schedule(func: tirx.PrimFunc, k: int, n: int, prologue: Prologue, rows: int
         # each thread of the row writes the same value: no predicate needed
         sch.reverse_compute_at(epilogues[-1], ty)
     staged = sch.get_sblock("hearth_staged")
-    sch.compute_at(staged, bx)
-    (loop,) = sch.get_loops(staged)[1:]
+    # Chunked: each chunk is staged inside the loop over chunks (all threads write it, a barrier, every row
+    # accumulates its partial sums from it, a barrier before the next chunk overwrites it); the cross-thread
+    # reduction runs once, after the last chunk.
+    # (shared before compute_at: the region it computes is then relaxed over the thread loops around it,
+    # the whole chunk, not one thread's part of it)
+    sch.set_scope(staged, 0, "shared")
+    sch.compute_at(staged, ch if chunked else bx)
+    loop = sch.get_loops(staged)[-1]
     _, sy, sx = sch.split(loop, [None, ts, TR])
     sch.bind(sy, "threadIdx.y")
     sch.bind(sx, "threadIdx.x")
-    sch.set_scope(staged, 0, "shared")
     if prologue == "rms_norm":
         sumsq = sch.get_sblock("hearth_sumsq")
         sch.compute_at(sumsq, bx)
@@ -264,10 +292,15 @@ def _schedule(func: tirx.PrimFunc, k: int, n: int, prologue: Prologue, rows: int
 
 
 def rebuild_or_none(
-    gemv: tvm.tirx.PrimFunc, prologue: Prologue, residual: bool, eps: float = 0.0, rows: int = TS_MAX
+    gemv: tvm.tirx.PrimFunc,
+    prologue: Prologue,
+    residual: bool,
+    eps: float = 0.0,
+    rows: int = TS_MAX,
+    max_staged_bytes: int = MAX_STAGED_BYTES,
 ) -> tvm.tirx.PrimFunc | None:
     """build(), or None where the kernel is of a form it does not handle."""
     try:
-        return build(gemv, prologue, residual, eps, rows)
+        return build(gemv, prologue, residual, eps, rows, max_staged_bytes)
     except Unsupported:
         return None
