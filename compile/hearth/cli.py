@@ -247,7 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         choices=list(TARGETS),
         help="repeatable; default webgpu. webgpu-fused: a second WebGPU library with the staged decode fusion, "
-        "which the SDK loads on hardware GPUs (the plain one on software adapters)",
+        "which the SDK loads on hardware GPUs (the plain one on software adapters). webgpu-fused-sg32 / -sg8: "
+        "that build with subgroup-shuffle reductions, loaded instead where the adapter's subgroups are exactly "
+        "32 (NVIDIA) / 8 lanes wide",
     )
     p.add_argument("--out", default="dist", help="package root (default: dist)")
     p.add_argument("--context-window-size", type=int, default=None)

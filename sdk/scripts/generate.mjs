@@ -4,7 +4,7 @@
 //
 // Usage: node scripts/generate.mjs <packageDir> --ids 1,2,3 [--max-new 32] [--stop 2,0] [--variant q4f16_1]
 //                                  [--trace K] [--repeat N] [--prefill-chunk N] [--target webgpu|wasm-cpu|auto]
-//                                  [--webgpu-build auto|fused|plain]
+//                                  [--webgpu-build auto|fused|plain|subgroups]
 //   <packageDir>  the package folder (with hearth-manifest.json), or the model folder with --variant
 //   --target      which build runs (default webgpu, also on a software adapter such as lavapipe: this
 //                 script is how tests compare the WebGPU build with the native one); "auto" is the SDK's

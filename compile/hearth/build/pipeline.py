@@ -8,6 +8,7 @@ out here so model-specific passes (e.g. fused dequantize-GEMV) have one place to
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from .cpu_schedule import schedule_cpu
 from .fusion import fusion_passes
 from .gpu_schedule import DEFAULT_PREFILL_SCHEDULE, check_prefill_schedule, gpu_schedule_pass
 from .metadata import attach_metadata
+from .subgroups import subgroup_reductions
 from .wasm_link import link_wasm
 
 
@@ -82,7 +84,9 @@ def compile_module(
     target = spec.target()
     pipeline = relax_pipeline(spec, target, fuse, prefill_schedule)
     if spec.is_gpu:  # GPUs get dlight inside the pipeline
-        return relax.build(mod, target=target, relax_pipeline=pipeline, system_lib=spec.is_wasm)
+        # webgpu-fused-sg<N>: reductions as subgroup shuffles where TVM lowers them to valid WGSL (subgroups.py)
+        with subgroup_reductions() if spec.subgroup_size else contextlib.nullcontext():
+            return relax.build(mod, target=target, relax_pipeline=pipeline, system_lib=spec.is_wasm)
     with target:  # the schedule rules read the current target
         cpu = tvm.transform.Sequential([pipeline, schedule_cpu()])
         return relax.build(mod, target=target, relax_pipeline=cpu, system_lib=spec.is_wasm)

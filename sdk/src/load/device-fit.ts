@@ -227,23 +227,46 @@ export function chooseBackend(adapter: AdapterIdentity | null, opts: BackendChoi
 
 /**
  * Which of a package's WebGPU libraries to load for target "webgpu" (the load option `webgpuBuild`):
- * "auto" (default) takes "webgpu-fused" (the staged decode fusion: fewer, heavier kernels) on a hardware
- * adapter and the plain "webgpu" on a software one, or when the adapter is unknown; "fused" / "plain" ask
- * for one by name.
+ * "auto" (default) takes "webgpu-fused-sg<N>" (the fused build with subgroup-shuffle reductions) on a hardware
+ * adapter whose subgroups are exactly N lanes wide, else "webgpu-fused" (the staged decode fusion: fewer,
+ * heavier kernels) on a hardware adapter, and the plain "webgpu" on a software one, or when the adapter is
+ * unknown; "fused" / "plain" ask for one by name; "subgroups" asks for the subgroup build that fits this
+ * adapter (also on a software adapter: lavapipe runs "webgpu-fused-sg8").
  */
-export type WebGPUBuild = "auto" | "fused" | "plain";
+export type WebGPUBuild = "auto" | "fused" | "plain" | "subgroups";
 
-export const WEBGPU_BUILDS: readonly WebGPUBuild[] = ["auto", "fused", "plain"];
+export const WEBGPU_BUILDS: readonly WebGPUBuild[] = ["auto", "fused", "plain", "subgroups"];
+
+/** A package target compiled for one exact subgroup size ("webgpu-fused-sg32" -> 32), else null. */
+export function subgroupBuildSize(target: string): number | null {
+  const m = /^webgpu-fused-sg(\d+)$/.exec(target);
+  return m === null ? null : Number(m[1]);
+}
 
 /** The target {@link chooseWebGPUBuild} picked, and why (logged by the loader). */
 export interface WebGPUBuildChoice {
-  target: "webgpu" | "webgpu-fused";
+  target: "webgpu" | "webgpu-fused" | `webgpu-fused-sg${number}`;
   reason: string;
 }
 
 /**
+ * The one subgroup size every subgroup of this device has, or why there is none: the sg builds' shuffle
+ * trees (TVM's LowerThreadAllreduce) sum exactly N lanes, so a device whose subgroups vary (Intel: 8..32)
+ * or whose size is unknown cannot run them correctly.
+ */
+function fixedSubgroupSize(adapter: AdapterIdentity | null | undefined, deviceHasSubgroups: boolean): number | string {
+  if (!deviceHasSubgroups) return 'the device has no "subgroups" feature (request it: requestGPU does when the adapter has it)';
+  const min = adapter?.subgroupMinSize;
+  const max = adapter?.subgroupMaxSize;
+  if (typeof min !== "number" || typeof max !== "number") return "the adapter does not report subgroupMinSize / subgroupMaxSize";
+  if (min !== max) return `the adapter's subgroup size varies (${min}..${max}), and the subgroup builds need one fixed size`;
+  return min;
+}
+
+/**
  * The WebGPU library to load from a package with `packageTargets` on `adapter` (undefined or null: not
- * known, e.g. a caller's GPUDevice without `adapterInfo`). The fused build cuts SmolLM2-135M's decode from
+ * known, e.g. a caller's GPUDevice without `adapterInfo`); `deviceHasSubgroups`: the device was created
+ * with the "subgroups" feature. The fused build cuts SmolLM2-135M's decode from
  * 273 to 182 launches per token and decoded 397 -> 485 tok/s on an H100 (0.54 -> 0.66 of native CUDA), but its
  * GPU time per token was 3.2x the plain build's on CPU-emulated WebGPU (lavapipe, SwiftShader), so "auto" takes
  * it on hardware adapters only
@@ -254,16 +277,39 @@ export function chooseWebGPUBuild(
   packageTargets: readonly string[],
   adapter: AdapterIdentity | null | undefined,
   build: WebGPUBuild = "auto",
+  deviceHasSubgroups = false,
 ): WebGPUBuildChoice {
   if (!WEBGPU_BUILDS.includes(build)) {
     throw new TypeError(`webgpuBuild must be one of ${WEBGPU_BUILDS.map((b) => JSON.stringify(b)).join(", ")}, got ${JSON.stringify(build)}`);
+  }
+  const have = packageTargets.length > 0 ? packageTargets.join(", ") : "none";
+  const sgSizes = packageTargets.map(subgroupBuildSize).filter((n): n is number => n !== null);
+  const size = fixedSubgroupSize(adapter, deviceHasSubgroups);
+  if (build === "subgroups") {
+    if (sgSizes.length === 0) {
+      throw new PackageCompatibilityError(
+        `webgpuBuild "subgroups" needs a "webgpu-fused-sg<N>" library, and the package has none (targets: ${have}); ` +
+          'recompile with `hearth compile --target webgpu-fused-sg32` (NVIDIA/Apple-class adapters), or load with webgpuBuild "auto"',
+        ["target:webgpu-fused-sg<N>"],
+      );
+    }
+    if (typeof size === "string") {
+      throw new PackageCompatibilityError(`webgpuBuild "subgroups" cannot run here: ${size}; load with webgpuBuild "auto"`, ["subgroups"]);
+    }
+    if (!sgSizes.includes(size)) {
+      throw new PackageCompatibilityError(
+        `webgpuBuild "subgroups": this adapter's subgroups are ${size} lanes wide, and the package's subgroup builds are for ` +
+          `${sgSizes.join(", ")} (targets: ${have}); recompile with \`hearth compile --target webgpu-fused-sg${size}\`, or load with webgpuBuild "auto"`,
+        [`target:webgpu-fused-sg${size}`],
+      );
+    }
+    return { target: `webgpu-fused-sg${size}`, reason: `webgpuBuild "subgroups" (subgroup size ${size})` };
   }
   const hasFused = packageTargets.includes("webgpu-fused");
   const hasPlain = packageTargets.includes("webgpu");
   if (build !== "auto") {
     const target = build === "fused" ? "webgpu-fused" : "webgpu";
     if (!packageTargets.includes(target)) {
-      const have = packageTargets.length > 0 ? packageTargets.join(", ") : "none";
       throw new PackageCompatibilityError(
         `webgpuBuild ${JSON.stringify(build)} needs the package's ${JSON.stringify(target)} library, and it has none (targets: ${have}); ` +
           `recompile with \`hearth compile --target ${target}\`, or load with webgpuBuild "auto"`,
@@ -271,6 +317,10 @@ export function chooseWebGPUBuild(
       );
     }
     return { target, reason: `webgpuBuild ${JSON.stringify(build)}` };
+  }
+  const hardware = adapter !== null && adapter !== undefined && softwareAdapterName(adapter) === null;
+  if (hardware && typeof size === "number" && sgSizes.includes(size)) {
+    return { target: `webgpu-fused-sg${size}`, reason: `hardware adapter with ${size}-lane subgroups: the fused subgroup build` };
   }
   if (!hasFused) return { target: "webgpu", reason: "the package has no webgpu-fused build" };
   if (!hasPlain) return { target: "webgpu-fused", reason: "the package's only WebGPU build" };

@@ -19,6 +19,7 @@ import {
   checkCpuFits,
   checkDeviceFits,
   chooseWebGPUBuild,
+  subgroupBuildSize,
   estimateMemory,
   pickVariant,
   readDeviceLimits,
@@ -50,17 +51,26 @@ export const TENSOR_CACHE_FILE = "tensor-cache.json";
  * (tvm.cpu(), no WebGPU) and "wasm-cpu-mt" (wasm-cpu on Worker threads; needs cross-origin isolation, else
  * the package's "wasm-cpu" is loaded).
  */
-export const JS_TARGETS = ["webgpu", "webgpu-fused", "wasm-cpu", "wasm-cpu-mt"] as const;
+export const JS_TARGETS = ["webgpu", "webgpu-fused", "webgpu-fused-sg32", "webgpu-fused-sg8", "wasm-cpu", "wasm-cpu-mt"] as const;
 
 /** The targets that run on a WebGPU device. */
 export function isWebGPUTarget(target: string): boolean {
-  return target === "webgpu" || target === "webgpu-fused";
+  return target === "webgpu" || target === "webgpu-fused" || subgroupBuildSize(target) !== null;
 }
 
 /** GPUDevice.adapterInfo (Chrome 132+, the spec), where the implementation has it. */
 function deviceAdapterInfo(device: GPUDevice | undefined): AdapterIdentity | undefined {
-  const info = (device as { adapterInfo?: GPUAdapterInfo } | undefined)?.adapterInfo;
-  return info === undefined ? undefined : { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description };
+  const info = (device as { adapterInfo?: GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number } } | undefined)?.adapterInfo;
+  return info === undefined
+    ? undefined
+    : {
+        vendor: info.vendor,
+        architecture: info.architecture,
+        device: info.device,
+        description: info.description,
+        subgroupMinSize: info.subgroupMinSize,
+        subgroupMaxSize: info.subgroupMaxSize,
+      };
 }
 
 export interface DeviceCheckOptions {
@@ -99,14 +109,16 @@ export interface LoadPackageOptions {
   variants?: readonly string[] | undefined;
   /**
    * Which of the manifest's `targets` to load: "webgpu" (default; its fused or plain library, see
-   * `webgpuBuild`), "webgpu-fused", "wasm-cpu" or "wasm-cpu-mt".
+   * `webgpuBuild`), "webgpu-fused", "webgpu-fused-sg32" / "webgpu-fused-sg8" (by name: no subgroup-size
+   * check), "wasm-cpu" or "wasm-cpu-mt".
    */
   target?: string | undefined;
   /**
    * With target "webgpu", which WebGPU library: "auto" (default) loads the package's "webgpu-fused" build on
    * a hardware adapter and the plain "webgpu" one on a software adapter (lavapipe, SwiftShader) or an unknown
-   * one; "fused" / "plain" ask for one, and fail naming the package's targets when it lacks it
-   * (load/device-fit.ts chooseWebGPUBuild). The loaded one is `LoadedPackage.target`.
+   * one, and "webgpu-fused-sg<N>" instead of the fused one where the device has "subgroups" and the adapter's
+   * subgroups are exactly N lanes; "fused" / "plain" / "subgroups" ask for one, and fail naming what is missing
+   * (the package's targets, or the adapter's subgroup support) (load/device-fit.ts chooseWebGPUBuild). The loaded one is `LoadedPackage.target`.
    */
   webgpuBuild?: WebGPUBuild | undefined;
   /**
@@ -439,7 +451,12 @@ export async function loadVerifiedPackage<C extends { params: readonly { name: s
   }
   kind.checkManifest?.(manifest, base);
   if (target === "webgpu") {
-    const choice = chooseWebGPUBuild(Object.keys(manifest.targets), opts.adapterInfo ?? deviceAdapterInfo(device), opts.webgpuBuild);
+    const choice = chooseWebGPUBuild(
+      Object.keys(manifest.targets),
+      opts.adapterInfo ?? deviceAdapterInfo(device),
+      opts.webgpuBuild,
+      device?.features.has("subgroups") ?? false,
+    );
     if (choice.target !== target) log(`${base}: loading the ${JSON.stringify(choice.target)} build (${choice.reason})`);
     target = choice.target;
   }

@@ -90,6 +90,9 @@ export interface AdapterIdentity {
   isFallback?: boolean | undefined;
   /** GPUAdapterInfo's own spelling. */
   isFallbackAdapter?: boolean | undefined;
+  /** GPUAdapterInfo's subgroup size range (the "subgroups" feature), which picks a `webgpu-fused-sg<N>` build. */
+  subgroupMinSize?: number | null | undefined;
+  subgroupMaxSize?: number | null | undefined;
 }
 
 // Software rasterizers that implement WebGPU on the CPU, by what they write into the adapter info:

@@ -1,0 +1,84 @@
+"""Subgroup reductions for the webgpu-fused-sg<N> targets: which cross-thread reductions become shuffles.
+
+With supports_subgroups, TVM's LowerThreadAllreduce turns a reduction into subgroupShuffleDown trees only
+when its shape fits the warp size (a divisor of it, or a multiple when max_num_threads <= size^2, for the
+two-level tree). Any other reduction takes its workgroup-memory path *with a warp-synchronous tail*: the
+last log2(size) steps run under `if (threadIdx.x < k)` with a workgroupBarrier() inside, which WGSL rejects
+(a barrier must be in uniform control flow) and which is not a sync on WebGPU anyway. And the canonical
+webgpu target caps workgroups at 256 threads, so a size-8 build would never take the two-level tree.
+
+So LowerThreadAllreduce is replaced, for these builds only, by a per-kernel choice:
+- a kernel whose workgroup has at most size^2 threads is lowered with max_num_threads = size^2 (the
+  two-level tree is then exact: at most `size` partial sums meet in the second level);
+- if that lowering still produced a warp-level sync (a reduction shape the shuffles do not cover), or the
+  workgroup is larger, the kernel is lowered as the plain webgpu build does (thread_warp_size 1:
+  workgroup memory, a barrier per step, no subgroup op).
+Every kernel keeps the package's one target (so the WGSL stays one module); only the lowering differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from collections.abc import Iterator
+
+import tvm
+from tvm import s_tir, tirx
+
+from ..targets import webgpu_with
+
+# The TIR printer's spelling of a thread binding and of a warp-level sync (0.27 has no Python TIR visitor).
+_THREAD = re.compile(r'T\.launch_thread\("(threadIdx\.[xyz])", (\d+)\)')
+_WARP_SYNC = 'T.tvm_storage_sync("warp")'
+
+
+def _workgroup_threads(script: str) -> int:
+    extents: dict[str, int] = {}
+    for tag, n in _THREAD.findall(script):
+        extents[tag] = max(extents.get(tag, 1), int(n))
+    return math.prod(extents.values())
+
+
+def _lower_one(lower: tvm.transform.Pass, gv: tvm.ir.GlobalVar, func: tirx.PrimFunc, target: tvm.target.Target):
+    return lower(tvm.IRModule({gv: func.with_attr("target", target)}))[gv]
+
+
+def subgroup_allreduce_pass(lower: tvm.transform.Pass) -> tvm.transform.Pass:
+    """`lower` (TVM's LowerThreadAllreduce) applied kernel by kernel as the module docstring says; functions
+    whose target has no subgroups pass through `lower` unchanged."""
+
+    @tvm.transform.module_pass(opt_level=0, name="HearthSubgroupAllreduce")
+    def _pass(mod: tvm.ir.IRModule, _ctx: tvm.transform.PassContext) -> tvm.ir.IRModule:
+        out = tvm.IRModule(attrs=mod.attrs) if mod.attrs is not None else tvm.IRModule()
+        for gv, func in mod.functions.items():
+            target = func.attrs.get("target") if isinstance(func, tirx.PrimFunc) and func.attrs else None
+            subgroups = target is not None and bool(target.attrs.get("supports_subgroups", False))
+            if target is None or target.kind.name != "webgpu" or not subgroups:
+                out[gv] = _lower_one(lower, gv, func, target) if target is not None else func
+                continue
+            size = int(target.attrs["thread_warp_size"])
+            lowered = None
+            if _workgroup_threads(func.script()) <= size * size:
+                lowered = _lower_one(lower, gv, func, webgpu_with(target, size, size * size))
+                if _WARP_SYNC in lowered.script():
+                    lowered = None
+            if lowered is None:  # the plain build's reduction: workgroup memory, uniform barriers
+                lowered = _lower_one(lower, gv, func, tvm.target.Target({"kind": "webgpu"}))
+            out[gv] = lowered.with_attr("target", target)
+        return out
+
+    return _pass
+
+
+@contextlib.contextmanager
+def subgroup_reductions() -> Iterator[None]:
+    """While open, TVM's default TIR pipeline lowers reductions with subgroup_allreduce_pass. The pipeline
+    is built inside tirx.build from s_tir.transform's names (a custom pipeline must be a registered name),
+    so the name is swapped for the duration of one compile and put back after."""
+    original = s_tir.transform.LowerThreadAllreduce
+    s_tir.transform.LowerThreadAllreduce = lambda: subgroup_allreduce_pass(original())
+    try:
+        yield
+    finally:
+        s_tir.transform.LowerThreadAllreduce = original
