@@ -50,14 +50,18 @@ LOGIT_TOL = {"q4f32_1": 1e-4, "q4f16_1": 1e-2}
 # --- kernel level ------------------------------------------------------------------------------------------
 
 
-def _row_sum_wgsl(target: str, threads: int, *, ours: bool = True) -> str:
-    """WGSL of a 128x256 row sum with `threads` threads per row (one reduction of that width)."""
+def _row_sum_wgsl(target: str, threads: int, *, rows: int = 1, ours: bool = True) -> str:
+    """WGSL of a 128x256 row sum with `threads` threads per row (one reduction of that width) and `rows`
+    rows per workgroup (threadIdx.y: a GEMV's shape, 8 rows x 32 threads in the staged and dlight ones)."""
     a = te.placeholder((128, 256), name="A")
     k = te.reduce_axis((0, 256), name="k")
     b = te.compute((128,), lambda i: te.sum(a[i, k], axis=k), name="B")
     sch = s_tir.Schedule(te.create_prim_func([a, b]))
     i, kk = sch.get_loops(sch.get_sblock("B"))
-    sch.bind(i, "blockIdx.x")
+    io, ii = sch.split(i, [None, rows])
+    sch.bind(io, "blockIdx.x")
+    if rows > 1:
+        sch.bind(ii, "threadIdx.y")
     sch.bind(sch.split(kk, [None, threads])[1], "threadIdx.x")
     with subgroup_reductions() if ours else contextlib.nullcontext():
         lib = tvm.compile(sch.mod, target=get_target(target).target())
@@ -95,9 +99,19 @@ def test_targets_carry_their_subgroup_size() -> None:
     assert get_target("webgpu-fused").subgroup_size is None
 
 
-@pytest.mark.parametrize(("target", "threads", "widest"), [("webgpu-fused-sg8", 16, 4), ("webgpu-fused-sg8", 64, 4)])
-def test_reductions_that_fit_become_shuffles_of_the_subgroup_width(target: str, threads: int, widest: int) -> None:
-    wgsl = _row_sum_wgsl(target, threads)
+@pytest.mark.parametrize(
+    ("target", "threads", "rows", "widest"),
+    [
+        ("webgpu-fused-sg8", 16, 1, 4),
+        ("webgpu-fused-sg8", 64, 1, 4),
+        ("webgpu-fused-sg8", 32, 8, 4),  # 256 threads, 8 reductions of 32: two-level 8-lane trees
+        ("webgpu-fused-sg32", 32, 8, 16),
+    ],
+)
+def test_reductions_that_fit_become_shuffles_of_the_subgroup_width(
+    target: str, threads: int, rows: int, widest: int
+) -> None:
+    wgsl = _row_sum_wgsl(target, threads, rows=rows)
     assert "enable subgroups;" in wgsl
     assert max(_shuffle_offsets(wgsl)) == widest, wgsl
     assert not _barrier_under_if(wgsl), wgsl

@@ -75,8 +75,10 @@ try {
   const dispatch = process.env.HEARTH_DISPATCH ?? "hearth";
   // HEARTH_SUBMIT_EVERY=<n>: submit every n launches (A/B of webgpu-dispatch.ts's submitEvery; unset: the SDK default).
   const submitEvery = process.env.HEARTH_SUBMIT_EVERY === undefined ? undefined : Number(process.env.HEARTH_SUBMIT_EVERY);
-  // HEARTH_WEBGPU_BUILD=auto|fused|plain: the package's webgpu-fused or plain webgpu library (A/B from one
-  // package; unset: the SDK's auto choice, fused on a hardware adapter). "loadedTarget" says which ran.
+  // HEARTH_WEBGPU_BUILD=auto|fused|plain|subgroups: the package's webgpu-fused, plain webgpu or
+  // webgpu-fused-sg<N> library (A/B from one package; unset: the SDK's auto choice, fused on a hardware
+  // adapter, sg<N> where its subgroups are exactly N lanes). "loadedTarget" says which ran. The device is
+  // requestGPU's, which asks for "subgroups" whenever the adapter has it (the sg libraries need it).
   const webgpuBuild = process.env.HEARTH_WEBGPU_BUILD || undefined;
   const url = pathToFileURL(resolve(positionals[0]) + "/").href;
   storeDir = mkdtempSync(join(tmpdir(), "hearth-bench-store-"));

@@ -55,7 +55,8 @@ const { DecoderModel } = await import("../src/decoder/model.ts");
 const gpu = await installNodeGPU();
 const url = pathToFileURL(resolve(positionals[0]) + "/").href;
 const timing = values["gpu-time"] || prefillTokens !== undefined;
-// HEARTH_WEBGPU_BUILD=fused|plain picks a package's webgpu-fused or plain library (unset: the SDK's choice).
+// HEARTH_WEBGPU_BUILD=fused|plain|subgroups picks a package's webgpu-fused, plain or webgpu-fused-sg<N> library
+// (unset: the SDK's choice).
 const webgpuBuild = process.env.HEARTH_WEBGPU_BUILD || undefined;
 const model = await DecoderModel.load(url, { gpu, target: "webgpu", fetch: fileFetch, dispatch: "hearth", kernelTiming: timing, webgpuBuild });
 /** The kernel-time totals once every submitted batch has been read back. */

@@ -8,10 +8,11 @@ last log2(size) steps run under `if (threadIdx.x < k)` with a workgroupBarrier()
 webgpu target caps workgroups at 256 threads, so a size-8 build would never take the two-level tree.
 
 So LowerThreadAllreduce is replaced, for these builds only, by a per-kernel choice:
-- a kernel whose workgroup has at most size^2 threads is lowered with max_num_threads = size^2 (the
-  two-level tree is then exact: at most `size` partial sums meet in the second level);
-- if that lowering still produced a warp-level sync (a reduction shape the shuffles do not cover), or the
-  workgroup is larger, the kernel is lowered as the plain webgpu build does (thread_warp_size 1:
+- a kernel whose reductions each span at most size^2 threads is lowered with max_num_threads = size^2
+  (TVM's stand-in for that bound: it is the only thing LowerThreadAllreduce reads it for; the two-level
+  tree is then exact, at most `size` partial sums meet in the second level);
+- if that lowering still produced a warp-level sync (a reduction shape the shuffles do not cover), or a
+  reduction is wider, the kernel is lowered as the plain webgpu build does (thread_warp_size 1:
   workgroup memory, a barrier per step, no subgroup op).
 Every kernel keeps the package's one target (so the WGSL stays one module); only the lowering differs.
 """
@@ -19,7 +20,6 @@ Every kernel keeps the package's one target (so the WGSL stays one module); only
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 from collections.abc import Iterator
 
@@ -28,16 +28,48 @@ from tvm import s_tir, tirx
 
 from ..targets import webgpu_with
 
-# The TIR printer's spelling of a thread binding and of a warp-level sync (0.27 has no Python TIR visitor).
-_THREAD = re.compile(r'T\.launch_thread\("(threadIdx\.[xyz])", (\d+)\)')
+# The TIR printer's spelling of thread bindings, reductions and a warp-level sync (0.27 has no Python TIR
+# visitor); the thread bindings come in both of the printer's forms.
+_THREAD_LET = re.compile(r'(\w+) = T\.launch_thread\("threadIdx\.[xyz]", (\d+)\)')
+_THREAD_WITH = re.compile(r'T\.launch_thread\("threadIdx\.[xyz]", (\d+)\) as (\w+)')
+_ALLREDUCE = "T.tvm_thread_allreduce("
 _WARP_SYNC = 'T.tvm_storage_sync("warp")'
 
 
-def _workgroup_threads(script: str) -> int:
-    extents: dict[str, int] = {}
-    for tag, n in _THREAD.findall(script):
-        extents[tag] = max(extents.get(tag, 1), int(n))
-    return math.prod(extents.values())
+def _top_level_args(text: str, start: int) -> list[str]:
+    """The comma-separated arguments of the call whose "(" is just before `start`."""
+    args, depth, current = [], 0, []
+    for ch in text[start:]:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            if depth == 0:
+                break
+            depth -= 1
+        if ch == "," and depth == 0:
+            args.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    return [*args, "".join(current).strip()]
+
+
+def _widest_reduction(script: str) -> int:
+    """The most threads one cross-thread reduction of the kernel spans (0: none): tvm_thread_allreduce's
+    trailing arguments are the thread variables it reduces over."""
+    extents = {name: int(n) for name, n in _THREAD_LET.findall(script)}
+    extents.update({name: int(n) for n, name in _THREAD_WITH.findall(script)})
+    widest, at = 0, script.find(_ALLREDUCE)
+    while at >= 0:
+        args = _top_level_args(script, at + len(_ALLREDUCE))
+        reduced = 1
+        for arg in reversed(args):
+            if arg not in extents:
+                break
+            reduced *= extents[arg]
+        widest = max(widest, reduced)
+        at = script.find(_ALLREDUCE, at + 1)
+    return widest
 
 
 def _lower_one(lower: tvm.transform.Pass, gv: tvm.ir.GlobalVar, func: tirx.PrimFunc, target: tvm.target.Target):
@@ -59,7 +91,7 @@ def subgroup_allreduce_pass(lower: tvm.transform.Pass) -> tvm.transform.Pass:
                 continue
             size = int(target.attrs["thread_warp_size"])
             lowered = None
-            if _workgroup_threads(func.script()) <= size * size:
+            if _widest_reduction(func.script()) <= size * size:
                 lowered = _lower_one(lower, gv, func, webgpu_with(target, size, size * size))
                 if _WARP_SYNC in lowered.script():
                     lowered = None
