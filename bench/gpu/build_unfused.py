@@ -79,7 +79,7 @@ def main() -> int:
         "--staged-bytes", type=int, help="--fused2: stage at most this many bytes of a GEMV's input at once (chunks)"
     )
     ap.add_argument("--out", type=Path, help="default bench/tmp/unfused (bench/tmp/fused, fused2 with a flag)")
-    ap.add_argument("--subgroups", type=int, choices=[8, 32], help="WebGPU: subgroup reductions of N lanes")
+    ap.add_argument("--subgroups", type=int, choices=[8, 16, 32], help="WebGPU: subgroup reductions of N lanes")
     ap.add_argument("--cuda", action="store_true", help="also build the CUDA library the same way")
     ap.add_argument("--arch", default="sm_90a")
     args = ap.parse_args()

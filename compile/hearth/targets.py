@@ -4,11 +4,12 @@
 - webgpu-fused: webgpu with the staged decode fusion (RMSNorm and the SwiGLU gate folded into the decode
   GEMVs, build/staged_gemv.py): fewer launches, faster on real GPUs, slower on CPU-emulated WebGPU, so a
   package ships it next to webgpu and the SDK picks by adapter (sdk/src/load/device-fit.ts).
-- webgpu-fused-sg32 / webgpu-fused-sg8: webgpu-fused whose cross-thread reductions are subgroup shuffles
+- webgpu-fused-sg32 / -sg16 / -sg8: webgpu-fused whose cross-thread reductions are subgroup shuffles
   (WGSL `enable subgroups;`) instead of workgroup memory + a barrier per step. TVM's lowering assumes the
   adapter's subgroup size is exactly the warp size compiled in, so each size is a library of its own: 32 for
-  NVIDIA-class adapters, 8 for fixed-size-8 ones (lavapipe, which is how the tests run it); the SDK loads one
-  only where adapter.info.subgroupMinSize == subgroupMaxSize == N.
+  NVIDIA-class adapters, 8 / 16 for fixed-size ones (lavapipe: 8, or 16 with LP_NATIVE_VECTOR_WIDTH=512,
+  which is how the tests run them); the SDK loads one only where adapter.info.subgroupMinSize ==
+  subgroupMaxSize == N.
 - wasm-cpu: everything on the wasm32 host (SIMD128, CPU schedules), for browsers without WebGPU.
 - wasm-cpu-mt: wasm-cpu whose parallel loops run on Web Workers over a shared memory (needs a
   cross-origin isolated page; a package built with both keeps wasm-cpu as the fallback elsewhere).
@@ -98,6 +99,7 @@ TARGETS: dict[str, TargetSpec] = {
         TargetSpec("webgpu", _webgpu(), True, True, "webgpu"),
         TargetSpec("webgpu-fused", _webgpu(), True, True, "webgpu", decode_fusion="staged"),
         _fused_subgroups(32),
+        _fused_subgroups(16),
         _fused_subgroups(8),
         TargetSpec("wasm-cpu", lambda: tvm.target.Target(WASM32_SIMD), True, False, "cpu"),
         TargetSpec("wasm-cpu-mt", lambda: tvm.target.Target(WASM32_SIMD_MT), True, False, "cpu", threads=True),

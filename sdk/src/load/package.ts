@@ -51,7 +51,7 @@ export const TENSOR_CACHE_FILE = "tensor-cache.json";
  * (tvm.cpu(), no WebGPU) and "wasm-cpu-mt" (wasm-cpu on Worker threads; needs cross-origin isolation, else
  * the package's "wasm-cpu" is loaded).
  */
-export const JS_TARGETS = ["webgpu", "webgpu-fused", "webgpu-fused-sg32", "webgpu-fused-sg8", "wasm-cpu", "wasm-cpu-mt"] as const;
+export const JS_TARGETS = ["webgpu", "webgpu-fused", "webgpu-fused-sg32", "webgpu-fused-sg16", "webgpu-fused-sg8", "wasm-cpu", "wasm-cpu-mt"] as const;
 
 /** The targets that run on a WebGPU device. */
 export function isWebGPUTarget(target: string): boolean {
