@@ -321,3 +321,11 @@ def test_swap_only_on_webgpu(target_name: str) -> None:
         func = swapped[name]
         assert func.attrs["global_symbol"] == symbol
         assert bool(func.attrs.get("hearth.decode_attention", False)) == (target.kind.name == "webgpu"), name
+
+
+def test_other_head_dims_keep_upstream() -> None:
+    """Phi-3's head_dim 96 does not split over the kernel's power-of-two lanes: upstream's stays."""
+    target = get_target("webgpu").target()
+    mod = tvm.IRModule({"tir_attention_decode": _attention_decode(4, 8, 96, "float32", False, {}, target)})
+    swapped = swap_decode_attention(mod, target, 4, 8, 96, "float32", {})
+    assert not swapped["tir_attention_decode"].attrs.get("hearth.decode_attention", False)

@@ -8,7 +8,7 @@ workgroups doing 4 barriers per cached token: 29 us per launch on an H100 (issue
 
 This kernel instead:
 - runs one workgroup per (sequence, query head): B * H_qo workgroups (14 for Qwen2.5-0.5B at B=1);
-- gives each thread whole KV rows: a chunk of `threads` rows per iteration, each thread the full
+- gives each thread whole KV rows: a chunk of 256 rows per iteration, each thread the full
   q.k dot product of its row against q held (pre-scaled, f32) in workgroup memory;
 - does ONE workgroup reduction per chunk, of the pair (max, sum of exp2) with the online-softmax
   combiner, then folds the chunk into the running state (online softmax over chunks, so workgroup
@@ -41,9 +41,9 @@ from tvm.script import tirx as T
 
 DECODE_SYMBOL = "batch_decode_paged_kv"
 SLIDING_DECODE_SYMBOL = "batch_decode_paged_kv_sliding_window"
-#: Threads per workgroup = KV rows per chunk. 128 covers the benchmarks' 128-256 token contexts in
-#: 1-2 chunks while staying under WebGPU's portable 256-invocation limit.
-DEFAULT_THREADS = 128
+#: Threads per workgroup = KV rows per chunk: WebGPU's portable maximum, so the benchmarks' 128-256 token
+#: contexts take one chunk (one reduction), and P.V gets 256 / head_dim row groups.
+DEFAULT_THREADS = 256
 #: Upstream's "minus infinity" for scores (masked rows, empty sequences): finite, so exp2 of
 #: differences never meets inf - inf.
 NEG = -5e4
@@ -351,9 +351,10 @@ def swap_decode_attention(
     rope_scaling: dict[str, Any],
 ) -> tvm.IRModule:
     """For WebGPU targets, Hearth's kernel in place of upstream's `batch_decode_paged_kv` (the sliding-window
-    variant included), under the same global symbol; other targets and modules without it are returned as-is."""
-    if target.kind.name != "webgpu":
-        return mod
+    variant included), under the same global symbol; other targets, head dims that are not a power of two up
+    to 256, and modules without it are returned as-is."""
+    if target.kind.name != "webgpu" or head_dim & (head_dim - 1) or head_dim > 256:
+        return mod  # native targets; head dims the kernel does not split evenly (Phi-3's 96) keep upstream's
     for gv in mod.get_global_vars():
         func = mod[gv]
         if not isinstance(func, tirx.PrimFunc):
