@@ -8,6 +8,10 @@ library rebuilt, cached by the compiler files) runs on Dawn (lavapipe) against t
 a 100-token prompt prefilled in chunks of 32 (four chunks, the last partial), then 8 greedy tokens; the same
 tokens and every compared logit within family_parity's LOGIT_TOL. SmolLM2-135M and the Qwen2.5-0.5B shape
 were checked the same way by hand (too slow to build for CI).
+
+The same for the decode GEMV configs (gpu_schedule.DECODE_GEMVS, `decode_gemv`: dlight's config of another
+target kind for webgpu's decode GEMVs) and a prefill attention tile variant (build_variant.py
+--prefill-attention), each on top of the staged decode fusion (--fused2), as the H100 A/B builds them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ from tvm.s_tir.dlight.gpu.matmul import Matmul
 
 import family_parity as fp
 from conftest import REPO
-from hearth.build.gpu_schedule import DEFAULT_PREFILL_SCHEDULE, PREFILL_SCHEDULES, ConfiguredMatmul
+from hearth.build import gpu_schedule
+from hearth.build.gpu_schedule import (
+    DECODE_GEMVS,
+    DEFAULT_DECODE_GEMV,
+    DEFAULT_PREFILL_SCHEDULE,
+    PREFILL_SCHEDULES,
+    ConfiguredGEMV,
+    ConfiguredMatmul,
+)
 from hearth.build.pipeline import relax_pipeline
 from hearth.cache import cache_root
 from hearth.targets import get_target
@@ -62,29 +74,81 @@ def test_cuda_keeps_dlights_config() -> None:
         assert rule.get_configs(webgpu) != Matmul().get_configs(webgpu)
 
 
+def _gemv_func(k: int, n: int) -> tvm.tirx.PrimFunc:
+    """A decode GEMV in hearth.quant's form (test_fusion_f16's: 4-bit codes, a scale per 32, f32)."""
+    from test_fusion_f16 import _gemv
+
+    return _gemv(k, n, "float32").with_attr("global_symbol", "main")
+
+
+def _wgsl(sch: tvm.s_tir.Schedule) -> str:
+    lib = tvm.tirx.build(tvm.IRModule({"main": sch.mod["main"]}), target=get_target("webgpu").target())
+    return "".join(m.inspect_source() for m in lib.imports)
+
+
+@pytest.mark.parametrize("name", [n for n in DECODE_GEMVS if DECODE_GEMVS[n]])
+def test_decode_gemv_config_lowers_for_webgpu(name: str) -> None:
+    """8 rows x 32 threads per workgroup (dlight's generic webgpu config: 1 x 64), the input vector staged
+    in workgroup memory where it fits 16 KiB (K = 896 floats) and read from global memory where not
+    (K = 4864); both lower to WGSL."""
+    webgpu = get_target("webgpu").target()
+    staged = ConfiguredGEMV(DECODE_GEMVS[name]).apply(_gemv_func(896, 256), webgpu, False)
+    assert staged is not None
+    wgsl = _wgsl(staged)
+    assert "@workgroup_size(32, 8, 1)" in wgsl and "var<workgroup> x_shared : array<f32, 896>;" in wgsl, wgsl
+    big = ConfiguredGEMV(DECODE_GEMVS[name]).apply(_gemv_func(4864, 256), webgpu, False)
+    assert big is not None
+    wgsl = _wgsl(big)
+    assert "@workgroup_size(32, 8, 1)" in wgsl and "x_shared" not in wgsl, wgsl
+    generic = tvm.s_tir.dlight.gpu.GEMV().apply(_gemv_func(896, 256), webgpu, False)
+    assert "@workgroup_size(64, 1, 1)" in _wgsl(generic)
+
+
+def test_unknown_decode_gemv_names_the_choices() -> None:
+    with pytest.raises(ValueError, match=r"unknown decode_gemv 'fast'.*dlight, vulkan"):
+        gpu_schedule.gpu_schedule_pass("cuda", "fast")
+
+
 @functools.cache
-def _variant(name: str) -> Path:
+def _variant(name: str, fuse: bool | str = False, gemv: str | None = None, attention: str | None = None) -> Path:
     base = build_packages.ensure_package(MODEL, QUANT)
     key = hashlib.sha256()
     build = REPO / "compile" / "hearth" / "build"
-    for f in (base / "hearth-manifest.json", build / "gpu_schedule.py", build / "pipeline.py"):
+    files = [base / "hearth-manifest.json", build / "gpu_schedule.py", build / "pipeline.py"]
+    if fuse:
+        files += [build / "fusion.py", build / "staged_gemv.py"]
+    for f in files:
         key.update(f.read_bytes())
-    out = cache_root() / "test-packages" / "prefill-schedule" / key.hexdigest()[:16] / name
+    label = "-".join(
+        [name, *([f"fused-{fuse}"] if fuse else []), *([gemv] if gemv else []), *([attention] if attention else [])]
+    )
+    out = cache_root() / "test-packages" / "prefill-schedule" / key.hexdigest()[:16] / label
     pkg = out / MODEL / QUANT
     if not (pkg / "hearth-manifest.json").is_file():
-        build_variant(mtm.ensure_test_model(MODEL), base, name, out)
+        build_variant(mtm.ensure_test_model(MODEL), base, name, out, fuse, gemv, attention)
+    assert gpu_schedule.DEFAULT_DECODE_GEMV == DEFAULT_DECODE_GEMV, "build_variant left its GEMV config behind"
     return pkg
 
 
-@pytest.mark.parametrize("name", VARIANTS)
-def test_webgpu_variant_matches_native(name: str) -> None:
-    pkg = _variant(name)
+# (prefill schedule, fusion, decode GEMV, prefill attention): the prefill schedules alone, the decode GEMV
+# config the H100 A/B builds and one prefill attention variant, over the staged fusion (v-gemv, v-pattn-x32;
+# "cuda" differs from "vulkan" only in its shared-vector load width, checked by hand: same tokens, 2.38e-06)
+CASES = [(n, False, None, None) for n in VARIANTS] + [
+    (DEFAULT_PREFILL_SCHEDULE, "staged", "vulkan", None),
+    (DEFAULT_PREFILL_SCHEDULE, "staged", None, "x32"),
+]
+
+
+@pytest.mark.parametrize(("name", "fuse", "gemv", "attention"), CASES)
+def test_webgpu_variant_matches_native(name: str, fuse: bool | str, gemv: str | None, attention: str | None) -> None:
+    pkg = _variant(name, fuse, gemv, attention)
     base = build_packages.ensure_package(MODEL, QUANT)
     wasm = json.loads((pkg / "hearth-manifest.json").read_text())["targets"]["webgpu"]
     assert (pkg / wasm).read_bytes() != (base / wasm).read_bytes(), "the variant compiled to the default library"
     vocab = json.loads((pkg / "mlc-chat-config.json").read_text())["vocab_size"]
     ids = np.random.default_rng(5).integers(1, vocab, 100).tolist()
     webgpu, native, err = fp.webgpu_logit_error(pkg, ids, 8, prefill_chunk=32)
-    print(f"\nprefill_schedule={name}: WebGPU vs native max|dlogit| {err:.3g} over 100 (chunks of 32) + 8 tokens")
+    label = f"prefill_schedule={name} fuse={fuse} decode_gemv={gemv} prefill_attention={attention}"
+    print(f"\n{label}: WebGPU vs native max|dlogit| {err:.3g} over 100 (chunks of 32) + 8 tokens")
     assert webgpu == native
     assert err <= fp.LOGIT_TOL

@@ -10,6 +10,17 @@ are the same build, so no CUDA library is built here (the variant reuses the pac
 Writes <out>/<model_id>/<quant>/ (default out: bench/tmp/prefill-<NAME>); rows named
 "<model>-<quant>-prefill-<NAME>". Each of them is the control of the others (the H100 A/B of 2026-12-07 made
 "cuda" the default: docs/benchmarks.md).
+
+Decode GEMV and prefill attention variants (issue 17, the Qwen2.5-0.5B shape), on top of the default fused
+build (--fused2: build/fusion.py's staged mode, what build_unfused.py --fused2 builds):
+
+    .venv/bin/python bench/gpu/build_variant.py <ckpt> <pkg> --fused2 [--decode-gemv vulkan]
+        [--prefill-attention x32] --out bench/tmp/v-<name>
+
+--decode-gemv NAME: build/gpu_schedule.py's DECODE_GEMVS (dlight's GEMV config of another target kind for
+webgpu's decode GEMVs). --prefill-attention NAME: PREFILL_ATTENTION below, patched into TVM's
+_get_prefill_kernel_config for this build only (batch_prefill_ragged_kv / _paged_kv: query tile, warps of 32
+threads, key tile). bench/gpu/prepare.py carries bench/tmp/v-<name>/ as rows "<model>-<quant>-v-<name>".
 Per-kernel prefill time on lavapipe:
 node sdk/scripts/kernel-launches.mjs <dir> --prefill-gpu-time 128 (device: PREFILL_TIMES=1 bench/gpu/device_run.sh).
 """
@@ -17,12 +28,17 @@ node sdk/scripts/kernel-launches.mjs <dir> --prefill-gpu-time 128 (device: PREFI
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from hearth.build.gpu_schedule import PREFILL_SCHEDULES
+from tvm.relax.frontend.nn.llm import _kernel_common, _prefill_kernels
+
+from hearth.build import gpu_schedule
+from hearth.build.gpu_schedule import DECODE_GEMVS, DEFAULT_PREFILL_SCHEDULE, PREFILL_SCHEDULES
 from hearth.build.pipeline import build_target
 from hearth.models import config_from_hf
 from hearth.quant import get_scheme
@@ -33,9 +49,59 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_unfused import copy_package, replace_webgpu_library  # noqa: E402
 
+# name -> (tile_x: query rows per workgroup, num_warps, tile_z: keys per step). TVM's webgpu choice at
+# head_dim 64 f32 is 16 / 4 / 16 (13.5 KiB of workgroup storage, what CUDA gets). "w8" and "x32z8" stay
+# within WebGPU's portable 16 KiB; "x32" and "x32w8" (18.8 KiB) need the adapter's larger limit, which the
+# SDK requests (sdk/src/runtime/gpu.ts MAXED_LIMITS; 32 KiB on Dawn/NVIDIA and on lavapipe).
+PREFILL_ATTENTION: dict[str, tuple[int, int, int]] = {
+    "w8": (16, 8, 16),
+    "x32z8": (32, 4, 8),
+    "x32": (32, 4, 16),
+    "x32w8": (32, 8, 16),
+}
+_SHARED_LIMIT = 32768  # bytes: TVM's webgpu max_shared_memory_per_block, what Dawn grants on both
 
-def build_variant(checkpoint: Path, package: Path, schedule: str, out: Path) -> Path:
-    """The package copied to <out>/<model_id>/<quant> with its webgpu wasm built under `schedule`."""
+
+@contextlib.contextmanager
+def prefill_attention(name: str | None) -> Iterator[None]:
+    """TVM's prefill attention kernels (built while exporting the model) use PREFILL_ATTENTION[name] inside
+    the block (None: TVM's own choice)."""
+    if name is None:
+        yield
+        return
+    tile_x, num_warps, tile_z = PREFILL_ATTENTION[name]
+    original = _kernel_common._get_prefill_kernel_config
+
+    def config(h_kv, h_q, d, dtype, target, **kw):  # noqa: ANN001, ANN003, ANN202 - TVM's signature
+        blks, load_vec, group, bdx, _, _, tile_y, _ = original(h_kv, h_q, d, dtype, target, **kw)
+        d_v = kw.get("d_v") or d
+        merged = kw.get("merged_kv", False)
+        used = _kernel_common._get_prefill_shared_memory_usage(tile_x, tile_z, d, dtype, d_v=d_v, merged_kv=merged)
+        legal = _kernel_common._is_prefill_kernel_config_legal(
+            tile_x, tile_y, tile_z, d_v, load_vec, bdx, num_warps, merged
+        )
+        if used > _SHARED_LIMIT or not legal:
+            raise SystemExit(f"prefill attention {name} does not fit d={d} {dtype}: {used} bytes, legal={legal}")
+        return blks, load_vec, group, bdx, num_warps, tile_x, tile_y, tile_z
+
+    _prefill_kernels._get_prefill_kernel_config = config
+    try:
+        yield
+    finally:
+        _prefill_kernels._get_prefill_kernel_config = original
+
+
+def build_variant(
+    checkpoint: Path,
+    package: Path,
+    schedule: str,
+    out: Path,
+    fuse: bool | str = False,
+    gemv: str | None = None,
+    attention: str | None = None,
+) -> Path:
+    """The package copied to <out>/<model_id>/<quant> with its webgpu wasm built under `schedule`, the fusion
+    mode `fuse`, the decode GEMV config `gemv` and the prefill attention tiles `attention` (None: defaults)."""
     manifest = json.loads((package / "hearth-manifest.json").read_text())
     cfg = json.loads((package / "mlc-chat-config.json").read_text())
     if "webgpu" not in manifest["targets"]:
@@ -46,7 +112,14 @@ def build_variant(checkpoint: Path, package: Path, schedule: str, out: Path) -> 
         source.config, context_window_size=cfg["context_window_size"], prefill_chunk_size=cfg["prefill_chunk_size"]
     )
     spec = get_target("webgpu")
-    built = build_target(arch, config, scheme, spec, prefill_schedule=schedule)
+    default_gemv = gpu_schedule.DEFAULT_DECODE_GEMV
+    if gemv is not None:
+        gpu_schedule.DEFAULT_DECODE_GEMV = gemv  # read when the pipeline makes its dlight pass
+    try:
+        with prefill_attention(attention):
+            built = build_target(arch, config, scheme, spec, fuse=fuse, prefill_schedule=schedule)
+    finally:
+        gpu_schedule.DEFAULT_DECODE_GEMV = default_gemv
     if [n for n, _ in built.named_params] != [p["name"] for p in cfg["params"]]:
         raise SystemExit(f"parameter order differs from {package}'s: the variant would read the wrong tensors")
     dst = out / manifest["model_id"] / scheme.name
@@ -61,12 +134,18 @@ def main() -> int:
     ap.add_argument("package", type=Path)
     # Each variant (the default "cuda" too) rebuilds from the same tree: a package under dist/ may have
     # been compiled before other compiler changes, which the A/B would then count as the schedule's.
-    ap.add_argument("--prefill-schedule", required=True, choices=list(PREFILL_SCHEDULES))
+    ap.add_argument("--prefill-schedule", default=DEFAULT_PREFILL_SCHEDULE, choices=list(PREFILL_SCHEDULES))
+    ap.add_argument("--fused2", action="store_true", help="the staged decode fusion (the default fused build)")
+    ap.add_argument("--decode-gemv", choices=list(DECODE_GEMVS), help="webgpu decode GEMV config")
+    ap.add_argument("--prefill-attention", choices=list(PREFILL_ATTENTION), help="prefill attention tiles")
     ap.add_argument("--out", type=Path, help="default bench/tmp/prefill-<NAME>")
     args = ap.parse_args()
     t0 = time.perf_counter()
     out = args.out or REPO / "bench" / "tmp" / f"prefill-{args.prefill_schedule}"
-    dst = build_variant(args.checkpoint, args.package, args.prefill_schedule, out)
+    fuse = "staged" if args.fused2 else False
+    dst = build_variant(
+        args.checkpoint, args.package, args.prefill_schedule, out, fuse, args.decode_gemv, args.prefill_attention
+    )
     print(json.dumps({"package": str(dst), "webgpu_seconds": round(time.perf_counter() - t0, 1)}))
     return 0
 

@@ -21,6 +21,7 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir import dlight as dl
 from tvm.s_tir.dlight.analysis import get_root_block
+from tvm.s_tir.dlight.gpu.gemv import GEMV
 from tvm.s_tir.dlight.gpu.matmul import Matmul
 from tvm.target import Target
 
@@ -115,14 +116,72 @@ class ConfiguredMatmul(Matmul):
         return sch
 
 
-def gpu_schedule_pass(prefill_schedule: str = "dlight") -> tvm.transform.Pass:
+# --- decode GEMVs ------------------------------------------------------------------------------------
+# dlight's GEMV rule (the decode GEMVs the staged fusion leaves: o_proj + residual, and every GEMV of an
+# unfused build) has tuned configs for cuda, metal, rocm, vulkan and opencl; webgpu gets its generic one:
+# 1 x 64 threads (one output row per workgroup), no vector FMAs (VEC_C 1), the input vector read from global
+# memory by every row. decode_gemv value -> the target kind whose dlight config webgpu kernels get instead
+# ("dlight": dlight's own choice). dlight's TS x TR is clamped to the target's max_num_threads (256), so both
+# run 8 rows x 32 threads with 4-wide FMAs over 4-byte-packed weights and the input vector staged once per
+# workgroup in shared memory where it fits WebGPU's portable 16 KiB (LOAD_V_SHARED; dlight checks the size
+# itself against the budget the proxy target below declares).
+# "vulkan": shared vector loads 4 wide, the cross-thread reduction's buffer counted in the budget.
+# "cuda": 8-wide shared vector loads; dlight assumes warp shuffles for cuda and leaves the reduction buffer
+# out of its count, so the proxy declares 1 KiB less (the buffer a webgpu reduction without subgroups uses).
+DECODE_GEMVS: dict[str, str | None] = {"dlight": None, "vulkan": "vulkan", "cuda": "cuda"}
+
+#: What GPU builds use unless told otherwise (the H100 A/B decides: bench/gpu/build_variant.py --decode-gemv).
+DEFAULT_DECODE_GEMV = "dlight"
+
+_REDUCTION_BUFFER = 256 * 4  # bytes: a 256-thread f32 allreduce in workgroup memory
+
+
+def check_decode_gemv(name: str) -> str:
+    if name not in DECODE_GEMVS:
+        choices = ", ".join(DECODE_GEMVS)
+        raise ValueError(f"unknown decode_gemv {name!r}: pick one of {choices} (compile/hearth/build/gpu_schedule.py)")
+    return name
+
+
+class ConfiguredGEMV(GEMV):
+    """dlight's GEMV rule scheduling webgpu's inner-reduction GEMVs (x W^T, the decode projections) as it
+    does for `kind`: the schedule is built against a proxy target of that kind with WebGPU's limits, then
+    lowered for webgpu as usual. Other kinds and the outer-reduction form are dlight's."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def proxy(self, target: Target) -> Target:
+        threads = min(int(target.attrs["max_num_threads"]), _WORKGROUP_INVOCATIONS)
+        storage = _WORKGROUP_STORAGE - (_REDUCTION_BUFFER if self.kind == "cuda" else 0)
+        attrs = {"max_num_threads": threads, "max_shared_memory_per_block": storage}
+        return Target({"kind": self.kind, **attrs})
+
+    def sch_inner_reduction(
+        self,
+        sch: s_tir.Schedule,
+        target: Target,
+        block: s_tir.schedule.SBlockRV,
+        vector_input_buffers: list[tirx.Buffer],
+        epilogue_info: object,
+    ) -> s_tir.Schedule | None:
+        if target.kind.name == "webgpu":
+            target = self.proxy(target)
+        return super().sch_inner_reduction(sch, target, block, vector_input_buffers, epilogue_info)
+
+
+def gpu_schedule_pass(prefill_schedule: str = "dlight", decode_gemv: str | None = None) -> tvm.transform.Pass:
     """The dlight pass of TVM's generic GPU pipeline (gpu_generic.legalize_passes' last step), with the
-    Matmul rule configured by `prefill_schedule`. GEMV, reductions and the fallback are dlight's."""
+    Matmul rule configured by `prefill_schedule` and the GEMV rule by `decode_gemv` (None: DEFAULT_DECODE_GEMV,
+    read when the pass is made, so a benchmark variant can set it for one build). Reductions and the fallback
+    are dlight's."""
     config = PREFILL_SCHEDULES[check_prefill_schedule(prefill_schedule)]
     matmul = dl.gpu.Matmul() if config is None else ConfiguredMatmul(config, FETCH_VECTOR.get(prefill_schedule, 1))
+    kind = DECODE_GEMVS[check_decode_gemv(DEFAULT_DECODE_GEMV if decode_gemv is None else decode_gemv)]
     return dl.ApplyDefaultSchedule(
         matmul,
-        dl.gpu.GEMV(),
+        dl.gpu.GEMV() if kind is None else ConfiguredGEMV(kind),
         dl.gpu.Reduction(),
         dl.gpu.GeneralReduction(),
         dl.gpu.Fallback(),

@@ -23,7 +23,10 @@ the residual add (in f16) are epilogues, as in the unfused fused_..._add kernel.
 
 The GEMV itself (the packed dequantize, the reduction, a bias epilogue) is taken from the kernel
 hearth.quant emitted for the layer: its blocks are translated into TE, so any weight format that kernel
-handles is handled here. Only float32/float16 activations and the [dequantize, NT_matmul, elementwise...]
+handles is handled here. A K whose staged vector exceeds MAX_STAGED_BYTES is staged in chunks inside the
+reduction loop (stage a chunk, barrier, every row adds its partial sums, barrier before the next chunk; the
+cross-thread reduction once at the end): the same values and roundings, only the barriers added.
+Only float32/float16 activations and the [dequantize, NT_matmul, elementwise...]
 block shape are accepted; anything else returns None and the caller keeps the unfused kernels.
 """
 
@@ -46,8 +49,8 @@ TS_MAX = 8
 VEC = 8
 # The staged vector lives in workgroup storage, next to the reductions' 2 x 256 floats. WebGPU guarantees
 # 16 KiB of it (the SDK asks for the adapter's maximum, but a browser may grant no more than that), so a
-# longer K keeps its unfused kernels: Qwen2.5-0.5B's down projection (K = 4864) in float32 (19 KiB); in
-# float16 it fits (9.5 KiB).
+# longer K is staged in chunks (chunk_elems): Qwen2.5-0.5B's down projection (K = 4864) in float32 (19 KiB)
+# as 2560 + 2304 elements; in float16 it fits whole (9.5 KiB).
 MAX_STAGED_BYTES = 12 << 10
 # Activation dtypes the staged kernels handle, with their size in bytes.
 ACT_BYTES = {"float32": 4, "float16": 2}
