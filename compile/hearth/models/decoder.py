@@ -49,6 +49,7 @@ from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode, TIRPagedK
 from ..targets import get_target
 from .config_checks import UnsupportedConfigError, check_divisible, config_bool, config_float, config_int
 from .cpu_prefill_kernel import attention_prefill_cpu
+from .decode_attention_kernel import swap_decode_attention
 from .engine_funcs import attach_engine_functions
 from .gpu_merge_kernel import MERGE_STATE_SYMBOL, merge_state_inplace
 from .layers import Embedding
@@ -539,7 +540,9 @@ class DecoderForCausalLM(nn.Module):
         - whole-model windows: the sliding-window prefill kernel with its window mask always on
           (`window_masked`).
         And for targets linked with Hearth's wasm runtime, whose patched KV cache appends k/v inside
-        the split + RoPE kernel (one launch per layer less; split_rotary_append.py), that kernel."""
+        the split + RoPE kernel (one launch per layer less; split_rotary_append.py), that kernel.
+        And for WebGPU the decode attention kernels (decode_attention_kernel.py: upstream's ran 2
+        workgroups with a reduction per KV row for Qwen2.5-0.5B)."""
         c = self.config
         if links_wasm_runtime(target):
             gvs = [gv for gv in mod.get_global_vars() if gv.name_hint == SPLIT_ROTARY_SYMBOL]
@@ -587,7 +590,10 @@ class DecoderForCausalLM(nn.Module):
             if len(gvs) != 1:
                 raise RuntimeError(f"expected one {symbol} in the module, found {len(gvs)}")
             mod[gvs[0]] = window_masked(mod[gvs[0]])
-        return mod
+        # WebGPU: a decode attention kernel shaped for it (more workgroups, one reduction per chunk of rows)
+        return swap_decode_attention(
+            mod, target, c.num_key_value_heads, c.num_attention_heads, c.head_dim, self.dtype, dict(c.rope_scaling)
+        )
 
     def _kv_cache_layout(self) -> dict[str, Any]:
         """Attention kind per layer and where RoPE happens. Here: full attention everywhere, and
