@@ -234,9 +234,9 @@ def _read(out_dir: Path, i: int, fn: str, case: dict[str, Any]) -> tuple[np.ndar
 def _tol(dtype: str, rotary: int) -> dict[str, float]:
     """f32: a few ulps over a 300-row softmax; with RoPE inline, f32 sin/cos of angles up to ~400 rad (the angle's
     own rounding is ~2e-5 rad), which the GPU and numpy evaluate differently; f16: the output's rounding (2^-11)."""
-    if dtype == "float16":
-        return {"rtol": 2e-3, "atol": 2e-3}
-    return {"rtol": 2e-5, "atol": 1e-4 if rotary else 2e-6}
+    if dtype == "float16":  # the lse too: RoPE'd q and k are rounded to f16, a rounding flip moves a score
+        return {"rtol": 2e-3, "atol": 2e-3, "lse_atol": 1e-2}
+    return {"rtol": 2e-5, "atol": 1e-4 if rotary else 2e-6, "lse_atol": 1e-4}
 
 
 @pytest.fixture(scope="module")
@@ -264,14 +264,20 @@ def test_matches_reference_and_upstream(cfg: str, webgpu_run: tuple[list[dict[st
         assert (up[1][empty] < NEG + 10).all()
         up[1][empty] = NEG
         for fn, (got_o, got_lse) in (("ours", ours), ("upstream", up)):
-            np.testing.assert_allclose(got_o, want_o, **tol, err_msg=f"{fn} output vs numpy, {what}")
             np.testing.assert_allclose(
-                got_lse, want_lse, rtol=tol["rtol"], atol=1e-4, err_msg=f"{fn} lse vs numpy, {what}"
+                got_o, want_o, rtol=tol["rtol"], atol=tol["atol"], err_msg=f"{fn} output vs numpy, {what}"
+            )
+            np.testing.assert_allclose(
+                got_lse, want_lse, rtol=tol["rtol"], atol=tol["lse_atol"], err_msg=f"{fn} lse vs numpy, {what}"
             )
         # the same RoPE on the GPU: closer to each other than to numpy
         near = _tol(CONFIGS[cfg][3], 0)
-        np.testing.assert_allclose(ours[0], up[0], **near, err_msg=f"output vs upstream's, {what}")
-        np.testing.assert_allclose(ours[1], up[1], rtol=near["rtol"], atol=1e-5, err_msg=f"lse vs upstream's, {what}")
+        np.testing.assert_allclose(
+            ours[0], up[0], rtol=near["rtol"], atol=near["atol"], err_msg=f"output vs upstream's, {what}"
+        )
+        np.testing.assert_allclose(
+            ours[1], up[1], rtol=near["rtol"], atol=near["lse_atol"] / 10, err_msg=f"lse vs upstream's, {what}"
+        )
         checked += 1
     assert checked == len(WINDOW_CASES if CONFIGS[cfg][4] else CASES)
 

@@ -77,12 +77,15 @@ def attention_decode(
     if threads & (threads - 1) or D & (D - 1):
         raise ValueError(f"attention_decode: threads ({threads}) and head_dim ({D}) must be powers of two")
     check_thread_limits(target, bdx=threads, bdy=1, bdz=1, gdz=1)
-    DL = min(D, threads)  # dim lanes of the P.V split
-    RG = threads // DL  # row groups of the P.V split
-    DPT = D // DL  # dims per thread
-    ROWS_PER_GROUP = threads // RG
-    QD = (D + threads - 1) // threads  # q elements per thread at load
-    storage = 4 * (D + threads + 2 * threads + RG * D + 2 * threads)  # q, p, page/offset, O partials, allreduce
+    if D < 16 or threads < 4:
+        raise ValueError(f"attention_decode: head_dim {D} must be at least 16, threads ({threads}) at least 4")
+    VEC = max(4, D // threads)  # dims per thread in P.V (one contiguous run of V per thread and row)
+    DL = D // VEC  # dim lanes of the P.V split
+    RG = threads // DL  # row groups of the P.V split: thread (rg, dl) takes rows rg, rg + RG, ...
+    UNROLL = 4  # rows per P.V step whose loads are in flight together (DL >= 4 rows per group per chunk)
+    QU = 16  # q.k elements per unrolled step
+    QD = (D + threads - 1) // threads  # q / output elements per thread
+    storage = 4 * (D + 3 * threads + RG * D + 2 * threads)  # q, p + page + offset, O partials, reduction
     if storage > _WORKGROUP_STORAGE_LIMIT:
         raise ValueError(
             f"attention_decode: {storage} bytes of workgroup memory for head_dim {D}, over WebGPU's 16 KiB"
@@ -153,7 +156,7 @@ def attention_decode(
                         st_d = T.sblock_alloc_buffer((1,), "float32", scope="local")
                         new_m = T.sblock_alloc_buffer((1,), "float32", scope="local")
                         o_scale = T.sblock_alloc_buffer((1,), "float32", scope="local")
-                        o_local = T.sblock_alloc_buffer((DPT,), "float32", scope="local")
+                        o_local = T.sblock_alloc_buffer((VEC,), "float32", scope="local")
                         o_sum = T.sblock_alloc_buffer((1,), "float32", scope="local")
                         red_m = T.sblock_alloc_buffer((threads,), "float32", scope="shared")
                         red_d = T.sblock_alloc_buffer((threads,), "float32", scope="shared")
@@ -194,13 +197,16 @@ def attention_decode(
                                 )
                         st_m[0] = NEG
                         st_d[0] = 1.0
-                        for j in T.serial(DPT):
+                        for j in T.unroll(VEC):
                             o_local[j] = 0.0
                         T.tvm_storage_sync("shared")
 
                         for chunk in T.serial(T.ceildiv(kv_len[0], threads)):
-                            # scores: one whole row per thread
+                            # scores: one whole row per thread. A row past the end gets score -5e4, p = 0 and
+                            # the sequence's first row as its page slot, so P.V reads it without a branch.
                             s[0] = NEG
+                            page_smem[tx] = page_table_values[page_begin]
+                            offset_smem[tx] = 0
                             if chunk * threads + tx < kv_len[0]:
                                 seq_offset: T.let[T.int32] = _get_seq_offset(
                                     chunk * threads + tx, b, length_info, sliding_window
@@ -212,24 +218,30 @@ def attention_decode(
                                 page_smem[tx] = page_no
                                 offset_smem[tx] = page_offset
                                 s[0] = 0.0
-                                for d in T.serial(D):
-                                    s[0] += q_smem[d] * T.cast(
-                                        T.if_then_else(
-                                            rotary_mode == 1,
-                                            _rope(
-                                                pages,
-                                                k_rope_pos_offset[b] + chunk * threads + tx,
-                                                D,
-                                                rope_theta,
-                                                rope_scale,
-                                                (page_no, 0, h_kv, page_offset, d),
-                                                qkv_dtype,
-                                                rope_scaling,
-                                            ),
-                                            pages[page_no, 0, h_kv, page_offset, d],
-                                        ),
-                                        "float32",
-                                    )
+                                # the RoPE test outside the loop and the loop unrolled, so the row's loads are
+                                # issued together instead of one memory latency each
+                                if rotary_mode == 1:
+                                    for d_o in T.serial(D // QU):
+                                        for d_i in T.unroll(QU):
+                                            s[0] += q_smem[d_o * QU + d_i] * T.cast(
+                                                _rope(
+                                                    pages,
+                                                    k_rope_pos_offset[b] + chunk * threads + tx,
+                                                    D,
+                                                    rope_theta,
+                                                    rope_scale,
+                                                    (page_no, 0, h_kv, page_offset, d_o * QU + d_i),
+                                                    qkv_dtype,
+                                                    rope_scaling,
+                                                ),
+                                                "float32",
+                                            )
+                                else:
+                                    for d_o in T.serial(D // QU):
+                                        for d_i in T.unroll(QU):
+                                            s[0] += q_smem[d_o * QU + d_i] * T.cast(
+                                                pages[page_no, 0, h_kv, page_offset, d_o * QU + d_i], "float32"
+                                            )
                             if SHUFFLE:
                                 # two single-value allreduces, which TVM lowers to subgroup shuffles
                                 with T.sblock("chunk_max"):
@@ -300,35 +312,38 @@ def attention_decode(
                             p_smem[tx] = T.if_then_else(
                                 chunk * threads + tx < kv_len[0], T.exp2(s[0] - new_m[0]), T.float32(0)
                             )
-                            for j in T.serial(DPT):
+                            for j in T.unroll(VEC):
                                 o_local[j] *= o_scale[0]
                             T.tvm_storage_sync("shared")
-                            # P.V: thread (rg, dl) takes rows rg, rg + RG, ... of the chunk, dims dl, dl + DL, ...
-                            for r in T.serial(ROWS_PER_GROUP):
-                                if chunk * threads + r * RG + rg < kv_len[0]:
-                                    for j in T.serial(DPT):
-                                        o_local[j] += p_smem[r * RG + rg] * T.cast(
+                            # P.V: thread (rg, dl) takes rows rg, rg + RG, ... of the chunk (UNROLL at a time; rows
+                            # past the end weigh 0) and dims dl * VEC .. dl * VEC + VEC - 1
+                            for r_o in T.serial(
+                                T.ceildiv(T.ceildiv(T.min(threads, kv_len[0] - chunk * threads), RG), UNROLL)
+                            ):
+                                for r_i in T.unroll(UNROLL):
+                                    for j in T.unroll(VEC):
+                                        o_local[j] += p_smem[(r_o * UNROLL + r_i) * RG + rg] * T.cast(
                                             pages[
-                                                page_smem[r * RG + rg],
+                                                page_smem[(r_o * UNROLL + r_i) * RG + rg],
                                                 1,
                                                 h_kv,
-                                                offset_smem[r * RG + rg],
-                                                j * DL + dl,
+                                                offset_smem[(r_o * UNROLL + r_i) * RG + rg],
+                                                dl * VEC + j,
                                             ],
                                             "float32",
                                         )
                             # the next chunk rewrites p/page/offset
                             T.tvm_storage_sync("shared")
 
-                        for j in T.serial(DPT):
-                            o_smem[rg, j * DL + dl] = o_local[j]
+                        for j in T.unroll(VEC):
+                            o_smem[rg, dl * VEC + j] = o_local[j]
                         T.tvm_storage_sync("shared")
-                        if rg == 0:
-                            for j in T.serial(DPT):
+                        for i in T.serial(QD):
+                            if i * threads + tx < D:
                                 o_sum[0] = 0.0
                                 for g in T.serial(RG):
-                                    o_sum[0] += o_smem[g, j * DL + dl]
-                                output[b, h, j * DL + dl] = T.cast(o_sum[0] / st_d[0], qkv_dtype)
+                                    o_sum[0] += o_smem[g, i * threads + tx]
+                                output[b, h, i * threads + tx] = T.cast(o_sum[0] / st_d[0], qkv_dtype)
                         if tx == 0:
                             lse[b, h] = st_m[0] + T.log2(st_d[0])
 
