@@ -6,11 +6,12 @@ Kernel level (seconds): a reduction TVM can lower to shuffles gets them, width =
 one it cannot (too wide for a size-8 two-level tree, or a width that is no multiple of the size) comes out as
 the plain build's WGSL, not TVM's warp-synchronous tail (a workgroupBarrier under `if`, invalid WGSL).
 
-On Dawn (lavapipe: subgroups of exactly 8 lanes): tiny-llama-trained q4f32_1 and q4f16_1 compiled with
---target webgpu --target webgpu-fused --target webgpu-fused-sg8 --target webgpu-fused-sg32 (cached by build
-key). The sg8 library really shuffles (its WGSL), and gives the fused library's greedy tokens over 24
-positions with the top-5 logits equal up to the reduction order; the sg32 library's WGSL passes Dawn's
-validation (every pipeline is created at load); "auto" on lavapipe (software) stays on the plain library.
+On Dawn (lavapipe: subgroups of exactly 8 lanes, 16 with LP_NATIVE_VECTOR_WIDTH=512): tiny-llama-trained
+q4f32_1 compiled with --target webgpu-fused and the sg8, sg16 and sg32 builds (cached by build key). The sg
+libraries really shuffle (their WGSL); sg8 and sg16 give the fused library's greedy tokens over 24 positions
+with the top-5 logits equal up to the reduction order (sg16 shuffles every reduction sg32 does, the 256-thread
+two-level trees included); the sg32 library's WGSL passes Dawn's validation (every pipeline is created at
+load); "auto" on lavapipe (software) never takes a subgroup build. f16: tests/test_webgpu_subgroups_f16.py.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import make_test_models as mtm  # noqa: E402
 
 MODEL = "tiny-llama-trained"
 GENERATE = REPO / "sdk" / "scripts" / "generate.mjs"
-TARGETS = ["webgpu", "webgpu-fused", "webgpu-fused-sg8", "webgpu-fused-sg32"]
+TARGETS = ["webgpu-fused", "webgpu-fused-sg8", "webgpu-fused-sg16", "webgpu-fused-sg32"]
 SHUFFLE = re.compile(rb"subgroupShuffleDown\([^;]*, u32\((\d+)i\)\)")
 # fused vs sg8 differ only in the order partial sums meet: tests/test_webgpu_fused_target.py's f32 bound, and
 # tests/test_fusion_f16.py's for f16 (an f16 rounding may flip by one ulp and carry through the layers).
@@ -138,7 +139,7 @@ def test_reductions_that_do_not_fit_are_lowered_like_the_plain_build(target: str
 
 @functools.cache
 def _package(quant: str, targets: tuple[str, ...] = tuple(TARGETS)) -> Path:
-    out = cache_root() / "test-packages" / ("webgpu-subgroups" if list(targets) == TARGETS else "webgpu-sg16")
+    out = cache_root() / "test-packages" / f"webgpu-subgroups-{len(targets)}"
     cmd = [str(REPO / ".venv" / "bin" / "hearth"), "compile", str(mtm.ensure_test_model(MODEL)), "--quant", quant]
     for t in targets:
         cmd += ["--target", t]
@@ -178,50 +179,51 @@ def _same_tokens_close_logits(a: dict, b: dict, tol: float) -> float:
     return worst
 
 
-@pytest.mark.parametrize("quant", ["q4f32_1", "q4f16_1"])
-def test_sg8_library_same_greedy_tokens_and_logits_as_fused(quant: str) -> None:
-    pkg = _package(quant)
+def check_sg_library_against_fused(quant: str, targets: tuple[str, ...], lanes: int) -> float:
+    pkg = _package(quant, targets)
     manifest = verify_package(pkg)
-    assert manifest["targets"] == {t: f"{MODEL}-{quant}-{t}.wasm" for t in TARGETS}
-    libs = {t: (pkg / manifest["targets"][t]).read_bytes() for t in TARGETS}
-    assert b"enable subgroups;" in libs["webgpu-fused-sg8"] and b"hearth_rms_norm" in libs["webgpu-fused-sg8"]
-    assert max(int(n) for n in SHUFFLE.findall(libs["webgpu-fused-sg8"])) == 4  # 8-lane trees
-    assert max(int(n) for n in SHUFFLE.findall(libs["webgpu-fused-sg32"])) == 16  # 32-lane trees
-    assert b"subgroupShuffle" not in libs["webgpu-fused"] and b"subgroupShuffle" not in libs["webgpu"]
+    assert manifest["targets"] == {t: f"{MODEL}-{quant}-{t}.wasm" for t in targets}
+    libs = {t: (pkg / manifest["targets"][t]).read_bytes() for t in targets}
+    assert b"subgroupShuffle" not in libs["webgpu-fused"]
+    for t in targets[1:]:  # trees as wide as the subgroup: the widest step shuffles half of it
+        assert b"enable subgroups;" in libs[t] and b"hearth_rms_norm" in libs[t], t
+        assert max(int(n) for n in SHUFFLE.findall(libs[t])) == get_target(t).subgroup_size // 2, t
 
     args = ("--ids", _prompt(pkg), "--max-new", "24", "--trace", "5")
-    a = _generate(pkg, *args, "--webgpu-build", "fused")
-    b = _generate(pkg, *args, "--webgpu-build", "subgroups")
+    a = _generate(pkg, *args, "--webgpu-build", "fused", lanes=lanes)
+    b = _generate(pkg, *args, "--webgpu-build", "subgroups", lanes=lanes)
     assert "error" not in a and "error" not in b, (a, b)
-    assert (a["target"], b["target"]) == ("webgpu-fused", "webgpu-fused-sg8")
-    assert b["adapter"]["subgroupMinSize"] == b["adapter"]["subgroupMaxSize"] == 8, b["adapter"]
-    _same_tokens_close_logits(a, b, LOGIT_TOL[quant])
+    assert b["adapter"]["subgroupMinSize"] == b["adapter"]["subgroupMaxSize"] == lanes, b["adapter"]
+    assert (a["target"], b["target"]) == ("webgpu-fused", f"webgpu-fused-sg{lanes}")
+    return _same_tokens_close_logits(a, b, LOGIT_TOL[quant])
+
+
+def test_sg8_library_same_greedy_tokens_and_logits_as_fused() -> None:
+    check_sg_library_against_fused("q4f32_1", tuple(TARGETS), 8)
 
 
 def test_sg16_library_on_16_lane_lavapipe() -> None:
     """16 lanes cover every reduction of up to 256 threads with a two-level tree, as 32 lanes do on a GPU: the
-    staged RMSNorm + GEMV kernels (a 256-thread norm), which sg8 lowers without shuffles, shuffle here."""
-    pkg = _package("q4f32_1", ("webgpu-fused", "webgpu-fused-sg16"))
+    staged RMSNorm + GEMV kernels (a 256-thread norm) and the decode attention, which sg8 lowers without
+    shuffles, shuffle here."""
+    pkg = _package("q4f32_1")
     lib = (pkg / f"{MODEL}-q4f32_1-webgpu-fused-sg16.wasm").read_bytes()
-    staged = lib[lib.index(b"fn hearth_rms_norm") :]
-    assert SHUFFLE.search(staged[: staged.index(b"@compute")] if b"@compute" in staged else staged), "no shuffle"
-    args = ("--ids", _prompt(pkg), "--max-new", "24", "--trace", "5")
-    a = _generate(pkg, *args, "--webgpu-build", "fused", lanes=16)
-    b = _generate(pkg, *args, "--webgpu-build", "subgroups", lanes=16)
-    assert "error" not in a and "error" not in b, (a, b)
-    assert b["adapter"]["subgroupMinSize"] == b["adapter"]["subgroupMaxSize"] == 16, b["adapter"]
-    assert (a["target"], b["target"]) == ("webgpu-fused", "webgpu-fused-sg16")
-    _same_tokens_close_logits(a, b, LOGIT_TOL["q4f32_1"])
+    for kernel in (b"fn hearth_rms_norm", b"fn batch_decode_paged_kv_kernel"):
+        body = lib[lib.index(kernel) :]
+        assert SHUFFLE.search(body[: body.find(b"@compute")]), kernel
+    check_sg_library_against_fused("q4f32_1", tuple(TARGETS), 16)
 
 
-def test_sg32_wgsl_passes_dawn_validation_and_auto_stays_plain_on_lavapipe() -> None:
+def test_sg32_wgsl_passes_dawn_validation_and_auto_takes_no_sg_build_on_lavapipe() -> None:
     """lavapipe's subgroups are 8 lanes, so the sg32 library computes garbage there, but loading it creates
     every compute pipeline: Dawn's WGSL validation (uniformity included) runs on all its kernels."""
     pkg = _package("q4f32_1")
     got = _generate(pkg, "--ids", _prompt(pkg, 8), "--max-new", "2", "--target", "webgpu-fused-sg32")
     assert "error" not in got and got["target"] == "webgpu-fused-sg32" and len(got["tokens"]) == 2, got
+    # A software adapter never gets a subgroup build under "auto", also where one fits its subgroups (sg8
+    # here); this package has no plain library, so the fused one is what it gets.
     auto = _generate(pkg, "--ids", _prompt(pkg, 8), "--max-new", "2")
-    assert "error" not in auto and auto["target"] == "webgpu", auto  # software adapter: plain, as before
+    assert "error" not in auto and auto["target"] == "webgpu-fused", auto
 
 
 def test_subgroups_build_missing_from_the_package_is_named() -> None:
