@@ -124,6 +124,17 @@ def test_sg32_shuffles_a_256_thread_reduction() -> None:
     assert max(_shuffle_offsets(wgsl)) == 16 and not _barrier_under_if(wgsl), wgsl
 
 
+@pytest.mark.parametrize(
+    ("target", "threads", "rows", "mask"), [("webgpu-fused-sg32", 32, 8, 31), ("webgpu-fused-sg8", 4, 4, 7)]
+)
+def test_broadcast_lane_stays_in_the_subgroup(target: str, threads: int, rows: int, mask: int) -> None:
+    """The reduced value goes back to every lane from its group's first lane, which TVM numbers past the
+    subgroup (row 1 of 32-thread rows: lane 32); WGSL's subgroupShuffle is indeterminate there."""
+    wgsl = _row_sum_wgsl(target, threads, rows=rows)
+    lanes = re.findall(r"subgroupShuffle\(red_buf0\[0i\], u32\((.*)\)\);", wgsl)
+    assert lanes and all(lane.endswith(f"& {mask}i)") for lane in lanes), lanes
+
+
 @pytest.mark.parametrize(("target", "threads"), [("webgpu-fused-sg8", 128), ("webgpu-fused-sg32", 48)])
 def test_reductions_that_do_not_fit_are_lowered_like_the_plain_build(target: str, threads: int) -> None:
     raw = _row_sum_wgsl(target, threads, ours=False)

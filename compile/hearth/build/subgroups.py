@@ -15,6 +15,13 @@ So LowerThreadAllreduce is replaced, for these builds only, by a per-kernel choi
   reduction is wider, the kernel is lowered as the plain webgpu build does (thread_warp_size 1:
   workgroup memory, a barrier per step, no subgroup op).
 Every kernel keeps the package's one target (so the WGSL stays one module); only the lowering differs.
+
+And the broadcast of a reduction's result, tvm_warp_shuffle(mask, value, lane, width, warp), names its source
+lane as CUDA counts it, group * reduce_extent: past the subgroup for every group after the first (8 rows of
+32 threads: lanes 0, 32, ..., 224). CUDA's shuffle wraps that modulo the width; WGSL's subgroupShuffle gives
+an indeterminate value for an id >= the subgroup size. So on webgpu the lane is taken modulo the warp size
+first: the same lane of the invocation's own subgroup, as CUDA reads it (subgroups are consecutive
+local_invocation_index blocks of `warp` lanes, which TVM's lowering assumes anyway).
 """
 
 from __future__ import annotations
@@ -27,6 +34,18 @@ import tvm
 from tvm import s_tir, tirx
 
 from ..targets import webgpu_with
+
+_SHUFFLE = "tirx.tvm_warp_shuffle"
+_LOWER_SHUFFLE = tvm.ir.Op.get(_SHUFFLE).get_attr("webgpu.FLowerIntrinsic")
+
+
+def _lower_shuffle_in_subgroup(call: tvm.ir.Call) -> tvm.ir.PrimExpr:
+    mask, value, lane, width, warp = call.args
+    return _LOWER_SHUFFLE(tirx.call_intrin(str(call.ty), _SHUFFLE, mask, value, tirx.floormod(lane, warp), width, warp))
+
+
+# TVM's own rule (registered at level 10) maps the call to subgroupShuffle(value, lane) as it is.
+tvm.ir.register_op_attr(_SHUFFLE, "webgpu.FLowerIntrinsic", _lower_shuffle_in_subgroup, level=11)
 
 # The TIR printer's spelling of thread bindings, reductions and a warp-level sync (0.27 has no Python TIR
 # visitor); the thread bindings come in both of the printer's forms.
