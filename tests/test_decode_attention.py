@@ -50,6 +50,7 @@ CONFIGS: dict[str, tuple[int, int, int, str, bool]] = {
     "qwen_f16": (14, 2, 64, "float16", False),
     "d256_f16": (4, 1, 256, "float16", False),
     "smol_window": (9, 3, 64, "float32", True),
+    "gemma_d16_window": (4, 1, 16, "float32", True),  # the gemma3 family tests' head_dim
 }
 # (lengths per sequence, rotary_mode); a sliding-window case gives (stored tokens, window offset, sink) per sequence
 CASES: list[tuple[tuple[Any, ...], int]] = [

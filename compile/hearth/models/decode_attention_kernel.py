@@ -83,7 +83,7 @@ def attention_decode(
     DL = D // VEC  # dim lanes of the P.V split
     RG = threads // DL  # row groups of the P.V split: thread (rg, dl) takes rows rg, rg + RG, ...
     UNROLL = 4  # rows per P.V step whose loads are in flight together (DL >= 4 rows per group per chunk)
-    QU = 16  # q.k elements per unrolled step
+    QU = min(16, D // 2)  # q.k elements per unrolled step (two steps at least: one trips TVM 0.27's CSE)
     QD = (D + threads - 1) // threads  # q / output elements per thread
     storage = 4 * (D + 3 * threads + RG * D + 2 * threads)  # q, p + page + offset, O partials, reduction
     if storage > _WORKGROUP_STORAGE_LIMIT:
