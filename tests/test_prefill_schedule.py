@@ -130,13 +130,11 @@ def _variant(name: str, fuse: bool | str = False, gemv: str | None = None, atten
     return pkg
 
 
-# (prefill schedule, fusion, decode GEMV, prefill attention): the prefill schedules alone, the decode GEMV
-# config the H100 A/B builds and one prefill attention variant, over the staged fusion (v-gemv, v-pattn-x32;
-# "cuda" differs from "vulkan" only in its shared-vector load width, checked by hand: same tokens, 2.38e-06)
-CASES = [(n, False, None, None) for n in VARIANTS] + [
-    (DEFAULT_PREFILL_SCHEDULE, "staged", "vulkan", None),
-    (DEFAULT_PREFILL_SCHEDULE, "staged", None, "x32"),
-]
+# (prefill schedule, fusion, decode GEMV, prefill attention): the prefill schedules alone. The decode GEMV
+# configs and the other prefill attention tiles the H100 A/B built (v-gemv, v-pattn-x32) matched native on
+# lavapipe when they were made (2.38e-06, same tokens), lost or tied on the H100 and stay bench-only, so CI
+# does not compile them; the default tiles (x32z8) are in every package the parity tests run.
+CASES = [(n, False, None, None) for n in VARIANTS]
 
 
 @pytest.mark.parametrize(("name", "fuse", "gemv", "attention"), CASES)

@@ -18,9 +18,10 @@ build (--fused2: build/fusion.py's staged mode, what build_unfused.py --fused2 b
         [--prefill-attention x32] --out bench/tmp/v-<name>
 
 --decode-gemv NAME: build/gpu_schedule.py's DECODE_GEMVS (dlight's GEMV config of another target kind for
-webgpu's decode GEMVs). --prefill-attention NAME: PREFILL_ATTENTION below, patched into TVM's
-_get_prefill_kernel_config for this build only (batch_prefill_ragged_kv / _paged_kv: query tile, warps of 32
-threads, key tile). bench/gpu/prepare.py carries bench/tmp/v-<name>/ as rows "<model>-<quant>-v-<name>".
+webgpu's decode GEMVs). --prefill-attention NAME: models/prefill_attention_tiles.py's PREFILL_ATTENTION_TILES
+(query tile, warps of 32 threads, key tile of batch_prefill_ragged_kv / _paged_kv; "tvm": TVM's own config;
+default x32z8 since the H100 A/B) for this build only, allowing 32 KiB of workgroup storage.
+bench/gpu/prepare.py carries bench/tmp/v-<name>/ as rows "<model>-<quant>-v-<name>".
 Per-kernel prefill time on lavapipe:
 node sdk/scripts/kernel-launches.mjs <dir> --prefill-gpu-time 128 (device: PREFILL_TIMES=1 bench/gpu/device_run.sh).
 """
@@ -35,12 +36,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tvm.relax.frontend.nn.llm import _kernel_common, _prefill_kernels
-
 from hearth.build import gpu_schedule
 from hearth.build.gpu_schedule import DECODE_GEMVS, DEFAULT_PREFILL_SCHEDULE, PREFILL_SCHEDULES
 from hearth.build.pipeline import build_target
 from hearth.models import config_from_hf
+from hearth.models import prefill_attention_tiles as tiles
+from hearth.models.prefill_attention_tiles import PREFILL_ATTENTION_TILES
 from hearth.quant import get_scheme
 from hearth.targets import get_target
 from hearth.weights.source import resolve_source
@@ -53,42 +54,22 @@ from build_unfused import copy_package, replace_webgpu_library  # noqa: E402
 # head_dim 64 f32 is 16 / 4 / 16 (13.5 KiB of workgroup storage, what CUDA gets). "w8" and "x32z8" stay
 # within WebGPU's portable 16 KiB; "x32" and "x32w8" (18.8 KiB) need the adapter's larger limit, which the
 # SDK requests (sdk/src/runtime/gpu.ts MAXED_LIMITS; 32 KiB on Dawn/NVIDIA and on lavapipe).
-PREFILL_ATTENTION: dict[str, tuple[int, int, int]] = {
-    "w8": (16, 8, 16),
-    "x32z8": (32, 4, 8),
-    "x32": (32, 4, 16),
-    "x32w8": (32, 8, 16),
-}
 _SHARED_LIMIT = 32768  # bytes: TVM's webgpu max_shared_memory_per_block, what Dawn grants on both
 
 
 @contextlib.contextmanager
 def prefill_attention(name: str | None) -> Iterator[None]:
-    """TVM's prefill attention kernels (built while exporting the model) use PREFILL_ATTENTION[name] inside
-    the block (None: TVM's own choice)."""
+    """The package's WebGPU prefill attention tiles (models/prefill_attention_tiles.py) set to `name` for the
+    builds inside the block, up to 32 KiB of workgroup storage (None: the compiler's default)."""
     if name is None:
         yield
         return
-    tile_x, num_warps, tile_z = PREFILL_ATTENTION[name]
-    original = _kernel_common._get_prefill_kernel_config
-
-    def config(h_kv, h_q, d, dtype, target, **kw):  # noqa: ANN001, ANN003, ANN202 - TVM's signature
-        blks, load_vec, group, bdx, _, _, tile_y, _ = original(h_kv, h_q, d, dtype, target, **kw)
-        d_v = kw.get("d_v") or d
-        merged = kw.get("merged_kv", False)
-        used = _kernel_common._get_prefill_shared_memory_usage(tile_x, tile_z, d, dtype, d_v=d_v, merged_kv=merged)
-        legal = _kernel_common._is_prefill_kernel_config_legal(
-            tile_x, tile_y, tile_z, d_v, load_vec, bdx, num_warps, merged
-        )
-        if used > _SHARED_LIMIT or not legal:
-            raise SystemExit(f"prefill attention {name} does not fit d={d} {dtype}: {used} bytes, legal={legal}")
-        return blks, load_vec, group, bdx, num_warps, tile_x, tile_y, tile_z
-
-    _prefill_kernels._get_prefill_kernel_config = config
+    saved = tiles.DEFAULT_PREFILL_ATTENTION, tiles.SHARED_LIMIT_BYTES
+    tiles.DEFAULT_PREFILL_ATTENTION, tiles.SHARED_LIMIT_BYTES = name, _SHARED_LIMIT
     try:
         yield
     finally:
-        _prefill_kernels._get_prefill_kernel_config = original
+        tiles.DEFAULT_PREFILL_ATTENTION, tiles.SHARED_LIMIT_BYTES = saved
 
 
 def build_variant(
@@ -137,7 +118,7 @@ def main() -> int:
     ap.add_argument("--prefill-schedule", default=DEFAULT_PREFILL_SCHEDULE, choices=list(PREFILL_SCHEDULES))
     ap.add_argument("--fused2", action="store_true", help="the staged decode fusion (the default fused build)")
     ap.add_argument("--decode-gemv", choices=list(DECODE_GEMVS), help="webgpu decode GEMV config")
-    ap.add_argument("--prefill-attention", choices=list(PREFILL_ATTENTION), help="prefill attention tiles")
+    ap.add_argument("--prefill-attention", choices=list(PREFILL_ATTENTION_TILES), help="prefill attention tiles")
     ap.add_argument("--out", type=Path, help="default bench/tmp/prefill-<NAME>")
     args = ap.parse_args()
     t0 = time.perf_counter()

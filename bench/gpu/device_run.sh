@@ -87,14 +87,14 @@ for src in $G/src/pkgs/$GLOB; do
     echo "{\"package\":\"$name\",\"mode\":\"prefill\",\"result\":${k:-null}}" >> $OUT/kernel-times.jsonl
   fi
   fi  # NATIVE_ONLY
-  # The -fused2*, -fkv* and -prefill-* copies carry the base package's CUDA library (prepare.py): their native
+  # The -fused2*, -fkv*, -prefill-* and -v-* copies carry the base package's CUDA library (prepare.py): their native
   # row would repeat it.
-  case $name in *-fused2*|*-fkv*|*-prefill-*) ;; *)
+  case $name in *-fused2*|*-fkv*|*-prefill-*|*-v-*) ;; *)
     n=$(python3 bench/gpu/native_tvm.py $p $p/cuda.so --device cuda --runs $RUNS --decode-new $NEW 2>$OUT/native-$name.err | tail -1)
     echo "{\"package\":\"$name\",\"engine\":\"native-cuda\",\"result\":${n:-null}}" >> $OUT/results.jsonl;;
   esac
   # torch does not depend on Hearth's compiler: the *-unfused / *-fused copies (bench/gpu/build_unfused.py) skip it.
-  notorch=${SKIP_TORCH:-}; case $name in *-unfused|*-fused|*-fused2*|*-fkv*|*-prefill-*) notorch=1;; esac
+  notorch=${SKIP_TORCH:-}; case $name in *-unfused|*-fused|*-fused2*|*-fkv*|*-prefill-*|*-v-*) notorch=1;; esac
   [ -n "$notorch" ] || t=$(python3 bench/gpu/torch_ref.py $p/hf-config.json --device cuda --runs $RUNS --decode-new $NEW --max-seq $ctx 2>$OUT/torch-$name.err | tail -1)
   [ -n "$notorch" ] || echo "{\"package\":\"$name\",\"engine\":\"torch-eager-cuda\",\"result\":${t:-null}}" >> $OUT/results.jsonl
   tail -4 $OUT/results.jsonl | cut -c1-400

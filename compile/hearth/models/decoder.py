@@ -54,6 +54,7 @@ from .engine_funcs import attach_engine_functions
 from .gpu_merge_kernel import MERGE_STATE_SYMBOL, merge_state_inplace
 from .layers import Embedding
 from .param_source import ParamSource, one, rows
+from .prefill_attention_tiles import webgpu_prefill_tiles
 from .split_rotary_append import (
     SPLIT_ROTARY_SYMBOL,
     is_upstream_split_rotary,
@@ -695,10 +696,12 @@ def export_model(model: DecoderForCausalLM, target: Any = None):
     """
     tgt = _as_target(target) if target is not None else model.target
     if tgt is not None:
-        with tgt:
+        # WebGPU's prefill attention kernels get Hearth's tile config (prefill_attention_tiles.py).
+        with tgt, webgpu_prefill_tiles(tgt):
             mod, named_params = model.export_tvm(spec=model.get_default_spec())
     else:
-        mod, named_params = model.export_tvm(spec=model.get_default_spec())
+        with webgpu_prefill_tiles(tvm.target.Target.current(allow_none=True)):
+            mod, named_params = model.export_tvm(spec=model.get_default_spec())
     # WebLLM and MLC's engine look the creation function up as `create_tir_paged_kv_cache`
     # (MLC's dispatch pass renames it so). Exporting the method twice would add every cache
     # kernel twice under one symbol, so alias the Relax function instead; kernels are shared.
