@@ -8,6 +8,8 @@ package rebuilt by bench/gpu/build_unfused.py --fused2 against the default (unfu
 greedy tokens, the top logits equal up to the reduction order, and 3 launches fewer per layer plus one
 (the final norm) per decode token, counted by sdk/scripts/kernel-launches.mjs. SmolLM2-135M and the
 Qwen2.5-0.5B shape were checked the same way by hand (docs/benchmarks.md): too slow to build for CI.
+The prefetch variant (mode staged-p, build_unfused.py --fused2 --prefetch) against the staged build: the
+same tokens and logits.
 """
 
 from __future__ import annotations
@@ -138,7 +140,18 @@ def test_unknown_kernel_form_is_left_unfused() -> None:
 
 
 @pytest.mark.parametrize(
-    "mode", ["nope", "staged-r9", "staged-r0", "staged-rx", "staged-b0", "staged-b99999", "staged-bx"]
+    "mode",
+    [
+        "nope",
+        "staged-r9",
+        "staged-r0",
+        "staged-rx",
+        "staged-b0",
+        "staged-b99999",
+        "staged-bx",
+        "staged-p-r2",
+        "staged-px",
+    ],
 )
 def test_unknown_mode_is_an_error(mode: str) -> None:
     with pytest.raises(ValueError, match=f"unknown fusion mode '{mode}'"):
@@ -157,6 +170,22 @@ def test_rows_per_workgroup_is_a_mode() -> None:
     for name in names:
         script = out[name].script()
         assert 'T.thread_binding(2, thread="threadIdx.y")' in script and "thread_binding(8, thread" not in script
+
+
+def test_prefetch_is_a_mode() -> None:
+    """staged-p (and staged-r2-b1024-p): the same kernels, each thread's packed words and scales loaded into
+    registers (hearth_prefetch* local buffers of its own steps) before the prologue."""
+    for mode in ("staged-p", f"staged-r2-b{CHUNK_BYTES}-p"):
+        mod = _legalized(True, QUANT, mode)
+        names = [gv.name_hint for gv in mod.get_global_vars() if gv.name_hint.startswith("hearth_")]
+        assert len(names) == 4, (mode, names)
+        for name in names:
+            script = mod[name].script()
+            # the packed words and the scales of q4f32_1, each a per-thread register tensor
+            assert script.count('sblock("hearth_prefetch') == 2, (mode, name, script)
+            assert script.index('sblock("hearth_prefetch') < script.index('sblock("hearth_staged")'), (mode, name)
+    plain = _legalized(True)
+    assert not [gv for gv in plain.get_global_vars() if 'sblock("hearth_prefetch' in plain[gv].script()]
 
 
 # --- on Dawn (lavapipe) --------------------------------------------------------------------------------
@@ -195,17 +224,20 @@ def _base_package(model: str) -> Path:
 
 
 @functools.cache
-def _packages(model: str, staged_bytes: int | None = None) -> tuple[Path, Path]:
-    """(default package, its --fused2 rebuild); the rebuild is cached by the package and the compiler files."""
+def _packages(model: str, staged_bytes: int | None = None, prefetch: bool = False) -> tuple[Path, Path]:
+    """(default package, its --fused2 [--prefetch] rebuild); the rebuild is cached by the package and the
+    compiler files."""
     base = _base_package(model)
     build = REPO / "compile" / "hearth" / "build"
     key = _key(base / "hearth-manifest.json", build / "fusion.py", build / "staged_gemv.py", build / "pipeline.py")
     out = cache_root() / "test-packages" / "fused2" / (key + ("" if staged_bytes is None else f"-b{staged_bytes}"))
+    out = out.with_name(out.name + ("-p" if prefetch else ""))
     pkg = out / model / QUANT
     if not (pkg / "hearth-manifest.json").is_file():
         cmd = [sys.executable, str(REPO / "bench" / "gpu" / "build_unfused.py")]
         cmd += [str(mtm.ensure_test_model(model)), str(base), "--fused2", "--out", str(out)]
         cmd += [] if staged_bytes is None else ["--staged-bytes", str(staged_bytes)]
+        cmd += ["--prefetch"] if prefetch else []
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
         if proc.returncode != 0:  # the copy holds the default library: no later test may take it as the rebuild
             shutil.rmtree(pkg, ignore_errors=True)
@@ -243,3 +275,20 @@ def test_webgpu_fused2_logits_match_unfused(model: str, staged_bytes: int | None
             if ta == tb:
                 worst = max(worst, abs(la - lb) / max(1.0, abs(la)))
     assert worst < 1e-4, worst
+
+
+def test_webgpu_prefetch_same_tokens_and_logits_as_staged() -> None:
+    """--fused2 --prefetch against --fused2 (tiny-llama, lavapipe): the same multiply-adds in the same order
+    from registers instead of memory, so the same greedy tokens and bit-identical top-5 logits, and the
+    same launches."""
+    _, staged = _packages(MODEL)
+    _, prefetched = _packages(MODEL, None, True)
+    vocab = json.loads((staged / "mlc-chat-config.json").read_text())["vocab_size"]
+    prompt = ",".join(str((i * 7919 + 13) % vocab) for i in range(32))
+    args = ("--ids", prompt, "--max-new", "24", "--trace", "5")
+    a = _node("scripts/generate.mjs", str(staged), *args)
+    b = _node("scripts/generate.mjs", str(prefetched), *args)
+    assert a["tokens"] == b["tokens"]
+    assert [s["top"] for s in a["steps"]] == [s["top"] for s in b["steps"]]
+    launches = [r["stats"]["dispatch"]["launchesByKernel"] for r in (a, b)]
+    assert launches[0] == launches[1]

@@ -165,3 +165,36 @@ def test_f16_fused_library_same_tokens_close_logits_fewer_launches() -> None:
     staged = sum(v for k, v in launches[1].items() if k.startswith("hearth_"))
     assert staged == decode_calls * (3 * layers + 1), launches[1]
     assert launches[1].total() == launches[0].total() - decode_calls * (3 * layers + 1), launches
+
+
+@pytest.mark.parametrize(
+    ("k", "prologue", "dtype", "regs"),
+    [
+        (896, "rms_norm", "float32", 4),  # Qwen2.5-0.5B's gate_up: 3.5 steps of 256, the last one clamped
+        (4864, "swiglu", "float32", 10),  # its down projection: 19 steps x 2 words over the limit, per chunk
+        (4864, "swiglu", "float16", None),  # not chunked, 38 words: not prefetched, the plain kernel
+    ],
+)
+def test_prefetch_loads_precede_the_prologue(k: int, prologue: str, dtype: str, regs: int | None) -> None:
+    """prefetch: each thread's packed words and scales are loaded into `regs`-element registers (indexed by
+    constants) before the first barrier of the prologue; where they would not fit, the plain kernel."""
+    target = get_target("webgpu").target()
+
+    def wgsl(prefetch: bool) -> str:
+        built = staged_gemv.rebuild_or_none(
+            _gemv(k, 64, dtype), prologue, prologue == "swiglu", 1e-6, prefetch=prefetch
+        )
+        assert built is not None
+        lib = tvm.tirx.build(tvm.IRModule({"main": built.with_attr("global_symbol", "main")}), target=target)
+        return "".join(m.inspect_source() for m in lib.imports)
+
+    got = wgsl(True)
+    if regs is None:
+        assert got == wgsl(False)
+        return
+    assert f"var hearth_prefetch0_local : array<u32, {regs}>;" in got, got[:3000]
+    barrier = got.index("workgroupBarrier()")
+    for i in range(regs):
+        assert got.index(f"hearth_prefetch0_local[{i}i] = w_ptr[") < barrier, got[:6000]
+        assert got.index(f"hearth_prefetch1_local[{i}i] = s_ptr[") < barrier, got[:6000]
+    assert "w_ptr[" not in got[barrier:] and "s_ptr[" not in got[barrier:], got

@@ -6,7 +6,7 @@ unfused since the H100 A/B (docs/benchmarks.md, "Decode fusion on the H100"), so
 package needs --fused / --fused2; a package built before that needs no flag.
 
     .venv/bin/python bench/gpu/build_unfused.py <checkpoint> <package_dir> [--fused | --fused2 [--rows N]
-        [--staged-bytes B]] [--subgroups N] [--cuda]
+        [--staged-bytes B] [--prefetch]] [--subgroups N] [--cuda]
         [--out DIR]
 
 --subgroups N compiles the WebGPU library as target webgpu-fused-sg<N> does (reductions as subgroup
@@ -78,6 +78,11 @@ def main() -> int:
     ap.add_argument(
         "--staged-bytes", type=int, help="--fused2: stage at most this many bytes of a GEMV's input at once (chunks)"
     )
+    ap.add_argument(
+        "--prefetch",
+        action="store_true",
+        help="--fused2: each thread loads its weights into registers before the prologue (rows *-fused2-p)",
+    )
     ap.add_argument("--out", type=Path, help="default bench/tmp/unfused (bench/tmp/fused, fused2 with a flag)")
     ap.add_argument("--subgroups", type=int, choices=[8, 16, 32], help="WebGPU: subgroup reductions of N lanes")
     ap.add_argument("--cuda", action="store_true", help="also build the CUDA library the same way")
@@ -93,6 +98,10 @@ def main() -> int:
         if not args.fused2:
             raise SystemExit("--staged-bytes applies to --fused2 builds only")
         kind, fuse = f"{kind}-b{args.staged_bytes}", f"{fuse}-b{args.staged_bytes}"
+    if args.prefetch:
+        if not args.fused2:
+            raise SystemExit("--prefetch applies to --fused2 builds only")
+        kind, fuse = f"{kind}-p", f"{fuse}-p"
     if args.subgroups is not None:
         if args.cuda:
             raise SystemExit("--subgroups applies to the WebGPU library only: drop --cuda")

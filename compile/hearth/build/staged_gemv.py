@@ -28,6 +28,18 @@ reduction loop (stage a chunk, barrier, every row adds its partial sums, barrier
 cross-thread reduction once at the end): the same values and roundings, only the barriers added.
 Only float32/float16 activations and the [dequantize, NT_matmul, elementwise...]
 block shape are accepted; anything else returns None and the caller keeps the unfused kernels.
+
+Prefetch (`prefetch=True`, fusion mode `staged-p`): the kernel above is latency-bound on an H100: the whole
+prologue (the x^2 reduction and its barriers, or the staging) runs before the first weight is fetched, and
+the GEMV loop then has one packed word in flight per thread. With prefetch every thread first loads all its
+packed words and scales (its slice of each weight buffer the GEMV reads along K) into registers in an
+unrolled loop, so their latency overlaps the prologue, and the GEMV reads the registers. The reduction is
+written over three axes (step, thread, element: the split the plain schedule makes of K) so that a thread's
+registers are indexed by its step and thread directly (through K's single index, the region analysis
+relaxes the thread's slice to the whole row). The multiply-adds, their order and the reductions are the
+plain kernel's, so the results are bit-identical. A thread holds at most PREFETCH_MAX_WORDS words: a
+chunked K beyond that is prefetched per chunk (before that chunk's staging), anything else is not
+prefetched.
 """
 
 from __future__ import annotations
@@ -37,6 +49,8 @@ from typing import Literal
 
 import tvm
 from tvm import s_tir, te, tirx
+from tvm.sym.analyzer import Analyzer
+from tvm_ffi import structural_equal
 
 Prologue = Literal["rms_norm", "swiglu"]
 
@@ -52,6 +66,9 @@ VEC = 8
 # longer K is staged in chunks (chunk_elems): Qwen2.5-0.5B's down projection (K = 4864) in float32 (19 KiB)
 # as 2560 + 2304 elements; in float16 it fits whole (9.5 KiB).
 MAX_STAGED_BYTES = 12 << 10
+# Registers (32-bit words, summed over the weight buffers) a thread prefetches at most: 38 (Qwen2.5-0.5B's
+# down projection, 19 steps x word + scale) would spill on some GPUs; per chunk it is 20.
+PREFETCH_MAX_WORDS = 32
 # Activation dtypes the staged kernels handle, with their size in bytes.
 ACT_BYTES = {"float32": 4, "float16": 2}
 
@@ -134,12 +151,14 @@ def build(
     eps: float = 0.0,
     rows: int = TS_MAX,
     max_staged_bytes: int = MAX_STAGED_BYTES,
+    prefetch: bool = False,
 ) -> tirx.PrimFunc:
     """The staged kernel for `gemv` (a decode-shape [1, 1, K] x W^T PrimFunc from hearth.quant).
 
     Parameters, in order: rms_norm: (x[1,1,K], g[K], *gemv's weights, out); swiglu: (gu[1,1,2K],
     *gemv's weights, [residual[1,1,N]], out). A staged vector over `max_staged_bytes` is staged in chunks
-    (chunk_elems). Raises Unsupported when `gemv` has another form."""
+    (chunk_elems). `prefetch`: the weights loaded into registers first (module docstring), where a thread's
+    slice fits PREFETCH_MAX_WORDS. Raises Unsupported when `gemv` has another form."""
     params = list(gemv.params)  # buffers
     x_buf, out_buf, weight_bufs = params[0], params[-1], params[1:-1]
     # The output's dtype may differ from the input's: an f16 model's lm_head writes float32 logits.
@@ -198,16 +217,22 @@ def build(
         or not (isinstance(mm_block.init.value, tirx.FloatImm) and mm_block.init.value.value == 0.0)
     ):
         raise Unsupported(f"{mm_block.name_hint} is not a sum of products")
-    rk = te.reduce_axis((0, k), name="k")
     names_ = [iv.var.name for iv in ivs]
-    mm = te.compute(
-        (1, 1, n),
-        lambda a, b, j: te.sum(
-            _translate(store.value.b, dict(zip(names_, [a, b, j, rk], strict=True)), loads),
-            axis=rk,
-        ),
-        name="hearth_gemv",
-    )
+    chunk = chunk_elems(k, dtype, max_staged_bytes)
+    held = _prefetch_steps(k, chunk, len(weights)) if prefetch else None
+    if held is None:
+        rk = te.reduce_axis((0, k), name="k")
+        mm = te.compute(
+            (1, 1, n),
+            lambda a, b, j: te.sum(
+                _translate(store.value.b, dict(zip(names_, [a, b, j, rk], strict=True)), loads),
+                axis=rk,
+            ),
+            name="hearth_gemv",
+        )
+    else:
+        pf_loads = loads | {x_buf.name: _padded(staged, k)}
+        mm = _prefetched_gemv(store.value.b, names_, blocks[0], weight_bufs, weights, pf_loads, k, n, held)
     loads[store.buffer.name] = lambda idx: mm(*idx)
     last = mm
     for i, blk in enumerate(blocks[2:]):  # bias add, cast: elementwise on the GEMV's output
@@ -222,8 +247,189 @@ def build(
         last = te.compute((1, 1, n), lambda a, b, j: res[a, b, j] + gemv_out[a, b, j], name="hearth_residual")
         extra = [res]
     func = te.create_prim_func([*inputs, *weights, *extra, last])
-    chunk = chunk_elems(k, dtype, max_staged_bytes)
-    return _schedule(func, k, n, prologue, rows, chunk).with_attr("tirx.is_scheduled", True)
+    if held is None:
+        return _schedule(func, k, n, prologue, rows, chunk).with_attr("tirx.is_scheduled", True)
+    return _schedule_prefetch(func, k, n, prologue, rows, chunk, held).with_attr("tirx.is_scheduled", True)
+
+
+STEP = TR * VEC
+
+
+def _prefetch_steps(k: int, chunk: int, buffers: int) -> int | None:
+    """Steps (STEP elements of K) whose weights a thread prefetches at once: all of K's, else one chunk's
+    (chunk < K); None where prefetch does not apply (K not whole VEC words, or over PREFETCH_MAX_WORDS)."""
+    if k % VEC or buffers == 0:
+        return None
+    steps = -(-k // STEP)
+    if steps * buffers <= PREFETCH_MAX_WORDS:
+        return steps
+    if chunk < k and chunk // STEP * buffers <= PREFETCH_MAX_WORDS:
+        return chunk // STEP
+    return None
+
+
+def _fetcher(
+    indices: Callable[[tirx.Expr, tirx.Expr], dict[str, list[tirx.Expr]]],
+    name: str,
+    t: te.Tensor,
+    k: int,
+    kdtype: str,
+    ndtype: str,
+) -> Callable[[tirx.Expr, tirx.Expr, tirx.Expr], tirx.Expr]:
+    """The register tensor's element [j, thread, step]: the weight value at K's first element of it."""
+
+    def fetch(j: tirx.Expr, th: tirx.Expr, s: tirx.Expr) -> tirx.Expr:
+        # clamped: the steps past K (the last one's tail, a padded group) load a valid, unused word
+        first = tirx.Cast(kdtype, tirx.min(s * STEP + th * VEC, k - VEC))
+        return t(*indices(tirx.Cast(ndtype, j), first)[name])
+
+    return fetch
+
+
+def _prefetched_gemv(
+    product: tirx.Expr,
+    mm_vars: list[str],
+    deq_block: object,
+    weight_bufs: list[object],
+    weights: list[te.Tensor],
+    loads: dict[str, Loader],
+    k: int,
+    n: int,
+    held: int,
+) -> te.Tensor:
+    """The GEMV with its weights read from per-thread register tensors hearth_prefetch<i>[N, TR, steps]:
+    element [j, t, s] is the value thread t uses for the VEC elements of K at s * STEP + t * VEC."""
+    store, ivs = deq_block.body, list(deq_block.iter_vars)
+    if not isinstance(store, tirx.BufferStore) or len(ivs) != 2 or int(ivs[1].dom.extent) != k:
+        raise Unsupported("dequantize is not a [N, K] map")
+    n_name, k_name = (iv.var.name for iv in ivs)
+    ndtype, kdtype = (str(iv.var.ty) for iv in ivs)
+
+    def indices(j: tirx.Expr, kk: tirx.Expr) -> dict[str, list[tirx.Expr]]:
+        """The index of each weight buffer the dequantize reads for element [j, kk] (each read at one index)."""
+        seen: dict[str, list[tirx.Expr]] = {}
+
+        def recorder(buf: object, t: te.Tensor) -> Loader:
+            def load(idx: list[tirx.Expr]) -> tirx.Expr:
+                if buf.name in seen and not structural_equal(seen[buf.name], idx):
+                    raise Unsupported(f"{buf.name} is read at two places")
+                seen[buf.name] = idx
+                return t(*idx)
+
+            return load
+
+        probe = dict(loads) | {b.name: recorder(b, t) for b, t in zip(weight_bufs, weights, strict=True)}
+        _translate(store.value, {n_name: j, k_name: kk}, probe)
+        return seen
+
+    analyzer = Analyzer()
+    # one value per VEC elements of K (a packed word, a group's scale): checked on the first and last steps
+    j0 = tirx.const(0, ndtype)
+    for kk in [*range(0, min(k, 2 * STEP)), *range(max(0, k - STEP), k)]:
+        at = indices(j0, tirx.const(kk, kdtype))
+        base = indices(j0, tirx.const(kk - kk % VEC, kdtype))
+        for name, idx in at.items():
+            if not all(
+                structural_equal(analyzer.simplify(x), analyzer.simplify(y))
+                for x, y in zip(idx, base[name], strict=True)
+            ):
+                raise Unsupported(f"{name} changes within a thread's {VEC} elements")
+    read = indices(j0, tirx.const(0, kdtype))
+    steps = -(-k // STEP)
+    steps = -(-steps // held) * held  # whole prefetch groups: a per-chunk group may run past K (clamped)
+    caches: dict[str, te.Tensor] = {}
+    for i, (buf, t) in enumerate((b, t) for b, t in zip(weight_bufs, weights, strict=True) if b.name in read):
+        fetch = _fetcher(indices, buf.name, t, k, kdtype, ndtype)
+        caches[buf.name] = te.compute((n, TR, steps), fetch, name=f"hearth_prefetch{i}")
+
+    # K as the plain schedule splits it (step, thread, element), as three axes so that a thread's registers
+    # are indexed by its own loop variables (through one axis, TVM compacts each thread's registers to the
+    # whole row: a scratch array, not registers)
+    rs = te.reduce_axis((0, -(-k // STEP)), name="ks")
+    rt = te.reduce_axis((0, TR), name="kt")
+    rv = te.reduce_axis((0, VEC), name="kv")
+    kexpr = rs * STEP + rt * VEC + rv
+
+    def element(a: tirx.Expr, b: tirx.Expr, j: tirx.Expr) -> tirx.Expr:
+        regs: dict[str, Loader] = {name: (lambda _idx, c=c: c(j, rt, rs)) for name, c in caches.items()}
+        inner = dict(loads) | regs
+        deq = deq_block.body.buffer.name
+
+        def dequantized(idx: list[tirx.Expr]) -> tirx.Expr:
+            at = {n_name: tirx.Cast(ndtype, idx[0]), k_name: tirx.Cast(kdtype, idx[1])}
+            return _translate(store.value, at, inner)
+
+        return _translate(product, dict(zip(mm_vars, [a, b, j, kexpr], strict=True)), loads | {deq: dequantized})
+
+    return te.compute((1, 1, n), lambda a, b, j: te.sum(element(a, b, j), axis=[rs, rt, rv]), name="hearth_gemv")
+
+
+def _padded(staged: te.Tensor, k: int) -> Loader:
+    """The staged vector read past K as 0 (the steps of the three-axis reduction cover whole TR x VEC
+    blocks; TE drops a reduction's `where`). 0 times the (finite, clamped) weight leaves the sum as it was,
+    and the elements inside K are multiplied and added as in the plain kernel."""
+    if k % STEP == 0:
+        return lambda idx: staged[idx[2]]
+    zero = tirx.const(0, str(staged.dtype))
+    return lambda idx: tirx.Select(idx[2] < k, staged[tirx.min(idx[2], k - 1)], zero)
+
+
+def _schedule_prefetch(
+    func: tirx.PrimFunc, k: int, n: int, prologue: Prologue, rows: int, chunk: int, held: int
+) -> tirx.PrimFunc:
+    """_schedule's kernel with the weights prefetched (build's `prefetch`): the same loops, the reduction
+    already split (step, thread, element); the register tensors computed at the block (all of K's steps)
+    or at the chunk (`held` steps of it), before the prologue."""
+    ts = _rows_per_group(n, rows)
+    sch = s_tir.Schedule(func)
+    mm = sch.get_sblock("hearth_gemv")
+    a, b, j, rs, rt, rv = sch.get_loops(mm)
+    bx, ty = sch.split(sch.fuse(a, b, j), [None, ts])
+    chunked = chunk < k
+    if chunked:
+        ch, rs = sch.split(rs, [None, chunk // STEP])
+    sch.reorder(bx, ty, rt, *([ch] if chunked else []), rs, rv)
+    # unrolled: the registers are indexed by constants (a loop index would make them a scratch array)
+    sch.unroll(rs)
+    sch.unroll(rv)
+    sch.bind(bx, "blockIdx.x")
+    sch.bind(ty, "threadIdx.y")
+    sch.bind(rt, "threadIdx.x")
+    names = [sch.get(blk).name_hint for blk in sch.get_child_blocks(sch.get_sblock("root"))]
+    # first, so that the prologue's blocks, computed at the same loop after them, go between them and the GEMV
+    per_chunk = chunked and held * STEP < k
+    for name in (x for x in names if x.startswith("hearth_prefetch")):
+        cache = sch.get_sblock(name)
+        sch.set_scope(cache, 0, "local")
+        sch.compute_at(cache, ch if per_chunk else bx, preserve_unit_loops=True)
+        cy, cx, cs = sch.get_loops(cache)[-3:]
+        if not per_chunk:
+            sch.bind(cy, "threadIdx.y")
+            sch.bind(cx, "threadIdx.x")
+        sch.unroll(cs)
+    epilogues = [sch.get_sblock(x) for x in names if x.startswith(("hearth_epilogue", "hearth_residual"))]
+    if epilogues:
+        sch.set_scope(mm, 0, "local")
+        for epi in epilogues[:-1]:
+            sch.compute_inline(epi)
+        sch.reverse_compute_at(epilogues[-1], ty)
+    staged = sch.get_sblock("hearth_staged")
+    sch.set_scope(staged, 0, "shared")
+    sch.compute_at(staged, ch if chunked else bx)
+    loop = sch.get_loops(staged)[-1]
+    _, sy, sx = sch.split(loop, [None, ts, TR])
+    sch.bind(sy, "threadIdx.y")
+    sch.bind(sx, "threadIdx.x")
+    if prologue == "rms_norm":
+        sumsq = sch.get_sblock("hearth_sumsq")
+        sch.compute_at(sumsq, bx)
+        rl = sch.get_loops(sumsq)[-1]
+        rl_o, rl_y, rl_x = sch.split(rl, [None, ts, TR])
+        sch.reorder(rl_y, rl_x, rl_o)
+        sch.bind(rl_y, "threadIdx.y")
+        sch.bind(rl_x, "threadIdx.x")
+        sch.set_scope(sumsq, 0, "local")
+    return sch.mod["main"]
 
 
 def _rows_per_group(n: int, rows: int) -> int:
@@ -301,9 +507,10 @@ def rebuild_or_none(
     eps: float = 0.0,
     rows: int = TS_MAX,
     max_staged_bytes: int = MAX_STAGED_BYTES,
+    prefetch: bool = False,
 ) -> tvm.tirx.PrimFunc | None:
     """build(), or None where the kernel is of a form it does not handle."""
     try:
-        return build(gemv, prologue, residual, eps, rows, max_staged_bytes)
+        return build(gemv, prologue, residual, eps, rows, max_staged_bytes, prefetch)
     except Unsupported:
         return None
