@@ -9,6 +9,8 @@ float16.
 Then on Dawn (lavapipe, which has shader-f16): tiny-llama-trained q4f16_1 compiled with --target webgpu
 --target webgpu-fused, the fused library against the plain one: the same greedy tokens over 24 positions,
 top-5 logits within F16_LOGIT_TOL, and 3 launches fewer per layer plus one per decode call.
+The weight prefetch (staged_gemv's prefetch) in WGSL, f32 and f16: the loads into registers before the first
+barrier, per chunk for a chunked K, none where a thread's slice would not fit.
 (q4f16_gguf needs a GGUF source, which the tiny test models have not: SmolLM2's package was checked by hand,
 docs/benchmarks.md.)
 """
