@@ -59,7 +59,10 @@ class CompileOptionError(HearthError, ValueError):
 
 
 # `hearth compile --decode-fusion` -> relax_pipeline's fuse argument (build/fusion.py's modes).
-DECODE_FUSION: dict[str, bool | str] = {"none": False, "staged": "staged"}
+# decode_fusion name -> build/fusion.py mode. "staged" prefetches each thread's weights into registers before
+# the prologue ("-p"): bit-identical logits, and on an H100 the Qwen2.5-0.5B shape's decode GPU time per token
+# 2.50 -> 2.04 ms (SmolLM2-135M 2.11 -> 2.01; docs/benchmarks.md, "On the H100, fourth run").
+DECODE_FUSION: dict[str, bool | str] = {"none": False, "staged": "staged-p"}
 
 
 def _build_key(

@@ -39,7 +39,8 @@ registers are indexed by its step and thread directly (through K's single index,
 relaxes the thread's slice to the whole row). The multiply-adds, their order and the reductions are the
 plain kernel's, so the results are bit-identical. A thread holds at most PREFETCH_MAX_WORDS words: a
 chunked K beyond that is prefetched per chunk (before that chunk's staging), anything else is not
-prefetched.
+prefetched. Packages build with it (build/package.py's DECODE_FUSION) since the H100 A/B: the Qwen2.5-0.5B
+shape's decode GPU time per token 2.50 -> 2.04 ms (gate_up 23.9 -> 16.5 us, down 23.7 -> 17.3 per launch).
 """
 
 from __future__ import annotations
