@@ -141,18 +141,36 @@ test("unbounded strings (trained model: it closes them; it does not close unboun
 });
 
 test("json_object (OpenAI) and WebLLM's json_object + schema; greedy and sampled", async () => {
-  for (const temperature of [0, 1]) {
+  // A free JSON object lets a random model's string run on to max_tokens on some seeds (seed 7 alone did, once a
+  // kernel change moved its logits in the last digits), so: greedy plus six seeds; every reply that ends must be
+  // an object, and some must end (the grammar's end has to be reachable: 4 of 7 ended when this was written).
+  let ended = 0;
+  for (const [temperature, seed] of [
+    [0, 1],
+    [1, 1],
+    [1, 2],
+    [1, 3],
+    [1, 4],
+    [1, 5],
+    [1, 6],
+  ] as const) {
     const r = await random.chatCompletion({
       messages: ask("Any JSON object."),
       temperature,
-      seed: 7,
+      seed,
       max_tokens: 256,
       response_format: { type: "json_object" },
     });
-    assert.equal(r.choices[0]?.finish_reason, "stop", r.choices[0]?.message.content ?? "");
-    const value: unknown = JSON.parse(r.choices[0]?.message.content ?? "");
-    assert.ok(typeof value === "object" && value !== null && !Array.isArray(value));
+    const content = r.choices[0]?.message.content ?? "";
+    if (r.choices[0]?.finish_reason !== "stop") {
+      assert.equal(r.choices[0]?.finish_reason, "length", content);
+      continue;
+    }
+    ended++;
+    const value: unknown = JSON.parse(content);
+    assert.ok(typeof value === "object" && value !== null && !Array.isArray(value), content);
   }
+  assert.ok(ended >= 2, `only ${ended} of 7 json_object replies ended within 256 tokens`);
   const schema = { type: "object", properties: { n: { type: "integer", minimum: 1, maximum: 3 } }, required: ["n"] };
   for (const form of [schema, JSON.stringify(schema)]) {
     const r = await random.chatCompletion({ messages: ask("n?"), temperature: 0, max_tokens: 32, response_format: { type: "json_object", schema: form } });
