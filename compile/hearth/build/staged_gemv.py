@@ -408,29 +408,7 @@ def _schedule_prefetch(
             sch.bind(cy, "threadIdx.y")
             sch.bind(cx, "threadIdx.x")
         sch.unroll(cs)
-    epilogues = [sch.get_sblock(x) for x in names if x.startswith(("hearth_epilogue", "hearth_residual"))]
-    if epilogues:
-        sch.set_scope(mm, 0, "local")
-        for epi in epilogues[:-1]:
-            sch.compute_inline(epi)
-        sch.reverse_compute_at(epilogues[-1], ty)
-    staged = sch.get_sblock("hearth_staged")
-    sch.set_scope(staged, 0, "shared")
-    sch.compute_at(staged, ch if chunked else bx)
-    loop = sch.get_loops(staged)[-1]
-    _, sy, sx = sch.split(loop, [None, ts, TR])
-    sch.bind(sy, "threadIdx.y")
-    sch.bind(sx, "threadIdx.x")
-    if prologue == "rms_norm":
-        sumsq = sch.get_sblock("hearth_sumsq")
-        sch.compute_at(sumsq, bx)
-        rl = sch.get_loops(sumsq)[-1]
-        rl_o, rl_y, rl_x = sch.split(rl, [None, ts, TR])
-        sch.reorder(rl_y, rl_x, rl_o)
-        sch.bind(rl_y, "threadIdx.y")
-        sch.bind(rl_x, "threadIdx.x")
-        sch.set_scope(sumsq, 0, "local")
-    return sch.mod["main"]
+    return _schedule_epilogue_and_prologue(sch, mm, bx, ty, ch if chunked else None, ts, prologue)
 
 
 def _rows_per_group(n: int, rows: int) -> int:
@@ -464,6 +442,21 @@ def _schedule(func: tirx.PrimFunc, k: int, n: int, prologue: Prologue, rows: int
     sch.bind(bx, "blockIdx.x")
     sch.bind(ty, "threadIdx.y")
     sch.bind(tx, "threadIdx.x")
+    return _schedule_epilogue_and_prologue(sch, mm, bx, ty, ch if chunked else None, ts, prologue)
+
+
+def _schedule_epilogue_and_prologue(
+    sch: s_tir.Schedule,
+    mm: s_tir.schedule.SBlockRV,
+    bx: s_tir.schedule.LoopRV,
+    ty: s_tir.schedule.LoopRV,
+    ch: s_tir.schedule.LoopRV | None,
+    ts: int,
+    prologue: Prologue,
+) -> tirx.PrimFunc:
+    """What _schedule and _schedule_prefetch share once the GEMV's loops are bound: the epilogue written by
+    the row's threads, the prologue staged in shared memory at the block (or at the chunk loop `ch`), and
+    rms_norm's sum of squares at the block."""
     epilogues = [
         sch.get_sblock(name)
         for name in [sch.get(blk).name_hint for blk in sch.get_child_blocks(sch.get_sblock("root"))]
@@ -484,7 +477,7 @@ def _schedule(func: tirx.PrimFunc, k: int, n: int, prologue: Prologue, rows: int
     # (shared before compute_at: the region it computes is then relaxed over the thread loops around it,
     # the whole chunk, not one thread's part of it)
     sch.set_scope(staged, 0, "shared")
-    sch.compute_at(staged, ch if chunked else bx)
+    sch.compute_at(staged, bx if ch is None else ch)
     loop = sch.get_loops(staged)[-1]
     _, sy, sx = sch.split(loop, [None, ts, TR])
     sch.bind(sy, "threadIdx.y")
