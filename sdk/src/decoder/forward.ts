@@ -6,8 +6,8 @@
  *   prefill(input_embed [1, n, hidden], kv, params) -> (logits f32[1, 1, vocab], kv)   (last token only)
  *   decode(input_embed [1, 1, hidden], kv, params)  -> (logits f32[1, 1, vocab], kv)
  *
- * One call = upload the ids, embed, run prefill/decode inside the KV cache's begin/end_forward, copy the
- * logits of the last token into a persistent host tensor, wait for the GPU, return them as float32.
+ * One call = upload the ids, embed, run prefill/decode inside the KV cache's begin/end_forward, read the
+ * logits of the last token back (through a persistent staging buffer on WebGPU), return them as float32.
  * Nothing else is read back. Callers serialize calls (one in flight; see SerialQueue).
  */
 import { decodeTensorData, isTensorDType } from "../runtime/dtype.js";
@@ -15,6 +15,7 @@ import type { PagedKVCache } from "./kv-cache.js";
 import type { TvmArray, TvmDevice, TvmObject, TvmPackedFunc, TvmTensor, TvmVirtualMachine } from "../runtime/tvmjs-types.js";
 import { isTvmTensor, type TvmLLMInstance } from "../runtime/tvmjs-llm.js";
 import { GpuArgmax } from "../runtime/gpu-argmax.js";
+import { GpuReadback } from "../runtime/gpu-readback.js";
 import { GpuSampler } from "../runtime/gpu-sampler.js";
 import { argmax } from "../sample/argmax.js";
 import type { TokenHistory } from "../sample/history.js";
@@ -62,6 +63,7 @@ export class DecoderFunctions {
   private readonly gpu: { access: TvmjsGpuAccess } | undefined;
   private argmaxKernel: GpuArgmax | undefined;
   private samplerKernel: GpuSampler | undefined;
+  private readback: GpuReadback | undefined;
   /** Positions sampled by runSample: on the GPU, and handed back to the host (stats). */
   readonly gpuSampling = { sampled: 0, handedBack: 0 };
   private disposed = false;
@@ -201,8 +203,20 @@ export class DecoderFunctions {
     }
   }
 
-  /** Copy the logits into the persistent host tensor, wait for the GPU, return them as float32. */
+  /**
+   * Wait for the GPU and return the logits as float32. On WebGPU, float32 logits come through one
+   * persistent staging buffer (gpu-readback.ts); elsewhere (the CPU, float16 logits) tvmjs copies them into
+   * the persistent host tensor.
+   */
   private async readBack(logits: TvmTensor): Promise<{ value: Float32Array; submitted: number }> {
+    const gpu = this.gpu;
+    if (gpu !== undefined && logits.dtype === "float32") {
+      gpu.access.flush(); // submit the model's work first: the copy is queued after it
+      const submitted = performance.now();
+      this.readback ??= new GpuReadback(gpu.access.device);
+      const n = logits.shape[2] as number;
+      return { value: await this.readback.read(gpu.access.bufferOf(logits.getDataPtr()), byteOffsetOf(logits) / 4, n), submitted };
+    }
     const host = this.hostFor(logits);
     host.copyFrom(logits);
     const submitted = performance.now();
@@ -231,6 +245,7 @@ export class DecoderFunctions {
     this.decodeInput?.dispose();
     this.argmaxKernel?.dispose();
     this.samplerKernel?.dispose();
+    this.readback?.dispose();
     this.embed.dispose();
     this.prefill.dispose();
     this.decode.dispose();
