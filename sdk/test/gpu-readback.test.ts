@@ -39,7 +39,12 @@ test("reads back exact values from an offset, growing the staging buffer and reu
   try {
     const results: Float32Array[] = [];
     // short first (a small staging buffer), then the full Qwen2.5-sized vocabulary (it grows), then short again
-    for (const [offset, n] of [[0, 3], [64, 151936], [70, 4], [5, 1000]] as const) {
+    for (const [offset, n] of [
+      [0, 3],
+      [64, 151936],
+      [70, 4],
+      [5, 1000],
+    ] as const) {
       const got = await readback.read(buf, offset, n);
       assert.equal(got.length, n);
       assert.deepEqual(bits(got), bits(all.subarray(offset, offset + n)), `offset ${offset}, n ${n}`);
