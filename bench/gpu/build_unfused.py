@@ -6,12 +6,14 @@ unfused since the H100 A/B (docs/benchmarks.md, "Decode fusion on the H100"), so
 package needs --fused / --fused2; a package built before that needs no flag.
 
     .venv/bin/python bench/gpu/build_unfused.py <checkpoint> <package_dir> [--fused | --fused2 [--rows N]
-        [--staged-bytes B] [--prefetch]] [--subgroups N] [--cuda]
+        [--staged-bytes B] [--prefetch [--multirow R]]] [--subgroups N] [--cuda]
         [--out DIR]
 
 --subgroups N compiles the WebGPU library as target webgpu-fused-sg<N> does (reductions as subgroup
 shuffles for adapters whose subgroups are exactly N lanes: 32 on NVIDIA; hearth/build/subgroups.py), e.g.
 `--fused2 --subgroups 32 --out bench/tmp/v-sg32` for bench/gpu/prepare.py's -v-sg32 rows.
+--multirow R (with --prefetch; mode staged-p-m<R>): each thread computes up to R output rows of a staged GEMV
+(build/staged_gemv.py's multirow), e.g. `--fused2 --prefetch --multirow 4 --out bench/tmp/v-m4`.
 
 Writes <out>/<model_id>/<quant>/ (the package's files, weights hard-linked, the webgpu wasm rebuilt and
 its manifest entry re-hashed) and, with --cuda, bench/tmp/cuda/<model_id>-<quant>-unfused-cuda.so.
@@ -83,6 +85,12 @@ def main() -> int:
         action="store_true",
         help="--fused2: each thread loads its weights into registers before the prologue (rows *-fused2-p)",
     )
+    ap.add_argument(
+        "--multirow",
+        type=int,
+        choices=[1, 2, 4, 8],
+        help="--prefetch: output rows per thread of the staged GEMVs, at most (rows *-fused2-p-m<R>)",
+    )
     ap.add_argument("--out", type=Path, help="default bench/tmp/unfused (bench/tmp/fused, fused2 with a flag)")
     ap.add_argument("--subgroups", type=int, choices=[8, 16, 32], help="WebGPU: subgroup reductions of N lanes")
     ap.add_argument("--cuda", action="store_true", help="also build the CUDA library the same way")
@@ -102,6 +110,10 @@ def main() -> int:
         if not args.fused2:
             raise SystemExit("--prefetch applies to --fused2 builds only")
         kind, fuse = f"{kind}-p", f"{fuse}-p"
+    if args.multirow is not None:
+        if not args.prefetch:
+            raise SystemExit("--multirow applies to --fused2 --prefetch builds only")
+        kind, fuse = f"{kind}-m{args.multirow}", f"{fuse}-m{args.multirow}"
     if args.subgroups is not None:
         if args.cuda:
             raise SystemExit("--subgroups applies to the WebGPU library only: drop --cuda")

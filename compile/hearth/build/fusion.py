@@ -32,8 +32,16 @@ from . import staged_gemv
 
 # staged-r<N>: N output rows per workgroup (1..8); staged[-r<N>]-b<BYTES>: stage at most BYTES of the
 # input vector at once (default staged_gemv.MAX_STAGED_BYTES; a smaller one makes tests chunk small models);
-# a trailing -p: each thread prefetches its weights into registers before the prologue (staged_gemv's prefetch)
-FUSION_MODES = ("gate", "staged", "staged-r<N>", "staged[-r<N>]-b<BYTES>", "staged[-r<N>][-b<BYTES>]-p")
+# a trailing -p: each thread prefetches its weights into registers before the prologue (staged_gemv's prefetch);
+# -p-m<R> (R = 1, 2, 4 or 8): each thread computes up to R output rows (staged_gemv's multirow)
+FUSION_MODES = (
+    "gate",
+    "staged",
+    "staged-r<N>",
+    "staged[-r<N>]-b<BYTES>",
+    "staged[-r<N>][-b<BYTES>]-p",
+    "staged[-r<N>][-b<BYTES>]-p-m<R>",
+)
 
 # call_tir kernels that compute x @ W^T (hearth.quant's fused dequantize + GEMV, or the f32 NT_matmul
 # FuseTransposeMatmul makes); their first argument is the activation vector.
@@ -161,11 +169,12 @@ def _static_act(ty: object, rank: int = 3) -> tuple[str, list[int]] | None:
 class _Staged:
     """Rewrites one module's decode functions; the new kernels are added to the module afterwards."""
 
-    def __init__(self, mod: tvm.ir.IRModule, rows: int, max_staged_bytes: int, prefetch: bool) -> None:
+    def __init__(self, mod: tvm.ir.IRModule, rows: int, max_staged_bytes: int, prefetch: bool, multirow: int) -> None:
         self.mod = mod
         self.rows = rows
         self.max_staged_bytes = max_staged_bytes
         self.prefetch = prefetch
+        self.multirow = multirow
         self.builder = relax.BlockBuilder(mod)  # its add_func gives the GlobalVar the type call_tir checks
         self.kernels: dict[str, tvm.ir.GlobalVar] = {}
 
@@ -176,7 +185,7 @@ class _Staged:
         if name not in self.kernels:
             prim = self.mod[gemv]
             built = staged_gemv.rebuild_or_none(
-                prim, prologue, residual, eps, self.rows, self.max_staged_bytes, self.prefetch
+                prim, prologue, residual, eps, self.rows, self.max_staged_bytes, self.prefetch, self.multirow
             )
             if built is None:
                 return None
@@ -255,9 +264,9 @@ class _Staged:
         return relax.analysis.remove_all_unused(func)
 
 
-def _staged_mode(mode: str) -> tuple[int, int, bool] | None:
-    """(rows per workgroup, staged bytes, prefetch) of a "staged[-r<N>][-b<BYTES>][-p]" mode, None for other
-    modes."""
+def _staged_mode(mode: str) -> tuple[int, int, bool, int] | None:
+    """(rows per workgroup, staged bytes, prefetch, rows per thread) of a "staged[-r<N>][-b<BYTES>][-p[-m<R>]]"
+    mode, None for other modes."""
     parts = mode.split("-")
     if parts[0] != "staged":
         return None
@@ -272,15 +281,20 @@ def _staged_mode(mode: str) -> tuple[int, int, bool] | None:
             return None
         max_bytes, rest = int(rest[0][1:]), rest[1:]
     prefetch = rest[:1] == ["p"]
+    multirow = 1
     if prefetch:
         rest = rest[1:]
-    return None if rest else (rows, max_bytes, prefetch)
+        if rest and rest[0][:1] == "m":
+            if rest[0][1:] not in ("1", "2", "4", "8"):
+                return None
+            multirow, rest = int(rest[0][1:]), rest[1:]
+    return None if rest else (rows, max_bytes, prefetch, multirow)
 
 
-def _staged_pass(rows: int, max_staged_bytes: int, prefetch: bool) -> tvm.transform.Pass:
+def _staged_pass(rows: int, max_staged_bytes: int, prefetch: bool, multirow: int) -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="HearthStagedDecodeFusion")
     def run(mod: tvm.ir.IRModule, _ctx: tvm.transform.PassContext) -> tvm.ir.IRModule:
-        staged = _Staged(mod, rows, max_staged_bytes, prefetch)
+        staged = _Staged(mod, rows, max_staged_bytes, prefetch, multirow)
         for gv, func in list(mod.functions_items()):
             if isinstance(func, relax.Function):
                 staged.builder.update_func(gv, staged.rewrite(func))

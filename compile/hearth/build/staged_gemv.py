@@ -41,6 +41,20 @@ plain kernel's, so the results are bit-identical. A thread holds at most PREFETC
 chunked K beyond that is prefetched per chunk (before that chunk's staging), anything else is not
 prefetched. Packages build with it (build/package.py's DECODE_FUSION) since the H100 A/B: the Qwen2.5-0.5B
 shape's decode GPU time per token 2.50 -> 2.04 ms (gate_up 23.9 -> 16.5 us, down 23.7 -> 17.3 per launch).
+
+Multi-row (`multirow=R` with prefetch, fusion mode `staged-p-m<R>`; opt-in until the GPU A/B): each thread
+computes R output rows instead of one, so a workgroup covers ts x R rows, its prologue (the x^2 reduction,
+the staging, their barriers) is paid once per ts x R rows (lm_head: 151936 / 8 -> / 32 workgroups at R = 4),
+and each thread has R rows' words in flight. A thread's rows are contiguous (bx * ts * R + ty * R + r): each
+row's TR threads still read one 128-byte line per step. The reduction is factored over the thread axis
+(rfactor): each thread first sums its share of each of its rows into a register per row (the one-row
+kernel's per-thread partial: the same multiply-adds in the same order), then one cross-thread reduction per
+row (TVM's allreduce, the one-row kernel's tree) adds the TR partials, so the results are bit-identical to
+`staged-p`. Each row's reduction is its own block (TVM's allreduce lowering rejects one unrolled loop of
+them: they would share one result buffer), so each has its own ts x TR float buffer in workgroup storage
+and its own barriers. R and the steps are unrolled so every register index is a constant. R is halved per
+kernel until ts x R divides N, the R rows' words fit PREFETCH_MAX_WORDS_MULTI and the R reduction buffers
+fit WORKGROUP_BYTES beside the staged vector; a kernel that is not prefetched keeps one row per thread.
 """
 
 from __future__ import annotations
@@ -67,9 +81,20 @@ VEC = 8
 # longer K is staged in chunks (chunk_elems): Qwen2.5-0.5B's down projection (K = 4864) in float32 (19 KiB)
 # as 2560 + 2304 elements; in float16 it fits whole (9.5 KiB).
 MAX_STAGED_BYTES = 12 << 10
+# Workgroup storage WebGPU guarantees (maxComputeWorkgroupStorageSize), and the bytes of one cross-thread
+# reduction's buffer per thread (float32 sums, also in f16 kernels).
+WORKGROUP_BYTES = 16 << 10
+REDUCTION_BYTES = 4
 # Registers (32-bit words, summed over the weight buffers) a thread prefetches at most: 38 (Qwen2.5-0.5B's
 # down projection, 19 steps x word + scale) would spill on some GPUs; per chunk it is 20.
 PREFETCH_MAX_WORDS = 32
+# The same for a multi-row kernel (build's `multirow`), over all its rows: twice the one-row cap. An H100
+# thread has up to 255 registers; 64 words leave it ~190 for the rest, and a multi-row kernel is an opt-in
+# experiment the GPU A/B decides on. With it the Qwen2.5-0.5B shape's 896-K GEMVs (8 words a row) take 8
+# rows, its down projection's chunk (20 words a row) 2.
+PREFETCH_MAX_WORDS_MULTI = 64
+# Output rows a thread may compute (build's `multirow`).
+MULTIROW_MAX = 8
 # Activation dtypes the staged kernels handle, with their size in bytes.
 ACT_BYTES = {"float32": 4, "float16": 2}
 
@@ -153,13 +178,18 @@ def build(
     rows: int = TS_MAX,
     max_staged_bytes: int = MAX_STAGED_BYTES,
     prefetch: bool = False,
+    multirow: int = 1,
 ) -> tirx.PrimFunc:
     """The staged kernel for `gemv` (a decode-shape [1, 1, K] x W^T PrimFunc from hearth.quant).
 
     Parameters, in order: rms_norm: (x[1,1,K], g[K], *gemv's weights, out); swiglu: (gu[1,1,2K],
     *gemv's weights, [residual[1,1,N]], out). A staged vector over `max_staged_bytes` is staged in chunks
     (chunk_elems). `prefetch`: the weights loaded into registers first (module docstring), where a thread's
-    slice fits PREFETCH_MAX_WORDS. Raises Unsupported when `gemv` has another form."""
+    slice fits PREFETCH_MAX_WORDS. `multirow` (with `prefetch`; 1, 2, 4 or 8): each thread computes up to that
+    many output rows (module docstring), fewer where N or PREFETCH_MAX_WORDS_MULTI asks for it. Raises
+    Unsupported when `gemv` has another form."""
+    if multirow not in (1, 2, 4, 8) or (multirow > 1 and not prefetch):
+        raise ValueError(f"multirow={multirow}: use 1, 2, 4 or 8 rows per thread, more than 1 only with prefetch")
     params = list(gemv.params)  # buffers
     x_buf, out_buf, weight_bufs = params[0], params[-1], params[1:-1]
     # The output's dtype may differ from the input's: an f16 model's lm_head writes float32 logits.
@@ -221,6 +251,12 @@ def build(
     names_ = [iv.var.name for iv in ivs]
     chunk = chunk_elems(k, dtype, max_staged_bytes)
     held = _prefetch_steps(k, chunk, len(weights)) if prefetch else None
+    ts = _rows_per_group(n, rows)
+    per_thread = 1
+    if held is not None:
+        # workgroup storage left beside the staged vector and rms_norm's reduction, for the per-row sums
+        free = WORKGROUP_BYTES - ACT_BYTES[dtype] * chunk - REDUCTION_BYTES * ts * TR
+        per_thread = _rows_per_thread(n, ts, held * len(weights), multirow, free)
     if held is None:
         rk = te.reduce_axis((0, k), name="k")
         mm = te.compute(
@@ -250,7 +286,21 @@ def build(
     func = te.create_prim_func([*inputs, *weights, *extra, last])
     if held is None:
         return _schedule(func, k, n, prologue, rows, chunk).with_attr("tirx.is_scheduled", True)
+    if per_thread > 1:
+        scheduled = _schedule_multirow(func, k, prologue, ts, per_thread, chunk, held)
+        return scheduled.with_attr("tirx.is_scheduled", True)
     return _schedule_prefetch(func, k, n, prologue, rows, chunk, held).with_attr("tirx.is_scheduled", True)
+
+
+def _rows_per_thread(n: int, ts: int, words: int, multirow: int, free_bytes: int) -> int:
+    """multirow, halved until a workgroup's ts x rows divide N, a thread's words (`words` a row) fit
+    PREFETCH_MAX_WORDS_MULTI and the rows' cross-thread sums (each its own ts x TR buffer) `free_bytes`."""
+    r = multirow
+    while r > 1 and (
+        n % (ts * r) or r * words > PREFETCH_MAX_WORDS_MULTI or r * REDUCTION_BYTES * ts * TR > free_bytes
+    ):
+        r //= 2
+    return r
 
 
 STEP = TR * VEC
@@ -411,6 +461,68 @@ def _schedule_prefetch(
     return _schedule_epilogue_and_prologue(sch, mm, bx, ty, ch if chunked else None, ts, prologue)
 
 
+def _schedule_multirow(
+    func: tirx.PrimFunc, k: int, prologue: Prologue, ts: int, per_thread: int, chunk: int, held: int
+) -> tirx.PrimFunc:
+    """_schedule_prefetch's kernel with `per_thread` output rows per thread (build's `multirow`): row
+    bx * ts * per_thread + ty * per_thread + r for r < per_thread, the rows of one thread contiguous (each
+    row's TR threads still read one line per step). The reduction is factored (rfactor) over the thread
+    axis: each thread first sums its share of every one of its rows (the per-thread partial of the one-row
+    kernel, the same multiply-adds in the same order, into a register per row), then one cross-thread
+    reduction per row adds the TR partials as the one-row kernel's does."""
+    sch = s_tir.Schedule(func)
+    mm = sch.get_sblock("hearth_gemv")
+    a, b, j, rs, rt, rv = sch.get_loops(mm)
+    bx, ty, r = sch.split(sch.fuse(a, b, j), [None, ts, per_thread])
+    chunked = chunk < k
+    if chunked:
+        ch, rs = sch.split(rs, [None, chunk // STEP])
+    sch.reorder(bx, ty, rt, *([ch] if chunked else []), r, rs, rv)
+    # the per-thread partials: thread (ty, rt) sums its rows' products over (chunk,) step, element
+    rf = sch.rfactor(rt, 0)
+    sch.set_scope(rf, 0, "local")
+    bx, ty, rt, *rest = sch.get_loops(rf)
+    ch = rest[0] if chunked else None
+    r, rs, rv = rest[-3:]
+    sch.unroll(r)
+    sch.unroll(rs)
+    sch.unroll(rv)
+    sch.bind(bx, "blockIdx.x")
+    sch.bind(ty, "threadIdx.y")
+    sch.bind(rt, "threadIdx.x")
+    # the cross-thread sums, one per row after the last chunk: one block per row (each lowers to an
+    # allreduce of its own; one unrolled loop of them would share one result buffer, which TVM's
+    # allreduce lowering rejects)
+    sch.reverse_compute_at(mm, ty)
+    wt, wr = sch.get_loops(mm)[-2:]
+    sch.reorder(wr, wt)
+    # the epilogue after the last sum (LoopPartition takes one block per loop), over the thread's rows
+    # unrolled: each reads its row's sum from a register
+    epilogue = _schedule_epilogue(sch, mm, ty)
+    if epilogue is not None:
+        for loop in sch.get_loops(epilogue)[2:]:  # those below bx, ty
+            sch.unroll(loop)
+    for part in sch.loop_partition(wr, [*[1] * (per_thread - 1), None]):
+        sch.bind(sch.get_loops(sch.get_child_blocks(part)[0])[-1], "threadIdx.x")
+    names = [sch.get(blk).name_hint for blk in sch.get_child_blocks(sch.get_sblock("root"))]
+    per_chunk = chunked and held * STEP < k
+    for name in (x for x in names if x.startswith("hearth_prefetch")):
+        cache = sch.get_sblock(name)
+        sch.set_scope(cache, 0, "local")
+        sch.compute_at(cache, ch if per_chunk else bx, preserve_unit_loops=True)
+        cj, cx, cs = sch.get_loops(cache)[-3:]
+        if not per_chunk:
+            cy, cr = sch.split(cj, [ts, per_thread])
+            sch.reorder(cy, cx, cr, cs)
+            sch.bind(cy, "threadIdx.y")
+            sch.bind(cx, "threadIdx.x")
+            sch.unroll(cr)
+        else:
+            sch.unroll(cj)
+        sch.unroll(cs)
+    return _schedule_prologue(sch, bx, ch if chunked else None, ts, prologue)
+
+
 def _rows_per_group(n: int, rows: int) -> int:
     ts = rows
     while n % ts:
@@ -457,19 +569,42 @@ def _schedule_epilogue_and_prologue(
     """What _schedule and _schedule_prefetch share once the GEMV's loops are bound: the epilogue written by
     the row's threads, the prologue staged in shared memory at the block (or at the chunk loop `ch`), and
     rms_norm's sum of squares at the block."""
-    epilogues = [
+    _schedule_epilogue(sch, mm, ty)
+    return _schedule_prologue(sch, bx, ch, ts, prologue)
+
+
+def _epilogues(sch: s_tir.Schedule) -> list[s_tir.schedule.SBlockRV]:
+    return [
         sch.get_sblock(name)
         for name in [sch.get(blk).name_hint for blk in sch.get_child_blocks(sch.get_sblock("root"))]
         if name.startswith(("hearth_epilogue", "hearth_residual"))
     ]
-    if epilogues:
+
+
+def _schedule_epilogue(
+    sch: s_tir.Schedule, mm: s_tir.schedule.SBlockRV | None, loop: s_tir.schedule.LoopRV
+) -> s_tir.schedule.SBlockRV | None:
+    """The epilogue blocks (if any) as one, computed at `loop` from the GEMV's sum, which then stays in a
+    register (`mm`'s output made local here unless the caller did: None). Returns the epilogue block."""
+    epilogues = _epilogues(sch)
+    if not epilogues:
+        return None
+    if mm is not None:
         sch.set_scope(mm, 0, "local")
-        # Chained epilogues (an f16 GEMV's cast, then the residual add) become one: an intermediate left
-        # between two reverse_compute_at blocks would be a global allocation, which WebGPU has not.
-        for epi in epilogues[:-1]:
-            sch.compute_inline(epi)
-        # each thread of the row writes the same value: no predicate needed
-        sch.reverse_compute_at(epilogues[-1], ty)
+    # Chained epilogues (an f16 GEMV's cast, then the residual add) become one: an intermediate left
+    # between two reverse_compute_at blocks would be a global allocation, which WebGPU has not.
+    for epi in epilogues[:-1]:
+        sch.compute_inline(epi)
+    # each thread of the row writes the same value: no predicate needed
+    sch.reverse_compute_at(epilogues[-1], loop)
+    return epilogues[-1]
+
+
+def _schedule_prologue(
+    sch: s_tir.Schedule, bx: s_tir.schedule.LoopRV, ch: s_tir.schedule.LoopRV | None, ts: int, prologue: Prologue
+) -> tirx.PrimFunc:
+    """The prologue staged in shared memory at the block (or at the chunk loop `ch`), and rms_norm's sum of
+    squares at the block."""
     staged = sch.get_sblock("hearth_staged")
     # Chunked: each chunk is staged inside the loop over chunks (all threads write it, a barrier, every row
     # accumulates its partial sums from it, a barrier before the next chunk overwrites it); the cross-thread
@@ -502,9 +637,10 @@ def rebuild_or_none(
     rows: int = TS_MAX,
     max_staged_bytes: int = MAX_STAGED_BYTES,
     prefetch: bool = False,
+    multirow: int = 1,
 ) -> tvm.tirx.PrimFunc | None:
     """build(), or None where the kernel is of a form it does not handle."""
     try:
-        return build(gemv, prologue, residual, eps, rows, max_staged_bytes, prefetch)
+        return build(gemv, prologue, residual, eps, rows, max_staged_bytes, prefetch, multirow)
     except Unsupported:
         return None
