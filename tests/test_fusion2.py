@@ -224,20 +224,23 @@ def _base_package(model: str) -> Path:
 
 
 @functools.cache
-def _packages(model: str, staged_bytes: int | None = None, prefetch: bool = False) -> tuple[Path, Path]:
-    """(default package, its --fused2 [--prefetch] rebuild); the rebuild is cached by the package and the
-    compiler files."""
+def _packages(
+    model: str, staged_bytes: int | None = None, prefetch: bool = False, multirow: int | None = None
+) -> tuple[Path, Path]:
+    """(default package, its --fused2 [--prefetch [--multirow R]] rebuild); the rebuild is cached by the
+    package and the compiler files."""
     base = _base_package(model)
     build = REPO / "compile" / "hearth" / "build"
     key = _key(base / "hearth-manifest.json", build / "fusion.py", build / "staged_gemv.py", build / "pipeline.py")
     out = cache_root() / "test-packages" / "fused2" / (key + ("" if staged_bytes is None else f"-b{staged_bytes}"))
-    out = out.with_name(out.name + ("-p" if prefetch else ""))
+    out = out.with_name(out.name + ("-p" if prefetch else "") + ("" if multirow is None else f"-m{multirow}"))
     pkg = out / model / QUANT
     if not (pkg / "hearth-manifest.json").is_file():
         cmd = [sys.executable, str(REPO / "bench" / "gpu" / "build_unfused.py")]
         cmd += [str(mtm.ensure_test_model(model)), str(base), "--fused2", "--out", str(out)]
         cmd += [] if staged_bytes is None else ["--staged-bytes", str(staged_bytes)]
         cmd += ["--prefetch"] if prefetch else []
+        cmd += [] if multirow is None else ["--multirow", str(multirow)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
         if proc.returncode != 0:  # the copy holds the default library: no later test may take it as the rebuild
             shutil.rmtree(pkg, ignore_errors=True)
