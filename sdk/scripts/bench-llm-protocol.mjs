@@ -42,8 +42,9 @@ export function perToken(before, after, steps) {
  */
 export async function measureDecoder(model, { runs, prefillLens, decodeNew, decodePrompt, ttftPrompt, gpuArgmax = false, sampling = null }) {
   // gpuArgmax: decode steps use model.decodeArgmax (argmax on the GPU, only the token id read back)
-  // instead of decode() + a host argmax over the logits. Same tokens; the native and torch references
-  // always read the logits back.
+  // instead of decode() + a host argmax over the logits; "ahead": the decode run is one
+  // model.decodeGreedy call (the same tokens, its steps pipelined: step k + 1 encoded while the GPU runs
+  // step k). Same tokens; the native and torch references always read the logits back.
   // sampling ({ params, gpu, newSampler(params) -> { sampler, history } }): decode steps sample with these
   // SamplingParams instead of greedy: on the GPU (model.decodeSample, only the token read back) when
   // `gpu`, else decode() + the host Sampler. Same tokens either way; each run starts a fresh sampler.
@@ -117,7 +118,10 @@ export async function measureDecoder(model, { runs, prefillLens, decodeNew, deco
       let t = argmax(await model.prefill(prompt));
       launchesBefore = model.stats().dispatch?.launchesByKernel ?? null;
       const t0 = performance.now();
-      for (let i = 0; i < decodeNew; i++) t = await step(t);
+      if (gpuArgmax === "ahead") {
+        const got = await model.decodeGreedy(t, decodeNew);
+        if (got.length !== decodeNew) throw new Error(`decodeGreedy returned ${got.length} of ${decodeNew} tokens`);
+      } else for (let i = 0; i < decodeNew; i++) t = await step(t);
       xs.push((decodeNew * 1000) / (performance.now() - t0));
     }
     const launchesAfter = model.stats().dispatch?.launchesByKernel ?? null;

@@ -104,8 +104,11 @@ try {
   model = warm.m;
   const loadWarm = { ms: warm.ms, stats: model.stats().load };
 
-  // HEARTH_GPU_ARGMAX=1: greedy decode steps take the argmax on the GPU (DecoderModel.decodeArgmax).
-  const gpuArgmax = process.env.HEARTH_GPU_ARGMAX === "1";
+  // HEARTH_GPU_ARGMAX=1: greedy decode steps take the argmax on the GPU (DecoderModel.decodeArgmax);
+  // =ahead: the decode run is one DecoderModel.decodeGreedy call (argmax on the GPU, steps pipelined).
+  const argmaxEnv = process.env.HEARTH_GPU_ARGMAX;
+  if (argmaxEnv !== undefined && !["0", "1", "ahead"].includes(argmaxEnv)) throw new Error(`HEARTH_GPU_ARGMAX must be 0, 1 or ahead, got ${argmaxEnv}`);
+  const gpuArgmax = argmaxEnv === "ahead" ? "ahead" : argmaxEnv === "1";
   // HEARTH_SAMPLING=<mode> (SAMPLING_MODES): decode steps sample with that mode's settings instead of the
   // greedy argmax, on the host, or on the GPU with HEARTH_GPU_SAMPLING=1 (DecoderModel.decodeSample).
   const samplingMode = process.env.HEARTH_SAMPLING ?? null;

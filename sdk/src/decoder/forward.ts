@@ -64,6 +64,8 @@ export class DecoderFunctions {
   private argmaxKernel: GpuArgmax | undefined;
   private samplerKernel: GpuSampler | undefined;
   private readback: GpuReadback | undefined;
+  /** The logits' dtype, once a forward has returned them (launchArgmax needs float32). */
+  private logitsDtype: string | undefined;
   /** Positions sampled by runSample: on the GPU, and handed back to the host (stats). */
   readonly gpuSampling = { sampled: 0, handedBack: 0 };
   private disposed = false;
@@ -176,28 +178,75 @@ export class DecoderFunctions {
     tvm.beginScope();
     try {
       const input = kind === "decode" ? this.decodeInputTensor().copyFrom(ids) : tvm.empty([n], "int32", this.device).copyFrom(ids);
-      const logits = kv.forward([seqId], [n], () => {
-        const embedded = this.embed(input, this.params);
-        if (!isTvmTensor(embedded) || embedded.shape.length !== 2 || embedded.shape[0] !== n) {
-          throw new Error(`embed returned ${describe(embedded)}, expected a [${n}, hidden] tensor`);
-        }
-        const hidden = embedded.shape[1] as number;
-        const fn = kind === "prefill" ? this.prefill : this.decode;
-        const ret = fn(embedded.view([1, n, hidden]), kv.handle, this.params);
-        const out = asArray(ret)?.get(0) ?? ret;
-        if (!isTvmTensor(out)) throw new Error(`${kind} returned ${describe(ret)}, expected (logits, kv)`);
-        return out;
-      });
-      // logits are [1, 1, vocab] (prefill keeps only the last position): exactly one row.
-      if (logits.shape.length !== 3 || logits.shape[0] !== 1 || logits.shape[1] !== 1) {
-        throw new Error(`logits have shape [${logits.shape.join(", ")}], expected [1, 1, vocab]`);
-      }
+      const logits = this.call(kind, input, n, kv, seqId);
+      this.logitsDtype = logits.dtype;
       const { value, submitted } = await finish(logits);
       if (timing !== undefined) {
         timing.submitMs = submitted - t0;
         timing.syncMs = performance.now() - submitted;
       }
       return value;
+    } finally {
+      tvm.endScope();
+    }
+  }
+
+  /** embed + the model function inside the KV cache's begin/end_forward; the last position's logits. */
+  private call(kind: ForwardKind, input: TvmTensor, n: number, kv: PagedKVCache, seqId: number): TvmTensor {
+    const logits = kv.forward([seqId], [n], () => {
+      const embedded = this.embed(input, this.params);
+      if (!isTvmTensor(embedded) || embedded.shape.length !== 2 || embedded.shape[0] !== n) {
+        throw new Error(`embed returned ${describe(embedded)}, expected a [${n}, hidden] tensor`);
+      }
+      const hidden = embedded.shape[1] as number;
+      const fn = kind === "prefill" ? this.prefill : this.decode;
+      const ret = fn(embedded.view([1, n, hidden]), kv.handle, this.params);
+      const out = asArray(ret)?.get(0) ?? ret;
+      if (!isTvmTensor(out)) throw new Error(`${kind} returned ${describe(ret)}, expected (logits, kv)`);
+      return out;
+    });
+    // logits are [1, 1, vocab] (prefill keeps only the last position): exactly one row.
+    if (logits.shape.length !== 3 || logits.shape[0] !== 1 || logits.shape[1] !== 1) {
+      throw new Error(`logits have shape [${logits.shape.join(", ")}], expected [1, 1, vocab]`);
+    }
+    return logits;
+  }
+
+  /**
+   * Whether launchArgmax works here: WebGPU and float32 logits (known after the first forward; until then
+   * only the device is checked, and launchArgmax refuses other logits).
+   */
+  get canLaunchAhead(): boolean {
+    return this.gpu !== undefined && (this.logitsDtype === undefined || this.logitsDtype === "float32");
+  }
+
+  /**
+   * One greedy decode step, queued on the GPU without waiting for it: the input token is `token` (uploaded),
+   * or with `token === null` the argmax of the previous launchArgmax, which that step's kernel copied into
+   * the decode input on the GPU. So the host can encode step k + 1 while the GPU still runs step k, and only
+   * each step's token id is read back. Resolves to this step's argmax (the token after its input).
+   * `timing.submitMs` gets the host time to encode and submit it. WebGPU and float32 logits only.
+   */
+  launchArgmax(token: number | null, kv: PagedKVCache, seqId: number, timing?: ForwardTiming): Promise<number> {
+    if (this.disposed) throw new Error("DecoderFunctions disposed");
+    const gpu = this.gpu;
+    if (gpu === undefined) throw new Error("launchArgmax needs a WebGPU device");
+    kv.checkAppend([seqId], [1]);
+    const tvm = this.tvm;
+    const t0 = performance.now();
+    tvm.beginScope();
+    try {
+      const input = this.decodeInputTensor();
+      if (token !== null) input.copyFrom(Int32Array.of(token));
+      const logits = this.call("decode", input, 1, kv, seqId);
+      this.logitsDtype = logits.dtype;
+      if (logits.dtype !== "float32") throw new Error(`launchArgmax needs float32 logits, this model's are ${logits.dtype}`);
+      gpu.access.flush(); // the model's work first: the argmax is queued after it
+      this.argmaxKernel ??= new GpuArgmax(gpu.access.device);
+      const feed = { buffer: gpu.access.bufferOf(input.getDataPtr()), byteOffset: byteOffsetOf(input) };
+      const next = this.argmaxKernel.launch(gpu.access.bufferOf(logits.getDataPtr()), byteOffsetOf(logits) / 4, logits.shape[2] as number, feed);
+      if (timing !== undefined) timing.submitMs = performance.now() - t0;
+      return next;
     } finally {
       tvm.endScope();
     }

@@ -104,6 +104,11 @@ export interface DecoderStats {
   dispatch?: FastDispatchStats;
   /** decodeSample positions since load: sampled on the GPU, and of those handed back to the host sampler. */
   gpuSampling: { sampled: number; handedBack: number };
+  /**
+   * Greedy decode steps launched before the previous step's token was read back (greedy, decodeGreedy on
+   * WebGPU), and of those undone because that token was a stop token.
+   */
+  launchedAhead: { steps: number; undone: number };
 }
 
 const SEQ = 0; // the one sequence of this session
@@ -124,7 +129,8 @@ export class DecoderModel {
   readonly loadInfo: DecoderLoadInfo;
 
   private readonly queue = new SerialQueue();
-  private readonly stats_: Omit<DecoderStats, "gpuSampling">;
+  private readonly stats_: Omit<DecoderStats, "gpuSampling" | "launchedAhead">;
+  private readonly launchedAhead = { steps: 0, undone: 0 };
   private state: "ready" | "broken" | "disposed" | "lost" = "ready";
   private lossWatch: DeviceLossWatch | undefined;
   private lost: DeviceLostError | null = null;
@@ -335,12 +341,100 @@ export class DecoderModel {
     const stop = new Set(opts.stopTokens ?? []);
     return this.enqueue(ids, "greedy", async (tokens) => {
       const out = [argmax(await this.prefillNow(tokens))];
-      // Stops early at a stop token, or when the KV cache is full (the context window).
-      while (out.length < maxNewTokens && !stop.has(out[out.length - 1] as number) && this.sequenceLength < this.maxSequenceLength) {
-        out.push(await this.forwardArgmax("decode", Int32Array.of(out[out.length - 1] as number)));
-      }
+      await this.greedyNow(out, maxNewTokens, stop);
       return out;
     });
+  }
+
+  /**
+   * Greedy continuation from `token` (not fed yet): decode it, then argmax + decode until `maxNewTokens`
+   * new tokens, a stop token, or a full context window. Returns the new tokens; as in greedy(), the last
+   * one has not been fed. The same tokens as decodeArgmax step by step; on WebGPU the steps are pipelined
+   * (greedyNow).
+   */
+  decodeGreedy(token: number, maxNewTokens: number, opts: GreedyOptions = {}): Promise<number[]> {
+    if (!Number.isSafeInteger(maxNewTokens) || maxNewTokens < 1) {
+      return Promise.reject(new RangeError(`maxNewTokens must be a positive integer, got ${maxNewTokens}`));
+    }
+    const stop = new Set(opts.stopTokens ?? []);
+    return this.enqueue([token], "decodeGreedy", async ([first]) => {
+      const out = [first as number];
+      await this.greedyNow(out, maxNewTokens + 1, stop);
+      return out.slice(1);
+    });
+  }
+
+  /**
+   * Append greedy tokens to `out` (its last token not fed yet) until it holds `limit`, ends with a stop
+   * token, or the context window is full.
+   *
+   * On WebGPU (float32 logits, a cache that does not slide) the steps are pipelined: step k + 1 is encoded
+   * and submitted before step k's token is read back, its input token taken on the GPU from step k's argmax
+   * (DecoderFunctions.launchArgmax), so the host's encoding overlaps the GPU's work instead of alternating
+   * with it. A step is launched ahead only where the sequential loop would run it whatever step k's token
+   * is (below the limit and the window); when that token is a stop token, the step fed with it is undone
+   * (kv popN), so the cache ends as the sequential loop leaves it.
+   */
+  private async greedyNow(out: number[], limit: number, stop: ReadonlySet<number>): Promise<void> {
+    const last = (): number => out[out.length - 1] as number;
+    const more = (): boolean => out.length < limit && !stop.has(last()) && this.sequenceLength < this.maxSequenceLength;
+    if (!this.fns.canLaunchAhead || this.kv.options.slidingWindow > 0) {
+      while (more()) out.push(await this.forwardArgmax("decode", Int32Array.of(last())));
+      return;
+    }
+    if (!more()) return;
+    this.live();
+    const t0 = performance.now();
+    let steps = 0;
+    let submitMs = 0;
+    const launch = (token: number | null): Promise<number> => {
+      const timing: ForwardTiming = { submitMs: 0, syncMs: 0 };
+      const p = this.fns.launchArgmax(token, this.kv, SEQ, timing);
+      p.catch(() => {}); // awaited below, or abandoned after an earlier failure: never unhandled
+      submitMs += timing.submitMs;
+      steps++;
+      return p;
+    };
+    try {
+      let pending = launch(last());
+      for (;;) {
+        // the step fed with `pending`'s token, launched before that token is known
+        const ahead = out.length + 1 < limit && this.sequenceLength < this.maxSequenceLength ? launch(null) : null;
+        if (ahead !== null) this.launchedAhead.steps++;
+        out.push(await pending);
+        if (ahead === null) break; // out is at the limit or the window is full: the loop ends either way
+        if (stop.has(last())) {
+          await ahead;
+          this.undoLastStep();
+          this.launchedAhead.undone++;
+          steps--;
+          break;
+        }
+        pending = ahead;
+      }
+    } catch (err) {
+      if (this.state !== "lost") this.state = "broken"; // failed midway: the cache's state is unknown until reset()
+      throw err;
+    } finally {
+      const ms = performance.now() - t0;
+      const d = this.stats_.decode;
+      d.tokens += steps;
+      d.calls += steps;
+      d.ms += ms;
+      this.stats_.submitMs += submitMs;
+      this.stats_.syncMs += Math.max(0, ms - submitMs);
+    }
+  }
+
+  /** Drop the last token of the sequence from the KV cache (a step launched ahead that was not needed). */
+  private undoLastStep(): void {
+    const tvm = this.pkg.lib.tvm;
+    tvm.beginScope();
+    try {
+      this.kv.popN(SEQ, 1);
+    } finally {
+      tvm.endScope();
+    }
   }
 
   /**
@@ -395,6 +489,7 @@ export class DecoderModel {
       syncMs: s.syncMs,
       submitMs: s.submitMs,
       gpuSampling: { ...this.fns.gpuSampling },
+      launchedAhead: { ...this.launchedAhead },
       ...(d === undefined ? {} : { dispatch: { ...d, launchesByKernel: { ...d.launchesByKernel } } }),
     };
   }

@@ -64,10 +64,25 @@ fn main(@builtin(local_invocation_index) t: u32) {
 }
 `;
 
+/** Where launch() also writes the argmax (as one 32-bit word): the next decode step's input token. */
+export interface ArgmaxFeed {
+  buffer: GPUBuffer;
+  byteOffset: number;
+}
+
+/**
+ * Readback buffers in the ring: one per launch whose token has not been read yet. A pipelined decode has
+ * two in flight (step k being read while step k + 1 runs); a third is spare.
+ */
+const RING = 3;
+
 export class GpuArgmax {
   private readonly pipeline: GPUComputePipeline;
   private readonly result: GPUBuffer;
-  private readonly readback: GPUBuffer;
+  private readonly readbacks: GPUBuffer[] = [];
+  /** readbacks[i] is mapped or waiting to be (its token not read yet). */
+  private readonly busy: boolean[] = [];
+  private next = 0;
   private readonly params: GPUBuffer;
   private readonly bindGroups = new WeakMap<GPUBuffer, GPUBindGroup>();
   private lastParams = "";
@@ -76,7 +91,10 @@ export class GpuArgmax {
     const module = device.createShaderModule({ code: SHADER, label: "hearth-argmax" });
     this.pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" }, label: "hearth-argmax" });
     this.result = device.createBuffer({ size: 8, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, label: "hearth-argmax-result" });
-    this.readback = device.createBuffer({ size: 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: "hearth-argmax-readback" });
+    for (let i = 0; i < RING; i++) {
+      this.readbacks.push(device.createBuffer({ size: 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `hearth-argmax-readback-${i}` }));
+      this.busy.push(false);
+    }
     this.params = device.createBuffer({ size: 8, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: "hearth-argmax-params" });
   }
 
@@ -84,9 +102,24 @@ export class GpuArgmax {
    * Index of the largest of `n` float32 values starting at element `offset` of `logits`. Queued after
    * everything already submitted to the device's queue, so the caller submits the producing work first.
    */
-  async argmax(logits: GPUBuffer, offset: number, n: number): Promise<number> {
-    if (!Number.isSafeInteger(n) || n <= 0) throw new RangeError(`argmax of ${n} logits`);
-    if ((offset + n) * 4 > logits.size) throw new RangeError(`logits [${offset}, ${offset + n}) exceed a ${logits.size}-byte buffer`);
+  argmax(logits: GPUBuffer, offset: number, n: number): Promise<number> {
+    return this.launch(logits, offset, n);
+  }
+
+  /**
+   * Queue the argmax (submitted before this returns) and, with `feed`, a copy of the index into
+   * `feed.buffer` at `feed.byteOffset` on the GPU; resolves when the index is read back. Up to RING
+   * launches may be waiting to be read at once.
+   */
+  launch(logits: GPUBuffer, offset: number, n: number, feed?: ArgmaxFeed): Promise<number> {
+    if (!Number.isSafeInteger(n) || n <= 0) return Promise.reject(new RangeError(`argmax of ${n} logits`));
+    if ((offset + n) * 4 > logits.size) return Promise.reject(new RangeError(`logits [${offset}, ${offset + n}) exceed a ${logits.size}-byte buffer`));
+    if (feed !== undefined && (feed.byteOffset % 4 !== 0 || feed.byteOffset + 4 > feed.buffer.size)) {
+      return Promise.reject(new RangeError(`argmax feed at byte ${feed.byteOffset} of a ${feed.buffer.size}-byte buffer`));
+    }
+    const slot = this.next;
+    if (this.busy[slot] === true) return Promise.reject(new Error(`more than ${RING} argmax launches waiting to be read back`));
+    this.next = (slot + 1) % RING;
     const key = `${offset},${n}`;
     if (key !== this.lastParams) {
       this.device.queue.writeBuffer(this.params, 0, new Uint32Array([offset, n]));
@@ -104,24 +137,35 @@ export class GpuArgmax {
       });
       this.bindGroups.set(logits, bindGroup);
     }
+    const readback = this.readbacks[slot] as GPUBuffer;
     const encoder = this.device.createCommandEncoder({ label: "hearth-argmax" });
     const pass = encoder.beginComputePass();
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(1);
     pass.end();
-    encoder.copyBufferToBuffer(this.result, 0, this.readback, 0, 8);
+    if (feed !== undefined) encoder.copyBufferToBuffer(this.result, 0, feed.buffer, feed.byteOffset, 4);
+    encoder.copyBufferToBuffer(this.result, 0, readback, 0, 8);
     this.device.queue.submit([encoder.finish()]);
-    await this.readback.mapAsync(GPUMapMode.READ);
-    const [index, nan] = new Uint32Array(this.readback.getMappedRange().slice(0));
-    this.readback.unmap();
-    if (nan !== 0) throw new NonFiniteLogitsError("the logits contain NaN");
-    return index as number;
+    this.busy[slot] = true;
+    return readback.mapAsync(GPUMapMode.READ).then(
+      () => {
+        const [index, nan] = new Uint32Array(readback.getMappedRange().slice(0));
+        readback.unmap();
+        this.busy[slot] = false;
+        if (nan !== 0) throw new NonFiniteLogitsError("the logits contain NaN");
+        return index as number;
+      },
+      (err: unknown) => {
+        this.busy[slot] = false;
+        throw err;
+      },
+    );
   }
 
   dispose(): void {
     this.result.destroy();
-    this.readback.destroy();
+    for (const r of this.readbacks) r.destroy();
     this.params.destroy();
   }
 }

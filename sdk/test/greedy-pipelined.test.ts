@@ -1,0 +1,104 @@
+// Pipelined greedy decoding (DecoderModel.decodeGreedy / greedy on WebGPU: step k + 1 encoded before step
+// k's token is read back, its input taken from step k's argmax on the GPU) against the sequential loop
+// (decodeArgmax step by step) on Dawn with the trained test package: the same tokens, a stop token that
+// undoes the step launched ahead (the cache continues exactly as after the sequential loop), the context
+// window, and the decode stats. Needs dist/tiny-llama-trained/q4f32_1 (make test builds it; FAILS without).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { DecoderModel } from "../src/engine.js";
+import { argmax } from "../src/sample/argmax.js";
+import { installNodeGPU } from "./support/node-gpu.js";
+import { fileFetch } from "./support/file-fetch.js";
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const PACKAGE = resolve(process.env["HEARTH_LLM_PACKAGE"] ?? join(REPO, "dist/tiny-llama-trained/q4f32_1"));
+const PROMPT = Array.from({ length: 24 }, (_, i) => (i * 53 + 11) % 1000);
+
+let model: DecoderModel;
+
+before(async () => {
+  assert.ok(existsSync(join(PACKAGE, "hearth-manifest.json")), `no compiled package at ${PACKAGE}: run \`make test\``);
+  const gpu = await installNodeGPU();
+  model = await DecoderModel.load(pathToFileURL(PACKAGE).href + "/", { gpu, target: "webgpu", fetch: fileFetch, logger: () => {} });
+  assert.equal(model.loadInfo.target, "webgpu");
+});
+
+after(async () => {
+  await model?.dispose();
+});
+
+/** The sequential reference: prefill, then decodeArgmax `n` times from the prefill's argmax. */
+async function sequential(n: number): Promise<{ first: number; tokens: number[] }> {
+  await model.reset();
+  const first = argmax(await model.prefill(PROMPT));
+  const tokens: number[] = [];
+  let t = first;
+  for (let i = 0; i < n; i++) tokens.push((t = await model.decodeArgmax(t)));
+  return { first, tokens };
+}
+
+test("decodeGreedy gives the sequential loop's tokens, and greedy() agrees", async () => {
+  const ref = await sequential(40);
+  await model.reset();
+  const first = argmax(await model.prefill(PROMPT));
+  assert.equal(first, ref.first);
+  const before = model.stats().decode;
+  const ahead = model.stats().launchedAhead;
+  const got = await model.decodeGreedy(first, 40);
+  // every step after the first was launched before its input token was read back
+  assert.equal(model.stats().launchedAhead.steps - ahead.steps, 39);
+  assert.deepEqual(got, ref.tokens);
+  // fed: the first token and all new ones but the last
+  assert.equal(model.sequenceLength, PROMPT.length + 40);
+  const after = model.stats().decode;
+  assert.equal(after.tokens - before.tokens, 40);
+  assert.ok(after.ms > before.ms);
+  // the cache is where the sequential loop leaves it: the next step continues the same way
+  const ref41 = await sequential(41);
+  await model.reset();
+  assert.deepEqual(await model.greedy(PROMPT, 41), [ref41.first, ...ref41.tokens.slice(0, 40)]);
+  assert.equal(await model.decodeArgmax(ref41.tokens[39] as number), ref41.tokens[40]);
+  assert.deepEqual(new Set(ref.tokens).size > 3, true, `the test model repeats itself: ${ref.tokens}`);
+});
+
+test("a stop token ends it and undoes the step launched ahead", async () => {
+  const ref = await sequential(30);
+  // stop at the first occurrence of the token at position 6 (it may occur earlier)
+  const stopToken = ref.tokens[6] as number;
+  const k = ref.tokens.indexOf(stopToken) + 1;
+  await model.reset();
+  const first = argmax(await model.prefill(PROMPT));
+  const undone = model.stats().launchedAhead.undone;
+  const got = await model.decodeGreedy(first, 30, { stopTokens: [stopToken] });
+  assert.equal(model.stats().launchedAhead.undone - undone, 1);
+  assert.deepEqual(got, ref.tokens.slice(0, k));
+  assert.equal(model.sequenceLength, PROMPT.length + k, "the stop token must not be in the cache");
+  // continuing from the stop token follows the sequential reference
+  assert.equal(await model.decodeArgmax(stopToken), ref.tokens[k]);
+  // a stop on the very first new token
+  await model.reset();
+  await model.prefill(PROMPT);
+  assert.deepEqual(await model.decodeGreedy(first, 30, { stopTokens: [ref.tokens[0] as number] }), [ref.tokens[0]]);
+  assert.equal(model.sequenceLength, PROMPT.length + 1);
+});
+
+test("stops at the context window and at maxNewTokens; bad counts are refused", async () => {
+  const max = model.maxSequenceLength;
+  await model.reset();
+  const long = Array.from({ length: max - 5 }, (_, i) => (i * 7 + 3) % 1000);
+  let t = -1;
+  for (let s = 0; s < long.length; s += model.prefillChunkSize) t = argmax(await model.prefill(long.slice(s, s + model.prefillChunkSize)));
+  const got = await model.decodeGreedy(t, 50);
+  // 5 free slots: the first token and 4 new ones fed, the 5th new one returned unfed
+  assert.equal(got.length, 5);
+  assert.equal(model.sequenceLength, max);
+  await model.reset();
+  await model.prefill(PROMPT);
+  assert.equal((await model.decodeGreedy(t, 1)).length, 1);
+  assert.equal(model.sequenceLength, PROMPT.length + 1);
+  await assert.rejects(model.decodeGreedy(t, 0), /maxNewTokens must be a positive integer/);
+  await assert.rejects(model.decodeGreedy(model.config.vocab_size, 4), /outside the vocabulary/);
+});
