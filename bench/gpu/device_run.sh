@@ -3,7 +3,7 @@
 # Usage: bash bench/gpu/device_run.sh <runs> <decode_new> <package-glob>   e.g. 5 128 'qwen*'
 # Env: DISPATCH_AB="tvmjs hearth-tvmjs-args" adds a WebGPU run per launch-path mode (1: tvmjs, its own launch
 #      encoding; hearth-tvmjs-args: Hearth's path with tvmjs's generic argument decoding); ARGMAX_AB=1 one with the greedy
-#      argmax on the GPU; GPU_SAMPLING_AB=1 adds, per sampling mode (GPU_SAMPLING_MODES, default all six of
+#      argmax on the GPU (ARGMAX_AB="1 ahead": also one with the steps pipelined, decodeGreedy); GPU_SAMPLING_AB=1 adds, per sampling mode (GPU_SAMPLING_MODES, default all six of
 #      bench-llm.mjs's SAMPLING_MODES), a decode run sampling on the host and one sampling on the GPU
 #      (engines webgpu-node-vulkan+sample-<mode>-host / -gpu; decode only, 16-token prefill);
 #      SKIP_TORCH=1 skips PyTorch; NATIVE_ONLY=1 skips every WebGPU run (native and torch rows only);
@@ -53,10 +53,12 @@ for src in $G/src/pkgs/$GLOB; do
     echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+submit-every-$n\",\"result\":${w:-null}}" >> $OUT/results.jsonl
   done
   # Optional run with the greedy argmax on the GPU (only the token id read back per decode step).
-  if [ -n "${ARGMAX_AB:-}" ]; then
-    w=$(HEARTH_GPU_ARGMAX=1 HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-argmax-$name.err | tail -1)
-    echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+gpu-argmax\",\"result\":${w:-null}}" >> $OUT/results.jsonl
-  fi
+  # ARGMAX_AB="1 ahead": one run per value (ahead: the decode run is one pipelined DecoderModel.decodeGreedy).
+  for a in ${ARGMAX_AB:-}; do
+    sfx=""; [ "$a" = ahead ] && sfx="-ahead"
+    w=$(HEARTH_GPU_ARGMAX=$a HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-argmax$sfx-$name.err | tail -1)
+    echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+gpu-argmax$sfx\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+  done
   # Optional A/B of the sampler: host (logits read back) vs GPU (sdk/src/runtime/gpu-sampler.ts, token read back).
   if [ -n "${GPU_SAMPLING_AB:-}" ]; then
     for mode in ${GPU_SAMPLING_MODES:-greedy temperature top-k top-p top-k-top-p penalties}; do
