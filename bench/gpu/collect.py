@@ -40,6 +40,8 @@ def collect(lines: list[str]) -> list[dict[str, Any]]:
         if doc["engine"].startswith("webgpu"):
             entry["adapter"] = (res.get("adapter") or {}).get("description")
             entry["dawn_flags"] = res.get("dawnFlags")
+            # which WebGPU library ran (webgpu-fused on a GPU unless HEARTH_WEBGPU_BUILD said otherwise)
+            entry["loaded_target"] = res.get("loadedTarget")
             entry["breakdown"] = {
                 k: round(v, 3) if isinstance(v, float) else v for k, v in (res.get("breakdown") or {}).items()
             }

@@ -6,6 +6,7 @@
 #      argmax on the GPU (ARGMAX_AB="1 ahead": also one with the steps pipelined, decodeGreedy); GPU_SAMPLING_AB=1 adds, per sampling mode (GPU_SAMPLING_MODES, default all six of
 #      bench-llm.mjs's SAMPLING_MODES), a decode run sampling on the host and one sampling on the GPU
 #      (engines webgpu-node-vulkan+sample-<mode>-host / -gpu; decode only, 16-token prefill);
+#      PLAIN_AB=1 adds a WebGPU run of the plain library (HEARTH_WEBGPU_BUILD=plain, engine webgpu-node-vulkan+plain);
 #      SKIP_TORCH=1 skips PyTorch; NATIVE_ONLY=1 skips every WebGPU run (native and torch rows only);
 #      EXTRA_FLAGS=<dawn toggles> adds a WebGPU run with those toggles;
 #      SUBMIT_AB="16 32 64" adds a WebGPU run per value with HEARTH_SUBMIT_EVERY=<n> (submit every n launches,
@@ -52,6 +53,11 @@ for src in $G/src/pkgs/$GLOB; do
     w=$(HEARTH_SUBMIT_EVERY=$n HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-submit$n-$name.err | tail -1)
     echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+submit-every-$n\",\"result\":${w:-null}}" >> $OUT/results.jsonl
   done
+  # Optional run with the package's plain WebGPU library (the SDK loads webgpu-fused on a GPU): PLAIN_AB=1.
+  if [ -n "${PLAIN_AB:-}" ]; then
+    w=$(HEARTH_WEBGPU_BUILD=plain HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-plain-$name.err | tail -1)
+    echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+plain\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+  fi
   # Optional run with the greedy argmax on the GPU (only the token id read back per decode step).
   # ARGMAX_AB="1 ahead": one run per value (ahead: the decode run is one pipelined DecoderModel.decodeGreedy).
   for a in ${ARGMAX_AB:-}; do
