@@ -2,14 +2,19 @@
 // k's token is read back, its input taken from step k's argmax on the GPU) against the sequential loop
 // (decodeArgmax step by step) on Dawn with the trained test package: the same tokens, a stop token that
 // undoes the step launched ahead (the cache continues exactly as after the sequential loop), the context
-// window, and the decode stats. Needs dist/tiny-llama-trained/q4f32_1 (make test builds it; FAILS without).
+// window, the decode stats, and the engine's generate() loop taking this path for greedy requests with the
+// host loop's tokens, text, finish reason and cache. Needs dist/tiny-llama-trained/q4f32_1 (make test builds it; FAILS without).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { DecoderModel } from "../src/engine.js";
+import { generate, type GenerateResult, type StopRequest } from "../src/decoder/generate.js";
+import { DecoderSession } from "../src/decoder/session.js";
+import type { GenerationParams } from "../src/sample/params.js";
 import { argmax } from "../src/sample/argmax.js";
+import { loadTokenizer } from "../src/tokenize/load.js";
 import { installNodeGPU } from "./support/node-gpu.js";
 import { fileFetch } from "./support/file-fetch.js";
 
@@ -101,4 +106,96 @@ test("stops at the context window and at maxNewTokens; bad counts are refused", 
   assert.equal(model.sequenceLength, PROMPT.length + 1);
   await assert.rejects(model.decodeGreedy(t, 0), /maxNewTokens must be a positive integer/);
   await assert.rejects(model.decodeGreedy(model.config.vocab_size, 4), /outside the vocabulary/);
+});
+
+/** generate() on a fresh session, greedy on the GPU (pipelined) or sampled on the host. */
+async function run(
+  params: GenerationParams,
+  pipelined: boolean,
+  opts: { prompt?: number[]; stopAfter?: number; throwAt?: number } = {},
+): Promise<{ r: GenerateResult; cached: number; ahead: number }> {
+  const tokenizer = await loadTokenizer({ tokenizerJson: readFileSync(join(PACKAGE, "tokenizer.json"), "utf8") });
+  const session = new DecoderSession(model, false);
+  session.gpuSampling = pipelined;
+  await model.reset();
+  let pieces = 0;
+  const ahead = model.stats().launchedAhead.steps;
+  const r = await generate({
+    session,
+    tokenizer,
+    promptIds: opts.prompt ?? PROMPT,
+    params,
+    eosTokenIds: [],
+    stopRequested: (): StopRequest | null => (opts.stopAfter !== undefined && pieces >= opts.stopAfter ? "interrupt" : null),
+    onPiece: () => {
+      pieces++;
+      if (pieces === opts.throwAt) throw new Error("consumer failed");
+    },
+  });
+  return { r, cached: session.cachedTokens, ahead: model.stats().launchedAhead.steps - ahead };
+}
+
+function same(a: GenerateResult, b: GenerateResult): void {
+  assert.deepEqual(
+    a.tokens.map((t) => t.token),
+    b.tokens.map((t) => t.token),
+  );
+  assert.equal(a.text, b.text);
+  assert.equal(a.finishReason, b.finishReason);
+  assert.equal(a.stoppedBy, b.stoppedBy);
+  assert.equal(a.decodeSteps, b.decodeSteps);
+}
+
+test("generate(): greedy requests are pipelined and end as the host loop does (max_tokens, stop string, interrupt, window)", async () => {
+  const base = { temperature: 0, ignore_eos: true };
+  // max_tokens
+  let host = await run({ ...base, max_tokens: 20 }, false);
+  let gpu = await run({ ...base, max_tokens: 20 }, true);
+  same(gpu.r, host.r);
+  assert.equal(gpu.r.tokens.length, 20);
+  assert.equal(gpu.r.finishReason, "length");
+  assert.equal(gpu.cached, host.cached);
+  assert.ok(gpu.ahead >= 18, `steps launched ahead: ${gpu.ahead}`);
+  assert.equal(host.ahead, 0);
+  assert.equal(model.sequenceLength, gpu.cached, "the session mirror matches the cache");
+  // a stop string taken from the middle of the reply
+  const text = host.r.text;
+  const stopString = text.slice(Math.floor(text.length / 2), Math.floor(text.length / 2) + 3);
+  host = await run({ ...base, max_tokens: 20, stop: [stopString] }, false);
+  gpu = await run({ ...base, max_tokens: 20, stop: [stopString] }, true);
+  same(gpu.r, host.r);
+  assert.equal(gpu.r.finishReason, "stop");
+  assert.equal(model.sequenceLength, gpu.cached);
+  // interrupted after 7 pieces
+  host = await run({ ...base, max_tokens: 20 }, false, { stopAfter: 7 });
+  gpu = await run({ ...base, max_tokens: 20 }, true, { stopAfter: 7 });
+  same(gpu.r, host.r);
+  assert.equal(gpu.r.finishReason, "abort");
+  assert.equal(gpu.r.stoppedBy, "interrupt");
+  assert.equal(model.sequenceLength, gpu.cached);
+  // the context window fills first
+  const prompt = Array.from({ length: model.maxSequenceLength - 6 }, (_, i) => (i * 7 + 3) % 1000);
+  host = await run({ ...base, max_tokens: 50 }, false, { prompt });
+  gpu = await run({ ...base, max_tokens: 50 }, true, { prompt });
+  same(gpu.r, host.r);
+  assert.equal(gpu.r.finishReason, "length");
+  assert.equal(gpu.cached, model.maxSequenceLength);
+});
+
+test("generate(): a consumer that throws mid-stream leaves the model usable; penalties or logprobs keep the per-step path", async () => {
+  const params = { temperature: 0, ignore_eos: true, max_tokens: 16 };
+  await assert.rejects(run(params, true, { throwAt: 5 }), /consumer failed/);
+  // not marked broken (a broken model refuses forwards until reset): the step launched ahead was undone
+  const len = model.sequenceLength;
+  assert.equal(len, PROMPT.length + 4, "prompt + the 4 tokens fed before the 5th piece's consumer threw");
+  await model.decodeArgmax(0);
+  const again = await run(params, true);
+  const host = await run(params, false);
+  same(again.r, host.r);
+  // not argmax-only: sampled step by step on the GPU, nothing launched ahead
+  for (const extra of [{ frequency_penalty: 0.5 }, { logprobs: true }, { logit_bias: { 5: 3 } }]) {
+    const r = await run({ ...params, ...extra }, true);
+    assert.equal(r.ahead, 0, JSON.stringify(extra));
+    assert.equal(r.r.tokens.length, 16);
+  }
 });

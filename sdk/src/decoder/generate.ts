@@ -114,15 +114,9 @@ export async function generate(input: GenerateInput): Promise<GenerateResult> {
   // Without a grammar (its mask is applied on the host), decode steps sample on the GPU when the session
   // allows it: only the token comes back, and it is the token the host would have sampled.
   const onGpu = constraint === undefined && session.gpuSampling;
-  let sampled: SampledToken | null = null;
-  for (;;) {
-    let step: GenerationStep;
-    if (sampled !== null) {
-      step = gen.stepSampled(sampled);
-    } else {
-      if (constraint !== undefined) await constraint.mask(logits);
-      step = gen.step(logits);
-    }
+  // Record one sampled step and decide whether its token is fed (true) or the generation ends with it.
+  // `canFeed`: the context window has room for it.
+  const advance = (step: GenerationStep, canFeed: boolean): boolean => {
     constraint?.accept(step.token);
     const token: GeneratedToken = { token: step.token };
     if (step.logprob !== undefined) token.logprob = step.logprob;
@@ -132,13 +126,13 @@ export async function generate(input: GenerateInput): Promise<GenerateResult> {
     if (step.finishReason !== null) {
       emit(step.text, token);
       result.finishReason = step.finishReason;
-      break;
+      return false;
     }
     if (constraint?.terminated === true) {
       // The grammar took its stop token (a token the sampler did not treat as one, e.g. with ignore_eos).
       emit(step.text + gen.finish("stop"), token);
       result.finishReason = "stop";
-      break;
+      return false;
     }
     const stop = stopRequested();
     if (stop !== null) {
@@ -146,21 +140,49 @@ export async function generate(input: GenerateInput): Promise<GenerateResult> {
       emit(step.text + gen.finish("length"), token);
       result.finishReason = "abort";
       result.stoppedBy = stop;
-      break;
+      return false;
     }
-    if (session.cachedTokens >= session.maxSequenceLength) {
+    if (!canFeed) {
       // The context window is full: this token cannot be fed.
       emit(step.text + gen.finish("length"), token);
       result.finishReason = gen.finishReason ?? "length";
-      break;
+      return false;
     }
     emit(step.text, token);
+    return true;
+  };
+  const roomFor = (): boolean => session.cachedTokens < session.maxSequenceLength;
+
+  let step = gen.step(await masked(logits));
+  if (!advance(step, roomFor())) return done();
+  if (onGpu && gen.sampler.argmaxOnly && session.pipelinesGreedy) {
+    // Greedy without penalties, bias or logprobs: every token is the argmax, so the steps are pipelined
+    // (DecoderSession.decodeGreedy: step k + 1 encoded while the GPU runs step k, the argmax fed to it
+    // on the GPU); the same tokens and the same stop checks, per token, as the loop below.
     const t1 = performance.now();
+    const got = await session.decodeGreedy(step.token, (t, canFeed) => advance(gen.accept(t), canFeed));
+    result.decodeMs += performance.now() - t1;
+    result.decodeSteps += got.length;
+    return done();
+  }
+  for (;;) {
+    const t1 = performance.now();
+    let sampled: SampledToken | null = null;
     if (onGpu) sampled = await session.decodeSample(step.token, gen.sampler, gen.history);
     else logits = await session.decode(step.token);
     result.decodeMs += performance.now() - t1;
     result.decodeSteps++;
+    step = sampled !== null ? gen.stepSampled(sampled) : gen.step(await masked(logits));
+    if (!advance(step, roomFor())) return done();
   }
-  result.totalMs = performance.now() - t0;
-  return result;
+
+  async function masked(x: Float32Array): Promise<Float32Array> {
+    if (constraint !== undefined) await constraint.mask(x);
+    return x;
+  }
+
+  function done(): GenerateResult {
+    result.totalMs = performance.now() - t0;
+    return result;
+  }
 }

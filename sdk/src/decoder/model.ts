@@ -73,6 +73,13 @@ export interface GreedyOptions {
    * exactly `maxNewTokens` come back (what the native twin's `greedy` does).
    */
   stopTokens?: Iterable<number> | undefined;
+  /**
+   * decodeGreedy only: called with each new token before the next one is decided, and whether that token
+   * can still be fed (false at maxNewTokens or a full context window: the loop ends after it either way).
+   * Return false to end after this token (it is then not fed, as a stop token). If it throws, the loop
+   * ends the same way and the error is rethrown; the model stays usable.
+   */
+  onToken?: ((token: number, canFeed: boolean) => boolean) | undefined;
 }
 
 export interface PhaseStats {
@@ -112,6 +119,11 @@ export interface DecoderStats {
 }
 
 const SEQ = 0; // the one sequence of this session
+
+/** Carries an error thrown by a caller's callback through greedyNow's model-failure handling. */
+class CallerError {
+  constructor(readonly error: unknown) {}
+}
 
 function phase(): PhaseStats {
   return { tokens: 0, calls: 0, ms: 0, tokensPerSec: 0 };
@@ -341,7 +353,7 @@ export class DecoderModel {
     const stop = new Set(opts.stopTokens ?? []);
     return this.enqueue(ids, "greedy", async (tokens) => {
       const out = [argmax(await this.prefillNow(tokens))];
-      await this.greedyNow(out, maxNewTokens, stop);
+      if (!stop.has(out[0] as number)) await this.greedyNow(out, maxNewTokens, (t) => stop.has(t));
       return out;
     });
   }
@@ -357,11 +369,18 @@ export class DecoderModel {
       return Promise.reject(new RangeError(`maxNewTokens must be a positive integer, got ${maxNewTokens}`));
     }
     const stop = new Set(opts.stopTokens ?? []);
+    const onToken = opts.onToken;
+    const ends = onToken === undefined ? (t: number) => stop.has(t) : (t: number, canFeed: boolean) => onToken(t, canFeed) === false || stop.has(t);
     return this.enqueue([token], "decodeGreedy", async ([first]) => {
       const out = [first as number];
-      await this.greedyNow(out, maxNewTokens + 1, stop);
+      await this.greedyNow(out, maxNewTokens + 1, ends);
       return out.slice(1);
     });
+  }
+
+  /** Whether greedy / decodeGreedy pipeline their steps here (WebGPU, float32 logits, a cache that does not slide). */
+  get pipelinesGreedy(): boolean {
+    return this.fns.canLaunchAhead && this.kv.options.slidingWindow <= 0;
   }
 
   /**
@@ -375,14 +394,17 @@ export class DecoderModel {
    * is (below the limit and the window); when that token is a stop token, the step fed with it is undone
    * (kv popN), so the cache ends as the sequential loop leaves it.
    */
-  private async greedyNow(out: number[], limit: number, stop: ReadonlySet<number>): Promise<void> {
+  private async greedyNow(out: number[], limit: number, ends: (token: number, canFeed: boolean) => boolean): Promise<void> {
     const last = (): number => out[out.length - 1] as number;
-    const more = (): boolean => out.length < limit && !stop.has(last()) && this.sequenceLength < this.maxSequenceLength;
-    if (!this.fns.canLaunchAhead || this.kv.options.slidingWindow > 0) {
-      while (more()) out.push(await this.forwardArgmax("decode", Int32Array.of(last())));
+    const canFeed = (): boolean => out.length < limit && this.sequenceLength < this.maxSequenceLength;
+    if (!this.pipelinesGreedy) {
+      while (canFeed()) {
+        out.push(await this.forwardArgmax("decode", Int32Array.of(last())));
+        if (ends(last(), canFeed())) return;
+      }
       return;
     }
-    if (!more()) return;
+    if (!canFeed()) return;
     this.live();
     const t0 = performance.now();
     let steps = 0;
@@ -402,17 +424,24 @@ export class DecoderModel {
         const ahead = out.length + 1 < limit && this.sequenceLength < this.maxSequenceLength ? launch(null) : null;
         if (ahead !== null) this.launchedAhead.steps++;
         out.push(await pending);
+        let end: boolean;
+        try {
+          end = ends(last(), ahead !== null);
+        } catch (err) {
+          if (ahead !== null) await this.undoAhead(ahead);
+          steps -= ahead === null ? 0 : 1;
+          throw new CallerError(err);
+        }
         if (ahead === null) break; // out is at the limit or the window is full: the loop ends either way
-        if (stop.has(last())) {
-          await ahead;
-          this.undoLastStep();
-          this.launchedAhead.undone++;
+        if (end) {
+          await this.undoAhead(ahead);
           steps--;
           break;
         }
         pending = ahead;
       }
     } catch (err) {
+      if (err instanceof CallerError) throw err.error; // the caller's callback failed; the cache is consistent
       if (this.state !== "lost") this.state = "broken"; // failed midway: the cache's state is unknown until reset()
       throw err;
     } finally {
@@ -426,8 +455,10 @@ export class DecoderModel {
     }
   }
 
-  /** Drop the last token of the sequence from the KV cache (a step launched ahead that was not needed). */
-  private undoLastStep(): void {
+  /** Wait for a step launched ahead that is not needed, then drop its token from the KV cache. */
+  private async undoAhead(ahead: Promise<number>): Promise<void> {
+    await ahead;
+    this.launchedAhead.undone++;
     const tvm = this.pkg.lib.tvm;
     tvm.beginScope();
     try {

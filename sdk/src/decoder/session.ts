@@ -108,6 +108,31 @@ export class DecoderSession {
     return sampled;
   }
 
+  /** Whether decodeGreedy pipelines its steps here (see DecoderModel.decodeGreedy). */
+  get pipelinesGreedy(): boolean {
+    return this.model.pipelinesGreedy;
+  }
+
+  /**
+   * Greedy continuation from `token` (appended first): each new token goes to `onToken` with whether it can
+   * still be fed (false when the context window is full); it returns false to end after that token. Returns
+   * the new tokens; the last one is not in the cache.
+   */
+  async decodeGreedy(token: number, onToken: (token: number, canFeed: boolean) => boolean): Promise<number[]> {
+    const limit = this.model.maxSequenceLength; // the window ends it first
+    let got: number[];
+    try {
+      got = await this.model.decodeGreedy(token, limit, { onToken });
+    } catch (err) {
+      // fed so far is not known here: the next prepare() starts afresh (a callback error left the model
+      // consistent, but the mirror cannot tell how far it got)
+      this.#stale = true;
+      throw err;
+    }
+    this.#cached.push(token, ...got.slice(0, -1));
+    return got;
+  }
+
   /** Clear the cache (the model's stats are kept). */
   async reset(): Promise<void> {
     await this.model.reset({ keepStats: true });

@@ -88,6 +88,17 @@ export class Sampler {
   }
 
   /**
+   * Every position's token is the argmax of the raw logits, whatever came before (greedy, no logit_bias,
+   * no penalties) and nothing else is asked for (no logprobs): the engine may then pipeline its decode
+   * steps, feeding each argmax to the next step on the GPU.
+   */
+  get argmaxOnly(): boolean {
+    const p = this.params;
+    const penalties = p.repetition_penalty !== 1 || p.presence_penalty !== 0 || p.frequency_penalty !== 0;
+    return (p.temperature === 0 || p.top_k === 1) && p.logitBiasIds.length === 0 && !penalties && !p.logprobs;
+  }
+
+  /**
    * The GPU version of sample(): the plan for runtime/gpu-sampler.ts (null: sample this position on the
    * host). Draws the uniform number the host would draw; hand the GPU's answer to gpuResult.
    */
