@@ -4,9 +4,9 @@ each thread computes up to R output rows of a staged decode GEMV.
 The mode's parsing and its limits (seconds); the WGSL of Qwen2.5-0.5B-shaped kernels (f32 and f16, whole and
 chunked K): every register a constant index, R rows' words loaded before the prologue, R cut where the
 registers or the workgroup storage would not hold them; then on Dawn (lavapipe) tiny-llama-trained q4f32_1
-rebuilt with --fused2 --prefetch --multirow R against --fused2 --prefetch, whole K and chunked K: the same
-greedy tokens and bit-identical top-5 logits (each row's multiply-adds and its cross-thread reduction are
-the one-row kernel's), and the same launches.
+rebuilt with --fused2 --prefetch --multirow R against --fused2 --prefetch (R = 4, and R = 2 with K staged in
+chunks): the same greedy tokens and bit-identical top-5 logits (each row's multiply-adds and its cross-thread
+reduction are the one-row kernel's), and the same launches.
 """
 
 from __future__ import annotations
@@ -42,6 +42,20 @@ def test_multirow_modes_are_accepted(mode: str) -> None:
 def test_build_refuses_bad_multirow(multirow: int, prefetch: bool) -> None:
     with pytest.raises(ValueError, match="rows per thread"):
         staged_gemv.build(_gemv(896, 64, "float32"), "rms_norm", False, 1e-6, prefetch=prefetch, multirow=multirow)
+
+
+@pytest.mark.parametrize(
+    ("n", "words", "free_kib", "rows"),
+    [
+        (9728, 8, 8, 8),  # Qwen2.5-0.5B's gate_up: 8 rows of 8 words, 8 x 1 KiB of sums
+        (9728, 8, 3, 2),  # a 12 KiB staged vector leaves 3 KiB: 2 rows' sums
+        (896, 20, 8, 2),  # its down projection's chunk: 20 words a row, 3 rows would pass 64
+        (8 * 4 * 3, 8, 8, 4),  # N = 96: 8 x 8 rows do not divide it
+        (64, 40, 8, 1),  # 2 rows would pass 64 words
+    ],
+)
+def test_rows_per_thread_fit_n_registers_and_storage(n: int, words: int, free_kib: int, rows: int) -> None:
+    assert staged_gemv._rows_per_thread(n, 8, words, 8, free_kib << 10) == rows
 
 
 def _wgsl(k: int, n: int, dtype: str, prologue: staged_gemv.Prologue, multirow: int) -> str:
@@ -106,10 +120,12 @@ def test_one_row_per_thread_is_the_prefetch_kernel() -> None:
 # --- on Dawn (lavapipe) --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("staged_bytes", "multirow"), [(None, 2), (None, 4), (CHUNK_BYTES, 4)])
+# 4 rows a thread with the default staging (the prefetch package is test_fusion2's), 2 with CHUNK_BYTES: the
+# down projection staged in two chunks, its words prefetched per chunk (the norm GEMVs' K fits whole)
+@pytest.mark.parametrize(("staged_bytes", "multirow"), [(None, 4), (CHUNK_BYTES, 2)])
 def test_webgpu_multirow_same_tokens_and_logits_as_prefetch(staged_bytes: int | None, multirow: int) -> None:
-    """--multirow R against --prefetch (tiny-llama, lavapipe; whole K, and K staged in chunks): the same
-    greedy tokens, bit-identical top-5 logits at every step and the same launches."""
+    """--multirow R against --prefetch (tiny-llama, lavapipe): the same greedy tokens, bit-identical top-5
+    logits at every step and the same launches."""
     _, one = _packages(MODEL, staged_bytes, True)
     _, multi = _packages(MODEL, staged_bytes, True, multirow)
     vocab = json.loads((one / "mlc-chat-config.json").read_text())["vocab_size"]
