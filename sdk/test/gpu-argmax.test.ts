@@ -43,7 +43,8 @@ async function gpuArgmax(values: Float32Array, pad = 0): Promise<number> {
 test("matches the host argmax on random logits of several lengths, with and without an offset", async () => {
   let seed = 7;
   const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 20 - 10;
-  for (const n of [1, 3, 255, 256, 257, 1000, 151936]) {
+  // 151936: 75 workgroups of partials; 600000: all 256 of them, ~9 values per invocation
+  for (const n of [1, 3, 255, 256, 257, 1000, 2049, 151936, 600000]) {
     const v = Float32Array.from({ length: n }, rand);
     assert.equal(await gpuArgmax(v), argmax(v), `n=${n}`);
     assert.equal(await gpuArgmax(v, 64), argmax(v), `n=${n}, offset 64`);
