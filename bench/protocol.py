@@ -23,8 +23,11 @@ def run_protocol(
     prefill_lens: list[int],
     decode_new: int,
     decode_prompt: int = 16,
+    decode_run: Callable[[int, int], list[int]] | None = None,
 ) -> tuple[dict[str, list[float]], dict[str, str]]:
-    """bench-llm.mjs's measurement loop, for Python engines. prefill/decode return the argmax id."""
+    """bench-llm.mjs's measurement loop, for Python engines. prefill/decode return the argmax id.
+    `decode_run(tok, n)`: the timed decode run as one call returning the n tokens (bench-llm.mjs's
+    HEARTH_GPU_ARGMAX=ahead), instead of n decode calls."""
     samples: dict[str, list[float]] = {}
     skipped: dict[str, str] = {}
     reset()
@@ -62,8 +65,13 @@ def run_protocol(
             reset()
             tok = prefill(prompt_ids(decode_prompt, vocab, r + 21))
             t0 = time.perf_counter()
-            for _ in range(decode_new):
-                tok = decode(tok)
+            if decode_run is not None:
+                got = decode_run(tok, decode_new)
+                if len(got) != decode_new:
+                    raise RuntimeError(f"decode_run returned {len(got)} of {decode_new} tokens")
+            else:
+                for _ in range(decode_new):
+                    tok = decode(tok)
             xs.append(decode_new / (time.perf_counter() - t0))
         samples["decode_tok_s"] = xs
     else:

@@ -7,6 +7,7 @@
 #      bench-llm.mjs's SAMPLING_MODES), a decode run sampling on the host and one sampling on the GPU
 #      (engines webgpu-node-vulkan+sample-<mode>-host / -gpu; decode only, 16-token prefill);
 #      PLAIN_AB=1 adds a WebGPU run of the plain library (HEARTH_WEBGPU_BUILD=plain, engine webgpu-node-vulkan+plain);
+#      NATIVE_AHEAD=1 adds a native run with its decode steps pipelined (native_tvm.py --pipelined);
 #      SKIP_TORCH=1 skips PyTorch; NATIVE_ONLY=1 skips every WebGPU run (native and torch rows only);
 #      EXTRA_FLAGS=<dawn toggles> adds a WebGPU run with those toggles;
 #      SUBMIT_AB="16 32 64" adds a WebGPU run per value with HEARTH_SUBMIT_EVERY=<n> (submit every n launches,
@@ -99,7 +100,13 @@ for src in $G/src/pkgs/$GLOB; do
   # row would repeat it.
   case $name in *-fused2*|*-fkv*|*-prefill-*|*-v-*) ;; *)
     n=$(python3 bench/gpu/native_tvm.py $p $p/cuda.so --device cuda --runs $RUNS --decode-new $NEW 2>$OUT/native-$name.err | tail -1)
-    echo "{\"package\":\"$name\",\"engine\":\"native-cuda\",\"result\":${n:-null}}" >> $OUT/results.jsonl;;
+    echo "{\"package\":\"$name\",\"engine\":\"native-cuda\",\"result\":${n:-null}}" >> $OUT/results.jsonl
+    # NATIVE_AHEAD=1: also native with its decode steps pipelined (argmax on the device, no host sync per
+    # step: native_tvm.py --pipelined), the reference for the WebGPU "ahead" rows.
+    if [ -n "${NATIVE_AHEAD:-}" ]; then
+      n=$(python3 bench/gpu/native_tvm.py $p $p/cuda.so --device cuda --runs $RUNS --decode-new $NEW --pipelined 2>$OUT/native-ahead-$name.err | tail -1)
+      echo "{\"package\":\"$name\",\"engine\":\"native-cuda+pipelined\",\"result\":${n:-null}}" >> $OUT/results.jsonl
+    fi;;
   esac
   # torch does not depend on Hearth's compiler: the *-unfused / *-fused copies (bench/gpu/build_unfused.py) skip it.
   notorch=${SKIP_TORCH:-}; case $name in *-unfused|*-fused|*-fused2*|*-fkv*|*-prefill-*|*-v-*) notorch=1;; esac

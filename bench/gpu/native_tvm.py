@@ -2,7 +2,7 @@
 here), driven like hearth.native.decoder, with only TVM's *runtime* (no libtvm_compiler.so, so
 no hearth import: hearth pulls in the compiler).
 
-    python bench/gpu/native_tvm.py <package_dir> <lib.so> --device cuda [--runs 5] [--decode-new 128]
+    python bench/gpu/native_tvm.py <package_dir> <lib.so> --device cuda [--runs 5] [--decode-new 128] [--pipelined]
 
 Weights come from the package's params_shard_*.bin (random ones on the H200: make_shards.py);
 prints one JSON line with the same samples as sdk/scripts/bench-llm.mjs.
@@ -109,6 +109,29 @@ class Decoder:
     def decode(self, tok: int) -> int:
         return self._forward("decode", [tok])
 
+    def decode_greedy(self, tok: int, n: int) -> list[int]:
+        """`n` greedy decode steps from `tok` without a host sync between them: the argmax is taken on the
+        device (torch through DLPack, on the same default stream as TVM's kernels) and written into the
+        next step's device-side input, so the host enqueues step k + 1 while the device runs step k; the
+        tokens come back once, at the end. The reference for the WebGPU engine's pipelined greedy path
+        (DecoderModel.decodeGreedy)."""
+        import torch
+
+        ids = tvm.runtime.tensor(np.array([tok], dtype="int32"), self.dev)
+        ids_t = torch.from_dlpack(ids)
+        picked = torch.empty(n, dtype=torch.int32, device=ids_t.device)
+        for i in range(n):
+            for kv in self.caches:
+                self._begin(kv, Shape([0]), Shape([1]))
+            emb = self.vm["embed"](ids, self.params)
+            out = self.vm["decode"](emb._create_view((1, 1, emb.shape[-1])), self.kv, self.params)
+            for kv in self.caches:
+                self._end(kv)
+            nxt = torch.argmax(torch.from_dlpack(out[0]).reshape(-1)).to(torch.int32)
+            picked[i] = nxt
+            ids_t.copy_(nxt.reshape(1))
+        return [int(t) for t in picked.cpu()]
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -118,6 +141,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--decode-new", type=int, default=128)
     ap.add_argument("--arch", default="sm_90a", help="nvcc -arch for the kernels (sm_90a: H100/H200)")
+    ap.add_argument(
+        "--pipelined",
+        action="store_true",
+        help="decode with decode_greedy (argmax on the device, no host sync per step), not a host argmax per step",
+    )
     args = ap.parse_args()
     if args.device == "cuda":
         load_cuda_runtime(args.arch)
@@ -138,6 +166,7 @@ def main() -> int:
         args.runs,
         [128, 512],
         args.decode_new,
+        decode_run=(lambda tok, n: dec.decode_greedy(tok, n)) if args.pipelined else None,
     )
     samples["load_cold_ms"], samples["load_warm_ms"] = [loads[0]], [loads[1]]
     print(json.dumps({"runtime": f"tvm-native-{args.device}", "samples": samples, "skipped": skipped}))
