@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,13 +23,13 @@ from conftest import REPO
 from hearth.build.package import CompileOptionError, compile_package
 from hearth.cache import cache_root
 from hearth.weights.manifest import verify_package
+from webgpu_generate import generate, prompt
 
 sys.path.insert(0, str(REPO / "scripts"))
 import build_packages  # noqa: E402
 import make_test_models as mtm  # noqa: E402
 
 MODEL, QUANT = "tiny-llama-trained", "q4f32_1"
-GENERATE = REPO / "sdk" / "scripts" / "generate.mjs"
 
 
 def _compile() -> subprocess.CompletedProcess[str]:
@@ -45,21 +44,6 @@ def _compile() -> subprocess.CompletedProcess[str]:
 @functools.cache
 def package() -> Path:
     return Path(_compile().stdout.strip().splitlines()[-1])
-
-
-def _generate(pkg: Path, *args: str) -> dict:
-    if shutil.which("node") is None:
-        pytest.fail("node is not on PATH: the WebGPU side cannot run (make setup)")
-    cmd = ["node", str(GENERATE), str(pkg), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
-    lines = proc.stdout.strip().splitlines()
-    assert lines, f"{' '.join(cmd[:3])} printed nothing ({proc.returncode}): {proc.stderr[-3000:]}"
-    return json.loads(lines[-1])
-
-
-def _prompt(pkg: Path, n: int = 32) -> str:
-    vocab = json.loads((pkg / "mlc-chat-config.json").read_text())["vocab_size"]
-    return ",".join(str((i * 7919 + 13) % vocab) for i in range(n))
 
 
 def test_package_carries_both_webgpu_libraries() -> None:
@@ -82,9 +66,9 @@ def test_package_carries_both_webgpu_libraries() -> None:
 def test_fused_library_same_greedy_tokens_and_logits() -> None:
     """Greedy over 24 tokens with the top-5 logits at every position, plain vs fused library of one package."""
     pkg = package()
-    args = ("--ids", _prompt(pkg), "--max-new", "24", "--trace", "5")
-    a = _generate(pkg, *args, "--webgpu-build", "plain")
-    b = _generate(pkg, *args, "--webgpu-build", "fused")
+    args = ("--ids", prompt(pkg), "--max-new", "24", "--trace", "5")
+    a = generate(pkg, *args, "--webgpu-build", "plain")
+    b = generate(pkg, *args, "--webgpu-build", "fused")
     assert "error" not in a and "error" not in b, (a, b)
     assert (a["target"], b["target"]) == ("webgpu", "webgpu-fused")
     assert a["tokens"] == b["tokens"]
@@ -96,13 +80,13 @@ def test_fused_library_same_greedy_tokens_and_logits() -> None:
                 worst = max(worst, abs(la - lb) / max(1.0, abs(la)))
     assert worst < 1e-4, worst
     # The target by name loads the fused library too.
-    c = _generate(pkg, "--ids", _prompt(pkg), "--max-new", "4", "--target", "webgpu-fused")
+    c = generate(pkg, "--ids", prompt(pkg), "--max-new", "4", "--target", "webgpu-fused")
     assert c.get("target") == "webgpu-fused" and c["tokens"] == a["tokens"][:4], c
 
 
 def test_auto_on_a_software_adapter_loads_the_plain_library() -> None:
     pkg = package()
-    got = _generate(pkg, "--ids", _prompt(pkg, 8), "--max-new", "2")
+    got = generate(pkg, "--ids", prompt(pkg, 8), "--max-new", "2")
     assert "error" not in got, got
     adapter = got["adapter"]
     assert adapter is not None and adapter["description"], adapter
@@ -113,7 +97,7 @@ def test_auto_on_a_software_adapter_loads_the_plain_library() -> None:
 
 def test_fused_build_missing_from_the_package_is_named() -> None:
     pkg = build_packages.ensure_package(MODEL, QUANT)  # the standard test package: no webgpu-fused
-    got = _generate(pkg, "--ids", "1,2,3", "--max-new", "1", "--webgpu-build", "fused")
+    got = generate(pkg, "--ids", "1,2,3", "--max-new", "1", "--webgpu-build", "fused")
     assert got.get("errorName") == "PackageCompatibilityError", got
     have = ", ".join(json.loads((pkg / "hearth-manifest.json").read_text())["targets"])
     assert '"webgpu-fused"' in got["error"] and f"targets: {have}" in got["error"], got

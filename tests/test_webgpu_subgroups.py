@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,13 +32,13 @@ from hearth.build.subgroups import subgroup_reductions
 from hearth.cache import cache_root
 from hearth.targets import get_target
 from hearth.weights.manifest import verify_package
+from webgpu_generate import generate, prompt
 
 sys.path.insert(0, str(REPO / "scripts"))
 import build_packages  # noqa: E402
 import make_test_models as mtm  # noqa: E402
 
 MODEL = "tiny-llama-trained"
-GENERATE = REPO / "sdk" / "scripts" / "generate.mjs"
 TARGETS = ["webgpu-fused", "webgpu-fused-sg8", "webgpu-fused-sg16", "webgpu-fused-sg32"]
 SHUFFLE = re.compile(rb"subgroupShuffleDown\([^;]*, u32\((\d+)i\)\)")
 # fused vs sg8 differ only in the order partial sums meet: tests/test_webgpu_fused_target.py's f32 bound, and
@@ -163,19 +160,7 @@ def _package(quant: str, targets: tuple[str, ...] = tuple(TARGETS)) -> Path:
 def _generate(pkg: Path, *args: str, lanes: int = 8) -> dict:
     """generate.mjs on lavapipe with `lanes`-wide subgroups: llvmpipe's subgroup is its native vector width
     in f32 lanes, 256 bits by default, 512 with LP_NATIVE_VECTOR_WIDTH (LLVM splits what the CPU lacks)."""
-    if shutil.which("node") is None:
-        pytest.fail("node is not on PATH: the WebGPU side cannot run (make setup)")
-    cmd = ["node", str(GENERATE), str(pkg), *args]
-    env = {**os.environ, "LP_NATIVE_VECTOR_WIDTH": str(32 * lanes)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
-    lines = proc.stdout.strip().splitlines()
-    assert lines, f"{' '.join(cmd[:3])} printed nothing ({proc.returncode}): {proc.stderr[-3000:]}"
-    return json.loads(lines[-1])
-
-
-def _prompt(pkg: Path, n: int = 32) -> str:
-    vocab = json.loads((pkg / "mlc-chat-config.json").read_text())["vocab_size"]
-    return ",".join(str((i * 7919 + 13) % vocab) for i in range(n))
+    return generate(pkg, *args, env={"LP_NATIVE_VECTOR_WIDTH": str(32 * lanes)})
 
 
 def _same_tokens_close_logits(a: dict, b: dict, tol: float) -> float:
@@ -200,7 +185,7 @@ def check_sg_library_against_fused(quant: str, targets: tuple[str, ...], lanes: 
         assert b"enable subgroups;" in libs[t] and b"hearth_rms_norm" in libs[t], t
         assert max(int(n) for n in SHUFFLE.findall(libs[t])) == get_target(t).subgroup_size // 2, t
 
-    args = ("--ids", _prompt(pkg), "--max-new", "24", "--trace", "5")
+    args = ("--ids", prompt(pkg), "--max-new", "24", "--trace", "5")
     a = _generate(pkg, *args, "--webgpu-build", "fused", lanes=lanes)
     b = _generate(pkg, *args, "--webgpu-build", "subgroups", lanes=lanes)
     assert "error" not in a and "error" not in b, (a, b)
@@ -229,11 +214,11 @@ def test_sg32_wgsl_passes_dawn_validation_and_auto_takes_no_sg_build_on_lavapipe
     """lavapipe's subgroups are 8 lanes, so the sg32 library computes garbage there, but loading it creates
     every compute pipeline: Dawn's WGSL validation (uniformity included) runs on all its kernels."""
     pkg = _package("q4f32_1")
-    got = _generate(pkg, "--ids", _prompt(pkg, 8), "--max-new", "2", "--target", "webgpu-fused-sg32")
+    got = _generate(pkg, "--ids", prompt(pkg, 8), "--max-new", "2", "--target", "webgpu-fused-sg32")
     assert "error" not in got and got["target"] == "webgpu-fused-sg32" and len(got["tokens"]) == 2, got
     # A software adapter never gets a subgroup build under "auto", also where one fits its subgroups (sg8
     # here); this package has no plain library, so the fused one is what it gets.
-    auto = _generate(pkg, "--ids", _prompt(pkg, 8), "--max-new", "2")
+    auto = _generate(pkg, "--ids", prompt(pkg, 8), "--max-new", "2")
     assert "error" not in auto and auto["target"] == "webgpu-fused", auto
 
 
