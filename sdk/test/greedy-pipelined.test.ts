@@ -12,7 +12,10 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { DecoderModel } from "../src/engine.js";
 import { generate, type GenerateResult, type StopRequest } from "../src/decoder/generate.js";
 import { DecoderSession } from "../src/decoder/session.js";
-import type { GenerationParams } from "../src/sample/params.js";
+import type { GenerationParams, SamplingParams } from "../src/sample/params.js";
+import type { GpuSamplingPlan } from "../src/sample/gpu-plan.js";
+import { TokenHistory } from "../src/sample/history.js";
+import { type GpuSamplingOutcome, type SampledToken, Sampler } from "../src/sample/sampler.js";
 import { argmax } from "../src/sample/argmax.js";
 import { loadTokenizer } from "../src/tokenize/load.js";
 import { installNodeGPU } from "./support/node-gpu.js";
@@ -182,7 +185,7 @@ test("generate(): greedy requests are pipelined and end as the host loop does (m
   assert.equal(gpu.cached, model.maxSequenceLength);
 });
 
-test("generate(): a consumer that throws mid-stream leaves the model usable; penalties or logprobs keep the per-step path", async () => {
+test("generate(): a consumer that throws mid-stream leaves the model usable; sampling without penalties is pipelined too", async () => {
   const params = { temperature: 0, ignore_eos: true, max_tokens: 16 };
   await assert.rejects(run(params, true, { throwAt: 5 }), /consumer failed/);
   // not marked broken (a broken model refuses forwards until reset): the step launched ahead was undone
@@ -192,10 +195,109 @@ test("generate(): a consumer that throws mid-stream leaves the model usable; pen
   const again = await run(params, true);
   const host = await run(params, false);
   same(again.r, host.r);
-  // not argmax-only: sampled step by step on the GPU, nothing launched ahead
-  for (const extra of [{ frequency_penalty: 0.5 }, { logprobs: true }, { logit_bias: { 5: 3 } }]) {
-    const r = await run({ ...params, ...extra }, true);
-    assert.equal(r.ahead, 0, JSON.stringify(extra));
-    assert.equal(r.r.tokens.length, 16);
+  // penalties need the token before: sampled step by step on the GPU, nothing launched ahead
+  const penalized = await run({ ...params, frequency_penalty: 0.5 }, true);
+  assert.equal(penalized.ahead, 0);
+  assert.equal(penalized.r.tokens.length, 16);
+  // logprobs, logit_bias and seeded sampling without penalties: pipelined through the sampled path, with
+  // the host loop's tokens, logprobs and text
+  for (const extra of [{ logprobs: true, top_logprobs: 2 }, { logit_bias: { 5: 3 } }, { temperature: 0.9, top_p: 0.9, seed: 5 }]) {
+    const gpu = await run({ ...params, ...extra }, true);
+    assert.ok(gpu.ahead >= 12, `${JSON.stringify(extra)}: launched ahead ${gpu.ahead}`);
+    const host = await run({ ...params, ...extra }, false);
+    same(gpu.r, host.r);
+    // logprobs: the GPU's float32 against the host's float64
+    gpu.r.tokens.forEach((t, i) => {
+      const h = host.r.tokens[i];
+      assert.equal(t.logprob === undefined, h?.logprob === undefined);
+      if (t.logprob !== undefined) assert.ok(Math.abs(t.logprob - (h?.logprob as number)) < 1e-4, `${t.logprob} vs ${h?.logprob}`);
+      assert.deepEqual(
+        t.topLogprobs?.map((x) => x.token),
+        h?.topLogprobs?.map((x) => x.token),
+      );
+    });
+    assert.equal(gpu.cached, host.cached);
   }
+});
+
+/**
+ * A Sampler whose GPU answers are overridden by the plan's uniform number (so a rerun of the same position
+ * gets the same override): u < 0.15 hands the position back to the host, 0.15 <= u < 0.25 reports
+ * "picked" (the token kept, the number given back). Both paths then run in the pipelined loop.
+ */
+class Overridden extends Sampler {
+  override gpuResult(plan: GpuSamplingPlan, outcome: GpuSamplingOutcome): SampledToken | null {
+    if (plan.mode !== "greedy" && outcome.status === "drew") {
+      if (plan.u < 0.15) return super.gpuResult(plan, { status: "host", token: 0, logprob: 0 });
+      if (plan.u < 0.25) return super.gpuResult(plan, { ...outcome, status: "picked" });
+    }
+    return super.gpuResult(plan, outcome);
+  }
+}
+
+/** Prefill, then `n` sampled tokens: step by step (decodeSample) or pipelined (decodeSampled). */
+async function sampled(params: SamplingParams, n: number, pipelined: boolean, make = (p: SamplingParams) => new Sampler(p)): Promise<SampledToken[]> {
+  await model.reset();
+  const sampler = make(params);
+  const history = new TokenHistory(PROMPT);
+  const first = sampler.sample(await model.prefill(PROMPT), history);
+  history.push(first.token);
+  const out: SampledToken[] = [];
+  if (pipelined) {
+    const fed = await model.decodeSampled(first.token, sampler, history, (s) => {
+      out.push(s);
+      history.push(s.token);
+      return out.length < n;
+    });
+    assert.equal(fed, n, "the first token and all new ones but the last are fed");
+  } else {
+    let t = first.token;
+    for (let i = 0; i < n; i++) {
+      const s = await model.decodeSample(t, sampler, history);
+      out.push(s);
+      history.push(s.token);
+      t = s.token;
+    }
+  }
+  assert.equal(model.sequenceLength, PROMPT.length + (pipelined ? n : n));
+  return out;
+}
+
+test("decodeSampled (pipelined) gives decodeSample's tokens and logprobs for the same seed, every mode without penalties", async () => {
+  const settings: SamplingParams[] = [
+    { temperature: 1, seed: 3 },
+    { temperature: 0.8, top_k: 20, seed: 4 },
+    { temperature: 1, top_p: 0.9, seed: 5 },
+    { temperature: 1.2, top_k: 64, top_p: 0.95, seed: 6 },
+    { temperature: 1, logit_bias: { 5: 4, 42: -100 }, seed: 7 },
+    { temperature: 0.7, top_k: 10, logprobs: true, seed: 8 },
+    { temperature: 1, top_p: 0.9, top_logprobs: 3, seed: 9 },
+    { temperature: 0, logprobs: true, seed: 10 },
+  ];
+  for (const params of settings) {
+    const ahead = model.stats().launchedAhead.steps;
+    const piped = await sampled(params, 24, true);
+    assert.ok(model.stats().launchedAhead.steps - ahead >= 20, `${JSON.stringify(params)}: launched ahead`);
+    const reference = await sampled(params, 24, false);
+    assert.deepEqual(piped, reference, JSON.stringify(params));
+  }
+});
+
+test("decodeSampled: positions handed back to the host or keeping their number redo the step ahead, same tokens", async () => {
+  for (const params of [
+    { temperature: 1, seed: 11 },
+    { temperature: 0.9, top_p: 0.9, seed: 12 },
+  ] as SamplingParams[]) {
+    const make = (p: SamplingParams) => new Overridden(p);
+    const undone = model.stats().launchedAhead.undone;
+    const piped = await sampled(params, 32, true, make);
+    assert.ok(model.stats().launchedAhead.undone - undone >= 4, "some steps launched ahead were undone");
+    const reference = await sampled(params, 32, false, make);
+    assert.deepEqual(piped, reference, JSON.stringify(params));
+  }
+  // penalties need the token before: refused
+  await assert.rejects(
+    model.decodeSampled(0, new Sampler({ temperature: 1, frequency_penalty: 0.5 }), new TokenHistory([]), () => false),
+    /without penalties/,
+  );
 });

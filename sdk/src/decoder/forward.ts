@@ -19,7 +19,8 @@ import { GpuReadback } from "../runtime/gpu-readback.js";
 import { GpuSampler } from "../runtime/gpu-sampler.js";
 import { argmax } from "../sample/argmax.js";
 import type { TokenHistory } from "../sample/history.js";
-import type { SampledToken, Sampler } from "../sample/sampler.js";
+import type { GpuSamplingOutcome, SampledToken, Sampler } from "../sample/sampler.js";
+import type { GpuSamplingPlan } from "../sample/gpu-plan.js";
 import { gpuAccess, type TvmjsGpuAccess } from "../runtime/webgpu-dispatch.js";
 
 export type ForwardKind = "prefill" | "decode";
@@ -228,9 +229,36 @@ export class DecoderFunctions {
    * `timing.submitMs` gets the host time to encode and submit it. WebGPU and float32 logits only.
    */
   launchArgmax(token: number | null, kv: PagedKVCache, seqId: number, timing?: ForwardTiming): Promise<number> {
+    return this.launch(token, kv, seqId, timing, (gpu, logits, feed) => {
+      this.argmaxKernel ??= new GpuArgmax(gpu.access.device);
+      return this.argmaxKernel.launch(gpu.access.bufferOf(logits.getDataPtr()), byteOffsetOf(logits) / 4, logits.shape[2] as number, feed);
+    });
+  }
+
+  /**
+   * launchArgmax's counterpart for sampling: one decode step queued without waiting, its next token sampled
+   * on the GPU with `plan` (runtime/gpu-sampler.ts) and fed to the following step's input on the GPU.
+   * Resolves to the sampler's outcome (hand it to Sampler.gpuResult). WebGPU and float32 logits only.
+   */
+  launchSample(token: number | null, kv: PagedKVCache, seqId: number, plan: GpuSamplingPlan, timing?: ForwardTiming): Promise<GpuSamplingOutcome> {
+    return this.launch(token, kv, seqId, timing, (gpu, logits, feed) => {
+      this.samplerKernel ??= new GpuSampler(gpu.access.device);
+      this.gpuSampling.sampled++;
+      return this.samplerKernel.launch(gpu.access.bufferOf(logits.getDataPtr()), byteOffsetOf(logits) / 4, plan, feed);
+    });
+  }
+
+  /** What launchArgmax and launchSample share: the step, then `pick` queues the token's kernel and its feed. */
+  private launch<T>(
+    token: number | null,
+    kv: PagedKVCache,
+    seqId: number,
+    timing: ForwardTiming | undefined,
+    pick: (gpu: { access: TvmjsGpuAccess }, logits: TvmTensor, feed: { buffer: GPUBuffer; byteOffset: number }) => Promise<T>,
+  ): Promise<T> {
     if (this.disposed) throw new Error("DecoderFunctions disposed");
     const gpu = this.gpu;
-    if (gpu === undefined) throw new Error("launchArgmax needs a WebGPU device");
+    if (gpu === undefined) throw new Error("pipelined decode steps need a WebGPU device");
     kv.checkAppend([seqId], [1]);
     const tvm = this.tvm;
     const t0 = performance.now();
@@ -240,11 +268,9 @@ export class DecoderFunctions {
       if (token !== null) input.copyFrom(Int32Array.of(token));
       const logits = this.call("decode", input, 1, kv, seqId);
       this.logitsDtype = logits.dtype;
-      if (logits.dtype !== "float32") throw new Error(`launchArgmax needs float32 logits, this model's are ${logits.dtype}`);
-      gpu.access.flush(); // the model's work first: the argmax is queued after it
-      this.argmaxKernel ??= new GpuArgmax(gpu.access.device);
-      const feed = { buffer: gpu.access.bufferOf(input.getDataPtr()), byteOffset: byteOffsetOf(input) };
-      const next = this.argmaxKernel.launch(gpu.access.bufferOf(logits.getDataPtr()), byteOffsetOf(logits) / 4, logits.shape[2] as number, feed);
+      if (logits.dtype !== "float32") throw new Error(`pipelined decode steps need float32 logits, this model's are ${logits.dtype}`);
+      gpu.access.flush(); // the model's work first: the token's kernel is queued after it
+      const next = pick(gpu, logits, { buffer: gpu.access.bufferOf(input.getDataPtr()), byteOffset: byteOffsetOf(input) });
       if (timing !== undefined) timing.submitMs = performance.now() - t0;
       return next;
     } finally {

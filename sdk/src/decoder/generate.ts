@@ -165,6 +165,14 @@ export async function generate(input: GenerateInput): Promise<GenerateResult> {
     result.decodeSteps += got.length;
     return done();
   }
+  if (onGpu && gen.sampler.historyFree && session.pipelinesGreedy) {
+    // Sampling without penalties: the next position's plan does not need this token, so the steps are
+    // pipelined too (DecoderSession.decodeSampled); the same tokens for the same seed as the loop below.
+    const t1 = performance.now();
+    result.decodeSteps += await session.decodeSampled(step.token, gen.sampler, gen.history, (s, canFeed) => advance(gen.stepSampled(s), canFeed));
+    result.decodeMs += performance.now() - t1;
+    return done();
+  }
   for (;;) {
     const t1 = performance.now();
     let sampled: SampledToken | null = null;

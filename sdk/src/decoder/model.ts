@@ -21,7 +21,8 @@ import { DecoderFunctions, type ForwardKind, type ForwardTiming } from "./forwar
 import { ContextWindowExceededError, PagedKVCache } from "./kv-cache.js";
 import { argmax } from "../sample/argmax.js";
 import type { TokenHistory } from "../sample/history.js";
-import type { SampledToken, Sampler } from "../sample/sampler.js";
+import type { GpuSamplingOutcome, SampledToken, Sampler } from "../sample/sampler.js";
+import type { GpuSamplingPlan } from "../sample/gpu-plan.js";
 import { SerialQueue } from "../runtime/serial-queue.js";
 import type { TvmObject } from "../runtime/tvmjs-types.js";
 import { asLLMInstance } from "../runtime/tvmjs-llm.js";
@@ -378,6 +379,22 @@ export class DecoderModel {
     });
   }
 
+  /**
+   * Sampled continuation from `token` (not fed yet), for a sampler without penalties (Sampler.historyFree):
+   * decode it, then sample + decode, each new token (with its logprobs) going to `onToken` with whether
+   * it can still be fed; it returns false to end after that token (then not fed), and the loop also ends
+   * when the context window is full. `history` is the generation's (the caller pushes each token; only
+   * the host fallback reads it). The same tokens as decodeSample step by step for the same seed: on WebGPU
+   * the steps are pipelined as in decodeGreedy, the next position planned ahead (Sampler.gpuPlanAhead);
+   * where the GPU's answer does not let that plan stand (a position it hands back to the host, or one that
+   * keeps its uniform number), the step launched ahead is undone and redone as the step-by-step loop
+   * would run it. Returns how many tokens were fed (the first included).
+   */
+  decodeSampled(token: number, sampler: Sampler, history: TokenHistory, onToken: (sampled: SampledToken, canFeed: boolean) => boolean): Promise<number> {
+    if (!sampler.historyFree) return Promise.reject(new RangeError("decodeSampled needs a sampler without penalties"));
+    return this.enqueue([token], "decodeSampled", ([first]) => this.sampledNow(first as number, sampler, history, onToken));
+  }
+
   /** Whether greedy / decodeGreedy pipeline their steps here (WebGPU, float32 logits, a cache that does not slide). */
   get pipelinesGreedy(): boolean {
     return this.fns.canLaunchAhead && this.kv.options.slidingWindow <= 0;
@@ -455,10 +472,111 @@ export class DecoderModel {
     }
   }
 
+  private async sampledNow(
+    first: number,
+    sampler: Sampler,
+    history: TokenHistory,
+    onToken: (sampled: SampledToken, canFeed: boolean) => boolean,
+  ): Promise<number> {
+    const vocab = this.config.vocab_size;
+    const room = (): boolean => this.sequenceLength < this.maxSequenceLength;
+    let fed = 0;
+    let plan = this.pipelinesGreedy ? sampler.gpuPlan(vocab, history) : null;
+    if (plan === null) {
+      // not pipelined here: the step-by-step loop
+      let token = first;
+      while (room()) {
+        const ids = Int32Array.of(token);
+        const sampled = await this.timed("decode", ids, (timing) => this.fns.runSample("decode", ids, this.kv, SEQ, sampler, history, timing));
+        fed++;
+        if (onToken(sampled, room()) === false || !room()) break;
+        token = sampled.token;
+      }
+      return fed;
+    }
+    this.live();
+    const t0 = performance.now();
+    let submitMs = 0;
+    const launch = (token: number | null, p: GpuSamplingPlan): Promise<GpuSamplingOutcome> => {
+      const timing: ForwardTiming = { submitMs: 0, syncMs: 0 };
+      const out = this.fns.launchSample(token, this.kv, SEQ, p, timing);
+      out.catch(() => {}); // awaited below, or abandoned after an earlier failure: never unhandled
+      submitMs += timing.submitMs;
+      fed++;
+      return out;
+    };
+    const undo = async (step: Promise<unknown>, ahead: boolean): Promise<void> => {
+      await (ahead ? this.undoAhead(step) : this.undoStep(step));
+      fed--;
+    };
+    try {
+      let input = first; // the token the pending step feeds
+      let pending = launch(first, plan);
+      for (;;) {
+        const canFeed = room();
+        const aheadPlan = canFeed ? sampler.gpuPlanAhead(vocab) : null;
+        const ahead = aheadPlan === null ? null : launch(null, aheadPlan);
+        if (ahead !== null) this.launchedAhead.steps++;
+        const outcome = await pending;
+        let sampled = sampler.gpuResult(plan, outcome);
+        const holds = ahead !== null && sampled !== null && sampler.aheadHolds;
+        if (ahead !== null && !holds) await undo(ahead, true);
+        if (sampled === null) {
+          // The host decides this position from its logits, which the step launched ahead may have
+          // overwritten: undo this step too and run it again alone (the same plan: its number was kept).
+          await undo(pending, false);
+          sampled = await this.fns.runSample("decode", Int32Array.of(input), this.kv, SEQ, sampler, history);
+          fed++;
+        }
+        if (!holds) sampler.dropAhead();
+        let end: boolean;
+        try {
+          end = onToken(sampled, canFeed) === false || !canFeed;
+        } catch (err) {
+          if (holds) await undo(ahead as Promise<GpuSamplingOutcome>, true);
+          throw new CallerError(err);
+        }
+        if (end) {
+          if (holds) await undo(ahead as Promise<GpuSamplingOutcome>, true);
+          break;
+        }
+        input = sampled.token;
+        if (holds) {
+          sampler.commitAhead();
+          pending = ahead as Promise<GpuSamplingOutcome>;
+          plan = aheadPlan as GpuSamplingPlan;
+        } else {
+          const again = sampler.gpuPlan(vocab, history);
+          if (again === null) throw new Error("the GPU sampling plan changed between positions");
+          plan = again;
+          pending = launch(input, plan);
+        }
+      }
+    } catch (err) {
+      if (err instanceof CallerError) throw err.error; // the caller's callback failed; the cache is consistent
+      if (this.state !== "lost") this.state = "broken"; // failed midway: the cache's state is unknown until reset()
+      throw err;
+    } finally {
+      const ms = performance.now() - t0;
+      const d = this.stats_.decode;
+      d.tokens += fed;
+      d.calls += fed;
+      d.ms += ms;
+      this.stats_.submitMs += submitMs;
+      this.stats_.syncMs += Math.max(0, ms - submitMs);
+    }
+    return fed;
+  }
+
   /** Wait for a step launched ahead that is not needed, then drop its token from the KV cache. */
-  private async undoAhead(ahead: Promise<number>): Promise<void> {
-    await ahead;
+  private async undoAhead(ahead: Promise<unknown>): Promise<void> {
     this.launchedAhead.undone++;
+    await this.undoStep(ahead);
+  }
+
+  /** Wait for a launched step, then drop its token from the KV cache (the last one). */
+  private async undoStep(step: Promise<unknown>): Promise<void> {
+    await step;
     const tvm = this.pkg.lib.tvm;
     tvm.beginScope();
     try {

@@ -133,6 +133,27 @@ export class DecoderSession {
     return got;
   }
 
+  /**
+   * Sampled continuation from `token` (appended first), pipelined where the model can (see
+   * DecoderModel.decodeSampled; the sampler must have no penalties): each new token goes to `onToken`
+   * with whether it can still be fed; it returns false to end after that token.
+   */
+  async decodeSampled(token: number, sampler: Sampler, history: TokenHistory, onToken: (sampled: SampledToken, canFeed: boolean) => boolean): Promise<number> {
+    const tokens: number[] = [token];
+    let fed: number;
+    try {
+      fed = await this.model.decodeSampled(token, sampler, history, (sampled, canFeed) => {
+        tokens.push(sampled.token);
+        return onToken(sampled, canFeed);
+      });
+    } catch (err) {
+      this.#stale = true; // how far it got is not known here: the next prepare() starts afresh
+      throw err;
+    }
+    this.#cached.push(...tokens.slice(0, fed));
+    return fed;
+  }
+
   /** Clear the cache (the model's stats are kept). */
   async reset(): Promise<void> {
     await this.model.reset({ keepStats: true });

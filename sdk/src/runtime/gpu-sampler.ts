@@ -34,6 +34,8 @@ const MODES = { greedy: 0, full: 1, sorted: 2 } as const;
 const STATUS = ["drew", "picked", "host"] as const;
 const MAX_TOP_LOGPROBS = 20;
 const RESULT_WORDS = 4 + 2 * MAX_TOP_LOGPROBS;
+/** Readback buffers in GpuSampler's ring: a pipelined decode has two launches waiting, a third is spare. */
+const READBACKS = 3;
 const REASONS = [undefined, "non-finite", "ties", "nucleus", "top-p-margin", "draw-margin", "rounding"] as const;
 
 const SHADER = /* wgsl */ `
@@ -460,7 +462,10 @@ export const GPU_SAMPLER_MARGIN = 1e-7;
 export class GpuSampler {
   private readonly pipeline: GPUComputePipeline;
   private readonly result: GPUBuffer;
-  private readonly readback: GPUBuffer;
+  /** Readback buffers, one per launch whose outcome has not been read yet (a pipelined decode has two). */
+  private readonly readbacks: GPUBuffer[] = [];
+  private readonly busy: boolean[] = [];
+  private next = 0;
   private readonly params: GPUBuffer;
   private work: GPUBuffer | undefined;
   private ops: GPUBuffer | undefined;
@@ -476,7 +481,12 @@ export class GpuSampler {
     this.pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" }, label: "hearth-sampler" });
     const bytes = RESULT_WORDS * 4;
     this.result = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, label: "hearth-sampler-result" });
-    this.readback = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: "hearth-sampler-readback" });
+    for (let i = 0; i < READBACKS; i++) {
+      this.readbacks.push(
+        device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `hearth-sampler-readback-${i}` }),
+      );
+      this.busy.push(false);
+    }
     this.params = device.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: "hearth-sampler-params" });
   }
 
@@ -484,12 +494,28 @@ export class GpuSampler {
    * Sample `plan.vocab` float32 logits starting at element `offset` of `logits` (not modified). Queued
    * after everything already submitted to the device's queue, so the caller submits the producing work first.
    */
-  async sample(logits: GPUBuffer, offset: number, plan: GpuSamplingPlan): Promise<GpuSamplingOutcome> {
+  sample(logits: GPUBuffer, offset: number, plan: GpuSamplingPlan): Promise<GpuSamplingOutcome> {
+    return this.launch(logits, offset, plan);
+  }
+
+  /**
+   * sample(), submitted before this returns; with `feed`, the kernel's token is also copied to
+   * `feed.buffer` at `feed.byteOffset` on the GPU (the next decode step's input; meaningless when the
+   * outcome is "host"). Up to READBACKS launches may wait to be read back at once.
+   */
+  launch(logits: GPUBuffer, offset: number, plan: GpuSamplingPlan, feed?: { buffer: GPUBuffer; byteOffset: number }): Promise<GpuSamplingOutcome> {
     const n = plan.vocab;
-    if (!Number.isSafeInteger(n) || n <= 0) throw new RangeError(`sampling ${n} logits`);
-    if ((offset + n) * 4 > logits.size) throw new RangeError(`logits [${offset}, ${offset + n}) exceed a ${logits.size}-byte buffer`);
+    if (!Number.isSafeInteger(n) || n <= 0) return Promise.reject(new RangeError(`sampling ${n} logits`));
+    if ((offset + n) * 4 > logits.size) return Promise.reject(new RangeError(`logits [${offset}, ${offset + n}) exceed a ${logits.size}-byte buffer`));
     const topN = Math.min(plan.topLogprobs, n);
-    if (topN > MAX_TOP_LOGPROBS) throw new RangeError(`top_logprobs ${topN} > ${MAX_TOP_LOGPROBS}`);
+    if (topN > MAX_TOP_LOGPROBS) return Promise.reject(new RangeError(`top_logprobs ${topN} > ${MAX_TOP_LOGPROBS}`));
+    if (feed !== undefined && (feed.byteOffset % 4 !== 0 || feed.byteOffset + 4 > feed.buffer.size)) {
+      return Promise.reject(new RangeError(`sampler feed at byte ${feed.byteOffset} of a ${feed.buffer.size}-byte buffer`));
+    }
+    const slot = this.next;
+    if (this.busy[slot] === true) return Promise.reject(new Error(`more than ${READBACKS} sampler launches waiting to be read back`));
+    this.next = (slot + 1) % READBACKS;
+    const readback = this.readbacks[slot] as GPUBuffer;
     this.ensure(n * 4, plan.opCount * 16);
     const device = this.device;
     if (plan.opCount > 0) device.queue.writeBuffer(this.ops as GPUBuffer, 0, plan.ops, 0, plan.opCount * 4);
@@ -518,22 +544,32 @@ export class GpuSampler {
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(1);
     pass.end();
+    if (feed !== undefined) encoder.copyBufferToBuffer(this.result, 4, feed.buffer, feed.byteOffset, 4); // word 1: the token
     const bytes = (4 + 2 * topN) * 4; // only what this plan fills
-    encoder.copyBufferToBuffer(this.result, 0, this.readback, 0, bytes);
+    encoder.copyBufferToBuffer(this.result, 0, readback, 0, bytes);
     device.queue.submit([encoder.finish()]);
-    await this.readback.mapAsync(GPUMapMode.READ, 0, bytes);
-    const words = new Uint32Array(this.readback.getMappedRange(0, bytes).slice(0));
-    this.readback.unmap();
-    const status = STATUS[words[0] as number];
-    if (status === undefined) throw new Error(`GPU sampler returned status ${words[0]}`);
-    const reason = REASONS[words[3] as number];
-    const floats = new Float32Array(words.buffer);
-    const outcome: GpuSamplingOutcome = { status, token: words[1] as number, logprob: floats[2] as number };
-    if (status === "host" && reason !== undefined) outcome.reason = reason;
-    if (topN > 0 && status !== "host") {
-      outcome.topLogprobs = Array.from({ length: topN }, (_, r) => ({ token: words[4 + 2 * r] as number, logprob: floats[5 + 2 * r] as number }));
-    }
-    return outcome;
+    this.busy[slot] = true;
+    return readback.mapAsync(GPUMapMode.READ, 0, bytes).then(
+      () => {
+        const words = new Uint32Array(readback.getMappedRange(0, bytes).slice(0));
+        readback.unmap();
+        this.busy[slot] = false;
+        const status = STATUS[words[0] as number];
+        if (status === undefined) throw new Error(`GPU sampler returned status ${words[0]}`);
+        const reason = REASONS[words[3] as number];
+        const floats = new Float32Array(words.buffer);
+        const outcome: GpuSamplingOutcome = { status, token: words[1] as number, logprob: floats[2] as number };
+        if (status === "host" && reason !== undefined) outcome.reason = reason;
+        if (topN > 0 && status !== "host") {
+          outcome.topLogprobs = Array.from({ length: topN }, (_, r) => ({ token: words[4 + 2 * r] as number, logprob: floats[5 + 2 * r] as number }));
+        }
+        return outcome;
+      },
+      (err: unknown) => {
+        this.busy[slot] = false;
+        throw err;
+      },
+    );
   }
 
   /** Grow the scratch buffers (a new buffer invalidates the cached bind groups). */
@@ -555,7 +591,7 @@ export class GpuSampler {
 
   dispose(): void {
     this.result.destroy();
-    this.readback.destroy();
+    for (const r of this.readbacks) r.destroy();
     this.params.destroy();
     this.work?.destroy();
     this.ops?.destroy();

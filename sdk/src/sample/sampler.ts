@@ -52,6 +52,10 @@ export class Sampler {
   readonly #rng: Xoshiro128;
   /** A draw the GPU did not use: the next draw returns it, so both paths consume the same stream. */
   #pendingU: number | undefined;
+  /** The next uniform number, drawn early for a plan made ahead (gpuPlanAhead) and not taken yet. */
+  #aheadU: number | undefined;
+  /** The last plan made ahead used #aheadU. */
+  #aheadUsed = false;
   // Scratch buffers, grown to the vocabulary once and reused for every token.
   #work = new Float32Array(0);
   #probs = new Float64Array(0);
@@ -119,10 +123,55 @@ export class Sampler {
     return out;
   }
 
+  /**
+   * No penalties: a position's plan does not depend on the tokens before it, so the engine may plan
+   * position k + 1 (gpuPlanAhead) before position k's token is known, and pipeline its decode steps.
+   */
+  get historyFree(): boolean {
+    const p = this.params;
+    return p.repetition_penalty === 1 && p.presence_penalty === 0 && p.frequency_penalty === 0;
+  }
+
+  /**
+   * gpuPlan for the position after the one whose gpuResult is still to come, made as if that one takes its
+   * own uniform number (a draw). Its number is only reserved: after that gpuResult, commitAhead() when
+   * aheadHolds, else dropAhead() and plan the position again with gpuPlan. The numbers drawn are then the
+   * step-by-step loop's, in its order. Only for a historyFree sampler (its plan ignores the tokens before).
+   */
+  gpuPlanAhead(vocab: number): GpuSamplingPlan | null {
+    let used = false;
+    const plan = planOf(this.params, undefined, vocab, () => {
+      used = true;
+      this.#aheadU ??= this.#rng.nextFloat();
+      return this.#aheadU;
+    });
+    this.#aheadUsed = used;
+    return plan;
+  }
+
+  /** The plan made ahead is the one the step-by-step loop would make: the position before it took its number. */
+  get aheadHolds(): boolean {
+    return this.#pendingU === undefined;
+  }
+
+  /** The plan made ahead was used: its uniform number is taken. */
+  commitAhead(): void {
+    if (this.#aheadUsed) this.#aheadU = undefined;
+    this.#aheadUsed = false;
+  }
+
+  /** The plan made ahead was not used: its uniform number stays next in line. */
+  dropAhead(): void {
+    this.#aheadUsed = false;
+  }
+
   #uniform(): number {
     const u = this.#pendingU;
     this.#pendingU = undefined;
-    return u ?? this.#rng.nextFloat();
+    if (u !== undefined) return u;
+    const ahead = this.#aheadU;
+    this.#aheadU = undefined;
+    return ahead ?? this.#rng.nextFloat();
   }
 
   #draw(x: Float32Array): number {
