@@ -69,8 +69,10 @@ for src in $G/src/pkgs/$GLOB; do
   # Optional A/B of the sampler: host (logits read back) vs GPU (sdk/src/runtime/gpu-sampler.ts, token read back).
   if [ -n "${GPU_SAMPLING_AB:-}" ]; then
     for mode in ${GPU_SAMPLING_MODES:-greedy temperature top-k top-p top-k-top-p penalties}; do
-      for where in host gpu; do
-        g=0; [ $where = gpu ] && g=1
+      # ahead: pipelined (DecoderModel.decodeSampled), for the modes without penalties
+      wheres="host gpu ahead"; [ $mode = penalties ] && wheres="host gpu"
+      for where in $wheres; do
+        g=0; [ $where = gpu ] && g=1; [ $where = ahead ] && g=ahead
         w=$(HEARTH_SAMPLING=$mode HEARTH_GPU_SAMPLING=$g HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW --prefill 16 --ttft-prompt 16 2>$OUT/webgpu-sample-$mode-$where-$name.err | tail -1)
         echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+sample-$mode-$where\",\"result\":${w:-null}}" >> $OUT/results.jsonl
       done

@@ -47,7 +47,8 @@ export async function measureDecoder(model, { runs, prefillLens, decodeNew, deco
   // step k). Same tokens; the native and torch references always read the logits back.
   // sampling ({ params, gpu, newSampler(params) -> { sampler, history } }): decode steps sample with these
   // SamplingParams instead of greedy: on the GPU (model.decodeSample, only the token read back) when
-  // `gpu`, else decode() + the host Sampler. Same tokens either way; each run starts a fresh sampler.
+  // `gpu`, else decode() + the host Sampler ("ahead": the decode run is one pipelined model.decodeSampled
+  // call). Same tokens either way; each run starts a fresh sampler.
   let sampler = null;
   let history = null;
   const step =
@@ -118,7 +119,15 @@ export async function measureDecoder(model, { runs, prefillLens, decodeNew, deco
       let t = argmax(await model.prefill(prompt));
       launchesBefore = model.stats().dispatch?.launchesByKernel ?? null;
       const t0 = performance.now();
-      if (gpuArgmax === "ahead") {
+      if (sampling !== null && sampling.gpu === "ahead") {
+        let got = 0;
+        history.push(t);
+        await model.decodeSampled(t, sampler, history, (s) => {
+          history.push(s.token);
+          return ++got < decodeNew;
+        });
+        if (got !== decodeNew) throw new Error(`decodeSampled returned ${got} of ${decodeNew} tokens`);
+      } else if (gpuArgmax === "ahead") {
         const got = await model.decodeGreedy(t, decodeNew);
         if (got.length !== decodeNew) throw new Error(`decodeGreedy returned ${got.length} of ${decodeNew} tokens`);
       } else for (let i = 0; i < decodeNew; i++) t = await step(t);

@@ -110,7 +110,8 @@ try {
   if (argmaxEnv !== undefined && !["0", "1", "ahead"].includes(argmaxEnv)) throw new Error(`HEARTH_GPU_ARGMAX must be 0, 1 or ahead, got ${argmaxEnv}`);
   const gpuArgmax = argmaxEnv === "ahead" ? "ahead" : argmaxEnv === "1";
   // HEARTH_SAMPLING=<mode> (SAMPLING_MODES): decode steps sample with that mode's settings instead of the
-  // greedy argmax, on the host, or on the GPU with HEARTH_GPU_SAMPLING=1 (DecoderModel.decodeSample).
+  // greedy argmax, on the host, or on the GPU with HEARTH_GPU_SAMPLING=1 (DecoderModel.decodeSample) or
+  // =ahead (pipelined, DecoderModel.decodeSampled).
   const samplingMode = process.env.HEARTH_SAMPLING ?? null;
   let sampling = null;
   if (samplingMode !== null) {
@@ -119,7 +120,10 @@ try {
     const { Sampler } = await import("../src/sample/sampler.ts");
     const { TokenHistory } = await import("../src/sample/history.ts");
     const newSampler = (p, prompt) => ({ sampler: new Sampler(p), history: new TokenHistory(prompt) });
-    sampling = { params: { ...params, seed: 1 }, gpu: process.env.HEARTH_GPU_SAMPLING === "1", newSampler };
+    // HEARTH_GPU_SAMPLING=ahead: the decode run is one DecoderModel.decodeSampled call (pipelined; modes
+    // without penalties only).
+    const g = process.env.HEARTH_GPU_SAMPLING;
+    sampling = { params: { ...params, seed: 1 }, gpu: g === "ahead" ? "ahead" : g === "1", newSampler };
   }
   const measured = await measureDecoder(model, { runs, prefillLens, decodeNew, decodePrompt, ttftPrompt, gpuArgmax, sampling });
   const samples = { load_cold_ms: [loadCold.ms], load_warm_ms: [loadWarm.ms], ...measured.samples };
