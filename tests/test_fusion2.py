@@ -201,6 +201,15 @@ def _node(script: str, *args: str) -> dict:
     return json.loads(lines[-1])
 
 
+def _greedy_pair(first: Path, second: Path) -> tuple[dict, dict]:
+    """generate.mjs on two builds of one model with the same 32-token prompt: 24 greedy tokens, top-5 logits
+    at every step."""
+    vocab = json.loads((first / "mlc-chat-config.json").read_text())["vocab_size"]
+    prompt = ",".join(str((i * 7919 + 13) % vocab) for i in range(32))
+    args = ("--ids", prompt, "--max-new", "24", "--trace", "5")
+    return _node("scripts/generate.mjs", str(first), *args), _node("scripts/generate.mjs", str(second), *args)
+
+
 def _key(*files: Path) -> str:
     key = hashlib.sha256()
     for f in files:
@@ -265,11 +274,7 @@ def test_webgpu_fused2_logits_match_unfused(model: str, staged_bytes: int | None
     """Greedy over 24 tokens with the top-5 logits at every position: same tokens, logits equal up to the
     changed reduction order (sum of squares and GEMV partial sums are added in another order)."""
     base, fused = _packages(model, staged_bytes)
-    vocab = json.loads((base / "mlc-chat-config.json").read_text())["vocab_size"]
-    prompt = ",".join(str((i * 7919 + 13) % vocab) for i in range(32))
-    args = ("--ids", prompt, "--max-new", "24", "--trace", "5")
-    a = _node("scripts/generate.mjs", str(base), *args)
-    b = _node("scripts/generate.mjs", str(fused), *args)
+    a, b = _greedy_pair(base, fused)
     assert a["tokens"] == b["tokens"]
     worst = 0.0
     for sa, sb in zip(a["steps"], b["steps"], strict=True):
@@ -286,11 +291,7 @@ def test_webgpu_prefetch_same_tokens_and_logits_as_staged() -> None:
     same launches."""
     _, staged = _packages(MODEL)
     _, prefetched = _packages(MODEL, None, True)
-    vocab = json.loads((staged / "mlc-chat-config.json").read_text())["vocab_size"]
-    prompt = ",".join(str((i * 7919 + 13) % vocab) for i in range(32))
-    args = ("--ids", prompt, "--max-new", "24", "--trace", "5")
-    a = _node("scripts/generate.mjs", str(staged), *args)
-    b = _node("scripts/generate.mjs", str(prefetched), *args)
+    a, b = _greedy_pair(staged, prefetched)
     assert a["tokens"] == b["tokens"]
     assert [s["top"] for s in a["steps"]] == [s["top"] for s in b["steps"]]
     launches = [r["stats"]["dispatch"]["launchesByKernel"] for r in (a, b)]

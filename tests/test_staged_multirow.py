@@ -11,7 +11,6 @@ reduction are the one-row kernel's), and the same launches.
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -21,7 +20,7 @@ from tvm_ffi import structural_equal
 from hearth.build import staged_gemv
 from hearth.build.fusion import fusion_passes
 from hearth.targets import get_target
-from test_fusion2 import CHUNK_BYTES, MODEL, _node, _packages
+from test_fusion2 import CHUNK_BYTES, MODEL, _greedy_pair, _packages
 from test_fusion_f16 import _gemv
 
 
@@ -128,11 +127,7 @@ def test_webgpu_multirow_same_tokens_and_logits_as_prefetch(staged_bytes: int | 
     logits at every step and the same launches."""
     _, one = _packages(MODEL, staged_bytes, True)
     _, multi = _packages(MODEL, staged_bytes, True, multirow)
-    vocab = json.loads((one / "mlc-chat-config.json").read_text())["vocab_size"]
-    prompt = ",".join(str((i * 7919 + 13) % vocab) for i in range(32))
-    args = ("--ids", prompt, "--max-new", "24", "--trace", "5")
-    a = _node("scripts/generate.mjs", str(one), *args)
-    b = _node("scripts/generate.mjs", str(multi), *args)
+    a, b = _greedy_pair(one, multi)
     assert a["tokens"] == b["tokens"]
     assert [s["top"] for s in a["steps"]] == [s["top"] for s in b["steps"]]
     launches = [r["stats"]["dispatch"]["launchesByKernel"] for r in (a, b)]

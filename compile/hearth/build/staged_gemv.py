@@ -446,14 +446,9 @@ def _schedule_prefetch(
     sch.bind(bx, "blockIdx.x")
     sch.bind(ty, "threadIdx.y")
     sch.bind(rt, "threadIdx.x")
-    names = [sch.get(blk).name_hint for blk in sch.get_child_blocks(sch.get_sblock("root"))]
     # first, so that the prologue's blocks, computed at the same loop after them, go between them and the GEMV
     per_chunk = chunked and held * STEP < k
-    for name in (x for x in names if x.startswith("hearth_prefetch")):
-        cache = sch.get_sblock(name)
-        sch.set_scope(cache, 0, "local")
-        sch.compute_at(cache, ch if per_chunk else bx, preserve_unit_loops=True)
-        cy, cx, cs = sch.get_loops(cache)[-3:]
+    for cy, cx, cs in _place_prefetch(sch, ch if per_chunk else bx):
         if not per_chunk:
             sch.bind(cy, "threadIdx.y")
             sch.bind(cx, "threadIdx.x")
@@ -504,13 +499,8 @@ def _schedule_multirow(
             sch.unroll(loop)
     for part in sch.loop_partition(wr, [*[1] * (per_thread - 1), None]):
         sch.bind(sch.get_loops(sch.get_child_blocks(part)[0])[-1], "threadIdx.x")
-    names = [sch.get(blk).name_hint for blk in sch.get_child_blocks(sch.get_sblock("root"))]
     per_chunk = chunked and held * STEP < k
-    for name in (x for x in names if x.startswith("hearth_prefetch")):
-        cache = sch.get_sblock(name)
-        sch.set_scope(cache, 0, "local")
-        sch.compute_at(cache, ch if per_chunk else bx, preserve_unit_loops=True)
-        cj, cx, cs = sch.get_loops(cache)[-3:]
+    for cj, cx, cs in _place_prefetch(sch, ch if per_chunk else bx):
         if not per_chunk:
             cy, cr = sch.split(cj, [ts, per_thread])
             sch.reorder(cy, cx, cr, cs)
@@ -521,6 +511,22 @@ def _schedule_multirow(
             sch.unroll(cj)
         sch.unroll(cs)
     return _schedule_prologue(sch, bx, ch if chunked else None, ts, prologue)
+
+
+def _place_prefetch(
+    sch: s_tir.Schedule, at: s_tir.schedule.LoopRV
+) -> list[tuple[s_tir.schedule.LoopRV, s_tir.schedule.LoopRV, s_tir.schedule.LoopRV]]:
+    """Put each register tensor (hearth_prefetch<i>) in registers, computed at loop `at` (the block, or the
+    chunk loop); its (row, thread, step) loops, for the caller to bind and unroll."""
+    names = [sch.get(blk).name_hint for blk in sch.get_child_blocks(sch.get_sblock("root"))]
+    loops = []
+    for name in (x for x in names if x.startswith("hearth_prefetch")):
+        cache = sch.get_sblock(name)
+        sch.set_scope(cache, 0, "local")
+        sch.compute_at(cache, at, preserve_unit_loops=True)
+        cy, cx, cs = sch.get_loops(cache)[-3:]
+        loops.append((cy, cx, cs))
+    return loops
 
 
 def _rows_per_group(n: int, rows: int) -> int:

@@ -422,19 +422,15 @@ export class DecoderModel {
       return;
     }
     if (!canFeed()) return;
-    this.live();
-    const t0 = performance.now();
-    let steps = 0;
-    let submitMs = 0;
-    const launch = (token: number | null): Promise<number> => {
-      const timing: ForwardTiming = { submitMs: 0, syncMs: 0 };
-      const p = this.fns.launchArgmax(token, this.kv, SEQ, timing);
-      p.catch(() => {}); // awaited below, or abandoned after an earlier failure: never unhandled
-      submitMs += timing.submitMs;
-      steps++;
-      return p;
-    };
-    try {
+    await this.pipelined(async (count) => {
+      const launch = (token: number | null): Promise<number> => {
+        const timing: ForwardTiming = { submitMs: 0, syncMs: 0 };
+        const p = this.fns.launchArgmax(token, this.kv, SEQ, timing);
+        p.catch(() => {}); // awaited below, or abandoned after an earlier failure: never unhandled
+        count.submitMs += timing.submitMs;
+        count.fed++;
+        return p;
+      };
       let pending = launch(last());
       for (;;) {
         // the step fed with `pending`'s token, launched before that token is known
@@ -445,31 +441,21 @@ export class DecoderModel {
         try {
           end = ends(last(), ahead !== null);
         } catch (err) {
-          if (ahead !== null) await this.undoAhead(ahead);
-          steps -= ahead === null ? 0 : 1;
+          if (ahead !== null) {
+            await this.undoAhead(ahead);
+            count.fed--;
+          }
           throw new CallerError(err);
         }
         if (ahead === null) break; // out is at the limit or the window is full: the loop ends either way
         if (end) {
           await this.undoAhead(ahead);
-          steps--;
+          count.fed--;
           break;
         }
         pending = ahead;
       }
-    } catch (err) {
-      if (err instanceof CallerError) throw err.error; // the caller's callback failed; the cache is consistent
-      if (this.state !== "lost") this.state = "broken"; // failed midway: the cache's state is unknown until reset()
-      throw err;
-    } finally {
-      const ms = performance.now() - t0;
-      const d = this.stats_.decode;
-      d.tokens += steps;
-      d.calls += steps;
-      d.ms += ms;
-      this.stats_.submitMs += submitMs;
-      this.stats_.syncMs += Math.max(0, ms - submitMs);
-    }
+    });
   }
 
   private async sampledNow(
@@ -481,8 +467,8 @@ export class DecoderModel {
     const vocab = this.config.vocab_size;
     const room = (): boolean => this.sequenceLength < this.maxSequenceLength;
     let fed = 0;
-    let plan = this.pipelinesGreedy ? sampler.gpuPlan(vocab, history) : null;
-    if (plan === null) {
+    const firstPlan = this.pipelinesGreedy ? sampler.gpuPlan(vocab, history) : null;
+    if (firstPlan === null) {
       // not pipelined here: the step-by-step loop
       let token = first;
       while (room()) {
@@ -494,22 +480,20 @@ export class DecoderModel {
       }
       return fed;
     }
-    this.live();
-    const t0 = performance.now();
-    let submitMs = 0;
-    const launch = (token: number | null, p: GpuSamplingPlan): Promise<GpuSamplingOutcome> => {
-      const timing: ForwardTiming = { submitMs: 0, syncMs: 0 };
-      const out = this.fns.launchSample(token, this.kv, SEQ, p, timing);
-      out.catch(() => {}); // awaited below, or abandoned after an earlier failure: never unhandled
-      submitMs += timing.submitMs;
-      fed++;
-      return out;
-    };
-    const undo = async (step: Promise<unknown>, ahead: boolean): Promise<void> => {
-      await (ahead ? this.undoAhead(step) : this.undoStep(step));
-      fed--;
-    };
-    try {
+    return this.pipelined(async (count) => {
+      const launch = (token: number | null, p: GpuSamplingPlan): Promise<GpuSamplingOutcome> => {
+        const timing: ForwardTiming = { submitMs: 0, syncMs: 0 };
+        const out = this.fns.launchSample(token, this.kv, SEQ, p, timing);
+        out.catch(() => {}); // awaited below, or abandoned after an earlier failure: never unhandled
+        count.submitMs += timing.submitMs;
+        count.fed++;
+        return out;
+      };
+      const undo = async (step: Promise<unknown>, ahead: boolean): Promise<void> => {
+        await (ahead ? this.undoAhead(step) : this.undoStep(step));
+        count.fed--;
+      };
+      let plan = firstPlan;
       let input = first; // the token the pending step feeds
       let pending = launch(first, plan);
       for (;;) {
@@ -526,7 +510,7 @@ export class DecoderModel {
           // overwritten: undo this step too and run it again alone (the same plan: its number was kept).
           await undo(pending, false);
           sampled = await this.fns.runSample("decode", Int32Array.of(input), this.kv, SEQ, sampler, history);
-          fed++;
+          count.fed++;
         }
         if (!holds) sampler.dropAhead();
         let end: boolean;
@@ -552,6 +536,22 @@ export class DecoderModel {
           pending = launch(input, plan);
         }
       }
+      return count.fed;
+    });
+  }
+
+  /**
+   * Run a pipelined decode loop: `body` counts the steps it feeds and its host encoding time in `count`.
+   * A failure of the model marks it broken (the cache's state is unknown until reset()); a CallerError
+   * (the caller's callback threw, after the loop undid what it launched ahead) is rethrown as its error
+   * and leaves the model usable. The decode stats get the fed steps and the loop's time either way.
+   */
+  private async pipelined<T>(body: (count: { fed: number; submitMs: number }) => Promise<T>): Promise<T> {
+    this.live();
+    const t0 = performance.now();
+    const count = { fed: 0, submitMs: 0 };
+    try {
+      return await body(count);
     } catch (err) {
       if (err instanceof CallerError) throw err.error; // the caller's callback failed; the cache is consistent
       if (this.state !== "lost") this.state = "broken"; // failed midway: the cache's state is unknown until reset()
@@ -559,13 +559,12 @@ export class DecoderModel {
     } finally {
       const ms = performance.now() - t0;
       const d = this.stats_.decode;
-      d.tokens += fed;
-      d.calls += fed;
+      d.tokens += count.fed;
+      d.calls += count.fed;
       d.ms += ms;
-      this.stats_.submitMs += submitMs;
-      this.stats_.syncMs += Math.max(0, ms - submitMs);
+      this.stats_.submitMs += count.submitMs;
+      this.stats_.syncMs += Math.max(0, ms - count.submitMs);
     }
-    return fed;
   }
 
   /** Wait for a step launched ahead that is not needed, then drop its token from the KV cache. */
