@@ -11,7 +11,7 @@
 #      SKIP_TORCH=1 skips PyTorch; NATIVE_ONLY=1 skips every WebGPU run (native and torch rows only);
 #      EXTRA_FLAGS=<dawn toggles> adds a WebGPU run with those toggles;
 #      SUBMIT_AB="16 32 64" adds a WebGPU run per value with HEARTH_SUBMIT_EVERY=<n> (submit every n launches,
-#      webgpu-dispatch.ts submitEvery; the plain run uses the SDK default);
+#      webgpu-dispatch.ts submitEvery; the plain run uses the SDK default; SUBMIT_ARGMAX=ahead: pipelined);
 #      PROFILE=1 adds a WebGPU decode run under `node --cpu-prof` ($OUT/prof-<package>.cpuprofile; read it with
 #      bench/gpu/cpuprofile_top.py);
 #      KERNEL_TIMES=1 adds per-kernel GPU time per decode token (kernel-launches.mjs --gpu-time, timestamp
@@ -50,9 +50,11 @@ for src in $G/src/pkgs/$GLOB; do
     echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+dispatch-$mode\",\"result\":${w:-null}}" >> $OUT/results.jsonl
   done
   # Optional runs submitting the queued launches every n launches (host encoding overlaps GPU execution).
+  # SUBMIT_ARGMAX=ahead: those runs decode pipelined (HEARTH_GPU_ARGMAX=ahead; engine ...-ahead).
   for n in ${SUBMIT_AB:-}; do
-    w=$(HEARTH_SUBMIT_EVERY=$n HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-submit$n-$name.err | tail -1)
-    echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+submit-every-$n\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+    sfx=""; [ -n "${SUBMIT_ARGMAX:-}" ] && sfx="-$SUBMIT_ARGMAX"
+    w=$(HEARTH_GPU_ARGMAX=${SUBMIT_ARGMAX:-0} HEARTH_SUBMIT_EVERY=$n HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-submit$n-$name.err | tail -1)
+    echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+submit-every-$n$sfx\",\"result\":${w:-null}}" >> $OUT/results.jsonl
   done
   # Optional run with the package's plain WebGPU library (the SDK loads webgpu-fused on a GPU): PLAIN_AB=1.
   if [ -n "${PLAIN_AB:-}" ]; then

@@ -119,7 +119,8 @@ def pkgs() -> None:
             if not (f.name.startswith("params_shard_") or f.suffix == ".so" or f.name.endswith("wasm-cpu.wasm")):
                 shutil.copy(f, dst / f.name)
         shutil.copy(minilm_config(), dst / "hf-config.json")  # for embed_torch.py
-    shutil.move(str(emb), str(out / "emb"))
+    if emb.is_dir():  # absent where no encoder package is built
+        shutil.move(str(emb), str(out / "emb"))
     xz_tar(out, GPU / "pkgs.tar.xz", "pkgs")  # wasm and .so compress ~3x: the carry limit is 64 MiB
     shutil.rmtree(out)
 
