@@ -301,3 +301,35 @@ test("decodeSampled: positions handed back to the host or keeping their number r
     /without penalties/,
   );
 });
+
+test("pipelined steps submit once each, whatever submitEvery says; the sequential loop keeps its cadence", async () => {
+  // submitEvery 1: the per-step loop submits after every launch, so a step's submits count its launches.
+  const gpu = await installNodeGPU();
+  const eager = await DecoderModel.load(pathToFileURL(PACKAGE).href + "/", { gpu, target: "webgpu", fetch: fileFetch, logger: () => {}, submitEvery: 1 });
+  try {
+    const submits = (): number => eager.stats().dispatch?.submits ?? Number.NaN;
+    const launches = (): number => Object.values(eager.stats().dispatch?.launchesByKernel ?? {}).reduce((a, b) => a + b, 0);
+    const first = argmax(await eager.prefill(PROMPT));
+    const [s0, l0] = [submits(), launches()];
+    const seq: number[] = [];
+    let t = first;
+    for (let i = 0; i < 8; i++) seq.push((t = await eager.decodeArgmax(t)));
+    const perStep = { submits: (submits() - s0) / 8, launches: (launches() - l0) / 8 };
+    assert.ok(perStep.launches > 8 && perStep.submits >= perStep.launches, `sequential: ${JSON.stringify(perStep)}`);
+
+    await eager.reset();
+    assert.equal(argmax(await eager.prefill(PROMPT)), first);
+    const [s1, l1] = [submits(), launches()];
+    const piped = await eager.decodeGreedy(first, 8);
+    assert.deepEqual(piped, seq);
+    const pipedStep = { submits: (submits() - s1) / 8, launches: (launches() - l1) / 8 };
+    // the model's step (one submit) and the argmax with its feed (one): nothing inside the step
+    assert.ok(pipedStep.submits <= 2.5 && pipedStep.launches >= perStep.launches, `pipelined: ${JSON.stringify(pipedStep)}`);
+    // and the hold is released: the sequential loop submits per launch again
+    const s2 = submits();
+    await eager.decodeArgmax(piped[piped.length - 1] as number);
+    assert.ok(submits() - s2 >= perStep.launches, "submits per launch after the pipelined loop");
+  } finally {
+    await eager.dispose();
+  }
+});

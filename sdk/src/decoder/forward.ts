@@ -266,7 +266,15 @@ export class DecoderFunctions {
     try {
       const input = this.decodeInputTensor();
       if (token !== null) input.copyFrom(Int32Array.of(token));
-      const logits = this.call("decode", input, 1, kv, seqId);
+      // One submit per step: the GPU is still busy with the step before, so submitting within the step
+      // would buy no overlap, only host time (holdSubmits).
+      gpu.access.holdSubmits(true);
+      let logits: TvmTensor;
+      try {
+        logits = this.call("decode", input, 1, kv, seqId);
+      } finally {
+        gpu.access.holdSubmits(false);
+      }
       this.logitsDtype = logits.dtype;
       if (logits.dtype !== "float32") throw new Error(`pipelined decode steps need float32 logits, this model's are ${logits.dtype}`);
       gpu.access.flush(); // the model's work first: the token's kernel is queued after it

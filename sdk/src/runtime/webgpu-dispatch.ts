@@ -85,6 +85,8 @@ interface TvmjsWebGPUContext {
   dispose(): void;
   /** Set by installFastDispatch (idempotence guard and counters). */
   hearthFastDispatch?: FastDispatchStats;
+  /** Set by installFastDispatch: while held, `submitEvery` submits nothing (TvmjsGpuAccess.holdSubmits). */
+  hearthHoldSubmits?: (hold: boolean) => void;
 }
 
 export interface FastDispatchStats {
@@ -223,12 +225,24 @@ export interface TvmjsGpuAccess {
   bufferOf(ptr: number): GPUBuffer;
   /** Submit tvmjs's pending commands (so work queued after them sees their results). */
   flush(): void;
+  /**
+   * While held, the fast launch path does not submit every `submitEvery` launches: the commands wait for
+   * the next flush. For pipelined decode steps, whose GPU work already overlaps the host's encoding of the
+   * next step: there the intra-step submits buy no overlap and cost host time (an H100, Qwen2.5-0.5B shape:
+   * 2.65 -> 1.46 ms of host encoding per token; docs/benchmarks.md). A no-op without the fast path.
+   */
+  holdSubmits(hold: boolean): void;
 }
 
 export function gpuAccess(tvm: unknown): TvmjsGpuAccess | undefined {
   const ctx = (tvm as { lib?: { webGPUContext?: TvmjsWebGPUContext } }).lib?.webGPUContext;
   if (ctx === undefined) return undefined;
-  return { device: ctx.device, bufferOf: (ptr) => ctx.gpuBufferFromPtr(ptr), flush: () => ctx.flushCommands() };
+  return {
+    device: ctx.device,
+    bufferOf: (ptr) => ctx.gpuBufferFromPtr(ptr),
+    flush: () => ctx.flushCommands(),
+    holdSubmits: (hold) => ctx.hearthHoldSubmits?.(hold),
+  };
 }
 
 /**
@@ -260,6 +274,10 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
     throw new Error(`submitEvery must be a whole number of launches >= 0 (0: submit only at readbacks), got ${submitEvery}`);
   }
   let sinceSubmit = 0;
+  let held = false;
+  ctx.hearthHoldSubmits = (hold) => {
+    held = hold;
+  };
   ctx.hearthFastDispatch = stats;
   const directArgs = opts.directArgs !== false && installDirectArgs(tvm);
   stats.directArgs = directArgs;
@@ -438,7 +456,7 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
         if (timer !== undefined) endPass();
         ctx.shaderSubmitCounter += 1;
         (stats.launchesByKernel[finfo.name] as number) += 1;
-        if (submitEvery > 0 && ++sinceSubmit >= submitEvery) ctx.flushCommands();
+        if (submitEvery > 0 && ++sinceSubmit >= submitEvery && !held) ctx.flushCommands();
       };
 
     /** The kernel function tvmjs registers: called with spread arguments, or directly (installDirectArgs). */
