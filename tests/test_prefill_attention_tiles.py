@@ -43,6 +43,15 @@ def test_which_kernels_get_the_tile(d: int, dtype: str, tiled: bool) -> None:
         assert got == want
 
 
+def test_the_bench_can_tile_float16_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/gpu/build_variant.py's float16 A/B: with KEEP_TALLER_TVM_TILES off, the tiles apply where TVM's
+    query tile is already 32 rows, within 16 KiB (TVM: 32 x 32 keys, 4 warps)."""
+    monkeypatch.setattr(tiles, "KEEP_TALLER_TVM_TILES", False)
+    for name, (x, warps, z) in [("x32z8", (32, 4, 8)), ("x64z8", (64, 4, 8)), ("x32z16w2", (32, 2, 16))]:
+        got = tiles_for(name, 2, 14, 64, "float16", WEBGPU, shared_limit=tiles.SHARED_LIMIT_BYTES)
+        assert (got[5], got[4], got[7]) == (x, warps, z), (name, got)
+
+
 def test_export_block_tiles_webgpu_only_and_restores() -> None:
     before = _prefill_kernels._get_prefill_kernel_config
     assert _q_tile_rows(WEBGPU) == 16

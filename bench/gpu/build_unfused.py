@@ -59,9 +59,11 @@ def copy_package(src: Path, dst: Path) -> None:
         shutil.copy2(f, dst / f.name)
 
 
-def replace_webgpu_library(dst: Path, manifest: dict, executable: Any, spec: TargetSpec) -> None:
-    """Write `executable` over the copied package's webgpu library and re-hash it in the manifest."""
-    wasm = manifest["targets"]["webgpu"]
+def replace_webgpu_library(
+    dst: Path, manifest: dict, executable: Any, spec: TargetSpec, target: str = "webgpu"
+) -> None:
+    """Write `executable` over the copied package's library of `target` and re-hash it in the manifest."""
+    wasm = manifest["targets"][target]
     write_library(executable, spec, dst / wasm)
     for entry in manifest["files"]:
         if entry["path"] == wasm:

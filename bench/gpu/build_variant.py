@@ -38,6 +38,7 @@ from pathlib import Path
 
 from hearth.build import gpu_schedule
 from hearth.build.gpu_schedule import DECODE_GEMVS, DEFAULT_PREFILL_SCHEDULE, PREFILL_SCHEDULES
+from hearth.build.package import DECODE_FUSION
 from hearth.build.pipeline import build_target
 from hearth.models import config_from_hf
 from hearth.models import prefill_attention_tiles as tiles
@@ -64,12 +65,13 @@ def prefill_attention(name: str | None) -> Iterator[None]:
     if name is None:
         yield
         return
-    saved = tiles.DEFAULT_PREFILL_ATTENTION, tiles.SHARED_LIMIT_BYTES
-    tiles.DEFAULT_PREFILL_ATTENTION, tiles.SHARED_LIMIT_BYTES = name, _SHARED_LIMIT
+    saved = tiles.DEFAULT_PREFILL_ATTENTION, tiles.SHARED_LIMIT_BYTES, tiles.KEEP_TALLER_TVM_TILES
+    # The variant applies wherever it fits and is legal, float16 (where TVM's query tile is already 32 rows) too.
+    tiles.DEFAULT_PREFILL_ATTENTION, tiles.SHARED_LIMIT_BYTES, tiles.KEEP_TALLER_TVM_TILES = name, _SHARED_LIMIT, False
     try:
         yield
     finally:
-        tiles.DEFAULT_PREFILL_ATTENTION, tiles.SHARED_LIMIT_BYTES = saved
+        tiles.DEFAULT_PREFILL_ATTENTION, tiles.SHARED_LIMIT_BYTES, tiles.KEEP_TALLER_TVM_TILES = saved
 
 
 def build_variant(
@@ -80,19 +82,26 @@ def build_variant(
     fuse: bool | str = False,
     gemv: str | None = None,
     attention: str | None = None,
+    library: str = "webgpu",
 ) -> Path:
     """The package copied to <out>/<model_id>/<quant> with its webgpu wasm built under `schedule`, the fusion
-    mode `fuse`, the decode GEMV config `gemv` and the prefill attention tiles `attention` (None: defaults)."""
+    mode `fuse`, the decode GEMV config `gemv` and the prefill attention tiles `attention` (None: defaults);
+    `library`: the WebGPU library rebuilt ("webgpu", "webgpu-fused" or "auto")."""
     manifest = json.loads((package / "hearth-manifest.json").read_text())
     cfg = json.loads((package / "mlc-chat-config.json").read_text())
-    if "webgpu" not in manifest["targets"]:
-        raise SystemExit(f"{package} has no webgpu library: nothing to rebuild")
     scheme = get_scheme(cfg["quantization"])
     source = resolve_source(str(checkpoint))
     arch, config = config_from_hf(
         source.config, context_window_size=cfg["context_window_size"], prefill_chunk_size=cfg["prefill_chunk_size"]
     )
-    spec = get_target("webgpu")
+    # library "auto": the one a hardware adapter loads, the package's webgpu-fused where it has one
+    # (sdk/src/load/package.ts webgpuBuild "auto"), with its own fusion mode unless `fuse` says otherwise.
+    name = library if library != "auto" else "webgpu-fused" if "webgpu-fused" in manifest["targets"] else "webgpu"
+    if name not in manifest["targets"]:
+        raise SystemExit(f"{package} has no {name} library to rebuild")
+    spec = get_target(name)
+    if name == "webgpu-fused" and fuse is False:
+        fuse = DECODE_FUSION[spec.decode_fusion]
     default_gemv = gpu_schedule.DEFAULT_DECODE_GEMV
     if gemv is not None:
         gpu_schedule.DEFAULT_DECODE_GEMV = gemv  # read when the pipeline makes its dlight pass
@@ -105,7 +114,7 @@ def build_variant(
         raise SystemExit(f"parameter order differs from {package}'s: the variant would read the wrong tensors")
     dst = out / manifest["model_id"] / scheme.name
     copy_package(package, dst)
-    replace_webgpu_library(dst, manifest, built.executable, spec)
+    replace_webgpu_library(dst, manifest, built.executable, spec, name)
     return dst
 
 
@@ -120,12 +129,25 @@ def main() -> int:
     ap.add_argument("--decode-gemv", choices=list(DECODE_GEMVS), help="webgpu decode GEMV config")
     ap.add_argument("--prefill-attention", choices=list(PREFILL_ATTENTION_TILES), help="prefill attention tiles")
     ap.add_argument("--out", type=Path, help="default bench/tmp/prefill-<NAME>")
+    ap.add_argument(
+        "--library",
+        choices=["auto", "webgpu", "webgpu-fused"],
+        default="auto",
+        help="which WebGPU library to rebuild (auto: the one a GPU loads, webgpu-fused where the package has it)",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     out = args.out or REPO / "bench" / "tmp" / f"prefill-{args.prefill_schedule}"
     fuse = "staged" if args.fused2 else False
     dst = build_variant(
-        args.checkpoint, args.package, args.prefill_schedule, out, fuse, args.decode_gemv, args.prefill_attention
+        args.checkpoint,
+        args.package,
+        args.prefill_schedule,
+        out,
+        fuse,
+        args.decode_gemv,
+        args.prefill_attention,
+        args.library,
     )
     print(json.dumps({"package": str(dst), "webgpu_seconds": round(time.perf_counter() - t0, 1)}))
     return 0

@@ -3,12 +3,13 @@
 # Usage: bash bench/gpu/device_run.sh <runs> <decode_new> <package-glob>   e.g. 5 128 'qwen*'
 # Env: DISPATCH_AB="tvmjs hearth-tvmjs-args" adds a WebGPU run per launch-path mode (1: tvmjs, its own launch
 #      encoding; hearth-tvmjs-args: Hearth's path with tvmjs's generic argument decoding); ARGMAX_AB=1 one with the greedy
-#      argmax on the GPU (ARGMAX_AB="1 ahead": also one with the steps pipelined, decodeGreedy); GPU_SAMPLING_AB=1 adds, per sampling mode (GPU_SAMPLING_MODES, default all six of
+#      argmax on the GPU (ARGMAX_AB="1 ahead picked": also one with the steps pipelined, decodeGreedy,
+#      and one reading the logits back with each step encoded ahead of its token, decodePicked); GPU_SAMPLING_AB=1 adds, per sampling mode (GPU_SAMPLING_MODES, default all six of
 #      bench-llm.mjs's SAMPLING_MODES), a decode run sampling on the host and one sampling on the GPU
 #      (engines webgpu-node-vulkan+sample-<mode>-host / -gpu; decode only, 16-token prefill);
 #      PLAIN_AB=1 adds a WebGPU run of the plain library (HEARTH_WEBGPU_BUILD=plain, engine webgpu-node-vulkan+plain);
 #      NATIVE_AHEAD=1 adds a native run with its decode steps pipelined (native_tvm.py --pipelined);
-#      SKIP_TORCH=1 skips PyTorch; NATIVE_ONLY=1 skips every WebGPU run (native and torch rows only);
+#      SKIP_TORCH=1 skips PyTorch; NO_BENCH=1 skips the plain WebGPU bench run (the optional ones still run); NATIVE_ONLY=1 skips every WebGPU run (native and torch rows only);
 #      EXTRA_FLAGS=<dawn toggles> adds a WebGPU run with those toggles;
 #      SUBMIT_AB="16 32 64" adds a WebGPU run per value with HEARTH_SUBMIT_EVERY=<n> (submit every n launches,
 #      webgpu-dispatch.ts submitEvery; the plain run uses the SDK default; SUBMIT_ARGMAX=ahead: pipelined);
@@ -40,8 +41,10 @@ for src in $G/src/pkgs/$GLOB; do
   flags=""; case $name in *f16*) flags="enable-dawn-features=vulkan_enable_f16_on_nvidia";; esac
   # NATIVE_ONLY=1: no WebGPU run for these packages (e.g. a base package whose native row is the reference).
   if [ -z "${NATIVE_ONLY:-}" ]; then
+  if [ -z "${NO_BENCH:-}" ]; then  # NO_BENCH=1: only the optional runs below (e.g. PREFILL_TIMES of variants)
   w=$(HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-$name.err | tail -1)
   echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan\",\"result\":${w:-null}}" >> $OUT/results.jsonl
+  fi
   # Optional A/B run with tvmjs's own kernel-launch encoding (sdk/src/runtime/webgpu-dispatch.ts is the default).
   # DISPATCH_AB="tvmjs hearth-tvmjs-args" (1 = tvmjs): a WebGPU run per launch-path mode (HEARTH_DISPATCH).
   for mode in ${DISPATCH_AB:-}; do
@@ -64,7 +67,7 @@ for src in $G/src/pkgs/$GLOB; do
   # Optional run with the greedy argmax on the GPU (only the token id read back per decode step).
   # ARGMAX_AB="1 ahead": one run per value (ahead: the decode run is one pipelined DecoderModel.decodeGreedy).
   for a in ${ARGMAX_AB:-}; do
-    sfx=""; [ "$a" = ahead ] && sfx="-ahead"
+    sfx=""; [ "$a" != 1 ] && sfx="-$a"
     w=$(HEARTH_GPU_ARGMAX=$a HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-argmax$sfx-$name.err | tail -1)
     echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+gpu-argmax$sfx\",\"result\":${w:-null}}" >> $OUT/results.jsonl
   done
@@ -72,9 +75,10 @@ for src in $G/src/pkgs/$GLOB; do
   if [ -n "${GPU_SAMPLING_AB:-}" ]; then
     for mode in ${GPU_SAMPLING_MODES:-greedy temperature top-k top-p top-k-top-p penalties}; do
       # ahead: pipelined (DecoderModel.decodeSampled), for the modes without penalties
-      wheres="host gpu ahead"; [ $mode = penalties ] && wheres="host gpu"
+      # picked: sampled on the host, steps encoded ahead (DecoderModel.decodePicked)
+      wheres="host gpu ahead picked"; [ $mode = penalties ] && wheres="host gpu picked"
       for where in $wheres; do
-        g=0; [ $where = gpu ] && g=1; [ $where = ahead ] && g=ahead
+        g=0; [ $where = gpu ] && g=1; [ $where = ahead ] && g=ahead; [ $where = picked ] && g=picked
         w=$(HEARTH_SAMPLING=$mode HEARTH_GPU_SAMPLING=$g HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW --prefill 16 --ttft-prompt 16 2>$OUT/webgpu-sample-$mode-$where-$name.err | tail -1)
         echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+sample-$mode-$where\",\"result\":${w:-null}}" >> $OUT/results.jsonl
       done

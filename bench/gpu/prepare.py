@@ -109,7 +109,8 @@ def pkgs() -> None:
             if f.name.startswith("params_shard_") or f.suffix == ".so" or f.name.endswith("wasm-cpu.wasm"):
                 continue
             shutil.copy(f, dst / f.name)
-        shutil.copy(cuda, dst / "cuda.so")
+        if not any(v in name for v in VARIANT_SUFFIXES):  # device_run.sh runs no native row for those copies
+            shutil.copy(cuda, dst / "cuda.so")
         shutil.copy(hf_source(pkg.parent.name) / "config.json", dst / "hf-config.json")  # for torch_ref.py
     emb = GPU / "stage-pkgs" / "emb"
     for pkg in encoder_packages():
@@ -160,6 +161,10 @@ def hf_source(model_id: str) -> Path:
     return ensure_test_model(model_id)
 
 
+# WebGPU-only copies of a package (build_unfused.py, build_variant.py): no CUDA library of their own.
+VARIANT_SUFFIXES = ("-fused2", "-fkv", "-prefill-", "-v-")
+
+
 def packages() -> list[tuple[Path, Path, str]]:
     """(package, its CUDA library, the name its rows get). bench/gpu/build_unfused.py's copies, where built,
     come as "<model>-<quant>-unfused" / "-fused" / "-fused2" (/ "-fused2-r<N>": --rows N): the same model
@@ -188,7 +193,7 @@ def packages() -> list[tuple[Path, Path, str]]:
             *[(d / model / quant, "-" + d.name) for d in sorted((REPO / "bench" / "tmp").glob("v-*"))],
         ):
             lib = cuda / f"{model}-{quant}{suffix}-cuda.so"
-            if suffix.startswith(("-fused2", "-fkv", "-prefill-", "-v-")) and not lib.is_file():
+            if suffix.startswith(VARIANT_SUFFIXES) and not lib.is_file():
                 lib = cuda / f"{model}-{quant}-cuda.so"
             if pkg.is_dir() and lib.is_file():
                 found.append((pkg, lib, f"{model}-{quant}{suffix}"))

@@ -44,11 +44,14 @@ export async function measureDecoder(model, { runs, prefillLens, decodeNew, deco
   // gpuArgmax: decode steps use model.decodeArgmax (argmax on the GPU, only the token id read back)
   // instead of decode() + a host argmax over the logits; "ahead": the decode run is one
   // model.decodeGreedy call (the same tokens, its steps pipelined: step k + 1 encoded while the GPU runs
-  // step k). Same tokens; the native and torch references always read the logits back.
+  // step k); "picked": the decode run is one model.decodePicked call (the logits read back each step and
+  // the argmax taken on the host, step k + 1 encoded ahead of its token). Same tokens; the native and
+  // torch references always read the logits back.
   // sampling ({ params, gpu, newSampler(params) -> { sampler, history } }): decode steps sample with these
   // SamplingParams instead of greedy: on the GPU (model.decodeSample, only the token read back) when
   // `gpu`, else decode() + the host Sampler ("ahead": the decode run is one pipelined model.decodeSampled
-  // call). Same tokens either way; each run starts a fresh sampler.
+  // call; "picked": one model.decodePicked call, the host sampling each step's logits read back). Same tokens
+  // either way; each run starts a fresh sampler.
   let sampler = null;
   let history = null;
   const step =
@@ -127,6 +130,19 @@ export async function measureDecoder(model, { runs, prefillLens, decodeNew, deco
           return ++got < decodeNew;
         });
         if (got !== decodeNew) throw new Error(`decodeSampled returned ${got} of ${decodeNew} tokens`);
+      } else if (sampling !== null && sampling.gpu === "picked") {
+        let got = 0;
+        history.push(t);
+        await model.decodePicked(t, (logits) => {
+          const next = sampler.sample(logits, history).token;
+          history.push(next);
+          return ++got < decodeNew ? next : null;
+        });
+        if (got !== decodeNew) throw new Error(`decodePicked picked ${got} of ${decodeNew} tokens`);
+      } else if (gpuArgmax === "picked") {
+        let got = 0;
+        await model.decodePicked(t, (logits) => (++got < decodeNew ? argmax(logits) : null));
+        if (got !== decodeNew) throw new Error(`decodePicked picked ${got} of ${decodeNew} tokens`);
       } else if (gpuArgmax === "ahead") {
         const got = await model.decodeGreedy(t, decodeNew);
         if (got.length !== decodeNew) throw new Error(`decodeGreedy returned ${got.length} of ${decodeNew} tokens`);

@@ -105,10 +105,12 @@ try {
   const loadWarm = { ms: warm.ms, stats: model.stats().load };
 
   // HEARTH_GPU_ARGMAX=1: greedy decode steps take the argmax on the GPU (DecoderModel.decodeArgmax);
-  // =ahead: the decode run is one DecoderModel.decodeGreedy call (argmax on the GPU, steps pipelined).
+  // =ahead: the decode run is one DecoderModel.decodeGreedy call (argmax on the GPU, steps pipelined);
+  // =picked: one DecoderModel.decodePicked call (logits read back, argmax on the host, steps encoded ahead).
   const argmaxEnv = process.env.HEARTH_GPU_ARGMAX;
-  if (argmaxEnv !== undefined && !["0", "1", "ahead"].includes(argmaxEnv)) throw new Error(`HEARTH_GPU_ARGMAX must be 0, 1 or ahead, got ${argmaxEnv}`);
-  const gpuArgmax = argmaxEnv === "ahead" ? "ahead" : argmaxEnv === "1";
+  if (argmaxEnv !== undefined && !["0", "1", "ahead", "picked"].includes(argmaxEnv))
+    throw new Error(`HEARTH_GPU_ARGMAX must be 0, 1, ahead or picked, got ${argmaxEnv}`);
+  const gpuArgmax = argmaxEnv === "ahead" || argmaxEnv === "picked" ? argmaxEnv : argmaxEnv === "1";
   // HEARTH_SAMPLING=<mode> (SAMPLING_MODES): decode steps sample with that mode's settings instead of the
   // greedy argmax, on the host, or on the GPU with HEARTH_GPU_SAMPLING=1 (DecoderModel.decodeSample) or
   // =ahead (pipelined, DecoderModel.decodeSampled).
@@ -121,9 +123,10 @@ try {
     const { TokenHistory } = await import("../src/sample/history.ts");
     const newSampler = (p, prompt) => ({ sampler: new Sampler(p), history: new TokenHistory(prompt) });
     // HEARTH_GPU_SAMPLING=ahead: the decode run is one DecoderModel.decodeSampled call (pipelined; modes
-    // without penalties only).
+    // without penalties only); =picked: one DecoderModel.decodePicked call (sampled on the host, steps
+    // encoded ahead).
     const g = process.env.HEARTH_GPU_SAMPLING;
-    sampling = { params: { ...params, seed: 1 }, gpu: g === "ahead" ? "ahead" : g === "1", newSampler };
+    sampling = { params: { ...params, seed: 1 }, gpu: g === "ahead" || g === "picked" ? g : g === "1", newSampler };
   }
   const measured = await measureDecoder(model, { runs, prefillLens, decodeNew, decodePrompt, ttftPrompt, gpuArgmax, sampling });
   const samples = { load_cold_ms: [loadCold.ms], load_warm_ms: [loadWarm.ms], ...measured.samples };

@@ -15,7 +15,7 @@ workgroup storage (the A and B tiles: (by*my + bx*mx) * micro_k * 4 bytes, plus 
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import tvm
 from tvm import s_tir, tirx
@@ -53,10 +53,23 @@ PREFILL_SCHEDULES: dict[str, Matmul.Config | None] = {
     # driver's compiler merges: on the H100 no faster than "cuda" (11806 vs 11942 tok/s, SmolLM2, 128 tokens).
     # (A K-step-16 variant of the generic 8x8 config, also correct on lavapipe, was left out.)
     "cuda-v4": _CUDA_TILES,
+    # Tile-search variants for the H100 A/B of the float16 prefill (bench/gpu/build_variant.py; x = tokens,
+    # y = outputs). 64 x 64 outputs on 256 threads; 32 x 128; 64 x 64 on 128 threads with 8 x 4 per thread;
+    # 32 x 32 on 64 threads (4x the workgroups: the 896-wide projections give a 32 x 64 tile only 14 columns);
+    # the cuda tiles with a K step of 8 and of 32.
+    "t64": replace(_CUDA_TILES, block_size_x=16),
+    "t32x128": replace(_CUDA_TILES, block_size_y=32),
+    "m8": replace(_CUDA_TILES, micro_size_x=8),
+    "t32x32": replace(_CUDA_TILES, block_size_y=8),
+    "k8": replace(_CUDA_TILES, micro_size_k=8),
+    "k32": replace(_CUDA_TILES, micro_size_k=32),
 }
 
 #: What GPU builds use unless told otherwise (see the module docstring for the measurements).
 DEFAULT_PREFILL_SCHEDULE = "cuda"
+
+#: The tile-search candidates (bench only until a GPU run picks one; bench/gpu/README.md, "The f16 prefill").
+TILE_SEARCH = ("t64", "t32x128", "m8", "t32x32", "k8", "k32")
 
 # schedule -> vector width of the shared-tile fetch, applied after dlight's Matmul (ConfiguredMatmul.apply)
 FETCH_VECTOR: dict[str, int] = {"cuda-v4": 4}

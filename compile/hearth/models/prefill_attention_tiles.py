@@ -34,10 +34,17 @@ PREFILL_ATTENTION_TILES: dict[str, tuple[int, int, int] | None] = {
     "w8": (16, 8, 16),
     "x32": (32, 4, 16),
     "x32w8": (32, 8, 16),
+    # float16 variants for the f16 prefill A/B (TVM gives float16 at head_dim 64 a 32 x 32 tile, 4 warps).
+    "x64z8": (64, 4, 8),
+    "x32z16w2": (32, 2, 16),
 }
 
 #: What WebGPU builds use (module docstring).
 DEFAULT_PREFILL_ATTENTION = "x32z8"
+
+# The default keeps TVM's config where TVM's query tile is already as tall (float16); the bench's A/B sets
+# this False to try the tiles there too.
+KEEP_TALLER_TVM_TILES = True
 
 # Workgroup storage every WebGPU adapter grants (maxComputeWorkgroupStorageSize's required minimum). The bench
 # sets TVM's webgpu maximum (32 KiB) for one build to try the larger tiles (build_variant.py).
@@ -62,7 +69,7 @@ def tiles_for(
     )
     if used > shared_limit or not legal:
         return original
-    if name == DEFAULT_PREFILL_ATTENTION and tile_x <= original[5]:
+    if KEEP_TALLER_TVM_TILES and name == DEFAULT_PREFILL_ATTENTION and tile_x <= original[5]:
         # TVM already gives this kernel a query tile as tall (float16 at head_dim 64: 32 x 4 warps x 32),
         # and the A/B measured float32 only: keep TVM's.
         return original

@@ -69,6 +69,8 @@ export class DecoderFunctions {
   private logitsDtype: string | undefined;
   /** Positions sampled by runSample: on the GPU, and handed back to the host (stats). */
   readonly gpuSampling = { sampled: 0, handedBack: 0 };
+  /** Steps encoded ahead of their token (encodeAhead), and those run again because they were submitted early. */
+  readonly hostFed = { steps: 0, redone: 0 };
   private disposed = false;
 
   /**
@@ -286,6 +288,75 @@ export class DecoderFunctions {
     }
   }
 
+  /** Whether encodeAhead works here: launchArgmax's conditions, and Hearth's launch path (deferFlushes). */
+  get canEncodeAhead(): boolean {
+    return this.canLaunchAhead && this.gpu?.access.canDeferFlushes === true;
+  }
+
+  /**
+   * One decode step encoded now, before the host knows its input token, and submitted by the returned
+   * `feed(token)`, which writes the token into the step's input first and resolves to the step's logits.
+   * So the host encodes step k + 1 while the GPU runs step k and its logits come back, and the steps whose
+   * token the host picks from the logits (penalties, grammars, host sampling) overlap as the pipelined
+   * greedy steps do. Nothing of the step is submitted before `feed` (TvmjsGpuAccess.deferFlushes); where
+   * something was (a buffer freed meanwhile), `feed` drops the step from the cache and runs it again with
+   * the token (counted in `hostFed.redone`). Call `feed` exactly once, before any other call here; until
+   * then the step holds a tvmjs scope. WebGPU, float32 logits and Hearth's launch path only (canEncodeAhead).
+   */
+  encodeAhead(kv: PagedKVCache, seqId: number, timing?: ForwardTiming): HostFedStep {
+    if (this.disposed) throw new Error("DecoderFunctions disposed");
+    const gpu = this.gpu;
+    if (gpu === undefined || !gpu.access.canDeferFlushes) throw new Error("encodeAhead needs a WebGPU device and Hearth's launch path");
+    kv.checkAppend([seqId], [1]);
+    const tvm = this.tvm;
+    const t0 = performance.now();
+    tvm.beginScope();
+    let logits: TvmTensor;
+    let intact: boolean;
+    const input = this.decodeInputTensor();
+    gpu.access.deferFlushes(true);
+    try {
+      logits = this.call("decode", input, 1, kv, seqId);
+    } catch (err) {
+      gpu.access.deferFlushes(false);
+      tvm.endScope();
+      throw err;
+    } finally {
+      intact = gpu.access.deferFlushes(false);
+    }
+    this.logitsDtype = logits.dtype;
+    if (timing !== undefined) timing.submitMs += performance.now() - t0;
+    this.hostFed.steps++;
+    let fed = false;
+    const feed = async (token: number): Promise<Float32Array> => {
+      if (fed) throw new Error("this step was fed already");
+      fed = true;
+      let read: Promise<{ value: Float32Array; submitted: number }> | undefined;
+      try {
+        if (intact && logits.dtype === "float32") {
+          gpu.access.device.queue.writeBuffer(gpu.access.bufferOf(input.getDataPtr()), byteOffsetOf(input), Int32Array.of(token));
+          read = this.readBack(logits); // submits the step, then queues the copy (synchronously)
+        } else {
+          gpu.access.flush();
+        }
+      } finally {
+        tvm.endScope();
+      }
+      if (read !== undefined) return (await read).value;
+      // The step went to the GPU before its token was written: drop it and run it again with the token.
+      this.hostFed.redone++;
+      await this.device.sync();
+      tvm.beginScope();
+      try {
+        kv.popN(seqId, 1);
+      } finally {
+        tvm.endScope();
+      }
+      return this.run("decode", Int32Array.of(token), kv, seqId);
+    };
+    return { intact, feed };
+  }
+
   /**
    * Wait for the GPU and return the logits as float32. On WebGPU, float32 logits come through one
    * persistent staging buffer (gpu-readback.ts); elsewhere (the CPU, float16 logits) tvmjs copies them into
@@ -333,6 +404,17 @@ export class DecoderFunctions {
     this.prefill.dispose();
     this.decode.dispose();
   }
+}
+
+/** A decode step encoded before its input token is known (DecoderFunctions.encodeAhead). */
+export interface HostFedStep {
+  /**
+   * Nothing of the step was submitted yet. When false, `feed` runs the step again after the GPU is done
+   * (it changes the cache then): encode no other step before its result.
+   */
+  readonly intact: boolean;
+  /** Write the input token, submit the step, and resolve to its logits (float32, length vocab). Once. */
+  feed(token: number): Promise<Float32Array>;
 }
 
 /**

@@ -173,6 +173,18 @@ export async function generate(input: GenerateInput): Promise<GenerateResult> {
     result.decodeMs += performance.now() - t1;
     return done();
   }
+  if (!onGpu && session.pipelinesHostFed) {
+    // The host picks each token from the logits (a grammar's mask, or sampling on the host): the next step
+    // is encoded while the GPU runs this one and submitted with the picked token (DecoderSession.decodePicked);
+    // the same tokens and the same stop checks, per token, as the loop below.
+    const t1 = performance.now();
+    result.decodeSteps += await session.decodePicked(step.token, async (logits, canFeed) => {
+      const picked = gen.step(await masked(logits));
+      return advance(picked, canFeed) ? picked.token : null;
+    });
+    result.decodeMs += performance.now() - t1;
+    return done();
+  }
   for (;;) {
     const t1 = performance.now();
     let sampled: SampledToken | null = null;

@@ -17,7 +17,7 @@ import type { AdapterDescription } from "../runtime/gpu.js";
 import { chooseLoadDevice, loadOn, webgpuSkippedReason } from "../load/load-device.js";
 import type { MemoryEstimate } from "../load/device-fit.js";
 import { watchDeviceLost, type DeviceLossWatch, type DeviceLostError } from "../runtime/device-lost.js";
-import { DecoderFunctions, type ForwardKind, type ForwardTiming } from "./forward.js";
+import { DecoderFunctions, type ForwardKind, type ForwardTiming, type HostFedStep } from "./forward.js";
 import { ContextWindowExceededError, PagedKVCache } from "./kv-cache.js";
 import { argmax } from "../sample/argmax.js";
 import type { TokenHistory } from "../sample/history.js";
@@ -117,6 +117,11 @@ export interface DecoderStats {
    * WebGPU), and of those undone because that token was a stop token.
    */
   launchedAhead: { steps: number; undone: number };
+  /**
+   * decodePicked steps encoded before their token was known (DecoderFunctions.encodeAhead), and of those
+   * run again because something of them was submitted before the token was written.
+   */
+  hostFed: { steps: number; redone: number };
 }
 
 const SEQ = 0; // the one sequence of this session
@@ -142,7 +147,7 @@ export class DecoderModel {
   readonly loadInfo: DecoderLoadInfo;
 
   private readonly queue = new SerialQueue();
-  private readonly stats_: Omit<DecoderStats, "gpuSampling" | "launchedAhead">;
+  private readonly stats_: Omit<DecoderStats, "gpuSampling" | "launchedAhead" | "hostFed">;
   private readonly launchedAhead = { steps: 0, undone: 0 };
   private state: "ready" | "broken" | "disposed" | "lost" = "ready";
   private lossWatch: DeviceLossWatch | undefined;
@@ -395,6 +400,84 @@ export class DecoderModel {
     return this.enqueue([token], "decodeSampled", ([first]) => this.sampledNow(first as number, sampler, history, onToken));
   }
 
+  /**
+   * Continuation from `token` (not fed yet) where the host picks each next token from the logits (penalties,
+   * grammars, sampling on the host): `pick(logits, canFeed)` gets each position's logits, with whether the
+   * context window has room to feed another token, and returns the token to feed next or null to end (it
+   * must end when canFeed is false). Returns how many tokens were fed (the first included). The same tokens
+   * and cache as decode() step by step. On WebGPU (pipelinesHostFed) step k + 1 is encoded while the GPU
+   * runs step k and its logits come back, and submitted once `pick` has written its token
+   * (DecoderFunctions.encodeAhead): the host's encoding overlaps the GPU's work and the readback. A step
+   * encoded ahead that is not fed (the end, or `pick` throwing) is run with token 0 and dropped (kv popN).
+   */
+  decodePicked(token: number, pick: (logits: Float32Array, canFeed: boolean) => number | null | Promise<number | null>): Promise<number> {
+    return this.enqueue([token], "decodePicked", ([first]) => this.pickedNow(first as number, pick));
+  }
+
+  /** Whether decodePicked encodes its steps ahead here (pipelinesGreedy, and Hearth's WebGPU launch path). */
+  get pipelinesHostFed(): boolean {
+    return this.pipelinesGreedy && this.fns.canEncodeAhead;
+  }
+
+  private async pickedNow(first: number, pick: (logits: Float32Array, canFeed: boolean) => number | null | Promise<number | null>): Promise<number> {
+    const room = (): boolean => this.sequenceLength < this.maxSequenceLength;
+    if (!this.pipelinesHostFed) {
+      let fed = 0;
+      for (let token: number | null = first; token !== null; ) {
+        const logits = await this.forward("decode", Int32Array.of(token));
+        fed++;
+        const canFeed = room();
+        token = await pick(logits, canFeed); // a throw leaves the cache consistent: the step was fed
+        if (!canFeed) break;
+        if (token !== null) this.validate([token], "decodePicked");
+      }
+      return fed;
+    }
+    return this.pipelined(async (count) => {
+      const encode = (): HostFedStep => {
+        const timing: ForwardTiming = { submitMs: 0, syncMs: 0 };
+        const step = this.fns.encodeAhead(this.kv, SEQ, timing);
+        count.submitMs += timing.submitMs;
+        count.fed++;
+        return step;
+      };
+      const feed = (step: HostFedStep, token: number): Promise<Float32Array> => {
+        const p = step.feed(token);
+        p.catch(() => {}); // awaited below, or abandoned after an earlier failure: never unhandled
+        return p;
+      };
+      const undo = async (step: HostFedStep): Promise<void> => {
+        await this.undoAhead(feed(step, 0));
+        count.fed--;
+      };
+      let step = encode();
+      let pending = feed(step, first);
+      for (;;) {
+        const canFeed = room();
+        // Encoded while the GPU runs `pending`, unless `pending` is being run again (see HostFedStep.intact).
+        let ahead = canFeed && step.intact ? encode() : null;
+        if (ahead !== null) this.launchedAhead.steps++;
+        const logits = await pending;
+        let token: number | null;
+        try {
+          token = await pick(logits, canFeed);
+          if (token !== null && canFeed) this.validate([token], "decodePicked");
+        } catch (err) {
+          if (ahead !== null) await undo(ahead);
+          throw new CallerError(err);
+        }
+        if (token === null || !canFeed) {
+          if (ahead !== null) await undo(ahead);
+          break;
+        }
+        ahead ??= encode();
+        step = ahead;
+        pending = feed(step, token);
+      }
+      return count.fed;
+    });
+  }
+
   /** Whether greedy / decodeGreedy pipeline their steps here (WebGPU, float32 logits, a cache that does not slide). */
   get pipelinesGreedy(): boolean {
     return this.fns.canLaunchAhead && this.kv.options.slidingWindow <= 0;
@@ -638,6 +721,7 @@ export class DecoderModel {
       submitMs: s.submitMs,
       gpuSampling: { ...this.fns.gpuSampling },
       launchedAhead: { ...this.launchedAhead },
+      hostFed: { ...this.fns.hostFed },
       ...(d === undefined ? {} : { dispatch: { ...d, launchesByKernel: { ...d.launchesByKernel } } }),
     };
   }

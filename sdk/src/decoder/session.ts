@@ -29,6 +29,13 @@ export class DecoderSession {
    * false: every step reads the logits back and samples them on the host (A/B benchmarks).
    */
   gpuSampling = true;
+  /**
+   * Steps whose token the host picks from the logits (a grammar's mask, sampling on the host) are encoded
+   * ahead where the model can (decodePicked). Off by default until a GPU run measures it
+   * (bench/gpu/callA.sh, ARGMAX_AB=picked): on lavapipe, where the "GPU" is the same two CPU cores, it is
+   * slower (tiny test model: 20 vs 22-24 tok/s), and no hardware GPU has run it yet.
+   */
+  hostFedAhead = false;
 
   constructor(
     readonly model: DecoderModel,
@@ -145,6 +152,33 @@ export class DecoderSession {
       fed = await this.model.decodeSampled(token, sampler, history, (sampled, canFeed) => {
         tokens.push(sampled.token);
         return onToken(sampled, canFeed);
+      });
+    } catch (err) {
+      this.#stale = true; // how far it got is not known here: the next prepare() starts afresh
+      throw err;
+    }
+    this.#cached.push(...tokens.slice(0, fed));
+    return fed;
+  }
+
+  /** Whether decodePicked encodes its steps ahead here (see DecoderModel.decodePicked). */
+  get pipelinesHostFed(): boolean {
+    return this.hostFedAhead && this.model.pipelinesHostFed;
+  }
+
+  /**
+   * Continuation from `token` (appended first) where `pick` chooses each next token from the logits, or
+   * null to end (DecoderModel.decodePicked: on WebGPU the next step is encoded while the GPU runs this one).
+   * Returns how many tokens were fed.
+   */
+  async decodePicked(token: number, pick: (logits: Float32Array, canFeed: boolean) => Promise<number | null>): Promise<number> {
+    const tokens: number[] = [token];
+    let fed: number;
+    try {
+      fed = await this.model.decodePicked(token, async (logits, canFeed) => {
+        const next = await pick(logits, canFeed);
+        if (next !== null) tokens.push(next);
+        return next;
       });
     } catch (err) {
       this.#stale = true; // how far it got is not known here: the next prepare() starts afresh

@@ -87,6 +87,8 @@ interface TvmjsWebGPUContext {
   hearthFastDispatch?: FastDispatchStats;
   /** Set by installFastDispatch: while held, `submitEvery` submits nothing (TvmjsGpuAccess.holdSubmits). */
   hearthHoldSubmits?: (hold: boolean) => void;
+  /** Set by installFastDispatch: TvmjsGpuAccess.deferFlushes. */
+  hearthDeferFlushes?: (defer: boolean) => boolean;
 }
 
 export interface FastDispatchStats {
@@ -232,6 +234,20 @@ export interface TvmjsGpuAccess {
    * 2.65 -> 1.46 ms of host encoding per token; docs/benchmarks.md). A no-op without the fast path.
    */
   holdSubmits(hold: boolean): void;
+  /** Whether deferFlushes works here (Hearth's launch path is installed). */
+  readonly canDeferFlushes: boolean;
+  /**
+   * While deferring, nothing is submitted: not every `submitEvery` launches, and not where tvmjs flushes
+   * before a host-to-device copy (the KV cache copies its page tables at a step's first attention call),
+   * so the commands encoded meanwhile wait for the caller's flush. For a decode step encoded before the
+   * host knows its input token (DecoderFunctions.encodeAhead): the token is written with queue.writeBuffer
+   * and then the step is submitted, so its kernels read the token. A copy that goes ahead of the commands
+   * encoded before it is safe there: those commands (the embedding, the first layer's projections) do not
+   * read what the KV cache copies. A freed buffer ends the deferral (its commands must be submitted before
+   * the buffer is destroyed). `deferFlushes(false)` returns whether the deferral held, i.e. nothing was
+   * submitted since `deferFlushes(true)`; without the fast path nothing is deferred and it returns false.
+   */
+  deferFlushes(defer: boolean): boolean;
 }
 
 export function gpuAccess(tvm: unknown): TvmjsGpuAccess | undefined {
@@ -242,6 +258,8 @@ export function gpuAccess(tvm: unknown): TvmjsGpuAccess | undefined {
     bufferOf: (ptr) => ctx.gpuBufferFromPtr(ptr),
     flush: () => ctx.flushCommands(),
     holdSubmits: (hold) => ctx.hearthHoldSubmits?.(hold),
+    canDeferFlushes: ctx.hearthDeferFlushes !== undefined,
+    deferFlushes: (defer) => ctx.hearthDeferFlushes?.(defer) ?? false,
   };
 }
 
@@ -278,6 +296,13 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
   ctx.hearthHoldSubmits = (hold) => {
     held = hold;
   };
+  // deferFlushes: "deferring" while on, "broken" once a free ended it early.
+  let deferral: "off" | "deferring" | "broken" = "off";
+  ctx.hearthDeferFlushes = (defer) => {
+    const intact = deferral === "deferring";
+    deferral = defer ? "deferring" : "off";
+    return intact;
+  };
   ctx.hearthFastDispatch = stats;
   const directArgs = opts.directArgs !== false && installDirectArgs(tvm);
   stats.directArgs = directArgs;
@@ -309,6 +334,7 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
 
   const flushCommands = ctx.flushCommands.bind(ctx);
   ctx.flushCommands = () => {
+    if (deferral === "deferring") return; // the caller flushes (deferFlushes)
     endPass();
     sinceSubmit = 0;
     if (ctx.pendingEncoder !== null) stats.submits++;
@@ -328,6 +354,7 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
       for (const entry of [...refs]) drop(entry);
       users.delete(ptr);
     }
+    if (deferral === "deferring") deferral = "broken"; // the pending commands may use the buffer: submit them
     free(ptr); // flushes (ends the pass) before destroying the buffer
   };
   const dispose = ctx.dispose.bind(ctx);
@@ -456,7 +483,7 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
         if (timer !== undefined) endPass();
         ctx.shaderSubmitCounter += 1;
         (stats.launchesByKernel[finfo.name] as number) += 1;
-        if (submitEvery > 0 && ++sinceSubmit >= submitEvery && !held) ctx.flushCommands();
+        if (submitEvery > 0 && ++sinceSubmit >= submitEvery && !held && deferral !== "deferring") ctx.flushCommands();
       };
 
     /** The kernel function tvmjs registers: called with spread arguments, or directly (installDirectArgs). */

@@ -1,0 +1,178 @@
+// Steps whose token the host picks from the logits (DecoderModel.decodePicked: penalties, grammars, host
+// sampling), encoded ahead on WebGPU (step k + 1 encoded while the GPU runs step k, submitted once its token
+// is written; DecoderFunctions.encodeAhead) against the step-by-step loop (decode() + the same pick) on Dawn
+// with the trained test package: the same tokens for greedy and seeded penalized sampling, the cache where
+// the loop leaves it after an end, a throwing or bad pick, the context window, nothing submitted before its
+// token (no step redone), and generate() taking this path for grammar-free host sampling with the loop's
+// result. Needs dist/tiny-llama-trained/q4f32_1 (make test builds it; FAILS without).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { DecoderModel } from "../src/engine.js";
+import { generate, type GenerateResult } from "../src/decoder/generate.js";
+import { DecoderSession } from "../src/decoder/session.js";
+import type { SamplingParams } from "../src/sample/params.js";
+import { TokenHistory } from "../src/sample/history.js";
+import { Sampler } from "../src/sample/sampler.js";
+import { argmax } from "../src/sample/argmax.js";
+import { loadTokenizer } from "../src/tokenize/load.js";
+import { installNodeGPU } from "./support/node-gpu.js";
+import { fileFetch } from "./support/file-fetch.js";
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const PACKAGE = resolve(process.env["HEARTH_LLM_PACKAGE"] ?? join(REPO, "dist/tiny-llama-trained/q4f32_1"));
+const PROMPT = Array.from({ length: 24 }, (_, i) => (i * 53 + 11) % 1000);
+
+let model: DecoderModel;
+
+before(async () => {
+  assert.ok(existsSync(join(PACKAGE, "hearth-manifest.json")), `no compiled package at ${PACKAGE}: run \`make test\``);
+  const gpu = await installNodeGPU();
+  model = await DecoderModel.load(pathToFileURL(PACKAGE).href + "/", { gpu, target: "webgpu", fetch: fileFetch, logger: () => {} });
+  assert.equal(model.loadInfo.target, "webgpu");
+  assert.ok(model.pipelinesHostFed, "Hearth's launch path on WebGPU encodes host-fed steps ahead");
+});
+
+after(async () => {
+  await model?.dispose();
+});
+
+type Pick = (logits: Float32Array) => number;
+
+/** The reference: prefill, then decode() + `pick` step by step, `n` picks. */
+async function stepByStep(n: number, pick: Pick): Promise<{ first: number; tokens: number[] }> {
+  await model.reset();
+  const first = argmax(await model.prefill(PROMPT));
+  const tokens: number[] = [];
+  let t = first;
+  for (let i = 0; i < n; i++) tokens.push((t = pick(await model.decode(t))));
+  return { first, tokens };
+}
+
+/** decodePicked from the prefill's argmax, ending after `n` picks (the last one not fed). */
+async function picked(n: number, pick: Pick): Promise<{ tokens: number[]; fed: number; ahead: number; redone: number }> {
+  await model.reset();
+  const first = argmax(await model.prefill(PROMPT));
+  const tokens: number[] = [];
+  const before = model.stats().hostFed;
+  const fed = await model.decodePicked(first, (logits) => {
+    tokens.push(pick(logits));
+    return tokens.length < n ? (tokens.at(-1) as number) : null;
+  });
+  const after = model.stats().hostFed;
+  return { tokens, fed, ahead: after.steps - before.steps, redone: after.redone - before.redone };
+}
+
+test("decodePicked gives the step-by-step loop's tokens; every step encoded ahead, none redone", async () => {
+  const ref = await stepByStep(40, argmax);
+  const got = await picked(40, argmax);
+  assert.deepEqual(got.tokens, ref.tokens);
+  assert.equal(got.fed, 40, "the first token and 39 picks were fed");
+  assert.equal(got.redone, 0, "a step was submitted before its token was written");
+  assert.equal(got.ahead, 41, "40 fed steps and the one encoded ahead of the end, then undone");
+  // the cache is where the loop leaves it (the last pick not fed): the next step continues the same way
+  assert.equal(model.sequenceLength, PROMPT.length + 40);
+  const ref41 = await stepByStep(41, argmax);
+  const again = await picked(40, argmax);
+  assert.deepEqual(again.tokens, ref.tokens);
+  assert.equal(argmax(await model.decode(ref.tokens[39] as number)), ref41.tokens[40]);
+  assert.ok(new Set(ref.tokens).size > 3, `the test model repeats itself: ${ref.tokens}`);
+});
+
+test("seeded sampling with penalties on the host: the same tokens as step by step", async () => {
+  const params: SamplingParams = { temperature: 0.9, top_p: 0.9, frequency_penalty: 0.4, presence_penalty: 0.2, seed: 17 };
+  const withSampler = (): Pick => {
+    const sampler = new Sampler(params);
+    const history = new TokenHistory(PROMPT);
+    return (logits) => {
+      const t = sampler.sample(logits, history).token;
+      history.push(t);
+      return t;
+    };
+  };
+  const ref = await stepByStep(30, withSampler());
+  const got = await picked(30, withSampler());
+  assert.deepEqual(got.tokens, ref.tokens);
+  assert.equal(got.redone, 0);
+});
+
+test("a pick that throws, or names no token of the vocabulary, leaves the cache consistent and the model usable", async () => {
+  const ref = await stepByStep(12, argmax);
+  await model.reset();
+  const first = argmax(await model.prefill(PROMPT));
+  let n = 0;
+  await assert.rejects(
+    model.decodePicked(first, (logits) => {
+      if (++n === 6) throw new Error("pick failed");
+      return argmax(logits);
+    }),
+    /pick failed/,
+  );
+  assert.equal(model.sequenceLength, PROMPT.length + 6, "the first token and 5 picks fed; the step ahead undone");
+  assert.equal(argmax(await model.decode(ref.tokens[5] as number)), ref.tokens[6]);
+  await model.reset();
+  await model.prefill(PROMPT);
+  await assert.rejects(
+    model.decodePicked(first, () => model.config.vocab_size),
+    /outside the vocabulary/,
+  );
+  assert.equal(model.sequenceLength, PROMPT.length + 1);
+  assert.equal(argmax(await model.decode(ref.tokens[0] as number)), ref.tokens[1]);
+});
+
+test("the context window ends it: the last pick is told it cannot be fed", async () => {
+  await model.reset();
+  const prompt = Array.from({ length: model.maxSequenceLength - 5 }, (_, i) => (i * 7 + 3) % 1000);
+  const first = argmax(await model.prefill(prompt));
+  const seen: boolean[] = [];
+  const fed = await model.decodePicked(first, (logits, canFeed) => {
+    seen.push(canFeed);
+    return canFeed ? argmax(logits) : null;
+  });
+  assert.equal(fed, 5);
+  assert.deepEqual(seen, [true, true, true, true, false]);
+  assert.equal(model.sequenceLength, model.maxSequenceLength);
+});
+
+test("generate(): host sampling takes decodePicked and ends as the step-by-step loop does", async () => {
+  const tokenizer = await loadTokenizer({ tokenizerJson: readFileSync(join(PACKAGE, "tokenizer.json"), "utf8") });
+  const run = async (ahead: boolean, params: Record<string, unknown>, stopAfter?: number): Promise<GenerateResult> => {
+    const session = new DecoderSession(model, false);
+    session.gpuSampling = false;
+    session.hostFedAhead = ahead;
+    await model.reset();
+    const before = model.stats().hostFed.steps;
+    let pieces = 0;
+    const r = await generate({
+      session,
+      tokenizer,
+      promptIds: PROMPT,
+      params,
+      eosTokenIds: [],
+      stopRequested: () => (stopAfter !== undefined && pieces >= stopAfter ? "interrupt" : null),
+      onPiece: () => {
+        pieces++;
+      },
+    });
+    assert.equal(model.stats().hostFed.steps > before, ahead, `host-fed steps encoded ahead: ${ahead}`);
+    assert.equal(session.cachedTokens, model.sequenceLength, "the session mirror matches the cache");
+    return r;
+  };
+  for (const [params, stopAfter] of [
+    [{ temperature: 0.8, top_k: 20, frequency_penalty: 0.5, seed: 3, max_tokens: 18, ignore_eos: true }, undefined],
+    [{ temperature: 0, max_tokens: 18, ignore_eos: true, logprobs: true, top_logprobs: 2 }, undefined],
+    [{ temperature: 0, max_tokens: 18, ignore_eos: true }, 7],
+  ] as const) {
+    const host = await run(false, params, stopAfter);
+    const ahead = await run(true, params, stopAfter);
+    assert.deepEqual(
+      ahead.tokens.map((t) => [t.token, t.logprob]),
+      host.tokens.map((t) => [t.token, t.logprob]),
+    );
+    assert.equal(ahead.text, host.text);
+    assert.equal(ahead.finishReason, host.finishReason);
+    assert.equal(ahead.decodeSteps, host.decodeSteps);
+  }
+});
