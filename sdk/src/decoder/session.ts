@@ -32,8 +32,9 @@ export class DecoderSession {
   /**
    * Steps whose token the host picks from the logits (a grammar's mask, sampling on the host) are encoded
    * ahead where the model can (decodePicked). Off by default until a GPU run measures it
-   * (bench/gpu/callA.sh, ARGMAX_AB=picked): on lavapipe, where the "GPU" is the same two CPU cores, it is
-   * slower (tiny test model: 20 vs 22-24 tok/s), and no hardware GPU has run it yet.
+   * (bench/gpu/call_tile_search_and_picked.sh, ARGMAX_AB=picked): on lavapipe, where the "GPU" is the same
+   * two CPU cores, it gains nothing (tiny test model: 28-33 vs 30-31 tok/s; 20 vs 22-24 with a pytest running
+   * beside it), and no hardware GPU has run it yet.
    */
   hostFedAhead = false;
 
