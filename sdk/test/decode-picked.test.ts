@@ -3,8 +3,8 @@
 // is written; DecoderFunctions.encodeAhead) against the step-by-step loop (decode() + the same pick) on Dawn
 // with the trained test package: the same tokens for greedy and seeded penalized sampling, the cache where
 // the loop leaves it after an end, a throwing or bad pick, the context window, nothing submitted before its
-// token (no step redone), and generate() taking this path for grammar-free host sampling with the loop's
-// result. Needs dist/tiny-llama-trained/q4f32_1 (make test builds it; FAILS without).
+// token (no step redone), and generate() taking this path for host sampling and for a JSON Schema grammar
+// (xgrammar's mask on the host) with the loop's result. Needs dist/tiny-llama-trained/q4f32_1 (make test builds it; FAILS without).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
@@ -18,6 +18,8 @@ import { TokenHistory } from "../src/sample/history.js";
 import { Sampler } from "../src/sample/sampler.js";
 import { argmax } from "../src/sample/argmax.js";
 import { loadTokenizer } from "../src/tokenize/load.js";
+import { GrammarEngine } from "../src/grammar/index.js";
+import { vocabType } from "../src/service/grammar-model.js";
 import { installNodeGPU } from "./support/node-gpu.js";
 import { fileFetch } from "./support/file-fetch.js";
 
@@ -175,4 +177,49 @@ test("generate(): host sampling takes decodePicked and ends as the step-by-step 
     assert.equal(ahead.finishReason, host.finishReason);
     assert.equal(ahead.decodeSteps, host.decodeSteps);
   }
+});
+
+test("generate(): a JSON Schema grammar's masked steps take decodePicked, with the loop's tokens and valid JSON", async () => {
+  const tokenizer = await loadTokenizer({ tokenizerJson: readFileSync(join(PACKAGE, "tokenizer.json"), "utf8") });
+  // as service/grammar-model.ts builds it; <|endoftext|> (0) ends the grammar
+  const vocab = model.config.vocab_size;
+  const tokens = Array.from({ length: Math.min(tokenizer.vocabSize, vocab) }, (_, id) => (tokenizer.specialIds.has(id) ? "" : (tokenizer.idToToken(id) ?? "")));
+  const engine = new GrammarEngine({ tokens, ...vocabType(model.config.raw, tokens), vocabSize: vocab, stopTokenIds: [0] });
+  const spec = {
+    type: "json_schema" as const,
+    schema: JSON.stringify({ type: "object", properties: { k: { enum: ["x", "y"] }, n: { type: "integer", minimum: 0, maximum: 99 } }, required: ["k", "n"] }),
+  };
+  const run = async (ahead: boolean): Promise<GenerateResult> => {
+    const session = new DecoderSession(model, false);
+    session.hostFedAhead = ahead;
+    await model.reset();
+    const before = model.stats().hostFed.steps;
+    const constraint = await engine.constraint(spec);
+    try {
+      const r = await generate({
+        session,
+        tokenizer,
+        promptIds: PROMPT,
+        params: { temperature: 0.7, seed: 5, max_tokens: 40 },
+        eosTokenIds: [],
+        stopRequested: () => null,
+        constraint,
+      });
+      assert.equal(model.stats().hostFed.steps > before, ahead);
+      return r;
+    } finally {
+      constraint.dispose();
+    }
+  };
+  const host = await run(false);
+  const ahead = await run(true);
+  assert.deepEqual(
+    ahead.tokens.map((t) => t.token),
+    host.tokens.map((t) => t.token),
+  );
+  assert.equal(ahead.text, host.text);
+  assert.equal(ahead.finishReason, "stop", `the grammar completed: ${ahead.text}`);
+  const value = JSON.parse(ahead.text) as { k: string; n: number };
+  assert.ok(["x", "y"].includes(value.k) && Number.isInteger(value.n), ahead.text);
+  engine.dispose();
 });
