@@ -333,9 +333,9 @@ export class DecoderFunctions {
       fed = true;
       let read: Promise<{ value: Float32Array; submitted: number }> | undefined;
       try {
-        if (intact && logits.dtype === "float32") {
+        if (intact) {
           gpu.access.device.queue.writeBuffer(gpu.access.bufferOf(input.getDataPtr()), byteOffsetOf(input), Int32Array.of(token));
-          read = this.readBack(logits); // submits the step, then queues the copy (synchronously)
+          read = this.readBack(logits); // submits the step, then queues the copy (before its first await)
         } else {
           gpu.access.flush();
         }
