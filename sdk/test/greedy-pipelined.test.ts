@@ -323,8 +323,9 @@ test("pipelined steps submit once each, whatever submitEvery says; the sequentia
     const piped = await eager.decodeGreedy(first, 8);
     assert.deepEqual(piped, seq);
     const pipedStep = { submits: (submits() - s1) / 8, launches: (launches() - l1) / 8 };
-    // the model's step (one submit) and the argmax with its feed (one): nothing inside the step
-    assert.ok(pipedStep.submits <= 2.5 && pipedStep.launches >= perStep.launches, `pipelined: ${JSON.stringify(pipedStep)}`);
+    // the model's step in one submit (the argmax with its feed goes in its own, not counted here): nothing
+    // inside the step, not even tvmjs's flush before the KV cache's page-table copy (deferFlushes)
+    assert.ok(pipedStep.submits <= 1 && pipedStep.launches >= perStep.launches, `pipelined: ${JSON.stringify(pipedStep)}`);
     // and the hold is released: the sequential loop submits per launch again
     const s2 = submits();
     await eager.decodeArgmax(piped[piped.length - 1] as number);

@@ -269,12 +269,16 @@ export class DecoderFunctions {
       const input = this.decodeInputTensor();
       if (token !== null) input.copyFrom(Int32Array.of(token));
       // One submit per step: the GPU is still busy with the step before, so submitting within the step
-      // would buy no overlap, only host time (holdSubmits).
+      // would buy no overlap, only host time (holdSubmits), and neither would tvmjs's flush before the KV
+      // cache's page-table copy at the first attention call (deferFlushes, where the launch path has it:
+      // 2 -> 1 submits per step).
       gpu.access.holdSubmits(true);
+      gpu.access.deferFlushes(true);
       let logits: TvmTensor;
       try {
         logits = this.call("decode", input, 1, kv, seqId);
       } finally {
+        gpu.access.deferFlushes(false);
         gpu.access.holdSubmits(false);
       }
       this.logitsDtype = logits.dtype;

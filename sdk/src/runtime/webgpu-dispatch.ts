@@ -241,7 +241,8 @@ export interface TvmjsGpuAccess {
    * before a host-to-device copy (the KV cache copies its page tables at a step's first attention call),
    * so the commands encoded meanwhile wait for the caller's flush. For a decode step encoded before the
    * host knows its input token (DecoderFunctions.encodeAhead): the token is written with queue.writeBuffer
-   * and then the step is submitted, so its kernels read the token. A copy that goes ahead of the commands
+   * and then the step is submitted, so its kernels read the token. Pipelined steps use it too: one submit
+   * per step instead of two. A copy that goes ahead of the commands
    * encoded before it is safe there: those commands (the embedding, the first layer's projections) do not
    * read what the KV cache copies. A freed buffer ends the deferral (its commands must be submitted before
    * the buffer is destroyed). `deferFlushes(false)` returns whether the deferral held, i.e. nothing was
