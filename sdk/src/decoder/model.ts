@@ -113,8 +113,8 @@ export interface DecoderStats {
   /** decodeSample positions since load: sampled on the GPU, and of those handed back to the host sampler. */
   gpuSampling: { sampled: number; handedBack: number };
   /**
-   * Greedy decode steps launched before the previous step's token was read back (greedy, decodeGreedy on
-   * WebGPU), and of those undone because that token was a stop token.
+   * Decode steps launched before the previous step's token was read back (greedy, decodeGreedy,
+   * decodeSampled and decodePicked on WebGPU), and of those undone because the loop ended at that token.
    */
   launchedAhead: { steps: number; undone: number };
   /**
