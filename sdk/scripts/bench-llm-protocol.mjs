@@ -130,18 +130,14 @@ export async function measureDecoder(model, { runs, prefillLens, decodeNew, deco
           return ++got < decodeNew;
         });
         if (got !== decodeNew) throw new Error(`decodeSampled returned ${got} of ${decodeNew} tokens`);
-      } else if (sampling !== null && sampling.gpu === "picked") {
+      } else if (sampling !== null ? sampling.gpu === "picked" : gpuArgmax === "picked") {
         let got = 0;
-        history.push(t);
+        history?.push(t);
         await model.decodePicked(t, (logits) => {
-          const next = sampler.sample(logits, history).token;
-          history.push(next);
+          const next = sampling !== null ? sampler.sample(logits, history).token : argmax(logits);
+          history?.push(next);
           return ++got < decodeNew ? next : null;
         });
-        if (got !== decodeNew) throw new Error(`decodePicked picked ${got} of ${decodeNew} tokens`);
-      } else if (gpuArgmax === "picked") {
-        let got = 0;
-        await model.decodePicked(t, (logits) => (++got < decodeNew ? argmax(logits) : null));
         if (got !== decodeNew) throw new Error(`decodePicked picked ${got} of ${decodeNew} tokens`);
       } else if (gpuArgmax === "ahead") {
         const got = await model.decodeGreedy(t, decodeNew);

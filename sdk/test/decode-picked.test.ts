@@ -7,9 +7,8 @@
 // (xgrammar's mask on the host) with the loop's result. Needs dist/tiny-llama-trained/q4f32_1 (make test builds it; FAILS without).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { DecoderModel } from "../src/engine.js";
 import { generate, type GenerateResult } from "../src/decoder/generate.js";
 import { DecoderSession } from "../src/decoder/session.js";
@@ -22,17 +21,16 @@ import { GrammarEngine } from "../src/grammar/index.js";
 import { vocabType } from "../src/service/grammar-model.js";
 import { installNodeGPU } from "./support/node-gpu.js";
 import { fileFetch } from "./support/file-fetch.js";
+import { PACKAGE, PACKAGE_URL, requirePackage } from "./support/engine-fixtures.js";
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const PACKAGE = resolve(process.env["HEARTH_LLM_PACKAGE"] ?? join(REPO, "dist/tiny-llama-trained/q4f32_1"));
 const PROMPT = Array.from({ length: 24 }, (_, i) => (i * 53 + 11) % 1000);
 
 let model: DecoderModel;
 
 before(async () => {
-  assert.ok(existsSync(join(PACKAGE, "hearth-manifest.json")), `no compiled package at ${PACKAGE}: run \`make test\``);
+  requirePackage();
   const gpu = await installNodeGPU();
-  model = await DecoderModel.load(pathToFileURL(PACKAGE).href + "/", { gpu, target: "webgpu", fetch: fileFetch, logger: () => {} });
+  model = await DecoderModel.load(PACKAGE_URL, { gpu, target: "webgpu", fetch: fileFetch, logger: () => {} });
   assert.equal(model.loadInfo.target, "webgpu");
   assert.ok(model.pipelinesHostFed, "Hearth's launch path on WebGPU encodes host-fed steps ahead");
 });

@@ -269,17 +269,14 @@ export class DecoderFunctions {
       const input = this.decodeInputTensor();
       if (token !== null) input.copyFrom(Int32Array.of(token));
       // One submit per step: the GPU is still busy with the step before, so submitting within the step
-      // would buy no overlap, only host time (holdSubmits), and neither would tvmjs's flush before the KV
-      // cache's page-table copy at the first attention call (deferFlushes, where the launch path has it:
-      // 2 -> 1 submits per step).
-      gpu.access.holdSubmits(true);
+      // (every submitEvery launches, or tvmjs's flush before the KV cache's page-table copy) would buy no
+      // overlap, only host time (deferFlushes).
       gpu.access.deferFlushes(true);
       let logits: TvmTensor;
       try {
         logits = this.call("decode", input, 1, kv, seqId);
       } finally {
         gpu.access.deferFlushes(false);
-        gpu.access.holdSubmits(false);
       }
       this.logitsDtype = logits.dtype;
       if (logits.dtype !== "float32") throw new Error(`pipelined decode steps need float32 logits, this model's are ${logits.dtype}`);
@@ -316,7 +313,6 @@ export class DecoderFunctions {
     const t0 = performance.now();
     tvm.beginScope();
     let logits: TvmTensor;
-    let intact: boolean;
     const input = this.decodeInputTensor();
     gpu.access.deferFlushes(true);
     try {
@@ -325,9 +321,8 @@ export class DecoderFunctions {
       gpu.access.deferFlushes(false);
       tvm.endScope();
       throw err;
-    } finally {
-      intact = gpu.access.deferFlushes(false);
     }
+    const intact = gpu.access.deferFlushes(false);
     this.logitsDtype = logits.dtype;
     if (timing !== undefined) timing.submitMs += performance.now() - t0;
     this.hostFed.steps++;

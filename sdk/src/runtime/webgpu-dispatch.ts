@@ -85,8 +85,6 @@ interface TvmjsWebGPUContext {
   dispose(): void;
   /** Set by installFastDispatch (idempotence guard and counters). */
   hearthFastDispatch?: FastDispatchStats;
-  /** Set by installFastDispatch: while held, `submitEvery` submits nothing (TvmjsGpuAccess.holdSubmits). */
-  hearthHoldSubmits?: (hold: boolean) => void;
   /** Set by installFastDispatch: TvmjsGpuAccess.deferFlushes. */
   hearthDeferFlushes?: (defer: boolean) => boolean;
 }
@@ -227,13 +225,6 @@ export interface TvmjsGpuAccess {
   bufferOf(ptr: number): GPUBuffer;
   /** Submit tvmjs's pending commands (so work queued after them sees their results). */
   flush(): void;
-  /**
-   * While held, the fast launch path does not submit every `submitEvery` launches: the commands wait for
-   * the next flush. For pipelined decode steps, whose GPU work already overlaps the host's encoding of the
-   * next step: there the intra-step submits buy no overlap and cost host time (an H100, Qwen2.5-0.5B shape:
-   * 2.65 -> 1.46 ms of host encoding per token; docs/benchmarks.md). A no-op without the fast path.
-   */
-  holdSubmits(hold: boolean): void;
   /** Whether deferFlushes works here (Hearth's launch path is installed). */
   readonly canDeferFlushes: boolean;
   /**
@@ -241,9 +232,11 @@ export interface TvmjsGpuAccess {
    * before a host-to-device copy (the KV cache copies its page tables at a step's first attention call),
    * so the commands encoded meanwhile wait for the caller's flush. For a decode step encoded before the
    * host knows its input token (DecoderFunctions.encodeAhead): the token is written with queue.writeBuffer
-   * and then the step is submitted, so its kernels read the token. Pipelined steps use it too: one submit
-   * per step instead of two. A copy that goes ahead of the commands
-   * encoded before it is safe there: those commands (the embedding, the first layer's projections) do not
+   * and then the step is submitted, so its kernels read the token. And for pipelined decode steps, whose
+   * GPU work already overlaps the host's encoding of the next step: there submits within the step buy no
+   * overlap and cost host time (an H100, Qwen2.5-0.5B shape: 2.65 -> 1.46 ms of host encoding per token
+   * going from a submit every 16 launches to one per step; docs/benchmarks.md). A copy that goes ahead of
+   * the commands encoded before it is safe there: those commands (the embedding, the first layer's projections) do not
    * read what the KV cache copies. A freed buffer ends the deferral (its commands must be submitted before
    * the buffer is destroyed). `deferFlushes(false)` returns whether the deferral held, i.e. nothing was
    * submitted since `deferFlushes(true)`; without the fast path nothing is deferred and it returns false.
@@ -258,7 +251,6 @@ export function gpuAccess(tvm: unknown): TvmjsGpuAccess | undefined {
     device: ctx.device,
     bufferOf: (ptr) => ctx.gpuBufferFromPtr(ptr),
     flush: () => ctx.flushCommands(),
-    holdSubmits: (hold) => ctx.hearthHoldSubmits?.(hold),
     canDeferFlushes: ctx.hearthDeferFlushes !== undefined,
     deferFlushes: (defer) => ctx.hearthDeferFlushes?.(defer) ?? false,
   };
@@ -293,10 +285,6 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
     throw new Error(`submitEvery must be a whole number of launches >= 0 (0: submit only at readbacks), got ${submitEvery}`);
   }
   let sinceSubmit = 0;
-  let held = false;
-  ctx.hearthHoldSubmits = (hold) => {
-    held = hold;
-  };
   // deferFlushes: "deferring" while on, "broken" once a free ended it early.
   let deferral: "off" | "deferring" | "broken" = "off";
   ctx.hearthDeferFlushes = (defer) => {
@@ -484,7 +472,7 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
         if (timer !== undefined) endPass();
         ctx.shaderSubmitCounter += 1;
         (stats.launchesByKernel[finfo.name] as number) += 1;
-        if (submitEvery > 0 && ++sinceSubmit >= submitEvery && !held && deferral !== "deferring") ctx.flushCommands();
+        if (submitEvery > 0 && ++sinceSubmit >= submitEvery && deferral !== "deferring") ctx.flushCommands();
       };
 
     /** The kernel function tvmjs registers: called with spread arguments, or directly (installDirectArgs). */
