@@ -59,19 +59,26 @@ _SHARED_LIMIT = 32768  # bytes: TVM's webgpu max_shared_memory_per_block, what D
 
 
 @contextlib.contextmanager
-def prefill_attention(name: str | None) -> Iterator[None]:
+def prefill_attention(name: str | None, grid: str | None = None) -> Iterator[None]:
     """The package's WebGPU prefill attention tiles (models/prefill_attention_tiles.py) set to `name` for the
-    builds inside the block, up to 32 KiB of workgroup storage (None: the compiler's default)."""
-    if name is None:
-        yield
-        return
+    builds inside the block, up to 32 KiB of workgroup storage (None: the compiler's default), and its grid:
+    "tvm" (16 workgroups per KV head) or "chunk" (one per query tile of a prefill chunk; None: the default)."""
     saved = tiles.DEFAULT_PREFILL_ATTENTION, tiles.SHARED_LIMIT_BYTES, tiles.KEEP_TALLER_TVM_TILES
-    # The variant applies wherever it fits and is legal, float16 (where TVM's query tile is already 32 rows) too.
-    tiles.DEFAULT_PREFILL_ATTENTION, tiles.SHARED_LIMIT_BYTES, tiles.KEEP_TALLER_TVM_TILES = name, _SHARED_LIMIT, False
+    saved_grid = tiles.GRID_PER_QUERY_TILE
+    if name is not None:
+        # The variant applies wherever it fits and is legal, float16 (where TVM's query tile is already 32 rows) too.
+        tiles.DEFAULT_PREFILL_ATTENTION, tiles.SHARED_LIMIT_BYTES, tiles.KEEP_TALLER_TVM_TILES = (
+            name,
+            _SHARED_LIMIT,
+            False,
+        )
+    if grid is not None:
+        tiles.GRID_PER_QUERY_TILE = grid == "chunk"
     try:
         yield
     finally:
         tiles.DEFAULT_PREFILL_ATTENTION, tiles.SHARED_LIMIT_BYTES, tiles.KEEP_TALLER_TVM_TILES = saved
+        tiles.GRID_PER_QUERY_TILE = saved_grid
 
 
 def build_variant(
@@ -83,10 +90,12 @@ def build_variant(
     gemv: str | None = None,
     attention: str | None = None,
     library: str = "webgpu",
+    grid: str | None = None,
 ) -> Path:
     """The package copied to <out>/<model_id>/<quant> with its webgpu wasm built under `schedule`, the fusion
     mode `fuse`, the decode GEMV config `gemv` and the prefill attention tiles `attention` (None: defaults);
-    `library`: the WebGPU library rebuilt ("webgpu", "webgpu-fused" or "auto")."""
+    `library`: the WebGPU library rebuilt ("webgpu", "webgpu-fused" or "auto"); `grid`: the prefill attention
+    grid ("tvm" or "chunk"; None: the default)."""
     manifest = json.loads((package / "hearth-manifest.json").read_text())
     cfg = json.loads((package / "mlc-chat-config.json").read_text())
     scheme = get_scheme(cfg["quantization"])
@@ -106,7 +115,7 @@ def build_variant(
     if gemv is not None:
         gpu_schedule.DEFAULT_DECODE_GEMV = gemv  # read when the pipeline makes its dlight pass
     try:
-        with prefill_attention(attention):
+        with prefill_attention(attention, grid):
             built = build_target(arch, config, scheme, spec, fuse=fuse, prefill_schedule=schedule)
     finally:
         gpu_schedule.DEFAULT_DECODE_GEMV = default_gemv
@@ -128,6 +137,11 @@ def main() -> int:
     ap.add_argument("--fused2", action="store_true", help="the staged decode fusion (the default fused build)")
     ap.add_argument("--decode-gemv", choices=list(DECODE_GEMVS), help="webgpu decode GEMV config")
     ap.add_argument("--prefill-attention", choices=list(PREFILL_ATTENTION_TILES), help="prefill attention tiles")
+    ap.add_argument(
+        "--prefill-grid",
+        choices=["tvm", "chunk"],
+        help="prefill attention grid: TVM's 16 workgroups per KV head, or one per query tile of a chunk (default)",
+    )
     ap.add_argument("--out", type=Path, help="default bench/tmp/prefill-<NAME>")
     ap.add_argument(
         "--library",
@@ -148,6 +162,7 @@ def main() -> int:
         args.decode_gemv,
         args.prefill_attention,
         args.library,
+        args.prefill_grid,
     )
     print(json.dumps({"package": str(dst), "webgpu_seconds": round(time.perf_counter() - t0, 1)}))
     return 0

@@ -66,9 +66,11 @@ for src in $G/src/pkgs/$GLOB; do
   fi
   # Optional run with the greedy argmax on the GPU (only the token id read back per decode step).
   # ARGMAX_AB="1 ahead": one run per value (ahead: the decode run is one pipelined DecoderModel.decodeGreedy).
+  # picked-whole: picked with each step submitted whole once its token is written (HEARTH_SPLIT_DEFERRED=0).
   for a in ${ARGMAX_AB:-}; do
     sfx=""; [ "$a" != 1 ] && sfx="-$a"
-    w=$(HEARTH_GPU_ARGMAX=$a HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-argmax$sfx-$name.err | tail -1)
+    g=$a; split=1; [ "$a" = picked-whole ] && { g=picked; split=0; }
+    w=$(HEARTH_GPU_ARGMAX=$g HEARTH_SPLIT_DEFERRED=$split HEARTH_DAWN_FLAGS="$flags" $G/node $G/js/bench-llm.mjs $p --runs $RUNS --decode-new $NEW 2>$OUT/webgpu-argmax$sfx-$name.err | tail -1)
     echo "{\"package\":\"$name\",\"engine\":\"webgpu-node-vulkan+gpu-argmax$sfx\",\"result\":${w:-null}}" >> $OUT/results.jsonl
   done
   # Optional A/B of the sampler: host (logits read back) vs GPU (sdk/src/runtime/gpu-sampler.ts, token read back).

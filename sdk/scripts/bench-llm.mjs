@@ -75,6 +75,8 @@ try {
   const dispatch = process.env.HEARTH_DISPATCH ?? "hearth";
   // HEARTH_SUBMIT_EVERY=<n>: submit every n launches (A/B of webgpu-dispatch.ts's submitEvery; unset: the SDK default).
   const submitEvery = process.env.HEARTH_SUBMIT_EVERY === undefined ? undefined : Number(process.env.HEARTH_SUBMIT_EVERY);
+  // HEARTH_SPLIT_DEFERRED=0: a step encoded ahead (HEARTH_GPU_ARGMAX=picked) is submitted whole, not in parts.
+  const splitDeferred = process.env.HEARTH_SPLIT_DEFERRED !== "0";
   // HEARTH_WEBGPU_BUILD=auto|fused|plain|subgroups: the package's webgpu-fused, plain webgpu or
   // webgpu-fused-sg<N> library (A/B from one package; unset: the SDK's auto choice, fused on a hardware
   // adapter, sg<N> where its subgroups are exactly N lanes). "loadedTarget" says which ran. The device is
@@ -92,6 +94,7 @@ try {
       cache: store,
       dispatch,
       submitEvery,
+      splitDeferred,
       webgpuBuild,
       logger: (s) => console.error(`[tvmjs] ${s}`),
     });
@@ -145,6 +148,7 @@ try {
       dawnFlags: process.env.HEARTH_DAWN_FLAGS ?? null,
       dispatch,
       submitEvery: submitEvery ?? null,
+      splitDeferred,
       webgpuBuild: webgpuBuild ?? null,
       loadedTarget: model.loadInfo.target,
       gpuArgmax,

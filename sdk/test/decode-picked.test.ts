@@ -16,6 +16,7 @@ import type { SamplingParams } from "../src/sample/params.js";
 import { TokenHistory } from "../src/sample/history.js";
 import { Sampler } from "../src/sample/sampler.js";
 import { argmax } from "../src/sample/argmax.js";
+import { DEFAULT_SUBMIT_EVERY } from "../src/runtime/webgpu-dispatch.js";
 import { loadTokenizer } from "../src/tokenize/load.js";
 import { GrammarEngine } from "../src/grammar/index.js";
 import { vocabType } from "../src/service/grammar-model.js";
@@ -52,17 +53,18 @@ async function stepByStep(n: number, pick: Pick): Promise<{ first: number; token
 }
 
 /** decodePicked from the prefill's argmax, ending after `n` picks (the last one not fed). */
-async function picked(n: number, pick: Pick): Promise<{ tokens: number[]; fed: number; ahead: number; redone: number }> {
+async function picked(n: number, pick: Pick): Promise<{ tokens: number[]; fed: number; ahead: number; redone: number; submits: number }> {
   await model.reset();
   const first = argmax(await model.prefill(PROMPT));
   const tokens: number[] = [];
-  const before = model.stats().hostFed;
+  const before = model.stats();
   const fed = await model.decodePicked(first, (logits) => {
     tokens.push(pick(logits));
     return tokens.length < n ? (tokens.at(-1) as number) : null;
   });
-  const after = model.stats().hostFed;
-  return { tokens, fed, ahead: after.steps - before.steps, redone: after.redone - before.redone };
+  const after = model.stats();
+  const submits = (after.dispatch?.submits ?? 0) - (before.dispatch?.submits ?? 0);
+  return { tokens, fed, ahead: after.hostFed.steps - before.hostFed.steps, redone: after.hostFed.redone - before.hostFed.redone, submits };
 }
 
 test("decodePicked gives the step-by-step loop's tokens; every step encoded ahead, none redone", async () => {
@@ -72,6 +74,12 @@ test("decodePicked gives the step-by-step loop's tokens; every step encoded ahea
   assert.equal(got.fed, 40, "the first token and 39 picks were fed");
   assert.equal(got.redone, 0, "a step was submitted before its token was written");
   assert.equal(got.ahead, 41, "40 fed steps and the one encoded ahead of the end, then undone");
+  // Each step goes to the GPU in parts of submitEvery launches once its token is written (deferFlushes'
+  // split), not whole: the GPU starts on the first part while Dawn records the rest.
+  const launches = model.stats().dispatch?.launchesByKernel ?? {};
+  const perStep = Math.ceil(Object.values(launches).reduce((a, b) => a + b, 0) / Math.max(1, model.stats().decode.calls + model.stats().prefill.calls));
+  assert.ok(perStep > 2 * DEFAULT_SUBMIT_EVERY, `the test model launches ${perStep} kernels per step`);
+  assert.ok(got.submits >= 3 * got.ahead, `${got.submits} submits for ${got.ahead} steps: a step was submitted whole`);
   // the cache is where the loop leaves it (the last pick not fed): the next step continues the same way
   assert.equal(model.sequenceLength, PROMPT.length + 40);
   const ref41 = await stepByStep(41, argmax);

@@ -695,12 +695,14 @@ def export_model(model: DecoderForCausalLM, target: Any = None):
     order of the weight tuple every packed function takes as its last argument.
     """
     tgt = _as_target(target) if target is not None else model.target
+    chunk = model.config.prefill_chunk_size
     if tgt is not None:
-        # WebGPU's prefill attention kernels get Hearth's tile config (prefill_attention_tiles.py).
-        with tgt, webgpu_prefill_tiles(tgt):
+        # WebGPU's prefill attention kernels get Hearth's tile config and a grid as wide as a chunk's query
+        # tiles (prefill_attention_tiles.py).
+        with tgt, webgpu_prefill_tiles(tgt, grid_rows=chunk):
             mod, named_params = model.export_tvm(spec=model.get_default_spec())
     else:
-        with webgpu_prefill_tiles(tvm.target.Target.current(allow_none=True)):
+        with webgpu_prefill_tiles(tvm.target.Target.current(allow_none=True), grid_rows=chunk):
             mod, named_params = model.export_tvm(spec=model.get_default_spec())
     # WebLLM and MLC's engine look the creation function up as `create_tir_paged_kv_cache`
     # (MLC's dispatch pass renames it so). Exporting the method twice would add every cache

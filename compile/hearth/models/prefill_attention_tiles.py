@@ -13,7 +13,16 @@ needs 18.8 KiB of workgroup storage, over the 16 KiB every WebGPU adapter must g
 TVM has no hook for the config, so `webgpu_prefill_tiles` swaps `_prefill_kernels._get_prefill_kernel_config`
 for the export only (the kernels read it when they are built, never later). Where a tile does not fit the
 16 KiB or TVM's schedule cannot split it over the threads, TVM's own config stays, so every head dim and dtype
-still builds; so it does where TVM's query tile is already 32 rows (float16 at head_dim 64, unmeasured on a GPU).
+still builds; so it does where TVM's query tile is already 32 rows (float16 at head_dim 64; on the H100 the
+`x64z8` tile was the only faster one there, 39.2 -> 31.1 ms of a 512-token Qwen-shape prefill, seventh run).
+
+The grid. TVM launches 16 workgroups per KV head whatever the prompt length, each walking the query tiles
+16 apart. A model with few KV heads then prefills on few workgroups: the Qwen2.5-0.5B shape (2 KV heads,
+7 query heads each) has 112 query tiles per KV head at 512 tokens, so 32 workgroups did 7 tiles each on an
+H100's 132 SMs, and that kernel took 39-42 of the 60-64 ms of GPU time of the prefill (seventh run). With
+`grid_rows` (the export passes the prefill chunk) the grid gets one workgroup per query tile of a full
+chunk; TVM's kernel walks its tiles by the grid's width, so any width computes the same thing, and the extra
+workgroups of a short prompt find no tile and return.
 Native targets never see the swap.
 """
 
@@ -46,16 +55,53 @@ DEFAULT_PREFILL_ATTENTION = "x32z8"
 # this False to try the tiles there too.
 KEEP_TALLER_TVM_TILES = True
 
+# TVM's grid width, and the most workgroups per KV head Hearth's gives (a 2048-token chunk of 8 query heads per
+# KV head in 16-row tiles is 1024).
+TVM_PREFILL_BLOCKS = 16
+MAX_PREFILL_BLOCKS = 1024
+
+# The bench's A/B sets this False to build TVM's 16-wide grid (bench/gpu/build_variant.py --prefill-grid tvm).
+GRID_PER_QUERY_TILE = True
+
 # Workgroup storage every WebGPU adapter grants (maxComputeWorkgroupStorageSize's required minimum). The bench
 # sets TVM's webgpu maximum (32 KiB) for one build to try the larger tiles (build_variant.py).
 SHARED_LIMIT_BYTES = 16384
 
 
+def grid_blocks(grid_rows: int | None, group: int, tile_x: int) -> int:
+    """Workgroups per KV head: one per query tile of `grid_rows` tokens (each a tile_x-row slice of the rows
+    of `group` query heads), never fewer than TVM's; None: TVM's."""
+    if grid_rows is None or not GRID_PER_QUERY_TILE:
+        return TVM_PREFILL_BLOCKS
+    return min(max(TVM_PREFILL_BLOCKS, -(-grid_rows * group // tile_x)), MAX_PREFILL_BLOCKS)
+
+
 def tiles_for(
-    name: str, h_kv: int, h_q: int, d: int, dtype: str, target: tvm.target.Target, *, shared_limit: int, **kw: Any
+    name: str,
+    h_kv: int,
+    h_q: int,
+    d: int,
+    dtype: str,
+    target: tvm.target.Target,
+    *,
+    shared_limit: int,
+    grid_rows: int | None = None,
+    **kw: Any,
 ) -> tuple[int, ...]:
-    """TVM's config tuple for one kernel with tile `name` where it fits `shared_limit` and is legal, else TVM's."""
-    original = _kernel_common._get_prefill_kernel_config(h_kv, h_q, d, dtype, target, **kw)
+    """TVM's config tuple for one kernel: tile `name` where it fits `shared_limit` and is legal, else TVM's
+    tile; the grid one workgroup per query tile of `grid_rows` tokens (grid_blocks)."""
+    tvm_config = _kernel_common._get_prefill_kernel_config(h_kv, h_q, d, dtype, target, **kw)
+    blks, *rest = _tiles(name, tvm_config, d, dtype, shared_limit, **kw)
+    _, group, _, _, tile_x, _, _ = rest
+    if blks != TVM_PREFILL_BLOCKS:  # the kernels' tile walk is what makes any width right: recheck it
+        raise RuntimeError(
+            f"TVM's prefill attention grid is {blks} wide, not {TVM_PREFILL_BLOCKS}: recheck grid_blocks"
+        )
+    return (grid_blocks(grid_rows, group, tile_x), *rest)
+
+
+def _tiles(name: str, original: tuple[int, ...], d: int, dtype: str, shared_limit: int, **kw: Any) -> tuple[int, ...]:
+    """TVM's config `original` with tile `name` where it fits `shared_limit` and is legal, else `original`."""
     tiles = PREFILL_ATTENTION_TILES[name]
     if tiles is None:
         return original
@@ -80,15 +126,17 @@ def tiles_for(
 def webgpu_prefill_tiles(
     target: tvm.target.Target | None,
     name: str | None = None,
+    grid_rows: int | None = None,
 ) -> Iterator[None]:
     """Within the block, the prefill attention kernels TVM builds for a webgpu `target` use tile `name`
     (None: DEFAULT_PREFILL_ATTENTION) within SHARED_LIMIT_BYTES, both read now, so the bench's A/B can set
-    them for one build."""
+    them for one build, and a grid of one workgroup per query tile of `grid_rows` tokens (the prefill chunk;
+    None: TVM's 16 per KV head)."""
     name = DEFAULT_PREFILL_ATTENTION if name is None else name
     shared_limit = SHARED_LIMIT_BYTES
     if name not in PREFILL_ATTENTION_TILES:
         raise ValueError(f"unknown prefill attention tiles {name!r}; one of {', '.join(PREFILL_ATTENTION_TILES)}")
-    if target is None or target.kind.name != "webgpu" or PREFILL_ATTENTION_TILES[name] is None:
+    if target is None or target.kind.name != "webgpu":
         yield
         return
     original = _prefill_kernels._get_prefill_kernel_config
@@ -96,7 +144,7 @@ def webgpu_prefill_tiles(
     def config(h_kv, h_q, d, dtype, tgt, **kw):  # noqa: ANN001, ANN003, ANN202 - TVM's signature
         if tgt.kind.name != "webgpu":
             return original(h_kv, h_q, d, dtype, tgt, **kw)
-        return tiles_for(name, h_kv, h_q, d, dtype, tgt, shared_limit=shared_limit, **kw)
+        return tiles_for(name, h_kv, h_q, d, dtype, tgt, shared_limit=shared_limit, grid_rows=grid_rows, **kw)
 
     _prefill_kernels._get_prefill_kernel_config = config
     try:

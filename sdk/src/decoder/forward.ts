@@ -314,7 +314,7 @@ export class DecoderFunctions {
     tvm.beginScope();
     let logits: TvmTensor;
     const input = this.decodeInputTensor();
-    gpu.access.deferFlushes(true);
+    gpu.access.deferFlushes(true, true); // in parts: the GPU starts on the first while Dawn records the rest
     try {
       logits = this.call("decode", input, 1, kv, seqId);
     } catch (err) {

@@ -161,6 +161,12 @@ export interface LoadPackageOptions {
    * GPU starts on a decode step while the host is still encoding it. Default: runtime/webgpu-dispatch.ts DEFAULT_SUBMIT_EVERY.
    */
   submitEvery?: number | undefined;
+  /**
+   * A decode step encoded before its token is known (the host-picked path) is submitted in parts of
+   * `submitEvery` launches once the token is written (default true; false: whole, for the A/B;
+   * runtime/webgpu-dispatch.ts, deferFlushes).
+   */
+  splitDeferred?: boolean | undefined;
   signal?: AbortSignal | undefined;
   /**
    * Where verified files are kept between loads: "cache-storage" (Cache Storage), "indexeddb",
@@ -537,6 +543,7 @@ export async function loadVerifiedPackage<C extends { params: readonly { name: s
       pipelines: opts.pipelines,
       kernelTiming: opts.kernelTiming,
       submitEvery: opts.submitEvery,
+      splitDeferred: opts.splitDeferred,
       threads: target === "wasm-cpu-mt" ? (opts.threads ?? defaultWasmThreads()) : undefined,
       onShaderProgress: (progress, done, total) => emit({ phase: "shader-compile", progress, done, total }),
     });

@@ -40,6 +40,8 @@ export interface InstantiateOptions {
   kernelTiming?: boolean | undefined;
   /** Launches per submit (dispatch "hearth"; see FastDispatchOptions.submitEvery). */
   submitEvery?: number | undefined;
+  /** Split decode steps encoded ahead into parts (dispatch "hearth"; see FastDispatchOptions.splitDeferred). */
+  splitDeferred?: boolean | undefined;
   /** Shader compilation progress (WebGPU only): fraction done and, when known, pipelines done/total. */
   onShaderProgress?: ((progress: number, done: number | null, total: number | null) => void) | undefined;
   /**
@@ -118,7 +120,13 @@ export async function instantiateRuntime(opts: InstantiateOptions): Promise<Runt
         const dispatch = opts.dispatch ?? "hearth";
         if (dispatch !== "tvmjs") {
           const directArgs = dispatch === "hearth";
-          dispatchStats = installFastDispatch(tvm, { pipelines: opts.pipelines, kernelTiming: opts.kernelTiming, submitEvery: opts.submitEvery, directArgs });
+          dispatchStats = installFastDispatch(tvm, {
+            pipelines: opts.pipelines,
+            kernelTiming: opts.kernelTiming,
+            submitEvery: opts.submitEvery,
+            splitDeferred: opts.splitDeferred,
+            directArgs,
+          });
         }
         const onShader = opts.onShaderProgress;
         onShader?.(0, null, null);

@@ -47,6 +47,11 @@ export interface FastDispatchOptions {
    * the GPU runs them; submitting every few dozen launches lets the two overlap.
    */
   submitEvery?: number | undefined;
+  /**
+   * Split a step encoded ahead into command buffers of `submitEvery` launches (TvmjsGpuAccess.deferFlushes
+   * `split`; default true; false: one command buffer, for the A/B).
+   */
+  splitDeferred?: boolean | undefined;
   /** Read launch arguments straight from wasm memory (default true; false: tvmjs's generic decoding). */
   directArgs?: boolean | undefined;
 }
@@ -86,7 +91,7 @@ interface TvmjsWebGPUContext {
   /** Set by installFastDispatch (idempotence guard and counters). */
   hearthFastDispatch?: FastDispatchStats;
   /** Set by installFastDispatch: TvmjsGpuAccess.deferFlushes. */
-  hearthDeferFlushes?: (defer: boolean) => boolean;
+  hearthDeferFlushes?: (defer: boolean, split?: boolean) => boolean;
 }
 
 export interface FastDispatchStats {
@@ -240,8 +245,14 @@ export interface TvmjsGpuAccess {
    * read what the KV cache copies. A freed buffer ends the deferral (its commands must be submitted before
    * the buffer is destroyed). `deferFlushes(false)` returns whether the deferral held, i.e. nothing was
    * submitted since `deferFlushes(true)`; without the fast path nothing is deferred and it returns false.
+   *
+   * `split`: the commands are still cut every `submitEvery` launches, into command buffers held back, each
+   * submitted on its own, in order, at the caller's flush. Dawn records a command buffer into Vulkan when it
+   * is submitted, not when it is encoded; a decode step submitted whole once its token is known (encodeAhead)
+   * puts that recording of every launch ahead of the GPU's first kernel, and in parts the GPU starts after
+   * the first part's. Pipelined steps do not split: their submit is already off the critical path.
    */
-  deferFlushes(defer: boolean): boolean;
+  deferFlushes(defer: boolean, split?: boolean): boolean;
 }
 
 export function gpuAccess(tvm: unknown): TvmjsGpuAccess | undefined {
@@ -252,7 +263,7 @@ export function gpuAccess(tvm: unknown): TvmjsGpuAccess | undefined {
     bufferOf: (ptr) => ctx.gpuBufferFromPtr(ptr),
     flush: () => ctx.flushCommands(),
     canDeferFlushes: ctx.hearthDeferFlushes !== undefined,
-    deferFlushes: (defer) => ctx.hearthDeferFlushes?.(defer) ?? false,
+    deferFlushes: (defer, split) => ctx.hearthDeferFlushes?.(defer, split) ?? false,
   };
 }
 
@@ -287,9 +298,13 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
   let sinceSubmit = 0;
   // deferFlushes: "deferring" while on, "broken" once a free ended it early.
   let deferral: "off" | "deferring" | "broken" = "off";
-  ctx.hearthDeferFlushes = (defer) => {
+  let splitting = false;
+  /** Command buffers cut from a split deferral, submitted in order ahead of the pending encoder. */
+  let held: GPUCommandBuffer[] = [];
+  ctx.hearthDeferFlushes = (defer, split = false) => {
     const intact = deferral === "deferring";
     deferral = defer ? "deferring" : "off";
+    splitting = defer && split && opts.splitDeferred !== false && timer === undefined; // timed launches resolve their queries per encoder
     return intact;
   };
   ctx.hearthFastDispatch = stats;
@@ -321,11 +336,24 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
     }
   };
 
+  const cut = (): void => {
+    endPass();
+    sinceSubmit = 0;
+    if (ctx.pendingEncoder === null) return;
+    held.push(ctx.pendingEncoder.finish());
+    ctx.pendingEncoder = null;
+  };
   const flushCommands = ctx.flushCommands.bind(ctx);
   ctx.flushCommands = () => {
     if (deferral === "deferring") return; // the caller flushes (deferFlushes)
     endPass();
     sinceSubmit = 0;
+    if (held.length > 0) {
+      const parts = held;
+      held = [];
+      for (const part of parts) device.queue.submit([part]);
+      stats.submits += parts.length;
+    }
     if (ctx.pendingEncoder !== null) stats.submits++;
     if (timer !== undefined && ctx.pendingEncoder !== null) timer.beforeSubmit(ctx.pendingEncoder);
     flushCommands();
@@ -472,7 +500,10 @@ export function installFastDispatch(tvm: unknown, opts: FastDispatchOptions = {}
         if (timer !== undefined) endPass();
         ctx.shaderSubmitCounter += 1;
         (stats.launchesByKernel[finfo.name] as number) += 1;
-        if (submitEvery > 0 && ++sinceSubmit >= submitEvery && deferral !== "deferring") ctx.flushCommands();
+        if (submitEvery > 0 && ++sinceSubmit >= submitEvery) {
+          if (deferral !== "deferring") ctx.flushCommands();
+          else if (splitting) cut();
+        }
       };
 
     /** The kernel function tvmjs registers: called with spread arguments, or directly (installDirectArgs). */
