@@ -7,15 +7,22 @@ The model is rebuilt from the same checkpoint with the same quantization and the
 context_window_size / prefill_chunk_size, so the function signatures and the packed parameter
 order match the package's tensor-cache.json (checked). No GPU is needed: CUDA C is compiled to a
 cubin by nvcc (TVM_CUDA_COMPILE_MODE=nvcc; CUDA_PATH, default /usr/local/cuda) or NVRTC.
+
+--prefill-grid chunk: the native build's prefill attention kernels get the grid Hearth's WebGPU builds get
+(one workgroup per query tile of a chunk instead of TVM's 16 per KV head; models/prefill_attention_tiles.py),
+TVM's tiles otherwise. Not the reference (native is TVM as it ships); it tells how much of WebGPU's prefill
+lead over that reference is the grid, which native would gain from too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import tvm
@@ -23,6 +30,7 @@ import tvm.support.nvcc  # noqa: F401 - registers tvm_callback_cuda_compile: wit
 
 from hearth.build.pipeline import build_target, write_library
 from hearth.models import config_from_hf
+from hearth.models.prefill_attention_tiles import grid_blocks
 from hearth.quant import get_scheme
 from hearth.targets import TargetSpec
 from hearth.weights.source import resolve_source
@@ -48,6 +56,26 @@ def cuda_spec(arch: str) -> TargetSpec:
     )
 
 
+@contextlib.contextmanager
+def native_prefill_grid(grid_rows: int | None) -> Iterator[None]:
+    """Within the block, TVM's prefill attention kernels for any target get a grid of one workgroup per query
+    tile of `grid_rows` tokens (None: TVM's)."""
+    from tvm.relax.frontend.nn.llm import _prefill_kernels
+
+    original = _prefill_kernels._get_prefill_kernel_config
+
+    def config(*args, **kw):  # noqa: ANN002, ANN003, ANN202 - TVM's signature
+        _, *rest = original(*args, **kw)
+        return (grid_blocks(grid_rows, rest[1], rest[4]), *rest)
+
+    if grid_rows is not None:
+        _prefill_kernels._get_prefill_kernel_config = config
+    try:
+        yield
+    finally:
+        _prefill_kernels._get_prefill_kernel_config = original
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", type=Path)
@@ -56,6 +84,9 @@ def main() -> int:
     # sm_90a: H100/H200 code; also keeps dlight off its tensor-core matmul rule, whose Tensorize
     # segfaults in TVM 0.27 on these GEMMs (check_sm_version("sm_90a") is -1).
     ap.add_argument("--arch", default="sm_90a")
+    ap.add_argument(
+        "--prefill-grid", choices=["tvm", "chunk"], default="tvm", help="prefill attention grid (docstring)"
+    )
     args = ap.parse_args()
     os.environ.setdefault("TVM_CUDA_COMPILE_MODE", "nvcc")
     os.environ.setdefault("CUDA_PATH", "/usr/local/cuda")
@@ -68,7 +99,8 @@ def main() -> int:
     )
     spec = cuda_spec(args.arch)
     t0 = time.perf_counter()
-    built = build_target(arch, config, scheme, spec)  # the same step `hearth compile` runs per target
+    with native_prefill_grid(config.prefill_chunk_size if args.prefill_grid == "chunk" else None):
+        built = build_target(arch, config, scheme, spec)  # the same step `hearth compile` runs per target
     names = [n for n, _ in built.named_params]
     want = [p["name"] for p in cfg["params"]]
     if names != want:

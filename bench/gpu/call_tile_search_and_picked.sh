@@ -1,4 +1,4 @@
-# A device call prepared in session 13 (not run yet: no device was lent). On the Qwen2.5-0.5B shape:
+# A device call prepared in session 13, run in session 14 (the seventh H100 run's call A; docs/benchmarks.md). On the Qwen2.5-0.5B shape:
 # 1. q4f16_1 and q4f32_1: prefill 128/512 and decode, native CUDA (per step and pipelined), the per-step
 #    logits path encoded ahead (ARGMAX_AB=picked, DecoderModel.decodePicked) next to the plain per-step row,
 #    and per-kernel GPU time of a 512-token prefill.

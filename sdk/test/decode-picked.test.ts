@@ -17,6 +17,7 @@ import { TokenHistory } from "../src/sample/history.js";
 import { Sampler } from "../src/sample/sampler.js";
 import { argmax } from "../src/sample/argmax.js";
 import { DEFAULT_SUBMIT_EVERY } from "../src/runtime/webgpu-dispatch.js";
+import { softwareAdapterName } from "../src/runtime/gpu.js";
 import { loadTokenizer } from "../src/tokenize/load.js";
 import { GrammarEngine } from "../src/grammar/index.js";
 import { vocabType } from "../src/service/grammar-model.js";
@@ -228,4 +229,14 @@ test("generate(): a JSON Schema grammar's masked steps take decodePicked, with t
   const value = JSON.parse(ahead.text) as { k: string; n: number };
   assert.ok(["x", "y"].includes(value.k) && Number.isInteger(value.n), ahead.text);
   engine.dispose();
+});
+
+test("hostFedAhead is on by default on a hardware adapter and off on a software one", () => {
+  assert.notEqual(softwareAdapterName(model.adapter), null, "this test runs on a software adapter (lavapipe)");
+  assert.equal(new DecoderSession(model).hostFedAhead, false);
+  // The same model as if its adapter were a GPU (the rule reads only model.adapter).
+  const onGpu = Object.create(model, { adapter: { value: { vendor: "nvidia", architecture: "hopper", device: "", description: "NVIDIA H100" } } }) as DecoderModel;
+  assert.equal(new DecoderSession(onGpu).hostFedAhead, true);
+  const noGpu = Object.create(model, { adapter: { value: null } }) as DecoderModel;
+  assert.equal(new DecoderSession(noGpu).hostFedAhead, false);
 });

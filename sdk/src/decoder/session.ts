@@ -9,6 +9,7 @@
  * (or an unexpected length) marks the mirror stale, and the next prepare() starts from an empty cache.
  */
 import type { DecoderModel } from "./model.js";
+import { softwareAdapterName } from "../runtime/gpu.js";
 import type { TokenHistory } from "../sample/history.js";
 import type { SampledToken, Sampler } from "../sample/sampler.js";
 
@@ -30,19 +31,22 @@ export class DecoderSession {
    */
   gpuSampling = true;
   /**
-   * Steps whose token the host picks from the logits (a grammar's mask, sampling on the host) are encoded
-   * ahead where the model can (decodePicked). Off by default until a GPU run measures it
-   * (bench/gpu/call_tile_search_and_picked.sh, ARGMAX_AB=picked): on lavapipe, where the "GPU" is the same
-   * two CPU cores, it gains nothing (tiny test model: 28-33 vs 30-31 tok/s; 20 vs 22-24 with a pytest running
-   * beside it), and no hardware GPU has run it yet.
+   * Steps whose token the host picks from the logits (a grammar's mask, penalties, sampling on the host)
+   * are encoded ahead where the model can (decodePicked). Default: on a hardware adapter, off on a software
+   * one. On an H100 (Qwen2.5-0.5B shape, docs/benchmarks.md "seventh run") it was faster than the plain
+   * per-step loop in 4 of 6 same-call pairs, 0.85-1.82x its tok/s (geometric mean 1.16; f32 1.25-1.82x,
+   * f16 0.85-1.09x, with the hosts' own speed swinging 2-3x between rows); on lavapipe, where the "GPU" is
+   * the same two CPU cores, it gains nothing (tiny test model: 28-33 vs 30-31 tok/s).
    */
-  hostFedAhead = false;
+  hostFedAhead: boolean;
 
   constructor(
     readonly model: DecoderModel,
     /** Reuse a cached prefix across requests (default true). */
     readonly reuse = true,
-  ) {}
+  ) {
+    this.hostFedAhead = model.adapter !== null && softwareAdapterName(model.adapter) === null;
+  }
 
   /** Tokens the KV cache holds. */
   get cachedTokens(): number {
