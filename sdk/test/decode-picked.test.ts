@@ -235,7 +235,9 @@ test("hostFedAhead is on by default on a hardware adapter and off on a software 
   assert.notEqual(softwareAdapterName(model.adapter), null, "this test runs on a software adapter (lavapipe)");
   assert.equal(new DecoderSession(model).hostFedAhead, false);
   // The same model as if its adapter were a GPU (the rule reads only model.adapter).
-  const onGpu = Object.create(model, { adapter: { value: { vendor: "nvidia", architecture: "hopper", device: "", description: "NVIDIA H100" } } }) as DecoderModel;
+  const onGpu = Object.create(model, {
+    adapter: { value: { vendor: "nvidia", architecture: "hopper", device: "", description: "NVIDIA H100" } },
+  }) as DecoderModel;
   assert.equal(new DecoderSession(onGpu).hostFedAhead, true);
   const noGpu = Object.create(model, { adapter: { value: null } }) as DecoderModel;
   assert.equal(new DecoderSession(noGpu).hostFedAhead, false);
