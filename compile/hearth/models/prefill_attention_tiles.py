@@ -14,7 +14,8 @@ TVM has no hook for the config, so `webgpu_prefill_tiles` swaps `_prefill_kernel
 for the export only (the kernels read it when they are built, never later). Where a tile does not fit the
 16 KiB or TVM's schedule cannot split it over the threads, TVM's own config stays, so every head dim and dtype
 still builds; so it does where TVM's query tile is already 32 rows (float16 at head_dim 64; on the H100 the
-`x64z8` tile was the only faster one there, 39.2 -> 31.1 ms of a 512-token Qwen-shape prefill, seventh run).
+`x64z8` tile was faster there on TVM's grid, 39.2 -> 31.1 ms of a 512-token Qwen-shape prefill, but with the
+grid below TVM's own tile was the fastest, 7.25 ms against 7.46 for `x32z8` and 8.37 for `x64z8`; seventh run).
 
 The grid. TVM launches 16 workgroups per KV head whatever the prompt length, each walking the query tiles
 16 apart. A model with few KV heads then prefills on few workgroups: the Qwen2.5-0.5B shape (2 KV heads,
