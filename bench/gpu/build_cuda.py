@@ -30,7 +30,7 @@ import tvm.support.nvcc  # noqa: F401 - registers tvm_callback_cuda_compile: wit
 
 from hearth.build.pipeline import build_target, write_library
 from hearth.models import config_from_hf
-from hearth.models.prefill_attention_tiles import grid_blocks
+from hearth.models.prefill_attention_tiles import SHARED_LIMIT_BYTES, tiles_for
 from hearth.quant import get_scheme
 from hearth.targets import TargetSpec
 from hearth.weights.source import resolve_source
@@ -65,8 +65,8 @@ def native_prefill_grid(grid_rows: int | None) -> Iterator[None]:
     original = _prefill_kernels._get_prefill_kernel_config
 
     def config(*args, **kw):  # noqa: ANN002, ANN003, ANN202 - TVM's signature
-        _, *rest = original(*args, **kw)
-        return (grid_blocks(grid_rows, rest[1], rest[4]), *rest)
+        # TVM's tile ("tvm"), Hearth's grid: the WebGPU builds' tiles_for, for any target
+        return tiles_for("tvm", *args, shared_limit=SHARED_LIMIT_BYTES, grid_rows=grid_rows, **kw)
 
     if grid_rows is not None:
         _prefill_kernels._get_prefill_kernel_config = config

@@ -4,12 +4,7 @@
 # (bench/gpu/build_cuda.py --prefill-grid chunk --out bench/tmp/cuda-grid/<quant>.so; row native-cuda+grid):
 # how much of WebGPU's prefill lead is the grid, which native gains from too. Native rows only (the device
 # budget was short; the WebGPU rows are call B's).
-D=bench/gpu/device_run.sh
-export SKIP_TORCH=1
-t0=$(date +%s)
-T() { echo "T $1 $(( $(date +%s) - t0 ))" | tee -a $OUT/log.txt; }
-: > $OUT/errs.txt
-run() { bash $D "$@" >> $OUT/log.txt 2>&1; cat $OUT/errors.txt >> $OUT/errs.txt 2>/dev/null; rm -f $OUT/errors.txt; }
+source bench/gpu/call_lib.sh
 NATIVE_ONLY=1 run 5 128 'qwen2.5-0.5b-shaped-q4f*_1'; T native
 for q in q4f16_1 q4f32_1; do
   p=/tmp/g/pkgs/qwen2.5-0.5b-shaped-$q

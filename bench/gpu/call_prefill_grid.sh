@@ -6,12 +6,7 @@
 # 2. Per-kernel prefill time of the grid / tile variants (bench/gpu/build_variant.py --prefill-grid,
 #    --prefill-attention): v-gridtvm (TVM's 16-wide grid, the first call's default), f16 v-gx64z8 / v-gx32z8,
 #    f32 v-gx16 / v-gx32z16.
-D=bench/gpu/device_run.sh
-export SKIP_TORCH=1
-t0=$(date +%s)
-T() { echo "T $1 $(( $(date +%s) - t0 ))" | tee -a $OUT/log.txt; }
-: > $OUT/errs.txt
-run() { bash $D "$@" >> $OUT/log.txt 2>&1; cat $OUT/errors.txt >> $OUT/errs.txt; rm -f $OUT/errors.txt; }
+source bench/gpu/call_lib.sh
 PREFILL_TIMES=512 ARGMAX_AB="picked picked-whole ahead" NATIVE_AHEAD=1 run 5 128 'qwen2.5-0.5b-shaped-q4f16_1'; T f16
 APPEND=1 PREFILL_TIMES=512 ARGMAX_AB="picked picked-whole ahead" NATIVE_AHEAD=1 run 5 128 'qwen2.5-0.5b-shaped-q4f32_1'; T f32
 APPEND=1 NO_BENCH=1 PREFILL_TIMES=512 run 5 8 'qwen2.5-0.5b-shaped-q4f16_1-v-*'; T f16v

@@ -31,7 +31,7 @@ export class DecoderSession {
    */
   gpuSampling = true;
   /**
-   * Steps whose token the host picks from the logits (a grammar's mask, penalties, sampling on the host)
+   * Steps whose token the host picks from the logits (a grammar's mask, sampling on the host)
    * are encoded ahead where the model can (decodePicked). Default: on a hardware adapter, off on a software
    * one. On an H100 (Qwen2.5-0.5B shape, docs/benchmarks.md "seventh run") it was faster than the plain
    * per-step loop in 4 of 6 same-call pairs, 0.85-1.82x its tok/s (geometric mean 1.16; f32 1.25-1.82x,
